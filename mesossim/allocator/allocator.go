@@ -1,0 +1,456 @@
+// Package allocator is the simulated Mesos master's resource allocator: weighted Dominant Resource
+// Fairness across roles, then across the frameworks of a role, with per-agent offer filters
+// (refuse_seconds) and per-role suppression, as Mesos' hierarchical allocator does.
+//
+// It is a pure data structure: no goroutines, no I/O and no clock. The master feeds it events (agents and
+// frameworks come and go, resources are offered, used and recovered) and calls Allocate(now) once per
+// allocation cycle; the returned offers are what the master sends. A fixed seed makes the agent visiting
+// order, and therefore every cycle, reproducible.
+package allocator
+
+import (
+	"math"
+	"math/rand"
+	"slices"
+	"sort"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	rez "github.com/mesos/mesos-go/api/v1/lib/resources"
+)
+
+// Config tunes an Allocator.
+type Config struct {
+	// Weights per role (master flag --weights); roles not listed weigh 1.
+	Weights map[string]float64
+	// Seed for the per-cycle agent shuffle.
+	Seed int64
+	// MinCPUs and MinMem: an agent is offered only if it has at least this much free cpus OR mem
+	// (Mesos' default --min_allocatable_resources=cpus:0.01|mem:32). Zero values take those defaults.
+	MinCPUs, MinMem float64
+}
+
+// Offer is one allocation decision: all the free resources of one agent for one framework in one role.
+// Resources carry allocation_info.role = Role, as in a Mesos 1.x offer.
+type Offer struct {
+	FrameworkID string
+	Role        string
+	AgentID     string
+	Resources   mesos.Resources
+}
+
+type filter struct {
+	resources mesos.Resources
+	until     time.Time
+}
+
+type agentState struct {
+	id        string
+	total     mesos.Resources
+	available mesos.Resources
+	used      map[useKey]scalars // by framework and role
+}
+
+type useKey struct{ framework, role string }
+
+type frameworkState struct {
+	id         string
+	roles      []string
+	active     bool
+	suppressed map[string]bool
+	filters    map[string][]filter // by agent ID
+	alloc      map[string]scalars  // by role
+}
+
+// scalars is a sum of scalar resources by name (cpus, mem, disk, gpus...), the quantities DRF compares.
+type scalars map[string]float64
+
+func (s scalars) add(rs mesos.Resources, sign float64) {
+	for i := range rs {
+		if rs[i].GetType() == mesos.SCALAR && rs[i].Scalar != nil {
+			s[rs[i].Name] += sign * rs[i].Scalar.Value
+			if math.Abs(s[rs[i].Name]) < 1e-9 {
+				delete(s, rs[i].Name)
+			}
+		}
+	}
+}
+
+func (s scalars) sub(o scalars) {
+	for n, v := range o {
+		s[n] -= v
+		if math.Abs(s[n]) < 1e-9 {
+			delete(s, n)
+		}
+	}
+}
+
+// Allocator holds the allocation state. It is not safe for concurrent use; the master serialises calls.
+type Allocator struct {
+	cfg        Config
+	rnd        *rand.Rand
+	agents     map[string]*agentState
+	agentOrder []string // sorted IDs; shuffled copy per cycle
+	frameworks map[string]*frameworkState
+	total      scalars
+	roleAlloc  map[string]scalars
+}
+
+// New returns an empty allocator.
+func New(cfg Config) *Allocator {
+	if cfg.MinCPUs == 0 {
+		cfg.MinCPUs = 0.01
+	}
+	if cfg.MinMem == 0 {
+		cfg.MinMem = 32
+	}
+	return &Allocator{
+		cfg:        cfg,
+		rnd:        rand.New(rand.NewSource(cfg.Seed)),
+		agents:     map[string]*agentState{},
+		frameworks: map[string]*frameworkState{},
+		total:      scalars{},
+		roleAlloc:  map[string]scalars{},
+	}
+}
+
+// Weight is the weight of role (1 unless configured).
+func (a *Allocator) Weight(role string) float64 {
+	if w, ok := a.cfg.Weights[role]; ok && w > 0 {
+		return w
+	}
+	return 1
+}
+
+// AddAgent adds an agent with all of total free. Adding a known agent replaces its total and frees
+// everything; callers re-add allocations with Allocated.
+func (a *Allocator) AddAgent(id string, total mesos.Resources) {
+	if _, ok := a.agents[id]; ok {
+		a.RemoveAgent(id)
+	}
+	t := total.Clone().Unallocate()
+	ag := &agentState{id: id, total: t, available: t.Clone(), used: map[useKey]scalars{}}
+	a.total.add(t, 1)
+	a.agents[id] = ag
+	i := sort.SearchStrings(a.agentOrder, id)
+	a.agentOrder = slices.Insert(a.agentOrder, i, id)
+}
+
+// RemoveAgent forgets an agent and everything allocated on it.
+func (a *Allocator) RemoveAgent(id string) {
+	ag, ok := a.agents[id]
+	if !ok {
+		return
+	}
+	for k, s := range ag.used {
+		a.roleScalars(k.role).sub(s)
+		if fw, ok := a.frameworks[k.framework]; ok && fw.alloc[k.role] != nil {
+			fw.alloc[k.role].sub(s)
+		}
+	}
+	for _, fw := range a.frameworks {
+		delete(fw.filters, id)
+	}
+	a.total.add(ag.total, -1)
+	delete(a.agents, id)
+	if i := sort.SearchStrings(a.agentOrder, id); i < len(a.agentOrder) && a.agentOrder[i] == id {
+		a.agentOrder = slices.Delete(a.agentOrder, i, i+1)
+	}
+}
+
+// AddFramework registers a framework subscribed to roles; it starts active with no role suppressed
+// except those listed in suppressed (SUBSCRIBE's suppressed_roles).
+func (a *Allocator) AddFramework(id string, roles []string, suppressed []string) {
+	fw, ok := a.frameworks[id]
+	if !ok {
+		fw = &frameworkState{id: id, filters: map[string][]filter{}, alloc: map[string]scalars{}}
+		a.frameworks[id] = fw
+	}
+	fw.roles = slices.Clone(roles)
+	fw.active = true
+	fw.suppressed = map[string]bool{}
+	for _, r := range suppressed {
+		fw.suppressed[r] = true
+	}
+}
+
+// RemoveFramework forgets a framework. Its allocations must have been recovered before.
+func (a *Allocator) RemoveFramework(id string) {
+	fw, ok := a.frameworks[id]
+	if !ok {
+		return
+	}
+	for role, s := range fw.alloc {
+		a.roleScalars(role).sub(s)
+	}
+	for _, ag := range a.agents {
+		for k := range ag.used {
+			if k.framework == id {
+				delete(ag.used, k)
+			}
+		}
+	}
+	delete(a.frameworks, id)
+}
+
+// SetActive activates or deactivates a framework (a disconnected framework gets no offers).
+func (a *Allocator) SetActive(id string, active bool) {
+	if fw, ok := a.frameworks[id]; ok {
+		fw.active = active
+	}
+}
+
+// Suppress stops offers to the framework for roles (all its roles when empty).
+func (a *Allocator) Suppress(id string, roles []string) {
+	fw, ok := a.frameworks[id]
+	if !ok {
+		return
+	}
+	if len(roles) == 0 {
+		roles = fw.roles
+	}
+	for _, r := range roles {
+		fw.suppressed[r] = true
+	}
+}
+
+// Revive clears the framework's filters and un-suppresses roles (all its roles when empty).
+func (a *Allocator) Revive(id string, roles []string) {
+	fw, ok := a.frameworks[id]
+	if !ok {
+		return
+	}
+	if len(roles) == 0 {
+		roles = fw.roles
+		fw.filters = map[string][]filter{}
+	} else {
+		// Mesos keeps per-role filters; ours are per agent, so reviving any role clears them.
+		fw.filters = map[string][]filter{}
+	}
+	for _, r := range roles {
+		delete(fw.suppressed, r)
+	}
+}
+
+// Allocated records resources in use by a framework's role on an agent (tasks found when an agent
+// re-registers, or resources the master handed out by other means).
+func (a *Allocator) Allocated(agentID, frameworkID, role string, res mesos.Resources) {
+	ag, ok := a.agents[agentID]
+	if !ok {
+		return
+	}
+	r := res.Clone().Unallocate()
+	ag.available = ag.available.Minus(r...)
+	a.track(ag, frameworkID, role, r, 1)
+}
+
+// Recover returns resources (an unused offer, a finished task) to the agent's free pool. With
+// refuse > 0 the framework will not be offered those resources on that agent again until now+refuse.
+func (a *Allocator) Recover(agentID, frameworkID, role string, res mesos.Resources, refuse time.Duration, now time.Time) {
+	r := res.Clone().Unallocate()
+	ag, ok := a.agents[agentID]
+	if !ok {
+		return // a removed agent's allocations went with it
+	}
+	a.track(ag, frameworkID, role, r, -1)
+	ag.available = ag.available.Plus(r...)
+	// Never exceed the total (a duplicate recovery must not create resources).
+	if !containsAll(ag.total, ag.available) {
+		ag.available = ag.total.Clone()
+	}
+	if fw, ok := a.frameworks[frameworkID]; ok && refuse > 0 && len(r) > 0 {
+		fw.filters[agentID] = append(fw.filters[agentID], filter{resources: r, until: now.Add(refuse)})
+	}
+}
+
+func (a *Allocator) track(ag *agentState, frameworkID, role string, r mesos.Resources, sign float64) {
+	k := useKey{frameworkID, role}
+	u, ok := ag.used[k]
+	if !ok {
+		u = scalars{}
+		ag.used[k] = u
+	}
+	u.add(r, sign)
+	if len(u) == 0 {
+		delete(ag.used, k)
+	}
+	a.roleScalars(role).add(r, sign)
+	if fw, ok := a.frameworks[frameworkID]; ok {
+		s, ok := fw.alloc[role]
+		if !ok {
+			s = scalars{}
+			fw.alloc[role] = s
+		}
+		s.add(r, sign)
+	}
+}
+
+func (a *Allocator) roleScalars(role string) scalars {
+	s, ok := a.roleAlloc[role]
+	if !ok {
+		s = scalars{}
+		a.roleAlloc[role] = s
+	}
+	return s
+}
+
+// share is the dominant share of alloc in the cluster.
+func (a *Allocator) share(alloc scalars) float64 {
+	var max float64
+	for name, v := range alloc {
+		if t := a.total[name]; t > 0 {
+			if s := v / t; s > max {
+				max = s
+			}
+		}
+	}
+	return max
+}
+
+// RoleShare is the weighted dominant share of a role (DRF share / weight).
+func (a *Allocator) RoleShare(role string) float64 {
+	return a.share(a.roleAlloc[role]) / a.Weight(role)
+}
+
+// FrameworkShare is the dominant share of a framework's allocation across its roles.
+func (a *Allocator) FrameworkShare(id string) float64 {
+	fw, ok := a.frameworks[id]
+	if !ok {
+		return 0
+	}
+	sum := scalars{}
+	for _, s := range fw.alloc {
+		for n, v := range s {
+			sum[n] += v
+		}
+	}
+	return a.share(sum)
+}
+
+func (a *Allocator) filtered(fw *frameworkState, agentID string, avail mesos.Resources, now time.Time) bool {
+	fs := fw.filters[agentID]
+	if len(fs) == 0 {
+		return false
+	}
+	keep := fs[:0]
+	hit := false
+	for _, f := range fs {
+		if !now.Before(f.until) {
+			continue // expired
+		}
+		keep = append(keep, f)
+		if containsAll(f.resources, avail) {
+			hit = true
+		}
+	}
+	if len(keep) == 0 {
+		delete(fw.filters, agentID)
+	} else {
+		fw.filters[agentID] = keep
+	}
+	return hit
+}
+
+func (a *Allocator) allocatable(avail mesos.Resources) bool {
+	var cpus, mem float64
+	for i := range avail {
+		if avail[i].Scalar == nil {
+			continue
+		}
+		switch avail[i].Name {
+		case "cpus":
+			cpus += avail[i].Scalar.Value
+		case "mem":
+			mem += avail[i].Scalar.Value
+		}
+	}
+	return cpus >= a.cfg.MinCPUs || mem >= a.cfg.MinMem
+}
+
+type candidate struct {
+	fw    *frameworkState
+	share float64
+}
+
+// Allocate runs one allocation cycle at time now: every agent (in a seeded random order) with
+// allocatable free resources goes, whole, to the first eligible framework of the role with the lowest
+// weighted DRF share (within a role: the framework with the lowest share). The returned offers are
+// already accounted as allocated; unused ones come back through Recover.
+func (a *Allocator) Allocate(now time.Time) []Offer {
+	order := slices.Clone(a.agentOrder)
+	a.rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+
+	// role → frameworks subscribed to it, sorted by ID for determinism.
+	byRole := map[string][]*frameworkState{}
+	for _, fw := range a.frameworks {
+		if !fw.active {
+			continue
+		}
+		for _, r := range fw.roles {
+			if !fw.suppressed[r] {
+				byRole[r] = append(byRole[r], fw)
+			}
+		}
+	}
+	if len(byRole) == 0 {
+		return nil
+	}
+	roles := make([]string, 0, len(byRole))
+	for r, fws := range byRole {
+		roles = append(roles, r)
+		sort.Slice(fws, func(i, j int) bool { return fws[i].id < fws[j].id })
+	}
+
+	var offers []Offer
+	roleShares := make([]float64, len(roles))
+	for _, id := range order {
+		ag := a.agents[id]
+		if len(ag.available) == 0 || !a.allocatable(ag.available) {
+			continue
+		}
+		for i, r := range roles {
+			roleShares[i] = a.RoleShare(r)
+		}
+		idx := make([]int, len(roles))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(i, j int) bool {
+			if roleShares[idx[i]] != roleShares[idx[j]] {
+				return roleShares[idx[i]] < roleShares[idx[j]]
+			}
+			return roles[idx[i]] < roles[idx[j]]
+		})
+	roleLoop:
+		for _, ri := range idx {
+			role := roles[ri]
+			cands := make([]candidate, 0, len(byRole[role]))
+			for _, fw := range byRole[role] {
+				cands = append(cands, candidate{fw: fw, share: a.share(fw.alloc[role])})
+			}
+			sort.SliceStable(cands, func(i, j int) bool { return cands[i].share < cands[j].share })
+			for _, c := range cands {
+				if a.filtered(c.fw, id, ag.available, now) {
+					continue
+				}
+				res := ag.available
+				ag.available = nil
+				a.track(ag, c.fw.id, role, res, 1)
+				offers = append(offers, Offer{FrameworkID: c.fw.id, Role: role, AgentID: id, Resources: res.Clone().Allocate(role)})
+				break roleLoop
+			}
+		}
+	}
+	return offers
+}
+
+// Available is what is free on an agent (nil for an unknown agent).
+func (a *Allocator) Available(agentID string) mesos.Resources {
+	if ag, ok := a.agents[agentID]; ok {
+		return ag.available.Clone()
+	}
+	return nil
+}
+
+// containsAll reports whether have contains every resource of want.
+func containsAll(have, want mesos.Resources) bool { return rez.ContainsAll(have, want) }

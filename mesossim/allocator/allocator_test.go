@@ -1,0 +1,233 @@
+package allocator
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	rez "github.com/mesos/mesos-go/api/v1/lib/resources"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func agentRes(cpus, mem float64) mesos.Resources {
+	return mesos.Resources{
+		rez.NewCPUs(cpus).Resource,
+		rez.NewMemory(mem).Resource,
+		rez.Build().Name(rez.NamePorts).Ranges(rez.BuildRanges().Span(31000, 32000).Ranges).Resource,
+	}
+}
+
+// offered maps framework → sorted agent IDs it got offers for.
+func offered(offers []Offer) map[string][]string {
+	out := map[string][]string{}
+	for _, o := range offers {
+		out[o.FrameworkID] = append(out[o.FrameworkID], o.AgentID)
+	}
+	for _, v := range out {
+		sortStrings(v)
+	}
+	return out
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func TestAllocateScenarios(t *testing.T) {
+	type step struct {
+		do   func(a *Allocator, last []Offer)
+		at   time.Duration
+		want map[string][]string
+	}
+	declineAll := func(refuse time.Duration, at time.Duration) func(a *Allocator, last []Offer) {
+		return func(a *Allocator, last []Offer) {
+			for _, o := range last {
+				a.Recover(o.AgentID, o.FrameworkID, o.Role, o.Resources, refuse, t0.Add(at))
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		agents int
+		fws    map[string][]string // framework → roles
+		steps  []step
+	}{
+		{
+			name: "one framework gets every agent", agents: 3, fws: map[string][]string{"f1": {"r"}},
+			steps: []step{{want: map[string][]string{"f1": {"a0", "a1", "a2"}}}},
+		},
+		{
+			name: "offered resources are not offered twice", agents: 2, fws: map[string][]string{"f1": {"r"}},
+			steps: []step{
+				{want: map[string][]string{"f1": {"a0", "a1"}}},
+				{want: map[string][]string{}},
+			},
+		},
+		{
+			name:   "decline filter holds for refuse_seconds, other framework gets the agent",
+			agents: 1, fws: map[string][]string{"f1": {"r1"}, "f2": {"r2"}},
+			steps: []step{
+				{want: map[string][]string{"f1": {"a0"}}},
+				{do: declineAll(5*time.Second, 0), at: time.Second, want: map[string][]string{"f2": {"a0"}}},
+				{do: declineAll(0, time.Second), at: 2 * time.Second, want: map[string][]string{"f2": {"a0"}}},
+				{do: declineAll(5*time.Second, 2*time.Second), at: 3 * time.Second, want: map[string][]string{}},
+				{at: 6 * time.Second, want: map[string][]string{"f1": {"a0"}}},
+			},
+		},
+		{
+			name:   "suppress stops offers, revive resumes and clears filters",
+			agents: 1, fws: map[string][]string{"f1": {"r1"}},
+			steps: []step{
+				{do: func(a *Allocator, _ []Offer) { a.Suppress("f1", nil) }, want: map[string][]string{}},
+				{do: func(a *Allocator, _ []Offer) { a.Revive("f1", []string{"r1"}) }, want: map[string][]string{"f1": {"a0"}}},
+				{do: declineAll(time.Hour, 0), want: map[string][]string{}},
+				{do: func(a *Allocator, _ []Offer) { a.Revive("f1", nil) }, want: map[string][]string{"f1": {"a0"}}},
+			},
+		},
+		{
+			name:   "per-role suppress of a multi-role framework",
+			agents: 2, fws: map[string][]string{"f1": {"ra", "rb"}},
+			steps: []step{
+				{do: func(a *Allocator, _ []Offer) { a.Suppress("f1", []string{"ra"}) }, want: map[string][]string{"f1": {"a0", "a1"}}},
+			},
+		},
+		{
+			name:   "inactive framework gets nothing",
+			agents: 1, fws: map[string][]string{"f1": {"r1"}},
+			steps: []step{
+				{do: func(a *Allocator, _ []Offer) { a.SetActive("f1", false) }, want: map[string][]string{}},
+				{do: func(a *Allocator, _ []Offer) { a.SetActive("f1", true) }, want: map[string][]string{"f1": {"a0"}}},
+			},
+		},
+		{
+			name:   "removed agent frees its allocation",
+			agents: 2, fws: map[string][]string{"f1": {"r1"}},
+			steps: []step{
+				{want: map[string][]string{"f1": {"a0", "a1"}}},
+				{do: func(a *Allocator, _ []Offer) { a.RemoveAgent("a1"); a.AddAgent("a1", agentRes(4, 8192)) }, want: map[string][]string{"f1": {"a1"}}},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := New(Config{Seed: 1})
+			for i := 0; i < tc.agents; i++ {
+				a.AddAgent(fmt.Sprintf("a%d", i), agentRes(4, 8192))
+			}
+			for id, roles := range tc.fws {
+				a.AddFramework(id, roles, nil)
+			}
+			var last []Offer
+			for i, s := range tc.steps {
+				if s.do != nil {
+					s.do(a, last)
+				}
+				last = a.Allocate(t0.Add(s.at))
+				if diff := cmp.Diff(s.want, offered(last)); diff != "" {
+					t.Fatalf("step %d offers (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestOfferCarriesRoleAndAllFreeResources(t *testing.T) {
+	a := New(Config{})
+	total := agentRes(4, 8192)
+	a.AddAgent("a0", total)
+	a.AddFramework("f1", []string{"web"}, nil)
+	a.Allocated("a0", "f1", "web", mesos.Resources{rez.NewCPUs(1).Resource})
+	offers := a.Allocate(t0)
+	if len(offers) != 1 {
+		t.Fatalf("got %d offers, want 1", len(offers))
+	}
+	for _, r := range offers[0].Resources {
+		if r.GetAllocationInfo().GetRole() != "web" {
+			t.Errorf("resource %v lacks allocation role web", r)
+		}
+	}
+	cpus, _ := rez.CPUs(offers[0].Resources...)
+	if cpus != 3 {
+		t.Errorf("offered cpus = %v, want 3", cpus)
+	}
+}
+
+// TestWeightedDRF: two greedy frameworks in roles weighted 1 and 3 that keep everything they are offered
+// end up with a 1:3 split of the cluster.
+func TestWeightedDRF(t *testing.T) {
+	for _, tc := range []struct {
+		agents       int
+		wantA, wantB int
+	}{{4, 1, 3}, {12, 3, 9}, {40, 10, 30}} {
+		t.Run(fmt.Sprint(tc.agents), func(t *testing.T) {
+			a := New(Config{Seed: 7, Weights: map[string]float64{"light": 1, "heavy": 3}})
+			for i := 0; i < tc.agents; i++ {
+				a.AddAgent(fmt.Sprintf("a%02d", i), agentRes(4, 8192))
+			}
+			a.AddFramework("fa", []string{"light"}, nil)
+			a.AddFramework("fb", []string{"heavy"}, nil)
+			got := map[string]int{}
+			for _, o := range a.Allocate(t0) {
+				got[o.FrameworkID]++
+			}
+			if diff := cmp.Diff(map[string]int{"fa": tc.wantA, "fb": tc.wantB}, got); diff != "" {
+				t.Errorf("agents per framework (-want +got):\n%s", diff)
+			}
+			if ra, rb := a.RoleShare("light"), a.RoleShare("heavy"); ra != rb {
+				t.Errorf("weighted shares differ: light %v heavy %v", ra, rb)
+			}
+		})
+	}
+}
+
+func TestDRFWithinRolePrefersLowerShare(t *testing.T) {
+	a := New(Config{Seed: 3})
+	for i := 0; i < 4; i++ {
+		a.AddAgent(fmt.Sprintf("a%d", i), agentRes(4, 8192))
+	}
+	a.AddFramework("f1", []string{"r"}, nil)
+	a.AddFramework("f2", []string{"r"}, nil)
+	a.Allocated("a0", "f1", "r", agentRes(4, 8192)[:2])
+	got := offered(a.Allocate(t0))
+	// f1 already holds one agent: f2 must get two of the three free agents and f1 one.
+	if len(got["f2"]) != 2 || len(got["f1"]) != 1 {
+		t.Errorf("offers = %v, want f2 two agents and f1 one", got)
+	}
+}
+
+func TestRecoverNeverExceedsTotal(t *testing.T) {
+	a := New(Config{})
+	a.AddAgent("a0", agentRes(4, 8192))
+	a.AddFramework("f1", []string{"r"}, nil)
+	o := a.Allocate(t0)[0]
+	a.Recover("a0", "f1", "r", o.Resources, 0, t0)
+	a.Recover("a0", "f1", "r", o.Resources, 0, t0) // duplicate
+	cpus, _ := rez.CPUs(a.Available("a0")...)
+	if cpus != 4 {
+		t.Errorf("available cpus after duplicate recover = %v, want 4", cpus)
+	}
+}
+
+func TestSameSeedSameOffers(t *testing.T) {
+	run := func() []Offer {
+		a := New(Config{Seed: 42})
+		for i := 0; i < 20; i++ {
+			a.AddAgent(fmt.Sprintf("a%02d", i), agentRes(4, 8192))
+		}
+		for _, f := range []string{"f1", "f2", "f3"} {
+			a.AddFramework(f, []string{"r" + f}, nil)
+		}
+		return a.Allocate(t0)
+	}
+	first, second := run(), run()
+	if diff := cmp.Diff(first, second); diff != "" {
+		t.Errorf("same seed gave different cycles:\n%s", diff)
+	}
+}
