@@ -1,0 +1,540 @@
+package podworker
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Kubelet constants this package reproduces.
+const (
+	// InitialBackOff is the first crash-loop delay; it doubles after every restart.
+	InitialBackOff = 10 * time.Second
+	// MaxBackOff caps the crash-loop delay (the kubelet's MaxContainerBackOff).
+	MaxBackOff = 5 * time.Minute
+	// BackOffReset is how long a container must have run for its back-off to start over.
+	BackOffReset = 10 * time.Minute
+	// DefaultGracePeriod is used when a pod sets no terminationGracePeriodSeconds.
+	DefaultGracePeriod = 30 * time.Second
+)
+
+// Container state reasons, as the kubelet writes them.
+const (
+	ReasonContainerCreating = "ContainerCreating"
+	ReasonPodInitializing   = "PodInitializing"
+	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
+	ReasonCompleted         = "Completed"
+	ReasonError             = "Error"
+	ReasonStartError        = "StartError"
+	// ReasonPodCompleted is the reason of the Ready/ContainersReady conditions of a finished pod.
+	ReasonPodCompleted = "PodCompleted"
+	// ReasonContainersNotReady / ReasonContainersNotInitialized explain False conditions.
+	ReasonContainersNotReady       = "ContainersNotReady"
+	ReasonContainersNotInitialized = "ContainersNotInitialized"
+)
+
+// RuntimeScheme prefixes container IDs in the pod status.
+const RuntimeScheme = "mesos"
+
+// termination records one ended container attempt.
+type termination struct {
+	exit     ExitStatus
+	started  time.Time
+	finished time.Time
+	id       string
+}
+
+func (t *termination) reason() string {
+	switch {
+	case t.exit.Reason != "":
+		return t.exit.Reason
+	case t.exit.ExitCode == 0:
+		return ReasonCompleted
+	default:
+		return ReasonError
+	}
+}
+
+// container is what the core knows about one container of the pod.
+type container struct {
+	spec *corev1.Container
+	init bool
+
+	restarts  int32 // attempts started after the first
+	attempts  int32 // attempts started (or being started)
+	starting  bool  // Start issued, not returned yet
+	running   bool  // started and not exited
+	handle    Handle
+	startedAt time.Time
+	sentTERM  bool
+	sentKILL  bool
+
+	last *termination // latest ended attempt
+	prev *termination // the one before, shown as lastState while last is the current state
+
+	backOff   time.Duration // delay used for the latest restart
+	notBefore time.Time     // no restart before this instant
+	everRan   bool
+}
+
+func (c *container) active() bool { return c.starting || c.running }
+
+func (c *container) succeeded() bool {
+	return !c.active() && c.last != nil && c.last.exit.ExitCode == 0
+}
+
+// actionKind says what the driver must do for a container.
+type actionKind int
+
+const (
+	actStart actionKind = iota
+	actSignal
+)
+
+// action is one thing the driver must do, produced by core.next.
+type action struct {
+	kind   actionKind
+	index  int // into core.containers
+	signal syscall.Signal
+}
+
+// core is the pod lifecycle as a pure state machine: inputs come in as method calls with the current
+// time, core.next says what to start or signal and when to be woken. No goroutines, I/O or clock here.
+type core struct {
+	pod        *corev1.Pod
+	hostIP     string
+	podIP      string
+	containers []*container // init containers first, in order, then regular containers
+	nInit      int
+
+	startTime   time.Time
+	terminating bool
+	deadline    time.Time // SIGKILL remaining containers at this instant
+
+	conditions map[corev1.PodConditionType]corev1.PodCondition
+}
+
+func newCore(pod *corev1.Pod, hostIP, podIP string, now time.Time) *core {
+	c := &core{
+		pod:        pod,
+		hostIP:     hostIP,
+		podIP:      podIP,
+		startTime:  now,
+		nInit:      len(pod.Spec.InitContainers),
+		conditions: map[corev1.PodConditionType]corev1.PodCondition{},
+	}
+	for i := range pod.Spec.InitContainers {
+		c.containers = append(c.containers, &container{spec: &pod.Spec.InitContainers[i], init: true})
+	}
+	for i := range pod.Spec.Containers {
+		c.containers = append(c.containers, &container{spec: &pod.Spec.Containers[i]})
+	}
+	return c
+}
+
+// restartPolicy returns the pod's policy; the API server defaults it to Always.
+func (c *core) restartPolicy() corev1.RestartPolicy {
+	if p := c.pod.Spec.RestartPolicy; p != "" {
+		return p
+	}
+	return corev1.RestartPolicyAlways
+}
+
+// shouldRestart says whether an ended container is started again under the pod's policy. Init
+// containers are restarted unless the policy is Never (as the kubelet does).
+func (c *core) shouldRestart(ct *container) bool {
+	if ct.last == nil {
+		return true
+	}
+	if ct.init {
+		return ct.last.exit.ExitCode != 0 && c.restartPolicy() != corev1.RestartPolicyNever
+	}
+	switch c.restartPolicy() {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return ct.last.exit.ExitCode != 0
+	default:
+		return true
+	}
+}
+
+// initialized reports whether every init container has succeeded.
+func (c *core) initialized() bool {
+	for _, ct := range c.containers[:c.nInit] {
+		if !ct.succeeded() {
+			return false
+		}
+	}
+	return true
+}
+
+// initFailed reports whether an init container failed for good (restartPolicy Never).
+func (c *core) initFailed() bool {
+	for _, ct := range c.containers[:c.nInit] {
+		if !ct.active() && ct.last != nil && ct.last.exit.ExitCode != 0 && !c.shouldRestart(ct) {
+			return true
+		}
+	}
+	return false
+}
+
+// next returns what to do now and when to call next again without any other input (zero: never).
+func (c *core) next(now time.Time) ([]action, time.Time) {
+	var (
+		acts []action
+		wake time.Time
+	)
+	wakeAt := func(t time.Time) {
+		if wake.IsZero() || t.Before(wake) {
+			wake = t
+		}
+	}
+	if c.terminating {
+		anyRunning := false
+		for i, ct := range c.containers {
+			if !ct.running {
+				anyRunning = anyRunning || ct.starting
+				continue
+			}
+			anyRunning = true
+			if !ct.sentTERM {
+				ct.sentTERM = true
+				acts = append(acts, action{kind: actSignal, index: i, signal: syscall.SIGTERM})
+			}
+			if !now.Before(c.deadline) && !ct.sentKILL {
+				ct.sentKILL = true
+				acts = append(acts, action{kind: actSignal, index: i, signal: syscall.SIGKILL})
+			}
+		}
+		if anyRunning && now.Before(c.deadline) {
+			wakeAt(c.deadline)
+		}
+		return acts, wake
+	}
+	if c.terminal() {
+		return nil, time.Time{}
+	}
+	start := func(i int) {
+		ct := c.containers[i]
+		if ct.active() {
+			return
+		}
+		if ct.last != nil {
+			if !c.shouldRestart(ct) {
+				return
+			}
+			if now.Before(ct.notBefore) {
+				wakeAt(ct.notBefore)
+				return
+			}
+		}
+		ct.starting = true
+		ct.attempts++
+		if ct.last != nil {
+			ct.restarts++
+		}
+		acts = append(acts, action{kind: actStart, index: i})
+	}
+	// Init containers one at a time, in order.
+	for i, ct := range c.containers[:c.nInit] {
+		if ct.succeeded() {
+			continue
+		}
+		start(i)
+		return acts, wake
+	}
+	for i := c.nInit; i < len(c.containers); i++ {
+		start(i)
+	}
+	return acts, wake
+}
+
+// started records that a Start returned.
+func (c *core) started(i int, h Handle, now time.Time) {
+	ct := c.containers[i]
+	ct.starting, ct.running, ct.everRan = false, true, true
+	ct.handle, ct.startedAt = h, now
+	ct.sentTERM, ct.sentKILL = false, false
+}
+
+// startFailed records a Start that failed; it counts as an attempt that ended with exit code 128,
+// as container runtimes report a StartError.
+func (c *core) startFailed(i int, err error, now time.Time) {
+	ct := c.containers[i]
+	ct.starting = true
+	ct.running = true
+	ct.startedAt = now
+	c.exited(i, ExitStatus{ExitCode: 128, Reason: ReasonStartError, Message: err.Error()}, now)
+}
+
+// exited records that a running container ended and computes its crash-loop back-off.
+func (c *core) exited(i int, st ExitStatus, now time.Time) {
+	ct := c.containers[i]
+	if !ct.active() {
+		return
+	}
+	ct.starting, ct.running = false, false
+	if ct.last != nil {
+		ct.prev = ct.last
+	}
+	ct.last = &termination{exit: st, started: ct.startedAt, finished: now, id: ct.handle.ID}
+	if now.Sub(ct.startedAt) >= BackOffReset {
+		ct.backOff = 0
+	}
+	switch {
+	case ct.backOff == 0:
+		ct.backOff = InitialBackOff
+	default:
+		ct.backOff = min(2*ct.backOff, MaxBackOff)
+	}
+	ct.notBefore = now.Add(ct.backOff)
+}
+
+// kill starts graceful termination: SIGTERM now, SIGKILL after grace. A second kill can only shorten
+// the deadline, as the kubelet does for a shorter deletion grace period.
+func (c *core) kill(grace time.Duration, now time.Time) {
+	deadline := now.Add(max(grace, 0))
+	if c.terminating && !deadline.Before(c.deadline) {
+		return
+	}
+	c.terminating = true
+	c.deadline = deadline
+}
+
+// anyActive reports whether a container is starting or running.
+func (c *core) anyActive() bool {
+	for _, ct := range c.containers {
+		if ct.active() {
+			return true
+		}
+	}
+	return false
+}
+
+// done reports that nothing runs any more and nothing will be started again.
+func (c *core) done() bool {
+	if c.anyActive() {
+		return false
+	}
+	return c.terminating || c.terminal()
+}
+
+// terminal reports whether the pod reached Succeeded or Failed without being killed.
+func (c *core) terminal() bool {
+	p := c.phase()
+	return p == corev1.PodSucceeded || p == corev1.PodFailed
+}
+
+// allStarted reports whether every regular container has run at least once (Mesos TASK_RUNNING).
+func (c *core) allStarted() bool {
+	for _, ct := range c.containers[c.nInit:] {
+		if !ct.everRan {
+			return false
+		}
+	}
+	return true
+}
+
+// phase computes the pod phase the way the kubelet's getPhase does.
+func (c *core) phase() corev1.PodPhase {
+	if c.initFailed() {
+		return corev1.PodFailed
+	}
+	stoppedForGood := c.terminating && !c.anyActive()
+	if !c.initialized() && !stoppedForGood {
+		return corev1.PodPending
+	}
+	var running, waiting, stopped, succeeded int
+	for _, ct := range c.containers[c.nInit:] {
+		switch {
+		case ct.running:
+			running++
+		case ct.last != nil:
+			stopped++
+			if ct.last.exit.ExitCode == 0 {
+				succeeded++
+			}
+		default:
+			waiting++
+		}
+	}
+	if stoppedForGood {
+		if waiting == 0 && stopped == succeeded && c.initialized() {
+			return corev1.PodSucceeded
+		}
+		return corev1.PodFailed
+	}
+	switch {
+	case waiting > 0:
+		return corev1.PodPending
+	case running > 0:
+		return corev1.PodRunning
+	case stopped > 0:
+		// Every container has stopped: done unless the policy restarts some.
+		switch {
+		case c.restartPolicy() == corev1.RestartPolicyAlways:
+			return corev1.PodRunning
+		case stopped == succeeded:
+			return corev1.PodSucceeded
+		case c.restartPolicy() == corev1.RestartPolicyNever:
+			return corev1.PodFailed
+		default:
+			return corev1.PodRunning
+		}
+	default:
+		return corev1.PodPending
+	}
+}
+
+// status computes the pod status as the kubelet would write it.
+func (c *core) status(now time.Time) corev1.PodStatus {
+	phase := c.phase()
+	st := corev1.PodStatus{
+		Phase:     phase,
+		HostIP:    c.hostIP,
+		PodIP:     c.podIP,
+		StartTime: ptrTime(c.startTime),
+		QOSClass:  c.pod.Status.QOSClass,
+	}
+	if c.hostIP != "" {
+		st.HostIPs = []corev1.HostIP{{IP: c.hostIP}}
+	}
+	if c.podIP != "" {
+		st.PodIPs = []corev1.PodIP{{IP: c.podIP}}
+	}
+	initialized := c.initialized()
+	for _, ct := range c.containers {
+		cs := c.containerStatus(ct, initialized, now)
+		if ct.init {
+			st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+		} else {
+			st.ContainerStatuses = append(st.ContainerStatuses, cs)
+		}
+	}
+
+	terminal := phase == corev1.PodSucceeded || phase == corev1.PodFailed
+	allReady := true
+	for _, cs := range st.ContainerStatuses {
+		allReady = allReady && cs.Ready
+	}
+	initCond := corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}
+	if !initialized {
+		initCond.Status, initCond.Reason = corev1.ConditionFalse, ReasonContainersNotInitialized
+		initCond.Message = "containers with incomplete status: " + c.names(true, func(ct *container) bool { return !ct.succeeded() })
+	}
+	readyCond := corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue}
+	switch {
+	case terminal && phase == corev1.PodSucceeded:
+		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonPodCompleted
+	case !allReady || terminal:
+		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonContainersNotReady
+		readyCond.Message = "containers with unready status: " + c.names(false, func(ct *container) bool { return !ct.running })
+	}
+	podReady := readyCond
+	podReady.Type = corev1.PodReady
+	conds := []corev1.PodCondition{
+		{Type: corev1.PodReadyToStartContainers, Status: boolCond(!terminal || c.anyActive())},
+		initCond,
+		podReady,
+		readyCond,
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+	}
+	for _, cond := range conds {
+		st.Conditions = append(st.Conditions, c.transition(cond, now))
+	}
+	return st
+}
+
+// transition stamps a condition with the time its status last changed.
+func (c *core) transition(cond corev1.PodCondition, now time.Time) corev1.PodCondition {
+	old, ok := c.conditions[cond.Type]
+	if ok && old.Status == cond.Status {
+		cond.LastTransitionTime = old.LastTransitionTime
+	} else {
+		cond.LastTransitionTime = metaTime(now)
+	}
+	c.conditions[cond.Type] = cond
+	return cond
+}
+
+func (c *core) names(init bool, pick func(*container) bool) string {
+	out := "["
+	first := true
+	for _, ct := range c.containers {
+		if ct.init != init || !pick(ct) {
+			continue
+		}
+		if !first {
+			out += " "
+		}
+		first = false
+		out += ct.spec.Name
+	}
+	return out + "]"
+}
+
+func (c *core) containerStatus(ct *container, initialized bool, now time.Time) corev1.ContainerStatus {
+	cs := corev1.ContainerStatus{
+		Name:         ct.spec.Name,
+		Image:        ct.spec.Image,
+		RestartCount: ct.restarts,
+		Started:      ptrBool(ct.running),
+		Ready:        ct.running && !ct.init,
+	}
+	if ct.init {
+		cs.Ready = ct.succeeded()
+	}
+	switch {
+	case ct.running:
+		cs.ContainerID = RuntimeScheme + "://" + ct.handle.ID
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metaTime(ct.startedAt)}
+		if ct.last != nil {
+			cs.LastTerminationState.Terminated = ct.last.state()
+		}
+	case ct.last != nil && !ct.starting && (!c.shouldRestart(ct) || c.terminating || c.terminal()):
+		cs.ContainerID = RuntimeScheme + "://" + ct.last.id
+		cs.State.Terminated = ct.last.state()
+		if ct.prev != nil {
+			cs.LastTerminationState.Terminated = ct.prev.state()
+		}
+	case ct.last != nil:
+		cs.ContainerID = RuntimeScheme + "://" + ct.last.id
+		w := &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
+		if !ct.starting {
+			w.Reason = ReasonCrashLoopBackOff
+			w.Message = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+				ct.backOff, ct.spec.Name, c.pod.Name, c.pod.Namespace, c.pod.UID)
+		}
+		cs.State.Waiting = w
+		cs.LastTerminationState.Terminated = ct.last.state()
+	default:
+		reason := ReasonContainerCreating
+		if !ct.init && !initialized {
+			reason = ReasonPodInitializing
+		}
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason}
+	}
+	return cs
+}
+
+func (t *termination) state() *corev1.ContainerStateTerminated {
+	return &corev1.ContainerStateTerminated{
+		ExitCode:    t.exit.ExitCode,
+		Signal:      t.exit.Signal,
+		Reason:      t.reason(),
+		Message:     t.exit.Message,
+		StartedAt:   metaTime(t.started),
+		FinishedAt:  metaTime(t.finished),
+		ContainerID: RuntimeScheme + "://" + t.id,
+	}
+}
+
+func boolCond(b bool) corev1.ConditionStatus {
+	if b {
+		return corev1.ConditionTrue
+	}
+	return corev1.ConditionFalse
+}

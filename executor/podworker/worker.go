@@ -1,0 +1,283 @@
+// Package podworker runs one pod the way the kubelet does: init containers in order, then the regular
+// containers, restarts per restartPolicy with the kubelet's crash-loop back-off, graceful termination
+// (SIGTERM, SIGKILL after the grace period), and the pod status (phase, conditions, container states)
+// computed like the kubelet computes it. Containers run through the small Runtime interface, so the
+// lifecycle is tested without processes; the lifecycle itself is a pure state machine (core) driven by
+// one goroutine per pod (Worker).
+package podworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/utils/clock"
+)
+
+// ReasonContainerStatusUnknown is the termination reason when the runtime lost track of a container.
+const ReasonContainerStatusUnknown = "ContainerStatusUnknown"
+
+// Status is what a Worker reports after every change of its pod.
+type Status struct {
+	// Seq increases with every report of one worker; a newer report supersedes an older one.
+	Seq uint64
+	// Pod is the pod the worker runs (not to be modified).
+	Pod *corev1.Pod
+	// PodStatus is the status the kubelet would write.
+	PodStatus corev1.PodStatus
+	// AllStarted: every regular container has run at least once (the Mesos task is RUNNING).
+	AllStarted bool
+	// Done: nothing runs and nothing will be started again; this is the worker's last report.
+	Done bool
+	// Killed: Kill was called; a Done report then means the pod was terminated on request.
+	Killed bool
+}
+
+// Config holds a Worker's collaborators.
+type Config struct {
+	// Runtime runs the containers (required).
+	Runtime Runtime
+	// Clock drives back-off and grace periods; clock.RealClock{} when nil.
+	Clock clock.Clock
+	// HostIP and PodIP are written to the pod status (the agent's IP; pods share the host network).
+	HostIP, PodIP string
+	// OnStatus receives every changed status, in order, from the worker's goroutine (required). It
+	// must not block for long.
+	OnStatus func(Status)
+	// Log is the logger; logrus.StandardLogger() when nil.
+	Log logrus.FieldLogger
+}
+
+type eventKind int
+
+const (
+	evStarted eventKind = iota
+	evStartFailed
+	evExited
+)
+
+type event struct {
+	kind   eventKind
+	index  int
+	handle Handle
+	exit   ExitStatus
+	err    error
+}
+
+// Worker runs one pod. Create it with New, call Run in a goroutine, Kill to terminate the pod.
+type Worker struct {
+	pod   *corev1.Pod
+	cfg   Config
+	log   logrus.FieldLogger
+	kills chan struct{}
+	evs   chan event
+
+	mu          sync.Mutex
+	pendingKill *time.Duration
+	done        chan struct{}
+
+	seq    uint64
+	last   *Status
+	killed bool
+}
+
+// New validates cfg and returns a worker for pod (which the worker keeps and never modifies).
+func New(pod *corev1.Pod, cfg Config) (*Worker, error) {
+	if pod == nil {
+		return nil, errors.New("podworker: nil pod")
+	}
+	if cfg.Runtime == nil || cfg.OnStatus == nil {
+		return nil, errors.New("podworker: Runtime and OnStatus are required")
+	}
+	if len(pod.Spec.Containers) == 0 {
+		return nil, fmt.Errorf("podworker: pod %s/%s has no containers", pod.Namespace, pod.Name)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	log := cfg.Log
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	return &Worker{
+		pod:   pod,
+		cfg:   cfg,
+		log:   log.WithFields(logrus.Fields{"pod": pod.Namespace + "/" + pod.Name, "podUID": pod.UID}),
+		kills: make(chan struct{}, 1),
+		evs:   make(chan event),
+		done:  make(chan struct{}),
+	}, nil
+}
+
+// GracePeriod returns the pod's terminationGracePeriodSeconds (DefaultGracePeriod when unset).
+func GracePeriod(pod *corev1.Pod) time.Duration {
+	if s := pod.Spec.TerminationGracePeriodSeconds; s != nil {
+		return time.Duration(*s) * time.Second
+	}
+	return DefaultGracePeriod
+}
+
+// Kill asks the worker to terminate the pod: SIGTERM to its containers now, SIGKILL to what still runs
+// after grace. It never blocks; a later Kill may shorten the grace period, never extend it.
+func (w *Worker) Kill(grace time.Duration) {
+	w.mu.Lock()
+	if w.pendingKill == nil || grace < *w.pendingKill {
+		w.pendingKill = &grace
+	}
+	w.mu.Unlock()
+	select {
+	case w.kills <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker) takeKill() (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pendingKill == nil {
+		return 0, false
+	}
+	g := *w.pendingKill
+	w.pendingKill = nil
+	return g, true
+}
+
+// Done is closed when Run has returned.
+func (w *Worker) Done() <-chan struct{} { return w.done }
+
+// Run runs the pod until it is done (its last Status has Done set) and returns nil, or until ctx is
+// cancelled (containers are then left to the runtime) and returns ctx.Err(). It joins every goroutine
+// it started.
+func (w *Worker) Run(ctx context.Context) error {
+	defer close(w.done)
+	inner, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	clk := w.cfg.Clock
+	c := newCore(w.pod, w.cfg.HostIP, w.cfg.PodIP, clk.Now())
+	var handles []Handle
+	for {
+		now := clk.Now()
+		acts, wake := c.next(now)
+		for _, a := range acts {
+			ct := c.containers[a.index]
+			switch a.kind {
+			case actStart:
+				w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "attempt": ct.attempts - 1}).Info("starting container")
+				wg.Add(1)
+				go func(i int, spec *corev1.Container, attempt int32) {
+					defer wg.Done()
+					w.attempt(inner, i, spec, attempt)
+				}(a.index, ct.spec, ct.attempts-1)
+			case actSignal:
+				w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "signal": a.signal}).Info("signalling container")
+				if err := w.cfg.Runtime.Signal(inner, ct.handle, a.signal); err != nil {
+					w.log.WithError(err).WithField("container", ct.spec.Name).Warn("signalling container failed")
+				}
+			}
+		}
+		done := c.done()
+		if done {
+			for _, h := range handles {
+				if err := w.cfg.Runtime.Remove(inner, h); err != nil {
+					w.log.WithError(err).WithField("containerID", h.ID).Warn("removing container failed")
+				}
+			}
+		}
+		w.emit(c, now, done)
+		if done {
+			w.log.WithField("phase", c.phase()).Info("pod worker done")
+			return nil
+		}
+
+		var timerC <-chan time.Time
+		var timer clock.Timer
+		if !wake.IsZero() {
+			timer = clk.NewTimer(wake.Sub(now))
+			timerC = timer.C()
+		}
+		select {
+		case ev := <-w.evs:
+			now = clk.Now()
+			ct := c.containers[ev.index]
+			switch ev.kind {
+			case evStarted:
+				handles = append(handles, ev.handle)
+				c.started(ev.index, ev.handle, now)
+			case evStartFailed:
+				w.log.WithError(ev.err).WithField("container", ct.spec.Name).Warn("container failed to start")
+				c.startFailed(ev.index, ev.err, now)
+			case evExited:
+				w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "exitCode": ev.exit.ExitCode}).Info("container exited")
+				c.exited(ev.index, ev.exit, now)
+			}
+		case <-w.kills:
+			if grace, ok := w.takeKill(); ok {
+				w.killed = true
+				w.log.WithField("grace", grace).Info("terminating pod")
+				c.kill(grace, clk.Now())
+			}
+		case <-timerC:
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return ctx.Err()
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// attempt starts one container attempt and waits for it to end, reporting both to Run.
+func (w *Worker) attempt(ctx context.Context, i int, spec *corev1.Container, attempt int32) {
+	post := func(ev event) {
+		select {
+		case w.evs <- ev:
+		case <-ctx.Done():
+		}
+	}
+	h, err := w.cfg.Runtime.Start(ctx, w.pod, spec, attempt)
+	if err != nil {
+		post(event{kind: evStartFailed, index: i, err: fmt.Errorf("starting container %s: %w", spec.Name, err)})
+		return
+	}
+	post(event{kind: evStarted, index: i, handle: h})
+	st, err := w.cfg.Runtime.Wait(ctx, h)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		st = ExitStatus{ExitCode: 128 + int32(syscall.SIGKILL), Reason: ReasonContainerStatusUnknown,
+			Message: fmt.Sprintf("waiting for container %s: %v", h.ID, err)}
+	}
+	post(event{kind: evExited, index: i, exit: st})
+}
+
+// emit reports the status if it changed since the last report.
+func (w *Worker) emit(c *core, now time.Time, done bool) {
+	st := Status{
+		Pod:        w.pod,
+		PodStatus:  c.status(now),
+		AllStarted: c.allStarted(),
+		Done:       done,
+		Killed:     w.killed,
+	}
+	if w.last != nil && w.last.Done == st.Done && w.last.Killed == st.Killed && w.last.AllStarted == st.AllStarted &&
+		apiequality.Semantic.DeepEqual(w.last.PodStatus, st.PodStatus) {
+		return
+	}
+	w.seq++
+	st.Seq = w.seq
+	w.last = &st
+	w.cfg.OnStatus(st)
+}
