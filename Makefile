@@ -1,0 +1,46 @@
+# kubemesos: the commands a developer and CI use. `make help` lists them.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/kubemesos/kubemesos/internal/version.Version=$(VERSION) -X github.com/kubemesos/kubemesos/internal/version.Commit=$(COMMIT)
+# Generous: the first e2e run builds kube-apiserver & co. (~10 min on 2 cores) before any test starts.
+E2E_TIMEOUT ?= 40m
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: local-up
+local-up: ## start etcd, kube-apiserver, controller-manager, a simulated Mesos cluster and kubemesos; Ctrl-C stops it
+	cd e2e && $(GO) run ./cmd/local-up
+
+.PHONY: test
+test: unit e2e ## everything CI runs: unit tests (with -race) and the end-to-end suite
+
+.PHONY: unit
+unit: ## unit and simulator tests of the root module, with the race detector
+	$(GO) test -race -count=1 ./...
+
+.PHONY: e2e
+e2e: ## end-to-end tests against a real control plane and the Mesos simulator
+	cd e2e && $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./...
+
+.PHONY: bench
+bench: ## benchmarks (allocation cycle, placement, translation)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: build
+build: ## bin/kubemesos and bin/mesos-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kubemesos ./cmd/kubemesos
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/mesos-sim ./cmd/mesos-sim
+
+.PHONY: mesos-sim
+mesos-sim: ## run the Mesos simulator alone with 3 agents
+	$(GO) run ./cmd/mesos-sim --agents 3
+
+.PHONY: lint
+lint: ## gofmt and go vet, both modules
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	cd e2e && $(GO) vet ./...
