@@ -1,0 +1,305 @@
+package podworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// fakeRuntime runs no processes: tests end containers with exit, and signals end them as configured.
+type fakeRuntime struct {
+	mu       sync.Mutex
+	starts   []string
+	signals  []string
+	removed  []string
+	procs    map[string]chan ExitStatus
+	onTERM   map[string]int32 // container name → exit code when it gets SIGTERM; absent: ignores it
+	startErr map[string]error
+}
+
+func newFakeRuntime() *fakeRuntime {
+	return &fakeRuntime{procs: map[string]chan ExitStatus{}, onTERM: map[string]int32{}, startErr: map[string]error{}}
+}
+
+func (f *fakeRuntime) Start(_ context.Context, pod *corev1.Pod, c *corev1.Container, attempt int32) (Handle, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("%s-%d", c.Name, attempt)
+	f.starts = append(f.starts, id)
+	if err := f.startErr[c.Name]; err != nil {
+		return Handle{}, err
+	}
+	f.procs[id] = make(chan ExitStatus, 1)
+	return Handle{ID: id, LogPath: "/logs/" + id}, nil
+}
+
+func (f *fakeRuntime) proc(id string) chan ExitStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.procs[id]
+}
+
+func (f *fakeRuntime) Wait(ctx context.Context, h Handle) (ExitStatus, error) {
+	select {
+	case st := <-f.proc(h.ID):
+		return st, nil
+	case <-ctx.Done():
+		return ExitStatus{}, ctx.Err()
+	}
+}
+
+func (f *fakeRuntime) Signal(_ context.Context, h Handle, sig syscall.Signal) error {
+	f.mu.Lock()
+	f.signals = append(f.signals, h.ID+":"+sig.String())
+	name := h.ID[:len(h.ID)-2]
+	code, traps := f.onTERM[name]
+	f.mu.Unlock()
+	switch {
+	case sig == syscall.SIGKILL:
+		f.exit(h.ID, ExitStatus{ExitCode: 137, Signal: int32(syscall.SIGKILL)})
+	case sig == syscall.SIGTERM && traps:
+		f.exit(h.ID, ExitStatus{ExitCode: code})
+	}
+	return nil
+}
+
+func (f *fakeRuntime) Remove(_ context.Context, h Handle) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, h.ID)
+	return nil
+}
+
+// exit ends a running container (no-op if it already ended).
+func (f *fakeRuntime) exit(id string, st ExitStatus) {
+	select {
+	case f.proc(id) <- st:
+	default:
+	}
+}
+
+func (f *fakeRuntime) record() (starts, signals, removed []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.starts...), append([]string(nil), f.signals...), append([]string(nil), f.removed...)
+}
+
+type harness struct {
+	t        *testing.T
+	rt       *fakeRuntime
+	clk      *clocktesting.FakeClock
+	statuses chan Status
+	worker   *Worker
+	result   chan error
+	lastSeq  uint64
+	cancel   context.CancelFunc
+}
+
+func startWorker(t *testing.T, pod *corev1.Pod, rt *fakeRuntime) *harness {
+	t.Helper()
+	h := &harness{t: t, rt: rt, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
+	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, HostIP: "10.0.0.1", PodIP: "10.0.0.1",
+		OnStatus: func(s Status) { h.statuses <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.worker = w
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.result <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-w.Done()
+	})
+	return h
+}
+
+// await reads statuses until one satisfies pred; the deadline only guards against a hung test.
+func (h *harness) await(what string, pred func(Status) bool) Status {
+	h.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case s := <-h.statuses:
+			if s.Seq <= h.lastSeq {
+				h.t.Fatalf("status seq %d after %d", s.Seq, h.lastSeq)
+			}
+			h.lastSeq = s.Seq
+			if pred(s) {
+				return s
+			}
+		case <-deadline:
+			h.t.Fatalf("no status with %s", what)
+		}
+	}
+}
+
+// awaitTimer waits until the worker has armed its timer, so a clock step reaches it.
+func (h *harness) awaitTimer() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.clk.HasWaiters() {
+		if time.Now().After(deadline) {
+			h.t.Fatal("worker armed no timer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func containerState(s Status, i int) string { return stateOf(s.PodStatus.ContainerStatuses[i]) }
+
+func TestWorkerRestartsAfterBackOffUntilSuccess(t *testing.T) {
+	rt := newFakeRuntime()
+	h := startWorker(t, testPod(corev1.RestartPolicyOnFailure, nil, "main"), rt)
+	s := h.await("running", func(s Status) bool { return s.AllStarted })
+	if s.PodStatus.Phase != corev1.PodRunning {
+		t.Fatalf("phase = %s", s.PodStatus.Phase)
+	}
+	rt.exit("main-0", ExitStatus{ExitCode: 1})
+	s = h.await("crash loop", func(s Status) bool { return containerState(s, 0) == "waiting:CrashLoopBackOff" })
+	h.awaitTimer()
+	h.clk.Step(InitialBackOff - time.Second)
+	if !h.clk.HasWaiters() {
+		t.Fatal("back-off timer fired early")
+	}
+	h.clk.Step(time.Second)
+	s = h.await("restarted", func(s Status) bool { return containerState(s, 0) == "running" })
+	if got := s.PodStatus.ContainerStatuses[0].RestartCount; got != 1 {
+		t.Errorf("restartCount = %d, want 1", got)
+	}
+	rt.exit("main-1", ExitStatus{ExitCode: 0})
+	s = h.await("done", func(s Status) bool { return s.Done })
+	if s.PodStatus.Phase != corev1.PodSucceeded || s.Killed {
+		t.Errorf("final phase %s killed %v, want Succeeded/false", s.PodStatus.Phase, s.Killed)
+	}
+	if err := <-h.result; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	starts, signals, removed := rt.record()
+	if diff := cmp.Diff([]string{"main-0", "main-1"}, starts); diff != "" {
+		t.Errorf("starts (-want +got):\n%s", diff)
+	}
+	if len(signals) != 0 {
+		t.Errorf("signals: %v", signals)
+	}
+	if diff := cmp.Diff([]string{"main-0", "main-1"}, removed); diff != "" {
+		t.Errorf("removed (-want +got):\n%s", diff)
+	}
+}
+
+func TestWorkerGracefulKill(t *testing.T) {
+	tests := []struct {
+		name        string
+		trapsTERM   bool
+		grace       time.Duration
+		wantSignals []string
+		wantPhase   corev1.PodPhase
+		wantExit    int32
+	}{
+		{"SIGTERM ends it", true, 30 * time.Second, []string{"main-0:terminated"}, corev1.PodSucceeded, 0},
+		{"SIGKILL after the grace period", false, 30 * time.Second, []string{"main-0:terminated", "main-0:killed"}, corev1.PodFailed, 137},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := newFakeRuntime()
+			if tt.trapsTERM {
+				rt.onTERM["main"] = 0
+			}
+			h := startWorker(t, testPod(corev1.RestartPolicyAlways, nil, "main"), rt)
+			h.await("running", func(s Status) bool { return s.AllStarted })
+			h.worker.Kill(tt.grace)
+			if !tt.trapsTERM {
+				h.awaitTimer()
+				h.clk.Step(tt.grace - time.Second)
+				if _, signals, _ := rt.record(); len(signals) != 1 {
+					t.Fatalf("signals before the deadline: %v", signals)
+				}
+				h.clk.Step(time.Second)
+			}
+			s := h.await("done", func(s Status) bool { return s.Done })
+			if !s.Killed || s.PodStatus.Phase != tt.wantPhase {
+				t.Errorf("killed %v phase %s, want true/%s", s.Killed, s.PodStatus.Phase, tt.wantPhase)
+			}
+			if term := s.PodStatus.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != tt.wantExit {
+				t.Errorf("container state %+v, want terminated with %d", s.PodStatus.ContainerStatuses[0].State, tt.wantExit)
+			}
+			_, signals, _ := rt.record()
+			if diff := cmp.Diff(tt.wantSignals, signals); diff != "" {
+				t.Errorf("signals (-want +got):\n%s", diff)
+			}
+			if err := <-h.result; err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		})
+	}
+}
+
+func TestWorkerKillDuringBackOffStopsRestarts(t *testing.T) {
+	rt := newFakeRuntime()
+	h := startWorker(t, testPod(corev1.RestartPolicyAlways, nil, "main"), rt)
+	h.await("running", func(s Status) bool { return s.AllStarted })
+	rt.exit("main-0", ExitStatus{ExitCode: 3})
+	h.await("crash loop", func(s Status) bool { return containerState(s, 0) == "waiting:CrashLoopBackOff" })
+	h.worker.Kill(time.Minute)
+	s := h.await("done", func(s Status) bool { return s.Done })
+	if s.PodStatus.Phase != corev1.PodFailed || containerState(s, 0) != "terminated:Error:3" {
+		t.Errorf("phase %s state %s", s.PodStatus.Phase, containerState(s, 0))
+	}
+	if starts, _, _ := rt.record(); len(starts) != 1 {
+		t.Errorf("starts %v", starts)
+	}
+}
+
+func TestWorkerStartErrorWithNever(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.startErr["main"] = errors.New("image not found")
+	h := startWorker(t, testPod(corev1.RestartPolicyNever, nil, "main"), rt)
+	s := h.await("done", func(s Status) bool { return s.Done })
+	if s.PodStatus.Phase != corev1.PodFailed || s.AllStarted {
+		t.Errorf("phase %s allStarted %v", s.PodStatus.Phase, s.AllStarted)
+	}
+	term := s.PodStatus.ContainerStatuses[0].State.Terminated
+	if term == nil || term.Reason != ReasonStartError {
+		t.Errorf("state %+v", s.PodStatus.ContainerStatuses[0].State)
+	}
+}
+
+func TestWorkerCancelJoins(t *testing.T) {
+	rt := newFakeRuntime()
+	h := startWorker(t, testPod(corev1.RestartPolicyAlways, nil, "a", "b"), rt)
+	h.await("running", func(s Status) bool { return s.AllStarted })
+	h.cancel()
+	if err := <-h.result; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	rt := newFakeRuntime()
+	ok := func(Status) {}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		cfg  Config
+	}{
+		{"nil pod", nil, Config{Runtime: rt, OnStatus: ok}},
+		{"no runtime", testPod("", nil, "a"), Config{OnStatus: ok}},
+		{"no callback", testPod("", nil, "a"), Config{Runtime: rt}},
+		{"no containers", testPod("", nil), Config{Runtime: rt, OnStatus: ok}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := New(tt.pod, tt.cfg); err == nil {
+				t.Error("New accepted it")
+			}
+		})
+	}
+}
