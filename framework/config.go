@@ -1,0 +1,210 @@
+package framework
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+)
+
+// Names fixed by docs/design.md.
+const (
+	// StateName is the name of the ConfigMap holding framework state and of the leader-election Lease.
+	StateName = "kubemesos-framework"
+	// ExecutorID is the ExecutorID of the one kubemesos executor per agent.
+	ExecutorID = "kubemesos-executor"
+	// ExecutorPath is the HTTP path serving the framework's own binary to agents.
+	ExecutorPath = "/executor/kubemesos"
+	// DefaultSchedulerName is the scheduler name the framework serves with --serve-default-scheduler.
+	DefaultSchedulerName = "default-scheduler"
+)
+
+// Config is every option of `kubemesos framework` (docs/design.md, "Configuration"). BindFlags registers
+// them with their defaults; viper maps the same names to KUBEMESOS_* variables and the config file.
+type Config struct {
+	// Master is the Mesos master URL (the scheduler API is Master + "/api/v1/scheduler").
+	Master string
+	// Kubeconfig is the path of the API server credentials; empty means in-cluster configuration.
+	Kubeconfig string
+	// FrameworkName is FrameworkInfo.name.
+	FrameworkName string
+	// Roles are the Mesos roles the framework subscribes with (MULTI_ROLE).
+	Roles []string
+	// Principal is the Mesos principal (FrameworkInfo.principal and HTTP basic authentication user).
+	Principal string
+	// SecretFile is a file holding the principal's secret for HTTP basic authentication.
+	SecretFile string
+	// FailoverTimeout is FrameworkInfo.failover_timeout: how long Mesos keeps the tasks of a disconnected
+	// framework.
+	FailoverTimeout time.Duration
+	// SchedulerName is the pods' spec.schedulerName the framework schedules.
+	SchedulerName string
+	// ServeDefaultScheduler makes the framework also schedule pods of "default-scheduler".
+	ServeDefaultScheduler bool
+	// StateNamespace holds the state ConfigMap and the leader-election Lease.
+	StateNamespace string
+	// LeaderElect enables leader election on the Lease kubemesos-framework; only the leader subscribes.
+	LeaderElect bool
+	// HTTPAddress is the listen address of /metrics, /healthz, /readyz and /executor/kubemesos.
+	HTTPAddress string
+	// AdvertiseURL is the URL agents use to reach HTTPAddress; derived from the hostname and port when empty.
+	AdvertiseURL string
+	// ExecutorURI is where agents fetch the executor binary; AdvertiseURL + /executor/kubemesos when empty.
+	ExecutorURI string
+	// ExecutorKubeconfig is the kubeconfig path the executor uses on the agent (KUBEMESOS_KUBECONFIG);
+	// empty means in-cluster configuration.
+	ExecutorKubeconfig string
+	// ExecutorCPUs and ExecutorMemMB are the executor's own resources.
+	ExecutorCPUs  float64
+	ExecutorMemMB float64
+	// PodOverheadCPUs and PodOverheadMemMB are added to every pod's task.
+	PodOverheadCPUs  float64
+	PodOverheadMemMB float64
+	// OfferHold is how long an offer is held to batch pods before it is declined.
+	OfferHold time.Duration
+	// RefuseSeconds is the refuse filter of declined offers.
+	RefuseSeconds float64
+	// LogLevel is the logrus level of the framework and of its executors.
+	LogLevel string
+	// AgentPollInterval is how often the master's operator API GET_AGENTS is polled.
+	AgentPollInterval time.Duration
+	// NodeLeaseDuration is the lease duration of the Nodes' Leases in kube-node-lease; leases are
+	// renewed every quarter of it while the agent is active.
+	NodeLeaseDuration time.Duration
+	// ReconcileInterval is the period of implicit task reconciliation.
+	ReconcileInterval time.Duration
+}
+
+// DefaultConfig returns the defaults of docs/design.md.
+func DefaultConfig() Config {
+	return Config{
+		Master:            "http://127.0.0.1:5050",
+		FrameworkName:     "kubemesos",
+		Roles:             []string{"kubemesos"},
+		FailoverTimeout:   168 * time.Hour,
+		SchedulerName:     "kubemesos",
+		StateNamespace:    "kube-system",
+		LeaderElect:       true,
+		HTTPAddress:       ":10260",
+		ExecutorCPUs:      0.1,
+		ExecutorMemMB:     64,
+		OfferHold:         500 * time.Millisecond,
+		RefuseSeconds:     5,
+		LogLevel:          "info",
+		AgentPollInterval: 10 * time.Second,
+		NodeLeaseDuration: 40 * time.Second,
+		ReconcileInterval: 15 * time.Minute,
+	}
+}
+
+// BindFlags registers every option on fs with DefaultConfig's values as defaults, writing into c.
+func (c *Config) BindFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.Master, "master", d.Master, "Mesos master URL")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", d.Kubeconfig, "kubeconfig of the API server (empty: in-cluster)")
+	fs.StringVar(&c.FrameworkName, "framework-name", d.FrameworkName, "Mesos FrameworkInfo.name")
+	fs.StringSliceVar(&c.Roles, "roles", d.Roles, "comma-separated Mesos roles")
+	fs.StringVar(&c.Principal, "principal", d.Principal, "Mesos principal (HTTP basic authentication user)")
+	fs.StringVar(&c.SecretFile, "secret-file", d.SecretFile, "file holding the Mesos principal's secret")
+	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", d.FailoverTimeout, "Mesos FrameworkInfo.failover_timeout")
+	fs.StringVar(&c.SchedulerName, "scheduler-name", d.SchedulerName, "pods' spec.schedulerName served by the framework")
+	fs.BoolVar(&c.ServeDefaultScheduler, "serve-default-scheduler", d.ServeDefaultScheduler, "also schedule pods of default-scheduler")
+	fs.StringVar(&c.StateNamespace, "state-namespace", d.StateNamespace, "namespace of the state ConfigMap and the leader-election Lease")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", d.LeaderElect, "leader election on the Lease kubemesos-framework")
+	fs.StringVar(&c.HTTPAddress, "http-address", d.HTTPAddress, "listen address of /metrics, /healthz, /readyz, /executor/kubemesos")
+	fs.StringVar(&c.AdvertiseURL, "advertise-url", d.AdvertiseURL, "URL agents use to reach --http-address (default: derived from hostname and port)")
+	fs.StringVar(&c.ExecutorURI, "executor-uri", d.ExecutorURI, "where agents fetch the executor binary (default: <advertise-url>/executor/kubemesos)")
+	fs.StringVar(&c.ExecutorKubeconfig, "executor-kubeconfig", d.ExecutorKubeconfig, "kubeconfig path the executor uses on the agents (empty: in-cluster)")
+	fs.Float64Var(&c.ExecutorCPUs, "executor-cpus", d.ExecutorCPUs, "executor's own cpus")
+	fs.Float64Var(&c.ExecutorMemMB, "executor-mem", d.ExecutorMemMB, "executor's own memory in MB")
+	fs.Float64Var(&c.PodOverheadCPUs, "pod-overhead-cpus", d.PodOverheadCPUs, "cpus added to every pod's task")
+	fs.Float64Var(&c.PodOverheadMemMB, "pod-overhead-mem", d.PodOverheadMemMB, "memory in MB added to every pod's task")
+	fs.DurationVar(&c.OfferHold, "offer-hold", d.OfferHold, "how long offers are held to batch pods")
+	fs.Float64Var(&c.RefuseSeconds, "refuse-seconds", d.RefuseSeconds, "decline filter for unusable offers, seconds")
+	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "logrus level (framework and executors)")
+	fs.DurationVar(&c.AgentPollInterval, "agent-poll-interval", d.AgentPollInterval, "period of GET_AGENTS polls of the master's operator API")
+	fs.DurationVar(&c.NodeLeaseDuration, "node-lease-duration", d.NodeLeaseDuration, "duration of the Nodes' Leases (renewed every quarter of it)")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", d.ReconcileInterval, "period of implicit task reconciliation")
+}
+
+// Validate reports every invalid option at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if u, err := url.Parse(c.Master); err != nil || u.Scheme == "" || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--master %q: not an absolute URL", c.Master))
+	}
+	if c.FrameworkName == "" {
+		errs = append(errs, errors.New("--framework-name is empty"))
+	}
+	if len(c.Roles) == 0 {
+		errs = append(errs, errors.New("--roles is empty"))
+	}
+	for _, r := range c.Roles {
+		if r == "" || r == "*" || strings.ContainsAny(r, " \t\n") {
+			errs = append(errs, fmt.Errorf("--roles: invalid role %q", r))
+		}
+	}
+	if c.FailoverTimeout <= 0 {
+		errs = append(errs, errors.New("--failover-timeout must be positive"))
+	}
+	if c.SchedulerName == "" {
+		errs = append(errs, errors.New("--scheduler-name is empty"))
+	}
+	if c.StateNamespace == "" {
+		errs = append(errs, errors.New("--state-namespace is empty"))
+	}
+	if c.ExecutorCPUs < 0 || c.ExecutorMemMB < 0 || c.PodOverheadCPUs < 0 || c.PodOverheadMemMB < 0 {
+		errs = append(errs, errors.New("executor resources and pod overheads must not be negative"))
+	}
+	if c.OfferHold <= 0 {
+		errs = append(errs, errors.New("--offer-hold must be positive"))
+	}
+	if c.RefuseSeconds < 0 {
+		errs = append(errs, errors.New("--refuse-seconds must not be negative"))
+	}
+	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	if c.AgentPollInterval <= 0 || c.NodeLeaseDuration <= 0 || c.ReconcileInterval <= 0 {
+		errs = append(errs, errors.New("--agent-poll-interval, --node-lease-duration and --reconcile-interval must be positive"))
+	}
+	if c.ExecutorURI == "" && c.AdvertiseURL != "" {
+		if u, err := url.Parse(c.AdvertiseURL); err != nil || u.Scheme == "" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--advertise-url %q: not an absolute URL", c.AdvertiseURL))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SchedulerNames returns the pod schedulerNames the framework serves.
+func (c *Config) SchedulerNames() map[string]bool {
+	names := map[string]bool{c.SchedulerName: true}
+	if c.ServeDefaultScheduler {
+		names[DefaultSchedulerName] = true
+	}
+	return names
+}
+
+// executorURI resolves --executor-uri from --advertise-url, or from hostname and the port of
+// --http-address when neither is set.
+func (c *Config) executorURI(hostname string) string {
+	if c.ExecutorURI != "" {
+		return c.ExecutorURI
+	}
+	return strings.TrimSuffix(c.advertiseURL(hostname), "/") + ExecutorPath
+}
+
+func (c *Config) advertiseURL(hostname string) string {
+	if c.AdvertiseURL != "" {
+		return c.AdvertiseURL
+	}
+	port := "10260"
+	if i := strings.LastIndex(c.HTTPAddress, ":"); i >= 0 && i+1 < len(c.HTTPAddress) {
+		port = c.HTTPAddress[i+1:]
+	}
+	return "http://" + hostname + ":" + port
+}

@@ -1,0 +1,55 @@
+package framework
+
+import (
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+// ExecutorSettings are the only inputs of the executor's identity (lesson #572 of the earlier bridge:
+// never derive it from scheduler flags).
+type ExecutorSettings struct {
+	URI        string
+	Kubeconfig string
+	LogLevel   string
+	CPUs       float64
+	MemMB      float64
+}
+
+// NewExecutorInfo builds the ExecutorInfo of the kubemesos executor: CUSTOM, fetching the kubemesos
+// binary from URI as an executable named kubemesos and running `./kubemesos executor` in the sandbox.
+// Its resources carry no role: the launcher allocates them from an offer (see withExecutorResources).
+func NewExecutorInfo(s ExecutorSettings) mesos.ExecutorInfo {
+	shell := true
+	executable, extract, cache := true, false, false
+	output := "kubemesos"
+	value := "./kubemesos executor"
+	env := []mesos.Environment_Variable{
+		envVar("KUBEMESOS_LOG_LEVEL", s.LogLevel),
+	}
+	if s.Kubeconfig != "" {
+		env = append(env, envVar("KUBEMESOS_KUBECONFIG", s.Kubeconfig))
+	}
+	name := "kubemesos executor"
+	return mesos.ExecutorInfo{
+		Type:       mesos.ExecutorInfo_CUSTOM,
+		ExecutorID: mesos.ExecutorID{Value: ExecutorID},
+		Name:       &name,
+		Command: &mesos.CommandInfo{
+			URIs: []mesos.CommandInfo_URI{{
+				Value: s.URI, Executable: &executable, Extract: &extract, Cache: &cache, OutputFile: &output,
+			}},
+			Shell:       &shell,
+			Value:       &value,
+			Environment: &mesos.Environment{Variables: env},
+		},
+		Resources: []mesos.Resource{scalar("cpus", s.CPUs), scalar("mem", s.MemMB)},
+	}
+}
+
+func envVar(name, value string) mesos.Environment_Variable {
+	v := value
+	return mesos.Environment_Variable{Name: name, Value: &v}
+}
+
+func scalar(name string, v float64) mesos.Resource {
+	return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}}
+}

@@ -1,0 +1,471 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubemesos/kubemesos/offerbridge"
+)
+
+// Reasons of a Node's Ready condition.
+const (
+	ReasonAgentActive      = "MesosAgentActive"
+	ReasonAgentRemoved     = "MesosAgentRemoved"
+	ReasonAgentUnreachable = "MesosAgentUnreachable"
+	ReasonAgentGone        = "MesosAgentGone"
+	ReasonAgentInactive    = "MesosAgentInactive"
+)
+
+// NodeLeaseNamespace is where Node heartbeats (Leases) live.
+const NodeLeaseNamespace = corev1.NamespaceNodeLease
+
+// maxPodsPerNode is the Node's pods capacity (the kubelet's default).
+const maxPodsPerNode = 110
+
+// agentObservation is what one source (an offer, GET_AGENTS) tells about an agent.
+type agentObservation struct {
+	ID         string
+	Hostname   string
+	Attributes []mesos.Attribute
+	// Total is the agent's total resources; nil when the source does not know it (offers).
+	Total mesos.Resources
+}
+
+// agentRecord is the node controller's view of one agent.
+type agentRecord struct {
+	agentObservation
+	active  bool
+	reason  string
+	message string
+	// synced is false while the Node does not reflect the record.
+	synced bool
+	// offered accumulates resources seen in offers, the capacity estimate until GET_AGENTS answers.
+	offered mesos.Resources
+}
+
+// nodeController keeps one Node per Mesos agent, Ready with a renewed Lease while the agent is active and
+// NotReady (Lease no longer renewed) once Mesos reports it removed, unreachable or gone.
+type nodeController struct {
+	client        kubernetes.Interface
+	clock         clock.WithTicker
+	leaseDuration time.Duration
+	overhead      corev1.ResourceList // the executor's own resources, not allocatable to pods
+	log           logrus.FieldLogger
+
+	mu     sync.Mutex
+	agents map[string]*agentRecord // by agent ID
+	kick   chan struct{}
+}
+
+func newNodeController(client kubernetes.Interface, clk clock.WithTicker, leaseDuration time.Duration, executorCPUs, executorMemMB float64, log logrus.FieldLogger) *nodeController {
+	return &nodeController{
+		client: client, clock: clk, leaseDuration: leaseDuration, log: log,
+		overhead: corev1.ResourceList{
+			corev1.ResourceCPU:    cpuQuantity(executorCPUs),
+			corev1.ResourceMemory: mbQuantity(executorMemMB),
+		},
+		agents: map[string]*agentRecord{},
+		kick:   make(chan struct{}, 1),
+	}
+}
+
+// ObserveOffer records the agent of an offer as active.
+func (c *nodeController) ObserveOffer(o *mesos.Offer) {
+	c.observe(agentObservation{ID: o.AgentID.Value, Hostname: o.GetHostname(), Attributes: o.Attributes}, o.Resources)
+}
+
+// observe records an agent seen active.
+func (c *nodeController) observe(obs agentObservation, offered mesos.Resources) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, ok := c.agents[obs.ID]
+	if !ok {
+		rec = &agentRecord{}
+		c.agents[obs.ID] = rec
+	}
+	before := *rec
+	if obs.Hostname != "" {
+		rec.ID, rec.Hostname = obs.ID, obs.Hostname
+	}
+	if obs.Attributes != nil {
+		rec.Attributes = obs.Attributes
+	}
+	if obs.Total != nil {
+		rec.Total = obs.Total
+	}
+	if rec.Total == nil && len(offered) > 0 {
+		// Offers show part of the agent at most; keep the largest seen until GET_AGENTS tells the total.
+		if sumScalars(offered).cpus > sumScalars(rec.offered).cpus || sumScalars(offered).mem > sumScalars(rec.offered).mem {
+			rec.offered = offered
+		}
+	}
+	rec.active, rec.reason, rec.message = true, ReasonAgentActive, "Mesos agent is active"
+	if !ok || !before.active || before.Hostname != rec.Hostname || !equality.Semantic.DeepEqual(before.Attributes, rec.Attributes) ||
+		!equality.Semantic.DeepEqual(before.Total, rec.Total) || !equality.Semantic.DeepEqual(before.offered, rec.offered) {
+		rec.synced = false
+		c.poke()
+	}
+}
+
+// MarkInactive records that Mesos reports the agent removed, unreachable or gone.
+func (c *nodeController) MarkInactive(agentID, reason, message string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, ok := c.agents[agentID]
+	if !ok || (!rec.active && rec.reason == reason) {
+		return
+	}
+	rec.active, rec.reason, rec.message, rec.synced = false, reason, message, false
+	c.log.WithFields(logrus.Fields{"agentID": agentID, "hostname": rec.Hostname, "reason": reason}).Warn("Mesos agent inactive")
+	c.poke()
+}
+
+// SetAgents applies a GET_AGENTS answer: listed agents are observed (active or not, as the master says),
+// known agents missing from it are removed.
+func (c *nodeController) SetAgents(agents []agentObservation, active map[string]bool) {
+	listed := map[string]bool{}
+	for _, a := range agents {
+		listed[a.ID] = true
+		if active[a.ID] {
+			c.observe(a, nil)
+		} else {
+			c.observe(a, nil)
+			c.MarkInactive(a.ID, ReasonAgentInactive, "Mesos master reports the agent inactive")
+		}
+	}
+	c.mu.Lock()
+	var missing []string
+	for id := range c.agents {
+		if !listed[id] {
+			missing = append(missing, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range missing {
+		c.MarkInactive(id, ReasonAgentRemoved, "agent is not registered with the Mesos master")
+	}
+}
+
+// Hostname returns the hostname (Node name) of a known agent.
+func (c *nodeController) Hostname(agentID string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, ok := c.agents[agentID]
+	if !ok || rec.Hostname == "" {
+		return "", false
+	}
+	return rec.Hostname, true
+}
+
+// AgentOfHostname returns the ID of the agent whose Node is hostname, preferring an active agent.
+func (c *nodeController) AgentOfHostname(hostname string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	found := ""
+	for id, rec := range c.agents {
+		if rec.Hostname != hostname {
+			continue
+		}
+		if rec.active {
+			return id
+		}
+		found = id
+	}
+	return found
+}
+
+// Active reports whether an agent is active; unknown agents count as active (no evidence otherwise).
+func (c *nodeController) Active(agentID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, ok := c.agents[agentID]
+	return !ok || rec.active
+}
+
+func (c *nodeController) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run syncs Nodes when agents change and renews the Leases of active agents every quarter of the lease
+// duration, until ctx is cancelled.
+func (c *nodeController) Run(ctx context.Context) error {
+	renew := c.clock.NewTicker(c.leaseDuration / 4)
+	defer renew.Stop()
+	for {
+		c.SyncAll(ctx, false)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.kick:
+		case <-renew.C():
+			c.SyncAll(ctx, true)
+		}
+	}
+}
+
+// SyncAll writes every Node that does not reflect its agent yet; with renew it also renews the Lease of
+// every active agent. Failures are logged and retried on the next round.
+func (c *nodeController) SyncAll(ctx context.Context, renew bool) {
+	c.mu.Lock()
+	var todo []agentRecord
+	for _, rec := range c.agents {
+		if rec.Hostname != "" && (!rec.synced || (renew && rec.active)) {
+			todo = append(todo, *rec)
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(todo, func(i, j int) bool { return todo[i].ID < todo[j].ID })
+	for i := range todo {
+		rec := &todo[i]
+		log := c.log.WithFields(logrus.Fields{"agentID": rec.ID, "node": rec.Hostname})
+		if err := c.syncNode(ctx, rec); err != nil {
+			log.WithError(err).Warn("syncing Node")
+			continue
+		}
+		if rec.active {
+			if err := c.renewLease(ctx, rec.Hostname); err != nil {
+				log.WithError(err).Warn("renewing node Lease")
+				continue
+			}
+		}
+		c.mu.Lock()
+		if cur, ok := c.agents[rec.ID]; ok && cur.active == rec.active && cur.reason == rec.reason &&
+			equality.Semantic.DeepEqual(cur.Total, rec.Total) && equality.Semantic.DeepEqual(cur.offered, rec.offered) &&
+			cur.Hostname == rec.Hostname && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) {
+			cur.synced = true
+		}
+		c.mu.Unlock()
+	}
+}
+
+// desiredNode is the Node for an agent record.
+func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.Node {
+	labels := offerbridge.AgentLabels(&mesos.Offer{AgentID: mesos.AgentID{Value: rec.ID}, Hostname: rec.Hostname, Attributes: rec.Attributes})
+	total := rec.Total
+	if total == nil {
+		total = rec.offered
+	}
+	capacity := capacityOf(total)
+	allocatable := corev1.ResourceList{}
+	for name, q := range capacity {
+		q = q.DeepCopy()
+		if o, ok := c.overhead[name]; ok {
+			q.Sub(o)
+			if q.Sign() < 0 {
+				q = resource.MustParse("0")
+			}
+		}
+		allocatable[name] = q
+	}
+	status := corev1.ConditionTrue
+	if !rec.active {
+		status = corev1.ConditionFalse
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: rec.Hostname, Labels: labels},
+		Spec:       corev1.NodeSpec{ProviderID: "mesos://agent/" + rec.ID},
+		Status: corev1.NodeStatus{
+			Capacity:    capacity,
+			Allocatable: allocatable,
+			Conditions: []corev1.NodeCondition{{
+				Type: corev1.NodeReady, Status: status, Reason: rec.reason, Message: rec.message,
+				LastHeartbeatTime: now, LastTransitionTime: now,
+			}},
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: rec.Hostname},
+				{Type: corev1.NodeHostName, Address: rec.Hostname},
+			},
+			NodeInfo: corev1.NodeSystemInfo{
+				OperatingSystem: "linux", Architecture: runtime.GOARCH,
+				KubeletVersion: "kubemesos", ContainerRuntimeVersion: "mesos://",
+				MachineID: rec.ID, SystemUUID: rec.ID,
+			},
+		},
+	}
+}
+
+// syncNode creates or updates the agent's Node (labels, capacity, Ready condition).
+func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
+	now := metav1.NewTime(c.clock.Now())
+	want := c.desiredNode(rec, now)
+	nodes := c.client.CoreV1().Nodes()
+	cur, err := nodes.Get(ctx, want.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		created, err := nodes.Create(ctx, want, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("creating Node %s: %w", want.Name, err)
+		}
+		if equality.Semantic.DeepEqual(created.Status.Conditions, want.Status.Conditions) &&
+			equality.Semantic.DeepEqual(created.Status.Capacity, want.Status.Capacity) {
+			return nil
+		}
+		created.Status = want.Status
+		if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("writing status of new Node %s: %w", want.Name, err)
+		}
+		c.log.WithFields(logrus.Fields{"agentID": rec.ID, "node": want.Name}).Info("created Node for Mesos agent")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Node %s: %w", want.Name, err)
+	}
+	if cur.Labels[offerbridge.LabelAgentID] != "" && cur.Labels[offerbridge.LabelAgentID] != rec.ID {
+		// Same hostname, new agent ID (the agent restarted with a new ID): the newer record owns the Node
+		// only while active, so an old, removed ID never turns it NotReady.
+		if !rec.active {
+			return nil
+		}
+	}
+	node := cur.DeepCopy()
+	if node.Labels == nil {
+		node.Labels = map[string]string{}
+	}
+	for k := range node.Labels {
+		if _, ok := want.Labels[k]; !ok && isAgentLabel(k) {
+			delete(node.Labels, k)
+		}
+	}
+	maps.Copy(node.Labels, want.Labels)
+	node.Spec.ProviderID = want.Spec.ProviderID
+	if !equality.Semantic.DeepEqual(node.ObjectMeta, cur.ObjectMeta) || node.Spec.ProviderID != cur.Spec.ProviderID {
+		if node, err = nodes.Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("updating Node %s: %w", want.Name, err)
+		}
+		node = node.DeepCopy()
+	}
+	before := node.Status.DeepCopy()
+	node.Status.Capacity, node.Status.Allocatable = want.Status.Capacity, want.Status.Allocatable
+	node.Status.Addresses, node.Status.NodeInfo = want.Status.Addresses, want.Status.NodeInfo
+	setNodeCondition(&node.Status, want.Status.Conditions[0])
+	if equality.Semantic.DeepEqual(before, &node.Status) {
+		return nil
+	}
+	if _, err := nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("writing status of Node %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+func isAgentLabel(k string) bool {
+	return len(k) > len(offerbridge.LabelAttrPrefix) && k[:len(offerbridge.LabelAttrPrefix)] == offerbridge.LabelAttrPrefix
+}
+
+// setNodeCondition replaces the condition of the same type, keeping LastTransitionTime when the status
+// does not change, as the kubelet does.
+func setNodeCondition(st *corev1.NodeStatus, c corev1.NodeCondition) {
+	for i := range st.Conditions {
+		cur := &st.Conditions[i]
+		if cur.Type != c.Type {
+			continue
+		}
+		if cur.Status == c.Status {
+			c.LastTransitionTime = cur.LastTransitionTime
+			if cur.Reason == c.Reason && cur.Message == c.Message {
+				c.LastHeartbeatTime = cur.LastHeartbeatTime
+			}
+		}
+		*cur = c
+		return
+	}
+	st.Conditions = append(st.Conditions, c)
+}
+
+// renewLease creates or renews the Node's Lease in kube-node-lease, the heartbeat the node lifecycle
+// controller watches.
+func (c *nodeController) renewLease(ctx context.Context, nodeName string) error {
+	leases := c.client.CoordinationV1().Leases(NodeLeaseNamespace)
+	now := metav1.NewMicroTime(c.clock.Now())
+	seconds := int32(c.leaseDuration / time.Second)
+	lease, err := leases.Get(ctx, nodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		lease = &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: nodeName, Namespace: NodeLeaseNamespace},
+			Spec: coordinationv1.LeaseSpec{
+				HolderIdentity: ptr.To(nodeName), LeaseDurationSeconds: ptr.To(seconds), RenewTime: &now,
+			},
+		}
+		if node, err := c.client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{}); err == nil {
+			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+		}
+		if _, err := leases.Create(ctx, lease, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
+	}
+	lease = lease.DeepCopy()
+	lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds, lease.Spec.RenewTime = ptr.To(nodeName), ptr.To(seconds), &now
+	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("renewing Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
+	}
+	return nil
+}
+
+// scalars are the scalar resources a Node exposes, summed over roles.
+type scalars struct{ cpus, mem, disk, gpus float64 }
+
+func sumScalars(rs mesos.Resources) scalars {
+	var s scalars
+	for _, r := range rs {
+		if r.GetType() != mesos.SCALAR || r.Revocable != nil {
+			continue
+		}
+		v := r.GetScalar().GetValue()
+		switch r.Name {
+		case "cpus":
+			s.cpus += v
+		case "mem":
+			s.mem += v
+		case "disk":
+			s.disk += v
+		case "gpus":
+			s.gpus += v
+		}
+	}
+	return s
+}
+
+// capacityOf converts Mesos resources (cpus in cores, mem/disk in MB) to a Node capacity.
+func capacityOf(rs mesos.Resources) corev1.ResourceList {
+	s := sumScalars(rs)
+	l := corev1.ResourceList{
+		corev1.ResourceCPU:              cpuQuantity(s.cpus),
+		corev1.ResourceMemory:           mbQuantity(s.mem),
+		corev1.ResourceEphemeralStorage: mbQuantity(s.disk),
+		corev1.ResourcePods:             *resource.NewQuantity(maxPodsPerNode, resource.DecimalSI),
+	}
+	if s.gpus > 0 {
+		l["nvidia.com/gpu"] = *resource.NewQuantity(int64(s.gpus), resource.DecimalSI)
+	}
+	return l
+}
+
+func cpuQuantity(cores float64) resource.Quantity {
+	return *resource.NewMilliQuantity(int64(cores*1000+0.5), resource.DecimalSI)
+}
+
+func mbQuantity(mb float64) resource.Quantity {
+	return *resource.NewQuantity(int64(mb*1024*1024+0.5), resource.BinarySI)
+}

@@ -1,0 +1,386 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/kubemesos/kubemesos/offerbridge"
+	"github.com/kubemesos/kubemesos/podtranslate"
+)
+
+// runLoop runs placement cycles when offers or pods arrive and on every tick (offer expiry, back-offs,
+// reconciliation), until ctx is cancelled.
+func (s *sched) runLoop(ctx context.Context, tick time.Duration) error {
+	t := s.clock.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.kick:
+		case <-t.C():
+		}
+		s.cycle(ctx)
+	}
+}
+
+// cycle is one round of the loop: reconciliation retries, expired offers declined, suppress/revive,
+// then placement of the pending pods onto every held offer.
+func (s *sched) cycle(ctx context.Context) {
+	now := s.clock.Now()
+	s.reconcileTick(ctx, now)
+	s.mu.Lock()
+	subscribed := s.subscribed
+	s.mu.Unlock()
+	if !subscribed {
+		return
+	}
+	if expired := s.book.Expired(now); len(expired) > 0 {
+		ids := make([]mesos.OfferID, len(expired))
+		for i := range expired {
+			ids[i] = expired[i].ID
+		}
+		s.log.WithField("offers", len(ids)).Debug("declining offers held past --offer-hold")
+		s.decline(ctx, ids, s.refuse)
+	}
+
+	pods := s.pendingPods(now)
+	s.mu.Lock()
+	action := offerbridge.DecideOffers(offerbridge.OfferFlow{
+		Pending: len(pods), Suppressed: s.suppressed, NewPending: s.newPending, Filtered: s.filtered,
+	})
+	s.newPending = false
+	roles := append([]string(nil), s.frameworkInfo.Roles...)
+	s.mu.Unlock()
+	switch action {
+	case offerbridge.Revive:
+		if err := s.call(ctx, calls.ReviveWith(roles)); err != nil {
+			s.log.WithError(err).Warn("revive")
+		} else {
+			s.log.WithField("pending", len(pods)).Debug("revived offers")
+			s.mu.Lock()
+			s.suppressed, s.filtered = false, false
+			s.mu.Unlock()
+		}
+	case offerbridge.Suppress:
+		if err := s.call(ctx, calls.SuppressWith(roles)); err != nil {
+			s.log.WithError(err).Warn("suppress")
+		} else {
+			s.log.Debug("suppressed offers: nothing pending")
+			s.mu.Lock()
+			s.suppressed = true
+			s.mu.Unlock()
+		}
+	}
+	if len(pods) == 0 || s.book.Len() == 0 {
+		return
+	}
+
+	plan := offerbridge.Place(offerbridge.Input{
+		Offers:   s.book.Take(),
+		Nodes:    s.nodesByAgent(),
+		Pods:     pods,
+		Overhead: s.overhead,
+		Executor: s.executorCost(),
+		Seed:     s.seed,
+	})
+	unmentioned := s.book.Settle(plan)
+	for i := range plan.Launches {
+		s.launch(ctx, &plan.Launches[i])
+	}
+	s.decline(ctx, append(plan.Decline, unmentioned...), s.refuse)
+	for i := range plan.Unschedulable {
+		s.unschedulable(ctx, &plan.Unschedulable[i], now)
+	}
+}
+
+// decline declines offers with a refuse filter.
+func (s *sched) decline(ctx context.Context, ids []mesos.OfferID, refuse time.Duration) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.call(ctx, calls.Decline(ids...).With(calls.RefuseSeconds(refuse))); err != nil {
+		s.log.WithError(err).WithField("offers", len(ids)).Warn("declining offers")
+	}
+	s.metrics.offersDeclined.Add(float64(len(ids)))
+	if refuse > 0 {
+		s.mu.Lock()
+		s.filtered = true
+		s.mu.Unlock()
+	}
+}
+
+// pendingPods returns the pods to place now (back-off over), by priority, then age.
+func (s *sched) pendingPods(now time.Time) []*corev1.Pod {
+	s.mu.Lock()
+	keys := make([]string, 0, len(s.pending))
+	for key, p := range s.pending {
+		if !now.Before(p.notBefore) {
+			keys = append(keys, key)
+		}
+	}
+	s.mu.Unlock()
+	var pods []*corev1.Pod
+	for _, key := range keys {
+		ns, name := splitKey(key)
+		pod, err := s.pods.Pods(ns).Get(name)
+		if err != nil || pod.DeletionTimestamp != nil || podFinished(pod) {
+			s.unpend(key)
+			continue
+		}
+		s.mu.Lock()
+		p, ok := s.pending[key]
+		skip := !ok || p.uid != pod.UID || s.inflight[pod.UID]
+		s.mu.Unlock()
+		if !skip {
+			pods = append(pods, pod)
+		}
+	}
+	sort.Slice(pods, func(i, j int) bool {
+		pi, pj := podPriority(pods[i]), podPriority(pods[j])
+		if pi != pj {
+			return pi > pj
+		}
+		ti, tj := pods[i].CreationTimestamp, pods[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return podKey(pods[i]) < podKey(pods[j])
+	})
+	return pods
+}
+
+func podPriority(p *corev1.Pod) int32 {
+	if p.Spec.Priority != nil {
+		return *p.Spec.Priority
+	}
+	return 0
+}
+
+func splitKey(key string) (string, string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:]
+		}
+	}
+	return "", key
+}
+
+// nodesByAgent returns the kubemesos Nodes by agent ID.
+func (s *sched) nodesByAgent() map[string]*corev1.Node {
+	out := map[string]*corev1.Node{}
+	nodes, err := s.nodeLister.List(labels.Everything())
+	if err != nil {
+		return out
+	}
+	for _, n := range nodes {
+		if id := n.Labels[offerbridge.LabelAgentID]; id != "" {
+			out[id] = n
+		}
+	}
+	return out
+}
+
+// executorCost tells placement what a new executor needs and where one runs: on agents where the
+// framework has a live task (offers also list running executors in executor_ids).
+func (s *sched) executorCost() offerbridge.ExecutorCost {
+	running := map[string]bool{}
+	s.mu.Lock()
+	for _, rec := range s.tasks {
+		if rec.live() && rec.agentID != "" {
+			running[rec.agentID] = true
+		}
+	}
+	s.mu.Unlock()
+	return offerbridge.ExecutorCost{CPUs: s.executor.CPUs, MemMB: s.executor.MemMB, ID: ExecutorID, RunningOn: running}
+}
+
+// executorFor returns the ExecutorInfo to launch with on an agent: the one already in use there when the
+// executor runs (so changed flags never make it incompatible), else a new one with the current
+// settings and the resources placement carved for it, which must be persisted before the ACCEPT.
+func (s *sched) executorFor(l *offerbridge.Launch) (info mesos.ExecutorInfo, persist bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.state.Executors[l.AgentID.Value]
+	if l.Executor == nil && ok {
+		return cur, false
+	}
+	info = NewExecutorInfo(s.executor)
+	if l.Executor != nil {
+		info.Resources = l.Executor
+	} else {
+		s.log.WithField("agentID", l.AgentID.Value).Warn("executor runs on agent but its ExecutorInfo is unknown; using current settings")
+	}
+	return info, true
+}
+
+// launch carries out one Launch: Binding of every pod first, then one ACCEPT with their tasks.
+func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
+	log := s.log.WithFields(logrus.Fields{"agentID": l.AgentID.Value, "node": l.NodeName, "offers": len(l.OfferIDs)})
+	info, persist := s.executorFor(l)
+	if persist {
+		s.mu.Lock()
+		s.state.Executors[l.AgentID.Value] = info
+		st := s.snapshotState()
+		s.mu.Unlock()
+		if err := s.store.Save(ctx, st); err != nil {
+			log.WithError(err).Warn("persisting ExecutorInfo; declining the offers")
+			s.decline(ctx, l.OfferIDs, 0)
+			return
+		}
+	}
+
+	var tasks []mesos.TaskInfo
+	var launched []*corev1.Pod
+	for i := range l.Pods {
+		pod := l.Pods[i].Pod
+		plog := log.WithField("pod", podKey(pod))
+		s.mu.Lock()
+		s.inflight[pod.UID] = true
+		s.mu.Unlock()
+		if pod.Spec.NodeName == "" {
+			if err := s.bind(ctx, pod, l.NodeName); err != nil {
+				plog.WithError(err).Warn("binding pod")
+				s.recorder.Eventf(pod, corev1.EventTypeWarning, EventFailedBinding, "Binding to %s failed: %v", l.NodeName, err)
+				s.endInflight(pod)
+				continue
+			}
+			s.recorder.Eventf(pod, corev1.EventTypeNormal, EventScheduled, "Successfully assigned %s to %s", podKey(pod), l.NodeName)
+		}
+		bound := pod.DeepCopy()
+		bound.Spec.NodeName = l.NodeName
+		ti, err := podtranslate.TaskInfo(bound, l.AgentID, info, l.Pods[i].Resources)
+		if err != nil {
+			plog.WithError(err).Error("building TaskInfo")
+			s.recorder.Eventf(pod, corev1.EventTypeWarning, EventFailedLaunch, "Cannot build the Mesos task: %v", err)
+			s.endInflight(pod)
+			continue
+		}
+		tasks = append(tasks, ti)
+		launched = append(launched, pod)
+	}
+	if len(tasks) == 0 {
+		s.decline(ctx, l.OfferIDs, 0)
+		return
+	}
+
+	accept := calls.Accept(calls.OfferOperations{calls.OpLaunch(tasks...)}.WithOffers(l.OfferIDs...)).
+		With(calls.RefuseSeconds(acceptRefuse))
+	err := s.call(ctx, accept)
+	now := s.clock.Now()
+	s.mu.Lock()
+	for i, pod := range launched {
+		id := tasks[i].TaskID.Value
+		s.tasks[id] = &taskRecord{agentID: l.AgentID.Value, state: mesos.TASK_STAGING}
+		if err != nil {
+			// Whether the master got the ACCEPT is unknown: ask it before anything else happens.
+			s.awaiting[id] = l.AgentID.Value
+			s.reconciled = false
+		}
+		delete(s.inflight, pod.UID)
+		delete(s.pending, podKey(pod))
+	}
+	n := len(s.pending)
+	s.mu.Unlock()
+	s.metrics.pendingPods.Set(float64(n))
+	if err != nil {
+		log.WithError(err).Warn("ACCEPT failed; reconciling its tasks")
+		return
+	}
+	s.metrics.offersAccepted.Add(float64(len(l.OfferIDs)))
+	s.metrics.podsLaunched.Add(float64(len(tasks)))
+	for _, pod := range launched {
+		s.metrics.schedulingLatency.Observe(now.Sub(pod.CreationTimestamp.Time).Seconds())
+		s.queue.Add(podKey(pod))
+	}
+	log.WithField("pods", len(tasks)).Info("launched pods")
+}
+
+func (s *sched) endInflight(pod *corev1.Pod) {
+	s.mu.Lock()
+	delete(s.inflight, pod.UID)
+	s.mu.Unlock()
+	s.queue.Add(podKey(pod))
+}
+
+// bind binds a pod to a Node through the binding subresource (with the pod's UID as precondition).
+func (s *sched) bind(ctx context.Context, pod *corev1.Pod, nodeName string) error {
+	b := &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: nodeName},
+	}
+	if err := s.kube.CoreV1().Pods(pod.Namespace).Bind(ctx, b, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("binding pod %s to %s: %w", podKey(pod), nodeName, err)
+	}
+	return nil
+}
+
+// unschedulable records a FailedScheduling event and backs the pod off.
+func (s *sched) unschedulable(ctx context.Context, u *offerbridge.Unfit, now time.Time) {
+	pod := u.Pod
+	key := podKey(pod)
+	s.metrics.podsUnschedulable.Inc()
+	s.mu.Lock()
+	p, ok := s.pending[key]
+	changed := false
+	if ok && p.uid == pod.UID {
+		p.attempts++
+		d := min(minPodBackoff<<min(p.attempts-1, 10), maxPodBackoff)
+		if u.Unresolvable {
+			d = maxPodBackoff
+		}
+		p.notBefore = now.Add(d)
+		changed = p.message != u.Message
+		p.message = u.Message
+	}
+	s.mu.Unlock()
+	s.recorder.Event(pod, corev1.EventTypeWarning, EventFailedScheduling, u.Message)
+	s.log.WithFields(logrus.Fields{"pod": key, "reasons": u.Reasons}).Info("pod unschedulable: " + u.Message)
+	if changed {
+		s.setUnschedulableCondition(ctx, pod, u.Message)
+	}
+}
+
+// setUnschedulableCondition writes PodScheduled=False/Unschedulable as kube-scheduler does.
+func (s *sched) setUnschedulableCondition(ctx context.Context, pod *corev1.Pod, message string) {
+	p := pod.DeepCopy()
+	if !setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+		Reason: corev1.PodReasonUnschedulable, Message: message}, s.clock.Now()) {
+		return
+	}
+	if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		s.log.WithError(err).WithField("pod", podKey(pod)).Debug("writing PodScheduled condition")
+	}
+}
+
+// setPodCondition sets a condition, keeping the transition time when the status is unchanged; it
+// reports whether anything changed.
+func setPodCondition(st *corev1.PodStatus, c corev1.PodCondition, now time.Time) bool {
+	c.LastTransitionTime = metav1.NewTime(now)
+	for i := range st.Conditions {
+		cur := &st.Conditions[i]
+		if cur.Type != c.Type {
+			continue
+		}
+		if cur.Status == c.Status && cur.Reason == c.Reason && cur.Message == c.Message {
+			return false
+		}
+		if cur.Status == c.Status {
+			c.LastTransitionTime = cur.LastTransitionTime
+		}
+		*cur = c
+		return true
+	}
+	st.Conditions = append(st.Conditions, c)
+	return true
+}

@@ -1,0 +1,260 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpmaster"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpsched"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+)
+
+// errLostLeadership ends Run when another instance took the Lease.
+var errLostLeadership = errors.New("lost leadership of the Lease " + StateName)
+
+// Run runs the framework until ctx is cancelled: the HTTP server, then (as leader when --leader-elect)
+// the informers, the Mesos subscription, the placement loop, the pod workers and the Node controller.
+// It returns nil after a cancellation and joins every goroutine it started.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	log := logrus.New()
+	lvl, _ := logrus.ParseLevel(cfg.LogLevel)
+	log.SetLevel(lvl)
+	restCfg, err := restConfig(cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	restCfg.UserAgent = "kubemesos-framework"
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("building Kubernetes client: %w", err)
+	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("reading hostname: %w", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locating own binary to serve as executor: %w", err)
+	}
+	l, err := net.Listen("tcp", cfg.HTTPAddress)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.HTTPAddress, err)
+	}
+	m := newMetrics()
+	ready := &readiness{}
+	log.WithFields(logrus.Fields{"master": cfg.Master, "http": l.Addr().String(), "executorURI": cfg.executorURI(hostname)}).Info("kubemesos framework starting")
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveHTTP(gctx, l, newHandler(m.registry, ready.ready, exe)) })
+	g.Go(func() error {
+		lead := func(ctx context.Context) error {
+			return runLeader(ctx, cfg, leaderDeps{kube: kube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname})
+		}
+		if !cfg.LeaderElect {
+			return lead(gctx)
+		}
+		return runElected(gctx, cfg, kube, hostname, log, lead)
+	})
+	return g.Wait()
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
+		}
+		return c, nil
+	}
+	c, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("in-cluster configuration (set --kubeconfig outside a cluster): %w", err)
+	}
+	return c, nil
+}
+
+// runElected runs lead while holding the Lease kubemesos-framework; losing it ends Run with an error
+// (a restart re-joins the election), as kube-controller-manager does.
+func runElected(ctx context.Context, cfg Config, kube kubernetes.Interface, hostname string, log logrus.FieldLogger, lead func(context.Context) error) error {
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: StateName, Namespace: cfg.StateNamespace},
+		Client:     kube.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: hostname + "_" + string(uuid.NewUUID())},
+	}
+	var leadErr error
+	led := false
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   15 * time.Second,
+		RenewDeadline:   10 * time.Second,
+		RetryPeriod:     2 * time.Second,
+		ReleaseOnCancel: true,
+		Name:            StateName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				led = true
+				log.WithField("identity", lock.Identity()).Info("became leader")
+				leadErr = lead(ctx)
+			},
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	le.Run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if leadErr != nil {
+		return leadErr
+	}
+	if led {
+		return errLostLeadership
+	}
+	return nil
+}
+
+// leaderDeps are what runLeader needs besides Config.
+type leaderDeps struct {
+	kube     kubernetes.Interface
+	clock    clock.WithTicker
+	log      logrus.FieldLogger
+	metrics  *metrics
+	ready    *readiness
+	hostname string
+}
+
+// runLeader is the framework proper; it returns when ctx is cancelled.
+func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
+	store := &ConfigMapStore{Client: d.kube, Namespace: cfg.StateNamespace, Name: StateName}
+	st, err := store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	d.log.WithFields(logrus.Fields{"frameworkID": st.FrameworkID, "executors": len(st.Executors)}).Info("loaded framework state")
+
+	factory := informers.NewSharedInformerFactory(d.kube, 0)
+	podInf := factory.Core().V1().Pods().Informer()
+	if err := podInf.AddIndexers(cache.Indexers{podUIDIndex: podUIDIndexFunc}); err != nil {
+		return fmt.Errorf("indexing pods: %w", err)
+	}
+	nodeLister := factory.Core().V1().Nodes().Lister()
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: d.kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: cfg.SchedulerName})
+
+	caller, operator, err := mesosClients(cfg)
+	if err != nil {
+		return err
+	}
+	queue := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods"})
+	nodes := newNodeController(d.kube, d.clock, cfg.NodeLeaseDuration, cfg.ExecutorCPUs, cfg.ExecutorMemMB, d.log.WithField("component", "nodes"))
+	s := newScheduler(cfg, ExecutorSettings{
+		URI: cfg.executorURI(d.hostname), Kubeconfig: cfg.ExecutorKubeconfig, LogLevel: cfg.LogLevel,
+		CPUs: cfg.ExecutorCPUs, MemMB: cfg.ExecutorMemMB,
+	}, st, schedulerDeps{
+		Clock: d.clock, Log: d.log, Caller: caller, Store: store, Kube: d.kube,
+		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, Nodes: nodes, Recorder: recorder,
+		Metrics: d.metrics, Ready: d.ready, Queue: queue,
+	})
+	if _, err := podInf.AddEventHandler(s.podHandlers()); err != nil {
+		return fmt.Errorf("watching pods: %w", err)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("syncing informer of %v", typ)
+		}
+	}
+	d.ready.synced.Store(true)
+	defer d.ready.synced.Store(false)
+
+	sub := &subscriber{
+		caller: caller, info: s.FrameworkInfo, handle: s.HandleEvent, disconnected: s.Disconnected,
+		clock: d.clock, minBackoff: time.Second, maxBackoff: 30 * time.Second, log: d.log,
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return nodes.Run(gctx) })
+	g.Go(func() error { return pollAgents(gctx, operator, nodes, d.clock, cfg.AgentPollInterval, d.log) })
+	g.Go(func() error { s.runWorkers(gctx, 2); return nil })
+	g.Go(func() error { return s.runLoop(gctx, loopTick(cfg.OfferHold)) })
+	g.Go(func() error { return sub.Run(gctx) })
+	return g.Wait()
+}
+
+// loopTick is the placement loop's period: fine enough to decline offers close to --offer-hold.
+func loopTick(hold time.Duration) time.Duration {
+	return max(min(hold/4, time.Second), 10*time.Millisecond)
+}
+
+// mesosClients builds the scheduler API caller and the operator API agent lister.
+func mesosClients(cfg Config) (calls.Caller, agentLister, error) {
+	var auth httpcli.ConfigOpt
+	if cfg.Principal != "" && cfg.SecretFile != "" {
+		secret, err := os.ReadFile(cfg.SecretFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading --secret-file: %w", err)
+		}
+		auth = httpcli.BasicAuth(cfg.Principal, strings.TrimSpace(string(secret)))
+	}
+	base := strings.TrimSuffix(cfg.Master, "/")
+	codec := httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf])
+	schedCli := httpcli.New(httpcli.Endpoint(base+"/api/v1/scheduler"), codec, httpcli.Do(httpcli.With(auth)))
+	opCli := httpcli.New(httpcli.Endpoint(base+"/api/v1"), codec, httpcli.Do(httpcli.With(auth, httpcli.Timeout(10*time.Second))))
+	return httpsched.NewCaller(schedCli, httpsched.AllowReconnection(true)),
+		operatorAgents{sender: httpmaster.NewSender(opCli.Send)}, nil
+}
+
+// pollAgents feeds GET_AGENTS answers to the Node controller every interval.
+func pollAgents(ctx context.Context, lister agentLister, nodes *nodeController, clk clock.WithTicker, every time.Duration, log logrus.FieldLogger) error {
+	t := clk.NewTicker(every)
+	defer t.Stop()
+	for {
+		agents, active, err := lister.ListAgents(ctx)
+		if err != nil {
+			log.WithError(err).Debug("polling GET_AGENTS")
+		} else {
+			nodes.SetAgents(agents, active)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+	}
+}

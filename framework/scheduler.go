@@ -1,0 +1,621 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/kubemesos/kubemesos/offerbridge"
+	"github.com/kubemesos/kubemesos/podtranslate"
+)
+
+// Event reasons the framework records on pods.
+const (
+	EventScheduled        = "Scheduled"
+	EventFailedScheduling = "FailedScheduling"
+	EventFailedBinding    = "FailedBinding"
+	EventFailedLaunch     = "FailedLaunch"
+	EventKilling          = "Killing"
+	EventTaskEnded        = "TaskEnded"
+)
+
+// Reasons the framework writes into a pod's status besides podtranslate's.
+const (
+	// PodReasonTaskDropped: Mesos dropped the pod's task maxDrops times; the pod stays bound, so it is
+	// failed and its controller replaces it.
+	PodReasonTaskDropped = "TaskDropped"
+)
+
+const (
+	// podUIDIndex indexes the pod informer by UID (TaskID = pod-<uid>).
+	podUIDIndex = "uid"
+	// taskIDPrefix is podtranslate's TaskID prefix.
+	taskIDPrefix = "pod-"
+	// maxDrops is how often a bound pod's task may be dropped (TASK_DROPPED) and relaunched.
+	maxDrops = 3
+	// acceptRefuse is the filter of resources left unused by an ACCEPT: short, so they return soon.
+	acceptRefuse = time.Second
+	// placement back-off of unschedulable pods.
+	minPodBackoff = time.Second
+	maxPodBackoff = 30 * time.Second
+	// explicit reconciliation back-off.
+	minReconcileBackoff = time.Second
+	maxReconcileBackoff = time.Minute
+)
+
+// taskRecord is what the framework knows about one of its tasks.
+type taskRecord struct {
+	agentID string
+	state   mesos.TaskState
+	// relaunch is true when Mesos says the task never started the pod (TASK_DROPPED, a launch-time
+	// TASK_LOST) or does not know it (TASK_UNKNOWN, a reconciliation TASK_LOST): the bound pod may be
+	// launched again. ifNotStarted limits that to pods that never started.
+	relaunch     bool
+	ifNotStarted bool
+	drops        int
+}
+
+// live reports whether the task may be running.
+func (r *taskRecord) live() bool { return r != nil && !r.relaunch && !terminal(r.state) }
+
+// pendingPod is a pod waiting for placement.
+type pendingPod struct {
+	uid       types.UID
+	attempts  int
+	notBefore time.Time
+	message   string // last FailedScheduling message
+}
+
+// sched is the framework's core: it handles Mesos events, runs placement cycles over held offers and
+// pending pods, binds and launches, and syncs each pod with its task. Mesos events arrive on the
+// subscription goroutine, pod keys on the workqueue workers, placement runs on the loop goroutine; all
+// shared state is behind mu and no I/O happens while mu is held.
+type sched struct {
+	clock          clock.WithTicker
+	log            logrus.FieldLogger
+	caller         calls.Caller
+	store          StateStore
+	kube           kubernetes.Interface
+	pods           corelisters.PodLister
+	podIndex       cache.Indexer
+	nodeLister     corelisters.NodeLister
+	nodes          *nodeController
+	recorder       record.EventRecorder
+	metrics        *metrics
+	ready          *readiness
+	book           *offerbridge.Book
+	queue          workqueue.TypedRateLimitingInterface[string]
+	schedulerNames map[string]bool
+	overhead       podtranslate.Overhead
+	executor       ExecutorSettings
+	frameworkInfo  mesos.FrameworkInfo // without ID
+	refuse         time.Duration
+	reconcileEvery time.Duration
+	seed           uint64
+	kick           chan struct{}
+
+	mu               sync.Mutex
+	state            State
+	subscribed       bool
+	suppressed       bool
+	filtered         bool
+	newPending       bool
+	tasks            map[string]*taskRecord
+	pending          map[string]*pendingPod
+	inflight         map[types.UID]bool
+	awaiting         map[string]string // explicit reconciliation: task ID → agent ID
+	reconciled       bool
+	reconcileAttempt int
+	nextReconcile    time.Time
+	nextImplicit     time.Time
+}
+
+// schedulerDeps are the collaborators of a scheduler.
+type schedulerDeps struct {
+	Clock      clock.WithTicker
+	Log        logrus.FieldLogger
+	Caller     calls.Caller
+	Store      StateStore
+	Kube       kubernetes.Interface
+	PodIndex   cache.Indexer // the pod informer's indexer, with podUIDIndex
+	NodeLister corelisters.NodeLister
+	Nodes      *nodeController
+	Recorder   record.EventRecorder
+	Metrics    *metrics
+	Ready      *readiness
+	Queue      workqueue.TypedRateLimitingInterface[string]
+}
+
+func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDeps) *sched {
+	if st.Executors == nil {
+		st.Executors = map[string]mesos.ExecutorInfo{}
+	}
+	return &sched{
+		clock: d.Clock, log: d.Log, caller: d.Caller, store: d.Store, kube: d.Kube,
+		pods: corelisters.NewPodLister(d.PodIndex), podIndex: d.PodIndex, nodeLister: d.NodeLister,
+		nodes: d.Nodes, recorder: d.Recorder, metrics: d.Metrics, ready: d.Ready, queue: d.Queue,
+		book:           offerbridge.NewBook(d.Clock, cfg.OfferHold),
+		schedulerNames: cfg.SchedulerNames(),
+		overhead:       podtranslate.Overhead{CPUs: cfg.PodOverheadCPUs, MemMB: cfg.PodOverheadMemMB},
+		executor:       executor,
+		frameworkInfo:  frameworkInfo(cfg),
+		refuse:         time.Duration(cfg.RefuseSeconds * float64(time.Second)),
+		reconcileEvery: cfg.ReconcileInterval,
+		seed:           uint64(d.Clock.Now().UnixNano()),
+		kick:           make(chan struct{}, 1),
+		state:          st,
+		tasks:          map[string]*taskRecord{},
+		pending:        map[string]*pendingPod{},
+		inflight:       map[types.UID]bool{},
+		awaiting:       map[string]string{},
+	}
+}
+
+// frameworkInfo is the FrameworkInfo of docs/design.md (without the FrameworkID).
+func frameworkInfo(cfg Config) mesos.FrameworkInfo {
+	failover := cfg.FailoverTimeout.Seconds()
+	checkpoint := true
+	hostname, _ := os.Hostname()
+	userName := "root"
+	if u, err := user.Current(); err == nil {
+		userName = u.Username
+	}
+	fi := mesos.FrameworkInfo{
+		User:            userName,
+		Name:            cfg.FrameworkName,
+		Roles:           append([]string(nil), cfg.Roles...),
+		FailoverTimeout: &failover,
+		Checkpoint:      &checkpoint,
+		Capabilities: []mesos.FrameworkInfo_Capability{
+			{Type: mesos.FrameworkInfo_Capability_MULTI_ROLE},
+			{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE},
+			{Type: mesos.FrameworkInfo_Capability_TASK_KILLING_STATE},
+			{Type: mesos.FrameworkInfo_Capability_GPU_RESOURCES},
+		},
+	}
+	if hostname != "" {
+		fi.Hostname = &hostname
+	}
+	if cfg.Principal != "" {
+		p := cfg.Principal
+		fi.Principal = &p
+	}
+	return fi
+}
+
+// FrameworkInfo returns the FrameworkInfo for the next SUBSCRIBE, with the persisted FrameworkID.
+func (s *sched) FrameworkInfo() *mesos.FrameworkInfo {
+	fi := s.frameworkInfo
+	s.mu.Lock()
+	if id := s.state.FrameworkID; id != "" {
+		fi.ID = &mesos.FrameworkID{Value: id}
+	}
+	s.mu.Unlock()
+	return &fi
+}
+
+// call sends a call with the FrameworkID set, dropping the response body.
+func (s *sched) call(ctx context.Context, c *scheduler.Call) error {
+	s.mu.Lock()
+	id := s.state.FrameworkID
+	s.mu.Unlock()
+	if id == "" {
+		return errors.New("no FrameworkID yet")
+	}
+	c.FrameworkID = &mesos.FrameworkID{Value: id}
+	if err := calls.CallNoData(ctx, s.caller, c); err != nil {
+		return fmt.Errorf("mesos %s: %w", c.GetType(), err)
+	}
+	return nil
+}
+
+func (s *sched) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ---- Mesos events ----
+
+// HandleEvent handles one event of the subscription. An error ends the subscription.
+func (s *sched) HandleEvent(ctx context.Context, e *scheduler.Event) error {
+	switch e.GetType() {
+	case scheduler.Event_SUBSCRIBED:
+		return s.handleSubscribed(ctx, e.GetSubscribed())
+	case scheduler.Event_OFFERS:
+		s.handleOffers(e.GetOffers().GetOffers())
+	case scheduler.Event_RESCIND:
+		id := e.GetRescind().GetOfferID()
+		if s.book.Rescind(id) {
+			s.metrics.offersRescinded.Inc()
+		}
+		s.log.WithField("offerID", id.Value).Debug("offer rescinded")
+	case scheduler.Event_UPDATE:
+		s.handleUpdate(ctx, e.GetUpdate().GetStatus())
+	case scheduler.Event_FAILURE:
+		s.handleFailure(ctx, e.GetFailure())
+	case scheduler.Event_ERROR:
+		return s.handleError(ctx, e.GetError().GetMessage())
+	case scheduler.Event_MESSAGE:
+		m := e.GetMessage()
+		s.log.WithFields(logrus.Fields{"agentID": m.GetAgentID().Value, "bytes": len(m.GetData())}).Debug("executor message")
+	case scheduler.Event_HEARTBEAT:
+	default:
+		s.log.WithField("type", e.GetType().String()).Debug("ignoring Mesos event")
+	}
+	return nil
+}
+
+// handleSubscribed persists the FrameworkID before anything is launched and starts reconciliation.
+func (s *sched) handleSubscribed(ctx context.Context, sub *scheduler.Event_Subscribed) error {
+	id := sub.GetFrameworkID().GetValue()
+	s.mu.Lock()
+	changed := id != s.state.FrameworkID
+	s.state.FrameworkID = id
+	st := s.snapshotState()
+	s.mu.Unlock()
+	if changed {
+		if err := s.store.Save(ctx, st); err != nil {
+			return fmt.Errorf("persisting FrameworkID %s: %w", id, err)
+		}
+	}
+	s.log.WithFields(logrus.Fields{"frameworkID": id, "heartbeat": sub.GetHeartbeatIntervalSeconds()}).Info("subscribed to Mesos")
+	s.mu.Lock()
+	s.subscribed = true
+	s.suppressed = false
+	s.filtered = false
+	s.mu.Unlock()
+	s.ready.subscribed.Store(true)
+	s.metrics.subscribed.Set(1)
+	s.startReconciliation(ctx)
+	s.poke()
+	return nil
+}
+
+// Disconnected forgets the offers of the ended subscription (Mesos rescinds them) and stops launching
+// until the next SUBSCRIBED and reconciliation.
+func (s *sched) Disconnected(err error) {
+	s.mu.Lock()
+	s.subscribed = false
+	s.reconciled = false
+	s.mu.Unlock()
+	s.ready.subscribed.Store(false)
+	s.metrics.subscribed.Set(0)
+	for _, o := range s.book.Take() {
+		if s.book.Rescind(o.ID) {
+			s.metrics.offersRescinded.Inc()
+		}
+	}
+	if err != nil {
+		s.log.WithError(err).Warn("disconnected from Mesos")
+	}
+}
+
+func (s *sched) handleOffers(offers []mesos.Offer) {
+	s.metrics.offersReceived.Add(float64(len(offers)))
+	for i := range offers {
+		s.nodes.ObserveOffer(&offers[i])
+		s.log.WithFields(logrus.Fields{"offerID": offers[i].ID.Value, "agentID": offers[i].AgentID.Value}).Debug("offer received")
+	}
+	s.book.Add(offers...)
+	s.poke()
+}
+
+func (s *sched) handleFailure(ctx context.Context, f *scheduler.Event_Failure) {
+	agentID := f.GetAgentID().GetValue()
+	if f.ExecutorID != nil {
+		// The executor exited: the next pod on that agent starts a new one with the current settings.
+		s.log.WithFields(logrus.Fields{"agentID": agentID, "executorID": f.ExecutorID.Value, "status": f.GetStatus()}).Warn("executor terminated")
+		if f.ExecutorID.Value != ExecutorID {
+			return
+		}
+		s.mu.Lock()
+		_, had := s.state.Executors[agentID]
+		delete(s.state.Executors, agentID)
+		st := s.snapshotState()
+		s.mu.Unlock()
+		if had {
+			if err := s.store.Save(ctx, st); err != nil {
+				s.log.WithError(err).Warn("forgetting executor of agent in state")
+			}
+		}
+		return
+	}
+	s.log.WithField("agentID", agentID).Warn("Mesos agent removed")
+	for _, id := range s.book.RemoveAgent(agentID) {
+		s.metrics.offersRescinded.Inc()
+		s.log.WithField("offerID", id.Value).Debug("offer of removed agent forgotten")
+	}
+	s.nodes.MarkInactive(agentID, ReasonAgentRemoved, "Mesos reported the agent failed")
+}
+
+func (s *sched) handleError(ctx context.Context, msg string) error {
+	s.log.WithField("message", msg).Error("Mesos sent ERROR")
+	if strings.Contains(strings.ToLower(msg), "removed") || strings.Contains(strings.ToLower(msg), "torn down") {
+		// The master removed this framework (failover timeout passed or teardown): its tasks are gone,
+		// so subscribe anew instead of retrying a dead FrameworkID forever.
+		s.mu.Lock()
+		s.state.FrameworkID = ""
+		st := s.snapshotState()
+		s.mu.Unlock()
+		if err := s.store.Save(ctx, st); err != nil {
+			s.log.WithError(err).Warn("clearing FrameworkID in state")
+		}
+	}
+	return fmt.Errorf("mesos error: %s", msg)
+}
+
+func (s *sched) snapshotState() State {
+	st := State{FrameworkID: s.state.FrameworkID, Executors: make(map[string]mesos.ExecutorInfo, len(s.state.Executors))}
+	for k, v := range s.state.Executors {
+		st.Executors[k] = v
+	}
+	return st
+}
+
+// terminal reports whether a task state is terminal for the task. TASK_UNREACHABLE is not terminal in
+// Mesos, but the framework treats the pod as lost (its Node goes NotReady and the pod fails).
+func terminal(s mesos.TaskState) bool {
+	switch s {
+	case mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_ERROR, mesos.TASK_LOST,
+		mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR, mesos.TASK_UNKNOWN:
+		return true
+	}
+	return false
+}
+
+// handleUpdate records a task's state, fails the pod when only Mesos can tell why it ended, queues the
+// pod and acknowledges the update once handled (never one without uuid).
+func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
+	taskID, agentID, state := st.TaskID.Value, st.GetAgentID().GetValue(), st.GetState()
+	log := s.log.WithFields(logrus.Fields{"taskID": taskID, "agentID": agentID, "state": state.String(),
+		"source": st.GetSource().String(), "reason": st.GetReason().String()})
+	log.WithField("message", st.GetMessage()).Debug("task status update")
+	s.metrics.statusUpdates.WithLabelValues(state.String()).Inc()
+
+	out := podtranslate.PodStatusForTask(st)
+	requeueAll := false
+	s.mu.Lock()
+	rec, ok := s.tasks[taskID]
+	if !ok {
+		rec = &taskRecord{agentID: agentID}
+		s.tasks[taskID] = rec
+	}
+	if agentID != "" {
+		rec.agentID = agentID
+	}
+	rec.state = state
+	rec.relaunch = out.Action == podtranslate.ActionRelaunch || out.Action == podtranslate.ActionRelaunchIfNotStarted
+	rec.ifNotStarted = out.Action == podtranslate.ActionRelaunchIfNotStarted
+	if out.Action == podtranslate.ActionRelaunch {
+		rec.drops++
+	}
+	relaunch := rec.relaunch
+	if _, asked := s.awaiting[taskID]; asked {
+		delete(s.awaiting, taskID)
+		if len(s.awaiting) == 0 && !s.reconciled {
+			s.reconciled, requeueAll = true, true
+		}
+	}
+	s.mu.Unlock()
+
+	switch {
+	case state == mesos.TASK_UNREACHABLE:
+		s.nodes.MarkInactive(agentID, ReasonAgentUnreachable, "Mesos reports the agent unreachable")
+	case state == mesos.TASK_GONE || state == mesos.TASK_GONE_BY_OPERATOR:
+		s.nodes.MarkInactive(agentID, ReasonAgentGone, "Mesos reports the agent gone")
+	case state == mesos.TASK_LOST && (st.GetReason() == mesos.REASON_AGENT_REMOVED || st.GetReason() == mesos.REASON_AGENT_DISCONNECTED):
+		s.nodes.MarkInactive(agentID, ReasonAgentRemoved, "Mesos reports the agent removed")
+	}
+
+	handled := true
+	uid, isPod := strings.CutPrefix(taskID, taskIDPrefix)
+	if isPod {
+		pod := s.podByUID(types.UID(uid))
+		switch {
+		case pod == nil && !terminal(state) && !relaunch:
+			// The pod is gone (deleted while the framework was away): its task must not outlive it.
+			log.Info("killing task of a deleted pod")
+			if err := s.call(ctx, killCall(taskID, agentID, nil)); err != nil {
+				log.WithError(err).Warn("killing orphan task")
+			}
+		case pod != nil:
+			if err := s.applyMesosOnlyOutcome(ctx, pod, out.ForPod(pod)); err != nil {
+				log.WithError(err).Warn("writing pod status for task update; not acknowledging, Mesos will resend")
+				handled = false
+			}
+			s.queue.Add(podKey(pod))
+		}
+	}
+	if requeueAll {
+		s.log.Info("explicit reconciliation complete")
+		s.requeueAllPods()
+	}
+	if handled && st.UUID != nil {
+		if err := s.call(ctx, calls.Acknowledge(agentID, taskID, st.UUID)); err != nil {
+			log.WithError(err).Warn("acknowledging status update")
+		}
+	}
+	s.poke()
+}
+
+// applyMesosOnlyOutcome writes what only Mesos knows into a pod's status: the end of a pod whose
+// executor could not report it (lost, gone, error, failed or killed by the agent or master, or unknown
+// after it started), or NotReady while its agent is unreachable. Executor-reported ends are written by
+// the executor itself; relaunches are syncPod's.
+func (s *sched) applyMesosOnlyOutcome(ctx context.Context, pod *corev1.Pod, out podtranslate.TaskOutcome) error {
+	if pod.DeletionTimestamp != nil || podFinished(pod) {
+		return nil
+	}
+	switch out.Action {
+	case podtranslate.ActionTerminate:
+		return s.endPod(ctx, pod, out.Phase, out.Reason, out.Message)
+	case podtranslate.ActionMarkNotReady:
+		return s.markNotReady(ctx, pod, out.Reason, out.Message)
+	}
+	return nil
+}
+
+// endPod writes a terminal phase with a reason, as the kubelet does for pods it cannot run.
+func (s *sched) endPod(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message string) error {
+	p := pod.DeepCopy()
+	p.Status.Phase = phase
+	p.Status.Reason, p.Status.Message = reason, message
+	now := s.clock.Now()
+	setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
+	setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
+	if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1UpdateOptions); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("writing %s status of pod %s: %w", phase, podKey(pod), err)
+	}
+	eventType := corev1.EventTypeWarning
+	if phase == corev1.PodSucceeded {
+		eventType = corev1.EventTypeNormal
+	}
+	s.recorder.Event(pod, eventType, EventTaskEnded, message)
+	s.log.WithFields(logrus.Fields{"pod": podKey(pod), "phase": phase, "reason": reason}).Warn("pod ended by Mesos: " + message)
+	return nil
+}
+
+// failPod ends a pod as Failed.
+func (s *sched) failPod(ctx context.Context, pod *corev1.Pod, reason, message string) error {
+	return s.endPod(ctx, pod, corev1.PodFailed, reason, message)
+}
+
+// markNotReady sets Ready and ContainersReady False while the pod's agent is unreachable, as the node
+// lifecycle controller does for pods of an unreachable node; the phase stays.
+func (s *sched) markNotReady(ctx context.Context, pod *corev1.Pod, reason, message string) error {
+	p := pod.DeepCopy()
+	now := s.clock.Now()
+	a := setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: reason, Message: message}, now)
+	b := setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: reason, Message: message}, now)
+	if !a && !b {
+		return nil
+	}
+	if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1UpdateOptions); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("marking pod %s not ready: %w", podKey(pod), err)
+	}
+	return nil
+}
+
+func (s *sched) podByUID(uid types.UID) *corev1.Pod {
+	objs, err := s.podIndex.ByIndex(podUIDIndex, string(uid))
+	if err != nil || len(objs) == 0 {
+		return nil
+	}
+	pod, _ := objs[0].(*corev1.Pod)
+	return pod
+}
+
+func (s *sched) requeueAllPods() {
+	pods, err := s.pods.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, p := range pods {
+		s.queue.Add(podKey(p))
+	}
+}
+
+// ---- reconciliation ----
+
+// startReconciliation asks Mesos about every task the framework knows of and every pod bound to one of
+// its agents (explicit), and about every task Mesos knows (implicit). Until every explicit question is
+// answered, no bound pod is (re)launched: its task may exist.
+func (s *sched) startReconciliation(ctx context.Context) {
+	ask := map[string]string{}
+	s.mu.Lock()
+	for id, rec := range s.tasks {
+		if rec.live() {
+			ask[id] = rec.agentID
+		}
+	}
+	s.mu.Unlock()
+	if pods, err := s.pods.List(labels.Everything()); err == nil {
+		for _, p := range pods {
+			if p.Spec.NodeName == "" || podFinished(p) {
+				continue
+			}
+			if agentID := s.agentOfNode(p.Spec.NodeName); agentID != "" {
+				ask[taskIDPrefix+string(p.UID)] = agentID
+			}
+		}
+	}
+	now := s.clock.Now()
+	s.mu.Lock()
+	s.awaiting = ask
+	s.reconciled = len(ask) == 0
+	s.reconcileAttempt = 0
+	s.nextReconcile = now.Add(minReconcileBackoff)
+	s.nextImplicit = now.Add(s.reconcileEvery)
+	s.mu.Unlock()
+	s.log.WithField("tasks", len(ask)).Info("reconciling tasks")
+	if len(ask) > 0 {
+		if err := s.call(ctx, calls.Reconcile(calls.ReconcileTasks(ask))); err != nil {
+			s.log.WithError(err).Warn("explicit reconciliation")
+		}
+	} else {
+		s.requeueAllPods()
+	}
+	if err := s.call(ctx, calls.Reconcile()); err != nil {
+		s.log.WithError(err).Warn("implicit reconciliation")
+	}
+}
+
+// reconcileTick repeats explicit reconciliation with back-off until answered, and implicit
+// reconciliation every reconcileEvery.
+func (s *sched) reconcileTick(ctx context.Context, now time.Time) {
+	s.mu.Lock()
+	if !s.subscribed {
+		s.mu.Unlock()
+		return
+	}
+	var ask map[string]string
+	if !s.reconciled && len(s.awaiting) > 0 && !now.Before(s.nextReconcile) {
+		ask = make(map[string]string, len(s.awaiting))
+		for k, v := range s.awaiting {
+			ask[k] = v
+		}
+		s.reconcileAttempt++
+		s.nextReconcile = now.Add(min(minReconcileBackoff<<min(s.reconcileAttempt, 10), maxReconcileBackoff))
+	}
+	implicit := !now.Before(s.nextImplicit)
+	if implicit {
+		s.nextImplicit = now.Add(s.reconcileEvery)
+	}
+	s.mu.Unlock()
+	if ask != nil {
+		s.log.WithField("tasks", len(ask)).Info("repeating explicit reconciliation")
+		if err := s.call(ctx, calls.Reconcile(calls.ReconcileTasks(ask))); err != nil {
+			s.log.WithError(err).Warn("explicit reconciliation")
+		}
+	}
+	if implicit {
+		if err := s.call(ctx, calls.Reconcile()); err != nil {
+			s.log.WithError(err).Warn("implicit reconciliation")
+		}
+	}
+}
