@@ -1,0 +1,241 @@
+package podtranslate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Fixed reasons for fields kubemesos cannot honour. They are stable strings: tests, Events and users
+// match on them.
+const (
+	ReasonVolumeType        = "volume type not supported (only emptyDir, configMap, secret, downwardAPI, projected)"
+	ReasonProjectionSource  = "projected volume source not supported (only configMap, secret, downwardAPI, serviceAccountToken)"
+	ReasonEmptyDirMedium    = "emptyDir medium not supported (no tmpfs or hugepages mounts in nested containers)"
+	ReasonHostIPC           = "hostIPC not supported"
+	ReasonHostPID           = "hostPID not supported"
+	ReasonHostUsers         = "user namespaces (hostUsers: false) not supported"
+	ReasonEphemeral         = "ephemeral containers not supported"
+	ReasonResourceClaims    = "dynamic resource allocation (resource claims) not supported"
+	ReasonResourceName      = "resource has no Mesos equivalent (only cpu, memory, ephemeral-storage, nvidia.com/gpu)"
+	ReasonSidecar           = "restartable init containers (sidecars) not supported"
+	ReasonRestartRules      = "container restart rules not supported"
+	ReasonOS                = "only Linux pods are supported"
+	ReasonRuntimeClass      = "runtimeClassName not supported: the Mesos agent chooses the containerizer"
+	ReasonPrivileged        = "privileged containers not supported"
+	ReasonProcMount         = "procMount Unmasked not supported"
+	ReasonSysctls           = "sysctls not supported"
+	ReasonHostPortMapping   = "hostPort must equal containerPort: containers share the agent's network, there is no port mapping"
+	ReasonVolumeDevices     = "raw block volume devices not supported"
+	ReasonMountPropagation  = "bidirectional mount propagation not supported"
+	ReasonPodAffinity       = "required pod affinity and anti-affinity not supported by the kubemesos scheduler"
+	ReasonTopologySpread    = "topology spread constraints with whenUnsatisfiable DoNotSchedule not supported"
+	ReasonSchedulingGroup   = "scheduling groups (gang scheduling) not supported"
+	ReasonEvictionResponder = "eviction responders not supported"
+)
+
+// Unsupported names one pod field kubemesos cannot honour and why. Field is a JSON path such as
+// `spec.volumes[1].persistentVolumeClaim`; Reason is one of the Reason* constants.
+type Unsupported struct {
+	Field  string
+	Reason string
+}
+
+func (u Unsupported) String() string { return u.Field + ": " + u.Reason }
+
+// ErrUnsupported is what an *UnsupportedError matches with errors.Is.
+var ErrUnsupported = errors.New("pod uses fields kubemesos cannot honour")
+
+// UnsupportedError lists every unsupported field of a pod.
+type UnsupportedError struct {
+	Fields []Unsupported
+}
+
+func (e *UnsupportedError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, u := range e.Fields {
+		parts[i] = u.String()
+	}
+	return "unsupported: " + strings.Join(parts, "; ")
+}
+
+// Is makes errors.Is(err, ErrUnsupported) true.
+func (e *UnsupportedError) Is(target error) bool { return target == ErrUnsupported }
+
+// Check returns every field of pod that kubemesos cannot honour, in spec order, or nil.
+func Check(pod *corev1.Pod) []Unsupported {
+	var out []Unsupported
+	add := func(reason, format string, args ...any) {
+		out = append(out, Unsupported{Field: fmt.Sprintf(format, args...), Reason: reason})
+	}
+	s := &pod.Spec
+
+	for i := range s.Volumes {
+		checkVolume(&s.Volumes[i], fmt.Sprintf("spec.volumes[%d]", i), add)
+	}
+	for i := range s.InitContainers {
+		c := &s.InitContainers[i]
+		path := fmt.Sprintf("spec.initContainers[%d]", i)
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			add(ReasonSidecar, "%s.restartPolicy", path)
+		}
+		checkContainer(c, path, add)
+	}
+	for i := range s.Containers {
+		checkContainer(&s.Containers[i], fmt.Sprintf("spec.containers[%d]", i), add)
+	}
+	if len(s.EphemeralContainers) > 0 {
+		add(ReasonEphemeral, "spec.ephemeralContainers")
+	}
+	if s.HostIPC {
+		add(ReasonHostIPC, "spec.hostIPC")
+	}
+	if s.HostPID {
+		add(ReasonHostPID, "spec.hostPID")
+	}
+	if s.HostUsers != nil && !*s.HostUsers {
+		add(ReasonHostUsers, "spec.hostUsers")
+	}
+	if s.SecurityContext != nil && len(s.SecurityContext.Sysctls) > 0 {
+		add(ReasonSysctls, "spec.securityContext.sysctls")
+	}
+	if s.RuntimeClassName != nil && *s.RuntimeClassName != "" {
+		add(ReasonRuntimeClass, "spec.runtimeClassName")
+	}
+	if s.OS != nil && s.OS.Name != "" && s.OS.Name != corev1.Linux {
+		add(ReasonOS, "spec.os.name")
+	}
+	if len(s.ResourceClaims) > 0 {
+		add(ReasonResourceClaims, "spec.resourceClaims")
+	}
+	if s.Resources != nil {
+		checkResourceNames(s.Resources, "spec.resources", add)
+	}
+	for _, name := range sortedNames(s.Overhead) {
+		if !knownResource(name) {
+			add(ReasonResourceName, "spec.overhead[%s]", name)
+		}
+	}
+	if a := s.Affinity; a != nil {
+		if a.PodAffinity != nil && len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			add(ReasonPodAffinity, "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution")
+		}
+		if a.PodAntiAffinity != nil && len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
+			add(ReasonPodAffinity, "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution")
+		}
+	}
+	for i, tsc := range s.TopologySpreadConstraints {
+		if tsc.WhenUnsatisfiable == corev1.DoNotSchedule {
+			add(ReasonTopologySpread, "spec.topologySpreadConstraints[%d]", i)
+		}
+	}
+	if s.SchedulingGroup != nil {
+		add(ReasonSchedulingGroup, "spec.schedulingGroup")
+	}
+	if len(s.EvictionResponders) > 0 {
+		add(ReasonEvictionResponder, "spec.evictionResponders")
+	}
+	return out
+}
+
+func checkVolume(v *corev1.Volume, path string, add func(reason, format string, args ...any)) {
+	vs := &v.VolumeSource
+	switch {
+	case vs.EmptyDir != nil:
+		if vs.EmptyDir.Medium != corev1.StorageMediumDefault {
+			add(ReasonEmptyDirMedium, "%s.emptyDir.medium", path)
+		}
+	case vs.ConfigMap != nil, vs.Secret != nil, vs.DownwardAPI != nil:
+	case vs.Projected != nil:
+		for j, src := range vs.Projected.Sources {
+			if src.ClusterTrustBundle != nil || src.PodCertificate != nil {
+				add(ReasonProjectionSource, "%s.projected.sources[%d]", path, j)
+			}
+		}
+	default:
+		add(ReasonVolumeType, "%s.%s", path, volumeType(vs))
+	}
+}
+
+// volumeType names the set member of a VolumeSource for messages ("persistentVolumeClaim").
+func volumeType(vs *corev1.VolumeSource) string {
+	switch {
+	case vs.HostPath != nil:
+		return "hostPath"
+	case vs.PersistentVolumeClaim != nil:
+		return "persistentVolumeClaim"
+	case vs.Ephemeral != nil:
+		return "ephemeral"
+	case vs.CSI != nil:
+		return "csi"
+	case vs.NFS != nil:
+		return "nfs"
+	case vs.Image != nil:
+		return "image"
+	case vs.ISCSI != nil:
+		return "iscsi"
+	case vs.FC != nil:
+		return "fc"
+	case vs.GitRepo != nil:
+		return "gitRepo"
+	}
+	// Legacy in-tree cloud and cluster file systems: none has a Mesos nested-container equivalent.
+	return "volumeSource"
+}
+
+func checkContainer(c *corev1.Container, path string, add func(reason, format string, args ...any)) {
+	if len(c.RestartPolicyRules) > 0 {
+		add(ReasonRestartRules, "%s.restartPolicyRules", path)
+	}
+	checkResourceNames(&c.Resources, path+".resources", add)
+	if len(c.Resources.Claims) > 0 {
+		add(ReasonResourceClaims, "%s.resources.claims", path)
+	}
+	for j, p := range c.Ports {
+		if p.HostPort != 0 && p.HostPort != p.ContainerPort {
+			add(ReasonHostPortMapping, "%s.ports[%d].hostPort", path, j)
+		}
+	}
+	if len(c.VolumeDevices) > 0 {
+		add(ReasonVolumeDevices, "%s.volumeDevices", path)
+	}
+	for j, m := range c.VolumeMounts {
+		if m.MountPropagation != nil && *m.MountPropagation == corev1.MountPropagationBidirectional {
+			add(ReasonMountPropagation, "%s.volumeMounts[%d].mountPropagation", path, j)
+		}
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.Privileged != nil && *sc.Privileged {
+			add(ReasonPrivileged, "%s.securityContext.privileged", path)
+		}
+		if sc.ProcMount != nil && *sc.ProcMount == corev1.UnmaskedProcMount {
+			add(ReasonProcMount, "%s.securityContext.procMount", path)
+		}
+	}
+}
+
+func checkResourceNames(r *corev1.ResourceRequirements, path string, add func(reason, format string, args ...any)) {
+	seen := map[corev1.ResourceName]bool{}
+	for _, list := range []corev1.ResourceList{r.Requests, r.Limits} {
+		for _, name := range sortedNames(list) {
+			if knownResource(name) || seen[name] {
+				continue
+			}
+			seen[name] = true
+			add(ReasonResourceName, "%s[%s]", path, name)
+		}
+	}
+}
+
+// ResourceGPU is the extended resource mapped onto Mesos' gpus.
+const ResourceGPU corev1.ResourceName = "nvidia.com/gpu"
+
+func knownResource(name corev1.ResourceName) bool {
+	switch name {
+	case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage, ResourceGPU:
+		return true
+	}
+	return false
+}

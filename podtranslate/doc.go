@@ -1,0 +1,38 @@
+// Package podtranslate is the pure translation core between Kubernetes pods and Mesos tasks.
+//
+// It exists so that the framework, the placement code and the executor agree on one mapping and so that
+// mapping can be tested exhaustively without a cluster: every function here is pure (no clientset, no
+// HTTP, no clock; times are arguments).
+//
+// Pod → Mesos:
+//   - [PodDemand] is what a pod needs from an offer (Kubernetes' request arithmetic, converted to Mesos
+//     units) and [Resources] turns it into mesos.Resources for containment checks.
+//   - [Check] lists every pod field kubemesos cannot honour, each with a fixed reason string; PodDemand
+//     refuses such pods with an error wrapping [ErrUnsupported].
+//   - [TaskID], [TaskInfo], [PodRef], [PodUID] and [PodFromTaskData] implement the task conventions of
+//     docs/design.md (TaskID pod-<uid>, name <namespace>/<name>, kubemesos.io/* labels, the pod as JSON
+//     in TaskInfo.data).
+//
+// Mesos → Pod:
+//   - [PodStatusForTask] maps a TaskStatus to a [TaskOutcome]: pod phase, reason, message, whether the
+//     pod is over, and what the framework must do (nothing, mark not ready, write a terminal status,
+//     relaunch). [ApplyOutcome] applies an outcome to a pod status the way the kubelet would.
+//   - [KubeletConditions], [SetCondition] and [PodPhase] compute Initialized, ContainersReady, Ready and
+//     the pod phase from container statuses exactly as the kubelet does; the container state helpers
+//     ([WaitingState], [RunningState], [TerminatedState], [TerminationReason], [ExitFromWaitStatus]) give
+//     the executor the kubelet's container reasons.
+//
+// # What is honoured, and by whom
+//
+// Supported pod fields (the executor must implement the runtime ones): containers and init containers
+// (started in order), command/args/env/envFrom/workingDir, resources (cpu, memory, ephemeral-storage,
+// nvidia.com/gpu), pod overhead and pod-level cpu/memory resources, restartPolicy, probes and lifecycle
+// hooks, terminationGracePeriodSeconds and activeDeadlineSeconds, readinessGates, hostNetwork, hostPorts
+// equal to their containerPort, volumes of type emptyDir (default medium), configMap, secret, downwardAPI
+// and projected (configMap, secret, downwardAPI, serviceAccountToken sources: the default service account
+// volume of every pod). Scheduling fields (nodeSelector, required node affinity, tolerations, scheduling
+// gates, priority) are the placement code's business. Soft preferences (preferred affinities,
+// ScheduleAnyway spreads) are best effort and not reported.
+//
+// Everything Check reports is refused rather than silently ignored; see the Reason* constants.
+package podtranslate
