@@ -1,0 +1,68 @@
+package offerbridge
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	corev1 "k8s.io/api/core/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// benchInput is 1,000 pending pods (a tenth with a host port, a tenth with a node selector) on 5,000
+// offers of 5,000 agents, a fifth of which have a tainted Node.
+func benchInput(strategy Strategy) Input {
+	in := Input{Strategy: strategy, Seed: 1, Nodes: map[string]*corev1.Node{},
+		Executor: ExecutorCost{CPUs: 0.1, MemMB: 64, RunningOn: map[string]bool{}}}
+	for i := range 5000 {
+		id := fmt.Sprintf("agent-%04d", i)
+		o := basic(fmt.Sprintf("offer-%04d", i), id, 4, 8192)
+		o.Attributes = []mesos.Attribute{{Name: "rack", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: fmt.Sprintf("r%d", i%10)}}}
+		in.Offers = append(in.Offers, o)
+		if i%5 == 0 {
+			in.Nodes[id] = node(id+".example", AgentLabels(&o), corev1.Taint{Key: "gpu", Effect: corev1.TaintEffectNoSchedule})
+		}
+		if i%2 == 0 {
+			in.Executor.RunningOn[id] = true
+		}
+	}
+	for i := range 1000 {
+		var opts []podOpt
+		if i%10 == 0 {
+			opts = append(opts, hostPort(31080))
+		}
+		if i%10 == 1 {
+			opts = append(opts, nodeSelector(LabelAttrPrefix+"rack", "r3"))
+		}
+		in.Pods = append(in.Pods, pod(fmt.Sprintf("pod-%04d", i), 0.5, 512, opts...))
+	}
+	return in
+}
+
+func BenchmarkPlace1000Pods5000Offers(b *testing.B) {
+	for _, s := range []Strategy{Spread, BinPack} {
+		b.Run(s.String(), func(b *testing.B) {
+			in := benchInput(s)
+			b.ReportAllocs()
+			var plan Plan
+			for b.Loop() {
+				plan = Place(in)
+			}
+			if len(plan.Unschedulable) != 0 {
+				b.Fatalf("benchmark input must place every pod, %d unschedulable", len(plan.Unschedulable))
+			}
+		})
+	}
+}
+
+func BenchmarkBookCycle(b *testing.B) {
+	offers := benchInput(Spread).Offers
+	bk := NewBook(clocktesting.NewFakePassiveClock(t0), time.Second)
+	b.ReportAllocs()
+	for b.Loop() {
+		bk.Add(offers...)
+		taken := bk.Take()
+		bk.Settle(Plan{Decline: idsOf(taken)})
+	}
+}

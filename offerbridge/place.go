@@ -1,0 +1,513 @@
+package offerbridge
+
+import (
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
+)
+
+// Strategy chooses among the agents a pod fits on.
+type Strategy int
+
+const (
+	// Spread places each pod on the least allocated agent (kube-scheduler's default LeastAllocated
+	// score over cpu and memory), so replicas land on different agents and load stays even. Default.
+	Spread Strategy = iota
+	// BinPack places each pod on the most allocated agent it fits (MostAllocated), so pods fill the
+	// fewest agents and whole agents stay free for other frameworks.
+	BinPack
+)
+
+// String returns the name ParseStrategy accepts.
+func (s Strategy) String() string {
+	switch s {
+	case Spread:
+		return "spread"
+	case BinPack:
+		return "binpack"
+	}
+	return fmt.Sprintf("Strategy(%d)", int(s))
+}
+
+// ParseStrategy parses "spread" or "binpack" (for a flag).
+func ParseStrategy(s string) (Strategy, error) {
+	switch strings.ToLower(s) {
+	case "spread", "":
+		return Spread, nil
+	case "binpack":
+		return BinPack, nil
+	}
+	return Spread, fmt.Errorf("unknown placement strategy %q (want spread or binpack)", s)
+}
+
+// ExecutorCost describes the kubemesos executor's own resources: a pod placed on an agent where the
+// executor does not run yet must also fit the executor, which the same ACCEPT launches.
+type ExecutorCost struct {
+	CPUs, MemMB, DiskMB float64
+	// ID is the ExecutorID (kubemesos-executor). An offer listing it in executor_ids comes from an agent
+	// where the executor already runs. Optional.
+	ID string
+	// RunningOn holds the agent IDs where the executor is known to run (for example from the
+	// framework's state or task status updates).
+	RunningOn map[string]bool
+}
+
+// Input is everything one placement cycle looks at.
+type Input struct {
+	// Offers are the offers held, as received; each one ends up in exactly one Launch or in Decline.
+	Offers []mesos.Offer
+	// Nodes are the agents' Nodes by agent ID, for labels, taints and cordons. An agent without a Node
+	// yet is labelled from its offer (AgentLabels) and has no taints.
+	Nodes map[string]*corev1.Node
+	// Pods are the pending pods in the order they should be placed (priority, then FIFO).
+	Pods []*corev1.Pod
+	// Overhead is added to every pod's demand by podtranslate.
+	Overhead podtranslate.Overhead
+	// Executor is the executor's cost on agents where it does not run yet.
+	Executor ExecutorCost
+	// Strategy chooses among feasible agents; the zero value is Spread.
+	Strategy Strategy
+	// Seed orders agents that score equally, so runs replay.
+	Seed uint64
+	// PercentageOfAgentsToScore bounds the search like kube-scheduler's percentageOfNodesToScore: once
+	// that share of the agents (at least 100) was found feasible for a pod, the best of them is taken,
+	// and the next pod starts looking where this one stopped. 0 is kube-scheduler's adaptive default
+	// (50% minus 1% per 125 agents, at least 5%); 100 looks at every agent. Clusters of fewer than 100
+	// agents are always searched completely.
+	PercentageOfAgentsToScore int
+}
+
+// Plan is the outcome of one placement cycle, for the framework to carry out.
+type Plan struct {
+	// Launches are the ACCEPT calls to make, sorted by agent ID and role.
+	Launches []Launch
+	// Decline are the offers nothing was placed on, in input order.
+	Decline []mesos.OfferID
+	// Unschedulable are the pods that fit nowhere, in input order.
+	Unschedulable []Unfit
+}
+
+// Launch is one ACCEPT: offers of one agent allocated to one role (Mesos refuses offers of several
+// agents or roles in one ACCEPT) and the pods to launch on them.
+type Launch struct {
+	AgentID mesos.AgentID
+	// Hostname is the agent's hostname; NodeName the Node to bind the pods to (the Node's name when
+	// there is one, else the hostname).
+	Hostname string
+	NodeName string
+	// Role is the allocation role of every offer and every carved resource.
+	Role     string
+	OfferIDs []mesos.OfferID
+	// Executor is set when the executor does not run on the agent yet: the resources carved for it,
+	// to put into ExecutorInfo.resources. Nil otherwise.
+	Executor mesos.Resources
+	Pods     []PodPlacement
+}
+
+// PodPlacement is one pod of a Launch and the resources carved for its task.
+type PodPlacement struct {
+	Pod    *corev1.Pod
+	Demand podtranslate.Demand
+	// Resources are carved out of the Launch's offers: same names, roles, reservations and
+	// allocation_info as offered, the actual host port numbers, and never more than offered.
+	Resources mesos.Resources
+}
+
+// Unfit is a pod no offer could take, and why.
+type Unfit struct {
+	Pod *corev1.Pod
+	// Message is kube-scheduler style: "0/3 agents are available: 1 Insufficient cpu, 2 ...".
+	Message string
+	// Reasons counts the agents rejected per reason.
+	Reasons map[string]int
+	// Unresolvable is true when no offer can ever take the pod (it uses a field kubemesos cannot
+	// honour), so retrying is pointless until the pod changes.
+	Unresolvable bool
+}
+
+// Place matches pending pods to offers. It is pure and deterministic for a given Input.
+func Place(in Input) Plan {
+	agents, offerBucket := buildAgents(&in)
+	p := placer{in: &in, agents: agents}
+	p.toFind = feasibleToFind(len(agents), in.PercentageOfAgentsToScore)
+	exec := [numDims]int64{dimCPU: milli(in.Executor.CPUs), dimMem: milli(in.Executor.MemMB), dimDisk: milli(in.Executor.DiskMB)}
+	for _, pod := range in.Pods {
+		if pod == nil {
+			continue
+		}
+		p.place(pod, exec)
+	}
+	for i := range p.plan.Launches {
+		b := p.launchBuckets[i]
+		p.plan.Launches[i].OfferIDs = b.offerIDs
+	}
+	sort.SliceStable(p.plan.Launches, func(i, j int) bool {
+		a, b := &p.plan.Launches[i], &p.plan.Launches[j]
+		if a.AgentID.Value != b.AgentID.Value {
+			return a.AgentID.Value < b.AgentID.Value
+		}
+		return a.Role < b.Role
+	})
+	for i := range in.Offers {
+		if b := offerBucket[i]; b == nil || b.launch < 0 {
+			p.plan.Decline = append(p.plan.Decline, in.Offers[i].ID)
+		}
+	}
+	return p.plan
+}
+
+type placer struct {
+	in            *Input
+	agents        []*agent // in rank order
+	toFind        int      // feasible agents to find per pod before choosing
+	start         int      // where the next pod's search starts
+	plan          Plan
+	launchBuckets []*bucket
+}
+
+// place finds the best agent for one pod, carves its resources, or records why it fits nowhere.
+func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
+	demand, err := podtranslate.PodDemand(pod, p.in.Overhead)
+	if err != nil {
+		p.plan.Unschedulable = append(p.plan.Unschedulable, Unfit{
+			Pod:          pod,
+			Message:      fmt.Sprintf("0/%d agents are available: %v.", len(p.agents), err),
+			Unresolvable: true,
+		})
+		return
+	}
+	pi := newPodInfo(pod, &demand, exec)
+	a, b, visited := p.search(pi)
+	if len(p.agents) > 0 {
+		p.start = (p.start + visited) % len(p.agents)
+	}
+	if a == nil {
+		p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfit(pi))
+		return
+	}
+	p.launch(a, b, pod, demand, &pi.need, exec)
+}
+
+// search visits agents from p.start until p.toFind feasible ones were found (or all were visited) and
+// returns the best, its bucket, and how many agents it visited.
+func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited int) {
+	var bestScore float64
+	found := 0
+	for n := len(p.agents); visited < n && found < p.toFind; visited++ {
+		a := p.agents[(p.start+visited)%n]
+		nd := pi.needOn(a)
+		if !pi.maybeStatic(a) || runStatic(pi, a) == "" {
+			if b, _ := a.fitBucket(nd); b != nil {
+				found++
+				if s := a.score(nd); best == nil || p.better(s, bestScore) || (s == bestScore && a.rank < best.rank) {
+					best, bestBucket, bestScore = a, b, s
+				}
+			}
+		}
+	}
+	return best, bestBucket, visited
+}
+
+// unfit explains why no agent takes the pod. It runs the checkers again, on every agent, counting the
+// reasons: search does not, because for the pods that do fit the reasons would be thrown away.
+func (p *placer) unfit(pi *podInfo) Unfit {
+	reasons := make(map[string]int)
+	for _, a := range p.agents {
+		if pi.maybeStatic(a) {
+			if why := runStatic(pi, a); why != "" {
+				reasons[why]++
+				continue
+			}
+		}
+		_, mask := a.fitBucket(pi.needOn(a))
+		for bit := range fitCheckers {
+			if mask&(1<<bit) != 0 {
+				reasons[fitCheckers[bit].reason()]++
+			}
+		}
+	}
+	return Unfit{Pod: pi.pod, Message: Message(len(p.agents), reasons), Reasons: reasons}
+}
+
+func (p *placer) better(score, than float64) bool {
+	if p.in.Strategy == BinPack {
+		return score < than
+	}
+	return score > than
+}
+
+// feasibleToFind is kube-scheduler's numFeasibleNodesToFind (pkg/scheduler/schedule_one.go).
+func feasibleToFind(agents, percentage int) int {
+	const minToFind, minPercentage = 100, 5
+	if agents < minToFind || percentage >= 100 {
+		return agents
+	}
+	if percentage <= 0 {
+		percentage = max(50-agents/125, minPercentage)
+	}
+	return max(agents*percentage/100, minToFind)
+}
+
+// launch carves the pod (and the executor, when needed) out of the bucket.
+func (p *placer) launch(a *agent, b *bucket, pod *corev1.Pod, demand podtranslate.Demand, n *need, exec [numDims]int64) {
+	if b.launch < 0 {
+		b.launch = len(p.plan.Launches)
+		p.plan.Launches = append(p.plan.Launches, Launch{
+			AgentID:  mesos.AgentID{Value: a.id},
+			Hostname: a.hostname,
+			NodeName: a.nodeName,
+			Role:     b.role,
+		})
+		p.launchBuckets = append(p.launchBuckets, b)
+	}
+	l := &p.plan.Launches[b.launch]
+	if !a.executorRunning && a.executorBucket == nil {
+		a.executorBucket = b
+		en := need{scalar: exec}
+		l.Executor = b.carve(&en)
+		a.take(&en)
+		if l.Executor == nil {
+			l.Executor = mesos.Resources{}
+		}
+	}
+	l.Pods = append(l.Pods, PodPlacement{Pod: pod, Demand: demand, Resources: b.carve(n)})
+	a.take(n)
+}
+
+// Message formats a FailedScheduling message the way kube-scheduler does (FitError.Error): the count of
+// agents looked at, then "count reason" items sorted as strings and joined by commas.
+func Message(agents int, reasons map[string]int) string {
+	if agents == 0 {
+		return "0/0 agents are available: no offers held."
+	}
+	items := make([]string, 0, len(reasons))
+	for r, n := range reasons {
+		items = append(items, fmt.Sprintf("%d %s", n, r))
+	}
+	sort.Strings(items)
+	return fmt.Sprintf("0/%d agents are available: %s.", agents, strings.Join(items, ", "))
+}
+
+func runStatic(pi *podInfo, a *agent) string {
+	for _, c := range staticCheckers {
+		if why := c.check(pi, a); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+func newPodInfo(pod *corev1.Pod, d *podtranslate.Demand, exec [numDims]int64) *podInfo {
+	pi := &podInfo{pod: pod}
+	pi.need.scalar = [numDims]int64{
+		dimCPU:  milli(d.CPUs),
+		dimMem:  milli(d.MemMB),
+		dimDisk: milli(d.DiskMB),
+		dimGPU:  milli(d.GPUs),
+	}
+	for _, hp := range d.HostPorts {
+		if hp.Port == 0 {
+			continue
+		}
+		port := uint64(hp.Port)
+		if !containsPort(pi.need.ports, port) {
+			pi.need.ports = append(pi.need.ports, port)
+		}
+	}
+	sort.Slice(pi.need.ports, func(i, j int) bool { return pi.need.ports[i] < pi.need.ports[j] })
+	s := &pod.Spec
+	pi.constrained = s.NodeName != "" || len(s.NodeSelector) > 0 || len(s.Tolerations) > 0 ||
+		(s.Affinity != nil && s.Affinity.NodeAffinity != nil &&
+			s.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil)
+	pi.needExec = pi.need.plus(exec)
+	return pi
+}
+
+// maybeStatic reports whether a static checker can reject the pod on the agent; when false, checking
+// is skipped (most pods have no constraints, most agents no taints).
+func (pi *podInfo) maybeStatic(a *agent) bool {
+	return pi.constrained || len(a.taints) > 0 || a.cordoned
+}
+
+// needOn is the pod's need on the agent: with the executor where it does not run and was not placed yet.
+func (pi *podInfo) needOn(a *agent) *need {
+	if !a.executorRunning && a.executorBucket == nil {
+		return &pi.needExec
+	}
+	return &pi.need
+}
+
+func containsPort(ps []uint64, p uint64) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+// fitBucket returns the first bucket (by role) n fits into. Once the executor was carved from a bucket
+// in this plan, only that bucket is considered. When none fits, it returns the rejection mask of the
+// bucket that came closest (fewest failing checkers).
+func (a *agent) fitBucket(n *need) (*bucket, uint32) {
+	if a.executorBucket != nil {
+		if m := fit(n, a.executorBucket); m != 0 {
+			return nil, m
+		}
+		return a.executorBucket, 0
+	}
+	var bestMask uint32
+	for i, b := range a.buckets {
+		m := fit(n, b)
+		if m == 0 {
+			return b, 0
+		}
+		if i == 0 || bits.OnesCount32(m) < bits.OnesCount32(bestMask) {
+			bestMask = m
+		}
+	}
+	return nil, bestMask
+}
+
+// score is the mean over cpu and memory of the fraction of capacity that stays free after placing n
+// (kube-scheduler's LeastAllocated; BinPack minimises it).
+func (a *agent) score(n *need) float64 {
+	var sum float64
+	var dims int
+	for _, d := range [...]int{dimCPU, dimMem} {
+		if a.capacity[d] <= 0 {
+			continue
+		}
+		sum += float64(a.free[d]-n.scalar[d]) / float64(a.capacity[d])
+		dims++
+	}
+	if dims == 0 {
+		return 0
+	}
+	return sum / float64(dims)
+}
+
+func (a *agent) take(n *need) {
+	for d := range n.scalar {
+		a.free[d] -= n.scalar[d]
+	}
+}
+
+// buildAgents groups the offers by agent and allocation role, and returns the agents in seeded order
+// and, for each input offer, its bucket (nil for an offer without an agent ID).
+func buildAgents(in *Input) ([]*agent, []*bucket) {
+	byID := make(map[string]*agent)
+	var ids []string
+	offerBucket := make([]*bucket, len(in.Offers))
+	for i := range in.Offers {
+		o := &in.Offers[i]
+		id := o.AgentID.Value
+		if id == "" {
+			continue
+		}
+		a := byID[id]
+		if a == nil {
+			a = newAgent(o, in)
+			byID[id] = a
+			ids = append(ids, id)
+		}
+		if in.Executor.ID != "" {
+			for _, e := range o.ExecutorIDs {
+				if e.Value == in.Executor.ID {
+					a.executorRunning = true
+				}
+			}
+		}
+		role := offerRole(o)
+		var b *bucket
+		for _, x := range a.buckets {
+			if x.role == role {
+				b = x
+			}
+		}
+		if b == nil {
+			b = &bucket{role: role, launch: -1}
+			a.buckets = append(a.buckets, b)
+		}
+		b.offerIDs = append(b.offerIDs, o.ID)
+		for j := range o.Resources {
+			b.add(&o.Resources[j])
+		}
+		offerBucket[i] = b
+	}
+	sort.Strings(ids)
+	rng := rand.New(rand.NewPCG(in.Seed, in.Seed^0x9e3779b97f4a7c15))
+	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	agents := make([]*agent, len(ids))
+	for rank, id := range ids {
+		a := byID[id]
+		a.rank = rank
+		sort.Slice(a.buckets, func(i, j int) bool { return a.buckets[i].role < a.buckets[j].role })
+		for _, b := range a.buckets {
+			b.order()
+			for d := range a.free {
+				a.free[d] += b.free[d]
+			}
+		}
+		for d := range a.capacity {
+			if a.capacity[d] == 0 {
+				a.capacity[d] = a.free[d]
+			}
+		}
+		agents[rank] = a
+	}
+	return agents, offerBucket
+}
+
+func newAgent(o *mesos.Offer, in *Input) *agent {
+	a := &agent{id: o.AgentID.Value, hostname: o.Hostname, nodeName: o.Hostname}
+	a.executorRunning = in.Executor.RunningOn[a.id]
+	node := in.Nodes[a.id]
+	if node == nil {
+		a.labels = AgentLabels(o)
+		return a
+	}
+	a.nodeName = node.Name
+	a.labels = node.Labels
+	a.cordoned = node.Spec.Unschedulable
+	a.setTaints(node.Spec.Taints)
+	if q, ok := node.Status.Allocatable[corev1.ResourceCPU]; ok {
+		a.capacity[dimCPU] = q.MilliValue()
+	}
+	if q, ok := node.Status.Allocatable[corev1.ResourceMemory]; ok {
+		a.capacity[dimMem] = q.Value() * 1000 / (1 << 20)
+	}
+	return a
+}
+
+// setTaints keeps the taints that keep pods off (NoSchedule, NoExecute) and formats their reasons once.
+func (a *agent) setTaints(taints []corev1.Taint) {
+	a.taints, a.taintReasons = nil, nil
+	for _, t := range taints {
+		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
+			a.taints = append(a.taints, t)
+			a.taintReasons = append(a.taintReasons, fmt.Sprintf(reasonTaintFormat, t.Key, t.Value))
+		}
+	}
+}
+
+// offerRole is the role the offer is allocated to: the offer's allocation_info, or its resources'
+// (they all match it), or "" for a framework that is not MULTI_ROLE capable.
+func offerRole(o *mesos.Offer) string {
+	if r := o.GetAllocationInfo().GetRole(); r != "" {
+		return r
+	}
+	for i := range o.Resources {
+		if r := o.Resources[i].GetAllocationInfo().GetRole(); r != "" {
+			return r
+		}
+	}
+	return ""
+}

@@ -1,0 +1,391 @@
+package offerbridge
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestPlace(t *testing.T) {
+	withAttr := basic("o1", "a1", 4, 4096)
+	withAttr.Attributes = []mesos.Attribute{{Name: "rack", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: "r1"}}}
+	tests := []struct {
+		name        string
+		in          Input
+		wantPlaced  []string
+		wantDecline []mesos.OfferID
+		wantUnfit   map[string]string
+	}{
+		{
+			name: "insufficient cpu everywhere",
+			in: Input{
+				Offers: []mesos.Offer{basic("o1", "a1", 1, 4096), basic("o2", "a2", 1, 4096), basic("o3", "a3", 1, 4096)},
+				Pods:   []*corev1.Pod{pod("big", 2, 128)},
+			},
+			wantDecline: offerIDs("o1", "o2", "o3"),
+			wantUnfit:   map[string]string{"big": "0/3 agents are available: 3 Insufficient cpu."},
+		},
+		{
+			name: "reasons counted per agent",
+			in: Input{
+				Offers: []mesos.Offer{basic("o1", "a1", 4, 4096), basic("o2", "a2", 1, 4096), basic("o3", "a3", 8, 8192)},
+				Nodes: map[string]*corev1.Node{
+					"a1": node("n1", map[string]string{"zone": "z1"}),
+					"a2": node("n2", map[string]string{"zone": "z2"}),
+					"a3": node("n3", map[string]string{"zone": "z2"}, corev1.Taint{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoExecute}),
+				},
+				Pods: []*corev1.Pod{pod("p", 2, 128, nodeSelector("zone", "z2"))},
+			},
+			wantDecline: offerIDs("o1", "o2", "o3"),
+			wantUnfit: map[string]string{"p": "0/3 agents are available: 1 Insufficient cpu, " +
+				"1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {dedicated: db}."},
+		},
+		{
+			name: "many pods packed into one offer, executor paid once",
+			in: Input{
+				Offers:   []mesos.Offer{basic("o1", "a1", 4, 4096)},
+				Executor: ExecutorCost{CPUs: 0.1, MemMB: 64},
+				Pods: []*corev1.Pod{
+					pod("p1", 0.5, 256), pod("p2", 0.5, 256), pod("p3", 0.5, 256), pod("p4", 0.5, 256), pod("p5", 0.5, 256),
+					pod("p6", 0.5, 256), pod("p7", 0.5, 256), pod("p8", 0.5, 256), pod("p9", 0.5, 256),
+				},
+			},
+			wantPlaced: []string{"p1@a1", "p2@a1", "p3@a1", "p4@a1", "p5@a1", "p6@a1", "p7@a1"},
+			wantUnfit: map[string]string{
+				"p8": "0/1 agents are available: 1 Insufficient cpu.",
+				"p9": "0/1 agents are available: 1 Insufficient cpu.",
+			},
+		},
+		{
+			name: "executor already running costs nothing",
+			in: Input{
+				Offers:   []mesos.Offer{basic("o1", "a1", 4, 4096)},
+				Executor: ExecutorCost{CPUs: 0.1, MemMB: 64, RunningOn: map[string]bool{"a1": true}},
+				Pods:     []*corev1.Pod{pod("p1", 2, 256), pod("p2", 2, 256)},
+			},
+			wantPlaced: []string{"p1@a1", "p2@a1"},
+		},
+		{
+			name: "executor listed in the offer costs nothing",
+			in: Input{
+				Offers: func() []mesos.Offer {
+					o := basic("o1", "a1", 4, 4096)
+					o.ExecutorIDs = []mesos.ExecutorID{{Value: "kubemesos-executor"}}
+					return []mesos.Offer{o}
+				}(),
+				Executor: ExecutorCost{CPUs: 0.1, MemMB: 64, ID: "kubemesos-executor"},
+				Pods:     []*corev1.Pod{pod("p1", 2, 256), pod("p2", 2, 256)},
+			},
+			wantPlaced: []string{"p1@a1", "p2@a1"},
+		},
+		{
+			name: "spread puts one pod per agent",
+			in: Input{
+				Offers: []mesos.Offer{basic("o1", "a1", 4, 4096), basic("o2", "a2", 4, 4096), basic("o3", "a3", 4, 4096)},
+				Pods:   []*corev1.Pod{pod("p1", 1, 256), pod("p2", 1, 256), pod("p3", 1, 256)},
+				Seed:   7,
+			},
+			// Equal agents: the seeded order picks a3 first; each later pod goes to a less allocated agent.
+			wantPlaced: []string{"p2@a1", "p3@a2", "p1@a3"},
+		},
+		{
+			name: "spread prefers the emptier agent",
+			in: Input{
+				Offers: []mesos.Offer{basic("o1", "a1", 2, 2048), basic("o2", "a2", 8, 8192)},
+				Pods:   []*corev1.Pod{pod("p1", 1, 256), pod("p2", 1, 256)},
+			},
+			wantPlaced:  []string{"p1@a2", "p2@a2"},
+			wantDecline: offerIDs("o1"),
+		},
+		{
+			name: "binpack fills the fullest agent that fits",
+			in: Input{
+				Offers:   []mesos.Offer{basic("o1", "a1", 2, 2048), basic("o2", "a2", 8, 8192)},
+				Pods:     []*corev1.Pod{pod("p1", 1, 256), pod("p2", 1, 256), pod("p3", 1, 256)},
+				Strategy: BinPack,
+			},
+			wantPlaced: []string{"p1@a1", "p2@a1", "p3@a2"},
+		},
+		{
+			name: "preset node name",
+			in: Input{
+				Offers: []mesos.Offer{basic("o1", "a1", 4, 4096), basic("o2", "a2", 4, 4096)},
+				Pods:   []*corev1.Pod{pod("p", 1, 256, nodeNamed("a2.example")), pod("q", 1, 256, nodeNamed("gone"))},
+			},
+			wantPlaced:  []string{"p@a2"},
+			wantDecline: offerIDs("o1"),
+			wantUnfit:   map[string]string{"q": "0/2 agents are available: 2 node(s) didn't match the requested node name."},
+		},
+		{
+			name: "agent without a Node matches on offer labels",
+			in: Input{
+				Offers: []mesos.Offer{withAttr, basic("o2", "a2", 4, 4096)},
+				Pods:   []*corev1.Pod{pod("p", 1, 256, nodeSelector(LabelAttrPrefix+"rack", "r1", LabelAgentID, "a1"))},
+			},
+			wantPlaced:  []string{"p@a1"},
+			wantDecline: offerIDs("o2"),
+		},
+		{
+			name: "cordoned node",
+			in: Input{
+				Offers: []mesos.Offer{basic("o1", "a1", 4, 4096)},
+				Nodes:  map[string]*corev1.Node{"a1": {Spec: corev1.NodeSpec{Unschedulable: true}}},
+				Pods:   []*corev1.Pod{pod("p", 1, 256)},
+			},
+			wantDecline: offerIDs("o1"),
+			wantUnfit:   map[string]string{"p": "0/1 agents are available: 1 node(s) were unschedulable."},
+		},
+		{
+			name: "no offers",
+			in:   Input{Pods: []*corev1.Pod{pod("p", 1, 256)}},
+			wantUnfit: map[string]string{
+				"p": "0/0 agents are available: no offers held.",
+			},
+		},
+		{
+			name:        "no pods declines everything",
+			in:          Input{Offers: []mesos.Offer{basic("o1", "a1", 4, 4096), basic("o2", "a1", 4, 4096)}},
+			wantDecline: offerIDs("o1", "o2"),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := Place(tt.in)
+			if diff := cmp.Diff(tt.wantPlaced, placed(plan)); diff != "" {
+				t.Errorf("placed (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantDecline, plan.Decline); diff != "" {
+				t.Errorf("declined (-want +got):\n%s", diff)
+			}
+			want := tt.wantUnfit
+			if want == nil {
+				want = map[string]string{}
+			}
+			if diff := cmp.Diff(want, unfitNames(plan)); diff != "" {
+				t.Errorf("unschedulable (-want +got):\n%s", diff)
+			}
+			checkPlan(t, tt.in, plan)
+		})
+	}
+}
+
+func TestPlaceReasonsAreCounts(t *testing.T) {
+	plan := Place(Input{
+		Offers: []mesos.Offer{basic("o1", "a1", 1, 100), basic("o2", "a2", 1, 4096), basic("o3", "a3", 8, 8192)},
+		Nodes:  map[string]*corev1.Node{"a3": node("n3", nil, corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoSchedule})},
+		Pods:   []*corev1.Pod{pod("p", 2, 1024)},
+	})
+	want := []Unfit{{
+		Pod:     plan.Unschedulable[0].Pod,
+		Message: "0/3 agents are available: 1 Insufficient memory, 1 node(s) had untolerated taint {k: }, 2 Insufficient cpu.",
+		Reasons: map[string]int{ReasonInsufficientCPU: 2, ReasonInsufficientMemory: 1, "node(s) had untolerated taint {k: }": 1},
+	}}
+	if diff := cmp.Diff(want, plan.Unschedulable); diff != "" {
+		t.Errorf("unschedulable (-want +got):\n%s", diff)
+	}
+}
+
+func TestPlaceHostPorts(t *testing.T) {
+	t.Run("same port twice on one agent", func(t *testing.T) {
+		in := Input{
+			Offers: []mesos.Offer{basic("o1", "a1", 4, 4096)},
+			Pods:   []*corev1.Pod{pod("p1", 1, 256, hostPort(31080)), pod("p2", 1, 256, hostPort(31080))},
+		}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if diff := cmp.Diff([]string{"p1@a1"}, placed(plan)); diff != "" {
+			t.Errorf("placed (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(map[string]string{"p2": "0/1 agents are available: 1 " + ReasonHostPorts + "."}, unfitNames(plan)); diff != "" {
+			t.Errorf("unschedulable (-want +got):\n%s", diff)
+		}
+		got, _ := portsOf(plan.Launches[0].Pods[0].Resources)
+		if diff := cmp.Diff(mesos.Ranges{{Begin: 31080, End: 31080}}, got); diff != "" {
+			t.Errorf("carved ports (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("same port on two agents", func(t *testing.T) {
+		in := Input{
+			Offers: []mesos.Offer{basic("o1", "a1", 4, 4096), basic("o2", "a2", 4, 4096)},
+			Pods:   []*corev1.Pod{pod("p1", 1, 256, hostPort(31080)), pod("p2", 1, 256, hostPort(31080))},
+			// BinPack would prefer one agent; the port forces the second pod elsewhere.
+			Strategy: BinPack,
+		}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if len(plan.Unschedulable) != 0 || len(plan.Launches) != 2 {
+			t.Fatalf("want both pods placed on two agents, got %v, unschedulable %v", placed(plan), unfitNames(plan))
+		}
+	})
+	t.Run("several ports of one pod from several ranges", func(t *testing.T) {
+		o := offer("o1", "a1", "kubemesos", res{name: "cpus", value: 4}, res{name: "mem", value: 4096},
+			res{name: "ports", ports: [][2]uint64{{80, 80}, {443, 443}}},
+			res{name: "ports", ports: [][2]uint64{{8080, 8081}}, reservedFor: "kubemesos"})
+		in := Input{Offers: []mesos.Offer{o}, Pods: []*corev1.Pod{pod("web", 1, 256, hostPort(80, 443, 8080, 8081))}}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if diff := cmp.Diff([]string{"web@a1"}, placed(plan)); diff != "" {
+			t.Fatalf("placed (-want +got):\n%s", diff)
+		}
+		var got []string
+		for _, r := range plan.Launches[0].Pods[0].Resources {
+			if r.Name == "ports" {
+				got = append(got, mesos.Resources{r}.Format())
+			}
+		}
+		want := []string{
+			"ports(reservations: [(STATIC,kubemesos)]):[8080-8081]",
+			"ports:[80,443]",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("port resources (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("port not offered", func(t *testing.T) {
+		in := Input{Offers: []mesos.Offer{basic("o1", "a1", 4, 4096)}, Pods: []*corev1.Pod{pod("p", 1, 256, hostPort(80))}}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if diff := cmp.Diff(map[string]string{"p": "0/1 agents are available: 1 " + ReasonHostPorts + "."}, unfitNames(plan)); diff != "" {
+			t.Errorf("unschedulable (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestPlaceRoles(t *testing.T) {
+	t.Run("reserved before unreserved, allocation kept", func(t *testing.T) {
+		o := offer("o1", "a1", "kubemesos",
+			res{name: "cpus", value: 2},
+			res{name: "cpus", value: 1, reservedFor: "kubemesos"},
+			res{name: "mem", value: 4096})
+		in := Input{Offers: []mesos.Offer{o}, Pods: []*corev1.Pod{pod("p", 1.5, 512)}}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if len(plan.Launches) != 1 {
+			t.Fatalf("want one launch, got %+v", plan)
+		}
+		var got []string
+		for _, r := range plan.Launches[0].Pods[0].Resources {
+			got = append(got, mesos.Resources{r}.Format(func(o *mesos.ResourcesFormatOptions) { o.ShowAllocated = true }))
+		}
+		want := []string{
+			"cpus(allocated: kubemesos)(reservations: [(STATIC,kubemesos)]):1",
+			"cpus(allocated: kubemesos):0.5",
+			"mem(allocated: kubemesos):512",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("resources (-want +got):\n%s", diff)
+		}
+	})
+	twoRoles := []mesos.Offer{
+		offer("o-r2", "a1", "r2", res{name: "cpus", value: 2}, res{name: "mem", value: 2048}),
+		offer("o-r1", "a1", "r1", res{name: "cpus", value: 1}, res{name: "mem", value: 1024}),
+	}
+	t.Run("one launch per role; executor pins the agent to its role", func(t *testing.T) {
+		in := Input{
+			Offers:   twoRoles,
+			Executor: ExecutorCost{CPUs: 0.1, MemMB: 32},
+			Pods:     []*corev1.Pod{pod("small", 0.5, 128), pod("large", 1.5, 128)},
+		}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		// small goes to r1 (first role that fits) with the executor; large would fit r2, but a second
+		// ACCEPT could reach the master before the one that launches the executor.
+		if diff := cmp.Diff([]string{"small@a1"}, placed(plan)); diff != "" {
+			t.Errorf("placed (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff("r1", plan.Launches[0].Role); diff != "" {
+			t.Errorf("role (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(offerIDs("o-r2"), plan.Decline); diff != "" {
+			t.Errorf("declined (-want +got):\n%s", diff)
+		}
+		if plan.Launches[0].Executor == nil {
+			t.Errorf("launch must carry the executor's resources")
+		}
+	})
+	t.Run("executor running: roles used side by side", func(t *testing.T) {
+		in := Input{
+			Offers:   twoRoles,
+			Executor: ExecutorCost{CPUs: 0.1, MemMB: 32, RunningOn: map[string]bool{"a1": true}},
+			Pods:     []*corev1.Pod{pod("small", 0.5, 128), pod("large", 1.5, 128)},
+		}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		var got [][]string
+		for _, l := range plan.Launches {
+			var ids []string
+			for _, id := range l.OfferIDs {
+				ids = append(ids, id.Value)
+			}
+			got = append(got, append([]string{l.Role, l.Pods[0].Pod.Name}, ids...))
+			if l.Executor != nil {
+				t.Errorf("launch %s carries executor resources though the executor runs", l.Role)
+			}
+		}
+		if diff := cmp.Diff([][]string{{"r1", "small", "o-r1"}, {"r2", "large", "o-r2"}}, got); diff != "" {
+			t.Errorf("launches (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("offers of one agent and role merged", func(t *testing.T) {
+		in := Input{
+			Offers: []mesos.Offer{basic("o1", "a1", 1, 1024), basic("o2", "a1", 1, 1024)},
+			Pods:   []*corev1.Pod{pod("p", 1.5, 1536)},
+		}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if len(plan.Launches) != 1 {
+			t.Fatalf("want one launch, got %+v", plan)
+		}
+		if diff := cmp.Diff(offerIDs("o1", "o2"), plan.Launches[0].OfferIDs); diff != "" {
+			t.Errorf("offer IDs (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("revocable, shared and volume resources are not used", func(t *testing.T) {
+		o := basic("o1", "a1", 0.5, 4096)
+		rev := res{name: "cpus", value: 8, alloc: "kubemesos"}.mesos()
+		rev.Revocable = &mesos.Resource_RevocableInfo{}
+		vol := res{name: "disk", value: 100000, alloc: "kubemesos", reservedFor: "kubemesos"}.mesos()
+		vol.Disk = &mesos.Resource_DiskInfo{Persistence: &mesos.Resource_DiskInfo_Persistence{ID: "v1"}}
+		o.Resources = append(o.Resources, rev, vol)
+		in := Input{Offers: []mesos.Offer{o}, Pods: []*corev1.Pod{pod("p", 1, 128)}}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if diff := cmp.Diff(map[string]string{"p": "0/1 agents are available: 1 Insufficient cpu."}, unfitNames(plan)); diff != "" {
+			t.Errorf("unschedulable (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestPlaceIsDeterministic(t *testing.T) {
+	in := randomInput(42, 30, 60)
+	a, b := Place(in), Place(in)
+	if diff := cmp.Diff(summary(a), summary(b)); diff != "" {
+		t.Errorf("same input, different plans (-first +second):\n%s", diff)
+	}
+}
+
+func TestParseStrategy(t *testing.T) {
+	for _, s := range []Strategy{Spread, BinPack} {
+		got, err := ParseStrategy(s.String())
+		if err != nil || got != s {
+			t.Errorf("ParseStrategy(%q) = %v, %v", s, got, err)
+		}
+	}
+	if _, err := ParseStrategy("random"); err == nil {
+		t.Errorf("ParseStrategy(random) must fail")
+	}
+}
+
+func portsOf(rs mesos.Resources) (mesos.Ranges, bool) {
+	var out mesos.Ranges
+	found := false
+	for _, r := range rs {
+		if r.Name == "ports" {
+			out = append(out, r.GetRanges().GetRange()...)
+			found = true
+		}
+	}
+	return out.Sort(), found
+}

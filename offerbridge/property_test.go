@@ -1,0 +1,238 @@
+package offerbridge
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/resources"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
+)
+
+// TestPlaceProperties places random pods on random offers and checks the invariants of checkPlan:
+// nothing carved beyond what was offered, no host port used twice on an agent, every offer and every
+// pod accounted for exactly once.
+func TestPlaceProperties(t *testing.T) {
+	for seed := uint64(1); seed <= 200; seed++ {
+		in := randomInput(seed, 1+int(seed%17), 1+int(seed%41))
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			checkPlan(t, in, Place(in))
+		})
+	}
+}
+
+func randomInput(seed uint64, agents, pods int) Input {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	in := Input{Seed: seed, Nodes: map[string]*corev1.Node{}, Strategy: Strategy(rng.IntN(2))}
+	in.Executor = ExecutorCost{CPUs: 0.1, MemMB: 32, RunningOn: map[string]bool{}}
+	roles := []string{"kubemesos", "batch"}
+	n := 0
+	for a := range agents {
+		id := fmt.Sprintf("a%02d", a)
+		if rng.IntN(3) == 0 {
+			in.Executor.RunningOn[id] = true
+		}
+		for k := range 1 + rng.IntN(2) {
+			n++
+			role := roles[rng.IntN(len(roles))]
+			var rs []res
+			for _, name := range []string{"cpus", "mem", "disk", "gpus"} {
+				scale := map[string]float64{"cpus": 4, "mem": 4096, "disk": 2000, "gpus": 2}[name]
+				if name == "gpus" {
+					rs = append(rs, res{name: name, value: float64(rng.IntN(3))})
+					continue
+				}
+				rs = append(rs, res{name: name, value: float64(rng.IntN(int(scale*1000))) / 1000})
+				if rng.IntN(3) == 0 {
+					rs = append(rs, res{name: name, value: float64(rng.IntN(int(scale*1000))) / 1000, reservedFor: role})
+				}
+			}
+			// Mesos never offers one port of an agent twice: the offers of an agent are disjoint.
+			base := uint64(31000 + 100*k)
+			lo := base + uint64(rng.IntN(10))
+			rs = append(rs, res{name: "ports", ports: [][2]uint64{{lo, lo + uint64(rng.IntN(5))}, {base + 50, base + 52}}})
+			o := offer(fmt.Sprintf("o%03d", n), id, role, rs...)
+			if rng.IntN(2) == 0 {
+				o.Attributes = []mesos.Attribute{{Name: "rack", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: fmt.Sprintf("r%d", rng.IntN(3))}}}
+			}
+			in.Offers = append(in.Offers, o)
+		}
+		if rng.IntN(4) == 0 {
+			in.Nodes[id] = node(id+".example", map[string]string{"zone": fmt.Sprintf("z%d", rng.IntN(2))},
+				corev1.Taint{Key: "dedicated", Value: "x", Effect: corev1.TaintEffectNoSchedule})
+		}
+	}
+	for i := range pods {
+		var opts []podOpt
+		if rng.IntN(3) == 0 {
+			opts = append(opts, hostPort(int32(31000+100*rng.IntN(2)+rng.IntN(12))))
+		}
+		if rng.IntN(5) == 0 {
+			base := int32(31000 + 100*rng.IntN(2))
+			opts = append(opts, hostPort(base+50, base+51))
+		}
+		if rng.IntN(5) == 0 {
+			opts = append(opts, nodeSelector(LabelAttrPrefix+"rack", fmt.Sprintf("r%d", rng.IntN(3))))
+		}
+		if rng.IntN(4) == 0 {
+			opts = append(opts, tolerate(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists}))
+		}
+		in.Pods = append(in.Pods, pod(fmt.Sprintf("p%03d", i), float64(rng.IntN(3000))/1000, float64(rng.IntN(2048)), opts...))
+	}
+	return in
+}
+
+// checkPlan checks a plan against its input with mesos-go's own resource arithmetic as the oracle.
+func checkPlan(t *testing.T, in Input, plan Plan) {
+	t.Helper()
+	offers := map[string]*mesos.Offer{}
+	for i := range in.Offers {
+		offers[in.Offers[i].ID.Value] = &in.Offers[i]
+	}
+	seen := map[string]int{}
+	for _, l := range plan.Launches {
+		for _, id := range l.OfferIDs {
+			seen[id.Value]++
+		}
+	}
+	for _, id := range plan.Decline {
+		seen[id.Value]++
+	}
+	for id := range offers {
+		if seen[id] != 1 {
+			t.Errorf("offer %s is launched or declined %d times, want exactly once", id, seen[id])
+		}
+	}
+	if len(seen) != len(offers) {
+		t.Errorf("plan mentions %d offers, input has %d", len(seen), len(offers))
+	}
+
+	podSeen := map[*corev1.Pod]int{}
+	for _, u := range plan.Unschedulable {
+		podSeen[u.Pod]++
+	}
+	portsByAgent := map[string]map[uint64]bool{}
+	executors := map[string]int{}
+	for _, l := range plan.Launches {
+		var offered mesos.Resources
+		for _, id := range l.OfferIDs {
+			o := offers[id.Value]
+			if o == nil {
+				t.Fatalf("launch uses unknown offer %s", id.Value)
+			}
+			if o.AgentID != l.AgentID {
+				t.Errorf("launch on %s uses offer %s of agent %s", l.AgentID.Value, id.Value, o.AgentID.Value)
+			}
+			if got := offerRole(o); got != l.Role {
+				t.Errorf("launch for role %q uses offer %s of role %q", l.Role, id.Value, got)
+			}
+			offered.Add(o.Resources...)
+		}
+		var carved mesos.Resources
+		if l.Executor != nil {
+			executors[l.AgentID.Value]++
+			if in.Executor.RunningOn[l.AgentID.Value] {
+				t.Errorf("executor launched again on %s", l.AgentID.Value)
+			}
+			carved.Add(l.Executor...)
+			checkCarved(t, l, l.Executor)
+		}
+		if len(l.Pods) == 0 {
+			t.Errorf("launch on %s has no pods", l.AgentID.Value)
+		}
+		for _, pp := range l.Pods {
+			podSeen[pp.Pod]++
+			checkCarved(t, l, pp.Resources)
+			carved.Add(pp.Resources...)
+			checkCovers(t, pp)
+			if portsByAgent[l.AgentID.Value] == nil {
+				portsByAgent[l.AgentID.Value] = map[uint64]bool{}
+			}
+			rs, _ := portsOf(pp.Resources)
+			for _, r := range rs {
+				for p := r.Begin; p <= r.End; p++ {
+					if portsByAgent[l.AgentID.Value][p] {
+						t.Errorf("port %d used twice on %s", p, l.AgentID.Value)
+					}
+					portsByAgent[l.AgentID.Value][p] = true
+				}
+			}
+		}
+		if !resources.ContainsAll(offered, carved) {
+			t.Errorf("launch on %s/%s carves more than offered:\noffered %s\ncarved  %s", l.AgentID.Value, l.Role, offered, carved)
+		}
+	}
+	for a, n := range executors {
+		if n > 1 {
+			t.Errorf("executor launched %d times on %s", n, a)
+		}
+	}
+	for _, p := range in.Pods {
+		if podSeen[p] != 1 {
+			t.Errorf("pod %s placed or unschedulable %d times, want exactly once", p.Name, podSeen[p])
+		}
+	}
+}
+
+// checkCarved: every carved resource is valid and allocated to the launch's role.
+func checkCarved(t *testing.T, l Launch, rs mesos.Resources) {
+	t.Helper()
+	for i := range rs {
+		if err := rs[i].Validate(); err != nil {
+			t.Errorf("carved resource %s is invalid: %v", rs[i:i+1].Format(), err)
+		}
+		if got := rs[i].GetAllocationInfo().GetRole(); got != l.Role {
+			t.Errorf("carved resource %s allocated to %q, launch role %q", rs[i:i+1].Format(), got, l.Role)
+		}
+	}
+}
+
+// checkCovers: a pod's resources cover its demand, and its host ports exactly.
+func checkCovers(t *testing.T, pp PodPlacement) {
+	t.Helper()
+	want, err := podtranslate.PodDemand(pp.Pod, podtranslate.Overhead{})
+	if err != nil {
+		t.Fatalf("PodDemand(%s): %v", pp.Pod.Name, err)
+	}
+	got := map[string]int64{}
+	for _, r := range pp.Resources {
+		got[r.Name] += milli(r.GetScalar().GetValue())
+	}
+	for name, v := range map[string]float64{"cpus": want.CPUs, "mem": want.MemMB, "disk": want.DiskMB, "gpus": want.GPUs} {
+		if got[name] != milli(v) {
+			t.Errorf("pod %s got %s %d/1000, wants %v", pp.Pod.Name, name, got[name], v)
+		}
+	}
+	ports, _ := portsOf(pp.Resources)
+	wantPorts := map[uint64]bool{}
+	for _, hp := range want.HostPorts {
+		wantPorts[uint64(hp.Port)] = true
+	}
+	if int(ports.Size()) != len(wantPorts) {
+		t.Errorf("pod %s got ports %v, wants %v", pp.Pod.Name, ports, wantPorts)
+	}
+	for p := range wantPorts {
+		if ports.Search(p) < 0 {
+			t.Errorf("pod %s lacks host port %d", pp.Pod.Name, p)
+		}
+	}
+}
+
+// summary renders a plan as strings for comparison.
+func summary(p Plan) []string {
+	var out []string
+	for _, l := range p.Launches {
+		out = append(out, fmt.Sprintf("launch %s/%s %v executor=%s", l.AgentID.Value, l.Role, l.OfferIDs, l.Executor.Format()))
+		for _, pp := range l.Pods {
+			out = append(out, fmt.Sprintf("  %s %s", pp.Pod.Name, pp.Resources.Format()))
+		}
+	}
+	out = append(out, fmt.Sprintf("decline %v", p.Decline))
+	for _, u := range p.Unschedulable {
+		out = append(out, fmt.Sprintf("unfit %s: %s", u.Pod.Name, u.Message))
+	}
+	return out
+}
