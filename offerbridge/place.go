@@ -1,6 +1,7 @@
 package offerbridge
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
@@ -176,11 +177,7 @@ type placer struct {
 func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 	demand, err := podtranslate.PodDemand(pod, p.in.Overhead)
 	if err != nil {
-		p.plan.Unschedulable = append(p.plan.Unschedulable, Unfit{
-			Pod:          pod,
-			Message:      fmt.Sprintf("0/%d agents are available: %v.", len(p.agents), err),
-			Unresolvable: true,
-		})
+		p.plan.Unschedulable = append(p.plan.Unschedulable, p.unsupported(pod, err))
 		return
 	}
 	pi := newPodInfo(pod, &demand, exec)
@@ -279,6 +276,23 @@ func (p *placer) launch(a *agent, b *bucket, pod *corev1.Pod, demand podtranslat
 	}
 	l.Pods = append(l.Pods, PodPlacement{Pod: pod, Demand: demand, Resources: b.carve(n)})
 	a.take(n)
+}
+
+// unsupported explains a pod podtranslate refuses: like a kube-scheduler PreFilter rejection, every
+// agent is rejected for each of the pod's unsupported fields, and no offer will ever change that.
+func (p *placer) unsupported(pod *corev1.Pod, err error) Unfit {
+	u := Unfit{Pod: pod, Unresolvable: true, Reasons: map[string]int{}}
+	var ue *podtranslate.UnsupportedError
+	if errors.As(err, &ue) {
+		for _, f := range ue.Fields {
+			u.Reasons[f.String()] = len(p.agents)
+		}
+		err = ue
+	} else {
+		u.Reasons[err.Error()] = len(p.agents)
+	}
+	u.Message = fmt.Sprintf("0/%d agents are available: %v.", len(p.agents), err)
+	return u
 }
 
 // Message formats a FailedScheduling message the way kube-scheduler does (FitError.Error): the count of

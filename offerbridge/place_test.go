@@ -1,11 +1,15 @@
 package offerbridge
 
 import (
+	"fmt"
+	"sort"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
 func TestPlace(t *testing.T) {
@@ -171,6 +175,54 @@ func TestPlace(t *testing.T) {
 	}
 }
 
+// TestPlaceWholeBatchInOneCycle is mesosphere/kubernetes-mesos#624: one pod per offer and one offer
+// cycle per pod made a rolling update crawl. A batch of replicas lands in one cycle, one ACCEPT per agent.
+func TestPlaceWholeBatchInOneCycle(t *testing.T) {
+	in := Input{
+		Offers:   []mesos.Offer{basic("o1", "a1", 8, 16384), basic("o2", "a2", 8, 16384), basic("o3", "a3", 8, 16384)},
+		Executor: ExecutorCost{CPUs: 0.1, MemMB: 64},
+	}
+	for i := range 20 {
+		in.Pods = append(in.Pods, pod(fmt.Sprintf("web-%02d", i), 1, 512))
+	}
+	plan := Place(in)
+	checkPlan(t, in, plan)
+	var perAgent []int
+	for _, l := range plan.Launches {
+		perAgent = append(perAgent, len(l.Pods))
+	}
+	sort.Ints(perAgent)
+	// Spread: 20 pods over 3 equal agents, the executor on each.
+	if diff := cmp.Diff([]int{6, 7, 7}, perAgent); diff != "" {
+		t.Errorf("pods per agent (-want +got):\n%s", diff)
+	}
+	if len(plan.Launches) != 3 || len(plan.Unschedulable) != 0 {
+		t.Errorf("want 3 launches and every pod placed, got %d launches, %d unschedulable", len(plan.Launches), len(plan.Unschedulable))
+	}
+}
+
+func TestFeasibleToFind(t *testing.T) {
+	tests := []struct {
+		agents, percentage, want int
+	}{
+		{0, 0, 0},
+		{50, 0, 50},
+		{99, 10, 99},
+		{100, 0, 100},
+		{1000, 0, 420},
+		{5000, 0, 500},
+		{100000, 0, 5000},
+		{5000, 10, 500},
+		{5000, 1, 100},
+		{5000, 100, 5000},
+	}
+	for _, tt := range tests {
+		if got := feasibleToFind(tt.agents, tt.percentage); got != tt.want {
+			t.Errorf("feasibleToFind(%d, %d) = %d, want %d", tt.agents, tt.percentage, got, tt.want)
+		}
+	}
+}
+
 func TestPlaceReasonsAreCounts(t *testing.T) {
 	plan := Place(Input{
 		Offers: []mesos.Offer{basic("o1", "a1", 1, 100), basic("o2", "a2", 1, 4096), basic("o3", "a3", 8, 8192)},
@@ -184,6 +236,26 @@ func TestPlaceReasonsAreCounts(t *testing.T) {
 	}}
 	if diff := cmp.Diff(want, plan.Unschedulable); diff != "" {
 		t.Errorf("unschedulable (-want +got):\n%s", diff)
+	}
+}
+
+func TestPlaceUnsupportedPod(t *testing.T) {
+	hostPID := pod("pid", 1, 128)
+	hostPID.Spec.HostPID = true
+	in := Input{Offers: []mesos.Offer{basic("o1", "a1", 4, 4096), basic("o2", "a2", 4, 4096)}, Pods: []*corev1.Pod{hostPID, pod("ok", 1, 128)}}
+	plan := Place(in)
+	checkPlan(t, in, plan)
+	want := []Unfit{{
+		Pod:          hostPID,
+		Message:      "0/2 agents are available: unsupported: spec.hostPID: " + podtranslate.ReasonHostPID + ".",
+		Reasons:      map[string]int{"spec.hostPID: " + podtranslate.ReasonHostPID: 2},
+		Unresolvable: true,
+	}}
+	if diff := cmp.Diff(want, plan.Unschedulable); diff != "" {
+		t.Errorf("unschedulable (-want +got):\n%s", diff)
+	}
+	if got := len(placed(plan)); got != 1 {
+		t.Errorf("the supported pod must still be placed, placed %v", placed(plan))
 	}
 }
 

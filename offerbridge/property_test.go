@@ -22,6 +22,14 @@ func TestPlaceProperties(t *testing.T) {
 			checkPlan(t, in, Place(in))
 		})
 	}
+	// Larger clusters, where the search stops after enough feasible agents and rotates.
+	for seed := uint64(1000); seed < 1010; seed++ {
+		in := randomInput(seed, 150+int(seed%60), 300)
+		in.PercentageOfAgentsToScore = int(seed % 3 * 20)
+		t.Run(fmt.Sprintf("large/seed=%d", seed), func(t *testing.T) {
+			checkPlan(t, in, Place(in))
+		})
+	}
 }
 
 func randomInput(seed uint64, agents, pods int) Input {
