@@ -140,7 +140,7 @@ func (s *sched) pendingPods(now time.Time) []*corev1.Pod {
 		}
 		s.mu.Lock()
 		p, ok := s.pending[key]
-		skip := !ok || p.uid != pod.UID || s.inflight[pod.UID]
+		skip := !ok || p.uid != pod.UID || s.inflight[pod.UID] || s.tasks[taskIDPrefix+string(pod.UID)].live()
 		s.mu.Unlock()
 		if !skip {
 			pods = append(pods, pod)
@@ -281,7 +281,11 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
 	s.mu.Lock()
 	for i, pod := range launched {
 		id := tasks[i].TaskID.Value
-		s.tasks[id] = &taskRecord{agentID: l.AgentID.Value, state: mesos.TASK_STAGING}
+		drops := 0
+		if prev, ok := s.tasks[id]; ok {
+			drops = prev.drops
+		}
+		s.tasks[id] = &taskRecord{agentID: l.AgentID.Value, state: mesos.TASK_STAGING, drops: drops}
 		if err != nil {
 			// Whether the master got the ACCEPT is unknown: ask it before anything else happens.
 			s.awaiting[id] = l.AgentID.Value

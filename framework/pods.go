@@ -134,7 +134,8 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 		return nil
 
 	case pod.Spec.NodeName == "":
-		if s.schedulerNames[pod.Spec.SchedulerName] {
+		// live: launched by this process, the watch has not delivered the binding yet.
+		if s.schedulerNames[pod.Spec.SchedulerName] && !live && !inflight {
 			s.pend(key, pod)
 		}
 		return nil

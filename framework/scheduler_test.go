@@ -1,0 +1,514 @@
+package framework
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
+)
+
+func bound(node string) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Spec.NodeName = node } }
+
+func running(p *corev1.Pod) {
+	p.Status.Phase = corev1.PodRunning
+	p.Status.StartTime = ptr.To(metav1.NewTime(t0))
+}
+
+func TestLaunchPersistsThenBindsThenAccepts(t *testing.T) {
+	f := newFixture(t, State{}, pod("a", "uid-a"), pod("b", "uid-b"))
+	// At ACCEPT time the FrameworkID and the agent's ExecutorInfo must be stored and both pods bound.
+	var atAccept []string
+	f.caller.onCall = func(c *scheduler.Call) {
+		if c.GetType() != scheduler.Call_ACCEPT {
+			return
+		}
+		st, err := f.store.Load(f.ctx)
+		if err != nil {
+			t.Errorf("loading state at ACCEPT: %v", err)
+		}
+		_, hasExec := st.Executors["a1"]
+		atAccept = append(f.actions(), "frameworkID="+st.FrameworkID, "executor persisted="+boolString(hasExec))
+	}
+	f.subscribe("fw-1")
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+
+	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
+	if len(accepts) != 1 {
+		t.Fatalf("ACCEPT calls = %d, want 1 (calls: %v)", len(accepts), f.caller.types())
+	}
+	if diff := cmp.Diff([]string{"pod-uid-a", "pod-uid-b"}, launchedTasks(accepts)); diff != "" {
+		t.Errorf("launched tasks (-want +got):\n%s", diff)
+	}
+	var bindings int
+	for _, a := range atAccept {
+		if a == "create pods/binding" {
+			bindings++
+		}
+	}
+	if bindings != 2 || !contains(atAccept, "frameworkID=fw-1") || !contains(atAccept, "executor persisted=true") {
+		t.Errorf("state at ACCEPT = %v, want 2 bindings, the FrameworkID and the executor persisted", atAccept)
+	}
+	acc := accepts[0].GetAccept()
+	if diff := cmp.Diff([]string{"o1"}, offerIDs(acc.OfferIDs)); diff != "" {
+		t.Errorf("accepted offers (-want +got):\n%s", diff)
+	}
+	ti := acc.Operations[0].GetLaunch().TaskInfos[0]
+	if ti.GetExecutor().ExecutorID.Value != ExecutorID || ti.AgentID.Value != "a1" {
+		t.Errorf("task executor/agent = %s/%s", ti.GetExecutor().ExecutorID.Value, ti.AgentID.Value)
+	}
+	if len(ti.GetExecutor().Resources) == 0 {
+		t.Error("new executor launched without resources")
+	}
+	if accepts[0].GetFrameworkID().GetValue() != "fw-1" {
+		t.Errorf("ACCEPT framework_id = %q", accepts[0].GetFrameworkID().GetValue())
+	}
+	if c := f.s.book.Counts(); c.Accepted != 1 || !c.Balanced() {
+		t.Errorf("book counts = %+v, want 1 accepted and balanced", c)
+	}
+	// A second cycle with more offers launches nothing twice.
+	f.drain()
+	f.offers(offer("o2", "a1", "h1", 2, 2048, ExecutorID))
+	f.s.cycle(f.ctx)
+	if n := len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); n != 2 {
+		t.Errorf("tasks launched after second cycle = %d, want 2", n)
+	}
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func offerIDs(ids []mesos.OfferID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.Value
+	}
+	return out
+}
+
+func TestServedSchedulerNames(t *testing.T) {
+	tests := []struct {
+		name        string
+		schedName   string
+		serveDefult bool
+		wantLaunch  bool
+	}{
+		{name: "kubemesos", schedName: "kubemesos", wantLaunch: true},
+		{name: "default not served", schedName: "default-scheduler", wantLaunch: false},
+		{name: "default served", schedName: "default-scheduler", serveDefult: true, wantLaunch: true},
+		{name: "other", schedName: "volcano", serveDefult: true, wantLaunch: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, State{})
+			if tt.serveDefult {
+				f.s.schedulerNames[DefaultSchedulerName] = true
+			}
+			f.addPod(pod("p", "uid-p", func(p *corev1.Pod) { p.Spec.SchedulerName = tt.schedName }))
+			f.subscribe("fw-1")
+			f.drain()
+			f.offers(offer("o1", "a1", "h1", 4, 4096))
+			f.s.cycle(f.ctx)
+			got := len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))) > 0
+			if got != tt.wantLaunch {
+				t.Errorf("launched = %v, want %v", got, tt.wantLaunch)
+			}
+		})
+	}
+}
+
+// A restarted framework adopts running tasks (lesson #466: never kill them) and launches the pod it had
+// bound but not launched before the crash, on the agent it was bound to, without binding it again.
+func TestRestartAdoptsRunningAndLaunchesBoundButNotLaunched(t *testing.T) {
+	f := newFixture(t, State{FrameworkID: "fw-1"},
+		pod("run", "uid-run", bound("h1"), running),
+		pod("crashed", "uid-crashed", bound("h1")),
+		pod("done", "uid-done", bound("h1"), func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }))
+	f.addNode(agentNode("h1", "a1"))
+	f.subscribe("fw-1")
+
+	recon := f.caller.ofType(scheduler.Call_RECONCILE)
+	if len(recon) != 2 {
+		t.Fatalf("RECONCILE calls = %d, want explicit + implicit", len(recon))
+	}
+	var asked []string
+	for _, task := range recon[0].GetReconcile().Tasks {
+		asked = append(asked, task.TaskID.Value+"@"+task.GetAgentID().GetValue())
+	}
+	if diff := cmp.Diff([]string{"pod-uid-crashed@a1", "pod-uid-run@a1"}, sorted(asked)); diff != "" {
+		t.Errorf("explicit reconciliation (-want +got):\n%s", diff)
+	}
+	if len(recon[1].GetReconcile().Tasks) != 0 {
+		t.Errorf("second RECONCILE is not implicit: %v", recon[1].GetReconcile().Tasks)
+	}
+
+	// Offers before the answers launch nothing: the tasks may exist.
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096, ExecutorID))
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
+		t.Fatalf("ACCEPT before reconciliation answered: %d", n)
+	}
+
+	f.update(status("pod-uid-run", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
+	f.update(status("pod-uid-crashed", "a1", mesos.TASK_UNKNOWN, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
+	if n := len(f.caller.ofType(scheduler.Call_ACKNOWLEDGE)); n != 0 {
+		t.Errorf("acknowledged %d reconciliation answers without uuid", n)
+	}
+	f.drain()
+	f.offers(offer("o2", "a1", "h1", 4, 4096, ExecutorID))
+	f.s.cycle(f.ctx)
+
+	if diff := cmp.Diff([]string{"pod-uid-crashed"}, launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); diff != "" {
+		t.Errorf("launched after restart (-want +got):\n%s", diff)
+	}
+	if contains(f.actions(), "create pods/binding") {
+		t.Error("a bound pod was bound again")
+	}
+	if n := len(f.caller.ofType(scheduler.Call_KILL)); n != 0 {
+		t.Errorf("restart killed %d tasks", n)
+	}
+}
+
+func sorted(xs []string) []string {
+	out := append([]string(nil), xs...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+// A pod whose task Mesos does not know after it started is not run twice: it fails (NodeLost).
+func TestUnknownTaskOfStartedPodFails(t *testing.T) {
+	f := newFixture(t, State{FrameworkID: "fw-1"}, pod("run", "uid-run", bound("h1"), running))
+	f.addNode(agentNode("h1", "a1"))
+	f.subscribe("fw-1")
+	f.update(status("pod-uid-run", "a1", mesos.TASK_UNKNOWN, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
+	got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "run", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != corev1.PodFailed || got.Status.Reason != podtranslate.ReasonNodeLost {
+		t.Errorf("pod status = %s/%s, want Failed/NodeLost", got.Status.Phase, got.Status.Reason)
+	}
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
+		t.Errorf("relaunched a started pod: %d ACCEPTs", n)
+	}
+}
+
+func TestDeletedPodKilledWithGraceThenRemoved(t *testing.T) {
+	f := newFixture(t, State{FrameworkID: "fw-1"}, pod("p", "uid-p", bound("h1"), running))
+	f.addNode(agentNode("h1", "a1"))
+	f.subscribe("fw-1")
+	f.update(status("pod-uid-p", "a1", mesos.TASK_RUNNING, mesos.SOURCE_EXECUTOR, nil, []byte("u1")))
+	f.drain()
+
+	p := f.refreshCache("default", "p").DeepCopy()
+	p.DeletionTimestamp = ptr.To(metav1.NewTime(t0))
+	p.DeletionGracePeriodSeconds = ptr.To[int64](7)
+	f.updateCache(p)
+	f.drain()
+
+	kills := f.caller.ofType(scheduler.Call_KILL)
+	if len(kills) != 1 {
+		t.Fatalf("KILL calls = %d, want 1", len(kills))
+	}
+	k := kills[0].GetKill()
+	if k.TaskID.Value != "pod-uid-p" || k.GetAgentID().GetValue() != "a1" ||
+		k.GetKillPolicy().GetGracePeriod().GetNanoseconds() != (7*time.Second).Nanoseconds() {
+		t.Errorf("KILL = %+v, want pod-uid-p on a1 with 7s grace", k)
+	}
+	if _, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{}); err != nil {
+		t.Fatalf("pod deleted before its task ended: %v", err)
+	}
+
+	f.update(status("pod-uid-p", "a1", mesos.TASK_KILLED, mesos.SOURCE_EXECUTOR, nil, []byte("u2")))
+	f.drain()
+	if _, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("pod still there after its task was KILLED: %v", err)
+	}
+	acks := f.caller.ofType(scheduler.Call_ACKNOWLEDGE)
+	var uuids []string
+	for _, a := range acks {
+		uuids = append(uuids, string(a.GetAcknowledge().UUID))
+	}
+	if diff := cmp.Diff([]string{"u1", "u2"}, uuids); diff != "" {
+		t.Errorf("acknowledged (-want +got):\n%s", diff)
+	}
+}
+
+func TestMesosOnlyTerminalStates(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     mesos.TaskStatus
+		failWrite  bool
+		wantPhase  corev1.PodPhase
+		wantReason string
+		wantAck    bool
+		wantReady  corev1.ConditionStatus
+	}{
+		{name: "gone from master", status: status("pod-uid-p", "a1", mesos.TASK_GONE, mesos.SOURCE_MASTER, mesos.REASON_AGENT_REMOVED.Enum(), []byte("u")),
+			wantPhase: corev1.PodFailed, wantReason: podtranslate.ReasonNodeLost, wantAck: true},
+		{name: "executor died", status: status("pod-uid-p", "a1", mesos.TASK_FAILED, mesos.SOURCE_AGENT, mesos.REASON_EXECUTOR_TERMINATED.Enum(), []byte("u")),
+			wantPhase: corev1.PodFailed, wantReason: podtranslate.ReasonExecutorTerminated, wantAck: true},
+		{name: "error", status: status("pod-uid-p", "a1", mesos.TASK_ERROR, mesos.SOURCE_MASTER, mesos.REASON_TASK_INVALID.Enum(), []byte("u")),
+			wantPhase: corev1.PodFailed, wantReason: podtranslate.ReasonTaskInvalid, wantAck: true},
+		{name: "executor reports failure itself", status: status("pod-uid-p", "a1", mesos.TASK_FAILED, mesos.SOURCE_EXECUTOR, nil, []byte("u")),
+			wantPhase: corev1.PodRunning, wantAck: true},
+		{name: "unreachable: not ready, phase kept", status: status("pod-uid-p", "a1", mesos.TASK_UNREACHABLE, mesos.SOURCE_MASTER, nil, []byte("u")),
+			wantPhase: corev1.PodRunning, wantAck: true, wantReady: corev1.ConditionFalse},
+		{name: "API server down: no ack, Mesos resends", status: status("pod-uid-p", "a1", mesos.TASK_LOST, mesos.SOURCE_MASTER, mesos.REASON_AGENT_REMOVED.Enum(), []byte("u")),
+			failWrite: true, wantPhase: corev1.PodRunning, wantAck: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, State{FrameworkID: "fw-1"}, pod("p", "uid-p", bound("h1"), running))
+			f.addNode(agentNode("h1", "a1"))
+			if tt.failWrite {
+				f.kube.PrependReactor("update", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewServiceUnavailable("down")
+				})
+			}
+			f.subscribe("fw-1")
+			f.update(tt.status)
+			got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status.Phase != tt.wantPhase || got.Status.Reason != tt.wantReason {
+				t.Errorf("pod status = %s/%q, want %s/%q", got.Status.Phase, got.Status.Reason, tt.wantPhase, tt.wantReason)
+			}
+			if tt.wantReady != "" {
+				var ready corev1.ConditionStatus
+				for _, c := range got.Status.Conditions {
+					if c.Type == corev1.PodReady {
+						ready = c.Status
+					}
+				}
+				if ready != tt.wantReady {
+					t.Errorf("Ready = %q, want %q", ready, tt.wantReady)
+				}
+			}
+			if acked := len(f.caller.ofType(scheduler.Call_ACKNOWLEDGE)) == 1; acked != tt.wantAck {
+				t.Errorf("acknowledged = %v, want %v", acked, tt.wantAck)
+			}
+		})
+	}
+}
+
+func TestUnschedulablePodGetsEventAndOffersDeclined(t *testing.T) {
+	f := newFixture(t, State{}, pod("big", "uid-big", func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = *resourceQuantity("64")
+	}))
+	f.subscribe("fw-1")
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096), offer("o2", "a2", "h2", 4, 4096))
+	f.s.cycle(f.ctx)
+
+	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
+		t.Fatalf("ACCEPT for an unplaceable pod")
+	}
+	declines := f.caller.ofType(scheduler.Call_DECLINE)
+	if len(declines) != 1 {
+		t.Fatalf("DECLINE calls = %d, want 1", len(declines))
+	}
+	d := declines[0].GetDecline()
+	if diff := cmp.Diff([]string{"o1", "o2"}, sorted(offerIDs(d.OfferIDs))); diff != "" {
+		t.Errorf("declined (-want +got):\n%s", diff)
+	}
+	if d.GetFilters().GetRefuseSeconds() != 5 {
+		t.Errorf("refuse_seconds = %v, want 5", d.GetFilters().GetRefuseSeconds())
+	}
+	select {
+	case e := <-f.recorder.Events:
+		if !strings.Contains(e, EventFailedScheduling) || !strings.Contains(e, "0/2 agents are available") || !strings.Contains(e, "cpu") {
+			t.Errorf("event = %q, want FailedScheduling naming cpu", e)
+		}
+	default:
+		t.Error("no FailedScheduling event")
+	}
+	// Backed off: the next cycle right away does not retry it, one after the back-off does.
+	f.offers(offer("o3", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_DECLINE)); n != 1 {
+		t.Errorf("retried during back-off: %d DECLINEs", n)
+	}
+	f.clock.Step(minPodBackoff)
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_DECLINE)); n != 2 {
+		t.Errorf("not retried after back-off: %d DECLINEs", n)
+	}
+}
+
+// Every offer received ends accepted, declined (also when held past --offer-hold) or rescinded (#636).
+func TestOfferAccountingAndSuppress(t *testing.T) {
+	f := newFixture(t, State{})
+	f.subscribe("fw-1")
+	f.offers(offer("o1", "a1", "h1", 4, 4096), offer("o2", "a2", "h2", 4, 4096), offer("o3", "a3", "h3", 4, 4096))
+	f.event(&scheduler.Event{Type: scheduler.Event_RESCIND, Rescind: &scheduler.Event_Rescind{OfferID: mesos.OfferID{Value: "o3"}}})
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_SUPPRESS)); n != 1 {
+		t.Errorf("SUPPRESS calls with nothing pending = %d, want 1", n)
+	}
+	if n := len(f.caller.ofType(scheduler.Call_DECLINE)); n != 0 {
+		t.Fatalf("declined before --offer-hold passed")
+	}
+	f.clock.Step(DefaultConfig().OfferHold)
+	f.s.cycle(f.ctx)
+	declines := f.caller.ofType(scheduler.Call_DECLINE)
+	if len(declines) != 1 || len(declines[0].GetDecline().OfferIDs) != 2 {
+		t.Fatalf("expired offers not declined once: %v", declines)
+	}
+	// A pod arriving while suppressed revives at once.
+	f.addPod(pod("p", "uid-p"))
+	f.drain()
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_REVIVE)); n != 1 {
+		t.Errorf("REVIVE calls after a pod arrived = %d, want 1", n)
+	}
+	f.offers(offer("o4", "a1", "h1", 4, 4096), offer("o5", "a2", "h2", 4, 4096))
+	f.s.cycle(f.ctx)
+	c := f.s.book.Counts()
+	want := c
+	want.Received, want.Accepted, want.Declined, want.Rescinded, want.Held, want.InFlight = 5, 1, 3, 1, 0, 0
+	if diff := cmp.Diff(want, c); diff != "" || !c.Balanced() {
+		t.Errorf("book counts (-want +got):\n%s", diff)
+	}
+}
+
+// The ExecutorInfo of an executor running on an agent is reused even when the settings changed since
+// (lesson #572); agents without one get the current settings.
+func TestExecutorInfoReusedAcrossSettingChanges(t *testing.T) {
+	old := NewExecutorInfo(ExecutorSettings{URI: "http://old-fw/executor/kubemesos", LogLevel: "debug", CPUs: 0.5, MemMB: 32})
+	f := newFixture(t, State{FrameworkID: "fw-1", Executors: map[string]mesos.ExecutorInfo{"a1": old}},
+		pod("p1", "uid-1"), pod("p2", "uid-2", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "h2"} }))
+	f.subscribe("fw-1")
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096, ExecutorID), offer("o2", "a2", "h2", 4, 4096))
+	f.s.cycle(f.ctx)
+	got := map[string]string{}
+	for _, c := range f.caller.ofType(scheduler.Call_ACCEPT) {
+		for _, ti := range c.GetAccept().Operations[0].GetLaunch().TaskInfos {
+			got[ti.TaskID.Value] = ti.GetExecutor().GetCommand().URIs[0].Value
+		}
+	}
+	want := map[string]string{"pod-uid-1": "http://old-fw/executor/kubemesos", "pod-uid-2": "http://fw:10260/executor/kubemesos"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("executor URIs per task (-want +got):\n%s", diff)
+	}
+	st, err := f.store.Load(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Executors) != 2 || st.Executors["a2"].Command.URIs[0].Value != "http://fw:10260/executor/kubemesos" {
+		t.Errorf("stored executors = %v", st.Executors)
+	}
+	// The executor on a1 exits: the next pod there starts one with the current settings.
+	f.event(&scheduler.Event{Type: scheduler.Event_FAILURE, Failure: &scheduler.Event_Failure{
+		AgentID: &mesos.AgentID{Value: "a1"}, ExecutorID: &mesos.ExecutorID{Value: ExecutorID}}})
+	if st, _ := f.store.Load(f.ctx); len(st.Executors) != 1 {
+		t.Errorf("executor of a1 still stored after it terminated: %v", st.Executors)
+	}
+}
+
+func TestDroppedTaskRelaunchedThenFailed(t *testing.T) {
+	f := newFixture(t, State{}, pod("p", "uid-p"))
+	f.subscribe("fw-1")
+	f.drain()
+	for i := 1; i <= maxDrops; i++ {
+		f.offers(offer("o"+string(rune('0'+i)), "a1", "h1", 4, 4096))
+		f.s.cycle(f.ctx)
+		if n := len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); n != i {
+			t.Fatalf("after %d drops: %d launches, want %d", i-1, n, i)
+		}
+		// Binding happened in the API; the informer delivers the bound pod.
+		f.addNode(agentNode("h1", "a1"))
+		f.refreshCache("default", "p")
+		f.drain()
+		f.update(status("pod-uid-p", "a1", mesos.TASK_DROPPED, mesos.SOURCE_MASTER, nil, []byte{byte(i)}))
+		f.drain()
+	}
+	got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != corev1.PodFailed || got.Status.Reason != PodReasonTaskDropped {
+		t.Errorf("after %d drops pod is %s/%s, want Failed/%s", maxDrops, got.Status.Phase, got.Status.Reason, PodReasonTaskDropped)
+	}
+	if n := countOf(f.actions(), "create pods/binding"); n != 1 {
+		t.Errorf("bindings = %d, want 1", n)
+	}
+}
+
+func countOf(xs []string, x string) int {
+	n := 0
+	for _, v := range xs {
+		if v == x {
+			n++
+		}
+	}
+	return n
+}
+
+func TestTaskOfDeletedPodKilled(t *testing.T) {
+	f := newFixture(t, State{FrameworkID: "fw-1"})
+	f.subscribe("fw-1")
+	// Implicit reconciliation reports a running task whose pod no longer exists.
+	f.update(status("pod-uid-gone", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
+	kills := f.caller.ofType(scheduler.Call_KILL)
+	if len(kills) != 1 || kills[0].GetKill().TaskID.Value != "pod-uid-gone" {
+		t.Errorf("KILL calls = %v, want pod-uid-gone", kills)
+	}
+}
+
+func TestFrameworkIDPersistFailureEndsSubscription(t *testing.T) {
+	f := newFixture(t, State{})
+	f.kube.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("down")
+	})
+	hb := 15.0
+	err := f.s.HandleEvent(f.ctx, &scheduler.Event{Type: scheduler.Event_SUBSCRIBED, Subscribed: &scheduler.Event_Subscribed{
+		FrameworkID: &mesos.FrameworkID{Value: "fw-1"}, HeartbeatIntervalSeconds: &hb}})
+	if err == nil {
+		t.Fatal("SUBSCRIBED handled although the FrameworkID could not be stored")
+	}
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.addPod(pod("p", "uid-p"))
+	f.drain()
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
+		t.Errorf("launched without a stored FrameworkID")
+	}
+}
