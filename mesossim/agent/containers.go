@@ -1,0 +1,331 @@
+package agent
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
+	"github.com/sirupsen/logrus"
+)
+
+// container is an executor's container (the root of a tree), a nested container (a local process in
+// its own process group) or a standalone container.
+type container struct {
+	id       mesos.ContainerID
+	key      string       // the chain of IDs from the root, joined by "/"
+	dir      string       // sandbox
+	executor *executorRun // set for an executor's own container
+	image    string       // recorded image name (images are not pulled)
+	pid      int
+	out      *outputHub
+	stdin    *os.File // write end of stdin for sessions; nil otherwise
+
+	exited bool
+	status int32
+	done   chan struct{} // closed when the container has terminated
+}
+
+func (c *container) live() bool {
+	if c.executor != nil {
+		return c.executor.state < executorTerminated
+	}
+	return !c.exited
+}
+
+// killLocked signals the container's process group (an executor container: kills the executor).
+func (c *container) killLocked(sig syscall.Signal) {
+	if c.executor != nil {
+		c.executor.killProcessLocked()
+		return
+	}
+	if !c.exited {
+		killGroup(c.pid, sig)
+	}
+}
+
+const sigkill = syscall.SIGKILL
+
+func containerKey(id *mesos.ContainerID) string {
+	var parts []string
+	for p := id; p != nil; p = p.Parent {
+		parts = append([]string{p.Value}, parts...)
+	}
+	return strings.Join(parts, "/")
+}
+
+func validateContainerID(id *mesos.ContainerID) string {
+	for p := id; p != nil; p = p.Parent {
+		switch {
+		case p.Value == "":
+			return "'ContainerID.value' must be non-empty"
+		case p.Value == "." || p.Value == "..":
+			return "'ContainerID.value' '" + p.Value + "' is disallowed"
+		case strings.ContainsAny(p.Value, "/\\ \t\n"):
+			return "'ContainerID.value' '" + p.Value + "' contains invalid characters"
+		}
+	}
+	return ""
+}
+
+// imageCommand returns the command configured for the image of a container, if any.
+func (a *Agent) imageCommand(ci *mesos.ContainerInfo) (string, bool) {
+	name := imageName(ci)
+	if name == "" {
+		return "", false
+	}
+	cmd, ok := a.cfg.ImageCommands[name]
+	return cmd, ok
+}
+
+func imageName(ci *mesos.ContainerInfo) string {
+	img := ci.GetMesos().GetImage()
+	if img == nil {
+		return ""
+	}
+	if d := img.GetDocker(); d != nil {
+		return d.Name
+	}
+	if ap := img.GetAppc(); ap != nil {
+		return ap.Name
+	}
+	return ""
+}
+
+// launchContainerLocked starts a nested or standalone container. It returns Mesos' status codes:
+// 200 launched, 202 already running, 400 launch failure.
+func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.CommandInfo, ci *mesos.ContainerInfo, session bool) (*container, int, string) {
+	key := containerKey(&id)
+	if c := a.containers[key]; c != nil {
+		if c.live() {
+			return c, http.StatusAccepted, ""
+		}
+		return nil, http.StatusBadRequest, "Container " + key + " has terminated and was not removed"
+	}
+	var dir string
+	if id.Parent != nil {
+		root := strings.SplitN(key, "/", 2)[0]
+		if a.containers[root] == nil {
+			return nil, http.StatusBadRequest, "Root container " + root + " does not exist"
+		}
+		parent := a.containers[containerKey(id.Parent)]
+		if parent == nil {
+			return nil, http.StatusBadRequest, "Parent container " + containerKey(id.Parent) + " does not exist"
+		}
+		if !parent.live() || (parent.executor != nil && parent.executor.state == executorTerminating) {
+			return nil, http.StatusBadRequest, "Parent container " + parent.key + " is in 'DESTROYING' state"
+		}
+		dir = filepath.Join(parent.dir, "containers", id.Value)
+	} else {
+		dir = filepath.Join(a.cfg.WorkDir, "containers", id.Value)
+	}
+	if ci != nil && ci.GetType() != mesos.ContainerInfo_MESOS {
+		return nil, http.StatusBadRequest, "The provided ContainerInfo is not supported"
+	}
+	var command mesos.CommandInfo
+	if cmdInfo != nil {
+		command = *cmdInfo
+	}
+	image := imageName(ci)
+	if command.GetValue() == "" {
+		cmd, ok := a.imageCommand(ci)
+		switch {
+		case ok:
+			command.Value = &cmd
+			command.Shell = nil
+		case image != "":
+			return nil, http.StatusBadRequest, "Failed to launch container: image '" + image +
+				"' cannot be pulled by the simulator and has no configured command (--image-command " + image + "=...)"
+		default:
+			return nil, http.StatusBadRequest, "Failed to launch container: no command and no image"
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, http.StatusInternalServerError, "Failed to create sandbox: " + err.Error()
+	}
+	env := map[string]string{"MESOS_SANDBOX": dir, "MESOS_CONTAINER_ID": id.Value}
+	for _, v := range command.GetEnvironment().GetVariables() {
+		env[v.Name] = v.GetValue()
+	}
+	c := &container{id: id, key: key, dir: dir, image: image, out: newOutputHub(), done: make(chan struct{})}
+	if err := a.startContainerProcess(c, command, mergeEnv(os.Environ(), env), session); err != nil {
+		return nil, http.StatusBadRequest, "Failed to launch container: " + err.Error()
+	}
+	a.containers[key] = c
+	a.log.WithFields(logrus.Fields{"containerID": key, "image": image, "pid": c.pid}).Debug("container launched")
+	return c, http.StatusOK, ""
+}
+
+// startContainerProcess starts the container's process with stdout/stderr going to files in the
+// sandbox and to attached clients, and a goroutine that reaps it. When the process exits, whatever is
+// left of its process group is killed (Mesos destroys the whole container).
+func (a *Agent) startContainerProcess(c *container, command mesos.CommandInfo, env []string, session bool) error {
+	files, err := openOutputFiles(c.dir)
+	if err != nil {
+		return err
+	}
+	var toClose []*os.File
+	fail := func(err error) error {
+		files.close()
+		for _, f := range toClose {
+			f.Close()
+		}
+		return err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	toClose = append(toClose, outR, outW)
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	toClose = append(toClose, errR, errW)
+	var stdinR, stdinW *os.File
+	if session {
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
+			return fail(err)
+		}
+		toClose = append(toClose, stdinR, stdinW)
+	}
+	cmd, err := startProcess(command, c.dir, env, stdinR, outW, errW)
+	if err != nil {
+		return fail(err)
+	}
+	// The child has its own copies; the parent keeps only the read ends (and stdin's write end).
+	outW.Close()
+	errW.Close()
+	if stdinR != nil {
+		stdinR.Close()
+	}
+	c.pid = cmd.Process.Pid
+	c.stdin = stdinW
+
+	var copying sync.WaitGroup
+	copying.Add(2)
+	go func() { defer copying.Done(); copyOutput(outR, files.stdout, c.out, agentapi.ProcessIO_Data_STDOUT) }()
+	go func() { defer copying.Done(); copyOutput(errR, files.stderr, c.out, agentapi.ProcessIO_Data_STDERR) }()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		status := waitStatus(cmd.Wait())
+		killGroup(c.pid, syscall.SIGKILL)
+		copying.Wait()
+		outR.Close()
+		errR.Close()
+		files.close()
+		c.out.close()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		c.exited = true
+		c.status = status
+		if c.stdin != nil {
+			c.stdin.Close()
+			c.stdin = nil
+		}
+		close(c.done)
+		root := strings.SplitN(c.key, "/", 2)[0]
+		if c.id.Parent != nil && a.containers[root] == nil {
+			delete(a.containers, c.key) // the whole tree is gone
+		}
+		a.log.WithFields(logrus.Fields{"containerID": c.key, "status": status}).Debug("container exited")
+	}()
+	return nil
+}
+
+// outputHub fans a container's output out to attached clients.
+type outputHub struct {
+	mu     sync.Mutex
+	subs   map[*queue[agentapi.ProcessIO]]struct{}
+	closed bool
+}
+
+func newOutputHub() *outputHub {
+	return &outputHub{subs: map[*queue[agentapi.ProcessIO]]struct{}{}}
+}
+
+func (h *outputHub) write(kind agentapi.ProcessIO_Data_Type, b []byte) {
+	data := append([]byte(nil), b...)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for q := range h.subs {
+		q.push(agentapi.ProcessIO{
+			Type: agentapi.ProcessIO_DATA,
+			Data: &agentapi.ProcessIO_Data{Type: kind, Data: data},
+		})
+	}
+}
+
+// subscribe attaches a client; it fails once the container's output has ended.
+func (h *outputHub) subscribe() (*queue[agentapi.ProcessIO], bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, false
+	}
+	q := newQueue[agentapi.ProcessIO]()
+	h.subs[q] = struct{}{}
+	return q, true
+}
+
+func (h *outputHub) unsubscribe(q *queue[agentapi.ProcessIO]) {
+	h.mu.Lock()
+	delete(h.subs, q)
+	h.mu.Unlock()
+}
+
+func (h *outputHub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for q := range h.subs {
+		q.close()
+	}
+}
+
+// hubWriter copies one output stream to its file and to the hub.
+func copyOutput(r io.Reader, file io.Writer, h *outputHub, kind agentapi.ProcessIO_Data_Type) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			_, _ = file.Write(buf[:n])
+			h.write(kind, buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// destroyContainerTreeLocked ends an executor's container: its nested containers are killed and
+// forgotten as they exit, and waiters on the executor's container are released.
+func (a *Agent) destroyContainerTreeLocked(root string, status int32) {
+	for key, c := range a.containers {
+		if strings.HasPrefix(key, root+"/") {
+			c.killLocked(sigkill)
+			if c.exited {
+				delete(a.containers, key)
+			}
+		}
+	}
+	if c := a.containers[root]; c != nil {
+		c.exited = true
+		c.status = status
+		close(c.done)
+		delete(a.containers, root)
+	}
+}
+
+func removeAll(dir string) error {
+	if dir == "" || dir == "/" {
+		return nil
+	}
+	return os.RemoveAll(dir)
+}

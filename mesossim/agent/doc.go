@@ -1,0 +1,13 @@
+// Package agent is one simulated Apache Mesos 1.x agent.
+//
+// It exists because no real Mesos can be installed where kubemesos is developed and tested: the
+// simulator's master (package mesossim) drives any number of these agents in one process. An agent
+// launches executors as real processes (or, for benchmarks, as an in-process Go hook) with the sandbox
+// and environment a real agent gives them, fetches CommandInfo.uris, runs command tasks through an
+// in-process command executor, serves the executor HTTP API (POST /api/v1/executor) and the agent
+// operator API calls an executor uses to run nested containers (POST /api/v1), and owns the task
+// status update manager that resends every update until the framework acknowledges it.
+//
+// The master talks to an agent through the Master interface (link.go) and the exported methods of
+// *Agent; everything an executor sees goes over HTTP exactly as against a real agent.
+package agent

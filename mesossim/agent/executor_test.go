@@ -1,0 +1,212 @@
+package agent
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	testclock "k8s.io/utils/clock/testing"
+)
+
+func TestExecutorProcessEnvironmentAcceptedByFromEnv(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	fw := testFramework(true)
+	a.Launch(fw, processExecutor("exec-1", map[string]string{"TEST_FROM_COMMAND": "yes"}), []mesos.TaskInfo{dataTask("t1", "env")}, false)
+	waitFor(t, "TASK_FINISHED", func() bool { return len(m.states("t1")) == 2 })
+
+	ups := m.updates("t1")
+	if diff := cmp.Diff([]string{"TASK_RUNNING", "TASK_FINISHED"}, m.states("t1")); diff != "" {
+		t.Fatalf("states (-want +got):\n%s", diff)
+	}
+	var env map[string]string
+	if err := json.Unmarshal(ups[len(ups)-1].Data, &env); err != nil {
+		t.Fatalf("task data: %v", err)
+	}
+	dir := env["MESOS_DIRECTORY"]
+	wantPrefix := filepath.Join(a.cfg.WorkDir, "slaves", "agent-S0", "frameworks", "fw-1", "executors", "exec-1", "runs") + "/"
+	if !strings.HasPrefix(dir, wantPrefix) {
+		t.Errorf("MESOS_DIRECTORY = %q, want under %q", dir, wantPrefix)
+	}
+	want := map[string]string{
+		"MESOS_FRAMEWORK_ID":                   "fw-1",
+		"MESOS_EXECUTOR_ID":                    "exec-1",
+		"MESOS_DIRECTORY":                      dir,
+		"MESOS_SANDBOX":                        dir,
+		"MESOS_AGENT_ENDPOINT":                 a.Endpoint(),
+		"MESOS_SLAVE_ID":                       "agent-S0",
+		"MESOS_SLAVE_PID":                      "slave(1)@" + a.Endpoint(),
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "5secs",
+		"MESOS_CHECKPOINT":                     "1",
+		"MESOS_RECOVERY_TIMEOUT":               "15mins",
+		"MESOS_SUBSCRIPTION_BACKOFF_MAX":       "2secs",
+		"MESOS_HTTP_COMMAND_EXECUTOR":          "0",
+		"LIBPROCESS_IP":                        "127.0.0.1",
+		"LIBPROCESS_PORT":                      "0",
+		"TEST_FROM_COMMAND":                    "yes",
+	}
+	if diff := cmp.Diff(want, env); diff != "" {
+		t.Errorf("executor environment (-want +got):\n%s", diff)
+	}
+	for _, f := range []string{"stdout", "stderr"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("sandbox file %s: %v", f, err)
+		}
+	}
+	waitFor(t, "completed task forgotten", func() bool { return len(a.Tasks()) == 0 })
+}
+
+func TestCustomExecutorUpdatesAcknowledgedInOrder(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	fw := testFramework(false)
+	a.Launch(fw, processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t1", "finish")}, false)
+	a.Launch(fw, processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t2", "finish"), dataTask("t3", "finish")}, true)
+	for _, id := range []string{"t1", "t2", "t3"} {
+		waitFor(t, id+" finished", func() bool { return len(m.states(id)) == 2 })
+		if diff := cmp.Diff([]string{"TASK_RUNNING", "TASK_FINISHED"}, m.states(id)); diff != "" {
+			t.Errorf("%s states (-want +got):\n%s", id, diff)
+		}
+		for _, u := range m.updates(id) {
+			if u.GetSource() != mesos.SOURCE_EXECUTOR || u.AgentID == nil || u.AgentID.Value != "agent-S0" || u.ExecutorID.GetValue() != "exec-1" {
+				t.Errorf("%s update not stamped by the agent: %v", id, u)
+			}
+		}
+	}
+	waitFor(t, "tasks completed", func() bool { return len(a.Tasks()) == 0 })
+	if ex := a.Executors(); len(ex) != 1 || ex[0].ContainerID.Value == "" {
+		t.Errorf("executors = %+v, want the one live executor with a container", ex)
+	}
+}
+
+func TestExecutorCrashFailsItsTasks(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	fw := testFramework(false)
+	info := processExecutor("exec-1", nil)
+	info.Resources = mustResources(t, "cpus:0.1")
+	a.Launch(fw, info, []mesos.TaskInfo{dataTask("t1", "wait")}, false)
+	waitFor(t, "t1 running", func() bool { return len(m.states("t1")) == 1 })
+	a.Launch(fw, info, []mesos.TaskInfo{dataTask("t2", "crash")}, false)
+	waitFor(t, "executor terminated", func() bool { return len(m.all("exited")) == 1 })
+	waitFor(t, "t1 failed", func() bool { return len(m.states("t1")) == 2 })
+
+	got := m.updates("t1")[1]
+	if got.GetState() != mesos.TASK_FAILED || got.GetSource() != mesos.SOURCE_AGENT || got.GetReason() != mesos.REASON_EXECUTOR_TERMINATED {
+		t.Errorf("t1 final update = %v, want TASK_FAILED from SOURCE_AGENT with REASON_EXECUTOR_TERMINATED", got)
+	}
+	if ex := m.all("exited")[0]; ex.ExecutorID != "exec-1" || ex.ExitStatus != 3<<8 {
+		t.Errorf("ExecutorTerminated = %+v, want exec-1 with wait status %d", ex, 3<<8)
+	}
+	waitFor(t, "executor resources recovered", func() bool {
+		for _, r := range m.all("recovered") {
+			if r.Resources == "cpus:0.1" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestKillExecutorFault(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	a.Launch(testFramework(false), processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t1", "wait")}, false)
+	waitFor(t, "t1 running", func() bool { return len(m.states("t1")) == 1 })
+	if err := a.KillExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "exec-1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "t1 failed", func() bool { return len(m.states("t1")) == 2 })
+	if diff := cmp.Diff([]string{"TASK_RUNNING", "TASK_FAILED"}, m.states("t1")); diff != "" {
+		t.Errorf("states (-want +got):\n%s", diff)
+	}
+	waitFor(t, "ExecutorTerminated", func() bool { return len(m.all("exited")) == 1 })
+	if st := m.all("exited")[0].ExitStatus; st != int32(syscall.SIGKILL) {
+		t.Errorf("exit status = %d, want %d (SIGKILL)", st, syscall.SIGKILL)
+	}
+	if err := a.KillExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "nope"}); err == nil {
+		t.Error("KillExecutor of an unknown executor succeeded")
+	}
+}
+
+func TestKillTaskAndShutdownExecutor(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	fw := testFramework(false)
+	a.Launch(fw, processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t1", "wait"), dataTask("t2", "wait")}, true)
+	waitFor(t, "tasks running", func() bool { return len(m.states("t1")) == 1 && len(m.states("t2")) == 1 })
+
+	a.Kill(mesos.FrameworkID{Value: "fw-1"}, mesos.TaskID{Value: "t1"}, nil)
+	waitFor(t, "t1 killed", func() bool { return len(m.states("t1")) == 2 })
+	if diff := cmp.Diff([]string{"TASK_RUNNING", "TASK_KILLED"}, m.states("t1")); diff != "" {
+		t.Errorf("t1 states (-want +got):\n%s", diff)
+	}
+
+	// Unknown task of a known framework: TASK_LOST from the agent.
+	a.Kill(mesos.FrameworkID{Value: "fw-1"}, mesos.TaskID{Value: "ghost"}, nil)
+	waitFor(t, "ghost lost", func() bool { return len(m.states("ghost")) == 1 })
+	if u := m.updates("ghost")[0]; u.GetState() != mesos.TASK_LOST || u.GetSource() != mesos.SOURCE_AGENT {
+		t.Errorf("kill of unknown task = %v, want TASK_LOST from the agent", u)
+	}
+
+	a.ShutdownExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "exec-1"})
+	waitFor(t, "executor exited", func() bool { return len(m.all("exited")) == 1 })
+	if diff := cmp.Diff([]string{"TASK_RUNNING", "TASK_KILLED"}, m.states("t2")); diff != "" {
+		t.Errorf("t2 states (-want +got):\n%s", diff)
+	}
+	if st := m.all("exited")[0].ExitStatus; st != 0 {
+		t.Errorf("executor exit status = %d, want 0 (it shut down by itself)", st)
+	}
+}
+
+func TestFrameworkAndExecutorMessages(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	a.Launch(testFramework(false), processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t1", "message")}, false)
+	waitFor(t, "executor message", func() bool { return len(m.all("message")) == 1 })
+	a.FrameworkMessage(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "exec-1"}, []byte("ping"))
+	waitFor(t, "echo", func() bool { return len(m.all("message")) == 2 })
+	var got []string
+	for _, c := range m.all("message") {
+		got = append(got, c.ExecutorID+":"+c.Data)
+	}
+	if diff := cmp.Diff([]string{"exec-1:hello", "exec-1:echo:ping"}, got); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+}
+
+func TestRegistrationTimeout(t *testing.T) {
+	clk := testclock.NewFakeClock(time.Unix(1e9, 0))
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, func(c *Config) { c.Clock = clk })
+	never := "sleep 1000"
+	info := &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "mute"}, Command: &mesos.CommandInfo{Value: &never}}
+	a.Launch(testFramework(false), info, []mesos.TaskInfo{dataTask("t1", "finish")}, false)
+	waitFor(t, "executor process started", func() bool { return len(processesIn(a.cfg.WorkDir)) > 0 })
+	clk.Step(DefaultExecutorRegistrationTimeout)
+	waitFor(t, "task failed", func() bool { return len(m.states("t1")) == 1 })
+	u := m.updates("t1")[0]
+	if u.GetState() != mesos.TASK_FAILED || u.GetReason() != mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT || u.GetSource() != mesos.SOURCE_AGENT {
+		t.Errorf("update = %v, want TASK_FAILED, REASON_EXECUTOR_REGISTRATION_TIMEOUT, SOURCE_AGENT", u)
+	}
+	waitFor(t, "ExecutorTerminated", func() bool { return len(m.all("exited")) == 1 })
+}
+
+func TestExecutorThatCannotStart(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	missing := "/nonexistent/executor"
+	no := false
+	info := &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "e"}, Command: &mesos.CommandInfo{Value: &missing, Shell: &no}}
+	a.Launch(testFramework(false), info, []mesos.TaskInfo{dataTask("t1", "finish")}, false)
+	waitFor(t, "task failed", func() bool { return len(m.states("t1")) == 1 })
+	if u := m.updates("t1")[0]; u.GetState() != mesos.TASK_FAILED || u.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED {
+		t.Errorf("update = %v, want TASK_FAILED with REASON_CONTAINER_LAUNCH_FAILED", u)
+	}
+}

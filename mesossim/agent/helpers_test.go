@@ -1,0 +1,270 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubemesos/kubemesos/mesossim/agent/internal/testexec"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
+	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
+	"github.com/sirupsen/logrus"
+)
+
+// testExecutorPath is the test executor binary built by TestMain.
+var testExecutorPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agent-testexecutor")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	testExecutorPath = filepath.Join(dir, "testexecutor")
+	build := exec.Command("go", "build", "-o", testExecutorPath, "./internal/testexecutor")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the test executor:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// masterCall is one call the agent made on its master.
+type masterCall struct {
+	Kind        string // update, message, exited, recovered
+	FrameworkID string
+	ExecutorID  string
+	Status      mesos.TaskStatus
+	Data        string
+	ExitStatus  int32
+	Resources   string
+}
+
+// fakeMaster records what the agent tells its master and can acknowledge every update.
+type fakeMaster struct {
+	mu      sync.Mutex
+	calls   []masterCall
+	autoAck bool
+	agent   *Agent
+}
+
+func (m *fakeMaster) record(c masterCall) {
+	m.mu.Lock()
+	m.calls = append(m.calls, c)
+	m.mu.Unlock()
+}
+
+func (m *fakeMaster) StatusUpdate(_ mesos.AgentID, fw mesos.FrameworkID, s mesos.TaskStatus) {
+	m.record(masterCall{Kind: "update", FrameworkID: fw.Value, Status: s})
+	m.mu.Lock()
+	ack, a := m.autoAck, m.agent
+	m.mu.Unlock()
+	if ack {
+		a.Acknowledge(fw, s.TaskID, s.UUID)
+	}
+}
+
+func (m *fakeMaster) ExecutorMessage(_ mesos.AgentID, fw mesos.FrameworkID, e mesos.ExecutorID, data []byte) {
+	m.record(masterCall{Kind: "message", FrameworkID: fw.Value, ExecutorID: e.Value, Data: string(data)})
+}
+
+func (m *fakeMaster) ExecutorTerminated(_ mesos.AgentID, fw mesos.FrameworkID, e mesos.ExecutorID, status int32) {
+	m.record(masterCall{Kind: "exited", FrameworkID: fw.Value, ExecutorID: e.Value, ExitStatus: status})
+}
+
+func (m *fakeMaster) ResourcesRecovered(_ mesos.AgentID, fw mesos.FrameworkID, r mesos.Resources) {
+	m.record(masterCall{Kind: "recovered", FrameworkID: fw.Value, Resources: r.String()})
+}
+
+func (m *fakeMaster) all(kind string) []masterCall {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []masterCall
+	for _, c := range m.calls {
+		if c.Kind == kind {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// updates returns the status updates the master received for a task, in order.
+func (m *fakeMaster) updates(taskID string) []mesos.TaskStatus {
+	var out []mesos.TaskStatus
+	for _, c := range m.all("update") {
+		if c.Status.TaskID.Value == taskID {
+			out = append(out, c.Status)
+		}
+	}
+	return out
+}
+
+// states returns the distinct-in-sequence states of a task's updates (resends collapsed).
+func (m *fakeMaster) states(taskID string) []string {
+	var out []string
+	var last string
+	for _, s := range m.updates(taskID) {
+		id := string(s.UUID)
+		if id == last {
+			continue
+		}
+		last = id
+		out = append(out, s.GetState().String())
+	}
+	return out
+}
+
+// waitFor polls cond until it holds (real processes are involved, so this is a deadline, not a timing
+// assertion).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// newTestAgent starts an agent on a fresh work dir; on cleanup it stops the agent and checks that no
+// process is left running in the work dir.
+func newTestAgent(t *testing.T, m *fakeMaster, mutate func(*Config)) *Agent {
+	t.Helper()
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	if testing.Verbose() {
+		log.SetLevel(logrus.DebugLevel)
+	}
+	cfg := Config{
+		ID:        mesos.AgentID{Value: "agent-S0"},
+		Hostname:  "agent0.example",
+		Resources: mustResources(t, "cpus:4;mem:1024"),
+		WorkDir:   t.TempDir(),
+		Master:    m,
+		Log:       log,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.agent = a
+	m.mu.Unlock()
+	t.Cleanup(func() {
+		a.Stop()
+		// Killed grandchildren are reaped by init asynchronously: allow them a moment to vanish.
+		deadline := time.Now().Add(5 * time.Second)
+		for left := processesIn(cfg.WorkDir); len(left) > 0; left = processesIn(cfg.WorkDir) {
+			if time.Now().After(deadline) {
+				t.Errorf("processes left behind in %s: %v", cfg.WorkDir, left)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return a
+}
+
+// processesIn lists live processes whose working directory is under dir.
+func processesIn(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		if strings.Trim(e.Name(), "0123456789") != "" {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && strings.HasPrefix(cwd, dir) {
+			cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			out = append(out, e.Name()+":"+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return out
+}
+
+func mustResources(t *testing.T, s string) mesos.Resources {
+	t.Helper()
+	var out mesos.Resources
+	for _, part := range strings.Split(s, ";") {
+		name, v, _ := strings.Cut(part, ":")
+		var f float64
+		if _, err := fmt.Sscan(v, &f); err != nil {
+			t.Fatal(err)
+		}
+		out.Add(mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: f}})
+	}
+	return out
+}
+
+func testFramework(checkpoint bool, caps ...mesos.FrameworkInfo_Capability_Type) mesos.FrameworkInfo {
+	fi := mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: "fw-1"}, Name: "test", User: "root", Checkpoint: &checkpoint}
+	for _, c := range caps {
+		fi.Capabilities = append(fi.Capabilities, mesos.FrameworkInfo_Capability{Type: c})
+	}
+	return fi
+}
+
+// processExecutor runs the test executor binary.
+func processExecutor(id string, env map[string]string) *mesos.ExecutorInfo {
+	path := testExecutorPath
+	info := &mesos.ExecutorInfo{
+		ExecutorID: mesos.ExecutorID{Value: id},
+		Command:    &mesos.CommandInfo{Value: &path},
+		Resources:  nil,
+	}
+	if len(env) > 0 {
+		info.Command.Environment = &mesos.Environment{}
+		for _, k := range testexec.Keys(env) {
+			v := env[k]
+			info.Command.Environment.Variables = append(info.Command.Environment.Variables,
+				mesos.Environment_Variable{Name: k, Value: &v})
+		}
+	}
+	return info
+}
+
+// hookExecutor runs the test executor in-process (Config.ExecutorHook).
+func hookExecutor(ctx context.Context, env map[string]string) error {
+	cfg := config.Config{
+		FrameworkID:   env["MESOS_FRAMEWORK_ID"],
+		ExecutorID:    env["MESOS_EXECUTOR_ID"],
+		Directory:     env["MESOS_DIRECTORY"],
+		Sandbox:       env["MESOS_SANDBOX"],
+		AgentEndpoint: env["MESOS_AGENT_ENDPOINT"],
+	}
+	var err error
+	if cfg.ExecutorShutdownGracePeriod, err = mesostime.ParseDuration(env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"]); err != nil {
+		return err
+	}
+	return testexec.Run(ctx, cfg, env)
+}
+
+func dataTask(id, data string) mesos.TaskInfo {
+	return mesos.TaskInfo{
+		Name:   id,
+		TaskID: mesos.TaskID{Value: id},
+		Data:   []byte(data),
+	}
+}
+
+func commandTask(id, shell string) mesos.TaskInfo {
+	return mesos.TaskInfo{
+		Name:    id,
+		TaskID:  mesos.TaskID{Value: id},
+		Command: &mesos.CommandInfo{Value: &shell},
+	}
+}

@@ -1,0 +1,287 @@
+// Package testexec is a small custom executor written against mesos-go's v1 executor client, used by
+// the agent's tests (as a process through ../testexecutor, or in-process through an ExecutorHook).
+// What it does with a task is chosen by TaskInfo.data:
+//
+//	finish          TASK_RUNNING, TASK_FINISHED
+//	wait            TASK_RUNNING, then TASK_KILLED on KILL (or SHUTDOWN)
+//	crash           TASK_RUNNING, then the executor exits with status 3
+//	env             TASK_RUNNING, TASK_FINISHED with the MESOS_*/LIBPROCESS_* environment as JSON data
+//	message         sends MESSAGE "hello" to the scheduler, TASK_RUNNING, TASK_FINISHED
+//	nested:<cmd>    TASK_RUNNING, runs <cmd> as a nested container (LAUNCH_CONTAINER + WAIT_CONTAINER
+//	                through mesos-go's agent API client), TASK_FINISHED if it exits 0, else TASK_FAILED
+//
+// MESSAGE events are echoed back prefixed with "echo:".
+package testexec
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
+	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/executor"
+	"github.com/mesos/mesos-go/api/v1/lib/executor/calls"
+	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
+)
+
+// ErrCrash is returned by Run when a "crash" task asks the executor to die.
+var ErrCrash = errors.New("crash requested")
+
+type state struct {
+	cfg         config.Config
+	env         map[string]string
+	sender      calls.Sender
+	agent       agentcalls.Sender
+	mu          sync.Mutex
+	containerID mesos.ContainerID
+	kills       map[string]chan struct{}
+	wg          sync.WaitGroup
+	crash       chan struct{}
+	crashed     bool // guarded by mu: nothing is sent after a crash
+}
+
+// Run subscribes to the agent and serves events until SHUTDOWN, a crash task, the end of the stream,
+// or ctx. env is the executor's environment (reported by "env" tasks).
+func Run(ctx context.Context, cfg config.Config, env map[string]string) error {
+	execURL := url.URL{Scheme: "http", Host: cfg.AgentEndpoint, Path: "/api/v1/executor"}
+	agentURL := url.URL{Scheme: "http", Host: cfg.AgentEndpoint, Path: "/api/v1"}
+	cli := httpcli.New(httpcli.Endpoint(execURL.String()), httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]))
+	opts := executor.CallOptions{calls.Framework(cfg.FrameworkID), calls.Executor(cfg.ExecutorID)}
+	s := &state{
+		cfg:    cfg,
+		env:    env,
+		sender: calls.SenderWith(httpexec.NewSender(cli.Send), opts...),
+		agent:  httpagent.NewSender(httpcli.New(httpcli.Endpoint(agentURL.String())).Send),
+		kills:  map[string]chan struct{}{},
+		crash:  make(chan struct{}),
+	}
+	subscriber := calls.SenderWith(httpexec.NewSender(cli.Send, httpcli.Close(true)), opts...)
+	resp, err := subscriber.Send(ctx, calls.NonStreaming(calls.Subscribe(nil, nil)))
+	if err != nil {
+		return fmt.Errorf("subscribing: %w", err)
+	}
+	defer resp.Close()
+	events := make(chan executor.Event)
+	decodeErr := make(chan error, 1)
+	go func() {
+		for {
+			var e executor.Event
+			if err := resp.Decode(&e); err != nil {
+				decodeErr <- err
+				return
+			}
+			events <- e
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			s.killAll()
+			s.wg.Wait()
+			return ctx.Err()
+		case <-s.crash:
+			s.mu.Lock()
+			s.crashed = true
+			s.mu.Unlock()
+			s.killAll()
+			return ErrCrash
+		case err := <-decodeErr:
+			s.killAll()
+			s.wg.Wait()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case e := <-events:
+			if done := s.handle(ctx, e); done {
+				return nil
+			}
+		}
+	}
+}
+
+func (s *state) handle(ctx context.Context, e executor.Event) (done bool) {
+	switch e.Type {
+	case executor.Event_SUBSCRIBED:
+		s.mu.Lock()
+		s.containerID = *e.Subscribed.ContainerID
+		s.mu.Unlock()
+	case executor.Event_LAUNCH:
+		s.start(ctx, e.Launch.Task)
+	case executor.Event_LAUNCH_GROUP:
+		for _, t := range e.LaunchGroup.TaskGroup.Tasks {
+			s.start(ctx, t)
+		}
+	case executor.Event_KILL:
+		s.kill(e.Kill.TaskID.Value)
+	case executor.Event_MESSAGE:
+		_ = s.send(ctx, calls.Message(append([]byte("echo:"), e.Message.Data...)))
+	case executor.Event_SHUTDOWN:
+		s.killAll()
+		s.wg.Wait()
+		return true
+	case executor.Event_ERROR:
+		return true
+	}
+	return false
+}
+
+func (s *state) start(ctx context.Context, t mesos.TaskInfo) {
+	kill := make(chan struct{})
+	s.mu.Lock()
+	s.kills[t.TaskID.Value] = kill
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.runTask(ctx, t, kill)
+	}()
+}
+
+func (s *state) kill(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.kills[id]; ch != nil {
+		close(ch)
+		delete(s.kills, id)
+	}
+}
+
+func (s *state) killAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ch := range s.kills {
+		close(ch)
+		delete(s.kills, id)
+	}
+}
+
+func (s *state) runTask(ctx context.Context, t mesos.TaskInfo, kill chan struct{}) {
+	id := t.TaskID
+	data := string(t.Data)
+	if data == "message" {
+		_ = s.send(ctx, calls.Message([]byte("hello")))
+	}
+	s.update(ctx, id, mesos.TASK_RUNNING, "", nil)
+	switch {
+	case data == "finish" || data == "message":
+		s.update(ctx, id, mesos.TASK_FINISHED, "", nil)
+	case data == "wait":
+		<-kill
+		s.update(ctx, id, mesos.TASK_KILLED, "", nil)
+	case data == "crash":
+		close(s.crash)
+	case data == "env":
+		b, _ := json.Marshal(s.env)
+		s.update(ctx, id, mesos.TASK_FINISHED, "", b)
+	case strings.HasPrefix(data, "nested:"):
+		status, err := s.nested(ctx, t, strings.TrimPrefix(data, "nested:"))
+		switch {
+		case err != nil:
+			s.update(ctx, id, mesos.TASK_FAILED, err.Error(), nil)
+		case status == 0:
+			s.update(ctx, id, mesos.TASK_FINISHED, "", nil)
+		default:
+			s.update(ctx, id, mesos.TASK_FAILED, fmt.Sprintf("nested container wait status %d", status), nil)
+		}
+	default:
+		s.update(ctx, id, mesos.TASK_FAILED, "unknown task data "+data, nil)
+	}
+}
+
+func (s *state) nested(ctx context.Context, t mesos.TaskInfo, cmd string) (int32, error) {
+	s.mu.Lock()
+	parent := s.containerID
+	s.mu.Unlock()
+	cid := mesos.ContainerID{Value: t.TaskID.Value, Parent: &parent}
+	shell := true
+	if err := agentcalls.SendNoData(ctx, s.agent, agentcalls.NonStreaming(agentcalls.LaunchContainer(cid,
+		&mesos.CommandInfo{Value: &cmd, Shell: &shell}, nil, nil))); err != nil {
+		return 0, fmt.Errorf("LAUNCH_CONTAINER: %w", err)
+	}
+	resp, err := s.agent.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(cid)))
+	if err != nil {
+		return 0, fmt.Errorf("WAIT_CONTAINER: %w", err)
+	}
+	defer resp.Close()
+	var r agentapi.Response
+	if err := resp.Decode(&r); err != nil {
+		return 0, fmt.Errorf("decoding WAIT_CONTAINER: %w", err)
+	}
+	return r.GetWaitContainer().GetExitStatus(), nil
+}
+
+func (s *state) update(ctx context.Context, id mesos.TaskID, st mesos.TaskState, msg string, data []byte) {
+	uuid := make([]byte, 16)
+	_, _ = rand.Read(uuid)
+	status := mesos.TaskStatus{TaskID: id, State: st.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(), UUID: uuid, Data: data}
+	if msg != "" {
+		status.Message = &msg
+	}
+	_ = s.send(ctx, calls.Update(status))
+}
+
+func (s *state) send(ctx context.Context, c *executor.Call) error {
+	s.mu.Lock()
+	crashed := s.crashed
+	s.mu.Unlock()
+	if crashed {
+		return ErrCrash
+	}
+	resp, err := s.sender.Send(ctx, calls.NonStreaming(c))
+	if resp != nil {
+		resp.Close()
+	}
+	return err
+}
+
+// Environ returns the MESOS_* and LIBPROCESS_* variables of the process environment.
+func Environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "MESOS_") || strings.HasPrefix(k, "LIBPROCESS_") || strings.HasPrefix(k, "TEST_") {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// Keys returns the sorted keys of an environment map.
+func Keys(env map[string]string) []string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ExitCode maps Run's result to the executor's exit status.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrCrash):
+		return 3
+	case errors.Is(err, syscall.EINTR):
+		return 0
+	default:
+		return 1
+	}
+}

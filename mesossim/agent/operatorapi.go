@@ -1,0 +1,564 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
+)
+
+// mediaTypes is the result of content negotiation for one agent API request.
+type mediaTypes struct {
+	content        string // json, protobuf or recordio
+	messageContent string // for recordio requests
+	accept         string // json, protobuf or recordio
+	messageAccept  string // for recordio responses
+}
+
+// serveOperatorAPI is POST /api/v1 on the agent: the calls an executor uses to run nested containers,
+// plus GET_HEALTH and GET_VERSION. Content negotiation and status codes follow the Mesos agent.
+func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		respondError(w, http.StatusMethodNotAllowed, "Expecting one of { 'POST' }, but received '"+r.Method+"'")
+		return
+	}
+	mt, code, msg := negotiate(r.Header)
+	if code != 0 {
+		respondError(w, code, msg)
+		return
+	}
+	var call agentapi.Call
+	var reader *recordReader
+	if mt.content == mediaRecordIO {
+		reader = &recordReader{r: io.LimitReader(r.Body, 1<<40)}
+		rec, err := reader.next()
+		if errors.Is(err, io.EOF) {
+			respondError(w, http.StatusBadRequest, "Received EOF while reading request body")
+			return
+		}
+		if err == nil {
+			err = decodeMessage(mt.messageContent, rec, &call)
+		}
+		if err != nil {
+			respondError(w, http.StatusBadRequest, "Failed to parse streaming request: "+err.Error())
+			return
+		}
+	} else {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+		if err == nil {
+			err = decodeMessage(mt.content, body, &call)
+		}
+		if err != nil {
+			respondError(w, http.StatusBadRequest, "Failed to parse body into Call: "+err.Error())
+			return
+		}
+	}
+	if msg := validateAgentCall(&call); msg != "" {
+		respondError(w, http.StatusBadRequest, "Failed to validate agent::Call: "+msg)
+		return
+	}
+	if mt.content == mediaRecordIO && call.Type != agentapi.Call_ATTACH_CONTAINER_INPUT {
+		respondError(w, http.StatusUnsupportedMediaType, "Streaming 'Content-Type' application/recordio is not supported for "+call.Type.String()+" call")
+		return
+	}
+	if mt.content != mediaRecordIO && call.Type == agentapi.Call_ATTACH_CONTAINER_INPUT {
+		respondError(w, http.StatusUnsupportedMediaType, "Expecting 'Content-Type' to be application/recordio for ATTACH_CONTAINER_INPUT call")
+		return
+	}
+	if mt.accept == mediaRecordIO && call.Type != agentapi.Call_ATTACH_CONTAINER_OUTPUT && call.Type != agentapi.Call_LAUNCH_NESTED_CONTAINER_SESSION {
+		respondError(w, http.StatusNotAcceptable, "Streaming response is not supported for "+call.Type.String()+" call")
+		return
+	}
+
+	switch call.Type {
+	case agentapi.Call_GET_HEALTH:
+		respondMessage(w, mt.accept, &agentapi.Response{Type: agentapi.Response_GET_HEALTH, GetHealth: &agentapi.Response_GetHealth{Healthy: true}})
+	case agentapi.Call_GET_VERSION:
+		respondMessage(w, mt.accept, &agentapi.Response{Type: agentapi.Response_GET_VERSION,
+			GetVersion: &agentapi.Response_GetVersion{VersionInfo: mesos.VersionInfo{Version: MesosVersion}}})
+	case agentapi.Call_LAUNCH_NESTED_CONTAINER:
+		l := call.LaunchNestedContainer
+		a.handleLaunch(w, l.ContainerID, l.Command, l.Container)
+	case agentapi.Call_LAUNCH_CONTAINER:
+		l := call.LaunchContainer
+		a.handleLaunch(w, l.ContainerID, l.Command, l.Container)
+	case agentapi.Call_WAIT_NESTED_CONTAINER:
+		a.handleWait(w, r, mt, call.WaitNestedContainer.ContainerID, true)
+	case agentapi.Call_WAIT_CONTAINER:
+		a.handleWait(w, r, mt, call.WaitContainer.ContainerID, false)
+	case agentapi.Call_KILL_NESTED_CONTAINER:
+		k := call.KillNestedContainer
+		a.handleKill(w, k.ContainerID, k.Signal)
+	case agentapi.Call_KILL_CONTAINER:
+		k := call.KillContainer
+		a.handleKill(w, k.ContainerID, k.Signal)
+	case agentapi.Call_REMOVE_NESTED_CONTAINER:
+		a.handleRemove(w, call.RemoveNestedContainer.ContainerID)
+	case agentapi.Call_REMOVE_CONTAINER:
+		a.handleRemove(w, call.RemoveContainer.ContainerID)
+	case agentapi.Call_LAUNCH_NESTED_CONTAINER_SESSION:
+		a.handleSession(w, r, mt, call.LaunchNestedContainerSession)
+	case agentapi.Call_ATTACH_CONTAINER_OUTPUT:
+		a.handleAttachOutput(w, r, mt, call.AttachContainerOutput.ContainerID)
+	case agentapi.Call_ATTACH_CONTAINER_INPUT:
+		a.handleAttachInput(w, mt, call.AttachContainerInput.ContainerID, reader)
+	default:
+		respondError(w, http.StatusNotImplemented, call.Type.String()+" is not implemented by the simulated agent")
+	}
+}
+
+// MesosVersion is the Mesos version the simulated agent reports.
+const MesosVersion = "1.12.0"
+
+func negotiate(h http.Header) (mediaTypes, int, string) {
+	var mt mediaTypes
+	mt.content = mediaType(h.Get("Content-Type"))
+	switch mt.content {
+	case "":
+		return mt, http.StatusBadRequest, "Expecting 'Content-Type' to be present"
+	case mediaJSON, mediaProtobuf, mediaRecordIO:
+	default:
+		return mt, http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf or application/recordio"
+	}
+	msgCT := mediaType(h.Get(headerMessageContentType))
+	if mt.content == mediaRecordIO {
+		switch msgCT {
+		case "":
+			return mt, http.StatusBadRequest, "Expecting 'Message-Content-Type' to be set for streaming requests"
+		case mediaJSON, mediaProtobuf:
+			mt.messageContent = msgCT
+		default:
+			return mt, http.StatusUnsupportedMediaType, "Expecting 'Message-Content-Type' of application/json or application/x-protobuf"
+		}
+	} else if msgCT != "" {
+		return mt, http.StatusUnsupportedMediaType, "Expecting 'Message-Content-Type' to be not set for non-streaming requests"
+	}
+	switch {
+	case accepts(h, "Accept", mediaJSON):
+		mt.accept = mediaJSON
+	case accepts(h, "Accept", mediaProtobuf):
+		mt.accept = mediaProtobuf
+	case accepts(h, "Accept", mediaRecordIO):
+		mt.accept = mediaRecordIO
+	default:
+		return mt, http.StatusNotAcceptable, "Expecting 'Accept' to allow application/json or application/x-protobuf or application/recordio"
+	}
+	if mt.accept == mediaRecordIO {
+		switch {
+		case accepts(h, headerMessageAccept, mediaJSON):
+			mt.messageAccept = mediaJSON
+		case accepts(h, headerMessageAccept, mediaProtobuf):
+			mt.messageAccept = mediaProtobuf
+		default:
+			return mt, http.StatusNotAcceptable, "Expecting 'Message-Accept' to allow application/json or application/x-protobuf"
+		}
+	} else if h.Get(headerMessageAccept) != "" {
+		return mt, http.StatusNotAcceptable, "Expecting 'Message-Accept' to be not set for non-streaming responses"
+	}
+	return mt, 0, ""
+}
+
+// validateAgentCall mirrors the parts of Mesos' agent call validation that matter here.
+func validateAgentCall(c *agentapi.Call) string {
+	needParent := func(field string, id mesos.ContainerID) string {
+		if msg := validateContainerID(&id); msg != "" {
+			return msg
+		}
+		if id.Parent == nil {
+			return "Expecting '" + field + ".container_id.parent' to be present"
+		}
+		return ""
+	}
+	present := func(ok bool, field string) string {
+		if !ok {
+			return "Expecting '" + field + "' to be present"
+		}
+		return ""
+	}
+	switch c.Type {
+	case agentapi.Call_UNKNOWN:
+		return "Expecting 'type' to be present"
+	case agentapi.Call_LAUNCH_NESTED_CONTAINER:
+		if m := present(c.LaunchNestedContainer != nil, "launch_nested_container"); m != "" {
+			return m
+		}
+		return needParent("launch_nested_container", c.LaunchNestedContainer.ContainerID)
+	case agentapi.Call_WAIT_NESTED_CONTAINER:
+		if m := present(c.WaitNestedContainer != nil, "wait_nested_container"); m != "" {
+			return m
+		}
+		return needParent("wait_nested_container", c.WaitNestedContainer.ContainerID)
+	case agentapi.Call_KILL_NESTED_CONTAINER:
+		if m := present(c.KillNestedContainer != nil, "kill_nested_container"); m != "" {
+			return m
+		}
+		return needParent("kill_nested_container", c.KillNestedContainer.ContainerID)
+	case agentapi.Call_REMOVE_NESTED_CONTAINER:
+		if m := present(c.RemoveNestedContainer != nil, "remove_nested_container"); m != "" {
+			return m
+		}
+		return needParent("remove_nested_container", c.RemoveNestedContainer.ContainerID)
+	case agentapi.Call_LAUNCH_NESTED_CONTAINER_SESSION:
+		if m := present(c.LaunchNestedContainerSession != nil, "launch_nested_container_session"); m != "" {
+			return m
+		}
+		return needParent("launch_nested_container_session", c.LaunchNestedContainerSession.ContainerID)
+	case agentapi.Call_LAUNCH_CONTAINER:
+		if m := present(c.LaunchContainer != nil, "launch_container"); m != "" {
+			return m
+		}
+		return validateContainerID(&c.LaunchContainer.ContainerID)
+	case agentapi.Call_WAIT_CONTAINER:
+		if m := present(c.WaitContainer != nil, "wait_container"); m != "" {
+			return m
+		}
+		return validateContainerID(&c.WaitContainer.ContainerID)
+	case agentapi.Call_KILL_CONTAINER:
+		if m := present(c.KillContainer != nil, "kill_container"); m != "" {
+			return m
+		}
+		return validateContainerID(&c.KillContainer.ContainerID)
+	case agentapi.Call_REMOVE_CONTAINER:
+		if m := present(c.RemoveContainer != nil, "remove_container"); m != "" {
+			return m
+		}
+		return validateContainerID(&c.RemoveContainer.ContainerID)
+	case agentapi.Call_ATTACH_CONTAINER_OUTPUT:
+		if m := present(c.AttachContainerOutput != nil, "attach_container_output"); m != "" {
+			return m
+		}
+		return validateContainerID(&c.AttachContainerOutput.ContainerID)
+	case agentapi.Call_ATTACH_CONTAINER_INPUT:
+		if m := present(c.AttachContainerInput != nil, "attach_container_input"); m != "" {
+			return m
+		}
+		in := c.AttachContainerInput
+		if in.Type == agentapi.Call_AttachContainerInput_CONTAINER_ID {
+			if in.ContainerID == nil {
+				return "Expecting 'attach_container_input.container_id' to be present"
+			}
+			return validateContainerID(in.ContainerID)
+		}
+		if in.Type != agentapi.Call_AttachContainerInput_PROCESS_IO {
+			return "Expecting 'attach_container_input.type' to be present"
+		}
+	}
+	return ""
+}
+
+func (a *Agent) handleLaunch(w http.ResponseWriter, id mesos.ContainerID, cmd *mesos.CommandInfo, ci *mesos.ContainerInfo) {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		respondError(w, http.StatusServiceUnavailable, "Agent is shutting down")
+		return
+	}
+	_, code, msg := a.launchContainerLocked(id, cmd, ci, false)
+	a.mu.Unlock()
+	if code >= 300 {
+		respondError(w, code, msg)
+		return
+	}
+	w.WriteHeader(code)
+}
+
+func (a *Agent) handleWait(w http.ResponseWriter, r *http.Request, mt mediaTypes, id mesos.ContainerID, nested bool) {
+	key := containerKey(&id)
+	a.mu.Lock()
+	c := a.containers[key]
+	a.mu.Unlock()
+	if c == nil {
+		respondError(w, http.StatusNotFound, "Container "+key+" cannot be found")
+		return
+	}
+	select {
+	case <-c.done:
+	case <-r.Context().Done():
+		return
+	}
+	a.mu.Lock()
+	status := c.status
+	a.mu.Unlock()
+	resp := &agentapi.Response{}
+	if nested {
+		resp.Type = agentapi.Response_WAIT_NESTED_CONTAINER
+		resp.WaitNestedContainer = &agentapi.Response_WaitNestedContainer{}
+		if status >= 0 {
+			resp.WaitNestedContainer.ExitStatus = &status
+		}
+	} else {
+		resp.Type = agentapi.Response_WAIT_CONTAINER
+		resp.WaitContainer = &agentapi.Response_WaitContainer{}
+		if status >= 0 {
+			resp.WaitContainer.ExitStatus = &status
+		}
+	}
+	respondMessage(w, mt.accept, resp)
+}
+
+func (a *Agent) handleKill(w http.ResponseWriter, id mesos.ContainerID, signal *int32) {
+	key := containerKey(&id)
+	sig := syscall.SIGKILL
+	if signal != nil {
+		sig = syscall.Signal(*signal)
+	}
+	a.mu.Lock()
+	c := a.containers[key]
+	ok := c != nil && c.live()
+	if ok {
+		c.killLocked(sig)
+	}
+	a.mu.Unlock()
+	if !ok {
+		respondError(w, http.StatusNotFound, "Container '"+key+"' cannot be found (or is already killed)")
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (a *Agent) handleRemove(w http.ResponseWriter, id mesos.ContainerID) {
+	key := containerKey(&id)
+	a.mu.Lock()
+	c := a.containers[key]
+	if c != nil && c.live() {
+		a.mu.Unlock()
+		respondError(w, http.StatusInternalServerError, "Nested container has not terminated yet")
+		return
+	}
+	if c != nil {
+		delete(a.containers, key)
+	}
+	a.mu.Unlock()
+	if c != nil && c.executor == nil {
+		if err := removeAll(c.dir); err != nil {
+			respondError(w, http.StatusInternalServerError, "Failed to remove sandbox: "+err.Error())
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// attachable returns a live container that belongs to an executor of this agent, with Mesos' codes.
+func (a *Agent) attachableLocked(id mesos.ContainerID) (*container, int, string) {
+	key := containerKey(&id)
+	root := a.containers[strings.SplitN(key, "/", 2)[0]]
+	if root == nil || root.executor == nil {
+		return nil, http.StatusNotFound, "Container " + key + " cannot be found"
+	}
+	c := a.containers[key]
+	if c == nil || !c.live() {
+		return nil, http.StatusInternalServerError, "Unknown container " + key
+	}
+	if c.executor != nil {
+		return nil, http.StatusInternalServerError, "Container " + key + " has no I/O switchboard"
+	}
+	return c, 0, ""
+}
+
+func (a *Agent) handleAttachOutput(w http.ResponseWriter, r *http.Request, mt mediaTypes, id mesos.ContainerID) {
+	a.mu.Lock()
+	c, code, msg := a.attachableLocked(id)
+	a.mu.Unlock()
+	if code != 0 {
+		respondError(w, code, msg)
+		return
+	}
+	q, ok := c.out.subscribe()
+	if !ok {
+		respondError(w, http.StatusInternalServerError, "Container "+c.key+" has terminated")
+		return
+	}
+	defer c.out.unsubscribe(q)
+	streamProcessIO(w, r, mt, q)
+}
+
+// streamProcessIO writes ProcessIO records until the output ends or the client goes away. It reports
+// whether the output ended (rather than the client).
+func streamProcessIO(w http.ResponseWriter, r *http.Request, mt mediaTypes, q *queue[agentapi.ProcessIO]) bool {
+	msgType := mt.accept
+	if mt.accept == mediaRecordIO {
+		msgType = mt.messageAccept
+		w.Header().Set("Content-Type", mediaRecordIO)
+		w.Header().Set(headerMessageContentType, msgType)
+	} else {
+		w.Header().Set("Content-Type", msgType)
+	}
+	w.WriteHeader(http.StatusOK)
+	rw := newRecordWriter(w, msgType)
+	rw.flush()
+	for {
+		select {
+		case <-q.ready():
+			items, closed := q.drain()
+			for i := range items {
+				if err := rw.write(&items[i]); err != nil {
+					return false
+				}
+			}
+			if closed {
+				return true
+			}
+		case <-r.Context().Done():
+			return false
+		}
+	}
+}
+
+func (a *Agent) handleSession(w http.ResponseWriter, r *http.Request, mt mediaTypes, l *agentapi.Call_LaunchNestedContainerSession) {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		respondError(w, http.StatusServiceUnavailable, "Agent is shutting down")
+		return
+	}
+	c, code, msg := a.launchContainerLocked(l.ContainerID, l.Command, l.Container, true)
+	var q *queue[agentapi.ProcessIO]
+	if code == http.StatusOK {
+		q, _ = c.out.subscribe()
+	}
+	a.mu.Unlock()
+	if code != http.StatusOK {
+		if code >= 300 {
+			respondError(w, code, msg)
+		} else {
+			w.WriteHeader(code)
+		}
+		return
+	}
+	defer c.out.unsubscribe(q)
+	if q == nil { // the process ended before anyone could attach
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	streamProcessIO(w, r, mt, q)
+	// The session's container lives only as long as its connection.
+	a.mu.Lock()
+	c.killLocked(sigkill)
+	a.mu.Unlock()
+}
+
+func (a *Agent) handleAttachInput(w http.ResponseWriter, mt mediaTypes, id *mesos.ContainerID, reader *recordReader) {
+	a.mu.Lock()
+	c, code, msg := a.attachableLocked(*id)
+	var stdin *os.File
+	if c != nil {
+		stdin = c.stdin
+	}
+	a.mu.Unlock()
+	if code != 0 {
+		respondError(w, code, msg)
+		return
+	}
+	if stdin == nil {
+		respondError(w, http.StatusInternalServerError, "Container "+c.key+" does not accept input (not a session)")
+		return
+	}
+	for {
+		rec, err := reader.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			respondError(w, http.StatusBadRequest, "Failed to read input record: "+err.Error())
+			return
+		}
+		var call agentapi.Call
+		if err := decodeMessage(mt.messageContent, rec, &call); err != nil {
+			respondError(w, http.StatusBadRequest, "Failed to parse input record: "+err.Error())
+			return
+		}
+		in := call.AttachContainerInput
+		if call.Type != agentapi.Call_ATTACH_CONTAINER_INPUT || in == nil || in.Type != agentapi.Call_AttachContainerInput_PROCESS_IO || in.ProcessIO == nil {
+			respondError(w, http.StatusBadRequest, "Expecting PROCESS_IO records after the CONTAINER_ID record")
+			return
+		}
+		d := in.ProcessIO.Data
+		if in.ProcessIO.Type != agentapi.ProcessIO_DATA || d == nil || d.Type != agentapi.ProcessIO_Data_STDIN {
+			continue // control records (heartbeats, TTY info) need no action here
+		}
+		if len(d.Data) == 0 { // an empty DATA record is EOF
+			a.mu.Lock()
+			if c.stdin != nil {
+				c.stdin.Close()
+				c.stdin = nil
+			}
+			a.mu.Unlock()
+			break
+		}
+		if _, err := stdin.Write(d.Data); err != nil {
+			respondError(w, http.StatusInternalServerError, "Failed to write to the container's stdin: "+err.Error())
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// serveState is GET /state: a subset of the real agent's state endpoint.
+func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
+	type taskJSON struct {
+		ID          string `json:"id"`
+		Name        string `json:"name"`
+		FrameworkID string `json:"framework_id"`
+		ExecutorID  string `json:"executor_id"`
+		State       string `json:"state"`
+	}
+	type executorJSON struct {
+		ID        string     `json:"id"`
+		Name      string     `json:"name"`
+		Container string     `json:"container"`
+		Directory string     `json:"directory"`
+		Tasks     []taskJSON `json:"tasks"`
+	}
+	type frameworkJSON struct {
+		ID        string         `json:"id"`
+		Name      string         `json:"name"`
+		Executors []executorJSON `json:"executors"`
+	}
+	tasks := a.Tasks()
+	execs := a.Executors()
+	byFramework := map[string]*frameworkJSON{}
+	var order []string
+	for _, e := range execs {
+		fid := e.FrameworkID.Value
+		if byFramework[fid] == nil {
+			byFramework[fid] = &frameworkJSON{ID: fid, Executors: []executorJSON{}}
+			order = append(order, fid)
+		}
+		ej := executorJSON{ID: e.Info.ExecutorID.Value, Name: e.Info.GetName(), Container: e.ContainerID.Value, Directory: e.Directory, Tasks: []taskJSON{}}
+		for _, t := range tasks {
+			if t.FrameworkID.Value == fid && t.ExecutorID.Value == e.Info.ExecutorID.Value {
+				ej.Tasks = append(ej.Tasks, taskJSON{ID: t.Task.TaskID.Value, Name: t.Task.Name, FrameworkID: fid, ExecutorID: ej.ID, State: t.State.String()})
+			}
+		}
+		byFramework[fid].Executors = append(byFramework[fid].Executors, ej)
+	}
+	frameworks := []frameworkJSON{}
+	for _, fid := range order {
+		frameworks = append(frameworks, *byFramework[fid])
+	}
+	state := map[string]any{
+		"version":    MesosVersion,
+		"id":         a.cfg.ID.Value,
+		"pid":        a.PID(),
+		"hostname":   a.cfg.Hostname,
+		"start_time": float64(a.start.UnixNano()) / 1e9,
+		"resources":  a.cfg.Resources,
+		"attributes": a.cfg.Attributes,
+		"frameworks": frameworks,
+		"flags": map[string]string{
+			"work_dir":                       a.cfg.WorkDir,
+			"executor_shutdown_grace_period": formatDuration(a.cfg.ExecutorShutdownGracePeriod),
+			"executor_registration_timeout":  formatDuration(a.cfg.ExecutorRegistrationTimeout),
+			"recovery_timeout":               formatDuration(a.cfg.RecoveryTimeout),
+		},
+	}
+	w.Header().Set("Content-Type", mediaJSON)
+	_ = json.NewEncoder(w).Encode(state)
+}
