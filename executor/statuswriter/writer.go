@@ -1,0 +1,284 @@
+// Package statuswriter writes pod statuses to the API server for the executor. It keeps only the
+// newest unwritten status of each pod and retries it with back-off while the API server fails, so a
+// terminal status is never lost because the API server was down at that moment (virtual-kubelet#712),
+// and a status is never written over a newer one. Writes are strategic merge patches of the status
+// subresource carrying the pod's UID as precondition, as the kubelet does.
+package statuswriter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+)
+
+// Defaults of Config.
+const (
+	DefaultInitialBackOff = 500 * time.Millisecond
+	DefaultMaxBackOff     = 30 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+)
+
+// Config configures a Writer. Zero fields take the defaults above.
+type Config struct {
+	Clock          clock.Clock
+	InitialBackOff time.Duration
+	MaxBackOff     time.Duration
+	WriteTimeout   time.Duration
+	Log            logrus.FieldLogger
+}
+
+// entry is the newest unwritten status of one pod.
+type entry struct {
+	namespace, name string
+	uid             types.UID
+	seq             uint64
+	status          corev1.PodStatus
+	failures        int
+	notBefore       time.Time
+}
+
+// Writer writes pod statuses. Set may be called from any goroutine; Run does the writing.
+type Writer struct {
+	client kubernetes.Interface
+	cfg    Config
+	log    logrus.FieldLogger
+
+	mu       sync.Mutex
+	pending  map[types.UID]*entry
+	inflight map[types.UID]uint64 // seq being written
+	written  map[types.UID]uint64 // newest seq written (or given up on)
+	forgot   map[types.UID]bool   // drop written[uid] once nothing is pending
+	notify   chan struct{}
+	changed  chan struct{} // closed and replaced whenever pending shrinks
+}
+
+// New returns a Writer using client.
+func New(client kubernetes.Interface, cfg Config) *Writer {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.InitialBackOff <= 0 {
+		cfg.InitialBackOff = DefaultInitialBackOff
+	}
+	if cfg.MaxBackOff <= 0 {
+		cfg.MaxBackOff = DefaultMaxBackOff
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	log := cfg.Log
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	return &Writer{
+		client:   client,
+		cfg:      cfg,
+		log:      log,
+		pending:  map[types.UID]*entry{},
+		inflight: map[types.UID]uint64{},
+		written:  map[types.UID]uint64{},
+		forgot:   map[types.UID]bool{},
+		notify:   make(chan struct{}, 1),
+		changed:  make(chan struct{}),
+	}
+}
+
+// Set records status as the newest status of pod, version seq (increasing per pod). A status older
+// than one already written or queued is ignored.
+func (w *Writer) Set(pod *corev1.Pod, seq uint64, status corev1.PodStatus) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq <= w.written[pod.UID] || seq <= w.inflight[pod.UID] {
+		return
+	}
+	if e, ok := w.pending[pod.UID]; ok && seq <= e.seq {
+		return
+	}
+	w.pending[pod.UID] = &entry{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, seq: seq, status: *status.DeepCopy()}
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Forget drops what is known about a pod once nothing will be written for it any more (its worker is
+// done and its last status written); a pending status is still written.
+func (w *Writer) Forget(uid types.UID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.forgot[uid] = true
+	w.dropForgotten(uid)
+}
+
+func (w *Writer) dropForgotten(uid types.UID) {
+	_, pending := w.pending[uid]
+	_, busy := w.inflight[uid]
+	if w.forgot[uid] && !pending && !busy {
+		delete(w.written, uid)
+		delete(w.forgot, uid)
+	}
+}
+
+// Pending returns how many pods have a status not yet written.
+func (w *Writer) Pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending) + len(w.inflight)
+}
+
+// Flush blocks until every status set so far is written (or given up on because the pod is gone), or
+// ctx ends.
+func (w *Writer) Flush(ctx context.Context) error {
+	for {
+		w.mu.Lock()
+		n := len(w.pending) + len(w.inflight)
+		ch := w.changed
+		w.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("flushing %d pod statuses: %w", n, ctx.Err())
+		}
+	}
+}
+
+// Run writes statuses until ctx ends.
+func (w *Writer) Run(ctx context.Context) error {
+	for {
+		ready, wake := w.take()
+		for _, e := range ready {
+			w.finish(e, w.write(ctx, e))
+		}
+		if len(ready) > 0 {
+			continue
+		}
+		var timerC <-chan time.Time
+		var timer clock.Timer
+		if !wake.IsZero() {
+			timer = w.cfg.Clock.NewTimer(wake.Sub(w.cfg.Clock.Now()))
+			timerC = timer.C()
+		}
+		select {
+		case <-w.notify:
+		case <-timerC:
+		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// take moves the entries due now to inflight and returns them, with the earliest later due time.
+func (w *Writer) take() (ready []*entry, wake time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.cfg.Clock.Now()
+	for uid, e := range w.pending {
+		if _, busy := w.inflight[uid]; busy {
+			continue
+		}
+		if e.notBefore.After(now) {
+			if wake.IsZero() || e.notBefore.Before(wake) {
+				wake = e.notBefore
+			}
+			continue
+		}
+		delete(w.pending, uid)
+		w.inflight[uid] = e.seq
+		ready = append(ready, e)
+	}
+	return ready, wake
+}
+
+// errGone marks a pod that no longer exists (or was replaced by one with another UID).
+var errGone = errors.New("pod is gone")
+
+// finish records the outcome of writing e.
+func (w *Writer) finish(e *entry, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.inflight, e.uid)
+	log := w.log.WithFields(logrus.Fields{"pod": e.namespace + "/" + e.name, "podUID": e.uid, "seq": e.seq, "phase": e.status.Phase})
+	switch {
+	case err == nil || errors.Is(err, errGone):
+		if err != nil {
+			log.WithError(err).Info("dropping status of a pod that is gone")
+		} else {
+			log.Debug("pod status written")
+		}
+		if e.seq > w.written[e.uid] {
+			w.written[e.uid] = e.seq
+		}
+	default:
+		if newer, ok := w.pending[e.uid]; ok && newer.seq > e.seq {
+			// A newer status arrived meanwhile; it replaces this one and inherits its back-off.
+			newer.failures = e.failures + 1
+			newer.notBefore = w.cfg.Clock.Now().Add(w.backOff(newer.failures))
+			log.WithError(err).Warn("writing pod status failed; a newer one will be retried")
+		} else {
+			e.failures++
+			e.notBefore = w.cfg.Clock.Now().Add(w.backOff(e.failures))
+			w.pending[e.uid] = e
+			log.WithError(err).WithField("retryIn", w.backOff(e.failures)).Warn("writing pod status failed; will retry")
+		}
+	}
+	w.dropForgotten(e.uid)
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+func (w *Writer) backOff(failures int) time.Duration {
+	d := w.cfg.InitialBackOff
+	for i := 1; i < failures && d < w.cfg.MaxBackOff; i++ {
+		d *= 2
+	}
+	return min(d, w.cfg.MaxBackOff)
+}
+
+// statusPatch is the body of the strategic merge patch: the UID is a precondition.
+type statusPatch struct {
+	Metadata struct {
+		UID types.UID `json:"uid"`
+	} `json:"metadata"`
+	Status corev1.PodStatus `json:"status"`
+}
+
+func (w *Writer) write(ctx context.Context, e *entry) error {
+	var p statusPatch
+	p.Metadata.UID = e.uid
+	p.Status = e.status
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encoding status of pod %s/%s: %w", e.namespace, e.name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+	defer cancel()
+	_, err = w.client.CoreV1().Pods(e.namespace).Patch(ctx, e.name, types.StrategicMergePatchType, body, metav1.PatchOptions{}, "status")
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		// Conflict on a patch means the UID precondition failed: the pod was replaced.
+		return fmt.Errorf("patching status of pod %s/%s: %w (%w)", e.namespace, e.name, errGone, err)
+	default:
+		return fmt.Errorf("patching status of pod %s/%s: %w", e.namespace, e.name, err)
+	}
+}

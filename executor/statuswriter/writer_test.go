@@ -1,0 +1,268 @@
+package statuswriter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func pod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID("uid-" + name)},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		Status:     corev1.PodStatus{Phase: corev1.PodPending},
+	}
+}
+
+// statusPatches counts the writes to pods/status and fails them as told.
+type statusPatches struct {
+	mu      sync.Mutex
+	calls   int
+	fail    int                // fail the first fail calls with a 503
+	failErr func(n int) error  // or decide per call (n counts from 1)
+	block   chan chan struct{} // if set, each call hands over a channel and waits for it to close
+}
+
+func (s *statusPatches) install(cs *fake.Clientset) {
+	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		s.mu.Lock()
+		s.calls++
+		n := s.calls
+		fail := n <= s.fail
+		failErr := s.failErr
+		block := s.block
+		s.mu.Unlock()
+		if block != nil {
+			release := make(chan struct{})
+			block <- release
+			<-release
+		}
+		if failErr != nil {
+			if err := failErr(n); err != nil {
+				return true, nil, err
+			}
+		}
+		if fail {
+			return true, nil, apierrors.NewServiceUnavailable("apiserver down")
+		}
+		return false, nil, nil // let the tracker apply it
+	})
+}
+
+func (s *statusPatches) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func status(phase corev1.PodPhase, msg string) corev1.PodStatus {
+	return corev1.PodStatus{Phase: phase, Message: msg, HostIP: "10.0.0.1",
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "c", Image: "busybox"}}}
+}
+
+func run(t *testing.T, w *Writer) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v", err)
+		}
+	})
+}
+
+func flush(t *testing.T, w *Writer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// awaitRetry waits until n writes were attempted and the writer armed its retry timer.
+func awaitRetry(t *testing.T, clk *clocktesting.FakeClock, s *statusPatches, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.count() < n || !clk.HasWaiters() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d writes no retry timer (want %d writes)", s.count(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func getPod(t *testing.T, cs *fake.Clientset, name string) *corev1.Pod {
+	t.Helper()
+	p, err := cs.CoreV1().Pods("ns").Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestTerminalStatusSurvivesAPIServerOutage(t *testing.T) {
+	for _, failures := range []int{0, 1, 5} {
+		t.Run(fmt.Sprintf("%d failures", failures), func(t *testing.T) {
+			p := pod("job")
+			cs := fake.NewClientset(p)
+			sp := &statusPatches{fail: failures}
+			sp.install(cs)
+			clk := clocktesting.NewFakeClock(t0)
+			w := New(cs, Config{Clock: clk, InitialBackOff: time.Second, MaxBackOff: 4 * time.Second})
+			w.Set(p, 1, status(corev1.PodRunning, ""))
+			w.Set(p, 2, status(corev1.PodSucceeded, "done"))
+			run(t, w)
+			var delays []time.Duration
+			for i := 1; i <= failures; i++ {
+				awaitRetry(t, clk, sp, i)
+				before := clk.Now()
+				// step one second at a time until the retry happens
+				for sp.count() == i {
+					clk.Step(time.Second)
+					waitFor(t, func() bool { return sp.count() > i || clk.HasWaiters() })
+				}
+				delays = append(delays, clk.Now().Sub(before))
+			}
+			flush(t, w)
+			got := getPod(t, cs, "job")
+			if got.Status.Phase != corev1.PodSucceeded || got.Status.Message != "done" {
+				t.Errorf("stored status %s %q, want Succeeded \"done\"", got.Status.Phase, got.Status.Message)
+			}
+			if sp.count() != failures+1 {
+				t.Errorf("writes = %d, want %d (only the newest status is written)", sp.count(), failures+1)
+			}
+			want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second, 4 * time.Second}[:failures]
+			if diff := cmp.Diff(want, delays, cmp.Comparer(func(a, b time.Duration) bool { return a == b })); diff != "" && failures > 0 {
+				t.Errorf("retry delays (-want +got):\n%s", diff)
+			}
+			if w.Pending() != 0 {
+				t.Errorf("pending = %d", w.Pending())
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestNeverWritesOlderOverNewer(t *testing.T) {
+	p := pod("web")
+	cs := fake.NewClientset(p)
+	sp := &statusPatches{block: make(chan chan struct{}), failErr: func(n int) error {
+		if n == 1 {
+			return apierrors.NewServiceUnavailable("down")
+		}
+		return nil
+	}}
+	sp.install(cs)
+	var written []string
+	var mu sync.Mutex
+	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		written = append(written, string(a.(k8stesting.PatchAction).GetPatch()))
+		mu.Unlock()
+		return false, nil, nil
+	})
+	clk := clocktesting.NewFakeClock(t0)
+	w := New(cs, Config{Clock: clk, InitialBackOff: time.Second})
+	run(t, w)
+
+	w.Set(p, 1, status(corev1.PodRunning, "v1"))
+	release := <-sp.block // write of v1 is in flight
+	w.Set(p, 3, status(corev1.PodFailed, "v3"))
+	w.Set(p, 2, status(corev1.PodRunning, "v2")) // older than a queued one: ignored
+	close(release)                               // v1 fails
+	awaitRetry(t, clk, sp, 1)
+	clk.Step(time.Second)
+	close(<-sp.block) // v3 is written
+	flush(t, w)
+	w.Set(p, 2, status(corev1.PodRunning, "v2")) // older than the written one: ignored
+	flush(t, w)
+
+	if got := getPod(t, cs, "web").Status; got.Phase != corev1.PodFailed || got.Message != "v3" {
+		t.Errorf("stored %s %q, want Failed v3", got.Phase, got.Message)
+	}
+	if sp.count() != 2 {
+		t.Errorf("writes = %d, want 2 (v1 failed, v3)", sp.count())
+	}
+}
+
+func TestGonePodsAreDropped(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"not found", apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, "x")},
+		{"uid precondition", apierrors.NewConflict(schema.GroupResource{Resource: "pods"}, "x", errors.New("Precondition failed: UID in precondition"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pod("x")
+			cs := fake.NewClientset(p)
+			sp := &statusPatches{failErr: func(int) error { return tt.err }}
+			sp.install(cs)
+			clk := clocktesting.NewFakeClock(t0)
+			w := New(cs, Config{Clock: clk})
+			run(t, w)
+			w.Set(p, 1, status(corev1.PodRunning, ""))
+			flush(t, w)
+			if sp.count() != 1 || clk.HasWaiters() {
+				t.Errorf("writes = %d, retry armed = %v; want 1 write and no retry", sp.count(), clk.HasWaiters())
+			}
+		})
+	}
+}
+
+func TestPatchCarriesUIDAndStatus(t *testing.T) {
+	p := pod("x")
+	cs := fake.NewClientset(p)
+	var patch string
+	cs.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		pa := a.(k8stesting.PatchAction)
+		if pa.GetPatchType() != "application/strategic-merge-patch+json" || pa.GetSubresource() != "status" {
+			t.Errorf("patch type %s subresource %s", pa.GetPatchType(), pa.GetSubresource())
+		}
+		patch = string(pa.GetPatch())
+		return false, nil, nil
+	})
+	w := New(cs, Config{Clock: clocktesting.NewFakeClock(t0)})
+	run(t, w)
+	w.Set(p, 1, corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.2"})
+	flush(t, w)
+	want := `{"metadata":{"uid":"uid-x"},"status":{"phase":"Running","podIP":"10.0.0.2"}}`
+	if patch != want {
+		t.Errorf("patch\n got %s\nwant %s", patch, want)
+	}
+	if got := getPod(t, cs, "x").Status.PodIP; got != "10.0.0.2" {
+		t.Errorf("stored podIP %q", got)
+	}
+}
