@@ -17,9 +17,21 @@ type Master interface {
 	// that its resources are free again. status is the exit status (as Mesos reports wait status).
 	ExecutorTerminated(agentID mesos.AgentID, frameworkID mesos.FrameworkID, executorID mesos.ExecutorID, status int32)
 	// ResourcesRecovered tells the master that resources used by a terminal task or a removed executor are
-	// free on this agent (the master returns them to the allocator).
+	// free on this agent (the master returns them to the allocator). The agent calls it exactly once per
+	// task, with TaskInfo.resources, when the task's first terminal status is recorded (before that update
+	// is acknowledged, like Mesos' latest_state), and once per custom executor, with
+	// ExecutorInfo.resources, right after ExecutorTerminated. The master must therefore NOT also free a
+	// task's resources when it sees a terminal StatusUpdate. Nothing is called while the agent is
+	// partitioned: on heal the master rebuilds its view from Tasks()/Executors() (as on reregistration).
 	ResourcesRecovered(agentID mesos.AgentID, frameworkID mesos.FrameworkID, resources mesos.Resources)
 }
+
+// Ordering and delivery: every Master call is made from one goroutine per agent, outside the agent's
+// lock, in the order the agent produced them; a Master implementation may call back into the agent
+// (e.g. Acknowledge from inside StatusUpdate). After Stop nothing more is called. While partitioned,
+// StatusUpdate is held (forwarded again on heal), ExecutorMessage is dropped, ExecutorTerminated and
+// ResourcesRecovered are not sent. Command executors (tasks launched without an ExecutorInfo) never
+// produce ExecutorTerminated, as in Mesos.
 
 // The master drives an agent through these methods of *Agent (implemented in this package):
 //
@@ -38,3 +50,12 @@ type Master interface {
 //	Tasks() []TaskState   // what is running here, for reconciliation and reregistration
 //	Stop()                // agent process goes away: executors and containers killed
 //	Partition(bool)       // while partitioned no updates reach the master; queued updates wait
+//
+// Added by the agent side (additive, see /work/notes/sim-interface-requests.md):
+//
+//	New(Config) (*Agent, error)   // starts the agent's HTTP listener (Config.ListenAddress, default 127.0.0.1:0)
+//	ID(), Info() mesos.AgentInfo, Endpoint() "host:port", PID()
+//	Executors() []ExecutorState   // live executors (with their container IDs)
+//	KillExecutor(frameworkID, executorID) error          // fault: SIGKILL the executor
+//	SetUpdateFaults(UpdateFaults{Delay, Duplicate})        // fault hooks on update forwarding
+//	ImageCommandsFlag / ParseImageCommand                  // for mesos-sim --image-command image=cmd
