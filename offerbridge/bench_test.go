@@ -66,3 +66,20 @@ func BenchmarkBookCycle(b *testing.B) {
 		bk.Settle(Plan{Decline: idsOf(taken)})
 	}
 }
+
+// BenchmarkPlaceFullCluster is a backlog on a full cluster: 1,000 replicas that fit none of 5,000
+// offers, each needing its FailedScheduling reasons.
+func BenchmarkPlaceFullCluster(b *testing.B) {
+	in := benchInput(Spread)
+	for i, p := range in.Pods {
+		in.Pods[i] = pod(p.Name, 5, 512)
+	}
+	b.ReportAllocs()
+	var plan Plan
+	for b.Loop() {
+		plan = Place(in)
+	}
+	if len(plan.Unschedulable) != len(in.Pods) {
+		b.Fatalf("want every pod unschedulable, got %d", len(plan.Unschedulable))
+	}
+}

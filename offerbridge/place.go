@@ -3,8 +3,10 @@ package offerbridge
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -171,6 +173,10 @@ type placer struct {
 	start         int      // where the next pod's search starts
 	plan          Plan
 	launchBuckets []*bucket
+	// unfitCache holds the reasons of pods found unschedulable, by podInfo.signature, until the next
+	// placement changes what is free: a backlog of identical replicas on a full cluster costs one
+	// search, not one per pod.
+	unfitCache map[string]map[string]int
 }
 
 // place finds the best agent for one pod, carves its resources, or records why it fits nowhere.
@@ -181,15 +187,39 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 		return
 	}
 	pi := newPodInfo(pod, &demand, exec)
+	sig := ""
+	if len(p.unfitCache) > 0 && useUnfitCache {
+		sig = pi.signature()
+		if reasons, ok := p.unfitCache[sig]; ok {
+			p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfitWith(pod, reasons))
+			return
+		}
+	}
 	a, b, visited := p.search(pi)
 	if len(p.agents) > 0 {
 		p.start = (p.start + visited) % len(p.agents)
 	}
 	if a == nil {
-		p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfit(pi))
+		if sig == "" {
+			sig = pi.signature()
+		}
+		reasons := p.reasons(pi)
+		if p.unfitCache == nil {
+			p.unfitCache = make(map[string]map[string]int)
+		}
+		p.unfitCache[sig] = reasons
+		p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfitWith(pod, reasons))
 		return
 	}
+	clear(p.unfitCache)
 	p.launch(a, b, pod, demand, &pi.need, exec)
+}
+
+// useUnfitCache lets a test compare plans with and without unfitCache.
+var useUnfitCache = true
+
+func (p *placer) unfitWith(pod *corev1.Pod, reasons map[string]int) Unfit {
+	return Unfit{Pod: pod, Message: Message(len(p.agents), reasons), Reasons: maps.Clone(reasons)}
 }
 
 // search visits agents from p.start until p.toFind feasible ones were found (or all were visited) and
@@ -212,9 +242,9 @@ func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited i
 	return best, bestBucket, visited
 }
 
-// unfit explains why no agent takes the pod. It runs the checkers again, on every agent, counting the
+// reasons explains why no agent takes the pod. It runs the checkers again, on every agent, counting the
 // reasons: search does not, because for the pods that do fit the reasons would be thrown away.
-func (p *placer) unfit(pi *podInfo) Unfit {
+func (p *placer) reasons(pi *podInfo) map[string]int {
 	reasons := make(map[string]int)
 	for _, a := range p.agents {
 		if pi.maybeStatic(a) {
@@ -230,7 +260,7 @@ func (p *placer) unfit(pi *podInfo) Unfit {
 			}
 		}
 	}
-	return Unfit{Pod: pi.pod, Message: Message(len(p.agents), reasons), Reasons: reasons}
+	return reasons
 }
 
 func (p *placer) better(score, than float64) bool {
@@ -342,6 +372,35 @@ func newPodInfo(pod *corev1.Pod, d *podtranslate.Demand, exec [numDims]int64) *p
 			s.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil)
 	pi.needExec = pi.need.plus(exec)
 	return pi
+}
+
+// signature is equal for two pods exactly when every checker treats them alike: same need, host
+// ports, node name, node selector, required node affinity and tolerations.
+func (pi *podInfo) signature() string {
+	var sb strings.Builder
+	s := &pi.pod.Spec
+	fmt.Fprintf(&sb, "%v|%v|%v|%q|", pi.need.scalar, pi.needExec.scalar, pi.need.ports, s.NodeName)
+	keys := slices.Sorted(maps.Keys(s.NodeSelector))
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "%q=%q,", k, s.NodeSelector[k])
+	}
+	sb.WriteByte('|')
+	if a := s.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			sb.WriteString("term:")
+			for _, r := range t.MatchExpressions {
+				fmt.Fprintf(&sb, "e%q%q%q,", r.Key, r.Operator, r.Values)
+			}
+			for _, r := range t.MatchFields {
+				fmt.Fprintf(&sb, "f%q%q%q,", r.Key, r.Operator, r.Values)
+			}
+		}
+	}
+	sb.WriteByte('|')
+	for _, t := range s.Tolerations {
+		fmt.Fprintf(&sb, "%q%q%q%q,", t.Key, t.Operator, t.Value, t.Effect)
+	}
+	return sb.String()
 }
 
 // maybeStatic reports whether a static checker can reject the pod on the agent; when false, checking

@@ -132,6 +132,24 @@ func TestPlace(t *testing.T) {
 			wantDecline: offerIDs("o2"),
 		},
 		{
+			name: "identical requests, different constraints",
+			in: Input{
+				Offers: []mesos.Offer{basic("o1", "a1", 4, 4096)},
+				Nodes: map[string]*corev1.Node{"a1": node("n1", map[string]string{"zone": "z1"},
+					corev1.Taint{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule})},
+				Pods: []*corev1.Pod{
+					pod("plain", 1, 256),
+					pod("elsewhere", 1, 256, nodeSelector("zone", "z2"), tolerate(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists})),
+					pod("here", 1, 256, tolerate(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists})),
+				},
+			},
+			wantPlaced: []string{"here@a1"},
+			wantUnfit: map[string]string{
+				"plain":     "0/1 agents are available: 1 node(s) had untolerated taint {dedicated: db}.",
+				"elsewhere": "0/1 agents are available: 1 node(s) didn't match Pod's node affinity/selector.",
+			},
+		},
+		{
 			name: "cordoned node",
 			in: Input{
 				Offers: []mesos.Offer{basic("o1", "a1", 4, 4096)},
@@ -198,6 +216,28 @@ func TestPlaceWholeBatchInOneCycle(t *testing.T) {
 	}
 	if len(plan.Launches) != 3 || len(plan.Unschedulable) != 0 {
 		t.Errorf("want 3 launches and every pod placed, got %d launches, %d unschedulable", len(plan.Launches), len(plan.Unschedulable))
+	}
+}
+
+// TestPlaceReasonsFollowPlacements: an unschedulable pod's reasons describe the offers as left by the
+// pods placed before it, not as they were when an identical pod was found unschedulable.
+func TestPlaceReasonsFollowPlacements(t *testing.T) {
+	in := Input{
+		Offers: []mesos.Offer{basic("o1", "a1", 2, 4096)},
+		Pods: []*corev1.Pod{
+			pod("big-1", 3, 128, hostPort(31080)),
+			pod("small", 0.5, 128, hostPort(31080)),
+			pod("big-2", 3, 128, hostPort(31080)),
+		},
+	}
+	plan := Place(in)
+	checkPlan(t, in, plan)
+	want := map[string]string{
+		"big-1": "0/1 agents are available: 1 Insufficient cpu.",
+		"big-2": "0/1 agents are available: 1 " + ReasonHostPorts + ".",
+	}
+	if diff := cmp.Diff(want, unfitNames(plan)); diff != "" {
+		t.Errorf("unschedulable (-want +got):\n%s", diff)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/resources"
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +30,32 @@ func TestPlaceProperties(t *testing.T) {
 		t.Run(fmt.Sprintf("large/seed=%d", seed), func(t *testing.T) {
 			checkPlan(t, in, Place(in))
 		})
+	}
+}
+
+// TestUnfitCacheChangesNothing: plans are the same with and without the cache of unschedulable pods'
+// reasons, for backlogs with many identical pods.
+func TestUnfitCacheChangesNothing(t *testing.T) {
+	defer func() { useUnfitCache = true }()
+	for seed := uint64(1); seed <= 100; seed++ {
+		in := randomInput(seed, 1+int(seed%9), 10)
+		// Replicas: every pod spec three times, in an interleaved order.
+		var pods []*corev1.Pod
+		for r := range 3 {
+			for _, p := range in.Pods {
+				q := p.DeepCopy()
+				q.Name = fmt.Sprintf("%s-%d", p.Name, r)
+				pods = append(pods, q)
+			}
+		}
+		in.Pods = pods
+		useUnfitCache = true
+		with := summary(Place(in))
+		useUnfitCache = false
+		without := summary(Place(in))
+		if diff := cmp.Diff(without, with); diff != "" {
+			t.Errorf("seed %d: cache changes the plan (-without +with):\n%s", seed, diff)
+		}
 	}
 }
 
