@@ -12,6 +12,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -69,7 +70,8 @@ type Input struct {
 	// Nodes are the agents' Nodes by agent ID, for labels, taints and cordons. An agent without a Node
 	// yet is labelled from its offer (AgentLabels) and has no taints.
 	Nodes map[string]*corev1.Node
-	// Pods are the pending pods in the order they should be placed (priority, then FIFO).
+	// Pods are the pending pods in the order they should be placed (priority, then FIFO). A pod listed
+	// twice (same UID) is considered once.
 	Pods []*corev1.Pod
 	// Overhead is added to every pod's demand by podtranslate.
 	Overhead podtranslate.Overhead
@@ -141,9 +143,16 @@ func Place(in Input) Plan {
 	p := placer{in: &in, agents: agents}
 	p.toFind = feasibleToFind(len(agents), in.PercentageOfAgentsToScore)
 	exec := [numDims]int64{dimCPU: milli(in.Executor.CPUs), dimMem: milli(in.Executor.MemMB), dimDisk: milli(in.Executor.DiskMB)}
+	seen := make(map[types.UID]bool, len(in.Pods))
 	for _, pod := range in.Pods {
 		if pod == nil {
 			continue
+		}
+		if pod.UID != "" {
+			if seen[pod.UID] {
+				continue // listed twice: placing it twice would launch its task twice
+			}
+			seen[pod.UID] = true
 		}
 		p.place(pod, exec)
 	}

@@ -279,6 +279,18 @@ func TestPlaceReasonsAreCounts(t *testing.T) {
 	}
 }
 
+func TestPlaceSamePodTwice(t *testing.T) {
+	p := pod("p", 1, 128)
+	again := p.DeepCopy()
+	plan := Place(Input{Offers: []mesos.Offer{basic("o1", "a1", 4, 4096)}, Pods: []*corev1.Pod{p, again}})
+	if diff := cmp.Diff([]string{"p@a1"}, placed(plan)); diff != "" {
+		t.Errorf("placed (-want +got):\n%s", diff)
+	}
+	if len(plan.Unschedulable) != 0 {
+		t.Errorf("unschedulable: %v", unfitNames(plan))
+	}
+}
+
 func TestPlaceUnsupportedPod(t *testing.T) {
 	hostPID := pod("pid", 1, 128)
 	hostPID.Spec.HostPID = true

@@ -9,6 +9,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/resources"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -45,12 +46,15 @@ func TestUnfitCacheChangesNothing(t *testing.T) {
 			for _, p := range in.Pods {
 				q := p.DeepCopy()
 				q.Name = fmt.Sprintf("%s-%d", p.Name, r)
+				q.UID = types.UID("uid-" + q.Name)
 				pods = append(pods, q)
 			}
 		}
 		in.Pods = pods
 		useUnfitCache = true
-		with := summary(Place(in))
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		with := summary(plan)
 		useUnfitCache = false
 		without := summary(Place(in))
 		if diff := cmp.Diff(without, with); diff != "" {
