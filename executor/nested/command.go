@@ -1,0 +1,316 @@
+package nested
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Lookup reads the ConfigMaps and Secrets that environment variables refer to (the executor implements
+// it with its clientset). A nil Lookup makes such references an error.
+type Lookup interface {
+	ConfigMap(ctx context.Context, namespace, name string) (map[string]string, error)
+	Secret(ctx context.Context, namespace, name string) (map[string][]byte, error)
+}
+
+// ErrNotFound is what a Lookup returns (wrapped) for a ConfigMap or Secret that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// PodEnv is what environment variables of a container may refer to besides the pod spec.
+type PodEnv struct {
+	HostIP string
+	PodIP  string
+	Lookup Lookup
+}
+
+// Environment resolves a container's env and envFrom the way the kubelet does: envFrom first (in order,
+// with prefixes), then env entries (later ones win), values expanded with $(VAR) against the variables
+// defined before them, valueFrom with fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef.
+// Service link variables are not generated. The result is sorted by name for stable output.
+func Environment(ctx context.Context, pod *corev1.Pod, c *corev1.Container, pe PodEnv) ([]mesos.Environment_Variable, error) {
+	vars := map[string]string{}
+	for _, from := range c.EnvFrom {
+		data, optional, err := envFromSource(ctx, pod.Namespace, from, pe.Lookup)
+		if err != nil {
+			if optional && errors.Is(err, ErrNotFound) {
+				continue
+			}
+			return nil, fmt.Errorf("container %s envFrom: %w", c.Name, err)
+		}
+		for k, v := range data {
+			vars[from.Prefix+k] = v
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			vars[e.Name] = Expand(e.Value, vars)
+			continue
+		}
+		v, err := valueFrom(ctx, pod, c, e.ValueFrom, pe)
+		switch {
+		case errors.Is(err, errOptionalMissing):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("container %s env %s: %w", c.Name, e.Name, err)
+		}
+		vars[e.Name] = v
+	}
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]mesos.Environment_Variable, 0, len(names))
+	for _, k := range names {
+		v := vars[k]
+		out = append(out, mesos.Environment_Variable{Name: k, Value: &v})
+	}
+	return out, nil
+}
+
+var errOptionalMissing = errors.New("optional reference missing")
+
+func envFromSource(ctx context.Context, ns string, from corev1.EnvFromSource, l Lookup) (map[string]string, bool, error) {
+	switch {
+	case from.ConfigMapRef != nil:
+		optional := from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional
+		if l == nil {
+			return nil, optional, errors.New("configMap references need an API client")
+		}
+		data, err := l.ConfigMap(ctx, ns, from.ConfigMapRef.Name)
+		return data, optional, err
+	case from.SecretRef != nil:
+		optional := from.SecretRef.Optional != nil && *from.SecretRef.Optional
+		if l == nil {
+			return nil, optional, errors.New("secret references need an API client")
+		}
+		data, err := l.Secret(ctx, ns, from.SecretRef.Name)
+		out := make(map[string]string, len(data))
+		for k, v := range data {
+			out[k] = string(v)
+		}
+		return out, optional, err
+	}
+	return nil, false, nil
+}
+
+func valueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, src *corev1.EnvVarSource, pe PodEnv) (string, error) {
+	switch {
+	case src.FieldRef != nil:
+		return fieldValue(pod, src.FieldRef.FieldPath, pe)
+	case src.ResourceFieldRef != nil:
+		return resourceValue(pod, c, src.ResourceFieldRef)
+	case src.ConfigMapKeyRef != nil:
+		ref := src.ConfigMapKeyRef
+		if pe.Lookup == nil {
+			return "", errors.New("configMap references need an API client")
+		}
+		data, err := pe.Lookup.ConfigMap(ctx, pod.Namespace, ref.Name)
+		return keyValue(data, err, ref.Key, ref.Optional, "configmap "+ref.Name)
+	case src.SecretKeyRef != nil:
+		ref := src.SecretKeyRef
+		if pe.Lookup == nil {
+			return "", errors.New("secret references need an API client")
+		}
+		data, err := pe.Lookup.Secret(ctx, pod.Namespace, ref.Name)
+		str := make(map[string]string, len(data))
+		for k, v := range data {
+			str[k] = string(v)
+		}
+		return keyValue(str, err, ref.Key, ref.Optional, "secret "+ref.Name)
+	}
+	return "", errors.New("unsupported valueFrom")
+}
+
+func keyValue(data map[string]string, err error, key string, optional *bool, what string) (string, error) {
+	opt := optional != nil && *optional
+	if err != nil {
+		if opt && errors.Is(err, ErrNotFound) {
+			return "", errOptionalMissing
+		}
+		return "", err
+	}
+	v, ok := data[key]
+	if !ok {
+		if opt {
+			return "", errOptionalMissing
+		}
+		return "", fmt.Errorf("%s has no key %q", what, key)
+	}
+	return v, nil
+}
+
+// fieldValue implements the downward API fields allowed in env.
+func fieldValue(pod *corev1.Pod, path string, pe PodEnv) (string, error) {
+	if key, ok := subscript(path, "metadata.labels"); ok {
+		return pod.Labels[key], nil
+	}
+	if key, ok := subscript(path, "metadata.annotations"); ok {
+		return pod.Annotations[key], nil
+	}
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.hostIP", "status.hostIPs":
+		return pe.HostIP, nil
+	case "status.podIP", "status.podIPs":
+		return pe.PodIP, nil
+	}
+	return "", fmt.Errorf("unsupported fieldRef %q", path)
+}
+
+func subscript(path, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, prefix+"['")
+	if !ok {
+		return "", false
+	}
+	key, ok := strings.CutSuffix(rest, "']")
+	return key, ok
+}
+
+// resourceValue implements resourceFieldRef: limits fall back to requests, as the kubelet's default
+// for unset limits would be the node's allocatable, which an executor does not know; unset values
+// give "0".
+func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
+	if ref.ContainerName != "" && ref.ContainerName != c.Name {
+		found := false
+		for i := range pod.Spec.Containers {
+			if pod.Spec.Containers[i].Name == ref.ContainerName {
+				c, found = &pod.Spec.Containers[i], true
+			}
+		}
+		if !found {
+			return "", fmt.Errorf("resourceFieldRef: no container %q", ref.ContainerName)
+		}
+	}
+	kind, name, ok := strings.Cut(ref.Resource, ".")
+	if !ok {
+		return "", fmt.Errorf("unsupported resourceFieldRef %q", ref.Resource)
+	}
+	var q resource.Quantity
+	switch kind {
+	case "limits":
+		var has bool
+		if q, has = c.Resources.Limits[corev1.ResourceName(name)]; !has {
+			q = c.Resources.Requests[corev1.ResourceName(name)]
+		}
+	case "requests":
+		q = c.Resources.Requests[corev1.ResourceName(name)]
+	default:
+		return "", fmt.Errorf("unsupported resourceFieldRef %q", ref.Resource)
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	// Round up, as the kubelet's ExtractContainerResourceValue does.
+	v := (q.MilliValue() + divisor.MilliValue() - 1) / divisor.MilliValue()
+	if name == "cpu" && q.MilliValue() > 0 && v == 0 {
+		v = 1
+	}
+	return strconv.FormatInt(v, 10), nil
+}
+
+// Expand replaces $(VAR) with vars[VAR] as Kubernetes does: $$ escapes a $, and references to
+// undefined variables are left as they are.
+func Expand(s string, vars map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vars[name]; ok && name != "" {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+// Command builds the Mesos CommandInfo of a container: command and args expanded against env like the
+// kubelet; with a command, argv is run directly (shell false); with only args, the image's entrypoint
+// gets them; with neither, the image's default command runs (on the simulator: its --image-command).
+// A workingDir is honoured by running argv through /bin/sh, which changes into it first (CommandInfo
+// has no working directory; without a command it cannot be honoured and is an error).
+func Command(c *corev1.Container, env []mesos.Environment_Variable) (*mesos.CommandInfo, error) {
+	vars := make(map[string]string, len(env))
+	for _, v := range env {
+		vars[v.Name] = v.GetValue()
+	}
+	var argv []string
+	for _, a := range c.Command {
+		argv = append(argv, Expand(a, vars))
+	}
+	var args []string
+	for _, a := range c.Args {
+		args = append(args, Expand(a, vars))
+	}
+	shell := false
+	ci := &mesos.CommandInfo{Shell: &shell, Environment: &mesos.Environment{Variables: env}}
+	switch {
+	case len(argv) == 0 && c.WorkingDir != "":
+		return nil, fmt.Errorf("container %s: workingDir needs an explicit command (the image's entrypoint is not known here)", c.Name)
+	case len(argv) == 0:
+		ci.Arguments = args
+		if len(args) == 0 {
+			ci.Shell = nil
+		}
+	case c.WorkingDir != "":
+		sh := "/bin/sh"
+		ci.Value = &sh
+		ci.Arguments = append([]string{"sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", c.WorkingDir}, append(argv, args...)...)
+	default:
+		ci.Value = &argv[0]
+		ci.Arguments = append(argv, args...)
+	}
+	return ci, nil
+}
+
+// ContainerInfo is the Mesos container of an image (nil without an image).
+func ContainerInfo(c *corev1.Container) *mesos.ContainerInfo {
+	if c.Image == "" {
+		return nil
+	}
+	return &mesos.ContainerInfo{
+		Type: mesos.ContainerInfo_MESOS.Enum(),
+		Mesos: &mesos.ContainerInfo_MesosInfo{Image: &mesos.Image{
+			Type:   mesos.Image_DOCKER.Enum(),
+			Docker: &mesos.Image_Docker{Name: c.Image},
+		}},
+	}
+}

@@ -1,0 +1,191 @@
+package nested
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+type fakeLookup struct {
+	cms     map[string]map[string]string
+	secrets map[string]map[string][]byte
+}
+
+func (f fakeLookup) ConfigMap(_ context.Context, ns, name string) (map[string]string, error) {
+	if d, ok := f.cms[ns+"/"+name]; ok {
+		return d, nil
+	}
+	return nil, fmt.Errorf("configmap %s/%s: %w", ns, name, ErrNotFound)
+}
+
+func (f fakeLookup) Secret(_ context.Context, ns, name string) (map[string][]byte, error) {
+	if d, ok := f.secrets[ns+"/"+name]; ok {
+		return d, nil
+	}
+	return nil, fmt.Errorf("secret %s/%s: %w", ns, name, ErrNotFound)
+}
+
+func envMap(vars []mesos.Environment_Variable) map[string]string {
+	out := map[string]string{}
+	for _, v := range vars {
+		out[v.Name] = v.GetValue()
+	}
+	return out
+}
+
+func TestExpand(t *testing.T) {
+	vars := map[string]string{"A": "x", "B": "y"}
+	tests := []struct{ in, want string }{
+		{"plain", "plain"},
+		{"$(A)-$(B)", "x-y"},
+		{"$(MISSING)", "$(MISSING)"},
+		{"$$(A)", "$(A)"},
+		{"$A", "$A"},
+		{"$(A", "$(A"},
+		{"cost $", "cost $"},
+		{"$()", "$()"},
+	}
+	for _, tt := range tests {
+		if got := Expand(tt.in, vars); got != tt.want {
+			t.Errorf("Expand(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	optional := true
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web-1", UID: "u1", Labels: map[string]string{"app": "web"}},
+		Spec:       corev1.PodSpec{NodeName: "agent1", ServiceAccountName: "sa"},
+	}
+	lookup := fakeLookup{
+		cms:     map[string]map[string]string{"ns/cfg": {"MODE": "fast", "LEVEL": "3"}},
+		secrets: map[string]map[string][]byte{"ns/creds": {"token": []byte("s3cr3t")}},
+	}
+	tests := []struct {
+		name    string
+		c       corev1.Container
+		want    map[string]string
+		wantErr bool
+	}{
+		{
+			name: "values, expansion and downward API",
+			c: corev1.Container{Name: "c", Env: []corev1.EnvVar{
+				{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+				{Name: "NS", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+				{Name: "IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+				{Name: "HOST", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}},
+				{Name: "NODE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+				{Name: "APP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}}},
+				{Name: "URL", Value: "http://$(IP):80/$(POD)"},
+			}},
+			want: map[string]string{"POD": "web-1", "NS": "ns", "IP": "10.0.0.9", "HOST": "10.0.0.1", "NODE": "agent1", "APP": "web", "URL": "http://10.0.0.9:80/web-1"},
+		},
+		{
+			name: "envFrom with prefix, env overrides, key refs",
+			c: corev1.Container{Name: "c",
+				EnvFrom: []corev1.EnvFromSource{{Prefix: "CFG_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+				Env: []corev1.EnvVar{
+					{Name: "CFG_MODE", Value: "slow"},
+					{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "creds"}, Key: "token"}}},
+					{Name: "OPT", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}, Key: "k", Optional: &optional}}},
+				}},
+			want: map[string]string{"CFG_MODE": "slow", "CFG_LEVEL": "3", "TOKEN": "s3cr3t"},
+		},
+		{
+			name: "resource limits",
+			c: corev1.Container{Name: "c",
+				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("250m")}},
+				Env: []corev1.EnvVar{
+					{Name: "MEM", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1Mi")}}},
+					{Name: "CPU", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}}},
+				}},
+			want: map[string]string{"MEM": "64", "CPU": "1"},
+		},
+		{
+			name: "missing required key",
+			c: corev1.Container{Name: "c", Env: []corev1.EnvVar{
+				{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "absent"}}},
+			}},
+			wantErr: true,
+		},
+		{
+			name:    "unsupported field",
+			c:       corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.priority"}}}}},
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Environment(context.Background(), pod, &tt.c, PodEnv{HostIP: "10.0.0.1", PodIP: "10.0.0.9", Lookup: lookup})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if diff := cmp.Diff(tt.want, envMap(got)); diff != "" {
+				t.Errorf("env (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCommand(t *testing.T) {
+	str := func(s string) *string { return &s }
+	f := false
+	env := []mesos.Environment_Variable{{Name: "GREETING", Value: str("hi")}}
+	tests := []struct {
+		name    string
+		c       corev1.Container
+		want    *mesos.CommandInfo
+		wantErr bool
+	}{
+		{
+			name: "command and args, expanded",
+			c:    corev1.Container{Command: []string{"echo"}, Args: []string{"$(GREETING)", "there"}},
+			want: &mesos.CommandInfo{Shell: &f, Value: str("echo"), Arguments: []string{"echo", "hi", "there"}},
+		},
+		{
+			name: "args only go to the image entrypoint",
+			c:    corev1.Container{Image: "busybox", Args: []string{"sleep", "1"}},
+			want: &mesos.CommandInfo{Shell: &f, Arguments: []string{"sleep", "1"}},
+		},
+		{
+			name: "nothing: the image's command",
+			c:    corev1.Container{Image: "nginx"},
+			want: &mesos.CommandInfo{},
+		},
+		{
+			name: "working dir through sh",
+			c:    corev1.Container{Command: []string{"ls"}, WorkingDir: "/tmp"},
+			want: &mesos.CommandInfo{Shell: &f, Value: str("/bin/sh"), Arguments: []string{"sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", "/tmp", "ls"}},
+		},
+		{
+			name:    "working dir without command",
+			c:       corev1.Container{Image: "nginx", WorkingDir: "/tmp"},
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Command(&tt.c, env)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if err != nil {
+				return
+			}
+			tt.want.Environment = &mesos.Environment{Variables: env}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("command (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,197 @@
+// Package nested runs pod containers as Mesos nested containers under the executor's own container,
+// through the agent operator API (LAUNCH_CONTAINER, WAIT_CONTAINER, KILL_CONTAINER, REMOVE_CONTAINER),
+// the way Mesos' default executor runs task groups. Isolation and images come from the Mesos agent; on
+// the simulator the containers are local processes. It implements podworker.Runtime.
+package nested
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/agent"
+	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubemesos/kubemesos/executor/podworker"
+	"github.com/kubemesos/kubemesos/podtranslate"
+)
+
+// ErrNoParent is returned by Start before the executor knows its own container ID (SUBSCRIBED).
+var ErrNoParent = errors.New("the executor's container ID is not known yet")
+
+// Config configures a Runtime.
+type Config struct {
+	// AgentURL is the agent's operator API, http://<MESOS_AGENT_ENDPOINT>/api/v1.
+	AgentURL string
+	// Sandbox is the executor's sandbox (MESOS_SANDBOX); nested sandboxes are
+	// <Sandbox>/containers/<id> with stdout and stderr files.
+	Sandbox string
+	// Env is what environment variables may refer to (IPs, ConfigMaps, Secrets).
+	Env PodEnv
+	// CallTimeout bounds the response time of every call but WAIT_CONTAINER (default 30 s).
+	CallTimeout time.Duration
+}
+
+// Runtime launches nested containers. Set the parent with SetParent once SUBSCRIBED arrived.
+type Runtime struct {
+	cfg    Config
+	sender agentcalls.Sender // bounded calls
+	waiter agentcalls.Sender // WAIT_CONTAINER, unbounded
+
+	mu     sync.Mutex
+	parent *mesos.ContainerID
+}
+
+var _ podworker.Runtime = (*Runtime)(nil)
+
+// New returns a Runtime talking to the agent at cfg.AgentURL.
+func New(cfg Config) *Runtime {
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	mk := func(responseTimeout time.Duration) agentcalls.Sender {
+		cli := httpcli.New(
+			httpcli.Endpoint(cfg.AgentURL),
+			httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
+			httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) {
+				// mesos-go's default of 5 s would cut WAIT_CONTAINER, which answers when the container exits.
+				t.ResponseHeaderTimeout = responseTimeout
+			}))),
+		)
+		return httpagent.NewSender(cli.Send)
+	}
+	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0)}
+}
+
+// SetParent sets the executor's container ID (from SUBSCRIBED), the parent of every container.
+func (r *Runtime) SetParent(id mesos.ContainerID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.parent = &id
+}
+
+// ContainerID is the nested container ID of one attempt of a pod's container.
+func ContainerID(pod *corev1.Pod, c *corev1.Container, attempt int32) string {
+	return fmt.Sprintf("%s-%s-%d", pod.UID, c.Name, attempt)
+}
+
+func (r *Runtime) containerID(id string) (mesos.ContainerID, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.parent == nil {
+		return mesos.ContainerID{}, ErrNoParent
+	}
+	p := *r.parent
+	return mesos.ContainerID{Value: id, Parent: &p}, nil
+}
+
+// Start launches one attempt of a container (LAUNCH_CONTAINER). An attempt that is already running
+// (a retried launch) counts as started.
+func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt int32) (podworker.Handle, error) {
+	idValue := ContainerID(pod, c, attempt)
+	id, err := r.containerID(idValue)
+	if err != nil {
+		return podworker.Handle{}, err
+	}
+	env, err := Environment(ctx, pod, c, r.cfg.Env)
+	if err != nil {
+		return podworker.Handle{}, err
+	}
+	cmd, err := Command(c, env)
+	if err != nil {
+		return podworker.Handle{}, err
+	}
+	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ContainerInfo(c), nil)); err != nil {
+		return podworker.Handle{}, fmt.Errorf("launching nested container %s: %w", idValue, err)
+	}
+	return podworker.Handle{ID: idValue, LogPath: filepath.Join(r.cfg.Sandbox, "containers", idValue, "stdout")}, nil
+}
+
+// Wait blocks in WAIT_CONTAINER until the container exits.
+func (r *Runtime) Wait(ctx context.Context, h podworker.Handle) (podworker.ExitStatus, error) {
+	id, err := r.containerID(h.ID)
+	if err != nil {
+		return podworker.ExitStatus{}, err
+	}
+	resp, err := r.waiter.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(id)))
+	if resp != nil {
+		defer resp.Close()
+	}
+	if err != nil {
+		return podworker.ExitStatus{}, fmt.Errorf("waiting for nested container %s: %w", h.ID, err)
+	}
+	var out agent.Response
+	if err := resp.Decode(&out); err != nil {
+		return podworker.ExitStatus{}, fmt.Errorf("decoding WAIT_CONTAINER of %s: %w", h.ID, err)
+	}
+	w := out.GetWaitContainer()
+	if w == nil {
+		return podworker.ExitStatus{}, fmt.Errorf("WAIT_CONTAINER of %s: response without wait_container", h.ID)
+	}
+	return exitStatus(w), nil
+}
+
+// exitStatus converts Mesos' wait result to the kubelet's view.
+func exitStatus(w *agent.Response_WaitContainer) podworker.ExitStatus {
+	code, sig := podtranslate.ExitFromWaitStatus(w.GetExitStatus())
+	st := podworker.ExitStatus{ExitCode: code, Signal: sig, Message: w.GetMessage()}
+	if w.ExitStatus == nil {
+		// Mesos destroyed the container without an exit status (for example a launch failure).
+		st.ExitCode = 128 + int32(syscall.SIGKILL)
+	}
+	if w.GetReason() == mesos.REASON_CONTAINER_LIMITATION_MEMORY {
+		st.Reason = podtranslate.ReasonOOMKilled
+	}
+	return st
+}
+
+// Signal sends sig to the container (KILL_CONTAINER with signal).
+func (r *Runtime) Signal(ctx context.Context, h podworker.Handle, sig syscall.Signal) error {
+	id, err := r.containerID(h.ID)
+	if err != nil {
+		return err
+	}
+	call := agentcalls.KillContainer(id)
+	s := int32(sig)
+	call.KillContainer.Signal = &s
+	if err := r.call(ctx, call); err != nil {
+		return fmt.Errorf("signalling nested container %s with %v: %w", h.ID, sig, err)
+	}
+	return nil
+}
+
+// Remove deletes an exited container's sandbox (REMOVE_CONTAINER); a container the agent does not
+// know is already gone.
+func (r *Runtime) Remove(ctx context.Context, h podworker.Handle) error {
+	id, err := r.containerID(h.ID)
+	if err != nil {
+		return err
+	}
+	err = r.call(ctx, agentcalls.RemoveContainer(id))
+	if apierrors.CodeNotFound.Matches(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("removing nested container %s: %w", h.ID, err)
+	}
+	return nil
+}
+
+func (r *Runtime) call(ctx context.Context, call *agent.Call) error {
+	resp, err := r.sender.Send(ctx, agentcalls.NonStreaming(call))
+	if resp != nil {
+		resp.Close()
+	}
+	return err
+}
