@@ -98,6 +98,14 @@ func pod(name string, cpu, memMB float64, opts ...podOpt) *corev1.Pod {
 	return p
 }
 
+// gpuPod is pod with gpus nvidia.com/gpu requested.
+func gpuPod(name string, cpu, memMB float64, gpus int64) *corev1.Pod {
+	p := pod(name, cpu, memMB)
+	p.Spec.Containers[0].Resources.Requests["nvidia.com/gpu"] = *resource.NewQuantity(gpus, resource.DecimalSI)
+	p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"nvidia.com/gpu": *resource.NewQuantity(gpus, resource.DecimalSI)}
+	return p
+}
+
 func hostPort(ports ...int32) podOpt {
 	return func(p *corev1.Pod) {
 		for _, hp := range ports {

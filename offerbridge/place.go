@@ -235,18 +235,32 @@ func (p *placer) unfitWith(pod *corev1.Pod, reasons map[string]int) Unfit {
 // returns the best, its bucket, and how many agents it visited.
 func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited int) {
 	var bestScore float64
+	var bestWaste bool
 	found := 0
 	for n := len(p.agents); visited < n && found < p.toFind; visited++ {
 		a := p.agents[(p.start+visited)%n]
 		nd := pi.needOn(a)
-		if !pi.maybeStatic(a) || runStatic(pi, a) == "" {
-			if b, _ := a.fitBucket(nd); b != nil {
-				found++
-				if s := a.score(nd); best == nil || p.better(s, bestScore) || (s == bestScore && a.rank < best.rank) {
-					best, bestBucket, bestScore = a, b, s
-				}
-			}
+		if pi.maybeStatic(a) && runStatic(pi, a) != "" {
+			continue
 		}
+		b, _ := a.fitBucket(nd)
+		if b == nil {
+			continue
+		}
+		found++
+		// A pod without GPUs goes to an agent offering GPUs only when no other agent fits: Mesos
+		// offers GPU agents only to GPU-aware frameworks, which must keep them for GPU work.
+		waste := nd.scalar[dimGPU] == 0 && a.free[dimGPU] > 0
+		s := a.score(nd)
+		switch {
+		case best == nil, bestWaste && !waste:
+		case waste && !bestWaste:
+			continue
+		case p.better(s, bestScore), s == bestScore && a.rank < best.rank:
+		default:
+			continue
+		}
+		best, bestBucket, bestScore, bestWaste = a, b, s, waste
 	}
 	return best, bestBucket, visited
 }

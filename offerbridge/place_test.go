@@ -113,6 +113,18 @@ func TestPlace(t *testing.T) {
 			wantPlaced: []string{"p1@a1", "p2@a1", "p3@a2"},
 		},
 		{
+			name: "GPU agents kept for GPU pods",
+			in: Input{
+				Offers: []mesos.Offer{
+					offer("o1", "a1", "kubemesos", res{name: "cpus", value: 32}, res{name: "mem", value: 65536}, res{name: "gpus", value: 2}),
+					basic("o2", "a2", 2, 2048),
+				},
+				Pods: []*corev1.Pod{pod("cpu-1", 1, 256), gpuPod("train", 1, 256, 1), pod("cpu-2", 1, 256), pod("cpu-3", 1, 256)},
+			},
+			// cpu-3 fits only on the GPU agent now: it goes there rather than nowhere.
+			wantPlaced: []string{"train@a1", "cpu-3@a1", "cpu-1@a2", "cpu-2@a2"},
+		},
+		{
 			name: "preset node name",
 			in: Input{
 				Offers: []mesos.Offer{basic("o1", "a1", 4, 4096), basic("o2", "a2", 4, 4096)},
