@@ -143,10 +143,11 @@ func (c *commandExecutor) kill(policy *mesos.KillPolicy) {
 		return
 	}
 	c.killed = true
-	if hasCapability(c.e.fw.info, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE) {
-		c.update(c.task.TaskID, mesos.TASK_KILLING, "")
-	}
+	killing := hasCapability(c.e.fw.info, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE)
 	if !c.running {
+		if killing {
+			c.update(c.task.TaskID, mesos.TASK_KILLING, "")
+		}
 		c.finish(mesos.TASK_KILLED, "Command killed before it started")
 		return
 	}
@@ -157,11 +158,16 @@ func (c *commandExecutor) kill(policy *mesos.KillPolicy) {
 	if policy != nil && policy.GracePeriod != nil {
 		grace = time.Duration(policy.GracePeriod.Nanoseconds)
 	}
+	// The escalation timer is armed before TASK_KILLING is reported, so whoever sees TASK_KILLING can
+	// rely on the grace period having started.
 	pid := int(c.pid.Load())
-	killGroup(pid, syscall.SIGTERM)
 	c.a.mu.Lock()
 	c.escalation = c.a.afterLocked(grace, func() { killGroup(pid, syscall.SIGKILL) })
 	c.a.mu.Unlock()
+	killGroup(pid, syscall.SIGTERM)
+	if killing {
+		c.update(c.task.TaskID, mesos.TASK_KILLING, "")
+	}
 }
 
 func (c *commandExecutor) onExit(status int32) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -137,11 +138,13 @@ func TestAccepts(t *testing.T) {
 		{"*/*", mediaProtobuf, true},
 		{"application/*", mediaRecordIO, true},
 		{"text/html, application/json;q=0", mediaJSON, false},
+		{"application/x-protobuf|application/recordio", mediaProtobuf, false},
+		{"application/x-protobuf|application/recordio", mediaRecordIO, true},
 	}
 	for _, tc := range tests {
 		h := map[string][]string{}
 		if tc.header != "" {
-			h["Accept"] = []string{tc.header}
+			h["Accept"] = strings.Split(tc.header, "|") // "|" separates repeated header lines
 		}
 		if got := accepts(h, "Accept", tc.want); got != tc.ok {
 			t.Errorf("accepts(%q, %q) = %v, want %v", tc.header, tc.want, got, tc.ok)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubemesos/kubemesos/mesossim/agent/internal/testexec"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
 	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/sirupsen/logrus"
@@ -268,3 +269,12 @@ func commandTask(id, shell string) mesos.TaskInfo {
 		Command: &mesos.CommandInfo{Value: &shell},
 	}
 }
+
+// encodingUnmarshaler is what mesos-go decoders fill.
+type encodingUnmarshaler = encoding.Unmarshaler
+
+type decoder struct{ d encoding.Decoder }
+
+func (d decoder) Decode(u encodingUnmarshaler) error { return d.d.Decode(u) }
+
+func decoderOf(r encoding.Decoder) decoder { return decoder{r} }

@@ -42,13 +42,15 @@ func mediaType(v string) string {
 }
 
 // accepts reports whether an Accept style header allows want, with libprocess' semantics: a missing
-// header accepts everything, wildcards match, q=0 refuses.
+// header accepts everything, wildcards match, q=0 refuses, and when a header is repeated the last
+// occurrence wins (libprocess' request decoder keeps one value per field). mesos-go relies on that:
+// its streaming calls send "Accept: application/x-protobuf" followed by "Accept: application/recordio".
 func accepts(h http.Header, name, want string) bool {
 	values := h.Values(name)
 	if len(values) == 0 {
 		return true
 	}
-	for _, v := range values {
+	for _, v := range values[len(values)-1:] {
 		for _, part := range strings.Split(v, ",") {
 			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 			if err != nil {

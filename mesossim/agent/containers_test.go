@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
+	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
+)
+
+// nestedFixture is an agent with one live executor whose container is the parent of nested containers.
+type nestedFixture struct {
+	a      *Agent
+	m      *fakeMaster
+	parent mesos.ContainerID
+	dir    string
+	api    agentcalls.Sender
+}
+
+func newNestedFixture(t *testing.T) *nestedFixture {
+	t.Helper()
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, func(c *Config) {
+		c.ExecutorHook = hookExecutor
+		c.ImageCommands = map[string]string{"nginx": "echo from-image > image.txt"}
+	})
+	a.Launch(testFramework(false), hookExecutorInfo("e"), []mesos.TaskInfo{dataTask("t1", "wait")}, false)
+	waitFor(t, "executor running", func() bool { return len(m.states("t1")) == 1 })
+	ex := a.Executors()[0]
+	return &nestedFixture{
+		a: a, m: m, parent: ex.ContainerID, dir: ex.Directory,
+		api: httpagent.NewSender(httpcli.New(httpcli.Endpoint("http://" + a.Endpoint() + "/api/v1")).Send),
+	}
+}
+
+func (f *nestedFixture) child(id string) mesos.ContainerID {
+	p := f.parent
+	return mesos.ContainerID{Value: id, Parent: &p}
+}
+
+func shell(cmd string) *mesos.CommandInfo { return &mesos.CommandInfo{Value: &cmd} }
+
+func (f *nestedFixture) launch(cid mesos.ContainerID, cmd *mesos.CommandInfo, ci *mesos.ContainerInfo) error {
+	return agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.LaunchNestedContainer(cid, cmd, ci)))
+}
+
+func (f *nestedFixture) wait(t *testing.T, c *agentapi.Call) (int32, error) {
+	t.Helper()
+	resp, err := f.api.Send(context.Background(), agentcalls.NonStreaming(c))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Close()
+	var r agentapi.Response
+	if err := resp.Decode(&r); err != nil {
+		t.Fatalf("decoding wait response: %v", err)
+	}
+	if r.WaitNestedContainer != nil {
+		return r.WaitNestedContainer.GetExitStatus(), nil
+	}
+	return r.GetWaitContainer().GetExitStatus(), nil
+}
+
+// readOutput collects ProcessIO records until the stream ends.
+func readOutput(t *testing.T, resp interface {
+	Decode(encodingUnmarshaler) error
+}) (stdout, stderr string) {
+	t.Helper()
+	for {
+		var p agentapi.ProcessIO
+		err := resp.Decode(&p)
+		if errors.Is(err, io.EOF) {
+			return stdout, stderr
+		}
+		if err != nil {
+			t.Fatalf("reading ProcessIO: %v", err)
+		}
+		if p.Data == nil {
+			continue
+		}
+		switch p.Data.Type {
+		case agentapi.ProcessIO_Data_STDOUT:
+			stdout += string(p.Data.Data)
+		case agentapi.ProcessIO_Data_STDERR:
+			stderr += string(p.Data.Data)
+		}
+	}
+}
+
+func TestNestedContainerLifecycle(t *testing.T) {
+	f := newNestedFixture(t)
+
+	// Launch, wait for a clean exit; output lands in the nested sandbox.
+	c1 := f.child("c1")
+	if err := f.launch(c1, shell("echo hello; exit 7"), nil); err != nil {
+		t.Fatalf("LAUNCH_NESTED_CONTAINER: %v", err)
+	}
+	status, err := f.wait(t, agentcalls.WaitNestedContainer(c1))
+	if err != nil || status != 7<<8 {
+		t.Fatalf("WAIT_NESTED_CONTAINER = %d, %v; want wait status %d", status, err, 7<<8)
+	}
+	sandbox := filepath.Join(f.dir, "containers", "c1")
+	if out, _ := os.ReadFile(filepath.Join(sandbox, "stdout")); string(out) != "hello\n" {
+		t.Errorf("nested stdout = %q", out)
+	}
+
+	// Kill with the default signal (SIGKILL) and with an explicit one (newer API).
+	c2, c3 := f.child("c2"), f.child("c3")
+	for _, c := range []mesos.ContainerID{c2, c3} {
+		if err := f.launch(c, shell("sleep 1000"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.KillNestedContainer(c2))); err != nil {
+		t.Fatalf("KILL_NESTED_CONTAINER: %v", err)
+	}
+	kill := agentcalls.KillContainer(c3)
+	term := int32(syscall.SIGTERM)
+	kill.KillContainer.Signal = &term
+	if err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(kill)); err != nil {
+		t.Fatalf("KILL_CONTAINER: %v", err)
+	}
+	s2, _ := f.wait(t, agentcalls.WaitNestedContainer(c2))
+	s3, _ := f.wait(t, agentcalls.WaitContainer(c3))
+	if diff := cmp.Diff([2]int32{int32(syscall.SIGKILL), int32(syscall.SIGTERM)}, [2]int32{s2, s3}); diff != "" {
+		t.Errorf("wait statuses after kill (-want +got):\n%s", diff)
+	}
+	err = agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.KillNestedContainer(c2)))
+	if !apierrors.CodeNotFound.Matches(err) {
+		t.Errorf("killing an exited container: %v, want 404", err)
+	}
+
+	// Remove: refused while running (500), fine once exited, then the container is gone (404).
+	c4 := f.child("c4")
+	if err := f.launch(c4, shell("sleep 1000"), nil); err != nil {
+		t.Fatal(err)
+	}
+	err = agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.RemoveNestedContainer(c4)))
+	if !apierrors.Code(500).Matches(err) {
+		t.Errorf("removing a running container: %v, want 500", err)
+	}
+	if err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.RemoveContainer(c1))); err != nil {
+		t.Errorf("REMOVE_CONTAINER of an exited container: %v", err)
+	}
+	if _, err := os.Stat(sandbox); !os.IsNotExist(err) {
+		t.Errorf("nested sandbox still there after REMOVE: %v", err)
+	}
+	if _, err := f.wait(t, agentcalls.WaitNestedContainer(c1)); !apierrors.CodeNotFound.Matches(err) {
+		t.Errorf("WAIT after REMOVE: %v, want 404", err)
+	}
+
+	// Errors: unknown parent, no parent for the nested call, unknown image.
+	ghostParent := mesos.ContainerID{Value: "ghost"}
+	if err := f.launch(mesos.ContainerID{Value: "x", Parent: &ghostParent}, shell("true"), nil); !apierrors.CodeMalformedRequest.Matches(err) {
+		t.Errorf("launch under an unknown parent: %v, want 400", err)
+	}
+	if err := f.launch(mesos.ContainerID{Value: "x"}, shell("true"), nil); !apierrors.CodeMalformedRequest.Matches(err) {
+		t.Errorf("LAUNCH_NESTED_CONTAINER without parent: %v, want 400", err)
+	}
+	if _, err := f.wait(t, agentcalls.WaitNestedContainer(f.child("never"))); !apierrors.CodeNotFound.Matches(err) {
+		t.Errorf("wait on an unknown container: %v, want 404", err)
+	}
+
+	// The executor's death takes its nested containers with it.
+	if err := f.a.KillExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	if s4, err := f.wait(t, agentcalls.WaitNestedContainer(c4)); err == nil && s4 != int32(syscall.SIGKILL) {
+		t.Errorf("nested container of a dead executor: wait status %d, want SIGKILL", s4)
+	}
+}
+
+func dockerImage(name string) *mesos.ContainerInfo {
+	return &mesos.ContainerInfo{
+		Type:  mesos.ContainerInfo_MESOS.Enum(),
+		Mesos: &mesos.ContainerInfo_MesosInfo{Image: &mesos.Image{Type: mesos.Image_DOCKER.Enum(), Docker: &mesos.Image_Docker{Name: name}}},
+	}
+}
+
+func TestNestedContainerImageCommand(t *testing.T) {
+	f := newNestedFixture(t)
+	c := f.child("web")
+	if err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.LaunchContainer(c, nil, dockerImage("nginx"), nil))); err != nil {
+		t.Fatalf("LAUNCH_CONTAINER with an image: %v", err)
+	}
+	if status, err := f.wait(t, agentcalls.WaitContainer(c)); err != nil || status != 0 {
+		t.Fatalf("WAIT_CONTAINER = %d, %v", status, err)
+	}
+	out, _ := os.ReadFile(filepath.Join(f.dir, "containers", "web", "image.txt"))
+	if string(out) != "from-image\n" {
+		t.Errorf("image command output = %q", out)
+	}
+	err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.LaunchContainer(f.child("db"), nil, dockerImage("postgres"), nil)))
+	if !apierrors.CodeMalformedRequest.Matches(err) {
+		t.Errorf("image without a configured command: %v, want 400", err)
+	}
+}
+
+func TestAttachContainerOutput(t *testing.T) {
+	f := newNestedFixture(t)
+	c := f.child("talker")
+	if err := f.launch(c, shell("while [ ! -f go ]; do sleep 0.01; done; echo hello; echo oops >&2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.AttachContainerOutput(c)))
+	if err != nil {
+		t.Fatalf("ATTACH_CONTAINER_OUTPUT: %v", err)
+	}
+	defer resp.Close()
+	if err := os.WriteFile(filepath.Join(f.dir, "containers", "talker", "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr := readOutput(t, decoderOf(resp))
+	if diff := cmp.Diff([2]string{"hello\n", "oops\n"}, [2]string{stdout, stderr}); diff != "" {
+		t.Errorf("attached output (-want +got):\n%s", diff)
+	}
+	if _, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.AttachContainerOutput(f.child("ghost")))); !apierrors.Code(500).Matches(err) {
+		t.Errorf("attach to an unknown nested container: %v, want 500", err)
+	}
+	ghost := mesos.ContainerID{Value: "ghost"}
+	if _, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.AttachContainerOutput(ghost))); !apierrors.CodeNotFound.Matches(err) {
+		t.Errorf("attach to a container of no executor: %v, want 404", err)
+	}
+}
+
+func TestNestedContainerSessionWithInput(t *testing.T) {
+	f := newNestedFixture(t)
+	c := f.child("debug")
+	resp, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.LaunchNestedContainerSession(c, shell("read line; echo got:$line"), nil)))
+	if err != nil {
+		t.Fatalf("LAUNCH_NESTED_CONTAINER_SESSION: %v", err)
+	}
+	defer resp.Close()
+	input := agentcalls.Push(agentcalls.Empty(),
+		agentcalls.AttachContainerInput(c),
+		agentcalls.AttachContainerInputData([]byte("ping\n")),
+		agentcalls.AttachContainerInputData([]byte{}))
+	if err := agentcalls.SendNoData(context.Background(), f.api, input); err != nil {
+		t.Fatalf("ATTACH_CONTAINER_INPUT: %v", err)
+	}
+	stdout, _ := readOutput(t, decoderOf(resp))
+	if stdout != "got:ping\n" {
+		t.Errorf("session output = %q, want %q", stdout, "got:ping\n")
+	}
+	if status, err := f.wait(t, agentcalls.WaitNestedContainer(c)); err != nil || status != 0 {
+		t.Errorf("session container wait = %d, %v", status, err)
+	}
+}
