@@ -120,7 +120,7 @@ func (b *bucket) order() {
 	})
 }
 
-// portFree reports whether every port is free in the bucket.
+// portsFree reports whether every port is free in the bucket.
 func (b *bucket) portsFree(ports []uint64) bool {
 	for _, p := range ports {
 		if b.portPool(p) < 0 {
