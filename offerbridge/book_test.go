@@ -123,6 +123,9 @@ func TestBook(t *testing.T) {
 				b.Add(basic("o1", "a1", 1, 1), basic("o2", "a1", 1, 1))
 				b.Take()
 				b.Add(basic("o3", "a1", 1, 1))
+				if b.Len() != 1 {
+					t.Errorf("Len = %d, want 1 held", b.Len())
+				}
 				if b.Counts().Balanced() {
 					t.Errorf("Balanced with offers held and in flight")
 				}

@@ -152,13 +152,20 @@ func TestPlace(t *testing.T) {
 				Pods: []*corev1.Pod{
 					pod("plain", 1, 256),
 					pod("elsewhere", 1, 256, nodeSelector("zone", "z2"), tolerate(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists})),
+					pod("affine-elsewhere", 1, 256, tolerate(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists}),
+						requiredAffinity(corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"z2"}}}})),
+					pod("affine-here", 1, 256, tolerate(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists}),
+						requiredAffinity(corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"z1"}}}})),
+					pod("plain-again", 1, 256),
 					pod("here", 1, 256, tolerate(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists})),
 				},
 			},
-			wantPlaced: []string{"here@a1"},
+			wantPlaced: []string{"affine-here@a1", "here@a1"},
 			wantUnfit: map[string]string{
-				"plain":     "0/1 agents are available: 1 node(s) had untolerated taint {dedicated: db}.",
-				"elsewhere": "0/1 agents are available: 1 node(s) didn't match Pod's node affinity/selector.",
+				"plain":            "0/1 agents are available: 1 node(s) had untolerated taint {dedicated: db}.",
+				"plain-again":      "0/1 agents are available: 1 node(s) had untolerated taint {dedicated: db}.",
+				"elsewhere":        "0/1 agents are available: 1 node(s) didn't match Pod's node affinity/selector.",
+				"affine-elsewhere": "0/1 agents are available: 1 node(s) didn't match Pod's node affinity/selector.",
 			},
 		},
 		{
@@ -462,6 +469,18 @@ func TestPlaceRoles(t *testing.T) {
 		}
 		if diff := cmp.Diff([][]string{{"r1", "small", "o-r1"}, {"r2", "large", "o-r2"}}, got); diff != "" {
 			t.Errorf("launches (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("framework without MULTI_ROLE: no allocation info", func(t *testing.T) {
+		o := offer("o1", "a1", "", res{name: "cpus", value: 2}, res{name: "mem", value: 1024})
+		in := Input{Offers: []mesos.Offer{o}, Pods: []*corev1.Pod{pod("p", 1, 128)}}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if len(plan.Launches) != 1 || plan.Launches[0].Role != "" {
+			t.Fatalf("want one launch without role, got %+v", plan.Launches)
+		}
+		if got := plan.Launches[0].Pods[0].Resources.Format(); got != "cpus:1;mem:128" {
+			t.Errorf("resources = %s, want cpus:1;mem:128", got)
 		}
 	})
 	t.Run("offers of one agent and role merged", func(t *testing.T) {
