@@ -1,0 +1,317 @@
+package mesossim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/mesos/mesos-go/api/v1/lib/recordio"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/sirupsen/logrus"
+)
+
+const (
+	mediaJSON     = "application/json"
+	mediaProtobuf = "application/x-protobuf"
+	mediaRecordIO = "application/recordio"
+	// maxBody bounds request bodies (Mesos has no fixed limit; this keeps a bad client from exhausting memory).
+	maxBody = 64 << 20
+)
+
+// message is a gogo-generated Mesos message: proto and (ff)json codable.
+type message interface {
+	proto.Message
+}
+
+func encodeAs(mediaType string, m message) ([]byte, error) {
+	if mediaType == mediaProtobuf {
+		return proto.Marshal(m)
+	}
+	return json.Marshal(m)
+}
+
+// decodeBody decodes a request body of the given Content-Type into m, answering like Mesos on failure.
+// A RecordIO body (Content-Type application/recordio) carries one record of Message-Content-Type.
+func decodeBody(r *http.Request, m message) (status int, msg string) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return http.StatusBadRequest, "Expecting 'Content-Type' to be present"
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		mt = ct
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		return http.StatusBadRequest, "Failed to read request body: " + err.Error()
+	}
+	if mt == mediaRecordIO {
+		inner := r.Header.Get("Message-Content-Type")
+		if imt, _, err := mime.ParseMediaType(inner); err == nil {
+			inner = imt
+		}
+		if inner != mediaJSON && inner != mediaProtobuf {
+			return http.StatusUnsupportedMediaType, "Expecting 'Message-Content-Type' of application/json or application/x-protobuf"
+		}
+		rd := recordio.NewReader(bytes.NewReader(body))
+		frame, err := rd.ReadFrame()
+		if err != nil {
+			return http.StatusBadRequest, "Failed to read RecordIO record: " + err.Error()
+		}
+		body, mt = frame, inner
+	}
+	switch mt {
+	case mediaProtobuf:
+		if err := proto.Unmarshal(body, m); err != nil {
+			return http.StatusBadRequest, "Failed to parse body into Call protobuf"
+		}
+	case mediaJSON:
+		if !json.Valid(body) {
+			return http.StatusBadRequest, "Failed to parse body into JSON: syntax error"
+		}
+		if err := json.Unmarshal(body, m); err != nil {
+			return http.StatusBadRequest, "Failed to convert JSON into Call protobuf: " + err.Error()
+		}
+	default:
+		return http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf"
+	}
+	return 0, ""
+}
+
+// accepts reports whether the request's Accept header allows media type mt (no header: anything).
+func accepts(r *http.Request, header, mt string) bool {
+	vals := r.Header.Values(header)
+	if len(vals) == 0 {
+		return true
+	}
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ",") {
+			t, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			if q, ok := params["q"]; ok {
+				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+					continue
+				}
+			}
+			major, _, _ := strings.Cut(mt, "/")
+			if t == mt || t == "*/*" || t == major+"/*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg)
+}
+
+// stream is one SUBSCRIBE connection: an unbounded queue of encoded events drained by its HTTP handler.
+type stream struct {
+	id          string
+	frameworkID string
+	mediaType   string
+
+	mu    sync.Mutex
+	queue [][]byte
+	wake  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newStream(mediaType string) *stream {
+	return &stream{id: newUUID(), mediaType: mediaType, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (s *stream) send(e *scheduler.Event) {
+	b, err := encodeAs(s.mediaType, e)
+	if err != nil {
+		logrus.WithError(err).WithField("event", e.Type.String()).Error("encoding event")
+		return
+	}
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		return
+	default:
+	}
+	s.queue = append(s.queue, b)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *stream) close() { s.once.Do(func() { close(s.done) }) }
+
+func (s *stream) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *stream) take() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queue
+	s.queue = nil
+	return q
+}
+
+// serveScheduler is POST /api/v1/scheduler, answering exactly as Mesos' Master::Http::scheduler does.
+func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		httpError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Expecting one of { 'POST' }, but received '%s'", r.Method))
+		return
+	}
+	var call scheduler.Call
+	if status, msg := decodeBody(r, &call); status != 0 {
+		httpError(w, status, msg)
+		return
+	}
+	if err := validateCall(&call); err != nil {
+		httpError(w, http.StatusBadRequest, "Failed to validate scheduler::Call: "+err.Error())
+		return
+	}
+	if call.Type != scheduler.Call_SUBSCRIBE {
+		status, msg := m.handleCall(r.Header.Get("Mesos-Stream-Id"), &call)
+		if status == http.StatusAccepted {
+			w.WriteHeader(status)
+			return
+		}
+		httpError(w, status, msg)
+		return
+	}
+
+	// SUBSCRIBE: pick the response encoding from Accept (and Message-Accept for RecordIO).
+	var contentType, messageType string
+	switch {
+	case r.Header.Get("Accept") != "" && accepts(r, "Accept", mediaRecordIO) && !accepts(r, "Accept", mediaJSON) && !accepts(r, "Accept", mediaProtobuf):
+		contentType = mediaRecordIO
+		switch {
+		case accepts(r, "Message-Accept", mediaJSON):
+			messageType = mediaJSON
+		case accepts(r, "Message-Accept", mediaProtobuf):
+			messageType = mediaProtobuf
+		default:
+			httpError(w, http.StatusNotAcceptable, "Expecting 'Message-Accept' to allow 'application/x-protobuf' or 'application/json'")
+			return
+		}
+	case accepts(r, "Accept", mediaJSON):
+		contentType, messageType = mediaJSON, mediaJSON
+	case accepts(r, "Accept", mediaProtobuf):
+		contentType, messageType = mediaProtobuf, mediaProtobuf
+	default:
+		httpError(w, http.StatusNotAcceptable, "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'")
+		return
+	}
+	if r.Header.Get("Mesos-Stream-Id") != "" {
+		httpError(w, http.StatusBadRequest, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		httpError(w, http.StatusInternalServerError, "streaming unsupported")
+		return
+	}
+	s := newStream(messageType)
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	if contentType == mediaRecordIO {
+		h.Set("Message-Content-Type", messageType)
+	}
+	h.Set("Mesos-Stream-Id", s.id)
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	flusher.Flush()
+	m.subscribe(s, call.Subscribe)
+	m.pump(w, flusher, r, s)
+}
+
+// pump writes a stream's events as RecordIO records, with HEARTBEATs, until the master closes the
+// stream or the client goes away (which disconnects the framework).
+func (m *Master) pump(w io.Writer, flusher http.Flusher, r *http.Request, s *stream) {
+	rw := recordio.NewWriter(w)
+	ticker := m.clock.NewTicker(m.cfg.HeartbeatInterval)
+	defer ticker.Stop()
+	heartbeat := &scheduler.Event{Type: scheduler.Event_HEARTBEAT}
+	write := func() bool {
+		q := s.take()
+		for _, b := range q {
+			if err := rw.WriteFrame(b); err != nil {
+				return false
+			}
+		}
+		if len(q) > 0 {
+			flusher.Flush()
+		}
+		return true
+	}
+	for {
+		if !write() {
+			m.streamClosed(s)
+			return
+		}
+		select {
+		case <-s.wake:
+		case <-s.done:
+			write()
+			return
+		case <-r.Context().Done():
+			m.streamClosed(s)
+			return
+		case <-ticker.C():
+			s.send(heartbeat)
+		}
+	}
+}
+
+// Handler serves the master's endpoints: the scheduler API, the operator API, /health, /version,
+// /master/state (and /state), and the simulator's own /admin/... fault endpoints.
+func (m *Master) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/scheduler", m.serveScheduler)
+	mux.HandleFunc("/api/v1", m.serveOperator)
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("/master/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("/version", m.serveVersion)
+	mux.HandleFunc("/master/version", m.serveVersion)
+	mux.HandleFunc("/master/state", m.serveState)
+	mux.HandleFunc("/state", m.serveState)
+	mux.HandleFunc("/master/state.json", m.serveState)
+	mux.HandleFunc("/admin/", m.serveAdmin)
+	return recoverer(m.log, mux)
+}
+
+// recoverer turns a handler panic into a 500 so that bad input never takes the simulator down.
+func recoverer(log logrus.FieldLogger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.WithFields(logrus.Fields{"path": r.URL.Path, "panic": v}).Error("handler panic")
+				httpError(w, http.StatusInternalServerError, fmt.Sprint(v))
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
