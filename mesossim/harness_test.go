@@ -45,7 +45,9 @@ type fakeAgent struct {
 
 func newFakeAgent(id string, m *Master) *fakeAgent {
 	return &fakeAgent{id: id, m: m, queues: map[string][]mesos.TaskStatus{}, fwOf: map[string]string{},
-		script: func(mesos.TaskInfo) []mesos.TaskState { return []mesos.TaskState{mesos.TASK_RUNNING, mesos.TASK_FINISHED} }}
+		script: func(mesos.TaskInfo) []mesos.TaskState {
+			return []mesos.TaskState{mesos.TASK_RUNNING, mesos.TASK_FINISHED}
+		}}
 }
 
 func (a *fakeAgent) record(format string, args ...any) {

@@ -70,24 +70,24 @@ type Master struct {
 	log   logrus.FieldLogger
 	clock clock.WithTickerAndDelayedExecution
 
-	mu          sync.Mutex
-	acts        []func() // agent calls collected under mu, run after unlock
-	info        mesos.MasterInfo
-	startTime   time.Time
-	elected     time.Time
-	alloc       *allocator.Allocator
-	frameworks  map[string]*framework
-	completed   []*framework
-	agents      map[string]*agentEntry
-	offers      map[string]*offer
-	nextFw      int
-	nextOffer   int
-	faults      updateFaults
-	allocKick   chan struct{}
-	stop        chan struct{}
-	stopOnce    sync.Once
-	wg          sync.WaitGroup
-	failovers   int
+	mu         sync.Mutex
+	acts       []func() // agent calls collected under mu, run after unlock
+	info       mesos.MasterInfo
+	startTime  time.Time
+	elected    time.Time
+	alloc      *allocator.Allocator
+	frameworks map[string]*framework
+	completed  []*framework
+	agents     map[string]*agentEntry
+	offers     map[string]*offer
+	nextFw     int
+	nextOffer  int
+	faults     updateFaults
+	allocKick  chan struct{}
+	stop       chan struct{}
+	stopOnce   sync.Once
+	wg         sync.WaitGroup
+	failovers  int
 }
 
 type updateFaults struct {

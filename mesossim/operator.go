@@ -405,7 +405,7 @@ func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
 		"version": Version, "git_sha": "kubemesos-mesossim", "build_user": "mesossim",
 		"start_time": secs(m.startTime), "elected_time": secs(m.elected), "id": m.info.ID,
 		"pid": m.info.GetPID(), "hostname": m.info.GetHostname(), "leader": m.info.GetPID(),
-		"leader_info": map[string]any{"id": m.info.ID, "pid": m.info.GetPID(), "port": m.info.GetPort(), "hostname": m.info.GetHostname()},
+		"leader_info":      map[string]any{"id": m.info.ID, "pid": m.info.GetPID(), "port": m.info.GetPort(), "hostname": m.info.GetHostname()},
 		"activated_slaves": activated, "deactivated_slaves": 0, "unreachable_slaves": len(m.agents) - activated,
 		"slaves": slaves, "frameworks": frameworks, "completed_frameworks": completed,
 		"orphan_tasks": []any{}, "unregistered_frameworks": []any{},
