@@ -57,7 +57,9 @@ type agent struct {
 	// taintReasons[i] is the rejection reason for taints[i], formatted once.
 	taintReasons []string
 	cordoned     bool
-	buckets      []*bucket // one per allocation role, sorted by role
+	// maintenance is true when the agent's offers carry an unavailability (a maintenance window).
+	maintenance bool
+	buckets     []*bucket // one per allocation role, sorted by role
 	// executorRunning is true when our executor already runs on the agent, so pods need no executor
 	// resources there. executorBucket is the bucket the executor was carved from in this plan: later
 	// pods on the agent use the same bucket, so the executor is launched by the first ACCEPT.

@@ -15,7 +15,8 @@
 //
 // Several pods are placed per offer and per cycle. The default strategy spreads pods onto the least
 // allocated agent (kube-scheduler's default LeastAllocated score); BinPack packs them onto the fewest agents.
-// Pods without GPUs avoid agents that offer GPUs while another agent fits. In large clusters the search
+// Pods without GPUs avoid agents that offer GPUs, and every pod avoids agents scheduled for maintenance,
+// while another agent fits. In large clusters the search
 // stops after enough feasible agents, as kube-scheduler's percentageOfNodesToScore does.
 //
 // Mesos rules the carving respects (apache/mesos src/master/validation.cpp):

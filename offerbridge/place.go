@@ -235,7 +235,7 @@ func (p *placer) unfitWith(pod *corev1.Pod, reasons map[string]int) Unfit {
 // returns the best, its bucket, and how many agents it visited.
 func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited int) {
 	var bestScore float64
-	var bestWaste bool
+	var bestPenalty int
 	found := 0
 	for n := len(p.agents); visited < n && found < p.toFind; visited++ {
 		a := p.agents[(p.start+visited)%n]
@@ -248,19 +248,16 @@ func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited i
 			continue
 		}
 		found++
-		// A pod without GPUs goes to an agent offering GPUs only when no other agent fits: Mesos
-		// offers GPU agents only to GPU-aware frameworks, which must keep them for GPU work.
-		waste := nd.scalar[dimGPU] == 0 && a.free[dimGPU] > 0
-		s := a.score(nd)
+		pen, s := a.penalty(nd), a.score(nd)
 		switch {
-		case best == nil, bestWaste && !waste:
-		case waste && !bestWaste:
+		case best == nil, pen < bestPenalty:
+		case pen > bestPenalty:
 			continue
 		case p.better(s, bestScore), s == bestScore && a.rank < best.rank:
 		default:
 			continue
 		}
-		best, bestBucket, bestScore, bestWaste = a, b, s, waste
+		best, bestBucket, bestScore, bestPenalty = a, b, s, pen
 	}
 	return best, bestBucket, visited
 }
@@ -490,6 +487,22 @@ func (a *agent) score(n *need) float64 {
 	return sum / float64(dims)
 }
 
+// penalty ranks agents before their score; lower is better, 0 for most agents.
+//   - An agent scheduled for maintenance (its offers carry an unavailability) is used only when no other
+//     fits: its tasks may be killed when the maintenance window starts (apache/mesos docs/maintenance.md).
+//   - A pod without GPUs goes to an agent offering GPUs only when no other agent fits: Mesos offers GPU
+//     agents only to GPU-aware frameworks, which must keep them for GPU work (docs/gpu-support.md).
+func (a *agent) penalty(n *need) int {
+	pen := 0
+	if a.maintenance {
+		pen += 2
+	}
+	if n.scalar[dimGPU] == 0 && a.free[dimGPU] > 0 {
+		pen++
+	}
+	return pen
+}
+
 func (a *agent) take(n *need) {
 	for d := range n.scalar {
 		a.free[d] -= n.scalar[d]
@@ -513,6 +526,9 @@ func buildAgents(in *Input) ([]*agent, []*bucket) {
 			a = newAgent(o, in)
 			byID[id] = a
 			ids = append(ids, id)
+		}
+		if o.Unavailability != nil {
+			a.maintenance = true
 		}
 		if in.Executor.ID != "" {
 			for _, e := range o.ExecutorIDs {

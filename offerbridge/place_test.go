@@ -125,6 +125,18 @@ func TestPlace(t *testing.T) {
 			wantPlaced: []string{"train@a1", "cpu-3@a1", "cpu-1@a2", "cpu-2@a2"},
 		},
 		{
+			name: "agents scheduled for maintenance used last",
+			in: Input{
+				Offers: func() []mesos.Offer {
+					o := basic("o1", "a1", 32, 65536)
+					o.Unavailability = &mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: 1}}
+					return []mesos.Offer{o, basic("o2", "a2", 2, 2048)}
+				}(),
+				Pods: []*corev1.Pod{pod("p1", 1, 256), pod("p2", 1, 256), pod("p3", 1, 256)},
+			},
+			wantPlaced: []string{"p3@a1", "p1@a2", "p2@a2"},
+		},
+		{
 			name: "preset node name",
 			in: Input{
 				Offers: []mesos.Offer{basic("o1", "a1", 4, 4096), basic("o2", "a2", 4, 4096)},
