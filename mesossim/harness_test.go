@@ -185,6 +185,7 @@ type harness struct {
 	clock  *testclock.FakeClock
 	m      *Master
 	srv    *httptest.Server
+	url    string
 	agents []*fakeAgent
 }
 
@@ -200,6 +201,7 @@ func newHarness(t *testing.T, cfg Config, agents int, res string) *harness {
 	m := NewMaster(cfg)
 	h := &harness{t: t, clock: clk, m: m}
 	h.srv = httptest.NewServer(m.Handler())
+	h.url = h.srv.URL
 	t.Cleanup(func() {
 		m.Close()
 		h.srv.CloseClientConnections()
@@ -235,7 +237,7 @@ type jsonClient struct {
 
 func (h *harness) jsonSubscribe(frameworkInfo map[string]any) *jsonClient {
 	h.t.Helper()
-	c := &jsonClient{t: h.t, url: h.srv.URL + "/api/v1/scheduler", events: make(chan map[string]any, 1000), done: make(chan struct{})}
+	c := &jsonClient{t: h.t, url: h.url + "/api/v1/scheduler", events: make(chan map[string]any, 1000), done: make(chan struct{})}
 	c.subscribe(frameworkInfo)
 	return c
 }
@@ -404,7 +406,7 @@ type goClient struct {
 
 func (h *harness) goSubscribe(info *mesos.FrameworkInfo) *goClient {
 	h.t.Helper()
-	caller := httpsched.NewCaller(httpcli.New(httpcli.Endpoint(h.srv.URL + "/api/v1/scheduler")))
+	caller := httpsched.NewCaller(httpcli.New(httpcli.Endpoint(h.url + "/api/v1/scheduler")))
 	ctx, cancel := context.WithCancel(context.Background())
 	resp, err := caller.Call(ctx, calls.Subscribe(info))
 	if err != nil {

@@ -73,7 +73,7 @@ func (h *harness) operator(call master.Call, mediaType string) master.Response {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", h.srv.URL+"/api/v1", bytes.NewReader(b))
+	req, _ := http.NewRequest("POST", h.url+"/api/v1", bytes.NewReader(b))
 	req.Header.Set("Content-Type", mediaType)
 	req.Header.Set("Accept", mediaType)
 	resp, err := http.DefaultClient.Do(req)
@@ -674,7 +674,7 @@ func TestFaults(t *testing.T) {
 	t.Run("master failover", func(t *testing.T) {
 		h, c := setup(t, false)
 		before := h.m.Info().ID
-		resp, err := http.Post(h.srv.URL+"/admin/failover", "", nil)
+		resp, err := http.Post(h.url+"/admin/failover", "", nil)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("admin failover: %v %v", err, resp)
 		}
@@ -752,7 +752,7 @@ func TestBadCalls(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, h.srv.URL+"/api/v1/scheduler", bytes.NewReader(tc.body))
+			req, _ := http.NewRequest(tc.method, h.url+"/api/v1/scheduler", bytes.NewReader(tc.body))
 			for k, v := range tc.headers {
 				req.Header.Set(k, v)
 			}
@@ -768,7 +768,7 @@ func TestBadCalls(t *testing.T) {
 			}
 		})
 	}
-	resp, err := http.Get(h.srv.URL + "/health")
+	resp, err := http.Get(h.url + "/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("master stopped serving: %v %v", err, resp)
 	}
@@ -798,7 +798,7 @@ func TestOperatorAPIAndState(t *testing.T) {
 			t.Errorf("%s GET_STATE: %d agents, %d frameworks, %d tasks", mt, len(st.GetAgents.Agents), len(st.GetFrameworks.Frameworks), len(st.GetTasks.Tasks))
 		}
 	}
-	resp, err := http.Get(h.srv.URL + "/master/state")
+	resp, err := http.Get(h.url + "/master/state")
 	if err != nil {
 		t.Fatal(err)
 	}
