@@ -1,0 +1,216 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
+	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+
+	"github.com/kubemesos/kubemesos/executor/nested"
+	"github.com/kubemesos/kubemesos/executor/podworker"
+)
+
+// Config configures the executor. The flag fields are bound by BindFlags (viper maps them to
+// KUBEMESOS_<FLAG> in cmd/kubemesos); the rest is for embedding and tests. Everything about Mesos comes
+// from the MESOS_* environment the agent sets.
+type Config struct {
+	// Kubeconfig is the kubeconfig file used to write pod statuses (--kubeconfig); empty means the
+	// in-cluster configuration.
+	Kubeconfig string
+	// LogLevel is the logrus level (--log-level) applied to the standard logger when Log is nil.
+	LogLevel string
+	// HostIP is written as the pods' hostIP and podIP (--host-ip); empty means LIBPROCESS_IP, else
+	// the host of MESOS_AGENT_ENDPOINT.
+	HostIP string
+	// ShutdownMargin is kept free of the agent's executor shutdown grace period when the executor
+	// terminates pods on SHUTDOWN, to report their end before the agent kills it (--shutdown-margin).
+	ShutdownMargin time.Duration
+	// StatusFlushTimeout bounds how long the executor, once its pods are over, keeps retrying their
+	// unwritten statuses before it exits (--status-flush-timeout).
+	StatusFlushTimeout time.Duration
+	// SubscribeBackOff is the first delay between SUBSCRIBE attempts; it doubles up to
+	// MESOS_SUBSCRIPTION_BACKOFF_MAX (--subscribe-backoff).
+	SubscribeBackOff time.Duration
+
+	// Getenv reads the Mesos environment; os.Getenv when nil (in-process executors pass their own).
+	Getenv func(string) string
+	// KubeClient, when set, is used instead of building one from Kubeconfig.
+	KubeClient kubernetes.Interface
+	// Runtime, when set, runs containers instead of Mesos nested containers. If it has a method
+	// SetParent(mesos.ContainerID) it receives the executor's container ID from SUBSCRIBED.
+	Runtime podworker.Runtime
+	// Clock drives back-offs and grace periods; clock.RealClock{} when nil.
+	Clock clock.WithTicker
+	// Log is the logger; logrus.StandardLogger() when nil.
+	Log logrus.FieldLogger
+}
+
+// DefaultConfig returns the defaults of the flags.
+func DefaultConfig() Config {
+	return Config{
+		LogLevel:           "info",
+		ShutdownMargin:     time.Second,
+		StatusFlushTimeout: 10 * time.Second,
+		SubscribeBackOff:   500 * time.Millisecond,
+	}
+}
+
+// BindFlags registers the executor's flags on fs with DefaultConfig's values, writing into c.
+func (c *Config) BindFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", d.Kubeconfig, "kubeconfig used to write pod statuses (empty: in-cluster)")
+	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "logrus level")
+	fs.StringVar(&c.HostIP, "host-ip", d.HostIP, "IP written as the pods' hostIP and podIP (default: LIBPROCESS_IP, else the host of MESOS_AGENT_ENDPOINT)")
+	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", d.ShutdownMargin, "part of MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD kept to report pods' ends on SHUTDOWN")
+	fs.DurationVar(&c.StatusFlushTimeout, "status-flush-timeout", d.StatusFlushTimeout, "how long unwritten pod statuses are retried before the executor exits")
+	fs.DurationVar(&c.SubscribeBackOff, "subscribe-backoff", d.SubscribeBackOff, "first delay between SUBSCRIBE attempts (doubles up to MESOS_SUBSCRIPTION_BACKOFF_MAX)")
+}
+
+// Validate reports every invalid option at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.LogLevel != "" {
+		if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+			errs = append(errs, fmt.Errorf("--log-level: %w", err))
+		}
+	}
+	if c.HostIP != "" && net.ParseIP(c.HostIP) == nil {
+		errs = append(errs, fmt.Errorf("--host-ip %q: not an IP address", c.HostIP))
+	}
+	if c.ShutdownMargin < 0 || c.StatusFlushTimeout < 0 || c.SubscribeBackOff < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// mesosConfig reads the MESOS_* environment like mesos-go's config.FromEnv, from getenv.
+func mesosConfig(getenv func(string) string) (config.Config, error) {
+	if getenv == nil {
+		c, err := config.FromEnv()
+		if err != nil {
+			return c, fmt.Errorf("reading the Mesos executor environment: %w", err)
+		}
+		return c, nil
+	}
+	var errs []error
+	req := func(name string) string {
+		v := getenv(name)
+		if v == "" {
+			errs = append(errs, fmt.Errorf("missing environment variable %s", name))
+		}
+		return v
+	}
+	dur := func(name string) time.Duration {
+		v := req(name)
+		if v == "" {
+			return 0
+		}
+		d, err := mesostime.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return d
+	}
+	c := config.Config{
+		FrameworkID:                 req("MESOS_FRAMEWORK_ID"),
+		ExecutorID:                  req("MESOS_EXECUTOR_ID"),
+		Directory:                   req("MESOS_DIRECTORY"),
+		Sandbox:                     req("MESOS_SANDBOX"),
+		AgentEndpoint:               req("MESOS_AGENT_ENDPOINT"),
+		ExecutorShutdownGracePeriod: dur("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"),
+	}
+	if v := getenv("MESOS_CHECKPOINT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MESOS_CHECKPOINT: %w", err))
+		}
+		c.Checkpoint = b
+	}
+	if c.Checkpoint {
+		c.RecoveryTimeout = dur("MESOS_RECOVERY_TIMEOUT")
+		c.SubscriptionBackoffMax = dur("MESOS_SUBSCRIPTION_BACKOFF_MAX")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return config.Config{}, fmt.Errorf("reading the Mesos executor environment: %w", err)
+	}
+	return c, nil
+}
+
+// hostIP picks the IP written into pod statuses.
+func hostIP(flag string, getenv func(string) string, agentEndpoint string) string {
+	if flag != "" {
+		return flag
+	}
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if ip := getenv("LIBPROCESS_IP"); ip != "" && ip != "0.0.0.0" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(agentEndpoint)
+	if err != nil {
+		return agentEndpoint
+	}
+	return host
+}
+
+// kubeClient builds the clientset from a kubeconfig path (empty: in-cluster).
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig %q: %w", kubeconfig, err)
+	}
+	rc.UserAgent = "kubemesos-executor"
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	return cs, nil
+}
+
+// kubeLookup reads ConfigMaps and Secrets for container environments.
+type kubeLookup struct{ client kubernetes.Interface }
+
+var _ nested.Lookup = kubeLookup{}
+
+func (l kubeLookup) ConfigMap(ctx context.Context, ns, name string) (map[string]string, error) {
+	cm, err := l.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("configmap %s/%s: %w", ns, name, nested.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading configmap %s/%s: %w", ns, name, err)
+	}
+	out := make(map[string]string, len(cm.Data)+len(cm.BinaryData))
+	for k, v := range cm.BinaryData {
+		out[k] = string(v)
+	}
+	for k, v := range cm.Data {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (l kubeLookup) Secret(ctx context.Context, ns, name string) (map[string][]byte, error) {
+	s, err := l.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("secret %s/%s: %w", ns, name, nested.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading secret %s/%s: %w", ns, name, err)
+	}
+	return s.Data, nil
+}
