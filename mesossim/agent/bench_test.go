@@ -23,7 +23,8 @@ func (m *countingMaster) StatusUpdate(_ mesos.AgentID, fw mesos.FrameworkID, s m
 		m.finished <- struct{}{}
 	}
 }
-func (m *countingMaster) ExecutorMessage(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, []byte) {}
+func (m *countingMaster) ExecutorMessage(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, []byte) {
+}
 func (m *countingMaster) ExecutorTerminated(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, int32) {
 }
 func (m *countingMaster) ResourcesRecovered(mesos.AgentID, mesos.FrameworkID, mesos.Resources) {}

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"bufio"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,5 +210,107 @@ func TestExecutorThatCannotStart(t *testing.T) {
 	waitFor(t, "task failed", func() bool { return len(m.states("t1")) == 1 })
 	if u := m.updates("t1")[0]; u.GetState() != mesos.TASK_FAILED || u.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED {
 		t.Errorf("update = %v, want TASK_FAILED with REASON_CONTAINER_LAUNCH_FAILED", u)
+	}
+}
+
+func TestKillBeforeSubscriptionAndLaunchOnTerminatingExecutor(t *testing.T) {
+	clk := testclock.NewFakeClock(time.Unix(1e9, 0))
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, func(c *Config) { c.Clock = clk })
+	never := "sleep 1000"
+	fw := testFramework(false, mesos.FrameworkInfo_Capability_PARTITION_AWARE)
+	info := &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "mute"}, Command: &mesos.CommandInfo{Value: &never}}
+	a.Launch(fw, info, []mesos.TaskInfo{dataTask("t1", "finish")}, false)
+	waitFor(t, "executor process started", func() bool { return len(processesIn(a.cfg.WorkDir)) > 0 })
+
+	a.Kill(mesos.FrameworkID{Value: "fw-1"}, mesos.TaskID{Value: "t1"}, nil)
+	waitFor(t, "t1 killed", func() bool { return len(m.states("t1")) == 1 })
+	u := m.updates("t1")[0]
+	if u.GetState() != mesos.TASK_KILLED || u.GetReason() != mesos.REASON_TASK_KILLED_DURING_LAUNCH || u.GetSource() != mesos.SOURCE_AGENT {
+		t.Errorf("kill before delivery = %v, want TASK_KILLED, REASON_TASK_KILLED_DURING_LAUNCH, SOURCE_AGENT", u)
+	}
+	// With nothing left to run, the executor that never subscribed is killed.
+	waitFor(t, "executor terminated", func() bool { return len(m.all("exited")) == 1 })
+
+	// An executor shutting down takes no new tasks (partition-aware framework: TASK_DROPPED).
+	a.Launch(fw, processExecutor("exec-2", nil), []mesos.TaskInfo{dataTask("t2", "wait")}, false)
+	waitFor(t, "t2 running", func() bool { return len(m.states("t2")) == 1 })
+	a.ShutdownExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "exec-2"})
+	a.Launch(fw, processExecutor("exec-2", nil), []mesos.TaskInfo{dataTask("t3", "finish")}, false)
+	waitFor(t, "t3 dropped", func() bool { return len(m.states("t3")) == 1 })
+	if u := m.updates("t3")[0]; u.GetState() != mesos.TASK_DROPPED {
+		t.Errorf("launch on a terminating executor = %v, want TASK_DROPPED", u)
+	}
+}
+
+func TestExecutorHeartbeats(t *testing.T) {
+	clk := testclock.NewFakeClock(time.Unix(1e9, 0))
+	m := &fakeMaster{}
+	a := newTestAgent(t, m, func(c *Config) { c.Clock = clk; c.ExecutorHeartbeatInterval = 30 * time.Second })
+	never := "sleep 1000"
+	a.Launch(testFramework(true), &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "plain"}, Command: &mesos.CommandInfo{Value: &never}},
+		[]mesos.TaskInfo{dataTask("t1", "x")}, false)
+	body := `{"type":"SUBSCRIBE","framework_id":{"value":"fw-1"},"executor_id":{"value":"plain"},"subscribe":{}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+a.Endpoint()+"/api/v1/executor", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var types []string
+	for i := 0; i < 2; i++ { // SUBSCRIBED, LAUNCH
+		var ev map[string]any
+		_ = json.Unmarshal(readRecord(t, r), &ev)
+		types = append(types, ev["type"].(string))
+	}
+	waitFor(t, "heartbeat ticker armed", func() bool { return clk.HasWaiters() })
+	clk.Step(30 * time.Second)
+	var ev map[string]any
+	_ = json.Unmarshal(readRecord(t, r), &ev)
+	types = append(types, ev["type"].(string))
+	if diff := cmp.Diff([]string{"SUBSCRIBED", "LAUNCH", "HEARTBEAT"}, types); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestStateEndpoint(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, func(c *Config) { c.ExecutorHook = hookExecutor })
+	a.Launch(testFramework(false), hookExecutorInfo("e"), []mesos.TaskInfo{dataTask("t1", "wait")}, false)
+	waitFor(t, "running", func() bool { return len(m.states("t1")) == 1 })
+	resp, err := http.Get("http://" + a.Endpoint() + "/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var state struct {
+		ID         string `json:"id"`
+		Hostname   string `json:"hostname"`
+		Frameworks []struct {
+			ID        string `json:"id"`
+			Executors []struct {
+				ID    string `json:"id"`
+				Tasks []struct {
+					ID    string `json:"id"`
+					State string `json:"state"`
+				} `json:"tasks"`
+			} `json:"executors"`
+		} `json:"frameworks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+		t.Fatal(err)
+	}
+	got := []string{state.ID, state.Hostname}
+	for _, f := range state.Frameworks {
+		for _, e := range f.Executors {
+			for _, tk := range e.Tasks {
+				got = append(got, f.ID+"/"+e.ID+"/"+tk.ID+"="+tk.State)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"agent-S0", "agent0.example", "fw-1/e/t1=TASK_RUNNING"}, got); diff != "" {
+		t.Errorf("/state (-want +got):\n%s", diff)
 	}
 }
