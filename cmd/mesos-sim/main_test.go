@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sirupsen/logrus"
+)
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"contract flags", []string{"--listen", "127.0.0.1:0", "--agents", "3", "--agent-resources", "cpus:4;mem:8192;disk:65536;ports:[31000-32000]", "--agent-attributes", "rack:r%d", "--work-dir", "/tmp/x", "--allocation-interval", "1s"}, ""},
+		{"bad resources", []string{"--agent-resources", "cpus:four"}, "--agent-resources"},
+		{"bad range", []string{"--agent-resources", "ports:[32000-31000]"}, "--agent-resources"},
+		{"bad attributes", []string{"--agent-attributes", "rack"}, "--agent-attributes"},
+		{"bad weights", []string{"--weights", "web=-1"}, "--weights"},
+		{"bad image command", []string{"--image-command", "nginx"}, "--image-command"},
+		{"unknown flag", []string{"--nope"}, "unknown flag"},
+		{"negative agents", []string{"--agents", "-1"}, "--agents"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args)
+			if err == nil {
+				_, err = o.clusterConfig(logrus.New())
+			}
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if (tc.wantErr == "") != (got == "") || !strings.Contains(got, tc.wantErr) {
+				t.Errorf("error %q, want containing %q", got, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestContractFlagsReachConfig(t *testing.T) {
+	o, err := parseFlags([]string{"--agents", "2", "--agent-attributes", "rack:r%d", "--weights", "a=1,b=3", "--image-command", "nginx=sleep 3600"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.clusterConfig(logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]float64{"a": 1, "b": 3}, cfg.Master.Weights); diff != "" {
+		t.Errorf("weights (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"nginx": "sleep 3600"}, cfg.ImageCommands); diff != "" {
+		t.Errorf("image commands (-want +got):\n%s", diff)
+	}
+	if cfg.Agents != 2 || cfg.AgentAttributes != "rack:r%d" {
+		t.Errorf("config %+v", cfg)
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := run(ctx, []string{"--listen", "127.0.0.1:0", "--agents", "2", "--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+}
