@@ -2,6 +2,7 @@ package podtranslate
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -242,8 +243,9 @@ func TestPodFromTaskDataErrors(t *testing.T) {
 	}
 }
 
-// FuzzPodFromTaskData: decoding arbitrary task data never panics, and whatever decodes re-encodes to
-// data that decodes to the same pod (what the executor relies on when it checkpoints TaskInfo.data).
+// FuzzPodFromTaskData: decoding arbitrary task data never panics, whatever decodes has a sane demand
+// and re-encodes to data that decodes to the same pod (what the executor relies on when it checkpoints
+// TaskInfo.data).
 func FuzzPodFromTaskData(f *testing.F) {
 	seed, err := TaskData(typicalPod())
 	if err != nil {
@@ -252,6 +254,8 @@ func FuzzPodFromTaskData(f *testing.F) {
 	f.Add(seed)
 	f.Add([]byte(`{"metadata":{"namespace":"a","name":"b","uid":"c"}}`))
 	f.Add([]byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"namespace":"a","name":"b","uid":"c","creationTimestamp":"2026-01-02T03:04:05Z"},"spec":{"containers":[{"name":"x","resources":{"requests":{"cpu":"1500m"}}}]}}`))
+	f.Add([]byte(`{"metadata":{"namespace":"a","name":"b","uid":"c"},"spec":{"terminationGracePeriodSeconds":-5,"containers":[{"name":"x","resources":{"limits":{"memory":"9e18","cpu":"1e-9"}}}]}}`))
+	f.Add([]byte(`{"metadata":{"namespace":"\u00e9","name":"b","uid":"c","labels":{"k":"\ud800"}},"spec":{"overhead":{"cpu":"-1"}}}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -261,6 +265,17 @@ func FuzzPodFromTaskData(f *testing.F) {
 		}
 		if pod.Namespace == "" || pod.Name == "" || pod.UID == "" {
 			t.Fatalf("decoded a pod without identity: %+v", pod.ObjectMeta)
+		}
+		// Whatever a pod says, its demand is sane: never negative, NaN or empty.
+		if d, err := PodDemand(pod, Overhead{}); err == nil {
+			for _, v := range []float64{d.CPUs, d.MemMB, d.DiskMB, d.GPUs} {
+				if !(v >= 0) || math.IsInf(v, 0) {
+					t.Fatalf("PodDemand gave %+v", d)
+				}
+			}
+			if d.CPUs <= 0 {
+				t.Fatalf("PodDemand gave %v cpus: Mesos refuses a task without resources", d.CPUs)
+			}
 		}
 		again, err := TaskData(pod)
 		if err != nil {
