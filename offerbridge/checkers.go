@@ -28,6 +28,9 @@ type podInfo struct {
 	need need
 	// needExec is need plus the executor, for agents where the executor is not running yet.
 	needExec need
+	// statics is the static checkers' outcome per agent rank, shared by pods with equal constraints;
+	// nil for unconstrained pods.
+	statics []staticResult
 	// constrained is false when the pod has no node name, node selector, required node affinity or
 	// tolerations, so that the static checkers can only fail on agents with taints or cordoned Nodes.
 	constrained bool

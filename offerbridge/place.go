@@ -186,6 +186,8 @@ type placer struct {
 	// placement changes what is free: a backlog of identical replicas on a full cluster costs one
 	// search, not one per pod.
 	unfitCache map[string]map[string]int
+	// statics caches the static checkers' outcomes per constraintKey and agent rank.
+	statics map[string][]staticResult
 }
 
 // place finds the best agent for one pod, carves its resources, or records why it fits nowhere.
@@ -196,6 +198,16 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 		return
 	}
 	pi := newPodInfo(pod, &demand, exec)
+	if pi.constrained && useStaticCache {
+		key := pi.constraintKey()
+		if p.statics[key] == nil {
+			if p.statics == nil {
+				p.statics = make(map[string][]staticResult)
+			}
+			p.statics[key] = make([]staticResult, len(p.agents))
+		}
+		pi.statics = p.statics[key]
+	}
 	sig := ""
 	if len(p.unfitCache) > 0 && useUnfitCache {
 		sig = pi.signature()
@@ -224,8 +236,8 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 	p.launch(a, b, pod, demand, &pi.need, exec)
 }
 
-// useUnfitCache lets a test compare plans with and without unfitCache.
-var useUnfitCache = true
+// useUnfitCache and useStaticCache let a test compare plans with and without the caches.
+var useUnfitCache, useStaticCache = true, true
 
 func (p *placer) unfitWith(pod *corev1.Pod, reasons map[string]int) Unfit {
 	return Unfit{Pod: pod, Message: Message(len(p.agents), reasons), Reasons: maps.Clone(reasons)}
@@ -240,7 +252,7 @@ func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited i
 	for n := len(p.agents); visited < n && found < p.toFind; visited++ {
 		a := p.agents[(p.start+visited)%n]
 		nd := pi.needOn(a)
-		if pi.maybeStatic(a) && runStatic(pi, a) != "" {
+		if pi.static(a) != "" {
 			continue
 		}
 		b, _ := a.fitBucket(nd)
@@ -267,11 +279,9 @@ func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited i
 func (p *placer) reasons(pi *podInfo) map[string]int {
 	reasons := make(map[string]int)
 	for _, a := range p.agents {
-		if pi.maybeStatic(a) {
-			if why := runStatic(pi, a); why != "" {
-				reasons[why]++
-				continue
-			}
+		if why := pi.static(a); why != "" {
+			reasons[why]++
+			continue
 		}
 		_, mask := a.fitBucket(pi.needOn(a))
 		for bit := range fitCheckers {
@@ -395,11 +405,17 @@ func newPodInfo(pod *corev1.Pod, d *podtranslate.Demand, exec [numDims]int64) *p
 }
 
 // signature is equal for two pods exactly when every checker treats them alike: same need, host
-// ports, node name, node selector, required node affinity and tolerations.
+// ports, and constraints.
 func (pi *podInfo) signature() string {
+	return fmt.Sprintf("%v|%v|%v|%s", pi.need.scalar, pi.needExec.scalar, pi.need.ports, pi.constraintKey())
+}
+
+// constraintKey is equal for two pods exactly when every static checker treats them alike: same node
+// name, node selector, required node affinity and tolerations.
+func (pi *podInfo) constraintKey() string {
 	var sb strings.Builder
 	s := &pi.pod.Spec
-	fmt.Fprintf(&sb, "%v|%v|%v|%q|", pi.need.scalar, pi.needExec.scalar, pi.need.ports, s.NodeName)
+	fmt.Fprintf(&sb, "%q|", s.NodeName)
 	keys := slices.Sorted(maps.Keys(s.NodeSelector))
 	for _, k := range keys {
 		fmt.Fprintf(&sb, "%q=%q,", k, s.NodeSelector[k])
@@ -421,6 +437,29 @@ func (pi *podInfo) signature() string {
 		fmt.Fprintf(&sb, "%q%q%q%q,", t.Key, t.Operator, t.Value, t.Effect)
 	}
 	return sb.String()
+}
+
+// staticResult is a cached outcome of the static checkers for one agent.
+type staticResult struct {
+	known bool
+	why   string
+}
+
+// static runs the static checkers, through the pod's class cache when it has one: agents' labels,
+// taints and cordons do not change within one Place call, so pods with equal constraints (replicas)
+// share the outcome per agent.
+func (pi *podInfo) static(a *agent) string {
+	if !pi.maybeStatic(a) {
+		return ""
+	}
+	if pi.statics == nil {
+		return runStatic(pi, a)
+	}
+	r := &pi.statics[a.rank]
+	if !r.known {
+		r.why, r.known = runStatic(pi, a), true
+	}
+	return r.why
 }
 
 // maybeStatic reports whether a static checker can reject the pod on the agent; when false, checking

@@ -34,10 +34,10 @@ func TestPlaceProperties(t *testing.T) {
 	}
 }
 
-// TestUnfitCacheChangesNothing: plans are the same with and without the cache of unschedulable pods'
-// reasons, for backlogs with many identical pods.
+// TestUnfitCacheChangesNothing: plans are the same with and without the caches (unschedulable pods'
+// reasons, static checker outcomes), for backlogs with many identical pods.
 func TestUnfitCacheChangesNothing(t *testing.T) {
-	defer func() { useUnfitCache = true }()
+	defer func() { useUnfitCache, useStaticCache = true, true }()
 	for seed := uint64(1); seed <= 100; seed++ {
 		in := randomInput(seed, 1+int(seed%9), 10)
 		// Replicas: every pod spec three times, in an interleaved order.
@@ -51,11 +51,11 @@ func TestUnfitCacheChangesNothing(t *testing.T) {
 			}
 		}
 		in.Pods = pods
-		useUnfitCache = true
+		useUnfitCache, useStaticCache = true, true
 		plan := Place(in)
 		checkPlan(t, in, plan)
 		with := summary(plan)
-		useUnfitCache = false
+		useUnfitCache, useStaticCache = false, false
 		without := summary(Place(in))
 		if diff := cmp.Diff(without, with); diff != "" {
 			t.Errorf("seed %d: cache changes the plan (-without +with):\n%s", seed, diff)
