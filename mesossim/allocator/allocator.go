@@ -421,23 +421,32 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 			}
 			return roles[idx[i]] < roles[idx[j]]
 		})
-	roleLoop:
 		for _, ri := range idx {
 			role := roles[ri]
+			offerable := allocatableTo(ag.available, role)
+			if len(offerable) == 0 || !a.allocatable(offerable) {
+				continue
+			}
 			cands := make([]candidate, 0, len(byRole[role]))
 			for _, fw := range byRole[role] {
 				cands = append(cands, candidate{fw: fw, share: a.share(fw.alloc[role])})
 			}
 			sort.SliceStable(cands, func(i, j int) bool { return cands[i].share < cands[j].share })
 			for _, c := range cands {
-				if a.filtered(c.fw, id, ag.available, now) {
+				if a.filtered(c.fw, id, offerable, now) {
 					continue
 				}
-				res := ag.available
-				ag.available = nil
-				a.track(ag, c.fw.id, role, res, 1)
-				offers = append(offers, Offer{FrameworkID: c.fw.id, Role: role, AgentID: id, Resources: res.Clone().Allocate(role)})
-				break roleLoop
+				if len(offerable) == len(ag.available) {
+					ag.available = nil
+				} else {
+					ag.available = ag.available.Minus(offerable...)
+				}
+				a.track(ag, c.fw.id, role, offerable, 1)
+				offers = append(offers, Offer{FrameworkID: c.fw.id, Role: role, AgentID: id, Resources: offerable.Clone().Allocate(role)})
+				break
+			}
+			if len(ag.available) == 0 {
+				break
 			}
 		}
 	}
@@ -450,6 +459,22 @@ func (a *Allocator) Available(agentID string) mesos.Resources {
 		return ag.available.Clone()
 	}
 	return nil
+}
+
+// allocatableTo is the part of rs a role may be offered: unreserved resources and those reserved for it.
+func allocatableTo(rs mesos.Resources, role string) mesos.Resources {
+	for i := range rs {
+		if !rs[i].IsAllocatableTo(role) {
+			out := make(mesos.Resources, 0, len(rs))
+			for j := range rs {
+				if rs[j].IsAllocatableTo(role) {
+					out = append(out, rs[j])
+				}
+			}
+			return out
+		}
+	}
+	return rs
 }
 
 // containsAll reports whether have contains every resource of want.

@@ -231,3 +231,23 @@ func TestSameSeedSameOffers(t *testing.T) {
 		t.Errorf("same seed gave different cycles:\n%s", diff)
 	}
 }
+
+func TestStaticReservationsOnlyToTheirRole(t *testing.T) {
+	a := New(Config{})
+	res := agentRes(2, 1024)
+	web := "web"
+	reserved := rez.NewCPUs(2).Resource
+	reserved.Reservations = []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: &web}}
+	a.AddAgent("a0", append(res, reserved))
+	a.AddFramework("batch", []string{"batch"}, nil)
+	a.AddFramework("web", []string{"web"}, nil)
+	got := map[string]float64{}
+	for _, o := range a.Allocate(t0) {
+		c, _ := rez.CPUs(o.Resources...)
+		got[o.FrameworkID] += c
+	}
+	// batch sorts first (tie, lower name) and takes the unreserved cpus; the reserved ones go to web.
+	if diff := cmp.Diff(map[string]float64{"batch": 2, "web": 2}, got); diff != "" {
+		t.Errorf("cpus offered (-want +got):\n%s", diff)
+	}
+}
