@@ -314,3 +314,43 @@ func TestStateEndpoint(t *testing.T) {
 		t.Errorf("/state (-want +got):\n%s", diff)
 	}
 }
+
+func TestShutdownKillsAnExecutorThatIgnoresIt(t *testing.T) {
+	clk := testclock.NewFakeClock(time.Unix(1e9, 0))
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, func(c *Config) { c.Clock = clk })
+	never := "sleep 1000" // a stubborn executor: this test subscribes for it and ignores SHUTDOWN
+	a.Launch(testFramework(true), &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "stubborn"}, Command: &mesos.CommandInfo{Value: &never}},
+		[]mesos.TaskInfo{dataTask("t1", "x")}, false)
+	waitFor(t, "executor process started", func() bool { return len(processesIn(a.cfg.WorkDir)) > 0 })
+	body := `{"type":"SUBSCRIBE","framework_id":{"value":"fw-1"},"executor_id":{"value":"stubborn"},"subscribe":{}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+a.Endpoint()+"/api/v1/executor", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	readRecord(t, r) // SUBSCRIBED
+	readRecord(t, r) // LAUNCH
+
+	a.ShutdownExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "stubborn"})
+	var ev map[string]any
+	_ = json.Unmarshal(readRecord(t, r), &ev)
+	if ev["type"] != "SHUTDOWN" {
+		t.Fatalf("event = %v, want SHUTDOWN", ev)
+	}
+	if n := len(m.all("exited")); n != 0 {
+		t.Fatalf("executor killed before the grace period")
+	}
+	clk.Step(DefaultExecutorShutdownGracePeriod)
+	waitFor(t, "executor killed after the grace period", func() bool { return len(m.all("exited")) == 1 })
+	if st := m.all("exited")[0].ExitStatus; st != int32(syscall.SIGKILL) {
+		t.Errorf("exit status = %d, want SIGKILL", st)
+	}
+	waitFor(t, "t1 failed", func() bool { return len(m.states("t1")) == 1 })
+	if u := m.updates("t1")[0]; u.GetState() != mesos.TASK_FAILED || u.GetSource() != mesos.SOURCE_AGENT {
+		t.Errorf("t1 = %v, want TASK_FAILED from the agent", u)
+	}
+}
