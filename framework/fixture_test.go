@@ -11,6 +11,7 @@ import (
 	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
@@ -20,8 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -338,4 +339,22 @@ func bindingReactor(kube *fake.Clientset) k8stesting.ReactionFunc {
 		p.Spec.NodeName = b.Target.Name
 		return true, b, kube.Tracker().Update(gvr, p, b.Namespace)
 	}
+}
+
+type agentFixture struct {
+	id, host    string
+	active      bool
+	deactivated *bool
+}
+
+func getAgentsResponse(agents []agentFixture) *master.Response_GetAgents {
+	r := &master.Response_GetAgents{}
+	for _, a := range agents {
+		r.Agents = append(r.Agents, master.Response_GetAgents_Agent{
+			AgentInfo: mesos.AgentInfo{ID: &mesos.AgentID{Value: a.id}, Hostname: a.host},
+			Active:    a.active, Deactivated: a.deactivated,
+			TotalResources: []mesos.Resource{scalar("cpus", 4)},
+		})
+	}
+	return r
 }

@@ -88,11 +88,11 @@ func newNodeController(client kubernetes.Interface, clk clock.WithTicker, leaseD
 
 // ObserveOffer records the agent of an offer as active.
 func (c *nodeController) ObserveOffer(o *mesos.Offer) {
-	c.observe(agentObservation{ID: o.AgentID.Value, Hostname: o.GetHostname(), Attributes: o.Attributes}, o.Resources)
+	c.observe(agentObservation{ID: o.AgentID.Value, Hostname: o.GetHostname(), Attributes: o.Attributes}, o.Resources, true)
 }
 
-// observe records an agent seen active.
-func (c *nodeController) observe(obs agentObservation, offered mesos.Resources) {
+// observe records what a source tells about an agent; inactive agents keep their Node NotReady.
+func (c *nodeController) observe(obs agentObservation, offered mesos.Resources, active bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rec, ok := c.agents[obs.ID]
@@ -116,8 +116,12 @@ func (c *nodeController) observe(obs agentObservation, offered mesos.Resources) 
 			rec.offered = offered
 		}
 	}
-	rec.active, rec.reason, rec.message = true, ReasonAgentActive, "Mesos agent is active"
-	if !ok || !before.active || before.Hostname != rec.Hostname || !equality.Semantic.DeepEqual(before.Attributes, rec.Attributes) ||
+	if active {
+		rec.active, rec.reason, rec.message = true, ReasonAgentActive, "Mesos agent is active"
+	} else if rec.active || rec.reason == "" {
+		rec.active, rec.reason, rec.message = false, ReasonAgentInactive, "Mesos master reports the agent inactive"
+	}
+	if !ok || before.active != rec.active || before.reason != rec.reason || before.Hostname != rec.Hostname || !equality.Semantic.DeepEqual(before.Attributes, rec.Attributes) ||
 		!equality.Semantic.DeepEqual(before.Total, rec.Total) || !equality.Semantic.DeepEqual(before.offered, rec.offered) {
 		rec.synced = false
 		c.poke()
@@ -143,17 +147,12 @@ func (c *nodeController) SetAgents(agents []agentObservation, active map[string]
 	listed := map[string]bool{}
 	for _, a := range agents {
 		listed[a.ID] = true
-		if active[a.ID] {
-			c.observe(a, nil)
-		} else {
-			c.observe(a, nil)
-			c.MarkInactive(a.ID, ReasonAgentInactive, "Mesos master reports the agent inactive")
-		}
+		c.observe(a, nil, active[a.ID])
 	}
 	c.mu.Lock()
 	var missing []string
-	for id := range c.agents {
-		if !listed[id] {
+	for id, rec := range c.agents {
+		if !listed[id] && (rec.active || rec.reason != ReasonAgentRemoved) {
 			missing = append(missing, id)
 		}
 	}

@@ -108,8 +108,9 @@ func runElected(ctx context.Context, cfg Config, kube kubernetes.Interface, host
 		Client:     kube.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: hostname + "_" + string(uuid.NewUUID())},
 	}
-	var leadErr error
-	led := false
+	// OnStartedLeading runs on a goroutine leaderelection does not join, so it only hands the leader
+	// context over; lead runs here and every goroutine is joined before returning.
+	started := make(chan context.Context, 1)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   15 * time.Second,
@@ -118,28 +119,33 @@ func runElected(ctx context.Context, cfg Config, kube kubernetes.Interface, host
 		ReleaseOnCancel: true,
 		Name:            StateName,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				led = true
-				log.WithField("identity", lock.Identity()).Info("became leader")
-				leadErr = lead(ctx)
-			},
+			OnStartedLeading: func(lctx context.Context) { started <- lctx },
 			OnStoppedLeading: func() {},
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
-	le.Run(ctx)
-	if ctx.Err() != nil {
-		return nil
-	}
-	if leadErr != nil {
-		return leadErr
-	}
-	if led {
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan struct{})
+	go func() { defer close(ran); le.Run(ectx) }()
+	select {
+	case <-ran:
+		return nil // cancelled before leading
+	case lctx := <-started:
+		log.WithField("identity", lock.Identity()).Info("became leader")
+		err := lead(lctx) // returns when lctx ends: leadership lost or ctx cancelled
+		cancel()
+		<-ran
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return err
+		}
 		return errLostLeadership
 	}
-	return nil
 }
 
 // leaderDeps are what runLeader needs besides Config.

@@ -76,7 +76,7 @@ func (s *subscriber) once(ctx context.Context, call *scheduler.Call) (subscribed
 	defer closeResp()
 
 	// The watchdog closes the stream when the master goes silent, which ends Decode below.
-	w := &watchdog{clock: s.clock, timeout: missedHeartbeats * 15 * time.Second, last: s.clock.Now()}
+	w := &watchdog{clock: s.clock, timeout: missedHeartbeats * 15 * time.Second, last: s.clock.Now(), changed: make(chan struct{}, 1)}
 	lost := make(chan struct{})
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -84,7 +84,13 @@ func (s *subscriber) once(ctx context.Context, call *scheduler.Call) (subscribed
 	go func() {
 		defer wg.Done()
 		for {
-			t := s.clock.NewTimer(w.remaining())
+			left := w.remaining()
+			if left <= 0 {
+				close(lost)
+				closeResp()
+				return
+			}
+			t := s.clock.NewTimer(left)
 			select {
 			case <-done:
 				t.Stop()
@@ -93,12 +99,9 @@ func (s *subscriber) once(ctx context.Context, call *scheduler.Call) (subscribed
 				t.Stop()
 				closeResp()
 				return
+			case <-w.changed:
+				t.Stop()
 			case <-t.C():
-				if w.remaining() <= 0 {
-					close(lost)
-					closeResp()
-					return
-				}
 			}
 		}
 	}()
@@ -134,6 +137,7 @@ func (s *subscriber) once(ctx context.Context, call *scheduler.Call) (subscribed
 // watchdog tracks the time of the last event and the allowed silence.
 type watchdog struct {
 	clock   clock.WithTicker
+	changed chan struct{} // signalled when the allowed silence changes
 	mu      sync.Mutex
 	timeout time.Duration
 	last    time.Time
@@ -144,8 +148,12 @@ func (w *watchdog) beat(timeout time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.last = w.clock.Now()
-	if timeout > 0 {
+	if timeout > 0 && timeout != w.timeout {
 		w.timeout = timeout
+		select {
+		case w.changed <- struct{}{}:
+		default:
+		}
 	}
 }
 

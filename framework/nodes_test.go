@@ -1,0 +1,188 @@
+package framework
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+func newTestNodeController(t *testing.T) (*nodeController, *fake.Clientset, *clocktesting.FakeClock) {
+	t.Helper()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	kube := fake.NewClientset()
+	clk := clocktesting.NewFakeClock(t0)
+	return newNodeController(kube, clk, 40*time.Second, 0.1, 64, log), kube, clk
+}
+
+func readyOf(t *testing.T, kube *fake.Clientset, name string) (corev1.ConditionStatus, string) {
+	t.Helper()
+	n, err := kube.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("Node %s: %v", name, err)
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status, c.Reason
+		}
+	}
+	return "", ""
+}
+
+func leaseRenewTime(t *testing.T, kube *fake.Clientset, name string) time.Time {
+	t.Helper()
+	l, err := kube.CoordinationV1().Leases(NodeLeaseNamespace).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("Lease %s: %v", name, err)
+	}
+	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != name {
+		t.Errorf("Lease holder = %v, want %s", l.Spec.HolderIdentity, name)
+	}
+	return l.Spec.RenewTime.Time
+}
+
+func TestNodeFromOfferThenAgents(t *testing.T) {
+	ctx := context.Background()
+	c, kube, _ := newTestNodeController(t)
+	o := offer("o1", "a1", "h1", 2, 1024)
+	zone := "z1"
+	o.Attributes = []mesos.Attribute{
+		{Name: "zone", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: zone}},
+		{Name: "level", Type: mesos.SCALAR, Scalar: &mesos.Value_Scalar{Value: 2}},
+		{Name: "racks", Type: mesos.RANGES, Ranges: &mesos.Value_Ranges{}},
+	}
+	c.ObserveOffer(&o)
+	c.SyncAll(ctx, false)
+
+	n, err := kube.CoreV1().Nodes().Get(ctx, "h1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLabels := map[string]string{"kubernetes.io/hostname": "h1", "kubemesos.io/agent-id": "a1",
+		"kubemesos.io/attr-zone": "z1", "kubemesos.io/attr-level": "2"}
+	if diff := cmp.Diff(wantLabels, n.Labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
+	}
+	if got := n.Status.Capacity[corev1.ResourceCPU]; got.Cmp(resource.MustParse("2")) != 0 {
+		t.Errorf("capacity cpu from offer = %s, want 2", got.String())
+	}
+	if st, _ := readyOf(t, kube, "h1"); st != corev1.ConditionTrue {
+		t.Errorf("Ready = %s, want True", st)
+	}
+	if len(n.Status.Addresses) == 0 || n.Status.Addresses[0].Type != corev1.NodeInternalIP || n.Status.Addresses[0].Address != "h1" {
+		t.Errorf("addresses = %v", n.Status.Addresses)
+	}
+	leaseRenewTime(t, kube, "h1")
+
+	// GET_AGENTS gives the total: capacity follows, allocatable leaves the executor's share out.
+	c.SetAgents([]agentObservation{{ID: "a1", Hostname: "h1", Attributes: o.Attributes,
+		Total: mesos.Resources{scalar("cpus", 4), scalar("mem", 8192), scalar("disk", 1000), scalar("gpus", 1)}}},
+		map[string]bool{"a1": true})
+	c.SyncAll(ctx, false)
+	n, _ = kube.CoreV1().Nodes().Get(ctx, "h1", metav1.GetOptions{})
+	got := map[string]string{}
+	for k, v := range n.Status.Allocatable {
+		got["alloc "+string(k)] = v.String()
+	}
+	for k, v := range n.Status.Capacity {
+		got["cap "+string(k)] = v.String()
+	}
+	want := map[string]string{
+		"cap cpu": "4", "cap memory": "8Gi", "cap ephemeral-storage": "1000Mi", "cap pods": "110", "cap nvidia.com/gpu": "1",
+		"alloc cpu": "3900m", "alloc memory": "8128Mi", "alloc ephemeral-storage": "1000Mi", "alloc pods": "110", "alloc nvidia.com/gpu": "1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("capacity/allocatable (-want +got):\n%s", diff)
+	}
+}
+
+func TestNodeReadinessFollowsAgent(t *testing.T) {
+	tests := []struct {
+		name       string
+		lose       func(c *nodeController)
+		wantReason string
+	}{
+		{name: "unreachable", lose: func(c *nodeController) { c.MarkInactive("a1", ReasonAgentUnreachable, "m") }, wantReason: ReasonAgentUnreachable},
+		{name: "missing from GET_AGENTS", lose: func(c *nodeController) { c.SetAgents(nil, nil) }, wantReason: ReasonAgentRemoved},
+		{name: "inactive in GET_AGENTS", lose: func(c *nodeController) {
+			c.SetAgents([]agentObservation{{ID: "a1", Hostname: "h1"}}, map[string]bool{"a1": false})
+		}, wantReason: ReasonAgentInactive},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			c, kube, clk := newTestNodeController(t)
+			o := offer("o1", "a1", "h1", 2, 1024)
+			c.ObserveOffer(&o)
+			c.SyncAll(ctx, true)
+			first := leaseRenewTime(t, kube, "h1")
+
+			clk.Step(10 * time.Second)
+			c.SyncAll(ctx, true)
+			if renewed := leaseRenewTime(t, kube, "h1"); !renewed.After(first) {
+				t.Errorf("active agent's lease not renewed: %v", renewed)
+			}
+
+			tt.lose(c)
+			clk.Step(10 * time.Second)
+			c.SyncAll(ctx, true)
+			last := leaseRenewTime(t, kube, "h1")
+			if st, reason := readyOf(t, kube, "h1"); st != corev1.ConditionFalse || reason != tt.wantReason {
+				t.Errorf("Ready = %s/%s, want False/%s", st, reason, tt.wantReason)
+			}
+			clk.Step(10 * time.Second)
+			c.SyncAll(ctx, true)
+			if got := leaseRenewTime(t, kube, "h1"); !got.Equal(last) {
+				t.Errorf("lease of a lost agent renewed: %v -> %v", last, got)
+			}
+
+			// Offers again: Ready again, lease renewed.
+			o2 := offer("o2", "a1", "h1", 2, 1024)
+			c.ObserveOffer(&o2)
+			c.SyncAll(ctx, true)
+			if st, _ := readyOf(t, kube, "h1"); st != corev1.ConditionTrue {
+				t.Errorf("Ready after the agent came back = %s, want True", st)
+			}
+			if got := leaseRenewTime(t, kube, "h1"); !got.After(last) {
+				t.Errorf("lease not renewed after the agent came back")
+			}
+		})
+	}
+}
+
+func TestAgentsFromResponse(t *testing.T) {
+	// GET_AGENTS decoding: IDs, hostnames, totals and the active flag (deactivated counts as inactive).
+	deactivated := true
+	resp := getAgentsResponse([]agentFixture{
+		{id: "a1", host: "h1", active: true},
+		{id: "a2", host: "h2", active: true, deactivated: &deactivated},
+		{id: "a3", host: "h3", active: false},
+	})
+	agents, active, err := agentsFromResponse(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, a := range agents {
+		ids = append(ids, a.ID+"@"+a.Hostname)
+	}
+	if diff := cmp.Diff([]string{"a1@h1", "a2@h2", "a3@h3"}, ids); diff != "" {
+		t.Errorf("agents (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]bool{"a1": true, "a2": false, "a3": false}, active); diff != "" {
+		t.Errorf("active (-want +got):\n%s", diff)
+	}
+	if _, _, err := agentsFromResponse(nil); err == nil {
+		t.Error("nil GET_AGENTS accepted")
+	}
+}
