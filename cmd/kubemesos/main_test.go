@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kubemesos/kubemesos/internal/cli"
+)
+
+// Every option must be discoverable from --help together with its environment variable.
+func TestHelpDocumentsEveryFlagAndItsEnvironmentVariable(t *testing.T) {
+	for _, name := range []string{"framework", "executor"} {
+		t.Run(name, func(t *testing.T) {
+			root := newRootCommand()
+			var out bytes.Buffer
+			root.SetOut(&out)
+			root.SetArgs([]string{name, "--help"})
+			if err := root.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			sub, _, err := root.Find([]string{name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub.Flags().VisitAll(func(f *pflag.Flag) {
+				if f.Name == "help" {
+					return
+				}
+				if !strings.Contains(out.String(), "--"+f.Name) {
+					t.Errorf("--help does not list --%s", f.Name)
+				}
+				if !strings.Contains(f.Usage, cli.EnvName(f.Name)) {
+					t.Errorf("--%s usage %q does not name %s", f.Name, f.Usage, cli.EnvName(f.Name))
+				}
+			})
+		})
+	}
+}
+
+func TestFrameworkRejectsInvalidConfigurationBeforeStarting(t *testing.T) {
+	t.Setenv("KUBEMESOS_MASTER", "not a url")
+	root := newRootCommand()
+	root.SetArgs([]string{"framework", "--kubeconfig", "/nonexistent"})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "--master") {
+		t.Fatalf("want an error naming --master, got %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	root := newRootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"version"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "kubemesos ") {
+		t.Errorf("version printed %q", out.String())
+	}
+}
