@@ -135,6 +135,11 @@ func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.Comma
 	if command.GetValue() == "" {
 		cmd, ok := a.imageCommand(ci)
 		switch {
+		case ok && len(command.Arguments) > 0:
+			// Like an image's entrypoint with the command's arguments: they are "$@" of the command.
+			sh, no := "/bin/sh", false
+			command.Value, command.Shell = &sh, &no
+			command.Arguments = append([]string{"sh", "-c", cmd, "sh"}, command.Arguments...)
 		case ok:
 			command.Value = &cmd
 			command.Shell = nil

@@ -32,7 +32,7 @@ func newNestedFixture(t *testing.T) *nestedFixture {
 	m := &fakeMaster{autoAck: true}
 	a := newTestAgent(t, m, func(c *Config) {
 		c.ExecutorHook = hookExecutor
-		c.ImageCommands = map[string]string{"nginx": "echo from-image > image.txt"}
+		c.ImageCommands = map[string]string{"nginx": "echo from-image > image.txt", "echoer": `echo "$GREETING" "$@" > args.txt`}
 	})
 	a.Launch(testFramework(false), hookExecutorInfo("e"), []mesos.TaskInfo{dataTask("t1", "wait")}, false)
 	waitFor(t, "executor running", func() bool { return len(m.states("t1")) == 1 })
@@ -199,6 +199,20 @@ func TestNestedContainerImageCommand(t *testing.T) {
 	out, _ := os.ReadFile(filepath.Join(f.dir, "containers", "web", "image.txt"))
 	if string(out) != "from-image\n" {
 		t.Errorf("image command output = %q", out)
+	}
+	// Arguments without a command go to the image's command, as to an image entrypoint.
+	no, hello := false, "hello"
+	withArgs := &mesos.CommandInfo{Shell: &no, Arguments: []string{"a", "b c"},
+		Environment: &mesos.Environment{Variables: []mesos.Environment_Variable{{Name: "GREETING", Value: &hello}}}}
+	c2 := f.child("args")
+	if err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.LaunchContainer(c2, withArgs, dockerImage("echoer"), nil))); err != nil {
+		t.Fatalf("LAUNCH_CONTAINER with arguments: %v", err)
+	}
+	if status, err := f.wait(t, agentcalls.WaitContainer(c2)); err != nil || status != 0 {
+		t.Fatalf("WAIT_CONTAINER = %d, %v", status, err)
+	}
+	if out, _ := os.ReadFile(filepath.Join(f.dir, "containers", "args", "args.txt")); string(out) != "hello a b c\n" {
+		t.Errorf("image command with arguments wrote %q", out)
 	}
 	err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.LaunchContainer(f.child("db"), nil, dockerImage("postgres"), nil)))
 	if !apierrors.CodeMalformedRequest.Matches(err) {

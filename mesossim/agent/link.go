@@ -20,8 +20,9 @@ type Master interface {
 	// free on this agent (the master returns them to the allocator). The agent calls it exactly once per
 	// task, with TaskInfo.resources, when the task's first terminal status is recorded (before that update
 	// is acknowledged, like Mesos' latest_state), and once per custom executor, with
-	// ExecutorInfo.resources, right after ExecutorTerminated. The master must therefore NOT also free a
-	// task's resources when it sees a terminal StatusUpdate. Nothing is called while the agent is
+	// ExecutorInfo.resources, right after ExecutorTerminated. A master uses either this call or its own
+	// bookkeeping of terminal updates and ExecutorTerminated (as Mesos' master does), never both;
+	// mesossim.Master does the latter and only logs this call. Nothing is called while the agent is
 	// partitioned: on heal the master rebuilds its view from Tasks()/Executors() (as on reregistration).
 	ResourcesRecovered(agentID mesos.AgentID, frameworkID mesos.FrameworkID, resources mesos.Resources)
 }
