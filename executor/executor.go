@@ -248,6 +248,7 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 		if e.clock.Since(disconnectedAt) > recovery {
 			return fmt.Errorf("%w (%s)", ErrRecoveryTimeout, recovery)
 		}
+		e.log.WithField("retryIn", delay).Debug("resubscribing after back-off")
 		retry = e.clock.NewTimer(delay)
 		retryC = retry.C()
 		return nil
