@@ -62,3 +62,33 @@ func BenchmarkInProcessExecutors(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(b.N), "heap-B/executor")
 }
+
+// BenchmarkIdleAgents starts b.N agents (listener, HTTP server, outbox) and reports the heap and
+// goroutines each idle agent costs, for simulating thousands of agents in one process.
+func BenchmarkIdleAgents(b *testing.B) {
+	log := logrus.New()
+	log.SetLevel(logrus.ErrorLevel)
+	m := &countingMaster{finished: make(chan struct{}, 1)}
+	dir := b.TempDir()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	b.ResetTimer()
+	agents := make([]*Agent, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		a, err := New(Config{ID: mesos.AgentID{Value: fmt.Sprintf("S%d", i)}, WorkDir: dir, Master: m, Log: log})
+		if err != nil {
+			b.Fatal(err)
+		}
+		agents = append(agents, a)
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(b.N), "heap-B/agent")
+	b.ReportMetric(float64(runtime.NumGoroutine()-g0)/float64(b.N), "goroutines/agent")
+	for _, a := range agents {
+		a.Stop()
+	}
+}

@@ -151,7 +151,7 @@ func (c *commandExecutor) kill(policy *mesos.KillPolicy) {
 		c.finish(mesos.TASK_KILLED, "Command killed before it started")
 		return
 	}
-	grace := c.a.cfg.ExecutorShutdownGracePeriod
+	grace := c.e.gracePeriod()
 	if c.task.KillPolicy != nil && c.task.KillPolicy.GracePeriod != nil {
 		grace = time.Duration(c.task.KillPolicy.GracePeriod.Nanoseconds)
 	}

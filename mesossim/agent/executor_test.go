@@ -20,7 +20,9 @@ func TestExecutorProcessEnvironmentAcceptedByFromEnv(t *testing.T) {
 	m := &fakeMaster{autoAck: true}
 	a := newTestAgent(t, m, nil)
 	fw := testFramework(true)
-	a.Launch(fw, processExecutor("exec-1", map[string]string{"TEST_FROM_COMMAND": "yes"}), []mesos.TaskInfo{dataTask("t1", "env")}, false)
+	info := processExecutor("exec-1", map[string]string{"TEST_FROM_COMMAND": "yes"})
+	info.ShutdownGracePeriod = &mesos.DurationInfo{Nanoseconds: int64(90 * time.Second)}
+	a.Launch(fw, info, []mesos.TaskInfo{dataTask("t1", "env")}, false)
 	waitFor(t, "TASK_FINISHED", func() bool { return len(m.states("t1")) == 2 })
 
 	ups := m.updates("t1")
@@ -44,7 +46,7 @@ func TestExecutorProcessEnvironmentAcceptedByFromEnv(t *testing.T) {
 		"MESOS_AGENT_ENDPOINT":                 a.Endpoint(),
 		"MESOS_SLAVE_ID":                       "agent-S0",
 		"MESOS_SLAVE_PID":                      "slave(1)@" + a.Endpoint(),
-		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "5secs",
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "1.5mins", // ExecutorInfo.shutdown_grace_period
 		"MESOS_CHECKPOINT":                     "1",
 		"MESOS_RECOVERY_TIMEOUT":               "15mins",
 		"MESOS_SUBSCRIPTION_BACKOFF_MAX":       "2secs",

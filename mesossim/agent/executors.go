@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
@@ -87,6 +88,14 @@ func (e *executorRun) destroyLocked() {
 	e.regTimer.cancel()
 	e.graceTimer.cancel()
 	e.killProcessLocked()
+}
+
+// gracePeriod is ExecutorInfo.shutdown_grace_period, or the agent's executor_shutdown_grace_period.
+func (e *executorRun) gracePeriod() time.Duration {
+	if g := e.info.GetShutdownGracePeriod(); g != nil && g.Nanoseconds >= 0 {
+		return time.Duration(g.Nanoseconds)
+	}
+	return e.a.cfg.ExecutorShutdownGracePeriod
 }
 
 func (e *executorRun) terminateLocked(t termination) {
@@ -238,7 +247,7 @@ func (a *Agent) executorEnvLocked(e *executorRun) map[string]string {
 		"MESOS_AGENT_ENDPOINT":                 a.endpoint,
 		"MESOS_SLAVE_ID":                       a.cfg.ID.Value,
 		"MESOS_SLAVE_PID":                      a.PID(),
-		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": formatDuration(a.cfg.ExecutorShutdownGracePeriod),
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": formatDuration(e.gracePeriod()),
 		"MESOS_CHECKPOINT":                     boolEnv(checkpoint),
 		"MESOS_HTTP_COMMAND_EXECUTOR":          boolEnv(e.command),
 		"LIBPROCESS_IP":                        host,
@@ -322,7 +331,7 @@ func (a *Agent) shutdownExecutorLocked(e *executorRun) {
 		return
 	}
 	e.send(executor.Event{Type: executor.Event_SHUTDOWN})
-	e.graceTimer = a.afterLocked(a.cfg.ExecutorShutdownGracePeriod, func() {
+	e.graceTimer = a.afterLocked(e.gracePeriod(), func() {
 		if e.state != executorTerminated {
 			e.log.Info("executor did not exit within the shutdown grace period; killing it")
 			e.killProcessLocked()
