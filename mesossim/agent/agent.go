@@ -203,7 +203,7 @@ func New(cfg Config) (*Agent, error) {
 		updates:    newUpdateManager(),
 		retry:      map[streamKey]*timerHandle{},
 	}
-	host, portStr, _ := net.SplitHostPort(a.endpoint)
+	_, portStr, _ := net.SplitHostPort(a.endpoint)
 	port, _ := strconv.Atoi(portStr)
 	p := int32(port)
 	a.info = mesos.AgentInfo{
@@ -213,10 +213,11 @@ func New(cfg Config) (*Agent, error) {
 		Resources:  cfg.Resources,
 		Attributes: cfg.Attributes,
 	}
-	_ = host
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/executor", a.serveExecutorAPI)
 	mux.HandleFunc("/api/v1", a.serveOperatorAPI)
+	mux.HandleFunc("/slave(1)/api/v1/executor", a.serveExecutorAPI)
+	mux.HandleFunc("/slave(1)/api/v1", a.serveOperatorAPI)
 	mux.HandleFunc("/state", a.serveState)
 	mux.HandleFunc("/slave(1)/state", a.serveState)
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })

@@ -209,9 +209,14 @@ func TestExecutorThatCannotStart(t *testing.T) {
 	no := false
 	info := &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "e"}, Command: &mesos.CommandInfo{Value: &missing, Shell: &no}}
 	a.Launch(testFramework(false), info, []mesos.TaskInfo{dataTask("t1", "finish")}, false)
-	waitFor(t, "task failed", func() bool { return len(m.states("t1")) == 1 })
-	if u := m.updates("t1")[0]; u.GetState() != mesos.TASK_FAILED || u.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED {
-		t.Errorf("update = %v, want TASK_FAILED with REASON_CONTAINER_LAUNCH_FAILED", u)
+	// A DEFAULT executor without a command: the simulator has no mesos-default-executor.
+	a.Launch(testFramework(false), &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "d"}, Type: mesos.ExecutorInfo_DEFAULT},
+		[]mesos.TaskInfo{dataTask("t2", "finish")}, true)
+	for _, id := range []string{"t1", "t2"} {
+		waitFor(t, id+" failed", func() bool { return len(m.states(id)) == 1 })
+		if u := m.updates(id)[0]; u.GetState() != mesos.TASK_FAILED || u.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED {
+			t.Errorf("%s update = %v, want TASK_FAILED with REASON_CONTAINER_LAUNCH_FAILED", id, u)
+		}
 	}
 }
 

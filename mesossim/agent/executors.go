@@ -206,6 +206,14 @@ func (a *Agent) runExecutor(e *executorRun) {
 			}
 			return 0
 		}
+	case e.info.Command == nil:
+		// The simulator has no built-in default executor (mesos-default-executor): a DEFAULT executor
+		// without a command cannot run here.
+		e.terminateLocked(termination{mesos.TASK_FAILED, mesos.REASON_CONTAINER_LAUNCH_FAILED,
+			"Failed to launch container: the executor has no command (no built-in default executor in the simulator)"})
+		a.executorExitedLocked(e, -1)
+		a.mu.Unlock()
+		return
 	default:
 		cmd, files, err := startSandboxProcess(*e.info.Command, e.dir, mergeEnv(os.Environ(), env))
 		if err != nil {
