@@ -1,0 +1,509 @@
+// Package cluster starts and stops a real Kubernetes control plane on loopback: etcd embedded in
+// this process, kube-apiserver and kube-controller-manager as subprocesses built by kubebins, fresh
+// certificates, RBAC authorization and an admin kubeconfig.
+//
+// It exists because fake clientsets cannot show that kubectl workloads run: the e2e tests, the
+// benchmarks and `make local-up` all need the real API machinery (admission, RBAC, the
+// Deployment/ReplicaSet/Job/GC/node-lifecycle controllers) behind them.
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubemesos/kubemesos/e2e/kubebins"
+)
+
+// Fixed cluster parameters.
+const (
+	// ServiceClusterIPRange is the Service CIDR; its first address is the kubernetes Service's.
+	ServiceClusterIPRange = "10.0.0.0/24"
+	kubernetesServiceIP   = "10.0.0.1"
+	// ServiceAccountIssuer is the iss claim of service-account tokens.
+	ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
+	// AdminUser is the admin kubeconfig's user, in group system:masters.
+	AdminUser = "kubemesos-admin"
+)
+
+// Options tune Start. The zero value gives a fresh control plane in a temporary directory.
+type Options struct {
+	// Dir holds certificates, kubeconfigs, logs and etcd's data. Empty means a new temporary
+	// directory that Stop removes; a given Dir is kept (local-up shows its logs).
+	Dir string
+	// Binaries are the control-plane executables; nil means kubebins.Ensure(Build).
+	Binaries *kubebins.Binaries
+	// Build is used when Binaries is nil.
+	Build kubebins.Options
+	// ExtraAPIServerArgs are appended to kube-apiserver's flags ("--flag=value"; a repeated flag
+	// overrides the default, as the last occurrence wins in pflag).
+	ExtraAPIServerArgs []string
+	// ExtraControllerManagerArgs are appended to kube-controller-manager's flags.
+	ExtraControllerManagerArgs []string
+	// ReadyTimeout bounds the wait for every component to be ready; 0 means 2 minutes.
+	ReadyTimeout time.Duration
+	// Log receives progress; nil means logrus' standard logger.
+	Log logrus.FieldLogger
+}
+
+// ControlPlane is a running control plane. Its fields are read-only.
+type ControlPlane struct {
+	// Dir is the working directory (see Options.Dir).
+	Dir string
+	// Binaries are the executables in use, including kubectl and kube-scheduler for tests.
+	Binaries kubebins.Binaries
+	// URL is the API server's https URL on 127.0.0.1.
+	URL string
+	// EtcdURL is the embedded etcd's client URL.
+	EtcdURL string
+	// KubeconfigPath is the admin kubeconfig (user AdminUser, group system:masters).
+	KubeconfigPath string
+	// SchedulerKubeconfigPath is a kubeconfig for system:kube-scheduler, for tests that run
+	// kube-scheduler next to kubemesos.
+	SchedulerKubeconfigPath string
+	// Config is the admin rest.Config; Client a clientset built from it.
+	Config *rest.Config
+	Client kubernetes.Interface
+	// Files are the PKI files, for components that need to trust the cluster or be trusted by it.
+	Files PKIFiles
+
+	servingCA, clientCA keyPair
+	etcd                *embed.Etcd
+	apiserver, kcm      *process
+	kcmPort             int
+	removeDir           bool
+	log                 logrus.FieldLogger
+	stopOnce            sync.Once
+}
+
+// PKIFiles are the paths of the generated certificates and keys.
+type PKIFiles struct {
+	// ServingCA signed the API server's serving certificate (what clients trust).
+	ServingCA string
+	// ClientCA and ClientCAKey sign client certificates the API server accepts (--client-ca-file).
+	// The controller-manager's CSR signer uses them too.
+	ClientCA, ClientCAKey string
+	// KubeletClientCert/Key are what the API server presents when it calls a node's "kubelet"
+	// (the kubemesos executor): user kube-apiserver-kubelet-client, signed by ClientCA.
+	KubeletClientCert, KubeletClientKey string
+	// ServiceAccountKey signs service-account tokens; ServiceAccountPub verifies them.
+	ServiceAccountKey, ServiceAccountPub string
+}
+
+// Start brings up etcd, kube-apiserver and kube-controller-manager and returns once all are ready.
+// On error, everything started so far is stopped. Call Stop when done.
+func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
+	log := opts.Log
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	readyTimeout := opts.ReadyTimeout
+	if readyTimeout == 0 {
+		readyTimeout = 2 * time.Minute
+	}
+	cp := &ControlPlane{Dir: opts.Dir, log: log}
+	if cp.Dir == "" {
+		if cp.Dir, err = os.MkdirTemp("", "kubemesos-cluster-"); err != nil {
+			return nil, fmt.Errorf("creating control plane dir: %w", err)
+		}
+		cp.removeDir = true
+	} else if cp.Dir, err = filepath.Abs(cp.Dir); err != nil {
+		return nil, fmt.Errorf("control plane dir: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			cp.Stop()
+		}
+	}()
+	for _, sub := range []string{"pki", "kubeconfigs", "logs", "etcd", "kcm-certs"} {
+		if err := os.MkdirAll(filepath.Join(cp.Dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", sub, err)
+		}
+	}
+
+	if opts.Binaries != nil {
+		cp.Binaries = *opts.Binaries
+	} else {
+		build := opts.Build
+		if build.Log == nil {
+			w := log.WithField("component", "kubebins").WriterLevel(logrus.InfoLevel)
+			defer w.Close()
+			build.Log = w
+		}
+		if cp.Binaries, err = kubebins.Ensure(ctx, build); err != nil {
+			return nil, fmt.Errorf("control plane binaries: %w", err)
+		}
+	}
+
+	started := time.Now()
+	if err := cp.writePKI(time.Now()); err != nil {
+		return nil, err
+	}
+
+	cp.etcd, cp.EtcdURL, err = startEtcd(ctx, filepath.Join(cp.Dir, "etcd"), cp.logPath("etcd"))
+	if err != nil {
+		return nil, err
+	}
+	log.WithFields(logrus.Fields{"url": cp.EtcdURL, "elapsed": time.Since(started).Round(time.Millisecond)}).Info("etcd ready")
+
+	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if err := cp.startAPIServer(readyCtx, opts.ExtraAPIServerArgs); err != nil {
+		return nil, err
+	}
+	log.WithFields(logrus.Fields{"url": cp.URL, "pid": cp.apiserver.pid(), "elapsed": time.Since(started).Round(time.Millisecond)}).Info("kube-apiserver ready")
+
+	if err := cp.startControllerManager(readyCtx, opts.ExtraControllerManagerArgs); err != nil {
+		return nil, err
+	}
+	log.WithFields(logrus.Fields{"pid": cp.kcm.pid(), "elapsed": time.Since(started).Round(time.Millisecond)}).Info("kube-controller-manager ready")
+	return cp, nil
+}
+
+func (cp *ControlPlane) logPath(component string) string {
+	return filepath.Join(cp.Dir, "logs", component+".log")
+}
+
+// LogPath is the log file of a component: "etcd", "kube-apiserver" or "kube-controller-manager".
+func (cp *ControlPlane) LogPath(component string) string { return cp.logPath(component) }
+
+// LogTail returns the last lines of a component's log (see LogPath).
+func (cp *ControlPlane) LogTail(component string, lines int) string {
+	return fileTail(cp.logPath(component), lines)
+}
+
+// writePKI generates every certificate and key, writes them, and writes the admin, controller-manager
+// and scheduler kubeconfigs. The API server's URL is not known yet, so kubeconfigs are written after
+// its port is chosen (see writeKubeconfigs).
+func (cp *ControlPlane) writePKI(now time.Time) error {
+	var err error
+	if cp.servingCA, err = newCA("kubemesos-serving-ca", now); err != nil {
+		return err
+	}
+	if cp.clientCA, err = newCA("kubemesos-client-ca", now); err != nil {
+		return err
+	}
+	serving, err := cp.servingCA.issue(pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth,
+		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(kubernetesServiceIP)}, now)
+	if err != nil {
+		return err
+	}
+	kubeletClient, err := cp.clientCA.clientCert("kube-apiserver-kubelet-client", []string{"system:masters"}, now)
+	if err != nil {
+		return err
+	}
+	saKey, saKeyPEM, err := newKey()
+	if err != nil {
+		return err
+	}
+	saPub, err := publicKeyPEM(saKey)
+	if err != nil {
+		return err
+	}
+	pki := func(name string) string { return filepath.Join(cp.Dir, "pki", name) }
+	cp.Files = PKIFiles{
+		ServingCA:         pki("serving-ca.crt"),
+		ClientCA:          pki("client-ca.crt"),
+		ClientCAKey:       pki("client-ca.key"),
+		KubeletClientCert: pki("kubelet-client.crt"),
+		KubeletClientKey:  pki("kubelet-client.key"),
+		ServiceAccountKey: pki("sa.key"),
+		ServiceAccountPub: pki("sa.pub"),
+	}
+	files := map[string][]byte{
+		cp.Files.ServingCA:         cp.servingCA.certPEM,
+		cp.Files.ClientCA:          cp.clientCA.certPEM,
+		cp.Files.ClientCAKey:       cp.clientCA.keyPEM,
+		cp.Files.KubeletClientCert: kubeletClient.certPEM,
+		cp.Files.KubeletClientKey:  kubeletClient.keyPEM,
+		cp.Files.ServiceAccountKey: saKeyPEM,
+		cp.Files.ServiceAccountPub: saPub,
+		pki("apiserver.crt"):       serving.certPEM,
+		pki("apiserver.key"):       serving.keyPEM,
+	}
+	for path, data := range files {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// writeKubeconfigs writes the kubeconfigs of the admin, the controller-manager and the scheduler
+// for the API server at cp.URL.
+func (cp *ControlPlane) writeKubeconfigs(now time.Time) error {
+	for _, id := range []struct {
+		user, group string
+		path        *string
+		admin       bool
+	}{
+		{user: AdminUser, group: "system:masters", path: &cp.KubeconfigPath, admin: true},
+		{user: "system:kube-controller-manager", path: new(string)},
+		{user: "system:kube-scheduler", path: &cp.SchedulerKubeconfigPath},
+	} {
+		var groups []string
+		if id.group != "" {
+			groups = []string{id.group}
+		}
+		kp, err := cp.clientCA.clientCert(id.user, groups, now)
+		if err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(id.user, "system:kube-")
+		if id.admin {
+			name = "admin"
+		}
+		*id.path = filepath.Join(cp.Dir, "kubeconfigs", name+".kubeconfig")
+		rc, err := writeKubeconfig(*id.path, kubeconfig(cp.URL, cp.servingCA.certPEM, id.user, credentials{certPEM: kp.certPEM, keyPEM: kp.keyPEM}))
+		if err != nil {
+			return err
+		}
+		if id.admin {
+			cp.Config = rc
+			if cp.Client, err = kubernetes.NewForConfig(rc); err != nil {
+				return fmt.Errorf("admin clientset: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (cp *ControlPlane) controllerManagerKubeconfig() string {
+	return filepath.Join(cp.Dir, "kubeconfigs", "controller-manager.kubeconfig")
+}
+
+// portAttempts is how often a component is restarted on a new port when another process took the
+// free port between our probe and its bind.
+const portAttempts = 3
+
+func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) error {
+	pki := func(name string) string { return filepath.Join(cp.Dir, "pki", name) }
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		cp.URL = "https://127.0.0.1:" + strconv.Itoa(port)
+		if err := cp.writeKubeconfigs(time.Now()); err != nil {
+			return err
+		}
+		args := []string{
+			"--etcd-servers=" + cp.EtcdURL,
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(port),
+			"--endpoint-reconciler-type=none", // it refuses a loopback advertise address otherwise
+			"--tls-cert-file=" + pki("apiserver.crt"),
+			"--tls-private-key-file=" + pki("apiserver.key"),
+			"--client-ca-file=" + cp.Files.ClientCA,
+			"--kubelet-client-certificate=" + cp.Files.KubeletClientCert,
+			"--kubelet-client-key=" + cp.Files.KubeletClientKey,
+			"--service-account-issuer=" + ServiceAccountIssuer,
+			"--service-account-key-file=" + cp.Files.ServiceAccountPub,
+			"--service-account-signing-key-file=" + cp.Files.ServiceAccountKey,
+			"--service-cluster-ip-range=" + ServiceClusterIPRange,
+			"--authorization-mode=RBAC",
+			"--allow-privileged=true",
+			"--profiling=false",
+		}
+		args = append(args, extra...)
+		os.Remove(cp.logPath("kube-apiserver"))
+		cp.apiserver, err = startProcess("kube-apiserver", cp.Binaries.KubeAPIServer, args, cp.logPath("kube-apiserver"))
+		if err != nil {
+			return err
+		}
+		err = waitReady(ctx, cp.apiserver, func(ctx context.Context) error {
+			body, err := cp.Client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+			if err != nil {
+				return err
+			}
+			if string(body) != "ok" {
+				return fmt.Errorf("/readyz: %q", body)
+			}
+			return nil
+		})
+		if err == nil {
+			return nil
+		}
+		cp.apiserver.stop(5 * time.Second)
+		if attempt < portAttempts && strings.Contains(cp.apiserver.logTail(50), "address already in use") {
+			cp.log.WithField("port", port).Warn("kube-apiserver lost its port; retrying on another")
+			continue
+		}
+		return fmt.Errorf("kube-apiserver: %w\n--- last lines of %s:\n%s", err, cp.apiserver.logPath, cp.apiserver.logTail(30))
+	}
+}
+
+func (cp *ControlPlane) startControllerManager(ctx context.Context, extra []string) error {
+	kubeconfig := cp.controllerManagerKubeconfig()
+	// Its own endpoint serves a self-signed certificate; we only ask it whether it is healthy.
+	insecure := &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	}
+	defer insecure.CloseIdleConnections()
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		cp.kcmPort = port
+		args := []string{
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			"--client-ca-file=" + cp.Files.ClientCA,
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(port),
+			"--cert-dir=" + filepath.Join(cp.Dir, "kcm-certs"),
+			"--leader-elect=false",
+			"--controllers=*",
+			"--use-service-account-credentials=true",
+			"--service-account-private-key-file=" + cp.Files.ServiceAccountKey,
+			"--root-ca-file=" + cp.Files.ServingCA,
+			"--cluster-signing-cert-file=" + cp.Files.ClientCA,
+			"--cluster-signing-key-file=" + cp.Files.ClientCAKey,
+			"--profiling=false",
+		}
+		args = append(args, extra...)
+		os.Remove(cp.logPath("kube-controller-manager"))
+		cp.kcm, err = startProcess("kube-controller-manager", cp.Binaries.KubeControllerManager, args, cp.logPath("kube-controller-manager"))
+		if err != nil {
+			return err
+		}
+		healthz := "https://127.0.0.1:" + strconv.Itoa(port) + "/healthz"
+		err = waitReady(ctx, cp.kcm, func(ctx context.Context) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, healthz, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := insecure.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: %s", healthz, resp.Status)
+			}
+			return nil
+		})
+		if err == nil {
+			return nil
+		}
+		cp.kcm.stop(5 * time.Second)
+		if attempt < portAttempts && strings.Contains(cp.kcm.logTail(50), "address already in use") {
+			cp.log.WithField("port", port).Warn("kube-controller-manager lost its port; retrying on another")
+			continue
+		}
+		return fmt.Errorf("kube-controller-manager: %w\n--- last lines of %s:\n%s", err, cp.kcm.logPath, cp.kcm.logTail(30))
+	}
+}
+
+// errExited means a component ended while we waited for it to become ready.
+var errExited = errors.New("exited before it was ready")
+
+// waitReady polls probe until it succeeds, the process exits, or ctx ends.
+func waitReady(ctx context.Context, p *process, probe func(context.Context) error) error {
+	var last error
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if done, waitErr := p.exited(); done {
+			return false, fmt.Errorf("%w (%v)", errExited, waitErr)
+		}
+		probeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		last = probe(probeCtx)
+		return last == nil, nil
+	})
+	if err != nil && last != nil && !errors.Is(err, errExited) {
+		return fmt.Errorf("%w (last probe: %v)", err, last)
+	}
+	return err
+}
+
+// freePort asks the kernel for a free loopback TCP port. Another process can take it before the
+// component binds it; the start functions retry in that case.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Stop ends the controller-manager, the API server and etcd (in that order), waits for them, and
+// removes the working directory if Start created it. It is safe to call more than once.
+func (cp *ControlPlane) Stop() {
+	cp.stopOnce.Do(func() {
+		if cp.kcm != nil {
+			cp.kcm.stop(10 * time.Second)
+		}
+		if cp.apiserver != nil {
+			cp.apiserver.stop(10 * time.Second)
+		}
+		if cp.etcd != nil {
+			cp.etcd.Close()
+		}
+		if cp.removeDir {
+			if err := os.RemoveAll(cp.Dir); err != nil {
+				cp.log.WithError(err).WithField("dir", cp.Dir).Warn("removing control plane dir")
+			}
+		}
+	})
+}
+
+// PIDs are the process IDs of the subprocesses, by component name.
+func (cp *ControlPlane) PIDs() map[string]int {
+	pids := map[string]int{}
+	for _, p := range []*process{cp.apiserver, cp.kcm} {
+		if p != nil {
+			pids[p.name] = p.pid()
+		}
+	}
+	return pids
+}
+
+// Memory is the resident memory of the control plane's processes.
+type Memory struct {
+	APIServer, ControllerManager int64
+	// ThisProcess is the RSS of the calling process, which hosts the embedded etcd (and, in a
+	// test, the test itself).
+	ThisProcess int64
+}
+
+// Total is the sum of the parts.
+func (m Memory) Total() int64 { return m.APIServer + m.ControllerManager + m.ThisProcess }
+
+// RSS reads the resident set sizes from /proc.
+func (cp *ControlPlane) RSS() (Memory, error) {
+	var m Memory
+	var err error
+	if m.APIServer, err = rssBytes(cp.apiserver.pid()); err != nil {
+		return m, err
+	}
+	if m.ControllerManager, err = rssBytes(cp.kcm.pid()); err != nil {
+		return m, err
+	}
+	if m.ThisProcess, err = rssBytes(os.Getpid()); err != nil {
+		return m, err
+	}
+	return m, nil
+}
