@@ -278,3 +278,11 @@ type decoder struct{ d encoding.Decoder }
 func (d decoder) Decode(u encodingUnmarshaler) error { return d.d.Decode(u) }
 
 func decoderOf(r encoding.Decoder) decoder { return decoder{r} }
+
+func mustID(s string) mesos.AgentID { return mesos.AgentID{Value: s} }
+
+func quietLog() *logrus.Logger {
+	l := logrus.New()
+	l.SetLevel(logrus.ErrorLevel)
+	return l
+}
