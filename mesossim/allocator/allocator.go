@@ -48,6 +48,7 @@ type agentState struct {
 	id        string
 	total     mesos.Resources
 	available mesos.Resources
+	totalSc   scalars
 	used      map[useKey]scalars // by framework and role
 }
 
@@ -129,7 +130,8 @@ func (a *Allocator) AddAgent(id string, total mesos.Resources) {
 		a.RemoveAgent(id)
 	}
 	t := total.Clone().Unallocate()
-	ag := &agentState{id: id, total: t, available: t.Clone(), used: map[useKey]scalars{}}
+	ag := &agentState{id: id, total: t, available: t.Clone(), used: map[useKey]scalars{}, totalSc: scalars{}}
+	ag.totalSc.add(t, 1)
 	a.total.add(t, 1)
 	a.agents[id] = ag
 	i := sort.SearchStrings(a.agentOrder, id)
@@ -239,7 +241,7 @@ func (a *Allocator) Allocated(agentID, frameworkID, role string, res mesos.Resou
 	if !ok {
 		return
 	}
-	r := res.Clone().Unallocate()
+	r := withRole(res, nil)
 	ag.available = ag.available.Minus(r...)
 	a.track(ag, frameworkID, role, r, 1)
 }
@@ -247,7 +249,7 @@ func (a *Allocator) Allocated(agentID, frameworkID, role string, res mesos.Resou
 // Recover returns resources (an unused offer, a finished task) to the agent's free pool. With
 // refuse > 0 the framework will not be offered those resources on that agent again until now+refuse.
 func (a *Allocator) Recover(agentID, frameworkID, role string, res mesos.Resources, refuse time.Duration, now time.Time) {
-	r := res.Clone().Unallocate()
+	r := withRole(res, nil)
 	ag, ok := a.agents[agentID]
 	if !ok {
 		return // a removed agent's allocations went with it
@@ -255,7 +257,7 @@ func (a *Allocator) Recover(agentID, frameworkID, role string, res mesos.Resourc
 	a.track(ag, frameworkID, role, r, -1)
 	ag.available = ag.available.Plus(r...)
 	// Never exceed the total (a duplicate recovery must not create resources).
-	if !containsAll(ag.total, ag.available) {
+	if exceeds(ag.available, ag.totalSc) {
 		ag.available = ag.total.Clone()
 	}
 	if fw, ok := a.frameworks[frameworkID]; ok && refuse > 0 && len(r) > 0 {
@@ -442,7 +444,7 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 					ag.available = ag.available.Minus(offerable...)
 				}
 				a.track(ag, c.fw.id, role, offerable, 1)
-				offers = append(offers, Offer{FrameworkID: c.fw.id, Role: role, AgentID: id, Resources: offerable.Clone().Allocate(role)})
+				offers = append(offers, Offer{FrameworkID: c.fw.id, Role: role, AgentID: id, Resources: withRole(offerable, &mesos.Resource_AllocationInfo{Role: &role})})
 				break
 			}
 			if len(ag.available) == 0 {
@@ -459,6 +461,29 @@ func (a *Allocator) Available(agentID string) mesos.Resources {
 		return ag.available.Clone()
 	}
 	return nil
+}
+
+// withRole returns a shallow copy of rs whose resources carry allocation info ai (nil: none). The
+// copies share values with rs; mesos.Resources' Plus and Minus clone before they modify.
+func withRole(rs mesos.Resources, ai *mesos.Resource_AllocationInfo) mesos.Resources {
+	out := make(mesos.Resources, len(rs))
+	copy(out, rs)
+	for i := range out {
+		out[i].AllocationInfo = ai
+	}
+	return out
+}
+
+// exceeds reports whether rs holds more of some scalar than total.
+func exceeds(rs mesos.Resources, total scalars) bool {
+	sum := scalars{}
+	sum.add(rs, 1)
+	for n, v := range sum {
+		if v > total[n]+1e-9 {
+			return true
+		}
+	}
+	return false
 }
 
 // allocatableTo is the part of rs a role may be offered: unreserved resources and those reserved for it.
