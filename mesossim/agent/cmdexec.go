@@ -192,21 +192,5 @@ func (c *commandExecutor) finish(state mesos.TaskState, msg string) {
 
 // update sends a status update as the executor would with an UPDATE call; it returns the UUID.
 func (c *commandExecutor) update(id mesos.TaskID, state mesos.TaskState, msg string) []byte {
-	st := mesos.TaskStatus{
-		TaskID: id,
-		State:  state.Enum(),
-		Source: mesos.SOURCE_EXECUTOR.Enum(),
-		UUID:   newUUID(),
-	}
-	if msg != "" {
-		st.Message = &msg
-	}
-	eid := c.e.info.ExecutorID
-	st.ExecutorID = &eid
-	c.a.mu.Lock()
-	if c.e.state != executorTerminated {
-		c.a.statusUpdateLocked(c.e.fw, st, true)
-	}
-	c.a.mu.Unlock()
-	return st.UUID
+	return executorUpdate(c.a, c.e, id, state, msg)
 }

@@ -209,8 +209,8 @@ func TestExecutorThatCannotStart(t *testing.T) {
 	no := false
 	info := &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "e"}, Command: &mesos.CommandInfo{Value: &missing, Shell: &no}}
 	a.Launch(testFramework(false), info, []mesos.TaskInfo{dataTask("t1", "finish")}, false)
-	// A DEFAULT executor without a command: the simulator has no mesos-default-executor.
-	a.Launch(testFramework(false), &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "d"}, Type: mesos.ExecutorInfo_DEFAULT},
+	// A CUSTOM executor needs a command.
+	a.Launch(testFramework(false), &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "d"}, Type: mesos.ExecutorInfo_CUSTOM},
 		[]mesos.TaskInfo{dataTask("t2", "finish")}, true)
 	for _, id := range []string{"t1", "t2"} {
 		waitFor(t, id+" failed", func() bool { return len(m.states(id)) == 1 })
@@ -359,5 +359,40 @@ func TestShutdownKillsAnExecutorThatIgnoresIt(t *testing.T) {
 	waitFor(t, "t1 failed", func() bool { return len(m.states("t1")) == 1 })
 	if u := m.updates("t1")[0]; u.GetState() != mesos.TASK_FAILED || u.GetSource() != mesos.SOURCE_AGENT {
 		t.Errorf("t1 = %v, want TASK_FAILED from the agent", u)
+	}
+}
+
+func TestDefaultExecutorRunsTaskGroupsAsNestedContainers(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	fw := testFramework(false, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE)
+	info := &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "default"}, Type: mesos.ExecutorInfo_DEFAULT}
+	a.Launch(fw, info, []mesos.TaskInfo{commandTask("ok", "true"), commandTask("long", "sleep 1000")}, true)
+	waitFor(t, "ok finished, long running", func() bool { return len(m.states("ok")) == 3 && len(m.states("long")) == 2 })
+	// A failing task takes the rest of its group down; other groups are untouched.
+	a.Launch(fw, info, []mesos.TaskInfo{commandTask("bad", "exit 2"), commandTask("victim", "sleep 1000")}, true)
+	waitFor(t, "group 2 done", func() bool { return len(m.states("bad")) == 3 && len(m.states("victim")) == 4 })
+	a.Kill(mesos.FrameworkID{Value: "fw-1"}, mesos.TaskID{Value: "long"}, nil)
+	waitFor(t, "long killed", func() bool { return len(m.states("long")) == 4 })
+
+	got := map[string][]string{}
+	for _, id := range []string{"ok", "long", "bad", "victim"} {
+		got[id] = m.states(id)
+	}
+	want := map[string][]string{
+		"ok":     {"TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"},
+		"long":   {"TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_KILLED"},
+		"bad":    {"TASK_STARTING", "TASK_RUNNING", "TASK_FAILED"},
+		"victim": {"TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_KILLED"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("states (-want +got):\n%s", diff)
+	}
+	if u := m.updates("bad"); u[len(u)-1].GetMessage() != "Command exited with status 2" {
+		t.Errorf("bad: %v", u[len(u)-1])
+	}
+	waitFor(t, "default executor exited after its tasks", func() bool { return len(m.all("exited")) == 1 })
+	if st := m.all("exited")[0].ExitStatus; st != 0 {
+		t.Errorf("default executor exit status = %d, want 0", st)
 	}
 }

@@ -206,11 +206,14 @@ func (a *Agent) runExecutor(e *executorRun) {
 			}
 			return 0
 		}
+	case e.info.Command == nil && e.info.Type == mesos.ExecutorInfo_DEFAULT:
+		de := newDefaultExecutor(a, e)
+		ctx, cancel := context.WithCancel(a.ctx)
+		e.kill = cancel
+		wait = func() int32 { return de.run(ctx) }
 	case e.info.Command == nil:
-		// The simulator has no built-in default executor (mesos-default-executor): a DEFAULT executor
-		// without a command cannot run here.
 		e.terminateLocked(termination{mesos.TASK_FAILED, mesos.REASON_CONTAINER_LAUNCH_FAILED,
-			"Failed to launch container: the executor has no command (no built-in default executor in the simulator)"})
+			"Failed to launch container: a custom executor needs a command"})
 		a.executorExitedLocked(e, -1)
 		a.mu.Unlock()
 		return
