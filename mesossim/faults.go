@@ -179,7 +179,7 @@ func (m *Master) Failover() {
 	}
 	for _, f := range m.sortedFrameworks() {
 		if f.stream != nil {
-			m.disconnect(f)
+			m.disconnect(f, false)
 		}
 	}
 	m.elect()

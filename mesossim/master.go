@@ -477,6 +477,7 @@ func (m *Master) subscribe(s *stream, sub *scheduler.Call_Subscribe) {
 			}
 			if f.stream != nil && f.stream != s {
 				m.log.WithField("framework", id).Info("framework re-subscribed on a new stream, closing the old one")
+				f.stream.send(&scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{Message: "Framework failed over"}})
 				f.stream.close()
 			}
 			// Outstanding offers of the old subscription are rescinded.
@@ -522,11 +523,13 @@ func (m *Master) streamClosed(s *stream) {
 	if f == nil || f.stream != s {
 		return
 	}
-	m.disconnect(f)
+	m.disconnect(f, true)
 }
 
-// disconnect deactivates a framework and starts its failover timeout.
-func (m *Master) disconnect(f *framework) {
+// disconnect deactivates a framework and, with startFailover, starts its failover timeout. (After a
+// master failover frameworks are only known from their agents and wait, without a timer, for their
+// schedulers to re-subscribe.)
+func (m *Master) disconnect(f *framework, startFailover bool) {
 	if f.stream != nil {
 		f.stream.close()
 		f.stream = nil
@@ -538,12 +541,16 @@ func (m *Master) disconnect(f *framework) {
 	for oid := range f.offers {
 		m.removeOffer(m.offers[oid], true, 0)
 	}
+	if f.failover != nil {
+		f.failover.Stop()
+		f.failover = nil
+	}
+	if !startFailover {
+		return
+	}
 	timeout := time.Duration(f.info.GetFailoverTimeout() * float64(time.Second))
 	id := f.id
 	m.log.WithFields(logrus.Fields{"framework": id, "failover_timeout": timeout}).Info("framework disconnected")
-	if f.failover != nil {
-		f.failover.Stop()
-	}
 	f.failover = m.afterFunc(timeout, func() { m.failoverExpired(id, f) })
 }
 

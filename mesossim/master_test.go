@@ -378,6 +378,9 @@ func TestFailover(t *testing.T) {
 		case <-time.After(waitTimeout):
 			t.Fatal("old stream not closed")
 		}
+		if msg := str(c.next("ERROR"), "error", "message"); msg != "Framework failed over" {
+			t.Errorf("old stream's ERROR message %q", msg)
+		}
 		if code, _ := c.call("REVIVE", nil); code != http.StatusBadRequest {
 			t.Errorf("call on the old stream id: %d, want 400", code)
 		}
@@ -684,6 +687,7 @@ func TestFaults(t *testing.T) {
 		case <-time.After(waitTimeout):
 			t.Fatal("stream not dropped on master failover")
 		}
+		h.clock.Step(time.Hour) // failover_timeout is 0: only a scheduler disconnect starts it, not a master failover
 		c2 := h.jsonSubscribe(fwInfo("faults", map[string]any{"id": map[string]any{"value": c.fwID}}))
 		if c2.fwID != c.fwID {
 			t.Errorf("re-subscribed as %s", c2.fwID)
