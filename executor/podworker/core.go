@@ -28,6 +28,8 @@ const (
 	ReasonCompleted         = "Completed"
 	ReasonError             = "Error"
 	ReasonStartError        = "StartError"
+	// ReasonDeadlineExceeded is the pod reason once activeDeadlineSeconds has passed.
+	ReasonDeadlineExceeded = "DeadlineExceeded"
 	// ReasonPodCompleted is the reason of the Ready/ContainersReady conditions of a finished pod.
 	ReasonPodCompleted = "PodCompleted"
 	// ReasonContainersNotReady / ReasonContainersNotInitialized explain False conditions.
@@ -70,6 +72,14 @@ type container struct {
 	startedAt time.Time
 	sentTERM  bool
 	sentKILL  bool
+	// stopAt is set while this attempt is being stopped on its own (a failed liveness or startup
+	// probe): SIGTERM now, SIGKILL at stopAt.
+	stopping bool
+	stopAt   time.Time
+	// startupOK: the startup probe succeeded (or there is none). readyOK: the readiness probe's latest
+	// result (true without a readiness probe).
+	startupOK bool
+	readyOK   bool
 
 	last *termination // latest ended attempt
 	prev *termination // the one before, shown as lastState while last is the current state
@@ -112,6 +122,8 @@ type core struct {
 	startTime   time.Time
 	terminating bool
 	deadline    time.Time // SIGKILL remaining containers at this instant
+	// deadlineExceeded: activeDeadlineSeconds passed; the pod is Failed and being stopped.
+	deadlineExceeded bool
 
 	conditions map[corev1.PodConditionType]corev1.PodCondition
 }
@@ -192,26 +204,38 @@ func (c *core) next(now time.Time) ([]action, time.Time) {
 			wake = t
 		}
 	}
+	if !c.terminating && !c.terminal() {
+		if ads := c.pod.Spec.ActiveDeadlineSeconds; ads != nil {
+			limit := c.startTime.Add(time.Duration(*ads) * time.Second)
+			if now.Before(limit) {
+				wakeAt(limit)
+			} else {
+				c.deadlineExceeded = true
+				c.kill(GracePeriod(c.pod), now)
+			}
+		}
+	}
+	// Containers being stopped: SIGTERM at once, SIGKILL at their deadline.
+	for i, ct := range c.containers {
+		stopAt, stopping := ct.stopAt, ct.stopping
+		if c.terminating && (!stopping || c.deadline.Before(stopAt)) {
+			stopAt, stopping = c.deadline, true
+		}
+		if !ct.running || !stopping {
+			continue
+		}
+		if !ct.sentTERM {
+			ct.sentTERM = true
+			acts = append(acts, action{kind: actSignal, index: i, signal: syscall.SIGTERM})
+		}
+		if now.Before(stopAt) {
+			wakeAt(stopAt)
+		} else if !ct.sentKILL {
+			ct.sentKILL = true
+			acts = append(acts, action{kind: actSignal, index: i, signal: syscall.SIGKILL})
+		}
+	}
 	if c.terminating {
-		anyRunning := false
-		for i, ct := range c.containers {
-			if !ct.running {
-				anyRunning = anyRunning || ct.starting
-				continue
-			}
-			anyRunning = true
-			if !ct.sentTERM {
-				ct.sentTERM = true
-				acts = append(acts, action{kind: actSignal, index: i, signal: syscall.SIGTERM})
-			}
-			if !now.Before(c.deadline) && !ct.sentKILL {
-				ct.sentKILL = true
-				acts = append(acts, action{kind: actSignal, index: i, signal: syscall.SIGKILL})
-			}
-		}
-		if anyRunning && now.Before(c.deadline) {
-			wakeAt(c.deadline)
-		}
 		return acts, wake
 	}
 	if c.terminal() {
@@ -257,7 +281,50 @@ func (c *core) started(i int, h Handle, now time.Time) {
 	ct := c.containers[i]
 	ct.starting, ct.running, ct.everRan = false, true, true
 	ct.handle, ct.startedAt = h, now
-	ct.sentTERM, ct.sentKILL = false, false
+	ct.sentTERM, ct.sentKILL, ct.stopping = false, false, false
+	ct.startupOK = ct.spec.StartupProbe == nil
+	ct.readyOK = ct.spec.ReadinessProbe == nil
+}
+
+// probeKind names the three kubelet probes.
+type probeKind int
+
+const (
+	probeStartup probeKind = iota
+	probeReadiness
+	probeLiveness
+)
+
+func (k probeKind) String() string {
+	return [...]string{"startup", "readiness", "liveness"}[k]
+}
+
+// probed records a probe result that crossed its threshold for attempt (counted from 1) of container
+// i; results of older attempts are ignored. A failed startup or liveness probe stops the container
+// with the pod's grace period (the probe's own terminationGracePeriodSeconds when set); it is then
+// restarted per the restart policy, as the kubelet does.
+func (c *core) probed(i int, attempt int32, kind probeKind, ok bool, now time.Time) {
+	ct := c.containers[i]
+	if !ct.running || ct.attempts != attempt {
+		return
+	}
+	switch kind {
+	case probeStartup:
+		ct.startupOK = ok
+	case probeReadiness:
+		ct.readyOK = ok
+	}
+	if !ok && (kind == probeStartup || kind == probeLiveness) && !ct.stopping {
+		p := ct.spec.LivenessProbe
+		if kind == probeStartup {
+			p = ct.spec.StartupProbe
+		}
+		grace := GracePeriod(c.pod)
+		if p != nil && p.TerminationGracePeriodSeconds != nil {
+			grace = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
+		}
+		ct.stopping, ct.stopAt = true, now.Add(grace)
+	}
 }
 
 // startFailed records a Start that failed; it counts as an attempt that ended with exit code 128,
@@ -340,7 +407,7 @@ func (c *core) allStarted() bool {
 
 // phase computes the pod phase the way the kubelet's getPhase does.
 func (c *core) phase() corev1.PodPhase {
-	if c.initFailed() {
+	if c.initFailed() || c.deadlineExceeded {
 		return corev1.PodFailed
 	}
 	stoppedForGood := c.terminating && !c.anyActive()
@@ -399,6 +466,10 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 		StartTime: ptrTime(c.startTime),
 		QOSClass:  c.pod.Status.QOSClass,
 	}
+	if c.deadlineExceeded {
+		st.Reason = ReasonDeadlineExceeded
+		st.Message = "Pod was active on the node longer than the specified deadline"
+	}
 	if c.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: c.hostIP}}
 	}
@@ -431,7 +502,9 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonPodCompleted
 	case !allReady || terminal:
 		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonContainersNotReady
-		readyCond.Message = "containers with unready status: " + c.names(false, func(ct *container) bool { return !ct.running })
+		readyCond.Message = "containers with unready status: " + c.names(false, func(ct *container) bool {
+			return !(ct.running && ct.startupOK && ct.readyOK)
+		})
 	}
 	podReady := readyCond
 	podReady.Type = corev1.PodReady
@@ -481,8 +554,8 @@ func (c *core) containerStatus(ct *container, initialized bool, now time.Time) c
 		Name:         ct.spec.Name,
 		Image:        ct.spec.Image,
 		RestartCount: ct.restarts,
-		Started:      ptrBool(ct.running),
-		Ready:        ct.running && !ct.init,
+		Started:      ptrBool(ct.running && ct.startupOK),
+		Ready:        ct.running && !ct.init && ct.startupOK && ct.readyOK,
 	}
 	if ct.init {
 		cs.Ready = ct.succeeded()

@@ -420,3 +420,93 @@ func TestStartFailureCountsAsAttempt(t *testing.T) {
 		t.Errorf("not done")
 	}
 }
+
+func TestProbes(t *testing.T) {
+	grace := int64(20)
+	pod := testPod(corev1.RestartPolicyAlways, nil, "web")
+	pod.Spec.TerminationGracePeriodSeconds = &grace
+	pod.Spec.Containers[0].StartupProbe = &corev1.Probe{}
+	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{}
+	pod.Spec.Containers[0].LivenessProbe = &corev1.Probe{}
+	c := newCore(pod, "", "", t0)
+	driveStarts(c, t0)
+	ready := func() (bool, bool) {
+		cs := c.status(t0).ContainerStatuses[0]
+		return *cs.Started, cs.Ready
+	}
+	if s, r := ready(); s || r {
+		t.Fatalf("before the startup probe: started %v ready %v", s, r)
+	}
+	c.probed(0, 1, probeStartup, true, t0)
+	if s, r := ready(); !s || r {
+		t.Fatalf("after startup, before readiness: started %v ready %v", s, r)
+	}
+	c.probed(0, 1, probeReadiness, true, t0)
+	if s, r := ready(); !s || !r {
+		t.Fatalf("after readiness: started %v ready %v", s, r)
+	}
+	if condition(c.status(t0), corev1.PodReady) != corev1.ConditionTrue {
+		t.Errorf("pod not Ready")
+	}
+	c.probed(0, 7, probeReadiness, false, t0) // another attempt's result: ignored
+	if _, r := ready(); !r {
+		t.Fatalf("stale probe result applied")
+	}
+	c.probed(0, 1, probeReadiness, false, t0)
+	if _, r := ready(); r {
+		t.Fatalf("readiness failure not applied")
+	}
+	// Liveness failure: SIGTERM now, SIGKILL after the grace period, then a restart.
+	now := t0.Add(time.Minute)
+	c.probed(0, 1, probeLiveness, false, now)
+	_, sigs, wake := driveStarts(c, now)
+	if diff := cmp.Diff([]string{"web:terminated"}, sigs); diff != "" {
+		t.Errorf("signals (-want +got):\n%s", diff)
+	}
+	if !wake.Equal(now.Add(20 * time.Second)) {
+		t.Errorf("wake %v, want the grace deadline", wake)
+	}
+	_, sigs, _ = driveStarts(c, now.Add(20*time.Second))
+	if diff := cmp.Diff([]string{"web:killed"}, sigs); diff != "" {
+		t.Errorf("signals at the deadline (-want +got):\n%s", diff)
+	}
+	c.exited(0, ExitStatus{ExitCode: 137, Signal: 9}, now.Add(20*time.Second))
+	started, _, _ := driveStarts(c, now.Add(20*time.Second+InitialBackOff))
+	if diff := cmp.Diff([]string{"web"}, started); diff != "" {
+		t.Errorf("restart (-want +got):\n%s", diff)
+	}
+	if s, r := ready(); s || r {
+		t.Errorf("restarted container: started %v ready %v, want false/false until probed", s, r)
+	}
+}
+
+func TestActiveDeadline(t *testing.T) {
+	secs := int64(60)
+	grace := int64(5)
+	pod := testPod(corev1.RestartPolicyAlways, nil, "main")
+	pod.Spec.ActiveDeadlineSeconds = &secs
+	pod.Spec.TerminationGracePeriodSeconds = &grace
+	c := newCore(pod, "", "", t0)
+	_, _, wake := driveStarts(c, t0)
+	if !wake.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("wake %v, want the active deadline", wake)
+	}
+	_, sigs, wake := driveStarts(c, t0.Add(time.Minute))
+	if diff := cmp.Diff([]string{"main:terminated"}, sigs); diff != "" {
+		t.Errorf("signals (-want +got):\n%s", diff)
+	}
+	if !wake.Equal(t0.Add(time.Minute + 5*time.Second)) {
+		t.Errorf("wake %v, want the grace deadline", wake)
+	}
+	st := c.status(t0.Add(time.Minute))
+	if st.Phase != corev1.PodFailed || st.Reason != ReasonDeadlineExceeded {
+		t.Errorf("phase %s reason %q, want Failed/DeadlineExceeded", st.Phase, st.Reason)
+	}
+	c.exited(0, ExitStatus{ExitCode: 0}, t0.Add(time.Minute+time.Second))
+	if !c.done() {
+		t.Errorf("not done")
+	}
+	if got := c.status(t0.Add(time.Hour)).Phase; got != corev1.PodFailed {
+		t.Errorf("final phase %s", got)
+	}
+}

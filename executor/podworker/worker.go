@@ -52,6 +52,8 @@ type Config struct {
 	OnStatus func(Status)
 	// Log is the logger; logrus.StandardLogger() when nil.
 	Log logrus.FieldLogger
+	// Prober runs startup, readiness and liveness probes; a NetProber for PodIP when nil.
+	Prober Prober
 }
 
 type eventKind int
@@ -60,14 +62,18 @@ const (
 	evStarted eventKind = iota
 	evStartFailed
 	evExited
+	evProbe
 )
 
 type event struct {
-	kind   eventKind
-	index  int
-	handle Handle
-	exit   ExitStatus
-	err    error
+	kind    eventKind
+	index   int
+	attempt int32 // counted from 1
+	handle  Handle
+	exit    ExitStatus
+	err     error
+	probe   probeKind
+	ok      bool
 }
 
 // Worker runs one pod. Create it with New, call Run in a goroutine, Kill to terminate the pod.
@@ -100,6 +106,9 @@ func New(pod *corev1.Pod, cfg Config) (*Worker, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Prober == nil {
+		cfg.Prober = &NetProber{Host: cfg.PodIP, Runtime: cfg.Runtime}
 	}
 	log := cfg.Log
 	if log == nil {
@@ -164,6 +173,38 @@ func (w *Worker) Run(ctx context.Context) error {
 	clk := w.cfg.Clock
 	c := newCore(w.pod, w.cfg.HostIP, w.cfg.PodIP, clk.Now())
 	var handles []Handle
+	probes := map[int]context.CancelFunc{} // probes of each container's running attempt
+	stopProbes := func(i int) {
+		if cancel := probes[i]; cancel != nil {
+			cancel()
+			delete(probes, i)
+		}
+	}
+	startProbes := func(i int, attempt int32, h Handle, kinds ...probeKind) {
+		ct := c.containers[i]
+		if probes[i] == nil {
+			probes[i] = func() {}
+		}
+		for _, kind := range kinds {
+			p := [...]*corev1.Probe{ct.spec.StartupProbe, ct.spec.ReadinessProbe, ct.spec.LivenessProbe}[kind]
+			if p == nil || ct.init {
+				continue
+			}
+			pctx, cancel := context.WithCancel(inner)
+			prev := probes[i]
+			probes[i] = func() { prev(); cancel() }
+			wg.Add(1)
+			go func(kind probeKind, spec *corev1.Container) {
+				defer wg.Done()
+				probeLoop(pctx, clk, w.cfg.Prober, kind, w.pod, spec, h, p, func(ok bool) {
+					select {
+					case w.evs <- event{kind: evProbe, index: i, attempt: attempt, probe: kind, ok: ok}:
+					case <-pctx.Done():
+					}
+				})
+			}(kind, ct.spec)
+		}
+	}
 	for {
 		now := clk.Now()
 		acts, wake := c.next(now)
@@ -212,12 +253,32 @@ func (w *Worker) Run(ctx context.Context) error {
 			case evStarted:
 				handles = append(handles, ev.handle)
 				c.started(ev.index, ev.handle, now)
+				if ct.spec.StartupProbe != nil {
+					startProbes(ev.index, ev.attempt, ev.handle, probeStartup)
+				} else {
+					startProbes(ev.index, ev.attempt, ev.handle, probeReadiness, probeLiveness)
+				}
 			case evStartFailed:
 				w.log.WithError(ev.err).WithField("container", ct.spec.Name).Warn("container failed to start")
 				c.startFailed(ev.index, ev.err, now)
 			case evExited:
+				stopProbes(ev.index)
 				w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "exitCode": ev.exit.ExitCode}).Info("container exited")
 				c.exited(ev.index, ev.exit, now)
+			case evProbe:
+				if ev.attempt != ct.attempts || !ct.running {
+					break
+				}
+				log := w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "probe": ev.probe, "ok": ev.ok})
+				if ev.ok {
+					log.Debug("probe result")
+				} else {
+					log.Info("probe failed")
+				}
+				c.probed(ev.index, ev.attempt, ev.probe, ev.ok, now)
+				if ev.probe == probeStartup && ev.ok {
+					startProbes(ev.index, ev.attempt, ct.handle, probeReadiness, probeLiveness)
+				}
 			}
 		case <-w.kills:
 			if grace, ok := w.takeKill(); ok {
@@ -251,7 +312,7 @@ func (w *Worker) attempt(ctx context.Context, i int, spec *corev1.Container, att
 		post(event{kind: evStartFailed, index: i, err: fmt.Errorf("starting container %s: %w", spec.Name, err)})
 		return
 	}
-	post(event{kind: evStarted, index: i, handle: h})
+	post(event{kind: evStarted, index: i, attempt: attempt + 1, handle: h})
 	st, err := w.cfg.Runtime.Wait(ctx, h)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -303,3 +303,111 @@ func TestNewValidates(t *testing.T) {
 		})
 	}
 }
+
+// scriptedProber answers exec probes by their first argument from a settable table.
+type scriptedProber struct {
+	mu      sync.Mutex
+	healthy map[string]bool
+	calls   map[string]int
+}
+
+func (p *scriptedProber) set(name string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.healthy[name] = ok
+}
+
+func (p *scriptedProber) Probe(_ context.Context, _ *corev1.Pod, _ *corev1.Container, _ Handle, h *corev1.ProbeHandler) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name := h.Exec.Command[0]
+	p.calls[name]++
+	if p.healthy[name] {
+		return nil
+	}
+	return errors.New(name + " unhealthy")
+}
+
+func TestWorkerProbes(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.onTERM["web"] = 0
+	prober := &scriptedProber{healthy: map[string]bool{"live": true}, calls: map[string]int{}}
+	pod := testPod(corev1.RestartPolicyAlways, nil, "web")
+	exec := func(name string) corev1.ProbeHandler {
+		return corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{name}}}
+	}
+	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: exec("ready"), PeriodSeconds: 10, FailureThreshold: 1}
+	pod.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: exec("live"), PeriodSeconds: 10, FailureThreshold: 2}
+
+	h := &harness{t: t, rt: rt, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
+	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, Prober: prober, OnStatus: func(s Status) { h.statuses <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.worker = w
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); <-w.Done() }()
+	go func() { h.result <- w.Run(ctx) }()
+
+	ready := func(s Status) bool { return s.PodStatus.ContainerStatuses[0].Ready }
+	s := h.await("running", func(s Status) bool { return s.AllStarted })
+	if ready(s) {
+		t.Fatal("ready before the readiness probe succeeded")
+	}
+	// Both probe loops sleep a period after their first check; then readiness succeeds.
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for h.clk.Waiters() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d timers armed, want %d", h.clk.Waiters(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor(2)
+	prober.set("ready", true)
+	h.clk.Step(10 * time.Second)
+	h.await("ready", ready)
+	// Liveness fails twice in a row: the container gets SIGTERM and is restarted after the back-off.
+	waitFor(2)
+	prober.set("live", false)
+	h.clk.Step(10 * time.Second)
+	waitFor(2) // liveness has one failure of two and probes again
+	if _, signals, _ := rt.record(); len(signals) != 0 {
+		t.Fatalf("signalled after one liveness failure: %v", signals)
+	}
+	h.clk.Step(10 * time.Second)
+	h.await("restart back-off", func(s Status) bool { return containerState(s, 0) == "waiting:CrashLoopBackOff" })
+	_, signals, _ := rt.record()
+	if diff := cmp.Diff([]string{"web-0:terminated"}, signals); diff != "" {
+		t.Errorf("signals (-want +got):\n%s", diff)
+	}
+	prober.set("live", true)
+	// The cancelled probe loops and the back-off timer race to (dis)arm their timers: step the clock
+	// a second at a time until the restart shows.
+	deadline := time.Now().Add(10 * time.Second)
+	for steps := 0; ; {
+		if steps > 60 || time.Now().After(deadline) {
+			t.Fatal("no restart within 60 s of fake time")
+		}
+		select {
+		case s = <-h.statuses:
+			if containerState(s, 0) != "running" {
+				continue
+			}
+		default:
+			if h.clk.HasWaiters() {
+				h.clk.Step(time.Second)
+				steps++
+			} else {
+				time.Sleep(time.Millisecond)
+			}
+			continue
+		}
+		break
+	}
+	if s.PodStatus.ContainerStatuses[0].RestartCount != 1 || ready(s) {
+		t.Errorf("after restart: restarts %d ready %v", s.PodStatus.ContainerStatuses[0].RestartCount, ready(s))
+	}
+}

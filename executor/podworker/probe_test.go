@@ -1,0 +1,64 @@
+package podworker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func TestNetProber(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			if r.Header.Get("X-Check") != "yes" {
+				w.WriteHeader(http.StatusBadRequest)
+			}
+		case "/moved":
+			http.Redirect(w, r, "/healthz", http.StatusFound)
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	_, portStr, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+
+	c := &corev1.Container{Name: "web", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}
+	header := []corev1.HTTPHeader{{Name: "X-Check", Value: "yes"}}
+	tests := []struct {
+		name    string
+		handler corev1.ProbeHandler
+		wantErr bool
+	}{
+		{"http ok by port name", corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http"), HTTPHeaders: header}}, false},
+		{"http redirect followed", corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/moved", Port: intstr.FromInt32(int32(port)), HTTPHeaders: header}}, false},
+		{"http 503", corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/down", Port: intstr.FromInt32(int32(port))}}, true},
+		{"http unknown port name", corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("metrics")}}, true},
+		{"tcp open", corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port))}}, false},
+		{"tcp closed", corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(closedPort))}}, true},
+		{"exec without Execer", corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}, true},
+		{"grpc", corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: int32(port)}}, true},
+	}
+	p := &NetProber{Host: "127.0.0.1", Runtime: newFakeRuntime()}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := p.Probe(context.Background(), nil, c, Handle{}, &tt.handler)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("Probe = %v, wantErr %v", err, tt.wantErr)
+			}
+		})
+	}
+	if err := p.Probe(context.Background(), nil, c, Handle{}, &corev1.ProbeHandler{GRPC: &corev1.GRPCAction{}}); !errors.Is(err, ErrProbeUnsupported) {
+		t.Errorf("grpc error %v, want ErrProbeUnsupported", err)
+	}
+}
