@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -200,6 +202,23 @@ func TestNestedContainerImageCommand(t *testing.T) {
 	if string(out) != "from-image\n" {
 		t.Errorf("image command output = %q", out)
 	}
+	// The image is recorded (it cannot be pulled): the agent's /state shows it.
+	resp, err := http.Get("http://" + f.a.Endpoint() + "/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct {
+		Containers []struct {
+			ID    string `json:"container_id"`
+			Image string `json:"image"`
+		} `json:"nested_containers"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&state)
+	resp.Body.Close()
+	if err != nil || len(state.Containers) != 1 || state.Containers[0].Image != "nginx" || state.Containers[0].ID != f.parent.Value+"/web" {
+		t.Errorf("/state nested_containers = %+v (%v), want %s/web with image nginx", state.Containers, err, f.parent.Value)
+	}
+
 	// Arguments without a command go to the image's command, as to an image entrypoint.
 	no, hello := false, "hello"
 	withArgs := &mesos.CommandInfo{Shell: &no, Arguments: []string{"a", "b c"},
@@ -214,7 +233,7 @@ func TestNestedContainerImageCommand(t *testing.T) {
 	if out, _ := os.ReadFile(filepath.Join(f.dir, "containers", "args", "args.txt")); string(out) != "hello a b c\n" {
 		t.Errorf("image command with arguments wrote %q", out)
 	}
-	err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.LaunchContainer(f.child("db"), nil, dockerImage("postgres"), nil)))
+	err = agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.LaunchContainer(f.child("db"), nil, dockerImage("postgres"), nil)))
 	if !apierrors.CodeMalformedRequest.Matches(err) {
 		t.Errorf("image without a configured command: %v, want 400", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -543,15 +544,37 @@ func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
 	for _, fid := range order {
 		frameworks = append(frameworks, *byFramework[fid])
 	}
+	type containerJSON struct {
+		ID     string `json:"container_id"`
+		Image  string `json:"image,omitempty"`
+		Exited bool   `json:"exited"`
+		Status *int32 `json:"exit_status,omitempty"`
+	}
+	containers := []containerJSON{}
+	a.mu.Lock()
+	for key, c := range a.containers {
+		if c.executor != nil {
+			continue
+		}
+		cj := containerJSON{ID: key, Image: c.image, Exited: c.exited}
+		if c.exited {
+			st := c.status
+			cj.Status = &st
+		}
+		containers = append(containers, cj)
+	}
+	a.mu.Unlock()
+	sort.Slice(containers, func(i, j int) bool { return containers[i].ID < containers[j].ID })
 	state := map[string]any{
-		"version":    MesosVersion,
-		"id":         a.cfg.ID.Value,
-		"pid":        a.PID(),
-		"hostname":   a.cfg.Hostname,
-		"start_time": float64(a.start.UnixNano()) / 1e9,
-		"resources":  a.cfg.Resources,
-		"attributes": a.cfg.Attributes,
-		"frameworks": frameworks,
+		"nested_containers": containers,
+		"version":           MesosVersion,
+		"id":                a.cfg.ID.Value,
+		"pid":               a.PID(),
+		"hostname":          a.cfg.Hostname,
+		"start_time":        float64(a.start.UnixNano()) / 1e9,
+		"resources":         a.cfg.Resources,
+		"attributes":        a.cfg.Attributes,
+		"frameworks":        frameworks,
 		"flags": map[string]string{
 			"work_dir":                       a.cfg.WorkDir,
 			"executor_shutdown_grace_period": formatDuration(a.cfg.ExecutorShutdownGracePeriod),
