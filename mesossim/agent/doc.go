@@ -4,10 +4,20 @@
 // simulator's master (package mesossim) drives any number of these agents in one process. An agent
 // launches executors as real processes (or, for benchmarks, as an in-process Go hook) with the sandbox
 // and environment a real agent gives them, fetches CommandInfo.uris, runs command tasks through an
-// in-process command executor, serves the executor HTTP API (POST /api/v1/executor) and the agent
-// operator API calls an executor uses to run nested containers (POST /api/v1), and owns the task
-// status update manager that resends every update until the framework acknowledges it.
+// in-process command executor and DEFAULT executors through an in-process stand-in for
+// mesos-default-executor, serves the executor HTTP API (POST /api/v1/executor) and the agent operator
+// API calls an executor uses to run nested containers (POST /api/v1), and owns the task status update
+// manager that resends every update until the framework acknowledges it.
 //
 // The master talks to an agent through the Master interface (link.go) and the exported methods of
 // *Agent; everything an executor sees goes over HTTP exactly as against a real agent.
+//
+// Known differences from a real agent: there is no agent restart or recovery (checkpointing only
+// changes the executor environment and what happens when an executor's connection breaks); a terminated
+// executor is forgotten at once, so relaunching the same ExecutorID starts a new run even before its old
+// tasks' terminal updates are acknowledged; container images are never pulled (an image-only nested
+// container runs the command configured for its image); ATTACH_CONTAINER_OUTPUT streams output from the
+// moment of attaching, like Mesos' I/O switchboard, while the sandbox's stdout/stderr files keep
+// everything; the agent never sends the executor ERROR event; an ExecutorHook must return once its
+// context is cancelled, or Stop waits for it.
 package agent
