@@ -234,9 +234,28 @@ func killCall(taskID, agentID string, policy *mesos.KillPolicy) *scheduler.Call 
 }
 
 // kill KILLs the task of a pod with the deletion's grace period (the pod's when not deleting).
+// Pod updates during termination (the executor writes statuses) do not repeat it within killRepeat.
 func (s *sched) kill(ctx context.Context, pod *corev1.Pod, agentID string, log logrus.FieldLogger) error {
+	taskID := taskIDPrefix + string(pod.UID)
+	now := s.clock.Now()
+	s.mu.Lock()
+	rec, ok := s.tasks[taskID]
+	if ok && !rec.killedAt.IsZero() && now.Sub(rec.killedAt) < killRepeat {
+		s.mu.Unlock()
+		s.queue.AddAfter(podKey(pod), killRepeat)
+		return nil
+	}
+	if ok {
+		rec.killedAt = now
+	}
+	s.mu.Unlock()
 	policy := podtranslate.DeletionKillPolicy(pod)
-	if err := s.call(ctx, killCall(taskIDPrefix+string(pod.UID), agentID, policy)); err != nil {
+	if err := s.call(ctx, killCall(taskID, agentID, policy)); err != nil {
+		s.mu.Lock()
+		if ok {
+			rec.killedAt = time.Time{}
+		}
+		s.mu.Unlock()
 		return fmt.Errorf("killing task of pod %s: %w", podKey(pod), err)
 	}
 	log.WithField("grace", time.Duration(policy.GetGracePeriod().GetNanoseconds())).Info("killing task")

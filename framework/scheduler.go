@@ -58,6 +58,8 @@ const (
 	// placement back-off of unschedulable pods.
 	minPodBackoff = time.Second
 	maxPodBackoff = 30 * time.Second
+	// killRepeat is how long a KILL is given before it is sent again (lost calls, agent restarts).
+	killRepeat = 30 * time.Second
 	// explicit reconciliation back-off.
 	minReconcileBackoff = time.Second
 	maxReconcileBackoff = time.Minute
@@ -73,6 +75,8 @@ type taskRecord struct {
 	relaunch     bool
 	ifNotStarted bool
 	drops        int
+	// killedAt is when KILL was last sent; a KILL is repeated only after killRepeat.
+	killedAt time.Time
 }
 
 // live reports whether the task may be running.

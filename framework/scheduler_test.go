@@ -253,6 +253,18 @@ func TestDeletedPodKilledWithGraceThenRemoved(t *testing.T) {
 	if _, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{}); err != nil {
 		t.Fatalf("pod deleted before its task ended: %v", err)
 	}
+	// Status writes during termination do not repeat the KILL; a KILL unanswered for killRepeat is.
+	f.updateCache(p)
+	f.drain()
+	if n := len(f.caller.ofType(scheduler.Call_KILL)); n != 1 {
+		t.Errorf("KILL repeated on a pod update: %d", n)
+	}
+	f.clock.Step(killRepeat)
+	f.updateCache(p)
+	f.drain()
+	if n := len(f.caller.ofType(scheduler.Call_KILL)); n != 2 {
+		t.Errorf("KILL not repeated after %v: %d", killRepeat, n)
+	}
 
 	f.update(status("pod-uid-p", "a1", mesos.TASK_KILLED, mesos.SOURCE_EXECUTOR, nil, []byte("u2")))
 	f.drain()
