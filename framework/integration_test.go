@@ -327,4 +327,3 @@ func TestSimulatorVerticalSlice(t *testing.T) {
 	})
 	e.stop()
 }
-
