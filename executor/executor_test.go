@@ -368,3 +368,39 @@ func TestInvalidTaskDataFails(t *testing.T) {
 		t.Errorf("reason %v", st.GetReason())
 	}
 }
+
+func TestExecReadinessProbeAndPreStopHook(t *testing.T) {
+	env := newSimEnv(t)
+	readyFile := filepath.Join(env.dir, "ready")
+	hookFile := filepath.Join(env.dir, "prestop")
+	termFile := filepath.Join(env.dir, "term")
+	pod := shPod("probed", corev1.RestartPolicyAlways, 30,
+		fmt.Sprintf(`trap 'test -e %s && echo TERM-after-hook > %s; exit 0' TERM; while true; do sleep 0.05; done`, hookFile, termFile))
+	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-e", readyFile}}},
+		PeriodSeconds: 1, FailureThreshold: 1,
+	}
+	pod.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+		Exec: &corev1.ExecAction{Command: []string{"touch", hookFile}},
+	}}
+	task := env.launch(pod)
+	env.awaitState(task, "TASK_RUNNING")
+	ready := func() bool {
+		p := env.pod("probed")
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
+	}
+	waitFor(t, "a failed readiness check", func() bool {
+		p := env.pod("probed")
+		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && !ready()
+	})
+	if err := os.WriteFile(readyFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Ready", ready)
+	env.agent.Kill(*env.fw.ID, mesos.TaskID{Value: task}, podtranslate.KillPolicy(30*time.Second))
+	env.awaitState(task, "TASK_KILLED")
+	b, _ := os.ReadFile(termFile)
+	if got := strings.TrimSpace(string(b)); got != "TERM-after-hook" {
+		t.Errorf("the container saw %q, want SIGTERM after the preStop hook ran", got)
+	}
+}

@@ -51,9 +51,13 @@ type Runtime struct {
 
 	mu     sync.Mutex
 	parent *mesos.ContainerID
+	execs  int // counter for exec container IDs
 }
 
-var _ podworker.Runtime = (*Runtime)(nil)
+var (
+	_ podworker.Runtime = (*Runtime)(nil)
+	_ podworker.Execer  = (*Runtime)(nil)
+)
 
 // New returns a Runtime talking to the agent at cfg.AgentURL.
 func New(cfg Config) *Runtime {
@@ -186,6 +190,46 @@ func (r *Runtime) Remove(ctx context.Context, h podworker.Handle) error {
 		return fmt.Errorf("removing nested container %s: %w", h.ID, err)
 	}
 	return nil
+}
+
+// Exec runs command in a nested container under the container of h (as Mesos debug containers do:
+// it shares the container's namespaces on a real agent) and returns its exit code.
+func (r *Runtime) Exec(ctx context.Context, h podworker.Handle, command []string) (int32, error) {
+	if len(command) == 0 {
+		return 0, errors.New("exec: empty command")
+	}
+	parent, err := r.containerID(h.ID)
+	if err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	r.execs++
+	id := mesos.ContainerID{Value: fmt.Sprintf("exec-%d", r.execs), Parent: &parent}
+	r.mu.Unlock()
+	shell := false
+	cmd := &mesos.CommandInfo{Shell: &shell, Value: &command[0], Arguments: command}
+	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, nil, nil)); err != nil {
+		return 0, fmt.Errorf("launching exec container in %s: %w", h.ID, err)
+	}
+	defer func() {
+		// Remove with a fresh context: ctx may have expired (probe timeout) while the command ran.
+		rctx, cancel := context.WithTimeout(context.Background(), r.cfg.CallTimeout)
+		defer cancel()
+		_ = r.call(rctx, agentcalls.KillContainer(id))
+		_ = r.call(rctx, agentcalls.RemoveContainer(id))
+	}()
+	resp, err := r.waiter.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(id)))
+	if resp != nil {
+		defer resp.Close()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("waiting for exec container in %s: %w", h.ID, err)
+	}
+	var out agent.Response
+	if err := resp.Decode(&out); err != nil {
+		return 0, fmt.Errorf("decoding WAIT_CONTAINER of an exec in %s: %w", h.ID, err)
+	}
+	return exitStatus(out.GetWaitContainer()).ExitCode, nil
 }
 
 func (r *Runtime) call(ctx context.Context, call *agent.Call) error {

@@ -180,19 +180,23 @@ func (w *Worker) Run(ctx context.Context) error {
 			delete(probes, i)
 		}
 	}
+	// track registers cancel to be called when container i's attempt ends.
+	track := func(i int, cancel context.CancelFunc) {
+		prev := probes[i]
+		if prev == nil {
+			prev = func() {}
+		}
+		probes[i] = func() { prev(); cancel() }
+	}
 	startProbes := func(i int, attempt int32, h Handle, kinds ...probeKind) {
 		ct := c.containers[i]
-		if probes[i] == nil {
-			probes[i] = func() {}
-		}
 		for _, kind := range kinds {
 			p := [...]*corev1.Probe{ct.spec.StartupProbe, ct.spec.ReadinessProbe, ct.spec.LivenessProbe}[kind]
 			if p == nil || ct.init {
 				continue
 			}
 			pctx, cancel := context.WithCancel(inner)
-			prev := probes[i]
-			probes[i] = func() { prev(); cancel() }
+			track(i, cancel)
 			wg.Add(1)
 			go func(kind probeKind, spec *corev1.Container) {
 				defer wg.Done()
@@ -219,10 +223,21 @@ func (w *Worker) Run(ctx context.Context) error {
 					w.attempt(inner, i, spec, attempt)
 				}(a.index, ct.spec, ct.attempts-1)
 			case actSignal:
-				w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "signal": a.signal}).Info("signalling container")
-				if err := w.cfg.Runtime.Signal(inner, ct.handle, a.signal); err != nil {
-					w.log.WithError(err).WithField("container", ct.spec.Name).Warn("signalling container failed")
+				if a.signal == syscall.SIGTERM && ct.spec.Lifecycle != nil && ct.spec.Lifecycle.PreStop != nil {
+					// The kubelet runs preStop, then sends SIGTERM; SIGKILL still comes at the deadline.
+					hctx, cancel := context.WithCancel(inner)
+					track(a.index, cancel)
+					wg.Add(1)
+					go func(spec *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
+						defer wg.Done()
+						w.runHook(hctx, spec, h, hook)
+						if hctx.Err() == nil {
+							w.signal(hctx, spec, h, syscall.SIGTERM)
+						}
+					}(ct.spec, ct.handle, ct.spec.Lifecycle.PreStop)
+					continue
 				}
+				w.signal(inner, ct.spec, ct.handle, a.signal)
 			}
 		}
 		done := c.done()
@@ -297,6 +312,34 @@ func (w *Worker) Run(ctx context.Context) error {
 			timer.Stop()
 		}
 	}
+}
+
+func (w *Worker) signal(ctx context.Context, c *corev1.Container, h Handle, sig syscall.Signal) {
+	w.log.WithFields(logrus.Fields{"container": c.Name, "signal": sig}).Info("signalling container")
+	if err := w.cfg.Runtime.Signal(ctx, h, sig); err != nil {
+		w.log.WithError(err).WithField("container", c.Name).Warn("signalling container failed")
+	}
+}
+
+// runHook runs a lifecycle hook handler (exec, httpGet, tcpSocket through the Prober; sleep on the
+// clock). Failures are logged: the kubelet goes on terminating the container anyway.
+func (w *Worker) runHook(ctx context.Context, c *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
+	log := w.log.WithField("container", c.Name)
+	if hook.Sleep != nil {
+		t := w.cfg.Clock.NewTimer(time.Duration(hook.Sleep.Seconds) * time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+		}
+		return
+	}
+	ph := corev1.ProbeHandler{Exec: hook.Exec, HTTPGet: hook.HTTPGet, TCPSocket: hook.TCPSocket}
+	if err := w.cfg.Prober.Probe(ctx, w.pod, c, h, &ph); err != nil {
+		log.WithError(err).Warn("preStop hook failed")
+		return
+	}
+	log.Info("preStop hook done")
 }
 
 // attempt starts one container attempt and waits for it to end, reporting both to Run.

@@ -309,6 +309,7 @@ type scriptedProber struct {
 	mu      sync.Mutex
 	healthy map[string]bool
 	calls   map[string]int
+	gate    chan struct{} // if set, a "prestop" check waits for it to close
 }
 
 func (p *scriptedProber) set(name string, ok bool) {
@@ -318,9 +319,12 @@ func (p *scriptedProber) set(name string, ok bool) {
 }
 
 func (p *scriptedProber) Probe(_ context.Context, _ *corev1.Pod, _ *corev1.Container, _ Handle, h *corev1.ProbeHandler) error {
+	name := h.Exec.Command[0]
+	if name == "prestop" && p.gate != nil {
+		<-p.gate
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	name := h.Exec.Command[0]
 	p.calls[name]++
 	if p.healthy[name] {
 		return nil
@@ -409,5 +413,42 @@ func TestWorkerProbes(t *testing.T) {
 	}
 	if s.PodStatus.ContainerStatuses[0].RestartCount != 1 || ready(s) {
 		t.Errorf("after restart: restarts %d ready %v", s.PodStatus.ContainerStatuses[0].RestartCount, ready(s))
+	}
+}
+
+func TestWorkerPreStopHookRunsBeforeSIGTERM(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.onTERM["web"] = 0
+	prober := &scriptedProber{healthy: map[string]bool{"prestop": true}, calls: map[string]int{}, gate: make(chan struct{})}
+	pod := testPod(corev1.RestartPolicyAlways, nil, "web")
+	pod.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"prestop"}}}}
+	h := &harness{t: t, rt: rt, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
+	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, Prober: prober, OnStatus: func(s Status) { h.statuses <- s }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.worker = w
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); <-w.Done() }()
+	go func() { h.result <- w.Run(ctx) }()
+	h.await("running", func(s Status) bool { return s.AllStarted })
+	w.Kill(30 * time.Second)
+	h.awaitTimer() // the grace deadline is armed while the hook runs
+	if _, signals, _ := rt.record(); len(signals) != 0 {
+		t.Fatalf("signals while preStop runs: %v", signals)
+	}
+	close(prober.gate)
+	s := h.await("done", func(s Status) bool { return s.Done })
+	if s.PodStatus.Phase != corev1.PodSucceeded {
+		t.Errorf("phase %s", s.PodStatus.Phase)
+	}
+	_, signals, _ := rt.record()
+	if diff := cmp.Diff([]string{"web-0:terminated"}, signals); diff != "" {
+		t.Errorf("signals (-want +got):\n%s", diff)
+	}
+	prober.mu.Lock()
+	defer prober.mu.Unlock()
+	if prober.calls["prestop"] != 1 {
+		t.Errorf("preStop ran %d times", prober.calls["prestop"])
 	}
 }
