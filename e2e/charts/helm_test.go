@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint/support"
@@ -208,48 +209,66 @@ func selectorMatches(selector, labels map[string]string) bool {
 	return true
 }
 
-// The framework's exact API usage (docs/design.md, issue 6): anything more is not least privilege,
-// anything less breaks it.
+// The framework's (and, when asked for, the executors') exact API usage (docs/design.md, issue 6): anything
+// more is not least privilege, anything less breaks it.
 func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
+	rule := func(groups, resources, names, verbs []string) rbacv1.PolicyRule {
+		return rbacv1.PolicyRule{APIGroups: groups, Resources: resources, ResourceNames: names, Verbs: verbs}
+	}
+	core := []string{""}
+	coord := []string{"coordination.k8s.io"}
+	frameworkRules := []rbacv1.PolicyRule{
+		rule(core, []string{"pods"}, nil, []string{"get", "list", "watch", "update", "patch", "delete"}),
+		rule(core, []string{"pods/binding"}, nil, []string{"create"}),
+		rule(core, []string{"pods/status"}, nil, []string{"update", "patch"}),
+		rule(core, []string{"nodes"}, nil, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
+		rule(core, []string{"nodes/status"}, nil, []string{"update", "patch"}),
+		rule(core, []string{"events"}, nil, []string{"create", "patch"}),
+	}
+	executorRules := []rbacv1.PolicyRule{
+		rule(core, []string{"pods/status"}, nil, []string{"patch"}),
+		rule(core, []string{"configmaps", "secrets"}, nil, []string{"get"}),
+	}
+	stateRules := []rbacv1.PolicyRule{
+		rule(core, []string{"configmaps"}, []string{"kubemesos-framework"}, []string{"get", "update"}),
+		rule(core, []string{"configmaps"}, nil, []string{"create"}),
+		rule(coord, []string{"leases"}, []string{"kubemesos-framework"}, []string{"get", "update"}),
+		rule(coord, []string{"leases"}, nil, []string{"create"}),
+	}
+	nodeLeaseRules := []rbacv1.PolicyRule{rule(coord, []string{"leases"}, nil, []string{"get", "create", "update", "delete"})}
+	executorSA := testFullname + "-executor"
+
 	for _, tc := range []struct {
-		name      string
-		values    string
-		stateNS   string
-		namespace string
+		name         string
+		values       string
+		stateNS      string
+		wantExecutor bool
 	}{
-		{"state in release namespace", ``, testNamespace, testNamespace},
-		{"state in kube-system", "framework:\n  stateNamespace: kube-system\n", "kube-system", testNamespace},
+		{"state in release namespace", ``, testNamespace, false},
+		{"state in kube-system", "framework:\n  stateNamespace: kube-system\n", "kube-system", false},
+		{"with the executors' identity", "executor:\n  serviceAccount:\n    create: true\n", testNamespace, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := mustRender(t, valuesYAML(t, tc.values))
-			rule := func(groups, resources, names, verbs []string) rbacv1.PolicyRule {
-				return rbacv1.PolicyRule{APIGroups: groups, Resources: resources, ResourceNames: names, Verbs: verbs}
-			}
-			core := []string{""}
-			coord := []string{"coordination.k8s.io"}
-			wantCluster := []rbacv1.PolicyRule{
-				rule(core, []string{"pods"}, nil, []string{"get", "list", "watch", "update", "patch", "delete"}),
-				rule(core, []string{"pods/binding"}, nil, []string{"create"}),
-				rule(core, []string{"pods/status"}, nil, []string{"update", "patch"}),
-				rule(core, []string{"nodes"}, nil, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
-				rule(core, []string{"nodes/status"}, nil, []string{"update", "patch"}),
-				rule(core, []string{"events"}, nil, []string{"create", "patch"}),
+			wantCluster := map[string][]rbacv1.PolicyRule{testFullname: frameworkRules}
+			wantSubjects := map[string]string{testFullname: testFullname} // binding -> ServiceAccount
+			wantSAs := []string{testFullname}
+			if tc.wantExecutor {
+				wantCluster[executorSA] = executorRules
+				wantSubjects[executorSA] = executorSA
+				wantSAs = append(wantSAs, executorSA)
 			}
 			wantRoles := map[string][]rbacv1.PolicyRule{
-				tc.stateNS + "/" + testFullname + "-state": {
-					rule(core, []string{"configmaps"}, []string{"kubemesos-framework"}, []string{"get", "update"}),
-					rule(core, []string{"configmaps"}, nil, []string{"create"}),
-					rule(coord, []string{"leases"}, []string{"kubemesos-framework"}, []string{"get", "update"}),
-					rule(coord, []string{"leases"}, nil, []string{"create"}),
-				},
-				"kube-node-lease/" + testFullname + "-node-lease": {
-					rule(coord, []string{"leases"}, nil, []string{"get", "create", "update", "delete"}),
-				},
+				tc.stateNS + "/" + testFullname + "-state":        stateRules,
+				"kube-node-lease/" + testFullname + "-node-lease": nodeLeaseRules,
 			}
 
-			cr := only[*rbacv1.ClusterRole](t, r)
-			if diff := cmp.Diff(wantCluster, cr.Rules); diff != "" {
-				t.Errorf("ClusterRole rules (-want +got):\n%s", diff)
+			gotCluster := map[string][]rbacv1.PolicyRule{}
+			for _, cr := range each[*rbacv1.ClusterRole](r) {
+				gotCluster[cr.Name] = cr.Rules
+			}
+			if diff := cmp.Diff(wantCluster, gotCluster); diff != "" {
+				t.Errorf("ClusterRoles (-want +got):\n%s", diff)
 			}
 			gotRoles := map[string][]rbacv1.PolicyRule{}
 			for _, role := range each[*rbacv1.Role](r) {
@@ -259,17 +278,22 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 				t.Errorf("Roles (-want +got):\n%s", diff)
 			}
 
-			wantSubject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: testFullname, Namespace: tc.namespace}}
-			crb := only[*rbacv1.ClusterRoleBinding](t, r)
-			if diff := cmp.Diff(wantSubject, crb.Subjects); diff != "" {
-				t.Errorf("ClusterRoleBinding subjects (-want +got):\n%s", diff)
+			for _, crb := range each[*rbacv1.ClusterRoleBinding](r) {
+				want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: wantSubjects[crb.Name], Namespace: testNamespace}}
+				if diff := cmp.Diff(want, crb.Subjects); diff != "" {
+					t.Errorf("ClusterRoleBinding %s subjects (-want +got):\n%s", crb.Name, diff)
+				}
+				if _, ok := wantCluster[crb.RoleRef.Name]; !ok || crb.RoleRef.Name != crb.Name || crb.RoleRef.Kind != "ClusterRole" {
+					t.Errorf("ClusterRoleBinding %s binds %+v", crb.Name, crb.RoleRef)
+				}
 			}
-			if crb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name}) {
-				t.Errorf("ClusterRoleBinding roleRef %+v does not name the ClusterRole %s", crb.RoleRef, cr.Name)
+			if n := len(each[*rbacv1.ClusterRoleBinding](r)); n != len(wantCluster) {
+				t.Errorf("%d ClusterRoleBindings for %d ClusterRoles", n, len(wantCluster))
 			}
 			bound := map[string]bool{}
 			for _, rb := range each[*rbacv1.RoleBinding](r) {
-				if diff := cmp.Diff(wantSubject, rb.Subjects); diff != "" {
+				want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: testFullname, Namespace: testNamespace}}
+				if diff := cmp.Diff(want, rb.Subjects); diff != "" {
 					t.Errorf("RoleBinding %s subjects (-want +got):\n%s", rb.Name, diff)
 				}
 				if rb.RoleRef.Kind != "Role" {
@@ -282,9 +306,18 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 					t.Errorf("Role %s is not bound in its namespace", key)
 				}
 			}
-			sa := only[*corev1.ServiceAccount](t, r)
-			if sa.Name != testFullname || sa.Namespace != tc.namespace {
-				t.Errorf("ServiceAccount %s/%s, want %s/%s", sa.Namespace, sa.Name, tc.namespace, testFullname)
+			var gotSAs []string
+			for _, sa := range each[*corev1.ServiceAccount](r) {
+				if sa.Namespace != testNamespace {
+					t.Errorf("ServiceAccount %s in namespace %s", sa.Name, sa.Namespace)
+				}
+				gotSAs = append(gotSAs, sa.Name)
+			}
+			if diff := cmp.Diff(wantSAs, gotSAs, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+				t.Errorf("ServiceAccounts (-want +got):\n%s", diff)
+			}
+			if got := only[*appsv1.Deployment](t, r).Spec.Template.Spec.ServiceAccountName; got != testFullname {
+				t.Errorf("the framework runs as %q, want %q", got, testFullname)
 			}
 		})
 	}
