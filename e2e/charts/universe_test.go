@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"k8s.io/utils/ptr"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/marathon-default.json from the rendered default Marathon app")
@@ -185,7 +186,7 @@ func TestMarathonAppForDefaults(t *testing.T) {
 	if app.Container == nil || app.Container.Type != "MESOS" || app.Container.Docker.Image != "kubemesos/kubemesos:0.1.0" {
 		t.Errorf("container %+v, want the UCR running kubemesos/kubemesos:0.1.0", app.Container)
 	}
-	wantHC := []MarathonHealthCheck{{Protocol: "MESOS_HTTP", Path: "/healthz", PortIndex: ptr(0), GracePeriodSeconds: 60, IntervalSeconds: 15, TimeoutSeconds: 5, DelaySeconds: 15, MaxConsecutiveFailures: 3}}
+	wantHC := []MarathonHealthCheck{{Protocol: "MESOS_HTTP", Path: "/healthz", PortIndex: ptr.To(0), GracePeriodSeconds: 60, IntervalSeconds: 15, TimeoutSeconds: 5, DelaySeconds: 15, MaxConsecutiveFailures: 3}}
 	if diff := cmp.Diff(wantHC, app.HealthChecks); diff != "" {
 		t.Errorf("healthChecks (-want +got):\n%s", diff)
 	}
@@ -243,8 +244,6 @@ func TestMarathonAppForDefaults(t *testing.T) {
 		t.Errorf("rendered default app differs from %s (-want +got; -update rewrites it):\n%s", golden, diff)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // validApp decodes a rendered app strictly and applies Marathon's rules.
 func validApp(t testing.TB, obj map[string]any) *MarathonApp {
