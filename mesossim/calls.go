@@ -194,6 +194,20 @@ func (m *Master) handleCall(streamID string, c *scheduler.Call) (int, string) {
 		}
 	case scheduler.Call_REQUEST:
 		// Mesos hands requests to the allocator, whose built-in implementation ignores them.
+	case scheduler.Call_UPDATE_FRAMEWORK:
+		fi := c.UpdateFramework.FrameworkInfo
+		if fi.ID == nil || fi.ID.Value != f.id {
+			return 400, "Failed to validate scheduler::Call: 'framework_info.id' differs from 'framework_id'"
+		}
+		sub := &scheduler.Call{Type: scheduler.Call_SUBSCRIBE, Subscribe: &scheduler.Call_Subscribe{FrameworkInfo: &fi}}
+		if err := validateCall(sub); err != nil {
+			return 400, "Failed to validate scheduler::Call: " + err.Error()
+		}
+		f.info = fi
+		f.roles = m.frameworkRoles(&fi)
+		m.alloc.AddFramework(f.id, f.roles, c.UpdateFramework.SuppressedRoles)
+		m.kick()
+		return 200, ""
 	case scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
 		// No maintenance schedules exist in the simulator, so there are never inverse offers.
 	default:

@@ -192,7 +192,7 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 	}
 	if call.Type != scheduler.Call_SUBSCRIBE {
 		status, msg := m.handleCall(r.Header.Get("Mesos-Stream-Id"), &call)
-		if status == http.StatusAccepted {
+		if status == http.StatusAccepted || status == http.StatusOK {
 			w.WriteHeader(status)
 			return
 		}
