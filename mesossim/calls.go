@@ -338,7 +338,6 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 				f.send(m.masterUpdate(t.TaskID, &t.AgentID, lostState(f, mesos.TASK_DROPPED), mesos.REASON_INVALID_OFFERS, offerErr))
 			}
 		}
-		m.kick()
 		return
 	}
 	for _, o := range valid {
@@ -422,7 +421,6 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 	if len(remaining) > 0 {
 		m.alloc.Recover(agentID, f.id, role, remaining, refuseOf(a.Filters), now)
 	}
-	m.kick()
 }
 
 func opTasks(op mesos.Offer_Operation) []mesos.TaskInfo {

@@ -571,6 +571,7 @@ func TestKillShutdownMessage(t *testing.T) {
 func TestHeartbeatsAndOfferTimeout(t *testing.T) {
 	h := newHarness(t, Config{OfferTimeout: 30 * time.Second, HeartbeatInterval: 15 * time.Second}, 1, agentRes)
 	c := h.jsonSubscribe(fwInfo("hb", nil))
+	c.next("HEARTBEAT") // right after SUBSCRIBED
 	h.m.Allocate()
 	o := offersOf(c.next("OFFERS"))[0]
 	h.clock.Step(16 * time.Second)

@@ -92,12 +92,16 @@ func (m *Master) getAgents() *master.Response_GetAgents {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := &master.Response_GetAgents{}
+	usages := m.usageByAgent()
 	for _, id := range m.agentIDs() {
 		ag := m.agents[id]
 		if ag.unreachable {
 			continue
 		}
-		total, used, offered := m.agentUsage(id)
+		total, used, offered := ag.info.Resources, mesos.Resources(nil), mesos.Resources(nil)
+		if u := usages[id]; u != nil {
+			used, offered = u.used, u.offered
+		}
 		pid := fmt.Sprintf("slave(1)@127.0.0.1:%d", ag.info.GetPort())
 		a := master.Response_GetAgents_Agent{
 			AgentInfo: ag.info, Active: true, Version: Version, PID: &pid, RegisteredTime: timeInfo(ag.registered),
@@ -120,25 +124,42 @@ func (m *Master) agentIDs() []string {
 	return ids
 }
 
-// agentUsage: total, used by tasks and executors, offered.
-func (m *Master) agentUsage(id string) (total, used, offered mesos.Resources) {
-	total = m.agents[id].info.Resources
-	for _, f := range m.sortedFrameworks() {
+type usage struct{ used, offered mesos.Resources }
+
+// usageByAgent sums, in one pass, what tasks and executors use and what is offered on each agent.
+func (m *Master) usageByAgent() map[string]*usage {
+	out := make(map[string]*usage, len(m.agents))
+	get := func(id string) *usage {
+		u, ok := out[id]
+		if !ok {
+			u = &usage{}
+			out[id] = u
+		}
+		return u
+	}
+	for _, f := range m.frameworks {
 		for _, t := range f.tasks {
-			if t.task.AgentID.Value == id && !t.terminal {
-				used = used.Plus(t.task.Resources...)
+			if !t.terminal {
+				u := get(t.task.AgentID.Value)
+				u.used = append(u.used, t.task.Resources...)
 			}
 		}
-		for _, e := range f.executors[id] {
-			used = used.Plus(e.Resources...)
+		for aid, execs := range f.executors {
+			u := get(aid)
+			for _, e := range execs {
+				u.used = append(u.used, e.Resources...)
+			}
 		}
 	}
 	for _, o := range m.offers {
-		if o.offer.AgentID.Value == id {
-			offered = offered.Plus(o.offer.Resources...)
-		}
+		u := get(o.offer.AgentID.Value)
+		u.offered = append(u.offered, o.offer.Resources...)
 	}
-	return total, used, offered
+	for _, u := range out {
+		u.used = mesos.Resources(nil).Plus(u.used...)
+		u.offered = mesos.Resources(nil).Plus(u.offered...)
+	}
+	return out
 }
 
 func (m *Master) sortedFrameworks() []*framework {
@@ -324,13 +345,17 @@ func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
 	secs := func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 	var slaves []map[string]any
 	activated := 0
+	usages := m.usageByAgent()
 	for _, id := range m.agentIDs() {
 		ag := m.agents[id]
 		if ag.unreachable {
 			continue
 		}
 		activated++
-		total, used, offered := m.agentUsage(id)
+		total, used, offered := ag.info.Resources, mesos.Resources(nil), mesos.Resources(nil)
+		if u := usages[id]; u != nil {
+			used, offered = u.used, u.offered
+		}
 		s := map[string]any{
 			"id": id, "pid": fmt.Sprintf("slave(1)@127.0.0.1:%d", ag.info.GetPort()), "hostname": ag.info.Hostname,
 			"port": ag.info.GetPort(), "registered_time": secs(ag.registered),
