@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -287,5 +289,56 @@ func TestNestedContainerSessionWithInput(t *testing.T) {
 	}
 	if status, err := f.wait(t, agentcalls.WaitNestedContainer(c)); err != nil || status != 0 {
 		t.Errorf("session container wait = %d, %v", status, err)
+	}
+}
+
+func TestSessionContainerDiesWithItsConnection(t *testing.T) {
+	f := newNestedFixture(t)
+	c := f.child("shell")
+	resp, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.LaunchNestedContainerSession(c, shell("sleep 1000"), nil)))
+	if err != nil {
+		t.Fatalf("LAUNCH_NESTED_CONTAINER_SESSION: %v", err)
+	}
+	resp.Close()
+	if status, err := f.wait(t, agentcalls.WaitNestedContainer(c)); err != nil || status != int32(syscall.SIGKILL) {
+		t.Errorf("session container after its connection closed: wait status %d, %v; want SIGKILL", status, err)
+	}
+}
+
+// TestAttachOutputLegacyJSON: a client that accepts only application/json gets the ProcessIO records as
+// RecordIO with Content-Type application/json, as older Mesos agents answer.
+func TestAttachOutputLegacyJSON(t *testing.T) {
+	f := newNestedFixture(t)
+	c := f.child("legacy")
+	if err := f.launch(c, shell("while [ ! -f go ]; do sleep 0.01; done; echo hi"), nil); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"type":"ATTACH_CONTAINER_OUTPUT","attach_container_output":{"container_id":{"value":"legacy","parent":{"value":"` + f.parent.Value + `"}}}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+f.a.Endpoint()+"/api/v1", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("attach: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "containers", "legacy", "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Type string `json:"type"`
+		Data struct {
+			Type string `json:"type"`
+			Data []byte `json:"data"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(readRecord(t, bufio.NewReader(resp.Body)), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Type != "DATA" || rec.Data.Type != "STDOUT" || string(rec.Data.Data) != "hi\n" {
+		t.Errorf("record = %+v, want DATA/STDOUT %q", rec, "hi\n")
 	}
 }
