@@ -83,7 +83,7 @@ func (m *fakeMaster) last(taskID string) *mesos.TaskStatus {
 
 // waitFor polls cond until it holds; real processes run, so this is a deadline against hangs, not a
 // timing assertion.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

@@ -158,7 +158,7 @@ func (r *instantRuntime) exit(id string, code int32) {
 }
 
 type loopHarness struct {
-	t      *testing.T
+	t      testing.TB
 	api    *fakeAgentAPI
 	clk    *clocktesting.FakeClock
 	rt     *instantRuntime
@@ -166,7 +166,7 @@ type loopHarness struct {
 	result chan error
 }
 
-func startLoop(t *testing.T, checkpoint bool) *loopHarness {
+func startLoop(t testing.TB, checkpoint bool) *loopHarness {
 	t.Helper()
 	api := &fakeAgentAPI{streams: make(chan *eventStream, 4)}
 	srv := httptest.NewServer(api)
@@ -235,7 +235,7 @@ func subscribed() *mesosexec.Event {
 	}}
 }
 
-func launchEvent(t *testing.T, pod *corev1.Pod) (*mesosexec.Event, mesos.TaskInfo) {
+func launchEvent(t testing.TB, pod *corev1.Pod) (*mesosexec.Event, mesos.TaskInfo) {
 	var res mesos.Resources
 	res.Add(mesos.Resource{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 0.1}})
 	ti, err := podtranslate.TaskInfo(pod, mesos.AgentID{Value: "S0"}, mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "kubemesos-executor"}}, res)
