@@ -327,3 +327,42 @@ func TestSimulatorVerticalSlice(t *testing.T) {
 	})
 	e.stop()
 }
+
+// Restarting the framework while pods are being created and launched ends with every pod running
+// exactly once: no duplicate and no orphan task (issue 5, must-show 8).
+func TestSimulatorRestartMidway(t *testing.T) {
+	e := startSimEnv(t, 2)
+	e.start()
+	const n = 12
+	var want []string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("r%02d", i)
+		want = append(want, name)
+		e.createPod(sleepPod(name, "100m"))
+		if i == n/2 {
+			// Crash once some pods are bound and launched, others not yet.
+			e.eventually("some pods bound", func() (bool, string) {
+				bound := 0
+				for _, p := range e.pods() {
+					if p.Spec.NodeName != "" {
+						bound++
+					}
+				}
+				return bound > 0, "none bound"
+			})
+			e.stop()
+			e.start()
+		}
+	}
+	e.waitRunning(want...)
+	tasks := e.mesosTasks()
+	if len(tasks) != n {
+		t.Errorf("Mesos has %d tasks, want %d: %v", len(tasks), n, tasks)
+	}
+	for _, name := range want {
+		if _, ok := tasks["pod-uid-"+name]; !ok {
+			t.Errorf("no task for pod %s", name)
+		}
+	}
+	e.stop()
+}

@@ -174,7 +174,7 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	}
 	nodeLister := factory.Core().V1().Nodes().Lister()
 
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: d.kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: cfg.SchedulerName})

@@ -378,6 +378,25 @@ func (s *sched) snapshotState() State {
 	return st
 }
 
+// reconciliationAnswer reports whether a status is the master's unreliable answer to RECONCILE.
+func reconciliationAnswer(st *mesos.TaskStatus) bool {
+	return st.UUID == nil && st.GetReason() == mesos.REASON_RECONCILIATION
+}
+
+// taskOutcome is podtranslate.PodStatusForTask, except for the master's answer to explicit
+// reconciliation of a task unknown to its registered agent: Mesos 1.x answers TASK_GONE
+// (REASON_RECONCILIATION, "Task is unknown to the agent") to partition-aware frameworks. That is what
+// a crash between Binding and ACCEPT leaves behind, so the pod is relaunched if it never started,
+// exactly like TASK_UNKNOWN, instead of being failed.
+func taskOutcome(st mesos.TaskStatus) podtranslate.TaskOutcome {
+	out := podtranslate.PodStatusForTask(st)
+	if st.GetState() == mesos.TASK_GONE && reconciliationAnswer(&st) {
+		out.Phase, out.Terminal = "", false
+		out.Action, out.Reason = podtranslate.ActionRelaunchIfNotStarted, podtranslate.ReasonNodeLost
+	}
+	return out
+}
+
 // terminal reports whether a task state is terminal for the task. TASK_UNREACHABLE is not terminal in
 // Mesos, but the framework treats the pod as lost (its Node goes NotReady and the pod fails).
 func terminal(s mesos.TaskState) bool {
@@ -398,7 +417,7 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 	log.WithField("message", st.GetMessage()).Debug("task status update")
 	s.metrics.statusUpdates.WithLabelValues(state.String()).Inc()
 
-	out := podtranslate.PodStatusForTask(st)
+	out := taskOutcome(st)
 	requeueAll := false
 	s.mu.Lock()
 	rec, ok := s.tasks[taskID]
@@ -427,7 +446,7 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 	switch {
 	case state == mesos.TASK_UNREACHABLE:
 		s.nodes.MarkInactive(agentID, ReasonAgentUnreachable, "Mesos reports the agent unreachable")
-	case state == mesos.TASK_GONE || state == mesos.TASK_GONE_BY_OPERATOR:
+	case (state == mesos.TASK_GONE || state == mesos.TASK_GONE_BY_OPERATOR) && !reconciliationAnswer(&st):
 		s.nodes.MarkInactive(agentID, ReasonAgentGone, "Mesos reports the agent gone")
 	case state == mesos.TASK_LOST && (st.GetReason() == mesos.REASON_AGENT_REMOVED || st.GetReason() == mesos.REASON_AGENT_DISCONNECTED):
 		s.nodes.MarkInactive(agentID, ReasonAgentRemoved, "Mesos reports the agent removed")

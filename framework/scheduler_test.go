@@ -145,6 +145,15 @@ func TestServedSchedulerNames(t *testing.T) {
 // A restarted framework adopts running tasks (lesson #466: never kill them) and launches the pod it had
 // bound but not launched before the crash, on the agent it was bound to, without binding it again.
 func TestRestartAdoptsRunningAndLaunchesBoundButNotLaunched(t *testing.T) {
+	// How a master answers explicit reconciliation of a task it never received: TASK_UNKNOWN (agent
+	// unknown), TASK_GONE (partition-aware, agent registered: "Task is unknown to the agent"),
+	// TASK_LOST (without partition awareness).
+	for _, answer := range []mesos.TaskState{mesos.TASK_UNKNOWN, mesos.TASK_GONE, mesos.TASK_LOST} {
+		t.Run(answer.String(), func(t *testing.T) { testRestartAdopts(t, answer) })
+	}
+}
+
+func testRestartAdopts(t *testing.T, answer mesos.TaskState) {
 	f := newFixture(t, State{FrameworkID: "fw-1"},
 		pod("run", "uid-run", bound("h1"), running),
 		pod("crashed", "uid-crashed", bound("h1")),
@@ -176,7 +185,7 @@ func TestRestartAdoptsRunningAndLaunchesBoundButNotLaunched(t *testing.T) {
 	}
 
 	f.update(status("pod-uid-run", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
-	f.update(status("pod-uid-crashed", "a1", mesos.TASK_UNKNOWN, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
+	f.update(status("pod-uid-crashed", "a1", answer, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
 	if n := len(f.caller.ofType(scheduler.Call_ACKNOWLEDGE)); n != 0 {
 		t.Errorf("acknowledged %d reconciliation answers without uuid", n)
 	}
@@ -192,6 +201,9 @@ func TestRestartAdoptsRunningAndLaunchesBoundButNotLaunched(t *testing.T) {
 	}
 	if n := len(f.caller.ofType(scheduler.Call_KILL)); n != 0 {
 		t.Errorf("restart killed %d tasks", n)
+	}
+	if !f.s.nodes.Active("a1") {
+		t.Error("a reconciliation answer about one task marked its agent inactive")
 	}
 }
 
