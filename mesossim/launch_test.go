@@ -1,13 +1,17 @@
 package mesossim
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpmaster"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
+	mastercalls "github.com/mesos/mesos-go/api/v1/lib/master/calls"
 	rez "github.com/mesos/mesos-go/api/v1/lib/resources"
 )
 
@@ -143,5 +147,31 @@ func TestUpdateFrameworkChangesRoles(t *testing.T) {
 	info["id"] = map[string]any{"value": "other"}
 	if code, _ := c.call("UPDATE_FRAMEWORK", map[string]any{"update_framework": map[string]any{"framework_info": info}}); code != 400 {
 		t.Errorf("UPDATE_FRAMEWORK with another framework's ID: %d, want 400", code)
+	}
+}
+
+// TestOperatorAPIWithMesosGo reads GET_STATE and GET_AGENTS through mesos-go's own master API client,
+// with enough agents that the response is larger than net/http's implicit Content-Length buffer.
+func TestOperatorAPIWithMesosGo(t *testing.T) {
+	h := newHarness(t, Config{}, 50, agentRes)
+	sender := httpmaster.NewSender(httpcli.New(httpcli.Endpoint(h.url + "/api/v1")).Send)
+	for _, call := range []*master.Call{mastercalls.GetState(), mastercalls.GetAgents()} {
+		resp, err := sender.Send(context.Background(), mastercalls.NonStreaming(call))
+		if err != nil {
+			t.Fatalf("%s: %v", call.Type, err)
+		}
+		var r master.Response
+		err = resp.Decode(&r)
+		resp.Close()
+		if err != nil {
+			t.Fatalf("%s: decoding: %v", call.Type, err)
+		}
+		agents := r.GetGetAgents()
+		if agents == nil {
+			agents = r.GetGetState().GetGetAgents()
+		}
+		if len(agents.GetAgents()) != 50 {
+			t.Errorf("%s: %d agents, want 50", call.Type, len(agents.GetAgents()))
+		}
 	}
 }

@@ -767,15 +767,20 @@ func (m *Master) ExecutorTerminated(agentID mesos.AgentID, frameworkID mesos.Fra
 	if f == nil {
 		return
 	}
-	if e, ok := f.executors[agentID.Value][executorID.Value]; ok {
-		delete(f.executors[agentID.Value], executorID.Value)
-		if len(f.executors[agentID.Value]) == 0 {
-			delete(f.executors, agentID.Value)
-		}
-		m.alloc.Recover(agentID.Value, f.id, roleOf(e.Resources, f.roles), e.Resources, 0, m.clock.Now())
+	e, ok := f.executors[agentID.Value][executorID.Value]
+	if !ok {
+		// Mesos' master ignores exits of executors it does not know (e.g. command executors, which
+		// the agent generates for command tasks).
+		m.log.WithFields(logrus.Fields{"agent": agentID.Value, "framework": f.id, "executor": executorID.Value}).Debug("ignoring exit of an unknown executor")
+		return
 	}
-	a, e, st := agentID, executorID, status
-	f.send(&scheduler.Event{Type: scheduler.Event_FAILURE, Failure: &scheduler.Event_Failure{AgentID: &a, ExecutorID: &e, Status: &st}})
+	delete(f.executors[agentID.Value], executorID.Value)
+	if len(f.executors[agentID.Value]) == 0 {
+		delete(f.executors, agentID.Value)
+	}
+	m.alloc.Recover(agentID.Value, f.id, roleOf(e.Resources, f.roles), e.Resources, 0, m.clock.Now())
+	a, eid, st := agentID, executorID, status
+	f.send(&scheduler.Event{Type: scheduler.Event_FAILURE, Failure: &scheduler.Event_Failure{AgentID: &a, ExecutorID: &eid, Status: &st}})
 }
 
 // ResourcesRecovered is accepted for the agent contract; the master already recovers task resources

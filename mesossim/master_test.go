@@ -667,7 +667,15 @@ func TestFaults(t *testing.T) {
 	})
 	t.Run("kill executor", func(t *testing.T) {
 		h, c := setup(t, false)
-		if err := h.m.KillExecutor("agent-0", c.fwID, "ex"); err != nil {
+		h.m.Allocate()
+		o := offersOf(c.next("OFFERS"))[0]
+		task := commandTask("t2", o["agent_id"], 1, 128)
+		delete(task, "command")
+		task["executor"] = executorInfo("ex", "run")
+		c.mustCall("ACCEPT", launchCall([]any{o["id"]}, 0, task))
+		c.nextUpdate("t2")
+		h.m.ExecutorTerminated(mesos.AgentID{Value: "agent-0"}, mesos.FrameworkID{Value: c.fwID}, mesos.ExecutorID{Value: "t1"}, 0) // command executor: ignored
+		if err := h.m.KillExecutor(str(o, "agent_id", "value"), c.fwID, "ex"); err != nil {
 			t.Fatal(err)
 		}
 		f := c.next("FAILURE")["failure"].(map[string]any)
