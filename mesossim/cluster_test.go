@@ -1,13 +1,16 @@
 package mesossim
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -180,4 +183,45 @@ func TestClusterPartitionRealAgent(t *testing.T) {
 	}
 	c.call(calls.Kill("wait-1", o.AgentID.Value))
 	c.ackUntil("wait-1", mesos.TASK_KILLED)
+}
+
+// TestClusterExecutorHook: with an in-process executor hook, an executor that returns without
+// subscribing fails its task as Mesos does (TASK_FAILED from the agent) and the scheduler gets FAILURE.
+func TestClusterExecutorHook(t *testing.T) {
+	envs := make(chan map[string]string, 1)
+	cl, err := StartCluster(ClusterConfig{
+		Master: Config{Log: quietLog()}, Agents: 1, WorkDir: t.TempDir(),
+		ExecutorHook: func(_ context.Context, env map[string]string) error {
+			envs <- env
+			return errors.New("exiting without subscribing")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	h := &harness{t: t, m: cl.Master, url: cl.URL}
+	c := h.goSubscribe(&mesos.FrameworkInfo{User: "root", Name: "hook"})
+	cl.Master.Allocate()
+	o := c.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	task := mesos.TaskInfo{Name: "h", TaskID: mesos.TaskID{Value: "hook-1"}, AgentID: o.AgentID,
+		Executor: &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "hooked"}, Type: mesos.ExecutorInfo_CUSTOM,
+			Command: &mesos.CommandInfo{Value: proto.String("unused")}},
+		Resources: mesos.Resources{rez.NewCPUs(0.5).Resource, rez.NewMemory(64).Resource}}
+	c.call(calls.Accept(calls.OfferOperations{calls.OpLaunch(task)}.WithOffers(o.ID)))
+	select {
+	case env := <-envs:
+		if env["MESOS_EXECUTOR_ID"] != "hooked" || env["MESOS_FRAMEWORK_ID"] != c.fwID {
+			t.Errorf("hook env %v", env)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("hook not called")
+	}
+	st := c.next(scheduler.Event_UPDATE).Update.Status
+	if st.GetState() != mesos.TASK_FAILED || st.GetSource() != mesos.SOURCE_AGENT {
+		t.Errorf("update %v from %v, want TASK_FAILED from SOURCE_AGENT", st.GetState(), st.GetSource())
+	}
+	if f := c.next(scheduler.Event_FAILURE).Failure; f.GetExecutorID().GetValue() != "hooked" {
+		t.Errorf("FAILURE %v", f)
+	}
 }
