@@ -18,6 +18,9 @@ const (
 	BackOffReset = 10 * time.Minute
 	// DefaultGracePeriod is used when a pod sets no terminationGracePeriodSeconds.
 	DefaultGracePeriod = 30 * time.Second
+	// MinGracePeriod is the shortest stop window: the kubelet never SIGKILLs sooner after SIGTERM
+	// (minimumGracePeriodInSeconds), even for a grace period of 0.
+	MinGracePeriod = 2 * time.Second
 )
 
 // Container state reasons, as the kubelet writes them.
@@ -323,7 +326,7 @@ func (c *core) probed(i int, attempt int32, kind probeKind, ok bool, now time.Ti
 		if p != nil && p.TerminationGracePeriodSeconds != nil {
 			grace = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
 		}
-		ct.stopping, ct.stopAt = true, now.Add(grace)
+		ct.stopping, ct.stopAt = true, now.Add(max(grace, MinGracePeriod))
 	}
 }
 
@@ -360,10 +363,11 @@ func (c *core) exited(i int, st ExitStatus, now time.Time) {
 	ct.notBefore = now.Add(ct.backOff)
 }
 
-// kill starts graceful termination: SIGTERM now, SIGKILL after grace. A second kill can only shorten
+// kill starts graceful termination: SIGTERM now, SIGKILL after grace (at least MinGracePeriod). A
+// second kill can only shorten
 // the deadline, as the kubelet does for a shorter deletion grace period.
 func (c *core) kill(grace time.Duration, now time.Time) {
-	deadline := now.Add(max(grace, 0))
+	deadline := now.Add(max(grace, MinGracePeriod))
 	if c.terminating && !deadline.Before(c.deadline) {
 		return
 	}

@@ -284,7 +284,7 @@ func TestGracefulKill(t *testing.T) {
 	}{
 		{"exits on SIGTERM", 30 * time.Second, 2 * time.Second, 0, []string{"main:terminated"}, corev1.PodSucceeded},
 		{"ignores SIGTERM", 30 * time.Second, -1, 137, []string{"main:terminated", "main:killed"}, corev1.PodFailed},
-		{"zero grace kills at once", 0, -1, 137, []string{"main:terminated", "main:killed"}, corev1.PodFailed},
+		{"zero grace still allows the minimum", 0, -1, 137, []string{"main:terminated", "main:killed"}, corev1.PodFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,15 +299,14 @@ func TestGracefulKill(t *testing.T) {
 			if tt.exitAt >= 0 {
 				now = killAt.Add(tt.exitAt)
 			} else {
-				if tt.grace > 0 {
-					if !wake.Equal(killAt.Add(tt.grace)) {
-						t.Fatalf("wake = %v, want the grace deadline", wake)
-					}
-					if _, sigs, _ := driveStarts(c, wake.Add(-time.Second)); len(sigs) != 0 {
-						t.Fatalf("signals before the deadline: %v", sigs)
-					}
+				grace := max(tt.grace, MinGracePeriod)
+				if !wake.Equal(killAt.Add(grace)) {
+					t.Fatalf("wake = %v, want the grace deadline", wake)
 				}
-				now = killAt.Add(tt.grace)
+				if _, sigs, _ := driveStarts(c, wake.Add(-time.Second)); len(sigs) != 0 {
+					t.Fatalf("signals before the deadline: %v", sigs)
+				}
+				now = killAt.Add(grace)
 				_, sigs, _ := driveStarts(c, now)
 				signals = append(signals, sigs...)
 			}
