@@ -292,6 +292,9 @@ func (c *jsonClient) subscribe(frameworkInfo map[string]any) {
 			if err := json.Unmarshal(rec, &ev); err != nil {
 				return
 			}
+			if hasNull(ev) {
+				c.t.Errorf("event carries null members (Mesos omits unset fields): %s", rec)
+			}
 			events <- ev
 		}
 	}()
@@ -457,4 +460,24 @@ func (c *goClient) call(call *scheduler.Call) {
 	if err != nil {
 		c.t.Fatalf("%s: %v", call.Type, err)
 	}
+}
+
+func hasNull(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if hasNull(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if hasNull(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

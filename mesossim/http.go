@@ -34,7 +34,45 @@ func encodeAs(mediaType string, m message) ([]byte, error) {
 	if mediaType == mediaProtobuf {
 		return proto.Marshal(m)
 	}
-	return json.Marshal(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return omitNulls(b)
+}
+
+// omitNulls drops null members from JSON objects. The generated marshalers write unset repeated and
+// message fields as null, where Mesos omits them; hand-written clients iterate such fields. Numbers are
+// kept verbatim (json.Number), so 64-bit values lose no precision.
+func omitNulls(b []byte) ([]byte, error) {
+	if !bytes.Contains(b, []byte("null")) {
+		return b, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(stripNull(v))
+}
+
+func stripNull(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if e == nil {
+				delete(x, k)
+				continue
+			}
+			x[k] = stripNull(e)
+		}
+	case []any:
+		for i := range x {
+			x[i] = stripNull(x[i])
+		}
+	}
+	return v
 }
 
 // decodeBody decodes a request body of the given Content-Type into m, answering like Mesos on failure.

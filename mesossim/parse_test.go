@@ -79,3 +79,14 @@ func TestParseWeights(t *testing.T) {
 		}
 	}
 }
+
+func TestOmitNulls(t *testing.T) {
+	in := `{"a":null,"b":[{"c":null,"d":18446744073709551615}],"e":{"f":null},"g":"null"}`
+	got, err := omitNulls([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(`{"b":[{"d":18446744073709551615}],"e":{},"g":"null"}`, string(got)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
