@@ -253,7 +253,7 @@ func adminResult(w http.ResponseWriter, err error) {
 	switch {
 	case err == nil:
 		writeJSON(w, map[string]string{"result": "ok"})
-	case errors.Is(err, ErrUnknownAgent), errors.Is(err, ErrUnknownFramework):
+	case errors.Is(err, ErrUnknownAgent):
 		httpError(w, http.StatusNotFound, err.Error())
 	default:
 		httpError(w, http.StatusConflict, err.Error())

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -480,4 +481,10 @@ func hasNull(v any) bool {
 		}
 	}
 	return false
+}
+
+func newUUIDBytes() []byte {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return b
 }

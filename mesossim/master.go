@@ -3,9 +3,9 @@ package mesossim
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -217,14 +217,6 @@ func newUUID() string {
 	b[8] = (b[8] & 0x3f) | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func newUUIDBytes() []byte {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	return b[:]
 }
 
 // afterFunc runs f in its own goroutine after d on the master's clock. (The fake clock calls
@@ -791,12 +783,7 @@ func (m *Master) ResourcesRecovered(agentID mesos.AgentID, frameworkID mesos.Fra
 }
 
 // ErrAgentExists is returned when an agent ID registers twice.
-var ErrAgentExists = fmt.Errorf("agent already registered")
+var ErrAgentExists = errors.New("agent already registered")
 
-// ErrUnknownAgent and ErrUnknownFramework are returned by fault verbs for unknown IDs.
-var (
-	ErrUnknownAgent     = fmt.Errorf("unknown agent")
-	ErrUnknownFramework = fmt.Errorf("unknown framework")
-)
-
-func itoa(i int) string { return strconv.Itoa(i) }
+// ErrUnknownAgent is returned by fault verbs for an unknown agent ID.
+var ErrUnknownAgent = errors.New("unknown agent")
