@@ -13,6 +13,8 @@ import (
 	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -184,7 +186,31 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 // kubeLookup reads ConfigMaps and Secrets for container environments.
 type kubeLookup struct{ client kubernetes.Interface }
 
-var _ nested.Lookup = kubeLookup{}
+var (
+	_ nested.Lookup      = kubeLookup{}
+	_ nested.TokenSource = kubeLookup{}
+)
+
+// Token requests a service account token bound to the pod (TokenRequest API), as the kubelet does
+// for projected serviceAccountToken volumes.
+func (l kubeLookup) Token(ctx context.Context, pod *corev1.Pod, audience string, expirationSeconds int64) (string, error) {
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		ExpirationSeconds: &expirationSeconds,
+		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+	}}
+	if audience != "" {
+		req.Spec.Audiences = []string{audience}
+	}
+	tr, err := l.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("requesting a token of service account %s/%s: %w", pod.Namespace, sa, err)
+	}
+	return tr.Status.Token, nil
+}
 
 func (l kubeLookup) ConfigMap(ctx context.Context, ns, name string) (map[string]string, error) {
 	cm, err := l.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})

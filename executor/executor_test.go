@@ -215,7 +215,11 @@ func terminated(p *corev1.Pod) *corev1.ContainerStateTerminated {
 
 func TestPodsRunToCompletion(t *testing.T) {
 	env := newSimEnv(t)
-	ok := env.launch(shPod("ok", corev1.RestartPolicyNever, 30, `echo "hello $POD_NAME"`))
+	okPodSpec := shPod("ok", corev1.RestartPolicyNever, 30, `echo "hello $POD_NAME"`)
+	// A volume: materialized in the executor's sandbox, mounted by Mesos (the simulator ignores mounts).
+	okPodSpec.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	okPodSpec.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	ok := env.launch(okPodSpec)
 	bad := env.launch(shPod("bad", corev1.RestartPolicyNever, 30, `exit 3`))
 
 	env.awaitState(ok, "TASK_FINISHED")

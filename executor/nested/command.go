@@ -301,16 +301,17 @@ func Command(c *corev1.Container, env []mesos.Environment_Variable) (*mesos.Comm
 	return ci, nil
 }
 
-// ContainerInfo is the Mesos container of an image (nil without an image).
-func ContainerInfo(c *corev1.Container) *mesos.ContainerInfo {
-	if c.Image == "" {
+// ContainerInfo is the Mesos container of an image with its volumes (nil with neither).
+func ContainerInfo(c *corev1.Container, volumes []mesos.Volume) *mesos.ContainerInfo {
+	if c.Image == "" && len(volumes) == 0 {
 		return nil
 	}
-	return &mesos.ContainerInfo{
-		Type: mesos.ContainerInfo_MESOS.Enum(),
-		Mesos: &mesos.ContainerInfo_MesosInfo{Image: &mesos.Image{
+	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: volumes}
+	if c.Image != "" {
+		ci.Mesos = &mesos.ContainerInfo_MesosInfo{Image: &mesos.Image{
 			Type:   mesos.Image_DOCKER.Enum(),
 			Docker: &mesos.Image_Docker{Name: c.Image},
-		}},
+		}}
 	}
+	return ci
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/podtranslate"
@@ -49,14 +50,16 @@ type Runtime struct {
 	sender agentcalls.Sender // bounded calls
 	waiter agentcalls.Sender // WAIT_CONTAINER, unbounded
 
-	mu     sync.Mutex
-	parent *mesos.ContainerID
-	execs  int // counter for exec container IDs
+	mu       sync.Mutex
+	parent   *mesos.ContainerID
+	execs    int                // counter for exec container IDs
+	prepared map[types.UID]bool // pods whose volumes are materialized
 }
 
 var (
-	_ podworker.Runtime = (*Runtime)(nil)
-	_ podworker.Execer  = (*Runtime)(nil)
+	_ podworker.Runtime    = (*Runtime)(nil)
+	_ podworker.Execer     = (*Runtime)(nil)
+	_ podworker.PodCleaner = (*Runtime)(nil)
 )
 
 // New returns a Runtime talking to the agent at cfg.AgentURL.
@@ -75,7 +78,7 @@ func New(cfg Config) *Runtime {
 		)
 		return httpagent.NewSender(cli.Send)
 	}
-	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0)}
+	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0), prepared: map[types.UID]bool{}}
 }
 
 // SetParent sets the executor's container ID (from SUBSCRIBED), the parent of every container.
@@ -116,10 +119,45 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if err != nil {
 		return podworker.Handle{}, err
 	}
-	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ContainerInfo(c), nil)); err != nil {
+	vols, err := MesosVolumes(pod, c)
+	if err != nil {
+		return podworker.Handle{}, err
+	}
+	if err := r.prepareVolumes(ctx, pod); err != nil {
+		return podworker.Handle{}, err
+	}
+	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols), nil)); err != nil {
 		return podworker.Handle{}, fmt.Errorf("launching nested container %s: %w", idValue, err)
 	}
 	return podworker.Handle{ID: idValue, LogPath: filepath.Join(r.cfg.Sandbox, "containers", idValue, "stdout")}, nil
+}
+
+// prepareVolumes materializes the pod's volumes once (retried by the next Start after a failure).
+func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod) error {
+	r.mu.Lock()
+	done := r.prepared[pod.UID]
+	r.mu.Unlock()
+	if done || len(pod.Spec.Volumes) == 0 {
+		return nil
+	}
+	if err := PrepareVolumes(ctx, r.cfg.Sandbox, pod, r.cfg.Env); err != nil {
+		return fmt.Errorf("preparing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	r.mu.Lock()
+	r.prepared[pod.UID] = true
+	r.mu.Unlock()
+	return nil
+}
+
+// CleanupPod removes the pod's materialized volumes once its containers are gone.
+func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
+	r.mu.Lock()
+	delete(r.prepared, pod.UID)
+	r.mu.Unlock()
+	if err := RemoveVolumes(r.cfg.Sandbox, pod); err != nil {
+		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
 }
 
 // Wait blocks in WAIT_CONTAINER until the container exits.

@@ -41,3 +41,9 @@ type ExitStatus struct {
 	// Message is free text from the runtime.
 	Message string
 }
+
+// PodCleaner is implemented by runtimes that keep per-pod state (volumes): the worker calls CleanupPod
+// once the pod is done and its containers are removed.
+type PodCleaner interface {
+	CleanupPod(ctx context.Context, pod *corev1.Pod) error
+}

@@ -247,6 +247,11 @@ func (w *Worker) Run(ctx context.Context) error {
 					w.log.WithError(err).WithField("containerID", h.ID).Warn("removing container failed")
 				}
 			}
+			if pc, ok := w.cfg.Runtime.(PodCleaner); ok {
+				if err := pc.CleanupPod(inner, w.pod); err != nil {
+					w.log.WithError(err).Warn("cleaning up the pod failed")
+				}
+			}
 		}
 		w.emit(c, now, done)
 		if done {
