@@ -225,3 +225,25 @@ func TestClusterExecutorHook(t *testing.T) {
 		t.Errorf("FAILURE %v", f)
 	}
 }
+
+// TestClusterAllocationLoop: with an allocation interval, offers come by themselves; a declined offer
+// (refuse_seconds 0) comes back in a later cycle.
+func TestClusterAllocationLoop(t *testing.T) {
+	cl, err := StartCluster(ClusterConfig{Master: Config{Log: quietLog(), AllocationInterval: 20 * time.Millisecond}, Agents: 2, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	h := &harness{t: t, m: cl.Master, url: cl.URL}
+	c := h.jsonSubscribe(fwInfo("loop", nil))
+	got := map[string]bool{}
+	for len(got) < 2 {
+		for _, o := range offersOf(c.next("OFFERS")) {
+			got[str(o, "agent_id", "value")] = true
+			c.mustCall("DECLINE", map[string]any{"decline": map[string]any{"offer_ids": []any{o["id"]}, "filters": map[string]any{"refuse_seconds": 0}}})
+		}
+	}
+	if n := len(offersOf(c.next("OFFERS"))); n == 0 {
+		t.Error("declined resources not offered again")
+	}
+}
