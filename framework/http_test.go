@@ -1,0 +1,120 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func TestHTTPEndpoints(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "kubemesos")
+	if err := os.WriteFile(bin, []byte("the executor binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := newMetrics()
+	m.offersReceived.Add(3)
+	r := &readiness{}
+	srv := httptest.NewServer(newHandler(m.registry, r.ready, bin))
+	defer srv.Close()
+
+	get := func(method, path string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		setup    func()
+		wantCode int
+		wantBody string
+	}{
+		{name: "healthz", method: "GET", path: "/healthz", wantCode: 200, wantBody: "ok"},
+		{name: "readyz before sync", method: "GET", path: "/readyz", wantCode: 503, wantBody: "informers not synced"},
+		{name: "readyz before subscription", method: "GET", path: "/readyz", setup: func() { r.synced.Store(true) }, wantCode: 503, wantBody: "not subscribed"},
+		{name: "readyz ready", method: "GET", path: "/readyz", setup: func() { r.subscribed.Store(true) }, wantCode: 200, wantBody: "ok"},
+		{name: "metrics", method: "GET", path: "/metrics", wantCode: 200, wantBody: "kubemesos_offers_received_total 3"},
+		{name: "executor binary", method: "GET", path: ExecutorPath, wantCode: 200, wantBody: "the executor binary"},
+		{name: "executor binary POST", method: "POST", path: ExecutorPath, wantCode: 405, wantBody: "method not allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+			}
+			code, body := get(tt.method, tt.path)
+			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
+				t.Errorf("%s %s = %d %q, want %d containing %q", tt.method, tt.path, code, body, tt.wantCode, tt.wantBody)
+			}
+		})
+	}
+}
+
+// Only one instance leads; when the leader stops, it releases the Lease and a standby takes over.
+func TestLeaderElectionHandsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("leader election waits for retry periods")
+	}
+	kube := fake.NewClientset()
+	cfg := DefaultConfig()
+	log := quiet()
+	type instance struct {
+		cancel context.CancelFunc
+		led    chan struct{}
+		done   chan error
+	}
+	start := func(name string) *instance {
+		ctx, cancel := context.WithCancel(context.Background())
+		in := &instance{cancel: cancel, led: make(chan struct{}), done: make(chan error, 1)}
+		go func() {
+			in.done <- runElected(ctx, cfg, kube, name, log, func(ctx context.Context) error {
+				close(in.led)
+				<-ctx.Done()
+				return nil
+			})
+		}()
+		return in
+	}
+	a := start("a")
+	receive(t, a.led)
+	b := start("b")
+	select {
+	case <-b.led:
+		t.Fatal("b leads while a holds the Lease")
+	default:
+	}
+	a.cancel()
+	if err := receive(t, a.done); err != nil {
+		t.Errorf("a returned %v after cancel, want nil", err)
+	}
+	receive(t, b.led)
+	b.cancel()
+	if err := receive(t, b.done); err != nil {
+		t.Errorf("b returned %v after cancel, want nil", err)
+	}
+
+	// A leader whose work fails ends the election with that error.
+	boom := errors.New("boom")
+	err := runElected(context.Background(), cfg, kube, "c", log, func(context.Context) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Errorf("runElected() = %v, want %v", err, boom)
+	}
+}
