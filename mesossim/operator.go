@@ -343,6 +343,10 @@ func taskModel(t *task) map[string]any {
 // serveState is GET /master/state: the JSON the real master's state endpoint returns (the fields
 // tooling reads: frameworks with tasks, slaves with resources/used_resources/attributes...).
 func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, m.stateModel()) // encoded without holding the master's lock
+}
+
+func (m *Master) stateModel() map[string]any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	secs := func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
@@ -429,7 +433,7 @@ func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
 	if slaves == nil {
 		slaves = []map[string]any{}
 	}
-	writeJSON(w, map[string]any{
+	return map[string]any{
 		"version": Version, "git_sha": "kubemesos-mesossim", "build_user": "mesossim",
 		"start_time": secs(m.startTime), "elected_time": secs(m.elected), "id": m.info.ID,
 		"pid": m.info.GetPID(), "hostname": m.info.GetHostname(), "leader": m.info.GetPID(),
@@ -441,7 +445,7 @@ func (m *Master) serveState(w http.ResponseWriter, r *http.Request) {
 			"allocation_interval": m.cfg.AllocationInterval.String(), "offer_timeout": m.cfg.OfferTimeout.String(),
 			"weights": weightsFlag(m.cfg.Weights),
 		},
-	})
+	}
 }
 
 func weightsFlag(ws map[string]float64) string {
