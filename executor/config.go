@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -169,18 +170,35 @@ func hostIP(flag string, getenv func(string) string, agentEndpoint string) strin
 	return host
 }
 
-// kubeClient builds the clientset from a kubeconfig path (empty: in-cluster).
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+// kubeClient builds the clientset from a kubeconfig path (empty: in-cluster) and returns the
+// KUBERNETES_SERVICE_HOST/PORT variables that point containers at the same API server.
+func kubeClient(kubeconfig string) (kubernetes.Interface, map[string]string, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig %q: %w", kubeconfig, err)
+		return nil, nil, fmt.Errorf("loading kubeconfig %q: %w", kubeconfig, err)
 	}
 	rc.UserAgent = "kubemesos-executor"
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
-	return cs, nil
+	return cs, serviceEnv(rc.Host), nil
+}
+
+// serviceEnv derives KUBERNETES_SERVICE_HOST/PORT from the API server URL (nil if it has no host).
+func serviceEnv(apiServer string) map[string]string {
+	u, err := url.Parse(apiServer)
+	if err != nil || u.Hostname() == "" {
+		return nil
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	return map[string]string{"KUBERNETES_SERVICE_HOST": u.Hostname(), "KUBERNETES_SERVICE_PORT": port}
 }
 
 // kubeLookup reads ConfigMaps and Secrets for container environments.

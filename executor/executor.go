@@ -69,8 +69,9 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Clock = clock.RealClock{}
 	}
 	client := cfg.KubeClient
+	var baseEnv map[string]string
 	if client == nil {
-		if client, err = kubeClient(cfg.Kubeconfig); err != nil {
+		if client, baseEnv, err = kubeClient(cfg.Kubeconfig); err != nil {
 			return err
 		}
 	}
@@ -80,7 +81,7 @@ func Run(ctx context.Context, cfg Config) error {
 		rt = nested.New(nested.Config{
 			AgentURL: (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String(),
 			Sandbox:  mcfg.Sandbox,
-			Env:      nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}},
+			Env:      nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
 		})
 	}
 	e := &executorLoop{

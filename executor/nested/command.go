@@ -28,6 +28,9 @@ type PodEnv struct {
 	HostIP string
 	PodIP  string
 	Lookup Lookup
+	// Base variables every container gets first (lowest precedence), like the kubelet's
+	// KUBERNETES_SERVICE_HOST/PORT that in-cluster clients need.
+	Base map[string]string
 }
 
 // Environment resolves a container's env and envFrom the way the kubelet does: envFrom first (in order,
@@ -36,6 +39,9 @@ type PodEnv struct {
 // Service link variables are not generated. The result is sorted by name for stable output.
 func Environment(ctx context.Context, pod *corev1.Pod, c *corev1.Container, pe PodEnv) ([]mesos.Environment_Variable, error) {
 	vars := map[string]string{}
+	for k, v := range pe.Base {
+		vars[k] = v
+	}
 	for _, from := range c.EnvFrom {
 		data, optional, err := envFromSource(ctx, pod.Namespace, from, pe.Lookup)
 		if err != nil {

@@ -71,11 +71,13 @@ func TestEnvironment(t *testing.T) {
 	tests := []struct {
 		name    string
 		c       corev1.Container
+		base    map[string]string
 		want    map[string]string
 		wantErr bool
 	}{
 		{
 			name: "values, expansion and downward API",
+			base: map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.100", "KUBERNETES_SERVICE_PORT": "6443"},
 			c: corev1.Container{Name: "c", Env: []corev1.EnvVar{
 				{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 				{Name: "NS", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
@@ -85,10 +87,12 @@ func TestEnvironment(t *testing.T) {
 				{Name: "APP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}}},
 				{Name: "URL", Value: "http://$(IP):80/$(POD)"},
 			}},
-			want: map[string]string{"POD": "web-1", "NS": "ns", "IP": "10.0.0.9", "HOST": "10.0.0.1", "NODE": "agent1", "APP": "web", "URL": "http://10.0.0.9:80/web-1"},
+			want: map[string]string{"POD": "web-1", "NS": "ns", "IP": "10.0.0.9", "HOST": "10.0.0.1", "NODE": "agent1", "APP": "web", "URL": "http://10.0.0.9:80/web-1",
+				"KUBERNETES_SERVICE_HOST": "10.0.0.100", "KUBERNETES_SERVICE_PORT": "6443"},
 		},
 		{
 			name: "envFrom with prefix, env overrides, key refs",
+			base: map[string]string{"CFG_LEVEL": "overridden by envFrom"},
 			c: corev1.Container{Name: "c",
 				EnvFrom: []corev1.EnvFromSource{{Prefix: "CFG_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
 				Env: []corev1.EnvVar{
@@ -123,7 +127,7 @@ func TestEnvironment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Environment(context.Background(), pod, &tt.c, PodEnv{HostIP: "10.0.0.1", PodIP: "10.0.0.9", Lookup: lookup})
+			got, err := Environment(context.Background(), pod, &tt.c, PodEnv{HostIP: "10.0.0.1", PodIP: "10.0.0.9", Lookup: lookup, Base: tt.base})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
