@@ -255,7 +255,11 @@ func (a *Allocator) Recover(agentID, frameworkID, role string, res mesos.Resourc
 		return // a removed agent's allocations went with it
 	}
 	a.track(ag, frameworkID, role, r, -1)
-	ag.available = ag.available.Plus(r...)
+	if len(ag.available) == 0 {
+		ag.available = cloneResources(r) // the common case (a whole agent declined): no reflection
+	} else {
+		ag.available.Add(r...) // Add replaces values rather than mutating shared ones
+	}
 	// Never exceed the total (a duplicate recovery must not create resources).
 	if exceeds(ag.available, ag.totalSc) {
 		ag.available = ag.total.Clone()
@@ -470,6 +474,26 @@ func withRole(rs mesos.Resources, ai *mesos.Resource_AllocationInfo) mesos.Resou
 	copy(out, rs)
 	for i := range out {
 		out[i].AllocationInfo = ai
+	}
+	return out
+}
+
+// cloneResources deep-copies the values Add and Subtract change (scalars, ranges, sets) without
+// reflection; other fields are shared and never modified.
+func cloneResources(rs mesos.Resources) mesos.Resources {
+	out := make(mesos.Resources, len(rs))
+	copy(out, rs)
+	for i := range out {
+		if v := out[i].Scalar; v != nil {
+			c := *v
+			out[i].Scalar = &c
+		}
+		if v := out[i].Ranges; v != nil {
+			out[i].Ranges = &mesos.Value_Ranges{Range: append([]mesos.Value_Range(nil), v.Range...)}
+		}
+		if v := out[i].Set; v != nil {
+			out[i].Set = &mesos.Value_Set{Item: append([]string(nil), v.Item...)}
+		}
 	}
 	return out
 }
