@@ -27,6 +27,9 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
 	"github.com/kubemesos/kubemesos/executor/nested"
@@ -97,6 +100,10 @@ func Run(ctx context.Context, cfg Config) error {
 		conn:     make(chan connMsg),
 		loopDone: make(chan struct{}),
 	}
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	e.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: ip})
 	e.newSenders()
 	log.WithFields(logrus.Fields{"agent": mcfg.AgentEndpoint, "hostIP": ip, "checkpoint": mcfg.Checkpoint}).Info("kubemesos executor starting")
 	return e.run(ctx)
@@ -133,14 +140,18 @@ type pendingUpdate struct {
 	sent   bool
 }
 
+// EventComponent is the source component of the pod events the executor records.
+const EventComponent = "kubemesos-executor"
+
 type executorLoop struct {
-	cfg     Config
-	mcfg    config.Config
-	log     logrus.FieldLogger
-	clock   clock.WithTicker
-	hostIP  string
-	runtime podworker.Runtime
-	writer  *statuswriter.Writer
+	recorder record.EventRecorder
+	cfg      Config
+	mcfg     config.Config
+	log      logrus.FieldLogger
+	clock    clock.WithTicker
+	hostIP   string
+	runtime  podworker.Runtime
+	writer   *statuswriter.Writer
 
 	sender     calls.Sender // UPDATE
 	subscriber calls.Sender // SUBSCRIBE (streaming)
@@ -428,6 +439,9 @@ func (e *executorLoop) launch(ctx, workerCtx context.Context, info mesos.TaskInf
 		HostIP:  e.hostIP,
 		PodIP:   e.hostIP,
 		Log:     t.log,
+		Event: func(pod *corev1.Pod, eventType, reason, message string) {
+			e.recorder.Event(pod, eventType, reason, message)
+		},
 		OnStatus: func(s podworker.Status) {
 			select {
 			case e.statuses <- workerStatus{taskID: id, status: s}:

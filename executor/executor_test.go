@@ -408,3 +408,21 @@ func TestExecReadinessProbeAndPreStopHook(t *testing.T) {
 		t.Errorf("the container saw %q, want SIGTERM after the preStop hook ran", got)
 	}
 }
+
+func TestPodEventsAreRecorded(t *testing.T) {
+	env := newSimEnv(t)
+	task := env.launch(shPod("evented", corev1.RestartPolicyNever, 30, `exit 0`))
+	env.awaitState(task, "TASK_FINISHED")
+	waitFor(t, "a Started event", func() bool {
+		evs, err := env.kube.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "Started" && ev.InvolvedObject.Name == "evented" && ev.Source.Component == EventComponent {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -185,7 +185,7 @@ func settings(p *corev1.Probe) probeSettings {
 // thresholded result through report. A startup probe ends at its first success; startup and liveness
 // probes end at their first failure (the container is then stopped).
 func probeLoop(ctx context.Context, clk clock.Clock, prober Prober, kind probeKind, pod *corev1.Pod, c *corev1.Container,
-	h Handle, p *corev1.Probe, report func(ok bool)) {
+	h Handle, p *corev1.Probe, report func(ok bool, msg string)) {
 	s := settings(p)
 	sleep := func(d time.Duration) bool {
 		if d <= 0 {
@@ -209,6 +209,10 @@ func probeLoop(ctx context.Context, clk clock.Clock, prober Prober, kind probeKi
 		pctx, cancel := context.WithTimeout(ctx, s.timeout)
 		err := prober.Probe(pctx, pod, c, h, &p.ProbeHandler)
 		cancel()
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -226,7 +230,7 @@ func probeLoop(ctx context.Context, clk clock.Clock, prober Prober, kind probeKi
 		}
 		if now != nil && (result == nil || *result != *now) {
 			result = now
-			report(*now)
+			report(*now, msg)
 			if (kind == probeStartup && *now) || (kind != probeReadiness && !*now) {
 				return
 			}

@@ -54,7 +54,19 @@ type Config struct {
 	Log logrus.FieldLogger
 	// Prober runs startup, readiness and liveness probes; a NetProber for PodIP when nil.
 	Prober Prober
+	// Event, when set, receives the kubelet's pod events (Started, Killing, BackOff, Unhealthy,
+	// Failed) from the worker's goroutines; it must not block for long.
+	Event func(pod *corev1.Pod, eventType, reason, message string)
 }
+
+// Event reasons, as the kubelet records them.
+const (
+	EventStarted   = "Started"
+	EventKilling   = "Killing"
+	EventBackOff   = "BackOff"
+	EventUnhealthy = "Unhealthy"
+	EventFailed    = "Failed"
+)
 
 type eventKind int
 
@@ -74,6 +86,7 @@ type event struct {
 	err     error
 	probe   probeKind
 	ok      bool
+	msg     string
 }
 
 // Worker runs one pod. Create it with New, call Run in a goroutine, Kill to terminate the pod.
@@ -200,9 +213,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func(kind probeKind, spec *corev1.Container) {
 				defer wg.Done()
-				probeLoop(pctx, clk, w.cfg.Prober, kind, w.pod, spec, h, p, func(ok bool) {
+				probeLoop(pctx, clk, w.cfg.Prober, kind, w.pod, spec, h, p, func(ok bool, msg string) {
 					select {
-					case w.evs <- event{kind: evProbe, index: i, attempt: attempt, probe: kind, ok: ok}:
+					case w.evs <- event{kind: evProbe, index: i, attempt: attempt, probe: kind, ok: ok, msg: msg}:
 					case <-pctx.Done():
 					}
 				})
@@ -273,6 +286,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			case evStarted:
 				handles = append(handles, ev.handle)
 				c.started(ev.index, ev.handle, now)
+				w.event(corev1.EventTypeNormal, EventStarted, "Started container "+ct.spec.Name)
 				if ct.spec.StartupProbe != nil {
 					startProbes(ev.index, ev.attempt, ev.handle, probeStartup)
 				} else {
@@ -280,11 +294,18 @@ func (w *Worker) Run(ctx context.Context) error {
 				}
 			case evStartFailed:
 				w.log.WithError(ev.err).WithField("container", ct.spec.Name).Warn("container failed to start")
+				w.event(corev1.EventTypeWarning, EventFailed, "Error: "+ev.err.Error())
 				c.startFailed(ev.index, ev.err, now)
+				if c.shouldRestart(ct) && !c.terminating {
+					w.event(corev1.EventTypeWarning, EventBackOff, "Back-off restarting failed container "+ct.spec.Name)
+				}
 			case evExited:
 				stopProbes(ev.index)
 				w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "exitCode": ev.exit.ExitCode}).Info("container exited")
 				c.exited(ev.index, ev.exit, now)
+				if ev.exit.ExitCode != 0 && c.shouldRestart(ct) && !c.terminating && !c.terminal() {
+					w.event(corev1.EventTypeWarning, EventBackOff, "Back-off restarting failed container "+ct.spec.Name)
+				}
 			case evProbe:
 				if ev.attempt != ct.attempts || !ct.running {
 					break
@@ -293,7 +314,8 @@ func (w *Worker) Run(ctx context.Context) error {
 				if ev.ok {
 					log.Debug("probe result")
 				} else {
-					log.Info("probe failed")
+					log.WithField("error", ev.msg).Info("probe failed")
+					w.event(corev1.EventTypeWarning, EventUnhealthy, fmt.Sprintf("%s probe failed: %s", titled(ev.probe), ev.msg))
 				}
 				c.probed(ev.index, ev.attempt, ev.probe, ev.ok, now)
 				if ev.probe == probeStartup && ev.ok {
@@ -321,6 +343,9 @@ func (w *Worker) Run(ctx context.Context) error {
 
 func (w *Worker) signal(ctx context.Context, c *corev1.Container, h Handle, sig syscall.Signal) {
 	w.log.WithFields(logrus.Fields{"container": c.Name, "signal": sig}).Info("signalling container")
+	if sig == syscall.SIGTERM {
+		w.event(corev1.EventTypeNormal, EventKilling, "Stopping container "+c.Name)
+	}
 	if err := w.cfg.Runtime.Signal(ctx, h, sig); err != nil {
 		w.log.WithError(err).WithField("container", c.Name).Warn("signalling container failed")
 	}
@@ -370,6 +395,16 @@ func (w *Worker) attempt(ctx context.Context, i int, spec *corev1.Container, att
 			Message: fmt.Sprintf("waiting for container %s: %v", h.ID, err)}
 	}
 	post(event{kind: evExited, index: i, exit: st})
+}
+
+func (w *Worker) event(eventType, reason, message string) {
+	if w.cfg.Event != nil {
+		w.cfg.Event(w.pod, eventType, reason, message)
+	}
+}
+
+func titled(k probeKind) string {
+	return [...]string{"Startup", "Readiness", "Liveness"}[k]
 }
 
 // emit reports the status if it changed since the last report.

@@ -93,6 +93,8 @@ func (f *fakeRuntime) record() (starts, signals, removed []string) {
 }
 
 type harness struct {
+	mu       sync.Mutex
+	events   []string // "Type Reason: message"
 	t        *testing.T
 	rt       *fakeRuntime
 	clk      *clocktesting.FakeClock
@@ -107,7 +109,7 @@ func startWorker(t *testing.T, pod *corev1.Pod, rt *fakeRuntime) *harness {
 	t.Helper()
 	h := &harness{t: t, rt: rt, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
 	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, HostIP: "10.0.0.1", PodIP: "10.0.0.1",
-		OnStatus: func(s Status) { h.statuses <- s }})
+		OnStatus: func(s Status) { h.statuses <- s }, Event: h.record})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +122,18 @@ func startWorker(t *testing.T, pod *corev1.Pod, rt *fakeRuntime) *harness {
 		<-w.Done()
 	})
 	return h
+}
+
+func (h *harness) record(_ *corev1.Pod, typ, reason, msg string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, typ+" "+reason+": "+msg)
+}
+
+func (h *harness) recorded() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.events...)
 }
 
 // await reads statuses until one satisfies pred; the deadline only guards against a hung test.
@@ -192,6 +206,14 @@ func TestWorkerRestartsAfterBackOffUntilSuccess(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"main-0", "main-1"}, removed); diff != "" {
 		t.Errorf("removed (-want +got):\n%s", diff)
+	}
+	wantEvents := []string{
+		"Normal Started: Started container main",
+		"Warning BackOff: Back-off restarting failed container main",
+		"Normal Started: Started container main",
+	}
+	if diff := cmp.Diff(wantEvents, h.recorded()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
 
@@ -344,7 +366,7 @@ func TestWorkerProbes(t *testing.T) {
 	pod.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: exec("live"), PeriodSeconds: 10, FailureThreshold: 2}
 
 	h := &harness{t: t, rt: rt, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
-	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, Prober: prober, OnStatus: func(s Status) { h.statuses <- s }})
+	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, Prober: prober, OnStatus: func(s Status) { h.statuses <- s }, Event: h.record})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,6 +374,18 @@ func TestWorkerProbes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); <-w.Done() }()
 	go func() { h.result <- w.Run(ctx) }()
+	defer func() {
+		want := []string{
+			"Normal Started: Started container web",
+			"Warning Unhealthy: Readiness probe failed: ready unhealthy",
+			"Warning Unhealthy: Liveness probe failed: live unhealthy",
+			"Normal Killing: Stopping container web",
+			"Normal Started: Started container web",
+		}
+		if diff := cmp.Diff(want, h.recorded()); diff != "" {
+			t.Errorf("events (-want +got):\n%s", diff)
+		}
+	}()
 
 	ready := func(s Status) bool { return s.PodStatus.ContainerStatuses[0].Ready }
 	s := h.await("running", func(s Status) bool { return s.AllStarted })
