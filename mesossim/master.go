@@ -14,11 +14,12 @@ import (
 	"github.com/sirupsen/logrus"
 	"k8s.io/utils/clock"
 
+	"github.com/kubemesos/kubemesos/mesossim/agent"
 	"github.com/kubemesos/kubemesos/mesossim/allocator"
 )
 
-// Version is the Mesos version the simulator reports (GET_VERSION, /version, agents' version).
-const Version = "1.11.0"
+// Version is the Mesos version the simulator reports (GET_VERSION, /version), the same as its agents.
+const Version = agent.MesosVersion
 
 // Agent is what the master needs from a simulated agent; *agent.Agent implements it. The master calls
 // these methods without holding its own lock, so an agent may call back into the master synchronously.
