@@ -55,7 +55,11 @@ func parseFramework(t *testing.T, args []string, env map[string]string) framewor
 // env (with $(POD_IP) expanded as the kubelet does) and the ConfigMap as the --config file.
 func chartFrameworkConfig(t *testing.T, values string) framework.Config {
 	t.Helper()
-	r := mustRender(t, valuesYAML(t, values))
+	return chartFrameworkConfigFrom(t, mustRender(t, valuesYAML(t, values)))
+}
+
+func chartFrameworkConfigFrom(t *testing.T, r *rendered) framework.Config {
+	t.Helper()
 	c := only[*appsv1.Deployment](t, r).Spec.Template.Spec.Containers[0]
 	dir := t.TempDir()
 	configFile := filepath.Join(dir, "config.yaml")
