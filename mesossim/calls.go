@@ -253,20 +253,19 @@ func (m *Master) acknowledge(f *framework, a *scheduler.Call_Acknowledge) {
 // REASON_RECONCILIATION and no uuid.
 func (m *Master) reconcile(f *framework, tasks []scheduler.Call_Reconcile_Task) {
 	answer := func(t *task) {
-		var st mesos.TaskStatus
-		if n := len(t.task.Statuses); n > 0 {
-			st = t.task.Statuses[n-1]
-		} else {
-			st = mesos.TaskStatus{TaskID: t.task.TaskID}
-		}
+		// Built as Mesos' master builds it: the latest state, with health, labels, container and check
+		// status of the latest update, but neither its data nor its uuid.
 		state := t.task.GetState()
 		a := t.task.AgentID
 		src := mesos.SOURCE_MASTER
 		reason := mesos.REASON_RECONCILIATION
+		msg := "Reconciliation: Latest task state"
 		ts := float64(m.clock.Now().UnixNano()) / 1e9
-		st.State, st.AgentID, st.Source, st.Reason, st.UUID, st.Timestamp = &state, &a, &src, &reason, nil, &ts
-		if st.ExecutorID == nil {
-			st.ExecutorID = t.task.ExecutorID
+		st := mesos.TaskStatus{TaskID: t.task.TaskID, State: &state, AgentID: &a, Source: &src, Reason: &reason,
+			Message: &msg, Timestamp: &ts, ExecutorID: t.task.ExecutorID}
+		if n := len(t.task.Statuses); n > 0 {
+			last := t.task.Statuses[n-1]
+			st.Healthy, st.Labels, st.ContainerStatus, st.CheckStatus = last.Healthy, last.Labels, last.ContainerStatus, last.CheckStatus
 		}
 		f.send(&scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: st}})
 	}
