@@ -41,6 +41,8 @@ const (
 	ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 	// AdminUser is the admin kubeconfig's user, in group system:masters.
 	AdminUser = "kubemesos-admin"
+	// frontProxyClientName is the CN of the API server's proxy client certificate.
+	frontProxyClientName = "front-proxy-client"
 )
 
 // Options tune Start. The zero value gives a fresh control plane in a temporary directory.
@@ -85,6 +87,7 @@ type ControlPlane struct {
 	Files PKIFiles
 
 	servingCA, clientCA keyPair
+	frontProxyCA        keyPair
 	etcd                *embed.Etcd
 	apiserver, kcm      *process
 	kcmPort             int
@@ -105,6 +108,10 @@ type PKIFiles struct {
 	KubeletClientCert, KubeletClientKey string
 	// ServiceAccountKey signs service-account tokens; ServiceAccountPub verifies them.
 	ServiceAccountKey, ServiceAccountPub string
+	// FrontProxyCA is the request-header CA (--requestheader-client-ca-file): the API server's
+	// proxy client certificate (FrontProxyClientCert/Key, CN front-proxy-client) is signed by it,
+	// and delegating servers (the controller-manager, aggregated API servers) trust it.
+	FrontProxyCA, FrontProxyClientCert, FrontProxyClientKey string
 }
 
 // Start brings up etcd, kube-apiserver and kube-controller-manager and returns once all are ready.
@@ -210,6 +217,13 @@ func (cp *ControlPlane) writePKI(now time.Time) error {
 	if err != nil {
 		return err
 	}
+	if cp.frontProxyCA, err = newCA("kubemesos-front-proxy-ca", now); err != nil {
+		return err
+	}
+	frontProxyClient, err := cp.frontProxyCA.clientCert(frontProxyClientName, nil, now)
+	if err != nil {
+		return err
+	}
 	saKey, saKeyPEM, err := newKey()
 	if err != nil {
 		return err
@@ -220,24 +234,30 @@ func (cp *ControlPlane) writePKI(now time.Time) error {
 	}
 	pki := func(name string) string { return filepath.Join(cp.Dir, "pki", name) }
 	cp.Files = PKIFiles{
-		ServingCA:         pki("serving-ca.crt"),
-		ClientCA:          pki("client-ca.crt"),
-		ClientCAKey:       pki("client-ca.key"),
-		KubeletClientCert: pki("kubelet-client.crt"),
-		KubeletClientKey:  pki("kubelet-client.key"),
-		ServiceAccountKey: pki("sa.key"),
-		ServiceAccountPub: pki("sa.pub"),
+		ServingCA:            pki("serving-ca.crt"),
+		ClientCA:             pki("client-ca.crt"),
+		ClientCAKey:          pki("client-ca.key"),
+		KubeletClientCert:    pki("kubelet-client.crt"),
+		KubeletClientKey:     pki("kubelet-client.key"),
+		ServiceAccountKey:    pki("sa.key"),
+		ServiceAccountPub:    pki("sa.pub"),
+		FrontProxyCA:         pki("front-proxy-ca.crt"),
+		FrontProxyClientCert: pki("front-proxy-client.crt"),
+		FrontProxyClientKey:  pki("front-proxy-client.key"),
 	}
 	files := map[string][]byte{
-		cp.Files.ServingCA:         cp.servingCA.certPEM,
-		cp.Files.ClientCA:          cp.clientCA.certPEM,
-		cp.Files.ClientCAKey:       cp.clientCA.keyPEM,
-		cp.Files.KubeletClientCert: kubeletClient.certPEM,
-		cp.Files.KubeletClientKey:  kubeletClient.keyPEM,
-		cp.Files.ServiceAccountKey: saKeyPEM,
-		cp.Files.ServiceAccountPub: saPub,
-		pki("apiserver.crt"):       serving.certPEM,
-		pki("apiserver.key"):       serving.keyPEM,
+		cp.Files.ServingCA:            cp.servingCA.certPEM,
+		cp.Files.ClientCA:             cp.clientCA.certPEM,
+		cp.Files.ClientCAKey:          cp.clientCA.keyPEM,
+		cp.Files.KubeletClientCert:    kubeletClient.certPEM,
+		cp.Files.KubeletClientKey:     kubeletClient.keyPEM,
+		cp.Files.ServiceAccountKey:    saKeyPEM,
+		cp.Files.ServiceAccountPub:    saPub,
+		cp.Files.FrontProxyCA:         cp.frontProxyCA.certPEM,
+		cp.Files.FrontProxyClientCert: frontProxyClient.certPEM,
+		cp.Files.FrontProxyClientKey:  frontProxyClient.keyPEM,
+		pki("apiserver.crt"):          serving.certPEM,
+		pki("apiserver.key"):          serving.keyPEM,
 	}
 	for path, data := range files {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -320,6 +340,15 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) erro
 			"--service-account-key-file=" + cp.Files.ServiceAccountPub,
 			"--service-account-signing-key-file=" + cp.Files.ServiceAccountKey,
 			"--service-cluster-ip-range=" + ServiceClusterIPRange,
+			// Request-header authentication, as kubeadm sets it up: delegating servers (the
+			// controller-manager's own endpoints, aggregated API servers) need this CA.
+			"--requestheader-client-ca-file=" + cp.Files.FrontProxyCA,
+			"--requestheader-allowed-names=" + frontProxyClientName,
+			"--requestheader-username-headers=X-Remote-User",
+			"--requestheader-group-headers=X-Remote-Group",
+			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+			"--proxy-client-cert-file=" + cp.Files.FrontProxyClientCert,
+			"--proxy-client-key-file=" + cp.Files.FrontProxyClientKey,
 			"--authorization-mode=RBAC",
 			"--allow-privileged=true",
 			"--profiling=false",
@@ -344,8 +373,8 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) erro
 			return nil
 		}
 		cp.apiserver.stop(5 * time.Second)
-		if attempt < portAttempts && strings.Contains(cp.apiserver.logTail(50), "address already in use") {
-			cp.log.WithField("port", port).Warn("kube-apiserver lost its port; retrying on another")
+		if line := findLine(cp.apiserver.logTail(50), "address already in use"); attempt < portAttempts && line != "" {
+			cp.log.WithFields(logrus.Fields{"port": port, "log": line}).Warn("kube-apiserver could not bind; retrying on another port")
 			continue
 		}
 		return fmt.Errorf("kube-apiserver: %w\n--- last lines of %s:\n%s", err, cp.apiserver.logPath, cp.apiserver.logTail(30))
@@ -409,12 +438,22 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, extra []stri
 			return nil
 		}
 		cp.kcm.stop(5 * time.Second)
-		if attempt < portAttempts && strings.Contains(cp.kcm.logTail(50), "address already in use") {
-			cp.log.WithField("port", port).Warn("kube-controller-manager lost its port; retrying on another")
+		if line := findLine(cp.kcm.logTail(50), "address already in use"); attempt < portAttempts && line != "" {
+			cp.log.WithFields(logrus.Fields{"port": port, "log": line}).Warn("kube-controller-manager could not bind; retrying on another port")
 			continue
 		}
 		return fmt.Errorf("kube-controller-manager: %w\n--- last lines of %s:\n%s", err, cp.kcm.logPath, cp.kcm.logTail(30))
 	}
+}
+
+// findLine returns the first line of text that contains substr, or "".
+func findLine(text, substr string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, substr) {
+			return line
+		}
+	}
+	return ""
 }
 
 // errExited means a component ended while we waited for it to become ready.
