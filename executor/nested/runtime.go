@@ -42,6 +42,11 @@ type Config struct {
 	Env PodEnv
 	// CallTimeout bounds the response time of every call but WAIT_CONTAINER (default 30 s).
 	CallTimeout time.Duration
+	// WaitRecovery is how long WAIT_CONTAINER is retried while the agent is unreachable (default
+	// 15 min, Mesos' default agent recovery timeout).
+	WaitRecovery time.Duration
+	// RetryInitial and RetryMax bound the back-off of those retries (defaults 500 ms and 10 s).
+	RetryInitial, RetryMax time.Duration
 }
 
 // Runtime launches nested containers. Set the parent with SetParent once SUBSCRIBED arrived.
@@ -66,6 +71,15 @@ var (
 func New(cfg Config) *Runtime {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.WaitRecovery <= 0 {
+		cfg.WaitRecovery = 15 * time.Minute
+	}
+	if cfg.RetryInitial <= 0 {
+		cfg.RetryInitial = 500 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 10 * time.Second
 	}
 	mk := func(responseTimeout time.Duration) agentcalls.Sender {
 		cli := httpcli.New(
@@ -160,28 +174,58 @@ func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// Wait blocks in WAIT_CONTAINER until the container exits.
+// Wait blocks in WAIT_CONTAINER until the container exits. While the agent is unreachable (it
+// restarts; nested containers of a checkpointing framework survive that) the call is retried with
+// back-off for up to Config.WaitRecovery; a container the agent does not know (404) is an error.
 func (r *Runtime) Wait(ctx context.Context, h podworker.Handle) (podworker.ExitStatus, error) {
 	id, err := r.containerID(h.ID)
 	if err != nil {
 		return podworker.ExitStatus{}, err
 	}
+	delay, since := r.cfg.RetryInitial, time.Now()
+	for {
+		w, err := r.waitOnce(ctx, id)
+		if err == nil {
+			return exitStatus(w), nil
+		}
+		if !retriable(err) || time.Since(since) > r.cfg.WaitRecovery {
+			return podworker.ExitStatus{}, fmt.Errorf("waiting for nested container %s: %w", h.ID, err)
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return podworker.ExitStatus{}, fmt.Errorf("waiting for nested container %s: %w", h.ID, ctx.Err())
+		}
+		delay = min(2*delay, r.cfg.RetryMax)
+	}
+}
+
+// retriable tells agent unavailability (transport errors, 503, 429) from real answers.
+func retriable(err error) bool {
+	var apiErr *apierrors.Error
+	if errors.As(err, &apiErr) {
+		return apiErr.Temporary()
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+func (r *Runtime) waitOnce(ctx context.Context, id mesos.ContainerID) (*agent.Response_WaitContainer, error) {
 	resp, err := r.waiter.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(id)))
 	if resp != nil {
 		defer resp.Close()
 	}
 	if err != nil {
-		return podworker.ExitStatus{}, fmt.Errorf("waiting for nested container %s: %w", h.ID, err)
+		return nil, err
 	}
 	var out agent.Response
 	if err := resp.Decode(&out); err != nil {
-		return podworker.ExitStatus{}, fmt.Errorf("decoding WAIT_CONTAINER of %s: %w", h.ID, err)
+		return nil, fmt.Errorf("decoding WAIT_CONTAINER: %w", err)
 	}
 	w := out.GetWaitContainer()
 	if w == nil {
-		return podworker.ExitStatus{}, fmt.Errorf("WAIT_CONTAINER of %s: response without wait_container", h.ID)
+		return nil, apierrors.CodeMalformedRequest.Error("response without wait_container")
 	}
-	return exitStatus(w), nil
+	return w, nil
 }
 
 // exitStatus converts Mesos' wait result to the kubelet's view.
