@@ -1,0 +1,375 @@
+package kubemesos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubemesos/kubemesos/e2e/cluster"
+	"github.com/kubemesos/kubemesos/mesossim"
+	"github.com/kubemesos/kubemesos/mesossim/agent"
+)
+
+// Fixed shape of every test's Mesos cluster (issue 5).
+const (
+	agentResources  = "cpus:4;mem:8192;disk:65536;ports:[31000-32000]"
+	agentAttributes = "rack:r%d"
+	frameworkName   = "kubemesos"
+)
+
+// envOptions tune newEnv.
+type envOptions struct {
+	// Agents is the number of simulated agents (default 3).
+	Agents int
+	// FrameworkArgs are appended to the framework's flags.
+	FrameworkArgs []string
+	// BlockableAPI makes executors reach the API server through a TCP proxy the test can cut
+	// (env.apiProxy); the framework keeps its direct connection.
+	BlockableAPI bool
+	// NoFramework leaves starting the framework to the test (env.startFramework).
+	NoFramework bool
+}
+
+// env is one test's world: a namespace of the shared control plane, a simulated Mesos cluster, the
+// scheduler-API proxy that keeps the offer ledger, and the framework process.
+type env struct {
+	t    *testing.T
+	cp   *cluster.ControlPlane
+	kube kubernetes.Interface
+	ns   string
+	// prefix of the agents' hostnames (= Node names), unique per env.
+	prefix string
+	dir    string
+	sim    *mesossim.Cluster
+	simLog string
+	// simLogFile is closed after the simulator.
+	simLogFile *os.File
+	ledger     *offerLedger
+	// apiProxy is set with BlockableAPI.
+	apiProxy *tcpProxy
+	// executorKubeconfig is what executors use (--executor-kubeconfig).
+	executorKubeconfig string
+	httpPort           int
+	fw                 *frameworkProcess
+	fwRuns             int
+}
+
+var envSeq atomic.Int32
+
+// newEnv builds a test's world and registers its teardown: pods of the namespace force-deleted, the
+// framework stopped, the simulator closed (executors and containers killed), Nodes and their Leases
+// deleted, the namespace deleted.
+func newEnv(t *testing.T, opts envOptions) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("e2e: needs the control plane and real processes")
+	}
+	kubemesosBinary(t) // before the control plane: a build failure should not cost a cluster start
+	cp := controlPlane(t)
+	if opts.Agents == 0 {
+		opts.Agents = 3
+	}
+	e := &env{
+		t: t, cp: cp, kube: cp.Client, dir: t.TempDir(),
+		prefix: fmt.Sprintf("%s-%d", slug(t.Name(), 20), envSeq.Add(1)),
+	}
+	e.ns = cp.Namespace(t)
+	t.Cleanup(e.teardown) // runs before the namespace's own cleanup
+
+	e.simLog = filepath.Join(e.dir, "mesos-sim.log")
+	logFile, err := os.Create(e.simLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.simLogFile = logFile
+	log := logrus.New()
+	log.SetOutput(logFile)
+	log.SetLevel(logrus.InfoLevel)
+	e.sim, err = mesossim.StartCluster(mesossim.ClusterConfig{
+		Master:          mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
+		Agents:          opts.Agents,
+		AgentResources:  agentResources,
+		AgentAttributes: agentAttributes,
+		WorkDir:         filepath.Join(e.dir, "mesos"),
+		AgentTweak: func(i int, cfg *agent.Config) {
+			cfg.Hostname = fmt.Sprintf("%s-agent-%d", e.prefix, i)
+		},
+	})
+	if err != nil {
+		t.Fatalf("starting mesossim: %v", err)
+	}
+	e.ledger = newOfferLedger(t, e.sim.URL)
+
+	e.executorKubeconfig = cp.KubeconfigPath
+	if opts.BlockableAPI {
+		e.apiProxy = newTCPProxy(t, strings.TrimPrefix(cp.URL, "https://"))
+		e.executorKubeconfig = filepath.Join(e.dir, "executor.kubeconfig")
+		if err := rewriteKubeconfigServer(cp.KubeconfigPath, e.executorKubeconfig, "https://"+e.apiProxy.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.httpPort, err = freePort(); err != nil {
+		t.Fatal(err)
+	}
+	if !opts.NoFramework {
+		e.startFramework(opts.FrameworkArgs...)
+	}
+	return e
+}
+
+// teardown stops everything newEnv started, in an order that leaves nothing running or pending.
+func (e *env) teardown() {
+	if e.t.Failed() {
+		e.dump()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// No new pods from controllers (creation in a terminating namespace is refused), then remove the
+	// existing ones at once so that no later framework sees them pending.
+	if err := e.kube.CoreV1().Namespaces().Delete(ctx, e.ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		e.t.Errorf("deleting namespace %s: %v", e.ns, err)
+	}
+	if pods, err := e.kube.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			err := e.kube.CoreV1().Pods(e.ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+			if err != nil && !apierrors.IsNotFound(err) {
+				e.t.Errorf("force-deleting pod %s: %v", p.Name, err)
+			}
+		}
+	}
+	if e.fw != nil {
+		e.fw.stop(15 * time.Second)
+	}
+	if e.ledger != nil {
+		e.ledger.close()
+	}
+	if e.apiProxy != nil {
+		e.apiProxy.close()
+	}
+	if e.sim == nil {
+		return
+	}
+	e.sim.Close()
+	e.simLogFile.Close()
+	for i := range e.sim.Agents() {
+		name := e.agentHostname(i)
+		if err := e.kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			e.t.Errorf("deleting Node %s: %v", name, err)
+		}
+		err := e.kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			e.t.Errorf("deleting Lease %s: %v", name, err)
+		}
+	}
+}
+
+func (e *env) agentHostname(i int) string { return fmt.Sprintf("%s-agent-%d", e.prefix, i) }
+
+// frameworkArgs are the framework's flags for this env (extra ones last, so they win).
+func (e *env) frameworkArgs(extra []string) []string {
+	url := "http://127.0.0.1:" + strconv.Itoa(e.httpPort)
+	args := []string{
+		"framework",
+		"--master=" + e.ledger.URL(),
+		"--kubeconfig=" + e.cp.KubeconfigPath,
+		"--serve-default-scheduler",
+		"--leader-elect=false",
+		"--state-namespace=" + e.ns,
+		"--http-address=127.0.0.1:" + strconv.Itoa(e.httpPort),
+		"--advertise-url=" + url,
+		"--executor-kubeconfig=" + e.executorKubeconfig,
+		"--agent-poll-interval=1s",
+		"--node-lease-duration=20s",
+		"--log-level=info",
+	}
+	return append(args, extra...)
+}
+
+// startFramework starts the framework process and waits until it is subscribed (/readyz).
+func (e *env) startFramework(extra ...string) {
+	e.t.Helper()
+	e.fwRuns++
+	logPath := filepath.Join(e.dir, fmt.Sprintf("framework-%d.log", e.fwRuns))
+	p, err := startProcess(kubemesosBinary(e.t), e.frameworkArgs(extra), logPath, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.fw = p
+	e.eventually("framework ready", time.Minute, func(ctx context.Context) (bool, error) {
+		if done, werr := p.exited(); done {
+			return false, fmt.Errorf("framework exited: %v\n%s", werr, fileTail(logPath, 40))
+		}
+		body, code, err := httpGet(ctx, e.frameworkURL()+"/readyz")
+		return err == nil && code == 200 && strings.TrimSpace(body) == "ok", nil
+	})
+}
+
+// stopFramework ends the framework: gracefully (SIGTERM) or as a crash (SIGKILL).
+func (e *env) stopFramework(crash bool) {
+	e.t.Helper()
+	if crash {
+		e.fw.kill()
+	} else {
+		e.fw.stop(15 * time.Second)
+	}
+}
+
+func (e *env) frameworkURL() string { return "http://127.0.0.1:" + strconv.Itoa(e.httpPort) }
+
+// frameworkMetrics reads the framework's /metrics counters and gauges (unlabelled ones by name,
+// labelled ones as name{labels}).
+func (e *env) frameworkMetrics(ctx context.Context) (map[string]float64, error) {
+	body, code, err := httpGet(ctx, e.frameworkURL()+"/metrics")
+	if err != nil {
+		return nil, err
+	}
+	if code != 200 {
+		return nil, fmt.Errorf("/metrics: HTTP %d", code)
+	}
+	return parseMetrics(body), nil
+}
+
+// eventually polls cond until it is true; on timeout or a fatalError the test fails. A non-fatal
+// error of a false condition is kept to say what was last seen.
+func (e *env) eventually(what string, timeout time.Duration, cond func(ctx context.Context) (bool, error)) {
+	e.t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		ok, err := cond(ctx)
+		if ok {
+			return true, nil
+		}
+		if err != nil {
+			var fatal *fatalError
+			if errors.As(err, &fatal) {
+				return false, err
+			}
+			last = err
+			return false, nil
+		}
+		return ok, nil
+	})
+	if err != nil {
+		if last != nil {
+			err = fmt.Errorf("%w (last error: %v)", err, last)
+		}
+		e.t.Fatalf("waiting for %s (%v): %v", what, timeout, err)
+	}
+}
+
+// fatalError stops an eventually at once (a condition that can no longer become true).
+type fatalError struct{ err error }
+
+func (f *fatalError) Error() string { return f.err.Error() }
+
+func fatalf(format string, args ...any) error { return &fatalError{fmt.Errorf(format, args...)} }
+
+// dump logs what helps to understand a failure: pods, events, Mesos tasks, logs.
+func (e *env) dump() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var b strings.Builder
+	if pods, err := e.kube.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		fmt.Fprintf(&b, "--- pods in %s:\n", e.ns)
+		for _, p := range pods.Items {
+			fmt.Fprintf(&b, "  %s uid=%s node=%q phase=%s ready=%v deleting=%v %s\n", p.Name, p.UID, p.Spec.NodeName, p.Status.Phase,
+				podReady(&p), p.DeletionTimestamp != nil, containerSummary(&p))
+		}
+	}
+	if evs, err := e.kube.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		sort.Slice(evs.Items, func(i, j int) bool { return evs.Items[i].LastTimestamp.Before(&evs.Items[j].LastTimestamp) })
+		items := evs.Items
+		if len(items) > 40 {
+			items = items[len(items)-40:]
+		}
+		fmt.Fprintf(&b, "--- last %d events in %s:\n", len(items), e.ns)
+		for _, ev := range items {
+			fmt.Fprintf(&b, "  %s %s/%s %s: %s (x%d)\n", ev.Type, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message, ev.Count)
+		}
+	}
+	if nodes, err := e.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+		b.WriteString("--- nodes:\n")
+		for _, n := range nodes.Items {
+			if strings.HasPrefix(n.Name, e.prefix+"-") {
+				fmt.Fprintf(&b, "  %s ready=%s taints=%v\n", n.Name, nodeReadyStatus(&n), n.Spec.Taints)
+			}
+		}
+	}
+	if st, err := e.mesosState(ctx); err == nil {
+		b.WriteString("--- Mesos tasks (active, unreachable, completed):\n")
+		for _, group := range [][]mesos.Task{st.GetTasks.Tasks, st.GetTasks.UnreachableTasks, st.GetTasks.CompletedTasks} {
+			for _, task := range group {
+				fmt.Fprintf(&b, "  %s %s fw=%s agent=%s %s\n", task.TaskID.Value, task.Name, task.FrameworkID.Value, task.AgentID.Value, task.GetState())
+			}
+		}
+	} else {
+		fmt.Fprintf(&b, "--- Mesos state: %v\n", err)
+	}
+	if e.fw != nil {
+		fmt.Fprintf(&b, "--- last lines of %s:\n%s\n", e.fw.logPath, fileTail(e.fw.logPath, 60))
+	}
+	fmt.Fprintf(&b, "--- last lines of %s:\n%s\n", e.simLog, fileTail(e.simLog, 30))
+	for _, p := range executorLogs(filepath.Join(e.dir, "mesos")) {
+		fmt.Fprintf(&b, "--- last lines of %s:\n%s\n", p, fileTail(p, 25))
+	}
+	e.t.Log(b.String())
+}
+
+// executorLogs finds the stderr files of kubemesos executors in the agents' sandboxes.
+func executorLogs(workDir string) []string {
+	var out []string
+	_ = filepath.WalkDir(workDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if !d.IsDir() && d.Name() == "stderr" && strings.Contains(path, "/executors/kubemesos-executor/") {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out
+}
+
+// slug turns a test name into a DNS label part of at most n characters.
+func slug(s string, n int) string {
+	s = strings.ToLower(s)
+	s = regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(s, "-")
+	s = strings.TrimPrefix(s, "test")
+	s = strings.Trim(s, "-")
+	if len(s) > n {
+		s = strings.TrimRight(s[:n], "-")
+	}
+	if s == "" {
+		s = "t"
+	}
+	return s
+}
+
+// freePort asks the kernel for a free loopback TCP port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

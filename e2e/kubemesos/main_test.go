@@ -1,0 +1,117 @@
+package kubemesos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubemesos/kubemesos/e2e/cluster"
+)
+
+// The tests share one control plane (started on first use) and run one after the other: each has its
+// own namespace (also the framework's --state-namespace), its own simulated Mesos cluster whose agent
+// hostnames (= Node names) carry a unique prefix, and its own framework process. They must not run in
+// parallel: a framework serving default-scheduler schedules every pending pod of the cluster.
+var shared struct {
+	once sync.Once
+	cp   *cluster.ControlPlane
+	err  error
+}
+
+// sharedControlPlaneOptions: the node lifecycle controller notices NotReady Nodes within seconds, so
+// taint-based eviction (pods' short tolerations) acts quickly.
+var sharedControlPlaneOptions = cluster.Options{
+	ExtraControllerManagerArgs: []string{"--node-monitor-grace-period=8s", "--node-monitor-period=1s"},
+}
+
+func controlPlane(t *testing.T) *cluster.ControlPlane {
+	t.Helper()
+	shared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute) // includes a first build
+		defer cancel()
+		shared.cp, shared.err = cluster.Start(ctx, sharedControlPlaneOptions)
+	})
+	if shared.err != nil {
+		t.Fatalf("starting the shared control plane: %v", shared.err)
+	}
+	return shared.cp
+}
+
+// The kubemesos binary, built once per test binary without -race (agents fetch it as the executor,
+// so it is also what runs every pod).
+var binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func kubemesosBinary(t *testing.T) string {
+	t.Helper()
+	binary.once.Do(func() {
+		binary.path, binary.err = buildKubemesos()
+	})
+	if binary.err != nil {
+		t.Fatalf("building kubemesos: %v", binary.err)
+	}
+	return binary.path
+}
+
+func buildKubemesos() (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	if binary.dir, err = os.MkdirTemp("", "kubemesos-e2e-bin-"); err != nil {
+		return "", fmt.Errorf("creating binary dir: %w", err)
+	}
+	out := filepath.Join(binary.dir, "kubemesos")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/kubemesos")
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/kubemesos in %s: %w\n%s", root, err, stderr.Bytes())
+	}
+	return out, nil
+}
+
+// repoRoot is the root module's directory: two levels up from this package, checked by its go.mod.
+func repoRoot() (string, error) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		return "", err
+	}
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "", fmt.Errorf("reading the root go.mod: %w", err)
+	}
+	if !bytes.HasPrefix(mod, []byte("module github.com/kubemesos/kubemesos\n")) {
+		return "", fmt.Errorf("%s/go.mod is not the kubemesos root module", root)
+	}
+	return root, nil
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.cp != nil {
+		if code != 0 {
+			for _, c := range []string{"kube-apiserver", "kube-controller-manager", "etcd"} {
+				fmt.Fprintf(os.Stderr, "--- last lines of %s:\n%s\n", c, shared.cp.LogTail(c, 20))
+			}
+		}
+		shared.cp.Stop()
+	}
+	if binary.dir != "" {
+		os.RemoveAll(binary.dir)
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,185 @@
+package kubemesos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Names fixed by docs/design.md.
+const (
+	// taskIDPrefix + pod UID is a pod's TaskID.
+	taskIDPrefix = "pod-"
+	// executorID is the ExecutorID of the one kubemesos executor per agent.
+	executorID = "kubemesos-executor"
+)
+
+// mesosState asks the simulated master's operator API for GET_STATE (protobuf), as an operator would.
+func (e *env) mesosState(ctx context.Context) (*master.Response_GetState, error) {
+	resp, err := operatorCall(ctx, e.sim.URL, master.Call{Type: master.Call_GET_STATE})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetState == nil {
+		return nil, fmt.Errorf("GET_STATE answered %v without state", resp.Type)
+	}
+	return resp.GetState, nil
+}
+
+func operatorCall(ctx context.Context, masterURL string, call master.Call) (*master.Response, error) {
+	body, err := call.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, masterURL+"/api/v1", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Accept", "application/x-protobuf")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("operator API %v: %w", call.Type, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("operator API %v: %w", call.Type, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("operator API %v: HTTP %d: %s", call.Type, resp.StatusCode, b)
+	}
+	var out master.Response
+	if err := out.Unmarshal(b); err != nil {
+		return nil, fmt.Errorf("decoding %v response: %w", call.Type, err)
+	}
+	return &out, nil
+}
+
+// frameworkIDs returns the IDs of the frameworks (active or completed) with the given name.
+func frameworkIDs(st *master.Response_GetState, name string) map[string]bool {
+	ids := map[string]bool{}
+	fws := st.GetGetFrameworks()
+	for _, list := range [][]master.Response_GetFrameworks_Framework{fws.GetFrameworks(), fws.GetCompletedFrameworks()} {
+		for _, f := range list {
+			if f.FrameworkInfo.Name == name && f.FrameworkInfo.ID != nil {
+				ids[f.FrameworkInfo.ID.Value] = true
+			}
+		}
+	}
+	return ids
+}
+
+// tasksOf splits the tasks of the frameworks named name: active (non-terminal, what Mesos counts as
+// running or about to), unreachable and completed.
+type taskSets struct {
+	Active, Unreachable, Completed []mesos.Task
+}
+
+func tasksOf(st *master.Response_GetState, name string) taskSets {
+	ids := frameworkIDs(st, name)
+	var out taskSets
+	pick := func(in []mesos.Task) []mesos.Task {
+		var sel []mesos.Task
+		for _, t := range in {
+			if ids[t.FrameworkID.Value] {
+				sel = append(sel, t)
+			}
+		}
+		sort.Slice(sel, func(i, j int) bool { return sel[i].TaskID.Value < sel[j].TaskID.Value })
+		return sel
+	}
+	out.Active = pick(st.GetTasks.Tasks)
+	out.Unreachable = pick(st.GetTasks.UnreachableTasks)
+	out.Completed = pick(st.GetTasks.CompletedTasks)
+	return out
+}
+
+// agentHostnames maps agent IDs to hostnames (registered agents only).
+func agentHostnames(st *master.Response_GetState) map[string]string {
+	out := map[string]string{}
+	for _, a := range st.GetAgents.GetAgents() {
+		out[a.AgentInfo.ID.Value] = a.AgentInfo.Hostname
+	}
+	return out
+}
+
+// taskPodUID is the pod UID a kubemesos task stands for.
+func taskPodUID(t mesos.Task) string { return strings.TrimPrefix(t.TaskID.Value, taskIDPrefix) }
+
+// checkTasksMatchPods compares the framework's active Mesos tasks with the pods that should be
+// running: one RUNNING task per pod (TaskID pod-<uid>), on the agent whose hostname is the pod's
+// Node, and no other active task. It returns "" when they match, else what differs.
+func checkTasksMatchPods(st *master.Response_GetState, pods []corev1.Pod) string {
+	ts := tasksOf(st, frameworkName)
+	hosts := agentHostnames(st)
+	want := map[string]corev1.Pod{}
+	for _, p := range pods {
+		want[string(p.UID)] = p
+	}
+	var problems []string
+	seen := map[string]int{}
+	for _, t := range ts.Active {
+		uid := taskPodUID(t)
+		seen[uid]++
+		p, ok := want[uid]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("task %s (%s, %v) has no running pod", t.TaskID.Value, t.Name, t.GetState()))
+		case t.GetState() != mesos.TASK_RUNNING:
+			problems = append(problems, fmt.Sprintf("task %s of pod %s is %v", t.TaskID.Value, p.Name, t.GetState()))
+		case hosts[t.AgentID.Value] != p.Spec.NodeName:
+			problems = append(problems, fmt.Sprintf("task %s runs on agent %s (%s) but pod %s is bound to %q",
+				t.TaskID.Value, t.AgentID.Value, hosts[t.AgentID.Value], p.Name, p.Spec.NodeName))
+		}
+	}
+	for uid, p := range want {
+		switch seen[uid] {
+		case 0:
+			problems = append(problems, fmt.Sprintf("pod %s has no active task", p.Name))
+		case 1:
+		default:
+			problems = append(problems, fmt.Sprintf("pod %s has %d active tasks", p.Name, seen[uid]))
+		}
+	}
+	sort.Strings(problems)
+	return strings.Join(problems, "; ")
+}
+
+// scalarOf sums a scalar resource.
+func scalarOf(rs []mesos.Resource, name string) float64 {
+	var v float64
+	for _, r := range rs {
+		if r.Name == name && r.GetType() == mesos.SCALAR {
+			v += r.GetScalar().GetValue()
+		}
+	}
+	return v
+}
+
+// portsOf lists the ports of a resource list.
+func portsOf(rs []mesos.Resource) []uint64 {
+	var out []uint64
+	for _, r := range rs {
+		if r.Name != "ports" || r.GetType() != mesos.RANGES {
+			continue
+		}
+		for _, rg := range r.GetRanges().GetRange() {
+			for p := rg.Begin; p <= rg.End; p++ {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
