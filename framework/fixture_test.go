@@ -106,9 +106,13 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 func newFixture(t *testing.T, st State, objs ...*corev1.Pod) *fixture {
 	t.Helper()
+	return newFixtureWith(t, fake.NewClientset(), st, objs...)
+}
+
+func newFixtureWith(t *testing.T, kube *fake.Clientset, st State, objs ...*corev1.Pod) *fixture {
+	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	kube := fake.NewClientset()
 	kube.PrependReactor("create", "pods", bindingReactor(kube))
 	podIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{podUIDIndex: podUIDIndexFunc})
 	nodeIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
