@@ -88,17 +88,18 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 	e := &executorLoop{
-		cfg:      cfg,
-		mcfg:     mcfg,
-		log:      log,
-		clock:    cfg.Clock,
-		hostIP:   ip,
-		runtime:  rt,
-		writer:   statuswriter.New(client, statuswriter.Config{Clock: cfg.Clock, Log: log}),
-		tasks:    map[string]*task{},
-		statuses: make(chan workerStatus, 64),
-		conn:     make(chan connMsg),
-		loopDone: make(chan struct{}),
+		cfg:       cfg,
+		mcfg:      mcfg,
+		log:       log,
+		clock:     cfg.Clock,
+		hostIP:    ip,
+		runtime:   rt,
+		writer:    statuswriter.New(client, statuswriter.Config{Clock: cfg.Clock, Log: log}),
+		tasks:     map[string]*task{},
+		unackedTs: map[string]mesos.TaskInfo{},
+		statuses:  make(chan workerStatus, 64),
+		conn:      make(chan connMsg),
+		loopDone:  make(chan struct{}),
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -167,7 +168,6 @@ type executorLoop struct {
 	connWG         sync.WaitGroup              // the connection goroutine
 	connStop       context.CancelFunc          // ends the current connection
 	connected      bool                        // a stream is open (SUBSCRIBED received)
-	dialing        bool                        // a connection goroutine is running
 	everSubscribed bool
 
 	shuttingDown     bool
@@ -187,7 +187,6 @@ func (e *executorLoop) newSenders() {
 	}
 	e.sender = calls.SenderWith(httpexec.NewSender(cli.Send), opts...)
 	e.subscriber = calls.SenderWith(httpexec.NewSender(cli.Send, httpcli.Close(true)), opts...)
-	e.unackedTs = map[string]mesos.TaskInfo{}
 }
 
 // run is the main loop: one goroutine owns all executor state.
@@ -314,7 +313,6 @@ func (e *executorLoop) dial(ctx context.Context) {
 	sub := e.subscribeCall()
 	connCtx, cancel := context.WithCancel(ctx)
 	e.connStop = cancel
-	e.dialing = true
 	e.connWG.Add(1)
 	go func() {
 		defer e.connWG.Done()
@@ -356,7 +354,7 @@ func (e *executorLoop) disconnect() {
 		e.connStop()
 	}
 	e.connWG.Wait()
-	e.connected, e.dialing = false, false
+	e.connected = false
 }
 
 // subscribeCall builds SUBSCRIBE with the unacknowledged tasks and updates (all of them count as sent:
