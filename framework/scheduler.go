@@ -120,6 +120,7 @@ type sched struct {
 
 	mu               sync.Mutex
 	state            State
+	persistedID      string // the FrameworkID known to be in the store
 	subscribed       bool
 	suppressed       bool
 	filtered         bool
@@ -168,6 +169,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 		seed:           uint64(d.Clock.Now().UnixNano()),
 		kick:           make(chan struct{}, 1),
 		state:          st,
+		persistedID:    st.FrameworkID,
 		tasks:          map[string]*taskRecord{},
 		pending:        map[string]*pendingPod{},
 		inflight:       map[types.UID]bool{},
@@ -275,14 +277,17 @@ func (s *sched) HandleEvent(ctx context.Context, e *scheduler.Event) error {
 func (s *sched) handleSubscribed(ctx context.Context, sub *scheduler.Event_Subscribed) error {
 	id := sub.GetFrameworkID().GetValue()
 	s.mu.Lock()
-	changed := id != s.state.FrameworkID
 	s.state.FrameworkID = id
 	st := s.snapshotState()
+	persist := id != s.persistedID
 	s.mu.Unlock()
-	if changed {
+	if persist {
 		if err := s.store.Save(ctx, st); err != nil {
 			return fmt.Errorf("persisting FrameworkID %s: %w", id, err)
 		}
+		s.mu.Lock()
+		s.persistedID = id
+		s.mu.Unlock()
 	}
 	s.log.WithFields(logrus.Fields{"frameworkID": id, "heartbeat": sub.GetHeartbeatIntervalSeconds()}).Info("subscribed to Mesos")
 	s.mu.Lock()

@@ -519,8 +519,12 @@ func TestTaskOfDeletedPodKilled(t *testing.T) {
 
 func TestFrameworkIDPersistFailureEndsSubscription(t *testing.T) {
 	f := newFixture(t, State{})
+	down := true
 	f.kube.PrependReactor("create", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewServiceUnavailable("down")
+		if down {
+			return true, nil, apierrors.NewServiceUnavailable("down")
+		}
+		return false, nil, nil
 	})
 	hb := 15.0
 	err := f.s.HandleEvent(f.ctx, &scheduler.Event{Type: scheduler.Event_SUBSCRIBED, Subscribed: &scheduler.Event_Subscribed{
@@ -534,5 +538,12 @@ func TestFrameworkIDPersistFailureEndsSubscription(t *testing.T) {
 	f.s.cycle(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
 		t.Errorf("launched without a stored FrameworkID")
+	}
+	// The re-subscription (with the same FrameworkID) stores it before going on.
+	f.s.Disconnected(nil)
+	down = false
+	f.subscribe("fw-1")
+	if st, err := f.store.Load(f.ctx); err != nil || st.FrameworkID != "fw-1" {
+		t.Errorf("stored FrameworkID after re-subscription = %q (%v), want fw-1", st.FrameworkID, err)
 	}
 }
