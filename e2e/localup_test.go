@@ -4,23 +4,29 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
 )
 
 // TestLocalUp runs the real local-up binary as `make local-up` does, then the real kubectl against
-// the kubeconfig it wrote: /readyz answers ok and `kubectl get nodes` succeeds. SIGTERM then stops
-// everything: local-up exits 0 and its kube-apiserver and kube-controller-manager are gone.
+// the kubeconfig it wrote: /readyz answers ok and `kubectl get nodes` succeeds; the simulated Mesos
+// master has its 3 agents. SIGTERM then stops everything: local-up exits 0 and its kube-apiserver
+// and kube-controller-manager are gone.
 func TestLocalUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute) // includes a first build
 	defer cancel()
@@ -35,7 +41,8 @@ func TestLocalUp(t *testing.T) {
 		t.Fatalf("building local-up: %v\n%s", err, out)
 	}
 	kubeconfig := filepath.Join(dir, "out", "kubeconfig")
-	cmd := exec.Command(localUp, "--dir", filepath.Join(dir, "state"), "--kubeconfig-out", kubeconfig)
+	// A random Mesos port: other tests may run a simulator on the default 5050.
+	cmd := exec.Command(localUp, "--dir", filepath.Join(dir, "state"), "--kubeconfig-out", kubeconfig, "--mesos-listen", "127.0.0.1:0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // and local-up's own children follow it
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -71,6 +78,8 @@ func TestLocalUp(t *testing.T) {
 	var usage []string
 	pids := map[string]int{}
 	pidLine := regexp.MustCompile(`^\s*(kube-[a-z-]+)\s+pid (\d+),`)
+	mesosLine := regexp.MustCompile(`^\s*mesos master\s+(http://\S+) `)
+	var mesosURL string
 	readyDeadline := time.After(3 * time.Minute)
 wait:
 	for {
@@ -87,6 +96,9 @@ wait:
 			if m := pidLine.FindStringSubmatch(line); m != nil {
 				pid, _ := strconv.Atoi(m[2])
 				pids[m[1]] = pid
+			}
+			if m := mesosLine.FindStringSubmatch(line); m != nil {
+				mesosURL = m[1]
 			}
 		case <-readyDeadline:
 			t.Fatalf("local-up not ready after 3 minutes; output so far:\n%s", strings.Join(usage, "\n"))
@@ -119,6 +131,14 @@ wait:
 		t.Errorf("kubectl get ns default = %q", got)
 	}
 
+	// The simulated Mesos master answers with its agents.
+	if mesosURL == "" {
+		t.Fatalf("no mesos master line in the usage text:\n%s", text)
+	}
+	if diff := cmp.Diff([]string{"mesos-agent-0", "mesos-agent-1", "mesos-agent-2"}, mesosAgents(ctx, t, mesosURL)); diff != "" {
+		t.Errorf("mesos agents (-want +got):\n%s", diff)
+	}
+
 	// Ctrl-C equivalent: everything stops, nothing is left behind.
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -140,6 +160,34 @@ wait:
 	if _, err := os.Stat(kubeconfig); err != nil {
 		t.Errorf("kubeconfig gone after stop: %v", err)
 	}
+}
+
+// mesosAgents lists the hostnames of the agents in a Mesos master's /master/state.
+func mesosAgents(ctx context.Context, t *testing.T, master string) []string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, master+"/master/state", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("mesos state: %v", err)
+	}
+	defer resp.Body.Close()
+	var state struct {
+		Slaves []struct {
+			Hostname string `json:"hostname"`
+		} `json:"slaves"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+		t.Fatalf("decoding mesos state: %v", err)
+	}
+	var hosts []string
+	for _, s := range state.Slaves {
+		hosts = append(hosts, s.Hostname)
+	}
+	slices.Sort(hosts)
+	return hosts
 }
 
 // testWriter sends build progress to the test log.

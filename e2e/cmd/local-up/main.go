@@ -1,20 +1,21 @@
 // Command local-up runs a complete local kubemesos cluster for a developer: etcd, kube-apiserver
-// and kube-controller-manager (package cluster), the Mesos simulator with a few agents and, once
-// they land, the kubemesos framework. It builds what is missing, writes an admin kubeconfig to a
-// known path, prints how to use it, and stops everything on Ctrl-C or SIGTERM.
+// and kube-controller-manager (package cluster), the Mesos simulator with a few agents (package
+// mesossim) and, once it lands, the kubemesos framework. It builds what is missing, writes an
+// admin kubeconfig to a known path, prints how to use it, and stops everything on Ctrl-C or
+// SIGTERM.
 //
 //	make local-up        # = cd e2e && go run ./cmd/local-up
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,15 +23,18 @@ import (
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
+	"github.com/kubemesos/kubemesos/mesossim"
 )
 
 // ReadyLine is printed on stdout once everything is up; scripts and tests wait for it.
 const ReadyLine = "local-up: ready"
 
 type config struct {
-	dir           string // working state: control plane certs, logs, etcd data
+	dir           string // working state: control plane certs, logs, etcd data, agents' sandboxes
 	kubeconfigOut string
 	agents        int
+	mesosListen   string
+	imageCommands map[string]string
 	cacheDir      string
 }
 
@@ -41,14 +45,25 @@ func main() {
 		log.WithError(err).Error("local-up failed")
 		os.Exit(1)
 	}
+	log.Info("stopped")
 }
 
 func run(args []string, out io.Writer, log *logrus.Logger) error {
 	var cfg config
 	fs := flag.NewFlagSet("local-up", flag.ContinueOnError)
-	fs.StringVar(&cfg.dir, "dir", "", "state directory, wiped at start (default <repo>/.local/cluster)")
+	fs.StringVar(&cfg.dir, "dir", "", "state directory, wiped at start (default <repo>/.local/state)")
 	fs.StringVar(&cfg.kubeconfigOut, "kubeconfig-out", "", "where to write the admin kubeconfig (default <repo>/.local/kubeconfig)")
 	fs.IntVar(&cfg.agents, "agents", 3, "number of simulated Mesos agents")
+	fs.StringVar(&cfg.mesosListen, "mesos-listen", "127.0.0.1:5050", "address of the simulated Mesos master (the framework's default --master)")
+	cfg.imageCommands = map[string]string{}
+	fs.Func("image-command", "image=command: what the simulated agents run for a container of that image without a command (repeatable)", func(v string) error {
+		image, command, ok := strings.Cut(v, "=")
+		if !ok || image == "" || command == "" {
+			return fmt.Errorf("%q: want image=command", v)
+		}
+		cfg.imageCommands[image] = command
+		return nil
+	})
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "cache of built Kubernetes binaries (default $KUBEMESOS_CACHE_DIR or ~/.cache/kubemesos)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -68,7 +83,7 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	if err := os.RemoveAll(cfg.dir); err != nil {
 		return fmt.Errorf("wiping %s: %w", cfg.dir, err)
 	}
-	cp, err := cluster.Start(ctx, cluster.Options{Dir: cfg.dir, Binaries: &bins, Log: log})
+	cp, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(cfg.dir, "kube"), Binaries: &bins, Log: log})
 	if err != nil {
 		return fmt.Errorf("starting control plane: %w", err)
 	}
@@ -122,7 +137,7 @@ func (c *config) defaults() error {
 	}
 	local := filepath.Join(filepath.Dir(mod), ".local") // <repo>/.local
 	if c.dir == "" {
-		c.dir = filepath.Join(local, "cluster")
+		c.dir = filepath.Join(local, "state")
 	}
 	if c.kubeconfigOut == "" {
 		c.kubeconfigOut = filepath.Join(local, "kubeconfig")
@@ -135,12 +150,12 @@ func (c *config) defaults() error {
 
 func printUsage(out io.Writer, cfg config, cp *cluster.ControlPlane, env *environment, took time.Duration) {
 	fmt.Fprintf(out, "\nkubemesos local cluster is up (%s).\n\n", took.Round(100*time.Millisecond))
-	fmt.Fprintf(out, "  API server       %s\n", cp.URL)
+	fmt.Fprintf(out, "  %-24s %s\n", "API server", cp.URL)
 	pids := cp.PIDs()
 	for _, name := range []string{"kube-apiserver", "kube-controller-manager"} {
-		fmt.Fprintf(out, "  %-16s pid %d, log %s\n", name, pids[name], cp.LogPath(name))
+		fmt.Fprintf(out, "  %-24s pid %d, log %s\n", name, pids[name], cp.LogPath(name))
 	}
-	fmt.Fprintf(out, "  etcd             %s (in this process), log %s\n", cp.EtcdURL, cp.LogPath("etcd"))
+	fmt.Fprintf(out, "  %-24s %s (in this process), log %s\n", "etcd", cp.EtcdURL, cp.LogPath("etcd"))
 	for _, line := range env.notes {
 		fmt.Fprintf(out, "  %s\n", line)
 	}
@@ -168,33 +183,50 @@ type component interface {
 	Stop()
 }
 
-// components lists what runs next to the control plane.
+// components lists what runs next to the control plane, in start order.
 func components() []component {
 	return []component{
 		&mesosSimulator{},
-		// INTEGRATION POINT (framework): when cmd/kubemesos's framework lands, add a component
-		// here that runs `kubemesos framework --master <env.mesosMaster> --kubeconfig
-		// <env.cfg.kubeconfigOut>` (in-process or as a subprocess) and waits for its /readyz.
+		// HOOK (framework): add a component here that runs `kubemesos framework --master
+		// <env.mesosMaster> --kubeconfig <env.cfg.kubeconfigOut>` (in-process through package
+		// framework, or the built binary as a subprocess), waits for its /readyz and appends a
+		// note with its URL; the executors it launches reach the API server with the same
+		// kubeconfig.
 	}
 }
 
-// errMesosSimNotWired is what the Mesos component reports until mesossim exposes a cluster type.
-var errMesosSimNotWired = errors.New("mesossim exposes no cluster type yet")
-
-// mesosSimulator runs the simulated Mesos master with cfg.agents agents.
-//
-// INTEGRATION POINT (mesos-sim): the simulator (package mesossim, colleagues' work in progress)
-// does not yet expose a type that runs a master plus N agents on loopback. When it does, Start
-// creates it with env.cfg.agents agents, sets env.mesosMaster to its URL and appends a note with
-// it; Stop closes it. Until then local-up says so in its output and runs only the control plane.
-type mesosSimulator struct{}
+// mesosSimulator runs the simulated Mesos master and cfg.agents agents in this process (package
+// mesossim); the agents run executors as real processes with sandboxes under <dir>/mesos.
+type mesosSimulator struct {
+	cluster *mesossim.Cluster
+}
 
 func (m *mesosSimulator) Name() string { return "mesos-sim" }
 
 func (m *mesosSimulator) Start(_ context.Context, env *environment) error {
-	env.log.WithField("agents", env.cfg.agents).Warnf("Mesos simulator not started: %v", errMesosSimNotWired)
-	env.notes = append(env.notes, fmt.Sprintf("mesos-sim        NOT STARTED (%v)", errMesosSimNotWired))
+	c, err := mesossim.StartCluster(mesossim.ClusterConfig{
+		Master: mesossim.Config{
+			Log:                env.log.WithField("component", "mesos-sim"),
+			AllocationInterval: time.Second,      // Mesos' default
+			HeartbeatInterval:  15 * time.Second, // Mesos' default
+		},
+		Listen:        env.cfg.mesosListen,
+		Agents:        env.cfg.agents,
+		WorkDir:       filepath.Join(env.cfg.dir, "mesos"),
+		ImageCommands: env.cfg.imageCommands,
+	})
+	if err != nil {
+		return err
+	}
+	m.cluster = c
+	env.mesosMaster = c.URL
+	env.notes = append(env.notes, fmt.Sprintf("%-24s %s (in this process), %d agents, sandboxes in %s",
+		"mesos master", c.URL, env.cfg.agents, filepath.Join(env.cfg.dir, "mesos")))
 	return nil
 }
 
-func (m *mesosSimulator) Stop() {}
+func (m *mesosSimulator) Stop() {
+	if m.cluster != nil {
+		m.cluster.Close()
+	}
+}
