@@ -134,8 +134,12 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 		return nil
 
 	case pod.Spec.NodeName == "":
+		if len(pod.Spec.SchedulingGates) > 0 {
+			s.unpend(key)
+		}
 		// live: launched by this process, the watch has not delivered the binding yet.
-		if s.schedulerNames[pod.Spec.SchedulerName] && !live && !inflight {
+		// Scheduling gates hold a pod back from every scheduler until removed, as in kube-scheduler.
+		if s.schedulerNames[pod.Spec.SchedulerName] && len(pod.Spec.SchedulingGates) == 0 && !live && !inflight {
 			s.pend(key, pod)
 		}
 		return nil

@@ -116,12 +116,14 @@ func TestServedSchedulerNames(t *testing.T) {
 		name        string
 		schedName   string
 		serveDefult bool
+		gated       bool
 		wantLaunch  bool
 	}{
 		{name: "kubemesos", schedName: "kubemesos", wantLaunch: true},
 		{name: "default not served", schedName: "default-scheduler", wantLaunch: false},
 		{name: "default served", schedName: "default-scheduler", serveDefult: true, wantLaunch: true},
 		{name: "other", schedName: "volcano", serveDefult: true, wantLaunch: false},
+		{name: "gated", schedName: "kubemesos", gated: true, wantLaunch: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,7 +131,12 @@ func TestServedSchedulerNames(t *testing.T) {
 			if tt.serveDefult {
 				f.s.schedulerNames[DefaultSchedulerName] = true
 			}
-			f.addPod(pod("p", "uid-p", func(p *corev1.Pod) { p.Spec.SchedulerName = tt.schedName }))
+			f.addPod(pod("p", "uid-p", func(p *corev1.Pod) {
+				p.Spec.SchedulerName = tt.schedName
+				if tt.gated {
+					p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/wait"}}
+				}
+			}))
 			f.subscribe("fw-1")
 			f.drain()
 			f.offers(offer("o1", "a1", "h1", 4, 4096))
