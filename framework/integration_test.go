@@ -366,3 +366,94 @@ func TestSimulatorRestartMidway(t *testing.T) {
 	}
 	e.stop()
 }
+
+// Faults: a force-deleted pod's task is killed; a killed executor fails its pods (ExecutorTerminated)
+// and the next pod there starts a new executor; a partitioned agent's Node goes NotReady and its pods
+// NotReady, and the Node is Ready again once the partition heals.
+func TestSimulatorFaults(t *testing.T) {
+	e := startSimEnv(t, 2)
+	e.start()
+	for i := 0; i < 4; i++ {
+		e.createPod(sleepPod(fmt.Sprintf("f%d", i), "250m"))
+	}
+	nodes := e.waitRunning("f0", "f1", "f2", "f3")
+
+	// Force deletion: the object is gone at once; its task must not outlive it.
+	if err := e.kube.CoreV1().Pods("default").Delete(context.Background(), "f0", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("task of the force-deleted pod killed", func() (bool, string) {
+		tasks := e.mesosTasks()
+		_, ok := tasks["pod-uid-f0"]
+		return !ok && len(tasks) == 3, fmt.Sprintf("tasks %v", tasks)
+	})
+
+	// Kill the executor of f1's agent: its pods fail with ExecutorTerminated.
+	var agentID, frameworkID string
+	for _, a := range e.cluster.Agents() {
+		if a.Info().Hostname == nodes["f1"] {
+			agentID = a.ID().Value
+			for _, ts := range a.Tasks() {
+				frameworkID = ts.FrameworkID.Value
+			}
+		}
+	}
+	var onAgent []string
+	for name, node := range nodes {
+		if node == nodes["f1"] && name != "f0" {
+			onAgent = append(onAgent, name)
+		}
+	}
+	if err := e.cluster.KillExecutor(agentID, frameworkID, ExecutorID); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("pods of the killed executor failed", func() (bool, string) {
+		for _, name := range onAgent {
+			p, err := e.kube.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil || p.Status.Phase != corev1.PodFailed {
+				return false, fmt.Sprintf("%s: %v %s %s", name, err, p.Status.Phase, p.Status.Reason)
+			}
+		}
+		return true, ""
+	})
+	// A new pod pinned to that agent starts a new executor there.
+	pinned := sleepPod("pinned", "250m")
+	pinned.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": nodes["f1"]}
+	e.createPod(pinned)
+	var survivors []string
+	for _, name := range []string{"f1", "f2", "f3"} {
+		if !contains(onAgent, name) {
+			survivors = append(survivors, name)
+		}
+	}
+	e.waitRunning(append(survivors, "pinned")...)
+
+	// Partition the agent: Node NotReady, pods NotReady (phase kept); heal: Node Ready again.
+	if err := e.cluster.PartitionAgent(agentID); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("Node NotReady while partitioned", func() (bool, string) {
+		st, reason := readyOf(t, e.kube, nodes["f1"])
+		return st == corev1.ConditionFalse, fmt.Sprintf("Ready=%s (%s)", st, reason)
+	})
+	e.eventually("pinned pod NotReady while partitioned", func() (bool, string) {
+		p, err := e.kube.CoreV1().Pods("default").Get(context.Background(), "pinned", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionFalse {
+				return p.Status.Phase == corev1.PodRunning, fmt.Sprintf("phase %s", p.Status.Phase)
+			}
+		}
+		return false, fmt.Sprintf("conditions %v", p.Status.Conditions)
+	})
+	if err := e.cluster.HealAgent(agentID); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("Node Ready after healing", func() (bool, string) {
+		st, reason := readyOf(t, e.kube, nodes["f1"])
+		return st == corev1.ConditionTrue, fmt.Sprintf("Ready=%s (%s)", st, reason)
+	})
+	e.stop()
+}

@@ -202,8 +202,11 @@ func (s *sched) syncOrphan(ctx context.Context, taskID string) error {
 	if !subscribed {
 		return errors.New("not subscribed: cannot kill yet")
 	}
-	s.log.WithFields(logrus.Fields{"taskID": taskID, "agentID": agentID}).Info("killing task of a removed pod")
-	return s.call(ctx, killCall(taskID, agentID, nil))
+	sent, err := s.killTask(ctx, taskID, agentID, nil)
+	if sent {
+		s.log.WithFields(logrus.Fields{"taskID": taskID, "agentID": agentID}).Info("killing task of a removed pod")
+	}
+	return err
 }
 
 // pend queues a pod for placement.
@@ -238,33 +241,44 @@ func killCall(taskID, agentID string, policy *mesos.KillPolicy) *scheduler.Call 
 }
 
 // kill KILLs the task of a pod with the deletion's grace period (the pod's when not deleting).
-// Pod updates during termination (the executor writes statuses) do not repeat it within killRepeat.
 func (s *sched) kill(ctx context.Context, pod *corev1.Pod, agentID string, log logrus.FieldLogger) error {
-	taskID := taskIDPrefix + string(pod.UID)
+	policy := podtranslate.DeletionKillPolicy(pod)
+	sent, err := s.killTask(ctx, taskIDPrefix+string(pod.UID), agentID, policy)
+	if err != nil {
+		return fmt.Errorf("killing task of pod %s: %w", podKey(pod), err)
+	}
+	if !sent {
+		s.queue.AddAfter(podKey(pod), killRepeat)
+		return nil
+	}
+	log.WithField("grace", time.Duration(policy.GetGracePeriod().GetNanoseconds())).Info("killing task")
+	s.recorder.Eventf(pod, corev1.EventTypeNormal, EventKilling, "Killing Mesos task %s%s", taskIDPrefix, pod.UID)
+	return nil
+}
+
+// killTask sends KILL unless one was sent less than killRepeat ago (pod updates during termination,
+// repeated status updates); it reports whether it sent one.
+func (s *sched) killTask(ctx context.Context, taskID, agentID string, policy *mesos.KillPolicy) (bool, error) {
 	now := s.clock.Now()
 	s.mu.Lock()
 	rec, ok := s.tasks[taskID]
 	if ok && !rec.killedAt.IsZero() && now.Sub(rec.killedAt) < killRepeat {
 		s.mu.Unlock()
-		s.queue.AddAfter(podKey(pod), killRepeat)
-		return nil
+		return false, nil
 	}
 	if ok {
 		rec.killedAt = now
 	}
 	s.mu.Unlock()
-	policy := podtranslate.DeletionKillPolicy(pod)
 	if err := s.call(ctx, killCall(taskID, agentID, policy)); err != nil {
 		s.mu.Lock()
 		if ok {
 			rec.killedAt = time.Time{}
 		}
 		s.mu.Unlock()
-		return fmt.Errorf("killing task of pod %s: %w", podKey(pod), err)
+		return false, err
 	}
-	log.WithField("grace", time.Duration(policy.GetGracePeriod().GetNanoseconds())).Info("killing task")
-	s.recorder.Eventf(pod, corev1.EventTypeNormal, EventKilling, "Killing Mesos task %s%s", taskIDPrefix, pod.UID)
-	return nil
+	return true, nil
 }
 
 // deletePod removes the object of a deleted pod whose task ended (grace 0, only this UID).

@@ -464,9 +464,10 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 		switch {
 		case pod == nil && !terminal(state) && !relaunch:
 			// The pod is gone (deleted while the framework was away): its task must not outlive it.
-			log.Info("killing task of a deleted pod")
-			if err := s.call(ctx, killCall(taskID, agentID, nil)); err != nil {
-				log.WithError(err).Warn("killing orphan task")
+			if sent, err := s.killTask(ctx, taskID, agentID, nil); err != nil {
+				log.WithError(err).Warn("killing task of a deleted pod")
+			} else if sent {
+				log.Info("killing task of a deleted pod")
 			}
 		case pod != nil:
 			if err := s.applyMesosOnlyOutcome(ctx, pod, out.ForPod(pod)); err != nil {
