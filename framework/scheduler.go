@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -77,6 +78,9 @@ type taskRecord struct {
 	drops        int
 	// killedAt is when KILL was last sent; a KILL is repeated only after killRepeat.
 	killedAt time.Time
+	// notReadySaved holds the pod's Ready and ContainersReady conditions from before the framework
+	// marked them False for TASK_UNREACHABLE, to restore when the task is RUNNING again.
+	notReadySaved []corev1.PodCondition
 }
 
 // live reports whether the task may be running.
@@ -470,7 +474,7 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 				log.Info("killing task of a deleted pod")
 			}
 		case pod != nil:
-			if err := s.applyMesosOnlyOutcome(ctx, pod, out.ForPod(pod)); err != nil {
+			if err := s.applyMesosOnlyOutcome(ctx, pod, state, out.ForPod(pod)); err != nil {
 				log.WithError(err).Warn("writing pod status for task update; not acknowledging, Mesos will resend")
 				handled = false
 			}
@@ -493,15 +497,17 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 // executor could not report it (lost, gone, error, failed or killed by the agent or master, or unknown
 // after it started), or NotReady while its agent is unreachable. Executor-reported ends are written by
 // the executor itself; relaunches are syncPod's.
-func (s *sched) applyMesosOnlyOutcome(ctx context.Context, pod *corev1.Pod, out podtranslate.TaskOutcome) error {
+func (s *sched) applyMesosOnlyOutcome(ctx context.Context, pod *corev1.Pod, state mesos.TaskState, out podtranslate.TaskOutcome) error {
 	if pod.DeletionTimestamp != nil || podFinished(pod) {
 		return nil
 	}
-	switch out.Action {
-	case podtranslate.ActionTerminate:
+	switch {
+	case out.Action == podtranslate.ActionTerminate:
 		return s.endPod(ctx, pod, out.Phase, out.Reason, out.Message)
-	case podtranslate.ActionMarkNotReady:
+	case out.Action == podtranslate.ActionMarkNotReady:
 		return s.markNotReady(ctx, pod, out.Reason, out.Message)
+	case state == mesos.TASK_RUNNING:
+		return s.restoreReady(ctx, pod)
 	}
 	return nil
 }
@@ -535,9 +541,16 @@ func (s *sched) failPod(ctx context.Context, pod *corev1.Pod, reason, message st
 }
 
 // markNotReady sets Ready and ContainersReady False while the pod's agent is unreachable, as the node
-// lifecycle controller does for pods of an unreachable node; the phase stays.
+// lifecycle controller does for pods of an unreachable node; the phase stays. The conditions it
+// replaces are kept for restoreReady.
 func (s *sched) markNotReady(ctx context.Context, pod *corev1.Pod, reason, message string) error {
 	p := pod.DeepCopy()
+	var saved []corev1.PodCondition
+	for _, c := range p.Status.Conditions {
+		if (c.Type == corev1.PodReady || c.Type == corev1.ContainersReady) && c.Reason != reason {
+			saved = append(saved, c)
+		}
+	}
 	now := s.clock.Now()
 	a := setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: reason, Message: message}, now)
 	b := setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: reason, Message: message}, now)
@@ -547,6 +560,55 @@ func (s *sched) markNotReady(ctx context.Context, pod *corev1.Pod, reason, messa
 	if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1UpdateOptions); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("marking pod %s not ready: %w", podKey(pod), err)
 	}
+	s.mu.Lock()
+	if rec, ok := s.tasks[taskIDPrefix+string(pod.UID)]; ok && rec.notReadySaved == nil {
+		rec.notReadySaved = saved
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// restoreReady puts back the conditions markNotReady replaced once the task runs again (the agent
+// re-registered); conditions someone changed since are left alone.
+func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
+	id := taskIDPrefix + string(pod.UID)
+	s.mu.Lock()
+	rec, ok := s.tasks[id]
+	var saved []corev1.PodCondition
+	if ok {
+		saved = rec.notReadySaved
+	}
+	s.mu.Unlock()
+	if saved == nil {
+		return nil
+	}
+	// Read the pod from the API server: the cache may not show the NotReady write yet.
+	p, err := s.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && p.UID != pod.UID) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading pod %s: %w", podKey(pod), err)
+	}
+	changed := false
+	for _, old := range saved {
+		for i := range p.Status.Conditions {
+			c := &p.Status.Conditions[i]
+			if c.Type == old.Type && c.Reason == podtranslate.ReasonNodeLost {
+				old.LastTransitionTime = metav1.NewTime(s.clock.Now())
+				*c = old
+				changed = true
+			}
+		}
+	}
+	if changed {
+		if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1UpdateOptions); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("restoring readiness of pod %s: %w", podKey(pod), err)
+		}
+	}
+	s.mu.Lock()
+	rec.notReadySaved = nil
+	s.mu.Unlock()
 	return nil
 }
 

@@ -554,3 +554,35 @@ func TestFrameworkIDPersistFailureEndsSubscription(t *testing.T) {
 		t.Errorf("stored FrameworkID after re-subscription = %q (%v), want fw-1", st.FrameworkID, err)
 	}
 }
+
+// A pod marked NotReady while its agent was unreachable gets its readiness back when the task runs again.
+func TestUnreachableThenRunningRestoresReadiness(t *testing.T) {
+	readyPod := pod("p", "uid-p", bound("h1"), running, func(p *corev1.Pod) {
+		p.Status.Conditions = []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue},
+			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue},
+		}
+	})
+	f := newFixture(t, State{FrameworkID: "fw-1"}, readyPod)
+	f.addNode(agentNode("h1", "a1"))
+	f.subscribe("fw-1")
+	conditions := func() map[corev1.PodConditionType]corev1.ConditionStatus {
+		p := f.refreshCache("default", "p")
+		out := map[corev1.PodConditionType]corev1.ConditionStatus{}
+		for _, c := range p.Status.Conditions {
+			out[c.Type] = c.Status
+		}
+		return out
+	}
+	f.update(status("pod-uid-p", "a1", mesos.TASK_UNREACHABLE, mesos.SOURCE_MASTER, mesos.REASON_AGENT_DISCONNECTED.Enum(), []byte("u1")))
+	if diff := cmp.Diff(map[corev1.PodConditionType]corev1.ConditionStatus{corev1.PodReady: "False", corev1.ContainersReady: "False"}, conditions()); diff != "" {
+		t.Errorf("while unreachable (-want +got):\n%s", diff)
+	}
+	f.update(status("pod-uid-p", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_AGENT_REREGISTERED.Enum(), []byte("u2")))
+	if diff := cmp.Diff(map[corev1.PodConditionType]corev1.ConditionStatus{corev1.PodReady: "True", corev1.ContainersReady: "True"}, conditions()); diff != "" {
+		t.Errorf("after the agent came back (-want +got):\n%s", diff)
+	}
+	if got, _ := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{}); got.Status.Phase != corev1.PodRunning {
+		t.Errorf("phase = %s, want Running throughout", got.Status.Phase)
+	}
+}
