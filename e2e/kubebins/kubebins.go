@@ -257,6 +257,12 @@ func (o Options) build(ctx context.Context, base string, bins Binaries) error {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", base, err)
 	}
+	// Leftovers of builds that were killed; nobody else builds here while we hold the lock.
+	if stale, err := filepath.Glob(filepath.Join(base, "bin-building-*")); err == nil {
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
+	}
 	tmp, err := os.MkdirTemp(base, "bin-building-")
 	if err != nil {
 		return fmt.Errorf("creating build dir: %w", err)

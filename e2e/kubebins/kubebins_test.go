@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,7 @@ build)
   echo build >> "$COUNT_FILE"
   [ "$CGO_ENABLED" = 0 ] || { echo "CGO_ENABLED=$CGO_ENABLED" >&2; exit 3; }
   [ -n "$FAIL_BUILD" ] && { echo "compile error: boom" >&2; exit 2; }
+  [ -n "$SLOW_BUILD" ] && sleep 0.5
   out=""; prev=""
   for a in "$@"; do
     [ "$prev" = "-o" ] && out="$a"
@@ -141,12 +143,21 @@ func TestEnsureBuildsOnceAndReuses(t *testing.T) {
 	opts := Options{ModuleDir: mod, CacheDir: cache, Go: goCmd, Log: &log}
 	ctx := context.Background()
 
+	wantKey := CacheKey([]byte("module github.com/kubemesos/kubemesos/e2e\n"), []byte("x v1 h1:abc\n"),
+		"go1.26.8", "linux", "amd64", BuildArgs(), BuildEnv())
+	// What a build killed halfway leaves; the next build clears it.
+	stale := filepath.Join(cache, "kube-"+wantKey, "bin-building-killed")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
 	first, err := Ensure(ctx, opts)
 	if err != nil {
 		t.Fatalf("first Ensure: %v\nlog:\n%s", err, log.String())
 	}
-	wantKey := CacheKey([]byte("module github.com/kubemesos/kubemesos/e2e\n"), []byte("x v1 h1:abc\n"),
-		"go1.26.8", "linux", "amd64", BuildArgs(), BuildEnv())
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale build dir still there (stat: %v)", err)
+	}
 	if diff := cmp.Diff(binariesIn(filepath.Join(cache, "kube-"+wantKey, "bin")), first); diff != "" {
 		t.Errorf("binaries (-want +got):\n%s", diff)
 	}
@@ -186,6 +197,50 @@ func TestEnsureBuildsOnceAndReuses(t *testing.T) {
 	}
 	if got := builds(); got != 2 {
 		t.Errorf("builds after go.sum change = %d, want 2", got)
+	}
+}
+
+// TestEnsureConcurrentCallersBuildOnce: parallel test packages and local-up may all find the
+// binaries missing at once; the lock makes one of them build and the others reuse the result.
+func TestEnsureConcurrentCallersBuildOnce(t *testing.T) {
+	dir := t.TempDir()
+	goCmd := filepath.Join(dir, "go")
+	writeFile(t, goCmd, fakeGo)
+	if err := os.Chmod(goCmd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "go.mod"), "module github.com/kubemesos/kubemesos/e2e\n")
+	writeFile(t, filepath.Join(dir, "go.sum"), "")
+	count := filepath.Join(dir, "count")
+	t.Setenv("COUNT_FILE", count)
+	t.Setenv("SLOW_BUILD", "1") // so that every caller finds the binaries missing
+
+	const callers = 4
+	results := make(chan error, callers)
+	dirs := make(chan string, callers)
+	for range callers {
+		go func() {
+			bins, err := Ensure(context.Background(), Options{ModuleDir: dir, CacheDir: filepath.Join(dir, "cache"), Go: goCmd, Log: io.Discard})
+			dirs <- bins.Dir
+			results <- err
+		}()
+	}
+	seen := map[string]bool{}
+	for range callers {
+		if err := <-results; err != nil {
+			t.Errorf("Ensure: %v", err)
+		}
+		seen[<-dirs] = true
+	}
+	if len(seen) != 1 {
+		t.Errorf("callers got different directories: %v", seen)
+	}
+	b, err := os.ReadFile(count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(b), "build"); got != 1 {
+		t.Errorf("%d builds for %d concurrent callers, want 1", got, callers)
 	}
 }
 
