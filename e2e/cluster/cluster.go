@@ -90,10 +90,13 @@ type ControlPlane struct {
 	frontProxyCA        keyPair
 	etcd                *embed.Etcd
 	apiserver, kcm      *process
-	kcmPort             int
 	removeDir           bool
-	log                 logrus.FieldLogger
-	stopOnce            sync.Once
+
+	mu        sync.Mutex
+	scheduler *process // started on demand by StartScheduler
+	stopped   bool
+	log       logrus.FieldLogger
+	stopOnce  sync.Once
 }
 
 // PKIFiles are the paths of the generated certificates and keys.
@@ -139,7 +142,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			cp.Stop()
 		}
 	}()
-	for _, sub := range []string{"pki", "kubeconfigs", "logs", "etcd", "kcm-certs"} {
+	for _, sub := range []string{"pki", "kubeconfigs", "logs", "etcd", "kcm-certs", "scheduler-certs"} {
 		if err := os.MkdirAll(filepath.Join(cp.Dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", sub, err)
 		}
@@ -188,7 +191,8 @@ func (cp *ControlPlane) logPath(component string) string {
 	return filepath.Join(cp.Dir, "logs", component+".log")
 }
 
-// LogPath is the log file of a component: "etcd", "kube-apiserver" or "kube-controller-manager".
+// LogPath is the log file of a component: "etcd", "kube-apiserver", "kube-controller-manager" or
+// "kube-scheduler".
 func (cp *ControlPlane) LogPath(component string) string { return cp.logPath(component) }
 
 // LogTail returns the last lines of a component's log (see LogPath).
@@ -383,18 +387,7 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) erro
 
 func (cp *ControlPlane) startControllerManager(ctx context.Context, extra []string) error {
 	kubeconfig := cp.controllerManagerKubeconfig()
-	// Its own endpoint serves a self-signed certificate; we only ask it whether it is healthy.
-	insecure := &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
-	}
-	defer insecure.CloseIdleConnections()
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		cp.kcmPort = port
+	p, err := cp.startHealthzComponent(ctx, "kube-controller-manager", cp.Binaries.KubeControllerManager, func(port int) []string {
 		args := []string{
 			"--kubeconfig=" + kubeconfig,
 			"--authentication-kubeconfig=" + kubeconfig,
@@ -412,14 +405,68 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, extra []stri
 			"--cluster-signing-key-file=" + cp.Files.ClientCAKey,
 			"--profiling=false",
 		}
-		args = append(args, extra...)
-		os.Remove(cp.logPath("kube-controller-manager"))
-		cp.kcm, err = startProcess("kube-controller-manager", cp.Binaries.KubeControllerManager, args, cp.logPath("kube-controller-manager"))
+		return append(args, extra...)
+	})
+	cp.kcm = p
+	return err
+}
+
+// StartScheduler runs the real kube-scheduler (identity system:kube-scheduler, no leader election)
+// against this control plane and returns once it is healthy; Stop ends it. It is for tests and
+// benchmarks that compare kubemesos with the default scheduler; extra flags are appended.
+func (cp *ControlPlane) StartScheduler(ctx context.Context, extra ...string) error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.stopped {
+		return errors.New("control plane stopped")
+	}
+	if cp.scheduler != nil {
+		return errors.New("kube-scheduler already started")
+	}
+	kubeconfig := cp.SchedulerKubeconfigPath
+	p, err := cp.startHealthzComponent(ctx, "kube-scheduler", cp.Binaries.KubeScheduler, func(port int) []string {
+		args := []string{
+			"--kubeconfig=" + kubeconfig,
+			"--authentication-kubeconfig=" + kubeconfig,
+			"--authorization-kubeconfig=" + kubeconfig,
+			"--client-ca-file=" + cp.Files.ClientCA,
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(port),
+			"--cert-dir=" + filepath.Join(cp.Dir, "scheduler-certs"),
+			"--leader-elect=false",
+			"--profiling=false",
+		}
+		return append(args, extra...)
+	})
+	if err != nil {
+		return err
+	}
+	cp.scheduler = p
+	return nil
+}
+
+// startHealthzComponent starts a component that serves /healthz over https on --secure-port
+// (controller-manager, scheduler) on a free port, and waits until it answers 200. It retries on
+// another port if the chosen one was taken meanwhile. On error the process is stopped.
+func (cp *ControlPlane) startHealthzComponent(ctx context.Context, name, binary string, args func(port int) []string) (*process, error) {
+	// Its endpoint serves a self-signed certificate; we only ask it whether it is healthy.
+	insecure := &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	}
+	defer insecure.CloseIdleConnections()
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
 		if err != nil {
-			return err
+			return nil, err
+		}
+		os.Remove(cp.logPath(name))
+		p, err := startProcess(name, binary, args(port), cp.logPath(name))
+		if err != nil {
+			return nil, err
 		}
 		healthz := "https://127.0.0.1:" + strconv.Itoa(port) + "/healthz"
-		err = waitReady(ctx, cp.kcm, func(ctx context.Context) error {
+		err = waitReady(ctx, p, func(ctx context.Context) error {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, healthz, nil)
 			if err != nil {
 				return err
@@ -435,14 +482,14 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, extra []stri
 			return nil
 		})
 		if err == nil {
-			return nil
+			return p, nil
 		}
-		cp.kcm.stop(5 * time.Second)
-		if line := findLine(cp.kcm.logTail(50), "address already in use"); attempt < portAttempts && line != "" {
-			cp.log.WithFields(logrus.Fields{"port": port, "log": line}).Warn("kube-controller-manager could not bind; retrying on another port")
+		p.stop(5 * time.Second)
+		if line := findLine(p.logTail(50), "address already in use"); attempt < portAttempts && line != "" {
+			cp.log.WithFields(logrus.Fields{"port": port, "log": line}).Warnf("%s could not bind; retrying on another port", name)
 			continue
 		}
-		return fmt.Errorf("kube-controller-manager: %w\n--- last lines of %s:\n%s", err, cp.kcm.logPath, cp.kcm.logTail(30))
+		return nil, fmt.Errorf("%s: %w\n--- last lines of %s:\n%s", name, err, p.logPath, p.logTail(30))
 	}
 }
 
@@ -488,10 +535,17 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Stop ends the controller-manager, the API server and etcd (in that order), waits for them, and
-// removes the working directory if Start created it. It is safe to call more than once.
+// Stop ends the scheduler (if started), the controller-manager, the API server and etcd (in that
+// order), waits for them, and removes the working directory if Start created it. It is safe to call
+// more than once.
 func (cp *ControlPlane) Stop() {
 	cp.stopOnce.Do(func() {
+		cp.mu.Lock()
+		cp.stopped = true
+		if cp.scheduler != nil {
+			cp.scheduler.stop(10 * time.Second)
+		}
+		cp.mu.Unlock()
 		if cp.kcm != nil {
 			cp.kcm.stop(10 * time.Second)
 		}
@@ -511,8 +565,10 @@ func (cp *ControlPlane) Stop() {
 
 // PIDs are the process IDs of the subprocesses, by component name.
 func (cp *ControlPlane) PIDs() map[string]int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
 	pids := map[string]int{}
-	for _, p := range []*process{cp.apiserver, cp.kcm} {
+	for _, p := range []*process{cp.apiserver, cp.kcm, cp.scheduler} {
 		if p != nil {
 			pids[p.name] = p.pid()
 		}
