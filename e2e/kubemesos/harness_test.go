@@ -263,7 +263,9 @@ func (e *env) eventually(what string, timeout time.Duration, cond func(ctx conte
 			if errors.As(err, &fatal) {
 				return false, err
 			}
-			last = err
+			if ctx.Err() == nil { // not an attempt cut short by the deadline
+				last = err
+			}
 			return false, nil
 		}
 		return ok, nil
@@ -341,7 +343,8 @@ func executorLogs(workDir string) []string {
 		if err != nil {
 			return nil
 		}
-		if !d.IsDir() && d.Name() == "stderr" && strings.Contains(path, "/executors/kubemesos-executor/") {
+		if !d.IsDir() && d.Name() == "stderr" && strings.Contains(path, "/executors/kubemesos-executor/runs/") &&
+			filepath.Base(filepath.Dir(filepath.Dir(path))) == "runs" {
 			out = append(out, path)
 		}
 		return nil

@@ -17,8 +17,9 @@ import (
 )
 
 // batchFramework is a plain command-task Mesos framework (mesos-go's HTTP scheduler client, in the
-// test process) that shares the cluster with kubemesos: it keeps up to Target tasks of Script running,
-// each taking TaskCPUs and TaskMem, relaunching as they finish, and declines what it does not need.
+// test process) that shares the cluster with kubemesos: it keeps up to target tasks running, each
+// taking taskCPUs and taskMB, relaunching as they finish, and declines what it does not need. Task n
+// runs script(n) (varied durations keep the tasks from ending all at once).
 type batchFramework struct {
 	t      *testing.T
 	name   string
@@ -29,7 +30,7 @@ type batchFramework struct {
 
 	target           int
 	taskCPUs, taskMB float64
-	script           string
+	script           func(n int) string
 
 	mu       sync.Mutex
 	running  map[string]bool // launched, not terminal
@@ -40,7 +41,7 @@ type batchFramework struct {
 	errs     []error
 }
 
-func startBatchFramework(t *testing.T, masterURL, name string, target int, cpus, memMB float64, script string) *batchFramework {
+func startBatchFramework(t *testing.T, masterURL, name string, target int, cpus, memMB float64, script func(n int) string) *batchFramework {
 	t.Helper()
 	b := &batchFramework{t: t, name: name, target: target, taskCPUs: cpus, taskMB: memMB, script: script,
 		running: map[string]bool{}, done: make(chan struct{})}
@@ -144,7 +145,7 @@ func (b *batchFramework) useOffer(ctx context.Context, o mesos.Offer) {
 		id := fmt.Sprintf("%s-%d", b.name, b.seq)
 		tasks = append(tasks, mesos.TaskInfo{
 			Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: o.AgentID,
-			Command:   &mesos.CommandInfo{Value: proto.String(b.script)},
+			Command:   &mesos.CommandInfo{Value: proto.String(b.script(b.seq))},
 			Resources: mesos.Resources{rez.NewCPUs(b.taskCPUs).Resource, rez.NewMemory(b.taskMB).Resource},
 		})
 		b.running[id] = true

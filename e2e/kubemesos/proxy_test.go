@@ -3,6 +3,7 @@ package kubemesos
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,19 +50,26 @@ func newOfferLedger(t *testing.T, masterURL string) *offerLedger {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1 // the subscription stream must flow event by event
 	rp.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.URL.Path == "/api/v1/scheduler" && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/recordio") {
-			if mt := resp.Header.Get("Message-Content-Type"); mt != "application/x-protobuf" {
-				l.fail(fmt.Errorf("subscription stream of type %q: the ledger reads protobuf only", mt))
-				return nil
-			}
-			pr, pw := io.Pipe()
-			body := resp.Body
-			resp.Body = struct {
-				io.Reader
-				io.Closer
-			}{io.TeeReader(body, pw), closerFunc(func() error { pw.Close(); return body.Close() })}
-			go l.readStream(pr)
+		// A SUBSCRIBE answer is a RecordIO stream of events: Content-Type application/recordio with
+		// Message-Content-Type naming the events' encoding, or (older clients) Content-Type naming it.
+		if resp.Request.URL.Path != "/api/v1/scheduler" || resp.StatusCode != http.StatusOK {
+			return nil
 		}
+		mt := resp.Header.Get("Content-Type")
+		if strings.HasPrefix(mt, "application/recordio") {
+			mt = resp.Header.Get("Message-Content-Type")
+		}
+		if mt != "application/x-protobuf" && mt != "application/json" {
+			l.fail(fmt.Errorf("subscription stream of type %q", mt))
+			return nil
+		}
+		pr, pw := io.Pipe()
+		body := resp.Body
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.TeeReader(body, pw), closerFunc(func() error { pw.Close(); return body.Close() })}
+		go l.readStream(pr, mt)
 		return nil
 	}
 	l.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -99,7 +107,7 @@ func (l *offerLedger) fail(err error) {
 
 // readStream decodes the RecordIO stream of scheduler events (it reads a copy; the framework gets the
 // original bytes). It drains the pipe to the end so that the tee never blocks the framework.
-func (l *offerLedger) readStream(r *io.PipeReader) {
+func (l *offerLedger) readStream(r *io.PipeReader, mediaType string) {
 	defer io.Copy(io.Discard, r)
 	br := bufio.NewReader(r)
 	for {
@@ -117,7 +125,12 @@ func (l *offerLedger) readStream(r *io.PipeReader) {
 			return
 		}
 		var ev scheduler.Event
-		if err := ev.Unmarshal(rec); err != nil {
+		if mediaType == "application/json" {
+			err = json.Unmarshal(rec, &ev)
+		} else {
+			err = ev.Unmarshal(rec)
+		}
+		if err != nil {
 			l.fail(fmt.Errorf("decoding a scheduler event: %w", err))
 			continue
 		}
@@ -138,11 +151,17 @@ func (l *offerLedger) readStream(r *io.PipeReader) {
 
 // call books the offers a scheduler call answers.
 func (l *offerLedger) call(contentType string, body []byte) {
-	if contentType != "application/x-protobuf" {
-		return
-	}
 	var c scheduler.Call
-	if err := c.Unmarshal(body); err != nil {
+	var err error
+	switch contentType {
+	case "application/x-protobuf":
+		err = c.Unmarshal(body)
+	case "application/json":
+		err = json.Unmarshal(body, &c)
+	default:
+		err = fmt.Errorf("unknown content type %q", contentType)
+	}
+	if err != nil {
 		l.fail(fmt.Errorf("decoding a scheduler call: %w", err))
 		return
 	}
