@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -80,8 +81,8 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	if err != nil {
 		return fmt.Errorf("building Kubernetes binaries: %w", err)
 	}
-	if err := os.RemoveAll(cfg.dir); err != nil {
-		return fmt.Errorf("wiping %s: %w", cfg.dir, err)
+	if err := resetStateDir(cfg.dir); err != nil {
+		return err
 	}
 	cp, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(cfg.dir, "kube"), Binaries: &bins, Log: log})
 	if err != nil {
@@ -120,6 +121,34 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	<-ctx.Done()
 	stopSignals() // a second Ctrl-C kills us at once; Pdeathsig then takes the subprocesses along
 	log.Info("shutting down")
+	return nil
+}
+
+// stateMarker marks a directory as local-up's, so that only such a directory is ever wiped.
+const stateMarker = ".kubemesos-local-up"
+
+// resetStateDir empties dir for a fresh cluster. It refuses a non-empty directory that local-up did
+// not create (no marker), so a mistyped --dir cannot wipe someone's files.
+func resetStateDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("reading state dir: %w", err)
+	case len(entries) > 0:
+		if _, err := os.Stat(filepath.Join(dir, stateMarker)); err != nil {
+			return fmt.Errorf("--dir %s is not empty and was not made by local-up (no %s); not wiping it", dir, stateMarker)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("wiping %s: %w", dir, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating state dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, stateMarker), nil, 0o644); err != nil {
+		return fmt.Errorf("marking state dir: %w", err)
+	}
 	return nil
 }
 

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestResetStateDir(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, dir string)
+		wantErr  string
+		wantKept string // a file that must survive
+		wantGone string // a file that must be removed
+	}{
+		{name: "missing dir is created", setup: func(*testing.T, string) {}},
+		{name: "empty dir is used", setup: func(t *testing.T, dir string) { mkdir(t, dir) }},
+		{
+			name: "previous state is wiped",
+			setup: func(t *testing.T, dir string) {
+				mkdir(t, dir)
+				touch(t, filepath.Join(dir, stateMarker))
+				touch(t, filepath.Join(dir, "old-etcd-data"))
+			},
+			wantGone: "old-etcd-data",
+		},
+		{
+			name: "foreign dir is refused",
+			setup: func(t *testing.T, dir string) {
+				mkdir(t, dir)
+				touch(t, filepath.Join(dir, "thesis.tex"))
+			},
+			wantErr:  "not made by local-up",
+			wantKept: "thesis.tex",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			tt.setup(t, dir)
+			err := resetStateDir(dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			} else if _, err := os.Stat(filepath.Join(dir, stateMarker)); err != nil {
+				t.Errorf("no marker after reset: %v", err)
+			}
+			if tt.wantKept != "" {
+				if _, err := os.Stat(filepath.Join(dir, tt.wantKept)); err != nil {
+					t.Errorf("%s was removed: %v", tt.wantKept, err)
+				}
+			}
+			if tt.wantGone != "" {
+				if _, err := os.Stat(filepath.Join(dir, tt.wantGone)); !os.IsNotExist(err) {
+					t.Errorf("%s survived the reset (stat: %v)", tt.wantGone, err)
+				}
+			}
+		})
+	}
+}
+
+func mkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
