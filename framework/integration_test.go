@@ -455,5 +455,17 @@ func TestSimulatorFaults(t *testing.T) {
 		st, reason := readyOf(t, e.kube, nodes["f1"])
 		return st == corev1.ConditionTrue, fmt.Sprintf("Ready=%s (%s)", st, reason)
 	})
+	e.eventually("pinned pod Ready after healing", func() (bool, string) {
+		p, err := e.kube.CoreV1().Pods("default").Get(context.Background(), "pinned", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status == corev1.ConditionTrue, fmt.Sprintf("Ready=%s (%s)", c.Status, c.Reason)
+			}
+		}
+		return false, "no Ready condition"
+	})
 	e.stop()
 }

@@ -72,6 +72,8 @@ type nodeController struct {
 	mu     sync.Mutex
 	agents map[string]*agentRecord // by agent ID
 	kick   chan struct{}
+	// onBack, when set, is called (without locks held) when an inactive agent is seen active again.
+	onBack func(agentID string)
 }
 
 func newNodeController(client kubernetes.Interface, clk clock.WithTicker, leaseDuration time.Duration, executorCPUs, executorMemMB float64, log logrus.FieldLogger) *nodeController {
@@ -94,7 +96,16 @@ func (c *nodeController) ObserveOffer(o *mesos.Offer) {
 // observe records what a source tells about an agent; inactive agents keep their Node NotReady.
 func (c *nodeController) observe(obs agentObservation, offered mesos.Resources, active bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	back := c.observeLocked(obs, offered, active)
+	onBack := c.onBack
+	c.mu.Unlock()
+	if back && onBack != nil {
+		onBack(obs.ID)
+	}
+}
+
+// observeLocked records an observation; it reports whether a known, inactive agent became active.
+func (c *nodeController) observeLocked(obs agentObservation, offered mesos.Resources, active bool) bool {
 	rec, ok := c.agents[obs.ID]
 	if !ok {
 		rec = &agentRecord{}
@@ -126,6 +137,7 @@ func (c *nodeController) observe(obs agentObservation, offered mesos.Resources, 
 		rec.synced = false
 		c.poke()
 	}
+	return ok && !before.active && before.reason != "" && rec.active
 }
 
 // MarkInactive records that Mesos reports the agent removed, unreachable or gone.

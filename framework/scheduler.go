@@ -159,7 +159,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 	if st.Executors == nil {
 		st.Executors = map[string]mesos.ExecutorInfo{}
 	}
-	return &sched{
+	s := &sched{
 		clock: d.Clock, log: d.Log, caller: d.Caller, store: d.Store, kube: d.Kube,
 		pods: corelisters.NewPodLister(d.PodIndex), podIndex: d.PodIndex, nodeLister: d.NodeLister,
 		nodes: d.Nodes, recorder: d.Recorder, metrics: d.Metrics, ready: d.Ready, queue: d.Queue,
@@ -178,6 +178,33 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 		pending:        map[string]*pendingPod{},
 		inflight:       map[types.UID]bool{},
 		awaiting:       map[string]string{},
+	}
+	d.Nodes.mu.Lock()
+	d.Nodes.onBack = s.agentBack
+	d.Nodes.mu.Unlock()
+	return s
+}
+
+// agentBack asks Mesos about the unreachable tasks of an agent that is active again: a partition-aware
+// master does not send updates for them when the agent re-registers, reconciliation tells.
+func (s *sched) agentBack(agentID string) {
+	ask := map[string]string{}
+	s.mu.Lock()
+	for id, rec := range s.tasks {
+		if rec.agentID == agentID && rec.state == mesos.TASK_UNREACHABLE {
+			ask[id] = agentID
+		}
+	}
+	subscribed := s.subscribed
+	s.mu.Unlock()
+	if len(ask) == 0 || !subscribed {
+		return
+	}
+	s.log.WithFields(logrus.Fields{"agentID": agentID, "tasks": len(ask)}).Info("agent active again: reconciling its unreachable tasks")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.call(ctx, calls.Reconcile(calls.ReconcileTasks(ask))); err != nil {
+		s.log.WithError(err).Warn("reconciling tasks of an agent back from a partition")
 	}
 }
 

@@ -574,11 +574,22 @@ func TestUnreachableThenRunningRestoresReadiness(t *testing.T) {
 		}
 		return out
 	}
+	f.offers(offer("o1", "a1", "h1", 1, 1024, ExecutorID))
 	f.update(status("pod-uid-p", "a1", mesos.TASK_UNREACHABLE, mesos.SOURCE_MASTER, mesos.REASON_AGENT_DISCONNECTED.Enum(), []byte("u1")))
 	if diff := cmp.Diff(map[corev1.PodConditionType]corev1.ConditionStatus{corev1.PodReady: "False", corev1.ContainersReady: "False"}, conditions()); diff != "" {
 		t.Errorf("while unreachable (-want +got):\n%s", diff)
 	}
-	f.update(status("pod-uid-p", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_AGENT_REREGISTERED.Enum(), []byte("u2")))
+	if f.s.nodes.Active("a1") {
+		t.Error("agent of an unreachable task still active")
+	}
+	// The agent offers again: its unreachable task is reconciled, since Mesos sends no update for it.
+	f.caller.reset()
+	f.offers(offer("o2", "a1", "h1", 1, 1024, ExecutorID))
+	recon := f.caller.ofType(scheduler.Call_RECONCILE)
+	if len(recon) != 1 || len(recon[0].GetReconcile().Tasks) != 1 || recon[0].GetReconcile().Tasks[0].TaskID.Value != "pod-uid-p" {
+		t.Fatalf("RECONCILE after the agent came back = %v, want pod-uid-p", recon)
+	}
+	f.update(status("pod-uid-p", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
 	if diff := cmp.Diff(map[corev1.PodConditionType]corev1.ConditionStatus{corev1.PodReady: "True", corev1.ContainersReady: "True"}, conditions()); diff != "" {
 		t.Errorf("after the agent came back (-want +got):\n%s", diff)
 	}
