@@ -64,6 +64,9 @@ func TestMain(m *testing.M) {
 		}
 		shared.cp.Stop()
 	}
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
 }
 
@@ -268,6 +271,9 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 				{verb: "patch", resource: "pods", subresource: "status", namespace: "team-a", name: "web-0"},
 				{verb: "get", resource: "configmaps", namespace: "team-a", name: "web-config"},
 				{verb: "get", resource: "secrets", namespace: "team-a", name: "web-tls"},
+				{verb: "create", resource: "events", namespace: "team-a"},
+				{verb: "patch", resource: "events", namespace: "team-a", name: "web-0.1"},
+				{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: "team-a", name: "default"},
 			},
 			denied: []access{
 				{verb: "update", resource: "pods", subresource: "status", namespace: "team-a", name: "web-0"},
@@ -278,6 +284,8 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 				{verb: "update", resource: "configmaps", namespace: ns, name: state},
 				{verb: "create", resource: "pods", subresource: "binding", namespace: "team-a", name: "web-0"},
 				{verb: "update", resource: "nodes", name: "agent-1"},
+				{verb: "get", resource: "serviceaccounts", namespace: "team-a", name: "default"},
+				{verb: "delete", resource: "events", namespace: "team-a", name: "web-0.1"},
 			},
 		},
 	} {

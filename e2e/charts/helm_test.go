@@ -227,7 +227,9 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 	}
 	executorRules := []rbacv1.PolicyRule{
 		rule(core, []string{"pods/status"}, nil, []string{"patch"}),
+		rule(core, []string{"events"}, nil, []string{"create", "patch"}),
 		rule(core, []string{"configmaps", "secrets"}, nil, []string{"get"}),
+		rule(core, []string{"serviceaccounts/token"}, nil, []string{"create"}),
 	}
 	stateRules := []rbacv1.PolicyRule{
 		rule(core, []string{"configmaps"}, []string{"kubemesos-framework"}, []string{"get", "update"}),
