@@ -1,9 +1,12 @@
 package charts
 
 import (
+	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -247,4 +250,100 @@ func TestParseDockerfile(t *testing.T) {
 			t.Error("shell form accepted as exec form")
 		}
 	})
+}
+
+// dockerfileBuildCommand returns the Dockerfile's `go build` for the binary it writes to image (e.g.
+// /out/kubemesos) as go arguments writing to out, with the build stage's ENV and ${VERSION}/${COMMIT}
+// replaced by testVersion/testCommit.
+func dockerfileBuildCommand(root, image, out string) (args, env []string, err error) {
+	d, err := ParseDockerfileFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		return nil, nil, err
+	}
+	build := d.Stage("build")
+	if build == nil {
+		return nil, nil, errors.New("Dockerfile has no build stage")
+	}
+	for _, in := range build.All("ENV") {
+		env = append(env, strings.Fields(in.Args)...)
+	}
+	vars := strings.NewReplacer("${VERSION}", testVersion, "${COMMIT}", testCommit)
+	for _, in := range build.All("RUN") {
+		for _, part := range strings.Split(in.Args, "&&") {
+			words, err := shellWords(part)
+			if err != nil {
+				return nil, nil, fmt.Errorf("line %d: %w", in.Line, err)
+			}
+			i := slices.Index(words, "go")
+			if i < 0 || i+1 >= len(words) || words[i+1] != "build" {
+				continue
+			}
+			words = words[i+1:]
+			o := slices.Index(words, "-o")
+			if o < 0 || o+1 >= len(words) || words[o+1] != image {
+				continue
+			}
+			words[o+1] = out
+			for j := range words {
+				words[j] = vars.Replace(words[j])
+			}
+			return words, env, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("the build stage has no `go build -o %s`", image)
+}
+
+// shellWords splits a command line on blanks, honouring double quotes (enough for the Dockerfile's RUN).
+func shellWords(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case (r == ' ' || r == '\t') && !quoted:
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, errors.New("unterminated double quote")
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// The Dockerfile's build command, run here, stamps the version and commit that `kubemesos version` prints.
+func TestDockerfileBuildStampsKubemesosVersion(t *testing.T) {
+	out, err := exec.Command(kubemesosBinary(t), "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubemesos version: %v\n%s", err, out)
+	}
+	want := "kubemesos " + testVersion + " (commit " + testCommit + ","
+	if !strings.HasPrefix(string(out), want) {
+		t.Errorf("kubemesos version printed %q, want it to start with %q", out, want)
+	}
+}
+
+func TestShellWords(t *testing.T) {
+	got, err := shellWords(` GOOS=$X go build -ldflags "-s -w -X a.B=${V}" -o /out/k ./cmd/k `)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"GOOS=$X", "go", "build", "-ldflags", "-s -w -X a.B=${V}", "-o", "/out/k", "./cmd/k"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if _, err := shellWords(`go "build`); err == nil {
+		t.Error("unterminated quote accepted")
+	}
 }

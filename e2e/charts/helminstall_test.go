@@ -251,12 +251,19 @@ func writeKubeconfig(t *testing.T, ctx context.Context, cp *cluster.ControlPlane
 	}
 }
 
-// The kubemesos binary, built once per test binary from the repository.
+// The kubemesos binary, built once per test binary from the repository with the Dockerfile's own build
+// command (flags, CGO_ENABLED, version stamps), so the e2e tests run what the image would contain.
 var kubemesosBin struct {
 	once sync.Once
 	path string
 	err  error
 }
+
+// Stamped into the test build in place of the Dockerfile's ${VERSION} and ${COMMIT}.
+const (
+	testVersion = "v0.0.0-charts-test"
+	testCommit  = "0123456789abcdef"
+)
 
 func kubemesosBinary(t *testing.T) string {
 	t.Helper()
@@ -271,14 +278,20 @@ func kubemesosBinary(t *testing.T) string {
 		}
 		binDir = dir
 		out := filepath.Join(dir, "kubemesos")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		args, env, err := dockerfileBuildCommand(repoRoot(t), "/out/kubemesos", out)
+		if err != nil {
+			kubemesosBin.err = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/kubemesos")
+		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), env...)
 		var buf bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
 		if err := cmd.Run(); err != nil {
-			kubemesosBin.err = fmt.Errorf("go build ./cmd/kubemesos: %w\n%s", err, buf.Bytes())
+			kubemesosBin.err = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, buf.Bytes())
 			return
 		}
 		kubemesosBin.path = out
