@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,7 +36,7 @@ import (
 )
 
 // Issue 6, must show: the chart's objects, applied to the e2e control plane, bring up the framework, which
-// runs a Deployment's pods on mesos-sim agents. No kubelet runs the framework's own pod here, so the test
+// runs a Deployment's pods on mesos-sim agents; the chart's second replica takes over on the Lease. No kubelet runs the framework's own pod here, so the test
 // runs the built kubemesos binary the way that pod would: the container's args and KUBEMESOS_* env, the
 // ConfigMap (as stored by the API server) at the --config path, and the ServiceAccount's token, which in a
 // pod comes from in-cluster config and here from --kubeconfig. The executors write pod status as the
@@ -162,29 +163,65 @@ executor: {kubeconfig: %q, serviceAccount: {create: true}}
 		if err := fw.exited(); err != nil {
 			return false, err
 		}
-		pods, err := cp.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-		if err != nil {
+		return runningOnMesos(ctx, cp, ns) == 2, nil
+	}, nil)
+
+	// The chart's second replica: same configuration, its own pod address (here: port). It stands by on
+	// the Lease, then takes over when the first stops, and keeps scheduling.
+	port2 := freeTCPPort(t)
+	env2 := append(slices.Clone(env), fmt.Sprintf("KUBEMESOS_ADVERTISE_URL=http://127.0.0.1:%d", port2))
+	args2 := append(slices.Clone(args), fmt.Sprintf("--http-address=:%d", port2)) // a pod's own IP, here a port
+	fw2 := startFrameworkProcess(t, binary, args2, env2, filepath.Join(dir, "framework-2.log"))
+	eventually(t, ctx, "the second replica healthy (/healthz)", func(ctx context.Context) (bool, error) {
+		if err := fw2.exited(); err != nil {
 			return false, err
 		}
-		running := 0
-		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodRunning && strings.HasPrefix(p.Spec.NodeName, "helm-agent-") && podReady(&p) {
-				running++
-			}
-		}
-		return running == 2, nil
+		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", port2)), nil
 	}, nil)
-	got, err := cp.Client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", port2)) {
+		t.Error("the standby replica reports /readyz ok while the first replica leads: two leaders?")
+	}
+	if err := fw.stop(20 * time.Second); err != nil {
+		t.Errorf("first replica did not stop cleanly: %v", err)
+	}
+	eventually(t, ctx, "the second replica leading (/readyz: subscribed to Mesos)", func(ctx context.Context) (bool, error) {
+		if err := fw2.exited(); err != nil {
+			return false, err
+		}
+		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", port2)), nil
+	}, nil)
+	scale, err := cp.Client.AppsV1().Deployments(ns).GetScale(ctx, "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status.ReadyReplicas != 2 && got.Status.AvailableReplicas != 2 {
-		t.Logf("Deployment status lags the pods: %+v", got.Status)
+	scale.Spec.Replicas = 3
+	if _, err := cp.Client.AppsV1().Deployments(ns).UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
+	eventually(t, ctx, "3 pods running after the failover", func(ctx context.Context) (bool, error) {
+		if err := fw2.exited(); err != nil {
+			return false, err
+		}
+		return runningOnMesos(ctx, cp, ns) == 3, nil
+	}, nil)
+	if err := fw2.stop(20 * time.Second); err != nil {
+		t.Errorf("second replica did not stop cleanly: %v", err)
+	}
+}
 
-	if err := fw.stop(20 * time.Second); err != nil {
-		t.Errorf("framework did not stop cleanly: %v", err)
+// runningOnMesos counts the pods of the web Deployment running, ready, on a Mesos agent's Node.
+func runningOnMesos(ctx context.Context, cp *cluster.ControlPlane, ns string) int {
+	pods, err := cp.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		return 0
 	}
+	running := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && strings.HasPrefix(p.Spec.NodeName, "helm-agent-") && podReady(&p) {
+			running++
+		}
+	}
+	return running
 }
 
 func podReady(p *corev1.Pod) bool {
