@@ -22,8 +22,6 @@ import (
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
-var metav1UpdateOptions = metav1.UpdateOptions{}
-
 func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name }
 
 // podFinished reports whether a pod reached a terminal phase.

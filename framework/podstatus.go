@@ -1,0 +1,133 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
+)
+
+// applyMesosOnlyOutcome writes what only Mesos knows into a pod's status: the end of a pod whose
+// executor could not report it (lost, gone, error, failed or killed by the agent or master, or unknown
+// after it started), or NotReady while its agent is unreachable. Executor-reported ends are written by
+// the executor itself; relaunches are syncPod's.
+func (s *sched) applyMesosOnlyOutcome(ctx context.Context, pod *corev1.Pod, state mesos.TaskState, out podtranslate.TaskOutcome) error {
+	if pod.DeletionTimestamp != nil || podFinished(pod) {
+		return nil
+	}
+	switch {
+	case out.Action == podtranslate.ActionTerminate:
+		return s.endPod(ctx, pod, out.Phase, out.Reason, out.Message)
+	case out.Action == podtranslate.ActionMarkNotReady:
+		return s.markNotReady(ctx, pod, out.Reason, out.Message)
+	case state == mesos.TASK_RUNNING:
+		return s.restoreReady(ctx, pod)
+	}
+	return nil
+}
+
+// endPod writes a terminal phase with a reason, as the kubelet does for pods it cannot run.
+func (s *sched) endPod(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message string) error {
+	p := pod.DeepCopy()
+	p.Status.Phase = phase
+	p.Status.Reason, p.Status.Message = reason, message
+	now := s.clock.Now()
+	setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
+	setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
+	if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("writing %s status of pod %s: %w", phase, podKey(pod), err)
+	}
+	eventType := corev1.EventTypeWarning
+	if phase == corev1.PodSucceeded {
+		eventType = corev1.EventTypeNormal
+	}
+	s.recorder.Event(pod, eventType, EventTaskEnded, message)
+	s.log.WithFields(logrus.Fields{"pod": podKey(pod), "phase": phase, "reason": reason}).Warn("pod ended by Mesos: " + message)
+	return nil
+}
+
+// failPod ends a pod as Failed.
+func (s *sched) failPod(ctx context.Context, pod *corev1.Pod, reason, message string) error {
+	return s.endPod(ctx, pod, corev1.PodFailed, reason, message)
+}
+
+// markNotReady sets Ready and ContainersReady False while the pod's agent is unreachable, as the node
+// lifecycle controller does for pods of an unreachable node; the phase stays. The conditions it
+// replaces are kept for restoreReady.
+func (s *sched) markNotReady(ctx context.Context, pod *corev1.Pod, reason, message string) error {
+	p := pod.DeepCopy()
+	var saved []corev1.PodCondition
+	for _, c := range p.Status.Conditions {
+		if (c.Type == corev1.PodReady || c.Type == corev1.ContainersReady) && c.Reason != reason {
+			saved = append(saved, c)
+		}
+	}
+	now := s.clock.Now()
+	a := setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: reason, Message: message}, now)
+	b := setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: reason, Message: message}, now)
+	if !a && !b {
+		return nil
+	}
+	if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("marking pod %s not ready: %w", podKey(pod), err)
+	}
+	s.mu.Lock()
+	if rec, ok := s.tasks[taskIDPrefix+string(pod.UID)]; ok && rec.notReadySaved == nil {
+		rec.notReadySaved = saved
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// restoreReady puts back the conditions markNotReady replaced once the task runs again (the agent
+// re-registered); conditions someone changed since are left alone.
+func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
+	id := taskIDPrefix + string(pod.UID)
+	s.mu.Lock()
+	rec, ok := s.tasks[id]
+	var saved []corev1.PodCondition
+	if ok {
+		saved = rec.notReadySaved
+	}
+	s.mu.Unlock()
+	if saved == nil {
+		return nil
+	}
+	// Read the pod from the API server: the cache may not show the NotReady write yet.
+	p, err := s.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || (err == nil && p.UID != pod.UID) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading pod %s: %w", podKey(pod), err)
+	}
+	changed := false
+	for _, old := range saved {
+		for i := range p.Status.Conditions {
+			c := &p.Status.Conditions[i]
+			if c.Type == old.Type && c.Reason == podtranslate.ReasonNodeLost {
+				old.LastTransitionTime = metav1.NewTime(s.clock.Now())
+				*c = old
+				changed = true
+			}
+		}
+	}
+	if changed {
+		if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("restoring readiness of pod %s: %w", podKey(pod), err)
+		}
+	}
+	s.mu.Lock()
+	rec.notReadySaved = nil
+	s.mu.Unlock()
+	return nil
+}
