@@ -193,6 +193,9 @@ func (s *sched) syncOrphan(ctx context.Context, taskID string) error {
 		agentID = rec.agentID
 	}
 	subscribed := s.subscribed
+	if ok && !live {
+		delete(s.tasks, taskID) // neither pod nor task remains
+	}
 	s.mu.Unlock()
 	if !live {
 		return nil

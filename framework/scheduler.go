@@ -386,6 +386,17 @@ func (s *sched) handleFailure(ctx context.Context, f *scheduler.Event_Failure) {
 		s.log.WithField("offerID", id.Value).Debug("offer of removed agent forgotten")
 	}
 	s.nodes.MarkInactive(agentID, ReasonAgentRemoved, "Mesos reported the agent failed")
+	// Its executor is gone with it.
+	s.mu.Lock()
+	_, had := s.state.Executors[agentID]
+	delete(s.state.Executors, agentID)
+	st := s.snapshotState()
+	s.mu.Unlock()
+	if had {
+		if err := s.store.Save(ctx, st); err != nil {
+			s.log.WithError(err).Warn("forgetting executor of removed agent in state")
+		}
+	}
 }
 
 func (s *sched) handleError(ctx context.Context, msg string) error {
@@ -498,6 +509,11 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 			} else if sent {
 				log.Info("killing task of a deleted pod")
 			}
+		case pod == nil && (terminal(state) || relaunch):
+			// Neither pod nor task remains: forget the task.
+			s.mu.Lock()
+			delete(s.tasks, taskID)
+			s.mu.Unlock()
 		case pod != nil:
 			if err := s.applyMesosOnlyOutcome(ctx, pod, state, out.ForPod(pod)); err != nil {
 				log.WithError(err).Warn("writing pod status for task update; not acknowledging, Mesos will resend")

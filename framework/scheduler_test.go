@@ -522,6 +522,14 @@ func TestTaskOfDeletedPodKilled(t *testing.T) {
 	if len(kills) != 1 || kills[0].GetKill().TaskID.Value != "pod-uid-gone" {
 		t.Errorf("KILL calls = %v, want pod-uid-gone", kills)
 	}
+	// Once it ended, nothing about it is kept.
+	f.update(status("pod-uid-gone", "a1", mesos.TASK_KILLED, mesos.SOURCE_EXECUTOR, nil, []byte("u")))
+	f.s.mu.Lock()
+	n := len(f.s.tasks)
+	f.s.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d task records kept after the orphan task ended", n)
+	}
 }
 
 func TestFrameworkIDPersistFailureEndsSubscription(t *testing.T) {
