@@ -46,7 +46,9 @@
 // Task ends only Mesos knows. States the executor cannot report (lost, gone, error, or failed/killed
 // by the agent or master) are written to the pod status as podtranslate.PodStatusForTask says (Failed,
 // reason NodeLost/ExecutorTerminated/TaskInvalid...), and the update is acknowledged only once written,
-// so Mesos resends it when the API server is down. TASK_UNREACHABLE keeps the phase and sets Ready=False.
+// so Mesos resends it when the API server is down. TASK_UNREACHABLE keeps the phase and sets Ready=False; a partition-aware master sends no update
+// when the agent re-registers, so the framework reconciles the agent's unreachable tasks as soon as
+// the agent is seen active again, and restores the readiness it took away once they answer RUNNING.
 // TASK_DROPPED cannot unbind the pod (nodeName is immutable), so the same task is launched again on the
 // same agent, at most three times; then the pod fails (reason TaskDropped) and its controller replaces it.
 //
