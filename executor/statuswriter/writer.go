@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +28,7 @@ const (
 	DefaultInitialBackOff = 500 * time.Millisecond
 	DefaultMaxBackOff     = 30 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
+	DefaultWorkers        = 8
 )
 
 // Config configures a Writer. Zero fields take the defaults above.
@@ -35,7 +37,9 @@ type Config struct {
 	InitialBackOff time.Duration
 	MaxBackOff     time.Duration
 	WriteTimeout   time.Duration
-	Log            logrus.FieldLogger
+	// Workers is how many writes may be in flight at once (so one slow pod does not hold up others).
+	Workers int
+	Log     logrus.FieldLogger
 }
 
 // entry is the newest unwritten status of one pod.
@@ -77,6 +81,9 @@ func New(client kubernetes.Interface, cfg Config) *Writer {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
 	log := cfg.Log
 	if log == nil {
 		log = logrus.StandardLogger()
@@ -106,6 +113,11 @@ func (w *Writer) Set(pod *corev1.Pod, seq uint64, status corev1.PodStatus) {
 		return
 	}
 	w.pending[pod.UID] = &entry{namespace: pod.Namespace, name: pod.Name, uid: pod.UID, seq: seq, status: *status.DeepCopy()}
+	w.wakeUp()
+}
+
+// wakeUp makes Run look at the pending statuses again.
+func (w *Writer) wakeUp() {
 	select {
 	case w.notify <- struct{}{}:
 	default:
@@ -156,12 +168,19 @@ func (w *Writer) Flush(ctx context.Context) error {
 	}
 }
 
-// Run writes statuses until ctx ends.
+// Run writes statuses until ctx ends. It joins its writes before returning.
 func (w *Writer) Run(ctx context.Context) error {
+	var g errgroup.Group
+	g.SetLimit(w.cfg.Workers)
+	defer func() { _ = g.Wait() }()
 	for {
 		ready, wake := w.take()
 		for _, e := range ready {
-			w.finish(e, w.write(ctx, e))
+			g.Go(func() error {
+				w.finish(e, w.write(ctx, e))
+				w.wakeUp()
+				return nil
+			})
 		}
 		if len(ready) > 0 {
 			continue

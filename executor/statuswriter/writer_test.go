@@ -15,7 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -264,5 +266,56 @@ func TestPatchCarriesUIDAndStatus(t *testing.T) {
 	}
 	if got := getPod(t, cs, "x").Status.PodIP; got != "10.0.0.2" {
 		t.Errorf("stored podIP %q", got)
+	}
+}
+
+// slowClient delays patches of one pod outside the fake clientset (whose reactors run under its lock).
+type slowClient struct {
+	kubernetes.Interface
+	slow    string
+	release chan struct{}
+}
+
+func (c slowClient) CoreV1() typedcorev1.CoreV1Interface { return slowCore{c.Interface.CoreV1(), c} }
+
+type slowCore struct {
+	typedcorev1.CoreV1Interface
+	c slowClient
+}
+
+func (s slowCore) Pods(ns string) typedcorev1.PodInterface {
+	return slowPods{s.CoreV1Interface.Pods(ns), s.c}
+}
+
+type slowPods struct {
+	typedcorev1.PodInterface
+	c slowClient
+}
+
+func (p slowPods) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) (*corev1.Pod, error) {
+	if name == p.c.slow {
+		select {
+		case <-p.c.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return p.PodInterface.Patch(ctx, name, pt, data, opts, sub...)
+}
+
+func TestSlowPodDoesNotHoldUpOthers(t *testing.T) {
+	slow, fast := pod("slow"), pod("fast")
+	cs := fake.NewClientset(slow, fast)
+	release := make(chan struct{})
+	w := New(slowClient{Interface: cs, slow: "slow", release: release}, Config{Clock: clocktesting.NewFakeClock(t0), Workers: 2})
+	run(t, w)
+	w.Set(slow, 1, status(corev1.PodRunning, "slow"))
+	w.Set(fast, 1, status(corev1.PodRunning, "fast"))
+	waitFor(t, func() bool { return getPod(t, cs, "fast").Status.Phase == corev1.PodRunning })
+	waitFor(t, func() bool { return w.Pending() == 1 }) // only the slow pod is left
+	close(release)
+	flush(t, w)
+	if got := getPod(t, cs, "slow").Status.Message; got != "slow" {
+		t.Errorf("slow pod message %q", got)
 	}
 }
