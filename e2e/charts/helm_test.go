@@ -58,6 +58,9 @@ podOverhead:
   cpus: 0.05
   mem: 16
 replicaCount: 1
+updateStrategy:
+  type: RollingUpdate
+  rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
 `},
 	{"service-monitor-and-no-rbac", `
 serviceMonitor:
@@ -124,6 +127,9 @@ func TestChartRendersDefaults(t *testing.T) {
 	}
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 		t.Errorf("replicas %v, want 2", d.Spec.Replicas)
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy %q, want Recreate (only the leader is ready; a rolling update would never finish)", d.Spec.Strategy.Type)
 	}
 	pod := d.Spec.Template.Spec
 	if pod.ServiceAccountName != testFullname {
@@ -528,6 +534,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"http port out of range", "framework:\n  httpPort: 70000\n", []string{"/framework/httpPort", "maximum"}},
 		{"misspelt top-level key", "replicas: 3\n", []string{"replicas"}},
 		{"bad pull policy", "image:\n  pullPolicy: Sometimes\n", []string{"/image/pullPolicy"}},
+		{"bad update strategy", "updateStrategy:\n  type: BlueGreen\n", []string{"/updateStrategy/type"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := renderChart(t, valuesYAML(t, tc.values), testNamespace)
