@@ -60,7 +60,8 @@ type Config struct {
 	ExecutorHeartbeatInterval time.Duration
 
 	// ImageCommands maps a container image name to the shell command run for a nested container that
-	// has an image but no command (images cannot be pulled here).
+	// has an image but no command (images cannot be pulled here). A name without tag or digest also
+	// serves tagged references of it, and "*" serves every image not listed.
 	ImageCommands map[string]string
 	// ExecutorHook, when set, runs custom executors in-process instead of as processes. Command tasks
 	// still run through the (in-process) command executor.

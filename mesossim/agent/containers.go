@@ -79,8 +79,32 @@ func (a *Agent) imageCommand(ci *mesos.ContainerInfo) (string, bool) {
 	if name == "" {
 		return "", false
 	}
-	cmd, ok := a.cfg.ImageCommands[name]
-	return cmd, ok
+	for _, key := range imageKeys(name) {
+		if cmd, ok := a.cfg.ImageCommands[key]; ok {
+			return cmd, true
+		}
+	}
+	return "", false
+}
+
+// imageKeys lists the names an image may be configured under, most specific first, so that
+// `nginx=…` also serves `nginx:1.27`, `docker.io/library/nginx@sha256:…`, and `*=…` serves any image.
+func imageKeys(name string) []string {
+	keys := []string{name}
+	repo := name
+	if i := strings.Index(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	short := strings.TrimPrefix(strings.TrimPrefix(repo, "docker.io/"), "library/")
+	for _, k := range []string{repo, short, "*"} {
+		if k != keys[len(keys)-1] {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 func imageName(ci *mesos.ContainerInfo) string {
