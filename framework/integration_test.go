@@ -467,5 +467,12 @@ func TestSimulatorFaults(t *testing.T) {
 		}
 		return false, "no Ready condition"
 	})
+
+	// Master failover with duplicated status updates: the framework re-subscribes with its FrameworkID,
+	// reconciles, keeps its tasks and goes on launching.
+	e.cluster.SetStatusUpdateFaults(0, true)
+	e.cluster.FailoverMaster()
+	e.createPod(sleepPod("after-failover", "250m"))
+	e.waitRunning(append(survivors, "pinned", "after-failover")...)
 	e.stop()
 }
