@@ -190,8 +190,8 @@ func TestMarathonAppForDefaults(t *testing.T) {
 	if diff := cmp.Diff(wantHC, app.HealthChecks); diff != "" {
 		t.Errorf("healthChecks (-want +got):\n%s", diff)
 	}
-	if len(app.ReadinessChecks) != 1 || app.ReadinessChecks[0].Path != "/readyz" {
-		t.Errorf("readinessChecks %+v, want /readyz", app.ReadinessChecks)
+	if len(app.ReadinessChecks) != 0 {
+		t.Errorf("readinessChecks %+v: only the leader is ready, so a deployment of 2 instances would never finish", app.ReadinessChecks)
 	}
 	wantEnv := map[string]string{
 		"KUBEMESOS_KUBECONFIG":              "/mnt/mesos/sandbox/kubeconfig",
@@ -503,7 +503,9 @@ func TestMarathonAppValidateRejects(t *testing.T) {
 		{"unused secret", func(a map[string]any) {
 			a["secrets"].(map[string]any)["extra"] = map[string]any{"source": "x"}
 		}, "never used"},
-		{"readiness on an unnamed port", func(a map[string]any) { a["readinessChecks"].([]any)[0].(map[string]any)["portName"] = "metrics" }, "portName"},
+		{"readiness on an unnamed port", func(a map[string]any) {
+			a["readinessChecks"] = []any{map[string]any{"name": "r", "protocol": "HTTP", "path": "/readyz", "portName": "metrics"}}
+		}, "portName"},
 		{"bad constraint", func(a map[string]any) { a["constraints"] = []any{[]any{"hostname", "ONLY"}} }, "operator"},
 		{"zero cpus", func(a map[string]any) { a["cpus"] = 0 }, "cpus"},
 	} {
