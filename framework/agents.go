@@ -15,12 +15,48 @@ type agentLister interface {
 	ListAgents(ctx context.Context) ([]agentObservation, map[string]bool, error)
 }
 
-// operatorAgents implements agentLister with mesos-go's master operator client (POST /api/v1).
+// executorLister answers GET_EXECUTORS: the ExecutorInfo of an executor running on an agent, for when
+// the framework's state lost it (the running executor must be launched onto with exactly that info).
+type executorLister interface {
+	// RunningExecutor returns the ExecutorInfo of the framework's executor on an agent, nil if none runs.
+	RunningExecutor(ctx context.Context, frameworkID, agentID, executorID string) (*mesos.ExecutorInfo, error)
+}
+
+// operatorAgents implements agentLister and executorLister with mesos-go's master operator client
+// (POST /api/v1).
 type operatorAgents struct {
 	sender calls.Sender
 }
 
-var _ agentLister = operatorAgents{}
+var (
+	_ agentLister    = operatorAgents{}
+	_ executorLister = operatorAgents{}
+)
+
+func (o operatorAgents) RunningExecutor(ctx context.Context, frameworkID, agentID, executorID string) (*mesos.ExecutorInfo, error) {
+	resp, err := o.sender.Send(ctx, calls.NonStreaming(calls.GetExecutors()))
+	if err != nil {
+		return nil, fmt.Errorf("GET_EXECUTORS: %w", err)
+	}
+	defer resp.Close()
+	var r master.Response
+	if err := resp.Decode(&r); err != nil {
+		return nil, fmt.Errorf("decoding GET_EXECUTORS response: %w", err)
+	}
+	return findExecutor(r.GetGetExecutors(), frameworkID, agentID, executorID), nil
+}
+
+// findExecutor picks one framework's executor on one agent out of a GET_EXECUTORS answer.
+func findExecutor(ge *master.Response_GetExecutors, frameworkID, agentID, executorID string) *mesos.ExecutorInfo {
+	for i := range ge.GetExecutors() {
+		e := &ge.Executors[i]
+		info := e.ExecutorInfo
+		if e.AgentID.Value == agentID && info.ExecutorID.Value == executorID && info.GetFrameworkID().GetValue() == frameworkID {
+			return &info
+		}
+	}
+	return nil
+}
 
 func (o operatorAgents) ListAgents(ctx context.Context) ([]agentObservation, map[string]bool, error) {
 	resp, err := o.sender.Send(ctx, calls.NonStreaming(calls.GetAgents()))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -184,5 +185,37 @@ func TestAgentsFromResponse(t *testing.T) {
 	}
 	if _, _, err := agentsFromResponse(nil); err == nil {
 		t.Error("nil GET_AGENTS accepted")
+	}
+}
+
+func TestFindExecutor(t *testing.T) {
+	mk := func(fw, agent, id string) master.Response_GetExecutors_Executor {
+		return master.Response_GetExecutors_Executor{AgentID: mesos.AgentID{Value: agent},
+			ExecutorInfo: mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: id}, FrameworkID: &mesos.FrameworkID{Value: fw}}}
+	}
+	ge := &master.Response_GetExecutors{Executors: []master.Response_GetExecutors_Executor{
+		mk("other-fw", "a1", ExecutorID), mk("fw-1", "a2", ExecutorID), mk("fw-1", "a1", "something-else"), mk("fw-1", "a1", ExecutorID),
+	}}
+	tests := []struct {
+		agent     string
+		framework string
+		want      bool
+	}{
+		{agent: "a1", framework: "fw-1", want: true},
+		{agent: "a3", framework: "fw-1", want: false},
+		{agent: "a1", framework: "fw-2", want: false},
+	}
+	for _, tt := range tests {
+		got := findExecutor(ge, tt.framework, tt.agent, ExecutorID)
+		if (got != nil) != tt.want {
+			t.Errorf("findExecutor(%s, %s) = %v, want found=%v", tt.framework, tt.agent, got, tt.want)
+			continue
+		}
+		if got != nil && (got.GetFrameworkID().GetValue() != tt.framework || got.ExecutorID.Value != ExecutorID) {
+			t.Errorf("findExecutor(%s, %s) = %v", tt.framework, tt.agent, got)
+		}
+	}
+	if findExecutor(nil, "fw-1", "a1", ExecutorID) != nil {
+		t.Error("nil answer yields an executor")
 	}
 }

@@ -207,27 +207,43 @@ func (s *sched) executorCost() offerbridge.ExecutorCost {
 
 // executorFor returns the ExecutorInfo to launch with on an agent: the one already in use there when the
 // executor runs (so changed flags never make it incompatible), else a new one with the current
-// settings and the resources placement carved for it, which must be persisted before the ACCEPT.
-func (s *sched) executorFor(l *offerbridge.Launch) (info mesos.ExecutorInfo, persist bool) {
+// settings and the resources placement carved for it. persist says it must be stored before the
+// ACCEPT. When the executor runs but the state does not know its info, the master's GET_EXECUTORS does.
+func (s *sched) executorFor(ctx context.Context, l *offerbridge.Launch) (info mesos.ExecutorInfo, persist bool, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	cur, ok := s.state.Executors[l.AgentID.Value]
-	if l.Executor == nil && ok {
-		return cur, false
-	}
-	info = NewExecutorInfo(s.executor)
-	if l.Executor != nil {
+	frameworkID := s.state.FrameworkID
+	s.mu.Unlock()
+	switch {
+	case l.Executor != nil:
+		info = NewExecutorInfo(s.executor)
 		info.Resources = l.Executor
-	} else {
-		s.log.WithField("agentID", l.AgentID.Value).Warn("executor runs on agent but its ExecutorInfo is unknown; using current settings")
+		return info, true, nil
+	case ok:
+		return cur, false, nil
+	case s.operator == nil:
+		return mesos.ExecutorInfo{}, false, fmt.Errorf("executor runs on agent %s but its ExecutorInfo is unknown", l.AgentID.Value)
 	}
-	return info, true
+	running, err := s.operator.RunningExecutor(ctx, frameworkID, l.AgentID.Value, ExecutorID)
+	if err != nil {
+		return mesos.ExecutorInfo{}, false, fmt.Errorf("looking up the executor running on agent %s: %w", l.AgentID.Value, err)
+	}
+	if running == nil {
+		return mesos.ExecutorInfo{}, false, fmt.Errorf("executor runs on agent %s but the master does not list it", l.AgentID.Value)
+	}
+	s.log.WithField("agentID", l.AgentID.Value).Info("adopting the ExecutorInfo of the executor running on the agent")
+	return *running, true, nil
 }
 
 // launch carries out one Launch: Binding of every pod first, then one ACCEPT with their tasks.
 func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
 	log := s.log.WithFields(logrus.Fields{"agentID": l.AgentID.Value, "node": l.NodeName, "offers": len(l.OfferIDs)})
-	info, persist := s.executorFor(l)
+	info, persist, err := s.executorFor(ctx, l)
+	if err != nil {
+		log.WithError(err).Warn("no ExecutorInfo for the agent; declining its offers")
+		s.decline(ctx, l.OfferIDs, s.refuse)
+		return
+	}
 	if persist {
 		s.mu.Lock()
 		s.state.Executors[l.AgentID.Value] = info
@@ -276,7 +292,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
 
 	accept := calls.Accept(calls.OfferOperations{calls.OpLaunch(tasks...)}.WithOffers(l.OfferIDs...)).
 		With(calls.RefuseSeconds(acceptRefuse))
-	err := s.call(ctx, accept)
+	err = s.call(ctx, accept)
 	now := s.clock.Now()
 	s.mu.Lock()
 	for i, pod := range launched {

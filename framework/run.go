@@ -191,7 +191,7 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 		CPUs: cfg.ExecutorCPUs, MemMB: cfg.ExecutorMemMB,
 	}, st, schedulerDeps{
 		Clock: d.clock, Log: d.log, Caller: caller, Store: store, Kube: d.kube,
-		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, Nodes: nodes, Recorder: recorder,
+		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, Nodes: nodes, Operator: operator, Recorder: recorder,
 		Metrics: d.metrics, Ready: d.ready, Queue: queue,
 	})
 	if _, err := podInf.AddEventHandler(s.podHandlers()); err != nil {
@@ -229,12 +229,12 @@ func loopTick(hold time.Duration) time.Duration {
 }
 
 // mesosClients builds the scheduler API caller and the operator API agent lister.
-func mesosClients(cfg Config) (calls.Caller, agentLister, error) {
+func mesosClients(cfg Config) (calls.Caller, operatorAgents, error) {
 	var auth httpcli.ConfigOpt
 	if cfg.Principal != "" && cfg.SecretFile != "" {
 		secret, err := os.ReadFile(cfg.SecretFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading --secret-file: %w", err)
+			return nil, operatorAgents{}, fmt.Errorf("reading --secret-file: %w", err)
 		}
 		auth = httpcli.BasicAuth(cfg.Principal, strings.TrimSpace(string(secret)))
 	}

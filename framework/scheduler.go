@@ -106,6 +106,7 @@ type sched struct {
 	podIndex       cache.Indexer
 	nodeLister     corelisters.NodeLister
 	nodes          *nodeController
+	operator       executorLister // nil: no lookup of running executors
 	recorder       record.EventRecorder
 	metrics        *metrics
 	ready          *readiness
@@ -147,6 +148,7 @@ type schedulerDeps struct {
 	PodIndex   cache.Indexer // the pod informer's indexer, with podUIDIndex
 	NodeLister corelisters.NodeLister
 	Nodes      *nodeController
+	Operator   executorLister // optional
 	Recorder   record.EventRecorder
 	Metrics    *metrics
 	Ready      *readiness
@@ -160,7 +162,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 	s := &sched{
 		clock: d.Clock, log: d.Log, caller: d.Caller, store: d.Store, kube: d.Kube,
 		pods: corelisters.NewPodLister(d.PodIndex), podIndex: d.PodIndex, nodeLister: d.NodeLister,
-		nodes: d.Nodes, recorder: d.Recorder, metrics: d.Metrics, ready: d.Ready, queue: d.Queue,
+		nodes: d.Nodes, operator: d.Operator, recorder: d.Recorder, metrics: d.Metrics, ready: d.Ready, queue: d.Queue,
 		book:           offerbridge.NewBook(d.Clock, cfg.OfferHold),
 		schedulerNames: cfg.SchedulerNames(),
 		overhead:       podtranslate.Overhead{CPUs: cfg.PodOverheadCPUs, MemMB: cfg.PodOverheadMemMB},

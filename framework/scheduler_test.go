@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -603,5 +604,59 @@ func TestUnreachableThenRunningRestoresReadiness(t *testing.T) {
 	}
 	if got, _ := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{}); got.Status.Phase != corev1.PodRunning {
 		t.Errorf("phase = %s, want Running throughout", got.Status.Phase)
+	}
+}
+
+type fakeExecutors map[string]*mesos.ExecutorInfo // by agent ID
+
+func (f fakeExecutors) RunningExecutor(_ context.Context, frameworkID, agentID, executorID string) (*mesos.ExecutorInfo, error) {
+	info := f[agentID]
+	if info == nil || info.GetFrameworkID().GetValue() != frameworkID || info.ExecutorID.Value != executorID {
+		return nil, nil
+	}
+	return info, nil
+}
+
+// With its state lost, the framework still launches onto a running executor with that executor's own
+// ExecutorInfo, from the master's GET_EXECUTORS, and stores it; without it, it launches nothing there.
+func TestRunningExecutorAdoptedFromMaster(t *testing.T) {
+	running := NewExecutorInfo(ExecutorSettings{URI: "http://previous-fw/executor/kubemesos", LogLevel: "warn", CPUs: 0.3, MemMB: 16})
+	running.FrameworkID = &mesos.FrameworkID{Value: "fw-1"}
+	tests := []struct {
+		name       string
+		operator   executorLister
+		wantLaunch bool
+	}{
+		{name: "master lists it", operator: fakeExecutors{"a1": &running}, wantLaunch: true},
+		{name: "master does not list it", operator: fakeExecutors{}, wantLaunch: false},
+		{name: "no operator API", wantLaunch: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, State{FrameworkID: "fw-1"}, pod("p", "uid-p"))
+			f.s.operator = tt.operator
+			f.subscribe("fw-1")
+			f.drain()
+			f.offers(offer("o1", "a1", "h1", 4, 4096, ExecutorID))
+			f.s.cycle(f.ctx)
+			accepts := f.caller.ofType(scheduler.Call_ACCEPT)
+			if got := len(accepts) == 1; got != tt.wantLaunch {
+				t.Fatalf("launched = %v, want %v (calls %v)", got, tt.wantLaunch, f.caller.types())
+			}
+			if !tt.wantLaunch {
+				if d := f.caller.ofType(scheduler.Call_DECLINE); len(d) != 1 {
+					t.Errorf("offer not declined: %v", f.caller.types())
+				}
+				return
+			}
+			used := accepts[0].GetAccept().Operations[0].GetLaunch().TaskInfos[0].GetExecutor()
+			if !used.Equal(&running) {
+				t.Errorf("launched with executor %v, want the running one", used)
+			}
+			st, _ := f.store.Load(f.ctx)
+			if stored := st.Executors["a1"]; !stored.Equal(&running) {
+				t.Errorf("stored executor %v, want the running one", stored)
+			}
+		})
 	}
 }
