@@ -162,7 +162,9 @@ func TestRestartAdoptsRunningAndLaunchesBoundButNotLaunched(t *testing.T) {
 }
 
 func testRestartAdopts(t *testing.T, answer mesos.TaskState) {
-	f := newFixture(t, State{FrameworkID: "fw-1"},
+	// The previous incarnation stored the ExecutorInfo it launched on a1.
+	previous := NewExecutorInfo(ExecutorSettings{URI: "http://fw/executor/kubemesos", CPUs: 0.1, MemMB: 64})
+	f := newFixture(t, State{FrameworkID: "fw-1", Executors: map[string]mesos.ExecutorInfo{"a1": previous}},
 		pod("run", "uid-run", bound("h1"), running),
 		pod("crashed", "uid-crashed", bound("h1")),
 		pod("done", "uid-done", bound("h1"), func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }))
