@@ -40,8 +40,10 @@
 //
 // Executor identity. The ExecutorInfo depends only on executor settings, and the one stored for an
 // agent is reused while its executor runs (offers list it in executor_ids), so a restart with changed
-// flags never makes a running executor incompatible (lesson #572). When the executor exits (FAILURE
-// with an executor ID) the stored one is dropped and the next pod starts one with the current settings.
+// flags never makes a running executor incompatible (lesson #572). Should the state have lost it, the
+// running executor's ExecutorInfo is taken from the master's GET_EXECUTORS, never guessed. When the
+// executor exits (FAILURE with an executor ID) or its agent is removed, the stored one is dropped and
+// the next pod there starts an executor with the current settings.
 //
 // Task ends only Mesos knows. States the executor cannot report (lost, gone, error, or failed/killed
 // by the agent or master) are written to the pod status as podtranslate.PodStatusForTask says (Failed,
