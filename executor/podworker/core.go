@@ -296,10 +296,12 @@ const (
 	probeStartup probeKind = iota
 	probeReadiness
 	probeLiveness
+	// hookPostStart reports a failed postStart hook, which stops the container like a liveness failure.
+	hookPostStart
 )
 
 func (k probeKind) String() string {
-	return [...]string{"startup", "readiness", "liveness"}[k]
+	return [...]string{"startup", "readiness", "liveness", "postStart"}[k]
 }
 
 // probed records a probe result that crossed its threshold for attempt (counted from 1) of container
@@ -317,10 +319,13 @@ func (c *core) probed(i int, attempt int32, kind probeKind, ok bool, now time.Ti
 	case probeReadiness:
 		ct.readyOK = ok
 	}
-	if !ok && (kind == probeStartup || kind == probeLiveness) && !ct.stopping {
-		p := ct.spec.LivenessProbe
-		if kind == probeStartup {
+	if !ok && kind != probeReadiness && !ct.stopping {
+		var p *corev1.Probe
+		switch kind {
+		case probeStartup:
 			p = ct.spec.StartupProbe
+		case probeLiveness:
+			p = ct.spec.LivenessProbe
 		}
 		grace := GracePeriod(c.pod)
 		if p != nil && p.TerminationGracePeriodSeconds != nil {

@@ -66,6 +66,8 @@ const (
 	EventBackOff   = "BackOff"
 	EventUnhealthy = "Unhealthy"
 	EventFailed    = "Failed"
+	// EventFailedPostStartHook: the postStart hook failed and the container is stopped.
+	EventFailedPostStartHook = "FailedPostStartHook"
 )
 
 type eventKind int
@@ -243,7 +245,9 @@ func (w *Worker) Run(ctx context.Context) error {
 					wg.Add(1)
 					go func(spec *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
 						defer wg.Done()
-						w.runHook(hctx, spec, h, hook)
+						if err := w.runHook(hctx, spec, h, hook); err != nil {
+							w.log.WithError(err).Warn("preStop hook failed")
+						}
 						if hctx.Err() == nil {
 							w.signal(hctx, spec, h, syscall.SIGTERM)
 						}
@@ -287,6 +291,20 @@ func (w *Worker) Run(ctx context.Context) error {
 				handles = append(handles, ev.handle)
 				c.started(ev.index, ev.handle, now)
 				w.event(corev1.EventTypeNormal, EventStarted, "Started container "+ct.spec.Name)
+				if lc := ct.spec.Lifecycle; lc != nil && lc.PostStart != nil {
+					hctx, cancel := context.WithCancel(inner)
+					track(ev.index, cancel)
+					wg.Add(1)
+					go func(i int, attempt int32, spec *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
+						defer wg.Done()
+						if err := w.runHook(hctx, spec, h, hook); err != nil && hctx.Err() == nil {
+							select {
+							case w.evs <- event{kind: evProbe, index: i, attempt: attempt, probe: hookPostStart, msg: err.Error()}:
+							case <-hctx.Done():
+							}
+						}
+					}(ev.index, ev.attempt, ct.spec, ev.handle, lc.PostStart)
+				}
 				if ct.spec.StartupProbe != nil {
 					startProbes(ev.index, ev.attempt, ev.handle, probeStartup)
 				} else {
@@ -311,9 +329,13 @@ func (w *Worker) Run(ctx context.Context) error {
 					break
 				}
 				log := w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "probe": ev.probe, "ok": ev.ok})
-				if ev.ok {
+				switch {
+				case ev.ok:
 					log.Debug("probe result")
-				} else {
+				case ev.probe == hookPostStart:
+					log.WithField("error", ev.msg).Warn("postStart hook failed")
+					w.event(corev1.EventTypeWarning, EventFailedPostStartHook, "PostStartHook failed: "+ev.msg)
+				default:
 					log.WithField("error", ev.msg).Info("probe failed")
 					w.event(corev1.EventTypeWarning, EventUnhealthy, fmt.Sprintf("%s probe failed: %s", titled(ev.probe), ev.msg))
 				}
@@ -352,9 +374,8 @@ func (w *Worker) signal(ctx context.Context, c *corev1.Container, h Handle, sig 
 }
 
 // runHook runs a lifecycle hook handler (exec, httpGet, tcpSocket through the Prober; sleep on the
-// clock). Failures are logged: the kubelet goes on terminating the container anyway.
-func (w *Worker) runHook(ctx context.Context, c *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
-	log := w.log.WithField("container", c.Name)
+// clock). A failed preStop hook only gets logged: the kubelet goes on terminating the container.
+func (w *Worker) runHook(ctx context.Context, c *corev1.Container, h Handle, hook *corev1.LifecycleHandler) error {
 	if hook.Sleep != nil {
 		t := w.cfg.Clock.NewTimer(time.Duration(hook.Sleep.Seconds) * time.Second)
 		defer t.Stop()
@@ -362,14 +383,13 @@ func (w *Worker) runHook(ctx context.Context, c *corev1.Container, h Handle, hoo
 		case <-t.C():
 		case <-ctx.Done():
 		}
-		return
+		return nil
 	}
 	ph := corev1.ProbeHandler{Exec: hook.Exec, HTTPGet: hook.HTTPGet, TCPSocket: hook.TCPSocket}
 	if err := w.cfg.Prober.Probe(ctx, w.pod, c, h, &ph); err != nil {
-		log.WithError(err).Warn("preStop hook failed")
-		return
+		return fmt.Errorf("hook of container %s: %w", c.Name, err)
 	}
-	log.Info("preStop hook done")
+	return nil
 }
 
 // attempt starts one container attempt and waits for it to end, reporting both to Run.

@@ -486,3 +486,31 @@ func TestWorkerPreStopHookRunsBeforeSIGTERM(t *testing.T) {
 		t.Errorf("preStop ran %d times", prober.calls["prestop"])
 	}
 }
+
+func TestWorkerFailedPostStartHookStopsContainer(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.onTERM["web"] = 143
+	prober := &scriptedProber{healthy: map[string]bool{}, calls: map[string]int{}}
+	pod := testPod(corev1.RestartPolicyNever, nil, "web")
+	pod.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"poststart"}}}}
+	h := &harness{t: t, rt: rt, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
+	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, Prober: prober, OnStatus: func(s Status) { h.statuses <- s }, Event: h.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); <-w.Done() }()
+	go func() { h.result <- w.Run(ctx) }()
+	s := h.await("done", func(s Status) bool { return s.Done })
+	if s.PodStatus.Phase != corev1.PodFailed || containerState(s, 0) != "terminated:Error:143" {
+		t.Errorf("phase %s state %s", s.PodStatus.Phase, containerState(s, 0))
+	}
+	want := []string{
+		"Normal Started: Started container web",
+		"Warning FailedPostStartHook: PostStartHook failed: hook of container web: poststart unhealthy",
+		"Normal Killing: Stopping container web",
+	}
+	if diff := cmp.Diff(want, h.recorded()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,18 @@
+// Package kubeletapi is the executor's kubelet API: the HTTPS endpoint the API server calls for
+// `kubectl logs` and `kubectl exec` on pods the kubemesos executor runs on a Mesos agent.
+//
+// It exists because the executor replaces the kubelet on a Mesos agent, so nothing else answers the
+// API server's /containerLogs and /exec requests for the Node. Like the kubelet's server it
+// authenticates callers by client certificate (CA from the API server's
+// extension-apiserver-authentication ConfigMap) or bearer token (TokenReview), authorizes them with
+// SubjectAccessReviews on the Node (nodes/proxy, nodes/log, nodes/stats... with the node's name), reads
+// container logs from the nested containers' sandbox files (<executor sandbox>/containers/<id>/stdout
+// and stderr) and serves exec with the kubelet's remotecommand streaming code (SPDY, and websocket
+// channel.k8s.io up to v4), running each command as a Mesos nested container session
+// (LAUNCH_NESTED_CONTAINER_SESSION under the target container, ATTACH_CONTAINER_INPUT for stdin,
+// WAIT_CONTAINER for the exit code).
+//
+// The handlers depend on two small interfaces: PodLookup (which pods and containers this executor
+// hosts; Registry implements it from the pod statuses the executor computes) and Execer (MesosExecer
+// implements it with the agent operator API), so they are tested without Mesos.
+package kubeletapi

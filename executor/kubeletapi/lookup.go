@@ -1,0 +1,151 @@
+package kubeletapi
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Sentinel errors of a PodLookup (wrapped with the names): the handlers answer them with 404.
+var (
+	ErrPodNotFound       = errors.New("pod not found on this node")
+	ErrContainerNotFound = errors.New("container not found in pod")
+)
+
+// Attempt is one run of a container: its Mesos nested container ID and where its output files are.
+type Attempt struct {
+	// ID is the nested container's ContainerID.value (its parent is the executor's container).
+	ID string
+	// LogDir holds the attempt's stdout and stderr files (the nested container's sandbox).
+	LogDir string
+	// Running tells whether the attempt still runs.
+	Running bool
+}
+
+// ContainerRef is what the server knows about one container of a hosted pod.
+type ContainerRef struct {
+	PodUID types.UID
+	// Current is the latest attempt; nil before the first start.
+	Current *Attempt
+	// Previous is the attempt before the latest one (for `kubectl logs --previous`); nil if none.
+	Previous *Attempt
+	// Waiting is the waiting reason (ContainerCreating, PodInitializing...) while Current is nil.
+	Waiting string
+}
+
+// PodLookup maps namespace/pod/container to the container's attempts. Errors wrap ErrPodNotFound or
+// ErrContainerNotFound. It is called from many goroutines.
+type PodLookup interface {
+	Container(namespace, pod, container string) (ContainerRef, error)
+}
+
+// Registry is a PodLookup fed with the pod statuses the executor computes (Update) and told when a
+// pod is gone (Forget). Container IDs come from the statuses' containerID fields
+// ("mesos://<nested container ID>"); log directories are <Sandbox>/containers/<ID>, where the Mesos
+// agent keeps a nested container's sandbox.
+type Registry struct {
+	sandbox string
+
+	mu   sync.RWMutex
+	pods map[string]hostedPod // by namespace/name
+}
+
+type hostedPod struct {
+	pod    *corev1.Pod
+	status corev1.PodStatus
+}
+
+var _ PodLookup = (*Registry)(nil)
+
+// NewRegistry returns an empty Registry for an executor whose sandbox is sandbox (MESOS_SANDBOX).
+func NewRegistry(sandbox string) *Registry {
+	return &Registry{sandbox: sandbox, pods: map[string]hostedPod{}}
+}
+
+// Update records the latest status of a pod the executor runs (it keeps pod and status; callers must
+// not modify them afterwards). A pod with the same name and another UID replaces the older one.
+func (r *Registry) Update(pod *corev1.Pod, status corev1.PodStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pods[pod.Namespace+"/"+pod.Name] = hostedPod{pod: pod, status: status}
+}
+
+// Forget removes a pod once the executor no longer hosts it; a newer pod of the same name (another
+// UID) is kept.
+func (r *Registry) Forget(namespace, name string, uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := namespace + "/" + name
+	if p, ok := r.pods[key]; ok && p.pod.UID == uid {
+		delete(r.pods, key)
+	}
+}
+
+// Container implements PodLookup.
+func (r *Registry) Container(namespace, pod, container string) (ContainerRef, error) {
+	r.mu.RLock()
+	p, ok := r.pods[namespace+"/"+pod]
+	r.mu.RUnlock()
+	if !ok {
+		return ContainerRef{}, fmt.Errorf("pod %s/%s: %w", namespace, pod, ErrPodNotFound)
+	}
+	if !hasContainer(p.pod, container) {
+		return ContainerRef{}, fmt.Errorf("container %q in pod %s/%s: %w", container, namespace, pod, ErrContainerNotFound)
+	}
+	ref := ContainerRef{PodUID: p.pod.UID, Waiting: "ContainerCreating"}
+	cs := findStatus(p.status, container)
+	if cs == nil {
+		return ref, nil
+	}
+	if w := cs.State.Waiting; w != nil && w.Reason != "" {
+		ref.Waiting = w.Reason
+	}
+	if id := runtimeID(cs.ContainerID); id != "" {
+		ref.Current = &Attempt{ID: id, LogDir: r.logDir(id), Running: cs.State.Running != nil}
+	}
+	if t := cs.LastTerminationState.Terminated; t != nil {
+		if id := runtimeID(t.ContainerID); id != "" {
+			ref.Previous = &Attempt{ID: id, LogDir: r.logDir(id)}
+		}
+	}
+	return ref, nil
+}
+
+func (r *Registry) logDir(id string) string {
+	return filepath.Join(r.sandbox, "containers", id)
+}
+
+func hasContainer(pod *corev1.Pod, name string) bool {
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			if c.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func findStatus(st corev1.PodStatus, name string) *corev1.ContainerStatus {
+	for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
+
+// runtimeID strips the runtime scheme from a status' containerID ("mesos://abc" → "abc").
+func runtimeID(containerID string) string {
+	if _, id, ok := strings.Cut(containerID, "://"); ok {
+		return id
+	}
+	return containerID
+}

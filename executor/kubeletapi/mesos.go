@@ -1,0 +1,322 @@
+package kubeletapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/agent"
+	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
+	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
+)
+
+// ErrNoParent is returned by MesosExecer.Exec before the executor knows its own container ID.
+var ErrNoParent = errors.New("the executor's container ID is not known yet")
+
+// MesosExecerConfig configures a MesosExecer.
+type MesosExecerConfig struct {
+	// AgentURL is the agent's operator API, http://<MESOS_AGENT_ENDPOINT>/api/v1.
+	AgentURL string
+	// CallTimeout bounds the calls that answer at once (KILL_CONTAINER, REMOVE_CONTAINER) and the
+	// response headers of the session launch (default 30 s).
+	CallTimeout time.Duration
+	// Log is the logger (logrus.StandardLogger() when nil).
+	Log logrus.FieldLogger
+}
+
+// MesosExecer runs exec commands as Mesos nested container sessions: LAUNCH_NESTED_CONTAINER_SESSION
+// with the target container as parent (a DEBUG container: on a real agent it shares the target's
+// namespaces and filesystem), stdin through ATTACH_CONTAINER_INPUT, stdout and stderr from the
+// session's ProcessIO records, and the exit code from WAIT_CONTAINER; the session container is
+// removed afterwards. Set the parent with SetParent once SUBSCRIBED arrived.
+type MesosExecer struct {
+	cfg      MesosExecerConfig
+	bounded  agentcalls.Sender // calls that answer at once
+	streamer agentcalls.Sender // session, input and wait: answer when the command ends
+	log      logrus.FieldLogger
+
+	mu     sync.Mutex
+	parent *mesos.ContainerID
+}
+
+var _ Execer = (*MesosExecer)(nil)
+
+// NewMesosExecer returns a MesosExecer talking to the agent at cfg.AgentURL.
+func NewMesosExecer(cfg MesosExecerConfig) *MesosExecer {
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	log := cfg.Log
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	mk := func(responseTimeout time.Duration) agentcalls.Sender {
+		cli := httpcli.New(
+			httpcli.Endpoint(cfg.AgentURL),
+			httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
+			httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) {
+				t.ResponseHeaderTimeout = responseTimeout
+			}))),
+		)
+		return httpagent.NewSender(cli.Send)
+	}
+	return &MesosExecer{cfg: cfg, bounded: mk(cfg.CallTimeout), streamer: mk(0), log: log}
+}
+
+// SetParent sets the executor's container ID (from SUBSCRIBED), the parent of every pod container.
+func (m *MesosExecer) SetParent(id mesos.ContainerID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.parent = &id
+}
+
+// sessionID returns a fresh session container ID under the target container.
+func (m *MesosExecer) sessionID(target string) (mesos.ContainerID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.parent == nil {
+		return mesos.ContainerID{}, ErrNoParent
+	}
+	p := *m.parent
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return mesos.ContainerID{}, fmt.Errorf("generating a session container ID: %w", err)
+	}
+	return mesos.ContainerID{Value: "exec-" + hex.EncodeToString(b[:]), Parent: &mesos.ContainerID{Value: target, Parent: &p}}, nil
+}
+
+// Exec implements Execer.
+func (m *MesosExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
+	if len(req.Command) == 0 {
+		return 0, errors.New("exec: empty command")
+	}
+	id, err := m.sessionID(req.ContainerID)
+	if err != nil {
+		return 0, err
+	}
+	log := m.log.WithFields(logrus.Fields{"containerID": req.ContainerID, "session": id.Value})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	shell := false
+	cmd := &mesos.CommandInfo{Shell: &shell, Value: &req.Command[0], Arguments: req.Command}
+	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
+	if req.TTY {
+		ci.TTYInfo = &mesos.TTYInfo{}
+	}
+	resp, err := m.streamer.Send(ctx, agentcalls.NonStreaming(agentcalls.LaunchNestedContainerSession(id, cmd, ci)))
+	if err != nil {
+		if resp != nil {
+			resp.Close()
+		}
+		return 0, fmt.Errorf("launching an exec session in container %s: %w", req.ContainerID, err)
+	}
+	defer m.cleanup(id, log)
+
+	// WAIT_CONTAINER from the start: once the session's connection closes, a real agent destroys
+	// the debug container, and a later WAIT might find it gone.
+	type waitResult struct {
+		status *int32
+		err    error
+	}
+	waited := make(chan waitResult, 1)
+	var helpers sync.WaitGroup
+	helpers.Add(2)
+	go func() {
+		defer helpers.Done()
+		st, err := m.wait(ctx, id)
+		waited <- waitResult{st, err}
+	}()
+	go func() {
+		defer helpers.Done()
+		if err := m.sendInput(ctx, id, req); err != nil && ctx.Err() == nil {
+			log.WithError(err).Debug("exec input ended with an error")
+		}
+	}()
+	defer helpers.Wait()
+	defer cancel() // runs before helpers.Wait: ends the input stream if the client still holds stdin open
+
+	outErr := copyOutput(resp, req)
+	resp.Close()
+	if outErr != nil {
+		return 0, fmt.Errorf("reading the output of exec session %s: %w", id.Value, outErr)
+	}
+	var w waitResult
+	select {
+	case w = <-waited:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("waiting for exec session %s: %w", id.Value, ctx.Err())
+	}
+	if w.err != nil {
+		return 0, fmt.Errorf("waiting for exec session %s: %w", id.Value, w.err)
+	}
+	if w.status == nil {
+		return 0, fmt.Errorf("exec session %s ended without an exit status", id.Value)
+	}
+	code, _ := podtranslate.ExitFromWaitStatus(*w.status)
+	return int(code), nil
+}
+
+// copyOutput writes the session's ProcessIO records to the request's writers until the stream ends.
+func copyOutput(resp mesos.Response, req ExecRequest) error {
+	for {
+		var p agent.ProcessIO
+		err := resp.Decode(&p)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d := p.GetData()
+		if p.GetType() != agent.ProcessIO_DATA || d == nil {
+			continue // heartbeats
+		}
+		var w io.Writer
+		switch d.GetType() {
+		case agent.ProcessIO_Data_STDOUT:
+			w = req.Stdout
+		case agent.ProcessIO_Data_STDERR:
+			w = req.Stderr
+			if req.TTY {
+				w = req.Stdout
+			}
+		}
+		if w == nil || len(d.Data) == 0 {
+			continue
+		}
+		if _, err := w.Write(d.Data); err != nil {
+			return fmt.Errorf("writing to the client: %w", err)
+		}
+	}
+}
+
+// sendInput streams ATTACH_CONTAINER_INPUT: the session's ID, stdin as DATA records, terminal sizes as
+// TTY_INFO controls, and an empty DATA record at the end of stdin (at once when there is no stdin).
+func (m *MesosExecer) sendInput(ctx context.Context, id mesos.ContainerID, req ExecRequest) error {
+	calls := make(chan *agent.Call)
+	data := make(chan []byte)
+	if req.Stdin != nil {
+		// This goroutine may outlive Exec while the client's stdin blocks; it ends when the stream
+		// closes (the streaming server closes the connection after Exec returns).
+		go func() {
+			defer close(data)
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := req.Stdin.Read(buf)
+				if n > 0 {
+					select {
+					case data <- append([]byte(nil), buf[:n]...):
+					case <-ctx.Done():
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	} else {
+		close(data)
+	}
+	go func() {
+		defer close(calls)
+		push := func(c *agent.Call) bool {
+			select {
+			case calls <- c:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		if !push(agentcalls.AttachContainerInput(id)) {
+			return
+		}
+		resize := req.Resize
+		for {
+			select {
+			case b, ok := <-data:
+				if !ok {
+					push(agentcalls.AttachContainerInputData([]byte{}))
+					return
+				}
+				if !push(agentcalls.AttachContainerInputData(b)) {
+					return
+				}
+			case size, ok := <-resize:
+				if !ok {
+					resize = nil
+					continue
+				}
+				tty := &mesos.TTYInfo{WindowSize: &mesos.TTYInfo_WindowSize{Rows: uint32(size.Height), Columns: uint32(size.Width)}}
+				if !push(agentcalls.AttachContainerInputTTY(tty)) {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	resp, err := m.streamer.Send(ctx, agentcalls.FromChan(calls))
+	if resp != nil {
+		resp.Close()
+	}
+	// Whatever made Send return, let the producer goroutine finish.
+	for range calls {
+	}
+	return err
+}
+
+func (m *MesosExecer) wait(ctx context.Context, id mesos.ContainerID) (*int32, error) {
+	resp, err := m.streamer.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(id)))
+	if resp != nil {
+		defer resp.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out agent.Response
+	if err := resp.Decode(&out); err != nil {
+		return nil, fmt.Errorf("decoding WAIT_CONTAINER: %w", err)
+	}
+	w := out.GetWaitContainer()
+	if w == nil {
+		return nil, errors.New("WAIT_CONTAINER answered without wait_container")
+	}
+	return w.ExitStatus, nil
+}
+
+// cleanup kills the session if it still runs (the client went away) and removes its sandbox.
+func (m *MesosExecer) cleanup(id mesos.ContainerID, log logrus.FieldLogger) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.CallTimeout)
+	defer cancel()
+	if err := agentcalls.SendNoData(ctx, m.bounded, agentcalls.NonStreaming(agentcalls.KillContainer(id))); err != nil && !apierrors.CodeNotFound.Matches(err) {
+		log.WithError(err).Debug("killing the exec session")
+	}
+	// REMOVE fails while the container is still being destroyed: retry briefly.
+	for range 20 {
+		err := agentcalls.SendNoData(ctx, m.bounded, agentcalls.NonStreaming(agentcalls.RemoveContainer(id)))
+		if err == nil || apierrors.CodeNotFound.Matches(err) {
+			return
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			log.WithError(err).Info("removing the exec session container failed")
+			return
+		}
+	}
+}
