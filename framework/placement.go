@@ -94,10 +94,17 @@ func (s *sched) cycle(ctx context.Context) {
 		Executor: s.executorCost(),
 		Seed:     s.seed,
 	})
-	unmentioned := s.book.Settle(plan)
+	// The book learns what actually happened: a Launch whose pods could not be bound or whose
+	// executor is unknown declines its offers instead.
+	done := offerbridge.Plan{Decline: plan.Decline}
 	for i := range plan.Launches {
-		s.launch(ctx, &plan.Launches[i])
+		if s.launch(ctx, &plan.Launches[i]) {
+			done.Launches = append(done.Launches, plan.Launches[i])
+		} else {
+			done.Decline = append(done.Decline, plan.Launches[i].OfferIDs...)
+		}
 	}
+	unmentioned := s.book.Settle(done)
 	s.decline(ctx, append(plan.Decline, unmentioned...), s.refuse)
 	for i := range plan.Unschedulable {
 		s.unschedulable(ctx, &plan.Unschedulable[i], now)
@@ -235,14 +242,15 @@ func (s *sched) executorFor(ctx context.Context, l *offerbridge.Launch) (info me
 	return *running, true, nil
 }
 
-// launch carries out one Launch: Binding of every pod first, then one ACCEPT with their tasks.
-func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
+// launch carries out one Launch: Binding of every pod first, then one ACCEPT with their tasks. It
+// reports whether the offers were used by an ACCEPT; otherwise it declined them.
+func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 	log := s.log.WithFields(logrus.Fields{"agentID": l.AgentID.Value, "node": l.NodeName, "offers": len(l.OfferIDs)})
 	info, persist, err := s.executorFor(ctx, l)
 	if err != nil {
 		log.WithError(err).Warn("no ExecutorInfo for the agent; declining its offers")
 		s.decline(ctx, l.OfferIDs, s.refuse)
-		return
+		return false
 	}
 	if persist {
 		s.mu.Lock()
@@ -252,7 +260,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
 		if err := s.store.Save(ctx, st); err != nil {
 			log.WithError(err).Warn("persisting ExecutorInfo; declining the offers")
 			s.decline(ctx, l.OfferIDs, 0)
-			return
+			return false
 		}
 	}
 
@@ -287,7 +295,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
 	}
 	if len(tasks) == 0 {
 		s.decline(ctx, l.OfferIDs, 0)
-		return
+		return false
 	}
 
 	accept := calls.Accept(calls.OfferOperations{calls.OpLaunch(tasks...)}.WithOffers(l.OfferIDs...)).
@@ -315,7 +323,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
 	s.metrics.pendingPods.Set(float64(n))
 	if err != nil {
 		log.WithError(err).Warn("ACCEPT failed; reconciling its tasks")
-		return
+		return true // the offers were used (or are gone); never declined twice
 	}
 	s.metrics.offersAccepted.Add(float64(len(l.OfferIDs)))
 	s.metrics.podsLaunched.Add(float64(len(tasks)))
@@ -324,6 +332,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) {
 		s.queue.Add(podKey(pod))
 	}
 	log.WithField("pods", len(tasks)).Info("launched pods")
+	return true
 }
 
 func (s *sched) endInflight(pod *corev1.Pod) {

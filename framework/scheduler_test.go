@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -660,5 +661,44 @@ func TestRunningExecutorAdoptedFromMaster(t *testing.T) {
 				t.Errorf("stored executor %v, want the running one", stored)
 			}
 		})
+	}
+}
+
+// A placement whose only pod cannot be bound declines its offer (and the book counts it declined).
+func TestBindingFailureDeclinesOffer(t *testing.T) {
+	f := newFixture(t, State{}, pod("p", "uid-p"))
+	f.kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "binding" {
+			return true, nil, apierrors.NewInternalError(errors.New("etcd unavailable"))
+		}
+		return false, nil, nil
+	})
+	f.subscribe("fw-1")
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
+		t.Errorf("ACCEPT without a bound pod")
+	}
+	declines := f.caller.ofType(scheduler.Call_DECLINE)
+	if len(declines) != 1 || declines[0].GetDecline().OfferIDs[0].Value != "o1" {
+		t.Errorf("DECLINE calls = %v, want o1", declines)
+	}
+	if c := f.s.book.Counts(); c.Accepted != 0 || c.Declined != 1 || !c.Balanced() {
+		t.Errorf("book counts = %+v, want 1 declined", c)
+	}
+	var events []string
+	for len(f.recorder.Events) > 0 {
+		events = append(events, <-f.recorder.Events)
+	}
+	if len(events) == 0 || !strings.Contains(events[0], EventFailedBinding) {
+		t.Errorf("events = %v, want FailedBinding", events)
+	}
+	// The pod is placed again once the API server works: it is still pending.
+	f.s.mu.Lock()
+	_, pending := f.s.pending["default/p"]
+	f.s.mu.Unlock()
+	if !pending {
+		t.Error("pod no longer pending after a failed binding")
 	}
 }
