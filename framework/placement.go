@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -264,34 +265,55 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		}
 	}
 
-	var tasks []mesos.TaskInfo
-	var launched []*corev1.Pod
+	// Build every task first (a pod whose task cannot be built is not bound), then bind in parallel.
+	type outcome struct {
+		task mesos.TaskInfo
+		ok   bool
+	}
+	results := make([]outcome, len(l.Pods))
+	sem := make(chan struct{}, bindParallelism)
+	var wg sync.WaitGroup
 	for i := range l.Pods {
 		pod := l.Pods[i].Pod
-		plog := log.WithField("pod", podKey(pod))
 		s.mu.Lock()
 		s.inflight[pod.UID] = true
 		s.mu.Unlock()
-		if pod.Spec.NodeName == "" {
-			if err := s.bind(ctx, pod, l.NodeName); err != nil {
-				plog.WithError(err).Warn("binding pod")
-				s.recorder.Eventf(pod, corev1.EventTypeWarning, EventFailedBinding, "Binding to %s failed: %v", l.NodeName, err)
-				s.endInflight(pod)
-				continue
-			}
-			s.recorder.Eventf(pod, corev1.EventTypeNormal, EventScheduled, "Successfully assigned %s to %s", podKey(pod), l.NodeName)
-		}
 		bound := pod.DeepCopy()
 		bound.Spec.NodeName = l.NodeName
 		ti, err := podtranslate.TaskInfo(bound, l.AgentID, info, l.Pods[i].Resources)
 		if err != nil {
-			plog.WithError(err).Error("building TaskInfo")
+			log.WithError(err).WithField("pod", podKey(pod)).Error("building TaskInfo")
 			s.recorder.Eventf(pod, corev1.EventTypeWarning, EventFailedLaunch, "Cannot build the Mesos task: %v", err)
 			s.endInflight(pod)
 			continue
 		}
-		tasks = append(tasks, ti)
-		launched = append(launched, pod)
+		if pod.Spec.NodeName != "" {
+			results[i] = outcome{task: ti, ok: true} // bound before (crash window, relaunch)
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := s.bind(ctx, pod, l.NodeName); err != nil {
+				log.WithError(err).WithField("pod", podKey(pod)).Warn("binding pod")
+				s.recorder.Eventf(pod, corev1.EventTypeWarning, EventFailedBinding, "Binding to %s failed: %v", l.NodeName, err)
+				s.endInflight(pod)
+				return
+			}
+			s.recorder.Eventf(pod, corev1.EventTypeNormal, EventScheduled, "Successfully assigned %s to %s", podKey(pod), l.NodeName)
+			results[i] = outcome{task: ti, ok: true}
+		}()
+	}
+	wg.Wait()
+	var tasks []mesos.TaskInfo
+	var launched []*corev1.Pod
+	for i, r := range results {
+		if r.ok {
+			tasks = append(tasks, r.task)
+			launched = append(launched, l.Pods[i].Pod)
+		}
 	}
 	if len(tasks) == 0 {
 		s.decline(ctx, l.OfferIDs, 0)

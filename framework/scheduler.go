@@ -52,6 +52,8 @@ const (
 	taskIDPrefix = "pod-"
 	// maxDrops is how often a bound pod's task may be dropped (TASK_DROPPED) and relaunched.
 	maxDrops = 3
+	// bindParallelism bounds the Bindings of one launch in flight at once.
+	bindParallelism = 16
 	// acceptRefuse is the filter of resources left unused by an ACCEPT: short, so they return soon.
 	acceptRefuse = time.Second
 	// placement back-off of unschedulable pods.
