@@ -133,6 +133,7 @@ func testAgentLoss(t *testing.T, partition bool) {
 
 	// The agent comes back: its tasks are known again (PARTITION_AWARE), and since their pods were
 	// evicted the framework kills them; the pods' objects then go away.
+	healed := time.Now()
 	if err := e.sim.HealAgent(lostAgent); err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +146,7 @@ func testAgentLoss(t *testing.T, partition bool) {
 			return false, err
 		})
 	}
+	t.Logf("evicted pods gone %v after the agent came back", time.Since(healed).Round(100*time.Millisecond))
 	e.waitRunningPods(sel, 6, time.Minute)
 	e.eventually("the lost agent's Node Ready again", time.Minute, func(ctx context.Context) (bool, error) {
 		n, err := e.kube.CoreV1().Nodes().Get(ctx, lostNode, metav1.GetOptions{})

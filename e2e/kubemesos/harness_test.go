@@ -52,7 +52,7 @@ type envOptions struct {
 // env is one test's world: a namespace of the shared control plane, a simulated Mesos cluster, the
 // scheduler-API proxy that keeps the offer ledger, and the framework process.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	cp   *cluster.ControlPlane
 	kube kubernetes.Interface
 	ns   string
@@ -78,7 +78,7 @@ var envSeq atomic.Int32
 // newEnv builds a test's world and registers its teardown: pods of the namespace force-deleted, the
 // framework stopped, the simulator closed (executors and containers killed), Nodes and their Leases
 // deleted, the namespace deleted.
-func newEnv(t *testing.T, opts envOptions) *env {
+func newEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("e2e: needs the control plane and real processes")

@@ -30,7 +30,7 @@ var sharedControlPlaneOptions = cluster.Options{
 	ExtraControllerManagerArgs: []string{"--node-monitor-grace-period=8s", "--node-monitor-period=1s"},
 }
 
-func controlPlane(t *testing.T) *cluster.ControlPlane {
+func controlPlane(t testing.TB) *cluster.ControlPlane {
 	t.Helper()
 	shared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute) // includes a first build
@@ -52,7 +52,7 @@ var binary struct {
 	err  error
 }
 
-func kubemesosBinary(t *testing.T) string {
+func kubemesosBinary(t testing.TB) string {
 	t.Helper()
 	binary.once.Do(func() {
 		binary.path, binary.err = buildKubemesos()

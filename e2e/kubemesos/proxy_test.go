@@ -27,7 +27,7 @@ import (
 // rescinded (RESCIND events). This is how the test checks the lesson of the earlier bridge that an
 // offer must never leak.
 type offerLedger struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	mu        sync.Mutex
@@ -41,7 +41,7 @@ type offerLedger struct {
 	errs       []error
 }
 
-func newOfferLedger(t *testing.T, masterURL string) *offerLedger {
+func newOfferLedger(t testing.TB, masterURL string) *offerLedger {
 	target, err := url.Parse(masterURL)
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +226,7 @@ func (l *offerLedger) snapshot() ledgerSnapshot {
 // certificate names 127.0.0.1, whatever the port). Block cuts every connection and refuses new ones
 // until Unblock: to the clients behind it, the API server is down.
 type tcpProxy struct {
-	t      *testing.T
+	t      testing.TB
 	ln     net.Listener
 	target string
 
@@ -236,7 +236,7 @@ type tcpProxy struct {
 	wg      sync.WaitGroup
 }
 
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
+func newTCPProxy(t testing.TB, target string) *tcpProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

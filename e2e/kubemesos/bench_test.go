@@ -1,0 +1,71 @@
+package kubemesos
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// BenchmarkDeploymentRollout measures what made the earlier bridge slow (one pod per offer and an
+// offer cycle per pod: 7-8 s to a rolling update's first pod): the time from creating a Deployment
+// of 10 replicas to its first pod Running, and to all 10 Running, through the real control plane,
+// the framework process and mesossim. Each iteration uses a new Deployment; tearing down the
+// previous one is not timed.
+//
+//	cd e2e && go test ./kubemesos/ -run '^$' -bench DeploymentRollout -benchtime 5x
+func BenchmarkDeploymentRollout(b *testing.B) {
+	e := newEnv(b, envOptions{})
+	ctx := context.Background()
+	const replicas = 10
+	var first, all time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("rollout-%d", i)
+		sel := selector(map[string]string{"app": name})
+		start := time.Now()
+		e.createDeployment(deployment(name, replicas, podSpec(sleeper)))
+		var sawFirst bool
+		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			pods, err := e.pods(ctx, sel)
+			if err != nil {
+				return false, nil
+			}
+			running := 0
+			for _, p := range pods {
+				if p.Status.Phase == corev1.PodRunning {
+					running++
+				}
+			}
+			if running > 0 && !sawFirst {
+				sawFirst = true
+				first += time.Since(start)
+			}
+			return running == replicas, nil
+		})
+		if err != nil {
+			b.Fatalf("deployment %s not running: %v", name, err)
+		}
+		all += time.Since(start)
+		b.Logf("iteration %d: all %d pods running after %v", i, replicas, time.Since(start).Round(time.Millisecond))
+
+		b.StopTimer()
+		if err := e.kube.AppsV1().Deployments(e.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			pods, err := e.pods(ctx, sel)
+			return err == nil && len(pods) == 0, nil
+		})
+		if err != nil {
+			b.Fatalf("pods of %s not gone: %v", name, err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "ms/first-pod")
+	b.ReportMetric(float64(all.Milliseconds())/float64(b.N), "ms/all-pods")
+}
