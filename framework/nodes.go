@@ -36,6 +36,10 @@ const (
 // NodeLeaseNamespace is where Node heartbeats (Leases) live.
 const NodeLeaseNamespace = corev1.NamespaceNodeLease
 
+// nodeStatusReportPeriod is how often a Node's status is rewritten when nothing changed (the
+// kubelet's nodeStatusReportFrequency); the Lease carries the heartbeat in between.
+const nodeStatusReportPeriod = 5 * time.Minute
+
 // maxPodsPerNode is the Node's pods capacity (the kubelet's default).
 const maxPodsPerNode = 110
 
@@ -74,6 +78,9 @@ type nodeController struct {
 	kick   chan struct{}
 	// onBack, when set, is called (without locks held) when an inactive agent is seen active again.
 	onBack func(agentID string)
+	// leases are the Leases last written, by Node name; lastFull is when every Node was last rewritten.
+	leases   map[string]*coordinationv1.Lease
+	lastFull time.Time
 }
 
 func newNodeController(client kubernetes.Interface, clk clock.WithTicker, leaseDuration time.Duration, executorCPUs, executorMemMB float64, log logrus.FieldLogger) *nodeController {
@@ -84,6 +91,7 @@ func newNodeController(client kubernetes.Interface, clk clock.WithTicker, leaseD
 			corev1.ResourceMemory: mbQuantity(executorMemMB),
 		},
 		agents: map[string]*agentRecord{},
+		leases: map[string]*coordinationv1.Lease{},
 		kick:   make(chan struct{}, 1),
 	}
 }
@@ -239,6 +247,11 @@ func (c *nodeController) Run(ctx context.Context) error {
 func (c *nodeController) SyncAll(ctx context.Context, renew bool) {
 	c.mu.Lock()
 	var todo []agentRecord
+	now := c.clock.Now()
+	full := renew && now.Sub(c.lastFull) >= nodeStatusReportPeriod
+	if full {
+		c.lastFull = now
+	}
 	for _, rec := range c.agents {
 		if rec.Hostname != "" && (!rec.synced || (renew && rec.active)) {
 			todo = append(todo, *rec)
@@ -249,13 +262,28 @@ func (c *nodeController) SyncAll(ctx context.Context, renew bool) {
 	for i := range todo {
 		rec := &todo[i]
 		log := c.log.WithFields(logrus.Fields{"agentID": rec.ID, "node": rec.Hostname})
-		if err := c.syncNode(ctx, rec); err != nil {
-			log.WithError(err).Warn("syncing Node")
-			continue
+		// A synced Node is only rewritten every nodeStatusReportPeriod; in between only its Lease is
+		// renewed (one request per agent), as the kubelet does.
+		if !rec.synced || full {
+			if err := c.syncNode(ctx, rec); err != nil {
+				log.WithError(err).Warn("syncing Node")
+				continue
+			}
 		}
 		if rec.active {
-			if err := c.renewLease(ctx, rec.Hostname); err != nil {
+			recreated, err := c.renewLease(ctx, rec.Hostname)
+			if err != nil {
 				log.WithError(err).Warn("renewing node Lease")
+				continue
+			}
+			if recreated && rec.synced {
+				// The Lease was gone: the Node probably too (the Lease is owned by it). Check it next round.
+				c.mu.Lock()
+				if cur, ok := c.agents[rec.ID]; ok {
+					cur.synced = false
+				}
+				c.mu.Unlock()
+				c.poke()
 				continue
 			}
 		}
@@ -402,12 +430,28 @@ func setNodeCondition(st *corev1.NodeStatus, c corev1.NodeCondition) {
 }
 
 // renewLease creates or renews the Node's Lease in kube-node-lease, the heartbeat the node lifecycle
-// controller watches.
-func (c *nodeController) renewLease(ctx context.Context, nodeName string) error {
+// controller watches. It updates the Lease last written (one request), reading it only after a
+// conflict; it reports whether the Lease had to be created.
+func (c *nodeController) renewLease(ctx context.Context, nodeName string) (created bool, err error) {
 	leases := c.client.CoordinationV1().Leases(NodeLeaseNamespace)
 	now := metav1.NewMicroTime(c.clock.Now())
 	seconds := int32(c.leaseDuration / time.Second)
-	lease, err := leases.Get(ctx, nodeName, metav1.GetOptions{})
+	c.mu.Lock()
+	lease := c.leases[nodeName]
+	c.mu.Unlock()
+	if lease != nil {
+		lease = lease.DeepCopy()
+		lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds, lease.Spec.RenewTime = ptr.To(nodeName), ptr.To(seconds), &now
+		updated, err := leases.Update(ctx, lease, metav1.UpdateOptions{})
+		if err == nil {
+			c.rememberLease(updated)
+			return false, nil
+		}
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("renewing Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
+		}
+	}
+	lease, err = leases.Get(ctx, nodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		lease = &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: nodeName, Namespace: NodeLeaseNamespace},
@@ -418,20 +462,33 @@ func (c *nodeController) renewLease(ctx context.Context, nodeName string) error 
 		if node, err := c.client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{}); err == nil {
 			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
 		}
-		if _, err := leases.Create(ctx, lease, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
+		created, err := leases.Create(ctx, lease, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return false, fmt.Errorf("creating Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
 		}
-		return nil
+		c.rememberLease(created)
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
+		return false, fmt.Errorf("reading Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
 	}
 	lease = lease.DeepCopy()
 	lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds, lease.Spec.RenewTime = ptr.To(nodeName), ptr.To(seconds), &now
-	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("renewing Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
+	updated, err := leases.Update(ctx, lease, metav1.UpdateOptions{})
+	if err != nil {
+		return false, fmt.Errorf("renewing Lease %s/%s: %w", NodeLeaseNamespace, nodeName, err)
 	}
-	return nil
+	c.rememberLease(updated)
+	return false, nil
+}
+
+func (c *nodeController) rememberLease(l *coordinationv1.Lease) {
+	if l == nil || l.Name == "" {
+		return
+	}
+	c.mu.Lock()
+	c.leases[l.Name] = l
+	c.mu.Unlock()
 }
 
 // scalars are the scalar resources a Node exposes, summed over roles.

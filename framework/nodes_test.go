@@ -219,3 +219,40 @@ func TestFindExecutor(t *testing.T) {
 		t.Error("nil answer yields an executor")
 	}
 }
+
+// Between status reports a synced Node costs one request per renewal (the Lease update); a Node deleted
+// by someone comes back.
+func TestNodeHeartbeatCostAndRecreation(t *testing.T) {
+	ctx := context.Background()
+	c, kube, clk := newTestNodeController(t)
+	o := offer("o1", "a1", "h1", 2, 1024)
+	c.ObserveOffer(&o)
+	c.SyncAll(ctx, true)
+	clk.Step(10 * time.Second)
+	c.SyncAll(ctx, true) // first renewal may still be a full sync
+	kube.ClearActions()
+
+	clk.Step(10 * time.Second)
+	c.SyncAll(ctx, true)
+	var got []string
+	for _, a := range kube.Actions() {
+		got = append(got, a.GetVerb()+" "+a.GetResource().Resource)
+	}
+	if diff := cmp.Diff([]string{"update leases"}, got); diff != "" {
+		t.Errorf("requests of one renewal (-want +got):\n%s", diff)
+	}
+
+	// Someone deletes the Node; the garbage collector deletes its Lease.
+	if err := kube.CoreV1().Nodes().Delete(ctx, "h1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.CoordinationV1().Leases(NodeLeaseNamespace).Delete(ctx, "h1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(10 * time.Second)
+	c.SyncAll(ctx, true)
+	c.SyncAll(ctx, false)
+	if st, _ := readyOf(t, kube, "h1"); st != corev1.ConditionTrue {
+		t.Errorf("recreated Node Ready = %q, want True", st)
+	}
+}
