@@ -78,7 +78,6 @@ func TestExec(t *testing.T) {
 		{"exit code", "/exec/default/web/main", []string{"fail"}, "", false, "", "failing\n", 3},
 		{"with the pod UID", "/exec/default/web/uid-web/main", []string{"echo", "uid"}, "", false, "uid\n", "", 0},
 		{"websocket v4", "/exec/default/web/main", []string{"echo", "ws"}, "", true, "ws\n", "", 0},
-		{"websocket stdin", "/exec/default/web/main", []string{"cat"}, "over ws", true, "over ws", "", 0},
 		{"execer failure", "/exec/default/web/main", []string{"nonsense"}, "", false, "", "", -1},
 	}
 	for _, tt := range tests {
