@@ -40,6 +40,9 @@ const NodeLeaseNamespace = corev1.NamespaceNodeLease
 // kubelet's nodeStatusReportFrequency); the Lease carries the heartbeat in between.
 const nodeStatusReportPeriod = 5 * time.Minute
 
+// nodeSyncParallelism bounds the Node and Lease writes in flight at once.
+const nodeSyncParallelism = 16
+
 // maxPodsPerNode is the Node's pods capacity (the kubelet's default).
 const maxPodsPerNode = 110
 
@@ -259,42 +262,56 @@ func (c *nodeController) SyncAll(ctx context.Context, renew bool) {
 	}
 	c.mu.Unlock()
 	sort.Slice(todo, func(i, j int) bool { return todo[i].ID < todo[j].ID })
+	// Agents are synced in parallel: thousands of Lease renewals must fit in a renewal period.
+	sem := make(chan struct{}, nodeSyncParallelism)
+	var wg sync.WaitGroup
 	for i := range todo {
-		rec := &todo[i]
-		log := c.log.WithFields(logrus.Fields{"agentID": rec.ID, "node": rec.Hostname})
-		// A synced Node is only rewritten every nodeStatusReportPeriod; in between only its Lease is
-		// renewed (one request per agent), as the kubelet does.
-		if !rec.synced || full {
-			if err := c.syncNode(ctx, rec); err != nil {
-				log.WithError(err).Warn("syncing Node")
-				continue
-			}
-		}
-		if rec.active {
-			recreated, err := c.renewLease(ctx, rec.Hostname)
-			if err != nil {
-				log.WithError(err).Warn("renewing node Lease")
-				continue
-			}
-			if recreated && rec.synced {
-				// The Lease was gone: the Node probably too (the Lease is owned by it). Check it next round.
-				c.mu.Lock()
-				if cur, ok := c.agents[rec.ID]; ok {
-					cur.synced = false
-				}
-				c.mu.Unlock()
-				c.poke()
-				continue
-			}
-		}
-		c.mu.Lock()
-		if cur, ok := c.agents[rec.ID]; ok && cur.active == rec.active && cur.reason == rec.reason &&
-			equality.Semantic.DeepEqual(cur.Total, rec.Total) && equality.Semantic.DeepEqual(cur.offered, rec.offered) &&
-			cur.Hostname == rec.Hostname && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) {
-			cur.synced = true
-		}
-		c.mu.Unlock()
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.syncAgent(ctx, &todo[i], full)
+		}()
 	}
+	wg.Wait()
+}
+
+// syncAgent writes one agent's Node when needed and renews its Lease while it is active.
+func (c *nodeController) syncAgent(ctx context.Context, rec *agentRecord, full bool) {
+	log := c.log.WithFields(logrus.Fields{"agentID": rec.ID, "node": rec.Hostname})
+	// A synced Node is only rewritten every nodeStatusReportPeriod; in between only its Lease is
+	// renewed (one request per agent), as the kubelet does.
+	if !rec.synced || full {
+		if err := c.syncNode(ctx, rec); err != nil {
+			log.WithError(err).Warn("syncing Node")
+			return
+		}
+	}
+	if rec.active {
+		recreated, err := c.renewLease(ctx, rec.Hostname)
+		if err != nil {
+			log.WithError(err).Warn("renewing node Lease")
+			return
+		}
+		if recreated && rec.synced {
+			// The Lease was gone: the Node probably too (the Lease is owned by it). Check it next round.
+			c.mu.Lock()
+			if cur, ok := c.agents[rec.ID]; ok {
+				cur.synced = false
+			}
+			c.mu.Unlock()
+			c.poke()
+			return
+		}
+	}
+	c.mu.Lock()
+	if cur, ok := c.agents[rec.ID]; ok && cur.active == rec.active && cur.reason == rec.reason &&
+		equality.Semantic.DeepEqual(cur.Total, rec.Total) && equality.Semantic.DeepEqual(cur.offered, rec.offered) &&
+		cur.Hostname == rec.Hostname && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) {
+		cur.synced = true
+	}
+	c.mu.Unlock()
 }
 
 // desiredNode is the Node for an agent record.

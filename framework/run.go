@@ -57,6 +57,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("building Kubernetes client: %w", err)
 	}
+	// Node heartbeats get their own client and rate limit: they are what thousands of kubelets would
+	// send, and must never queue behind Bindings (nor Bindings behind them).
+	heartbeatCfg := rest.CopyConfig(restCfg)
+	heartbeatCfg.QPS, heartbeatCfg.Burst = 200, 400
+	nodeKube, err := kubernetes.NewForConfig(heartbeatCfg)
+	if err != nil {
+		return fmt.Errorf("building Kubernetes client for node heartbeats: %w", err)
+	}
 	hostname, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("reading hostname: %w", err)
@@ -77,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return serveHTTP(gctx, l, newHandler(m.registry, ready.ready, exe)) })
 	g.Go(func() error {
 		lead := func(ctx context.Context) error {
-			return runLeader(ctx, cfg, leaderDeps{kube: kube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname})
+			return runLeader(ctx, cfg, leaderDeps{kube: kube, nodeKube: nodeKube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname})
 		}
 		if !cfg.LeaderElect {
 			return lead(gctx)
@@ -153,6 +161,7 @@ func runElected(ctx context.Context, cfg Config, kube kubernetes.Interface, host
 // leaderDeps are what runLeader needs besides Config.
 type leaderDeps struct {
 	kube     kubernetes.Interface
+	nodeKube kubernetes.Interface // Node and Lease writes; kube when nil
 	clock    clock.WithTicker
 	log      logrus.FieldLogger
 	metrics  *metrics
@@ -187,7 +196,11 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	}
 	queue := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods"})
-	nodes := newNodeController(d.kube, d.clock, cfg.NodeLeaseDuration, cfg.ExecutorCPUs, cfg.ExecutorMemMB, d.log.WithField("component", "nodes"))
+	nodeKube := d.nodeKube
+	if nodeKube == nil {
+		nodeKube = d.kube
+	}
+	nodes := newNodeController(nodeKube, d.clock, cfg.NodeLeaseDuration, cfg.ExecutorCPUs, cfg.ExecutorMemMB, d.log.WithField("component", "nodes"))
 	s := newScheduler(cfg, ExecutorSettings{
 		URI: cfg.executorURI(d.hostname), Kubeconfig: cfg.ExecutorKubeconfig, LogLevel: cfg.LogLevel,
 		CPUs: cfg.ExecutorCPUs, MemMB: cfg.ExecutorMemMB,
