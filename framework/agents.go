@@ -3,6 +3,8 @@ package framework
 import (
 	"context"
 	"fmt"
+	"net"
+	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
@@ -91,8 +93,21 @@ func agentsFromResponse(ga *master.Response_GetAgents) ([]agentObservation, map[
 		if attrs == nil {
 			attrs = []mesos.Attribute{}
 		}
-		out = append(out, agentObservation{ID: id, Hostname: info.Hostname, Attributes: attrs, Total: total})
+		out = append(out, agentObservation{ID: id, Hostname: info.Hostname, IP: ipOfPID(a.GetPID()), Attributes: attrs, Total: total})
 		active[id] = a.Active && !a.GetDeactivated()
 	}
 	return out, active, nil
+}
+
+// ipOfPID extracts the IP of a libprocess PID such as "slave(1)@10.0.0.5:5051"; "" when it has none.
+func ipOfPID(pid string) string {
+	_, addr, ok := strings.Cut(pid, "@")
+	if !ok {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) == nil {
+		return ""
+	}
+	return host
 }

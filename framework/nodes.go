@@ -48,8 +48,10 @@ const maxPodsPerNode = 110
 
 // agentObservation is what one source (an offer, GET_AGENTS) tells about an agent.
 type agentObservation struct {
-	ID         string
-	Hostname   string
+	ID       string
+	Hostname string
+	// IP is the agent's IP when the source tells it (an offer's url, GET_AGENTS' pid).
+	IP         string
 	Attributes []mesos.Attribute
 	// Total is the agent's total resources; nil when the source does not know it (offers).
 	Total mesos.Resources
@@ -101,7 +103,11 @@ func newNodeController(client kubernetes.Interface, clk clock.WithTicker, leaseD
 
 // ObserveOffer records the agent of an offer as active.
 func (c *nodeController) ObserveOffer(o *mesos.Offer) {
-	c.observe(agentObservation{ID: o.AgentID.Value, Hostname: o.GetHostname(), Attributes: o.Attributes}, o.Resources, true)
+	var ip string
+	if o.URL != nil && o.URL.Address.IP != nil {
+		ip = *o.URL.Address.IP
+	}
+	c.observe(agentObservation{ID: o.AgentID.Value, Hostname: o.GetHostname(), IP: ip, Attributes: o.Attributes}, o.Resources, true)
 }
 
 // observe records what a source tells about an agent; inactive agents keep their Node NotReady.
@@ -126,6 +132,9 @@ func (c *nodeController) observeLocked(obs agentObservation, offered mesos.Resou
 	if obs.Hostname != "" {
 		rec.ID, rec.Hostname = obs.ID, obs.Hostname
 	}
+	if obs.IP != "" {
+		rec.IP = obs.IP
+	}
 	if obs.Attributes != nil {
 		rec.Attributes = obs.Attributes
 	}
@@ -143,7 +152,7 @@ func (c *nodeController) observeLocked(obs agentObservation, offered mesos.Resou
 	} else if rec.active || rec.reason == "" {
 		rec.active, rec.reason, rec.message = false, ReasonAgentInactive, "Mesos master reports the agent inactive"
 	}
-	if !ok || before.active != rec.active || before.reason != rec.reason || before.Hostname != rec.Hostname || !equality.Semantic.DeepEqual(before.Attributes, rec.Attributes) ||
+	if !ok || before.active != rec.active || before.reason != rec.reason || before.Hostname != rec.Hostname || before.IP != rec.IP || !equality.Semantic.DeepEqual(before.Attributes, rec.Attributes) ||
 		!equality.Semantic.DeepEqual(before.Total, rec.Total) || !equality.Semantic.DeepEqual(before.offered, rec.offered) {
 		rec.synced = false
 		c.poke()
@@ -308,7 +317,7 @@ func (c *nodeController) syncAgent(ctx context.Context, rec *agentRecord, full b
 	c.mu.Lock()
 	if cur, ok := c.agents[rec.ID]; ok && cur.active == rec.active && cur.reason == rec.reason &&
 		equality.Semantic.DeepEqual(cur.Total, rec.Total) && equality.Semantic.DeepEqual(cur.offered, rec.offered) &&
-		cur.Hostname == rec.Hostname && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) {
+		cur.Hostname == rec.Hostname && cur.IP == rec.IP && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) {
 		cur.synced = true
 	}
 	c.mu.Unlock()
@@ -347,10 +356,7 @@ func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.
 				Type: corev1.NodeReady, Status: status, Reason: rec.reason, Message: rec.message,
 				LastHeartbeatTime: now, LastTransitionTime: now,
 			}},
-			Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: rec.Hostname},
-				{Type: corev1.NodeHostName, Address: rec.Hostname},
-			},
+			Addresses: nodeAddresses(rec),
 			NodeInfo: corev1.NodeSystemInfo{
 				OperatingSystem: "linux", Architecture: runtime.GOARCH,
 				KubeletVersion: "kubemesos", ContainerRuntimeVersion: "mesos://",
@@ -424,6 +430,19 @@ func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 
 func isAgentLabel(k string) bool {
 	return len(k) > len(offerbridge.LabelAttrPrefix) && k[:len(offerbridge.LabelAttrPrefix)] == offerbridge.LabelAttrPrefix
+}
+
+// nodeAddresses are the agent's InternalIP (its IP when known, else its hostname, which is what
+// Mesos itself uses to reach it) and Hostname.
+func nodeAddresses(rec *agentRecord) []corev1.NodeAddress {
+	ip := rec.IP
+	if ip == "" {
+		ip = rec.Hostname
+	}
+	return []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: ip},
+		{Type: corev1.NodeHostName, Address: rec.Hostname},
+	}
 }
 
 // setNodeCondition replaces the condition of the same type, keeping LastTransitionTime when the status

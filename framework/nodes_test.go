@@ -256,3 +256,45 @@ func TestNodeHeartbeatCostAndRecreation(t *testing.T) {
 		t.Errorf("recreated Node Ready = %q, want True", st)
 	}
 }
+
+func TestNodeAddresses(t *testing.T) {
+	ctx := context.Background()
+	c, kube, _ := newTestNodeController(t)
+	o := offer("o1", "a1", "h1", 2, 1024)
+	c.ObserveOffer(&o)
+	c.SyncAll(ctx, false)
+	addrs := func() []corev1.NodeAddress {
+		n, err := kube.CoreV1().Nodes().Get(ctx, "h1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Status.Addresses
+	}
+	want := []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "h1"}, {Type: corev1.NodeHostName, Address: "h1"}}
+	if diff := cmp.Diff(want, addrs()); diff != "" {
+		t.Errorf("addresses without an IP (-want +got):\n%s", diff)
+	}
+	ip := "10.0.0.7"
+	o2 := offer("o2", "a1", "h1", 2, 1024)
+	o2.URL = &mesos.URL{Scheme: "http", Address: mesos.Address{Hostname: &o2.Hostname, IP: &ip, Port: 5051}}
+	c.ObserveOffer(&o2)
+	c.SyncAll(ctx, false)
+	want[0].Address = ip
+	if diff := cmp.Diff(want, addrs()); diff != "" {
+		t.Errorf("addresses with the offer's IP (-want +got):\n%s", diff)
+	}
+}
+
+func TestIPOfPID(t *testing.T) {
+	for pid, want := range map[string]string{
+		"slave(1)@10.0.0.5:5051": "10.0.0.5",
+		"slave(1)@[::1]:5051":    "::1",
+		"slave(1)@agent-1:5051":  "",
+		"":                       "",
+		"garbage":                "",
+	} {
+		if got := ipOfPID(pid); got != want {
+			t.Errorf("ipOfPID(%q) = %q, want %q", pid, got, want)
+		}
+	}
+}
