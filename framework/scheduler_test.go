@@ -702,3 +702,45 @@ func TestBindingFailureDeclinesOffer(t *testing.T) {
 		t.Error("pod no longer pending after a failed binding")
 	}
 }
+
+// Explicit reconciliation is repeated with back-off until every task answered; implicit reconciliation
+// runs every --reconcile-interval.
+func TestReconciliationRepeats(t *testing.T) {
+	f := newFixture(t, State{FrameworkID: "fw-1"}, pod("run", "uid-run", bound("h1"), running))
+	f.addNode(agentNode("h1", "a1"))
+	f.subscribe("fw-1")
+	explicit := func() int {
+		n := 0
+		for _, c := range f.caller.ofType(scheduler.Call_RECONCILE) {
+			if len(c.GetReconcile().Tasks) > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	implicit := func() int { return len(f.caller.ofType(scheduler.Call_RECONCILE)) - explicit() }
+	var got []int
+	for step := 0; step < 8; step++ { // 8 seconds, one cycle per second
+		f.clock.Step(time.Second)
+		f.s.cycle(f.ctx)
+		got = append(got, explicit())
+	}
+	// Sent at subscription (t=0), then after 1 s, 2 s and 4 s more (t=1, 3, 7).
+	if diff := cmp.Diff([]int{2, 2, 3, 3, 3, 3, 4, 4}, got); diff != "" {
+		t.Errorf("explicit RECONCILE calls after each second (-want +got):\n%s", diff)
+	}
+	f.update(status("pod-uid-run", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
+	f.clock.Step(time.Minute)
+	f.s.cycle(f.ctx)
+	if n := explicit(); n != 4 {
+		t.Errorf("explicit reconciliation repeated after every task answered: %d calls", n)
+	}
+	if n := implicit(); n != 1 {
+		t.Errorf("implicit RECONCILE calls = %d before the interval, want 1", n)
+	}
+	f.clock.Step(DefaultConfig().ReconcileInterval)
+	f.s.cycle(f.ctx)
+	if n := implicit(); n != 2 {
+		t.Errorf("implicit RECONCILE calls = %d after the interval, want 2", n)
+	}
+}
