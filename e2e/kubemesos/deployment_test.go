@@ -61,6 +61,9 @@ func TestDeploymentScale(t *testing.T) {
 	}
 	// Each agent still runs exactly one kubemesos executor, however many pods came and went.
 	e.checkOneExecutorPerAgent(st)
+	if diff := e.checkAgentsAgree(st); diff != "" {
+		t.Errorf("agents and master disagree: %s", diff)
+	}
 }
 
 // checkPodsOnAgents: every pod's Node is a Mesos agent of this cluster (Node name = agent hostname,

@@ -183,3 +183,44 @@ func portsOf(rs []mesos.Resource) []uint64 {
 	}
 	return out
 }
+
+// checkAgentsAgree compares what the agents themselves run for the framework (tasks not in a
+// terminal state) with the master's active tasks: a task an agent runs that the master does not list
+// as active would be an orphan. It returns "" when they agree.
+func (e *env) checkAgentsAgree(st *master.Response_GetState) string {
+	ids := frameworkIDs(st, frameworkName)
+	master := map[string]string{} // task → agent
+	for _, t := range tasksOf(st, frameworkName).Active {
+		master[t.TaskID.Value] = t.AgentID.Value
+	}
+	var problems []string
+	onAgents := map[string]bool{}
+	for _, a := range e.sim.Agents() {
+		for _, ts := range a.Tasks() {
+			if !ids[ts.FrameworkID.Value] || isTerminal(ts.State) {
+				continue
+			}
+			id := ts.Task.TaskID.Value
+			onAgents[id] = true
+			if agent, ok := master[id]; !ok || agent != a.ID().Value {
+				problems = append(problems, fmt.Sprintf("agent %s runs task %s (%v) that the master does not list there", a.ID().Value, id, ts.State))
+			}
+		}
+	}
+	for id, agent := range master {
+		if !onAgents[id] {
+			problems = append(problems, fmt.Sprintf("the master lists task %s on agent %s, which does not run it", id, agent))
+		}
+	}
+	sort.Strings(problems)
+	return strings.Join(problems, "; ")
+}
+
+func isTerminal(s mesos.TaskState) bool {
+	switch s {
+	case mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_ERROR, mesos.TASK_LOST,
+		mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR:
+		return true
+	}
+	return false
+}

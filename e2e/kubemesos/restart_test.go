@@ -23,7 +23,7 @@ func TestFrameworkRestart(t *testing.T) {
 	e.createDeployment(deployment("many", 20, podSpec(sleeper)))
 	sel := selector(map[string]string{"app": "many"})
 
-	// Crash once the first pods run, while others are still waiting (or all are bound already).
+	// Crash once the first pods run, while others are still being placed or started.
 	var bound, runningAtCrash int
 	e.eventually("the first pod running", time.Minute, func(ctx context.Context) (bool, error) {
 		pods, err := e.pods(ctx, sel)
@@ -39,7 +39,7 @@ func TestFrameworkRestart(t *testing.T) {
 				runningAtCrash++
 			}
 		}
-		return runningAtCrash > 0 || bound == 20, nil
+		return runningAtCrash > 0, nil
 	})
 	e.stopFramework(true)
 	t.Logf("framework killed with %d of 20 pods bound and %d running", bound, runningAtCrash)
@@ -82,6 +82,9 @@ func TestFrameworkRestart(t *testing.T) {
 		t.Errorf("%d tasks ended around the crash; at most the one being launched may", len(ts.Completed))
 	}
 	e.checkOneExecutorPerAgent(st)
+	if diff := e.checkAgentsAgree(st); diff != "" {
+		t.Errorf("agents and master disagree: %s", diff)
+	}
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.RestartCount != 0 {
@@ -133,6 +136,9 @@ func TestFrameworkRestart(t *testing.T) {
 		t.Errorf("kubemesos executors changed across the restart with changed flags (agent: before -> after): %s", diff)
 	}
 	e.checkOneExecutorPerAgent(st)
+	if diff := e.checkAgentsAgree(st); diff != "" {
+		t.Errorf("agents and master disagree: %s", diff)
+	}
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.RestartCount != 0 {
