@@ -194,17 +194,6 @@ func (c *nodeController) SetAgents(agents []agentObservation, active map[string]
 	}
 }
 
-// Hostname returns the hostname (Node name) of a known agent.
-func (c *nodeController) Hostname(agentID string) (string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rec, ok := c.agents[agentID]
-	if !ok || rec.Hostname == "" {
-		return "", false
-	}
-	return rec.Hostname, true
-}
-
 // AgentOfHostname returns the ID of the agent whose Node is hostname, preferring an active agent.
 func (c *nodeController) AgentOfHostname(hostname string) string {
 	c.mu.Lock()
