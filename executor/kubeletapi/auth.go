@@ -141,11 +141,11 @@ type Auth struct {
 }
 
 // Delegating builds Auth against the API server behind client, reading the client CA from the
-// extension-apiserver-authentication ConfigMap (unless opts.ClientCA is set). Call Run to keep the CA
-// current. The client needs: create tokenreviews and subjectaccessreviews (ClusterRole
+// extension-apiserver-authentication ConfigMap (unless opts.ClientCA is set). Run reads the CA and keeps
+// it current: until it has read it, client certificates are refused (tokens work). The client needs: create tokenreviews and subjectaccessreviews (ClusterRole
 // system:auth-delegator), and get/list/watch of that ConfigMap in kube-system (Role
 // extension-apiserver-authentication-reader).
-func Delegating(ctx context.Context, client kubernetes.Interface, opts DelegatingOptions) (*Auth, error) {
+func Delegating(client kubernetes.Interface, opts DelegatingOptions) (*Auth, error) {
 	setDefault(&opts.AuthenticationCacheTTL, 2*time.Minute)
 	setDefault(&opts.AuthorizationAllowTTL, 5*time.Minute)
 	setDefault(&opts.AuthorizationDenyTTL, 30*time.Second)
@@ -157,10 +157,6 @@ func Delegating(ctx context.Context, client kubernetes.Interface, opts Delegatin
 			AuthenticationConfigMapName, clientCAKey, client)
 		if err != nil {
 			return nil, fmt.Errorf("watching the API server's client CA: %w", err)
-		}
-		if err := c.RunOnce(ctx); err != nil {
-			// Not fatal: tokens still work, and Run picks the CA up once it can be read.
-			logrus.WithError(err).Warn("reading the API server's client CA failed; client certificates are refused until it is read")
 		}
 		a.ca, ca = c, c
 	}
@@ -188,7 +184,13 @@ func Delegating(ctx context.Context, client kubernetes.Interface, opts Delegatin
 	return a, nil
 }
 
-// Run keeps the client CA current from its ConfigMap until ctx ends (a no-op with a fixed ClientCA).
+// ClientCAKnown tells whether a client CA was read (client certificates can be verified).
+func (a *Auth) ClientCAKnown() bool {
+	return a.ca == nil || len(a.ca.CurrentCABundleContent()) > 0
+}
+
+// Run reads the client CA from its ConfigMap and keeps it current until ctx ends (returns at once with
+// a fixed ClientCA).
 func (a *Auth) Run(ctx context.Context) {
 	if a.ca != nil {
 		a.ca.Run(ctx, 1)
