@@ -27,7 +27,7 @@ import (
 // nopMaster is the master of a lone simulated agent: these tests only use the agent operator API.
 type nopMaster struct{}
 
-func (nopMaster) StatusUpdate(mesos.AgentID, mesos.FrameworkID, mesos.TaskStatus)           {}
+func (nopMaster) StatusUpdate(mesos.AgentID, mesos.FrameworkID, mesos.TaskStatus)            {}
 func (nopMaster) ExecutorMessage(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, []byte) {}
 func (nopMaster) ExecutorTerminated(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, int32) {
 }
