@@ -14,14 +14,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// readiness is what /readyz reports: subscribed to Mesos and informers synced.
+// readiness is what /readyz reports. The leader is ready once subscribed to Mesos with its informers
+// synced. A standby (leader election on, not leading) is ready as soon as it serves: it has nothing to
+// wait for until it leads, and a standby that never turned ready would stall every rolling update.
 type readiness struct {
+	electing   atomic.Bool // leader election is on
+	leading    atomic.Bool
 	subscribed atomic.Bool
 	synced     atomic.Bool
 }
 
 func (r *readiness) ready() error {
 	switch {
+	case r.electing.Load() && !r.leading.Load():
+		return nil
 	case !r.synced.Load():
 		return errors.New("informers not synced")
 	case !r.subscribed.Load():

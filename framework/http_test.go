@@ -51,6 +51,12 @@ func TestHTTPEndpoints(t *testing.T) {
 		{name: "readyz before sync", method: "GET", path: "/readyz", wantCode: 503, wantBody: "informers not synced"},
 		{name: "readyz before subscription", method: "GET", path: "/readyz", setup: func() { r.synced.Store(true) }, wantCode: 503, wantBody: "not subscribed"},
 		{name: "readyz ready", method: "GET", path: "/readyz", setup: func() { r.subscribed.Store(true) }, wantCode: 200, wantBody: "ok"},
+		{name: "readyz standby", method: "GET", path: "/readyz", setup: func() {
+			r.synced.Store(false)
+			r.subscribed.Store(false)
+			r.electing.Store(true)
+		}, wantCode: 200, wantBody: "ok"},
+		{name: "readyz leader not yet subscribed", method: "GET", path: "/readyz", setup: func() { r.leading.Store(true) }, wantCode: 503, wantBody: "informers not synced"},
 		{name: "metrics", method: "GET", path: "/metrics", wantCode: 200, wantBody: "kubemesos_offers_received_total 3"},
 		{name: "executor binary", method: "GET", path: ExecutorPath, wantCode: 200, wantBody: "the executor binary"},
 		{name: "executor binary POST", method: "POST", path: ExecutorPath, wantCode: 405, wantBody: "method not allowed"},

@@ -79,6 +79,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	m := newMetrics()
 	ready := &readiness{}
+	ready.electing.Store(cfg.LeaderElect)
 	log.WithFields(logrus.Fields{"master": cfg.Master, "http": l.Addr().String(), "executorURI": cfg.executorURI(hostname)}).Info("kubemesos framework starting")
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -171,6 +172,8 @@ type leaderDeps struct {
 
 // runLeader is the framework proper; it returns when ctx is cancelled.
 func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
+	d.ready.leading.Store(true)
+	defer d.ready.leading.Store(false)
 	store := &ConfigMapStore{Client: d.kube, Namespace: cfg.StateNamespace, Name: StateName}
 	st, err := store.Load(ctx)
 	if err != nil {
