@@ -84,8 +84,9 @@ func isSubpath(subpath, path string) bool {
 }
 
 // withAuth wraps next with authentication (401 when no credential is accepted) and authorization
-// (403 when no attribute is allowed, 500 when the authorizer fails), as the kubelet's filter does.
-func withAuth(next http.Handler, authn authenticator.Request, authz authorizer.Authorizer, nodeName string, log logrus.FieldLogger) http.Handler {
+// (403 when no attribute is allowed, 500 when the authorizer fails), as the kubelet's filter does; 503
+// while the node's name is unknown.
+func withAuth(next http.Handler, authn authenticator.Request, authz authorizer.Authorizer, nodeName func() string, log logrus.FieldLogger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		resp, ok, err := authn.AuthenticateRequest(r)
 		if err != nil {
@@ -95,7 +96,12 @@ func withAuth(next http.Handler, authn authenticator.Request, authz authorizer.A
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
-		attrs := RequestAttributes(resp.User, r, nodeName)
+		node := nodeName()
+		if node == "" {
+			http.Error(w, "the node's name is not known yet (the executor has not subscribed to its agent)", http.StatusServiceUnavailable)
+			return
+		}
+		attrs := RequestAttributes(resp.User, r, node)
 		var subresources []string
 		for _, a := range attrs {
 			subresources = append(subresources, a.GetSubresource())

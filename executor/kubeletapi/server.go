@@ -22,7 +22,8 @@ import (
 // Config configures a Server.
 type Config struct {
 	// NodeName is the Node this executor serves (the agent's hostname): the resource name of every
-	// authorization check (required).
+	// authorization check. The executor learns it from SUBSCRIBED: until it is set here or with
+	// SetNodeName, authenticated requests are answered 503.
 	NodeName string
 	// Address to listen on (default ":10250"; ":0" picks a free port, which Start returns).
 	Address string
@@ -55,15 +56,14 @@ type Server struct {
 	clock clock.WithTicker
 	log   logrus.FieldLogger
 
-	mu   sync.Mutex
-	done chan struct{} // closed when the started server has stopped
+	mu       sync.Mutex
+	done     chan struct{} // closed when the started server has stopped
+	nodeName string
 }
 
 // New validates cfg and returns a Server; Start serves it.
 func New(cfg Config) (*Server, error) {
 	switch {
-	case cfg.NodeName == "":
-		return nil, errors.New("kubeletapi: NodeName is required")
 	case cfg.Authenticator == nil || cfg.Authorizer == nil:
 		return nil, errors.New("kubeletapi: an Authenticator and an Authorizer are required")
 	case cfg.Pods == nil:
@@ -83,15 +83,27 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StreamCreationTimeout <= 0 {
 		cfg.StreamCreationTimeout = remotecommand.DefaultStreamCreationTimeout
 	}
-	s := &Server{cfg: cfg, clock: cfg.Clock, log: cfg.Log}
+	s := &Server{cfg: cfg, clock: cfg.Clock, log: cfg.Log, nodeName: cfg.NodeName}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
 	if s.log == nil {
 		s.log = logrus.StandardLogger()
 	}
-	s.log = s.log.WithField("node", cfg.NodeName)
 	return s, nil
+}
+
+// SetNodeName sets the Node name used in authorization checks (the agent's hostname from SUBSCRIBED).
+func (s *Server) SetNodeName(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodeName = name
+}
+
+func (s *Server) currentNodeName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nodeName
 }
 
 // Handler is the server's HTTP handler: /healthz without authentication, everything else behind
@@ -108,7 +120,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok"))
 	})
-	root.Handle("/", withAuth(api, s.cfg.Authenticator, s.cfg.Authorizer, s.cfg.NodeName, s.log))
+	root.Handle("/", withAuth(api, s.cfg.Authenticator, s.cfg.Authorizer, s.currentNodeName, s.log))
 	return root
 }
 
@@ -127,6 +139,9 @@ func (s *Server) TLSConfig() (*tls.Config, error) {
 		}
 	} else {
 		host := s.cfg.NodeName
+		if host == "" {
+			host, _ = os.Hostname()
+		}
 		var err error
 		certPEM, keyPEM, err = certutil.GenerateSelfSignedCertKey(host, s.cfg.IPs, s.cfg.Hostnames)
 		if err != nil {
