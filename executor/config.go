@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	mesosexec "github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
 	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/sirupsen/logrus"
@@ -55,6 +56,13 @@ type Config struct {
 	// Runtime, when set, runs containers instead of Mesos nested containers. If it has a method
 	// SetParent(mesos.ContainerID) it receives the executor's container ID from SUBSCRIBED.
 	Runtime podworker.Runtime
+	// OnPodStatus, when set, sees every pod status the executor computes (done: the pod's last one),
+	// from the executor's main loop; it must not block. The kubelet API (package kubeletapi) feeds its
+	// pod registry from it.
+	OnPodStatus func(pod *corev1.Pod, status corev1.PodStatus, done bool)
+	// OnSubscribed, when set, sees every SUBSCRIBED event (agent info, the executor's container ID),
+	// from the executor's main loop; it must not block.
+	OnSubscribed func(*mesosexec.Event_Subscribed)
 	// Clock drives back-offs and grace periods; clock.RealClock{} when nil.
 	Clock clock.WithTicker
 	// Log is the logger; logrus.StandardLogger() when nil.

@@ -381,6 +381,9 @@ func (e *executorLoop) onEvent(ctx, workerCtx context.Context, ev *mesosexec.Eve
 		if ps, ok := e.runtime.(parentSetter); ok && s.ContainerID != nil {
 			ps.SetParent(*s.ContainerID)
 		}
+		if e.cfg.OnSubscribed != nil {
+			e.cfg.OnSubscribed(s)
+		}
 		e.log.WithFields(logrus.Fields{"agentID": s.AgentInfo.GetID().GetValue(), "containerID": s.GetContainerID().GetValue()}).Info("subscribed to the agent")
 		for _, u := range e.unacked {
 			if !u.sent {
@@ -515,6 +518,9 @@ func (e *executorLoop) onWorkerStatus(ctx context.Context, ws workerStatus) {
 	}
 	s := ws.status
 	e.writer.Set(t.pod, s.Seq, s.PodStatus)
+	if e.cfg.OnPodStatus != nil {
+		e.cfg.OnPodStatus(t.pod, s.PodStatus, s.Done)
+	}
 	if t.terminal {
 		return
 	}

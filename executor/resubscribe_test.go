@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -163,6 +164,7 @@ type loopHarness struct {
 	clk    *clocktesting.FakeClock
 	rt     *instantRuntime
 	logs   *logtest.Hook
+	hooks  chan string // "subscribed <container>" and "status <pod> <phase> <done>"
 	result chan error
 }
 
@@ -174,7 +176,7 @@ func startLoop(t testing.TB, checkpoint bool) *loopHarness {
 	log, hook := logtest.NewNullLogger()
 	log.SetLevel(logrus.DebugLevel)
 	h := &loopHarness{t: t, api: api, clk: clocktesting.NewFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)),
-		rt: &instantRuntime{}, logs: hook, result: make(chan error, 1)}
+		rt: &instantRuntime{}, logs: hook, result: make(chan error, 1), hooks: make(chan string, 1000)}
 	env := map[string]string{
 		"MESOS_FRAMEWORK_ID": "fw-1", "MESOS_EXECUTOR_ID": "kubemesos-executor", "MESOS_DIRECTORY": t.TempDir(),
 		"MESOS_SANDBOX": t.TempDir(), "MESOS_AGENT_ENDPOINT": strings.TrimPrefix(srv.URL, "http://"),
@@ -184,7 +186,11 @@ func startLoop(t testing.TB, checkpoint bool) *loopHarness {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		h.result <- Run(ctx, Config{Getenv: func(k string) string { return env[k] }, KubeClient: fake.NewClientset(),
-			Runtime: h.rt, Clock: h.clk, Log: log, SubscribeBackOff: 500 * time.Millisecond, StatusFlushTimeout: time.Second})
+			Runtime: h.rt, Clock: h.clk, Log: log, SubscribeBackOff: 500 * time.Millisecond, StatusFlushTimeout: time.Second,
+			OnSubscribed: func(s *mesosexec.Event_Subscribed) { h.hooks <- "subscribed " + s.GetContainerID().GetValue() },
+			OnPodStatus: func(p *corev1.Pod, st corev1.PodStatus, done bool) {
+				h.hooks <- fmt.Sprintf("status %s %s %v", p.Name, st.Phase, done)
+			}})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -271,6 +277,13 @@ func TestResubscribeCarriesUnacknowledgedTasksAndUpdates(t *testing.T) {
 	}
 	h.clk.Step(500 * time.Millisecond)
 	s2 := h.stream()
+	var hooks []string
+	for len(h.hooks) > 0 {
+		hooks = append(hooks, <-h.hooks)
+	}
+	if diff := cmp.Diff([]string{"subscribed executor-container", "status web Pending false", "status web Running false", "status web Succeeded true"}, hooks); diff != "" {
+		t.Errorf("hooks (-want +got):\n%s", diff)
+	}
 
 	h.api.mu.Lock()
 	sub := h.api.subscribes[1]
