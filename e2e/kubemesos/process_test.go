@@ -41,8 +41,12 @@ func startProcess(path string, args []string, logPath string, env []string) (*fr
 	p := &frameworkProcess{logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
-		// Pdeathsig follows the forking thread: keep this goroutine on its thread until the child is gone.
+		// Pdeathsig follows the forking thread: keep this goroutine on its thread until the child is
+		// gone. Then unlock rather than let the thread exit with the goroutine: mesossim's agents
+		// (in this process) fork executors and containers with Pdeathsig from whatever thread they
+		// run on, and a retired thread would SIGKILL every process it once forked.
 		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
