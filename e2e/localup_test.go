@@ -42,7 +42,7 @@ func TestLocalUp(t *testing.T) {
 	}
 	kubeconfig := filepath.Join(dir, "out", "kubeconfig")
 	// A random Mesos port: other tests may run a simulator on the default 5050.
-	cmd := exec.Command(localUp, "--dir", filepath.Join(dir, "state"), "--kubeconfig-out", kubeconfig, "--mesos-listen", "127.0.0.1:0")
+	cmd := exec.Command(localUp, "--dir", filepath.Join(dir, "state"), "--kubeconfig-out", kubeconfig, "--mesos-listen", "127.0.0.1:0", "--framework-listen", "127.0.0.1:0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // and local-up's own children follow it
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -78,6 +78,7 @@ func TestLocalUp(t *testing.T) {
 	var usage []string
 	pids := map[string]int{}
 	pidLine := regexp.MustCompile(`^\s*(kube-[a-z-]+)\s+pid (\d+),`)
+	frameworkLine := regexp.MustCompile(`^\s*(kubemesos framework)\s+http://\S+ \(pid (\d+)\)`)
 	mesosLine := regexp.MustCompile(`^\s*mesos master\s+(http://\S+) `)
 	var mesosURL string
 	readyDeadline := time.After(3 * time.Minute)
@@ -93,6 +94,10 @@ wait:
 				break wait
 			}
 			usage = append(usage, line)
+			if m := frameworkLine.FindStringSubmatch(line); m != nil {
+				pid, _ := strconv.Atoi(m[2])
+				pids[m[1]] = pid
+			}
 			if m := pidLine.FindStringSubmatch(line); m != nil {
 				pid, _ := strconv.Atoi(m[2])
 				pids[m[1]] = pid
@@ -110,8 +115,8 @@ wait:
 			t.Errorf("usage text lacks %q:\n%s", want, text)
 		}
 	}
-	if len(pids) != 2 {
-		t.Errorf("pids in usage text = %v, want kube-apiserver and kube-controller-manager", pids)
+	if len(pids) != 3 {
+		t.Errorf("pids in usage text = %v, want kube-apiserver, kube-controller-manager and kubemesos framework", pids)
 	}
 
 	kubectl := func(args ...string) string {
@@ -129,6 +134,20 @@ wait:
 	kubectl("get", "nodes")
 	if got := kubectl("get", "ns", "default", "-o", "name"); strings.TrimSpace(got) != "namespace/default" {
 		t.Errorf("kubectl get ns default = %q", got)
+	}
+
+	// What a newcomer types next just works: pods of an ordinary Deployment run on the Mesos agents,
+	// which the framework shows as Nodes.
+	kubectl("create", "deployment", "hello", "--image=nginx", "--replicas=2")
+	kubectl("wait", "--for=condition=Available", "deployment/hello", "--timeout=180s")
+	nodes := strings.Fields(kubectl("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"))
+	if diff := cmp.Diff([]string{"mesos-agent-0", "mesos-agent-1", "mesos-agent-2"}, nodes); diff != "" {
+		t.Errorf("nodes (-want +got):\n%s", diff)
+	}
+	for _, node := range strings.Fields(kubectl("get", "pods", "-l", "app=hello", "-o", "jsonpath={.items[*].spec.nodeName}")) {
+		if !strings.HasPrefix(node, "mesos-agent-") {
+			t.Errorf("a hello pod runs on %q, want a Mesos agent", node)
+		}
 	}
 
 	// The simulated Mesos master answers with its agents.

@@ -1,6 +1,7 @@
 // Command local-up runs a complete local kubemesos cluster for a developer: etcd, kube-apiserver
 // and kube-controller-manager (package cluster), the Mesos simulator with a few agents (package
-// mesossim) and, once it lands, the kubemesos framework. It builds what is missing, writes an
+// mesossim) and the kubemesos framework (serving default-scheduler, so ordinary pods run on the simulated
+// agents). It builds what is missing, writes an
 // admin kubeconfig to a known path, prints how to use it, and stops everything on Ctrl-C or
 // SIGTERM.
 //
@@ -37,7 +38,15 @@ type config struct {
 	mesosListen   string
 	imageCommands map[string]string
 	cacheDir      string
+
+	frameworkListen string // the framework's /metrics, /readyz and executor download
+	repoDir         string // the kubemesos repository, where cmd/kubemesos is built from
 }
+
+// defaultImageCommand is what a container without a command runs when its image has no
+// --image-command of its own: the simulator cannot pull images, so it stands in for the image's
+// entrypoint with a process that runs until it is told to stop.
+const defaultImageCommand = `trap 'exit 0' TERM; while :; do sleep 1; done`
 
 func main() {
 	log := logrus.New()
@@ -65,12 +74,16 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 		cfg.imageCommands[image] = command
 		return nil
 	})
+	fs.StringVar(&cfg.frameworkListen, "framework-listen", "127.0.0.1:10260", "address of the kubemesos framework's HTTP server (port 0: any free port)")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "cache of built Kubernetes binaries (default $KUBEMESOS_CACHE_DIR or ~/.cache/kubemesos)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := cfg.defaults(); err != nil {
 		return err
+	}
+	if _, ok := cfg.imageCommands["*"]; !ok {
+		cfg.imageCommands["*"] = defaultImageCommand
 	}
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -153,9 +166,6 @@ func resetStateDir(dir string) error {
 }
 
 func (c *config) defaults() error {
-	if c.dir != "" && c.kubeconfigOut != "" {
-		return nil
-	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)
@@ -164,12 +174,16 @@ func (c *config) defaults() error {
 	if err != nil {
 		return err
 	}
-	local := filepath.Join(filepath.Dir(mod), ".local") // <repo>/.local
+	c.repoDir = filepath.Dir(mod)
+	local := filepath.Join(c.repoDir, ".local") // <repo>/.local
 	if c.dir == "" {
 		c.dir = filepath.Join(local, "state")
 	}
 	if c.kubeconfigOut == "" {
 		c.kubeconfigOut = filepath.Join(local, "kubeconfig")
+	}
+	if c.dir, err = filepath.Abs(c.dir); err != nil {
+		return fmt.Errorf("state dir: %w", err)
 	}
 	if c.kubeconfigOut, err = filepath.Abs(c.kubeconfigOut); err != nil {
 		return fmt.Errorf("kubeconfig path: %w", err)
@@ -216,11 +230,7 @@ type component interface {
 func components() []component {
 	return []component{
 		&mesosSimulator{},
-		// HOOK (framework): add a component here that runs `kubemesos framework --master
-		// <env.mesosMaster> --kubeconfig <env.cfg.kubeconfigOut>` (in-process through package
-		// framework, or the built binary as a subprocess), waits for its /readyz and appends a
-		// note with its URL; the executors it launches reach the API server with the same
-		// kubeconfig.
+		&kubemesosFramework{},
 	}
 }
 

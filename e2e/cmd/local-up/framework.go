@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// kubemesosFramework builds cmd/kubemesos and runs `kubemesos framework` as a subprocess. It must be the
+// real binary, not this process: the framework serves its own executable to the agents, which run it as
+// the executor.
+type kubemesosFramework struct {
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+func (f *kubemesosFramework) Name() string { return "kubemesos framework" }
+
+func (f *kubemesosFramework) Start(ctx context.Context, env *environment) error {
+	bin := filepath.Join(env.cfg.dir, "bin", "kubemesos")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kubemesos")
+	build.Dir = env.cfg.repoDir
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building kubemesos: %w\n%s", err, out)
+	}
+	addr, err := resolveListen(env.cfg.frameworkListen)
+	if err != nil {
+		return err
+	}
+	url := "http://" + addr
+	logPath := filepath.Join(env.cfg.dir, "framework.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("creating framework log: %w", err)
+	}
+	defer logFile.Close()
+
+	args := []string{
+		"framework",
+		"--master=" + env.mesosMaster,
+		"--kubeconfig=" + env.cfg.kubeconfigOut,
+		"--executor-kubeconfig=" + env.cfg.kubeconfigOut, // executors run on this machine: the same admin kubeconfig
+		"--serve-default-scheduler",                      // no kube-scheduler here: kubemesos serves ordinary pods
+		"--leader-elect=false",
+		"--http-address=" + addr,
+		"--advertise-url=" + url,
+		"--agent-poll-interval=2s",
+	}
+	f.cmd = exec.Command(bin, args...)
+	f.cmd.Stdout, f.cmd.Stderr = logFile, logFile
+	// Its own process group, and SIGKILL if local-up dies without stopping it. Pdeathsig follows the
+	// forking thread, so that thread stays locked until the child runs.
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	err = f.cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		return fmt.Errorf("starting %s: %w", bin, err)
+	}
+	f.exited = make(chan error, 1)
+	go func() { f.exited <- f.cmd.Wait() }()
+
+	if err := waitReady(ctx, url+"/readyz", f.exited, 2*time.Minute); err != nil {
+		return fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	env.notes = append(env.notes, fmt.Sprintf("%-24s %s (pid %d), log %s", "kubemesos framework", url, f.cmd.Process.Pid, logPath))
+	return nil
+}
+
+func (f *kubemesosFramework) Stop() {
+	if f.cmd == nil || f.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-f.exited:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
+		<-f.exited
+	}
+}
+
+// resolveListen turns host:0 into host:<a free port>, because the agents need the real port in the
+// executor URI before the framework starts.
+func resolveListen(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--framework-listen %q: %w", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("finding a free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), nil
+}
+
+// waitReady polls url until it answers 200, the process exits, or the timeout passes.
+func waitReady(ctx context.Context, url string, exited <-chan error, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("framework exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("framework not ready at %s: %w", url, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
