@@ -1,8 +1,16 @@
 package framework
 
 import (
+	"time"
+
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
+
+// ExecutorShutdownGracePeriod is how long the agent lets the executor terminate its pods on SHUTDOWN
+// before killing it. An agent's own default (--executor_shutdown_grace_period) is 5 s, far shorter than a
+// pod's default 30 s grace period; the earlier bridge lost graceful termination to it. A constant, so
+// that it never changes the executor's identity.
+const ExecutorShutdownGracePeriod = 2 * time.Minute
 
 // ExecutorSettings are the only inputs of the executor's identity (lesson #572 of the earlier bridge:
 // never derive it from scheduler flags).
@@ -41,7 +49,8 @@ func NewExecutorInfo(s ExecutorSettings) mesos.ExecutorInfo {
 			Value:       &value,
 			Environment: &mesos.Environment{Variables: env},
 		},
-		Resources: []mesos.Resource{scalar("cpus", s.CPUs), scalar("mem", s.MemMB)},
+		Resources:           []mesos.Resource{scalar("cpus", s.CPUs), scalar("mem", s.MemMB)},
+		ShutdownGracePeriod: &mesos.DurationInfo{Nanoseconds: int64(ExecutorShutdownGracePeriod)},
 	}
 }
 

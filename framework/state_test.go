@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -75,6 +76,9 @@ func TestNewExecutorInfoIgnoresSchedulerSettings(t *testing.T) {
 	}
 	if a.ExecutorID.Value != ExecutorID || a.GetType() != mesos.ExecutorInfo_CUSTOM {
 		t.Errorf("id/type = %s/%s", a.ExecutorID.Value, a.GetType())
+	}
+	if got := time.Duration(a.GetShutdownGracePeriod().GetNanoseconds()); got != ExecutorShutdownGracePeriod {
+		t.Errorf("shutdown grace period %v, want %v (a pod's default grace period must fit)", got, ExecutorShutdownGracePeriod)
 	}
 	uri := a.Command.URIs[0]
 	if uri.Value != s.URI || !uri.GetExecutable() || uri.GetOutputFile() != "kubemesos" || a.Command.GetValue() != "./kubemesos executor" {
