@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 	utilexec "k8s.io/utils/exec"
 )
 
@@ -101,6 +102,10 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.WithFields(logrus.Fields{"command": cmd, "tty": opts.TTY, "stdin": opts.Stdin}).Info("exec")
+	if wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
+		s.serveExecV5(w, r, preparedExec{pod: pod, uid: string(ref.PodUID), containerID: ref.Current.ID, cmd: cmd, log: log}, opts)
+		return
+	}
 	remotecommand.ServeExec(w, r, execAdapter{execer: s.cfg.Execer, log: log}, pod, string(ref.PodUID), ref.Current.ID, cmd, opts,
 		s.cfg.StreamIdleTimeout, s.cfg.StreamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 }

@@ -117,14 +117,24 @@ func (m *MesosExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
 	if req.TTY {
 		ci.TTYInfo = &mesos.TTYInfo{}
 	}
+	defer m.cleanup(id, log) // also after a failed launch: the container may exist all the same
 	resp, err := m.streamer.Send(ctx, agentcalls.NonStreaming(agentcalls.LaunchNestedContainerSession(id, cmd, ci)))
 	if err != nil {
 		if resp != nil {
 			resp.Close()
 		}
+		var pe httpcli.ProtocolError
+		if errors.As(err, &pe) {
+			// The agent launched the session but answered without an output stream (mesos-sim does
+			// when the command ended before its output could be attached): its exit status remains.
+			if st, werr := m.wait(ctx, id); werr == nil && st != nil {
+				log.WithError(err).Warn("exec session answered without an output stream; its output is lost")
+				code, _ := podtranslate.ExitFromWaitStatus(*st)
+				return int(code), nil
+			}
+		}
 		return 0, fmt.Errorf("launching an exec session in container %s: %w", req.ContainerID, err)
 	}
-	defer m.cleanup(id, log)
 
 	// WAIT_CONTAINER from the start: once the session's connection closes, a real agent destroys
 	// the debug container, and a later WAIT might find it gone.

@@ -102,12 +102,15 @@ func TestMesosExecer(t *testing.T) {
 		wantStderr string
 		wantCode   int
 	}{
-		{"echo", []string{"echo", "hello", "world"}, "", true, "hello world\n", "", 0},
+		// Commands read their stdin to its end first: the simulated agent attaches a session's output
+		// only once it has launched the process, so output a command writes before that is lost, while
+		// stdin's end of file only arrives after the launch (so nothing here depends on timing).
+		{"echo", []string{"sh", "-c", "cat >/dev/null; echo hello world"}, "", true, "hello world\n", "", 0},
 		{"stdin round trip", []string{"cat"}, "ping\npong\n", false, "ping\npong\n", "", 0},
 		{"no stdin reads end of file", []string{"cat"}, "", true, "", "", 0},
-		{"stderr and exit code", []string{"sh", "-c", "echo out; echo err >&2; exit 3"}, "", true, "out\n", "err\n", 3},
-		{"killed by a signal", []string{"sh", "-c", "kill -9 $$"}, "", true, "", "", 137},
-		{"runs in a session under the pod container", []string{"sh", "-c", `basename "$(dirname "$(dirname "$MESOS_SANDBOX")")"`}, "", true, "uid-web-main-0\n", "", 0},
+		{"stderr and exit code", []string{"sh", "-c", "cat >/dev/null; echo out; echo err >&2; exit 3"}, "", true, "out\n", "err\n", 3},
+		{"killed by a signal", []string{"sh", "-c", "cat >/dev/null; kill -9 $$"}, "", true, "", "", 137},
+		{"runs in a session under the pod container", []string{"sh", "-c", `cat >/dev/null; basename "$(dirname "$(dirname "$MESOS_SANDBOX")")"`}, "", true, "uid-web-main-0\n", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,9 +171,12 @@ func TestMesosExecerEndsWithTheClient(t *testing.T) {
 	var stdout lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		_, err := m.Exec(ctx, ExecRequest{ContainerID: sp.container, Command: []string{"sh", "-c", "echo started; sleep 600"}, Stdin: stdinR, Stdout: &stdout})
+		_, err := m.Exec(ctx, ExecRequest{ContainerID: sp.container, Command: []string{"sh", "-c", "read x; echo started; sleep 600"}, Stdin: stdinR, Stdout: &stdout})
 		done <- err
 	}()
+	if _, err := stdinW.WriteString("go\n"); err != nil { // the output is attached by the time this arrives
+		t.Fatal(err)
+	}
 	waitFor(t, "the command to start", func() bool { return stdout.String() == "started\n" })
 	cancel()
 	if err := <-done; err == nil {

@@ -59,6 +59,7 @@ type Server struct {
 	mu       sync.Mutex
 	done     chan struct{} // closed when the started server has stopped
 	nodeName string
+	loopback *loopbackExec
 }
 
 // New validates cfg and returns a Server; Start serves it.
@@ -84,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.StreamCreationTimeout = remotecommand.DefaultStreamCreationTimeout
 	}
 	s := &Server{cfg: cfg, clock: cfg.Clock, log: cfg.Log, nodeName: cfg.NodeName}
+	s.loopback = &loopbackExec{s: s, sessions: map[string]preparedExec{}}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
@@ -172,6 +174,13 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("listening on %s: %w", s.cfg.Address, err)
 	}
+	loopbackCtx, stopLoopback := context.WithCancel(ctx)
+	waitLoopback, err := s.loopback.start(loopbackCtx)
+	if err != nil {
+		stopLoopback()
+		l.Close()
+		return "", err
+	}
 	var inflight sync.WaitGroup // includes hijacked exec streams, which Shutdown does not wait for
 	handler := s.Handler()
 	srv := &http.Server{
@@ -197,6 +206,8 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 		case err := <-serveErr:
 			s.log.WithError(err).Error("kubelet API server stopped")
 			inflight.Wait()
+			stopLoopback()
+			waitLoopback()
 			return
 		case <-ctx.Done():
 		}
@@ -208,6 +219,8 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 		}
 		<-serveErr
 		inflight.Wait()
+		stopLoopback()
+		waitLoopback()
 	}()
 	addr := l.Addr().String()
 	s.log.WithField("address", addr).Info("kubelet API serving")
