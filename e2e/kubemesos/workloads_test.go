@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -76,12 +77,16 @@ func (e *env) createDeployment(d *appsv1.Deployment) *appsv1.Deployment {
 func (e *env) scale(name string, replicas int32) {
 	e.t.Helper()
 	ctx := context.Background()
-	s, err := e.kube.AppsV1().Deployments(e.ns).GetScale(ctx, name, metav1.GetOptions{})
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := e.kube.AppsV1().Deployments(e.ns).GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s.Spec.Replicas = replicas
+		_, err = e.kube.AppsV1().Deployments(e.ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		e.t.Fatalf("reading scale of %s: %v", name, err)
-	}
-	s.Spec.Replicas = replicas
-	if _, err := e.kube.AppsV1().Deployments(e.ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{}); err != nil {
 		e.t.Fatalf("scaling %s to %d: %v", name, replicas, err)
 	}
 }
