@@ -180,6 +180,15 @@ func (e *env) teardown() {
 			e.t.Errorf("deleting Lease %s: %v", name, err)
 		}
 	}
+	// Wait for the namespace to be purged: deleting a terminating namespace again (the cleanup of
+	// cluster.Namespace) would be refused with a Conflict.
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 45*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := e.kube.CoreV1().Namespaces().Get(ctx, e.ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		e.t.Logf("namespace %s not purged yet: %v", e.ns, err)
+	}
 }
 
 func (e *env) agentHostname(i int) string { return fmt.Sprintf("%s-agent-%d", e.prefix, i) }
