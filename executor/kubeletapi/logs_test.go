@@ -215,7 +215,7 @@ func TestFollowLogs(t *testing.T) {
 }
 
 // waitFor polls cond until it holds (a deadline for goroutines to get somewhere, not a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

@@ -43,7 +43,7 @@ type simPod struct {
 	sandbox   string            // the executor's sandbox
 }
 
-func newSimPod(t *testing.T) *simPod {
+func newSimPod(t testing.TB) *simPod {
 	t.Helper()
 	var res mesos.Resources
 	res.Add(mesos.Resource{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1}})
