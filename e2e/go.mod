@@ -4,7 +4,9 @@ go 1.26.0
 
 require (
 	github.com/cbroglie/mustache v1.4.2
+	github.com/gogo/protobuf v1.3.2
 	github.com/google/go-cmp v0.7.0
+	github.com/mesos/mesos-go v0.0.11
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/sirupsen/logrus v1.10.2
 	go.etcd.io/etcd/server/v3 v3.7.0
@@ -18,8 +20,6 @@ require (
 
 require (
 	github.com/go-viper/mapstructure/v2 v2.4.0 // indirect
-	github.com/gogo/protobuf v1.3.2 // indirect
-	github.com/mesos/mesos-go v0.0.11 // indirect
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/pquerna/ffjson v0.0.0-20190930134022-aa0246cd15f7 // indirect
 	github.com/sagikazarmark/locafero v0.11.0 // indirect
