@@ -48,6 +48,12 @@ type Config struct {
 	// SubscribeBackOff is the first delay between SUBSCRIBE attempts; it doubles up to
 	// MESOS_SUBSCRIPTION_BACKOFF_MAX (--subscribe-backoff).
 	SubscribeBackOff time.Duration
+	// KubeletAddress is where the kubelet API for `kubectl logs` and `exec` listens
+	// (--kubelet-address); its port is published in the Node's status. Empty disables it.
+	KubeletAddress string
+	// KubeletCertFile and KubeletKeyFile are its serving certificate (--kubelet-tls-cert-file,
+	// --kubelet-tls-private-key-file); a self-signed one is generated when empty.
+	KubeletCertFile, KubeletKeyFile string
 
 	// Getenv reads the Mesos environment; os.Getenv when nil (in-process executors pass their own).
 	Getenv func(string) string
@@ -76,6 +82,7 @@ func DefaultConfig() Config {
 		ShutdownMargin:     time.Second,
 		StatusFlushTimeout: 10 * time.Second,
 		SubscribeBackOff:   500 * time.Millisecond,
+		KubeletAddress:     ":0",
 	}
 }
 
@@ -88,6 +95,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", d.ShutdownMargin, "part of MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD kept to report pods' ends on SHUTDOWN")
 	fs.DurationVar(&c.StatusFlushTimeout, "status-flush-timeout", d.StatusFlushTimeout, "how long unwritten pod statuses are retried before the executor exits")
 	fs.DurationVar(&c.SubscribeBackOff, "subscribe-backoff", d.SubscribeBackOff, "first delay between SUBSCRIBE attempts (doubles up to MESOS_SUBSCRIPTION_BACKOFF_MAX)")
+	fs.StringVar(&c.KubeletAddress, "kubelet-address", d.KubeletAddress, "listen address of the kubelet API for kubectl logs/exec (port 0: any free port, published in the Node's status; empty: disabled)")
+	fs.StringVar(&c.KubeletCertFile, "kubelet-tls-cert-file", d.KubeletCertFile, "serving certificate of the kubelet API (empty: self-signed)")
+	fs.StringVar(&c.KubeletKeyFile, "kubelet-tls-private-key-file", d.KubeletKeyFile, "key of --kubelet-tls-cert-file")
 }
 
 // Validate reports every invalid option at once.

@@ -87,6 +87,14 @@ func Run(ctx context.Context, cfg Config) error {
 			Env:      nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
 		})
 	}
+	if cfg.KubeletAddress != "" {
+		kapi, err := startKubeletAPI(ctx, cfg, mcfg, client, ip, log)
+		if err != nil {
+			return err
+		}
+		defer kapi.shutdown()
+		kapi.chainHooks(&cfg)
+	}
 	e := &executorLoop{
 		cfg:       cfg,
 		mcfg:      mcfg,

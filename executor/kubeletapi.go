@@ -1,0 +1,131 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	mesosexec "github.com/mesos/mesos-go/api/v1/lib/executor"
+	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubemesos/kubemesos/executor/kubeletapi"
+)
+
+// kubeletAPI is the executor's kubelet API (kubectl logs and exec), fed through Config's hooks.
+type kubeletAPI struct {
+	server   *kubeletapi.Server
+	registry *kubeletapi.Registry
+	execer   *kubeletapi.MesosExecer
+	client   kubernetes.Interface
+	addr     string
+	log      logrus.FieldLogger
+
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// startKubeletAPI serves the kubelet API on cfg.KubeletAddress with delegated authentication and
+// authorization against the API server behind client.
+func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client kubernetes.Interface, hostIP string, log logrus.FieldLogger) (*kubeletAPI, error) {
+	auth, err := kubeletapi.Delegating(client, kubeletapi.DelegatingOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("kubelet API: %w", err)
+	}
+	log = log.WithField("component", "kubelet-api")
+	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
+	k := &kubeletAPI{
+		registry: kubeletapi.NewRegistry(mcfg.Sandbox),
+		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Log: log}),
+		client:   client,
+		log:      log,
+	}
+	var ips []net.IP
+	if ip := net.ParseIP(hostIP); ip != nil {
+		ips = append(ips, ip)
+	}
+	k.server, err = kubeletapi.New(kubeletapi.Config{
+		Address: cfg.KubeletAddress, CertFile: cfg.KubeletCertFile, KeyFile: cfg.KubeletKeyFile, IPs: ips,
+		Authenticator: auth.Authenticator, Authorizer: auth.Authorizer,
+		Pods: k.registry, Execer: k.execer, Clock: cfg.Clock, Log: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kubelet API: %w", err)
+	}
+	k.ctx, k.stop = context.WithCancel(ctx)
+	if k.addr, err = k.server.Start(k.ctx); err != nil {
+		k.stop()
+		return nil, fmt.Errorf("kubelet API: %w", err)
+	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		auth.Run(k.ctx)
+	}()
+	return k, nil
+}
+
+// chainHooks makes cfg's OnSubscribed and OnPodStatus feed the kubelet API first, then call what was
+// configured before.
+func (k *kubeletAPI) chainHooks(cfg *Config) {
+	prevSubscribed, prevStatus := cfg.OnSubscribed, cfg.OnPodStatus
+	cfg.OnSubscribed = func(s *mesosexec.Event_Subscribed) {
+		k.subscribed(s)
+		if prevSubscribed != nil {
+			prevSubscribed(s)
+		}
+	}
+	cfg.OnPodStatus = func(pod *corev1.Pod, status corev1.PodStatus, done bool) {
+		k.podStatus(pod, status, done)
+		if prevStatus != nil {
+			prevStatus(pod, status, done)
+		}
+	}
+}
+
+// subscribed takes the executor's container ID (parent of exec sessions' targets) and the Node's
+// name from SUBSCRIBED, and publishes the port on the Node, retrying until it is written.
+func (k *kubeletAPI) subscribed(s *mesosexec.Event_Subscribed) {
+	if s.ContainerID != nil {
+		k.execer.SetParent(*s.ContainerID)
+	}
+	node := s.AgentInfo.GetHostname()
+	k.server.SetNodeName(node)
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		backoff := wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 1 << 30, Cap: time.Minute}
+		_ = wait.ExponentialBackoffWithContext(k.ctx, backoff, func(ctx context.Context) (bool, error) {
+			if err := kubeletapi.PublishEndpoint(ctx, k.client, node, k.addr); err != nil {
+				k.log.WithError(err).Info("publishing the kubelet API port on the Node (retrying)")
+				return false, nil
+			}
+			k.log.WithFields(logrus.Fields{"node": node, "address": k.addr}).Info("kubelet API port published on the Node")
+			return true, nil
+		})
+	}()
+}
+
+// podStatus records a pod's latest status (its containers' IDs) for logs and exec, and forgets the
+// pod after its last status (its containers' sandboxes are removed then).
+func (k *kubeletAPI) podStatus(pod *corev1.Pod, status corev1.PodStatus, done bool) {
+	if done {
+		k.registry.Forget(pod.Namespace, pod.Name, pod.UID)
+		return
+	}
+	k.registry.Update(pod, status)
+}
+
+// shutdown stops the server and waits for everything it started.
+func (k *kubeletAPI) shutdown() {
+	k.stop()
+	k.server.Wait()
+	k.wg.Wait()
+}
