@@ -25,6 +25,9 @@ type container struct {
 	pid      int
 	out      *outputHub
 	stdin    *os.File // write end of stdin for sessions; nil otherwise
+	// sessionOut is a session's output, subscribed before its process starts so that nothing it
+	// writes, even if it exits at once, is lost; nil for other containers.
+	sessionOut *queue[agentapi.ProcessIO]
 
 	exited bool
 	status int32
@@ -182,6 +185,9 @@ func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.Comma
 		env[v.Name] = v.GetValue()
 	}
 	c := &container{id: id, key: key, dir: dir, image: image, out: newOutputHub(), done: make(chan struct{})}
+	if session {
+		c.sessionOut, _ = c.out.subscribe() // a new hub is open
+	}
 	if err := a.startContainerProcess(c, command, mergeEnv(os.Environ(), env), session); err != nil {
 		return nil, http.StatusBadRequest, "Failed to launch container: " + err.Error()
 	}

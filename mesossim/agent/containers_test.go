@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -289,6 +290,63 @@ func TestNestedContainerSessionWithInput(t *testing.T) {
 	}
 	if status, err := f.wait(t, agentcalls.WaitNestedContainer(c)); err != nil || status != 0 {
 		t.Errorf("session container wait = %d, %v", status, err)
+	}
+}
+
+// TestSessionFastCommandOutput: a session command that writes and exits at once, before the client
+// could attach to anything, still has all its output in the session's response.
+func TestSessionFastCommandOutput(t *testing.T) {
+	f := newNestedFixture(t)
+	type output struct{ Stdout, Stderr string }
+	cases := []struct {
+		name, cmd string
+		want      output
+	}{
+		{name: "stdout", cmd: "echo hi", want: output{Stdout: "hi\n"}},
+		{name: "stderr", cmd: "echo oops >&2; exit 3", want: output{Stderr: "oops\n"}},
+		{name: "both", cmd: "echo $((6*7)); echo e >&2", want: output{Stdout: "42\n", Stderr: "e\n"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range 5 { // the lost-output race needed only a fast process; repeat to make it likely
+				c := f.child(fmt.Sprintf("fast-%s-%d", tc.name, i))
+				resp, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.LaunchNestedContainerSession(c, shell(tc.cmd), nil)))
+				if err != nil {
+					t.Fatalf("LAUNCH_NESTED_CONTAINER_SESSION: %v", err)
+				}
+				var got output
+				got.Stdout, got.Stderr = readOutput(t, decoderOf(resp))
+				resp.Close()
+				if diff := cmp.Diff(tc.want, got); diff != "" {
+					t.Errorf("run %d: session output (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestSessionOutputQueuedBeforeStart: a session's output queue holds everything its process wrote
+// even when nobody reads it until the process has exited (deterministic form of the race above).
+func TestSessionOutputQueuedBeforeStart(t *testing.T) {
+	f := newNestedFixture(t)
+	f.a.mu.Lock()
+	c, code, msg := f.a.launchContainerLocked(f.child("exited-first"), shell("echo hi; echo e >&2"), nil, true)
+	f.a.mu.Unlock()
+	if code != http.StatusOK {
+		t.Fatalf("launch: %d %s", code, msg)
+	}
+	<-c.done
+	if c.sessionOut == nil {
+		t.Fatal("a session container has no output queue")
+	}
+	items, closed := c.sessionOut.drain()
+	got := map[agentapi.ProcessIO_Data_Type]string{}
+	for _, p := range items {
+		got[p.Data.Type] += string(p.Data.Data)
+	}
+	want := map[agentapi.ProcessIO_Data_Type]string{agentapi.ProcessIO_Data_STDOUT: "hi\n", agentapi.ProcessIO_Data_STDERR: "e\n"}
+	if diff := cmp.Diff(want, got); diff != "" || !closed {
+		t.Errorf("queued session output (-want +got):\n%s; closed = %v", diff, closed)
 	}
 }
 

@@ -422,7 +422,7 @@ func (a *Agent) handleSession(w http.ResponseWriter, r *http.Request, mt mediaTy
 	c, code, msg := a.launchContainerLocked(l.ContainerID, l.Command, l.Container, true)
 	var q *queue[agentapi.ProcessIO]
 	if code == http.StatusOK {
-		q, _ = c.out.subscribe()
+		q = c.sessionOut // subscribed before the process started
 	}
 	a.mu.Unlock()
 	if code != http.StatusOK {
@@ -434,10 +434,6 @@ func (a *Agent) handleSession(w http.ResponseWriter, r *http.Request, mt mediaTy
 		return
 	}
 	defer c.out.unsubscribe(q)
-	if q == nil { // the process ended before anyone could attach
-		w.WriteHeader(http.StatusOK)
-		return
-	}
 	streamProcessIO(w, r, mt, q)
 	// The session's container lives only as long as its connection.
 	a.mu.Lock()
