@@ -162,7 +162,7 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 	switch {
 	case rec != nil && rec.drops >= maxDrops:
 		s.unpend(key)
-		return s.failPod(ctx, pod, PodReasonTaskDropped, fmt.Sprintf("Mesos dropped the pod's task %d times", rec.drops))
+		return s.failPod(ctx, pod, PodReasonTaskDropped, fmt.Sprintf("Mesos dropped or could not start the pod's task %d times", rec.drops))
 	case (rec == nil || rec.ifNotStarted) && podtranslate.PodStarted(pod):
 		s.unpend(key)
 		return s.failPod(ctx, pod, podtranslate.ReasonNodeLost, "the pod's Mesos task is unknown to Mesos after the pod started")

@@ -40,8 +40,8 @@ const (
 
 // Reasons the framework writes into a pod's status besides podtranslate's.
 const (
-	// PodReasonTaskDropped: Mesos dropped the pod's task maxDrops times; the pod stays bound, so it is
-	// failed and its controller replaces it.
+	// PodReasonTaskDropped: Mesos dropped or could not start the pod's task maxDrops times; the pod stays
+	// bound, so it is failed and its controller replaces it.
 	PodReasonTaskDropped = "TaskDropped"
 )
 
@@ -50,7 +50,8 @@ const (
 	podUIDIndex = "uid"
 	// taskIDPrefix is podtranslate's TaskID prefix.
 	taskIDPrefix = "pod-"
-	// maxDrops is how often a bound pod's task may be dropped (TASK_DROPPED) and relaunched.
+	// maxDrops is how often a bound pod's task may be relaunched after Mesos dropped it, could not start
+	// its executor, or did not know it.
 	maxDrops = 3
 	// bindParallelism bounds the Bindings of one launch in flight at once.
 	bindParallelism = 16
@@ -432,20 +433,6 @@ func reconciliationAnswer(st *mesos.TaskStatus) bool {
 	return st.UUID == nil && st.GetReason() == mesos.REASON_RECONCILIATION
 }
 
-// taskOutcome is podtranslate.PodStatusForTask, except for the master's answer to explicit
-// reconciliation of a task unknown to its registered agent: Mesos 1.x answers TASK_GONE
-// (REASON_RECONCILIATION, "Task is unknown to the agent") to partition-aware frameworks. That is what
-// a crash between Binding and ACCEPT leaves behind, so the pod is relaunched if it never started,
-// exactly like TASK_UNKNOWN, instead of being failed.
-func taskOutcome(st mesos.TaskStatus) podtranslate.TaskOutcome {
-	out := podtranslate.PodStatusForTask(st)
-	if st.GetState() == mesos.TASK_GONE && reconciliationAnswer(&st) {
-		out.Phase, out.Terminal = "", false
-		out.Action, out.Reason = podtranslate.ActionRelaunchIfNotStarted, podtranslate.ReasonNodeLost
-	}
-	return out
-}
-
 // terminal reports whether a task state is terminal for the task. TASK_UNREACHABLE is not terminal in
 // Mesos, but the framework treats the pod as lost (its Node goes NotReady and the pod fails).
 func terminal(s mesos.TaskState) bool {
@@ -466,7 +453,7 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 	log.WithField("message", st.GetMessage()).Debug("task status update")
 	s.metrics.statusUpdates.WithLabelValues(state.String()).Inc()
 
-	out := taskOutcome(st)
+	out := podtranslate.PodStatusForTask(st)
 	requeueAll := false
 	s.mu.Lock()
 	rec, ok := s.tasks[taskID]
@@ -480,7 +467,9 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 	rec.state = state
 	rec.relaunch = out.Action == podtranslate.ActionRelaunch || out.Action == podtranslate.ActionRelaunchIfNotStarted
 	rec.ifNotStarted = out.Action == podtranslate.ActionRelaunchIfNotStarted
-	if out.Action == podtranslate.ActionRelaunch {
+	if rec.relaunch {
+		// Every relaunch counts, so a launch that fails the same way each time (say, an executor URI
+		// nobody serves) ends the pod after maxDrops attempts instead of looping.
 		rec.drops++
 	}
 	relaunch := rec.relaunch

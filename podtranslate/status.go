@@ -88,7 +88,9 @@ type TaskOutcome struct {
 //	TASK_RUNNING                   Running, None      the executor sends it when the pod runs and writes the status
 //	TASK_KILLING                   (same), None       graceful termination in progress; Kubernetes keeps the phase
 //	TASK_FINISHED                  Succeeded          terminal
-//	TASK_FAILED                    Failed             terminal; reason from the Mesos reason (OOMKilled, Evicted, ExecutorTerminated, ...)
+//	TASK_FAILED                    Failed             terminal; reason from the Mesos reason (OOMKilled, Evicted, ExecutorTerminated, ...);
+//	                                                  RelaunchIfNotStarted when the agent never got the executor running
+//	                                                  (LaunchFailed, executor registration timeout)
 //	TASK_KILLED                    Failed             terminal; Succeeded when the executor labels the update kubemesos.io/phase=Succeeded
 //	                                                  (all containers exited 0 on SIGTERM, as the kubelet decides)
 //	TASK_ERROR                     Failed TaskInvalid terminal; the task description was refused and retrying cannot help
@@ -98,7 +100,8 @@ type TaskOutcome struct {
 //	TASK_UNREACHABLE               (same), MarkNotReady NodeLost: the agent is partitioned and the pod may still run; Kubernetes
 //	                                                  keeps such pods (Ready=False) until the node is declared gone, so must we
 //	                                                  (a StatefulSet pod must never run twice)
-//	TASK_GONE, TASK_GONE_BY_OPERATOR Failed NodeLost  terminal; the agent is gone (Evicted for QoS preemption)
+//	TASK_GONE, TASK_GONE_BY_OPERATOR Failed NodeLost  terminal; the agent is gone (Evicted for QoS preemption); as a
+//	                                                  reconciliation answer ("unknown to the agent") like TASK_UNKNOWN
 //	TASK_UNKNOWN                   (same), RelaunchIfNotStarted; Failed NodeLost when the pod had started
 //
 // Terminal and final states reported by our executor (source SOURCE_EXECUTOR) get ActionNone: the
@@ -130,6 +133,12 @@ func PodStatusForTask(status mesos.TaskStatus) TaskOutcome {
 		terminate(corev1.PodSucceeded, "")
 	case mesos.TASK_FAILED:
 		terminate(corev1.PodFailed, ReasonTaskFailed)
+		if neverReachedExecutor(status) {
+			// The agent could not start the executor (its fetch failed, e.g. because the framework serving
+			// it was restarting) or it never subscribed: the executor never had the task, so the pod ran
+			// nowhere and may be relaunched, unless its status says otherwise.
+			o.Phase, o.Terminal, o.Action = "", false, ActionRelaunchIfNotStarted
+		}
 	case mesos.TASK_KILLED:
 		phase := corev1.PodFailed
 		if labelValue(status.Labels, LabelPodPhase) == string(corev1.PodSucceeded) {
@@ -155,6 +164,12 @@ func PodStatusForTask(status mesos.TaskStatus) TaskOutcome {
 	case mesos.TASK_UNREACHABLE:
 		o.Action, o.Reason = ActionMarkNotReady, ReasonNodeLost
 	case mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR:
+		if isReconciliationAnswer(status) {
+			// Mesos 1.x answers explicit reconciliation of a task its registered agent does not know
+			// with TASK_GONE: what a crash between Binding and ACCEPT leaves behind.
+			o.Action, o.Reason = ActionRelaunchIfNotStarted, ReasonNodeLost
+			break
+		}
 		terminate(corev1.PodFailed, ReasonNodeLost)
 	case mesos.TASK_UNKNOWN:
 		o.Action, o.Reason = ActionRelaunchIfNotStarted, ReasonNodeLost
@@ -228,6 +243,19 @@ func reasonFor(status mesos.TaskStatus) string {
 		return ReasonNodeLost
 	}
 	return ""
+}
+
+// neverReachedExecutor: a TASK_FAILED from the agent for an executor that could not be launched or
+// never subscribed, so it never received the task.
+func neverReachedExecutor(status mesos.TaskStatus) bool {
+	if status.GetSource() != mesos.SOURCE_AGENT {
+		return false
+	}
+	switch status.GetReason() {
+	case mesos.REASON_CONTAINER_LAUNCH_FAILED, mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT:
+		return true
+	}
+	return false
 }
 
 // launchTimeReason: TASK_LOST reasons a master without partition awareness gives for a launch that

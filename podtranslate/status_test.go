@@ -64,8 +64,8 @@ func TestPodStatusForTask(t *testing.T) {
 		{"failed: executor terminated", ts(mesos.TASK_FAILED, agent, mesos.REASON_EXECUTOR_TERMINATED, "Executor terminated"),
 			TaskOutcome{Phase: corev1.PodFailed, Reason: ReasonExecutorTerminated, Terminal: true, Action: ActionTerminate,
 				Message: "Mesos TASK_FAILED (REASON_EXECUTOR_TERMINATED) from SOURCE_AGENT: Executor terminated"}},
-		{"failed: executor never registered", ts(mesos.TASK_FAILED, agent, mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT, ""),
-			TaskOutcome{Phase: corev1.PodFailed, Reason: ReasonExecutorTerminated, Terminal: true, Action: ActionTerminate,
+		{"failed: executor never registered, so it never had the task", ts(mesos.TASK_FAILED, agent, mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT, ""),
+			TaskOutcome{Reason: ReasonExecutorTerminated, Action: ActionRelaunchIfNotStarted,
 				Message: "Mesos TASK_FAILED (REASON_EXECUTOR_REGISTRATION_TIMEOUT) from SOURCE_AGENT"}},
 		{"failed: out of memory", ts(mesos.TASK_FAILED, agent, mesos.REASON_CONTAINER_LIMITATION_MEMORY, ""),
 			TaskOutcome{Phase: corev1.PodFailed, Reason: ReasonOOMKilled, Terminal: true, Action: ActionTerminate,
@@ -73,9 +73,15 @@ func TestPodStatusForTask(t *testing.T) {
 		{"failed: disk limit, reported through the executor", ts(mesos.TASK_FAILED, executor, mesos.REASON_CONTAINER_LIMITATION_DISK, ""),
 			TaskOutcome{Phase: corev1.PodFailed, Reason: ReasonEvicted, Terminal: true, ExecutorReported: true,
 				Message: "Mesos TASK_FAILED (REASON_CONTAINER_LIMITATION_DISK) from SOURCE_EXECUTOR"}},
-		{"failed: launch failed", ts(mesos.TASK_FAILED, agent, mesos.REASON_CONTAINER_LAUNCH_FAILED, "fetch failed"),
-			TaskOutcome{Phase: corev1.PodFailed, Reason: ReasonLaunchFailed, Terminal: true, Action: ActionTerminate,
+		{"failed: launch failed, the executor never had the task", ts(mesos.TASK_FAILED, agent, mesos.REASON_CONTAINER_LAUNCH_FAILED, "fetch failed"),
+			TaskOutcome{Reason: ReasonLaunchFailed, Action: ActionRelaunchIfNotStarted,
 				Message: "Mesos TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED) from SOURCE_AGENT: fetch failed"}},
+		{"failed: launch failed as the executor reports it ends the pod", ts(mesos.TASK_FAILED, executor, mesos.REASON_CONTAINER_LAUNCH_FAILED, "image"),
+			TaskOutcome{Phase: corev1.PodFailed, Reason: ReasonLaunchFailed, Terminal: true, ExecutorReported: true,
+				Message: "Mesos TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED) from SOURCE_EXECUTOR: image"}},
+		{"gone as a reconciliation answer: unknown to the agent", reconciliation(ts(mesos.TASK_GONE, master, mesos.REASON_RECONCILIATION, "Reconciliation: Task is unknown to the agent")),
+			TaskOutcome{Reason: ReasonNodeLost, Action: ActionRelaunchIfNotStarted,
+				Message: "Mesos TASK_GONE (REASON_RECONCILIATION) from SOURCE_MASTER: Reconciliation: Task is unknown to the agent"}},
 		{"failed: deadline", ts(mesos.TASK_FAILED, agent, mesos.REASON_MAX_COMPLETION_TIME_REACHED, ""),
 			TaskOutcome{Phase: corev1.PodFailed, Reason: ReasonDeadlineExceeded, Terminal: true, Action: ActionTerminate,
 				Message: "Mesos TASK_FAILED (REASON_MAX_COMPLETION_TIME_REACHED) from SOURCE_AGENT"}},
@@ -310,5 +316,18 @@ func BenchmarkPodStatusForTask(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = PodStatusForTask(s)
+	}
+}
+
+// A launch the agent could not start is relaunched only for a pod that never ran; a pod that did run
+// ends Failed with the launch's reason.
+func TestForPodLaunchFailed(t *testing.T) {
+	failed := PodStatusForTask(ts(mesos.TASK_FAILED, agent, mesos.REASON_CONTAINER_LAUNCH_FAILED, "fetching the executor: unexpected EOF"))
+	if got := failed.ForPod(&corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending}}); got.Action != ActionRelaunch || got.Phase != corev1.PodPending || got.Terminal {
+		t.Errorf("never started: ForPod = %v %q terminal=%v, want Relaunch Pending", got.Action, got.Phase, got.Terminal)
+	}
+	ran := &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	if got := failed.ForPod(ran); got.Action != ActionTerminate || got.Phase != corev1.PodFailed || !got.Terminal || got.Reason != ReasonLaunchFailed {
+		t.Errorf("started: ForPod = %v %q terminal=%v reason %q, want Terminate Failed %s", got.Action, got.Phase, got.Terminal, got.Reason, ReasonLaunchFailed)
 	}
 }
