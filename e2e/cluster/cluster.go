@@ -318,8 +318,44 @@ func (cp *ControlPlane) controllerManagerKubeconfig() string {
 // free port between our probe and its bind.
 const portAttempts = 3
 
-func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) error {
+// apiServerArgs are kube-apiserver's flags for a secure port (before the caller's extra ones).
+func (cp *ControlPlane) apiServerArgs(port int) []string {
 	pki := func(name string) string { return filepath.Join(cp.Dir, "pki", name) }
+	return []string{
+		"--etcd-servers=" + cp.EtcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--endpoint-reconciler-type=none", // it refuses a loopback advertise address otherwise
+		"--tls-cert-file=" + pki("apiserver.crt"),
+		"--tls-private-key-file=" + pki("apiserver.key"),
+		"--client-ca-file=" + cp.Files.ClientCA,
+		"--kubelet-client-certificate=" + cp.Files.KubeletClientCert,
+		"--kubelet-client-key=" + cp.Files.KubeletClientKey,
+		// Nodes of simulated agents have unresolvable hostnames: the API server reaches their
+		// "kubelet" (the executor's kubelet API, kubectl logs/exec) at the InternalIP. No
+		// --kubelet-certificate-authority: executors serve self-signed certificates.
+		"--kubelet-preferred-address-types=InternalIP,Hostname,ExternalIP",
+		"--service-account-issuer=" + ServiceAccountIssuer,
+		"--service-account-key-file=" + cp.Files.ServiceAccountPub,
+		"--service-account-signing-key-file=" + cp.Files.ServiceAccountKey,
+		"--service-cluster-ip-range=" + ServiceClusterIPRange,
+		// Request-header authentication, as kubeadm sets it up: delegating servers (the
+		// controller-manager's own endpoints, aggregated API servers) need this CA.
+		"--requestheader-client-ca-file=" + cp.Files.FrontProxyCA,
+		"--requestheader-allowed-names=" + frontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + cp.Files.FrontProxyClientCert,
+		"--proxy-client-key-file=" + cp.Files.FrontProxyClientKey,
+		"--authorization-mode=RBAC",
+		"--allow-privileged=true",
+		"--profiling=false",
+	}
+}
+
+func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) error {
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
@@ -329,35 +365,7 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) erro
 		if err := cp.writeKubeconfigs(time.Now()); err != nil {
 			return err
 		}
-		args := []string{
-			"--etcd-servers=" + cp.EtcdURL,
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(port),
-			"--endpoint-reconciler-type=none", // it refuses a loopback advertise address otherwise
-			"--tls-cert-file=" + pki("apiserver.crt"),
-			"--tls-private-key-file=" + pki("apiserver.key"),
-			"--client-ca-file=" + cp.Files.ClientCA,
-			"--kubelet-client-certificate=" + cp.Files.KubeletClientCert,
-			"--kubelet-client-key=" + cp.Files.KubeletClientKey,
-			"--service-account-issuer=" + ServiceAccountIssuer,
-			"--service-account-key-file=" + cp.Files.ServiceAccountPub,
-			"--service-account-signing-key-file=" + cp.Files.ServiceAccountKey,
-			"--service-cluster-ip-range=" + ServiceClusterIPRange,
-			// Request-header authentication, as kubeadm sets it up: delegating servers (the
-			// controller-manager's own endpoints, aggregated API servers) need this CA.
-			"--requestheader-client-ca-file=" + cp.Files.FrontProxyCA,
-			"--requestheader-allowed-names=" + frontProxyClientName,
-			"--requestheader-username-headers=X-Remote-User",
-			"--requestheader-group-headers=X-Remote-Group",
-			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-			"--proxy-client-cert-file=" + cp.Files.FrontProxyClientCert,
-			"--proxy-client-key-file=" + cp.Files.FrontProxyClientKey,
-			"--authorization-mode=RBAC",
-			"--allow-privileged=true",
-			"--profiling=false",
-		}
-		args = append(args, extra...)
+		args := append(cp.apiServerArgs(port), extra...)
 		os.Remove(cp.logPath("kube-apiserver"))
 		cp.apiserver, err = startProcess("kube-apiserver", cp.Binaries.KubeAPIServer, args, cp.logPath("kube-apiserver"))
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +113,33 @@ func TestNamespacePrefix(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestAPIServerReachesExecutorKubelets: the API server proxies kubectl logs/exec to a Node's
+// InternalIP first (simulated agents' hostnames do not resolve), presents the kubelet client
+// certificate, and does not verify the executors' self-signed serving certificates.
+func TestAPIServerReachesExecutorKubelets(t *testing.T) {
+	cp := &ControlPlane{Dir: "/cp", Files: PKIFiles{KubeletClientCert: "/cp/pki/kubelet-client.crt", KubeletClientKey: "/cp/pki/kubelet-client.key"}}
+	flags := map[string]string{}
+	for _, a := range cp.apiServerArgs(6443) {
+		name, value, _ := strings.Cut(a, "=")
+		flags[name] = value
+	}
+	tests := []struct {
+		flag    string
+		want    string
+		present bool
+	}{
+		{flag: "--kubelet-client-certificate", want: "/cp/pki/kubelet-client.crt", present: true},
+		{flag: "--kubelet-client-key", want: "/cp/pki/kubelet-client.key", present: true},
+		{flag: "--kubelet-preferred-address-types", want: "InternalIP,Hostname,ExternalIP", present: true},
+		{flag: "--kubelet-certificate-authority", present: false},
+	}
+	for _, tt := range tests {
+		got, ok := flags[tt.flag]
+		if ok != tt.present || got != tt.want {
+			t.Errorf("%s = %q (set: %v), want %q (set: %v)", tt.flag, got, ok, tt.want, tt.present)
+		}
 	}
 }
