@@ -6,16 +6,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kubemesos/kubemesos/internal/deathsig"
 )
 
 // process is one control-plane subprocess. It runs in its own process group (so Stop reaches
-// anything it forks) and gets SIGKILL from the kernel if the thread that started it dies
-// (Pdeathsig), which is what happens when a test binary panics or times out: nothing outlives us.
+// anything it forks) and gets SIGKILL from the kernel when this process dies (Pdeathsig through
+// internal/deathsig), which is what happens when a test binary panics or times out: nothing outlives us.
 type process struct {
 	name    string
 	logPath string
@@ -35,26 +36,18 @@ func startProcess(name, path string, args []string, logPath string) (*process, e
 	cmd := exec.Command(path, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
-
-	// Pdeathsig fires when the *thread* that forked the child exits, and the Go runtime may retire
-	// threads. So the child is started and waited for from one goroutine locked to its thread; the
-	// goroutine (and with it the thread) ends only after the child is gone.
-	started := make(chan error, 1)
+	// deathsig forks from one thread that lives as long as this process: a child tied to an ordinary
+	// thread would be SIGKILLed when the runtime retires that thread (and retiring one here would kill the
+	// simulator's containers that happened to be forked from it).
+	if err := deathsig.Start(cmd); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
 		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
 	return p, nil
 }
 

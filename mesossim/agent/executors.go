@@ -16,6 +16,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/internal/deathsig"
 )
 
 type executorState int
@@ -451,8 +453,10 @@ func startProcess(ci mesos.CommandInfo, dir string, env []string, stdin, stdout,
 	if stderr != nil {
 		cmd.Stderr = stderr
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Its own process group; SIGKILL when the simulator's process dies (deathsig ties that to the
+	// process, not to whichever thread forked it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := deathsig.Start(cmd); err != nil {
 		return nil, fmt.Errorf("starting %q: %w", ci.GetValue(), err)
 	}
 	return cmd, nil

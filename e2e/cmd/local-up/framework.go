@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/kubemesos/kubemesos/internal/deathsig"
 )
 
 // kubemesosFramework builds cmd/kubemesos and runs `kubemesos framework` as a subprocess. It must be the
@@ -56,13 +57,9 @@ func (f *kubemesosFramework) Start(ctx context.Context, env *environment) error 
 	}
 	f.cmd = exec.Command(bin, args...)
 	f.cmd.Stdout, f.cmd.Stderr = logFile, logFile
-	// Its own process group, and SIGKILL if local-up dies without stopping it. Pdeathsig follows the
-	// forking thread, so that thread stays locked until the child runs.
-	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	runtime.LockOSThread()
-	err = f.cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
+	// Its own process group, and SIGKILL if local-up dies without stopping it.
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := deathsig.Start(f.cmd); err != nil {
 		return fmt.Errorf("starting %s: %w", bin, err)
 	}
 	f.exited = make(chan error, 1)
