@@ -196,12 +196,20 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, map[string]string, err
 		return nil, nil, fmt.Errorf("loading kubeconfig %q: %w", kubeconfig, err)
 	}
 	rc.UserAgent = "kubemesos-executor"
+	// The kubelet's defaults (--kube-api-qps 50, --kube-api-burst 100): client-go's 5/10 throttled the
+	// status writes of a 10-pod roll-out to seconds.
+	rc.QPS, rc.Burst = kubeletAPIQPS, kubeletAPIBurst
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
 	return cs, serviceEnv(rc.Host), nil
 }
+
+const (
+	kubeletAPIQPS   = 50
+	kubeletAPIBurst = 100
+)
 
 // serviceEnv derives KUBERNETES_SERVICE_HOST/PORT from the API server URL (nil if it has no host).
 func serviceEnv(apiServer string) map[string]string {
