@@ -20,6 +20,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
 	"github.com/sirupsen/logrus"
 
+	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
@@ -291,20 +292,9 @@ func (m *MesosExecer) sendInput(ctx context.Context, id mesos.ContainerID, req E
 }
 
 func (m *MesosExecer) wait(ctx context.Context, id mesos.ContainerID) (*int32, error) {
-	resp, err := m.streamer.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(id)))
-	if resp != nil {
-		defer resp.Close()
-	}
+	w, err := nested.WaitContainer(ctx, m.streamer, id)
 	if err != nil {
 		return nil, err
-	}
-	var out agent.Response
-	if err := resp.Decode(&out); err != nil {
-		return nil, fmt.Errorf("decoding WAIT_CONTAINER: %w", err)
-	}
-	w := out.GetWaitContainer()
-	if w == nil {
-		return nil, errors.New("WAIT_CONTAINER answered without wait_container")
 	}
 	return w.ExitStatus, nil
 }

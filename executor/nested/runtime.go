@@ -210,7 +210,13 @@ func retriable(err error) bool {
 }
 
 func (r *Runtime) waitOnce(ctx context.Context, id mesos.ContainerID) (*agent.Response_WaitContainer, error) {
-	resp, err := r.waiter.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(id)))
+	return WaitContainer(ctx, r.waiter, id)
+}
+
+// WaitContainer sends one WAIT_CONTAINER for id through s (a sender without a deadline: the agent
+// answers when the container ends) and returns the agent's answer.
+func WaitContainer(ctx context.Context, s agentcalls.Sender, id mesos.ContainerID) (*agent.Response_WaitContainer, error) {
+	resp, err := s.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(id)))
 	if resp != nil {
 		defer resp.Close()
 	}
