@@ -237,6 +237,7 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 		rule(core, []string{"events"}, nil, []string{"create", "patch"}),
 		rule(core, []string{"configmaps", "secrets"}, nil, []string{"get"}),
 		rule(core, []string{"serviceaccounts/token"}, nil, []string{"create"}),
+		rule(core, []string{"nodes/status"}, nil, []string{"patch"}),
 	}
 	stateRules := []rbacv1.PolicyRule{
 		rule(core, []string{"configmaps"}, []string{"kubemesos-framework"}, []string{"get", "update"}),
@@ -260,16 +261,27 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := mustRender(t, valuesYAML(t, tc.values))
 			wantCluster := map[string][]rbacv1.PolicyRule{testFullname: frameworkRules}
-			wantSubjects := map[string]string{testFullname: testFullname} // binding -> ServiceAccount
+			// binding -> ServiceAccount and the role it grants (ours have the binding's name)
+			type grant struct{ ServiceAccount, Role string }
+			wantClusterBindings := map[string]grant{testFullname: {testFullname, testFullname}}
 			wantSAs := []string{testFullname}
-			if tc.wantExecutor {
-				wantCluster[executorSA] = executorRules
-				wantSubjects[executorSA] = executorSA
-				wantSAs = append(wantSAs, executorSA)
-			}
 			wantRoles := map[string][]rbacv1.PolicyRule{
 				tc.stateNS + "/" + testFullname + "-state":        stateRules,
 				"kube-node-lease/" + testFullname + "-node-lease": nodeLeaseRules,
+			}
+			wantRoleBindings := map[string]grant{}
+			for key := range wantRoles {
+				ns, name, _ := strings.Cut(key, "/")
+				wantRoleBindings[ns+"/"+name] = grant{testFullname, name}
+			}
+			if tc.wantExecutor {
+				wantCluster[executorSA] = executorRules
+				wantSAs = append(wantSAs, executorSA)
+				// The kubelet API is a delegating server: built-in roles for TokenReviews,
+				// SubjectAccessReviews and the client CA's ConfigMap.
+				wantClusterBindings[executorSA] = grant{executorSA, executorSA}
+				wantClusterBindings[executorSA+"-auth-delegator"] = grant{executorSA, "system:auth-delegator"}
+				wantRoleBindings["kube-system/"+executorSA+"-authentication-reader"] = grant{executorSA, "extension-apiserver-authentication-reader"}
 			}
 
 			gotCluster := map[string][]rbacv1.PolicyRule{}
@@ -287,33 +299,27 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 				t.Errorf("Roles (-want +got):\n%s", diff)
 			}
 
+			gotClusterBindings := map[string]grant{}
 			for _, crb := range each[*rbacv1.ClusterRoleBinding](r) {
-				want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: wantSubjects[crb.Name], Namespace: testNamespace}}
-				if diff := cmp.Diff(want, crb.Subjects); diff != "" {
-					t.Errorf("ClusterRoleBinding %s subjects (-want +got):\n%s", crb.Name, diff)
+				if len(crb.Subjects) != 1 || crb.Subjects[0].Kind != "ServiceAccount" || crb.Subjects[0].Namespace != testNamespace || crb.RoleRef.Kind != "ClusterRole" {
+					t.Errorf("ClusterRoleBinding %s: subjects %+v, roleRef %+v; want one ServiceAccount of %s, a ClusterRole", crb.Name, crb.Subjects, crb.RoleRef, testNamespace)
+					continue
 				}
-				if _, ok := wantCluster[crb.RoleRef.Name]; !ok || crb.RoleRef.Name != crb.Name || crb.RoleRef.Kind != "ClusterRole" {
-					t.Errorf("ClusterRoleBinding %s binds %+v", crb.Name, crb.RoleRef)
-				}
+				gotClusterBindings[crb.Name] = grant{crb.Subjects[0].Name, crb.RoleRef.Name}
 			}
-			if n := len(each[*rbacv1.ClusterRoleBinding](r)); n != len(wantCluster) {
-				t.Errorf("%d ClusterRoleBindings for %d ClusterRoles", n, len(wantCluster))
+			if diff := cmp.Diff(wantClusterBindings, gotClusterBindings); diff != "" {
+				t.Errorf("ClusterRoleBindings (-want +got):\n%s", diff)
 			}
-			bound := map[string]bool{}
+			gotRoleBindings := map[string]grant{}
 			for _, rb := range each[*rbacv1.RoleBinding](r) {
-				want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: testFullname, Namespace: testNamespace}}
-				if diff := cmp.Diff(want, rb.Subjects); diff != "" {
-					t.Errorf("RoleBinding %s subjects (-want +got):\n%s", rb.Name, diff)
+				if len(rb.Subjects) != 1 || rb.Subjects[0].Kind != "ServiceAccount" || rb.Subjects[0].Namespace != testNamespace || rb.RoleRef.Kind != "Role" {
+					t.Errorf("RoleBinding %s/%s: subjects %+v, roleRef %+v; want one ServiceAccount of %s, a Role", rb.Namespace, rb.Name, rb.Subjects, rb.RoleRef, testNamespace)
+					continue
 				}
-				if rb.RoleRef.Kind != "Role" {
-					t.Errorf("RoleBinding %s binds a %s", rb.Name, rb.RoleRef.Kind)
-				}
-				bound[rb.Namespace+"/"+rb.RoleRef.Name] = true
+				gotRoleBindings[rb.Namespace+"/"+rb.Name] = grant{rb.Subjects[0].Name, rb.RoleRef.Name}
 			}
-			for key := range wantRoles {
-				if !bound[key] {
-					t.Errorf("Role %s is not bound in its namespace", key)
-				}
+			if diff := cmp.Diff(wantRoleBindings, gotRoleBindings); diff != "" {
+				t.Errorf("RoleBindings (-want +got):\n%s", diff)
 			}
 			var gotSAs []string
 			for _, sa := range each[*corev1.ServiceAccount](r) {
