@@ -168,6 +168,10 @@ executor: {kubeconfig: %q, serviceAccount: {create: true}}
 
 	// The chart's second replica: same configuration, its own pod address (here: port). It stands by on
 	// the Lease, then takes over when the first stops, and keeps scheduling.
+	leader := leaseHolder(ctx, cp, ns)
+	if leader == "" {
+		t.Fatalf("no holder of the Lease %s/kubemesos-framework while the first replica runs", ns)
+	}
 	port2 := freeTCPPort(t)
 	env2 := append(slices.Clone(env), fmt.Sprintf("KUBEMESOS_ADVERTISE_URL=http://127.0.0.1:%d", port2))
 	args2 := append(slices.Clone(args), fmt.Sprintf("--http-address=:%d", port2)) // a pod's own IP, here a port
@@ -178,17 +182,22 @@ executor: {kubeconfig: %q, serviceAccount: {create: true}}
 		}
 		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", port2)), nil
 	}, nil)
-	if httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", port2)) {
-		t.Error("the standby replica reports /readyz ok while the first replica leads: two leaders?")
+	// A standby is ready (so rolling updates can finish) but does not take the Lease.
+	if !httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", port2)) {
+		t.Error("the standby replica is not ready (/readyz): a rolling update would stall")
+	}
+	if got := leaseHolder(ctx, cp, ns); got != leader {
+		t.Errorf("Lease holder %q while the first replica (%q) leads: two leaders?", got, leader)
 	}
 	if err := fw.stop(20 * time.Second); err != nil {
 		t.Errorf("first replica did not stop cleanly: %v", err)
 	}
-	eventually(t, ctx, "the second replica leading (/readyz: subscribed to Mesos)", func(ctx context.Context) (bool, error) {
+	eventually(t, ctx, "the second replica leading (Lease taken over, /readyz ok)", func(ctx context.Context) (bool, error) {
 		if err := fw2.exited(); err != nil {
 			return false, err
 		}
-		return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", port2)), nil
+		holder := leaseHolder(ctx, cp, ns)
+		return holder != "" && holder != leader && httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", port2)), nil
 	}, nil)
 	scale, err := cp.Client.AppsV1().Deployments(ns).GetScale(ctx, "web", metav1.GetOptions{})
 	if err != nil {
@@ -207,6 +216,15 @@ executor: {kubeconfig: %q, serviceAccount: {create: true}}
 	if err := fw2.stop(20 * time.Second); err != nil {
 		t.Errorf("second replica did not stop cleanly: %v", err)
 	}
+}
+
+// leaseHolder is the holder of the framework's leader-election Lease in ns ("" if none or unreadable).
+func leaseHolder(ctx context.Context, cp *cluster.ControlPlane, ns string) string {
+	l, err := cp.Client.CoordinationV1().Leases(ns).Get(ctx, "kubemesos-framework", metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return ptr.Deref(l.Spec.HolderIdentity, "")
 }
 
 // runningOnMesos counts the pods of the web Deployment running, ready, on a Mesos agent's Node.
