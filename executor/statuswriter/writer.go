@@ -1,8 +1,8 @@
 // Package statuswriter writes pod statuses to the API server for the executor. It keeps only the
 // newest unwritten status of each pod and retries it with back-off while the API server fails, so a
 // terminal status is never lost because the API server was down at that moment (virtual-kubelet#712),
-// and a status is never written over a newer one. Writes are strategic merge patches of the status
-// subresource carrying the pod's UID as precondition, as the kubelet does.
+// and a status is never written over a newer one. Like the kubelet's status manager, each write reads the
+// pod and sends the two-way strategic merge patch from its current status, with the UID as precondition.
 package statuswriter
 
 import (
@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 )
@@ -272,24 +273,53 @@ func (w *Writer) backOff(failures int) time.Duration {
 	return min(d, w.cfg.MaxBackOff)
 }
 
-// statusPatch is the body of the strategic merge patch: the UID is a precondition.
-type statusPatch struct {
-	Metadata struct {
-		UID types.UID `json:"uid"`
-	} `json:"metadata"`
-	Status corev1.PodStatus `json:"status"`
+// statusPatch is the two-way strategic merge patch from the pod's current status to status, with the
+// pod's UID as precondition, or nil when there is nothing to change. A plain merge of the new status would
+// leave fields the new one no longer has (a condition's old reason, a container's waiting state) in place;
+// the two-way patch deletes them, as the kubelet's status manager does.
+func statusPatch(uid types.UID, current, status corev1.PodStatus) ([]byte, error) {
+	oldJSON, err := json.Marshal(corev1.Pod{Status: current})
+	if err != nil {
+		return nil, err
+	}
+	newJSON, err := json.Marshal(corev1.Pod{Status: status})
+	if err != nil {
+		return nil, err
+	}
+	diff, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, corev1.Pod{})
+	if err != nil {
+		return nil, err
+	}
+	var patch map[string]any
+	if err := json.Unmarshal(diff, &patch); err != nil {
+		return nil, err
+	}
+	if len(patch) == 0 {
+		return nil, nil
+	}
+	patch["metadata"] = map[string]any{"uid": uid}
+	return json.Marshal(patch)
 }
 
 func (w *Writer) write(ctx context.Context, e *entry) error {
-	var p statusPatch
-	p.Metadata.UID = e.uid
-	p.Status = e.status
-	body, err := json.Marshal(p)
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+	defer cancel()
+	current, err := w.client.CoreV1().Pods(e.namespace).Get(ctx, e.name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("reading pod %s/%s: %w (%w)", e.namespace, e.name, errGone, err)
+	case err != nil:
+		return fmt.Errorf("reading pod %s/%s: %w", e.namespace, e.name, err)
+	case current.UID != e.uid:
+		return fmt.Errorf("pod %s/%s is now UID %s: %w", e.namespace, e.name, current.UID, errGone)
+	}
+	body, err := statusPatch(e.uid, current.Status, e.status)
 	if err != nil {
 		return fmt.Errorf("encoding status of pod %s/%s: %w", e.namespace, e.name, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
-	defer cancel()
+	if body == nil {
+		return nil
+	}
 	_, err = w.client.CoreV1().Pods(e.namespace).Patch(ctx, e.name, types.StrategicMergePatchType, body, metav1.PatchOptions{}, "status")
 	switch {
 	case err == nil:

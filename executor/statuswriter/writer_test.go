@@ -319,3 +319,29 @@ func TestSlowPodDoesNotHoldUpOthers(t *testing.T) {
 		t.Errorf("slow pod message %q", got)
 	}
 }
+
+// A field the new status no longer has (a condition's reason, a container's waiting state) is removed,
+// not merged with the new one.
+func TestPatchRemovesWhatTheNewStatusDropped(t *testing.T) {
+	p := pod("x")
+	p.Status = corev1.PodStatus{
+		Phase:      corev1.PodPending,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ContainersNotReady", Message: "containers with unready status: [app]"}},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}},
+	}
+	cs := fake.NewClientset(p)
+	w := New(cs, Config{Clock: clocktesting.NewFakeClock(t0)})
+	run(t, w)
+	want := corev1.PodStatus{
+		Phase:      corev1.PodRunning,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true, State: corev1.ContainerState{
+			Running: &corev1.ContainerStateRunning{}}}},
+	}
+	w.Set(p, 1, want)
+	flush(t, w)
+	if diff := cmp.Diff(want, getPod(t, cs, "x").Status); diff != "" {
+		t.Errorf("stored status (-want +got):\n%s", diff)
+	}
+}
