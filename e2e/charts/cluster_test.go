@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,38 +31,19 @@ import (
 
 // One control plane for the tests of this package that need a real API server, started on first use and
 // stopped in TestMain. Tests stay apart through namespaces.
-var shared struct {
-	once sync.Once
-	cp   *cluster.ControlPlane
-	err  error
-}
+var shared = cluster.Shared{Timeout: 20 * time.Minute}
 
 func controlPlane(t *testing.T) *cluster.ControlPlane {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("SKIP in -short mode: needs the e2e control plane (kube-apiserver)")
 	}
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute) // includes a first build
-		defer cancel()
-		shared.cp, shared.err = cluster.Start(ctx, cluster.Options{})
-	})
-	if shared.err != nil {
-		t.Fatalf("starting the control plane: %v", shared.err)
-	}
-	return shared.cp
+	return shared.Get(t)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.cp != nil {
-		if code != 0 {
-			for _, c := range []string{"kube-apiserver", "kube-controller-manager", "etcd"} {
-				fmt.Fprintf(os.Stderr, "--- last lines of %s:\n%s\n", c, shared.cp.LogTail(c, 20))
-			}
-		}
-		shared.cp.Stop()
-	}
+	shared.Close(code != 0)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

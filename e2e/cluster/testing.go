@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,4 +104,48 @@ func namespacePrefix(testName string) string {
 		p = "test"
 	}
 	return p + "-"
+}
+
+// Shared is one control plane for the tests of a package: started on first use by Get, stopped by Close
+// in TestMain. Tests stay apart through namespaces (Namespace).
+type Shared struct {
+	Options Options
+	// Timeout bounds the start, a first build of the binaries included; 30 minutes when zero.
+	Timeout time.Duration
+
+	once sync.Once
+	cp   *ControlPlane
+	err  error
+}
+
+// Get returns the shared control plane, starting it on first use; a start that failed fails every test.
+func (s *Shared) Get(t testing.TB) *ControlPlane {
+	t.Helper()
+	s.once.Do(func() {
+		timeout := s.Timeout
+		if timeout == 0 {
+			timeout = 30 * time.Minute
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		s.cp, s.err = Start(ctx, s.Options)
+	})
+	if s.err != nil {
+		t.Fatalf("starting the shared control plane: %v", s.err)
+	}
+	return s.cp
+}
+
+// Close stops the control plane if it was started, first printing the tail of every component's log
+// to stderr when the tests failed.
+func (s *Shared) Close(failed bool) {
+	if s.cp == nil {
+		return
+	}
+	if failed {
+		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "etcd"} {
+			fmt.Fprintf(os.Stderr, "--- last lines of %s:\n%s\n", c, s.cp.LogTail(c, 20))
+		}
+	}
+	s.cp.Stop()
 }

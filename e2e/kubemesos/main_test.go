@@ -18,29 +18,15 @@ import (
 // own namespace (also the framework's --state-namespace), its own simulated Mesos cluster whose agent
 // hostnames (= Node names) carry a unique prefix, and its own framework process. They must not run in
 // parallel: a framework serving default-scheduler schedules every pending pod of the cluster.
-var shared struct {
-	once sync.Once
-	cp   *cluster.ControlPlane
-	err  error
-}
-
-// sharedControlPlaneOptions: the node lifecycle controller notices NotReady Nodes within seconds, so
-// taint-based eviction (pods' short tolerations) acts quickly.
-var sharedControlPlaneOptions = cluster.Options{
+// The node lifecycle controller notices NotReady Nodes within seconds, so taint-based eviction (pods'
+// short tolerations) acts quickly.
+var shared = cluster.Shared{Options: cluster.Options{
 	ExtraControllerManagerArgs: []string{"--node-monitor-grace-period=8s", "--node-monitor-period=1s"},
-}
+}}
 
 func controlPlane(t testing.TB) *cluster.ControlPlane {
 	t.Helper()
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute) // includes a first build
-		defer cancel()
-		shared.cp, shared.err = cluster.Start(ctx, sharedControlPlaneOptions)
-	})
-	if shared.err != nil {
-		t.Fatalf("starting the shared control plane: %v", shared.err)
-	}
-	return shared.cp
+	return shared.Get(t)
 }
 
 // The kubemesos binary, built once per test binary without -race (agents fetch it as the executor,
@@ -102,14 +88,7 @@ func repoRoot() (string, error) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.cp != nil {
-		if code != 0 {
-			for _, c := range []string{"kube-apiserver", "kube-controller-manager", "etcd"} {
-				fmt.Fprintf(os.Stderr, "--- last lines of %s:\n%s\n", c, shared.cp.LogTail(c, 20))
-			}
-		}
-		shared.cp.Stop()
-	}
+	shared.Close(code != 0)
 	if binary.dir != "" {
 		os.RemoveAll(binary.dir)
 	}
