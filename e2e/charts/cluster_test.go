@@ -248,6 +248,7 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 		{
 			serviceAccount: testFullname + "-executor",
 			allowed: []access{
+				{verb: "get", resource: "pods", namespace: "team-a", name: "web-0"},
 				{verb: "patch", resource: "pods", subresource: "status", namespace: "team-a", name: "web-0"},
 				{verb: "get", resource: "configmaps", namespace: "team-a", name: "web-config"},
 				{verb: "get", resource: "secrets", namespace: "team-a", name: "web-tls"},
@@ -269,7 +270,7 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 				{verb: "update", resource: "configmaps", namespace: "kube-system", name: "extension-apiserver-authentication"},
 				{verb: "get", resource: "nodes", subresource: "proxy", name: "agent-1"},
 				{verb: "update", resource: "pods", subresource: "status", namespace: "team-a", name: "web-0"},
-				{verb: "get", resource: "pods", namespace: "team-a", name: "web-0"},
+				{verb: "list", resource: "pods", namespace: "team-a"},
 				{verb: "patch", resource: "pods", namespace: "team-a", name: "web-0"},
 				{verb: "list", resource: "secrets"},
 				{verb: "list", resource: "configmaps", namespace: "team-a"},

@@ -233,6 +233,7 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 		rule(core, []string{"events"}, nil, []string{"create", "patch"}),
 	}
 	executorRules := []rbacv1.PolicyRule{
+		rule(core, []string{"pods"}, nil, []string{"get"}),
 		rule(core, []string{"pods/status"}, nil, []string{"patch"}),
 		rule(core, []string{"events"}, nil, []string{"create", "patch"}),
 		rule(core, []string{"configmaps", "secrets"}, nil, []string{"get"}),
