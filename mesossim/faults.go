@@ -36,6 +36,11 @@ func (m *Master) agentLost(ag *agentEntry, state mesos.TaskState, keepUnreachabl
 				f.send(m.masterUpdate(t.task.TaskID, &aid, lostState(f, state), mesos.REASON_AGENT_REMOVED, why))
 			}
 			if keepUnreachable && !wasTerminal {
+				// As Mesos' master records it: TASK_UNREACHABLE in unreachable_tasks and in the answer
+				// to reconciliation, until the agent re-registers.
+				t.reachableState = t.task.GetState()
+				st := lostState(f, state)
+				t.task.State = &st
 				f.unreachable[t.task.TaskID.Value] = t
 				continue
 			}
@@ -128,6 +133,8 @@ func (m *Master) HealAgent(id string) error {
 			delete(f.unreachable, t.task.TaskID.Value)
 			if f.partitionAware() {
 				t.terminal = false
+				st := t.reachableState
+				t.task.State = &st
 				f.tasks[t.task.TaskID.Value] = t
 				m.alloc.Allocated(id, f.id, t.role, t.task.Resources)
 			} else {

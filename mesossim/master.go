@@ -115,6 +115,9 @@ type task struct {
 	task     mesos.Task
 	role     string
 	terminal bool // resources already recovered
+	// reachableState is the state before the agent became unreachable; the agent reports it again when
+	// it re-registers.
+	reachableState mesos.TaskState
 	// uuid of the latest terminal update; acknowledging it completes the task.
 	terminalUUID []byte
 }

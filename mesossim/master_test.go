@@ -643,8 +643,12 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.nextUpdate("t1")
-		if diff := cmp.Diff(map[string]string{"t1": "unreachable:TASK_RUNNING"}, h.taskStates()); diff != "" {
+		if diff := cmp.Diff(map[string]string{"t1": "unreachable:TASK_UNREACHABLE"}, h.taskStates()); diff != "" {
 			t.Errorf("tasks while partitioned (-want +got):\n%s", diff)
+		}
+		c.mustCall("RECONCILE", map[string]any{"reconcile": map[string]any{"tasks": []any{map[string]any{"task_id": map[string]any{"value": "t1"}}}}})
+		if st := str(c.nextUpdate("t1"), "update", "status", "state"); st != "TASK_UNREACHABLE" {
+			t.Errorf("reconciled while partitioned: %s, want TASK_UNREACHABLE", st)
 		}
 		if err := h.m.HealAgent("agent-0"); err != nil {
 			t.Fatal(err)
