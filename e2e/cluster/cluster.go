@@ -396,27 +396,35 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) erro
 func (cp *ControlPlane) startControllerManager(ctx context.Context, extra []string) error {
 	kubeconfig := cp.controllerManagerKubeconfig()
 	p, err := cp.startHealthzComponent(ctx, "kube-controller-manager", cp.Binaries.KubeControllerManager, func(port int) []string {
-		args := []string{
-			"--kubeconfig=" + kubeconfig,
-			"--authentication-kubeconfig=" + kubeconfig,
-			"--authorization-kubeconfig=" + kubeconfig,
-			"--client-ca-file=" + cp.Files.ClientCA,
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(port),
-			"--cert-dir=" + filepath.Join(cp.Dir, "kcm-certs"),
-			"--leader-elect=false",
+		args := append(cp.componentArgs(kubeconfig, port, "kcm-certs"),
 			"--controllers=*",
 			"--use-service-account-credentials=true",
-			"--service-account-private-key-file=" + cp.Files.ServiceAccountKey,
-			"--root-ca-file=" + cp.Files.ServingCA,
-			"--cluster-signing-cert-file=" + cp.Files.ClientCA,
-			"--cluster-signing-key-file=" + cp.Files.ClientCAKey,
-			"--profiling=false",
-		}
+			"--service-account-private-key-file="+cp.Files.ServiceAccountKey,
+			"--root-ca-file="+cp.Files.ServingCA,
+			"--cluster-signing-cert-file="+cp.Files.ClientCA,
+			"--cluster-signing-key-file="+cp.Files.ClientCAKey,
+		)
 		return append(args, extra...)
 	})
 	cp.kcm = p
 	return err
+}
+
+// componentArgs are the flags kube-controller-manager and kube-scheduler share: one kubeconfig for the
+// API, authentication and authorization, the client CA, a loopback HTTPS port with its own cert dir, no
+// leader election, no profiling.
+func (cp *ControlPlane) componentArgs(kubeconfig string, port int, certDir string) []string {
+	return []string{
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
+		"--client-ca-file=" + cp.Files.ClientCA,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--cert-dir=" + filepath.Join(cp.Dir, certDir),
+		"--leader-elect=false",
+		"--profiling=false",
+	}
 }
 
 // StartScheduler runs the real kube-scheduler (identity system:kube-scheduler, no leader election)
@@ -433,18 +441,7 @@ func (cp *ControlPlane) StartScheduler(ctx context.Context, extra ...string) err
 	}
 	kubeconfig := cp.SchedulerKubeconfigPath
 	p, err := cp.startHealthzComponent(ctx, "kube-scheduler", cp.Binaries.KubeScheduler, func(port int) []string {
-		args := []string{
-			"--kubeconfig=" + kubeconfig,
-			"--authentication-kubeconfig=" + kubeconfig,
-			"--authorization-kubeconfig=" + kubeconfig,
-			"--client-ca-file=" + cp.Files.ClientCA,
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(port),
-			"--cert-dir=" + filepath.Join(cp.Dir, "scheduler-certs"),
-			"--leader-elect=false",
-			"--profiling=false",
-		}
-		return append(args, extra...)
+		return append(cp.componentArgs(kubeconfig, port, "scheduler-certs"), extra...)
 	})
 	if err != nil {
 		return err
