@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/kubemesos/kubemesos/internal/deathsig"
 )
 
@@ -105,27 +107,25 @@ func resolveListen(addr string) (string, error) {
 
 // waitReady polls url until it answers 200, the process exits, or the timeout passes.
 func waitReady(ctx context.Context, url string, exited <-chan error, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("framework exited before it was ready: %v", err)
-		case <-ctx.Done():
-			return fmt.Errorf("framework not ready at %s: %w", url, ctx.Err())
-		case <-tick.C:
+			return false, fmt.Errorf("framework exited before it was ready: %v", err)
+		default:
 		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil // not listening yet
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil && ctx.Err() == nil && wait.Interrupted(err) {
+		return fmt.Errorf("framework not ready at %s after %s", url, timeout)
 	}
+	return err
 }
