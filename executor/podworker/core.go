@@ -90,6 +90,12 @@ type container struct {
 	backOff   time.Duration // delay used for the latest restart
 	notBefore time.Time     // no restart before this instant
 	everRan   bool
+
+	// waiting is set while the latest Start could not create the container (ImagePullError,
+	// CreateError): it shows as the container's state, and the pod is synced again at syncAt.
+	waiting *corev1.ContainerStateWaiting
+	syncAt  time.Time
+	pullErr bool // waiting because its image could not be pulled
 }
 
 func (c *container) active() bool { return c.starting || c.running }
@@ -104,6 +110,9 @@ type actionKind int
 const (
 	actStart actionKind = iota
 	actSignal
+	// actPullBackOff: a pod sync found the container's image in back-off (the kubelet's BackOff
+	// event); nothing is started.
+	actPullBackOff
 )
 
 // action is one thing the driver must do, produced by core.next.
@@ -129,6 +138,8 @@ type core struct {
 	deadlineExceeded bool
 
 	conditions map[corev1.PodConditionType]corev1.PodCondition
+	// pulls is the image back-off of each image of the pod (the kubelet keys it by pod UID and image).
+	pulls map[string]*imageBackOff
 }
 
 func newCore(pod *corev1.Pod, hostIP, podIP string, now time.Time) *core {
@@ -139,6 +150,7 @@ func newCore(pod *corev1.Pod, hostIP, podIP string, now time.Time) *core {
 		startTime:  now,
 		nInit:      len(pod.Spec.InitContainers),
 		conditions: map[corev1.PodConditionType]corev1.PodCondition{},
+		pulls:      map[string]*imageBackOff{},
 	}
 	for i := range pod.Spec.InitContainers {
 		c.containers = append(c.containers, &container{spec: &pod.Spec.InitContainers[i], init: true})
@@ -249,7 +261,22 @@ func (c *core) next(now time.Time) ([]action, time.Time) {
 		if ct.active() {
 			return
 		}
-		if ct.last != nil {
+		if ct.waiting != nil {
+			// The container could not be created: a pod sync tries again, unless its image is in
+			// back-off (restart policy and crash-loop back-off do not apply: it never ran).
+			if now.Before(ct.syncAt) {
+				wakeAt(ct.syncAt)
+				return
+			}
+			if b := c.pulls[ct.spec.Image]; ct.pullErr && b != nil && b.inBackOff(now) {
+				ct.waiting = &corev1.ContainerStateWaiting{Reason: ReasonImagePullBackOff,
+					Message: fmt.Sprintf("Back-off pulling image %q: %s", ct.spec.Image, b.prevErr)}
+				ct.syncAt = now.Add(PodSyncBackOff)
+				wakeAt(ct.syncAt)
+				acts = append(acts, action{kind: actPullBackOff, index: i})
+				return
+			}
+		} else if ct.last != nil {
 			if !c.shouldRestart(ct) {
 				return
 			}
@@ -283,6 +310,7 @@ func (c *core) next(now time.Time) ([]action, time.Time) {
 func (c *core) started(i int, h Handle, now time.Time) {
 	ct := c.containers[i]
 	ct.starting, ct.running, ct.everRan = false, true, true
+	ct.waiting, ct.pullErr = nil, false
 	ct.handle, ct.startedAt = h, now
 	ct.sentTERM, ct.sentKILL, ct.stopping = false, false, false
 	ct.startupOK = ct.spec.StartupProbe == nil
@@ -339,10 +367,36 @@ func (c *core) probed(i int, attempt int32, kind probeKind, ok bool, now time.Ti
 // as container runtimes report a StartError.
 func (c *core) startFailed(i int, err error, now time.Time) {
 	ct := c.containers[i]
+	ct.waiting, ct.pullErr = nil, false
 	ct.starting = true
 	ct.running = true
 	ct.startedAt = now
 	c.exited(i, ExitStatus{ExitCode: 128, Reason: ReasonStartError, Message: err.Error()}, now)
+}
+
+// notCreated records a Start that created nothing (an ImagePullError when pull is set, else a
+// CreateError): the container waits with reason and message, its restart count stays, and the pod is
+// synced again after PodSyncBackOff. A failed pull also advances the image's back-off.
+func (c *core) notCreated(i int, reason, message string, pull bool, now time.Time) {
+	ct := c.containers[i]
+	if !ct.starting {
+		return
+	}
+	ct.starting = false
+	if ct.last != nil {
+		ct.restarts-- // counted when the start was issued
+	}
+	if pull {
+		b := c.pulls[ct.spec.Image]
+		if b == nil {
+			b = &imageBackOff{}
+			c.pulls[ct.spec.Image] = b
+		}
+		b.failed(now, message)
+	}
+	ct.waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: message}
+	ct.pullErr = pull
+	ct.syncAt = now.Add(PodSyncBackOff)
 }
 
 // exited records that a running container ended and computes its crash-loop back-off.
@@ -574,6 +628,13 @@ func (c *core) containerStatus(ct *container, initialized bool, now time.Time) c
 		cs.ContainerID = RuntimeScheme + "://" + ct.handle.ID
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metaTime(ct.startedAt)}
 		if ct.last != nil {
+			cs.LastTerminationState.Terminated = ct.last.state()
+		}
+	case ct.waiting != nil:
+		w := *ct.waiting
+		cs.State.Waiting = &w
+		if ct.last != nil {
+			cs.ContainerID = RuntimeScheme + "://" + ct.last.id
 			cs.LastTerminationState.Terminated = ct.last.state()
 		}
 	case ct.last != nil && !ct.starting && (!c.shouldRestart(ct) || c.terminating || c.terminal()):

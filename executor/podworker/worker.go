@@ -57,6 +57,9 @@ type Config struct {
 	// Event, when set, receives the kubelet's pod events (Started, Killing, BackOff, Unhealthy,
 	// Failed) from the worker's goroutines; it must not block for long.
 	Event func(pod *corev1.Pod, eventType, reason, message string)
+	// NodeEvent, when set, receives events about the node the pod runs on (a node that cannot
+	// provision images: ImagePullError.NodeMessage); it must not block for long.
+	NodeEvent func(eventType, reason, message string)
 }
 
 // Event reasons, as the kubelet records them.
@@ -75,6 +78,7 @@ type eventKind int
 const (
 	evStarted eventKind = iota
 	evStartFailed
+	evNotCreated // Start created nothing: an ImagePullError or a CreateError
 	evExited
 	evProbe
 )
@@ -89,6 +93,8 @@ type event struct {
 	probe   probeKind
 	ok      bool
 	msg     string
+	pull    *ImagePullError
+	create  *CreateError
 }
 
 // Worker runs one pod. Create it with New, call Run in a goroutine, Kill to terminate the pod.
@@ -255,6 +261,11 @@ func (w *Worker) Run(ctx context.Context) error {
 					continue
 				}
 				w.signal(inner, ct.spec, ct.handle, a.signal)
+			case actPullBackOff:
+				// The kubelet's image manager records BackOff; its startContainer then fails with
+				// ErrImagePullBackOff.
+				w.event(corev1.EventTypeNormal, EventBackOff, fmt.Sprintf("Back-off pulling image %q", ct.spec.Image))
+				w.event(corev1.EventTypeWarning, EventFailed, "Error: "+ReasonImagePullBackOff)
 			}
 		}
 		done := c.done()
@@ -317,6 +328,21 @@ func (w *Worker) Run(ctx context.Context) error {
 				if c.shouldRestart(ct) && !c.terminating {
 					w.event(corev1.EventTypeWarning, EventBackOff, "Back-off restarting failed container "+ct.spec.Name)
 				}
+			case evNotCreated:
+				log := w.log.WithField("container", ct.spec.Name)
+				if p := ev.pull; p != nil {
+					log.WithFields(logrus.Fields{"image": ct.spec.Image, "error": p.Message}).Warn("pulling the image failed")
+					w.event(corev1.EventTypeWarning, EventFailed, fmt.Sprintf("Failed to pull image %q: %s", ct.spec.Image, p.Message))
+					w.event(corev1.EventTypeWarning, EventFailed, "Error: "+ReasonErrImagePull)
+					if p.NodeMessage != "" && w.cfg.NodeEvent != nil {
+						w.cfg.NodeEvent(corev1.EventTypeWarning, EventImageProviderMissing, p.NodeMessage)
+					}
+					c.notCreated(ev.index, ReasonErrImagePull, p.Message, true, now)
+					break
+				}
+				log.WithFields(logrus.Fields{"reason": ev.create.Reason, "error": ev.create.Message}).Warn("container could not be created")
+				w.event(corev1.EventTypeWarning, EventFailed, "Error: "+ev.create.Message)
+				c.notCreated(ev.index, ev.create.Reason, ev.create.Message, false, now)
 			case evExited:
 				stopProbes(ev.index)
 				w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "exitCode": ev.exit.ExitCode}).Info("container exited")
@@ -401,7 +427,18 @@ func (w *Worker) attempt(ctx context.Context, i int, spec *corev1.Container, att
 		}
 	}
 	h, err := w.cfg.Runtime.Start(ctx, w.pod, spec, attempt)
-	if err != nil {
+	var (
+		pullErr   *ImagePullError
+		createErr *CreateError
+	)
+	switch {
+	case errors.As(err, &pullErr):
+		post(event{kind: evNotCreated, index: i, pull: pullErr})
+		return
+	case errors.As(err, &createErr):
+		post(event{kind: evNotCreated, index: i, create: createErr})
+		return
+	case err != nil:
 		post(event{kind: evStartFailed, index: i, err: fmt.Errorf("starting container %s: %w", spec.Name, err)})
 		return
 	}

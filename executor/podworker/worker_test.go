@@ -109,7 +109,8 @@ func startWorker(t *testing.T, pod *corev1.Pod, rt *fakeRuntime) *harness {
 	t.Helper()
 	h := &harness{t: t, rt: rt, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
 	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, HostIP: "10.0.0.1", PodIP: "10.0.0.1",
-		OnStatus: func(s Status) { h.statuses <- s }, Event: h.record})
+		OnStatus: func(s Status) { h.statuses <- s }, Event: h.record,
+		NodeEvent: func(typ, reason, msg string) { h.record(nil, typ, reason, "node: "+msg) }})
 	if err != nil {
 		t.Fatal(err)
 	}
