@@ -107,7 +107,9 @@ func respondMessage(w http.ResponseWriter, contentType string, m wireMessage) {
 	_, _ = w.Write(b)
 }
 
-// recordWriter writes RecordIO records ("<length>\n<bytes>") to a chunked response and flushes each.
+// recordWriter writes each RecordIO record ("<length>\n<bytes>") as exactly one HTTP chunk, as a Mesos
+// agent does: StreamingHttpConnection::send makes one pipe write per record and libprocess' stream()
+// turns each pipe write into one chunk. Clients may rely on that framing.
 type recordWriter struct {
 	mu          sync.Mutex
 	w           io.Writer
@@ -130,13 +132,23 @@ func (r *recordWriter) write(m wireMessage) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, err := io.WriteString(r.w, strconv.Itoa(len(b))+"\n"); err != nil {
+	return writeRecordChunk(r.w, r.flush, b)
+}
+
+// writeRecordChunk writes one record with a single Write and flushes it. net/http's response writer
+// buffers up to 2048 bytes in a bufio.Writer in front of its chunk writer: a record that fits is
+// buffered and the flush emits it as one chunk; a larger one meets an empty buffer (every record is
+// flushed) and bufio hands it to the chunk writer in one call, which is one chunk too. Writing the
+// length and the data separately would let a record straddle two chunks.
+func writeRecordChunk(w io.Writer, flush func(), data []byte) error {
+	buf := make([]byte, 0, len(data)+11)
+	buf = strconv.AppendInt(buf, int64(len(data)), 10)
+	buf = append(buf, '\n')
+	buf = append(buf, data...)
+	if _, err := w.Write(buf); err != nil {
 		return err
 	}
-	if _, err := r.w.Write(b); err != nil {
-		return err
-	}
-	r.flush()
+	flush()
 	return nil
 }
 
