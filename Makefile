@@ -39,6 +39,10 @@ build: ## bin/kubemesos and bin/mesos-sim
 mesos-sim: ## run the Mesos simulator alone with 3 agents
 	$(GO) run ./cmd/mesos-sim --agents 3
 
+.PHONY: diffcheck
+diffcheck: ## the Mesos scenario against the simulator; MASTER=http://leader.mesos:5050 compares it with a real master
+	$(GO) run ./cmd/mesos-diffcheck $(if $(MASTER),--master $(MASTER))
+
 .PHONY: lint
 lint: ## gofmt and go vet, both modules
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
