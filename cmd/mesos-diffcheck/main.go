@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +30,8 @@ type options struct {
 	out        string
 	simOut     string
 	user       string
+	principal  string
+	secretFile string
 	timeout    time.Duration
 	wait       time.Duration
 	window     time.Duration
@@ -45,6 +48,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "write the observations of the master (or, without --master, of the simulator) to this JSON file")
 	fs.StringVar(&o.simOut, "sim-out", "", "write the simulator's observations to this JSON file")
 	fs.StringVar(&o.user, "user", "nobody", "FrameworkInfo.user: the user the scenario's tasks run as")
+	fs.StringVar(&o.principal, "principal", "", "Mesos principal for HTTP basic authentication (and FrameworkInfo.principal)")
+	fs.StringVar(&o.secretFile, "secret-file", "", "file holding the principal's secret")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound of one run of the scenario")
 	fs.DurationVar(&o.wait, "wait", 30*time.Second, "bound of each wait for an event (an offer, a task update)")
 	fs.DurationVar(&o.window, "filter-window", 3*time.Second, "how long to watch for offers a DECLINE filter must hold back")
@@ -78,6 +83,16 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (bool, error
 		return len(diffs) > 0, diffcheck.WriteDiff(stdout, a.Target, b.Target, diffs)
 	}
 	opts := diffcheck.Options{User: o.user, Timeout: o.timeout, Wait: o.wait, FilterWindow: o.window}
+	// The simulator has no authentication: the credentials go to the master only.
+	masterOpts := opts
+	masterOpts.Principal = o.principal
+	if o.secretFile != "" {
+		b, err := os.ReadFile(o.secretFile)
+		if err != nil {
+			return false, fmt.Errorf("--secret-file: %w", err)
+		}
+		masterOpts.Secret = strings.TrimSpace(string(b))
+	}
 	var simLog io.Writer
 	if o.verbose {
 		simLog = stderr
@@ -106,7 +121,7 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (bool, error
 		fmt.Fprintf(stdout, "%d observations of the simulator; --master URL compares them with a Mesos master\n", len(simObs))
 		return false, nil
 	}
-	masterObs, err := diffcheck.Run(ctx, o.master, opts)
+	masterObs, err := diffcheck.Run(ctx, o.master, masterOpts)
 	if err != nil {
 		return false, err
 	}

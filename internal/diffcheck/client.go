@@ -37,12 +37,13 @@ func (a answer) doc() (map[string]any, error) {
 
 // client talks plain HTTP to one master; redirects are not followed, so a 307 is seen as Mesos sends it.
 type client struct {
-	base *url.URL
-	hc   *http.Client
+	base              *url.URL
+	principal, secret string
+	hc                *http.Client
 }
 
-func newClient(base *url.URL) *client {
-	return &client{base: base, hc: &http.Client{
+func newClient(base *url.URL, principal, secret string) *client {
+	return &client{base: base, principal: principal, secret: secret, hc: &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
@@ -67,6 +68,9 @@ func (c *client) do(ctx context.Context, method, rawURL string, header map[strin
 		if v != "" {
 			req.Header.Set(k, v)
 		}
+	}
+	if c.principal != "" {
+		req.SetBasicAuth(c.principal, c.secret)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

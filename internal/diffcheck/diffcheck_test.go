@@ -66,8 +66,8 @@ func TestSimulatorAgreesWithItself(t *testing.T) {
 	for _, o := range a {
 		steps[o.Step] = true
 	}
-	for _, s := range []string{"01-http-version", "21-multi-role-offers", "24-multi-role-launch-echo", "30-multi-role-kill",
-		"32-multi-role-chunking", "43-single-role-revive", "57-executor-unknown-framework"} {
+	for _, s := range []string{"01-http-version", "21-multi-role-offers", "25-multi-role-revive", "26-multi-role-launch-echo",
+		"32-multi-role-kill", "34-multi-role-chunking", "43-single-role-chunking", "57-executor-unknown-framework"} {
 		if !steps[s] {
 			t.Errorf("no observation of step %s", s)
 		}
@@ -141,7 +141,7 @@ func TestDistortionsAreReportedByStep(t *testing.T) {
 	a := baselineRun(t)
 	b := runAgainst(t, distortingProxy(t, startSim(t).URL))
 	diffs := Compare(a, b)
-	want := []string{"10-scheduler-no-content-type", "32-multi-role-chunking", "45-single-role-chunking"}
+	want := []string{"10-scheduler-no-content-type", "34-multi-role-chunking", "43-single-role-chunking"}
 	if diff := cmp.Diff(want, Steps(diffs)); diff != "" {
 		var buf bytes.Buffer
 		_ = WriteDiff(&buf, "simulator", "proxy", diffs)
@@ -154,5 +154,49 @@ func TestDistortionsAreReportedByStep(t *testing.T) {
 		case strings.HasSuffix(d.Step, "-chunking") && !strings.Contains(d.B, "records split across chunks"):
 			t.Errorf("chunking difference %+v, want records split", d)
 		}
+	}
+}
+
+// With a principal, every request the scenario sends to the master carries its credentials.
+func TestPrincipalAuthenticatesEveryRequest(t *testing.T) {
+	u, err := url.Parse(startSim(t).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var total, unauthenticated int
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.FlushInterval = -1
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		mu.Lock()
+		total++
+		if !ok || user != "diffcheck" || pass != "s3cret" {
+			unauthenticated++
+		}
+		mu.Unlock()
+		p.ServeHTTP(w, r)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	opts := testOptions
+	opts.Principal, opts.Secret = "diffcheck", "s3cret"
+	obs, err := Run(context.Background(), "http://"+ln.Addr().String(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range obs {
+		if o.Key == "error" {
+			t.Errorf("step %s: %s", o.Step, o.Value)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if total < 20 || unauthenticated != 0 {
+		t.Errorf("%d requests, %d without the credentials", total, unauthenticated)
 	}
 }

@@ -12,23 +12,26 @@
 //     body: no Content-Type, an Accept it cannot serve, SUBSCRIBE with Mesos-Stream-Id, a call
 //     without framework_id, an unknown call type, malformed JSON and protobuf, an unknown
 //     framework, GET.
-//   - 20–32: a framework with MULTI_ROLE (and PARTITION_AWARE, TASK_KILLING_STATE, GPU_RESOURCES,
+//   - 20–34: a framework with MULTI_ROLE (and PARTITION_AWARE, TASK_KILLING_STATE, GPU_RESOURCES,
 //     as kubemesos subscribes) on a raw connection: status and headers, the events up to the first
 //     OFFERS, heartbeat_interval_seconds, the offers' allocation_info and resources; calls without
-//     and with a wrong Mesos-Stream-Id; a command task `echo hi` (0.1 cpus, 32 MB) followed to
-//     TASK_FINISHED with acknowledgements (per state: source, reason, message, uuid length, fields);
-//     a LAUNCH asking for more cpus than offered; `sleep 300`; implicit reconciliation while it
-//     runs, explicit reconciliation of the finished task and of a task that never existed; KILL;
-//     TEARDOWN and whether the stream ends; how RecordIO records sat in HTTP chunks.
-//   - 40–45: a framework without MULTI_ROLE (FrameworkInfo.role "*"): the same subscription
-//     observations, DECLINE with a one-hour filter (no offer within the filter window), REVIVE
-//     (offered again), TEARDOWN, chunking.
+//     and with a wrong Mesos-Stream-Id; DECLINE of every offer with a one-hour filter (nothing
+//     offered within the filter window), REVIVE (offered again); a command task `echo hi` (0.1 cpus,
+//     32 MB) followed to TASK_FINISHED with acknowledgements (per state: source, reason, message,
+//     uuid length, fields); a LAUNCH asking for more cpus than offered; `sleep 300`; implicit
+//     reconciliation while it runs, explicit reconciliation of the finished task and of a task that
+//     never existed; KILL; TEARDOWN and whether the stream ends; how RecordIO records sat in HTTP
+//     chunks (Mesos writes one record per chunk).
+//   - 40–43: a framework without MULTI_ROLE (FrameworkInfo.role "*"): the same subscription and
+//     offer observations, TEARDOWN, chunking.
 //   - 50–57: the agent's executor API with invalid calls: no Content-Type, malformed JSON and
 //     protobuf, no framework_id, an unknown call type, a uuid that is not 16 bytes, no uuid, an
 //     unknown framework.
 //
 // Both frameworks are named kubemesos-diffcheck, use FrameworkInfo.user "nobody" unless told
-// otherwise, and are torn down at the end; every wait is bounded (Options).
+// otherwise, and are torn down at the end; every wait is bounded (Options). A non-leading master's
+// redirect (GET /master/redirect) is followed first; Options.Principal adds HTTP basic
+// authentication.
 //
 // # Normalization
 //

@@ -33,6 +33,11 @@ func (s *scenario) subscribe(ctx context.Context, multiRole bool) (*framework, e
 	h := http.Header{}
 	h.Set("Content-Type", mediaJSON)
 	h.Set("Accept", mediaJSON)
+	if s.c.principal != "" {
+		r := http.Request{Header: http.Header{}}
+		r.SetBasicAuth(s.c.principal, s.c.secret)
+		h.Set("Authorization", r.Header.Get("Authorization"))
+	}
 	sub, err := dialSubscribe(ctx, s.c.baseURL("/api/v1/scheduler"), h, s.subscribeBody(multiRole))
 	if err != nil {
 		return nil, err

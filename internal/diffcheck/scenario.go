@@ -24,6 +24,9 @@ const FrameworkName = "kubemesos-diffcheck"
 type Options struct {
 	// User is FrameworkInfo.user, the user tasks run as on agents (default "nobody").
 	User string
+	// Principal and Secret, when set, authenticate every request (HTTP basic, as Mesos'
+	// --authenticate_frameworks and --authenticate_http_* expect) and set FrameworkInfo.principal.
+	Principal, Secret string
 	// Timeout bounds the whole scenario (default 3m).
 	Timeout time.Duration
 	// Wait bounds each wait for an event: an offer, a task's next update (default 30s).
@@ -60,7 +63,8 @@ func Run(ctx context.Context, masterURL string, opts Options) ([]Observation, er
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	s := &scenario{opts: opts, rec: newRecorder()}
-	s.c = newClient(leader(ctx, newClient(u)))
+	first := newClient(u, opts.Principal, opts.Secret)
+	s.c = newClient(leader(ctx, first), opts.Principal, opts.Secret)
 	s.rec.red.learn(u.Host, "<master>")
 	s.rec.red.learn(s.c.base.Host, "<master>")
 	s.run(ctx)
@@ -217,6 +221,9 @@ func dig(v any, path ...string) any {
 // subscribeBody is a valid SUBSCRIBE for the scenario's framework.
 func (s *scenario) subscribeBody(multiRole bool) []byte {
 	fi := &mesos.FrameworkInfo{User: s.opts.User, Name: FrameworkName}
+	if s.opts.Principal != "" {
+		fi.Principal = &s.opts.Principal
+	}
 	if multiRole {
 		fi.Roles = []string{"*"}
 		for _, c := range []mesos.FrameworkInfo_Capability_Type{
