@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const (
@@ -42,8 +43,9 @@ type client struct {
 	hc                *http.Client
 }
 
-func newClient(base *url.URL, principal, secret string) *client {
+func newClient(base *url.URL, principal, secret string, timeout time.Duration) *client {
 	return &client{base: base, principal: principal, secret: secret, hc: &http.Client{
+		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }

@@ -200,3 +200,39 @@ func TestPrincipalAuthenticatesEveryRequest(t *testing.T) {
 		t.Errorf("%d requests, %d without the credentials", total, unauthenticated)
 	}
 }
+
+// Given a master that is not the leader, the scenario runs against the leader it redirects to.
+func TestFollowsTheLeader(t *testing.T) {
+	a := baselineRun(t)
+	leaderURL, err := url.Parse(startSim(t).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	requests := 0
+	standby := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		// What a master that is not elected answers: Master::Http::redirect.
+		w.Header().Set("Location", "//"+leaderURL.Host+r.URL.Path)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go standby.Serve(ln)
+	defer standby.Close()
+	b := runAgainst(t, "http://"+ln.Addr().String())
+	if diffs := Compare(a, b); len(diffs) > 0 {
+		var buf bytes.Buffer
+		_ = WriteDiff(&buf, "leader", "via standby", diffs)
+		t.Errorf("differences:\n%s", buf.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 1 {
+		t.Errorf("the standby got %d requests, want 1 (the leader lookup)", requests)
+	}
+}

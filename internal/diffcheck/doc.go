@@ -8,10 +8,10 @@
 //
 //   - 01–05: GET /version and /health; operator API GET_VERSION, GET_FLAGS (field presence only)
 //     and GET_AGENTS (shape; the first agent's pid gives the agent endpoint for 50–57).
-//   - 10–18: scheduler API requests Mesos must refuse, each with its status, Content-Type and
+//   - 10–19: scheduler API requests Mesos must refuse, each with its status, Content-Type and
 //     body: no Content-Type, an Accept it cannot serve, SUBSCRIBE with Mesos-Stream-Id, a call
 //     without framework_id, an unknown call type, malformed JSON and protobuf, an unknown
-//     framework, GET.
+//     framework, GET, a Content-Type with parameters (Mesos compares the whole header).
 //   - 20–34: a framework with MULTI_ROLE (and PARTITION_AWARE, TASK_KILLING_STATE, GPU_RESOURCES,
 //     as kubemesos subscribes) on a raw connection: status and headers, the events up to the first
 //     OFFERS, heartbeat_interval_seconds, the offers' allocation_info and resources; calls without
@@ -29,9 +29,9 @@
 //     unknown framework.
 //
 // Both frameworks are named kubemesos-diffcheck, use FrameworkInfo.user "nobody" unless told
-// otherwise, and are torn down at the end; every wait is bounded (Options). A non-leading master's
-// redirect (GET /master/redirect) is followed first; Options.Principal adds HTTP basic
-// authentication.
+// otherwise, and are torn down at the end; every wait is bounded (Options). A master that is not
+// the leader is recognized by its 307 to the scheduler API and the leader it names is used instead;
+// Options.Principal adds HTTP basic authentication.
 //
 // # Normalization
 //

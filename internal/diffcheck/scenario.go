@@ -63,18 +63,19 @@ func Run(ctx context.Context, masterURL string, opts Options) ([]Observation, er
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	s := &scenario{opts: opts, rec: newRecorder()}
-	first := newClient(u, opts.Principal, opts.Secret)
-	s.c = newClient(leader(ctx, first), opts.Principal, opts.Secret)
+	first := newClient(u, opts.Principal, opts.Secret, opts.Wait)
+	s.c = newClient(leader(ctx, first), opts.Principal, opts.Secret, opts.Wait)
 	s.rec.red.learn(u.Host, "<master>")
 	s.rec.red.learn(s.c.base.Host, "<master>")
 	s.run(ctx)
 	return s.rec.Observations(), nil
 }
 
-// leader follows a non-leading master's redirect (GET /master/redirect answers 307 with
-// Location: //host:port/...), so that every step talks to the leader itself.
+// leader follows a non-leading master's redirect: Mesos answers the scheduler API of a master that
+// is not elected with 307 and Location: //leader:port/api/v1/scheduler (before looking at the
+// request), and the leader itself with 400 to this empty request.
 func leader(ctx context.Context, c *client) *url.URL {
-	a, err := c.do(ctx, http.MethodGet, c.url("/master/redirect"), nil, nil)
+	a, err := c.do(ctx, http.MethodPost, c.url("/api/v1/scheduler"), nil, nil)
 	if err != nil || a.Status != http.StatusTemporaryRedirect {
 		return c.base
 	}
@@ -255,6 +256,8 @@ func (s *scenario) schedulerErrors(ctx context.Context) {
 		{"16-scheduler-malformed-protobuf", http.MethodPost, map[string]string{"Content-Type": mediaProtobuf}, []byte{0xff, 0xff, 0xff, 0xff}},
 		{"17-scheduler-unknown-framework", http.MethodPost, map[string]string{"Content-Type": mediaJSON, "Mesos-Stream-Id": "0b2a6f52-3bd8-4d0e-9d35-6a1c1d5b7e10"}, []byte(`{"type":"REVIVE","framework_id":{"value":"kubemesos-diffcheck-none"}}`)},
 		{"18-scheduler-get", http.MethodGet, nil, nil},
+		// Mesos compares Content-Type as a whole string: parameters make it unsupported.
+		{"19-scheduler-content-type-with-charset", http.MethodPost, map[string]string{"Content-Type": mediaJSON + "; charset=utf-8"}, []byte(`{"type":"REVIVE"}`)},
 	}
 	for _, tc := range cases {
 		s.step(tc.step)
