@@ -79,8 +79,12 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (bool, error
 		if err != nil {
 			return false, err
 		}
+		nameA, nameB := a.Target, b.Target
+		if nameA == nameB {
+			nameA, nameB = o.files[0], o.files[1]
+		}
 		diffs := diffcheck.Compare(a.Observations, b.Observations)
-		return len(diffs) > 0, diffcheck.WriteDiff(stdout, a.Target, b.Target, diffs)
+		return len(diffs) > 0, diffcheck.WriteDiff(stdout, nameA, nameB, diffs)
 	}
 	opts := diffcheck.Options{User: o.user, Timeout: o.timeout, Wait: o.wait, FilterWindow: o.window}
 	// The simulator has no authentication: the credentials go to the master only.

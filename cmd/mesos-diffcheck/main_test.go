@@ -63,6 +63,15 @@ func TestCompareFiles(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Two runs of the same target are told apart by their files.
+	out.Reset()
+	c := filepath.Join(dir, "c.json")
+	if err := diffcheck.WriteReport(c, diffcheck.Report{Target: "simulator", Observations: obs}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(context.Background(), &options{files: []string{a, c}}, &out, &out); err != nil || !strings.Contains(out.String(), c+":") {
+		t.Errorf("err %v, output lacks the file names:\n%s", err, out.String())
+	}
 	out.Reset()
 	if differ, err := run(context.Background(), &options{files: []string{a, a}}, &out, &out); err != nil || differ {
 		t.Errorf("a file differs from itself: %v %v\n%s", differ, err, out.String())
