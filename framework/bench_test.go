@@ -94,6 +94,7 @@ func BenchmarkHeartbeatRound(b *testing.B) {
 	clk := clocktesting.NewFakeClock(t0)
 	log := quiet()
 	c := newNodeController(kube, clk, 40*time.Second, 0.1, 64, log)
+	c.SetOwner("fw-1", nil)
 	for i := 0; i < agents; i++ {
 		o := offer(fmt.Sprintf("o%d", i), fmt.Sprintf("a%d", i), fmt.Sprintf("h%d", i), 4, 4096)
 		c.ObserveOffer(&o)

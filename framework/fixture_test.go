@@ -262,9 +262,20 @@ func resourceQuantity(s string) *resource.Quantity {
 	return &q
 }
 
+// agentNode is a Node the fixture's framework (fw-1) created for an agent.
 func agentNode(host, agentID string) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: host, Labels: map[string]string{
+	return frameworkNode(host, agentID, "fw-1")
+}
+
+// frameworkNode is a Node a kubemesos framework created for an agent; frameworkID "" leaves it
+// unmarked, as Nodes were before frameworks marked them.
+func frameworkNode(host, agentID, frameworkID string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: host, Labels: map[string]string{
 		offerbridge.LabelHostname: host, offerbridge.LabelAgentID: agentID}}}
+	if frameworkID != "" {
+		n.Annotations = map[string]string{AnnotationFrameworkID: frameworkID, AnnotationFrameworkName: "kubemesos"}
+	}
+	return n
 }
 
 // taskIDs returns the task IDs launched by ACCEPT calls.

@@ -17,7 +17,15 @@ type metrics struct {
 	pendingPods       prometheus.Gauge
 	subscribed        prometheus.Gauge
 	statusUpdates     *prometheus.CounterVec
+	nodes             *prometheus.GaugeVec
 }
+
+// States of the nodes gauge.
+const (
+	nodeStateReady    = "ready"
+	nodeStateNotReady = "not_ready"
+	nodeStateConflict = "hostname_conflict"
+)
 
 func newMetrics() *metrics {
 	m := &metrics{
@@ -43,9 +51,11 @@ func newMetrics() *metrics {
 			Help: "1 while subscribed to the Mesos master."}),
 		statusUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kubemesos", Name: "task_status_updates_total",
 			Help: "Mesos task status updates received, by state."}, []string{"state"}),
+		nodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "kubemesos", Name: "nodes",
+			Help: "The framework's agents by the state of their Node: ready, not_ready, or hostname_conflict (the name is another owner's Node)."}, []string{"state"}),
 	}
 	m.registry.MustRegister(m.offersReceived, m.offersAccepted, m.offersDeclined, m.offersRescinded,
-		m.podsLaunched, m.podsUnschedulable, m.schedulingLatency, m.pendingPods, m.subscribed, m.statusUpdates,
+		m.podsLaunched, m.podsUnschedulable, m.schedulingLatency, m.pendingPods, m.subscribed, m.statusUpdates, m.nodes,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

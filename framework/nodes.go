@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
@@ -67,6 +69,8 @@ type agentRecord struct {
 	synced bool
 	// offered accumulates resources seen in offers, the capacity estimate until GET_AGENTS answers.
 	offered mesos.Resources
+	// conflict says why the agent has no Node: its hostname names a Node the framework does not own.
+	conflict string
 }
 
 // nodeController keeps one Node per Mesos agent, Ready with a renewed Lease while the agent is active and
@@ -77,8 +81,12 @@ type nodeController struct {
 	leaseDuration time.Duration
 	overhead      corev1.ResourceList // the executor's own resources, not allocatable to pods
 	log           logrus.FieldLogger
+	// recorder and metrics are set by newScheduler; nil in tests of the controller alone.
+	recorder record.EventRecorder
+	metrics  *metrics
 
 	mu     sync.Mutex
+	owner  nodeOwner
 	agents map[string]*agentRecord // by agent ID
 	kick   chan struct{}
 	// onBack, when set, is called (without locks held) when an inactive agent is seen active again.
@@ -194,13 +202,14 @@ func (c *nodeController) SetAgents(agents []agentObservation, active map[string]
 	}
 }
 
-// AgentOfHostname returns the ID of the agent whose Node is hostname, preferring an active agent.
+// AgentOfHostname returns the ID of the agent whose Node is hostname, preferring an active agent;
+// agents whose hostname names a Node of another owner have none.
 func (c *nodeController) AgentOfHostname(hostname string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	found := ""
 	for id, rec := range c.agents {
-		if rec.Hostname != hostname {
+		if rec.Hostname != hostname || rec.conflict != "" {
 			continue
 		}
 		if rec.active {
@@ -244,9 +253,15 @@ func (c *nodeController) Run(ctx context.Context) error {
 }
 
 // SyncAll writes every Node that does not reflect its agent yet; with renew it also renews the Lease of
-// every active agent. Failures are logged and retried on the next round.
+// every active agent. Failures are logged and retried on the next round. Nothing is written before the
+// framework has a FrameworkID to mark its Nodes with.
 func (c *nodeController) SyncAll(ctx context.Context, renew bool) {
+	defer c.countNodes()
 	c.mu.Lock()
+	if c.owner.id == "" {
+		c.mu.Unlock()
+		return
+	}
 	var todo []agentRecord
 	now := c.clock.Now()
 	full := renew && now.Sub(c.lastFull) >= nodeStatusReportPeriod
@@ -282,7 +297,9 @@ func (c *nodeController) syncAgent(ctx context.Context, rec *agentRecord, full b
 	// renewed (one request per agent), as the kubelet does.
 	if !rec.synced || full {
 		if err := c.syncNode(ctx, rec); err != nil {
-			log.WithError(err).Warn("syncing Node")
+			if !errors.Is(err, errNodeConflict) { // a conflict is reported once, by setConflict
+				log.WithError(err).Warn("syncing Node")
+			}
 			return
 		}
 	}
@@ -335,8 +352,17 @@ func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.
 	if !rec.active {
 		status = corev1.ConditionFalse
 	}
+	c.mu.Lock()
+	annotations := map[string]string{AnnotationFrameworkID: c.owner.id}
+	if c.owner.name != "" {
+		annotations[AnnotationFrameworkName] = c.owner.name
+	}
+	if c.owner.master != "" {
+		annotations[AnnotationMesosMaster] = c.owner.master
+	}
+	c.mu.Unlock()
 	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: rec.Hostname, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: rec.Hostname, Labels: labels, Annotations: annotations},
 		Spec:       corev1.NodeSpec{ProviderID: "mesos://agent/" + rec.ID},
 		Status: corev1.NodeStatus{
 			Capacity:    capacity,
@@ -363,9 +389,13 @@ func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 	cur, err := nodes.Get(ctx, want.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		created, err := nodes.Create(ctx, want, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			c.poke() // created by someone else meanwhile: read whose it is next round
+		}
 		if err != nil {
 			return fmt.Errorf("creating Node %s: %w", want.Name, err)
 		}
+		c.setConflict(rec, nil)
 		if equality.Semantic.DeepEqual(created.Status.Conditions, want.Status.Conditions) &&
 			equality.Semantic.DeepEqual(created.Status.Capacity, want.Status.Capacity) {
 			return nil
@@ -380,6 +410,13 @@ func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 	if err != nil {
 		return fmt.Errorf("reading Node %s: %w", want.Name, err)
 	}
+	if !c.claimable(cur, rec) {
+		// Another framework's Node (two frameworks whose agents share a hostname), or no kubemesos
+		// Node at all: never written, and the agent gets no pods.
+		c.setConflict(rec, cur)
+		return errNodeConflict
+	}
+	c.setConflict(rec, nil)
 	if cur.Labels[offerbridge.LabelAgentID] != "" && cur.Labels[offerbridge.LabelAgentID] != rec.ID {
 		// Same hostname, new agent ID (the agent restarted with a new ID): the newer record owns the Node
 		// only while active, so an old, removed ID never turns it NotReady.
@@ -397,6 +434,10 @@ func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 		}
 	}
 	maps.Copy(node.Labels, want.Labels)
+	if node.Annotations == nil {
+		node.Annotations = map[string]string{}
+	}
+	maps.Copy(node.Annotations, want.Annotations) // re-marks a Node of a former FrameworkID or without mark
 	node.Spec.ProviderID = want.Spec.ProviderID
 	if !equality.Semantic.DeepEqual(node.ObjectMeta, cur.ObjectMeta) || node.Spec.ProviderID != cur.Spec.ProviderID {
 		if node, err = nodes.Update(ctx, node, metav1.UpdateOptions{}); err != nil {
@@ -415,6 +456,30 @@ func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 		return fmt.Errorf("writing status of Node %s: %w", want.Name, err)
 	}
 	return nil
+}
+
+// countNodes sets the nodes gauge from the agents' records: the framework's own agents only.
+func (c *nodeController) countNodes() {
+	if c.metrics == nil {
+		return
+	}
+	counts := map[string]float64{nodeStateReady: 0, nodeStateNotReady: 0, nodeStateConflict: 0}
+	c.mu.Lock()
+	for _, rec := range c.agents {
+		switch {
+		case rec.Hostname == "":
+		case rec.conflict != "":
+			counts[nodeStateConflict]++
+		case rec.active:
+			counts[nodeStateReady]++
+		default:
+			counts[nodeStateNotReady]++
+		}
+	}
+	c.mu.Unlock()
+	for state, n := range counts {
+		c.metrics.nodes.WithLabelValues(state).Set(n)
+	}
 }
 
 func isAgentLabel(k string) bool {

@@ -23,7 +23,9 @@ func newTestNodeController(t *testing.T) (*nodeController, *fake.Clientset, *clo
 	log.SetOutput(io.Discard)
 	kube := fake.NewClientset()
 	clk := clocktesting.NewFakeClock(t0)
-	return newNodeController(kube, clk, 40*time.Second, 0.1, 64, log), kube, clk
+	c := newNodeController(kube, clk, 40*time.Second, 0.1, 64, log)
+	c.SetOwner("fw-1", nil)
+	return c, kube, clk
 }
 
 func readyOf(t *testing.T, kube *fake.Clientset, name string) (corev1.ConditionStatus, string) {

@@ -87,9 +87,21 @@ func (s *sched) cycle(ctx context.Context) {
 		return
 	}
 
+	nodes, foreign := s.placementNodes()
+	var offers []mesos.Offer
+	var unusable []mesos.OfferID
+	for _, o := range s.book.Take() {
+		// An agent whose hostname names a Node of another owner: binding there would hand the pod
+		// to that Node's framework.
+		if s.nodes.Conflicted(o.AgentID.Value) || (nodes[o.AgentID.Value] == nil && foreign[o.Hostname]) {
+			unusable = append(unusable, o.ID)
+			continue
+		}
+		offers = append(offers, o)
+	}
 	plan := offerbridge.Place(offerbridge.Input{
-		Offers:   s.book.Take(),
-		Nodes:    s.nodesByAgent(),
+		Offers:   offers,
+		Nodes:    nodes,
 		Pods:     pods,
 		Overhead: s.overhead,
 		Executor: s.executorCost(),
@@ -97,6 +109,7 @@ func (s *sched) cycle(ctx context.Context) {
 	})
 	// The book learns what actually happened: a Launch whose pods could not be bound or whose
 	// executor is unknown declines its offers instead.
+	plan.Decline = append(plan.Decline, unusable...)
 	done := offerbridge.Plan{Decline: plan.Decline}
 	for i := range plan.Launches {
 		if s.launch(ctx, &plan.Launches[i]) {
@@ -184,19 +197,22 @@ func splitKey(key string) (string, string) {
 	return "", key
 }
 
-// nodesByAgent returns the kubemesos Nodes by agent ID.
-func (s *sched) nodesByAgent() map[string]*corev1.Node {
-	out := map[string]*corev1.Node{}
+// placementNodes returns the framework's own Nodes by agent ID, and the names of every other Node
+// (another framework's, or not a Mesos agent's), which placement must never bind to.
+func (s *sched) placementNodes() (ours map[string]*corev1.Node, foreign map[string]bool) {
+	ours, foreign = map[string]*corev1.Node{}, map[string]bool{}
 	nodes, err := s.nodeLister.List(labels.Everything())
 	if err != nil {
-		return out
+		return ours, foreign
 	}
 	for _, n := range nodes {
-		if id := n.Labels[offerbridge.LabelAgentID]; id != "" {
-			out[id] = n
+		if id, mine := s.nodes.NodeAgent(n); mine {
+			ours[id] = n
+		} else {
+			foreign[n.Name] = true
 		}
 	}
-	return out
+	return ours, foreign
 }
 
 // executorCost tells placement what a new executor needs and where one runs: on agents where the

@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
-	"github.com/kubemesos/kubemesos/offerbridge"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
@@ -29,17 +28,25 @@ func podFinished(p *corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
-// agentOfNode returns the Mesos agent ID behind a Node name, or "" when the Node is not a kubemesos agent.
+// agentOfNode returns the Mesos agent ID behind a Node name, or "" when the Node is not one of this
+// framework's (another framework's, or not a Mesos agent).
 func (s *sched) agentOfNode(nodeName string) string {
 	if nodeName == "" {
 		return ""
 	}
 	if n, err := s.nodeLister.Get(nodeName); err == nil {
-		if id := n.Labels[offerbridge.LabelAgentID]; id != "" {
+		if id, ours := s.nodes.NodeAgent(n); ours {
 			return id
 		}
+		return ""
 	}
-	return s.nodes.AgentOfHostname(nodeName)
+	return s.nodes.AgentOfHostname(nodeName) // created a moment ago, not in the cache yet
+}
+
+// ownsPod reports whether a pod is this framework's to act on: it schedules the pod's schedulerName,
+// and the pod is not bound, or bound to one of the framework's Nodes.
+func (s *sched) ownsPod(p *corev1.Pod) bool {
+	return s.schedulerNames[p.Spec.SchedulerName] && (p.Spec.NodeName == "" || s.agentOfNode(p.Spec.NodeName) != "")
 }
 
 // runWorkers processes pod keys with n workers until ctx is cancelled.
@@ -93,6 +100,10 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("reading pod %s from cache: %w", key, err)
 	}
+	if !s.schedulerNames[pod.Spec.SchedulerName] {
+		s.unpend(key) // another scheduler's pod, bound or not: never ours to launch, fail or delete
+		return nil
+	}
 	taskID := taskIDPrefix + string(pod.UID)
 	s.mu.Lock()
 	var rec *taskRecord
@@ -143,7 +154,7 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 		return nil
 
 	case agentID == "":
-		return nil // bound to a Node that is not a Mesos agent
+		return nil // bound to a Node that is not one of this framework's agents
 
 	case inflight || live:
 		s.unpend(key)

@@ -8,8 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// startReconciliation asks Mesos about every task the framework knows of and every pod bound to one of
-// its agents (explicit), and about every task Mesos knows (implicit). Until every explicit question is
+// startReconciliation asks Mesos about every task the framework knows of and every pod it schedules
+// bound to one of its Nodes (explicit), and about every task Mesos knows (implicit). Until every explicit question is
 // answered, no bound pod is (re)launched: its task may exist.
 func (s *sched) startReconciliation(ctx context.Context) {
 	ask := map[string]string{}
@@ -22,7 +22,9 @@ func (s *sched) startReconciliation(ctx context.Context) {
 	s.mu.Unlock()
 	if pods, err := s.pods.List(labels.Everything()); err == nil {
 		for _, p := range pods {
-			if p.Spec.NodeName == "" || podFinished(p) {
+			// Only pods it schedules, on its own Nodes: this master answers TASK_UNKNOWN about the
+			// pods of another framework, which must not be failed for it.
+			if p.Spec.NodeName == "" || podFinished(p) || !s.schedulerNames[p.Spec.SchedulerName] {
 				continue
 			}
 			if agentID := s.agentOfNode(p.Spec.NodeName); agentID != "" {

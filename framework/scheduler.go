@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -184,7 +185,11 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 	}
 	d.Nodes.mu.Lock()
 	d.Nodes.onBack = s.agentBack
+	d.Nodes.recorder, d.Nodes.metrics = d.Recorder, d.Metrics
+	d.Nodes.owner.name, d.Nodes.owner.master = cfg.FrameworkName, cfg.Master
 	d.Nodes.mu.Unlock()
+	// A restarted framework knows its Nodes by the stored FrameworkID before Mesos answers.
+	d.Nodes.SetOwner(st.FrameworkID, st.FormerFrameworkIDs)
 	return s
 }
 
@@ -323,7 +328,10 @@ func (s *sched) handleSubscribed(ctx context.Context, sub *scheduler.Event_Subsc
 		s.persistedID = id
 		s.mu.Unlock()
 	}
-	s.log.WithFields(logrus.Fields{"frameworkID": id, "heartbeat": sub.GetHeartbeatIntervalSeconds()}).Info("subscribed to Mesos")
+	// Only a stored FrameworkID marks Nodes: a crash must not leave Nodes marked with one it forgot.
+	s.nodes.SetOwner(id, st.FormerFrameworkIDs)
+	s.log.WithFields(logrus.Fields{"frameworkID": id, "master": sub.GetMasterInfo().GetID(),
+		"heartbeat": sub.GetHeartbeatIntervalSeconds()}).Info("subscribed to Mesos")
 	s.mu.Lock()
 	s.subscribed = true
 	s.suppressed = false
@@ -410,6 +418,8 @@ func (s *sched) handleError(ctx context.Context, msg string) error {
 		// The master removed this framework (failover timeout passed or teardown): its tasks are gone,
 		// so subscribe anew instead of retrying a dead FrameworkID forever.
 		s.mu.Lock()
+		// Its Nodes stay its own under the FrameworkID Mesos gives it next.
+		s.state.FormerFrameworkIDs = formerIDs(s.state.FormerFrameworkIDs, s.state.FrameworkID)
 		s.state.FrameworkID = ""
 		st := s.snapshotState()
 		s.mu.Unlock()
@@ -421,7 +431,8 @@ func (s *sched) handleError(ctx context.Context, msg string) error {
 }
 
 func (s *sched) snapshotState() State {
-	st := State{FrameworkID: s.state.FrameworkID, Executors: make(map[string]mesos.ExecutorInfo, len(s.state.Executors))}
+	st := State{FrameworkID: s.state.FrameworkID, FormerFrameworkIDs: slices.Clone(s.state.FormerFrameworkIDs),
+		Executors: make(map[string]mesos.ExecutorInfo, len(s.state.Executors))}
 	for k, v := range s.state.Executors {
 		st.Executors[k] = v
 	}
@@ -507,6 +518,10 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 			s.mu.Lock()
 			delete(s.tasks, taskID)
 			s.mu.Unlock()
+		case pod != nil && !s.ownsPod(pod):
+			// Another scheduler's pod, or one bound to a Node of another framework: its status is
+			// not this framework's to write, whatever this master says about the task.
+			log.WithField("pod", podKey(pod)).Debug("task update about a pod the framework does not own: left alone")
 		case pod != nil:
 			if err := s.applyMesosOnlyOutcome(ctx, pod, state, out.ForPod(pod)); err != nil {
 				log.WithError(err).Warn("writing pod status for task update; not acknowledging, Mesos will resend")

@@ -19,6 +19,9 @@ import (
 // on each agent (so a running executor is never made "incompatible" by changed flags).
 type State struct {
 	FrameworkID string
+	// FormerFrameworkIDs are FrameworkIDs Mesos removed the framework under (failover timeout passed,
+	// teardown), newest last: Nodes marked with them are still the framework's.
+	FormerFrameworkIDs []string
 	// Executors maps agent ID to the ExecutorInfo last launched there.
 	Executors map[string]mesos.ExecutorInfo
 }
@@ -30,12 +33,14 @@ type StateStore interface {
 }
 
 const (
-	frameworkIDKey    = "frameworkID"
-	executorKeyPrefix = "executor."
+	frameworkIDKey        = "frameworkID"
+	formerFrameworkIDsKey = "formerFrameworkIDs"
+	executorKeyPrefix     = "executor."
 )
 
-// ConfigMapStore keeps State in the ConfigMap kubemesos-framework: data.frameworkID, and one
-// binaryData entry "executor.<agentID>" holding the protobuf ExecutorInfo per agent.
+// ConfigMapStore keeps State in the ConfigMap kubemesos-framework: data.frameworkID,
+// data.formerFrameworkIDs (one per line), and one binaryData entry "executor.<agentID>" holding the
+// protobuf ExecutorInfo per agent.
 type ConfigMapStore struct {
 	Client    kubernetes.Interface
 	Namespace string
@@ -58,6 +63,11 @@ func (s *ConfigMapStore) Load(ctx context.Context) (State, error) {
 
 func decodeState(cm *corev1.ConfigMap) (State, error) {
 	st := State{FrameworkID: cm.Data[frameworkIDKey], Executors: map[string]mesos.ExecutorInfo{}}
+	for _, id := range strings.Split(cm.Data[formerFrameworkIDsKey], "\n") {
+		if id != "" {
+			st.FormerFrameworkIDs = append(st.FormerFrameworkIDs, id)
+		}
+	}
 	for k, v := range cm.BinaryData {
 		agent, ok := strings.CutPrefix(k, executorKeyPrefix)
 		if !ok {
@@ -77,6 +87,9 @@ func (s *ConfigMapStore) Save(ctx context.Context, st State) error {
 	data := map[string]string{}
 	if st.FrameworkID != "" {
 		data[frameworkIDKey] = st.FrameworkID
+	}
+	if len(st.FormerFrameworkIDs) > 0 {
+		data[formerFrameworkIDsKey] = strings.Join(st.FormerFrameworkIDs, "\n")
 	}
 	bin := map[string][]byte{}
 	for agent, info := range st.Executors {

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -90,5 +91,30 @@ func TestNewExecutorInfoIgnoresSchedulerSettings(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]string{"KUBEMESOS_LOG_LEVEL": "info", "KUBEMESOS_KUBECONFIG": "/etc/k.conf"}, env); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
+	}
+}
+
+// Former FrameworkIDs survive a restart, in order.
+func TestConfigMapStoreFormerFrameworkIDs(t *testing.T) {
+	ctx := context.Background()
+	store := &ConfigMapStore{Client: fake.NewClientset(), Namespace: "ns", Name: StateName}
+	want := State{FrameworkID: "fw-3", FormerFrameworkIDs: []string{"fw-1", "fw-2"}, Executors: map[string]mesos.ExecutorInfo{}}
+	if err := store.Save(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Load (-want +got):\n%s", diff)
+	}
+	ids := []string{}
+	for i := 0; i < maxFormerFrameworkIDs+2; i++ {
+		ids = formerIDs(ids, fmt.Sprintf("fw-%d", i))
+	}
+	ids = formerIDs(formerIDs(ids, ""), ids[len(ids)-1])
+	if len(ids) != maxFormerFrameworkIDs || ids[0] != "fw-2" || ids[len(ids)-1] != fmt.Sprintf("fw-%d", maxFormerFrameworkIDs+1) {
+		t.Errorf("formerIDs kept %v, want the newest %d once each", ids, maxFormerFrameworkIDs)
 	}
 }
