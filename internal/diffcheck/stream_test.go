@@ -127,3 +127,39 @@ func TestCompareAndWriteDiff(t *testing.T) {
 		t.Error("a run differs from itself")
 	}
 }
+
+// An agent the check cannot talk to costs one attempt, and every executor step says why.
+func TestUnreachableAgentIsTriedOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close() // hang up before answering
+		}
+	}()
+	s := &scenario{opts: Options{Wait: 5 * time.Second}, rec: newRecorder()}
+	s.c = newClient(&url.URL{Scheme: "http", Host: "127.0.0.1:1"}, "", "", 5*time.Second)
+	s.agentURL = &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	s.executorErrors(context.Background())
+	obs := s.rec.Observations()
+	if len(obs) != 8 {
+		t.Fatalf("%d observations, want an error for each of the 8 steps: %v", len(obs), obs)
+	}
+	for _, o := range obs {
+		if o.Key != "error" || o.Value != obs[0].Value || !strings.Contains(o.Value, "<ip>:<port>") {
+			t.Errorf("%+v", o)
+		}
+	}
+	if n := len(accepted); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
