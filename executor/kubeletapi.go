@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubemesos/kubemesos/executor/containerlogs"
 	"github.com/kubemesos/kubemesos/executor/kubeletapi"
 )
 
@@ -22,6 +23,7 @@ import (
 type kubeletAPI struct {
 	server   *kubeletapi.Server
 	registry *kubeletapi.Registry
+	logs     *containerlogs.Manager
 	execer   *kubeletapi.MesosExecer
 	client   kubernetes.Interface
 	addr     string
@@ -43,6 +45,7 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client
 	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
 	k := &kubeletAPI{
 		registry: kubeletapi.NewRegistry(mcfg.Sandbox),
+		logs:     containerlogs.New(containerlogs.Config{Sandbox: mcfg.Sandbox, Clock: cfg.Clock, Log: log}),
 		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Log: log}),
 		client:   client,
 		log:      log,
@@ -57,11 +60,13 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client
 		Pods: k.registry, Execer: k.execer, Clock: cfg.Clock, Log: log,
 	})
 	if err != nil {
+		k.logs.Close()
 		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
 	k.ctx, k.stop = context.WithCancel(ctx)
 	if k.addr, err = k.server.Start(k.ctx); err != nil {
 		k.stop()
+		k.logs.Close()
 		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
 	k.wg.Add(1)
@@ -114,8 +119,10 @@ func (k *kubeletAPI) subscribed(s *mesosexec.Event_Subscribed) {
 }
 
 // podStatus records a pod's latest status (its containers' IDs) for logs and exec, and forgets the
-// pod after its last status (its containers' sandboxes are removed then).
+// pod after its last status (its containers' sandboxes are removed then). The logs are updated
+// first: an attempt's log is complete before the registry tells log followers that it ended.
 func (k *kubeletAPI) podStatus(pod *corev1.Pod, status corev1.PodStatus, done bool) {
+	k.logs.Update(pod, status, done)
 	if done {
 		k.registry.Forget(pod.Namespace, pod.Name, pod.UID)
 		return
@@ -128,4 +135,5 @@ func (k *kubeletAPI) shutdown() {
 	k.stop()
 	k.server.Wait()
 	k.wg.Wait()
+	k.logs.Close()
 }

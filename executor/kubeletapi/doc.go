@@ -5,9 +5,9 @@
 // API server's /containerLogs and /exec requests for the Node. Like the kubelet's server it
 // authenticates callers by client certificate (CA from the API server's
 // extension-apiserver-authentication ConfigMap) or bearer token (TokenReview), authorizes them with
-// SubjectAccessReviews on the Node (nodes/proxy, nodes/log, nodes/stats... with the node's name), reads
-// container logs from the nested containers' sandbox files (<executor sandbox>/containers/<id>/stdout
-// and stderr) and serves exec with the kubelet's remotecommand streaming code (SPDY, and websocket
+// SubjectAccessReviews on the Node (nodes/proxy, nodes/log, nodes/stats... with the node's name), serves
+// container logs from the CRI logs package containerlogs makes of the nested containers' stdout and
+// stderr files (read with the kubelet's reader, k8s.io/cri-client/pkg/logs) and serves exec with the kubelet's remotecommand streaming code (SPDY, and websocket
 // channel.k8s.io up to v4), running each command as a Mesos nested container session
 // (LAUNCH_NESTED_CONTAINER_SESSION under the target container, ATTACH_CONTAINER_INPUT for stdin,
 // WAIT_CONTAINER for the exit code).

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +21,8 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+
+	"github.com/kubemesos/kubemesos/executor/containerlogs"
 )
 
 // allowAll authenticates every request as "tester" and allows everything.
@@ -93,18 +98,40 @@ func running(name, id string) corev1.ContainerStatus {
 		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
 }
 
-// writeLogs creates a nested container sandbox with its stdout and stderr files.
-func writeLogs(t *testing.T, sandbox, id, stdout, stderr string) {
+// logEntry is one line of a CRI log: its stream ("stdout"/"stderr") and its text (without newline).
+type logEntry struct {
+	stream, line string
+}
+
+// writeCRILog writes the CRI log of attempt id of pod uid as package containerlogs does; entry i is
+// stamped t0 + i seconds.
+func writeCRILog(t *testing.T, sandbox string, uid types.UID, id string, t0 time.Time, entries ...logEntry) {
 	t.Helper()
-	dir := filepath.Join(sandbox, "containers", id)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	path := containerlogs.Path(sandbox, uid, id)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string]string{"stdout": stdout, "stderr": stderr} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
+	var b strings.Builder
+	for i, e := range entries {
+		fmt.Fprintf(&b, "%s %s F %s\n", t0.Add(time.Duration(i)*time.Second).UTC().Format(time.RFC3339Nano), e.stream, e.line)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeLogs writes the CRI log of attempt id of testPod("web"): the lines of stdout, then those of stderr.
+func writeLogs(t *testing.T, sandbox, id, stdout, stderr string) {
+	t.Helper()
+	var entries []logEntry
+	for _, s := range []struct{ stream, data string }{{"stdout", stdout}, {"stderr", stderr}} {
+		for _, l := range strings.SplitAfter(s.data, "\n") {
+			if l != "" {
+				entries = append(entries, logEntry{s.stream, strings.TrimSuffix(l, "\n")})
+			}
 		}
 	}
+	writeCRILog(t, sandbox, "uid-web", id, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), entries...)
 }
 
 func get(t *testing.T, c *http.Client, url string) (int, string) {

@@ -1,34 +1,30 @@
 package kubeletapi
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	crilogs "k8s.io/cri-client/pkg/logs"
 )
-
-// logFiles are the output files of a nested container in its sandbox, in the order they are read.
-var logFiles = []struct {
-	name   string
-	stream string
-}{{"stdout", corev1.LogStreamStdout}, {"stderr", corev1.LogStreamStderr}}
 
 // errBadLogRequest marks option errors (400).
 var errBadLogRequest = errors.New("bad log request")
 
 // parseLogOptions decodes the query as the kubelet does (PodLogOptions v1, the legacy "tail") and
-// rejects what Mesos sandbox files cannot answer: they carry no timestamps, so timestamps, sinceTime
-// and sinceSeconds cannot be honoured.
+// checks it as the API server's validation does.
 func parseLogOptions(q url.Values) (*corev1.PodLogOptions, error) {
 	q = cloneValues(q)
 	if tail := q.Get("tail"); tail != "" {
@@ -46,12 +42,14 @@ func parseLogOptions(q url.Values) (*corev1.PodLogOptions, error) {
 		return nil, fmt.Errorf("%w: tailLines must be >= 0", errBadLogRequest)
 	case opts.LimitBytes != nil && *opts.LimitBytes < 1:
 		return nil, fmt.Errorf("%w: limitBytes must be >= 1", errBadLogRequest)
-	case opts.Timestamps:
-		return nil, fmt.Errorf("%w: timestamps are not available: Mesos sandbox logs do not record when a line was written", errBadLogRequest)
-	case opts.SinceSeconds != nil || opts.SinceTime != nil:
-		return nil, fmt.Errorf("%w: sinceSeconds/sinceTime are not available: Mesos sandbox logs do not record when a line was written", errBadLogRequest)
+	case opts.SinceSeconds != nil && opts.SinceTime != nil:
+		return nil, fmt.Errorf("%w: at most one of sinceTime or sinceSeconds may be specified", errBadLogRequest)
+	case opts.SinceSeconds != nil && *opts.SinceSeconds < 1:
+		return nil, fmt.Errorf("%w: sinceSeconds must be greater than 0", errBadLogRequest)
 	case opts.Stream != nil && *opts.Stream != corev1.LogStreamAll && *opts.Stream != corev1.LogStreamStdout && *opts.Stream != corev1.LogStreamStderr:
 		return nil, fmt.Errorf("%w: invalid stream type %q", errBadLogRequest, *opts.Stream)
+	case opts.Stream != nil && *opts.Stream != corev1.LogStreamAll && opts.TailLines != nil:
+		return nil, fmt.Errorf("%w: tailLines and specific stream are mutually exclusive for now", errBadLogRequest)
 	}
 	return opts, nil
 }
@@ -114,9 +112,10 @@ func cloneValues(q url.Values) url.Values {
 	return out
 }
 
-// serveLogs is GET /containerLogs/{namespace}/{pod}/{container}. stdout is written before stderr (the
-// files carry no timestamps to interleave them); tailLines counts lines of that concatenation; follow
-// polls the files until the attempt stops running and the client goes away.
+// serveLogs is GET /containerLogs/{namespace}/{pod}/{container}: the attempt's CRI log (package
+// containerlogs writes it) read by the kubelet's own reader, so tailLines, limitBytes, sinceSeconds,
+// sinceTime, timestamps, stream and follow behave as on a kubelet. Following ends once the attempt no
+// longer runs and its log is read to the end.
 func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) {
 	ns, pod, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	log := s.log.WithFields(logrus.Fields{"pod": ns + "/" + pod, "container": container})
@@ -142,44 +141,64 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: %s", container, pod, ref.Waiting), http.StatusBadRequest)
 		return
 	}
-	if _, err := os.Stat(attempt.LogDir); err != nil {
-		http.Error(w, fmt.Sprintf("logs of container %q in pod %q are gone: the sandbox of Mesos container %s was removed", container, pod, attempt.ID), http.StatusNotFound)
+	if _, err := os.Stat(attempt.LogPath); err != nil {
+		log.WithError(err).Info("no log for the attempt")
+		http.Error(w, fmt.Sprintf("logs of container %q in pod %q (Mesos container %s) are gone", container, pod, attempt.ID), http.StatusNotFound)
 		return
 	}
-	files := openLogFiles(attempt.LogDir, opts.Stream)
-	defer files.close()
-	if opts.TailLines != nil {
-		if err := files.seekTail(*opts.TailLines); err != nil {
-			http.Error(w, "reading logs: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
+	lo := &crilogs.LogOptions{TailLines: opts.TailLines, LimitBytes: opts.LimitBytes, Follow: opts.Follow, Timestamp: opts.Timestamps}
+	if opts.SinceSeconds != nil {
+		lo.Since = s.clock.Now().Add(-time.Duration(*opts.SinceSeconds) * time.Second)
+	}
+	if opts.SinceTime != nil && opts.SinceTime.After(lo.Since) {
+		lo.Since = opts.SinceTime.Time
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	w.WriteHeader(http.StatusOK)
-	out := newFlushWriter(w, opts.LimitBytes)
-	if err := files.copyNew(out); err != nil || out.full() || !opts.Follow || opts.Previous {
-		return
+	out := &flushWriter{w: w}
+	out.f, _ = w.(http.Flusher)
+	stdout, stderr := io.Writer(out), io.Writer(out)
+	if opts.Stream != nil {
+		switch *opts.Stream {
+		case corev1.LogStreamStdout:
+			stderr = nil
+		case corev1.LogStreamStderr:
+			stdout = nil
+		}
 	}
-	ticker := s.clock.NewTicker(s.cfg.FollowPollInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-ticker.C():
+	state := attemptState{running: func() bool { return s.stillRunning(ns, pod, container, attempt.ID) }}
+	err = crilogs.ReadLogs(r.Context(), attempt.LogPath, attempt.ID, lo, state, stdout, stderr)
+	switch {
+	case err == nil:
+		if !out.wrote {
+			w.WriteHeader(http.StatusOK)
 		}
-		ended := !s.stillRunning(ns, pod, container, attempt.ID)
-		if err := files.copyNew(out); err != nil || out.full() {
-			return
-		}
-		if ended {
-			log.Debug("followed container ended")
-			return
-		}
+	case r.Context().Err() != nil:
+		log.WithError(err).Debug("log client went away")
+	case !out.wrote:
+		http.Error(w, "reading logs: "+err.Error(), http.StatusInternalServerError)
+	default:
+		log.WithError(err).Warn("reading logs")
 	}
 }
 
-// stillRunning tells whether the attempt id is still the running attempt of the container.
+// attemptState answers the one question the kubelet's log reader asks the runtime while following:
+// does the container still run (its log may grow)?
+type attemptState struct {
+	internalapi.RuntimeService // nil: crilogs.ReadLogs calls only ContainerStatus
+	running                    func() bool
+}
+
+func (a attemptState) ContainerStatus(_ context.Context, id string, _ bool) (*runtimeapi.ContainerStatusResponse, error) {
+	state := runtimeapi.ContainerState_CONTAINER_EXITED
+	if a.running() {
+		state = runtimeapi.ContainerState_CONTAINER_RUNNING
+	}
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: id, State: state}}, nil
+}
+
+// stillRunning tells whether the attempt id is still the running attempt of the container. The
+// executor updates the log (its last read) before the registry learns that the attempt ended, so a
+// follower that sees it ended reads the complete log.
 func (s *Server) stillRunning(ns, pod, container, id string) bool {
 	ref, err := s.cfg.Pods.Container(ns, pod, container)
 	return err == nil && ref.Current != nil && ref.Current.ID == id && ref.Current.Running
@@ -193,175 +212,18 @@ func writeLookupError(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 
-// logFile is one output file read from an offset on; a file that does not exist yet reads as empty.
-type logFile struct {
-	path   string
-	f      *os.File
-	offset int64
-}
-
-type logSet []*logFile
-
-func openLogFiles(dir string, stream *string) logSet {
-	var out logSet
-	for _, lf := range logFiles {
-		if stream != nil && *stream != corev1.LogStreamAll && *stream != lf.stream {
-			continue
-		}
-		out = append(out, &logFile{path: filepath.Join(dir, lf.name)})
-	}
-	return out
-}
-
-func (ls logSet) close() {
-	for _, l := range ls {
-		if l.f != nil {
-			l.f.Close()
-		}
-	}
-}
-
-func (l *logFile) open() bool {
-	if l.f == nil {
-		f, err := os.Open(l.path)
-		if err != nil {
-			return false
-		}
-		l.f = f
-	}
-	return true
-}
-
-// seekTail positions the files so that what follows is the last n lines of their concatenation.
-func (ls logSet) seekTail(n int64) error {
-	remaining := n
-	for i := len(ls) - 1; i >= 0; i-- {
-		l := ls[i]
-		if !l.open() {
-			continue
-		}
-		off, got, err := tailOffset(l.f, remaining)
-		if err != nil {
-			return fmt.Errorf("%s: %w", l.path, err)
-		}
-		l.offset = off
-		remaining -= got
-	}
-	return nil
-}
-
-// copyNew writes what was appended to each file since the last call.
-func (ls logSet) copyNew(w *flushWriter) error {
-	for _, l := range ls {
-		if !l.open() {
-			continue
-		}
-		n, err := io.Copy(w, io.NewSectionReader(l.f, l.offset, 1<<62))
-		l.offset += n
-		w.flush()
-		if err != nil {
-			return err
-		}
-		if w.full() {
-			return nil
-		}
-	}
-	return nil
-}
-
-// tailOffset returns where the last n lines of f begin and how many lines (≤ n) that covers. A last
-// line without a newline counts as a line.
-func tailOffset(f io.ReaderAt, n int64) (int64, int64, error) {
-	size, err := sizeOf(f)
-	if err != nil || n == 0 || size == 0 {
-		return size, 0, err
-	}
-	const chunk = 32 << 10
-	buf := make([]byte, chunk)
-	var lines int64
-	end := size
-	// A trailing newline ends the last line rather than starting an empty one.
-	last := make([]byte, 1)
-	if _, err := f.ReadAt(last, size-1); err != nil {
-		return 0, 0, err
-	}
-	skipFinal := last[0] == '\n'
-	for end > 0 {
-		start := max(end-chunk, 0)
-		b := buf[:end-start]
-		if _, err := f.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
-			return 0, 0, err
-		}
-		for i := len(b) - 1; i >= 0; i-- {
-			if b[i] != '\n' {
-				continue
-			}
-			pos := start + int64(i)
-			if skipFinal && pos == size-1 {
-				continue
-			}
-			lines++
-			if lines == n {
-				return pos + 1, lines, nil
-			}
-		}
-		end = start
-	}
-	return 0, lines + 1, nil
-}
-
-func sizeOf(f io.ReaderAt) (int64, error) {
-	if st, ok := f.(interface{ Stat() (os.FileInfo, error) }); ok {
-		fi, err := st.Stat()
-		if err != nil {
-			return 0, err
-		}
-		return fi.Size(), nil
-	}
-	if r, ok := f.(*bytes.Reader); ok {
-		return r.Size(), nil
-	}
-	return 0, errors.New("cannot tell the size of the log file")
-}
-
-// flushWriter writes to the response, flushes, and stops after limit bytes (if set).
+// flushWriter flushes every write to the client, as the kubelet's flushwriter does.
 type flushWriter struct {
-	w       io.Writer
-	f       http.Flusher
-	limit   int64 // < 0: none
-	written int64
+	w     io.Writer
+	f     http.Flusher
+	wrote bool
 }
-
-func newFlushWriter(w http.ResponseWriter, limit *int64) *flushWriter {
-	fw := &flushWriter{w: w, limit: -1}
-	fw.f, _ = w.(http.Flusher)
-	if limit != nil {
-		fw.limit = *limit
-	}
-	return fw
-}
-
-// errLimit ends a copy once limitBytes were written.
-var errLimit = errors.New("limitBytes reached")
 
 func (fw *flushWriter) Write(p []byte) (int, error) {
-	cut := false
-	if fw.limit >= 0 && fw.written+int64(len(p)) > fw.limit {
-		p = p[:fw.limit-fw.written]
-		cut = true
-	}
+	fw.wrote = true
 	n, err := fw.w.Write(p)
-	fw.written += int64(n)
-	if err == nil && cut {
-		err = errLimit
-	}
-	return n, err
-}
-
-func (fw *flushWriter) full() bool { return fw.limit >= 0 && fw.written >= fw.limit }
-
-func (fw *flushWriter) flush() {
 	if fw.f != nil {
 		fw.f.Flush()
 	}
+	return n, err
 }

@@ -2,58 +2,26 @@ package kubeletapi
 
 import (
 	"bufio"
-	"bytes"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	testingclock "k8s.io/utils/clock/testing"
-)
 
-func TestTailOffset(t *testing.T) {
-	tests := []struct {
-		name      string
-		data      string
-		n         int64
-		wantTail  string
-		wantLines int64
-	}{
-		{"empty", "", 3, "", 0},
-		{"zero lines", "a\nb\n", 0, "", 0},
-		{"fewer lines than asked", "a\nb\n", 5, "a\nb\n", 2},
-		{"exact", "a\nb\nc\n", 2, "b\nc\n", 2},
-		{"last line unterminated", "a\nb\nc", 2, "b\nc", 2},
-		{"unterminated single line", "abc", 1, "abc", 1},
-		{"empty lines count", "a\n\n\n", 2, "\n\n", 2},
-		{"only a newline", "\n", 4, "\n", 1},
-		{"long file across chunks", strings.Repeat("0123456789\n", 10000), 3, strings.Repeat("0123456789\n", 3), 3},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := bytes.NewReader([]byte(tt.data))
-			off, lines, err := tailOffset(r, tt.n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.wantTail, tt.data[off:]); diff != "" {
-				t.Errorf("tail (-want +got):\n%s", diff)
-			}
-			if lines != tt.wantLines {
-				t.Errorf("lines = %d, want %d", lines, tt.wantLines)
-			}
-		})
-	}
-}
+	"github.com/kubemesos/kubemesos/executor/containerlogs"
+)
 
 func TestParseLogOptions(t *testing.T) {
 	i64 := func(v int64) *int64 { return &v }
 	stdout := corev1.LogStreamStdout
+	since := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 3, 0, time.UTC))
 	tests := []struct {
 		name    string
 		query   string
@@ -61,14 +29,17 @@ func TestParseLogOptions(t *testing.T) {
 		wantErr string
 	}{
 		{"none", "", &corev1.PodLogOptions{}, ""},
-		{"all options", "follow=true&tailLines=3&limitBytes=10&previous=true&stream=Stdout",
-			&corev1.PodLogOptions{Follow: true, TailLines: i64(3), LimitBytes: i64(10), Previous: true, Stream: &stdout}, ""},
+		{"all options", "follow=true&limitBytes=10&previous=true&stream=Stdout&timestamps=1&sinceSeconds=5",
+			&corev1.PodLogOptions{Follow: true, LimitBytes: i64(10), Previous: true, Stream: &stdout, Timestamps: true, SinceSeconds: i64(5)}, ""},
+		{"tail", "tailLines=3&sinceTime=2026-01-01T00:00:03Z",
+			&corev1.PodLogOptions{TailLines: i64(3), SinceTime: &since}, ""},
 		{"legacy tail", "tail=7", &corev1.PodLogOptions{TailLines: i64(7)}, ""},
 		{"legacy tail all", "tail=all", &corev1.PodLogOptions{}, ""},
 		{"negative tail", "tailLines=-1", nil, "tailLines must be >= 0"},
 		{"zero limit", "limitBytes=0", nil, "limitBytes must be >= 1"},
-		{"timestamps", "timestamps=true", nil, "timestamps are not available"},
-		{"since", "sinceSeconds=10", nil, "sinceSeconds/sinceTime are not available"},
+		{"since twice", "sinceSeconds=10&sinceTime=2026-01-01T00:00:03Z", nil, "at most one of sinceTime or sinceSeconds"},
+		{"since zero", "sinceSeconds=0", nil, "sinceSeconds must be greater than 0"},
+		{"tail of one stream", "tailLines=1&stream=Stderr", nil, "tailLines and specific stream are mutually exclusive"},
 		{"bad stream", "stream=Both", nil, `invalid stream type "Both"`},
 		{"garbage", "tailLines=x", nil, "unable to decode query"},
 	}
@@ -95,6 +66,8 @@ func TestParseLogOptions(t *testing.T) {
 	}
 }
 
+// TestContainerLogs reads CRI logs as the kubelet serves them: stdout and stderr in the order they
+// were written, the newest lines for tailLines, and the options that need the entries' times.
 func TestContainerLogs(t *testing.T) {
 	sandbox := t.TempDir()
 	reg := NewRegistry(sandbox)
@@ -107,13 +80,15 @@ func TestContainerLogs(t *testing.T) {
 		ContainerStatuses: []corev1.ContainerStatus{restarted, {Name: "side", State: corev1.ContainerState{
 			Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}}},
 	})
-	writeLogs(t, sandbox, "uid-web-main-1", "out1\nout2\nout3\n", "err1\nerr2\n")
-	writeLogs(t, sandbox, "uid-web-main-0", "old out\n", "old err\n")
-	// The init container's sandbox was removed.
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	writeCRILog(t, sandbox, pod.UID, "uid-web-main-1", t0,
+		logEntry{"stdout", "out1"}, logEntry{"stderr", "err1"}, logEntry{"stdout", "out2"}, logEntry{"stderr", "err2"}, logEntry{"stdout", "out3"})
+	writeCRILog(t, sandbox, pod.UID, "uid-web-main-0", t0, logEntry{"stdout", "old out"}, logEntry{"stderr", "old err"})
+	// The init container has no log (its pod's logs were removed).
 	gone := testPod("gone")
 	reg.Update(gone, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{running("main", "uid-gone-main-0")}})
 
-	base := startServer(t, Config{Pods: reg})
+	base := startServer(t, Config{Pods: reg, Clock: testingclock.NewFakeClock(t0.Add(5 * time.Second))})
 	client := insecureClient()
 	tests := []struct {
 		name     string
@@ -121,25 +96,27 @@ func TestContainerLogs(t *testing.T) {
 		wantCode int
 		wantBody string
 	}{
-		{"stdout then stderr", "/containerLogs/default/web/main", 200, "out1\nout2\nout3\nerr1\nerr2\n"},
+		{"in the order written", "/containerLogs/default/web/main", 200, "out1\nerr1\nout2\nerr2\nout3\n"},
 		{"stdout only", "/containerLogs/default/web/main?stream=Stdout", 200, "out1\nout2\nout3\n"},
 		{"stderr only", "/containerLogs/default/web/main?stream=Stderr", 200, "err1\nerr2\n"},
-		{"tail within stderr", "/containerLogs/default/web/main?tailLines=1", 200, "err2\n"},
-		{"tail across both files", "/containerLogs/default/web/main?tailLines=3", 200, "out3\nerr1\nerr2\n"},
-		{"tail of one stream", "/containerLogs/default/web/main?tailLines=2&stream=Stdout", 200, "out2\nout3\n"},
-		{"limit bytes", "/containerLogs/default/web/main?limitBytes=7", 200, "out1\nou"},
-		{"limit bytes after tail", "/containerLogs/default/web/main?tailLines=2&limitBytes=6", 200, "err1\ne"},
+		{"the newest lines", "/containerLogs/default/web/main?tailLines=2", 200, "err2\nout3\n"},
+		{"legacy tail", "/containerLogs/default/web/main?tail=1", 200, "out3\n"},
+		{"limit bytes", "/containerLogs/default/web/main?limitBytes=7", 200, "out1\ner"},
+		{"limit bytes after tail", "/containerLogs/default/web/main?tailLines=2&limitBytes=6", 200, "err2\no"},
+		{"timestamps", "/containerLogs/default/web/main?tailLines=1&timestamps=true", 200, "2026-01-01T00:00:04.000000000Z out3\n"},
+		{"since time", "/containerLogs/default/web/main?sinceTime=2026-01-01T00:00:03Z", 200, "err2\nout3\n"},
+		{"since seconds (by the server's clock)", "/containerLogs/default/web/main?sinceSeconds=2", 200, "err2\nout3\n"},
 		{"previous attempt", "/containerLogs/default/web/main?previous=true", 200, "old out\nold err\n"},
 		{"follow of a previous attempt returns", "/containerLogs/default/web/main?previous=true&follow=true", 200, "old out\nold err\n"},
 		{"no previous attempt", "/containerLogs/default/gone/main?previous=true", 400, "previous terminated container \"main\" in pod \"gone\" not found\n"},
 		{"waiting container", "/containerLogs/default/web/side", 400, "container \"side\" in pod \"web\" is waiting to start: PodInitializing\n"},
-		{"removed sandbox", "/containerLogs/default/web/init", 404,
-			"logs of container \"init\" in pod \"web\" are gone: the sandbox of Mesos container uid-web-init-0 was removed\n"},
+		{"removed log", "/containerLogs/default/web/init", 404,
+			"logs of container \"init\" in pod \"web\" (Mesos container uid-web-init-0) are gone\n"},
 		{"unknown pod", "/containerLogs/default/nope/main", 404, "pod default/nope: pod not found on this node\n"},
 		{"unknown namespace", "/containerLogs/other/web/main", 404, "pod other/web: pod not found on this node\n"},
 		{"unknown container", "/containerLogs/default/web/db", 404, "container \"db\" in pod default/web: container not found in pod\n"},
-		{"timestamps refused", "/containerLogs/default/web/main?timestamps=true", 400,
-			"bad log request: timestamps are not available: Mesos sandbox logs do not record when a line was written\n"},
+		{"tail of one stream refused", "/containerLogs/default/web/main?tailLines=1&stream=Stdout", 400,
+			"bad log request: tailLines and specific stream are mutually exclusive for now\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,16 +131,16 @@ func TestContainerLogs(t *testing.T) {
 	}
 }
 
-// TestFollowLogs follows a running container: new output arrives as the files grow (the poll is
-// driven by a fake clock), and the stream ends once the container stops running.
+// TestFollowLogs follows a running container: entries appended to its log arrive, and the stream
+// ends once the container no longer runs and its log is read to the end.
 func TestFollowLogs(t *testing.T) {
 	sandbox := t.TempDir()
 	reg := NewRegistry(sandbox)
 	pod := testPod("web")
 	reg.Update(pod, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{running("main", "c1")}})
-	writeLogs(t, sandbox, "c1", "one\n", "")
-	clk := testingclock.NewFakeClock(time.Now())
-	base := startServer(t, Config{Pods: reg, Clock: clk, FollowPollInterval: time.Second})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	writeCRILog(t, sandbox, pod.UID, "c1", t0, logEntry{"stdout", "one"})
+	base := startServer(t, Config{Pods: reg})
 
 	resp, err := insecureClient().Get(base + "/containerLogs/default/web/main?follow=true")
 	if err != nil {
@@ -180,34 +157,26 @@ func TestFollowLogs(t *testing.T) {
 	}
 	readLine("one\n")
 
-	appendTo := func(name, data string) {
-		f, err := os.OpenFile(filepath.Join(sandbox, "containers", "c1", name), os.O_APPEND|os.O_WRONLY, 0)
+	appendEntry := func(stream, line string) {
+		f, err := os.OpenFile(containerlogs.Path(sandbox, pod.UID, "c1"), os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		if _, err := f.WriteString(data); err != nil {
+		if _, err := fmt.Fprintf(f, "%s %s F %s\n", time.Now().UTC().Format(time.RFC3339Nano), stream, line); err != nil {
 			t.Fatal(err)
 		}
 	}
-	step := func() {
-		t.Helper()
-		waitFor(t, "the follow loop's ticker", clk.HasWaiters)
-		clk.Step(time.Second)
-	}
-	appendTo("stdout", "two\n")
-	step()
+	appendEntry("stdout", "two")
 	readLine("two\n")
-	appendTo("stderr", "oops\n")
-	step()
+	appendEntry("stderr", "oops")
 	readLine("oops\n")
 
-	// The container exits after writing a last line: the stream delivers it and ends.
-	appendTo("stdout", "bye\n")
+	// The container ends after a last line: the stream delivers it and ends.
+	appendEntry("stdout", "bye")
 	done := corev1.ContainerStatus{Name: "main", ContainerID: "mesos://c1",
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}
 	reg.Update(pod, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{done}})
-	step()
 	readLine("bye\n")
 	if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
 		t.Errorf("after the container ended: read %q, %v; want the end of the stream", rest, err)

@@ -3,12 +3,13 @@ package kubeletapi
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubemesos/kubemesos/executor/containerlogs"
 )
 
 // Sentinel errors of a PodLookup (wrapped with the names): the handlers answer them with 404.
@@ -17,12 +18,12 @@ var (
 	ErrContainerNotFound = errors.New("container not found in pod")
 )
 
-// Attempt is one run of a container: its Mesos nested container ID and where its output files are.
+// Attempt is one run of a container: its Mesos nested container ID and where its log is.
 type Attempt struct {
 	// ID is the nested container's ContainerID.value (its parent is the executor's container).
 	ID string
-	// LogDir holds the attempt's stdout and stderr files (the nested container's sandbox).
-	LogDir string
+	// LogPath is the attempt's log in the CRI format (package containerlogs writes it).
+	LogPath string
 	// Running tells whether the attempt still runs.
 	Running bool
 }
@@ -46,8 +47,8 @@ type PodLookup interface {
 
 // Registry is a PodLookup fed with the pod statuses the executor computes (Update) and told when a
 // pod is gone (Forget). Container IDs come from the statuses' containerID fields
-// ("mesos://<nested container ID>"); log directories are <Sandbox>/containers/<ID>, where the Mesos
-// agent keeps a nested container's sandbox.
+// ("mesos://<nested container ID>"); logs are containerlogs.Path(<Sandbox>, <pod UID>, <ID>), where
+// the executor's containerlogs.Manager writes them.
 type Registry struct {
 	sandbox string
 
@@ -106,18 +107,14 @@ func (r *Registry) Container(namespace, pod, container string) (ContainerRef, er
 		ref.Waiting = w.Reason
 	}
 	if id := runtimeID(cs.ContainerID); id != "" {
-		ref.Current = &Attempt{ID: id, LogDir: r.logDir(id), Running: cs.State.Running != nil}
+		ref.Current = &Attempt{ID: id, LogPath: containerlogs.Path(r.sandbox, p.pod.UID, id), Running: cs.State.Running != nil}
 	}
 	if t := cs.LastTerminationState.Terminated; t != nil {
 		if id := runtimeID(t.ContainerID); id != "" {
-			ref.Previous = &Attempt{ID: id, LogDir: r.logDir(id)}
+			ref.Previous = &Attempt{ID: id, LogPath: containerlogs.Path(r.sandbox, p.pod.UID, id)}
 		}
 	}
 	return ref, nil
-}
-
-func (r *Registry) logDir(id string) string {
-	return filepath.Join(r.sandbox, "containers", id)
 }
 
 func hasContainer(pod *corev1.Pod, name string) bool {

@@ -39,10 +39,8 @@ type Config struct {
 	Pods PodLookup
 	// Execer runs exec commands; without it /exec answers 501.
 	Execer Execer
-	// Clock drives log following (clock.RealClock{} when nil).
+	// Clock tells the time of sinceSeconds and exec sessions' ages (clock.RealClock{} when nil).
 	Clock clock.WithTicker
-	// FollowPollInterval is how often followed log files are checked for new data (default 250 ms).
-	FollowPollInterval time.Duration
 	// StreamIdleTimeout ends an exec session without traffic (default 4 h, the kubelet's);
 	// StreamCreationTimeout bounds the client's stream setup (default 30 s).
 	StreamIdleTimeout, StreamCreationTimeout time.Duration
@@ -74,9 +72,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Address == "" {
 		cfg.Address = ":10250"
-	}
-	if cfg.FollowPollInterval <= 0 {
-		cfg.FollowPollInterval = 250 * time.Millisecond
 	}
 	if cfg.StreamIdleTimeout <= 0 {
 		cfg.StreamIdleTimeout = 4 * time.Hour
