@@ -346,6 +346,7 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 	remaining := mesos.Resources(nil).Plus(offered...)
 	ag := m.agents[agentID]
 	for _, op := range a.Operations {
+		upgradeOperation(&op)
 		switch op.Type {
 		case mesos.Offer_Operation_LAUNCH:
 			if op.Launch == nil {
@@ -419,6 +420,30 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 	}
 	if len(remaining) > 0 {
 		m.alloc.Recover(agentID, f.id, role, remaining, refuseOf(a.Filters), now)
+	}
+}
+
+// upgradeOperation brings the resources of a LAUNCH or LAUNCH_GROUP into the current format, as
+// validateAndUpgradeResources does, so that a framework without RESERVATION_REFINEMENT can hand back
+// what it was offered. Invalid resources are left as they are for task validation to refuse.
+func upgradeOperation(op *mesos.Offer_Operation) {
+	upgrade := func(rs []mesos.Resource) {
+		for i := range rs {
+			if rs[i].Validate() == nil {
+				upgradeResource(&rs[i])
+			}
+		}
+	}
+	tasks := opTasks(*op)
+	for i := range tasks {
+		t := &tasks[i]
+		upgrade(t.Resources)
+		if t.Executor != nil {
+			upgrade(t.Executor.Resources)
+		}
+	}
+	if op.Type == mesos.Offer_Operation_LAUNCH_GROUP && op.LaunchGroup != nil {
+		upgrade(op.LaunchGroup.Executor.Resources)
 	}
 }
 

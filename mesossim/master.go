@@ -344,7 +344,7 @@ func (m *Master) Allocate() int {
 		if _, ok := byFw[f.id]; !ok {
 			order = append(order, f.id)
 		}
-		byFw[f.id] = append(byFw[f.id], o)
+		byFw[f.id] = append(byFw[f.id], offerView(f, o))
 	}
 	n := 0
 	for _, fid := range order {
@@ -354,6 +354,69 @@ func (m *Master) Allocate() int {
 		m.log.WithFields(logrus.Fields{"framework": fid, "offers": len(offers)}).Debug("sent offers")
 	}
 	return n
+}
+
+// offerView is offer o as framework f receives it, shaped as Master::offer shapes it: a framework
+// without MULTI_ROLE gets no allocation_info on the offer or its resources (MESOS-8237: such schedulers
+// compare resources as a whole), and one without RESERVATION_REFINEMENT gets its resources in the
+// pre-refinement format (convertResourceFormat(PRE_RESERVATION_REFINEMENT): `role`, plus `reservation`
+// when dynamic, instead of `reservations`). The master keeps o itself in the current format.
+func offerView(f *framework, o mesos.Offer) mesos.Offer {
+	multiRole := f.capable(mesos.FrameworkInfo_Capability_MULTI_ROLE)
+	refinement := f.capable(mesos.FrameworkInfo_Capability_RESERVATION_REFINEMENT)
+	if multiRole && refinement {
+		return o
+	}
+	rs := make(mesos.Resources, len(o.Resources))
+	copy(rs, o.Resources)
+	for i := range rs {
+		if !multiRole {
+			rs[i].AllocationInfo = nil
+		}
+		if !refinement {
+			downgradeResource(&rs[i])
+		}
+	}
+	if !multiRole {
+		o.AllocationInfo = nil
+	}
+	o.Resources = rs
+	return o
+}
+
+// downgradeResource is convertResourceFormat(PRE_RESERVATION_REFINEMENT) on a resource in the current
+// format. Refined reservations (more than one) have no such format; Mesos' allocator never offers
+// them to a framework without RESERVATION_REFINEMENT, and the simulator cannot create them.
+func downgradeResource(r *mesos.Resource) {
+	switch len(r.Reservations) {
+	case 0:
+		r.Role = strPtr("*")
+	case 1:
+		src := r.Reservations[0]
+		if src.GetType() == mesos.Resource_ReservationInfo_DYNAMIC {
+			r.Reservation = &mesos.Resource_ReservationInfo{Principal: src.Principal, Labels: src.Labels}
+		}
+		r.Role = strPtr(src.GetRole())
+		r.Reservations = nil
+	}
+}
+
+// upgradeResource is convertResourceFormat(POST_RESERVATION_REFINEMENT), which Mesos' master applies
+// to the resources of every accepted operation (validateAndUpgradeResources): `role` and
+// `reservation` become `reservations`. r must be valid (Resource.Validate).
+func upgradeResource(r *mesos.Resource) {
+	switch {
+	case len(r.Reservations) > 0:
+	case r.GetRole() == "*":
+	case r.Reservation == nil:
+		r.Reservations = []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: strPtr(r.GetRole())}}
+	default:
+		ri := *r.Reservation
+		ri.Type = mesos.Resource_ReservationInfo_DYNAMIC.Enum()
+		ri.Role = strPtr(r.GetRole())
+		r.Reservations = []mesos.Resource_ReservationInfo{ri}
+	}
+	r.Role, r.Reservation = nil, nil
 }
 
 func (m *Master) offerTimedOut(id string) {
