@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 )
 
@@ -21,25 +20,17 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		respondError(w, http.StatusBadRequest, "Expecting 'Content-Type' to be present")
 		return
 	}
-	if ct != mediaJSON && ct != mediaProtobuf {
-		respondError(w, http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf")
-		return
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
 	if err != nil {
 		respondError(w, http.StatusBadRequest, "Failed to read body: "+err.Error())
 		return
 	}
-	var call executor.Call
-	if err := decodeMessage(ct, body, &call); err != nil {
-		if ct == mediaProtobuf {
-			respondError(w, http.StatusBadRequest, "Failed to parse body into Call protobuf")
-		} else {
-			respondError(w, http.StatusBadRequest, "Failed to convert JSON into Call protobuf: "+err.Error())
-		}
+	call, hasType, code, msg := parseExecutorCall(ct, body)
+	if code != 0 {
+		respondError(w, code, msg)
 		return
 	}
-	if msg := validateExecutorCall(&call); msg != "" {
+	if msg := validateExecutorCall(call, hasType); msg != "" {
 		respondError(w, http.StatusBadRequest, "Failed to validate Executor::Call: "+msg)
 		return
 	}
@@ -59,9 +50,14 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		a.serveSubscription(w, r, fid, eid, *call.Subscribe, accept)
 		return
 	}
+	if call.Type == executor.Call_HEARTBEAT {
+		// Mesos answers heartbeats before looking the framework and executor up.
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 
 	a.mu.Lock()
-	code, msg := a.executorCallLocked(&call)
+	code, msg = a.executorCallLocked(call)
 	a.mu.Unlock()
 	if code != http.StatusAccepted {
 		respondError(w, code, msg)
@@ -70,7 +66,7 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// executorCallLocked handles UPDATE, MESSAGE and HEARTBEAT.
+// executorCallLocked handles UPDATE and MESSAGE (UNKNOWN is not implemented, as in Mesos).
 func (a *Agent) executorCallLocked(call *executor.Call) (int, string) {
 	if a.stopped {
 		return http.StatusServiceUnavailable, "Agent is shutting down"
@@ -97,58 +93,10 @@ func (a *Agent) executorCallLocked(call *executor.Call) (int, string) {
 			agentID, fwID, execID, data := a.cfg.ID, call.FrameworkID, call.ExecutorID, call.Message.Data
 			a.toMasterLocked(func() { a.cfg.Master.ExecutorMessage(agentID, fwID, execID, data) })
 		}
-	case executor.Call_HEARTBEAT:
 	default:
 		return http.StatusNotImplemented, ""
 	}
 	return http.StatusAccepted, ""
-}
-
-// validateExecutorCall mirrors Mesos' common::validation::validateExecutorCall.
-func validateExecutorCall(c *executor.Call) string {
-	if c.ExecutorID.Value == "" {
-		return "Expecting 'executor_id' to be present"
-	}
-	if c.FrameworkID.Value == "" {
-		return "Expecting 'framework_id' to be present"
-	}
-	switch c.Type {
-	case executor.Call_SUBSCRIBE:
-		if c.Subscribe == nil {
-			return "Expecting 'subscribe' to be present"
-		}
-	case executor.Call_UPDATE:
-		if c.Update == nil {
-			return "Expecting 'update' to be present"
-		}
-		st := c.Update.Status
-		if st.TaskID.Value == "" {
-			return "Expecting 'update.status.task_id' to be present"
-		}
-		if len(st.UUID) == 0 {
-			return "Expecting 'uuid' to be present"
-		}
-		if len(st.UUID) != 16 {
-			return "Invalid UUID"
-		}
-		if st.GetState() == mesos.TASK_STAGING {
-			return "Received TASK_STAGING from executor which is not allowed"
-		}
-		if st.Source != nil && st.GetSource() != mesos.SOURCE_EXECUTOR {
-			return "Received Call from executor with invalid source"
-		}
-		if st.State == nil {
-			return "Expecting 'update.status.state' to be present"
-		}
-	case executor.Call_MESSAGE:
-		if c.Message == nil {
-			return "Expecting 'message' to be present"
-		}
-	case executor.Call_HEARTBEAT:
-	default:
-		return "Expecting 'type' to be present"
-	}
-	return ""
 }
 
 // serveSubscription answers SUBSCRIBE with a RecordIO stream of events in the accepted media type.

@@ -229,6 +229,8 @@ func (s *state) nested(ctx context.Context, t mesos.TaskInfo, cmd string) (int32
 func (s *state) update(ctx context.Context, id mesos.TaskID, st mesos.TaskState, msg string, data []byte) {
 	uuid := make([]byte, 16)
 	_, _ = rand.Read(uuid)
+	uuid[6] = uuid[6]&0x0f | 0x40 // version 4: Mesos refuses bytes that are no valid UUID
+	uuid[8] = uuid[8]&0x3f | 0x80
 	status := mesos.TaskStatus{TaskID: id, State: st.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum(), UUID: uuid, Data: data}
 	if msg != "" {
 		status.Message = &msg
