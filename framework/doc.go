@@ -64,6 +64,12 @@
 // nowhere get a FailedScheduling event (kube-scheduler style message from offerbridge), the condition
 // PodScheduled=False/Unschedulable, and are retried with back-off (1 s doubling to 30 s).
 //
+// Ownership. Several frameworks may share an API server: this one acts only on pods of its scheduler
+// names that are unbound or bound to its own Nodes, and on Nodes marked kubemesos.io/framework-id with
+// its FrameworkID (which survives master failovers and restarts, and differs between Mesos clusters;
+// former ones are kept after Mesos removed the framework). An agent whose hostname names a Node of
+// another owner gets no Node and no pods: a NodeNameConflict event on that Node, never a fight over it.
+//
 // Leader election on the Lease kubemesos-framework: only the leader subscribes; losing the Lease ends
 // Run with an error so the process restarts and rejoins the election.
 package framework

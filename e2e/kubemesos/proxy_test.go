@@ -39,6 +39,9 @@ type offerLedger struct {
 	dup        []string
 	subscribes int
 	errs       []error
+	// asked are the task IDs of explicit RECONCILE calls; implicit counts the implicit ones.
+	asked    map[string]bool
+	implicit int
 }
 
 func newOfferLedger(t testing.TB, masterURL string) *offerLedger {
@@ -46,7 +49,8 @@ func newOfferLedger(t testing.TB, masterURL string) *offerLedger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &offerLedger{t: t, sent: map[string]bool{}, accepted: map[string]bool{}, declined: map[string]bool{}, rescinded: map[string]bool{}}
+	l := &offerLedger{t: t, sent: map[string]bool{}, accepted: map[string]bool{}, declined: map[string]bool{}, rescinded: map[string]bool{},
+		asked: map[string]bool{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1 // the subscription stream must flow event by event
 	rp.ModifyResponse = func(resp *http.Response) error {
@@ -186,6 +190,13 @@ func (l *offerLedger) call(contentType string, body []byte) {
 		for _, id := range c.GetDecline().GetOfferIDs() {
 			book(l.declined, id.Value)
 		}
+	case scheduler.Call_RECONCILE:
+		if len(c.GetReconcile().GetTasks()) == 0 {
+			l.implicit++
+		}
+		for _, task := range c.GetReconcile().GetTasks() {
+			l.asked[task.TaskID.Value] = true
+		}
 	}
 }
 
@@ -198,13 +209,21 @@ type ledgerSnapshot struct {
 	Unknown, Twice []string
 	Subscribes     int
 	Errs           []error
+	// Asked are the task IDs explicit reconciliation asked about, sorted; Implicit counts implicit
+	// reconciliations.
+	Asked    []string
+	Implicit int
 }
 
 func (l *offerLedger) snapshot() ledgerSnapshot {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := ledgerSnapshot{Sent: len(l.sent), Accepted: len(l.accepted), Declined: len(l.declined), Rescinded: len(l.rescinded),
-		Twice: append([]string(nil), l.dup...), Subscribes: l.subscribes, Errs: append([]error(nil), l.errs...)}
+		Twice: append([]string(nil), l.dup...), Subscribes: l.subscribes, Errs: append([]error(nil), l.errs...), Implicit: l.implicit}
+	for id := range l.asked {
+		s.Asked = append(s.Asked, id)
+	}
+	sort.Strings(s.Asked)
 	for id := range l.sent {
 		if !l.accepted[id] && !l.declined[id] && !l.rescinded[id] {
 			s.Unanswered = append(s.Unanswered, id)
