@@ -554,7 +554,11 @@ func (e *executorLoop) onWorkerStatus(ctx context.Context, ws workerStatus) {
 func (e *executorLoop) finish(ctx context.Context, t *task, state mesos.TaskState, reason *mesos.TaskStatus_Reason, msg string, data []byte, phase corev1.PodPhase) {
 	t.terminal = true
 	t.terminalUUID = e.update(ctx, t, state, reason, msg, data, phase)
-	t.log.WithFields(logrus.Fields{"state": state, "phase": phase}).Info("task ended")
+	fields := logrus.Fields{"state": state, "phase": phase}
+	if reason != nil { // unset, it would print as the enum's zero value, REASON_COMMAND_EXECUTOR_FAILED
+		fields["reason"] = reason.String()
+	}
+	t.log.WithFields(fields).Info("task ended")
 }
 
 // update creates, records and (if connected) sends a status update; it returns its UUID.

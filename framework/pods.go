@@ -299,10 +299,15 @@ func (s *sched) deletePod(ctx context.Context, pod *corev1.Pod, log logrus.Field
 		GracePeriodSeconds: ptr.To[int64](0),
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 	})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+	switch {
+	case err == nil:
+		log.Info("task ended: pod deleted")
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		// An update queued the pod again before the informer saw the deletion: already done.
+		log.WithError(err).Debug("deleted pod already gone")
+	default:
 		return fmt.Errorf("deleting pod %s: %w", podKey(pod), err)
 	}
-	log.Info("task ended: pod deleted")
 	return nil
 }
 

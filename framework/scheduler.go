@@ -459,8 +459,11 @@ func terminal(s mesos.TaskState) bool {
 // pod and acknowledges the update once handled (never one without uuid).
 func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 	taskID, agentID, state := st.TaskID.Value, st.GetAgentID().GetValue(), st.GetState()
-	log := s.log.WithFields(logrus.Fields{"taskID": taskID, "agentID": agentID, "state": state.String(),
-		"source": st.GetSource().String(), "reason": st.GetReason().String()})
+	fields := logrus.Fields{"taskID": taskID, "agentID": agentID, "state": state.String(), "source": st.GetSource().String()}
+	if st.Reason != nil { // its zero value is REASON_COMMAND_EXECUTOR_FAILED
+		fields["reason"] = st.GetReason().String()
+	}
+	log := s.log.WithFields(fields)
 	log.WithField("message", st.GetMessage()).Debug("task status update")
 	s.metrics.statusUpdates.WithLabelValues(state.String()).Inc()
 
