@@ -8,9 +8,13 @@ import (
 	"strconv"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/kubemesos/kubemesos/executor/imageconfig"
+	"github.com/kubemesos/kubemesos/executor/podworker"
 )
 
 // Lookup reads the ConfigMaps and Secrets that environment variables refer to (the executor implements
@@ -268,42 +272,75 @@ func Expand(s string, vars map[string]string) string {
 	return b.String()
 }
 
-// Command builds the Mesos CommandInfo of a container: command and args expanded against env like the
-// kubelet; with a command, argv is run directly (shell false); with only args, the image's entrypoint
-// gets them; with neither, the image's default command runs (on the simulator: its --image-command).
-// A workingDir is honoured by running argv through /bin/sh, which changes into it first (CommandInfo
-// has no working directory; without a command it cannot be honoured and is an error).
-func Command(c *corev1.Container, env []mesos.Environment_Variable) (*mesos.CommandInfo, error) {
+// Command builds the Mesos CommandInfo of a container the way the kubelet and its runtime build the
+// process: command and args expanded against env, then argv by Kubernetes' rule (command replaces
+// the image's Entrypoint, args replace its Cmd; an Entrypoint of [""] counts as none). It always sends
+// shell false, value argv[0] and arguments argv, so that Mesos' docker/runtime isolator, whose merge
+// of arguments with Entrypoint/Cmd differs (without Entrypoint it appends args after Cmd[0]), takes
+// the command as it is (its rows "sh=0 value=1").
+//
+// image is the image's config, nil when it could not be resolved. Then argv is known only with a
+// command; without command and args the agent's merge equals Kubernetes' (Entrypoint + Cmd), so shell
+// false without value or arguments leaves it to the agent; with args only they go to the agent as
+// arguments, which is right only for an image with an Entrypoint (the caller warns).
+//
+// A workingDir is honoured by running argv through /bin/sh, which changes into it first: CommandInfo
+// has no working directory. Without one, Mesos' docker/runtime isolator applies the image's
+// WorkingDir itself (ContainerLaunchInfo.working_directory), so nothing is sent for it.
+//
+// CommandInfo.user is never set: Mesos resolves it against the agent host's user database before
+// entering the image's rootfs (launch.cpp), and only with --switch_user, so neither the image's User
+// (a name of the image's passwd, or uid[:gid]) nor a runAsUser uid can be expressed with it.
+//
+// Errors are *podworker.CreateError: an empty argv (the runtime's "no command specified",
+// CreateContainerError), a workingDir whose argv is unknown (CreateContainerConfigError).
+func Command(c *corev1.Container, env []mesos.Environment_Variable, image *v1.Config) (*mesos.CommandInfo, error) {
 	vars := make(map[string]string, len(env))
 	for _, v := range env {
 		vars[v.Name] = v.GetValue()
 	}
-	var argv []string
+	var command, args []string
 	for _, a := range c.Command {
-		argv = append(argv, Expand(a, vars))
+		command = append(command, Expand(a, vars))
 	}
-	var args []string
 	for _, a := range c.Args {
 		args = append(args, Expand(a, vars))
 	}
 	shell := false
 	ci := &mesos.CommandInfo{Shell: &shell, Environment: &mesos.Environment{Variables: env}}
+	var argv []string
 	switch {
-	case len(argv) == 0 && c.WorkingDir != "":
-		return nil, fmt.Errorf("container %s: workingDir needs an explicit command (the image's entrypoint is not known here)", c.Name)
-	case len(argv) == 0:
+	case len(command) > 0:
+		argv = append(command, args...)
+	case image == nil && c.WorkingDir != "":
+		return nil, &podworker.CreateError{Reason: podworker.ReasonCreateContainerConfigError, Message: fmt.Sprintf(
+			"workingDir %s of container %s needs the command of image %q, whose config could not be resolved", c.WorkingDir, c.Name, c.Image)}
+	case image == nil:
 		ci.Arguments = args
-		if len(args) == 0 {
-			ci.Shell = nil
+		return ci, nil
+	default:
+		entrypoint := image.Entrypoint
+		if len(entrypoint) == 1 && entrypoint[0] == "" {
+			entrypoint = nil
 		}
-	case c.WorkingDir != "":
+		if len(args) == 0 {
+			args = image.Cmd
+		}
+		// Copied: image is shared with the resolver's cache.
+		argv = append(append([]string{}, entrypoint...), args...)
+	}
+	if len(argv) == 0 {
+		return nil, &podworker.CreateError{Reason: podworker.ReasonCreateContainerError, Message: fmt.Sprintf(
+			"no command specified: container %s has no command or args and image %q no Entrypoint or Cmd", c.Name, c.Image)}
+	}
+	if c.WorkingDir != "" {
 		sh := "/bin/sh"
 		ci.Value = &sh
-		ci.Arguments = append([]string{"sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", c.WorkingDir}, append(argv, args...)...)
-	default:
-		ci.Value = &argv[0]
-		ci.Arguments = append(argv, args...)
+		ci.Arguments = append([]string{"sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", c.WorkingDir}, argv...)
+		return ci, nil
 	}
+	ci.Value = &argv[0]
+	ci.Arguments = argv
 	return ci, nil
 }
 
@@ -314,10 +351,16 @@ func ContainerInfo(c *corev1.Container, volumes []mesos.Volume) *mesos.Container
 	}
 	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: volumes}
 	if c.Image != "" {
-		ci.Mesos = &mesos.ContainerInfo_MesosInfo{Image: &mesos.Image{
+		img := &mesos.Image{
 			Type:   mesos.Image_DOCKER.Enum(),
 			Docker: &mesos.Image_Docker{Name: c.Image},
-		}}
+		}
+		if imageconfig.PullPolicy(c) == corev1.PullAlways {
+			// Mesos' docker store pulls again instead of using the image it has.
+			cached := false
+			img.Cached = &cached
+		}
+		ci.Mesos = &mesos.ContainerInfo_MesosInfo{Image: img}
 	}
 	return ci
 }

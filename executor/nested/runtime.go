@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
@@ -47,6 +48,11 @@ type Config struct {
 	WaitRecovery time.Duration
 	// RetryInitial and RetryMax bound the back-off of those retries (defaults 500 ms and 10 s).
 	RetryInitial, RetryMax time.Duration
+	// Images resolves image configs, from which the command is computed as the kubelet does (nil:
+	// no image is resolved, see Command).
+	Images ImageConfigs
+	// Event, when set, records pod events (an image whose config could not be read).
+	Event func(pod *corev1.Pod, eventType, reason, message string)
 }
 
 // Runtime launches nested containers. Set the parent with SetParent once SUBSCRIBED arrived.
@@ -127,11 +133,28 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	}
 	env, err := Environment(ctx, pod, c, r.cfg.Env)
 	if err != nil {
+		// The kubelet's generateContainerConfig fails the same way (a missing ConfigMap key, …).
+		return podworker.Handle{}, &podworker.CreateError{Reason: podworker.ReasonCreateContainerConfigError, Message: err.Error()}
+	}
+	var (
+		image      *v1.Config
+		resolveErr error
+	)
+	if c.Image != "" && r.cfg.Images != nil {
+		image, resolveErr = r.cfg.Images.Resolve(ctx, pod, c)
+	}
+	if err := verifyRunAsNonRoot(pod, c, image, resolveErr); err != nil {
 		return podworker.Handle{}, err
 	}
-	cmd, err := Command(c, env)
+	cmd, err := Command(c, env, image)
 	if err != nil {
 		return podworker.Handle{}, err
+	}
+	if resolveErr != nil && len(c.Command) == 0 && len(c.Args) > 0 && r.cfg.Event != nil {
+		// The agent may still provision the image, but merges args by Mesos' rule.
+		r.cfg.Event(pod, corev1.EventTypeWarning, EventInspectFailed, fmt.Sprintf(
+			"Failed to inspect image %q: %v; container %s has args but no command, so the agent runs them after the image's Entrypoint, or after its Cmd[0] when it has none (Mesos' docker/runtime rule; Kubernetes would run args[0])",
+			c.Image, resolveErr, c.Name))
 	}
 	vols, err := MesosVolumes(pod, c)
 	if err != nil {
@@ -141,6 +164,9 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 		return podworker.Handle{}, err
 	}
 	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols), nil)); err != nil {
+		if pe := imagePullError(c.Image, err); c.Image != "" && pe != nil {
+			return podworker.Handle{}, pe
+		}
 		return podworker.Handle{}, fmt.Errorf("launching nested container %s: %w", idValue, err)
 	}
 	return podworker.Handle{ID: idValue, LogPath: filepath.Join(r.cfg.Sandbox, "containers", idValue, "stdout")}, nil
