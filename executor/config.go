@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	mesosexec "github.com/mesos/mesos-go/api/v1/lib/executor"
@@ -49,11 +50,17 @@ type Config struct {
 	// MESOS_SUBSCRIPTION_BACKOFF_MAX (--subscribe-backoff).
 	SubscribeBackOff time.Duration
 	// KubeletAddress is where the kubelet API for `kubectl logs` and `exec` listens
-	// (--kubelet-address); its port is published in the Node's status. Empty disables it.
+	// (--kubelet-address); its port is published in the Node's status. Without a host (the default
+	// ":0") it listens on the agent's IP, the Node's InternalIP, not on every interface. Empty
+	// disables it.
 	KubeletAddress string
 	// KubeletCertFile and KubeletKeyFile are its serving certificate (--kubelet-tls-cert-file,
 	// --kubelet-tls-private-key-file); a self-signed one is generated when empty.
 	KubeletCertFile, KubeletKeyFile string
+	// DockerRegistry is where the executor reads container images' configs (--docker-registry): a
+	// directory of image archives or a registry URL, as the agent's --docker_registry. Empty means the
+	// agent's own flag (agent operator API GET_FLAGS).
+	DockerRegistry string
 
 	// Getenv reads the Mesos environment; os.Getenv when nil (in-process executors pass their own).
 	Getenv func(string) string
@@ -95,9 +102,10 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", d.ShutdownMargin, "part of MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD kept to report pods' ends on SHUTDOWN")
 	fs.DurationVar(&c.StatusFlushTimeout, "status-flush-timeout", d.StatusFlushTimeout, "how long unwritten pod statuses are retried before the executor exits")
 	fs.DurationVar(&c.SubscribeBackOff, "subscribe-backoff", d.SubscribeBackOff, "first delay between SUBSCRIBE attempts (doubles up to MESOS_SUBSCRIPTION_BACKOFF_MAX)")
-	fs.StringVar(&c.KubeletAddress, "kubelet-address", d.KubeletAddress, "listen address of the kubelet API for kubectl logs/exec (port 0: any free port, published in the Node's status; empty: disabled)")
+	fs.StringVar(&c.KubeletAddress, "kubelet-address", d.KubeletAddress, "listen address of the kubelet API for kubectl logs/exec (no host: the agent's IP; port 0: any free port, published in the Node's status; empty: disabled)")
 	fs.StringVar(&c.KubeletCertFile, "kubelet-tls-cert-file", d.KubeletCertFile, "serving certificate of the kubelet API (empty: self-signed)")
 	fs.StringVar(&c.KubeletKeyFile, "kubelet-tls-private-key-file", d.KubeletKeyFile, "key of --kubelet-tls-cert-file")
+	fs.StringVar(&c.DockerRegistry, "docker-registry", d.DockerRegistry, "where container image configs are read: a directory of image archives or a registry URL, like the agent's --docker_registry (empty: the agent's own flag)")
 }
 
 // Validate reports every invalid option at once.
@@ -110,6 +118,18 @@ func (c *Config) Validate() error {
 	}
 	if c.HostIP != "" && net.ParseIP(c.HostIP) == nil {
 		errs = append(errs, fmt.Errorf("--host-ip %q: not an IP address", c.HostIP))
+	}
+	if r := c.DockerRegistry; r != "" && !strings.HasPrefix(r, "/") {
+		if u, err := url.Parse(r); err != nil || u.Scheme == "" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--docker-registry %q: neither an absolute directory nor a URL", r))
+		}
+	}
+	if c.KubeletAddress != "" {
+		if _, port, err := net.SplitHostPort(c.KubeletAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--kubelet-address %q: %w", c.KubeletAddress, err))
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			errs = append(errs, fmt.Errorf("--kubelet-address %q: invalid port", c.KubeletAddress))
+		}
 	}
 	if c.ShutdownMargin < 0 || c.StatusFlushTimeout < 0 || c.SubscribeBackOff < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

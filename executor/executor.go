@@ -27,11 +27,13 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpexec"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/executor/statuswriter"
@@ -79,12 +81,18 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	ip := hostIP(cfg.HostIP, cfg.Getenv, mcfg.AgentEndpoint)
+	var recorder record.EventRecorder // set below, before any pod runs
 	rt := cfg.Runtime
 	if rt == nil {
+		agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
 		rt = nested.New(nested.Config{
-			AgentURL: (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String(),
+			AgentURL: agentURL,
 			Sandbox:  mcfg.Sandbox,
 			Env:      nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
+			Images:   imageconfig.New(imageconfig.Config{Registry: cfg.DockerRegistry, AgentURL: agentURL, Secrets: kubeLookup{client}}),
+			Event: func(pod *corev1.Pod, eventType, reason, message string) {
+				recorder.Event(pod, eventType, reason, message)
+			},
 		})
 	}
 	if cfg.KubeletAddress != "" {
@@ -113,6 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	e.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: EventComponent, Host: ip})
+	recorder = e.recorder
 	e.newSenders()
 	log.WithFields(logrus.Fields{"agent": mcfg.AgentEndpoint, "hostIP": ip, "checkpoint": mcfg.Checkpoint}).Info("kubemesos executor starting")
 	return e.run(ctx)
@@ -438,6 +447,10 @@ func (e *executorLoop) launch(ctx, workerCtx context.Context, info mesos.TaskInf
 	}
 	t.pod = pod
 	t.log = log.WithField("pod", pod.Namespace+"/"+pod.Name)
+	var node string // the Node's name; LAUNCH comes after SUBSCRIBED
+	if e.info != nil {
+		node = e.info.AgentInfo.GetHostname()
+	}
 	if e.shuttingDown {
 		e.finish(ctx, t, mesos.TASK_KILLED, nil, "executor is shutting down", nil, "")
 		return
@@ -450,6 +463,10 @@ func (e *executorLoop) launch(ctx, workerCtx context.Context, info mesos.TaskInf
 		Log:     t.log,
 		Event: func(pod *corev1.Pod, eventType, reason, message string) {
 			e.recorder.Event(pod, eventType, reason, message)
+		},
+		NodeEvent: func(eventType, reason, message string) {
+			// The kubelet's node reference: the Node's name as its UID.
+			e.recorder.Event(&corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node)}, eventType, reason, message)
 		},
 		OnStatus: func(s podworker.Status) {
 			select {
