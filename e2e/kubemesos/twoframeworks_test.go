@@ -21,9 +21,7 @@ import (
 func TestTwoFrameworks(t *testing.T) {
 	const replicas = 4
 	names := []string{"kubemesos-a", "kubemesos-b"}
-	args := func(name string) []string {
-		return []string{"--serve-default-scheduler=false", "--scheduler-name=" + name, "--reconcile-interval=2s"}
-	}
+	args := twoFrameworkArgs
 	envs := make([]*env, len(names))
 	for i, name := range names {
 		envs[i] = newEnv(t, envOptions{Agents: 2, FrameworkArgs: args(name)})
@@ -41,26 +39,11 @@ func TestTwoFrameworks(t *testing.T) {
 	}
 
 	// reconcileSeveral waits until each framework has reconciled implicitly three more times.
-	reconcileSeveral := func(what string) {
-		t.Helper()
-		marks := make([]int, len(envs))
-		for i, e := range envs {
-			marks[i] = e.ledger.snapshot().Implicit
-		}
-		envs[0].eventually(what, time.Minute, func(context.Context) (bool, error) {
-			for i, e := range envs {
-				if n := e.ledger.snapshot().Implicit - marks[i]; n < 3 {
-					return false, fmt.Errorf("%s reconciled %d times", names[i], n)
-				}
-			}
-			return true, nil
-		})
-	}
-	reconcileSeveral("both frameworks reconciling")
+	reconcileSeveral(t, "both frameworks reconciling", envs...)
 	for i, e := range envs {
 		e.stopFramework(true)
 		e.startFramework(args(names[i])...)
-		reconcileSeveral(fmt.Sprintf("both frameworks reconciling after %s restarted", names[i]))
+		reconcileSeveral(t, fmt.Sprintf("both frameworks reconciling after %s restarted", names[i]), envs...)
 	}
 
 	ctx := context.Background()
@@ -113,6 +96,115 @@ func TestTwoFrameworks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Issue 9, fact 5: a framework whose agents have the hostnames of another framework's agents (same
+// Node names) does not fight over those Nodes. It reports a NodeNameConflict Warning Event on each,
+// counts its agents as kubemesos_nodes{state="hostname_conflict"} and places nothing on them; the
+// first framework's Nodes stay its own and Ready, its pods keep running untouched.
+func TestTwoFrameworksSameHostnames(t *testing.T) {
+	const replicas = 2
+	sel := selector(map[string]string{"app": "web"})
+	a := newEnv(t, envOptions{Agents: 2, FrameworkArgs: twoFrameworkArgs("kubemesos-a")})
+	spec := podSpec(sleeper)
+	spec.SchedulerName = "kubemesos-a"
+	a.createDeployment(deployment("web", replicas, spec))
+	before := restartCounts(a.waitRunningPods(sel, replicas, 2*time.Minute))
+
+	b := newEnv(t, envOptions{Agents: 2, HostnamePrefix: a.prefix, FrameworkArgs: twoFrameworkArgs("kubemesos-b")})
+	spec.SchedulerName = "kubemesos-b"
+	b.createDeployment(deployment("web", replicas, spec))
+	ctx := context.Background()
+	b.eventually("kubemesos-b reporting both hostnames taken", time.Minute, func(ctx context.Context) (bool, error) {
+		for i := 0; i < 2; i++ {
+			evs, err := b.kube.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+				FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + a.agentHostname(i) + ",reason=NodeNameConflict",
+			})
+			if err != nil {
+				return false, err
+			}
+			if len(evs.Items) != 1 || evs.Items[0].Type != corev1.EventTypeWarning || evs.Items[0].Source.Component != "kubemesos-b" {
+				return false, fmt.Errorf("Node %s: %d NodeNameConflict events", a.agentHostname(i), len(evs.Items))
+			}
+		}
+		m, err := b.frameworkMetrics(ctx)
+		if err != nil {
+			return false, err
+		}
+		if n := m[`kubemesos_nodes{state="hostname_conflict"}`]; n != 2 {
+			return false, fmt.Errorf("kubemesos_nodes{hostname_conflict} = %v", n)
+		}
+		return true, nil
+	})
+	reconcileSeveral(t, "both frameworks reconciling", a, b)
+
+	pods := a.waitRunningPods(sel, replicas, time.Minute)
+	a.checkPodsOnAgents(pods) // Nodes labelled with a's agents, Ready
+	if diff := changedCounts(before, restartCounts(pods)); diff != "" {
+		t.Errorf("kubemesos-a: pods replaced or restarted: %s", diff)
+	}
+	st, err := a.mesosState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := frameworkIDs(st, frameworkName)
+	for i := 0; i < 2; i++ {
+		node, err := a.kube.CoreV1().Nodes().Get(ctx, a.agentHostname(i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := node.Annotations["kubemesos.io/framework-id"]; !ids[id] {
+			t.Errorf("Node %s marked %q, want kubemesos-a's %v", node.Name, id, ids)
+		}
+	}
+	podsB, err := b.pods(ctx, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range podsB {
+		if p.Spec.NodeName != "" {
+			t.Errorf("kubemesos-b bound pod %s to %s, a Node of kubemesos-a", p.Name, p.Spec.NodeName)
+		}
+	}
+	stB, err := b.mesosState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := tasksOf(stB, frameworkName); len(ts.Active)+len(ts.Completed) != 0 {
+		t.Errorf("kubemesos-b launched %d tasks on agents without a Node", len(ts.Active)+len(ts.Completed))
+	}
+	evs, err := a.kube.CoreV1().Events(a.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs.Items {
+		if ev.Source.Component == "kubemesos-b" {
+			t.Errorf("kubemesos-b recorded %s on %s/%s: %s", ev.Reason, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Message)
+		}
+	}
+}
+
+// twoFrameworkArgs are the flags of one of two frameworks sharing the API server: its own scheduler
+// name, no default-scheduler, and implicit reconciliation every 2 s.
+func twoFrameworkArgs(name string) []string {
+	return []string{"--serve-default-scheduler=false", "--scheduler-name=" + name, "--reconcile-interval=2s"}
+}
+
+// reconcileSeveral waits until each env's framework has reconciled implicitly three more times.
+func reconcileSeveral(t *testing.T, what string, envs ...*env) {
+	t.Helper()
+	marks := make([]int, len(envs))
+	for i, e := range envs {
+		marks[i] = e.ledger.snapshot().Implicit
+	}
+	envs[0].eventually(what, time.Minute, func(context.Context) (bool, error) {
+		for i, e := range envs {
+			if n := e.ledger.snapshot().Implicit - marks[i]; n < 3 {
+				return false, fmt.Errorf("framework of %s reconciled %d times", e.ns, n)
+			}
+		}
+		return true, nil
+	})
 }
 
 // restartCounts maps each pod's UID to the sum of its containers' restarts.
