@@ -15,11 +15,12 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		respondError(w, http.StatusMethodNotAllowed, "Expecting one of { 'POST' }, but received '"+r.Method+"'")
 		return
 	}
-	ct := mediaType(r.Header.Get("Content-Type"))
-	if ct == "" {
+	// Http::executor compares the whole header: parameters such as a charset make it unsupported.
+	if _, ok := r.Header["Content-Type"]; !ok {
 		respondError(w, http.StatusBadRequest, "Expecting 'Content-Type' to be present")
 		return
 	}
+	ct := r.Header.Get("Content-Type")
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
 	if err != nil {
 		respondError(w, http.StatusBadRequest, "Failed to read body: "+err.Error())

@@ -220,8 +220,9 @@ func messageType(t reflect.Type) reflect.Type {
 }
 
 // parseJSONLikeStout parses a JSON document as stout's JSON::parse does (picojson underneath), with
-// its error texts: "syntax error at line N near: <rest of that line>" and the refusal of trailing
-// characters.
+// its error texts: "syntax error at line N near: <rest of that line from the offending character>" and
+// the refusal of trailing characters. Where Go's parser and picojson stop at different characters the
+// "near" text can differ; the prefix and the line are the same.
 func parseJSONLikeStout(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -237,12 +238,12 @@ func parseJSONLikeStout(b []byte) (any, error) {
 		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
 			rest = rest[:i]
 		}
-		near := bytes.Map(func(r rune) rune {
-			if r < ' ' {
-				return -1
+		near := make([]byte, 0, len(rest))
+		for _, c := range rest {
+			if c >= ' ' {
+				near = append(near, c)
 			}
-			return r
-		}, rest)
+		}
 		return nil, fmt.Errorf("syntax error at line %d near: %s", line, near)
 	}
 	end := dec.InputOffset()

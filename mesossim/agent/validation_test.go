@@ -81,6 +81,9 @@ func TestExecutorCallValidation(t *testing.T) {
 		{"truncated JSON", mediaJSON, `{"type":"HEARTBEAT",`, 400, "Failed to parse body into JSON: syntax error at line 1 near: "},
 		{"JSON with trailing characters", mediaJSON, call("HEARTBEAT", "") + " x", 400, "Failed to parse body into JSON: Parsed JSON included non-whitespace trailing characters:  x"},
 		{"JSON that is not an object", mediaJSON, `[1]`, 400, noJSON + "Expecting a JSON object"},
+		{"JSON syntax error on a later line", mediaJSON, "{\n\"type\": \"HEARTBEAT\",\n\t\"framework_id\" {}}", 400, "Failed to parse body into JSON: syntax error at line 3 near: {}}"},
+		{"Content-Type with a charset", mediaJSON + "; charset=utf-8", call("HEARTBEAT", ""), 415, "Expecting 'Content-Type' of application/json or application/x-protobuf"},
+		{"empty Content-Type", "", call("HEARTBEAT", ""), 415, "Expecting 'Content-Type' of application/json or application/x-protobuf"},
 
 		// validateExecutorCall.
 		{"JSON without type", mediaJSON, `{` + ids + `}`, 400, invalid + "Expecting 'type' to be present"},
