@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -116,11 +117,19 @@ func newSimEnv(t *testing.T) *simEnv {
 	res, err := mesos.Resources{}, error(nil)
 	res.Add(mesos.Resource{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 4}})
 	res.Add(mesos.Resource{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1024}})
+	// The agent provisions busybox from a local image store, as a Mesos agent with the docker provider.
+	registry := t.TempDir()
+	if err := imagearchive.Write(registry, "busybox", imagearchive.BusyboxConfig); err != nil {
+		t.Fatal(err)
+	}
 	a, err := agent.New(agent.Config{
 		ID:                          mesos.AgentID{Value: "agent-S0"},
 		Hostname:                    "agent0",
 		Resources:                   res,
 		WorkDir:                     t.TempDir(),
+		ImageProviders:              "docker",
+		DockerRegistry:              registry,
+		Isolation:                   "filesystem/linux,docker/runtime",
 		Master:                      env.master,
 		Log:                         log,
 		ExecutorShutdownGracePeriod: 5 * time.Second,

@@ -30,6 +30,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubemesos/kubemesos/executor"
+	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
 )
 
@@ -75,12 +76,20 @@ func startSimEnv(t *testing.T, agents int) *simEnv {
 
 	var execWG sync.WaitGroup
 	t.Cleanup(execWG.Wait)
+	// The agents provision busybox from a local image store, as Mesos agents with the docker provider.
+	registry := t.TempDir()
+	if err := imagearchive.Write(registry, "busybox", imagearchive.BusyboxConfig); err != nil {
+		t.Fatal(err)
+	}
 	c, err := mesossim.StartCluster(mesossim.ClusterConfig{
 		Master:          mesossim.Config{Log: log, AllocationInterval: 50 * time.Millisecond, HeartbeatInterval: time.Second},
 		Agents:          agents,
 		AgentResources:  "cpus:2;mem:2048;disk:10000;ports:[31000-31100]",
 		AgentAttributes: "rack:r%d",
 		WorkDir:         t.TempDir(),
+		ImageProviders:  "docker",
+		DockerRegistry:  registry,
+		Isolation:       "filesystem/linux,docker/runtime",
 		ExecutorHook: func(ctx context.Context, env map[string]string) error {
 			execWG.Add(1)
 			defer execWG.Done()

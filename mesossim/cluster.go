@@ -33,7 +33,12 @@ type ClusterConfig struct {
 	WorkDir string
 	// AgentClock drives agents (status update retries, grace periods); default: real clock.
 	AgentClock clock.WithTicker
-	// ImageCommands maps container images to commands for nested containers without a command.
+	// ImageProviders, DockerRegistry and Isolation are every agent's --image_providers,
+	// --docker_registry and --isolation (see agent.Config).
+	ImageProviders string
+	DockerRegistry string
+	Isolation      string
+	// ImageCommands is every agent's --image-command fallback for images it cannot provision.
 	ImageCommands map[string]string
 	// ExecutorHook runs custom executors in-process instead of as processes (benchmarks).
 	ExecutorHook agent.ExecutorHook
@@ -130,16 +135,19 @@ func (c *Cluster) AddAgent() (*agent.Agent, error) {
 		return nil, fmt.Errorf("agent %d attributes: %w", i, err)
 	}
 	acfg := agent.Config{
-		ID:            mesos.AgentID{Value: fmt.Sprintf("%s-S%d", c.Master.Info().ID, i)},
-		Hostname:      fmt.Sprintf("mesos-agent-%d", i),
-		Resources:     c.resources.Clone(),
-		Attributes:    attrs,
-		WorkDir:       c.cfg.WorkDir,
-		Master:        c.Master,
-		Clock:         c.cfg.AgentClock,
-		Log:           c.log,
-		ImageCommands: c.cfg.ImageCommands,
-		ExecutorHook:  c.cfg.ExecutorHook,
+		ID:             mesos.AgentID{Value: fmt.Sprintf("%s-S%d", c.Master.Info().ID, i)},
+		Hostname:       fmt.Sprintf("mesos-agent-%d", i),
+		Resources:      c.resources.Clone(),
+		Attributes:     attrs,
+		WorkDir:        c.cfg.WorkDir,
+		Master:         c.Master,
+		Clock:          c.cfg.AgentClock,
+		Log:            c.log,
+		ImageProviders: c.cfg.ImageProviders,
+		DockerRegistry: c.cfg.DockerRegistry,
+		Isolation:      c.cfg.Isolation,
+		ImageCommands:  c.cfg.ImageCommands,
+		ExecutorHook:   c.cfg.ExecutorHook,
 	}
 	if c.cfg.AgentTweak != nil {
 		c.cfg.AgentTweak(i, &acfg)

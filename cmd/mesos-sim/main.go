@@ -4,7 +4,8 @@
 //
 //	mesos-sim --listen 127.0.0.1:5050 --agents 3 \
 //	  --agent-resources 'cpus:4;mem:8192;disk:65536;ports:[31000-32000]' \
-//	  --agent-attributes 'rack:r%d' --work-dir DIR --allocation-interval 1s
+//	  --agent-attributes 'rack:r%d' --work-dir DIR --allocation-interval 1s \
+//	  --image_providers docker --docker_registry /path/to/archives --isolation filesystem/linux,docker/runtime
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kubemesos/kubemesos/mesossim"
+	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
 
 type options struct {
@@ -34,6 +36,9 @@ type options struct {
 	heartbeatInterval  time.Duration
 	weights            string
 	imageCommands      []string
+	imageProviders     string
+	dockerRegistry     string
+	isolation          string
 	seed               int64
 	logLevel           string
 }
@@ -50,7 +55,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.offerTimeout, "offer-timeout", 0, "rescind offers held longer than this (0: never)")
 	fs.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 15*time.Second, "HEARTBEAT event interval")
 	fs.StringVar(&o.weights, "weights", "", "role weights, e.g. 'web=1,batch=3'")
-	fs.StringArrayVar(&o.imageCommands, "image-command", nil, "image=command for nested containers that have an image but no command (repeatable)")
+	fs.StringVar(&o.imageProviders, "image_providers", "", "the agents' --image_providers: 'docker' provisions container images from --docker_registry")
+	fs.StringVar(&o.dockerRegistry, "docker_registry", agent.DefaultDockerRegistry, "the agents' --docker_registry: with --image_providers=docker, a local directory of docker-save archives (<dir>/<image>.tar); registries cannot be reached")
+	fs.StringVar(&o.isolation, "isolation", agent.DefaultIsolation, "the agents' --isolation (recorded; --image_providers=docker needs filesystem/linux and docker/runtime)")
+	fs.StringArrayVar(&o.imageCommands, "image-command", nil, "image=command: what runs for a container of an image the agents cannot provision, when it has no command (repeatable; '*' for any image; not a Mesos flag)")
 	fs.Int64Var(&o.seed, "seed", 1, "allocator seed (agent order)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +99,7 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		},
 		Listen: o.listen, Agents: o.agents, AgentResources: o.agentResources,
 		AgentAttributes: o.agentAttributes, WorkDir: o.workDir, ImageCommands: images,
+		ImageProviders: o.imageProviders, DockerRegistry: o.dockerRegistry, Isolation: o.isolation,
 	}, nil
 }
 

@@ -68,3 +68,29 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The agents' image flags carry Mesos' names and reach every agent; an agent that Mesos would refuse
+// to start makes the simulator fail at startup.
+func TestImageFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--image_providers", "docker", "--docker_registry", "/srv/images", "--isolation", "filesystem/linux,docker/runtime"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.clusterConfig(logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := [3]string{cfg.ImageProviders, cfg.DockerRegistry, cfg.Isolation}; got != [3]string{"docker", "/srv/images", "filesystem/linux,docker/runtime"} {
+		t.Errorf("image flags = %v", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = run(ctx, []string{"--listen", "127.0.0.1:0", "--agents", "1", "--log-level", "error", "--image_providers", "docker", "--docker_registry", "/srv/images"})
+	if err == nil || !strings.Contains(err.Error(), "The 'filesystem/linux' isolator must be enabled for container image support") {
+		t.Errorf("run without filesystem/linux: %v", err)
+	}
+	err = run(ctx, []string{"--listen", "127.0.0.1:0", "--agents", "1", "--log-level", "error", "--image_providers", "docker", "--isolation", "filesystem/linux,docker/runtime"})
+	if err == nil || !strings.Contains(err.Error(), "cannot pull from 'https://registry-1.docker.io'") {
+		t.Errorf("run with the default (registry) --docker_registry: %v", err)
+	}
+}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
 	"github.com/kubemesos/kubemesos/internal/cli"
+	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
@@ -56,11 +57,19 @@ func TestHelmInstalledFrameworkRunsADeploymentOnMesos(t *testing.T) {
 	defer simLog.Close()
 	log := logrus.New()
 	log.SetOutput(simLog)
+	// The agents provision busybox from a local registry, as Mesos agents with the docker provider.
+	registry := filepath.Join(dir, "images")
+	if err := imagearchive.WriteStandIns(registry); err != nil {
+		t.Fatal(err)
+	}
 	sim, err := mesossim.StartCluster(mesossim.ClusterConfig{
-		Agents:     2,
-		WorkDir:    filepath.Join(dir, "mesos"),
-		Master:     mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
-		AgentTweak: func(i int, cfg *agent.Config) { cfg.Hostname = fmt.Sprintf("helm-agent-%d", i) },
+		Agents:         2,
+		WorkDir:        filepath.Join(dir, "mesos"),
+		Master:         mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
+		AgentTweak:     func(i int, cfg *agent.Config) { cfg.Hostname = fmt.Sprintf("helm-agent-%d", i) },
+		ImageProviders: "docker",
+		DockerRegistry: registry,
+		Isolation:      "filesystem/linux,docker/runtime",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -301,3 +301,19 @@ func TestReadConfigForFollowsMesosLookup(t *testing.T) {
 		t.Errorf("missing archive: %v, want %q", err, want)
 	}
 }
+
+func TestWriteStandIns(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteStandIns(dir); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range StandIns {
+		got, err := ReadConfigFor(Path(dir, name), name)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %+v, %v; want %+v", name, got, err, want)
+		}
+	}
+	if StandIns["busybox"].Entrypoint != nil || !reflect.DeepEqual(StandIns["busybox"].Cmd, []string{"sh"}) {
+		t.Errorf("busybox stand-in is not busybox's config: %+v", StandIns["busybox"])
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/sirupsen/logrus"
@@ -59,9 +60,21 @@ type Config struct {
 	// ExecutorHeartbeatInterval, when positive, sends HEARTBEAT events on executor subscriptions.
 	ExecutorHeartbeatInterval time.Duration
 
-	// ImageCommands maps a container image name to the shell command run for a nested container that
-	// has an image but no command (images cannot be pulled here). A name without tag or digest also
-	// serves tagged references of it, and "*" serves every image not listed.
+	// ImageProviders, DockerRegistry and Isolation are the Mesos agent flags --image_providers (only
+	// "docker" is supported), --docker_registry (default DefaultDockerRegistry; with the docker provider
+	// it must be a local directory of `docker save` archives, see internal/imagearchive) and --isolation
+	// (default DefaultIsolation; recorded and validated as Mesos does, not applied: the docker provider
+	// needs filesystem/linux and docker/runtime in it). With the docker provider a container's DOCKER
+	// image is provisioned from its archive and its command merged with the image's config by Mesos'
+	// docker/runtime rule.
+	ImageProviders string
+	DockerRegistry string
+	Isolation      string
+	// ImageCommands is the simulator's fallback (not a Mesos behaviour) for a container whose image
+	// the agent cannot provision (no image provider, or no archive): it maps an image name to the shell
+	// command run when the container has no command of its own. A name without tag or digest also
+	// serves tagged references of it, and "*" serves every image not listed. An image neither
+	// provisioned nor listed fails the launch with Mesos' 400.
 	ImageCommands map[string]string
 	// ExecutorHook, when set, runs custom executors in-process instead of as processes. Command tasks
 	// still run through the (in-process) command executor.
@@ -124,6 +137,8 @@ type Agent struct {
 	faults      UpdateFaults
 	frameworks  map[string]*framework
 	containers  map[string]*container // nested and standalone containers, by containerKey
+	imageTypes  map[mesos.Image_Type]bool
+	imageCache  map[string]v1.Config // the docker store's pulled images, by stringify(reference)
 	updates     *updateManager
 	retry       map[streamKey]*timerHandle // retry timer of each stream's head
 }
@@ -182,6 +197,16 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
 	}
+	if cfg.Isolation == "" {
+		cfg.Isolation = DefaultIsolation
+	}
+	if cfg.DockerRegistry == "" {
+		cfg.DockerRegistry = DefaultDockerRegistry
+	}
+	imageTypes, err := validateImageFlags(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
+	}
 
 	l, err := net.Listen("tcp", cfg.ListenAddress)
 	if err != nil {
@@ -201,6 +226,8 @@ func New(cfg Config) (*Agent, error) {
 		outboxDone: make(chan struct{}),
 		frameworks: map[string]*framework{},
 		containers: map[string]*container{},
+		imageTypes: imageTypes,
+		imageCache: map[string]v1.Config{},
 		updates:    newUpdateManager(),
 		retry:      map[streamKey]*timerHandle{},
 	}

@@ -159,28 +159,18 @@ func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.Comma
 		command = *cmdInfo
 	}
 	image := imageName(ci)
-	if command.GetValue() == "" {
-		cmd, ok := a.imageCommand(ci)
-		switch {
-		case ok && len(command.Arguments) > 0:
-			// Like an image's entrypoint with the command's arguments: they are "$@" of the command.
-			sh, no := "/bin/sh", false
-			command.Value, command.Shell = &sh, &no
-			command.Arguments = append([]string{"sh", "-c", cmd, "sh"}, command.Arguments...)
-		case ok:
-			command.Value = &cmd
-			command.Shell = nil
-		case image != "":
-			return nil, http.StatusBadRequest, "Failed to launch container: image '" + image +
-				"' cannot be pulled by the simulator and has no configured command (--image-command " + image + "=...)"
-		default:
-			return nil, http.StatusBadRequest, "Failed to launch container: no command and no image"
-		}
+	prepared, msg := a.prepareLaunchLocked(ci, command)
+	if msg != "" {
+		return nil, http.StatusBadRequest, msg
 	}
+	command = prepared.command
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, http.StatusInternalServerError, "Failed to create sandbox: " + err.Error()
 	}
 	env := map[string]string{"MESOS_SANDBOX": dir, "MESOS_CONTAINER_ID": id.Value}
+	for k, v := range prepared.env {
+		env[k] = v
+	}
 	for _, v := range command.GetEnvironment().GetVariables() {
 		env[v.Name] = v.GetValue()
 	}

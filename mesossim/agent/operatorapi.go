@@ -23,7 +23,7 @@ type mediaTypes struct {
 }
 
 // serveOperatorAPI is POST /api/v1 on the agent: the calls an executor uses to run nested containers,
-// plus GET_HEALTH and GET_VERSION. Content negotiation and status codes follow the Mesos agent.
+// plus GET_HEALTH, GET_VERSION and GET_FLAGS. Content negotiation and status codes follow the Mesos agent.
 func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -84,6 +84,8 @@ func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 	case agentapi.Call_GET_VERSION:
 		respondMessage(w, mt.accept, &agentapi.Response{Type: agentapi.Response_GET_VERSION,
 			GetVersion: &agentapi.Response_GetVersion{VersionInfo: mesos.VersionInfo{Version: MesosVersion}}})
+	case agentapi.Call_GET_FLAGS:
+		respondMessage(w, mt.accept, &agentapi.Response{Type: agentapi.Response_GET_FLAGS, GetFlags: &agentapi.Response_GetFlags{Flags: a.flags()}})
 	case agentapi.Call_LAUNCH_NESTED_CONTAINER:
 		l := call.LaunchNestedContainer
 		a.handleLaunch(w, l.ContainerID, l.Command, l.Container)
@@ -571,13 +573,43 @@ func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
 		"resources":         a.cfg.Resources,
 		"attributes":        a.cfg.Attributes,
 		"frameworks":        frameworks,
-		"flags": map[string]string{
-			"work_dir":                       a.cfg.WorkDir,
-			"executor_shutdown_grace_period": formatDuration(a.cfg.ExecutorShutdownGracePeriod),
-			"executor_registration_timeout":  formatDuration(a.cfg.ExecutorRegistrationTimeout),
-			"recovery_timeout":               formatDuration(a.cfg.RecoveryTimeout),
-		},
+		"flags":             flagMap(a.flags()),
 	}
 	w.Header().Set("Content-Type", mediaJSON)
 	_ = json.NewEncoder(w).Encode(state)
+}
+
+// flags are the agent's flags as Mesos reports them (GET_FLAGS, /state): the ones the simulator
+// has, sorted by name, and an optional flag only when set.
+func (a *Agent) flags() []mesos.Flag {
+	vals := map[string]string{
+		"docker_registry":                a.cfg.DockerRegistry,
+		"executor_registration_timeout":  formatDuration(a.cfg.ExecutorRegistrationTimeout),
+		"executor_shutdown_grace_period": formatDuration(a.cfg.ExecutorShutdownGracePeriod),
+		"isolation":                      a.cfg.Isolation,
+		"recovery_timeout":               formatDuration(a.cfg.RecoveryTimeout),
+		"work_dir":                       a.cfg.WorkDir,
+	}
+	if a.cfg.ImageProviders != "" {
+		vals["image_providers"] = a.cfg.ImageProviders
+	}
+	names := make([]string, 0, len(vals))
+	for n := range vals {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	flags := make([]mesos.Flag, 0, len(names))
+	for _, n := range names {
+		v := vals[n]
+		flags = append(flags, mesos.Flag{Name: n, Value: &v})
+	}
+	return flags
+}
+
+func flagMap(flags []mesos.Flag) map[string]string {
+	m := make(map[string]string, len(flags))
+	for _, f := range flags {
+		m[f.Name] = f.GetValue()
+	}
+	return m
 }

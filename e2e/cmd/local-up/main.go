@@ -25,6 +25,7 @@ import (
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
+	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
 )
 
@@ -43,9 +44,9 @@ type config struct {
 	repoDir         string // the kubemesos repository, where cmd/kubemesos is built from
 }
 
-// defaultImageCommand is what a container without a command runs when its image has no
-// --image-command of its own: the simulator cannot pull images, so it stands in for the image's
-// entrypoint with a process that runs until it is told to stop.
+// defaultImageCommand is what a container without a command runs when its image is not in the
+// agents' local registry and has no --image-command of its own: the simulator cannot pull images, so
+// it stands in for the image's entrypoint with a process that runs until it is told to stop.
 const defaultImageCommand = `trap 'exit 0' TERM; while :; do sleep 1; done`
 
 func main() {
@@ -66,7 +67,7 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	fs.IntVar(&cfg.agents, "agents", 3, "number of simulated Mesos agents")
 	fs.StringVar(&cfg.mesosListen, "mesos-listen", "127.0.0.1:5050", "address of the simulated Mesos master (the framework's default --master)")
 	cfg.imageCommands = map[string]string{}
-	fs.Func("image-command", "image=command: what the simulated agents run for a container of that image without a command (repeatable)", func(v string) error {
+	fs.Func("image-command", "image=command: what the simulated agents run for a container of that image without a command, when the image is not in their local registry (repeatable)", func(v string) error {
 		image, command, ok := strings.Cut(v, "=")
 		if !ok || image == "" || command == "" {
 			return fmt.Errorf("%q: want image=command", v)
@@ -243,25 +244,44 @@ type mesosSimulator struct {
 func (m *mesosSimulator) Name() string { return "mesos-sim" }
 
 func (m *mesosSimulator) Start(_ context.Context, env *environment) error {
-	c, err := mesossim.StartCluster(mesossim.ClusterConfig{
-		Master: mesossim.Config{
-			Log:                env.log.WithField("component", "mesos-sim"),
-			AllocationInterval: time.Second,      // Mesos' default
-			HeartbeatInterval:  15 * time.Second, // Mesos' default
-		},
-		Listen:        env.cfg.mesosListen,
-		Agents:        env.cfg.agents,
-		WorkDir:       filepath.Join(env.cfg.dir, "mesos"),
-		ImageCommands: env.cfg.imageCommands,
-	})
+	simCfg, err := simulatorConfig(env.cfg, env.log.WithField("component", "mesos-sim"))
+	if err != nil {
+		return err
+	}
+	c, err := mesossim.StartCluster(simCfg)
 	if err != nil {
 		return err
 	}
 	m.cluster = c
 	env.mesosMaster = c.URL
-	env.notes = append(env.notes, fmt.Sprintf("%-24s %s (in this process), %d agents, sandboxes in %s",
-		"mesos master", c.URL, env.cfg.agents, filepath.Join(env.cfg.dir, "mesos")))
+	env.notes = append(env.notes, fmt.Sprintf("%-24s %s (in this process), %d agents, sandboxes in %s, images in %s",
+		"mesos master", c.URL, env.cfg.agents, simCfg.WorkDir, simCfg.DockerRegistry))
 	return nil
+}
+
+// simulatorConfig is the simulated cluster local-up runs. Its agents provision images as Mesos
+// agents started with --image_providers=docker --docker_registry=<dir> do, from a local registry
+// written here (<dir>/images: busybox and an Entrypoint image, see imagearchive.StandIns); any other
+// image runs its --image-command ("*" by default), since the simulator cannot pull.
+func simulatorConfig(cfg config, log logrus.FieldLogger) (mesossim.ClusterConfig, error) {
+	registry := filepath.Join(cfg.dir, "images")
+	if err := imagearchive.WriteStandIns(registry); err != nil {
+		return mesossim.ClusterConfig{}, fmt.Errorf("writing the agents' image archives: %w", err)
+	}
+	return mesossim.ClusterConfig{
+		Master: mesossim.Config{
+			Log:                log,
+			AllocationInterval: time.Second,      // Mesos' default
+			HeartbeatInterval:  15 * time.Second, // Mesos' default
+		},
+		Listen:         cfg.mesosListen,
+		Agents:         cfg.agents,
+		WorkDir:        filepath.Join(cfg.dir, "mesos"),
+		ImageProviders: "docker",
+		DockerRegistry: registry,
+		Isolation:      "filesystem/linux,docker/runtime",
+		ImageCommands:  cfg.imageCommands,
+	}, nil
 }
 
 func (m *mesosSimulator) Stop() {
