@@ -7,7 +7,7 @@
 // operator API GET_FLAGS; Mesos' default https://registry-1.docker.io). A local directory is read
 // the way Mesos' image tar puller reads it (<dir>/<stringify(reference)>.tar); a URL is the default
 // registry of references without one, as for Mesos' registry puller, and is read with the pod's
-// imagePullSecrets.
+// imagePullSecrets. Of a multi-platform image it takes the linux/amd64 config, as Mesos does.
 package imageconfig
 
 import (
@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +39,12 @@ import (
 // DefaultRegistry is Mesos' default of the agent flag --docker_registry.
 const DefaultRegistry = "https://registry-1.docker.io"
 
+// DefaultPlatform is the image Mesos' registry puller gets from a multi-platform image: its docker
+// fetcher accepts only single-image manifests (uri/fetchers/docker.cpp: v2+json, v1+json,
+// v1+prettyjws), for which registries answer with the linux/amd64 image whatever the agent's
+// architecture.
+var DefaultPlatform = v1.Platform{OS: "linux", Architecture: "amd64"}
+
 // SecretLookup reads Secrets (the executor's API client); a missing Secret is an error.
 type SecretLookup interface {
 	Secret(ctx context.Context, namespace, name string) (map[string][]byte, error)
@@ -54,8 +59,7 @@ type Config struct {
 	AgentURL string
 	// Secrets reads the pods' imagePullSecrets (nil: images are read anonymously).
 	Secrets SecretLookup
-	// Platform picks the image of a multi-platform index; linux/runtime.GOARCH (the agent's, as the
-	// executor runs on it) when nil.
+	// Platform picks the image of a multi-platform index; DefaultPlatform when nil.
 	Platform *v1.Platform
 	// Transport carries registry requests; remote.DefaultTransport when nil.
 	Transport http.RoundTripper
@@ -80,7 +84,8 @@ func New(cfg Config) *Resolver {
 		cfg.CallTimeout = 30 * time.Second
 	}
 	if cfg.Platform == nil {
-		cfg.Platform = &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+		p := DefaultPlatform
+		cfg.Platform = &p
 	}
 	r := &Resolver{cfg: cfg, registry: cfg.Registry, byRef: map[string]v1.Config{}, byDigest: map[string]v1.Config{}}
 	if cfg.AgentURL != "" {

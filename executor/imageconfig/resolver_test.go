@@ -283,7 +283,7 @@ func (f fakeSecrets) Secret(_ context.Context, ns, name string) (map[string][]by
 	return nil, fmt.Errorf("secret %s/%s not found", ns, name)
 }
 
-// A multi-platform image resolves to the configured platform's config.
+// A multi-platform image resolves to the configured platform's config, by default linux/amd64's.
 func TestPlatformOfIndex(t *testing.T) {
 	reg := newTestRegistry(t, "", "")
 	amd, arm := v1.Config{Cmd: []string{"amd64"}}, v1.Config{Cmd: []string{"arm64"}}
@@ -295,8 +295,12 @@ func TestPlatformOfIndex(t *testing.T) {
 	if err := remote.WriteIndex(ref, idx); err != nil {
 		t.Fatal(err)
 	}
-	for arch, want := range map[string]v1.Config{"amd64": amd, "arm64": arm} {
-		r := New(Config{Registry: "http://" + reg.host, Platform: &v1.Platform{OS: "linux", Architecture: arch}})
+	for arch, want := range map[string]v1.Config{"amd64": amd, "arm64": arm, "": amd} {
+		var platform *v1.Platform // default: what Mesos' fetcher gets
+		if arch != "" {
+			platform = &v1.Platform{OS: "linux", Architecture: arch}
+		}
+		r := New(Config{Registry: "http://" + reg.host, Platform: platform})
 		got, err := r.Resolve(context.Background(), pod(), container("multi:1", ""))
 		if err != nil || !cmp.Equal(want, *got) {
 			t.Errorf("%s: %+v, %v; want %+v", arch, got, err, want)
