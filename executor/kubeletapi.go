@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,9 +35,9 @@ type kubeletAPI struct {
 	wg   sync.WaitGroup
 }
 
-// startKubeletAPI serves the kubelet API on cfg.KubeletAddress with delegated authentication and
-// authorization against the API server behind client.
-func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client kubernetes.Interface, hostIP string, log logrus.FieldLogger) (*kubeletAPI, error) {
+// startKubeletAPI serves the kubelet API on cfg.KubeletAddress (without a host: on the agent's IP)
+// with delegated authentication and authorization against the API server behind client.
+func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client kubernetes.Interface, podIP string, log logrus.FieldLogger) (*kubeletAPI, error) {
 	auth, err := kubeletapi.Delegating(client, kubeletapi.DelegatingOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w", err)
@@ -50,12 +51,15 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client
 		client:   client,
 		log:      log,
 	}
+	agentIP := hostIP("", cfg.Getenv, mcfg.AgentEndpoint)
 	var ips []net.IP
-	if ip := net.ParseIP(hostIP); ip != nil {
-		ips = append(ips, ip)
+	for _, s := range []string{podIP, agentIP} {
+		if ip := net.ParseIP(s); ip != nil && !slices.ContainsFunc(ips, ip.Equal) {
+			ips = append(ips, ip)
+		}
 	}
 	k.server, err = kubeletapi.New(kubeletapi.Config{
-		Address: cfg.KubeletAddress, CertFile: cfg.KubeletCertFile, KeyFile: cfg.KubeletKeyFile, IPs: ips,
+		Address: kubeletListenAddress(cfg.KubeletAddress, agentIP), CertFile: cfg.KubeletCertFile, KeyFile: cfg.KubeletKeyFile, IPs: ips,
 		Authenticator: auth.Authenticator, Authorizer: auth.Authorizer,
 		Pods: k.registry, Execer: k.execer, Clock: cfg.Clock, Log: log,
 	})

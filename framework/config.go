@@ -3,12 +3,15 @@ package framework
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
+
+	"github.com/kubemesos/kubemesos/executor"
 )
 
 // Names fixed by docs/design.md.
@@ -58,6 +61,9 @@ type Config struct {
 	// ExecutorKubeconfig is the kubeconfig path the executor uses on the agent (KUBEMESOS_KUBECONFIG);
 	// empty means in-cluster configuration.
 	ExecutorKubeconfig string
+	// ExecutorEnv are settings of the executors as KUBEMESOS_<FLAG>=value (see `kubemesos executor
+	// --help`), put in their ExecutorInfo's environment; they override --log-level for executors.
+	ExecutorEnv []string
 	// ExecutorCPUs and ExecutorMemMB are the executor's own resources.
 	ExecutorCPUs  float64
 	ExecutorMemMB float64
@@ -119,6 +125,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", d.AdvertiseURL, "URL agents use to reach --http-address (default: derived from hostname and port)")
 	fs.StringVar(&c.ExecutorURI, "executor-uri", d.ExecutorURI, "where agents fetch the executor binary (default: <advertise-url>/executor/kubemesos)")
 	fs.StringVar(&c.ExecutorKubeconfig, "executor-kubeconfig", d.ExecutorKubeconfig, "kubeconfig path the executor uses on the agents (empty: in-cluster)")
+	fs.StringSliceVar(&c.ExecutorEnv, "executor-env", d.ExecutorEnv, "executor settings as VAR=value, VAR the environment variable of a 'kubemesos executor' flag (repeatable or comma-separated)")
 	fs.Float64Var(&c.ExecutorCPUs, "executor-cpus", d.ExecutorCPUs, "executor's own cpus")
 	fs.Float64Var(&c.ExecutorMemMB, "executor-mem", d.ExecutorMemMB, "executor's own memory in MB")
 	fs.Float64Var(&c.PodOverheadCPUs, "pod-overhead-cpus", d.PodOverheadCPUs, "cpus added to every pod's task")
@@ -157,6 +164,9 @@ func (c *Config) Validate() error {
 	if c.StateNamespace == "" {
 		errs = append(errs, errors.New("--state-namespace is empty"))
 	}
+	if _, err := c.executorEnv(); err != nil {
+		errs = append(errs, fmt.Errorf("--executor-env: %w", err))
+	}
 	if c.ExecutorCPUs < 0 || c.ExecutorMemMB < 0 || c.PodOverheadCPUs < 0 || c.PodOverheadMemMB < 0 {
 		errs = append(errs, errors.New("executor resources and pod overheads must not be negative"))
 	}
@@ -178,6 +188,40 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// executorEnv parses --executor-env and checks it against the executor's flags, with the values the
+// framework itself gives executors (--log-level, --executor-kubeconfig).
+func (c *Config) executorEnv() (map[string]string, error) {
+	env := map[string]string{}
+	var errs []error
+	for _, kv := range c.ExecutorEnv {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%q is not KEY=VALUE", kv))
+			continue
+		case k == executorKubeconfigVar:
+			errs = append(errs, fmt.Errorf("%s: set it with --executor-kubeconfig", k))
+			continue
+		}
+		if _, dup := env[k]; dup {
+			errs = append(errs, fmt.Errorf("%s is set twice", k))
+		}
+		env[k] = v
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	all := map[string]string{executorLogLevelVar: c.LogLevel}
+	if c.ExecutorKubeconfig != "" {
+		all[executorKubeconfigVar] = c.ExecutorKubeconfig
+	}
+	maps.Copy(all, env)
+	if err := executor.ValidateEnv(all); err != nil {
+		return nil, err
+	}
+	return env, nil
 }
 
 // SchedulerNames returns the pod schedulerNames the framework serves.

@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -18,9 +20,18 @@ type ExecutorSettings struct {
 	URI        string
 	Kubeconfig string
 	LogLevel   string
-	CPUs       float64
-	MemMB      float64
+	// Env are the executor's own settings as KUBEMESOS_<FLAG> variables (--executor-env); they win
+	// over LogLevel's KUBEMESOS_LOG_LEVEL.
+	Env   map[string]string
+	CPUs  float64
+	MemMB float64
 }
+
+// The executor variables the framework sets from its own flags.
+const (
+	executorLogLevelVar   = "KUBEMESOS_LOG_LEVEL"
+	executorKubeconfigVar = "KUBEMESOS_KUBECONFIG"
+)
 
 // NewExecutorInfo builds the ExecutorInfo of the kubemesos executor: CUSTOM, fetching the kubemesos
 // binary from URI as an executable named kubemesos and running `./kubemesos executor` in the sandbox.
@@ -30,11 +41,19 @@ func NewExecutorInfo(s ExecutorSettings) mesos.ExecutorInfo {
 	executable, extract, cache := true, false, false
 	output := "kubemesos"
 	value := "./kubemesos executor"
-	env := []mesos.Environment_Variable{
-		envVar("KUBEMESOS_LOG_LEVEL", s.LogLevel),
+	logLevel := s.LogLevel
+	if v, ok := s.Env[executorLogLevelVar]; ok {
+		logLevel = v
 	}
+	env := []mesos.Environment_Variable{envVar(executorLogLevelVar, logLevel)}
 	if s.Kubeconfig != "" {
-		env = append(env, envVar("KUBEMESOS_KUBECONFIG", s.Kubeconfig))
+		env = append(env, envVar(executorKubeconfigVar, s.Kubeconfig))
+	}
+	// Sorted: the same settings must make the same ExecutorInfo (map order is random).
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		if k != executorLogLevelVar && k != executorKubeconfigVar {
+			env = append(env, envVar(k, s.Env[k]))
+		}
 	}
 	name := "kubemesos executor"
 	return mesos.ExecutorInfo{

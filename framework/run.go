@@ -204,9 +204,13 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 		nodeKube = d.kube
 	}
 	nodes := newNodeController(nodeKube, d.clock, cfg.NodeLeaseDuration, cfg.ExecutorCPUs, cfg.ExecutorMemMB, d.log.WithField("component", "nodes"))
+	executorEnv, err := cfg.executorEnv()
+	if err != nil {
+		return fmt.Errorf("--executor-env: %w", err)
+	}
 	s := newScheduler(cfg, ExecutorSettings{
 		URI: cfg.executorURI(d.hostname), Kubeconfig: cfg.ExecutorKubeconfig, LogLevel: cfg.LogLevel,
-		CPUs: cfg.ExecutorCPUs, MemMB: cfg.ExecutorMemMB,
+		Env: executorEnv, CPUs: cfg.ExecutorCPUs, MemMB: cfg.ExecutorMemMB,
 	}, st, schedulerDeps{
 		Clock: d.clock, Log: d.log, Caller: caller, Store: store, Kube: d.kube,
 		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, Nodes: nodes, Operator: operator, Recorder: recorder,

@@ -50,6 +50,27 @@ func TestFrameworkRejectsInvalidConfigurationBeforeStarting(t *testing.T) {
 	}
 }
 
+// TestFrameworkRejectsUnknownExecutorSettings: a typo in an executor setting fails the framework's
+// start, from the flag or from its environment variable.
+func TestFrameworkRejectsUnknownExecutorSettings(t *testing.T) {
+	for name, setup := range map[string]func(t *testing.T) []string{
+		"flag": func(*testing.T) []string { return []string{"--executor-env", "KUBEMESOS_KUBELET_ADRESS=:10250"} },
+		"environment": func(t *testing.T) []string {
+			t.Setenv("KUBEMESOS_EXECUTOR_ENV", "KUBEMESOS_LOG_LEVEL=debug,KUBEMESOS_KUBELET_ADRESS=:10250")
+			return nil
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := newRootCommand()
+			root.SetArgs(append([]string{"framework", "--kubeconfig", "/nonexistent"}, setup(t)...))
+			err := root.Execute()
+			if err == nil || !strings.Contains(err.Error(), "--executor-env: KUBEMESOS_KUBELET_ADRESS is not a setting of the executor") {
+				t.Fatalf("want an error naming the unknown setting, got %v", err)
+			}
+		})
+	}
+}
+
 func TestVersion(t *testing.T) {
 	root := newRootCommand()
 	var out bytes.Buffer
