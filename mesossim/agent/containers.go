@@ -178,6 +178,7 @@ func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.Comma
 	if session {
 		c.sessionOut, _ = c.out.subscribe() // a new hub is open
 	}
+	a.writeLauncherLines(&id, dir, ci, session)
 	if err := a.startContainerProcess(c, command, mergeEnv(os.Environ(), env), session); err != nil {
 		return nil, http.StatusBadRequest, "Failed to launch container: " + err.Error()
 	}
