@@ -344,8 +344,9 @@ func Command(c *corev1.Container, env []mesos.Environment_Variable, image *v1.Co
 	return ci, nil
 }
 
-// ContainerInfo is the Mesos container of an image with its volumes (nil with neither).
-func ContainerInfo(c *corev1.Container, volumes []mesos.Volume) *mesos.ContainerInfo {
+// ContainerInfo is the Mesos container of an image with its volumes (nil with neither);
+// dockerConfig, when set, is the registry credentials the agent pulls the image with.
+func ContainerInfo(c *corev1.Container, volumes []mesos.Volume, dockerConfig []byte) *mesos.ContainerInfo {
 	if c.Image == "" && len(volumes) == 0 {
 		return nil
 	}
@@ -359,6 +360,9 @@ func ContainerInfo(c *corev1.Container, volumes []mesos.Volume) *mesos.Container
 			// Mesos' docker store pulls again instead of using the image it has.
 			cached := false
 			img.Cached = &cached
+		}
+		if len(dockerConfig) > 0 {
+			img.Docker.Config = &mesos.Secret{Type: mesos.Secret_VALUE, Value: &mesos.Secret_Value{Data: dockerConfig}}
 		}
 		ci.Mesos = &mesos.ContainerInfo_MesosInfo{Image: img}
 	}

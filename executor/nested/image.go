@@ -2,6 +2,8 @@ package nested
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -144,4 +146,60 @@ func imagePullError(image string, err error) *podworker.ImagePullError {
 		return pe
 	}
 	return nil
+}
+
+// dockerConfig merges the pod's imagePullSecrets (kubernetes.io/dockerconfigjson and dockercfg data)
+// into one docker config, {"auths": {registry: {"auth": base64(user:password)}}}, for
+// Image.Docker.config: Mesos' registry puller authenticates with it (the docker fetcher matches each
+// key against the registry, and sends its "auth" as Basic credentials), as the kubelet hands the
+// runtime the credentials of the pod's pull secrets. Secrets that are missing or carry neither key
+// are skipped, as the kubelet skips them; nil when no credential is left.
+func dockerConfig(ctx context.Context, pod *corev1.Pod, l Lookup) []byte {
+	if l == nil || len(pod.Spec.ImagePullSecrets) == 0 {
+		return nil
+	}
+	type entry struct {
+		Auth     string `json:"auth,omitempty"`
+		Username string `json:"username,omitempty"`
+		Password string `json:"password,omitempty"`
+	}
+	auths := map[string]entry{}
+	add := func(entries map[string]entry) {
+		for registry, e := range entries {
+			if e.Auth == "" && e.Username != "" {
+				e.Auth = base64.StdEncoding.EncodeToString([]byte(e.Username + ":" + e.Password))
+			}
+			if _, seen := auths[registry]; !seen && e.Auth != "" {
+				auths[registry] = entry{Auth: e.Auth} // the first secret naming a registry wins
+			}
+		}
+	}
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		data, err := l.Secret(ctx, pod.Namespace, ref.Name)
+		if err != nil {
+			continue
+		}
+		if b := data[corev1.DockerConfigJsonKey]; len(b) > 0 {
+			var cfg struct {
+				Auths map[string]entry `json:"auths"`
+			}
+			if json.Unmarshal(b, &cfg) == nil {
+				add(cfg.Auths)
+			}
+		}
+		if b := data[corev1.DockerConfigKey]; len(b) > 0 {
+			var cfg map[string]entry
+			if json.Unmarshal(b, &cfg) == nil {
+				add(cfg)
+			}
+		}
+	}
+	if len(auths) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(map[string]map[string]entry{"auths": auths})
+	if err != nil {
+		return nil
+	}
+	return b
 }

@@ -418,3 +418,38 @@ func TestStartUnresolvedImage(t *testing.T) {
 		t.Errorf("events %q", ev.events)
 	}
 }
+
+// The pod's pull secrets reach the agent as Image.Docker.config, the docker config Mesos' registry
+// puller authenticates with.
+func TestStartPassesPullSecretsToMesos(t *testing.T) {
+	a := &launchAgent{}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	lookup := fakeLookup{secrets: map[string]map[string][]byte{
+		"ns/regcred": {corev1.DockerConfigJsonKey: []byte(`{"auths":{"registry.example.com:5000":{"username":"u","password":"p"}}}`)},
+		"ns/legacy":  {corev1.DockerConfigKey: []byte(`{"quay.io":{"auth":"cXVheTp4","email":"a@b"}}`)},
+		"ns/opaque":  {"token": []byte("x")},
+	}}
+	r := New(Config{AgentURL: srv.URL + "/api/v1", Sandbox: t.TempDir(), Env: PodEnv{Lookup: lookup}, Images: fakeImages{}})
+	r.SetParent(mesos.ContainerID{Value: "exec"})
+	c := corev1.Container{Name: "app", Image: "registry.example.com:5000/team/app:v1", Command: []string{"app"}}
+	pod := testPod(c)
+	pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "missing"}, {Name: "opaque"}, {Name: "regcred"}, {Name: "legacy"}}
+	if _, err := r.Start(context.Background(), pod, &c, 0); err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.ImagePullSecrets = nil
+	if _, err := r.Start(context.Background(), pod, &c, 1); err != nil {
+		t.Fatal(err)
+	}
+	sent := a.sent()
+	got := sent[0].GetContainer().GetMesos().GetImage().GetDocker().GetConfig()
+	want := &mesos.Secret{Type: mesos.Secret_VALUE, Value: &mesos.Secret_Value{Data: []byte(
+		`{"auths":{"quay.io":{"auth":"cXVheTp4"},"registry.example.com:5000":{"auth":"dTpw"}}}`)}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("docker config (-want +got):\n%s", diff)
+	}
+	if cfg := sent[1].GetContainer().GetMesos().GetImage().GetDocker().GetConfig(); cfg != nil {
+		t.Errorf("a pod without pull secrets sent %+v", cfg)
+	}
+}

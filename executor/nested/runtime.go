@@ -163,7 +163,11 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if err := r.prepareVolumes(ctx, pod); err != nil {
 		return podworker.Handle{}, err
 	}
-	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols), nil)); err != nil {
+	var pullConfig []byte
+	if c.Image != "" {
+		pullConfig = dockerConfig(ctx, pod, r.cfg.Env.Lookup)
+	}
+	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols, pullConfig), nil)); err != nil {
 		if pe := imagePullError(c.Image, err); c.Image != "" && pe != nil {
 			return podworker.Handle{}, pe
 		}
