@@ -121,7 +121,8 @@ var pullFailures = []string{
 }
 
 // unsupportedImageType is the provisioner's failure on an agent without a store for the image type
-// (no --image_providers=docker); 2 is Image.DOCKER.
+// (no --image_providers=docker), e.g. "Unsupported container image type: DOCKER" (stringify of the
+// enum prints its name: operator<< in src/common/type_utils.cpp).
 const unsupportedImageType = "Unsupported container image type: "
 
 // ImageProviderHint is what an agent answering "Unsupported container image type" needs.

@@ -222,7 +222,7 @@ func TestVerifyRunAsNonRoot(t *testing.T) {
 func TestImagePullErrorClassifiesMesosFailures(t *testing.T) {
 	for body, pull := range map[string]bool{
 		"Failed to find archive for image 'busybox' at '/images/busybox.tar'":                                                true,
-		"Unsupported container image type: 2":                                                                                true,
+		"Unsupported container image type: DOCKER":                                                                           true,
 		"Unexpected HTTP response '401 Unauthorized' when trying to get the manifest":                                        true,
 		"Failed to perform 'curl' for 'https://registry-1.docker.io/v2/library/nope/manifests/latest': exited with status 6": true,
 		"Repository 'busybox' does not exist in 'repositories'":                                                              true,
@@ -352,7 +352,7 @@ func TestStartImagePullFailures(t *testing.T) {
 		nodeHint bool
 	}{
 		{"Failed to find archive for image 'busybox' at '/var/lib/images/busybox.tar'", true, false},
-		{"Unsupported container image type: 2", true, true},
+		{"Unsupported container image type: DOCKER", true, true},
 		{"Failed to determine the launch command: No executable is found", false, false},
 	} {
 		a := &launchAgent{code: http.StatusBadRequest, body: tt.body}

@@ -138,7 +138,7 @@ func TestImageBackOffCapAndReset(t *testing.T) {
 // container runs once the pull works.
 func TestWorkerImagePullFailure(t *testing.T) {
 	rt := newFakeRuntime()
-	unsupported := "Unsupported container image type: 2"
+	unsupported := "Unsupported container image type: DOCKER"
 	rt.startErr["main"] = fmt.Errorf("launching nested container x: %w",
 		&ImagePullError{Image: "busybox", Message: unsupported, NodeMessage: "agent lacks a docker image provider"})
 	h := startWorker(t, testPod(corev1.RestartPolicyAlways, nil, "main"), rt)
