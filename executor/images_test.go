@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubemesos/kubemesos/executor/podworker"
+	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -97,7 +99,7 @@ func TestMissingImageIsErrImagePull(t *testing.T) {
 // An agent without image provider: ErrImagePull with the agent's answer, and a Warning on the Node
 // naming the agent flags to set.
 func TestAgentWithoutImageProviderWarnsOnTheNode(t *testing.T) {
-	env := newSimEnvWithoutImageProvider(t)
+	env := newImageEnv(t, false, map[string]v1.Config{"busybox": imagearchive.BusyboxConfig})
 	task := env.launch(imagePod("noprov", "busybox", []string{"true"}, nil))
 	waitFor(t, "ErrImagePull", func() bool {
 		w := waiting(env.pod("noprov"))
@@ -117,9 +119,10 @@ func TestAgentWithoutImageProviderWarnsOnTheNode(t *testing.T) {
 	env.awaitState(task, "TASK_KILLED")
 }
 
-// newSimEnvWithoutImageProvider is newSimEnv's agent without --image_providers; the executor reads
-// image configs from an empty local store (the agent's default registry is Docker Hub).
-func newSimEnvWithoutImageProvider(t *testing.T) *simEnv {
+// newImageEnv is newSimEnv with its own image store holding images; withProvider starts the agent
+// with the docker image provider and that store as --docker_registry, else without any (the
+// executor then reads configs from the store, as the agent's default registry is Docker Hub).
+func newImageEnv(t *testing.T, withProvider bool, images map[string]v1.Config) *simEnv {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -128,16 +131,28 @@ func newSimEnvWithoutImageProvider(t *testing.T) *simEnv {
 	res.Add(mesos.Resource{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 4}})
 	res.Add(mesos.Resource{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1024}})
 	store := t.TempDir()
-	a, err := agent.New(agent.Config{
+	for name, cfg := range images {
+		if err := imagearchive.Write(store, name, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := agent.Config{
 		ID: mesos.AgentID{Value: "agent-S0"}, Hostname: "agent0", Resources: res, WorkDir: t.TempDir(),
 		Master: env.master, Log: log, ExecutorShutdownGracePeriod: 5 * time.Second,
-		ExecutorHook: func(ctx context.Context, vars map[string]string) error {
-			err := Run(ctx, Config{Getenv: func(k string) string { return vars[k] }, KubeClient: env.kube, Log: log,
-				ShutdownMargin: time.Second, StatusFlushTimeout: 5 * time.Second, DockerRegistry: store})
-			env.done <- err
-			return err
-		},
-	})
+	}
+	var registryFlag string
+	if withProvider {
+		cfg.ImageProviders, cfg.DockerRegistry, cfg.Isolation = "docker", store, "filesystem/linux,docker/runtime"
+	} else {
+		registryFlag = store
+	}
+	cfg.ExecutorHook = func(ctx context.Context, vars map[string]string) error {
+		err := Run(ctx, Config{Getenv: func(k string) string { return vars[k] }, KubeClient: env.kube, Log: log,
+			ShutdownMargin: time.Second, StatusFlushTimeout: 5 * time.Second, DockerRegistry: registryFlag})
+		env.done <- err
+		return err
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +166,48 @@ func newSimEnvWithoutImageProvider(t *testing.T) *simEnv {
 	env.exec = mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "kubemesos-executor"},
 		FrameworkID: env.fw.ID, Command: &mesos.CommandInfo{Value: strPtr("./kubemesos executor")}}
 	return env
+}
+
+// Every way a container combines command and args with an image runs what Kubernetes runs, on an
+// agent that merges CommandInfo with the image by Mesos' docker/runtime rule. Each container writes
+// what it ran into $MARK.
+func TestCommandsRunAsKubernetesOnTheAgent(t *testing.T) {
+	report := `echo "$0|$*" > "$MARK"`
+	env := newImageEnv(t, true, map[string]v1.Config{
+		"withep": {Entrypoint: []string{"sh", "-c", report}, Cmd: []string{"default"}},
+		"noep":   {Cmd: []string{"sh", "-c", report, "cmd0"}},
+		"onlyep": {Entrypoint: []string{"sh", "-c", report, "ep0"}},
+	})
+	workDir := t.TempDir()
+	for _, tc := range []struct {
+		name, image   string
+		command, args []string
+		workingDir    string
+		want          string
+	}{
+		{name: "neither-ep", image: "withep", want: "default|"},
+		{name: "args-ep", image: "withep", args: []string{"a", "b"}, want: "a|b"},
+		{name: "command-ep", image: "withep", command: []string{"sh", "-c", report, "cmd"}, want: "cmd|"},
+		{name: "command-args", image: "withep", command: []string{"sh", "-c", report}, args: []string{"x", "y"}, want: "x|y"},
+		{name: "neither-noep", image: "noep", want: "cmd0|"},
+		{name: "args-noep", image: "noep", args: []string{"sh", "-c", report, "args0"}, want: "args0|"},
+		{name: "empty-cmd", image: "onlyep", want: "ep0|"},
+		{name: "workingdir", image: "noep", args: []string{"sh", "-c", `pwd > "$MARK"`}, workingDir: workDir, want: workDir},
+	} {
+		pod := imagePod(tc.name, tc.image, tc.command, tc.args)
+		c := &pod.Spec.Containers[0]
+		c.WorkingDir = tc.workingDir
+		c.Env = []corev1.EnvVar{{Name: "MARK", Value: filepath.Join(env.dir, tc.name)}}
+		task := env.launch(pod)
+		waitFor(t, tc.name+" ended", func() bool {
+			s := env.master.last(task)
+			return s != nil && (s.GetState() == mesos.TASK_FINISHED || s.GetState() == mesos.TASK_FAILED)
+		})
+		b, err := os.ReadFile(filepath.Join(env.dir, tc.name))
+		if got := strings.TrimSpace(string(b)); err != nil || got != tc.want {
+			t.Errorf("%s: ran %q (%v), want %q", tc.name, got, err, tc.want)
+		}
+	}
 }
 
 func TestDockerRegistryFlag(t *testing.T) {
