@@ -65,6 +65,9 @@ type Config struct {
 	Transport http.RoundTripper
 	// CallTimeout bounds GET_FLAGS (default 30 s).
 	CallTimeout time.Duration
+	// Timeout bounds one Resolve (default 30 s): an unreachable registry must not hold a container's
+	// start for the transport's retries, since the agent may still pull the image.
+	Timeout time.Duration
 }
 
 // Resolver resolves and caches image configs. It is safe for concurrent use.
@@ -82,6 +85,9 @@ type Resolver struct {
 func New(cfg Config) *Resolver {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.Platform == nil {
 		p := DefaultPlatform
@@ -123,6 +129,8 @@ func (r *Resolver) Resolve(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	if c.Image == "" {
 		return nil, errors.New("container has no image")
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
 	registry, err := r.defaultRegistry(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("resolving image %q: %w", c.Image, err)

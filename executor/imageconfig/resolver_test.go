@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -412,5 +413,23 @@ func TestDirectoryPathSeparator(t *testing.T) {
 	got, err := New(Config{Registry: dir + "/"}).Resolve(context.Background(), pod(), container("team/app:v2", ""))
 	if err != nil || got.Cmd[0] != "x" {
 		t.Errorf("%+v, %v", got, err)
+	}
+}
+
+// A registry that never answers costs Config.Timeout, not the transport's retries.
+func TestResolveTimeout(t *testing.T) {
+	stall := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(stall)
+	r := New(Config{Registry: srv.URL, Timeout: 50 * time.Millisecond})
+	_, err := r.Resolve(context.Background(), pod(), container("app", corev1.PullAlways))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want the deadline", err)
 	}
 }
