@@ -136,7 +136,8 @@ mesos: {master: "https://mesos.example.com/mesos", frameworkName: km, roles: [a,
 scheduler: {name: mesos, serveDefaultScheduler: true}
 framework: {stateNamespace: kubemesos-state, leaderElect: false, httpPort: 9090,
             advertiseURL: "http://km.example.com:9090", logLevel: debug}
-executor: {uri: "https://artifacts.example.com/kubemesos", kubeconfig: /etc/executor.kubeconfig, cpus: 0.25, mem: 128}
+executor: {uri: "https://artifacts.example.com/kubemesos", kubeconfig: /etc/executor.kubeconfig, cpus: 0.25, mem: 128,
+           env: {KUBEMESOS_LOG_LEVEL: debug, KUBEMESOS_KUBELET_ADDRESS: ":10250"}}
 podOverhead: {cpus: 0.05, mem: 16}
 `,
 			options: `{
@@ -145,7 +146,8 @@ podOverhead: {cpus: 0.05, mem: 16}
 "scheduler": {"name": "mesos", "serve_default_scheduler": true},
 "framework": {"state_namespace": "kubemesos-state", "leader_elect": false, "advertise_url": "http://km.example.com:9090"},
 "service": {"port": 9090, "log_level": "debug"},
-"executor": {"uri": "https://artifacts.example.com/kubemesos", "kubeconfig": "/etc/executor.kubeconfig", "cpus": 0.25, "mem": 128},
+"executor": {"uri": "https://artifacts.example.com/kubemesos", "kubeconfig": "/etc/executor.kubeconfig", "cpus": 0.25, "mem": 128,
+             "env": "KUBEMESOS_KUBELET_ADDRESS=:10250,KUBEMESOS_LOG_LEVEL=debug"},
 "pod_overhead": {"cpus": 0.05, "mem": 16}}`,
 			want: func() framework.Config {
 				c := defaults
@@ -167,6 +169,7 @@ podOverhead: {cpus: 0.05, mem: 16}
 				c.ExecutorKubeconfig = "/etc/executor.kubeconfig"
 				c.ExecutorCPUs = 0.25
 				c.ExecutorMemMB = 128
+				c.ExecutorEnv = []string{"KUBEMESOS_KUBELET_ADDRESS=:10250", "KUBEMESOS_LOG_LEVEL=debug"}
 				c.PodOverheadCPUs = 0.05
 				c.PodOverheadMemMB = 16
 				return c

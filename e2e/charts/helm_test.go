@@ -54,6 +54,9 @@ executor:
   kubeconfig: /etc/kubemesos/executor.kubeconfig
   cpus: 0.25
   mem: 128
+  env:
+    KUBEMESOS_SHUTDOWN_MARGIN: 2s
+    KUBEMESOS_KUBELET_ADDRESS: ":10250"
 podOverhead:
   cpus: 0.05
   mem: 16
@@ -408,6 +411,7 @@ func TestChartConfigFlowsIntoTheConfigMap(t *testing.T) {
 				"executor-kubeconfig":     "/etc/kubemesos/executor.kubeconfig",
 				"executor-cpus":           0.25,
 				"executor-mem":            128.0,
+				"executor-env":            []any{"KUBEMESOS_KUBELET_ADDRESS=:10250", "KUBEMESOS_SHUTDOWN_MARGIN=2s"},
 				"pod-overhead-cpus":       0.05,
 				"pod-overhead-mem":        16.0,
 			}),
@@ -539,6 +543,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"bad duration", "mesos:\n  failoverTimeout: 7d\n", []string{"/mesos/failoverTimeout"}},
 		{"bad log level", "framework:\n  logLevel: verbose\n", []string{"/framework/logLevel"}},
 		{"zero executor cpus", "executor:\n  cpus: 0\n", []string{"/executor/cpus"}},
+		{"executor setting not a KUBEMESOS_ variable", "executor:\n  env:\n    LOG_LEVEL: debug\n", []string{"/executor/env"}},
+		{"executor kubeconfig through env", "executor:\n  env:\n    KUBEMESOS_KUBECONFIG: /k\n", []string{"/executor/env"}},
+		{"executor setting as a list", "executor:\n  env: [KUBEMESOS_LOG_LEVEL=debug]\n", []string{"/executor/env", "want object"}},
 		{"http port out of range", "framework:\n  httpPort: 70000\n", []string{"/framework/httpPort", "maximum"}},
 		{"misspelt top-level key", "replicas: 3\n", []string{"replicas"}},
 		{"bad pull policy", "image:\n  pullPolicy: Sometimes\n", []string{"/image/pullPolicy"}},

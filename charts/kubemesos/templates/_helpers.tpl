@@ -91,5 +91,10 @@ framework's defaults (advertise-url is set from the pod IP in the Deployment whe
 {{- with .Values.framework.advertiseURL }}{{ $_ := set $c "advertise-url" . }}{{ end }}
 {{- with .Values.executor.uri }}{{ $_ := set $c "executor-uri" . }}{{ end }}
 {{- with .Values.executor.kubeconfig }}{{ $_ := set $c "executor-kubeconfig" . }}{{ end }}
+{{- with .Values.executor.env }}
+{{- $env := list }}
+{{- range $k, $v := . }}{{ $env = append $env (printf "%s=%s" $k (toString $v)) }}{{ end }}
+{{- $_ := set $c "executor-env" $env }}
+{{- end }}
 {{- toYaml $c }}
 {{- end }}
