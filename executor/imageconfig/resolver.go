@@ -45,6 +45,9 @@ const DefaultRegistry = "https://registry-1.docker.io"
 // architecture.
 var DefaultPlatform = v1.Platform{OS: "linux", Architecture: "amd64"}
 
+// ErrNoImageProvider: the agent has no docker image provider, so it cannot run any image.
+var ErrNoImageProvider = errors.New("the agent has no docker image provider")
+
 // SecretLookup reads Secrets (the executor's API client); a missing Secret is an error.
 type SecretLookup interface {
 	Secret(ctx context.Context, namespace, name string) (map[string][]byte, error)
@@ -76,7 +79,7 @@ type Resolver struct {
 	sender agentcalls.Sender
 
 	mu       sync.Mutex
-	registry string               // cfg.Registry, or the agent's flag once read
+	flags    *agentFlags          // the agent's, once read
 	byRef    map[string]v1.Config // by resolved reference (registry image) or archive path
 	byDigest map[string]v1.Config // registry images by manifest digest
 }
@@ -93,7 +96,7 @@ func New(cfg Config) *Resolver {
 		p := DefaultPlatform
 		cfg.Platform = &p
 	}
-	r := &Resolver{cfg: cfg, registry: cfg.Registry, byRef: map[string]v1.Config{}, byDigest: map[string]v1.Config{}}
+	r := &Resolver{cfg: cfg, byRef: map[string]v1.Config{}, byDigest: map[string]v1.Config{}}
 	if cfg.AgentURL != "" {
 		cli := httpcli.New(
 			httpcli.Endpoint(cfg.AgentURL),
@@ -131,7 +134,7 @@ func (r *Resolver) Resolve(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	registry, err := r.defaultRegistry(ctx)
+	registry, err := r.registryFor(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("resolving image %q: %w", c.Image, err)
 	}
@@ -151,45 +154,71 @@ func (r *Resolver) Resolve(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	return &cfg, nil
 }
 
-// defaultRegistry returns --docker-registry, else the agent's --docker_registry (read once).
-func (r *Resolver) defaultRegistry(ctx context.Context) (string, error) {
-	r.mu.Lock()
-	reg := r.registry
-	r.mu.Unlock()
-	if reg != "" {
-		return reg, nil
-	}
-	if r.sender == nil {
-		return DefaultRegistry, nil
-	}
-	reg, err := r.agentRegistry(ctx)
-	if err != nil {
+// registryFor returns the registry to read images from: --docker-registry, else the agent's
+// --docker_registry. An agent whose flags show no docker image provider cannot provision any image
+// (Mesos answers "Unsupported container image type"), so nothing is read: ErrNoImageProvider.
+func (r *Resolver) registryFor(ctx context.Context) (string, error) {
+	flags, err := r.agent(ctx)
+	switch {
+	case err == nil && !flags.docker:
+		return "", fmt.Errorf("%w (--image_providers=%q)", ErrNoImageProvider, flags.providers)
+	case r.cfg.Registry != "":
+		return r.cfg.Registry, nil // also when the agent's flags cannot be read
+	case err != nil:
 		return "", err
 	}
-	r.mu.Lock()
-	r.registry = reg
-	r.mu.Unlock()
-	return reg, nil
+	return flags.registry, nil
 }
 
-func (r *Resolver) agentRegistry(ctx context.Context) (string, error) {
+// agentFlags is what the executor needs of the agent's flags.
+type agentFlags struct {
+	registry  string // --docker_registry, Mesos' default when unset
+	providers string // --image_providers
+	docker    bool   // docker is one of them
+}
+
+// agent returns the agent's flags, read once with GET_FLAGS; without AgentURL, those of an agent
+// with the docker provider and the default registry.
+func (r *Resolver) agent(ctx context.Context) (agentFlags, error) {
+	if r.sender == nil {
+		return agentFlags{registry: DefaultRegistry, providers: "docker", docker: true}, nil
+	}
+	r.mu.Lock()
+	flags := r.flags
+	r.mu.Unlock()
+	if flags != nil {
+		return *flags, nil
+	}
 	resp, err := r.sender.Send(ctx, agentcalls.NonStreaming(agentcalls.GetFlags()))
 	if resp != nil {
 		defer resp.Close()
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading the agent's flags (GET_FLAGS): %w", err)
+		return agentFlags{}, fmt.Errorf("reading the agent's flags (GET_FLAGS): %w", err)
 	}
 	var out agent.Response
 	if err := resp.Decode(&out); err != nil {
-		return "", fmt.Errorf("decoding GET_FLAGS: %w", err)
+		return agentFlags{}, fmt.Errorf("decoding GET_FLAGS: %w", err)
 	}
-	for _, f := range out.GetGetFlags().GetFlags() {
-		if f.GetName() == "docker_registry" && f.GetValue() != "" {
-			return f.GetValue(), nil
+	f := agentFlags{registry: DefaultRegistry}
+	for _, flag := range out.GetGetFlags().GetFlags() {
+		switch flag.GetName() {
+		case "docker_registry":
+			if flag.GetValue() != "" {
+				f.registry = flag.GetValue()
+			}
+		case "image_providers":
+			// As Mesos' provisioner reads it: comma-separated, case-insensitive Image types.
+			f.providers = flag.GetValue()
+			for _, p := range strings.Split(f.providers, ",") {
+				f.docker = f.docker || strings.EqualFold(strings.TrimSpace(p), "docker")
+			}
 		}
 	}
-	return DefaultRegistry, nil
+	r.mu.Lock()
+	r.flags = &f
+	r.mu.Unlock()
+	return f, nil
 }
 
 // fromArchive reads the config from the archive Mesos' image tar puller would untar: through

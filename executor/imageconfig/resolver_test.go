@@ -310,7 +310,7 @@ func TestPlatformOfIndex(t *testing.T) {
 }
 
 // Without --docker-registry the agent's --docker_registry is used (GET_FLAGS), asked once; an agent
-// without the flag means Mesos' default.
+// without the flag means Mesos' default; an agent without the docker provider, no image.
 func TestAgentRegistryFlag(t *testing.T) {
 	dir := t.TempDir()
 	if err := imagearchive.Write(dir, "busybox", busyboxConfig); err != nil {
@@ -346,9 +346,21 @@ func TestAgentRegistryFlag(t *testing.T) {
 		t.Errorf("GET_FLAGS sent %d times, want 1", calls)
 	}
 	flags = flags[1:]
-	reg, err := New(Config{AgentURL: agentSrv.URL + "/api/v1"}).defaultRegistry(context.Background())
-	if err != nil || reg != DefaultRegistry {
-		t.Errorf("agent without docker_registry: %q, %v; want %q", reg, err, DefaultRegistry)
+	f, err := New(Config{AgentURL: agentSrv.URL + "/api/v1"}).agent(context.Background())
+	if err != nil || f.registry != DefaultRegistry {
+		t.Errorf("agent without docker_registry: %+v, %v; want %q", f, err, DefaultRegistry)
+	}
+	// An agent without the docker provider cannot run any image: nothing is read, whatever the registry.
+	flags = []mesos.Flag{{Name: "docker_registry", Value: &dir}, {Name: "image_providers", Value: ptr("appc")}}
+	for _, registry := range []string{"", dir} {
+		_, err = New(Config{AgentURL: agentSrv.URL + "/api/v1", Registry: registry}).Resolve(context.Background(), pod(), container("busybox", ""))
+		if !errors.Is(err, ErrNoImageProvider) {
+			t.Errorf("registry %q, agent --image_providers=appc: %v, want ErrNoImageProvider", registry, err)
+		}
+	}
+	flags = []mesos.Flag{{Name: "docker_registry", Value: &dir}, {Name: "image_providers", Value: ptr("APPC,Docker")}}
+	if _, err = New(Config{AgentURL: agentSrv.URL + "/api/v1"}).Resolve(context.Background(), pod(), container("busybox", "")); err != nil {
+		t.Errorf("--image_providers=APPC,Docker: %v", err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 )
 
@@ -57,6 +58,9 @@ func verifyRunAsNonRoot(pod *corev1.Pod, c *corev1.Container, image *v1.Config, 
 		return nil
 	}
 	if image == nil {
+		if errors.Is(resolveErr, imageconfig.ErrNoImageProvider) {
+			return nil // the agent refuses the image itself (ErrImagePull)
+		}
 		return fail("container has runAsNonRoot and the user of image %q cannot be verified: %v", c.Image, resolveErr)
 	}
 	user, _, _ := strings.Cut(image.User, ":")

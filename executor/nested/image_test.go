@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 )
 
@@ -216,6 +217,10 @@ func TestVerifyRunAsNonRoot(t *testing.T) {
 	c := &corev1.Container{Name: "main", Image: "img", SecurityContext: &corev1.SecurityContext{RunAsNonRoot: &yes}}
 	if err := verifyRunAsNonRoot(pod(nil), c, nil, errors.New("registry unreachable")); err == nil || !strings.Contains(err.Error(), "cannot be verified: registry unreachable") {
 		t.Errorf("unresolved image: %v", err)
+	}
+	// An agent without image provider refuses the launch itself, which the pod then shows.
+	if err := verifyRunAsNonRoot(pod(nil), c, nil, fmt.Errorf("resolving: %w", imageconfig.ErrNoImageProvider)); err != nil {
+		t.Errorf("no image provider: %v", err)
 	}
 }
 
@@ -451,5 +456,28 @@ func TestStartPassesPullSecretsToMesos(t *testing.T) {
 	}
 	if cfg := sent[1].GetContainer().GetMesos().GetImage().GetDocker().GetConfig(); cfg != nil {
 		t.Errorf("a pod without pull secrets sent %+v", cfg)
+	}
+}
+
+type noProvider struct{}
+
+func (noProvider) Resolve(context.Context, *corev1.Pod, *corev1.Container) (*v1.Config, error) {
+	return nil, fmt.Errorf("resolving image: %w", imageconfig.ErrNoImageProvider)
+}
+
+// On an agent without image provider nothing is inspected or warned about: the launch goes to the
+// agent, whose refusal is the pod's ErrImagePull.
+func TestStartWithoutImageProviderLeavesItToTheAgent(t *testing.T) {
+	a := &launchAgent{code: http.StatusBadRequest, body: "Unsupported container image type: DOCKER"}
+	r, ev := startRuntime(t, a, noProvider{})
+	yes := true
+	c := corev1.Container{Name: "web", Image: "nginx", Args: []string{"-g", "daemon off;"}, SecurityContext: &corev1.SecurityContext{RunAsNonRoot: &yes}}
+	_, err := r.Start(context.Background(), testPod(c), &c, 0)
+	var pe *podworker.ImagePullError
+	if !errors.As(err, &pe) || pe.NodeMessage == "" {
+		t.Errorf("err = %v, want the agent's ErrImagePull with a Node message", err)
+	}
+	if len(a.sent()) != 1 || len(ev.events) != 0 {
+		t.Errorf("launches %d, events %q; want one launch and no event", len(a.sent()), ev.events)
 	}
 }

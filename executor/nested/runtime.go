@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -150,7 +151,7 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if err != nil {
 		return podworker.Handle{}, err
 	}
-	if resolveErr != nil && len(c.Command) == 0 && len(c.Args) > 0 && r.cfg.Event != nil {
+	if resolveErr != nil && !errors.Is(resolveErr, imageconfig.ErrNoImageProvider) && len(c.Command) == 0 && len(c.Args) > 0 && r.cfg.Event != nil {
 		// The agent may still provision the image, but merges args by Mesos' rule.
 		r.cfg.Event(pod, corev1.EventTypeWarning, EventInspectFailed, fmt.Sprintf(
 			"Failed to inspect image %q: %v; container %s has args but no command, so the agent runs them after the image's Entrypoint, or after its Cmd[0] when it has none (Mesos' docker/runtime rule; Kubernetes would run args[0])",
