@@ -21,7 +21,7 @@ type container struct {
 	key      string       // the chain of IDs from the root, joined by "/"
 	dir      string       // sandbox
 	executor *executorRun // set for an executor's own container
-	image    string       // recorded image name (images are not pulled)
+	image    string       // the image name, if any (provisioned from the docker registry or run by the fallback)
 	pid      int
 	out      *outputHub
 	stdin    *os.File // write end of stdin for sessions; nil otherwise
