@@ -15,8 +15,12 @@
 // Known differences from a real agent: there is no agent restart or recovery (checkpointing only
 // changes the executor environment and what happens when an executor's connection breaks); a terminated
 // executor is forgotten at once, so relaunching the same ExecutorID starts a new run even before its old
-// tasks' terminal updates are acknowledged; container images are never pulled (an image-only nested
-// container runs the command configured for its image); ATTACH_CONTAINER_OUTPUT streams output from the
+// tasks' terminal updates are acknowledged; container images are never pulled: with
+// --image_providers=docker the agent reads an image's config from a local --docker_registry archive
+// and applies Mesos' docker/runtime rule, but provisions no root filesystem (containers are host
+// processes in their sandbox; the image's WorkingDir and User are not applied), and an image it cannot
+// provision runs its --image-command when configured (a simulator-only fallback), and command tasks
+// with an image still use only that fallback; ATTACH_CONTAINER_OUTPUT streams output from the
 // moment of attaching, like Mesos' I/O switchboard, while the sandbox's stdout/stderr files keep
 // everything; the agent never sends the executor ERROR event; an ExecutorHook must return once its
 // context is cancelled, or Stop waits for it.
