@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -123,7 +124,7 @@ func (m *Manager) dispatch() {
 			f := m.byFile[ev.Name]
 			m.mu.Unlock()
 			if f != nil {
-				f.poke()
+				f.poke(ev.Name)
 			}
 		case err, ok := <-m.watcher.Errors:
 			if !ok {
@@ -314,6 +315,7 @@ type follower struct {
 	onOpen  func(string, *follower)
 
 	mu       sync.Mutex // one read at a time
+	first    atomic.Int32 // 1 + index in sources of the first file written to since the last read; 0: none
 	wake     chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -342,7 +344,13 @@ func newFollower(out *os.File, dir string, now func() time.Time, maxLine int, lo
 	}
 }
 
-func (f *follower) poke() {
+// poke wakes the follower for a write to the output file path.
+func (f *follower) poke(path string) {
+	for i, s := range f.sources {
+		if s.path == path {
+			f.first.CompareAndSwap(0, int32(i+1))
+		}
+	}
 	select {
 	case f.wake <- struct{}{}:
 	default:
@@ -386,9 +394,10 @@ func (f *follower) isFinished() bool {
 	return f.finished
 }
 
-// read appends what the files gained since the last read, stdout's lines before stderr's (inotify
-// wakes the follower on each write, so a read rarely sees both grow). last also writes an unended
-// last line as a partial entry, as containerd does at the end of a stream, and closes everything.
+// read appends what the files gained since the last read: first the file inotify reported written to
+// first, else stdout (inotify wakes the follower on each write, so a read rarely sees both grow). last
+// also writes an unended last line as a partial entry, as containerd does at the end of a stream, and
+// closes everything.
 func (f *follower) read(last bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -397,7 +406,11 @@ func (f *follower) read(last bool) {
 	}
 	var buf bytes.Buffer
 	ts := f.now().UTC().Format(time.RFC3339Nano)
-	for _, s := range f.sources {
+	order := f.sources
+	if f.first.Swap(0) == 2 {
+		order[0], order[1] = order[1], order[0]
+	}
+	for _, s := range order {
 		if err := f.readSource(s, ts, &buf, last); err != nil {
 			f.log.WithError(err).WithField("file", s.path).Warn("container logs: reading the output failed")
 		}

@@ -3,6 +3,7 @@ package containerlogs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,16 +94,25 @@ func TestFollowerInterleavesInTheOrderSeen(t *testing.T) {
 	out.write("stdout", "out2\nout3\n")
 	f.read(false)
 	clk.Step(time.Second)
-	// Both grew since the last read: stdout's lines come first.
+	// Both grew since the last read, stderr first as inotify reported: its lines come first.
 	out.write("stderr", "err2\n")
+	f.poke(filepath.Join(out.dir, "stderr"))
 	out.write("stdout", "out4\n")
+	f.poke(filepath.Join(out.dir, "stdout"))
+	f.read(false)
+	clk.Step(time.Second)
+	// Both grew and nothing was reported (the poll): stdout's lines come first.
+	out.write("stderr", "err3\n")
+	out.write("stdout", "out5\n")
 	f.read(false)
 	want := "2026-01-01T00:00:00Z stdout F out1\n" +
 		"2026-01-01T00:00:01Z stderr F err1\n" +
 		"2026-01-01T00:00:02Z stdout F out2\n" +
 		"2026-01-01T00:00:02Z stdout F out3\n" +
+		"2026-01-01T00:00:03Z stderr F err2\n" +
 		"2026-01-01T00:00:03Z stdout F out4\n" +
-		"2026-01-01T00:00:03Z stderr F err2\n"
+		"2026-01-01T00:00:04Z stdout F out5\n" +
+		"2026-01-01T00:00:04Z stderr F err3\n"
 	if diff := cmp.Diff(want, readFile(t, path)); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)
 	}
@@ -234,6 +244,40 @@ func TestManagerFollowsAttempts(t *testing.T) {
 	m.Update(p, corev1.PodStatus{}, true)
 	if _, err := os.Stat(PodDir(sandbox, p.UID)); !os.IsNotExist(err) {
 		t.Errorf("the pod's logs are still there: %v", err)
+	}
+}
+
+// TestManagerWakesOnWrites: with the poll stopped (a fake clock never stepped), inotify alone brings
+// each write into the log, in the order of the writes.
+func TestManagerWakesOnWrites(t *testing.T) {
+	sandbox := t.TempDir()
+	m := New(Config{Sandbox: sandbox, Clock: testingclock.NewFakeClock(t0), PollInterval: time.Hour, Log: quietLog()})
+	defer m.Close()
+	if m.watcher == nil {
+		t.Skip("no inotify here")
+	}
+	out := newOutput(t, sandbox, "w0")
+	p := pod("uid-3")
+	m.Update(p, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{runningStatus("w0")}}, false)
+	path := Path(sandbox, p.UID, "w0")
+	waitFor(t, "the first read (the follower watches the files once it opened them)", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.byFile) == 2
+	})
+	var want []string
+	for i, stream := range []string{"stdout", "stderr", "stdout", "stderr"} {
+		line := fmt.Sprintf("%s-%d", stream, i)
+		out.write(stream, line+"\n")
+		want = append(want, stream+" F "+line)
+		waitFor(t, line, func() bool { return strings.Contains(readFile(t, path), line) })
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSuffix(readFile(t, path), "\n"), "\n") {
+		got = append(got, l[strings.IndexByte(l, ' ')+1:])
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
 	}
 }
 
