@@ -314,7 +314,7 @@ type follower struct {
 	log     logrus.FieldLogger
 	onOpen  func(string, *follower)
 
-	mu       sync.Mutex // one read at a time
+	mu       sync.Mutex   // one read at a time
 	first    atomic.Int32 // 1 + index in sources of the first file written to since the last read; 0: none
 	wake     chan struct{}
 	stop     chan struct{}
