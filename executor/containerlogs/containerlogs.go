@@ -330,6 +330,7 @@ type source struct {
 	f       *os.File
 	partial []byte // read, not yet ended by a newline
 	strip   bool   // still before the command's first line: launcher lines are dropped
+	warned  bool   // a read error was logged
 }
 
 func newFollower(out *os.File, dir string, now func() time.Time, maxLine int, log logrus.FieldLogger) *follower {
@@ -411,7 +412,9 @@ func (f *follower) read(last bool) {
 		order[0], order[1] = order[1], order[0]
 	}
 	for _, s := range order {
-		if err := f.readSource(s, ts, &buf, last); err != nil {
+		if err := f.readSource(s, ts, &buf, last); err != nil && !s.warned {
+			// Once: it would repeat at every poll.
+			s.warned = true
 			f.log.WithError(err).WithField("file", s.path).Warn("container logs: reading the output failed")
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -329,5 +330,26 @@ func BenchmarkFollowerRead(b *testing.B) {
 		}
 		f := newFollower(logFile, dir, time.Now, DefaultMaxLineBytes, quietLog())
 		f.read(true)
+	}
+}
+
+// TestReadErrorLoggedOnce: an output file that cannot be read is reported once, not at every poll.
+func TestReadErrorLoggedOnce(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "stdout"), 0o755); err != nil { // reading it fails (EISDIR)
+		t.Fatal(err)
+	}
+	log, hook := logtest.NewNullLogger()
+	logFile, err := createLog(filepath.Join(t.TempDir(), "c.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFollower(logFile, dir, time.Now, DefaultMaxLineBytes, log)
+	for range 3 {
+		f.read(false)
+	}
+	f.read(true)
+	if n := len(hook.AllEntries()); n != 1 {
+		t.Errorf("%d log entries, want 1: %v", n, hook.AllEntries())
 	}
 }
