@@ -27,14 +27,16 @@ func TestLogsAndExec(t *testing.T) {
 	ctx := context.Background()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "talker", Labels: map[string]string{"app": "talker"}},
-		Spec:       podSpec("for i in 1 2 3; do echo line-$i; done; " + sleeper),
+		// stdout and stderr take turns; the simulated agent (as Mesos' launcher does for a container with
+		// an image) writes its own lines to stderr first, which the logs must not show.
+		Spec: podSpec("for i in 1 2 3; do echo line-$i; sleep 0.2; echo err-$i >&2; sleep 0.2; done; " + sleeper),
 	}
 	if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	running := e.waitRunningPods(selector(pod.Labels), 1, 2*time.Minute)[0]
 
-	wantLogs := "line-1\nline-2\nline-3\n"
+	wantLogs := "line-1\nerr-1\nline-2\nerr-2\nline-3\nerr-3\n"
 	e.eventually("kubectl logs to show the container's lines", time.Minute, func(ctx context.Context) (bool, error) {
 		stdout, stderr, code, err := e.kubectl(ctx, "logs", running.Name)
 		if err != nil || code != 0 {
@@ -45,13 +47,17 @@ func TestLogsAndExec(t *testing.T) {
 		}
 		return true, nil
 	})
+	// --tail counts the newest lines of both streams in the order they were written.
+	if stdout, stderr, code, err := e.kubectl(ctx, "logs", "--tail=2", running.Name); err != nil || code != 0 || stdout != "line-3\nerr-3\n" {
+		t.Errorf("kubectl logs --tail=2 = %q (exit %d, %v: %s), want %q", stdout, code, err, stderr, "line-3\nerr-3\n")
+	}
 	// client-go's GetLogs, as controllers and tools do, with tailLines.
 	tail := int64(1)
 	b, err := e.kube.CoreV1().Pods(e.ns).GetLogs(running.Name, &corev1.PodLogOptions{Container: "main", TailLines: &tail}).DoRaw(ctx)
 	if err != nil {
 		t.Errorf("GetLogs tailLines=1: %v", err)
-	} else if string(b) != "line-3\n" {
-		t.Errorf("GetLogs tailLines=1 = %q, want %q", b, "line-3\n")
+	} else if string(b) != "err-3\n" {
+		t.Errorf("GetLogs tailLines=1 = %q, want %q", b, "err-3\n")
 	}
 
 	// exec: stdout and the remote exit code come back through kubectl.
