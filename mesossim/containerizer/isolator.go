@@ -25,6 +25,9 @@ type Container struct {
 	Key string // the chain of IDs from the root container, joined by "/"
 	// Parent is the parent container for a nested one (nil for an executor's or a standalone container).
 	Parent *Container
+	// Debug marks a container of Mesos' DEBUG class (LAUNCH_NESTED_CONTAINER_SESSION): it enters its
+	// parent's namespaces instead of getting its own, and has no rootfs or volumes.
+	Debug bool
 	// Sandbox is the container's sandbox directory on the host (MESOS_SANDBOX inside it is /mnt/mesos/sandbox
 	// when the container has its own root filesystem, as in Mesos).
 	Sandbox string
@@ -104,6 +107,9 @@ type LaunchInfo struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Argv is the command to exec (argv[0] resolved against PATH inside the container's root).
 	Argv []string `json:"argv"`
+	// Executable, when set, is what is exec'd with Argv (Mesos execs CommandInfo.value with
+	// CommandInfo.arguments as argv, and /bin/sh for a shell command).
+	Executable string `json:"executable,omitempty"`
 }
 
 // Limitation ends a container: Mesos' ContainerLimitation (an OOM kill is REASON_CONTAINER_LIMITATION_MEMORY

@@ -1,0 +1,540 @@
+package containerizer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"sync"
+	"syscall"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/kubemesos/kubemesos/internal/deathsig"
+)
+
+// Stdio are the container's standard streams; nil ones are /dev/null.
+type Stdio struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Termination is how a container ended: its wait status (-1 unknown) and the limitation that ended it,
+// if an isolator reported one.
+type Termination struct {
+	Status     int32
+	Limitation *Limitation
+}
+
+// Containerizer is the simulated agent's MesosContainerizer with the Linux launcher: every container is
+// started through the launch helper with what its isolators prepared.
+type Containerizer struct {
+	flags     Flags
+	isolators []Isolator
+	log       logrus.FieldLogger
+
+	mu         sync.Mutex
+	containers map[string]*running
+}
+
+type running struct {
+	c *Container
+	// env and workdir are the container's final ones: a DEBUG child inherits them.
+	env      map[string]string
+	workdir  string
+	prepared []Isolator
+	cmd      *exec.Cmd
+	syncW    *os.File
+	done     chan struct{}
+
+	mu   sync.Mutex
+	term Termination
+}
+
+// New creates the containerizer with the isolators named by flags.Isolation.
+func New(flags Flags, log logrus.FieldLogger) (*Containerizer, error) {
+	flags.setDefaults()
+	isolators, err := CreateIsolators(flags)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	return &Containerizer{flags: flags, isolators: isolators, log: log, containers: map[string]*running{}}, nil
+}
+
+// Isolators returns the containerizer's isolators in --isolation order.
+func (z *Containerizer) Isolators() []Isolator { return z.isolators }
+
+// Flags returns the flags the containerizer runs with (defaults filled in).
+func (z *Containerizer) Flags() Flags { return z.flags }
+
+// mergeLaunchInfo adds an isolator's contribution to the launch, refusing what Mesos refuses
+// (MesosContainerizerProcess::_launch) and, for the fields Mesos has no such check for, any second
+// different value.
+func mergeLaunchInfo(dst *LaunchInfo, src LaunchInfo) error {
+	if src.WorkingDirectory != "" {
+		if dst.WorkingDirectory != "" {
+			return errors.New("Multiple isolators specify working directory")
+		}
+		dst.WorkingDirectory = src.WorkingDirectory
+	}
+	if src.EffectiveCapabilities != nil {
+		if dst.EffectiveCapabilities != nil {
+			return errors.New("Multiple isolators specify effective capabilities")
+		}
+		dst.EffectiveCapabilities = src.EffectiveCapabilities
+	}
+	if src.BoundingCapabilities != nil {
+		if dst.BoundingCapabilities != nil {
+			return errors.New("Multiple isolators specify bounding capabilities")
+		}
+		dst.BoundingCapabilities = src.BoundingCapabilities
+	}
+	scalar := func(name string, d *string, s string) error {
+		if s == "" {
+			return nil
+		}
+		if *d != "" && *d != s {
+			return fmt.Errorf("Multiple isolators specify %s", name)
+		}
+		*d = s
+		return nil
+	}
+	if err := scalar("rootfs", &dst.Rootfs, src.Rootfs); err != nil {
+		return err
+	}
+	if err := scalar("hostname", &dst.Hostname, src.Hostname); err != nil {
+		return err
+	}
+	if err := scalar("user", &dst.User, src.User); err != nil {
+		return err
+	}
+	if src.UID != nil {
+		if dst.UID != nil && *dst.UID != *src.UID {
+			return errors.New("Multiple isolators specify uid")
+		}
+		dst.UID = src.UID
+	}
+	if src.GID != nil {
+		if dst.GID != nil && *dst.GID != *src.GID {
+			return errors.New("Multiple isolators specify gid")
+		}
+		dst.GID = src.GID
+	}
+	if len(src.Argv) > 0 {
+		dst.Argv, dst.Executable = src.Argv, src.Executable
+	}
+	if len(src.Environment) > 0 && dst.Environment == nil {
+		dst.Environment = map[string]string{}
+	}
+	for k, v := range src.Environment {
+		dst.Environment[k] = v
+	}
+	dst.CloneNamespaces = append(dst.CloneNamespaces, src.CloneNamespaces...)
+	for ns, pid := range src.EnterNamespaces {
+		if dst.EnterNamespaces == nil {
+			dst.EnterNamespaces = map[string]int{}
+		}
+		dst.EnterNamespaces[ns] = pid
+	}
+	dst.Mounts = append(dst.Mounts, src.Mounts...)
+	dst.MaskedPaths = append(dst.MaskedPaths, src.MaskedPaths...)
+	dst.Groups = append(dst.Groups, src.Groups...)
+	dst.NoNewPrivileges = dst.NoNewPrivileges || src.NoNewPrivileges
+	return nil
+}
+
+// Launch prepares the container with every isolator, forks the launch helper, isolates it and lets it
+// exec the command. env is the agent's environment for the command (below the isolators' and the
+// CommandInfo's, as in Mesos). A failure is the launch's error text; whatever was prepared is cleaned
+// up. The container is then running until Wait's channel closes.
+func (z *Containerizer) Launch(ctx context.Context, c *Container, env map[string]string, stdio Stdio) (err error) {
+	z.mu.Lock()
+	if _, ok := z.containers[c.Key]; ok {
+		z.mu.Unlock()
+		return fmt.Errorf("Container %s already exists", c.Key)
+	}
+	var parent *running
+	if c.Parent != nil {
+		parent = z.containers[c.Parent.Key]
+	}
+	r := &running{c: c, done: make(chan struct{})}
+	z.containers[c.Key] = r
+	z.mu.Unlock()
+	if c.State == nil {
+		c.State = map[string]any{}
+	}
+	defer func() {
+		if err != nil {
+			z.cleanup(r)
+			z.mu.Lock()
+			delete(z.containers, c.Key)
+			z.mu.Unlock()
+		}
+	}()
+
+	var li LaunchInfo
+	for _, iso := range z.isolators {
+		var part LaunchInfo
+		r.prepared = append(r.prepared, iso)
+		if err := iso.Prepare(ctx, c, &part); err != nil {
+			return err
+		}
+		if err := mergeLaunchInfo(&li, part); err != nil {
+			return err
+		}
+	}
+	z.finishLaunchInfo(c, parent, env, &li)
+	r.env, r.workdir = li.Environment, li.WorkingDirectory
+
+	cfg := helperConfig{Launch: li}
+	for _, ns := range li.CloneNamespaces {
+		if ns == NamespaceMount {
+			cfg.Mnt = true
+		}
+	}
+	keys := make([]string, 0, len(li.Environment))
+	for k := range li.Environment {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		cfg.Env = append(cfg.Env, k+"="+li.Environment[k])
+	}
+	if err := z.fork(r, cfg, stdio); err != nil {
+		return err
+	}
+	return z.isolateAndRelease(ctx, r)
+}
+
+// finishLaunchInfo is the rest of MesosContainerizerProcess::_launch: environment, rootfs, working
+// directory, user, the command, and the namespaces a nested container shares with its parent.
+func (z *Containerizer) finishLaunchInfo(c *Container, parent *running, agentEnv map[string]string, li *LaunchInfo) {
+	env := map[string]string{}
+	if c.Debug && parent != nil {
+		for k, v := range parent.env {
+			env[k] = v
+		}
+	}
+	for k, v := range agentEnv {
+		env[k] = v
+	}
+	if !c.Debug {
+		if c.Rootfs != "" {
+			env["MESOS_SANDBOX"] = z.flags.SandboxDirectory
+		} else {
+			env["MESOS_SANDBOX"] = c.Sandbox
+		}
+	}
+	for k, v := range li.Environment {
+		env[k] = v
+	}
+	for _, v := range c.Command.GetEnvironment().GetVariables() {
+		if v.GetType() != mesos.Environment_Variable_SECRET {
+			env[v.Name] = v.GetValue()
+		}
+	}
+	li.Environment = env
+
+	if !c.Debug && c.Rootfs != "" {
+		li.Rootfs = c.Rootfs
+	}
+	switch {
+	case c.Debug:
+		li.WorkingDirectory = ""
+		if parent != nil {
+			li.WorkingDirectory = parent.workdir
+		}
+	case li.Rootfs != "":
+		if li.WorkingDirectory == "" {
+			li.WorkingDirectory = z.flags.SandboxDirectory
+		}
+	default:
+		// A container on the host's filesystem may not choose its directory.
+		li.WorkingDirectory = c.Sandbox
+	}
+	if c.User != "" {
+		li.User = c.User
+	}
+
+	if c.Command.GetShell() {
+		li.Executable = "/bin/sh"
+		li.Argv = []string{"sh", "-c", c.Command.GetValue()}
+	} else {
+		li.Executable = c.Command.GetValue()
+		li.Argv = c.Command.Arguments
+		if len(li.Argv) == 0 {
+			li.Argv = []string{c.Command.GetValue()}
+		}
+	}
+
+	cloned := map[string]bool{}
+	var clone []string
+	for _, ns := range li.CloneNamespaces {
+		if !cloned[ns] {
+			cloned[ns] = true
+			clone = append(clone, ns)
+		}
+	}
+	li.CloneNamespaces = clone
+	// Mesos' linux launcher forks a nested container inside its parent's namespaces and clones only the
+	// isolators' ones: the network, UTS and IPC namespaces are the parent's unless cloned.
+	if c.Parent != nil && c.Parent.Pid > 0 {
+		for _, ns := range []string{NamespaceNet, NamespaceUTS, NamespaceIPC} {
+			if !cloned[ns] {
+				if li.EnterNamespaces == nil {
+					li.EnterNamespaces = map[string]int{}
+				}
+				li.EnterNamespaces[ns] = c.Parent.Pid
+			}
+		}
+	}
+	for ns := range li.EnterNamespaces {
+		if cloned[ns] {
+			// Entering the parent's pid namespace and cloning one inside it needs a process forked in
+			// the parent's namespace first; the simulated launcher clones the new one beside it.
+			delete(li.EnterNamespaces, ns)
+		}
+	}
+	for ns, pid := range li.EnterNamespaces {
+		if pid <= 0 {
+			delete(li.EnterNamespaces, ns)
+		}
+	}
+}
+
+// fork starts the launch helper with the namespaces to clone and hands it the launch on fd 3; it waits
+// on fd 4.
+func (z *Containerizer) fork(r *running, cfg helperConfig, stdio Stdio) error {
+	var flags uintptr
+	for _, ns := range cfg.Launch.CloneNamespaces {
+		flags |= uintptr(nsFlags[ns])
+	}
+	infoR, infoW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer infoR.Close()
+	defer infoW.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer syncR.Close()
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{HelperName, HelperCommand},
+		Env:        []string{},
+		ExtraFiles: []*os.File{infoR, syncR},
+		// Its own process group: signals for the container reach whatever it forks.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Cloneflags: flags},
+	}
+	if stdio.Stdin != nil {
+		cmd.Stdin = stdio.Stdin
+	}
+	if stdio.Stdout != nil {
+		cmd.Stdout = stdio.Stdout
+	}
+	if stdio.Stderr != nil {
+		cmd.Stderr = stdio.Stderr
+	}
+	if err := deathsig.Start(cmd); err != nil {
+		syncW.Close()
+		return fmt.Errorf("Failed to fork the launch helper: %w", err)
+	}
+	r.cmd = cmd
+	r.c.Pid = cmd.Process.Pid
+	r.syncW = syncW
+	if err := json.NewEncoder(infoW).Encode(cfg); err != nil {
+		return fmt.Errorf("Failed to send the launch info: %w", err)
+	}
+	return nil
+}
+
+func (z *Containerizer) isolateAndRelease(ctx context.Context, r *running) error {
+	defer r.syncW.Close()
+	for _, iso := range r.prepared {
+		if err := iso.Isolate(ctx, r.c); err != nil {
+			killTree(r.c.Pid, unix.SIGKILL)
+			_ = r.cmd.Wait()
+			return err
+		}
+	}
+	if _, err := r.syncW.Write([]byte{1}); err != nil {
+		killTree(r.c.Pid, unix.SIGKILL)
+		_ = r.cmd.Wait()
+		return fmt.Errorf("Failed to synchronize child process: %w", err)
+	}
+	for _, iso := range r.prepared {
+		if ch := iso.Watch(r.c); ch != nil {
+			go z.watch(r, ch)
+		}
+	}
+	go z.reap(r)
+	return nil
+}
+
+// watch ends the container with the first limitation an isolator reports.
+func (z *Containerizer) watch(r *running, ch <-chan Limitation) {
+	select {
+	case l, ok := <-ch:
+		if !ok {
+			return
+		}
+		r.mu.Lock()
+		first := r.term.Limitation == nil
+		if first {
+			r.term.Limitation = &l
+		}
+		r.mu.Unlock()
+		if first {
+			z.log.WithFields(logrus.Fields{"containerID": r.c.Key, "reason": l.Reason}).Info(l.Message)
+			killTree(r.c.Pid, unix.SIGKILL)
+		}
+	case <-r.done:
+	}
+}
+
+func (z *Containerizer) reap(r *running) {
+	status := int32(-1)
+	err := r.cmd.Wait()
+	if err == nil {
+		status = 0
+	} else if ee, ok := err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			status = int32(ws)
+		}
+	}
+	// Whatever the command left in its process group goes with it (Mesos destroys the whole
+	// container); a cloned pid namespace took its processes with its init already.
+	killTree(r.c.Pid, unix.SIGKILL)
+	z.cleanup(r)
+	r.mu.Lock()
+	r.term.Status = status
+	r.mu.Unlock()
+	z.mu.Lock()
+	delete(z.containers, r.c.Key)
+	z.mu.Unlock()
+	close(r.done)
+}
+
+// cleanup runs every prepared isolator's Cleanup in reverse order.
+func (z *Containerizer) cleanup(r *running) {
+	for i := len(r.prepared) - 1; i >= 0; i-- {
+		if err := r.prepared[i].Cleanup(context.Background(), r.c); err != nil {
+			z.log.WithError(err).WithFields(logrus.Fields{"containerID": r.c.Key, "isolator": r.prepared[i].Name()}).
+				Warn("Failed to clean up an isolator")
+		}
+	}
+	r.prepared = nil
+}
+
+func killTree(pid int, sig unix.Signal) {
+	if pid > 0 {
+		_ = unix.Kill(-pid, sig)
+		_ = unix.Kill(pid, sig)
+	}
+}
+
+func (z *Containerizer) get(key string) (*running, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	r := z.containers[key]
+	if r == nil {
+		return nil, fmt.Errorf("Container %s not found", key)
+	}
+	return r, nil
+}
+
+// Wait returns a channel closed when the container has terminated and been cleaned up, and a function
+// that returns its termination then.
+func (z *Containerizer) Wait(key string) (<-chan struct{}, func() Termination, error) {
+	r, err := z.get(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.done, func() Termination {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.term
+	}, nil
+}
+
+// Signal sends a signal to the container's command (KILL_NESTED_CONTAINER's signal).
+func (z *Containerizer) Signal(key string, sig syscall.Signal) error {
+	r, err := z.get(key)
+	if err != nil {
+		return err
+	}
+	return unix.Kill(r.c.Pid, sig)
+}
+
+// Destroy kills every process of the container and returns once it is cleaned up.
+func (z *Containerizer) Destroy(ctx context.Context, key string) error {
+	r, err := z.get(key)
+	if err != nil {
+		return err
+	}
+	killTree(r.c.Pid, unix.SIGKILL)
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Update applies new resources and limits through every isolator.
+func (z *Containerizer) Update(ctx context.Context, key string, resources []mesos.Resource, limits map[string]mesos.Value_Scalar) error {
+	r, err := z.get(key)
+	if err != nil {
+		return err
+	}
+	for _, iso := range z.isolators {
+		if err := iso.Update(ctx, r.c, resources, limits); err != nil {
+			return err
+		}
+	}
+	r.c.Resources, r.c.Limits = resources, limits
+	return nil
+}
+
+// Usage collects the isolators' statistics for the container.
+func (z *Containerizer) Usage(ctx context.Context, key string) (mesos.ResourceStatistics, error) {
+	var st mesos.ResourceStatistics
+	r, err := z.get(key)
+	if err != nil {
+		return st, err
+	}
+	for _, iso := range z.isolators {
+		if err := iso.Usage(ctx, r.c, &st); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// Status collects the isolators' parts of the container's status.
+func (z *Containerizer) Status(ctx context.Context, key string) (mesos.ContainerStatus, error) {
+	var cs mesos.ContainerStatus
+	r, err := z.get(key)
+	if err != nil {
+		return cs, err
+	}
+	id := r.c.ID
+	cs.ContainerID = &id
+	pid := uint32(r.c.Pid)
+	cs.ExecutorPID = &pid
+	for _, iso := range z.isolators {
+		if err := iso.Status(ctx, r.c, &cs); err != nil {
+			return cs, err
+		}
+	}
+	return cs, nil
+}
