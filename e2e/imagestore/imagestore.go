@@ -1,0 +1,417 @@
+// Package imagestore builds the local image registry of the simulated Mesos agents
+// (--docker_registry=<dir>): real `docker save` archives with real layers, named as Mesos' local
+// puller looks them up (<dir>/<image>.tar), for the images Kubernetes' conformance specs and local-up
+// use. Nothing is pulled: busybox comes from Debian's busybox-static package, agnhost and nonewprivs
+// are built from the k8s.io/kubernetes module e2e/go.mod requires, pause from ./pause. The result is
+// cached under ~/.cache/kubemesos/images-<key>, the key covering every input.
+package imagestore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kubemesos/kubemesos/e2e/kubebins"
+	"github.com/kubemesos/kubemesos/internal/imagearchive"
+	"github.com/kubemesos/kubemesos/internal/imagebuild"
+)
+
+// builderVersion changes whenever what this package writes changes, so that old stores are not reused.
+const builderVersion = "imagestore/1"
+
+// PATH is the images' PATH (the upstream busybox image's).
+const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Go packages built into the images.
+const (
+	agnhostPkg    = "k8s.io/kubernetes/test/images/agnhost"
+	nonewprivsPkg = "k8s.io/kubernetes/test/images/nonewprivs"
+	pausePkg      = "github.com/kubemesos/kubemesos/e2e/imagestore/pause"
+)
+
+// Images are the store's images: the first name is the one Kubernetes' e2e specs use
+// (k8s.io/kubernetes/test/utils/image), the others the short names a user types. Mesos does not
+// normalise names, so each name is its own archive path (hard links to one archive per image).
+var Images = []struct {
+	Names  []string
+	Config v1.Config
+}{
+	{[]string{"registry.k8s.io/e2e-test-images/busybox:1.37.0-2", "busybox", "busybox:latest", "busybox:1.37.0-2"},
+		v1.Config{Env: []string{PATH}, Cmd: []string{"sh"}}},
+	{[]string{"registry.k8s.io/e2e-test-images/agnhost:2.66.1", "agnhost", "agnhost:latest", "agnhost:2.66.1"},
+		v1.Config{Env: []string{PATH}, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}}},
+	{[]string{"registry.k8s.io/pause:3.10.2", "pause", "pause:latest", "pause:3.10.2"},
+		v1.Config{Env: []string{PATH}, Entrypoint: []string{"/pause"}}},
+	{[]string{"registry.k8s.io/e2e-test-images/nonewprivs:1.4", "nonewprivs", "nonewprivs:latest", "nonewprivs:1.4"},
+		v1.Config{Env: []string{PATH}, Cmd: []string{"nnp"}}},
+	{[]string{"registry.k8s.io/e2e-test-images/nonroot:1.5", "nonroot", "nonroot:latest", "nonroot:1.5"},
+		v1.Config{Env: []string{PATH}, Cmd: []string{"sh"}, User: "1234"}},
+	{[]string{imagearchive.EchoEntrypointImage}, imagearchive.EchoEntrypointConfig},
+}
+
+// Store is a built image store.
+type Store struct {
+	// Dir is the registry directory, what the agents' --docker_registry names.
+	Dir string `json:"-"`
+	// Images maps each image's first name to all its names.
+	Images map[string][]string `json:"images"`
+	// Bytes is the store's size on disk (each archive counted once).
+	Bytes int64 `json:"bytes"`
+	// BuildTime is how long the build that made the store took.
+	BuildTime time.Duration `json:"buildTime"`
+	// Busybox is the busybox-static version the busybox layer comes from.
+	Busybox string `json:"busybox"`
+	// Cached is true when Ensure found the store already built.
+	Cached bool `json:"-"`
+}
+
+// Options tune Ensure. The zero value works from anywhere inside the repository.
+type Options struct {
+	// ModuleDir is the e2e module's directory; empty means found from the working directory.
+	ModuleDir string
+	// CacheDir is the cache root; empty means $KUBEMESOS_CACHE_DIR, else ~/.cache/kubemesos.
+	CacheDir string
+	// Go is the go command; empty means "go" from PATH.
+	Go string
+	// Log receives progress; nil means os.Stderr.
+	Log io.Writer
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Go == "" {
+		o.Go = "go"
+	}
+	if o.ModuleDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return o, err
+		}
+		if o.ModuleDir, err = kubebins.FindModuleDir(wd); err != nil {
+			return o, err
+		}
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = os.Getenv("KUBEMESOS_CACHE_DIR")
+	}
+	if o.CacheDir == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			return o, fmt.Errorf("no KUBEMESOS_CACHE_DIR and no user cache dir: %w", err)
+		}
+		o.CacheDir = filepath.Join(uc, "kubemesos")
+	}
+	return o, nil
+}
+
+// Inputs are what a store's content depends on.
+type Inputs struct {
+	Busybox   imagebuild.Busybox
+	GoVersion string // `go env GOVERSION GOOS GOARCH`
+	GoMod     []byte // e2e/go.mod and go.sum: the k8s.io/kubernetes version agnhost and nonewprivs come from
+	GoSum     []byte
+	PauseSrc  []byte
+}
+
+// Key is the store's content key.
+func (in Inputs) Key() string {
+	h := sha256.New()
+	for _, f := range []struct {
+		label string
+		b     []byte
+	}{
+		{"builder", []byte(builderVersion)},
+		{"busybox", []byte(in.Busybox.Version + " " + in.Busybox.SHA256)},
+		{"go", []byte(in.GoVersion)},
+		{"go.mod", in.GoMod},
+		{"go.sum", in.GoSum},
+		{"pause", in.PauseSrc},
+		{"args", []byte(strings.Join(append(buildArgs(), buildEnv()...), "\x00"))},
+	} {
+		fmt.Fprintf(h, "%s %d\n", f.label, len(f.b)) // length-prefixed: no two inputs hash alike
+		h.Write(f.b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Build flags shared with kubebins' (-trimpath, CGO_ENABLED=0, no VCS stamp), so the Go build cache
+// the Kubernetes binaries filled serves agnhost's packages too.
+func buildArgs() []string { return []string{"build", "-trimpath", "-ldflags", "-s -w"} }
+func buildEnv() []string  { return []string{"CGO_ENABLED=0", "GOFLAGS=-buildvcs=false"} }
+
+// Ensure returns the image store, building it first when the cache lacks it. Concurrent callers are
+// serialized by a lock file, so only one builds.
+func Ensure(ctx context.Context, opts Options) (Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return Store{}, err
+	}
+	in, err := o.inputs(ctx)
+	if err != nil {
+		return Store{}, err
+	}
+	base := filepath.Join(o.CacheDir, "images-"+in.Key())
+	if s, err := load(base); err == nil {
+		return s, nil
+	}
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return Store{}, err
+	}
+	unlock, err := lockFile(ctx, base+".lock", o.Log)
+	if err != nil {
+		return Store{}, err
+	}
+	defer unlock()
+	if s, err := load(base); err == nil {
+		return s, nil
+	}
+	return o.build(ctx, in, base)
+}
+
+func load(base string) (Store, error) {
+	b, err := os.ReadFile(filepath.Join(base, "store.json"))
+	if err != nil {
+		return Store{}, err
+	}
+	var s Store
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Store{}, err
+	}
+	s.Dir = filepath.Join(base, "registry")
+	s.Cached = true
+	return s, nil
+}
+
+func (o Options) inputs(ctx context.Context) (Inputs, error) {
+	var in Inputs
+	var err error
+	if in.Busybox, err = imagebuild.FindBusybox(ctx, imagebuild.BusyboxOptions{CacheDir: o.CacheDir, Log: o.Log}); err != nil {
+		return in, fmt.Errorf("busybox: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, o.Go, "env", "GOVERSION", "GOOS", "GOARCH")
+	cmd.Dir = o.ModuleDir
+	out, err := cmd.Output()
+	if err != nil {
+		return in, fmt.Errorf("go env: %w", err)
+	}
+	in.GoVersion = strings.Join(strings.Fields(string(out)), " ")
+	if in.GoMod, err = os.ReadFile(filepath.Join(o.ModuleDir, "go.mod")); err != nil {
+		return in, err
+	}
+	if in.GoSum, err = os.ReadFile(filepath.Join(o.ModuleDir, "go.sum")); err != nil {
+		return in, err
+	}
+	if in.PauseSrc, err = os.ReadFile(filepath.Join(o.ModuleDir, "imagestore", "pause", "main.go")); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+// build makes the store in a temporary directory next to base and renames it into place, so an
+// interrupted build leaves no half-made store.
+func (o Options) build(ctx context.Context, in Inputs, base string) (Store, error) {
+	start := time.Now()
+	fmt.Fprintf(o.Log, "imagestore: building the image store %s (busybox-static %s; agnhost, nonewprivs from k8s.io/kubernetes; pause)\n", base, in.Busybox.Version)
+	if stale, err := filepath.Glob(base + ".building-*"); err == nil {
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(base), filepath.Base(base)+".building-")
+	if err != nil {
+		return Store{}, err
+	}
+	defer os.RemoveAll(tmp)
+	// MkdirTemp's 0700 would keep agents running as other users out of the registry.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return Store{}, err
+	}
+	bins, err := o.buildBinaries(ctx, filepath.Join(tmp, "bin"))
+	if err != nil {
+		return Store{}, err
+	}
+
+	bbLayer, err := imagebuild.BusyboxLayer(ctx, in.Busybox)
+	if err != nil {
+		return Store{}, err
+	}
+	bb, err := bbLayer.Build()
+	if err != nil {
+		return Store{}, err
+	}
+	layerWith := func(path string, mode int64, src string) (v1.Layer, error) {
+		l := imagebuild.NewLayer()
+		if err := l.HostFile(path, mode, src); err != nil {
+			return nil, err
+		}
+		return l.Build()
+	}
+	agnhost, err := layerWith("agnhost", 0o755, bins["agnhost"])
+	if err != nil {
+		return Store{}, err
+	}
+	// Upstream: COPY nnp /usr/local/bin/nnp; RUN chmod +s (root-owned, setuid and setgid).
+	nnp, err := layerWith("usr/local/bin/nnp", 0o6755, bins["nonewprivs"])
+	if err != nil {
+		return Store{}, err
+	}
+	pause, err := layerWith("pause", 0o755, bins["pause"])
+	if err != nil {
+		return Store{}, err
+	}
+	layers := [][]v1.Layer{{bb}, {bb, agnhost}, {pause}, {bb, nnp}, {bb}, {bb}}
+
+	registry := filepath.Join(tmp, "registry")
+	s := Store{Images: map[string][]string{}, Busybox: in.Busybox.Version}
+	for i, im := range Images {
+		img, err := imagebuild.Image(im.Config, layers[i]...)
+		if err != nil {
+			return Store{}, fmt.Errorf("%s: %w", im.Names[0], err)
+		}
+		size, err := imagebuild.WriteArchives(registry, img, im.Names...)
+		if err != nil {
+			return Store{}, err
+		}
+		s.Images[im.Names[0]] = im.Names
+		s.Bytes += size
+	}
+	if err := os.RemoveAll(filepath.Join(tmp, "bin")); err != nil {
+		return Store{}, err
+	}
+	s.BuildTime = time.Since(start)
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return Store{}, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "store.json"), b, 0o644); err != nil {
+		return Store{}, err
+	}
+	_ = os.RemoveAll(base)
+	if err := os.Rename(tmp, base); err != nil {
+		return Store{}, err
+	}
+	s.Dir = filepath.Join(base, "registry")
+	fmt.Fprintf(o.Log, "imagestore: built in %s, %d MB: %s\n", s.BuildTime.Round(100*time.Millisecond), s.Bytes>>20, s.Dir)
+	return s, nil
+}
+
+// buildBinaries builds agnhost, nonewprivs and pause statically into dir. agnhost needs a module
+// (github.com/ishidawataru/sctp) e2e/go.sum lacks: the build works on a copy of go.mod/go.sum
+// (-modfile, -mod=mod) so that the module's files, and kubebins' cache key, stay as they are.
+func (o Options) buildBinaries(ctx context.Context, dir string) (map[string]string, error) {
+	modDir, err := os.MkdirTemp("", "imagestore-mod-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(modDir)
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(o.ModuleDir, f))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(modDir, f), b, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	args := append(buildArgs(), "-modfile="+filepath.Join(modDir, "go.mod"), "-mod=mod", "-o", dir+string(filepath.Separator),
+		agnhostPkg, nonewprivsPkg, pausePkg)
+	cmd := exec.CommandContext(ctx, o.Go, args...)
+	cmd.Dir = o.ModuleDir
+	cmd.Env = append(os.Environ(), buildEnv()...)
+	var out bytes.Buffer
+	cmd.Stdout = io.MultiWriter(o.Log, &out)
+	cmd.Stderr = cmd.Stdout
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	}
+	fmt.Fprintf(o.Log, "imagestore: agnhost, nonewprivs, pause built in %s\n", time.Since(start).Round(100*time.Millisecond))
+	bins := map[string]string{}
+	for _, name := range []string{"agnhost", "nonewprivs", "pause"} {
+		bins[name] = filepath.Join(dir, name)
+		if _, err := os.Stat(bins[name]); err != nil {
+			return nil, err
+		}
+	}
+	return bins, nil
+}
+
+// DiskUsage is the bytes under dir, each file once however many hard links it has.
+func DiskUsage(dir string) (int64, error) {
+	seen := map[uint64]bool{}
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		total += fi.Size()
+		return nil
+	})
+	return total, err
+}
+
+// Names lists every name in the store, sorted.
+func (s Store) Names() []string {
+	var all []string
+	for _, ns := range s.Images {
+		all = append(all, ns...)
+	}
+	sort.Strings(all)
+	return all
+}
+
+// lockFile takes an exclusive flock on path, polling so that waiting ends with ctx.
+func lockFile(ctx context.Context, path string, log io.Writer) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	told := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if !told {
+			fmt.Fprintf(log, "imagestore: another build holds %s; waiting for it\n", path)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

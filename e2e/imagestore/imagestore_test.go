@@ -1,0 +1,274 @@
+package imagestore
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kubemesos/kubemesos/internal/imagearchive"
+	"github.com/kubemesos/kubemesos/internal/imagebuild"
+)
+
+func TestKeyCoversEveryInput(t *testing.T) {
+	base := Inputs{
+		Busybox:   imagebuild.Busybox{Version: "1:1.35.0-4", SHA256: "aa"},
+		GoVersion: "go1.26.8 linux amd64",
+		GoMod:     []byte("module m"),
+		GoSum:     []byte("sum"),
+		PauseSrc:  []byte("package main"),
+	}
+	k := base.Key()
+	if base.Key() != k {
+		t.Fatal("key not stable")
+	}
+	for name, change := range map[string]func(*Inputs){
+		"busybox version": func(in *Inputs) { in.Busybox.Version = "1:1.36" },
+		"busybox binary":  func(in *Inputs) { in.Busybox.SHA256 = "bb" },
+		"go":              func(in *Inputs) { in.GoVersion = "go1.27 linux amd64" },
+		"go.mod":          func(in *Inputs) { in.GoMod = []byte("module n") },
+		"go.sum":          func(in *Inputs) { in.GoSum = []byte("sum2") },
+		"pause":           func(in *Inputs) { in.PauseSrc = []byte("package main // v2") },
+		// Bytes moved between fields must not give the same key.
+		"boundary": func(in *Inputs) { in.GoMod = []byte("module msum"); in.GoSum = nil },
+	} {
+		in := base
+		change(&in)
+		if in.Key() == k {
+			t.Errorf("%s: key unchanged", name)
+		}
+	}
+}
+
+var testStore struct {
+	s   Store
+	err error
+}
+
+// store builds the image store once for the package's tests, in a cache of its own.
+func store(t *testing.T) Store {
+	t.Helper()
+	if testStore.s.Dir == "" && testStore.err == nil {
+		dir, err := os.MkdirTemp("", "imagestore-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		testStore.s, testStore.err = Ensure(context.Background(), Options{CacheDir: dir, Log: io.Discard})
+	}
+	if testStore.err != nil {
+		t.Fatal(testStore.err)
+	}
+	return testStore.s
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testStore.s.Dir != "" {
+		os.RemoveAll(filepath.Dir(filepath.Dir(testStore.s.Dir)))
+	}
+	os.Exit(code)
+}
+
+func TestStoreHasEveryImageUnderEveryName(t *testing.T) {
+	s := store(t)
+	if s.Cached || s.BuildTime <= 0 || s.Bytes < 60<<20 {
+		t.Fatalf("store %+v", s)
+	}
+	if du, err := DiskUsage(s.Dir); err != nil || du != s.Bytes {
+		t.Fatalf("disk usage %d (%v), store says %d", du, err, s.Bytes)
+	}
+	for _, im := range Images {
+		for _, n := range im.Names {
+			// As the simulated agent and Mesos' image tar puller read it.
+			cfg, err := imagearchive.ReadConfigFor(imagearchive.Path(s.Dir, n), n)
+			if err != nil {
+				t.Fatalf("%s: %v", n, err)
+			}
+			if diff := cmp.Diff(im.Config, cfg); diff != "" {
+				t.Errorf("%s config (-want +got):\n%s", n, diff)
+			}
+		}
+	}
+	// An image not in the store fails as a pull does.
+	if _, err := imagearchive.ReadConfigFor(imagearchive.Path(s.Dir, "nginx"), "nginx"); err == nil ||
+		!strings.HasPrefix(err.Error(), "Failed to find archive for image 'nginx' at ") {
+		t.Fatalf("nginx: %v", err)
+	}
+	again, err := Ensure(context.Background(), Options{CacheDir: filepath.Dir(filepath.Dir(s.Dir)), Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Cached || again.Dir != s.Dir || again.BuildTime != s.BuildTime || again.Bytes != s.Bytes {
+		t.Fatalf("second Ensure %+v, first %+v", again, s)
+	}
+}
+
+// rootfs flattens image name of the store into a new directory (tar keeps modes, owners as root).
+func rootfs(t *testing.T, s Store, name string) string {
+	t.Helper()
+	img, err := tarball.ImageFromPath(imagearchive.Path(s.Dir, name), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("tar", "-C", dir, "-x")
+	cmd.Stdin = mutate.Extract(img)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	return dir
+}
+
+func topLayerFile(t *testing.T, s Store, name, path string) *tar.Header {
+	t.Helper()
+	img, err := tarball.ImageFromPath(imagearchive.Path(s.Dir, name), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := layers[len(layers)-1].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: no %s in the top layer: %v", name, path, err)
+		}
+		if h.Name == path {
+			return h
+		}
+	}
+}
+
+func TestImagesLayers(t *testing.T) {
+	s := store(t)
+	layerCount := func(name string) int {
+		img, err := tarball.ImageFromPath(imagearchive.Path(s.Dir, name), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ls)
+	}
+	for name, want := range map[string]int{"busybox": 1, "agnhost": 2, "nonewprivs": 2, "pause": 1, "nonroot": 1} {
+		if got := layerCount(name); got != want {
+			t.Errorf("%s: %d layers, want %d", name, got, want)
+		}
+	}
+	if h := topLayerFile(t, s, "nonewprivs", "usr/local/bin/nnp"); h.Mode != 0o6755 || h.Uid != 0 || h.Gid != 0 {
+		t.Errorf("nnp %o %d:%d, want setuid root", h.Mode, h.Uid, h.Gid)
+	}
+	if h := topLayerFile(t, s, "agnhost", "agnhost"); h.Mode != 0o755 || h.Size < 10<<20 {
+		t.Errorf("agnhost %+v", h)
+	}
+	if h := topLayerFile(t, s, "pause", "pause"); h.Mode != 0o755 || h.Size > 4<<20 {
+		t.Errorf("pause %+v (not a tiny binary)", h)
+	}
+}
+
+// chrootCmd runs argv inside root as uid.
+func chrootCmd(root string, uid uint32, argv ...string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	cmd.Env = []string{PATH}
+	cmd.Dir = "/"
+	return cmd
+}
+
+// TestImagesRunTheirCommands runs each image's default command (or a quick subcommand of it) from the
+// image's own root filesystem.
+func TestImagesRunTheirCommands(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	s := store(t)
+
+	t.Run("agnhost", func(t *testing.T) {
+		out, err := chrootCmd(rootfs(t, s, "registry.k8s.io/e2e-test-images/agnhost:2.66.1"), 0, "/agnhost", "--version").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "development") {
+			t.Fatalf("%q %v", out, err)
+		}
+		// The busybox applets are there for specs that run a shell in agnhost.
+		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/bin/sh", "-c", "echo $((1+1))").CombinedOutput()
+		if err != nil || string(out) != "2\n" {
+			t.Fatalf("%q %v", out, err)
+		}
+	})
+	t.Run("nonewprivs", func(t *testing.T) {
+		// setuid root: uid 1000 runs with effective uid 0 unless no_new_privs is set.
+		out, err := chrootCmd(rootfs(t, s, "registry.k8s.io/e2e-test-images/nonewprivs:1.4"), 1000, "/bin/sh", "-c", "nnp").CombinedOutput()
+		if err != nil || string(out) != "Effective uid: 0\n" {
+			t.Fatalf("%q %v", out, err)
+		}
+	})
+	t.Run("pause", func(t *testing.T) {
+		cmd := chrootCmd(rootfs(t, s, "registry.k8s.io/pause:3.10.2"), 0, "/pause")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			t.Fatalf("pause exited by itself: %v %s", err, stderr.String())
+		case <-time.After(300 * time.Millisecond):
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("pause after SIGTERM: %v", err)
+		}
+		if !strings.HasSuffix(stderr.String(), "Shutting down, got signal: Terminated\n") {
+			t.Fatalf("stderr %q", stderr.String())
+		}
+	})
+	t.Run("nonroot", func(t *testing.T) {
+		cfg, err := imagearchive.ReadConfigFor(imagearchive.Path(s.Dir, "nonroot"), "nonroot")
+		if err != nil || cfg.User != "1234" {
+			t.Fatalf("%+v %v", cfg, err)
+		}
+		out, err := chrootCmd(rootfs(t, s, "nonroot"), 1234, "/bin/id", "-u").CombinedOutput()
+		if err != nil || string(out) != "1234\n" {
+			t.Fatalf("%q %v", out, err)
+		}
+	})
+}
+
+// BenchmarkEnsureCached is a local-up start with the store built: find busybox, hash the inputs,
+// load the store.
+func BenchmarkEnsureCached(b *testing.B) {
+	dir := b.TempDir()
+	if _, err := Ensure(context.Background(), Options{CacheDir: dir, Log: io.Discard}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s, err := Ensure(context.Background(), Options{CacheDir: dir, Log: io.Discard})
+		if err != nil || !s.Cached {
+			b.Fatal(s, err)
+		}
+	}
+}
