@@ -15,6 +15,10 @@ help: ## list the targets
 local-up: ## start etcd, kube-apiserver, controller-manager, a simulated Mesos cluster and kubemesos; Ctrl-C stops it
 	cd e2e && $(GO) run ./cmd/local-up
 
+.PHONY: images
+images: ## build (or find cached) the simulated agents' image store; prints its dir, size and build time
+	cd e2e && $(GO) run ./cmd/images
+
 .PHONY: test
 test: unit e2e ## everything CI runs: unit tests (with -race) and the end-to-end suite
 

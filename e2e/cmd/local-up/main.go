@@ -24,6 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
+	"github.com/kubemesos/kubemesos/e2e/imagestore"
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
@@ -39,6 +40,10 @@ type config struct {
 	mesosListen   string
 	imageCommands map[string]string
 	cacheDir      string
+	// imageStore builds the real image store for the agents' registry (false: config-only stand-ins);
+	// imageRegistry is the store's directory once built ("" when it could not be).
+	imageStore    bool
+	imageRegistry string
 
 	frameworkListen string // the framework's /metrics, /readyz and executor download
 	repoDir         string // the kubemesos repository, where cmd/kubemesos is built from
@@ -76,7 +81,8 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 		return nil
 	})
 	fs.StringVar(&cfg.frameworkListen, "framework-listen", "127.0.0.1:10260", "address of the kubemesos framework's HTTP server (port 0: any free port)")
-	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "cache of built Kubernetes binaries (default $KUBEMESOS_CACHE_DIR or ~/.cache/kubemesos)")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "cache of built Kubernetes binaries and images (default $KUBEMESOS_CACHE_DIR or ~/.cache/kubemesos)")
+	fs.BoolVar(&cfg.imageStore, "image-store", true, "give the agents the real image store (busybox, agnhost, pause, nonewprivs, nonroot built offline; see e2e/imagestore); false: config-only stand-ins")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,6 +100,9 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	bins, err := kubebins.Ensure(ctx, kubebins.Options{CacheDir: cfg.cacheDir, Log: os.Stderr})
 	if err != nil {
 		return fmt.Errorf("building Kubernetes binaries: %w", err)
+	}
+	if cfg.imageStore {
+		cfg.imageRegistry = imageRegistry(ctx, imagestore.Options{CacheDir: cfg.cacheDir, Log: os.Stderr}, log)
 	}
 	if err := resetStateDir(cfg.dir); err != nil {
 		return err
@@ -259,14 +268,34 @@ func (m *mesosSimulator) Start(_ context.Context, env *environment) error {
 	return nil
 }
 
+// imageRegistry builds the image store (or finds it in the cache) and returns its directory; when it
+// cannot, it says why and returns "", and the agents get the stand-ins.
+func imageRegistry(ctx context.Context, opts imagestore.Options, log logrus.FieldLogger) string {
+	s, err := imagestore.Ensure(ctx, opts)
+	if err != nil {
+		log.WithError(err).Warn("cannot build the image store: the agents get config-only stand-in images (busybox, kubemesos/echo-entrypoint) instead")
+		return ""
+	}
+	how := "built now"
+	if s.Cached {
+		how = "cached"
+	}
+	log.Infof("image store %s: %d images, %.1f MB, build time %s (%s)", s.Dir, len(s.Images), float64(s.Bytes)/(1<<20), s.BuildTime.Round(100*time.Millisecond), how)
+	return s.Dir
+}
+
 // simulatorConfig is the simulated cluster local-up runs. Its agents provision images as Mesos
-// agents started with --image_providers=docker --docker_registry=<dir> do, from a local registry
-// written here (<dir>/images: busybox and an Entrypoint image, see imagearchive.StandIns); any other
-// image runs its --image-command ("*" by default), since the simulator cannot pull.
+// agents started with --image_providers=docker --docker_registry=<dir> do, from cfg.imageRegistry
+// (the image store) or, without it, from a registry of stand-ins written here (<dir>/images: busybox
+// and an Entrypoint image with configs only, see imagearchive.StandIns); any other image runs its
+// --image-command ("*" by default), since the simulator cannot pull.
 func simulatorConfig(cfg config, log logrus.FieldLogger) (mesossim.ClusterConfig, error) {
-	registry := filepath.Join(cfg.dir, "images")
-	if err := imagearchive.WriteStandIns(registry); err != nil {
-		return mesossim.ClusterConfig{}, fmt.Errorf("writing the agents' image archives: %w", err)
+	registry := cfg.imageRegistry
+	if registry == "" {
+		registry = filepath.Join(cfg.dir, "images")
+		if err := imagearchive.WriteStandIns(registry); err != nil {
+			return mesossim.ClusterConfig{}, fmt.Errorf("writing the agents' image archives: %w", err)
+		}
 	}
 	return mesossim.ClusterConfig{
 		Master: mesossim.Config{

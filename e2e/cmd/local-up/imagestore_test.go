@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/kubemesos/kubemesos/e2e/imagestore"
+	"github.com/kubemesos/kubemesos/mesossim"
+)
+
+// Without a usable image store local-up says so and the agents get the stand-ins.
+func TestImageRegistryFallsBackToStandIns(t *testing.T) {
+	log, hook := test.NewNullLogger()
+	dir := imageRegistry(context.Background(), imagestore.Options{Go: "/nonexistent/go", CacheDir: t.TempDir(), Log: io.Discard}, log)
+	if dir != "" {
+		t.Fatalf("registry %q", dir)
+	}
+	e := hook.LastEntry()
+	if e == nil || e.Level != logrus.WarnLevel || !strings.Contains(e.Message, "cannot build the image store: the agents get config-only stand-in images") {
+		t.Fatalf("log %+v", e)
+	}
+	cfg := config{dir: t.TempDir(), agents: 1, mesosListen: "127.0.0.1:0"}
+	simCfg, err := simulatorConfig(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if simCfg.DockerRegistry != filepath.Join(cfg.dir, "images") {
+		t.Fatalf("registry %s", simCfg.DockerRegistry)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.dir, "images", "busybox.tar")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With the image store, the agents' registry is the store: an image under its conformance name runs
+// by its own config instead of the --image-command fallback.
+func TestSimulatorUsesTheImageStore(t *testing.T) {
+	log, hook := test.NewNullLogger()
+	registry := imageRegistry(context.Background(), imagestore.Options{Log: io.Discard}, log)
+	if registry == "" {
+		t.Fatalf("no image store: %+v", hook.LastEntry())
+	}
+	cfg := config{dir: t.TempDir(), agents: 1, mesosListen: "127.0.0.1:0", imageRegistry: registry,
+		imageCommands: map[string]string{"*": "echo fallback"}}
+	simCfg, err := simulatorConfig(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if simCfg.DockerRegistry != registry {
+		t.Fatalf("registry %s, want %s", simCfg.DockerRegistry, registry)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.dir, "images")); !os.IsNotExist(err) {
+		t.Fatalf("stand-ins written too: %v", err)
+	}
+	c, err := mesossim.StartCluster(simCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a := c.Agents()[0]
+	post := func(b []byte) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.Endpoint()+"/api/v1", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	no := false
+	id := mesos.ContainerID{Value: "bb"}
+	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Mesos: &mesos.ContainerInfo_MesosInfo{
+		Image: &mesos.Image{Type: mesos.Image_DOCKER.Enum(), Docker: &mesos.Image_Docker{Name: "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"}}}}
+	// Arguments only: Mesos' docker/runtime rule appends them to busybox's Cmd ["sh"], which runs
+	// `sh -c 'echo from-image'` only if the image's config was found (the fallback prints "fallback").
+	launch, _ := json.Marshal(agentcalls.LaunchContainer(id, &mesos.CommandInfo{Shell: &no, Arguments: []string{"-c", "echo from-image"}}, ci, nil))
+	if code, body := post(launch); code != http.StatusOK {
+		t.Fatalf("LAUNCH_CONTAINER = %d %s", code, body)
+	}
+	wait, _ := json.Marshal(agentcalls.WaitContainer(id))
+	if code, body := post(wait); code != http.StatusOK {
+		t.Fatalf("WAIT_CONTAINER = %d %s", code, body)
+	}
+	out, _ := os.ReadFile(filepath.Join(simCfg.WorkDir, "containers", "bb", "stdout"))
+	if string(out) != "from-image\n" {
+		t.Fatalf("output %q", out)
+	}
+}
