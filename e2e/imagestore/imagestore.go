@@ -32,7 +32,7 @@ import (
 )
 
 // builderVersion changes whenever what this package writes changes, so that old stores are not reused.
-const builderVersion = "imagestore/1"
+const builderVersion = "imagestore/2"
 
 // PATH is the images' PATH (the upstream busybox image's).
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -128,6 +128,54 @@ type Inputs struct {
 	GoMod     []byte // e2e/go.mod and go.sum: the k8s.io/kubernetes version agnhost and nonewprivs come from
 	GoSum     []byte
 	PauseSrc  []byte
+	Bash      Bash
+}
+
+// Bash is Debian's bash and the shared libraries it loads (ldd), from this host: agnhost's image has
+// bash (upstream's is alpine with bash) for the specs that run /bin/bash in it.
+type Bash struct {
+	Version string   // the bash package's
+	Files   []string // /bin/bash, then the libraries, as ldd names them
+	SHA256  string   // of the files' contents
+}
+
+// FindBash finds bash and its libraries on this host.
+func FindBash(ctx context.Context) (Bash, error) {
+	var b Bash
+	out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Version}", "bash").Output()
+	if err != nil {
+		return b, fmt.Errorf("dpkg-query bash: %w", err)
+	}
+	b.Version = string(out)
+	b.Files = []string{"/bin/bash"}
+	ldd, err := exec.CommandContext(ctx, "ldd", "/bin/bash").Output()
+	if err != nil {
+		return b, fmt.Errorf("ldd /bin/bash: %w", err)
+	}
+	for _, line := range strings.Split(string(ldd), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			b.Files = append(b.Files, f[2])
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			b.Files = append(b.Files, f[0])
+		}
+	}
+	h := sha256.New()
+	for _, p := range b.Files {
+		f, err := os.Open(p)
+		if err != nil {
+			return b, err
+		}
+		fmt.Fprintf(h, "%s\n", p)
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return b, err
+		}
+	}
+	b.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return b, nil
 }
 
 // Key is the store's content key.
@@ -143,6 +191,7 @@ func (in Inputs) Key() string {
 		{"go.mod", in.GoMod},
 		{"go.sum", in.GoSum},
 		{"pause", in.PauseSrc},
+		{"bash", []byte(in.Bash.Version + " " + in.Bash.SHA256)},
 		{"args", []byte(strings.Join(append(buildArgs(), buildEnv()...), "\x00"))},
 	} {
 		fmt.Fprintf(h, "%s %d\n", f.label, len(f.b)) // length-prefixed: no two inputs hash alike
@@ -221,6 +270,9 @@ func (o Options) inputs(ctx context.Context) (Inputs, error) {
 	if in.PauseSrc, err = os.ReadFile(filepath.Join(o.ModuleDir, "imagestore", "pause", "main.go")); err != nil {
 		return in, err
 	}
+	if in.Bash, err = FindBash(ctx); err != nil {
+		return in, err
+	}
 	return in, nil
 }
 
@@ -263,7 +315,16 @@ func (o Options) build(ctx context.Context, in Inputs, base string) (Store, erro
 		}
 		return l.Build()
 	}
-	agnhost, err := layerWith("agnhost", 0o755, bins["agnhost"])
+	agnhostLayer := imagebuild.NewLayer()
+	if err := agnhostLayer.HostFile("agnhost", 0o755, bins["agnhost"]); err != nil {
+		return Store{}, err
+	}
+	for _, f := range in.Bash.Files {
+		if err := agnhostLayer.HostFile(f, 0o755, f); err != nil {
+			return Store{}, err
+		}
+	}
+	agnhost, err := agnhostLayer.Build()
 	if err != nil {
 		return Store{}, err
 	}

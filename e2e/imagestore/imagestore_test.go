@@ -40,6 +40,7 @@ func TestKeyCoversEveryInput(t *testing.T) {
 		"go.mod":          func(in *Inputs) { in.GoMod = []byte("module n") },
 		"go.sum":          func(in *Inputs) { in.GoSum = []byte("sum2") },
 		"pause":           func(in *Inputs) { in.PauseSrc = []byte("package main // v2") },
+		"bash":            func(in *Inputs) { in.Bash.SHA256 = "cc" },
 		// Bytes moved between fields must not give the same key.
 		"boundary": func(in *Inputs) { in.GoMod = []byte("module msum"); in.GoSum = nil },
 	} {
@@ -212,6 +213,11 @@ func TestImagesRunTheirCommands(t *testing.T) {
 		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/bin/sh", "-c", "echo $((1+1))").CombinedOutput()
 		if err != nil || string(out) != "2\n" {
 			t.Fatalf("%q %v", out, err)
+		}
+		// And Debian's bash, with the libraries it loads.
+		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/bin/bash", "-c", "echo ${BASH_VERSINFO[0]} $((2+2))").CombinedOutput()
+		if err != nil || !strings.HasSuffix(string(out), " 4\n") {
+			t.Fatalf("bash: %q %v", out, err)
 		}
 	})
 	t.Run("nonewprivs", func(t *testing.T) {
