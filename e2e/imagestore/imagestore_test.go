@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,9 +17,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/internal/imagebuild"
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 func TestKeyCoversEveryInput(t *testing.T) {
@@ -275,6 +278,114 @@ func BenchmarkEnsureCached(b *testing.B) {
 		s, err := Ensure(context.Background(), Options{CacheDir: dir, Log: io.Discard})
 		if err != nil || !s.Cached {
 			b.Fatal(s, err)
+		}
+	}
+}
+
+// TestProvisionerProvisionsTheStore provisions every image of the store with the simulated agent's
+// provisioner, as an agent with --docker_registry=<store> does: modes and owners survive, and the
+// busybox base layer is extracted once for the images built on it.
+func TestProvisionerProvisionsTheStore(t *testing.T) {
+	s := store(t)
+	for _, backend := range []string{containerizer.BackendCopy, containerizer.BackendOverlay} {
+		t.Run(backend, func(t *testing.T) {
+			if backend == containerizer.BackendOverlay && os.Geteuid() != 0 {
+				t.Skip("overlay needs root")
+			}
+			p, err := containerizer.NewProvisioner(containerizer.ProvisionerConfig{
+				WorkDir: t.TempDir(), StoreDir: t.TempDir(), Registry: s.Dir, Backend: backend})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			cached := true
+			base := map[string]bool{}
+			for i, im := range Images {
+				id := mesos.ContainerID{Value: fmt.Sprint("c", i)}
+				info, err := p.Provision(ctx, id, mesos.Image{Type: mesos.Image_DOCKER.Enum(),
+					Docker: &mesos.Image_Docker{Name: im.Names[0]}, Cached: &cached})
+				if err != nil {
+					t.Fatalf("%s: %v", im.Names[0], err)
+				}
+				t.Cleanup(func() { _, _ = p.Destroy(ctx, id) })
+				if diff := cmp.Diff(im.Config, info.Config); diff != "" {
+					t.Errorf("%s config (-want +got):\n%s", im.Names[0], diff)
+				}
+				if len(info.Layers) == 2 {
+					base[info.Layers[0]] = true
+				}
+				switch im.Names[0] {
+				case "registry.k8s.io/e2e-test-images/nonewprivs:1.4":
+					fi, err := os.Stat(filepath.Join(info.Rootfs, "usr/local/bin/nnp"))
+					if err != nil || fi.Mode()&os.ModeSetuid == 0 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+						t.Errorf("nnp: %v %v", fi, err)
+					}
+				case "registry.k8s.io/e2e-test-images/agnhost:2.66.1":
+					for _, f := range []string{"agnhost", "bin/bash", "bin/sh"} {
+						if _, err := os.Stat(filepath.Join(info.Rootfs, f)); err != nil {
+							t.Error(err)
+						}
+					}
+				case "registry.k8s.io/pause:3.10.2":
+					if _, err := os.Stat(filepath.Join(info.Rootfs, "bin")); !os.IsNotExist(err) {
+						t.Errorf("pause has /bin: %v", err)
+					}
+				}
+			}
+			if len(base) != 1 {
+				t.Fatalf("agnhost and nonewprivs base layers %v, want one shared", base)
+			}
+		})
+	}
+}
+
+// BenchmarkProvisionAgnhost provisions and destroys agnhost (the store's largest image, 2 layers):
+// cold pulls into an empty docker store each time, cached reuses its layers.
+func BenchmarkProvisionAgnhost(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Ensure(context.Background(), Options{CacheDir: dir, Log: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, backend := range []string{containerizer.BackendCopy, containerizer.BackendOverlay} {
+		for _, cold := range []bool{true, false} {
+			name := backend + "/cached"
+			if cold {
+				name = backend + "/cold"
+			}
+			b.Run(name, func(b *testing.B) {
+				if backend == containerizer.BackendOverlay && os.Geteuid() != 0 {
+					b.Skip("overlay needs root")
+				}
+				ctx := context.Background()
+				work := b.TempDir()
+				newProvisioner := func() *containerizer.Provisioner {
+					p, err := containerizer.NewProvisioner(containerizer.ProvisionerConfig{
+						WorkDir: work, StoreDir: b.TempDir(), Registry: s.Dir, Backend: backend})
+					if err != nil {
+						b.Fatal(err)
+					}
+					return p
+				}
+				p := newProvisioner()
+				cached := true
+				image := mesos.Image{Type: mesos.Image_DOCKER.Enum(), Docker: &mesos.Image_Docker{Name: "agnhost"}, Cached: &cached}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if cold {
+						b.StopTimer()
+						p = newProvisioner() // an empty store
+						b.StartTimer()
+					}
+					id := mesos.ContainerID{Value: fmt.Sprint("b", i)}
+					if _, err := p.Provision(ctx, id, image); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := p.Destroy(ctx, id); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }
