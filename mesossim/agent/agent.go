@@ -17,6 +17,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/sirupsen/logrus"
 	"k8s.io/utils/clock"
+
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // Defaults of a Mesos 1.x agent (flags executor_shutdown_grace_period, executor_registration_timeout,
@@ -70,6 +72,16 @@ type Config struct {
 	ImageProviders string
 	DockerRegistry string
 	Isolation      string
+	// CgroupsHierarchy, CgroupsRoot, EffectiveCapabilities, BoundingCapabilities and
+	// DisallowSharingAgentPidNamespace are the Mesos agent flags --cgroups_hierarchy, --cgroups_root,
+	// --effective_capabilities, --bounding_capabilities and --disallow_sharing_agent_pid_namespace, read by
+	// the isolators when --isolation names Linux ones (run as root, the agent then isolates nested
+	// containers and sessions through mesossim/containerizer; see newContainerizer).
+	CgroupsHierarchy                 string
+	CgroupsRoot                      string
+	EffectiveCapabilities            []string
+	BoundingCapabilities             []string
+	DisallowSharingAgentPidNamespace bool
 	// ImageCommands is the simulator's fallback (not a Mesos behaviour) for a container whose image
 	// the agent cannot provision (no image provider, or no archive): it maps an image name to the shell
 	// command run when the container has no command of its own. A name without tag or digest also
@@ -138,7 +150,8 @@ type Agent struct {
 	frameworks  map[string]*framework
 	containers  map[string]*container // nested and standalone containers, by containerKey
 	imageTypes  map[mesos.Image_Type]bool
-	imageCache  map[string]v1.Config // the docker store's pulled images, by stringify(reference)
+	cz          *containerizer.Containerizer // nil in process mode
+	imageCache  map[string]v1.Config         // the docker store's pulled images, by stringify(reference)
 	updates     *updateManager
 	retry       map[streamKey]*timerHandle // retry timer of each stream's head
 }
@@ -207,6 +220,10 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}
+	cz, err := newContainerizer(cfg, cfg.Log.WithField("agentID", cfg.ID.Value))
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
+	}
 
 	l, err := net.Listen("tcp", cfg.ListenAddress)
 	if err != nil {
@@ -227,6 +244,7 @@ func New(cfg Config) (*Agent, error) {
 		frameworks: map[string]*framework{},
 		containers: map[string]*container{},
 		imageTypes: imageTypes,
+		cz:         cz,
 		imageCache: map[string]v1.Config{},
 		updates:    newUpdateManager(),
 		retry:      map[streamKey]*timerHandle{},

@@ -12,6 +12,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // container is an executor's container (the root of a tree), a nested container (a local process in
@@ -28,6 +30,9 @@ type container struct {
 	// sessionOut is a session's output, subscribed before its process starts so that nothing it
 	// writes, even if it exits at once, is lost; nil for other containers.
 	sessionOut *queue[agentapi.ProcessIO]
+
+	// cz is the containerizer's view of the container when the agent isolates (nil in process mode).
+	cz *containerizer.Container
 
 	exited bool
 	status int32
@@ -178,8 +183,35 @@ func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.Comma
 	if session {
 		c.sessionOut, _ = c.out.subscribe() // a new hub is open
 	}
-	a.writeLauncherLines(&id, dir, ci, session)
-	if err := a.startContainerProcess(c, command, mergeEnv(os.Environ(), env), session); err != nil {
+	start := func(stdin, stdout, stderr *os.File) (int, func() int32, error) {
+		cmd, err := startProcess(command, c.dir, mergeEnv(os.Environ(), env), stdin, stdout, stderr)
+		if err != nil {
+			return 0, nil, err
+		}
+		return cmd.Process.Pid, func() int32 { return waitStatus(cmd.Wait()) }, nil
+	}
+	if a.cz != nil {
+		// The launch helper writes Mesos' launcher lines itself.
+		c.cz = a.containerConfigLocked(c, command, ci, session)
+		if err := chownSandbox(dir, c.cz.User); err != nil && !session {
+			return nil, http.StatusBadRequest, "Failed to create nested sandbox '" + dir + "': " + err.Error()
+		}
+		if prepared.image != nil {
+			cfg := *prepared.image
+			c.cz.Image = &cfg
+		}
+		start = func(stdin, stdout, stderr *os.File) (int, func() int32, error) {
+			// The containerizer's environment: the agent's variables without the agent's own
+			// environment (Mesos does not pass it to containers).
+			return a.startIsolated(c.cz, env, stdin, stdout, stderr)
+		}
+	} else {
+		a.writeLauncherLines(&id, dir, ci, session)
+	}
+	if err := a.startContainerProcess(c, start, session); err != nil {
+		if a.cz != nil {
+			return nil, http.StatusBadRequest, err.Error()
+		}
 		return nil, http.StatusBadRequest, "Failed to launch container: " + err.Error()
 	}
 	a.containers[key] = c
@@ -190,7 +222,7 @@ func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.Comma
 // startContainerProcess starts the container's process with stdout/stderr going to files in the
 // sandbox and to attached clients, and a goroutine that reaps it. When the process exits, whatever is
 // left of its process group is killed (Mesos destroys the whole container).
-func (a *Agent) startContainerProcess(c *container, command mesos.CommandInfo, env []string, session bool) error {
+func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, stderr *os.File) (int, func() int32, error), session bool) error {
 	files, err := openOutputFiles(c.dir)
 	if err != nil {
 		return err
@@ -220,7 +252,7 @@ func (a *Agent) startContainerProcess(c *container, command mesos.CommandInfo, e
 		}
 		toClose = append(toClose, stdinR, stdinW)
 	}
-	cmd, err := startProcess(command, c.dir, env, stdinR, outW, errW)
+	pid, wait, err := start(stdinR, outW, errW)
 	if err != nil {
 		return fail(err)
 	}
@@ -230,7 +262,7 @@ func (a *Agent) startContainerProcess(c *container, command mesos.CommandInfo, e
 	if stdinR != nil {
 		stdinR.Close()
 	}
-	c.pid = cmd.Process.Pid
+	c.pid = pid
 	c.stdin = stdinW
 
 	var copying sync.WaitGroup
@@ -240,7 +272,7 @@ func (a *Agent) startContainerProcess(c *container, command mesos.CommandInfo, e
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		status := waitStatus(cmd.Wait())
+		status := wait()
 		killGroup(c.pid, syscall.SIGKILL)
 		copying.Wait()
 		outR.Close()

@@ -54,6 +54,7 @@ type executorRun struct {
 	queued      []launchItem
 	sink        *queue[executor.Event] // the current subscription, nil when not connected
 	kill        func()                 // kills the process group / cancels the hook; nil before start
+	pid         int                    // the executor process's pid; 0 for in-process executors
 	killPending bool                   // kill requested before the process started
 	pending     *termination
 	regTimer    *timerHandle
@@ -230,6 +231,7 @@ func (a *Agent) runExecutor(e *executorRun) {
 			return
 		}
 		pid := cmd.Process.Pid
+		e.pid = pid
 		e.kill = func() { killGroup(pid, syscall.SIGKILL) }
 		e.log.WithField("pid", pid).Debug("executor process started")
 		wait = func() int32 {

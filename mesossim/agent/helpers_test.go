@@ -17,12 +17,16 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
 	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // testExecutorPath is the test executor binary built by TestMain.
 var testExecutorPath string
 
 func TestMain(m *testing.M) {
+	// Agents with Linux isolators re-execute this binary as their launch helper.
+	containerizer.MaybeRunHelper()
 	dir, err := os.MkdirTemp("", "agent-testexecutor")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -103,6 +103,8 @@ func contains(list []string, s string) bool {
 // preparedLaunch is a container's command after image provisioning and the docker/runtime isolator.
 type preparedLaunch struct {
 	command mesos.CommandInfo
+	// image is the provisioned image's config (nil without one), for the containerizer's docker/runtime.
+	image *v1.Config
 	// env is the image's environment (the isolator's): above the agent's variables, below the
 	// CommandInfo's, as MesosContainerizerProcess::_launch merges them.
 	env map[string]string
@@ -145,7 +147,7 @@ func (a *Agent) prepareLaunchLocked(ci *mesos.ContainerInfo, command mesos.Comma
 	if err != nil {
 		return preparedLaunch{}, "Failed to determine the launch command: " + err.Error()
 	}
-	return preparedLaunch{command: cmd, env: imageEnvironment(cfg)}, ""
+	return preparedLaunch{command: cmd, env: imageEnvironment(cfg), image: &cfg}, ""
 }
 
 // dockerImageConfigLocked is the docker store's get: a cached image unless cached is false (Mesos'

@@ -30,6 +30,10 @@ type Termination struct {
 	Limitation *Limitation
 }
 
+// HostDefaultPath is the PATH Mesos' launch helper gives a command whose environment has none
+// (os::host_default_path).
+const HostDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // Containerizer is the simulated agent's MesosContainerizer with the Linux launcher: every container is
 // started through the launch helper with what its isolators prepared.
 type Containerizer struct {
@@ -57,6 +61,9 @@ type running struct {
 
 // New creates the containerizer with the isolators named by flags.Isolation.
 func New(flags Flags, log logrus.FieldLogger) (*Containerizer, error) {
+	if !HelperHosted() {
+		return nil, errors.New("this binary does not host the launch helper (it must call containerizer.MaybeRunHelper first)")
+	}
 	flags.setDefaults()
 	isolators, err := CreateIsolators(flags)
 	if err != nil {
@@ -150,15 +157,38 @@ func mergeLaunchInfo(dst *LaunchInfo, src LaunchInfo) error {
 	return nil
 }
 
+// Waiter is a launched container's end: Done is closed once it has terminated and been cleaned up,
+// then Termination tells how it ended.
+type Waiter struct {
+	Done        <-chan struct{}
+	Termination func() Termination
+}
+
+func (r *running) waiter() Waiter {
+	return Waiter{Done: r.done, Termination: func() Termination {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.term
+	}}
+}
+
 // Launch prepares the container with every isolator, forks the launch helper, isolates it and lets it
 // exec the command. env is the agent's environment for the command (below the isolators' and the
 // CommandInfo's, as in Mesos). A failure is the launch's error text; whatever was prepared is cleaned
-// up. The container is then running until Wait's channel closes.
-func (z *Containerizer) Launch(ctx context.Context, c *Container, env map[string]string, stdio Stdio) (err error) {
+// up. The container then runs until the Waiter's Done closes.
+func (z *Containerizer) Launch(ctx context.Context, c *Container, env map[string]string, stdio Stdio) (Waiter, error) {
+	r, err := z.launch(ctx, c, env, stdio)
+	if err != nil {
+		return Waiter{}, err
+	}
+	return r.waiter(), nil
+}
+
+func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string]string, stdio Stdio) (_ *running, err error) {
 	z.mu.Lock()
 	if _, ok := z.containers[c.Key]; ok {
 		z.mu.Unlock()
-		return fmt.Errorf("Container %s already exists", c.Key)
+		return nil, fmt.Errorf("Container %s already exists", c.Key)
 	}
 	var parent *running
 	if c.Parent != nil {
@@ -184,10 +214,10 @@ func (z *Containerizer) Launch(ctx context.Context, c *Container, env map[string
 		var part LaunchInfo
 		r.prepared = append(r.prepared, iso)
 		if err := iso.Prepare(ctx, c, &part); err != nil {
-			return err
+			return nil, err
 		}
 		if err := mergeLaunchInfo(&li, part); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	z.finishLaunchInfo(c, parent, env, &li)
@@ -208,9 +238,9 @@ func (z *Containerizer) Launch(ctx context.Context, c *Container, env map[string
 		cfg.Env = append(cfg.Env, k+"="+li.Environment[k])
 	}
 	if err := z.fork(r, cfg, stdio); err != nil {
-		return err
+		return nil, err
 	}
-	return z.isolateAndRelease(ctx, r)
+	return r, z.isolateAndRelease(ctx, r)
 }
 
 // finishLaunchInfo is the rest of MesosContainerizerProcess::_launch: environment, rootfs, working
@@ -240,6 +270,9 @@ func (z *Containerizer) finishLaunchInfo(c *Container, parent *running, agentEnv
 			env[v.Name] = v.GetValue()
 		}
 	}
+	if _, ok := env["PATH"]; !ok {
+		env["PATH"] = HostDefaultPath
+	}
 	li.Environment = env
 
 	if !c.Debug && c.Rootfs != "" {
@@ -264,7 +297,8 @@ func (z *Containerizer) finishLaunchInfo(c *Container, parent *running, agentEnv
 	}
 
 	if c.Command.GetShell() {
-		li.Executable = "/bin/sh"
+		// os::Shell::name and arg0: execvp finds sh on the command's PATH.
+		li.Executable = "sh"
 		li.Argv = []string{"sh", "-c", c.Command.GetValue()}
 	} else {
 		li.Executable = c.Command.GetValue()
@@ -452,18 +486,13 @@ func (z *Containerizer) get(key string) (*running, error) {
 	return r, nil
 }
 
-// Wait returns a channel closed when the container has terminated and been cleaned up, and a function
-// that returns its termination then.
-func (z *Containerizer) Wait(key string) (<-chan struct{}, func() Termination, error) {
+// Wait returns the Waiter of a container that has not ended yet.
+func (z *Containerizer) Wait(key string) (Waiter, error) {
 	r, err := z.get(key)
 	if err != nil {
-		return nil, nil, err
+		return Waiter{}, err
 	}
-	return r.done, func() Termination {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.term
-	}, nil
+	return r.waiter(), nil
 }
 
 // Signal sends a signal to the container's command (KILL_NESTED_CONTAINER's signal).

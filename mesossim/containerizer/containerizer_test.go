@@ -96,6 +96,7 @@ func shell(script string) mesos.CommandInfo {
 // launched is a container under test with its output files.
 type launched struct {
 	c       *Container
+	w       Waiter
 	stdout  string
 	stderr  string
 	sandbox string
@@ -123,26 +124,23 @@ func launch(t testing.TB, z *Containerizer, c *Container) (*launched, error) {
 	}
 	defer errf.Close()
 	env := map[string]string{"PATH": "/bin:/usr/bin:/sbin:/usr/sbin"}
-	if err := z.Launch(context.Background(), c, env, Stdio{Stdout: out, Stderr: errf}); err != nil {
+	w, err := z.Launch(context.Background(), c, env, Stdio{Stdout: out, Stderr: errf})
+	if err != nil {
 		return nil, err
 	}
-	return &launched{c: c, stdout: out.Name(), stderr: errf.Name(), sandbox: c.Sandbox}, nil
+	return &launched{c: c, w: w, stdout: out.Name(), stderr: errf.Name(), sandbox: c.Sandbox}, nil
 }
 
 // wait waits for the container and returns its status and stdout.
 func wait(t testing.TB, z *Containerizer, l *launched) (Termination, string) {
 	t.Helper()
-	done, term, err := z.Wait(l.c.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	select {
-	case <-done:
+	case <-l.w.Done:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("container %s did not terminate", l.c.Key)
 	}
 	out, _ := os.ReadFile(l.stdout)
-	return term(), string(out)
+	return l.w.Termination(), string(out)
 }
 
 func stderrOf(l *launched) string {
@@ -441,7 +439,7 @@ func TestRefusedLaunches(t *testing.T) {
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("launch error %v, want %q", err, tc.want)
 			}
-			if _, _, err := z.Wait(tc.c.Key); err == nil {
+			if _, err := z.Wait(tc.c.Key); err == nil {
 				t.Errorf("a refused container is still known")
 			}
 		})

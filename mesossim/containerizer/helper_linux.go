@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -40,10 +41,18 @@ type helperConfig struct {
 // host agents call it first thing in main or TestMain.
 func MaybeRunHelper() {
 	if filepath.Base(os.Args[0]) != HelperName || len(os.Args) < 2 || os.Args[1] != HelperCommand {
+		helperHosted.Store(true)
 		return
 	}
 	os.Exit(runHelper(len(os.Args) > 2 && os.Args[2] == stage2Flag))
 }
+
+// helperHosted records that this binary called MaybeRunHelper: re-executing a binary that does not
+// would run it again (a test binary would run its tests) instead of the helper.
+var helperHosted atomic.Bool
+
+// HelperHosted reports whether this binary can serve as the launch helper (it called MaybeRunHelper).
+func HelperHosted() bool { return helperHosted.Load() }
 
 // fail writes the launcher's error to the container's stderr, as Mesos' helper does, and returns
 // EXIT_FAILURE.

@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/user"
+	"strconv"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
+)
+
+// newContainerizer chooses the agent's mode from --isolation. Mesos' Linux isolators (anything beyond
+// posix/cpu, posix/mem and the like) run every nested container and session through the containerizer's
+// launch helper: own mount and pid namespaces, volumes, rootfs, user, capabilities. That needs root and
+// a binary that hosts the helper; without either the agent logs why and runs containers as host
+// processes (process mode), as it does for the default --isolation.
+func newContainerizer(cfg Config, log logrus.FieldLogger) (*containerizer.Containerizer, error) {
+	if !containerizer.NeedsIsolation(cfg.Isolation) {
+		return nil, nil
+	}
+	switch {
+	case os.Geteuid() != 0:
+		log.WithField("isolation", cfg.Isolation).Warn("the agent is not running as root: isolators need root " +
+			"(namespaces, mounts, cgroups), so containers run as host processes (process mode)")
+		return nil, nil
+	case !containerizer.HelperHosted():
+		log.WithField("isolation", cfg.Isolation).Warn("this binary does not host the launch helper " +
+			"(containerizer.MaybeRunHelper), so containers run as host processes (process mode)")
+		return nil, nil
+	}
+	z, err := containerizer.New(containerizer.Flags{
+		Isolation:                        cfg.Isolation,
+		ImageProviders:                   cfg.ImageProviders,
+		WorkDir:                          cfg.WorkDir,
+		CgroupsHierarchy:                 cfg.CgroupsHierarchy,
+		CgroupsRoot:                      cfg.CgroupsRoot,
+		EffectiveCapabilities:            cfg.EffectiveCapabilities,
+		BoundingCapabilities:             cfg.BoundingCapabilities,
+		DisallowSharingAgentPidNamespace: cfg.DisallowSharingAgentPidNamespace,
+	}, log)
+	if err != nil {
+		return nil, errors.New("Failed to create a containerizer: Could not create MesosContainerizer: " + err.Error())
+	}
+	log.WithField("isolation", cfg.Isolation).Info("containers run isolated by the Linux launcher")
+	return z, nil
+}
+
+// Isolating reports whether the agent runs containers through the containerizer (not process mode).
+func (a *Agent) Isolating() bool { return a.cz != nil }
+
+// containerConfigLocked is the containerizer's view of a nested container or session: Mesos'
+// ContainerConfig. A nested container runs as its CommandInfo's user, else as its parent's.
+func (a *Agent) containerConfigLocked(c *container, command mesos.CommandInfo, ci *mesos.ContainerInfo, session bool) *containerizer.Container {
+	cc := &containerizer.Container{
+		ID:      c.id,
+		Key:     c.key,
+		Sandbox: c.dir,
+		Command: command,
+		Info:    ci,
+		User:    command.GetUser(),
+		Debug:   session,
+		State:   map[string]any{},
+	}
+	if c.id.Parent != nil {
+		if p := a.containers[containerKey(c.id.Parent)]; p != nil {
+			if p.cz != nil {
+				cc.Parent = p.cz
+			} else {
+				// An executor (a host process here): its sandbox and pid are all a child needs.
+				cc.Parent = &containerizer.Container{ID: p.id, Key: p.key, Sandbox: p.dir, Pid: p.pidLocked()}
+			}
+		}
+	}
+	if cc.User == "" && cc.Parent != nil {
+		cc.User = cc.Parent.User
+	}
+	return cc
+}
+
+// pidLocked is the pid of the container's process (an executor's for its container).
+func (c *container) pidLocked() int {
+	if c.executor != nil {
+		return c.executor.pid
+	}
+	return c.pid
+}
+
+// chownSandbox gives a container's sandbox to its user, as Mesos' createSandboxDirectory does.
+func chownSandbox(dir, name string) error {
+	if name == "" {
+		return nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(dir, uid, gid)
+}
+
+// startIsolated launches a container through the containerizer with the agent's pipes as its standard
+// streams; wait returns its wait status once the containerizer has cleaned it up.
+func (a *Agent) startIsolated(cc *containerizer.Container, env map[string]string, stdin, stdout, stderr *os.File) (int, func() int32, error) {
+	w, err := a.cz.Launch(context.Background(), cc, env, containerizer.Stdio{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		return 0, nil, err
+	}
+	return cc.Pid, func() int32 {
+		<-w.Done
+		return w.Termination().Status
+	}, nil
+}
