@@ -6,6 +6,13 @@ package containerizer
 // staging directory of --docker_store_dir, its layers are extracted once per layer id into
 // <store>/layers/<id>/rootfs, and each container gets its own root filesystem under
 // <work_dir>/provisioner/containers/<id>[/containers/<child id>…]/backends/<backend>/rootfses/<uuid>.
+//
+// The launcher calls Provision for a container with an image before the isolators' Prepare and sets
+// Container.Rootfs to ProvisionInfo.Rootfs and Container.Image to &ProvisionInfo.Config; it calls
+// Destroy after the isolators' Cleanup, as MesosContainerizerProcess::__destroy does. A failed
+// Provision's error is the launch's failure text (e.g. Mesos' "Failed to find archive for image …").
+// Not done here: checkpointing the layers file and recovery (the simulator does not restart agents),
+// image garbage collection (PRUNE_IMAGES), registry URLs and HDFS (local directories only).
 
 import (
 	"bytes"
