@@ -18,12 +18,16 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // testExecutor is the agent package's test executor (a real mesos-go executor), built once in TestMain.
 var testExecutor string
 
 func TestMain(m *testing.M) {
+	// Agents with Linux isolators re-execute this binary as their launch helper.
+	containerizer.MaybeRunHelper()
 	dir, err := os.MkdirTemp("", "mesossim-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
+)
+
+const linuxIsolation = "filesystem/linux,namespaces/pid,linux/capabilities"
+
+// newIsolatingFixture is an agent with Linux isolators: as root, in this test binary (which hosts the
+// launch helper), it runs nested containers through the containerizer.
+func newIsolatingFixture(t *testing.T) *nestedFixture {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("isolation needs root (namespaces, mounts); without it the agent runs process mode")
+	}
+	f := newNestedFixtureWith(t, func(c *Config) { c.Isolation = linuxIsolation })
+	if !f.a.Isolating() {
+		t.Fatal("an agent with Linux isolators, as root, in a binary hosting the launch helper, does not isolate")
+	}
+	f.api = httpagent.NewSender(httpcli.New(httpcli.Endpoint("http://" + f.a.Endpoint() + "/api/v1")).Send)
+	return f
+}
+
+func sandboxParentVolume(path, containerPath string) mesos.Volume {
+	return mesos.Volume{
+		Mode:          mesos.RW.Enum(),
+		ContainerPath: containerPath,
+		Source: &mesos.Volume_Source{Type: mesos.Volume_Source_SANDBOX_PATH, SandboxPath: &mesos.Volume_Source_SandboxPath{
+			Type: mesos.Volume_Source_SandboxPath_PARENT, Path: path,
+		}},
+	}
+}
+
+func mesosContainer(volumes ...mesos.Volume) *mesos.ContainerInfo {
+	return &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: volumes}
+}
+
+// Two nested containers of one executor share a SANDBOX_PATH PARENT volume (a pod's emptyDir), each in
+// its own pid namespace.
+func TestIsolatedNestedContainersShareAVolume(t *testing.T) {
+	f := newIsolatingFixture(t)
+	vol := mesosContainer(sandboxParentVolume("volumes/cache", "cache"))
+	code, body, status, _, stderr := f.runNested(t, "writer", shell("echo shared > cache/file; echo pid=$$"), vol)
+	if code != http.StatusOK || status != 0 {
+		t.Fatalf("writer: %d %q, status %d, stderr %q", code, body, status, stderr)
+	}
+	code, body, status, stdout, stderr := f.runNested(t, "reader", shell("cat cache/file; echo pid=$$"), vol)
+	if code != http.StatusOK || status != 0 {
+		t.Fatalf("reader: %d %q, status %d, stderr %q", code, body, status, stderr)
+	}
+	if stdout != "shared\npid=1\n" {
+		t.Errorf("reader's output %q, want the writer's file and pid 1 of its own namespace", stdout)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dir, "volumes", "cache", "file")); string(b) != "shared\n" {
+		t.Errorf("the volume is not the executor's sandbox directory: %q", b)
+	}
+}
+
+// An exec session (LAUNCH_NESTED_CONTAINER_SESSION) is a DEBUG container in the target container's mount
+// and pid namespaces: it sees the container's volume mounts and processes, not the host's.
+func TestIsolatedSessionEntersTheContainer(t *testing.T) {
+	f := newIsolatingFixture(t)
+	app := f.child("app")
+	if err := f.launch(app, shell("echo hi > vol/marker; exec sleep 1000"), mesosContainer(sandboxParentVolume("volumes/v", "vol"))); err != nil {
+		t.Fatalf("LAUNCH_NESTED_CONTAINER: %v", err)
+	}
+	defer func() {
+		_ = agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.KillNestedContainer(app)))
+	}()
+	waitFor(t, "the container's marker", func() bool {
+		_, err := os.Stat(filepath.Join(f.dir, "volumes", "v", "marker"))
+		return err == nil
+	})
+	if _, err := os.Stat(filepath.Join(f.dir, "containers", "app", "vol", "marker")); err == nil {
+		t.Fatal("the container's volume mount is visible on the host")
+	}
+	session := mesos.ContainerID{Value: "exec", Parent: &app}
+	resp, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.LaunchNestedContainerSession(session,
+		shell(`cat vol/marker; tr '\0' ' ' < /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9]'`), nil)))
+	if err != nil {
+		t.Fatalf("LAUNCH_NESTED_CONTAINER_SESSION: %v", err)
+	}
+	defer resp.Close()
+	stdout, stderr := readOutput(t, decoderOf(resp))
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 3 || lines[0] != "hi" || strings.TrimSpace(lines[1]) != "sleep 1000" {
+		t.Fatalf("session output %q (stderr %q): want the container's volume file and its pid 1 `sleep 1000`", stdout, stderr)
+	}
+	var n int
+	fmt.Sscan(lines[2], &n)
+	if n > 5 {
+		t.Errorf("the session sees %d processes: not the container's pid namespace", n)
+	}
+}
+
+// The agent refuses what Mesos' isolators refuse, with their texts, as the launch's 400.
+func TestIsolatedRefusals(t *testing.T) {
+	f := newIsolatingFixture(t)
+	missing := filepath.Join(t.TempDir(), "missing")
+	hostPath := mesos.Volume{Mode: mesos.RW.Enum(), ContainerPath: "data", Source: &mesos.Volume_Source{
+		Type: mesos.Volume_Source_HOST_PATH, HostPath: &mesos.Volume_Source_HostPath{Path: missing}}}
+	code, body, _, _, _ := f.runNested(t, "bad-volume", shell("true"), mesosContainer(hostPath))
+	if want := "Path '" + missing + "' in HOST_PATH volume does not exist"; code != http.StatusBadRequest || body != want {
+		t.Errorf("launch = %d %q, want 400 %q", code, body, want)
+	}
+	docker := &mesos.ContainerInfo{Type: mesos.ContainerInfo_DOCKER.Enum(), Docker: &mesos.ContainerInfo_DockerInfo{Image: "busybox"}}
+	code, body, _, _, _ = f.runNested(t, "docker", shell("true"), docker)
+	if want := "The provided ContainerInfo is not supported"; code != http.StatusBadRequest || body != want {
+		t.Errorf("launch = %d %q, want 400 %q", code, body, want)
+	}
+}
+
+// Launching and killing nested containers leaves no mount and no process behind.
+func TestIsolatedChurnLeavesNothing(t *testing.T) {
+	f := newIsolatingFixture(t)
+	mountinfo := func() int {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Count(b, []byte("\n"))
+	}
+	vol := mesosContainer(sandboxParentVolume("volumes/churn", "churn"))
+	// The first launch makes the volume's directories.
+	if code, body, _, _, _ := f.runNested(t, "warm", shell("true"), vol); code != http.StatusOK {
+		t.Fatalf("launch: %d %s", code, body)
+	}
+	mounts, procs := mountinfo(), countProcesses(t, "sleep 4242")
+	for i := 0; i < 50; i++ {
+		c := f.child(fmt.Sprintf("churn-%d", i))
+		if err := f.launch(c, shell("sleep 4242 & exec sleep 4242"), vol); err != nil {
+			t.Fatalf("LAUNCH_NESTED_CONTAINER: %v", err)
+		}
+		if err := agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.KillNestedContainer(c))); err != nil {
+			t.Fatalf("KILL_NESTED_CONTAINER: %v", err)
+		}
+		if _, err := f.wait(t, agentcalls.WaitNestedContainer(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := mountinfo(); n != mounts {
+		t.Errorf("%d mounts before, %d after", mounts, n)
+	}
+	if n := countProcesses(t, "sleep 4242"); n != procs {
+		t.Errorf("%d `sleep 4242` before, %d after", procs, n)
+	}
+}
+
+// countProcesses counts the host's processes whose command line is cmdline.
+func countProcesses(t *testing.T, cmdline string) int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.ReplaceAll(cmdline, " ", "\x00") + "\x00"
+	n := 0
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == want {
+			n++
+		}
+	}
+	return n
+}
