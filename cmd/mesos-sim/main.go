@@ -6,10 +6,15 @@
 //	  --agent-resources 'cpus:4;mem:8192;disk:65536;ports:[31000-32000]' \
 //	  --agent-attributes 'rack:r%d' --work-dir DIR --allocation-interval 1s \
 //	  --image_providers docker --docker_registry /path/to/archives --isolation filesystem/linux,docker/runtime
+//
+// With Linux isolators in --isolation (filesystem/linux, namespaces/pid, linux/capabilities, ...) and run
+// as root, the agents run nested containers and sessions isolated, through the launch helper this binary
+// also is (`mesos-containerizer launch`); otherwise as host processes.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,11 +23,13 @@ import (
 	"syscall"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
 	"github.com/kubemesos/kubemesos/mesossim"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 type options struct {
@@ -39,8 +46,14 @@ type options struct {
 	imageProviders     string
 	dockerRegistry     string
 	isolation          string
-	seed               int64
-	logLevel           string
+	// The agents' Linux isolators' flags (Mesos' names).
+	cgroupsHierarchy      string
+	cgroupsRoot           string
+	effectiveCapabilities string
+	boundingCapabilities  string
+	disallowSharingPidNS  bool
+	seed                  int64
+	logLevel              string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -57,7 +70,12 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.weights, "weights", "", "role weights, e.g. 'web=1,batch=3'")
 	fs.StringVar(&o.imageProviders, "image_providers", "", "the agents' --image_providers: 'docker' provisions container images from --docker_registry")
 	fs.StringVar(&o.dockerRegistry, "docker_registry", agent.DefaultDockerRegistry, "the agents' --docker_registry: with --image_providers=docker, a local directory of docker-save archives (<dir>/<image>.tar); registries cannot be reached")
-	fs.StringVar(&o.isolation, "isolation", agent.DefaultIsolation, "the agents' --isolation (recorded; --image_providers=docker needs filesystem/linux and docker/runtime)")
+	fs.StringVar(&o.isolation, "isolation", agent.DefaultIsolation, "the agents' --isolation; Linux isolators (filesystem/linux, namespaces/pid, linux/capabilities, linux/nnp, docker/runtime, ...) isolate nested containers when run as root, else containers run as host processes; --image_providers=docker needs filesystem/linux and docker/runtime")
+	fs.StringVar(&o.cgroupsHierarchy, "cgroups_hierarchy", containerizer.DefaultCgroupsHierarchy, "the agents' --cgroups_hierarchy (cgroups isolators)")
+	fs.StringVar(&o.cgroupsRoot, "cgroups_root", containerizer.DefaultCgroupsRoot, "the agents' --cgroups_root (cgroups isolators)")
+	fs.StringVar(&o.effectiveCapabilities, "effective_capabilities", "", `the agents' --effective_capabilities (linux/capabilities), JSON: {"capabilities":["NET_RAW"]}`)
+	fs.StringVar(&o.boundingCapabilities, "bounding_capabilities", "", `the agents' --bounding_capabilities (linux/capabilities), JSON: {"capabilities":["NET_RAW"]}`)
+	fs.BoolVar(&o.disallowSharingPidNS, "disallow_sharing_agent_pid_namespace", false, "the agents' --disallow_sharing_agent_pid_namespace (namespaces/pid)")
 	fs.StringArrayVar(&o.imageCommands, "image-command", nil, "image=command: what runs for a container of an image the agents cannot provision, when it has no command (repeatable; '*' for any image; not a Mesos flag)")
 	fs.Int64Var(&o.seed, "seed", 1, "allocator seed (agent order)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level")
@@ -92,7 +110,21 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		}
 		images[image] = cmd
 	}
+	effective, err := parseCapabilities("--effective_capabilities", o.effectiveCapabilities)
+	if err != nil {
+		return mesossim.ClusterConfig{}, err
+	}
+	bounding, err := parseCapabilities("--bounding_capabilities", o.boundingCapabilities)
+	if err != nil {
+		return mesossim.ClusterConfig{}, err
+	}
+	tweak := func(_ int, a *agent.Config) {
+		a.CgroupsHierarchy, a.CgroupsRoot = o.cgroupsHierarchy, o.cgroupsRoot
+		a.EffectiveCapabilities, a.BoundingCapabilities = effective, bounding
+		a.DisallowSharingAgentPidNamespace = o.disallowSharingPidNS
+	}
 	return mesossim.ClusterConfig{
+		AgentTweak: tweak,
 		Master: mesossim.Config{
 			Log: log, AllocationInterval: o.allocationInterval, OfferTimeout: o.offerTimeout,
 			HeartbeatInterval: o.heartbeatInterval, Weights: weights, Seed: o.seed,
@@ -101,6 +133,28 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		AgentAttributes: o.agentAttributes, WorkDir: o.workDir, ImageCommands: images,
 		ImageProviders: o.imageProviders, DockerRegistry: o.dockerRegistry, Isolation: o.isolation,
 	}, nil
+}
+
+// parseCapabilities reads a Mesos CapabilityInfo flag ({"capabilities": ["NET_RAW", ...]}); "" is unset.
+func parseCapabilities(flag, value string) ([]string, error) {
+	if value == "" {
+		return nil, nil
+	}
+	var info struct {
+		Capabilities []string `json:"capabilities"`
+	}
+	if err := json.Unmarshal([]byte(value), &info); err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	for _, c := range info.Capabilities {
+		if _, ok := mesos.CapabilityInfo_Capability_value[c]; !ok {
+			return nil, fmt.Errorf("%s: unknown capability %q", flag, c)
+		}
+	}
+	if info.Capabilities == nil {
+		info.Capabilities = []string{}
+	}
+	return info.Capabilities, nil
 }
 
 func run(ctx context.Context, args []string) error {
@@ -138,6 +192,8 @@ func run(ctx context.Context, args []string) error {
 }
 
 func main() {
+	// The agents' Linux launcher re-executes this binary as `mesos-containerizer launch`.
+	containerizer.MaybeRunHelper()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {

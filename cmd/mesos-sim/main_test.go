@@ -6,7 +6,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
 
 func TestFlags(t *testing.T) {
@@ -92,5 +95,31 @@ func TestImageFlags(t *testing.T) {
 	err = run(ctx, []string{"--listen", "127.0.0.1:0", "--agents", "1", "--log-level", "error", "--image_providers", "docker", "--isolation", "filesystem/linux,docker/runtime"})
 	if err == nil || !strings.Contains(err.Error(), "cannot pull from 'https://registry-1.docker.io'") {
 		t.Errorf("run with the default (registry) --docker_registry: %v", err)
+	}
+}
+
+// The Linux isolators' flags carry Mesos' names and reach every agent's config; capabilities are
+// Mesos' CapabilityInfo JSON, and an unknown capability is refused at startup.
+func TestIsolatorFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--isolation", "filesystem/linux,namespaces/pid,linux/capabilities",
+		"--cgroups_hierarchy", "/cg", "--cgroups_root", "sim", "--effective_capabilities", `{"capabilities":["NET_RAW"]}`,
+		"--bounding_capabilities", `{"capabilities":["NET_RAW","CHOWN"]}`, "--disallow_sharing_agent_pid_namespace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.clusterConfig(logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a agent.Config
+	cfg.AgentTweak(0, &a)
+	want := agent.Config{CgroupsHierarchy: "/cg", CgroupsRoot: "sim", EffectiveCapabilities: []string{"NET_RAW"},
+		BoundingCapabilities: []string{"NET_RAW", "CHOWN"}, DisallowSharingAgentPidNamespace: true}
+	if diff := cmp.Diff(want, a, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("agent config (-want +got):\n%s", diff)
+	}
+	o, _ = parseFlags([]string{"--effective_capabilities", `{"capabilities":["NOPE"]}`})
+	if _, err := o.clusterConfig(logrus.New()); err == nil || !strings.Contains(err.Error(), `--effective_capabilities: unknown capability "NOPE"`) {
+		t.Errorf("unknown capability: %v", err)
 	}
 }
