@@ -43,6 +43,23 @@ type Containerizer struct {
 
 	mu         sync.Mutex
 	containers map[string]*running
+	prov       RootfsProvisioner
+}
+
+// RootfsProvisioner is the image provisioner as the containerizer uses it (*Provisioner is one): it
+// makes a container's root filesystem from its image and removes it again.
+type RootfsProvisioner interface {
+	Provision(ctx context.Context, id mesos.ContainerID, image mesos.Image) (ProvisionInfo, error)
+	Destroy(ctx context.Context, id mesos.ContainerID) (bool, error)
+}
+
+// SetProvisioner makes the containerizer provision the root filesystem of every container with a
+// ContainerInfo.mesos.image (before the isolators prepare it, as MesosContainerizerProcess::prepare
+// does) and destroy it after the isolators' cleanup. Without one, Container.Rootfs is the caller's.
+func (z *Containerizer) SetProvisioner(p RootfsProvisioner) {
+	z.mu.Lock()
+	z.prov = p
+	z.mu.Unlock()
 }
 
 type running struct {
@@ -53,6 +70,7 @@ type running struct {
 	prepared []Isolator
 	cmd      *exec.Cmd
 	syncW    *os.File
+	prov     RootfsProvisioner // set when the containerizer provisioned the rootfs
 	done     chan struct{}
 
 	mu   sync.Mutex
@@ -196,6 +214,7 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 	}
 	r := &running{c: c, done: make(chan struct{})}
 	z.containers[c.Key] = r
+	prov := z.prov
 	z.mu.Unlock()
 	if c.State == nil {
 		c.State = map[string]any{}
@@ -209,6 +228,18 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 		}
 	}()
 
+	if img := c.Info.GetMesos().GetImage(); img != nil && prov != nil && !c.Debug && c.Rootfs == "" {
+		info, err := prov.Provision(ctx, c.ID, *img)
+		if err != nil {
+			return nil, err
+		}
+		r.prov = prov
+		c.Rootfs = info.Rootfs
+		if c.Image == nil {
+			cfg := info.Config
+			c.Image = &cfg
+		}
+	}
 	var li LaunchInfo
 	for _, iso := range z.isolators {
 		var part LaunchInfo
@@ -467,6 +498,12 @@ func (z *Containerizer) cleanup(r *running) {
 		}
 	}
 	r.prepared = nil
+	if r.prov != nil {
+		if _, err := r.prov.Destroy(context.Background(), r.c.ID); err != nil {
+			z.log.WithError(err).WithField("containerID", r.c.Key).Warn("Failed to destroy the provisioned rootfs")
+		}
+		r.prov = nil
+	}
 }
 
 func killTree(pid int, sig unix.Signal) {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 )
@@ -671,3 +672,56 @@ func BenchmarkLaunch(b *testing.B) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// With a provisioner, a container with an image runs in the root filesystem provisioned from it, and the
+// rootfs is destroyed with the container.
+func TestContainerOnProvisionedImage(t *testing.T) {
+	requireRoot(t)
+	e := newProvisionerEnv(t, BackendOverlay)
+	e.write(t, busyboxImage(t), "busybox")
+	z := newTestContainerizer(t, fullIsolation)
+	z.SetProvisioner(e.p)
+	hostOnly := filepath.Join(t.TempDir(), "host-only")
+	if err := os.WriteFile(hostOnly, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mounts := countMounts(t)
+	img := dockerImage("busybox", false)
+	info := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Mesos: &mesos.ContainerInfo_MesosInfo{Image: &img}}
+	c := &Container{
+		ID:      mesos.ContainerID{Value: "provisioned"},
+		Info:    info,
+		Command: shell(`test -x /bin/busybox && echo image-fs; test -e ` + hostOnly + ` && echo host-visible || echo host-hidden`),
+	}
+	out := mustRun(t, z, c)
+	if !strings.Contains(out, "image-fs") || !strings.Contains(out, "host-hidden") {
+		t.Errorf("the container does not run in the image's filesystem:\n%s", out)
+	}
+	if c.Rootfs == "" || c.Image == nil {
+		t.Fatalf("the container's Rootfs %q and Image %v were not set from the provisioner", c.Rootfs, c.Image)
+	}
+	if _, err := os.Stat(c.Rootfs); err == nil {
+		t.Errorf("the provisioned rootfs %s outlived its container", c.Rootfs)
+	}
+	if n := countMounts(t); n != mounts {
+		t.Errorf("%d mounts before, %d after", mounts, n)
+	}
+}
+
+// docker/runtime gives the command the image's environment (below the CommandInfo's) and, with a
+// rootfs, the image's WorkingDir.
+func TestDockerRuntimeEnvironmentAndWorkingDir(t *testing.T) {
+	requireRoot(t)
+	z := newTestContainerizer(t, fullIsolation)
+	cmd := shell(`echo "$FROM_IMAGE $OVERRIDDEN $(pwd)"`)
+	cmd.Environment = &mesos.Environment{Variables: []mesos.Environment_Variable{{Name: "OVERRIDDEN", Value: proto("by-command")}}}
+	c := &Container{
+		ID:      mesos.ContainerID{Value: "docker-runtime"},
+		Rootfs:  busyboxRootfs(t),
+		Image:   &v1.Config{Env: []string{"FROM_IMAGE=image", "OVERRIDDEN=image"}, WorkingDir: "/work"},
+		Command: cmd,
+	}
+	if out := mustRun(t, z, c); out != "image by-command /work\n" {
+		t.Errorf("output %q, want the image's variable, the command's override and the image's WorkingDir", out)
+	}
+}
