@@ -278,16 +278,23 @@ func TestContainerRunsAsUser(t *testing.T) {
 			t.Errorf("user %s: id -u, id -g = %v, want %v", name, got, want)
 		}
 	}
-	c := &Container{ID: mesos.ContainerID{Value: "user-unknown"}, Rootfs: rootfs, User: "no-such-user-here", Command: shell("true")}
-	l, err := launch(t, z, c)
-	if err != nil {
-		t.Fatal(err)
+	// Mesos looks a user up by name only (getpwnam_r): a uid is not a user name.
+	unknown := []string{"no-such-user-here"}
+	if _, err := user.Lookup("1000"); err != nil {
+		unknown = append(unknown, "1000")
 	}
-	if term, _ := wait(t, z, l); term.Status == 0 {
-		t.Fatal("a container of an unknown user ran")
-	}
-	if want := "Failed to get the uid of user 'no-such-user-here': not found"; !strings.Contains(stderrOf(l), want) {
-		t.Errorf("stderr lacks Mesos' %q:\n%s", want, stderrOf(l))
+	for _, name := range unknown {
+		c := &Container{ID: mesos.ContainerID{Value: "user-unknown-" + name}, Rootfs: rootfs, User: name, Command: shell("true")}
+		l, err := launch(t, z, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if term, _ := wait(t, z, l); term.Status == 0 {
+			t.Fatalf("a container of the unknown user %q ran", name)
+		}
+		if want := "Failed to get the uid of user '" + name + "': not found"; !strings.Contains(stderrOf(l), want) {
+			t.Errorf("stderr lacks Mesos' %q:\n%s", want, stderrOf(l))
+		}
 	}
 }
 
@@ -725,3 +732,39 @@ func TestDockerRuntimeEnvironmentAndWorkingDir(t *testing.T) {
 		t.Errorf("output %q, want the image's variable, the command's override and the image's WorkingDir", out)
 	}
 }
+
+// A nested container whose LinuxInfo.share_pid_namespace is set joins its parent's pid namespace (the
+// helper forks a second stage inside it) while keeping its own mount namespace and root filesystem.
+func TestNestedContainerSharesParentPidNamespace(t *testing.T) {
+	requireRoot(t)
+	z := newTestContainerizer(t, fullIsolation)
+	rootfs := busyboxRootfs(t)
+	parent := &Container{ID: mesos.ContainerID{Value: "pod"}, Rootfs: rootfs, Command: shell("exec sleep 1000")}
+	if _, err := launch(t, z, parent); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), parent.Key) }()
+	shared := mesosInfo()
+	shared.LinuxInfo = &mesos.LinuxInfo{SharePIDNamespace: proto2(true)}
+	for _, tc := range []struct {
+		name string
+		info *mesos.ContainerInfo
+		want string
+	}{
+		{"shared", shared, "sleep 1000 "},
+		{"own", mesosInfo(), "sh -c cat /proc/1/cmdline | tr '\\0' ' ' "},
+	} {
+		c := &Container{
+			ID:      mesos.ContainerID{Value: tc.name, Parent: &parent.ID},
+			Parent:  parent,
+			Rootfs:  rootfs,
+			Info:    tc.info,
+			Command: shell(`cat /proc/1/cmdline | tr '\0' ' '`),
+		}
+		if out := mustRun(t, z, c); out != tc.want {
+			t.Errorf("%s pid namespace: pid 1 is %q, want %q", tc.name, out, tc.want)
+		}
+	}
+}
+
+func proto2(b bool) *bool { return &b }
