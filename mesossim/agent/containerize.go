@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
+	"syscall"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
@@ -113,5 +115,52 @@ func (a *Agent) startIsolated(cc *containerizer.Container, env map[string]string
 	return cc.Pid, func() int32 {
 		<-w.Done
 		return w.Termination().Status
+	}, nil
+}
+
+// startIsolatedExecutorLocked launches a command executor's container (a custom executor's process)
+// through the containerizer: the executor runs as its CommandInfo's user, else its framework's, with the
+// agent's environment and the executor's variables, its output in its sandbox.
+func (a *Agent) startIsolatedExecutorLocked(e *executorRun, env map[string]string) (func() int32, error) {
+	files, err := openOutputFiles(e.dir)
+	if err != nil {
+		return nil, err
+	}
+	cc := &containerizer.Container{
+		ID:      e.containerID,
+		Key:     e.containerID.Value,
+		Sandbox: e.dir,
+		Command: *e.info.Command,
+		Info:    e.info.Container,
+		User:    e.info.Command.GetUser(),
+		State:   map[string]any{},
+	}
+	if cc.User == "" {
+		cc.User = e.fw.info.User
+	}
+	full := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			full[k] = v
+		}
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	pid, wait, err := a.startIsolated(cc, full, nil, files.stdout, files.stderr)
+	if err != nil {
+		files.close()
+		return nil, err
+	}
+	e.pid = pid
+	e.kill = func() { killGroup(pid, syscall.SIGKILL) }
+	if c := a.containers[e.containerID.Value]; c != nil {
+		c.cz = cc
+	}
+	e.log.WithField("pid", pid).Debug("executor container launched")
+	return func() int32 {
+		status := wait()
+		files.close()
+		return status
 	}, nil
 }

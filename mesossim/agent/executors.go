@@ -220,6 +220,16 @@ func (a *Agent) runExecutor(e *executorRun) {
 		a.executorExitedLocked(e, -1)
 		a.mu.Unlock()
 		return
+	case a.cz != nil:
+		// Mesos runs an executor's container through the containerizer as well.
+		if wait, err = a.startIsolatedExecutorLocked(e, env); err != nil {
+			e.log.WithError(err).Warn("executor container failed to launch")
+			e.terminateLocked(termination{mesos.TASK_FAILED, mesos.REASON_CONTAINER_LAUNCH_FAILED,
+				"Failed to launch container: " + err.Error()})
+			a.executorExitedLocked(e, -1)
+			a.mu.Unlock()
+			return
+		}
 	default:
 		cmd, files, err := startSandboxProcess(*e.info.Command, e.dir, mergeEnv(os.Environ(), env))
 		if err != nil {

@@ -173,3 +173,37 @@ func countProcesses(t *testing.T, cmdline string) int {
 	}
 	return n
 }
+
+// A custom executor's container runs through the containerizer too: in its own mount and pid
+// namespaces, and its nested containers join its network namespace.
+func TestIsolatedExecutorContainer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("isolation needs root (namespaces, mounts); without it the agent runs process mode")
+	}
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, func(c *Config) { c.Isolation = linuxIsolation })
+	a.Launch(testFramework(false), processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t1", "nested:echo nested-ran")}, false)
+	waitFor(t, "the nested task finished", func() bool {
+		states := m.states("t1")
+		return len(states) > 0 && states[len(states)-1] == mesos.TASK_FINISHED.String()
+	})
+	a.Launch(testFramework(false), processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t2", "wait")}, false)
+	waitFor(t, "t2 running", func() bool { return len(m.states("t2")) > 0 })
+	var pid string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == testExecutorPath+"\x00" {
+			pid = e.Name()
+		}
+	}
+	if pid == "" {
+		t.Fatal("no executor process found")
+	}
+	for _, ns := range []string{"mnt", "pid"} {
+		mine, _ := os.Readlink("/proc/self/ns/" + ns)
+		its, err := os.Readlink(filepath.Join("/proc", pid, "ns", ns))
+		if err != nil || its == mine {
+			t.Errorf("the executor's %s namespace %q (%v) is the agent's %q", ns, its, err, mine)
+		}
+	}
+}
