@@ -122,7 +122,7 @@ func TestIsolatedRefusals(t *testing.T) {
 	}
 }
 
-// Launching and killing nested containers leaves no mount and no process behind.
+// Launching and killing 200 nested containers (pods churned) leaves no mount and no process behind.
 func TestIsolatedChurnLeavesNothing(t *testing.T) {
 	f := newIsolatingFixture(t)
 	mountinfo := func() int {
@@ -138,7 +138,7 @@ func TestIsolatedChurnLeavesNothing(t *testing.T) {
 		t.Fatalf("launch: %d %s", code, body)
 	}
 	mounts, procs := mountinfo(), countProcesses(t, "sleep 4242")
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 200; i++ {
 		c := f.child(fmt.Sprintf("churn-%d", i))
 		if err := f.launch(c, shell("sleep 4242 & exec sleep 4242"), vol); err != nil {
 			t.Fatalf("LAUNCH_NESTED_CONTAINER: %v", err)

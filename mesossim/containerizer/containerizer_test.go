@@ -768,3 +768,35 @@ func TestNestedContainerSharesParentPidNamespace(t *testing.T) {
 }
 
 func proto2(b bool) *bool { return &b }
+
+// A new SANDBOX_PATH volume belongs to the owner of the sandbox it is made in, so that a container
+// running as that user can write to it.
+func TestSandboxPathVolumeOwnedBySandboxOwner(t *testing.T) {
+	requireRoot(t)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	z := newTestContainerizer(t, fullIsolation)
+	parent := &Container{ID: mesos.ContainerID{Value: "owner"}, Sandbox: t.TempDir(), Command: shell("sleep 1000")}
+	if err := os.Chown(parent.Sandbox, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := launch(t, z, parent); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), parent.Key) }()
+	c := &Container{
+		ID:      mesos.ContainerID{Value: "writer", Parent: &parent.ID},
+		Parent:  parent,
+		Rootfs:  busyboxRootfs(t),
+		User:    "nobody",
+		Info:    mesosInfo(sandboxPathVolume(mesos.Volume_Source_SandboxPath_PARENT, "data", "/data")),
+		Command: shell("echo written > /data/f && cat /data/f"),
+	}
+	if out := mustRun(t, z, c); out != "written\n" {
+		t.Errorf("output %q", out)
+	}
+}

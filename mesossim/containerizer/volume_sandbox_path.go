@@ -3,10 +3,12 @@ package containerizer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -51,12 +53,13 @@ func (s *sandboxPathIsolator) Prepare(_ context.Context, c *Container, li *Launc
 		if c.Debug {
 			return errors.New("SANDBOX_PATH volume is not supported for DEBUG containers")
 		}
-		var source string
+		var source, sourceRoot string
 		switch sp.GetType() {
 		case mesos.Volume_Source_SandboxPath_SELF:
 			if !filepath.IsAbs(v.ContainerPath) {
 				return errors.New("'container_path' is relative for SANDBOX_PATH volume SELF type")
 			}
+			sourceRoot = c.Sandbox
 			source = filepath.Join(c.Sandbox, sp.Path)
 		case mesos.Volume_Source_SandboxPath_PARENT:
 			if c.Parent == nil {
@@ -65,13 +68,24 @@ func (s *sandboxPathIsolator) Prepare(_ context.Context, c *Container, li *Launc
 			if c.Parent.Sandbox == "" {
 				return errors.New("Failed to locate the sandbox for the parent container")
 			}
+			sourceRoot = c.Parent.Sandbox
 			source = filepath.Join(c.Parent.Sandbox, sp.Path)
 		default:
 			return errors.New("Unknown SANDBOX_PATH volume type")
 		}
+		// A new volume belongs to the sandbox's owner (the container's user); an existing one is left
+		// as it is.
 		if !pathExists(source) {
 			if err := os.MkdirAll(source, 0o755); err != nil {
 				return errors.New("Failed to create the directory '" + source + "' in the sandbox: " + errText(err))
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(sourceRoot, &st); err != nil {
+				return errors.New("Failed to stat '" + sourceRoot + "': " + errText(err))
+			}
+			if err := os.Chown(source, int(st.Uid), int(st.Gid)); err != nil {
+				return fmt.Errorf("Failed to change the ownership of the SANDBOX_PATH volume at '%s' with UID %d and GID %d: %s",
+					source, st.Uid, st.Gid, errText(err))
 			}
 		}
 		var target string
