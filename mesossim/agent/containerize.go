@@ -15,6 +15,9 @@ import (
 	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
+// geteuid is os.Geteuid; tests of the fallback replace it.
+var geteuid = os.Geteuid
+
 // newContainerizer chooses the agent's mode from --isolation. Mesos' Linux isolators (anything beyond
 // posix/cpu, posix/mem and the like) run every nested container and session through the containerizer's
 // launch helper: own mount and pid namespaces, volumes, rootfs, user, capabilities. That needs root and
@@ -25,7 +28,7 @@ func newContainerizer(cfg Config, log logrus.FieldLogger) (*containerizer.Contai
 		return nil, nil
 	}
 	switch {
-	case os.Geteuid() != 0:
+	case geteuid() != 0:
 		log.WithField("isolation", cfg.Isolation).Warn("the agent is not running as root: isolators need root " +
 			"(namespaces, mounts, cgroups), so containers run as host processes (process mode)")
 		return nil, nil

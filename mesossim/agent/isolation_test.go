@@ -14,6 +14,8 @@ import (
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 const linuxIsolation = "filesystem/linux,namespaces/pid,linux/capabilities"
@@ -205,5 +207,29 @@ func TestIsolatedExecutorContainer(t *testing.T) {
 		if err != nil || its == mine {
 			t.Errorf("the executor's %s namespace %q (%v) is the agent's %q", ns, its, err, mine)
 		}
+	}
+}
+
+// Without root an agent with Linux isolators says so and runs containers as host processes; the
+// default --isolation never isolates.
+func TestIsolationFallsBackToProcessMode(t *testing.T) {
+	defer func(f func() int) { geteuid = f }(geteuid)
+	geteuid = func() int { return 1000 }
+	log, hook := logtest.NewNullLogger()
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, func(c *Config) { c.Isolation = linuxIsolation; c.Log = log })
+	if a.Isolating() {
+		t.Fatal("an agent without root isolates")
+	}
+	var warned bool
+	for _, e := range hook.AllEntries() {
+		warned = warned || (e.Level == logrus.WarnLevel && strings.Contains(e.Message, "not running as root") && strings.Contains(e.Message, "process mode"))
+	}
+	if !warned {
+		t.Errorf("no warning about process mode: %v", hook.AllEntries())
+	}
+	geteuid = func() int { return 0 }
+	if a := newTestAgent(t, m, nil); a.Isolating() {
+		t.Error("the default --isolation isolates")
 	}
 }

@@ -800,3 +800,27 @@ func TestSandboxPathVolumeOwnedBySandboxOwner(t *testing.T) {
 		t.Errorf("output %q", out)
 	}
 }
+
+// A binary that did not call MaybeRunHelper cannot host a containerizer: re-executing it would not
+// run the helper.
+func TestNewNeedsTheHelper(t *testing.T) {
+	helperHosted.Store(false)
+	defer helperHosted.Store(true)
+	if _, err := New(Flags{Isolation: "filesystem/linux"}, nil); err == nil || !strings.Contains(err.Error(), "MaybeRunHelper") {
+		t.Errorf("New without the helper: %v", err)
+	}
+}
+
+// --isolation names are Mesos': filesystem/linux brings the volume isolators, posix ones need no helper,
+// an unknown one is refused with Mesos' text.
+func TestIsolations(t *testing.T) {
+	if got := strings.Join(Isolations("filesystem/linux,namespaces/pid"), ","); got != "filesystem/linux,volume/host_path,volume/sandbox_path,namespaces/pid" {
+		t.Errorf("Isolations = %s", got)
+	}
+	if NeedsIsolation("posix/cpu,posix/mem") || !NeedsIsolation("posix/cpu,filesystem/linux") {
+		t.Error("NeedsIsolation")
+	}
+	if _, err := CreateIsolators(Flags{Isolation: "filesystem/linux,cgroups/bogus"}); err == nil || err.Error() != "Unknown or unsupported isolator 'cgroups/bogus'" {
+		t.Errorf("unknown isolator: %v", err)
+	}
+}
