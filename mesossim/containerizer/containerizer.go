@@ -255,9 +255,14 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 	r.env, r.workdir = li.Environment, li.WorkingDirectory
 
 	cfg := helperConfig{Launch: li}
+	_, enterPID := li.EnterNamespaces[NamespacePID]
 	for _, ns := range li.CloneNamespaces {
-		if ns == NamespaceMount {
+		switch {
+		case ns == NamespaceMount:
 			cfg.Mnt = true
+		case ns == NamespacePID && enterPID:
+			// A new pid namespace inside the parent's (nested in it, as in Mesos).
+			cfg.ClonePID = true
 		}
 	}
 	keys := make([]string, 0, len(li.Environment))
@@ -360,15 +365,8 @@ func (z *Containerizer) finishLaunchInfo(c *Container, parent *running, agentEnv
 			}
 		}
 	}
-	for ns := range li.EnterNamespaces {
-		if cloned[ns] {
-			// Entering the parent's pid namespace and cloning one inside it needs a process forked in
-			// the parent's namespace first; the simulated launcher clones the new one beside it.
-			delete(li.EnterNamespaces, ns)
-		}
-	}
 	for ns, pid := range li.EnterNamespaces {
-		if pid <= 0 {
+		if pid <= 0 || (cloned[ns] && ns != NamespacePID) {
 			delete(li.EnterNamespaces, ns)
 		}
 	}
@@ -379,6 +377,9 @@ func (z *Containerizer) finishLaunchInfo(c *Container, parent *running, agentEnv
 func (z *Containerizer) fork(r *running, cfg helperConfig, stdio Stdio) error {
 	var flags uintptr
 	for _, ns := range cfg.Launch.CloneNamespaces {
+		if ns == NamespacePID && cfg.ClonePID {
+			continue // cloned by a later stage, inside the entered pid namespace
+		}
 		flags |= uintptr(nsFlags[ns])
 	}
 	infoR, infoW, err := os.Pipe()
@@ -409,6 +410,9 @@ func (z *Containerizer) fork(r *running, cfg helperConfig, stdio Stdio) error {
 	if stdio.Stderr != nil {
 		cmd.Stderr = stdio.Stderr
 	}
+	// deathsig sets Pdeathsig; Go's child then checks getppid() against its parent and, in a new pid
+	// namespace, where the parent is invisible, SIGKILLs getpid() (1): the kernel ignores that signal
+	// from inside the namespace to its init, so the helper lives on with the death signal set.
 	if err := deathsig.Start(cmd); err != nil {
 		syncW.Close()
 		return fmt.Errorf("Failed to fork the launch helper: %w", err)

@@ -765,6 +765,31 @@ func TestNestedContainerSharesParentPidNamespace(t *testing.T) {
 			t.Errorf("%s pid namespace: pid 1 is %q, want %q", tc.name, out, tc.want)
 		}
 	}
+
+	// A nested container's own pid namespace is a child of its parent's: the parent's namespace (seen
+	// here from a session in it) has the nested container's processes too.
+	child := &Container{
+		ID:      mesos.ContainerID{Value: "child", Parent: &parent.ID},
+		Parent:  parent,
+		Rootfs:  rootfs,
+		Command: shell("echo started > $MESOS_SANDBOX/started; exec sleep 2000"),
+	}
+	cl, err := launch(t, z, child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), child.Key) }()
+	waitForFile(t, filepath.Join(cl.sandbox, "started"))
+	session := &Container{
+		ID:      mesos.ContainerID{Value: "ps", Parent: &parent.ID},
+		Parent:  parent,
+		Debug:   true,
+		Sandbox: t.TempDir(),
+		Command: shell("ps -o args"),
+	}
+	if out := mustRun(t, z, session); !strings.Contains(out, "sleep 2000") || !strings.Contains(out, "sleep 1000") {
+		t.Errorf("the parent's pid namespace lacks its nested container's process:\n%s", out)
+	}
 }
 
 func proto2(b bool) *bool { return &b }

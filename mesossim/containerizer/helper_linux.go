@@ -23,7 +23,7 @@ import (
 const (
 	HelperName    = "mesos-containerizer"
 	HelperCommand = "launch"
-	// stage2Flag marks the helper a first helper forked after entering a pid namespace (setns only
+	// stage2Flag marks a helper forked by a helper: after entering a pid namespace (setns only
 	// moves children into it).
 	stage2Flag = "--stage2"
 )
@@ -35,6 +35,10 @@ type helperConfig struct {
 	Env []string `json:"env"`
 	// Mnt is true when the helper's mount namespace was cloned for it (mounts are allowed).
 	Mnt bool `json:"mnt"`
+	// ClonePID asks for a new pid namespace inside the one entered: a process can clone one only in
+	// its own active pid namespace, so a stage forked into the entered namespace forks the next with
+	// CLONE_NEWPID (Mesos' ns::clone forks twice as well).
+	ClonePID bool `json:"clonePID,omitempty"`
 }
 
 // MaybeRunHelper runs the launch helper and exits when this process was started as one. Binaries that
@@ -89,6 +93,11 @@ func runHelper(stage2 bool) int {
 			return code
 		}
 	}
+	if cfg.ClonePID {
+		next := cfg
+		next.ClonePID = false
+		return forkStage(next, unix.CLONE_NEWPID)
+	}
 	return launchCommand(cfg)
 }
 
@@ -141,9 +150,15 @@ func enterNamespaces(cfg helperConfig) (code int, forked bool) {
 	if pid, ok := cfg.Launch.EnterNamespaces[NamespaceMount]; ok {
 		next.Launch.EnterNamespaces = map[string]int{NamespaceMount: pid}
 	}
+	return forkStage(next, 0), true
+}
+
+// forkStage forks the helper again from this thread (so in the namespaces it joined), with cloneflags,
+// hands it the launch, relays signals to it and exits as it does.
+func forkStage(next helperConfig, cloneflags uintptr) int {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return fail("Failed to create a pipe: %v", err), true
+		return fail("Failed to create a pipe: %v", err)
 	}
 	child := &exec.Cmd{
 		Path:       "/proc/self/exe",
@@ -154,12 +169,13 @@ func enterNamespaces(cfg helperConfig) (code int, forked bool) {
 		Stderr:     os.Stderr,
 		ExtraFiles: []*os.File{r},
 		// No Pdeathsig here: Go's child checks getppid() against its parent's pid, and in the joined
-		// pid namespace the parent is invisible (0): the second stage sets it itself.
+		// pid namespace the parent is invisible (0): the next stage sets it itself.
+		SysProcAttr: &syscall.SysProcAttr{Cloneflags: cloneflags},
 	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
 	if err := child.Start(); err != nil {
-		return fail("Failed to fork() the command: %v", err), true
+		return fail("Failed to fork() the command: %v", err)
 	}
 	r.Close()
 	_ = json.NewEncoder(w).Encode(next)
@@ -180,14 +196,14 @@ func enterNamespaces(cfg helperConfig) (code int, forked bool) {
 					// Die the same way, so that the agent sees the command's status.
 					signal.Reset(ws.Signal())
 					_ = unix.Kill(os.Getpid(), ws.Signal())
-					return 128 + int(ws.Signal()), true
+					return 128 + int(ws.Signal())
 				}
-				return ee.ExitCode(), true
+				return ee.ExitCode()
 			}
 			if err != nil {
-				return fail("Failed to wait for the command: %v", err), true
+				return fail("Failed to wait for the command: %v", err)
 			}
-			return 0, true
+			return 0
 		}
 	}
 }
