@@ -9,6 +9,16 @@
 // API calls an executor uses to run nested containers (POST /api/v1), and owns the task status update
 // manager that resends every update until the framework acknowledges it.
 //
+// Isolating mode: when --isolation names Mesos' Linux isolators (filesystem/linux, namespaces/pid,
+// linux/capabilities, linux/nnp, docker/runtime, cgroups/..., see mesossim/containerizer) and the agent
+// runs as root in a binary that calls containerizer.MaybeRunHelper, nested containers, sessions
+// (DEBUG containers in their parent's namespaces) and custom executors' containers run through the
+// containerizer's launch helper: own mount and pid namespaces, volumes at their container paths, a
+// rootfs when one is provisioned, the CommandInfo's user (else the parent's), capabilities, Mesos'
+// launch errors. Otherwise (the default posix/cpu,posix/mem, no root, no helper) containers are host
+// processes in their own process group ("process mode"); the agent logs why when --isolation asked
+// for more. Command tasks and DEFAULT executors stay in-process either way.
+//
 // The master talks to an agent through the Master interface (link.go) and the exported methods of
 // *Agent; everything an executor sees goes over HTTP exactly as against a real agent.
 //
