@@ -849,3 +849,43 @@ func TestIsolations(t *testing.T) {
 		t.Errorf("unknown isolator: %v", err)
 	}
 }
+
+// hostnameIsolator asks for a hostname, with or without its own UTS namespace.
+type hostnameIsolator struct {
+	Base
+	clone bool
+}
+
+func (hostnameIsolator) Name() string { return "test/hostname" }
+func (h hostnameIsolator) Prepare(_ context.Context, _ *Container, li *LaunchInfo) error {
+	li.Hostname = "pod-1"
+	if h.clone {
+		li.CloneNamespaces = append(li.CloneNamespaces, NamespaceUTS)
+	}
+	return nil
+}
+
+// A hostname is set in the container's own UTS namespace, and refused without one (it would rename
+// the host).
+func TestHostnameNeedsItsOwnUTSNamespace(t *testing.T) {
+	requireRoot(t)
+	host, _ := os.Hostname()
+	for _, clone := range []bool{true, false} {
+		z := newTestContainerizer(t, "filesystem/linux")
+		z.isolators = append(z.isolators, hostnameIsolator{clone: clone})
+		l, err := launch(t, z, &Container{ID: mesos.ContainerID{Value: fmt.Sprint("uts-", clone)}, Rootfs: busyboxRootfs(t), Command: shell("hostname")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		term, out := wait(t, z, l)
+		switch {
+		case clone && (term.Status != 0 || out != "pod-1\n"):
+			t.Errorf("with its own UTS namespace: status %d, hostname %q", term.Status, out)
+		case !clone && (term.Status == 0 || !strings.Contains(stderrOf(l), "the UTS namespace is not cloned")):
+			t.Errorf("without its own UTS namespace: status %d, stderr %q", term.Status, stderrOf(l))
+		}
+	}
+	if now, _ := os.Hostname(); now != host {
+		t.Fatalf("the host was renamed to %q", now)
+	}
+}

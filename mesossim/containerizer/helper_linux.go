@@ -254,6 +254,10 @@ func launchCommand(cfg helperConfig) int {
 		}
 	}
 	if li.Hostname != "" {
+		if !contains(li.CloneNamespaces, NamespaceUTS) {
+			// Without its own UTS namespace the container would rename the host.
+			return fail("Failed to set hostname: the UTS namespace is not cloned")
+		}
 		if err := unix.Sethostname([]byte(li.Hostname)); err != nil {
 			return fail("Failed to set hostname: %v", err)
 		}
@@ -354,6 +358,15 @@ func launchCommand(cfg helperConfig) int {
 	}
 	err = unix.Exec(exe, li.Argv, cfg.Env)
 	return fail("Failed to execute '%s': %v", exe, err)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func lookupError(err error) string {
