@@ -653,12 +653,22 @@ func BenchmarkLaunch(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
 		rootfs bool
-	}{{"isolated-host-fs", false}, {"isolated-rootfs", true}} {
+		nested bool
+	}{{"isolated-host-fs", false, false}, {"isolated-rootfs", true, false}, {"isolated-nested-rootfs", true, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			z := newTestContainerizer(b, "filesystem/linux,namespaces/pid")
 			rootfs := ""
 			if bc.rootfs {
 				rootfs = busyboxRootfs(b)
+			}
+			var parent *Container
+			if bc.nested {
+				// Nested containers enter the parent's pid namespace and clone their own in it.
+				parent = &Container{ID: mesos.ContainerID{Value: "parent"}, Command: shell("sleep 1000")}
+				if _, err := launch(b, z, parent); err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = z.Destroy(context.Background(), parent.Key) }()
 			}
 			sandbox := b.TempDir()
 			value := "/bin/true"
@@ -666,6 +676,9 @@ func BenchmarkLaunch(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				c := &Container{ID: mesos.ContainerID{Value: fmt.Sprintf("bench-%d", i)}, Rootfs: rootfs, Sandbox: sandbox,
 					Command: mesos.CommandInfo{Value: &value, Shell: new(bool)}}
+				if parent != nil {
+					c.Parent, c.ID.Parent = parent, &parent.ID
+				}
 				l, err := launch(b, z, c)
 				if err != nil {
 					b.Fatal(err)
