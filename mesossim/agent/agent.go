@@ -73,15 +73,25 @@ type Config struct {
 	DockerRegistry string
 	Isolation      string
 	// CgroupsHierarchy, CgroupsRoot, EffectiveCapabilities, BoundingCapabilities and
-	// DisallowSharingAgentPidNamespace are the Mesos agent flags --cgroups_hierarchy, --cgroups_root,
-	// --effective_capabilities, --bounding_capabilities and --disallow_sharing_agent_pid_namespace, read by
+	// DisallowSharingAgentPidNamespace (and CgroupsEnableCFS, CgroupsLimitSwap) are the Mesos agent flags
+	// --cgroups_hierarchy, --cgroups_root, --effective_capabilities, --bounding_capabilities and
+	// --disallow_sharing_agent_pid_namespace (--cgroups_enable_cfs, --cgroups_limit_swap), read by
 	// the isolators when --isolation names Linux ones (run as root, the agent then isolates nested
 	// containers and sessions through mesossim/containerizer; see newContainerizer).
 	CgroupsHierarchy                 string
 	CgroupsRoot                      string
+	CgroupsEnableCFS                 bool
+	CgroupsLimitSwap                 bool
 	EffectiveCapabilities            []string
 	BoundingCapabilities             []string
 	DisallowSharingAgentPidNamespace bool
+	// DockerStoreDir and ImageProvisionerBackend are --docker_store_dir (default
+	// containerizer.DefaultDockerStoreDir()) and --image_provisioner_backend (default: Mesos' choice,
+	// overlay when the work dir can host it, else copy). In isolating mode with the docker provider the
+	// agent provisions every image's root filesystem there; agents of one host need their own store
+	// directories, as separate mesos-agent processes would.
+	DockerStoreDir          string
+	ImageProvisionerBackend string
 	// ImageCommands is the simulator's fallback (not a Mesos behaviour) for a container whose image
 	// the agent cannot provision (no image provider, or no archive): it maps an image name to the shell
 	// command run when the container has no command of its own. A name without tag or digest also
@@ -220,7 +230,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}
-	cz, err := newContainerizer(cfg, cfg.Log.WithField("agentID", cfg.ID.Value))
+	cz, err := newContainerizer(cfg, imageTypes, cfg.Log.WithField("agentID", cfg.ID.Value))
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}

@@ -23,7 +23,7 @@ var geteuid = os.Geteuid
 // launch helper: own mount and pid namespaces, volumes, rootfs, user, capabilities. That needs root and
 // a binary that hosts the helper; without either the agent logs why and runs containers as host
 // processes (process mode), as it does for the default --isolation.
-func newContainerizer(cfg Config, log logrus.FieldLogger) (*containerizer.Containerizer, error) {
+func newContainerizer(cfg Config, imageTypes map[mesos.Image_Type]bool, log logrus.FieldLogger) (*containerizer.Containerizer, error) {
 	if !containerizer.NeedsIsolation(cfg.Isolation) {
 		return nil, nil
 	}
@@ -43,12 +43,30 @@ func newContainerizer(cfg Config, log logrus.FieldLogger) (*containerizer.Contai
 		WorkDir:                          cfg.WorkDir,
 		CgroupsHierarchy:                 cfg.CgroupsHierarchy,
 		CgroupsRoot:                      cfg.CgroupsRoot,
+		CgroupsEnableCFS:                 cfg.CgroupsEnableCFS,
+		CgroupsLimitSwap:                 cfg.CgroupsLimitSwap,
 		EffectiveCapabilities:            cfg.EffectiveCapabilities,
 		BoundingCapabilities:             cfg.BoundingCapabilities,
 		DisallowSharingAgentPidNamespace: cfg.DisallowSharingAgentPidNamespace,
 	}, log)
 	if err != nil {
 		return nil, errors.New("Failed to create a containerizer: Could not create MesosContainerizer: " + err.Error())
+	}
+	if imageTypes[mesos.Image_DOCKER] {
+		// MesosContainerizer::create makes the provisioner whenever an image provider is configured: a
+		// container with an image then runs in the rootfs provisioned from the registry's archive.
+		p, err := containerizer.NewProvisioner(containerizer.ProvisionerConfig{
+			WorkDir:  cfg.WorkDir,
+			StoreDir: cfg.DockerStoreDir,
+			Registry: cfg.DockerRegistry,
+			Backend:  cfg.ImageProvisionerBackend,
+			Log:      log,
+		})
+		if err != nil {
+			return nil, errors.New("Failed to create a containerizer: Could not create MesosContainerizer: " +
+				"Failed to create provisioner: " + err.Error())
+		}
+		z.SetProvisioner(p)
 	}
 	log.WithField("isolation", cfg.Isolation).Info("containers run isolated by the Linux launcher")
 	return z, nil

@@ -192,6 +192,9 @@ func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.Comma
 	}
 	if a.cz != nil {
 		// The launch helper writes Mesos' launcher lines itself.
+		if prepared.fallback {
+			ci = withoutImage(ci)
+		}
 		c.cz = a.containerConfigLocked(c, command, ci, session)
 		if err := chownSandbox(dir, c.cz.User); err != nil && !session {
 			return nil, http.StatusBadRequest, "Failed to create nested sandbox '" + dir + "': " + err.Error()
@@ -386,4 +389,17 @@ func removeAll(dir string) error {
 		return nil
 	}
 	return os.RemoveAll(dir)
+}
+
+// withoutImage is ci without its Mesos image: a container the --image-command fallback runs is a host
+// process tree, since there is no image to provision.
+func withoutImage(ci *mesos.ContainerInfo) *mesos.ContainerInfo {
+	if ci.GetMesos().GetImage() == nil {
+		return ci
+	}
+	out := *ci
+	m := *ci.Mesos
+	m.Image = nil
+	out.Mesos = &m
+	return &out
 }

@@ -27,10 +27,12 @@
 // executor is forgotten at once, so relaunching the same ExecutorID starts a new run even before its old
 // tasks' terminal updates are acknowledged; container images are never pulled: with
 // --image_providers=docker the agent reads an image's config from a local --docker_registry archive
-// and applies Mesos' docker/runtime rule, but provisions no root filesystem (containers are host
-// processes in their sandbox; the image's WorkingDir and User are not applied), and an image it cannot
-// provision runs its --image-command when configured (a simulator-only fallback), and command tasks
-// with an image still use only that fallback; ATTACH_CONTAINER_OUTPUT streams output from the
+// and applies Mesos' docker/runtime rule; in isolating mode the provisioner (its own
+// --docker_store_dir, Mesos' default backend) makes the container's root filesystem from the archive,
+// in process mode there is none (containers are host processes in their sandbox; the image's
+// WorkingDir and User are not applied); an image it cannot provision runs its --image-command when
+// configured (a simulator-only fallback, a host process tree in either mode), and command tasks with an
+// image still use only that fallback; ATTACH_CONTAINER_OUTPUT streams output from the
 // moment of attaching, like Mesos' I/O switchboard, while the sandbox's stdout/stderr files keep
 // everything; the agent never sends the executor ERROR event; an ExecutorHook must return once its
 // context is cancelled, or Stop waits for it.

@@ -108,6 +108,9 @@ type preparedLaunch struct {
 	// env is the image's environment (the isolator's): above the agent's variables, below the
 	// CommandInfo's, as MesosContainerizerProcess::_launch merges them.
 	env map[string]string
+	// fallback is set when the command is the simulator's --image-command stand-in for an image the
+	// agent cannot provision: the container then runs without that image.
+	fallback bool
 }
 
 // prepareLaunchLocked provisions the container's image and determines its command, failing with the
@@ -117,8 +120,9 @@ type preparedLaunch struct {
 // the simulator's --image-command fallback when that names it (not a Mesos behaviour: images cannot
 // be pulled here), else the launch fails as in Mesos.
 //
-// The image's WorkingDir is a directory of the image's root filesystem, which the simulator does
-// not provision (containers are host processes): the process keeps the sandbox as working directory.
+// In process mode the image's WorkingDir is a directory of a root filesystem the agent does not
+// provision (containers are host processes): the process keeps the sandbox as working directory. In
+// isolating mode the containerizer's provisioner makes the rootfs and docker/runtime applies it.
 func (a *Agent) prepareLaunchLocked(ci *mesos.ContainerInfo, command mesos.CommandInfo) (preparedLaunch, string) {
 	img := ci.GetMesos().GetImage()
 	if img == nil {
@@ -130,7 +134,7 @@ func (a *Agent) prepareLaunchLocked(ci *mesos.ContainerInfo, command mesos.Comma
 	fallback, hasFallback := a.imageCommand(ci)
 	if !a.imageTypes[img.GetType()] {
 		if hasFallback {
-			return preparedLaunch{command: fallbackCommand(command, fallback)}, ""
+			return preparedLaunch{command: fallbackCommand(command, fallback), fallback: true}, ""
 		}
 		// ProvisionerProcess::provision; stringify(Image::Type) prints the enum's name.
 		return preparedLaunch{}, "Unsupported container image type: " + img.GetType().String()
@@ -138,7 +142,7 @@ func (a *Agent) prepareLaunchLocked(ci *mesos.ContainerInfo, command mesos.Comma
 	name := img.GetDocker().GetName()
 	cfg, msg, missing := a.dockerImageConfigLocked(name, img.GetCached())
 	if missing && hasFallback {
-		return preparedLaunch{command: fallbackCommand(command, fallback)}, ""
+		return preparedLaunch{command: fallbackCommand(command, fallback), fallback: true}, ""
 	}
 	if msg != "" {
 		return preparedLaunch{}, msg

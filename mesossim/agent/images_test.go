@@ -23,9 +23,15 @@ import (
 // imageIsolation is what a Mesos agent with the docker image provider needs.
 const imageIsolation = "filesystem/linux,docker/runtime"
 
-// newImageFixture is newNestedFixture's agent with the docker image provider over registry.
+// newImageFixture is newNestedFixture's agent with the docker image provider over registry, in process
+// mode: these tests' archives are config-only (no shell to run in a provisioned rootfs), and what they
+// check is the docker/runtime command rule, the same in both modes (provision_test.go runs images
+// isolated).
 func newImageFixture(t *testing.T, registry string, mutate func(*Config)) *nestedFixture {
 	t.Helper()
+	euid := geteuid
+	geteuid = func() int { return 1000 }
+	t.Cleanup(func() { geteuid = euid })
 	return newNestedFixtureWith(t, func(c *Config) {
 		c.ImageCommands = nil
 		c.ImageProviders, c.DockerRegistry, c.Isolation = "docker", registry, imageIsolation

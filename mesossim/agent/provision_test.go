@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/kubemesos/kubemesos/internal/imagebuild"
+)
+
+var (
+	busyboxOnce sync.Once
+	busyboxImg  v1.Image
+	busyboxErr  error
+)
+
+// busyboxRegistry is a registry directory holding the busybox image (Debian's busybox-static).
+func busyboxRegistry(t *testing.T) string {
+	t.Helper()
+	busyboxOnce.Do(func() {
+		ctx := context.Background()
+		var bb imagebuild.Busybox
+		if bb, busyboxErr = imagebuild.FindBusybox(ctx, imagebuild.BusyboxOptions{}); busyboxErr == nil {
+			busyboxImg, busyboxErr = imagebuild.BusyboxImage(ctx, bb)
+		}
+	})
+	if busyboxErr != nil {
+		t.Fatal(busyboxErr)
+	}
+	dir := t.TempDir()
+	if _, err := imagebuild.WriteArchives(dir, busyboxImg, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// newProvisioningFixture is an isolating agent with the docker image provider over a busybox registry
+// and its own --docker_store_dir.
+func newProvisioningFixture(t *testing.T, mutate func(*Config)) *nestedFixture {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("isolation needs root (namespaces, mounts); without it the agent runs process mode")
+	}
+	registry := busyboxRegistry(t)
+	store := t.TempDir()
+	f := newNestedFixtureWith(t, func(c *Config) {
+		c.ImageCommands = nil
+		c.ImageProviders, c.DockerRegistry, c.Isolation = "docker", registry, "filesystem/linux,docker/runtime,namespaces/pid"
+		c.DockerStoreDir = store
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	if !f.a.Isolating() {
+		t.Fatal("the agent does not isolate")
+	}
+	return f
+}
+
+// An isolating agent with the docker provider provisions a container's image: the container runs in
+// the image's root filesystem (busybox's /bin/busybox, not the host's /etc/os-release), with the
+// image's layers in the agent's --docker_store_dir and its rootfs under <work_dir>/provisioner,
+// removed when the container ends.
+func TestIsolatedImageRunsInItsRootfs(t *testing.T) {
+	if _, err := os.Stat("/etc/os-release"); err != nil {
+		t.Skip("the host has no /etc/os-release to tell it from the image")
+	}
+	var store, work string
+	f := newProvisioningFixture(t, func(c *Config) { store, work = c.DockerStoreDir, c.WorkDir })
+	code, body, status, stdout, stderr := f.runNested(t, "bb",
+		shell("ls /bin/busybox; test -e /etc/os-release && echo host-os-release; echo root=$(ls / | tr '\\n' ' ')"), mesosImage("busybox"))
+	if code != http.StatusOK || status != 0 {
+		t.Fatalf("launch = %d %q, status %d, stderr %q", code, body, status, stderr)
+	}
+	if !strings.HasPrefix(stdout, "/bin/busybox\n") || strings.Contains(stdout, "host-os-release") {
+		t.Errorf("stdout %q: want the image's /bin/busybox and no host /etc/os-release", stdout)
+	}
+	if layers, _ := os.ReadDir(filepath.Join(store, "layers")); len(layers) == 0 {
+		t.Errorf("no layers in the agent's --docker_store_dir %s", store)
+	}
+	rootfses, _ := filepath.Glob(filepath.Join(work, "provisioner", "containers", "*", "containers", "bb", "backends", "*", "rootfses", "*"))
+	if len(rootfses) != 0 {
+		t.Errorf("rootfs left after the container ended: %v", rootfses)
+	}
+}
+
+// The simulator's --image-command fallback for an image missing from the registry still runs in
+// isolating mode, as a host process tree (no image to provision), while a missing image without a
+// fallback fails with the provisioner's text.
+func TestIsolatedImageCommandFallbackRunsWithoutRootfs(t *testing.T) {
+	f := newProvisioningFixture(t, func(c *Config) {
+		c.ImageCommands = map[string]string{"nginx": "echo fallback; test -e /etc/os-release && echo host"}
+	})
+	code, body, status, stdout, stderr := f.runNested(t, "fb", &mesos.CommandInfo{}, mesosImage("nginx:1.27"))
+	if code != http.StatusOK || status != 0 {
+		t.Fatalf("launch = %d %q, status %d, stderr %q", code, body, status, stderr)
+	}
+	want := "fallback\n"
+	if _, err := os.Stat("/etc/os-release"); err == nil {
+		want += "host\n"
+	}
+	if stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+	code, body, _, _, _ = f.runNested(t, "missing", shell("true"), mesosImage("redis"))
+	if code != http.StatusBadRequest || !strings.Contains(body, "Failed to find archive for image") {
+		t.Errorf("missing image without fallback: %d %q", code, body)
+	}
+}
