@@ -92,6 +92,10 @@ type Config struct {
 	// directories, as separate mesos-agent processes would.
 	DockerStoreDir          string
 	ImageProvisionerBackend string
+	// ProcessMode (a simulator knob, not a Mesos flag) keeps containers host processes even when
+	// --isolation names Linux isolators and the agent could isolate: --isolation stays what images need
+	// (filesystem/linux,docker/runtime) while containers run as in the default posix isolation.
+	ProcessMode bool
 	// ImageCommands is the simulator's fallback (not a Mesos behaviour) for a container whose image
 	// the agent cannot provision (no image provider, or no archive): it maps an image name to the shell
 	// command run when the container has no command of its own. A name without tag or digest also

@@ -28,6 +28,9 @@ func newContainerizer(cfg Config, imageTypes map[mesos.Image_Type]bool, log logr
 		return nil, nil
 	}
 	switch {
+	case cfg.ProcessMode:
+		log.WithField("isolation", cfg.Isolation).Info("process mode requested: containers run as host processes")
+		return nil, nil
 	case geteuid() != 0:
 		log.WithField("isolation", cfg.Isolation).Warn("the agent is not running as root: isolators need root " +
 			"(namespaces, mounts, cgroups), so containers run as host processes (process mode)")

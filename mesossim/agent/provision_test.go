@@ -12,6 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/kubemesos/kubemesos/internal/imagebuild"
 )
 
@@ -112,5 +114,26 @@ func TestIsolatedImageCommandFallbackRunsWithoutRootfs(t *testing.T) {
 	code, body, _, _, _ = f.runNested(t, "missing", shell("true"), mesosImage("redis"))
 	if code != http.StatusBadRequest || !strings.Contains(body, "Failed to find archive for image") {
 		t.Errorf("missing image without fallback: %d %q", code, body)
+	}
+}
+
+// ProcessMode keeps an agent that could isolate (root, the helper hosted, Linux isolators) in process
+// mode, and says so.
+func TestProcessModeKnob(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root could isolate")
+	}
+	log, hook := logtest.NewNullLogger()
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, func(c *Config) { c.Isolation = linuxIsolation; c.ProcessMode = true; c.Log = log })
+	if a.Isolating() {
+		t.Fatal("an agent in ProcessMode isolates")
+	}
+	var said bool
+	for _, e := range hook.AllEntries() {
+		said = said || strings.Contains(e.Message, "process mode requested")
+	}
+	if !said {
+		t.Errorf("no log line about process mode: %v", hook.AllEntries())
 	}
 }
