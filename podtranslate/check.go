@@ -24,7 +24,6 @@ const (
 	ReasonRestartRules      = "container restart rules not supported"
 	ReasonOS                = "only Linux pods are supported"
 	ReasonRuntimeClass      = "runtimeClassName not supported: the Mesos agent chooses the containerizer"
-	ReasonPrivileged        = "privileged containers not supported"
 	ReasonProcMount         = "procMount Unmasked not supported"
 	ReasonSysctls           = "sysctls not supported"
 	ReasonHostPortMapping   = "hostPort must equal containerPort: containers share the agent's network, there is no port mapping"
@@ -35,6 +34,12 @@ const (
 	ReasonSchedulingGroup   = "scheduling groups (gang scheduling) not supported"
 	ReasonEvictionResponder = "eviction responders not supported"
 )
+
+// A nested container can only share its parent's pid namespace (LinuxInfo.share_pid_namespace),
+// and the parent of every pod's containers is the one executor of the agent: the pods that share
+// would see and, as the same user, signal each other's and the executor's processes, where
+// Kubernetes scopes the namespace to the pod (with its pause process as pid 1).
+const ReasonShareProcessNamespace = "shareProcessNamespace not supported: nested containers can only share the pid namespace of their parent, the executor that hosts every pod of the agent"
 
 // Unsupported names one pod field kubemesos cannot honour and why. Field is a JSON path such as
 // `spec.volumes[1].persistentVolumeClaim`; Reason is one of the Reason* constants.
@@ -94,6 +99,9 @@ func Check(pod *corev1.Pod) []Unsupported {
 	}
 	if s.HostPID {
 		add(ReasonHostPID, "spec.hostPID")
+	}
+	if s.ShareProcessNamespace != nil && *s.ShareProcessNamespace {
+		add(ReasonShareProcessNamespace, "spec.shareProcessNamespace")
 	}
 	if s.HostUsers != nil && !*s.HostUsers {
 		add(ReasonHostUsers, "spec.hostUsers")
@@ -206,10 +214,11 @@ func checkContainer(c *corev1.Container, path string, add func(reason, format st
 			add(ReasonMountPropagation, "%s.volumeMounts[%d].mountPropagation", path, j)
 		}
 	}
+	// privileged, capabilities, runAsUser, runAsGroup are the executor's (nested.LinuxInfo, RunAs): the
+	// agent may refuse capabilities outside its --bounding_capabilities, and whether the groups Mesos
+	// gives (the agent host user's) match runAsGroup, supplementalGroups and fsGroup is known only on
+	// the agent host, so those refusals are the container's CreateContainer(Config)Error, not here.
 	if sc := c.SecurityContext; sc != nil {
-		if sc.Privileged != nil && *sc.Privileged {
-			add(ReasonPrivileged, "%s.securityContext.privileged", path)
-		}
 		if sc.ProcMount != nil && *sc.ProcMount == corev1.UnmaskedProcMount {
 			add(ReasonProcMount, "%s.securityContext.procMount", path)
 		}

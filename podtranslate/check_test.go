@@ -123,15 +123,20 @@ func TestCheckUnsupported(t *testing.T) {
 		{"bidirectional mount", func(p *corev1.Pod) {
 			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/a"}, {Name: "scratch", MountPath: "/b", MountPropagation: &bidi}}
 		}, []Unsupported{{"spec.containers[0].volumeMounts[1].mountPropagation", ReasonMountPropagation}}},
-		{"privileged and unmasked proc", func(p *corev1.Pod) {
+		{"unmasked proc (privileged is the executor's)", func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &yes, ProcMount: &unmasked}
 		}, []Unsupported{
-			{"spec.containers[0].securityContext.privileged", ReasonPrivileged},
 			{"spec.containers[0].securityContext.procMount", ReasonProcMount},
 		}},
-		{"privileged false is fine", func(p *corev1.Pod) {
-			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &no}
+		{"security context the executor honours", func(p *corev1.Pod) {
+			uid, gid := int64(1000), int64(1000)
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &uid, RunAsGroup: &gid, FSGroup: &gid, SupplementalGroups: []int64{gid}}
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: &no, RunAsUser: &uid,
+				Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}, Drop: []corev1.Capability{"ALL"}}}
+			p.Spec.ShareProcessNamespace = &no
 		}, nil},
+		{"shared process namespace", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = &yes },
+			[]Unsupported{{"spec.shareProcessNamespace", ReasonShareProcessNamespace}}},
 		{"ephemeral containers", func(p *corev1.Pod) {
 			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug"}}}
 		}, []Unsupported{{"spec.ephemeralContainers", ReasonEphemeral}}},

@@ -30,7 +30,9 @@
 // hooks, terminationGracePeriodSeconds and activeDeadlineSeconds, readinessGates, hostNetwork, hostPorts
 // equal to their containerPort, volumes of type emptyDir (default medium), configMap, secret, downwardAPI
 // and projected (configMap, secret, downwardAPI, serviceAccountToken sources: the default service account
-// volume of every pod). Scheduling fields (nodeSelector, required node affinity, tolerations, scheduling
+// volume of every pod), and the security context's runAsUser, runAsNonRoot, capabilities and privileged
+// (the executor sends them as Mesos' CommandInfo.user and LinuxInfo capabilities) with runAsGroup,
+// supplementalGroups and fsGroup where they agree with the groups Mesos gives (the agent host user's). Scheduling fields (nodeSelector, required node affinity, tolerations, scheduling
 // gates, priority) are the placement code's business. Soft preferences (preferred affinities,
 // ScheduleAnyway spreads) are best effort and not reported.
 //

@@ -288,9 +288,8 @@ func Expand(s string, vars map[string]string) string {
 // has no working directory. Without one, Mesos' docker/runtime isolator applies the image's
 // WorkingDir itself (ContainerLaunchInfo.working_directory), so nothing is sent for it.
 //
-// CommandInfo.user is never set: Mesos resolves it against the agent host's user database before
-// entering the image's rootfs (launch.cpp), and only with --switch_user, so neither the image's User
-// (a name of the image's passwd, or uid[:gid]) nor a runAsUser uid can be expressed with it.
+// CommandInfo.user is set by the caller (RunAs): the image's User (a name of the image's passwd,
+// or uid[:gid]) cannot be expressed, as Mesos resolves the name in the agent host's user database.
 //
 // Errors are *podworker.CreateError: an empty argv (the runtime's "no command specified",
 // CreateContainerError), a workingDir whose argv is unknown (CreateContainerConfigError).
@@ -344,13 +343,13 @@ func Command(c *corev1.Container, env []mesos.Environment_Variable, image *v1.Co
 	return ci, nil
 }
 
-// ContainerInfo is the Mesos container of an image with its volumes (nil with neither);
-// dockerConfig, when set, is the registry credentials the agent pulls the image with.
-func ContainerInfo(c *corev1.Container, volumes []mesos.Volume, dockerConfig []byte) *mesos.ContainerInfo {
-	if c.Image == "" && len(volumes) == 0 {
+// ContainerInfo is the Mesos container of an image with its volumes and LinuxInfo (nil with none of
+// them); dockerConfig, when set, is the registry credentials the agent pulls the image with.
+func ContainerInfo(c *corev1.Container, volumes []mesos.Volume, dockerConfig []byte, linux *mesos.LinuxInfo) *mesos.ContainerInfo {
+	if c.Image == "" && len(volumes) == 0 && linux == nil {
 		return nil
 	}
-	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: volumes}
+	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: volumes, LinuxInfo: linux}
 	if c.Image != "" {
 		img := &mesos.Image{
 			Type:   mesos.Image_DOCKER.Enum(),

@@ -54,6 +54,9 @@ type Config struct {
 	Images ImageConfigs
 	// Event, when set, records pod events (an image whose config could not be read).
 	Event func(pod *corev1.Pod, eventType, reason, message string)
+	// Users is the agent host's user database, where runAsUser is looked up (default OSUsers: the
+	// executor runs on the agent host).
+	Users HostUsers
 }
 
 // Runtime launches nested containers. Set the parent with SetParent once SUBSCRIBED arrived.
@@ -87,6 +90,9 @@ func New(cfg Config) *Runtime {
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 10 * time.Second
+	}
+	if cfg.Users == nil {
+		cfg.Users = OSUsers{}
 	}
 	mk := func(responseTimeout time.Duration) agentcalls.Sender {
 		cli := httpcli.New(
@@ -147,9 +153,20 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if err := verifyRunAsNonRoot(pod, c, image, resolveErr); err != nil {
 		return podworker.Handle{}, err
 	}
+	userName, uid, err := RunAs(pod, c, r.cfg.Users)
+	if err != nil {
+		return podworker.Handle{}, err
+	}
+	linux, err := LinuxInfo(c, uid)
+	if err != nil {
+		return podworker.Handle{}, err
+	}
 	cmd, err := Command(c, env, image)
 	if err != nil {
 		return podworker.Handle{}, err
+	}
+	if userName != "" {
+		cmd.User = &userName
 	}
 	if resolveErr != nil && !errors.Is(resolveErr, imageconfig.ErrNoImageProvider) && len(c.Command) == 0 && len(c.Args) > 0 && r.cfg.Event != nil {
 		// The agent may still provision the image, but merges args by Mesos' rule.
@@ -168,9 +185,14 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if c.Image != "" {
 		pullConfig = dockerConfig(ctx, pod, r.cfg.Env.Lookup)
 	}
-	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols, pullConfig), nil)); err != nil {
+	call := agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols, pullConfig, linux), nil)
+	call.LaunchContainer.Resources, call.LaunchContainer.Limits = Resources(c)
+	if err := r.call(ctx, call); err != nil {
 		if pe := imagePullError(c.Image, err); c.Image != "" && pe != nil {
 			return podworker.Handle{}, pe
+		}
+		if ce := launchRefused(err); ce != nil {
+			return podworker.Handle{}, ce
 		}
 		return podworker.Handle{}, fmt.Errorf("launching nested container %s: %w", idValue, err)
 	}

@@ -48,7 +48,9 @@ func PrepareVolumes(ctx context.Context, sandbox string, pod *corev1.Pod, pe Pod
 func fillVolume(ctx context.Context, dir string, pod *corev1.Pod, v corev1.Volume, pe PodEnv) error {
 	switch {
 	case v.EmptyDir != nil:
-		return nil
+		// World-writable as the kubelet makes it: containers may run as another user (runAsUser) than
+		// the executor that creates it.
+		return os.Chmod(dir, 0o777)
 	case v.ConfigMap != nil:
 		return writeConfigMap(ctx, dir, pod, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, v.ConfigMap.DefaultMode, pe)
 	case v.Secret != nil:
