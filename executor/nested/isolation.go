@@ -46,7 +46,9 @@ import (
 // running as uid 0 and empty otherwise: Mesos grants effective capabilities to every set including
 // the ambient one, so a non-root user would keep them across exec, while the runtime sets no ambient
 // capabilities and the kernel drops a non-root process's on exec. The agent refuses capabilities
-// outside its --bounding_capabilities; the launch then fails with Mesos' text.
+// outside its --bounding_capabilities; the launch then fails with Mesos' text. privileged is every
+// capability and no seccomp filter, not the host's devices nor a writable /sys (Mesos has no field
+// for them).
 
 // HostUsers looks users up in the agent host's user database, as Mesos' launcher does.
 type HostUsers interface {

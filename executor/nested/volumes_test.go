@@ -51,6 +51,12 @@ func TestPrepareVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := filepath.Join(sandbox, "volumes", "u1")
+	// Writable by a container running as another user than the executor (runAsUser).
+	if fi, err := os.Stat(filepath.Join(root, "scratch")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o777 {
+		t.Errorf("emptyDir mode %v, want 0777 as the kubelet makes it", fi.Mode())
+	}
 	want := map[string]string{
 		"cfg/conf/mode.txt": "fast",
 		"creds/token":       "s3cr3t",

@@ -1,0 +1,187 @@
+package nested_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubemesos/kubemesos/executor/nested"
+	"github.com/kubemesos/kubemesos/executor/podworker"
+	"github.com/kubemesos/kubemesos/mesossim/agent"
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
+)
+
+// TestMain lets the test binary serve as the simulated agent's launch helper (its launcher re-executes
+// /proc/self/exe), which the isolating mode needs.
+func TestMain(m *testing.M) {
+	containerizer.MaybeRunHelper()
+	os.Exit(m.Run())
+}
+
+type quietMaster struct{}
+
+func (quietMaster) StatusUpdate(mesos.AgentID, mesos.FrameworkID, mesos.TaskStatus)              {}
+func (quietMaster) ExecutorMessage(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, []byte)   {}
+func (quietMaster) ExecutorTerminated(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, int32) {}
+func (quietMaster) ResourcesRecovered(mesos.AgentID, mesos.FrameworkID, mesos.Resources)         {}
+
+// isolatingRuntime is the executor's runtime against a simulated agent with Mesos' Linux isolators
+// (as root), under a running executor's container.
+func isolatingRuntime(t *testing.T, isolation string, mutate func(*agent.Config)) *nested.Runtime {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the agent's Linux isolators need root (namespaces, mounts, users)")
+	}
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	var res mesos.Resources
+	res.Add(mesos.Resource{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 4}})
+	res.Add(mesos.Resource{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1024}})
+	cfg := agent.Config{
+		ID: mesos.AgentID{Value: "agent-S0"}, Hostname: "agent0", Resources: res, WorkDir: t.TempDir(),
+		Master: quietMaster{}, Log: log, Isolation: isolation,
+		ExecutorShutdownGracePeriod: time.Second, RecoveryTimeout: time.Minute, SubscriptionBackoffMax: time.Second,
+		// The executor's process: the containers it launches are what is tested.
+		ExecutorHook: func(ctx context.Context, _ map[string]string) error { <-ctx.Done(); return nil },
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	if !a.Isolating() {
+		t.Fatalf("an agent with --isolation=%s as root in a binary hosting the launch helper does not isolate", isolation)
+	}
+	unused := "in-process"
+	fw := mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: "fw-1"}, Name: "kubemesos", User: "root"}
+	a.Launch(fw, &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "kubemesos-executor"}, FrameworkID: fw.ID,
+		Command: &mesos.CommandInfo{Value: &unused}}, []mesos.TaskInfo{{Name: "t", TaskID: mesos.TaskID{Value: "t"}}}, false)
+	var ex agent.ExecutorState
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if exs := a.Executors(); len(exs) == 1 {
+			ex = exs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the executor did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r := nested.New(nested.Config{AgentURL: "http://" + a.Endpoint() + "/api/v1", Sandbox: ex.Directory})
+	r.SetParent(ex.ContainerID)
+	return r
+}
+
+func shPod(name, script string, psc *corev1.PodSecurityContext, sc *corev1.SecurityContext, res corev1.ResourceRequirements) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name)},
+		Spec: corev1.PodSpec{SecurityContext: psc, Containers: []corev1.Container{{
+			Name: "main", Command: []string{"sh", "-c", script}, SecurityContext: sc, Resources: res,
+		}}},
+	}
+}
+
+// run starts the pod's container, waits for it and returns its exit and stdout.
+func run(t *testing.T, r *nested.Runtime, pod *corev1.Pod) (podworker.ExitStatus, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	st, err := r.Wait(ctx, h)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	out, err := os.ReadFile(h.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, _ := os.ReadFile(strings.TrimSuffix(h.LogPath, "stdout") + "stderr")
+	if st.ExitCode != 0 && st.Reason == "" {
+		t.Logf("container exited %+v; stderr:\n%s", st, stderr)
+	}
+	return st, string(out)
+}
+
+// capMask is the /proc/<pid>/status rendering of a set of Mesos capabilities.
+func capMask(names ...string) string {
+	var m uint64
+	for _, n := range names {
+		m |= 1 << uint(mesos.CapabilityInfo_Capability_value[n]-1000)
+	}
+	return fmt.Sprintf("%016x", m)
+}
+
+var defaultCapNames = []string{"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+	"SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"}
+
+const statusScript = `id -u; grep -E '^Cap(Eff|Bnd):' /proc/self/status | tr -d '\t'`
+
+// A pod's runAsUser runs its container as the agent host's user with that uid (by name, as Mesos
+// takes it), with the runtime's bounding set plus the added capability and, as a non-root process
+// under a container runtime, no effective capabilities; a root container has them effective.
+func TestIsolatedUserAndCapabilities(t *testing.T) {
+	r := isolatingRuntime(t, "filesystem/linux,namespaces/pid,linux/capabilities", nil)
+	if _, err := user.LookupId("1000"); err != nil {
+		var unknown user.UnknownUserIdError
+		if errors.As(err, &unknown) {
+			t.Skip("this host has no user with uid 1000 for runAsUser 1000")
+		}
+		t.Fatal(err)
+	}
+	withAdmin := append([]string{"NET_ADMIN"}, defaultCapNames...)
+
+	uid := int64(1000)
+	st, out := run(t, r, shPod("as-1000", statusScript, &corev1.PodSecurityContext{RunAsUser: &uid},
+		&corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}, corev1.ResourceRequirements{}))
+	if want := fmt.Sprintf("1000\nCapEff:%s\nCapBnd:%s\n", capMask(), capMask(withAdmin...)); st.ExitCode != 0 || out != want {
+		t.Errorf("runAsUser 1000: exit %+v, output\n%s\nwant\n%s", st, out, want)
+	}
+
+	st, out = run(t, r, shPod("as-root", statusScript, nil,
+		&corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}, Drop: []corev1.Capability{"KILL", "MKNOD"}}},
+		corev1.ResourceRequirements{}))
+	var rootCaps []string
+	for _, c := range withAdmin {
+		if c != "KILL" && c != "MKNOD" {
+			rootCaps = append(rootCaps, c)
+		}
+	}
+	if want := fmt.Sprintf("0\nCapEff:%s\nCapBnd:%s\n", capMask(rootCaps...), capMask(rootCaps...)); st.ExitCode != 0 || out != want {
+		t.Errorf("root with NET_ADMIN, without KILL and MKNOD: exit %+v, output\n%s\nwant\n%s", st, out, want)
+	}
+}
+
+// An agent whose --bounding_capabilities is the runtime's default set refuses a privileged container
+// (every capability) with Mesos' text, which is the container's CreateContainerError.
+func TestIsolatedPrivilegedRefusedByTheAgent(t *testing.T) {
+	r := isolatingRuntime(t, "filesystem/linux,namespaces/pid,linux/capabilities", func(c *agent.Config) {
+		c.BoundingCapabilities = defaultCapNames
+	})
+	yes := true
+	pod := shPod("priv", "true", nil, &corev1.SecurityContext{Privileged: &yes}, corev1.ResourceRequirements{})
+	_, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0)
+	var ce *podworker.CreateError
+	if !errors.As(err, &ce) || ce.Reason != podworker.ReasonCreateContainerError ||
+		!regexp.MustCompile(`^the Mesos agent refused the container: .*Bounding capabilities '\{ CHOWN, .*AUDIT_READ \}', but only '\{ CHOWN, .* \}' are allowed$`).MatchString(ce.Message) {
+		t.Fatalf("Start of a privileged container = %v, want the agent's refusal as CreateContainerError", err)
+	}
+}
