@@ -39,11 +39,9 @@ func validateCall(c *scheduler.Call) error {
 		if fi == nil {
 			return fmt.Errorf("Expecting 'framework_info' to be present")
 		}
-		if c.FrameworkID != nil && (fi.ID == nil || fi.ID.Value != c.FrameworkID.Value) {
+		// FrameworkIDs compare by value, an unset one as "" (so either side alone set differs).
+		if c.GetFrameworkID().GetValue() != fi.GetID().GetValue() {
 			return fmt.Errorf("'framework_id' differs from 'subscribe.framework_info.id'")
-		}
-		if fi.User == "" && fi.Name == "" {
-			return fmt.Errorf("Expecting 'framework_info.name' to be present")
 		}
 		multi := hasCap(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE)
 		if multi && fi.Role != nil {
@@ -121,6 +119,9 @@ func validateCall(c *scheduler.Call) error {
 		if c.UpdateFramework == nil {
 			return missing("update_framework")
 		}
+		if c.GetFrameworkID().GetValue() != c.UpdateFramework.FrameworkInfo.GetID().GetValue() {
+			return fmt.Errorf("'framework_id' differs from 'update_framework.framework_info.id'")
+		}
 	}
 	return nil
 }
@@ -196,10 +197,7 @@ func (m *Master) handleCall(streamID string, c *scheduler.Call) (int, string) {
 		// Mesos hands requests to the allocator, whose built-in implementation ignores them.
 	case scheduler.Call_UPDATE_FRAMEWORK:
 		fi := c.UpdateFramework.FrameworkInfo
-		if fi.ID == nil || fi.ID.Value != f.id {
-			return 400, "Failed to validate scheduler::Call: 'framework_info.id' differs from 'framework_id'"
-		}
-		sub := &scheduler.Call{Type: scheduler.Call_SUBSCRIBE, Subscribe: &scheduler.Call_Subscribe{FrameworkInfo: &fi}}
+		sub := &scheduler.Call{Type: scheduler.Call_SUBSCRIBE, FrameworkID: fi.ID, Subscribe: &scheduler.Call_Subscribe{FrameworkInfo: &fi}}
 		if err := validateCall(sub); err != nil {
 			return 400, "Failed to validate scheduler::Call: " + err.Error()
 		}
@@ -211,7 +209,7 @@ func (m *Master) handleCall(streamID string, c *scheduler.Call) (int, string) {
 	case scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
 		// No maintenance schedules exist in the simulator, so there are never inverse offers.
 	default:
-		return 501, ""
+		return 501, "501 Not Implemented."
 	}
 	return 202, ""
 }

@@ -12,9 +12,11 @@ import (
 	"sync"
 
 	"github.com/gogo/protobuf/proto"
-	"github.com/mesos/mesos-go/api/v1/lib/recordio"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/mesossim/internal/mesosjson"
 )
 
 const (
@@ -75,52 +77,55 @@ func stripNull(v any) any {
 	return v
 }
 
-// decodeBody decodes a request body of the given Content-Type into m, answering like Mesos on failure.
-// A RecordIO body (Content-Type application/recordio) carries one record of Message-Content-Type.
-func decodeBody(r *http.Request, m message) (status int, msg string) {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return http.StatusBadRequest, "Expecting 'Content-Type' to be present"
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		mt = ct
+// decodeBody decodes a request body into m as Mesos' Master::Http::scheduler and Master::Http::api
+// do, answering their status and message on failure. Content-Type is compared as a whole string
+// (parameters make it unsupported) and the body is one message: the master's endpoints take no
+// streaming (RecordIO) requests. hasType reports whether the call carries its optional type (field
+// number typeField), which mesos-go's Call cannot tell apart from UNKNOWN: an unknown enum value
+// leaves it unset, as proto2 discards it.
+func decodeBody(r *http.Request, m message, typeField uint64) (hasType bool, status int, msg string) {
+	cts := r.Header.Values("Content-Type")
+	if len(cts) == 0 {
+		return false, http.StatusBadRequest, "Expecting 'Content-Type' to be present"
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	if err != nil {
-		return http.StatusBadRequest, "Failed to read request body: " + err.Error()
+		return false, http.StatusBadRequest, "Failed to read request body: " + err.Error()
 	}
-	if mt == mediaRecordIO {
-		inner := r.Header.Get("Message-Content-Type")
-		if imt, _, err := mime.ParseMediaType(inner); err == nil {
-			inner = imt
-		}
-		if inner != mediaJSON && inner != mediaProtobuf {
-			return http.StatusUnsupportedMediaType, "Expecting 'Message-Content-Type' of application/json or application/x-protobuf"
-		}
-		rd := recordio.NewReader(bytes.NewReader(body))
-		frame, err := rd.ReadFrame()
-		if err != nil {
-			return http.StatusBadRequest, "Failed to read RecordIO record: " + err.Error()
-		}
-		body, mt = frame, inner
-	}
-	switch mt {
+	// libprocess keeps the last of repeated headers.
+	switch cts[len(cts)-1] {
 	case mediaProtobuf:
+		// Like protobuf's ParseFromString this fails on missing required fields (gogo checks them).
 		if err := proto.Unmarshal(body, m); err != nil {
-			return http.StatusBadRequest, "Failed to parse body into Call protobuf"
+			return false, http.StatusBadRequest, "Failed to parse body into Call protobuf"
 		}
+		return mesosjson.ProtobufHasField(body, typeField) && knownType(m), 0, ""
 	case mediaJSON:
-		if !json.Valid(body) {
-			return http.StatusBadRequest, "Failed to parse body into JSON: syntax error"
+		value, err := mesosjson.Parse(body)
+		if err != nil {
+			return false, http.StatusBadRequest, "Failed to parse body into JSON: " + err.Error()
 		}
-		if err := json.Unmarshal(body, m); err != nil {
-			return http.StatusBadRequest, "Failed to convert JSON into Call protobuf: " + err.Error()
+		set, err := mesosjson.Convert(value, m)
+		if err != nil {
+			return false, http.StatusBadRequest, "Failed to convert JSON into Call protobuf: " + err.Error()
 		}
-	default:
-		return http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf"
+		return set["type"], 0, ""
 	}
-	return 0, ""
+	return false, http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf"
+}
+
+// knownType reports whether a decoded call's type is a value of its enum (protobuf keeps an unknown
+// one among the unknown fields, leaving the type unset).
+func knownType(m message) bool {
+	switch c := m.(type) {
+	case *scheduler.Call:
+		_, ok := scheduler.Call_Type_name[int32(c.Type)]
+		return ok
+	case *master.Call:
+		_, ok := master.Call_Type_name[int32(c.Type)]
+		return ok
+	}
+	return true
 }
 
 // accepts reports whether the request's Accept header allows media type mt (no header: anything).
@@ -147,6 +152,12 @@ func accepts(r *http.Request, header, mt string) bool {
 		}
 	}
 	return false
+}
+
+// methodNotAllowed is libprocess' MethodNotAllowed({"POST"}, request.method).
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "POST")
+	httpError(w, http.StatusMethodNotAllowed, fmt.Sprintf("405 Method Not Allowed. Expecting one of { 'POST' }, but received '%s'.", r.Method))
 }
 
 func httpError(w http.ResponseWriter, status int, msg string) {
@@ -215,13 +226,17 @@ func (s *stream) take() [][]byte {
 // serveScheduler is POST /api/v1/scheduler, answering exactly as Mesos' Master::Http::scheduler does.
 func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		httpError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Expecting one of { 'POST' }, but received '%s'", r.Method))
+		methodNotAllowed(w, r)
 		return
 	}
 	var call scheduler.Call
-	if status, msg := decodeBody(r, &call); status != 0 {
+	hasType, status, msg := decodeBody(r, &call, 2)
+	if status != 0 {
 		httpError(w, status, msg)
+		return
+	}
+	if !hasType {
+		httpError(w, http.StatusBadRequest, "Failed to validate scheduler::Call: Expecting 'type' to be present")
 		return
 	}
 	if err := validateCall(&call); err != nil {

@@ -746,12 +746,12 @@ func TestBadCalls(t *testing.T) {
 		want     int
 		wantBody string
 	}{
-		{"GET", "GET", nil, nil, 405, ""},
+		{"GET", "GET", nil, nil, 405, "405 Method Not Allowed. Expecting one of { 'POST' }, but received 'GET'."},
 		{"no content type", "POST", js(map[string]any{"type": "REVIVE"}), map[string]string{}, 400, "Expecting 'Content-Type' to be present"},
 		{"unsupported content type", "POST", []byte("x"), map[string]string{"Content-Type": "text/plain"}, 415, ""},
 		{"malformed JSON", "POST", []byte("{"), map[string]string{"Content-Type": mediaJSON}, 400, "Failed to parse body into JSON"},
 		{"malformed protobuf", "POST", []byte{0xff, 0xff, 0xff}, map[string]string{"Content-Type": mediaProtobuf}, 400, "Failed to parse body into Call protobuf"},
-		{"unknown call type", "POST", js(map[string]any{"type": "FLY", "framework_id": fid}), map[string]string{"Content-Type": mediaJSON}, 400, "Failed to convert JSON into Call protobuf"},
+		{"unknown call type", "POST", js(map[string]any{"type": "FLY", "framework_id": fid}), map[string]string{"Content-Type": mediaJSON}, 400, "Failed to validate scheduler::Call: Expecting 'type' to be present"},
 		{"UNKNOWN call type", "POST", js(map[string]any{"type": "UNKNOWN", "framework_id": fid}), map[string]string{"Content-Type": mediaJSON, "Mesos-Stream-Id": c.streamID}, 501, ""},
 		{"missing framework_id", "POST", js(map[string]any{"type": "REVIVE"}), map[string]string{"Content-Type": mediaJSON}, 400, "Expecting 'framework_id' to be present"},
 		{"missing stream id", "POST", js(map[string]any{"type": "REVIVE", "framework_id": fid}), map[string]string{"Content-Type": mediaJSON}, 400, "Mesos-Stream-Id"},

@@ -28,13 +28,17 @@ func (m *Master) versionInfo() mesos.VersionInfo {
 // GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_MASTER), JSON or protobuf.
 func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		httpError(w, http.StatusMethodNotAllowed, fmt.Sprintf("Expecting one of { 'POST' }, but received '%s'", r.Method))
+		methodNotAllowed(w, r)
 		return
 	}
 	var call master.Call
-	if status, msg := decodeBody(r, &call); status != 0 {
-		httpError(w, status, strings.Replace(msg, "Call protobuf", "master::Call protobuf", 1))
+	hasType, status, msg := decodeBody(r, &call, 1)
+	if status != 0 {
+		httpError(w, status, msg)
+		return
+	}
+	if !hasType {
+		httpError(w, http.StatusBadRequest, "Failed to validate master::Call: Expecting 'type' to be present")
 		return
 	}
 	var accept string
@@ -68,7 +72,7 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 		resp.Type, resp.GetMaster = master.Response_GET_MASTER, &master.Response_GetMaster{MasterInfo: &info,
 			StartTime: float64Ptr(float64(m.startTime.UnixNano()) / 1e9), ElectedTime: float64Ptr(float64(m.elected.UnixNano()) / 1e9)}
 	case master.Call_UNKNOWN:
-		httpError(w, http.StatusNotImplemented, "")
+		httpError(w, http.StatusNotImplemented, "501 Not Implemented.")
 		return
 	default:
 		httpError(w, http.StatusNotImplemented, fmt.Sprintf("Call %s is not supported by the simulator", call.Type))

@@ -1,19 +1,15 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"reflect"
-	"sort"
-	"strconv"
 	"strings"
 
-	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"github.com/kubemesos/kubemesos/mesossim/internal/mesosjson"
 )
 
 // parseExecutorCall decodes the body of POST /api/v1/executor as Mesos' Http::executor does, answering
@@ -27,9 +23,9 @@ func parseExecutorCall(contentType string, body []byte) (call *executor.Call, ha
 		if err := call.Unmarshal(body); err != nil {
 			return nil, false, http.StatusBadRequest, "Failed to parse body into Call protobuf"
 		}
-		return call, protobufHasField(body, 3), 0, ""
+		return call, mesosjson.ProtobufHasField(body, 3), 0, ""
 	case mediaJSON:
-		value, err := parseJSONLikeStout(body)
+		value, err := mesosjson.Parse(body)
 		if err != nil {
 			return nil, false, http.StatusBadRequest, "Failed to parse body into JSON: " + err.Error()
 		}
@@ -40,9 +36,7 @@ func parseExecutorCall(contentType string, body []byte) (call *executor.Call, ha
 		if err := json.Unmarshal(body, call); err != nil {
 			return nil, false, http.StatusBadRequest, "Failed to convert JSON into Call protobuf: " + err.Error()
 		}
-		var missing []string
-		missingRequired(reflect.TypeOf(*call), obj, "", &missing)
-		if len(missing) > 0 {
+		if missing := mesosjson.MissingRequired(reflect.TypeOf(*call), obj); len(missing) > 0 {
 			return nil, false, http.StatusBadRequest, "Failed to convert JSON into Call protobuf: Missing required fields: " + strings.Join(missing, ", ")
 		}
 		t, present := obj["type"]
@@ -128,128 +122,4 @@ func validateCheckStatusInfo(c *mesos.CheckStatusInfo) string {
 		return "'UNKNOWN' is not a valid check's status type"
 	}
 	return ""
-}
-
-// protobufHasField reports whether a valid top-level protobuf message carries field number n.
-func protobufHasField(b []byte, n uint64) bool {
-	buf := proto.NewBuffer(b)
-	for {
-		key, err := buf.DecodeVarint()
-		if err != nil {
-			return false
-		}
-		if key>>3 == n {
-			return true
-		}
-		switch key & 7 {
-		case 0:
-			_, err = buf.DecodeVarint()
-		case 1:
-			_, err = buf.DecodeFixed64()
-		case 2:
-			_, err = buf.DecodeRawBytes(false)
-		case 5:
-			_, err = buf.DecodeFixed32()
-		default:
-			return false
-		}
-		if err != nil {
-			return false
-		}
-	}
-}
-
-// missingRequired appends to out the required fields of message type t absent from the JSON object
-// obj, named and ordered as protobuf's InitializationErrorString names them: first this message's own
-// missing fields in declaration order, then those of the sub-messages present, by field number
-// ("update.status.task_id.value", "subscribe.unacknowledged_tasks[0].name").
-func missingRequired(t reflect.Type, obj map[string]any, prefix string, out *[]string) {
-	props := proto.GetProperties(t)
-	type sub struct {
-		tag  int
-		name string
-		typ  reflect.Type
-		val  any
-	}
-	var subs []sub
-	for i, p := range props.Prop {
-		if p.OrigName == "" || i >= t.NumField() {
-			continue
-		}
-		v, present := obj[p.OrigName]
-		present = present && v != nil
-		if p.Required && !present {
-			*out = append(*out, prefix+p.OrigName)
-		}
-		if present {
-			if mt := messageType(t.Field(i).Type); mt != nil {
-				subs = append(subs, sub{p.Tag, p.OrigName, mt, v})
-			}
-		}
-	}
-	sort.SliceStable(subs, func(i, j int) bool { return subs[i].tag < subs[j].tag })
-	for _, s := range subs {
-		switch v := s.val.(type) {
-		case map[string]any:
-			missingRequired(s.typ, v, prefix+s.name+".", out)
-		case []any:
-			for j, e := range v {
-				if m, ok := e.(map[string]any); ok {
-					missingRequired(s.typ, m, prefix+s.name+"["+strconv.Itoa(j)+"].", out)
-				}
-			}
-		}
-	}
-}
-
-// messageType is the struct type of a (possibly repeated, possibly pointer) message field, or nil.
-func messageType(t reflect.Type) reflect.Type {
-	if t.Kind() == reflect.Slice {
-		t = t.Elem()
-	}
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	if _, ok := reflect.New(t).Interface().(proto.Message); !ok {
-		return nil
-	}
-	return t
-}
-
-// parseJSONLikeStout parses a JSON document as stout's JSON::parse does (picojson underneath), with
-// its error texts: "syntax error at line N near: <rest of that line from the offending character>" and
-// the refusal of trailing characters. Where Go's parser and picojson stop at different characters the
-// "near" text can differ; the prefix and the line are the same.
-func parseJSONLikeStout(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		offset := int64(len(b))
-		var se *json.SyntaxError
-		if errors.As(err, &se) && se.Error() != "unexpected end of JSON input" {
-			offset = se.Offset - 1 // picojson reports from the offending character on
-		}
-		line := 1 + bytes.Count(b[:offset], []byte("\n"))
-		rest := b[offset:]
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			rest = rest[:i]
-		}
-		near := make([]byte, 0, len(rest))
-		for _, c := range rest {
-			if c >= ' ' {
-				near = append(near, c)
-			}
-		}
-		return nil, fmt.Errorf("syntax error at line %d near: %s", line, near)
-	}
-	end := dec.InputOffset()
-	last := bytes.TrimRight(b, " \t\n\r")
-	if int64(len(last)) > end {
-		return nil, fmt.Errorf("Parsed JSON included non-whitespace trailing characters: %s", b[end:len(last)])
-	}
-	return v, nil
 }
