@@ -23,6 +23,10 @@ type Flags struct {
 	// --cgroups_root (default mesos).
 	CgroupsHierarchy string
 	CgroupsRoot      string
+	// CgroupsEnableCFS and CgroupsLimitSwap are --cgroups_enable_cfs and --cgroups_limit_swap
+	// (cgroups/cpu, cgroups/mem).
+	CgroupsEnableCFS bool
+	CgroupsLimitSwap bool
 	// EffectiveCapabilities and BoundingCapabilities are --effective_capabilities and
 	// --bounding_capabilities (nil: not set), Mesos' CapabilityInfo names such as "NET_ADMIN".
 	EffectiveCapabilities []string
