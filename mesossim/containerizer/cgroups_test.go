@@ -285,6 +285,7 @@ func TestCgroupsMemOOMKillIsMesosLimitation(t *testing.T) {
 	if st.MemLowPressureCounter == nil || st.MemCriticalPressureCounter == nil {
 		t.Errorf("no pressure counters: %+v", st)
 	}
+	t.Logf("pressure events low %d medium %d critical %d", st.GetMemLowPressureCounter(), st.GetMemMediumPressureCounter(), st.GetMemCriticalPressureCounter())
 
 	cleanupAll(t, c, mem)
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -555,6 +556,19 @@ func TestCgroupsPrepareFailureIsCleanedUp(t *testing.T) {
 	cleanupAll(t, c, cpu)
 	cleanupAll(t, c2, mem)
 	// The root's emptiness is checked by cgroupsTestFlags' cleanup.
+
+	c3 := &Container{ID: cgID("taken"), Resources: scalars("mem", 32.0)}
+	taken := filepath.Join(flags.Hierarchy, "memory", flags.Root, "taken")
+	if err := os.Mkdir(taken, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Prepare(context.Background(), c3, &LaunchInfo{}); err == nil || err.Error() != "The cgroup at '"+taken+"' already exists" {
+		t.Errorf("existing cgroup: %v", err)
+	}
+	if err := mem.Prepare(context.Background(), c3, &LaunchInfo{}); err == nil || err.Error() != "Container has already been prepared" {
+		t.Errorf("prepared twice: %v", err)
+	}
+	cleanupAll(t, c3, mem)
 }
 
 func TestCgroupsRootfsContainerGetsItsCgroupsMounted(t *testing.T) {
