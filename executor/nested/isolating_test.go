@@ -170,6 +170,31 @@ func TestIsolatedUserAndCapabilities(t *testing.T) {
 	}
 }
 
+// An exec container (probes, hooks) in a container runs with the container's capabilities.
+func TestIsolatedExecHasTheContainersCapabilities(t *testing.T) {
+	r := isolatingRuntime(t, "filesystem/linux,namespaces/pid,linux/capabilities", nil)
+	pod := shPod("execd", "exec sleep 60", nil,
+		&corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"KILL", "NET_ADMIN"}}},
+		corev1.ResourceRequirements{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = r.Signal(ctx, h, 9)
+		_, _ = r.Wait(ctx, h)
+		_ = r.Remove(ctx, h)
+	}()
+	mask := capMask("KILL", "NET_ADMIN")
+	script := fmt.Sprintf(`grep -qx 'CapEff:.%s' /proc/self/status && grep -qx 'CapBnd:.%s' /proc/self/status`, mask, mask)
+	code, err := r.Exec(ctx, h, []string{"sh", "-c", script})
+	if err != nil || code != 0 {
+		t.Errorf("exec in a container with KILL and NET_ADMIN: exit %d, %v; want its CapEff and CapBnd %s", code, err, mask)
+	}
+}
+
 // An agent whose --bounding_capabilities is the runtime's default set refuses a privileged container
 // (every capability) with Mesos' text, which is the container's CreateContainerError.
 func TestIsolatedPrivilegedRefusedByTheAgent(t *testing.T) {

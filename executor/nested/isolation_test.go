@@ -219,7 +219,21 @@ type captureAgent struct {
 func (f *captureAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	var call agent.Call
-	if err := call.Unmarshal(b); err != nil || call.GetType() != agent.Call_LAUNCH_CONTAINER {
+	if err := call.Unmarshal(b); err != nil {
+		http.Error(w, "unexpected call", http.StatusBadRequest)
+		return
+	}
+	switch call.GetType() {
+	case agent.Call_WAIT_CONTAINER:
+		zero := int32(0)
+		out, _ := (&agent.Response{Type: agent.Response_WAIT_CONTAINER, WaitContainer: &agent.Response_WaitContainer{ExitStatus: &zero}}).Marshal()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+		return
+	case agent.Call_KILL_CONTAINER, agent.Call_REMOVE_CONTAINER:
+		return
+	case agent.Call_LAUNCH_CONTAINER:
+	default:
 		http.Error(w, "unexpected call", http.StatusBadRequest)
 		return
 	}
@@ -346,5 +360,37 @@ func TestStartRefusals(t *testing.T) {
 				t.Errorf("%d LAUNCH_CONTAINER calls, want %d", len(fa.calls), tt.wantCalls)
 			}
 		})
+	}
+}
+
+// An exec container (probes, hooks) gets its container's capabilities: without them Mesos would give
+// it the agent's default set, every capability for root.
+func TestExecGetsTheContainersCapabilities(t *testing.T) {
+	fa := &captureAgent{}
+	srv := httptest.NewServer(fa)
+	defer srv.Close()
+	r := New(Config{AgentURL: srv.URL + "/api/v1", Sandbox: t.TempDir(), Users: fakeUsers{}})
+	r.SetParent(mesos.ContainerID{Value: "exec"})
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "uid"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
+		Name: "main", Command: []string{"sleep", "1"},
+		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"KILL"}}},
+	}}}}
+	h, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Exec(context.Background(), h, []string{"true"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(fa.calls) != 2 {
+		t.Fatalf("%d LAUNCH_CONTAINER calls, want the container's and the exec's", len(fa.calls))
+	}
+	kill := &mesos.CapabilityInfo{Capabilities: caps("KILL")}
+	want := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), LinuxInfo: &mesos.LinuxInfo{BoundingCapabilities: kill, EffectiveCapabilities: kill}}
+	if diff := cmp.Diff(want, fa.calls[1].Container); diff != "" {
+		t.Errorf("exec container info (-want +got):\n%s", diff)
+	}
+	if len(fa.calls[1].Resources) != 0 || len(fa.calls[1].Limits) != 0 {
+		t.Errorf("an exec container (second level) sent resources %v, limits %v: Mesos refuses them", fa.calls[1].Resources, fa.calls[1].Limits)
 	}
 }

@@ -69,6 +69,9 @@ type Runtime struct {
 	parent   *mesos.ContainerID
 	execs    int                // counter for exec container IDs
 	prepared map[types.UID]bool // pods whose volumes are materialized
+	// caps are the capabilities each started container got, which its exec containers get too: Mesos
+	// would give a nested container without them the agent's default set (for root: every one).
+	caps map[string]*mesos.LinuxInfo
 }
 
 var (
@@ -105,7 +108,7 @@ func New(cfg Config) *Runtime {
 		)
 		return httpagent.NewSender(cli.Send)
 	}
-	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0), prepared: map[types.UID]bool{}}
+	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0), prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{}}
 }
 
 // SetParent sets the executor's container ID (from SUBSCRIBED), the parent of every container.
@@ -196,6 +199,9 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 		}
 		return podworker.Handle{}, fmt.Errorf("launching nested container %s: %w", idValue, err)
 	}
+	r.mu.Lock()
+	r.caps[idValue] = &mesos.LinuxInfo{BoundingCapabilities: linux.BoundingCapabilities, EffectiveCapabilities: linux.EffectiveCapabilities}
+	r.mu.Unlock()
 	return podworker.Handle{ID: idValue, LogPath: filepath.Join(r.cfg.Sandbox, "containers", idValue, "stdout")}, nil
 }
 
@@ -324,6 +330,11 @@ func (r *Runtime) Remove(ctx context.Context, h podworker.Handle) error {
 		return err
 	}
 	err = r.call(ctx, agentcalls.RemoveContainer(id))
+	if err == nil || apierrors.CodeNotFound.Matches(err) {
+		r.mu.Lock()
+		delete(r.caps, h.ID)
+		r.mu.Unlock()
+	}
 	if apierrors.CodeNotFound.Matches(err) {
 		return nil
 	}
@@ -346,10 +357,15 @@ func (r *Runtime) Exec(ctx context.Context, h podworker.Handle, command []string
 	r.mu.Lock()
 	r.execs++
 	id := mesos.ContainerID{Value: fmt.Sprintf("exec-%d", r.execs), Parent: &parent}
+	var ci *mesos.ContainerInfo
+	if linux := r.caps[h.ID]; linux != nil {
+		// Its own cgroups and resources are refused at the second level; the capabilities are not.
+		ci = &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), LinuxInfo: linux}
+	}
 	r.mu.Unlock()
 	shell := false
 	cmd := &mesos.CommandInfo{Shell: &shell, Value: &command[0], Arguments: command}
-	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, nil, nil)); err != nil {
+	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ci, nil)); err != nil {
 		return 0, fmt.Errorf("launching exec container in %s: %w", h.ID, err)
 	}
 	defer func() {
