@@ -515,6 +515,7 @@ func (a *Agent) addTasksLocked(f *framework, e *executorRun, tasks []mesos.TaskI
 	for _, t := range tasks {
 		item.tasks = append(item.tasks, t.TaskID.Value)
 	}
+	a.updateExecutorContainerLocked(e)
 	if e.state == executorRunning && e.sink != nil {
 		a.deliverLaunchLocked(f, e, item)
 		return
@@ -715,6 +716,7 @@ func (a *Agent) statusUpdateLocked(f *framework, status mesos.TaskStatus, fromEx
 		t.state = status.GetState()
 		if isTerminal(t.state) && !t.terminal {
 			t.terminal = true
+			a.updateExecutorContainerLocked(t.executor)
 			res := t.info.Resources
 			if len(res) > 0 && !a.partitioned {
 				agentID := a.cfg.ID

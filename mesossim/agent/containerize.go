@@ -162,6 +162,8 @@ func (a *Agent) startIsolatedExecutorLocked(e *executorRun, env map[string]strin
 	if cc.User == "" {
 		cc.User = e.fw.info.User
 	}
+	// Slave::_run launches the executor's container with its resources plus its tasks'.
+	cc.Resources, cc.Limits = a.executorAllocationLocked(e)
 	full := map[string]string{}
 	for _, kv := range os.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -187,4 +189,79 @@ func (a *Agent) startIsolatedExecutorLocked(e *executorRun, env map[string]strin
 		files.close()
 		return status
 	}, nil
+}
+
+// executorAllocationLocked is what the executor's container is given: ExecutorInfo.resources plus the
+// resources of its tasks not yet terminated (Executor::allocatedResources), and the limits Mesos'
+// Slave::computeExecutorLimits derives from the tasks' limits.
+func (a *Agent) executorAllocationLocked(e *executorRun) ([]mesos.Resource, map[string]mesos.Value_Scalar) {
+	res := append([]mesos.Resource(nil), e.info.Resources...)
+	var tasks []mesos.TaskInfo
+	for _, t := range e.fw.tasks {
+		if t.executor == e && !t.terminal {
+			res = append(res, t.info.Resources...)
+			tasks = append(tasks, t.info)
+		}
+	}
+	return res, computeExecutorLimits(e.info.Resources, tasks, a.cfg.CgroupsEnableCFS)
+}
+
+// computeExecutorLimits is Slave::computeExecutorLimits: a resource (cpus, mem) gets a limit when a
+// task has one; it is the sum of the tasks' limits, the executor's request and the requests of the
+// tasks without a limit (cpus: only with --cgroups_enable_cfs, else none), infinite when any is.
+func computeExecutorLimits(executor []mesos.Resource, tasks []mesos.TaskInfo, enableCFS bool) map[string]mesos.Value_Scalar {
+	limits := map[string]mesos.Value_Scalar{}
+	for _, name := range []string{"cpus", "mem"} {
+		var limit, request float64
+		limited := false
+		for _, t := range tasks {
+			if l, ok := t.Limits[name]; ok {
+				limited = true
+				limit += l.Value // +Inf stays infinite
+				continue
+			}
+			request += scalarResource(t.Resources, name)
+		}
+		if !limited {
+			continue
+		}
+		limit += scalarResource(executor, name)
+		if request > 0 {
+			if name == "cpus" && !enableCFS {
+				continue
+			}
+			limit += request
+		}
+		limits[name] = mesos.Value_Scalar{Value: limit}
+	}
+	if len(limits) == 0 {
+		return nil
+	}
+	return limits
+}
+
+func scalarResource(res []mesos.Resource, name string) float64 {
+	var v float64
+	for _, r := range res {
+		if r.Name == name && r.Scalar != nil {
+			v += r.Scalar.Value
+		}
+	}
+	return v
+}
+
+// updateExecutorContainerLocked gives a running executor's container its current allocation, as the
+// agent does when tasks are added (Slave::__run) or end (Slave::_statusUpdate).
+func (a *Agent) updateExecutorContainerLocked(e *executorRun) {
+	if a.cz == nil || e == nil || e.pid == 0 || e.state >= executorTerminating {
+		return
+	}
+	c := a.containers[e.containerID.Value]
+	if c == nil || c.cz == nil {
+		return
+	}
+	res, limits := a.executorAllocationLocked(e)
+	if err := a.cz.Update(context.Background(), e.containerID.Value, res, limits); err != nil {
+		e.log.WithError(err).Warn("failed to update the executor's container")
+	}
 }

@@ -132,6 +132,13 @@ func imageName(ci *mesos.ContainerInfo) string {
 // launchContainerLocked starts a nested or standalone container. It returns Mesos' status codes:
 // 200 launched, 202 already running, 400 launch failure.
 func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.CommandInfo, ci *mesos.ContainerInfo, session bool) (*container, int, string) {
+	return a.launchContainerWithLocked(id, cmdInfo, ci, session, nil, nil)
+}
+
+// launchContainerWithLocked is launchContainerLocked with LAUNCH_CONTAINER's resources and limits,
+// which the isolators (cgroups/cpu, cgroups/mem) apply to a container with its own cgroups.
+func (a *Agent) launchContainerWithLocked(id mesos.ContainerID, cmdInfo *mesos.CommandInfo, ci *mesos.ContainerInfo, session bool,
+	res []mesos.Resource, limits map[string]mesos.Value_Scalar) (*container, int, string) {
 	key := containerKey(&id)
 	if c := a.containers[key]; c != nil {
 		if c.live() {
@@ -196,6 +203,7 @@ func (a *Agent) launchContainerLocked(id mesos.ContainerID, cmdInfo *mesos.Comma
 			ci = withoutImage(ci)
 		}
 		c.cz = a.containerConfigLocked(c, command, ci, session)
+		c.cz.Resources, c.cz.Limits = res, limits
 		if err := chownSandbox(dir, c.cz.User); err != nil && !session {
 			return nil, http.StatusBadRequest, "Failed to create nested sandbox '" + dir + "': " + err.Error()
 		}

@@ -88,10 +88,10 @@ func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 		respondMessage(w, mt.accept, &agentapi.Response{Type: agentapi.Response_GET_FLAGS, GetFlags: &agentapi.Response_GetFlags{Flags: a.flags()}})
 	case agentapi.Call_LAUNCH_NESTED_CONTAINER:
 		l := call.LaunchNestedContainer
-		a.handleLaunch(w, l.ContainerID, l.Command, l.Container)
+		a.handleLaunch(w, l.ContainerID, l.Command, l.Container, nil, nil)
 	case agentapi.Call_LAUNCH_CONTAINER:
 		l := call.LaunchContainer
-		a.handleLaunch(w, l.ContainerID, l.Command, l.Container)
+		a.handleLaunch(w, l.ContainerID, l.Command, l.Container, l.Resources, l.Limits)
 	case agentapi.Call_WAIT_NESTED_CONTAINER:
 		a.handleWait(w, r, mt, call.WaitNestedContainer.ContainerID, true)
 	case agentapi.Call_WAIT_CONTAINER:
@@ -256,14 +256,15 @@ func validateAgentCall(c *agentapi.Call) string {
 	return ""
 }
 
-func (a *Agent) handleLaunch(w http.ResponseWriter, id mesos.ContainerID, cmd *mesos.CommandInfo, ci *mesos.ContainerInfo) {
+func (a *Agent) handleLaunch(w http.ResponseWriter, id mesos.ContainerID, cmd *mesos.CommandInfo, ci *mesos.ContainerInfo,
+	res []mesos.Resource, limits map[string]mesos.Value_Scalar) {
 	a.mu.Lock()
 	if a.stopped {
 		a.mu.Unlock()
 		respondError(w, http.StatusServiceUnavailable, "Agent is shutting down")
 		return
 	}
-	_, code, msg := a.launchContainerLocked(id, cmd, ci, false)
+	_, code, msg := a.launchContainerWithLocked(id, cmd, ci, false, res, limits)
 	a.mu.Unlock()
 	if code >= 300 {
 		respondError(w, code, msg)
