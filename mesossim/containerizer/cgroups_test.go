@@ -629,3 +629,87 @@ func BenchmarkCgroupsCreateCleanup(b *testing.B) {
 		cleanupAll(b, c, cpu, mem)
 	}
 }
+
+// Through the containerizer: the OOM kill ends the container with Mesos' limitation (what the agent
+// turns into TASK_FAILED / the WAIT_NESTED_CONTAINER reason), for a nested container with its own
+// cgroup without touching its parent.
+func TestCgroupsOOMKillThroughContainerizer(t *testing.T) {
+	flags := cgroupsTestFlags(t)
+	z := newTestContainerizer(t, "filesystem/linux,namespaces/pid,cgroups/cpu,cgroups/mem", func(f *Flags) { f.CgroupsRoot = flags.Root })
+
+	top, err := launch(t, z, &Container{ID: cgID("top"), Command: shell("exec tail /dev/zero"),
+		Resources: scalars("cpus", 0.1, "mem", 32.0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, _ := wait(t, z, top)
+	if term.Limitation == nil || term.Limitation.Reason != mesos.REASON_CONTAINER_LIMITATION_MEMORY ||
+		!strings.HasPrefix(term.Limitation.Message, "Memory limit exceeded: Requested: 32MB Maximum Used: 32MB\n") {
+		t.Fatalf("top-level termination %+v, stderr %s", term, stderrOf(top))
+	}
+
+	no := false
+	parent := &Container{ID: cgID("parent"), Command: shell("exec sleep 600"), Resources: scalars("cpus", 0.5, "mem", 256.0)}
+	pl, err := launch(t, z, parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := &Container{ID: cgID("parent", "child"), Parent: parent, Command: shell("exec tail /dev/zero"),
+		Resources: scalars("cpus", 0.1, "mem", 32.0),
+		Info:      &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), LinuxInfo: &mesos.LinuxInfo{ShareCgroups: &no}}}
+	cl, err := launch(t, z, child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, _ = wait(t, z, cl)
+	if term.Limitation == nil || term.Limitation.Reason != mesos.REASON_CONTAINER_LIMITATION_MEMORY {
+		t.Fatalf("nested termination %+v", term)
+	}
+	select {
+	case <-pl.w.Done:
+		t.Fatal("the parent ended with its nested container's OOM")
+	default:
+	}
+	if _, err := os.Stat(filepath.Join(flags.Hierarchy, "memory", flags.Root, "parent", "mesos", "child")); !os.IsNotExist(err) {
+		t.Errorf("nested cgroup left: %v", err)
+	}
+	if err := z.Destroy(context.Background(), parent.Key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// 200 containers (a pod's executor-like parent and a nested container with its own cgroups each, the
+// way kubemesos runs pods) churned through the containerizer leave no cgroup behind.
+func TestCgroupsContainerizerChurnLeavesNoCgroup(t *testing.T) {
+	flags := cgroupsTestFlags(t)
+	z := newTestContainerizer(t, "cgroups/cpu,cgroups/mem", func(f *Flags) { f.CgroupsRoot = flags.Root })
+	no := false
+	for i := 0; i < 100; i++ {
+		parent := &Container{ID: cgID(fmt.Sprintf("pod-%d", i)), Command: shell("exec sleep 600"), Resources: scalars("cpus", 0.1, "mem", 32.0)}
+		if _, err := launch(t, z, parent); err != nil {
+			t.Fatal(err)
+		}
+		child := &Container{ID: cgID(parent.ID.Value, "c"), Parent: parent, Command: shell("sleep 600 & exec sleep 600"),
+			Resources: scalars("cpus", 0.1, "mem", 32.0),
+			Info:      &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), LinuxInfo: &mesos.LinuxInfo{ShareCgroups: &no}}}
+		if _, err := launch(t, z, child); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{child.Key, parent.Key} {
+			if err := z.Destroy(context.Background(), key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, s := range []string{"cpu", "cpuacct", "memory"} {
+		entries, err := os.ReadDir(filepath.Join(flags.Hierarchy, s, flags.Root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				t.Errorf("%s: cgroup %s left", s, e.Name())
+			}
+		}
+	}
+}
