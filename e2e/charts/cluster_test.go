@@ -27,6 +27,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
+
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // One control plane for the tests of this package that need a real API server, started on first use and
@@ -42,6 +44,8 @@ func controlPlane(t *testing.T) *cluster.ControlPlane {
 }
 
 func TestMain(m *testing.M) {
+	// Isolating agents (helminstall_test.go) re-execute this binary as Mesos' launch helper.
+	containerizer.MaybeRunHelper()
 	code := m.Run()
 	shared.Close(code != 0)
 	if binDir != "" {

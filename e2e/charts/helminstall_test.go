@@ -30,8 +30,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
+	"github.com/kubemesos/kubemesos/e2e/imagestore"
+	"github.com/kubemesos/kubemesos/e2e/simhost"
 	"github.com/kubemesos/kubemesos/internal/cli"
-	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
@@ -57,20 +58,20 @@ func TestHelmInstalledFrameworkRunsADeploymentOnMesos(t *testing.T) {
 	defer simLog.Close()
 	log := logrus.New()
 	log.SetOutput(simLog)
-	// The agents provision busybox from a local registry, as Mesos agents with the docker provider.
-	registry := filepath.Join(dir, "images")
-	if err := imagearchive.WriteStandIns(registry); err != nil {
+	// The agents provision images from the real image store, as Mesos agents with the docker provider
+	// and the Linux isolators (isolating mode as root, see simhost).
+	store, err := imagestore.Ensure(ctx, imagestore.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	sim, err := mesossim.StartCluster(mesossim.ClusterConfig{
-		Agents:         2,
-		WorkDir:        filepath.Join(dir, "mesos"),
-		Master:         mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
-		AgentTweak:     func(i int, cfg *agent.Config) { cfg.Hostname = fmt.Sprintf("helm-agent-%d", i) },
-		ImageProviders: "docker",
-		DockerRegistry: registry,
-		Isolation:      "filesystem/linux,docker/runtime",
-	})
+	simCfg := mesossim.ClusterConfig{
+		Agents:     2,
+		WorkDir:    filepath.Join(dir, "mesos"),
+		Master:     mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
+		AgentTweak: func(i int, cfg *agent.Config) { cfg.Hostname = fmt.Sprintf("helm-agent-%d", i) },
+	}
+	simhost.Configure(&simCfg, simhost.Resolve(simhost.Isolating), store.Dir, log)
+	sim, err := mesossim.StartCluster(simCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

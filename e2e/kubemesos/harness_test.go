@@ -25,7 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
-	"github.com/kubemesos/kubemesos/internal/imagearchive"
+	"github.com/kubemesos/kubemesos/e2e/simhost"
 	"github.com/kubemesos/kubemesos/mesossim"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
@@ -67,6 +67,8 @@ type env struct {
 	simLog string
 	// imageRegistry is the agents' --docker_registry (image archives).
 	imageRegistry string
+	// mode is how the agents run containers (isolating unless -isolation says otherwise or not root).
+	mode simhost.Mode
 	// simLogFile is closed after the simulator.
 	simLogFile *os.File
 	ledger     *offerLedger
@@ -110,21 +112,17 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	log := logrus.New()
 	log.SetOutput(logFile)
 	log.SetLevel(logrus.InfoLevel)
-	// The agents provision images as Mesos agents with the docker provider do, from a local registry
-	// of stand-ins (busybox, an Entrypoint image); another image fails to launch as on Mesos.
-	e.imageRegistry = filepath.Join(e.dir, "images")
-	if err := imagearchive.WriteStandIns(e.imageRegistry); err != nil {
-		t.Fatal(err)
-	}
-	e.sim, err = mesossim.StartCluster(mesossim.ClusterConfig{
+	// The agents provision images as Mesos agents with the docker provider do, from the real image
+	// store (busybox, agnhost, pause, ...); another image fails to launch as on Mesos. In isolating
+	// mode (the default, see simhost) containers run in their image's rootfs.
+	e.imageRegistry = imageStore(t)
+	e.mode = agentMode()
+	simCfg := mesossim.ClusterConfig{
 		Master:          mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
 		Agents:          opts.Agents,
 		AgentResources:  agentResources,
 		AgentAttributes: agentAttributes,
 		WorkDir:         filepath.Join(e.dir, "mesos"),
-		ImageProviders:  "docker",
-		DockerRegistry:  e.imageRegistry,
-		Isolation:       "filesystem/linux,docker/runtime",
 		AgentTweak: func(i int, cfg *agent.Config) {
 			prefix := e.prefix
 			if opts.HostnamePrefix != "" {
@@ -132,7 +130,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			}
 			cfg.Hostname = fmt.Sprintf("%s-agent-%d", prefix, i)
 		},
-	})
+	}
+	simhost.Configure(&simCfg, e.mode, e.imageRegistry, log)
+	e.sim, err = mesossim.StartCluster(simCfg)
 	if err != nil {
 		t.Fatalf("starting mesossim: %v", err)
 	}

@@ -3,6 +3,7 @@ package kubemesos
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
+	"github.com/kubemesos/kubemesos/e2e/imagestore"
+	"github.com/kubemesos/kubemesos/e2e/simhost"
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // The tests share one control plane (started on first use) and run one after the other: each has its
@@ -86,7 +90,45 @@ func repoRoot() (string, error) {
 	return root, nil
 }
 
+// -isolation is the simulated agents' --isolation: Linux isolators by default (isolating mode, as
+// root), simhost.Process for process mode.
+var isolationFlag = flag.String("isolation", simhost.Isolating, "the simulated agents' --isolation ("+simhost.Process+": process mode)")
+
+var modeOnce sync.Once
+
+// agentMode is the agents' mode for this test binary, logged once.
+func agentMode() simhost.Mode {
+	m := simhost.Resolve(*isolationFlag)
+	modeOnce.Do(func() { fmt.Fprintf(os.Stderr, "e2e: simulated agents: %s\n", m) })
+	return m
+}
+
+// The real image store (e2e/imagestore), built or found in the cache once per test binary.
+var store struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func imageStore(t testing.TB) string {
+	t.Helper()
+	store.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		var s imagestore.Store
+		s, store.err = imagestore.Ensure(ctx, imagestore.Options{})
+		store.dir = s.Dir
+	})
+	if store.err != nil {
+		t.Fatalf("image store: %v", store.err)
+	}
+	return store.dir
+}
+
 func TestMain(m *testing.M) {
+	// The simulated agents re-execute this binary as Mesos' launch helper.
+	containerizer.MaybeRunHelper()
+	flag.Parse()
 	code := m.Run()
 	shared.Close(code != 0)
 	if binary.dir != "" {

@@ -88,7 +88,12 @@ func TestSimulatorUsesTheImageStore(t *testing.T) {
 		Image: &mesos.Image{Type: mesos.Image_DOCKER.Enum(), Docker: &mesos.Image_Docker{Name: "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"}}}}
 	// Arguments only: Mesos' docker/runtime rule appends them to busybox's Cmd ["sh"], which runs
 	// `sh -c 'echo from-image'` only if the image's config was found (the fallback prints "fallback").
-	launch, _ := json.Marshal(agentcalls.LaunchContainer(id, &mesos.CommandInfo{Shell: &no, Arguments: []string{"-c", "echo from-image"}}, ci, nil))
+	// A standalone container brings its resources (the cgroups isolators of isolating agents need them).
+	res := []mesos.Resource{
+		{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 0.1}},
+		{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 32}},
+	}
+	launch, _ := json.Marshal(agentcalls.LaunchContainer(id, &mesos.CommandInfo{Shell: &no, Arguments: []string{"-c", "echo from-image; test -e /etc/os-release || echo own-rootfs"}}, ci, res))
 	if code, body := post(launch); code != http.StatusOK {
 		t.Fatalf("LAUNCH_CONTAINER = %d %s", code, body)
 	}
@@ -97,7 +102,14 @@ func TestSimulatorUsesTheImageStore(t *testing.T) {
 		t.Fatalf("WAIT_CONTAINER = %d %s", code, body)
 	}
 	out, _ := os.ReadFile(filepath.Join(simCfg.WorkDir, "containers", "bb", "stdout"))
-	if string(out) != "from-image\n" {
+	want := "from-image\n"
+	if os.Geteuid() == 0 && !c.Agents()[0].Isolating() {
+		t.Fatal("as root, local-up's agents with the image store do not isolate")
+	}
+	if c.Agents()[0].Isolating() {
+		want += "own-rootfs\n" // the image's filesystem, not the host's
+	}
+	if string(out) != want {
 		t.Fatalf("output %q", out)
 	}
 }

@@ -26,8 +26,10 @@ import (
 	"github.com/kubemesos/kubemesos/e2e/cluster"
 	"github.com/kubemesos/kubemesos/e2e/imagestore"
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
+	"github.com/kubemesos/kubemesos/e2e/simhost"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // ReadyLine is printed on stdout once everything is up; scripts and tests wait for it.
@@ -44,6 +46,8 @@ type config struct {
 	// imageRegistry is the store's directory once built ("" when it could not be).
 	imageStore    bool
 	imageRegistry string
+	// isolation is the agents' --isolation (default simhost.Isolating; simhost.Process: process mode).
+	isolation string
 
 	frameworkListen string // the framework's /metrics, /readyz and executor download
 	repoDir         string // the kubemesos repository, where cmd/kubemesos is built from
@@ -55,6 +59,8 @@ type config struct {
 const defaultImageCommand = `trap 'exit 0' TERM; while :; do sleep 1; done`
 
 func main() {
+	// The agents re-execute local-up as Mesos' launch helper (`mesos-containerizer launch`).
+	containerizer.MaybeRunHelper()
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
 	if err := run(os.Args[1:], os.Stdout, log); err != nil {
@@ -83,6 +89,7 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	fs.StringVar(&cfg.frameworkListen, "framework-listen", "127.0.0.1:10260", "address of the kubemesos framework's HTTP server (port 0: any free port)")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "cache of built Kubernetes binaries and images (default $KUBEMESOS_CACHE_DIR or ~/.cache/kubemesos)")
 	fs.BoolVar(&cfg.imageStore, "image-store", true, "give the agents the real image store (busybox, agnhost, pause, nonewprivs, nonroot built offline; see e2e/imagestore); false: config-only stand-ins")
+	fs.StringVar(&cfg.isolation, "isolation", simhost.Isolating, "the agents' --isolation: Linux isolators run every container in its own namespaces, image rootfs and cgroups (needs root; without it, process mode); "+simhost.Process+": process mode (containers are host processes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -264,7 +271,8 @@ func (m *mesosSimulator) Start(_ context.Context, env *environment) error {
 	m.cluster = c
 	env.mesosMaster = c.URL
 	env.notes = append(env.notes, fmt.Sprintf("%-24s %s (in this process), %d agents, sandboxes in %s, images in %s",
-		"mesos master", c.URL, env.cfg.agents, simCfg.WorkDir, simCfg.DockerRegistry))
+		"mesos master", c.URL, env.cfg.agents, simCfg.WorkDir, simCfg.DockerRegistry),
+		fmt.Sprintf("%-24s %s", "containers", agentMode(env.cfg)))
 	return nil
 }
 
@@ -297,20 +305,34 @@ func simulatorConfig(cfg config, log logrus.FieldLogger) (mesossim.ClusterConfig
 			return mesossim.ClusterConfig{}, fmt.Errorf("writing the agents' image archives: %w", err)
 		}
 	}
-	return mesossim.ClusterConfig{
+	simCfg := mesossim.ClusterConfig{
 		Master: mesossim.Config{
 			Log:                log,
 			AllocationInterval: time.Second,      // Mesos' default
 			HeartbeatInterval:  15 * time.Second, // Mesos' default
 		},
-		Listen:         cfg.mesosListen,
-		Agents:         cfg.agents,
-		WorkDir:        filepath.Join(cfg.dir, "mesos"),
-		ImageProviders: "docker",
-		DockerRegistry: registry,
-		Isolation:      "filesystem/linux,docker/runtime",
-		ImageCommands:  cfg.imageCommands,
-	}, nil
+		Listen:        cfg.mesosListen,
+		Agents:        cfg.agents,
+		WorkDir:       filepath.Join(cfg.dir, "mesos"),
+		ImageCommands: cfg.imageCommands,
+	}
+	simhost.Configure(&simCfg, agentMode(cfg), registry, log)
+	return simCfg, nil
+}
+
+// agentMode is how local-up's agents run containers: --isolation on this machine, and process mode
+// with the config-only stand-ins (they have no filesystem to run in).
+func agentMode(cfg config) simhost.Mode {
+	isolation := cfg.isolation
+	if isolation == "" {
+		isolation = simhost.Isolating
+	}
+	m := simhost.Resolve(isolation)
+	if m.Isolating && cfg.imageRegistry == "" {
+		m.Isolating = false
+		m.Why = "no image store: the config-only stand-in images have no root filesystem"
+	}
+	return m
 }
 
 func (m *mesosSimulator) Stop() {
