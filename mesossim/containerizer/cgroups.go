@@ -91,27 +91,29 @@ func sharesCgroups(c *Container) bool {
 	return c.ID.Parent != nil && (c.Info == nil || c.Info.LinuxInfo.GetShareCgroups())
 }
 
+// geteuid is a variable for the test of the refusal without root.
+var geteuid = os.Geteuid
+
 // prepareHierarchy is cgroups::prepare without mounting: the subsystem's hierarchy must be mounted at
 // <hierarchy>/<subsystem>; the root cgroup is created if missing.
 func prepareHierarchy(flags CgroupsFlags, subsystem string) (string, error) {
 	wrap := func(err error) error {
 		return fmt.Errorf("Failed to prepare hierarchy for the subsystem '%s': %w", subsystem, err)
 	}
-	if os.Geteuid() != 0 {
+	if geteuid() != 0 {
 		return "", wrap(errors.New("Using cgroups requires root permissions"))
 	}
 	path := filepath.Join(flags.Hierarchy, subsystem)
 	resolved, err := filepath.EvalSymlinks(path)
+	ok := false
 	if err == nil {
-		var ok bool
-		ok, err = cgroupV1Mounted(resolved, subsystem)
-		if err == nil && !ok {
-			err = fmt.Errorf("'%s' is not a cgroup v1 hierarchy with the '%s' subsystem attached "+
-				"(these isolators need cgroup v1 and do not mount hierarchies)", path, subsystem)
+		if ok, err = cgroupV1Mounted(resolved, subsystem); err != nil {
+			return "", wrap(err)
 		}
 	}
-	if err != nil {
-		return "", wrap(err)
+	if !ok {
+		return "", wrap(fmt.Errorf("'%s' is not a cgroup v1 hierarchy with the '%s' subsystem attached "+
+			"(these isolators need cgroup v1 and do not mount hierarchies)", path, subsystem))
 	}
 	if err := os.MkdirAll(filepath.Join(resolved, flags.Root), 0o755); err != nil {
 		return "", wrap(fmt.Errorf("Failed to create root cgroup %s: %w", filepath.Join(resolved, flags.Root), err))

@@ -185,19 +185,32 @@ func TestCgroupPathNestsAsMesos(t *testing.T) {
 }
 
 func TestCgroupsRefuseWithoutCgroupV1OrRoot(t *testing.T) {
+	euid := geteuid
+	geteuid = func() int { return 1000 }
+	_, err := NewCgroupsCPU(DefaultCgroupsFlags())
+	geteuid = euid
+	if err == nil || err.Error() != "Failed to prepare hierarchy for the subsystem 'cpu': Using cgroups requires root permissions" {
+		t.Fatalf("not root: %v", err)
+	}
 	if os.Geteuid() != 0 {
-		_, err := NewCgroupsCPU(DefaultCgroupsFlags())
-		if err == nil || !strings.Contains(err.Error(), "Using cgroups requires root permissions") {
-			t.Fatalf("not root: %v", err)
-		}
 		return
 	}
 	flags := DefaultCgroupsFlags()
 	flags.Hierarchy = t.TempDir()
-	_, err := NewCgroupsMem(flags)
-	want := "Failed to prepare hierarchy for the subsystem 'memory': '" + flags.Hierarchy + "/memory' is not a cgroup v1 hierarchy"
-	if err == nil || !strings.HasPrefix(err.Error(), want) && !strings.Contains(err.Error(), "no such file") {
+	_, err = NewCgroupsMem(flags)
+	want := "Failed to prepare hierarchy for the subsystem 'memory': '" + flags.Hierarchy + "/memory' is not a cgroup v1 hierarchy " +
+		"with the 'memory' subsystem attached (these isolators need cgroup v1 and do not mount hierarchies)"
+	if err == nil || err.Error() != want {
 		t.Fatalf("no hierarchy: %v", err)
+	}
+	if ok, _ := cgroupV1Mounted("/sys/fs/cgroup/unified", "memory"); !ok {
+		// A cgroup2 mount is no cgroup v1 hierarchy.
+		if err := os.Symlink("/sys/fs/cgroup/unified", filepath.Join(flags.Hierarchy, "memory")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err = NewCgroupsMem(flags); err == nil || err.Error() != want {
+			t.Fatalf("cgroup2: %v", err)
+		}
 	}
 	if err := os.Mkdir(filepath.Join(flags.Hierarchy, "cpu"), 0o755); err != nil {
 		t.Fatal(err)
