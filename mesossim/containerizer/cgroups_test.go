@@ -726,3 +726,31 @@ func TestCgroupsContainerizerChurnLeavesNoCgroup(t *testing.T) {
 		}
 	}
 }
+
+func TestCgroupsMemLimitSwapKeepsMemswWithLimit(t *testing.T) {
+	flags := cgroupsTestFlags(t)
+	flags.LimitSwap = true
+	_, mem := cgroupsPair(t, flags)
+	c := &Container{ID: cgID("swap"), Resources: scalars("mem", 64.0)}
+	prepareAll(t, c, mem)
+	path := filepath.Join(flags.Hierarchy, "memory", flags.Root, "swap")
+	check := func(want int64) {
+		t.Helper()
+		for _, f := range []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"} {
+			if got := readControl(t, filepath.Join(path, f)); got != strconv.FormatInt(want, 10) {
+				t.Errorf("%s = %s, want %d", f, got, want)
+			}
+		}
+	}
+	check(64 << 20)
+	// Raising needs memsw first: the kernel refuses limit_in_bytes above memsw.limit_in_bytes.
+	if err := mem.Update(context.Background(), c, scalars("mem", 128.0), nil); err != nil {
+		t.Fatal(err)
+	}
+	check(128 << 20)
+	var st mesos.ResourceStatistics
+	if err := mem.Usage(context.Background(), c, &st); err != nil || st.MemTotalMemswBytes == nil {
+		t.Errorf("memsw usage: %v %+v", err, st)
+	}
+	cleanupAll(t, c, mem)
+}
