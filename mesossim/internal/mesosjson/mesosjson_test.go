@@ -24,6 +24,11 @@ func TestParse(t *testing.T) {
 		{`{"a":[1e999]}`, "Value out of range"},
 		{`-1e999`, "Value out of range"},
 		{`1e-999`, ""}, // underflow is 0, not an error
+		{strings.Repeat("[", 200) + strings.Repeat("]", 200), ""},
+		{strings.Repeat("[", 199) + `{"a\"[":1}` + strings.Repeat("]", 199), ""},
+		{`{"a":` + strings.Repeat("[", 200) + "1" + strings.Repeat("]", 200) + "}", "syntax error at line 1 near: 1" + strings.Repeat("]", 200) + "}"},
+		{"[\n" + strings.Repeat("[", 200) + "x", "syntax error at line 2 near: x"},
+		{"[1] " + strings.Repeat("[", 201), "Parsed JSON included non-whitespace trailing characters:  " + strings.Repeat("[", 201)},
 	} {
 		_, err := Parse([]byte(tc.in))
 		got := ""

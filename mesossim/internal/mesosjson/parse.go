@@ -24,12 +24,24 @@ func Parse(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil {
-		offset := int64(len(b))
+	err := dec.Decode(&v)
+	offset := int64(len(b))
+	if err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) && se.Error() != "unexpected end of JSON input" {
 			offset = se.Offset - 1 // picojson reports from the offending character on
 		}
+	}
+	// stout's picojson context refuses a value nested deeper than 200 arrays and objects, reporting
+	// from the character after the bracket that goes too deep.
+	scanned := offset
+	if err == nil {
+		scanned = dec.InputOffset()
+	}
+	if d := tooDeep(b[:scanned]); d >= 0 {
+		offset, err = int64(d), errors.New("too deep")
+	}
+	if err != nil {
 		line := 1 + bytes.Count(b[:offset], []byte("\n"))
 		rest := b[offset:]
 		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
@@ -74,6 +86,37 @@ func outOfRange(v any) bool {
 		}
 	}
 	return false
+}
+
+// maxDepth is stout's STOUT_JSON_MAX_DEPTH.
+const maxDepth = 200
+
+// tooDeep is the offset after the first '[' or '{' of b nested deeper than maxDepth, or -1.
+func tooDeep(b []byte) int {
+	depth, inString, escaped := 0, false, false
+	for i, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			if depth > maxDepth {
+				return i + 1
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return -1
 }
 
 // number is stout's JSON::Number: picojson makes an integer literal that fits an int64 an int64,
