@@ -12,7 +12,9 @@
 // The master (Master) serves, as Mesos does: POST /api/v1/scheduler (JSON or protobuf, RecordIO
 // SUBSCRIBE streams with Mesos-Stream-Id), POST /api/v1 (GET_HEALTH, GET_VERSION, GET_STATE,
 // GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_MASTER), GET /health, GET /version and
-// GET /master/state. Agents (package mesossim/agent) serve the executor API and the agent operator API
+// GET /master/state. Call bodies are read as Mesos reads them: Content-Type compared as a whole
+// string, no streaming requests, JSON converted field by field as stout does, with Mesos' texts for
+// every refusal (package mesossim/internal/mesosjson). Agents (package mesossim/agent) serve the executor API and the agent operator API
 // on their own listeners and run executors as real processes (or an in-process hook).
 //
 // # Determinism
