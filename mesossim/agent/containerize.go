@@ -130,15 +130,15 @@ func chownSandbox(dir, name string) error {
 }
 
 // startIsolated launches a container through the containerizer with the agent's pipes as its standard
-// streams; wait returns its wait status once the containerizer has cleaned it up.
-func (a *Agent) startIsolated(cc *containerizer.Container, env map[string]string, stdin, stdout, stderr *os.File) (int, func() int32, error) {
+// streams; wait returns its termination (wait status, limitation) once the containerizer has cleaned it up.
+func (a *Agent) startIsolated(cc *containerizer.Container, env map[string]string, stdin, stdout, stderr *os.File) (int, func() containerizer.Termination, error) {
 	w, err := a.cz.Launch(context.Background(), cc, env, containerizer.Stdio{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		return 0, nil, err
 	}
-	return cc.Pid, func() int32 {
+	return cc.Pid, func() containerizer.Termination {
 		<-w.Done
-		return w.Termination().Status
+		return w.Termination()
 	}, nil
 }
 
@@ -185,7 +185,7 @@ func (a *Agent) startIsolatedExecutorLocked(e *executorRun, env map[string]strin
 	}
 	e.log.WithField("pid", pid).Debug("executor container launched")
 	return func() int32 {
-		status := wait()
+		status := wait().Status
 		files.close()
 		return status
 	}, nil

@@ -36,7 +36,10 @@ type container struct {
 
 	exited bool
 	status int32
-	done   chan struct{} // closed when the container has terminated
+	// limitation is the isolator's limitation that ended an isolated container (an OOM kill), written
+	// before done is closed.
+	limitation *containerizer.Limitation
+	done       chan struct{} // closed when the container has terminated
 }
 
 func (c *container) live() bool {
@@ -214,7 +217,15 @@ func (a *Agent) launchContainerWithLocked(id mesos.ContainerID, cmdInfo *mesos.C
 		start = func(stdin, stdout, stderr *os.File) (int, func() int32, error) {
 			// The containerizer's environment: the agent's variables without the agent's own
 			// environment (Mesos does not pass it to containers).
-			return a.startIsolated(c.cz, env, stdin, stdout, stderr)
+			pid, wait, err := a.startIsolated(c.cz, env, stdin, stdout, stderr)
+			if err != nil {
+				return 0, nil, err
+			}
+			return pid, func() int32 {
+				t := wait()
+				c.limitation = t.Limitation
+				return t.Status
+			}, nil
 		}
 	} else {
 		a.writeLauncherLines(&id, dir, ci, session)

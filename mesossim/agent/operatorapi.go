@@ -288,18 +288,32 @@ func (a *Agent) handleWait(w http.ResponseWriter, r *http.Request, mt mediaTypes
 		return
 	}
 	a.mu.Lock()
-	status := c.status
+	status, lim := c.status, c.limitation
 	a.mu.Unlock()
+	// A limitation's termination (MesosContainerizerProcess::limited): TASK_FAILED, its reason, message
+	// and resources, which _waitContainer copies into the answer.
+	var (
+		state      *mesos.TaskState
+		reason     *mesos.TaskStatus_Reason
+		message    *string
+		limitation *mesos.TaskResourceLimitation
+	)
+	if lim != nil {
+		state, reason, message = mesos.TASK_FAILED.Enum(), lim.Reason.Enum(), &lim.Message
+		if len(lim.Resources) > 0 {
+			limitation = &mesos.TaskResourceLimitation{Resources: lim.Resources}
+		}
+	}
 	resp := &agentapi.Response{}
 	if nested {
 		resp.Type = agentapi.Response_WAIT_NESTED_CONTAINER
-		resp.WaitNestedContainer = &agentapi.Response_WaitNestedContainer{}
+		resp.WaitNestedContainer = &agentapi.Response_WaitNestedContainer{State: state, Reason: reason, Message: message, Limitation: limitation}
 		if status >= 0 {
 			resp.WaitNestedContainer.ExitStatus = &status
 		}
 	} else {
 		resp.Type = agentapi.Response_WAIT_CONTAINER
-		resp.WaitContainer = &agentapi.Response_WaitContainer{}
+		resp.WaitContainer = &agentapi.Response_WaitContainer{State: state, Reason: reason, Message: message, Limitation: limitation}
 		if status >= 0 {
 			resp.WaitContainer.ExitStatus = &status
 		}
