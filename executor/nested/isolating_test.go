@@ -70,7 +70,12 @@ func isolatingRuntime(t *testing.T, isolation string, mutate func(*agent.Config)
 	unused := "in-process"
 	fw := mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: "fw-1"}, Name: "kubemesos", User: "root"}
 	a.Launch(fw, &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "kubemesos-executor"}, FrameworkID: fw.ID,
-		Command: &mesos.CommandInfo{Value: &unused}}, []mesos.TaskInfo{{Name: "t", TaskID: mesos.TaskID{Value: "t"}}}, false)
+		Command: &mesos.CommandInfo{Value: &unused}}, []mesos.TaskInfo{{Name: "t", TaskID: mesos.TaskID{Value: "t"},
+		// The executor's cgroups (with cgroups/*) are sized by its tasks, as a pod's task sizes them.
+		Resources: []mesos.Resource{
+			{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1}},
+			{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 512}},
+		}}}, false)
 	var ex agent.ExecutorState
 	deadline := time.Now().Add(10 * time.Second)
 	for {

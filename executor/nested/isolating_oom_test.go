@@ -1,0 +1,29 @@
+package nested_test
+
+import (
+	"os"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// A container whose memory exceeds its 32Mi limit is OOM-killed by the agent's cgroups/mem isolator,
+// which the kubelet view reports as OOMKilled.
+func TestIsolatedMemoryLimitOOMKilled(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err != nil {
+		t.Skip("no cgroup v1 memory hierarchy")
+	}
+	r := isolatingRuntime(t, "filesystem/linux,namespaces/pid,cgroups/cpu,cgroups/mem", nil)
+	limits := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi"), corev1.ResourceCPU: resource.MustParse("500m")}
+	// 64 MiB in a shell variable: more than the limit, without relying on a tool to allocate.
+	pod := shPod("hog", `x=$(head -c 67108864 /dev/zero | tr '\0' a); echo survived ${#x}`, nil, nil, corev1.ResourceRequirements{Limits: limits})
+	st, out := run(t, r, pod)
+	if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+		t.Errorf("a container past its 32Mi limit: %+v, output %q; want OOMKilled, 137", st, out)
+	}
+	pod = shPod("fits", `x=$(head -c 1048576 /dev/zero | tr '\0' a); echo ${#x}`, nil, nil, corev1.ResourceRequirements{Limits: limits})
+	if st, out := run(t, r, pod); st.ExitCode != 0 || st.Reason != "" || out != "1048576\n" {
+		t.Errorf("a container within its limit: %+v, output %q", st, out)
+	}
+}
