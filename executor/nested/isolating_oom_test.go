@@ -22,8 +22,11 @@ func TestIsolatedMemoryLimitOOMKilled(t *testing.T) {
 	if st.Reason != "OOMKilled" || st.ExitCode != 137 {
 		t.Errorf("a container past its 32Mi limit: %+v, output %q; want OOMKilled, 137", st, out)
 	}
-	pod = shPod("fits", `x=$(head -c 1048576 /dev/zero | tr '\0' a); echo ${#x}`, nil, nil, corev1.ResourceRequirements{Limits: limits})
-	if st, out := run(t, r, pod); st.ExitCode != 0 || st.Reason != "" || out != "1048576\n" {
-		t.Errorf("a container within its limit: %+v, output %q", st, out)
+	// Its own memory cgroup (share_cgroups=false) has the limit as hard limit.
+	pod = shPod("fits", `x=$(head -c 1048576 /dev/zero | tr '\0' a); echo ${#x}; `+
+		`cat /sys/fs/cgroup/memory$(grep -E '^[0-9]+:memory:' /proc/self/cgroup | cut -d: -f3)/memory.limit_in_bytes`,
+		nil, nil, corev1.ResourceRequirements{Limits: limits})
+	if st, out := run(t, r, pod); st.ExitCode != 0 || st.Reason != "" || out != "1048576\n33554432\n" {
+		t.Errorf("a container within its limit: %+v, output %q; want the 1 MiB string and a 32Mi limit", st, out)
 	}
 }

@@ -39,7 +39,7 @@ func (quietMaster) ResourcesRecovered(mesos.AgentID, mesos.FrameworkID, mesos.Re
 
 // isolatingRuntime is the executor's runtime against a simulated agent with Mesos' Linux isolators
 // (as root), under a running executor's container.
-func isolatingRuntime(t *testing.T, isolation string, mutate func(*agent.Config)) *nested.Runtime {
+func isolatingRuntime(t testing.TB, isolation string, mutate func(*agent.Config)) *nested.Runtime {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the agent's Linux isolators need root (namespaces, mounts, users)")
@@ -213,5 +213,30 @@ func TestIsolatedPrivilegedRefusedByTheAgent(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Reason != podworker.ReasonCreateContainerError ||
 		!regexp.MustCompile(`^the Mesos agent refused the container: .*Bounding capabilities '\{ CHOWN, .*AUDIT_READ \}', but only '\{ CHOWN, .* \}' are allowed$`).MatchString(ce.Message) {
 		t.Fatalf("Start of a privileged container = %v, want the agent's refusal as CreateContainerError", err)
+	}
+}
+
+// BenchmarkIsolatedStart is one container's life through the runtime on an isolating agent with the
+// isolation fields this package sends: LAUNCH_CONTAINER (own pid namespace, capabilities, a host user
+// by name), WAIT_CONTAINER, REMOVE_CONTAINER.
+func BenchmarkIsolatedStart(b *testing.B) {
+	r := isolatingRuntime(b, "filesystem/linux,namespaces/pid,linux/capabilities", nil)
+	uid := int64(1000)
+	if _, err := user.LookupId("1000"); err != nil {
+		b.Skip("no user with uid 1000")
+	}
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		pod := shPod(fmt.Sprintf("b%d", i), "true", &corev1.PodSecurityContext{RunAsUser: &uid}, nil, corev1.ResourceRequirements{})
+		h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st, err := r.Wait(ctx, h); err != nil || st.ExitCode != 0 {
+			b.Fatal(st, err)
+		}
+		if err := r.Remove(ctx, h); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
