@@ -1,12 +1,12 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +16,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+	"golang.org/x/sys/unix"
 )
 
 const linuxIsolation = "filesystem/linux,namespaces/pid,linux/capabilities"
@@ -127,19 +128,15 @@ func TestIsolatedRefusals(t *testing.T) {
 // Launching and killing 200 nested containers (pods churned) leaves no mount and no process behind.
 func TestIsolatedChurnLeavesNothing(t *testing.T) {
 	f := newIsolatingFixture(t)
-	mountinfo := func() int {
-		b, err := os.ReadFile("/proc/self/mountinfo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return bytes.Count(b, []byte("\n"))
-	}
+	// Only the agent's own mounts: the test shares the host's mount namespace with whatever else runs
+	// on the machine (other packages' tests mount and unmount while this one churns).
+	mountinfo := func() []string { return mountsUnder(t, f.a.cfg.WorkDir) }
 	vol := mesosContainer(sandboxParentVolume("volumes/churn", "churn"))
 	// The first launch makes the volume's directories.
 	if code, body, _, _, _ := f.runNested(t, "warm", shell("true"), vol); code != http.StatusOK {
 		t.Fatalf("launch: %d %s", code, body)
 	}
-	mounts, procs := mountinfo(), countProcesses(t, "sleep 4242")
+	mounts, procs := mountinfo(), countProcesses(t, f.a.cfg.WorkDir, "sleep 4242")
 	for i := 0; i < 200; i++ {
 		c := f.child(fmt.Sprintf("churn-%d", i))
 		if err := f.launch(c, shell("sleep 4242 & exec sleep 4242"), vol); err != nil {
@@ -152,16 +149,67 @@ func TestIsolatedChurnLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := mountinfo(); n != mounts {
-		t.Errorf("%d mounts before, %d after", mounts, n)
+	if after := mountinfo(); !slices.Equal(after, mounts) {
+		t.Errorf("the agent's mounts before:\n%s\nafter:\n%s", strings.Join(mounts, "\n"), strings.Join(after, "\n"))
 	}
-	if n := countProcesses(t, "sleep 4242"); n != procs {
+	if n := countProcesses(t, f.a.cfg.WorkDir, "sleep 4242"); n != procs {
 		t.Errorf("%d `sleep 4242` before, %d after", procs, n)
 	}
 }
 
-// countProcesses counts the host's processes whose command line is cmdline.
-func countProcesses(t *testing.T, cmdline string) int {
+// mountsUnder lists the mount points of the test's mount namespace at or below dir (symbolic links
+// resolved), sorted.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		// proc_pid_mountinfo(5): the fifth field, with space, tab, newline and backslash octal-escaped.
+		mp := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// mountsUnder sees the mounts below its directory and no others.
+func TestMountsUnder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	dir, other := t.TempDir(), t.TempDir()
+	inner := filepath.Join(dir, "a b")
+	for _, p := range []string{inner, filepath.Join(other, "x")} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", p, "tmpfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Unmount(p, unix.MNT_DETACH) })
+	}
+	real, _ := filepath.EvalSymlinks(inner)
+	if got := mountsUnder(t, dir); !slices.Equal(got, []string{real}) {
+		t.Errorf("mountsUnder(%s) = %q, want [%q]", dir, got, real)
+	}
+}
+
+// countProcesses counts the host's processes whose command line is cmdline and whose working
+// directory is below dir (an agent's sandboxes: not another test's processes).
+func countProcesses(t *testing.T, dir, cmdline string) int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +217,11 @@ func countProcesses(t *testing.T, cmdline string) int {
 	want := strings.ReplaceAll(cmdline, " ", "\x00") + "\x00"
 	n := 0
 	for _, e := range entries {
-		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == want {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || string(b) != want {
+			continue
+		}
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && strings.HasPrefix(cwd, dir+"/") {
 			n++
 		}
 	}
