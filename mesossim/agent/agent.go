@@ -102,6 +102,10 @@ type Config struct {
 	// serves tagged references of it, and "*" serves every image not listed. An image neither
 	// provisioned nor listed fails the launch with Mesos' 400.
 	ImageCommands map[string]string
+	// ImageCommandImage (simulator-only) is the image an isolating agent runs an --image-command fallback
+	// in, e.g. busybox of its registry; empty: the fallback shares the host's filesystem, where a
+	// volume's absolute container path must then exist, as for any container without an image.
+	ImageCommandImage string
 	// ExecutorHook, when set, runs custom executors in-process instead of as processes. Command tasks
 	// still run through the (in-process) command executor.
 	ExecutorHook ExecutorHook

@@ -203,7 +203,7 @@ func (a *Agent) launchContainerWithLocked(id mesos.ContainerID, cmdInfo *mesos.C
 	if a.cz != nil {
 		// The launch helper writes Mesos' launcher lines itself.
 		if prepared.fallback {
-			ci = withoutImage(ci)
+			ci = withImage(ci, a.cfg.ImageCommandImage)
 		}
 		c.cz = a.containerConfigLocked(c, command, ci, session)
 		c.cz.Resources, c.cz.Limits = res, limits
@@ -410,15 +410,18 @@ func removeAll(dir string) error {
 	return os.RemoveAll(dir)
 }
 
-// withoutImage is ci without its Mesos image: a container the --image-command fallback runs is a host
-// process tree, since there is no image to provision.
-func withoutImage(ci *mesos.ContainerInfo) *mesos.ContainerInfo {
+// withImage is ci with its Mesos image replaced by the docker image name, or removed when name is
+// empty: a container the --image-command fallback runs has no image of its own to provision.
+func withImage(ci *mesos.ContainerInfo, name string) *mesos.ContainerInfo {
 	if ci.GetMesos().GetImage() == nil {
 		return ci
 	}
 	out := *ci
 	m := *ci.Mesos
 	m.Image = nil
+	if name != "" {
+		m.Image = &mesos.Image{Type: mesos.Image_DOCKER.Enum(), Docker: &mesos.Image_Docker{Name: name}}
+	}
 	out.Mesos = &m
 	return &out
 }

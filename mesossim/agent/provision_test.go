@@ -117,6 +117,27 @@ func TestIsolatedImageCommandFallbackRunsWithoutRootfs(t *testing.T) {
 	}
 }
 
+// With ImageCommandImage the fallback runs in that image's rootfs, where a volume at an absolute
+// container path (a pod's service account token) is created as for any image.
+func TestIsolatedImageCommandFallbackInItsImage(t *testing.T) {
+	f := newProvisioningFixture(t, func(c *Config) {
+		c.ImageCommands = map[string]string{"*": "ls /bin/busybox; cat /var/run/secrets/token"}
+		c.ImageCommandImage = "busybox"
+	})
+	if err := os.WriteFile(filepath.Join(f.dir, "token"), []byte("tok\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vol := mesosImage("nginx")
+	vol.Volumes = []mesos.Volume{sandboxParentVolume("token", "/var/run/secrets/token")}
+	code, body, status, stdout, stderr := f.runNested(t, "fb", &mesos.CommandInfo{}, vol)
+	if code != http.StatusOK || status != 0 {
+		t.Fatalf("launch = %d %q, status %d, stderr %q", code, body, status, stderr)
+	}
+	if stdout != "/bin/busybox\ntok\n" {
+		t.Errorf("stdout %q, want busybox's binary and the volume", stdout)
+	}
+}
+
 // ProcessMode keeps an agent that could isolate (root, the helper hosted, Linux isolators) in process
 // mode, and says so.
 func TestProcessModeKnob(t *testing.T) {
