@@ -61,7 +61,8 @@ func Resolve(isolation string) Mode {
 
 // Configure sets cfg's agents up for mode with registry (a directory of image archives) as their
 // --docker_registry: every agent its own --docker_store_dir under cfg.WorkDir, --cgroups_enable_cfs for
-// cpu limits; in process mode the image isolators are only recorded. It logs which mode runs and, in
+// cpu limits, busybox for the --image-command fallback; in process mode the image isolators are only
+// recorded. It logs which mode runs and, in
 // process mode, why. cfg.WorkDir must be set.
 func Configure(cfg *mesossim.ClusterConfig, mode Mode, registry string, log logrus.FieldLogger) {
 	cfg.ImageProviders = "docker"
@@ -81,6 +82,10 @@ func Configure(cfg *mesossim.ClusterConfig, mode Mode, registry string, log logr
 	}
 	cfg.AgentTweak = func(i int, c *agent.Config) {
 		c.ProcessMode = !mode.Isolating
+		if mode.Isolating && len(cfg.ImageCommands) > 0 {
+			// The --image-command stand-in for an image not in the store runs in busybox's rootfs.
+			c.ImageCommandImage = "busybox"
+		}
 		c.CgroupsEnableCFS = true
 		c.DockerStoreDir = filepath.Join(workDir, "store", "agent-"+strconv.Itoa(i))
 		if tweak != nil {
