@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/kubemesos/kubemesos/mesossim/internal/mesosjson"
+	"github.com/kubemesos/kubemesos/mesossim/internal/recordio"
 )
 
 const (
@@ -306,7 +307,7 @@ func (m *Master) pump(w io.Writer, flusher http.Flusher, r *http.Request, s *str
 	heartbeat := &scheduler.Event{Type: scheduler.Event_HEARTBEAT}
 	write := func() bool {
 		for _, b := range s.take() {
-			if err := writeRecordChunk(w, flusher.Flush, b); err != nil {
+			if err := recordio.WriteChunk(w, flusher.Flush, b); err != nil {
 				return false
 			}
 		}
@@ -329,25 +330,6 @@ func (m *Master) pump(w io.Writer, flusher http.Flusher, r *http.Request, s *str
 			s.send(heartbeat)
 		}
 	}
-}
-
-// writeRecordChunk writes one RecordIO record ("<length>\n<bytes>") as exactly one HTTP chunk, as
-// Mesos does: StreamingHttpConnection::send makes one pipe write per event and libprocess' stream()
-// turns each pipe write into one chunk. The record goes out in a single Write and is flushed at once:
-// net/http's response writer buffers up to 2048 bytes before its chunk writer, so a record that fits
-// is flushed as one chunk, and a larger one meets an empty buffer and is handed to the chunk writer in
-// one call, one chunk as well. (mesos-go's recordio writer writes length and data separately, which
-// let records share or straddle chunks.)
-func writeRecordChunk(w io.Writer, flush func(), data []byte) error {
-	buf := make([]byte, 0, len(data)+11)
-	buf = strconv.AppendInt(buf, int64(len(data)), 10)
-	buf = append(buf, '\n')
-	buf = append(buf, data...)
-	if _, err := w.Write(buf); err != nil {
-		return err
-	}
-	flush()
-	return nil
 }
 
 // Handler serves the master's endpoints: the scheduler API, the operator API, /health, /version,

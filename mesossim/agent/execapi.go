@@ -11,16 +11,15 @@ import (
 // serveExecutorAPI is POST /api/v1/executor with the status codes and messages of a Mesos 1.x agent.
 func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		respondError(w, http.StatusMethodNotAllowed, "Expecting one of { 'POST' }, but received '"+r.Method+"'")
+		methodNotAllowed(w, r.Method)
 		return
 	}
 	// Http::executor compares the whole header: parameters such as a charset make it unsupported.
-	if _, ok := r.Header["Content-Type"]; !ok {
+	ct, ok := lastHeader(r.Header, "Content-Type")
+	if !ok {
 		respondError(w, http.StatusBadRequest, "Expecting 'Content-Type' to be present")
 		return
 	}
-	ct := r.Header.Get("Content-Type")
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
 	if err != nil {
 		respondError(w, http.StatusBadRequest, "Failed to read body: "+err.Error())
@@ -60,11 +59,14 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	code, msg = a.executorCallLocked(call)
 	a.mu.Unlock()
-	if code != http.StatusAccepted {
+	switch code {
+	case http.StatusAccepted:
+		w.WriteHeader(http.StatusAccepted)
+	case http.StatusNotImplemented:
+		notImplemented(w)
+	default:
 		respondError(w, code, msg)
-		return
 	}
-	w.WriteHeader(http.StatusAccepted)
 }
 
 // executorCallLocked handles UPDATE and MESSAGE (UNKNOWN is not implemented, as in Mesos).

@@ -20,7 +20,9 @@ type rawRequest struct {
 	body        string
 	wantCode    int
 	wantInBody  string
+	wantBody    string // the exact body, when set
 	wantCTypeIs string
+	wantAllow   string
 }
 
 func doRaw(t *testing.T, base string, rr rawRequest) (*http.Response, string) {
@@ -70,7 +72,10 @@ func TestBadCallsGetMesosStatusCodes(t *testing.T) {
 	}
 	tests := []rawRequest{
 		// Executor API.
-		{name: "executor GET", path: exec, method: http.MethodGet, wantCode: 405},
+		{name: "executor GET", path: exec, method: http.MethodGet, wantCode: 405,
+			wantBody: "405 Method Not Allowed. Expecting one of { 'POST' }, but received 'GET'.", wantAllow: "POST"},
+		{name: "executor PUT", path: exec, method: http.MethodPut, headers: jsonCT, body: "{}", wantCode: 405,
+			wantBody: "405 Method Not Allowed. Expecting one of { 'POST' }, but received 'PUT'.", wantAllow: "POST"},
 		{name: "executor without Content-Type", path: exec, body: "{}", wantCode: 400, wantInBody: "Content-Type"},
 		{name: "executor text/plain", path: exec, headers: map[string]string{"Content-Type": "text/plain"}, body: "x", wantCode: 415},
 		{name: "executor malformed JSON", path: exec, headers: jsonCT, body: "{", wantCode: 400},
@@ -91,13 +96,38 @@ func TestBadCallsGetMesosStatusCodes(t *testing.T) {
 			body: `{"type":"SUBSCRIBE","framework_id":{"value":"fw-1"},"executor_id":{"value":"e"},"subscribe":{}}`, wantCode: 406},
 
 		// Agent operator API.
-		{name: "agent GET", path: "/api/v1", method: http.MethodGet, wantCode: 405},
-		{name: "agent without Content-Type", path: "/api/v1", body: "{}", wantCode: 400},
-		{name: "agent text/plain", path: "/api/v1", headers: map[string]string{"Content-Type": "text/plain"}, body: "x", wantCode: 415},
+		// Http::api, with libprocess' bodies and deserialize's texts (a conversion error goes out bare).
+		{name: "agent GET", path: "/api/v1", method: http.MethodGet, wantCode: 405,
+			wantBody: "405 Method Not Allowed. Expecting one of { 'POST' }, but received 'GET'.", wantAllow: "POST"},
+		{name: "agent DELETE", path: "/api/v1", method: http.MethodDelete, wantCode: 405,
+			wantBody: "405 Method Not Allowed. Expecting one of { 'POST' }, but received 'DELETE'.", wantAllow: "POST"},
+		{name: "agent without Content-Type", path: "/api/v1", body: "{}", wantCode: 400, wantBody: "Expecting 'Content-Type' to be present"},
+		{name: "agent text/plain", path: "/api/v1", headers: map[string]string{"Content-Type": "text/plain"}, body: "x", wantCode: 415,
+			wantBody: "Expecting 'Content-Type' of application/json or application/x-protobuf or application/recordio"},
+		{name: "agent Content-Type with a charset", path: "/api/v1", headers: map[string]string{"Content-Type": "application/json; charset=utf-8"}, body: `{"type":"GET_HEALTH"}`,
+			wantCode: 415, wantBody: "Expecting 'Content-Type' of application/json or application/x-protobuf or application/recordio"},
+		{name: "agent Message-Content-Type with a charset", path: "/api/v1", headers: map[string]string{"Content-Type": "application/recordio", "Message-Content-Type": "application/json; charset=utf-8"},
+			body: "2\n{}", wantCode: 415, wantBody: "Expecting 'Message-Content-Type' of application/json or application/x-protobuf"},
 		{name: "agent Accept text/html", path: "/api/v1", headers: map[string]string{"Content-Type": "application/json", "Accept": "text/html"}, body: `{"type":"GET_HEALTH"}`, wantCode: 406},
-		{name: "agent malformed JSON", path: "/api/v1", headers: jsonCT, body: `{"type":`, wantCode: 400},
-		{name: "agent unknown call type", path: "/api/v1", headers: jsonCT, body: `{"type":"FROBNICATE"}`, wantCode: 400},
-		{name: "agent call without type", path: "/api/v1", headers: jsonCT, body: `{}`, wantCode: 400},
+		{name: "agent malformed JSON", path: "/api/v1", headers: jsonCT, body: `{"type":`, wantCode: 400, wantBody: "Failed to parse body into JSON: syntax error at line 1 near: "},
+		{name: "agent malformed protobuf", path: "/api/v1", headers: map[string]string{"Content-Type": "application/x-protobuf"}, body: "\xff\xff\xff", wantCode: 400,
+			wantBody: "Failed to parse body into a protobuf object"},
+		{name: "agent JSON that is not an object", path: "/api/v1", headers: jsonCT, body: `["GET_HEALTH"]`, wantCode: 400, wantBody: "Expecting a JSON object"},
+		{name: "agent type as a number", path: "/api/v1", headers: jsonCT, body: `{"type":1}`, wantCode: 400, wantBody: "Not expecting a JSON number for field 'type'"},
+		{name: "agent call missing a required field", path: "/api/v1", headers: jsonCT,
+			body: `{"type":"KILL_NESTED_CONTAINER","kill_nested_container":{"container_id":{}}}`, wantCode: 400, wantBody: "Missing required fields: kill_nested_container.container_id.value"},
+		{name: "agent unknown call type", path: "/api/v1", headers: jsonCT, body: `{"type":"FROBNICATE"}`, wantCode: 400,
+			wantBody: "Failed to validate agent::Call: Expecting 'type' to be present"},
+		{name: "agent protobuf call of an unknown type", path: "/api/v1", headers: map[string]string{"Content-Type": "application/x-protobuf"}, body: "\x08\x63", wantCode: 400,
+			wantBody: "Failed to validate agent::Call: Expecting 'type' to be present"},
+		{name: "agent call without type", path: "/api/v1", headers: jsonCT, body: `{}`, wantCode: 400, wantBody: "Failed to validate agent::Call: Expecting 'type' to be present"},
+		{name: "agent call of type UNKNOWN", path: "/api/v1", headers: jsonCT, body: `{"type":"UNKNOWN"}`, wantCode: 501, wantBody: "501 Not Implemented."},
+		{name: "agent protobuf call of type UNKNOWN", path: "/api/v1", headers: map[string]string{"Content-Type": "application/x-protobuf"}, body: "\x08\x00", wantCode: 501,
+			wantBody: "501 Not Implemented."},
+		{name: "agent streamed call of type UNKNOWN", path: "/api/v1", headers: map[string]string{"Content-Type": "application/recordio", "Message-Content-Type": "application/json"},
+			body: "18\n{\"type\":\"UNKNOWN\"}", wantCode: 415, wantBody: "Streaming 'Content-Type' application/recordio is not supported for UNKNOWN call"},
+		{name: "agent streamed call of an unknown type", path: "/api/v1", headers: map[string]string{"Content-Type": "application/recordio", "Message-Content-Type": "application/json"},
+			body: "21\n{\"type\":\"FROBNICATE\"}", wantCode: 400, wantBody: "Failed to validate agent::Call: Expecting 'type' to be present"},
 		{name: "GET_HEALTH as JSON", path: "/api/v1", headers: jsonCT, body: `{"type":"GET_HEALTH"}`, wantCode: 200, wantInBody: `"healthy":true`, wantCTypeIs: "application/json"},
 		{name: "unimplemented call", path: "/api/v1", headers: jsonCT, body: `{"type":"GET_STATE"}`, wantCode: 501},
 		{name: "streaming request without Message-Content-Type", path: "/api/v1", headers: map[string]string{"Content-Type": "application/recordio"}, body: "2\n{}", wantCode: 400},
@@ -126,6 +156,12 @@ func TestBadCallsGetMesosStatusCodes(t *testing.T) {
 			}
 			if tc.wantInBody != "" && !strings.Contains(body, tc.wantInBody) {
 				t.Errorf("body %q does not mention %q", body, tc.wantInBody)
+			}
+			if tc.wantBody != "" && body != tc.wantBody {
+				t.Errorf("body %q, want %q", body, tc.wantBody)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.wantAllow {
+				t.Errorf("Allow = %q, want %q", got, tc.wantAllow)
 			}
 			if tc.wantCTypeIs != "" && resp.Header.Get("Content-Type") != tc.wantCTypeIs {
 				t.Errorf("Content-Type = %q, want %q", resp.Header.Get("Content-Type"), tc.wantCTypeIs)

@@ -26,8 +26,7 @@ type mediaTypes struct {
 // plus GET_HEALTH, GET_VERSION and GET_FLAGS. Content negotiation and status codes follow the Mesos agent.
 func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		respondError(w, http.StatusMethodNotAllowed, "Expecting one of { 'POST' }, but received '"+r.Method+"'")
+		methodNotAllowed(w, r.Method)
 		return
 	}
 	mt, code, msg := negotiate(r.Header)
@@ -35,8 +34,9 @@ func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 		respondError(w, code, msg)
 		return
 	}
-	var call agentapi.Call
 	var reader *recordReader
+	var body []byte
+	messageType := mt.content
 	if mt.content == mediaRecordIO {
 		reader = &recordReader{r: io.LimitReader(r.Body, 1<<40)}
 		rec, err := reader.next()
@@ -44,24 +44,24 @@ func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 			respondError(w, http.StatusBadRequest, "Received EOF while reading request body")
 			return
 		}
-		if err == nil {
-			err = decodeMessage(mt.messageContent, rec, &call)
-		}
 		if err != nil {
 			respondError(w, http.StatusBadRequest, "Failed to parse streaming request: "+err.Error())
 			return
 		}
+		body, messageType = rec, mt.messageContent
 	} else {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
-		if err == nil {
-			err = decodeMessage(mt.content, body, &call)
-		}
-		if err != nil {
-			respondError(w, http.StatusBadRequest, "Failed to parse body into Call: "+err.Error())
+		var err error
+		if body, err = io.ReadAll(io.LimitReader(r.Body, maxBodyBytes)); err != nil {
+			respondError(w, http.StatusBadRequest, "Failed to read body: "+err.Error())
 			return
 		}
 	}
-	if msg := validateAgentCall(&call); msg != "" {
+	call, hasType, msg := parseAgentCall(messageType, body)
+	if msg != "" {
+		respondError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if msg := validateAgentCall(call, hasType); msg != "" {
 		respondError(w, http.StatusBadRequest, "Failed to validate agent::Call: "+msg)
 		return
 	}
@@ -112,6 +112,8 @@ func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 		a.handleAttachOutput(w, r, mt, call.AttachContainerOutput.ContainerID)
 	case agentapi.Call_ATTACH_CONTAINER_INPUT:
 		a.handleAttachInput(w, mt, call.AttachContainerInput.ContainerID, reader)
+	case agentapi.Call_UNKNOWN:
+		notImplemented(w)
 	default:
 		respondError(w, http.StatusNotImplemented, call.Type.String()+" is not implemented by the simulated agent")
 	}
@@ -122,25 +124,29 @@ const MesosVersion = "1.12.0"
 
 func negotiate(h http.Header) (mediaTypes, int, string) {
 	var mt mediaTypes
-	mt.content = mediaType(h.Get("Content-Type"))
-	switch mt.content {
-	case "":
+	// Http::api compares whole headers: parameters such as a charset make a type unsupported.
+	ct, ok := lastHeader(h, "Content-Type")
+	if !ok {
 		return mt, http.StatusBadRequest, "Expecting 'Content-Type' to be present"
+	}
+	mt.content = ct
+	switch mt.content {
 	case mediaJSON, mediaProtobuf, mediaRecordIO:
 	default:
 		return mt, http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf or application/recordio"
 	}
-	msgCT := mediaType(h.Get(headerMessageContentType))
+	msgCT, msgCTSet := lastHeader(h, headerMessageContentType)
 	if mt.content == mediaRecordIO {
-		switch msgCT {
-		case "":
+		if !msgCTSet {
 			return mt, http.StatusBadRequest, "Expecting 'Message-Content-Type' to be set for streaming requests"
+		}
+		switch msgCT {
 		case mediaJSON, mediaProtobuf:
 			mt.messageContent = msgCT
 		default:
 			return mt, http.StatusUnsupportedMediaType, "Expecting 'Message-Content-Type' of application/json or application/x-protobuf"
 		}
-	} else if msgCT != "" {
+	} else if msgCTSet {
 		return mt, http.StatusUnsupportedMediaType, "Expecting 'Message-Content-Type' to be not set for non-streaming requests"
 	}
 	switch {
@@ -162,14 +168,18 @@ func negotiate(h http.Header) (mediaTypes, int, string) {
 		default:
 			return mt, http.StatusNotAcceptable, "Expecting 'Message-Accept' to allow application/json or application/x-protobuf"
 		}
-	} else if h.Get(headerMessageAccept) != "" {
+	} else if _, set := lastHeader(h, headerMessageAccept); set {
 		return mt, http.StatusNotAcceptable, "Expecting 'Message-Accept' to be not set for non-streaming responses"
 	}
 	return mt, 0, ""
 }
 
-// validateAgentCall mirrors the parts of Mesos' agent call validation that matter here.
-func validateAgentCall(c *agentapi.Call) string {
+// validateAgentCall mirrors the parts of Mesos' agent call validation that matter here
+// (validation::agent::call::validate). A call of type UNKNOWN is valid: Http::_api answers it.
+func validateAgentCall(c *agentapi.Call, hasType bool) string {
+	if !hasType {
+		return "Expecting 'type' to be present"
+	}
 	needParent := func(field string, id mesos.ContainerID) string {
 		if msg := validateContainerID(&id); msg != "" {
 			return msg
@@ -186,8 +196,6 @@ func validateAgentCall(c *agentapi.Call) string {
 		return ""
 	}
 	switch c.Type {
-	case agentapi.Call_UNKNOWN:
-		return "Expecting 'type' to be present"
 	case agentapi.Call_LAUNCH_NESTED_CONTAINER:
 		if m := present(c.LaunchNestedContainer != nil, "launch_nested_container"); m != "" {
 			return m
@@ -483,9 +491,9 @@ func (a *Agent) handleAttachInput(w http.ResponseWriter, mt mediaTypes, id *meso
 			respondError(w, http.StatusBadRequest, "Failed to read input record: "+err.Error())
 			return
 		}
-		var call agentapi.Call
-		if err := decodeMessage(mt.messageContent, rec, &call); err != nil {
-			respondError(w, http.StatusBadRequest, "Failed to parse input record: "+err.Error())
+		call, _, msg := parseAgentCall(mt.messageContent, rec)
+		if msg != "" {
+			respondError(w, http.StatusBadRequest, "Failed to parse input record: "+msg)
 			return
 		}
 		in := call.AttachContainerInput

@@ -1,12 +1,10 @@
 package agent
 
 import (
-	"encoding/json"
 	"net/http"
-	"reflect"
-	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
 	"github.com/kubemesos/kubemesos/mesossim/internal/mesosjson"
@@ -23,26 +21,44 @@ func parseExecutorCall(contentType string, body []byte) (call *executor.Call, ha
 		if err := call.Unmarshal(body); err != nil {
 			return nil, false, http.StatusBadRequest, "Failed to parse body into Call protobuf"
 		}
-		return call, mesosjson.ProtobufHasField(body, 3), 0, ""
+		_, known := executor.Call_Type_name[int32(call.Type)]
+		return call, known && mesosjson.ProtobufHasField(body, 3), 0, ""
 	case mediaJSON:
 		value, err := mesosjson.Parse(body)
 		if err != nil {
 			return nil, false, http.StatusBadRequest, "Failed to parse body into JSON: " + err.Error()
 		}
-		obj, ok := value.(map[string]any)
-		if !ok {
-			return nil, false, http.StatusBadRequest, "Failed to convert JSON into Call protobuf: Expecting a JSON object"
-		}
-		if err := json.Unmarshal(body, call); err != nil {
+		set, err := mesosjson.Convert(value, call)
+		if err != nil {
 			return nil, false, http.StatusBadRequest, "Failed to convert JSON into Call protobuf: " + err.Error()
 		}
-		if missing := mesosjson.MissingRequired(reflect.TypeOf(*call), obj); len(missing) > 0 {
-			return nil, false, http.StatusBadRequest, "Failed to convert JSON into Call protobuf: Missing required fields: " + strings.Join(missing, ", ")
-		}
-		t, present := obj["type"]
-		return call, present && t != nil, 0, ""
+		return call, set["type"], 0, ""
 	}
 	return nil, false, http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf"
+}
+
+// parseAgentCall is common/http.hpp's deserialize<v1::agent::Call>, which Http::api applies to a body
+// and to each record of a streaming request, with its texts (a conversion error goes out bare).
+// hasType is as for parseExecutorCall: proto2 leaves an unknown enum value unset, stout's conversion
+// an unknown name.
+func parseAgentCall(contentType string, body []byte) (call *agentapi.Call, hasType bool, msg string) {
+	call = &agentapi.Call{}
+	if contentType == mediaProtobuf {
+		if err := call.Unmarshal(body); err != nil {
+			return nil, false, "Failed to parse body into a protobuf object"
+		}
+		_, known := agentapi.Call_Type_name[int32(call.Type)]
+		return call, known && mesosjson.ProtobufHasField(body, 1), ""
+	}
+	value, err := mesosjson.Parse(body)
+	if err != nil {
+		return nil, false, "Failed to parse body into JSON: " + err.Error()
+	}
+	set, err := mesosjson.Convert(value, call)
+	if err != nil {
+		return nil, false, err.Error()
+	}
+	return call, set["type"], ""
 }
 
 // validateExecutorCall is Mesos' common::validation::validateExecutorCall (src/common/validation.cpp),

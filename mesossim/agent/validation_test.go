@@ -118,7 +118,15 @@ func TestExecutorCallValidation(t *testing.T) {
 		{"protobuf heartbeat", mediaProtobuf, string(heartbeatPB), 202, ""},
 		// Mesos answers a heartbeat before looking the framework and executor up.
 		{"heartbeat of an unknown executor", mediaJSON, `{"type":"HEARTBEAT","framework_id":{"value":"nope"},"executor_id":{"value":"nope"}}`, 202, ""},
-		{"call of type UNKNOWN", mediaJSON, call("UNKNOWN", ""), 501, ""},
+		// Http::executor answers a call of type UNKNOWN after looking up its executor; an unknown type
+		// is dropped by the conversion (JSON) or by proto2 (protobuf) and so is missing.
+		{"call of type UNKNOWN", mediaJSON, call("UNKNOWN", ""), 501, "501 Not Implemented."},
+		{"protobuf call of type UNKNOWN", mediaProtobuf, string(pbMessage(pbField{num: 1, bytes: ex}, pbField{num: 2, bytes: fw}, pbVarint(3, 0))), 501, "501 Not Implemented."},
+		{"call of type UNKNOWN of an unknown executor", mediaJSON, `{"type":"UNKNOWN","framework_id":{"value":"fw-1"},"executor_id":{"value":"nope"}}`, 400, "Executor cannot be found"},
+		{"JSON call of an unknown type", mediaJSON, call("FROBNICATE", ""), 400, invalid + "Expecting 'type' to be present"},
+		{"protobuf call of an unknown type", mediaProtobuf, string(pbMessage(pbField{num: 1, bytes: ex}, pbField{num: 2, bytes: fw}, pbVarint(3, 99))), 400, invalid + "Expecting 'type' to be present"},
+		{"JSON type as a number", mediaJSON, `{"type":4,` + ids + `}`, 400, noJSON + "Not expecting a JSON number for field 'type'"},
+		{"JSON type null", mediaJSON, `{"type":null,` + ids + `}`, 400, invalid + "Expecting 'type' to be present"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, err := http.Post("http://"+a.Endpoint()+"/api/v1/executor", tc.contentType, strings.NewReader(tc.body))

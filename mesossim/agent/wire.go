@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/kubemesos/kubemesos/mesossim/internal/recordio"
 )
 
 const (
@@ -27,18 +29,6 @@ const (
 type wireMessage interface {
 	Marshal() ([]byte, error)
 	Unmarshal([]byte) error
-}
-
-// mediaType returns the media type of a Content-Type style header without parameters.
-func mediaType(v string) string {
-	if v == "" {
-		return ""
-	}
-	mt, _, err := mime.ParseMediaType(v)
-	if err != nil {
-		return strings.TrimSpace(v)
-	}
-	return mt
 }
 
 // accepts reports whether an Accept style header allows want, with libprocess' semantics: a missing
@@ -69,22 +59,32 @@ func accepts(h http.Header, name, want string) bool {
 	return false
 }
 
-func decodeMessage(contentType string, body []byte, m wireMessage) error {
-	switch contentType {
-	case mediaProtobuf:
-		return m.Unmarshal(body)
-	case mediaJSON:
-		return json.Unmarshal(body, m)
-	default:
-		return fmt.Errorf("unsupported media type %q", contentType)
-	}
-}
-
 func encodeMessage(contentType string, m wireMessage) ([]byte, error) {
 	if contentType == mediaJSON {
 		return json.Marshal(m)
 	}
 	return m.Marshal()
+}
+
+// lastHeader is libprocess' request.headers.get: the field's whole value (parameters included), the
+// last one when it is repeated.
+func lastHeader(h http.Header, name string) (string, bool) {
+	vs := h.Values(name)
+	if len(vs) == 0 {
+		return "", false
+	}
+	return vs[len(vs)-1], true
+}
+
+// methodNotAllowed is libprocess' MethodNotAllowed({"POST"}, request.method).
+func methodNotAllowed(w http.ResponseWriter, method string) {
+	w.Header().Set("Allow", "POST")
+	respondError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed. Expecting one of { 'POST' }, but received '"+method+"'.")
+}
+
+// notImplemented is libprocess' NotImplemented(), the answer to a call of type UNKNOWN.
+func notImplemented(w http.ResponseWriter) {
+	respondError(w, http.StatusNotImplemented, "501 Not Implemented.")
 }
 
 // respondError writes a Mesos-style error: status code and a plain-text reason.
@@ -132,24 +132,7 @@ func (r *recordWriter) write(m wireMessage) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return writeRecordChunk(r.w, r.flush, b)
-}
-
-// writeRecordChunk writes one record with a single Write and flushes it. net/http's response writer
-// buffers up to 2048 bytes in a bufio.Writer in front of its chunk writer: a record that fits is
-// buffered and the flush emits it as one chunk; a larger one meets an empty buffer (every record is
-// flushed) and bufio hands it to the chunk writer in one call, which is one chunk too. Writing the
-// length and the data separately would let a record straddle two chunks.
-func writeRecordChunk(w io.Writer, flush func(), data []byte) error {
-	buf := make([]byte, 0, len(data)+11)
-	buf = strconv.AppendInt(buf, int64(len(data)), 10)
-	buf = append(buf, '\n')
-	buf = append(buf, data...)
-	if _, err := w.Write(buf); err != nil {
-		return err
-	}
-	flush()
-	return nil
+	return recordio.WriteChunk(r.w, r.flush, b)
 }
 
 // recordReader reads RecordIO records from a request body.

@@ -180,3 +180,11 @@ func TestOperatorStreamsAreOneChunkEach(t *testing.T) {
 		}
 	})
 }
+
+// decodeMessage decodes an event or response the agent encoded as contentType.
+func decodeMessage(contentType string, body []byte, m wireMessage) error {
+	if contentType == mediaProtobuf {
+		return m.Unmarshal(body)
+	}
+	return json.Unmarshal(body, m)
+}

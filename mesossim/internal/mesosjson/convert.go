@@ -348,7 +348,9 @@ const base64Chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 // base64Decode is stout's base64::decode: it stops at the first '=', skips white space, refuses
 // any other character outside the alphabet and decodes a trailing partial group.
 func base64Decode(s string) ([]byte, error) {
-	var out []byte
+	// Never nil: an empty string sets a bytes field (has_uuid() with an empty uuid), and gogo reads
+	// a nil slice as unset.
+	out := []byte{}
 	var quad [4]byte
 	n := 0
 	for i := 0; i < len(s); i++ {

@@ -157,6 +157,9 @@ func TestBase64Decode(t *testing.T) {
 		if err != nil || string(got) != want {
 			t.Errorf("base64Decode(%q) = %q, %v; want %q", in, got, err, want)
 		}
+		if got == nil {
+			t.Errorf("base64Decode(%q) is nil: the field would read as unset", in)
+		}
 	}
 }
 
