@@ -11,11 +11,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/kubemesos/kubemesos/internal/chunked"
 )
 
 // event is one RecordIO record of a subscription, decoded twice: as a generic document (for shapes
@@ -69,43 +70,27 @@ func dialSubscribe(ctx context.Context, u *url.URL, header http.Header, body []b
 		}
 		conn = tc
 	}
-	var req bytes.Buffer
-	fmt.Fprintf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", u.RequestURI(), u.Host, len(body))
-	for k, vs := range header {
-		for _, v := range vs {
-			fmt.Fprintf(&req, "%s: %s\r\n", k, v)
-		}
+	h := header.Clone()
+	if h == nil {
+		h = http.Header{}
 	}
-	req.WriteString("Connection: close\r\n\r\n")
-	req.Write(body)
+	h["Connection"] = []string{"close"}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	if _, err := conn.Write(req.Bytes()); err != nil {
+	if err := chunked.WritePost(conn, u.Host, u.RequestURI(), h, body); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	br := bufio.NewReader(conn)
-	tp := textproto.NewReader(br)
-	line, err := tp.ReadLine()
+	head, err := chunked.ReadHead(br)
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("reading status line: %w", err)
+		return nil, err
 	}
-	_, rest, _ := strings.Cut(line, " ")
-	code, _, _ := strings.Cut(rest, " ")
-	status, err := strconv.Atoi(code)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("bad status line %q", line)
-	}
-	mh, err := tp.ReadMIMEHeader()
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading headers: %w", err)
-	}
-	s := &subscription{conn: conn, Status: status, Header: http.Header(mh), events: make(chan event, 64), finished: make(chan struct{})}
+	status := head.Status
+	s := &subscription{conn: conn, Status: status, Header: head.Header, events: make(chan event, 64), finished: make(chan struct{})}
 	s.StreamID = s.Header.Get("Mesos-Stream-Id")
-	s.chunked = strings.EqualFold(s.Header.Get("Transfer-Encoding"), "chunked")
+	s.chunked = head.Chunked()
 	if status != http.StatusOK {
 		b, err := readBody(br, s.Header, s.chunked)
 		conn.Close()
@@ -118,16 +103,16 @@ func dialSubscribe(ctx context.Context, u *url.URL, header http.Header, body []b
 	return s, nil
 }
 
-func readBody(br *bufio.Reader, h http.Header, chunked bool) ([]byte, error) {
-	if chunked {
+func readBody(br *bufio.Reader, h http.Header, isChunked bool) ([]byte, error) {
+	if isChunked {
 		var out []byte
 		for {
-			c, err := readChunk(br)
+			c, err := chunked.ReadChunk(br)
+			if err == io.EOF { // the last chunk; a connection closed early is a wrapped io.EOF
+				return out, nil
+			}
 			if err != nil {
 				return out, err
-			}
-			if c == nil {
-				return out, nil
 			}
 			out = append(out, c...)
 		}
@@ -138,30 +123,6 @@ func readBody(br *bufio.Reader, h http.Header, chunked bool) ([]byte, error) {
 		return b, err
 	}
 	return io.ReadAll(br)
-}
-
-// readChunk reads one chunk of a chunked body; nil at the last (empty) chunk.
-func readChunk(br *bufio.Reader) ([]byte, error) {
-	line, err := br.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	size, _, _ := strings.Cut(strings.TrimSpace(line), ";")
-	n, err := strconv.ParseInt(size, 16, 64)
-	if err != nil || n < 0 || n > 64<<20 {
-		return nil, fmt.Errorf("bad chunk size %q", line)
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	b := make([]byte, n+2)
-	if _, err := io.ReadFull(br, b); err != nil {
-		return nil, err
-	}
-	if b[n] != '\r' || b[n+1] != '\n' {
-		return nil, errors.New("chunk not terminated by CRLF")
-	}
-	return b[:n], nil
 }
 
 // read parses the body chunk by chunk into RecordIO records, noting how records and chunks align.
@@ -182,11 +143,7 @@ func (s *subscription) read(br *bufio.Reader) {
 			}
 			return nil, err
 		}
-		c, err := readChunk(br)
-		if err == nil && c == nil {
-			err = io.EOF
-		}
-		return c, err
+		return chunked.ReadChunk(br)
 	}
 	for {
 		data, err := next()

@@ -6,16 +6,14 @@ package wiretest
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/kubemesos/kubemesos/internal/chunked"
 )
 
 // Stream is an open HTTP/1.1 response read from the connection.
@@ -25,6 +23,7 @@ type Stream struct {
 
 	conn    net.Conn
 	r       *bufio.Reader
+	head    *chunked.Head
 	timeout time.Duration
 }
 
@@ -35,46 +34,25 @@ func Post(addr, path string, headers map[string]string, body []byte, timeout tim
 	if err != nil {
 		return nil, err
 	}
-	var req bytes.Buffer
-	fmt.Fprintf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", path, addr, len(body))
-	keys := make([]string, 0, len(headers))
-	for k := range headers {
-		keys = append(keys, k)
+	h := make(http.Header, len(headers))
+	for k, v := range headers {
+		h[k] = []string{v}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&req, "%s: %s\r\n", k, headers[k])
-	}
-	req.WriteString("\r\n")
-	req.Write(body)
 	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := conn.Write(req.Bytes()); err != nil {
+	if err := chunked.WritePost(conn, addr, path, h, body); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	s := &Stream{conn: conn, r: bufio.NewReader(conn), timeout: timeout}
-	tp := textproto.NewReader(s.r)
-	line, err := tp.ReadLine()
+	head, err := chunked.ReadHead(s.r)
+	if err == nil && head.Proto != "HTTP/1.1" {
+		err = fmt.Errorf("status line: %q is not HTTP/1.1", head.Proto)
+	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("reading status line: %w", err)
+		return nil, err
 	}
-	proto, rest, _ := strings.Cut(line, " ")
-	code, _, _ := strings.Cut(rest, " ")
-	if proto != "HTTP/1.1" {
-		conn.Close()
-		return nil, fmt.Errorf("status line %q: not HTTP/1.1", line)
-	}
-	if s.Status, err = strconv.Atoi(code); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("status line %q: %w", line, err)
-	}
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("reading header: %w", err)
-	}
-	s.Header = http.Header(h)
+	s.Status, s.Header, s.head = head.Status, head.Header, head
 	return s, nil
 }
 
@@ -82,9 +60,7 @@ func Post(addr, path string, headers map[string]string, body []byte, timeout tim
 func (s *Stream) Close() error { return s.conn.Close() }
 
 // Chunked reports whether the response uses the chunked transfer coding.
-func (s *Stream) Chunked() bool {
-	return strings.EqualFold(s.Header.Get("Transfer-Encoding"), "chunked")
-}
+func (s *Stream) Chunked() bool { return s.head.Chunked() }
 
 // ReadBody reads a response body delimited by Content-Length.
 func (s *Stream) ReadBody() ([]byte, error) {
@@ -101,37 +77,7 @@ func (s *Stream) ReadBody() ([]byte, error) {
 // ReadChunk reads the next chunk's data. The last chunk (size 0) and its trailer yield io.EOF.
 func (s *Stream) ReadChunk() ([]byte, error) {
 	_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
-	line, err := s.r.ReadString('\n')
-	if err != nil {
-		return nil, fmt.Errorf("reading chunk size: %w", err)
-	}
-	if !strings.HasSuffix(line, "\r\n") {
-		return nil, fmt.Errorf("chunk size line %q does not end in CRLF", line)
-	}
-	sizeText, _, _ := strings.Cut(strings.TrimSuffix(line, "\r\n"), ";")
-	size, err := strconv.ParseUint(sizeText, 16, 63)
-	if err != nil {
-		return nil, fmt.Errorf("chunk size %q: %w", sizeText, err)
-	}
-	if size == 0 {
-		for {
-			l, err := s.r.ReadString('\n')
-			if err != nil {
-				return nil, fmt.Errorf("reading trailer: %w", err)
-			}
-			if l == "\r\n" {
-				return nil, io.EOF
-			}
-		}
-	}
-	data := make([]byte, size+2)
-	if _, err := io.ReadFull(s.r, data); err != nil {
-		return nil, fmt.Errorf("reading %d-byte chunk: %w", size, err)
-	}
-	if !bytes.HasSuffix(data, []byte("\r\n")) {
-		return nil, errors.New("chunk data not followed by CRLF")
-	}
-	return data[:size], nil
+	return chunked.ReadChunk(s.r)
 }
 
 // ReadRecord reads the next chunk and returns the RecordIO record it holds, failing unless the chunk
