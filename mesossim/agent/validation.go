@@ -3,6 +3,7 @@ package agent
 import (
 	"net/http"
 
+	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
@@ -14,51 +15,55 @@ import (
 // its status and message on failure. hasType reports whether the call carries its (optional) type,
 // which mesos-go's Call cannot tell apart from UNKNOWN.
 func parseExecutorCall(contentType string, body []byte) (call *executor.Call, hasType bool, code int, msg string) {
-	call = &executor.Call{}
-	switch contentType {
-	case mediaProtobuf:
-		// Like protobuf's ParseFromString this fails on missing required fields (gogo checks them).
-		if err := call.Unmarshal(body); err != nil {
-			return nil, false, http.StatusBadRequest, "Failed to parse body into Call protobuf"
-		}
-		_, known := executor.Call_Type_name[int32(call.Type)]
-		return call, known && mesosjson.ProtobufHasField(body, 3), 0, ""
-	case mediaJSON:
-		value, err := mesosjson.Parse(body)
-		if err != nil {
-			return nil, false, http.StatusBadRequest, "Failed to parse body into JSON: " + err.Error()
-		}
-		set, err := mesosjson.Convert(value, call)
-		if err != nil {
-			return nil, false, http.StatusBadRequest, "Failed to convert JSON into Call protobuf: " + err.Error()
-		}
-		return call, set["type"], 0, ""
+	if contentType != mediaProtobuf && contentType != mediaJSON {
+		return nil, false, http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf"
 	}
-	return nil, false, http.StatusUnsupportedMediaType, "Expecting 'Content-Type' of application/json or application/x-protobuf"
+	call = &executor.Call{}
+	hasType, msg = decodeCall(contentType, body, call, 3, func() bool {
+		_, ok := executor.Call_Type_name[int32(call.Type)]
+		return ok
+	}, "Failed to parse body into Call protobuf", "Failed to convert JSON into Call protobuf: ")
+	if msg != "" {
+		return nil, false, http.StatusBadRequest, msg
+	}
+	return call, hasType, 0, ""
 }
 
 // parseAgentCall is common/http.hpp's deserialize<v1::agent::Call>, which Http::api applies to a body
 // and to each record of a streaming request, with its texts (a conversion error goes out bare).
-// hasType is as for parseExecutorCall: proto2 leaves an unknown enum value unset, stout's conversion
-// an unknown name.
 func parseAgentCall(contentType string, body []byte) (call *agentapi.Call, hasType bool, msg string) {
 	call = &agentapi.Call{}
+	hasType, msg = decodeCall(contentType, body, call, 1, func() bool {
+		_, ok := agentapi.Call_Type_name[int32(call.Type)]
+		return ok
+	}, "Failed to parse body into a protobuf object", "")
+	if msg != "" {
+		return nil, false, msg
+	}
+	return call, hasType, ""
+}
+
+// decodeCall reads a protobuf (ParseFromString, which like gogo fails on missing required fields) or
+// JSON (stout's parse and conversion) call into m, answering whether it carries its type (field
+// typeField, whose value knownType checks: proto2 leaves an unknown enum value unset, as stout's
+// conversion leaves an unknown name) or the failure's text: pbFailed, "Failed to parse body into
+// JSON: " and the parse error, or convertPrefix and the conversion error.
+func decodeCall(contentType string, body []byte, m proto.Message, typeField uint64, knownType func() bool, pbFailed, convertPrefix string) (hasType bool, msg string) {
 	if contentType == mediaProtobuf {
-		if err := call.Unmarshal(body); err != nil {
-			return nil, false, "Failed to parse body into a protobuf object"
+		if err := proto.Unmarshal(body, m); err != nil {
+			return false, pbFailed
 		}
-		_, known := agentapi.Call_Type_name[int32(call.Type)]
-		return call, known && mesosjson.ProtobufHasField(body, 1), ""
+		return knownType() && mesosjson.ProtobufHasField(body, typeField), ""
 	}
 	value, err := mesosjson.Parse(body)
 	if err != nil {
-		return nil, false, "Failed to parse body into JSON: " + err.Error()
+		return false, "Failed to parse body into JSON: " + err.Error()
 	}
-	set, err := mesosjson.Convert(value, call)
+	set, err := mesosjson.Convert(value, m)
 	if err != nil {
-		return nil, false, err.Error()
+		return false, convertPrefix + err.Error()
 	}
-	return call, set["type"], ""
+	return set["type"], ""
 }
 
 // validateExecutorCall is Mesos' common::validation::validateExecutorCall (src/common/validation.cpp),
