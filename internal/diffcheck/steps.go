@@ -365,7 +365,8 @@ func (s *scenario) executorErrors(ctx context.Context) {
 		{"54-executor-unknown-call-type", mediaJSON, `{"type":"NO_SUCH_CALL",` + fw + `,` + exec + `}`},
 		{"55-executor-uuid-not-16-bytes", mediaJSON, `{"type":"UPDATE",` + fw + `,` + exec + `,` + status("YWJj") + `}`},
 		{"56-executor-no-uuid", mediaJSON, `{"type":"UPDATE",` + fw + `,` + exec + `,"update":{"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR"}}}`},
-		{"57-executor-unknown-framework", mediaJSON, `{"type":"UPDATE",` + fw + `,` + exec + `,` + status("AAAAAAAAAAAAAAAAAAAAAA==") + `}`},
+		// A version 4 UUID: sixteen zero bytes (version 0) would be refused as "Not a valid UUID" first.
+		{"57-executor-unknown-framework", mediaJSON, `{"type":"UPDATE",` + fw + `,` + exec + `,` + status("AAAAAAAAQAAAAAAAAAAAAA==") + `}`},
 	}
 	var unreachable error
 	for _, tc := range cases {
