@@ -11,8 +11,17 @@ E2E_TIMEOUT ?= 40m
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+.PHONY: deps
+deps: ## host packages the isolating simulated agents use: Debian's nftables (nft, for CNI portmap); as root, idempotent
+	@if [ "$$(id -u)" != 0 ]; then echo "deps: not root: skipped (isolating agents and their tests need root)"; \
+	elif command -v nft >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  apt-get install -y --no-install-recommends nftables >/dev/null || \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends nftables >/dev/null; }; \
+	else echo "deps: no apt-get: install nftables (nft) for CNI portmap's nftables backend"; fi
+
 .PHONY: local-up
-local-up: ## start etcd, kube-apiserver, controller-manager, a simulated Mesos cluster and kubemesos; Ctrl-C stops it
+local-up: deps ## start etcd, kube-apiserver, controller-manager, a simulated Mesos cluster and kubemesos; Ctrl-C stops it
 	cd e2e && $(GO) run ./cmd/local-up
 
 .PHONY: images
@@ -20,7 +29,7 @@ images: ## build (or find cached) the simulated agents' image store; prints its 
 	cd e2e && $(GO) run ./cmd/images
 
 .PHONY: test
-test: unit e2e ## everything CI runs: unit tests (with -race) and the end-to-end suite
+test: deps unit e2e ## everything CI runs: unit tests (with -race) and the end-to-end suite
 
 .PHONY: unit
 unit: ## unit and simulator tests of the root module, with the race detector

@@ -20,6 +20,7 @@ require (
 
 require (
 	github.com/containerd/cgroups/v3 v3.1.3 // indirect
+	github.com/containernetworking/cni v1.3.1 // indirect
 	github.com/docker/cli v29.7.2+incompatible // indirect
 	github.com/docker/docker-credential-helpers v0.9.5 // indirect
 	github.com/go-viper/mapstructure/v2 v2.4.0 // indirect

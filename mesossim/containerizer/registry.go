@@ -33,6 +33,9 @@ type Flags struct {
 	BoundingCapabilities  []string
 	// DisallowSharingAgentPidNamespace is --disallow_sharing_agent_pid_namespace.
 	DisallowSharingAgentPidNamespace bool
+	// NetworkCNIConfigDir, NetworkCNIPluginsDir and RuntimeDir are --network_cni_config_dir,
+	// --network_cni_plugins_dir and --runtime_dir (network/cni; RuntimeDir "" is /var/run/mesos).
+	NetworkCNIConfigDir, NetworkCNIPluginsDir, RuntimeDir string
 }
 
 // Defaults of Mesos' agent flags.
