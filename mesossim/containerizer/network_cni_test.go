@@ -261,6 +261,15 @@ func TestCNIContainersGetAddressesAndReachEachOther(t *testing.T) {
 		t.Errorf("LIBPROCESS_IP = %q, want 0.0.0.0", got)
 	}
 
+	// Usage counts the traffic of a's eth0 (--network_cni_metrics).
+	st, err := z.Usage(context.Background(), a.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetNetRxPackets() == 0 || st.GetNetTxBytes() == 0 {
+		t.Errorf("usage of a after serving a request: rx %d packets, tx %d bytes", st.GetNetRxPackets(), st.GetNetTxBytes())
+	}
+
 	// b reaches a at its address.
 	ping := &Container{ID: cniID("b-client"), Info: withNetworks(nw.name),
 		Command: shell("busybox wget -q -O - http://" + ipA + ":8080/")}
@@ -648,15 +657,23 @@ func TestCNICreate(t *testing.T) {
 	}
 }
 
-// BenchmarkLaunchCNI measures a container running `true` to its cleaned-up end with and without a CNI
-// network (bridge + host-local + portmap, with one port mapping).
+// BenchmarkLaunchCNI measures a container running `true` to its cleaned-up end without a network, on a
+// bridge + host-local network (Mesos' single-plugin format), and on bridge + host-local + portmap with
+// one port mapping.
 func BenchmarkLaunchCNI(b *testing.B) {
-	nw := newCNINet(b, 79, 24, true)
+	list := newCNINet(b, 79, 24, true)
+	single := newCNINet(b, 81, 24, false)
+	std := logrus.StandardLogger() // the isolator's
+	out := std.Out
+	std.SetOutput(io.Discard)
+	defer std.SetOutput(out)
 	for _, bc := range []struct {
 		name    string
 		network bool
-	}{{"no-network", false}, {"bridge-portmap", true}} {
+		nw      *cniNet
+	}{{"no-network", false, single}, {"bridge", true, single}, {"bridge-portmap", true, list}} {
 		b.Run(bc.name, func(b *testing.B) {
+			nw := bc.nw
 			z := newCNIContainerizer(b, nw, "")
 			sandbox := b.TempDir()
 			value := "/bin/true"
@@ -676,5 +693,52 @@ func BenchmarkLaunchCNI(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The pod layout: a host-network executor container, a nested sandbox with network_infos and a pod
+// container nested in the sandbox without them. The pod container is in the sandbox's network and UTS
+// namespaces and reports its address; its network files come from the root (executor) container, the
+// host's, as in Mesos.
+func TestCNIPodSandbox(t *testing.T) {
+	nw := newCNINet(t, 80, 24, true)
+	z := newCNIContainerizer(t, nw, "")
+	executor := &Container{ID: cniID("executor"), Command: shell("sleep 1000")}
+	if _, err := launch(t, z, executor); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), executor.Key) }()
+	if cs, _ := z.Status(context.Background(), executor.Key); len(cs.NetworkInfos) != 0 {
+		t.Errorf("the host-network executor reports networks %+v", cs.NetworkInfos)
+	}
+	info := withNetworks(nw.name)
+	info.Hostname = proto("web-0")
+	sandbox := &Container{ID: mesos.ContainerID{Value: "sandbox", Parent: &executor.ID}, Parent: executor, Info: info,
+		Command: shell("sleep 1000")}
+	if _, err := launch(t, z, sandbox); err != nil {
+		t.Fatal(err)
+	}
+	ip := containerIP(t, z, sandbox.Key, nw.name)
+	sandboxNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", sandbox.Pid))
+	pod := &Container{ID: mesos.ContainerID{Value: "app", Parent: &sandbox.ID}, Parent: sandbox,
+		Command: shell("readlink /proc/self/ns/net; hostname; sleep 1000")}
+	l, err := launch(t, z, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := containerIP(t, z, pod.Key, nw.name); got != ip {
+		t.Errorf("the pod container reports %s, want the sandbox's %s", got, ip)
+	}
+	waitForFile(t, l.stdout)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(l.stdout); strings.Count(string(b), "\n") >= 2 {
+			break
+		}
+	}
+	if out, _ := os.ReadFile(l.stdout); string(out) != sandboxNS+"\nweb-0\n" {
+		t.Errorf("the pod container printed %q, want the sandbox's namespace %s and hostname web-0", out, sandboxNS)
+	}
+	if _, err := os.Stat(filepath.Join(DefaultRuntimeDir, cniDir, mesosContainerID(sandbox.ID), "ns")); err != nil {
+		t.Errorf("the sandbox's namespace handle is not at Mesos' path (<parent>.<child>): %v", err)
 	}
 }
