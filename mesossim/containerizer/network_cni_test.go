@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -404,6 +405,23 @@ func portmapRules(t testing.TB) int {
 	return strings.Count(string(out), "# handle") - strings.Count(string(out), "chain ") - strings.Count(string(out), "table ")
 }
 
+// nsHandles lists the network namespace handles mounted in pid's mount namespace.
+func nsHandles(t testing.TB, pid int) string {
+	t.Helper()
+	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); strings.Contains(line, " - nsfs ") && len(f) > 4 {
+			out = append(out, f[4])
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
 // hostNetState is what containers on a network could leak on the host.
 type hostNetState struct {
 	nsMounts, veths, ipam, rules, cniDirs int
@@ -441,12 +459,21 @@ func snapshotHostNet(t testing.TB, nw *cniNet) hostNetState {
 func TestCNIChurnLeavesNothing(t *testing.T) {
 	nw := newCNINet(t, 74, 24, true)
 	z := newCNIContainerizer(t, nw, "")
-	// A long-lived container: the others' namespace handles must not stay in its mount namespace.
+	// A long-lived container's mount namespace sees exactly the host's namespace handles, whether
+	// mounted before it started, after, or unmounted since: the root dir's shared mount propagates
+	// mounts and unmounts into it, so it keeps no other container's network namespace alive.
+	early := &Container{ID: cniID("early"), Info: withNetworks(nw.name), Command: shell("sleep 1000")}
+	if _, err := launch(t, z, early); err != nil {
+		t.Fatal(err)
+	}
 	keeper := &Container{ID: cniID("keeper"), Info: withNetworks(nw.name), Command: shell("sleep 1000")}
 	if _, err := launch(t, z, keeper); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = z.Destroy(context.Background(), keeper.Key) }()
+	if err := z.Destroy(context.Background(), early.Key); err != nil {
+		t.Fatal(err)
+	}
 	before := snapshotHostNet(t, nw)
 	mountsBefore := countMounts(t)
 	for i := 0; i < 200; i++ {
@@ -472,10 +499,8 @@ func TestCNIChurnLeavesNothing(t *testing.T) {
 	if n := countMounts(t); n != mountsBefore {
 		t.Errorf("%d mounts before, %d after", mountsBefore, n)
 	}
-	// The keeper's mount namespace holds no other container's handle.
-	mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", keeper.Pid))
-	if n := bytes.Count(mi, []byte(" - nsfs ")); n > 1 {
-		t.Errorf("the long-lived container's mount namespace holds %d namespace handles:\n%s", n, mi)
+	if in, host := nsHandles(t, keeper.Pid), nsHandles(t, os.Getpid()); in != host {
+		t.Errorf("the long-lived container's mount namespace holds the namespace handles %s, the host %s", in, host)
 	}
 }
 
@@ -740,5 +765,23 @@ func TestCNIPodSandbox(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(DefaultRuntimeDir, cniDir, mesosContainerID(sandbox.ID), "ns")); err != nil {
 		t.Errorf("the sandbox's namespace handle is not at Mesos' path (<parent>.<child>): %v", err)
+	}
+
+	// Cleanup is idempotent: a second one after the container ended does nothing and succeeds.
+	if err := z.Destroy(context.Background(), pod.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Destroy(context.Background(), sandbox.Key); err != nil {
+		t.Fatal(err)
+	}
+	for _, iso := range z.Isolators() {
+		if iso.Name() == "network/cni" {
+			if err := iso.Cleanup(context.Background(), sandbox); err != nil {
+				t.Errorf("second cleanup: %v", err)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(DefaultRuntimeDir, cniDir, mesosContainerID(sandbox.ID))); err == nil {
+		t.Errorf("the sandbox's CNI directory is left")
 	}
 }
