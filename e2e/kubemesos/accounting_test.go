@@ -3,8 +3,6 @@ package kubemesos
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
@@ -109,8 +107,8 @@ func mapsEqual(a, b map[string]float64) bool {
 func TestTerminalStatusSurvivesAPIServerOutage(t *testing.T) {
 	e := newEnv(t, envOptions{BlockableAPI: true})
 	ctx := context.Background()
-	gate := filepath.Join(e.dir, "gate")
-	spec := podSpec(fmt.Sprintf("while [ ! -e %s ]; do sleep 0.2; done; exit 3", gate))
+	gate := newHostSignals(t)
+	spec := podSpec(fmt.Sprintf("until [ \"$(%s)\" = open ]; do sleep 0.2; done; exit 3", gate.get("gate")))
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ends-in-outage", Labels: map[string]string{"app": "outage"}}, Spec: spec}
 	if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
@@ -119,9 +117,7 @@ func TestTerminalStatusSurvivesAPIServerOutage(t *testing.T) {
 	running := e.waitRunningPods(selector(map[string]string{"app": "outage"}), 1, 2*time.Minute)[0]
 
 	e.apiProxy.Block()
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	gate.set("gate", "open")
 	e.eventually("the task FAILED in Mesos", time.Minute, func(ctx context.Context) (bool, error) {
 		st, err := e.mesosState(ctx)
 		if err != nil {

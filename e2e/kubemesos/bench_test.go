@@ -17,9 +17,13 @@ import (
 // the framework process and mesossim. Each iteration uses a new Deployment; tearing down the
 // previous one is not timed.
 //
+// The agents isolate (the default) or run process mode; compare pod start latency with
+//
 //	cd e2e && go test ./kubemesos/ -run '^$' -bench DeploymentRollout -benchtime 5x
+//	cd e2e && go test ./kubemesos/ -run '^$' -bench DeploymentRollout -benchtime 5x -args -isolation=posix/cpu,posix/mem
 func BenchmarkDeploymentRollout(b *testing.B) {
 	e := newEnv(b, envOptions{})
+	b.Logf("agents: %s", e.mode)
 	ctx := context.Background()
 	const replicas = 10
 	var first, all time.Duration

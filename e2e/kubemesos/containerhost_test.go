@@ -152,19 +152,21 @@ func TestContainerHostUserAndImageDefault(t *testing.T) {
 		}
 		return string(b) == "1000\n", fmt.Errorf("logs %q, want 1000", b)
 	})
-	// pause has no shell to exec: find its process on the host, in this env's executor's container.
-	var found []string
-	for _, p := range envProcesses(e) {
-		if p.cmdline == "/pause" {
-			found = append(found, fmt.Sprintf("pid %d nspid %v", p.pid, p.nspid))
-			if p.nspid[len(p.nspid)-1] != 1 {
-				t.Errorf("/pause is pid %v in its namespaces, want pid 1 of its own", p.nspid)
+	// pause has no shell to exec: find its process on the host, in this env's executor's container (the
+	// launch helper execs it a moment after the container is reported running).
+	e.eventually("the pause image's default command /pause running", 30*time.Second, func(context.Context) (bool, error) {
+		var found, all []string
+		for _, p := range envProcesses(e) {
+			all = append(all, fmt.Sprintf("%q %s", p.cmdline, p.cgroups["memory"]))
+			if p.cmdline == "/pause" {
+				found = append(found, fmt.Sprintf("pid %d nspid %v", p.pid, p.nspid))
+				if p.nspid[len(p.nspid)-1] != 1 {
+					return false, fatalf("/pause is pid %v in its namespaces, want pid 1 of its own", p.nspid)
+				}
 			}
 		}
-	}
-	if len(found) != 1 {
-		t.Errorf("processes running the pause image's default command /pause: %v, want one", found)
-	}
+		return len(found) == 1, fmt.Errorf("/pause processes %v, want one (this env's container processes: %q)", found, all)
+	})
 }
 
 // proc is a process of this env's containers.
@@ -408,7 +410,9 @@ func TestContainerHostChurnLeavesNothing(t *testing.T) {
 	t.Logf("before: %s", before)
 	const total, batch = 200, 50
 	spec := podSpec(sleeper)
-	spec.Containers[0].Resources = resources("20m", "8Mi")
+	// 32Mi: a container's launch briefly charges the launch helper (this Go test binary, ~20 MB) to
+	// its cgroup, which counts towards the executor container's limit (executor + tasks' memory).
+	spec.Containers[0].Resources = resources("20m", "32Mi")
 	spec.TerminationGracePeriodSeconds = ptr.To[int64](2)
 	var peak residue
 	for b := 0; b < total/batch; b++ {

@@ -3,9 +3,6 @@ package kubemesos
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,12 +17,17 @@ import (
 func TestDeletePod(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx := context.Background()
-	journal := filepath.Join(e.dir, "journal")
-	// Each container appends "start" when it starts and "TERM" when it gets SIGTERM; it exits 0 then.
-	script := fmt.Sprintf("echo start >> %[1]s; trap 'echo TERM >> %[1]s; exit 0' TERM; while true; do sleep 5 & wait $!; done", journal)
+	journal := newHostSignals(t)
+	// Each container reports "start" when it starts and "TERM" when it gets SIGTERM; it exits 0 then.
+	script := fmt.Sprintf("trap '%[2]s >/dev/null; exit 0' TERM; %[1]s >/dev/null; while true; do sleep 5 & wait $!; done",
+		journal.get("start"), journal.get("TERM"))
 	e.createDeployment(deployment("victim", 1, podSpec(script)))
 	sel := selector(map[string]string{"app": "victim"})
 	old := e.waitRunningPods(sel, 1, 2*time.Minute)[0]
+	// Running is the container's launch; its script may not have run its first line yet.
+	e.eventually("the container's start report", 30*time.Second, func(context.Context) (bool, error) {
+		return journal.count("start") == 1, nil
+	})
 
 	if err := e.kube.CoreV1().Pods(e.ns).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("deleting pod %s: %v", old.Name, err)
@@ -52,12 +54,8 @@ func TestDeletePod(t *testing.T) {
 		}
 		return false, nil
 	})
-	b, err := os.ReadFile(journal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(string(b), "TERM"); n != 1 {
-		t.Errorf("journal %q: %d TERM lines, want 1 (the deleted pod's process got SIGTERM)", b, n)
+	if n := journal.count("TERM"); n != 1 {
+		t.Errorf("%d TERM reports (%d starts), want 1 (the deleted pod's process got SIGTERM)", n, journal.count("start"))
 	}
 	// The replacement is a new pod (new UID) with its own task.
 	repl := e.waitRunningPods(sel, 1, 2*time.Minute)[0]

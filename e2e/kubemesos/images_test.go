@@ -44,6 +44,10 @@ func TestImageBusyboxArgsOnly(t *testing.T) {
 	for _, argv := range processArgvIn(filepath.Join(e.dir, "mesos")) {
 		argvs = append(argvs, strings.Join(argv, " "))
 	}
+	// An isolated container's cwd is in its own root filesystem: find it by its cgroup instead.
+	for _, p := range envProcesses(e) {
+		argvs = append(argvs, p.cmdline)
+	}
 	if !slices.Contains(argvs, "sleep 3600") || slices.Contains(argvs, "sh sleep 3600") {
 		t.Errorf("processes in the agent's sandboxes: %q, want one `sleep 3600`", argvs)
 	}

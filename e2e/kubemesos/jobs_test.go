@@ -3,7 +3,6 @@ package kubemesos
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,12 +18,12 @@ import (
 func TestJobs(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx := context.Background()
-	marker := filepath.Join(e.dir, "onfailure-ran-once")
+	attempts := newHostSignals(t)
 	jobs := []*batchv1.Job{
 		job("succeeds", corev1.RestartPolicyNever, 0, "exit 0"),
 		job("fails", corev1.RestartPolicyNever, 0, "exit 1"),
 		job("retries", corev1.RestartPolicyOnFailure, 3,
-			fmt.Sprintf("if [ -e %[1]s ]; then exit 0; fi; touch %[1]s; exit 1", marker)),
+			fmt.Sprintf("if [ \"$(%s)\" != 0 ]; then exit 0; fi; exit 1", attempts.get("retries"))),
 	}
 	for _, j := range jobs {
 		if _, err := e.kube.BatchV1().Jobs(e.ns).Create(ctx, j, metav1.CreateOptions{}); err != nil {
