@@ -97,7 +97,7 @@ func DefaultConfig() Config {
 		LeaderElect:       true,
 		HTTPAddress:       ":10260",
 		ExecutorCPUs:      0.1,
-		ExecutorMemMB:     64,
+		ExecutorMemMB:     96,
 		OfferHold:         500 * time.Millisecond,
 		RefuseSeconds:     5,
 		LogLevel:          "info",

@@ -358,7 +358,7 @@ func TestChartConfigFlowsIntoTheConfigMap(t *testing.T) {
 		"http-address":            ":10260",
 		"log-level":               "info",
 		"executor-cpus":           0.1,
-		"executor-mem":            64.0,
+		"executor-mem":            96.0,
 		"pod-overhead-cpus":       0.0,
 		"pod-overhead-mem":        0.0,
 	}

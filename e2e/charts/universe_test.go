@@ -207,7 +207,7 @@ func TestMarathonAppForDefaults(t *testing.T) {
 		"KUBEMESOS_LEADER_ELECT":            "true",
 		"KUBEMESOS_HTTP_ADDRESS":            ":10260",
 		"KUBEMESOS_EXECUTOR_CPUS":           "0.1",
-		"KUBEMESOS_EXECUTOR_MEM":            "64",
+		"KUBEMESOS_EXECUTOR_MEM":            "96",
 		"KUBEMESOS_POD_OVERHEAD_CPUS":       "0",
 		"KUBEMESOS_POD_OVERHEAD_MEM":        "0",
 		"KUBEMESOS_LOG_LEVEL":               "info",
