@@ -15,9 +15,12 @@
 // (DEBUG containers in their parent's namespaces) and custom executors' containers run through the
 // containerizer's launch helper: own mount and pid namespaces, volumes at their container paths, a
 // rootfs when one is provisioned, the CommandInfo's user (else the parent's), capabilities, Mesos'
-// launch errors. Otherwise (the default posix/cpu,posix/mem, no root, no helper) containers are host
-// processes in their own process group ("process mode"); the agent logs why when --isolation asked
-// for more. Command tasks and DEFAULT executors stay in-process either way.
+// launch errors; with the docker provider the provisioner makes each image's root filesystem; an
+// executor's container gets its resources plus its tasks' (Mesos' computeExecutorLimits), updated as
+// tasks come and go, and LAUNCH_CONTAINER's resources and limits reach cgroups/cpu and cgroups/mem.
+// Otherwise (the default posix/cpu,posix/mem, no root, no helper, or the simulator's ProcessMode knob)
+// containers are host processes in their own process group ("process mode"); the agent logs why when
+// --isolation asked for more. Command tasks and DEFAULT executors stay in-process either way.
 //
 // The master talks to an agent through the Master interface (link.go) and the exported methods of
 // *Agent; everything an executor sees goes over HTTP exactly as against a real agent.
