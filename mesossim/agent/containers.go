@@ -55,9 +55,16 @@ func (c *container) killLocked(sig syscall.Signal) {
 		c.executor.killProcessLocked()
 		return
 	}
-	if !c.exited {
-		killGroup(c.pid, sig)
+	if c.exited {
+		return
 	}
+	if c.cz != nil && sig != syscall.SIGKILL {
+		// Mesos signals the container's pid only. Here that is the launch helper, whose stages relay the
+		// signal to the command: signalling the process group too would deliver it once more per stage.
+		_ = syscall.Kill(c.pid, sig)
+		return
+	}
+	killGroup(c.pid, sig)
 }
 
 const sigkill = syscall.SIGKILL

@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
 
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
@@ -156,5 +159,39 @@ func TestProcessModeKnob(t *testing.T) {
 	}
 	if !said {
 		t.Errorf("no log line about process mode: %v", hook.AllEntries())
+	}
+}
+
+// KILL_NESTED_CONTAINER with SIGTERM reaches an isolated container's command once, through the launch
+// helper's stages (a container in its own pid namespace), as Mesos signals the container's pid.
+func TestIsolatedKillSignalsTheCommandOnce(t *testing.T) {
+	f := newProvisioningFixture(t, nil)
+	vol := mesosImage("busybox")
+	vol.Volumes = []mesos.Volume{sandboxParentVolume("sig", "/sig")}
+	c := f.child("trapper")
+	script := "trap 'echo TERM >> /sig/log' TERM; touch /sig/ready; while [ ! -e /sig/stop ]; do sleep 0.05; done"
+	if err := os.MkdirAll(filepath.Join(f.dir, "sig"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := postCall(t, f.a, agentcalls.LaunchNestedContainer(c, shell(script), vol)); code != http.StatusOK {
+		t.Fatalf("LAUNCH_NESTED_CONTAINER: %d %s", code, body)
+	}
+	waitFor(t, "the trap set", func() bool { _, err := os.Stat(filepath.Join(f.dir, "sig", "ready")); return err == nil })
+	call := agentcalls.KillNestedContainer(c)
+	term := int32(syscall.SIGTERM)
+	call.KillNestedContainer.Signal = &term
+	if code, body := postCall(t, f.a, call); code != http.StatusOK {
+		t.Fatalf("KILL_NESTED_CONTAINER: %d %s", code, body)
+	}
+	waitFor(t, "the trap ran", func() bool { _, err := os.Stat(filepath.Join(f.dir, "sig", "log")); return err == nil })
+	time.Sleep(500 * time.Millisecond) // a second delivery would land within this
+	if err := os.WriteFile(filepath.Join(f.dir, "sig", "stop"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := postCall(t, f.a, agentcalls.WaitNestedContainer(c)); code != http.StatusOK || !strings.Contains(body, `"exit_status":0`) {
+		t.Fatalf("WAIT_NESTED_CONTAINER: %d %s", code, body)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dir, "sig", "log")); string(b) != "TERM\n" {
+		t.Errorf("the command's TERM trap ran %q, want once", b)
 	}
 }
