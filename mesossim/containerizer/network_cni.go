@@ -835,21 +835,38 @@ func firstIP(r *current.Result, v4 bool) string {
 }
 
 // loopbackUp sets lo up in the network namespace of pid (Mesos runs `ip link set dev lo up` there),
-// from a thread that joins the namespace and is thrown away afterwards.
+// from a locked thread that joins the namespace and returns to its own afterwards. Returning matters:
+// a goroutine that exits locked ends its thread, except on the main thread, which Go keeps (wedged), so
+// the process' main thread would stay in the container's namespace and keep it alive after the
+// container is gone. Only a thread that could not return is thrown away.
 func loopbackUp(pid int) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		runtime.LockOSThread()
+		own, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer own.Close()
 		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
+		defer func() {
+			if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			} // else: stays locked, so the thread ends with this goroutine
+		}()
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			errc <- err
