@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -27,6 +26,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
+	"github.com/kubemesos/kubemesos/internal/buildlock"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/internal/imagebuild"
 )
@@ -223,7 +223,7 @@ func Ensure(ctx context.Context, opts Options) (Store, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return Store{}, err
 	}
-	unlock, err := lockFile(ctx, base+".lock", o.Log)
+	unlock, err := buildlock.Acquire(ctx, base+".lock", "imagestore", o.Log)
 	if err != nil {
 		return Store{}, err
 	}
@@ -446,33 +446,4 @@ func (s Store) Names() []string {
 	}
 	sort.Strings(all)
 	return all
-}
-
-// lockFile takes an exclusive flock on path, polling so that waiting ends with ctx.
-func lockFile(ctx context.Context, path string, log io.Writer) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	told := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		if !told {
-			fmt.Fprintf(log, "imagestore: another build holds %s; waiting for it\n", path)
-			told = true
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }

@@ -20,8 +20,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/kubemesos/kubemesos/internal/buildlock"
 )
 
 // KubernetesVersion is the k8s.io/kubernetes release e2e/go.mod requires. The binaries are stamped
@@ -147,7 +148,7 @@ func Ensure(ctx context.Context, opts Options) (Binaries, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return Binaries{}, fmt.Errorf("creating cache dir: %w", err)
 	}
-	unlock, err := lockFile(ctx, base+".lock", o.Log)
+	unlock, err := buildlock.Acquire(ctx, base+".lock", "kubebins", o.Log)
 	if err != nil {
 		return Binaries{}, err
 	}
@@ -301,40 +302,6 @@ func (o Options) build(ctx context.Context, base string, bins Binaries) error {
 	}
 	fmt.Fprintf(o.Log, "kubebins: built in %s: %s\n", time.Since(start).Round(time.Second), bins.Dir)
 	return nil
-}
-
-// lockFile takes an exclusive flock on path, telling log when it has to wait for another builder.
-// It polls (a build holds the lock for minutes) so that waiting stops as soon as ctx is done.
-func lockFile(ctx context.Context, path string, log io.Writer) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening build lock: %w", err)
-	}
-	release := func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}
-	told := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return release, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		if !told {
-			fmt.Fprintf(log, "kubebins: another build holds %s; waiting for it\n", path)
-			told = true
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for build lock: %w", ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // tailWriter keeps the last few KiB written to it, for error messages.

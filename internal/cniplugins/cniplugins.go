@@ -13,15 +13,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/kubemesos/kubemesos/internal/buildlock"
 )
 
 // Module and Version are the plugins' module and the release built. ModuleSum is its go.sum hash
@@ -112,7 +112,7 @@ func EnsureWith(ctx context.Context, opts Options) (string, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("creating cache dir: %w", err)
 	}
-	unlock, err := lockFile(ctx, base+".lock", o.Log)
+	unlock, err := buildlock.Acquire(ctx, base+".lock", "cniplugins", o.Log)
 	if err != nil {
 		return "", err
 	}
@@ -217,37 +217,4 @@ func (o Options) build(ctx context.Context, base, bin string) error {
 	}
 	fmt.Fprintf(o.Log, "cniplugins: built in %s: %s\n", time.Since(start).Round(time.Second), bin)
 	return nil
-}
-
-// lockFile takes an exclusive flock on path, polling so that waiting stops as soon as ctx is done.
-func lockFile(ctx context.Context, path string, log io.Writer) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening build lock: %w", err)
-	}
-	release := func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}
-	told := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return release, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		if !told {
-			fmt.Fprintf(log, "cniplugins: another build holds %s; waiting for it\n", path)
-			told = true
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for build lock: %w", ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
