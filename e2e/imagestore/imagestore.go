@@ -26,7 +26,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
-	"github.com/kubemesos/kubemesos/internal/buildlock"
+	"github.com/kubemesos/kubemesos/internal/buildcache"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/internal/imagebuild"
 )
@@ -108,17 +108,9 @@ func (o Options) withDefaults() (Options, error) {
 			return o, err
 		}
 	}
-	if o.CacheDir == "" {
-		o.CacheDir = os.Getenv("KUBEMESOS_CACHE_DIR")
-	}
-	if o.CacheDir == "" {
-		uc, err := os.UserCacheDir()
-		if err != nil {
-			return o, fmt.Errorf("no KUBEMESOS_CACHE_DIR and no user cache dir: %w", err)
-		}
-		o.CacheDir = filepath.Join(uc, "kubemesos")
-	}
-	return o, nil
+	var err error
+	o.CacheDir, err = buildcache.Root(o.CacheDir)
+	return o, err
 }
 
 // Inputs are what a store's content depends on.
@@ -223,7 +215,7 @@ func Ensure(ctx context.Context, opts Options) (Store, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return Store{}, err
 	}
-	unlock, err := buildlock.Acquire(ctx, base+".lock", "imagestore", o.Log)
+	unlock, err := buildcache.Lock(ctx, base+".lock", "imagestore", o.Log)
 	if err != nil {
 		return Store{}, err
 	}

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubemesos/kubemesos/internal/buildlock"
+	"github.com/kubemesos/kubemesos/internal/buildcache"
 )
 
 // KubernetesVersion is the k8s.io/kubernetes release e2e/go.mod requires. The binaries are stamped
@@ -148,7 +148,7 @@ func Ensure(ctx context.Context, opts Options) (Binaries, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return Binaries{}, fmt.Errorf("creating cache dir: %w", err)
 	}
-	unlock, err := buildlock.Acquire(ctx, base+".lock", "kubebins", o.Log)
+	unlock, err := buildcache.Lock(ctx, base+".lock", "kubebins", o.Log)
 	if err != nil {
 		return Binaries{}, err
 	}
@@ -162,14 +162,7 @@ func Ensure(ctx context.Context, opts Options) (Binaries, error) {
 	return bins, nil
 }
 
-func (b Binaries) present() bool {
-	for _, p := range b.all() {
-		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-			return false
-		}
-	}
-	return true
-}
+func (b Binaries) present() bool { return buildcache.Executables(b.all()...) }
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Log == nil {
@@ -189,17 +182,9 @@ func (o Options) withDefaults() (Options, error) {
 		}
 		o.ModuleDir = dir
 	}
-	if o.CacheDir == "" {
-		o.CacheDir = os.Getenv("KUBEMESOS_CACHE_DIR")
-	}
-	if o.CacheDir == "" {
-		uc, err := os.UserCacheDir()
-		if err != nil {
-			return o, fmt.Errorf("no KUBEMESOS_CACHE_DIR and no user cache dir: %w", err)
-		}
-		o.CacheDir = filepath.Join(uc, "kubemesos")
-	}
-	return o, nil
+	var err error
+	o.CacheDir, err = buildcache.Root(o.CacheDir)
+	return o, err
 }
 
 // ErrNoModule means the e2e module was not found above the starting directory.

@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubemesos/kubemesos/internal/buildlock"
+	"github.com/kubemesos/kubemesos/internal/buildcache"
 )
 
 // Module and Version are the plugins' module and the release built. ModuleSum is its go.sum hash
@@ -112,7 +112,7 @@ func EnsureWith(ctx context.Context, opts Options) (string, error) {
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("creating cache dir: %w", err)
 	}
-	unlock, err := buildlock.Acquire(ctx, base+".lock", "cniplugins", o.Log)
+	unlock, err := buildcache.Lock(ctx, base+".lock", "cniplugins", o.Log)
 	if err != nil {
 		return "", err
 	}
@@ -127,13 +127,11 @@ func EnsureWith(ctx context.Context, opts Options) (string, error) {
 }
 
 func present(bin string) bool {
+	var paths []string
 	for _, n := range Names() {
-		fi, err := os.Stat(filepath.Join(bin, n))
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-			return false
-		}
+		paths = append(paths, filepath.Join(bin, n))
 	}
-	return true
+	return buildcache.Executables(paths...)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -143,17 +141,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Go == "" {
 		o.Go = "go"
 	}
-	if o.CacheDir == "" {
-		o.CacheDir = os.Getenv("KUBEMESOS_CACHE_DIR")
-	}
-	if o.CacheDir == "" {
-		uc, err := os.UserCacheDir()
-		if err != nil {
-			return o, fmt.Errorf("no KUBEMESOS_CACHE_DIR and no user cache dir: %w", err)
-		}
-		o.CacheDir = filepath.Join(uc, "kubemesos")
-	}
-	return o, nil
+	var err error
+	o.CacheDir, err = buildcache.Root(o.CacheDir)
+	return o, err
 }
 
 func (o Options) goEnv(ctx context.Context, names ...string) ([]string, error) {
