@@ -28,7 +28,8 @@ type framework struct {
 
 var errStreamEnded = errors.New("event stream ended")
 
-// subscribe opens the framework's stream and records its first events up to the first OFFERS.
+// subscribe opens the framework's stream and records its first events up to the first OFFERS. On an
+// error the stream is closed.
 func (s *scenario) subscribe(ctx context.Context, multiRole bool) (*framework, error) {
 	h := http.Header{}
 	h.Set("Content-Type", mediaJSON)
@@ -84,7 +85,11 @@ func (s *scenario) subscribe(ctx context.Context, multiRole bool) (*framework, e
 		return false
 	})
 	s.rec.set("events until first OFFERS", order)
-	return f, err
+	if err != nil {
+		sub.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (c *client) baseURL(path string) *url.URL {

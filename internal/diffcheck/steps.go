@@ -26,9 +26,6 @@ func (s *scenario) multiRole(ctx context.Context) {
 	f, err := s.subscribe(ctx, true)
 	if err != nil {
 		s.fail(err)
-		if f != nil {
-			f.sub.Close()
-		}
 		return
 	}
 	defer f.sub.Close()
@@ -301,9 +298,6 @@ func (s *scenario) singleRole(ctx context.Context) {
 	f, err := s.subscribe(ctx, false)
 	if err != nil {
 		s.fail(err)
-		if f != nil {
-			f.sub.Close()
-		}
 		return
 	}
 	defer f.sub.Close()
