@@ -22,6 +22,7 @@ import (
 
 	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/podworker"
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 var (
@@ -117,35 +118,22 @@ func TestCommand(t *testing.T) {
 	}
 }
 
-// mesosLaunchCommand mirrors Mesos' DockerRuntimeIsolatorProcess::getLaunchCommand
-// (isolators/docker/runtime.cpp) and the launcher after it: the argv the agent execs for a
-// CommandInfo and the image's config.
+// mesosLaunchCommand is the argv the agent execs for a CommandInfo and the image's config: the
+// simulated agent's DockerRuntimeIsolatorProcess::getLaunchCommand, then the launcher (a shell command
+// runs as /bin/sh -c value, any other as its arguments).
 func mesosLaunchCommand(ci *mesos.CommandInfo, cfg *v1.Config) ([]string, error) {
-	if ci.GetShell() { // proto default true
-		if ci.Value == nil {
-			return nil, errors.New("Shell specified but no command value provided")
-		}
-		return []string{"/bin/sh", "-c", ci.GetValue()}, nil
+	var image v1.Config
+	if cfg != nil {
+		image = *cfg
 	}
-	if ci.Value != nil {
-		return ci.Arguments, nil
+	cmd, err := containerizer.DockerRuntimeCommand(*ci, image)
+	if err != nil {
+		return nil, err
 	}
-	args := ci.Arguments
-	switch {
-	case len(cfg.Entrypoint) > 0:
-		argv := append(slices.Clone(cfg.Entrypoint), args...)
-		if len(argv) == len(cfg.Entrypoint) {
-			argv = append(argv, cfg.Cmd...)
-		}
-		return argv, nil
-	case len(cfg.Cmd) > 0:
-		argv := append([]string{cfg.Cmd[0]}, args...)
-		if len(argv) == 1 {
-			argv = append(argv, cfg.Cmd[1:]...)
-		}
-		return argv, nil
+	if cmd.GetShell() {
+		return []string{"/bin/sh", "-c", cmd.GetValue()}, nil
 	}
-	return nil, errors.New("No executable is found")
+	return cmd.Arguments, nil
 }
 
 // TestCommandThroughMesosRuleIsKubernetes feeds the CommandInfo sent through Mesos' own merge: the

@@ -10,6 +10,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // Defaults of the Mesos agent flags --isolation and --docker_registry (src/slave/flags.cpp).
@@ -147,11 +148,11 @@ func (a *Agent) prepareLaunchLocked(ci *mesos.ContainerInfo, command mesos.Comma
 	if msg != "" {
 		return preparedLaunch{}, msg
 	}
-	cmd, err := dockerRuntimeCommand(command, cfg)
+	cmd, err := containerizer.DockerRuntimeCommand(command, cfg)
 	if err != nil {
 		return preparedLaunch{}, "Failed to determine the launch command: " + err.Error()
 	}
-	return preparedLaunch{command: cmd, env: imageEnvironment(cfg), image: &cfg}, ""
+	return preparedLaunch{command: cmd, env: containerizer.ImageEnvironment(cfg), image: &cfg}, ""
 }
 
 // dockerImageConfigLocked is the docker store's get: a cached image unless cached is false (Mesos'
@@ -193,62 +194,4 @@ func fallbackCommand(command mesos.CommandInfo, script string) mesos.CommandInfo
 		command.Shell = nil
 	}
 	return command
-}
-
-// dockerRuntimeCommand is DockerRuntimeIsolatorProcess::getLaunchCommand (isolators/docker/
-// runtime.cpp), which merges a CommandInfo with the image's Entrypoint and Cmd:
-//   - shell: the command as is (/bin/sh -c value); an error without a value;
-//   - not shell, with a value: the command as is; the image's Entrypoint and Cmd are ignored;
-//   - not shell, no value: Entrypoint[0] runs with argv Entrypoint + the CommandInfo's arguments, and
-//     Cmd is appended only when there are no such arguments; without an Entrypoint, Cmd[0] runs with
-//     argv Cmd[0] + the arguments (Cmd[1:] only when there are none); with neither, an error.
-//
-// has_value counts: a value set to "" is a value.
-func dockerRuntimeCommand(command mesos.CommandInfo, cfg v1.Config) (mesos.CommandInfo, error) {
-	if command.GetShell() {
-		if command.Value == nil {
-			return mesos.CommandInfo{}, errors.New("Shell specified but no command value provided")
-		}
-		return command, nil
-	}
-	if command.Value != nil {
-		return command, nil
-	}
-	user := command.Arguments
-	var argv []string
-	switch {
-	case len(cfg.Entrypoint) > 0:
-		argv = append(append(argv, cfg.Entrypoint...), user...)
-		if len(user) == 0 {
-			argv = append(argv, cfg.Cmd...)
-		}
-	case len(cfg.Cmd) > 0:
-		argv = append(append(argv, cfg.Cmd[0]), user...)
-		if len(user) == 0 {
-			argv = append(argv, cfg.Cmd[1:]...)
-		}
-	default:
-		return mesos.CommandInfo{}, errors.New("No executable is found")
-	}
-	value := argv[0]
-	command.Value = &value
-	command.Arguments = argv
-	return command, nil
-}
-
-// imageEnvironment is DockerRuntimeIsolatorProcess::getLaunchEnvironment: the image's Env split at
-// the first '=', entries without one skipped; a later duplicate wins.
-func imageEnvironment(cfg v1.Config) map[string]string {
-	if len(cfg.Env) == 0 {
-		return nil
-	}
-	env := make(map[string]string, len(cfg.Env))
-	for _, kv := range cfg.Env {
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok {
-			continue
-		}
-		env[name] = value
-	}
-	return env
 }
