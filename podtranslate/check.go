@@ -69,13 +69,20 @@ func (e *UnsupportedError) Error() string {
 // Is makes errors.Is(err, ErrUnsupported) true.
 func (e *UnsupportedError) Is(target error) bool { return target == ErrUnsupported }
 
-// Check returns every field of pod that kubemesos cannot honour, in spec order, or nil.
-func Check(pod *corev1.Pod) []Unsupported {
+// Check returns every field of pod that kubemesos cannot honour in host mode, in spec order, or nil.
+func Check(pod *corev1.Pod) []Unsupported { return Options{}.Check(pod) }
+
+// Check returns every field of pod that kubemesos cannot honour with these options, in spec order, or
+// nil.
+func (o Options) Check(pod *corev1.Pod) []Unsupported {
 	var out []Unsupported
 	add := func(reason, format string, args ...any) {
 		out = append(out, Unsupported{Field: fmt.Sprintf(format, args...), Reason: reason})
 	}
 	s := &pod.Spec
+	// A pod in its own network namespace gets its hostPorts as NetworkInfo.port_mappings, which map
+	// any host port to its container port.
+	mapping := !o.sharesAgentNetwork(pod)
 
 	for i := range s.Volumes {
 		checkVolume(&s.Volumes[i], fmt.Sprintf("spec.volumes[%d]", i), add)
@@ -86,10 +93,10 @@ func Check(pod *corev1.Pod) []Unsupported {
 		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 			add(ReasonSidecar, "%s.restartPolicy", path)
 		}
-		checkContainer(c, path, add)
+		checkContainer(c, path, mapping, add)
 	}
 	for i := range s.Containers {
-		checkContainer(&s.Containers[i], fmt.Sprintf("spec.containers[%d]", i), add)
+		checkContainer(&s.Containers[i], fmt.Sprintf("spec.containers[%d]", i), mapping, add)
 	}
 	if len(s.EphemeralContainers) > 0 {
 		add(ReasonEphemeral, "spec.ephemeralContainers")
@@ -193,7 +200,7 @@ func volumeType(vs *corev1.VolumeSource) string {
 	return "volumeSource"
 }
 
-func checkContainer(c *corev1.Container, path string, add func(reason, format string, args ...any)) {
+func checkContainer(c *corev1.Container, path string, portMapping bool, add func(reason, format string, args ...any)) {
 	if len(c.RestartPolicyRules) > 0 {
 		add(ReasonRestartRules, "%s.restartPolicyRules", path)
 	}
@@ -202,7 +209,7 @@ func checkContainer(c *corev1.Container, path string, add func(reason, format st
 		add(ReasonResourceClaims, "%s.resources.claims", path)
 	}
 	for j, p := range c.Ports {
-		if p.HostPort != 0 && p.HostPort != p.ContainerPort {
+		if p.HostPort != 0 && p.HostPort != p.ContainerPort && !portMapping {
 			add(ReasonHostPortMapping, "%s.ports[%d].hostPort", path, j)
 		}
 	}

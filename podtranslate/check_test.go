@@ -184,3 +184,33 @@ func TestCheckUnsupported(t *testing.T) {
 		})
 	}
 }
+
+// A hostPort other than its containerPort needs a port mapping, which only a pod in its own network
+// namespace (a CNI pod network, not hostNetwork) gets.
+func TestCheckHostPortMappingByNetwork(t *testing.T) {
+	mapped := func(hostNetwork bool) *corev1.Pod {
+		p := typicalPod()
+		p.Spec.HostNetwork = hostNetwork
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 80}}
+		return p
+	}
+	refused := []Unsupported{{"spec.containers[0].ports[0].hostPort", ReasonHostPortMapping}}
+	tests := []struct {
+		name        string
+		o           Options
+		hostNetwork bool
+		want        []Unsupported
+	}{
+		{"host mode (zero options)", Options{}, false, refused},
+		{"host mode (named)", Options{PodNetwork: PodNetworkHost}, false, refused},
+		{"pod network", Options{PodNetwork: "kubemesos"}, false, nil},
+		{"pod network, hostNetwork pod", Options{PodNetwork: "kubemesos"}, true, refused},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, tc.o.Check(mapped(tc.hostNetwork))); diff != "" {
+				t.Errorf("Check (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -48,25 +48,29 @@ const mib = 1 << 20
 //
 // CPU is in cores with millicore precision, memory (memory) and disk (ephemeral-storage) in MiB rounded
 // up, GPUs (nvidia.com/gpu) whole. A pod asking for no cpu at all gets MinCPUs. Host ports are the
-// containers' hostPorts, or for hostNetwork pods their containerPorts. A pod with fields Check refuses
-// yields an error wrapping ErrUnsupported (an *UnsupportedError).
-func PodDemand(pod *corev1.Pod, o Overhead) (Demand, error) {
+// containers' hostPorts; for a pod on its agent's network (hostNetwork, or every pod in host mode) a
+// containerPort without hostPort is a host port too, init containers' included: they listen on the
+// agent's port while they run, and a port taken by another pod of the agent would make them fail,
+// so the port is the pod's for its whole life. A pod with fields o.Check refuses yields an error
+// wrapping ErrUnsupported (an *UnsupportedError).
+func PodDemand(pod *corev1.Pod, o Options) (Demand, error) {
 	if pod == nil {
 		return Demand{}, errors.New("nil pod")
 	}
-	if bad := Check(pod); len(bad) > 0 {
+	if bad := o.Check(pod); len(bad) > 0 {
 		return Demand{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, &UnsupportedError{Fields: bad})
 	}
-	if !validOverhead(o.CPUs) || !validOverhead(o.MemMB) {
-		return Demand{}, fmt.Errorf("invalid pod overhead cpus=%v mem=%v", o.CPUs, o.MemMB)
+	ov := o.Overhead
+	if !validOverhead(ov.CPUs) || !validOverhead(ov.MemMB) {
+		return Demand{}, fmt.Errorf("invalid pod overhead cpus=%v mem=%v", ov.CPUs, ov.MemMB)
 	}
 	req := podRequests(pod)
 	d := Demand{
-		CPUs:      roundUpMilli(float64(req[corev1.ResourceCPU])/1000 + o.CPUs),
-		MemMB:     roundUpMilli(ceilDiv(req[corev1.ResourceMemory], mib) + o.MemMB),
+		CPUs:      roundUpMilli(float64(req[corev1.ResourceCPU])/1000 + ov.CPUs),
+		MemMB:     roundUpMilli(ceilDiv(req[corev1.ResourceMemory], mib) + ov.MemMB),
 		DiskMB:    ceilDiv(req[corev1.ResourceEphemeralStorage], mib),
 		GPUs:      float64(req[ResourceGPU]),
-		HostPorts: hostPorts(pod),
+		HostPorts: hostPorts(pod, o.sharesAgentNetwork(pod)),
 	}
 	if d.CPUs == 0 {
 		d.CPUs = MinCPUs
@@ -173,14 +177,16 @@ func roundUpMilli(x float64) float64 {
 	return math.Ceil(math.Round(x*1e6)/1e3) / 1e3
 }
 
-func hostPorts(pod *corev1.Pod) []HostPort {
+// hostPorts lists the agent ports the pod takes; agentNetwork says its containers listen on the agent's
+// own ports.
+func hostPorts(pod *corev1.Pod, agentNetwork bool) []HostPort {
 	seen := map[HostPort]bool{}
 	var out []HostPort
 	collect := func(cs []corev1.Container) {
 		for i := range cs {
 			for _, p := range cs[i].Ports {
 				port := p.HostPort
-				if pod.Spec.HostNetwork && port == 0 {
+				if agentNetwork && port == 0 {
 					port = p.ContainerPort
 				}
 				if port <= 0 {

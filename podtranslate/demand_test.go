@@ -46,6 +46,7 @@ func TestPodDemand(t *testing.T) {
 		name     string
 		pod      *corev1.Pod
 		overhead Overhead
+		network  string // --pod-network; "" is host mode
 		want     Demand
 	}{
 		{
@@ -127,7 +128,8 @@ func TestPodDemand(t *testing.T) {
 			want:     Demand{CPUs: 0.3, MemMB: 1.5},
 		},
 		{
-			name: "host ports: declared, deduplicated, TCP by default, sorted; container-only ports ignored",
+			name:    "pod network: host ports declared, deduplicated, TCP by default, sorted; container-only ports ignored",
+			network: "kubemesos",
 			pod: testPod(containers(
 				ctr("a", nil, nil,
 					corev1.ContainerPort{ContainerPort: 9090, HostPort: 9090, Protocol: corev1.ProtocolUDP},
@@ -146,7 +148,34 @@ func TestPodDemand(t *testing.T) {
 			}},
 		},
 		{
-			name: "hostNetwork: container ports are host ports, init containers included",
+			name:    "pod network: a hostPort may differ from its containerPort (a port mapping)",
+			network: "kubemesos",
+			pod:     testPod(containers(ctr("a", nil, nil, corev1.ContainerPort{ContainerPort: 8080, HostPort: 80}))),
+			want:    Demand{CPUs: MinCPUs, HostPorts: []HostPort{{Port: 80, Protocol: corev1.ProtocolTCP}}},
+		},
+		{
+			name: "host mode: every containerPort is a host port, deduplicated, init containers included",
+			pod: testPod(
+				containers(
+					ctr("a", nil, nil,
+						corev1.ContainerPort{ContainerPort: 8080},
+						corev1.ContainerPort{ContainerPort: 9090, HostPort: 9090, Protocol: corev1.ProtocolUDP},
+					),
+					ctr("b", nil, nil, corev1.ContainerPort{ContainerPort: 8080, Protocol: corev1.ProtocolTCP}),
+				),
+				func(p *corev1.Pod) {
+					p.Spec.InitContainers = []corev1.Container{ctr("i", nil, nil, corev1.ContainerPort{ContainerPort: 7000})}
+				},
+			),
+			want: Demand{CPUs: MinCPUs, HostPorts: []HostPort{
+				{Port: 7000, Protocol: corev1.ProtocolTCP},
+				{Port: 8080, Protocol: corev1.ProtocolTCP},
+				{Port: 9090, Protocol: corev1.ProtocolUDP},
+			}},
+		},
+		{
+			name:    "pod network, hostNetwork: container ports are host ports, init containers included",
+			network: "kubemesos",
 			pod: testPod(
 				containers(ctr("a", nil, nil, corev1.ContainerPort{ContainerPort: 53, Protocol: corev1.ProtocolUDP})),
 				func(p *corev1.Pod) {
@@ -160,7 +189,7 @@ func TestPodDemand(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.pod.DeepCopy()
-			got, err := PodDemand(tc.pod, tc.overhead)
+			got, err := PodDemand(tc.pod, Options{Overhead: tc.overhead, PodNetwork: tc.network})
 			if err != nil {
 				t.Fatalf("PodDemand: %v", err)
 			}
@@ -199,7 +228,7 @@ func TestPodDemandErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := PodDemand(tc.pod, tc.overhead)
+			_, err := PodDemand(tc.pod, Options{Overhead: tc.overhead})
 			if err == nil {
 				t.Fatal("PodDemand succeeded, want an error")
 			}
@@ -308,7 +337,7 @@ func TestResourcesContainment(t *testing.T) {
 	}
 	pod := testPod(containers(ctr("a", rl("cpu", "1500m", "memory", "1Gi"), nil,
 		corev1.ContainerPort{ContainerPort: 8080, HostPort: 8080})))
-	d, err := PodDemand(pod, Overhead{})
+	d, err := PodDemand(pod, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +370,7 @@ func BenchmarkPodDemand(b *testing.B) {
 	)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := PodDemand(pod, Overhead{CPUs: 0.01}); err != nil {
+		if _, err := PodDemand(pod, Options{Overhead: Overhead{CPUs: 0.01}}); err != nil {
 			b.Fatal(err)
 		}
 	}

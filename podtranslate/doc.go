@@ -4,14 +4,18 @@
 // mapping can be tested exhaustively without a cluster: every function here is pure (no clientset, no
 // HTTP, no clock; times are arguments).
 //
-// Pod → Mesos:
+// Pod → Mesos ([Options] carries the framework's settings: pod overhead and --pod-network):
 //   - [PodDemand] is what a pod needs from an offer (Kubernetes' request arithmetic, converted to Mesos
 //     units) and [Resources] turns it into mesos.Resources for containment checks.
 //   - [Check] lists every pod field kubemesos cannot honour, each with a fixed reason string; PodDemand
 //     refuses such pods with an error wrapping [ErrUnsupported].
 //   - [TaskID], [TaskInfo], [PodRef], [PodUID] and [PodFromTaskData] implement the task conventions of
 //     docs/design.md (TaskID pod-<uid>, name <namespace>/<name>, kubemesos.io/* labels, the pod as JSON
-//     in TaskInfo.data).
+//     in TaskInfo.data), plus [LabelPodNetwork] naming the CNI network of a pod that joins one.
+//   - The pod network: with --pod-network host ([PodNetworkHost], the default) every pod uses its
+//     agent's network, so every containerPort (init containers' too) is a host port of the demand and
+//     no two pods of an agent get the same port; with a CNI network name, pods without hostNetwork get
+//     their own network namespace and only hostPorts are host ports.
 //
 // Mesos → Pod:
 //   - [PodStatusForTask] maps a TaskStatus to a [TaskOutcome]: pod phase, reason, message, whether the
@@ -28,7 +32,8 @@
 // (started in order), command/args/env/envFrom/workingDir, resources (cpu, memory, ephemeral-storage,
 // nvidia.com/gpu), pod overhead and pod-level cpu/memory resources, restartPolicy, probes and lifecycle
 // hooks, terminationGracePeriodSeconds and activeDeadlineSeconds, readinessGates, hostNetwork, hostPorts
-// equal to their containerPort, volumes of type emptyDir (default medium), configMap, secret, downwardAPI
+// (any number on a CNI pod network, where they are port mappings; equal to their containerPort on the
+// agent's network), volumes of type emptyDir (default medium), configMap, secret, downwardAPI
 // and projected (configMap, secret, downwardAPI, serviceAccountToken sources: the default service account
 // volume of every pod), and the security context's runAsUser, runAsNonRoot, capabilities and privileged
 // (the executor sends them as Mesos' CommandInfo.user and LinuxInfo capabilities) with runAsGroup,

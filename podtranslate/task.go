@@ -95,8 +95,15 @@ func PodRef(task mesos.TaskInfo) (Ref, error) {
 // TaskInfo builds the Mesos task of a pod placed on agentID: TaskID pod-<uid>, name <ns>/<name>, the
 // kubemesos.io labels, res (already carved from an offer by the placement code), the executor, the pod
 // as JSON in data (see TaskData) and a kill policy with the pod's terminationGracePeriodSeconds.
-// Nothing given is modified; the result shares nothing with the arguments.
+// Nothing given is modified; the result shares nothing with the arguments. It is Options{}.TaskInfo
+// (host mode).
 func TaskInfo(pod *corev1.Pod, agentID mesos.AgentID, executor mesos.ExecutorInfo, res mesos.Resources) (mesos.TaskInfo, error) {
+	return Options{}.TaskInfo(pod, agentID, executor, res)
+}
+
+// TaskInfo is the package's TaskInfo with these options: a pod that joins a CNI network (see
+// Options.NetworkOf) also gets the label LabelPodNetwork naming it.
+func (o Options) TaskInfo(pod *corev1.Pod, agentID mesos.AgentID, executor mesos.ExecutorInfo, res mesos.Resources) (mesos.TaskInfo, error) {
 	if pod == nil {
 		return mesos.TaskInfo{}, errors.New("nil pod")
 	}
@@ -119,6 +126,14 @@ func TaskInfo(pod *corev1.Pod, agentID mesos.AgentID, executor mesos.ExecutorInf
 	}
 	ref := RefOf(pod)
 	exec := proto.Clone(&executor).(*mesos.ExecutorInfo)
+	labels := []mesos.Label{
+		label(LabelNamespace, ref.Namespace),
+		label(LabelName, ref.Name),
+		label(LabelUID, string(ref.UID)),
+	}
+	if network := o.NetworkOf(pod); network != "" {
+		labels = append(labels, label(LabelPodNetwork, network))
+	}
 	return mesos.TaskInfo{
 		Name:       ref.String(),
 		TaskID:     TaskID(pod),
@@ -127,11 +142,7 @@ func TaskInfo(pod *corev1.Pod, agentID mesos.AgentID, executor mesos.ExecutorInf
 		Executor:   exec,
 		KillPolicy: KillPolicy(gracePeriod(pod.Spec.TerminationGracePeriodSeconds)),
 		Data:       data,
-		Labels: &mesos.Labels{Labels: []mesos.Label{
-			label(LabelNamespace, ref.Namespace),
-			label(LabelName, ref.Name),
-			label(LabelUID, string(ref.UID)),
-		}},
+		Labels:     &mesos.Labels{Labels: labels},
 	}, nil
 }
 

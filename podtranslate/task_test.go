@@ -267,7 +267,7 @@ func FuzzPodFromTaskData(f *testing.F) {
 			t.Fatalf("decoded a pod without identity: %+v", pod.ObjectMeta)
 		}
 		// Whatever a pod says, its demand is sane: never negative, NaN or empty.
-		if d, err := PodDemand(pod, Overhead{}); err == nil {
+		if d, err := PodDemand(pod, Options{}); err == nil {
 			for _, v := range []float64{d.CPUs, d.MemMB, d.DiskMB, d.GPUs} {
 				if !(v >= 0) || math.IsInf(v, 0) {
 					t.Fatalf("PodDemand gave %+v", d)
@@ -319,5 +319,45 @@ func BenchmarkPodFromTaskData(b *testing.B) {
 		if _, err := PodFromTaskData(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestTaskInfoPodNetworkLabel(t *testing.T) {
+	tests := []struct {
+		name        string
+		o           Options
+		hostNetwork bool
+		want        string
+	}{
+		{"host mode (zero options)", Options{}, false, ""},
+		{"host mode (named)", Options{PodNetwork: PodNetworkHost}, false, ""},
+		{"pod network", Options{PodNetwork: "kubemesos"}, false, "kubemesos"},
+		{"pod network, hostNetwork pod", Options{PodNetwork: "kubemesos"}, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := testPod(func(p *corev1.Pod) { p.Spec.HostNetwork = tc.hostNetwork })
+			ti, err := tc.o.TaskInfo(pod, mesos.AgentID{Value: "a"}, execInfo(), Resources(Demand{CPUs: 1}, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := PodNetworkOf(ti.Labels); got != tc.want {
+				t.Errorf("PodNetworkOf = %q, want %q", got, tc.want)
+			}
+			var keys []string
+			for _, l := range ti.Labels.Labels {
+				keys = append(keys, l.Key)
+			}
+			want := []string{LabelNamespace, LabelName, LabelUID}
+			if tc.want != "" {
+				want = append(want, LabelPodNetwork)
+			}
+			if diff := cmp.Diff(want, keys); diff != "" {
+				t.Errorf("label keys (-want +got):\n%s", diff)
+			}
+			if _, err := PodRef(ti); err != nil {
+				t.Errorf("PodRef: %v", err)
+			}
+		})
 	}
 }
