@@ -140,6 +140,11 @@ type core struct {
 	conditions map[corev1.PodConditionType]corev1.PodCondition
 	// pulls is the image back-off of each image of the pod (the kubelet keys it by pod UID and image).
 	pulls map[string]*imageBackOff
+
+	// sandbox is the pod sandbox's state (sbNone for runtimes without sandboxes); sandboxErr is why
+	// it could not be created.
+	sandbox    sandboxState
+	sandboxErr string
 }
 
 func newCore(pod *corev1.Pod, hostIP, podIP string, now time.Time) *core {
@@ -255,6 +260,9 @@ func (c *core) next(now time.Time) ([]action, time.Time) {
 	}
 	if c.terminal() {
 		return nil, time.Time{}
+	}
+	if c.sandbox == sbPending {
+		return acts, wake
 	}
 	start := func(i int) {
 		ct := c.containers[i]
@@ -422,6 +430,29 @@ func (c *core) exited(i int, st ExitStatus, now time.Time) {
 	ct.notBefore = now.Add(ct.backOff)
 }
 
+// sandboxStarting marks the pod sandbox as being created: no container starts before sandboxReady.
+func (c *core) sandboxStarting() { c.sandbox = sbPending }
+
+// sandboxReady records the created sandbox; a podIP replaces the host's.
+func (c *core) sandboxReady(podIP string) {
+	if c.sandbox != sbPending {
+		return
+	}
+	c.sandbox = sbReady
+	if podIP != "" {
+		c.podIP = podIP
+	}
+}
+
+// sandboxFailed records that no sandbox could be created: the pod has failed (the kubelet would retry
+// forever; a Mesos task ends instead, and the framework may place the pod again).
+func (c *core) sandboxFailed(msg string) {
+	if c.sandbox != sbPending {
+		return
+	}
+	c.sandbox, c.sandboxErr = sbFailed, msg
+}
+
 // kill starts graceful termination: SIGTERM now, SIGKILL after grace (at least MinGracePeriod). A
 // second kill can only shorten
 // the deadline, as the kubelet does for a shorter deletion grace period.
@@ -434,8 +465,11 @@ func (c *core) kill(grace time.Duration, now time.Time) {
 	c.deadline = deadline
 }
 
-// anyActive reports whether a container is starting or running.
+// anyActive reports whether a container (or the sandbox) is starting or running.
 func (c *core) anyActive() bool {
+	if c.sandbox == sbPending {
+		return true
+	}
 	for _, ct := range c.containers {
 		if ct.active() {
 			return true
@@ -470,7 +504,7 @@ func (c *core) allStarted() bool {
 
 // phase computes the pod phase the way the kubelet's getPhase does.
 func (c *core) phase() corev1.PodPhase {
-	if c.initFailed() || c.deadlineExceeded {
+	if c.initFailed() || c.deadlineExceeded || c.sandbox == sbFailed {
 		return corev1.PodFailed
 	}
 	stoppedForGood := c.terminating && !c.anyActive()
@@ -529,7 +563,11 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 		StartTime: ptrTime(c.startTime),
 		QOSClass:  c.pod.Status.QOSClass,
 	}
-	if c.deadlineExceeded {
+	switch {
+	case c.sandbox == sbFailed:
+		st.Reason = EventFailedCreatePodSandBox
+		st.Message = SandboxFailureMessage(c.sandboxErr)
+	case c.deadlineExceeded:
 		st.Reason = ReasonDeadlineExceeded
 		st.Message = "Pod was active on the node longer than the specified deadline"
 	}
@@ -572,7 +610,7 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 	podReady := readyCond
 	podReady.Type = corev1.PodReady
 	conds := []corev1.PodCondition{
-		{Type: corev1.PodReadyToStartContainers, Status: boolCond(!terminal || c.anyActive())},
+		c.readyToStartContainers(terminal),
 		initCond,
 		podReady,
 		readyCond,
@@ -583,6 +621,24 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 	}
 	return st
 }
+
+// readyToStartContainers is the kubelet's PodReadyToStartContainers: True while a sandbox runs.
+func (c *core) readyToStartContainers(terminal bool) corev1.PodCondition {
+	cond := corev1.PodCondition{Type: corev1.PodReadyToStartContainers, Status: corev1.ConditionFalse, Reason: ReasonPodSandboxNotReady}
+	switch {
+	case c.sandbox == sbPending || c.sandbox == sbFailed:
+		cond.Message = MsgNoPodSandbox
+	case terminal && !c.anyActive():
+		// The sandbox is stopped with the pod's last container.
+		cond.Message = MsgSandboxNotReady
+	default:
+		cond.Status, cond.Reason = corev1.ConditionTrue, ""
+	}
+	return cond
+}
+
+// SandboxFailureMessage is the kubelet's text for a sandbox that could not be created.
+func SandboxFailureMessage(err string) string { return "Failed to create pod sandbox: " + err }
 
 // transition stamps a condition with the time its status last changed.
 func (c *core) transition(cond corev1.PodCondition, now time.Time) corev1.PodCondition {

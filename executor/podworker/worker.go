@@ -45,8 +45,12 @@ type Config struct {
 	Runtime Runtime
 	// Clock drives back-off and grace periods; clock.RealClock{} when nil.
 	Clock clock.Clock
-	// HostIP and PodIP are written to the pod status (the agent's IP; pods share the host network).
+	// HostIP and PodIP are written to the pod status (the agent's IP). A sandbox on a pod network
+	// (SandboxRuntime) replaces PodIP with its own; PodIP is empty until then for such a pod.
 	HostIP, PodIP string
+	// PodNetwork is the CNI network of the pod's sandbox (empty: the host's network); it matters only
+	// with a SandboxRuntime.
+	PodNetwork string
 	// OnStatus receives every changed status, in order, from the worker's goroutine (required). It
 	// must not block for long.
 	OnStatus func(Status)
@@ -81,6 +85,7 @@ const (
 	evNotCreated // Start created nothing: an ImagePullError or a CreateError
 	evExited
 	evProbe
+	evSandbox // RunPodSandbox returned
 )
 
 type event struct {
@@ -95,6 +100,7 @@ type event struct {
 	msg     string
 	pull    *ImagePullError
 	create  *CreateError
+	sandbox Sandbox
 }
 
 // Worker runs one pod. Create it with New, call Run in a goroutine, Kill to terminate the pod.
@@ -112,6 +118,8 @@ type Worker struct {
 	seq    uint64
 	last   *Status
 	killed bool
+	// netProber is the default prober, whose host becomes the sandbox's pod IP.
+	netProber *NetProber
 }
 
 // New validates cfg and returns a worker for pod (which the worker keeps and never modifies).
@@ -128,8 +136,10 @@ func New(pod *corev1.Pod, cfg Config) (*Worker, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
+	var netProber *NetProber
 	if cfg.Prober == nil {
-		cfg.Prober = &NetProber{Host: cfg.PodIP, Runtime: cfg.Runtime}
+		netProber = &NetProber{Host: cfg.PodIP, Runtime: cfg.Runtime}
+		cfg.Prober = netProber
 	}
 	log := cfg.Log
 	if log == nil {
@@ -142,6 +152,8 @@ func New(pod *corev1.Pod, cfg Config) (*Worker, error) {
 		kills: make(chan struct{}, 1),
 		evs:   make(chan event),
 		done:  make(chan struct{}),
+
+		netProber: netProber,
 	}, nil
 }
 
@@ -193,6 +205,19 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	clk := w.cfg.Clock
 	c := newCore(w.pod, w.cfg.HostIP, w.cfg.PodIP, clk.Now())
+	sandboxes, withSandbox := w.cfg.Runtime.(SandboxRuntime)
+	if withSandbox {
+		c.sandboxStarting()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sb, err := sandboxes.RunPodSandbox(inner, w.pod, w.cfg.PodNetwork)
+			select {
+			case w.evs <- event{kind: evSandbox, sandbox: sb, err: err}:
+			case <-inner.Done():
+			}
+		}()
+	}
 	var handles []Handle
 	probes := map[int]context.CancelFunc{} // probes of each container's running attempt
 	stopProbes := func(i int) {
@@ -275,6 +300,12 @@ func (w *Worker) Run(ctx context.Context) error {
 					w.log.WithError(err).WithField("containerID", h.ID).Warn("removing container failed")
 				}
 			}
+			if withSandbox {
+				// After its containers, as the kubelet's KillPod: the agent detaches the network then.
+				if err := sandboxes.StopPodSandbox(inner, w.pod); err != nil {
+					w.log.WithError(err).Warn("stopping the pod sandbox failed")
+				}
+			}
 			if pc, ok := w.cfg.Runtime.(PodCleaner); ok {
 				if err := pc.CleanupPod(inner, w.pod); err != nil {
 					w.log.WithError(err).Warn("cleaning up the pod failed")
@@ -298,6 +329,19 @@ func (w *Worker) Run(ctx context.Context) error {
 			now = clk.Now()
 			ct := c.containers[ev.index]
 			switch ev.kind {
+			case evSandbox:
+				if ev.err != nil {
+					w.log.WithError(ev.err).Warn("the pod sandbox could not be created")
+					w.event(corev1.EventTypeWarning, EventFailedCreatePodSandBox, SandboxFailureMessage(ev.err.Error()))
+					c.sandboxFailed(ev.err.Error())
+					break
+				}
+				w.log.WithField("podIP", ev.sandbox.PodIP).Info("pod sandbox running")
+				if w.netProber != nil && ev.sandbox.PodIP != "" {
+					// Before any container starts, so before any probe reads it.
+					w.netProber.Host = ev.sandbox.PodIP
+				}
+				c.sandboxReady(ev.sandbox.PodIP)
 			case evStarted:
 				handles = append(handles, ev.handle)
 				c.started(ev.index, ev.handle, now)
