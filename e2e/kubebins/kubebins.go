@@ -1,6 +1,6 @@
-// Package kubebins builds the real Kubernetes control-plane binaries (kube-apiserver,
-// kube-controller-manager, kube-scheduler, kubectl) from the k8s.io/kubernetes module pinned in
-// e2e/go.mod, and caches them in a directory keyed by what determines their content.
+// Package kubebins builds the real Kubernetes binaries (kube-apiserver, kube-controller-manager,
+// kube-scheduler, kubectl, kube-proxy) from the k8s.io/kubernetes module pinned in e2e/go.mod, and
+// caches them in a directory keyed by what determines their content.
 //
 // It exists because kubemesos is tested against a real API server and controller-manager, and no
 // Kubernetes release can be downloaded here: building them takes ~10 minutes on 2 cores the first
@@ -32,12 +32,15 @@ const KubernetesVersion = "v1.37.2"
 // modulePath is the import path of the e2e module, used to find its directory.
 const modulePath = "github.com/kubemesos/kubemesos/e2e"
 
-// Commands are the main packages built, in the order they are listed in e2e/go.mod's tool block.
+// Commands are the main packages built; e2e/go.mod's tool block lists each, so its go.sum has
+// their dependencies.
 var Commands = []string{
 	"k8s.io/kubernetes/cmd/kube-apiserver",
 	"k8s.io/kubernetes/cmd/kube-controller-manager",
 	"k8s.io/kubernetes/cmd/kube-scheduler",
 	"k8s.io/kubernetes/cmd/kubectl",
+	// The pod network's Services (ClusterIPs, NodePorts) are kube-proxy's, run as a host process.
+	"k8s.io/kubernetes/cmd/kube-proxy",
 }
 
 // versionPkg is where kubernetes' version variables live.
@@ -72,6 +75,7 @@ type Binaries struct {
 	KubeControllerManager string
 	KubeScheduler         string
 	Kubectl               string
+	KubeProxy             string
 }
 
 func binariesIn(dir string) Binaries {
@@ -81,11 +85,12 @@ func binariesIn(dir string) Binaries {
 		KubeControllerManager: filepath.Join(dir, "kube-controller-manager"),
 		KubeScheduler:         filepath.Join(dir, "kube-scheduler"),
 		Kubectl:               filepath.Join(dir, "kubectl"),
+		KubeProxy:             filepath.Join(dir, "kube-proxy"),
 	}
 }
 
 func (b Binaries) all() []string {
-	return []string{b.KubeAPIServer, b.KubeControllerManager, b.KubeScheduler, b.Kubectl}
+	return []string{b.KubeAPIServer, b.KubeControllerManager, b.KubeScheduler, b.Kubectl, b.KubeProxy}
 }
 
 // Options tune Ensure. The zero value works from anywhere inside the repository.
@@ -102,8 +107,8 @@ type Options struct {
 }
 
 // CacheKey is the content key of a build: it changes when the module graph (go.mod, go.sum), the Go
-// toolchain, the platform or the fixed build arguments change, and only then.
-func CacheKey(goMod, goSum []byte, goVersion, goos, goarch string, args, env []string) string {
+// toolchain, the platform, the fixed build arguments or the commands built change, and only then.
+func CacheKey(goMod, goSum []byte, goVersion, goos, goarch string, args, env, commands []string) string {
 	h := sha256.New()
 	write := func(label string, b []byte) {
 		// Length-prefixed so that no two different inputs hash the same.
@@ -116,6 +121,7 @@ func CacheKey(goMod, goSum []byte, goVersion, goos, goarch string, args, env []s
 	write("platform", []byte(goos+"/"+goarch))
 	write("args", []byte(strings.Join(args, "\x00")))
 	write("env", []byte(strings.Join(env, "\x00")))
+	write("commands", []byte(strings.Join(commands, "\x00")))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -138,7 +144,7 @@ func Ensure(ctx context.Context, opts Options) (Binaries, error) {
 	if err != nil {
 		return Binaries{}, err
 	}
-	key := CacheKey(goMod, goSum, goEnv[0], goEnv[1], goEnv[2], BuildArgs(), BuildEnv())
+	key := CacheKey(goMod, goSum, goEnv[0], goEnv[1], goEnv[2], BuildArgs(), BuildEnv(), Commands)
 	base := filepath.Join(o.CacheDir, "kube-"+key)
 	bins := binariesIn(filepath.Join(base, "bin"))
 	if bins.present() {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,33 +16,38 @@ import (
 )
 
 func TestCacheKey(t *testing.T) {
-	base := func() (goMod, goSum []byte, goVersion, goos, goarch string, args, env []string) {
-		return []byte("module m\n"), []byte("a v1 h1:x\n"), "go1.26.8", "linux", "amd64", BuildArgs(), BuildEnv()
+	base := func() (goMod, goSum []byte, goVersion, goos, goarch string, args, env, commands []string) {
+		return []byte("module m\n"), []byte("a v1 h1:x\n"), "go1.26.8", "linux", "amd64", BuildArgs(), BuildEnv(), Commands
 	}
 	baseKey := CacheKey(base())
 	tests := []struct {
 		name     string
-		mutate   func(goMod, goSum *[]byte, goVersion, goos, goarch *string, args, env *[]string)
+		mutate   func(goMod, goSum *[]byte, goVersion, goos, goarch *string, args, env, commands *[]string)
 		wantSame bool
 	}{
-		{name: "identical inputs", mutate: func(*[]byte, *[]byte, *string, *string, *string, *[]string, *[]string) {}, wantSame: true},
-		{name: "go.sum changes", mutate: func(_, s *[]byte, _, _, _ *string, _, _ *[]string) { *s = append(*s, "b v2 h1:y\n"...) }},
-		{name: "go.mod changes", mutate: func(m, _ *[]byte, _, _, _ *string, _, _ *[]string) { *m = []byte("module m\nrequire x v1\n") }},
-		{name: "go version changes", mutate: func(_, _ *[]byte, v, _, _ *string, _, _ *[]string) { *v = "go1.26.9" }},
-		{name: "arch changes", mutate: func(_, _ *[]byte, _, _, a *string, _, _ *[]string) { *a = "arm64" }},
-		{name: "build args change", mutate: func(_, _ *[]byte, _, _, _ *string, a, _ *[]string) { *a = append(*a, "-race") }},
-		{name: "env changes", mutate: func(_, _ *[]byte, _, _, _ *string, _, e *[]string) { *e = []string{"CGO_ENABLED=1"} }},
+		{name: "identical inputs", mutate: func(*[]byte, *[]byte, *string, *string, *string, *[]string, *[]string, *[]string) {}, wantSame: true},
+		{name: "go.sum changes", mutate: func(_, s *[]byte, _, _, _ *string, _, _, _ *[]string) { *s = append(*s, "b v2 h1:y\n"...) }},
+		{name: "go.mod changes", mutate: func(m, _ *[]byte, _, _, _ *string, _, _, _ *[]string) {
+			*m = []byte("module m\nrequire x v1\n")
+		}},
+		{name: "go version changes", mutate: func(_, _ *[]byte, v, _, _ *string, _, _, _ *[]string) { *v = "go1.26.9" }},
+		{name: "arch changes", mutate: func(_, _ *[]byte, _, _, a *string, _, _, _ *[]string) { *a = "arm64" }},
+		{name: "build args change", mutate: func(_, _ *[]byte, _, _, _ *string, a, _, _ *[]string) { *a = append(*a, "-race") }},
+		{name: "env changes", mutate: func(_, _ *[]byte, _, _, _ *string, _, e, _ *[]string) { *e = []string{"CGO_ENABLED=1"} }},
+		{name: "commands change", mutate: func(_, _ *[]byte, _, _, _ *string, _, _, c *[]string) {
+			*c = append(slices.Clone(*c), "k8s.io/kubernetes/cmd/kubelet")
+		}},
 		// Length prefixes keep bytes from moving between fields unnoticed.
-		{name: "bytes move from go.mod to go.sum", mutate: func(m, s *[]byte, _, _, _ *string, _, _ *[]string) {
+		{name: "bytes move from go.mod to go.sum", mutate: func(m, s *[]byte, _, _, _ *string, _, _, _ *[]string) {
 			*m = []byte("module m")
 			*s = append([]byte("\n"), *s...)
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			goMod, goSum, goVersion, goos, goarch, args, env := base()
-			tt.mutate(&goMod, &goSum, &goVersion, &goos, &goarch, &args, &env)
-			got := CacheKey(goMod, goSum, goVersion, goos, goarch, args, env)
+			goMod, goSum, goVersion, goos, goarch, args, env, commands := base()
+			tt.mutate(&goMod, &goSum, &goVersion, &goos, &goarch, &args, &env, &commands)
+			got := CacheKey(goMod, goSum, goVersion, goos, goarch, args, env, commands)
 			if len(got) != 16 {
 				t.Errorf("key %q: want 16 hex characters", got)
 			}
@@ -144,7 +151,7 @@ func TestEnsureBuildsOnceAndReuses(t *testing.T) {
 	ctx := context.Background()
 
 	wantKey := CacheKey([]byte("module github.com/kubemesos/kubemesos/e2e\n"), []byte("x v1 h1:abc\n"),
-		"go1.26.8", "linux", "amd64", BuildArgs(), BuildEnv())
+		"go1.26.8", "linux", "amd64", BuildArgs(), BuildEnv(), Commands)
 	// What a build killed halfway leaves; the next build clears it.
 	stale := filepath.Join(cache, "kube-"+wantKey, "bin-building-killed")
 	if err := os.MkdirAll(stale, 0o755); err != nil {
@@ -164,7 +171,7 @@ func TestEnsureBuildsOnceAndReuses(t *testing.T) {
 	if !first.present() {
 		t.Errorf("binaries missing after build: %+v", first)
 	}
-	if !strings.Contains(log.String(), "kubebins: building kube-apiserver") {
+	if !strings.Contains(log.String(), "kubebins: building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kube-proxy from") {
 		t.Errorf("first build did not say what it does; log:\n%s", log.String())
 	}
 	if got := builds(); got != 1 {
@@ -275,4 +282,39 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBuiltBinariesRun builds the real binaries (or finds them in the cache) and runs each: they are
+// the release pinned in e2e/go.mod, stamped with its version.
+func TestBuiltBinariesRun(t *testing.T) {
+	bins, err := Ensure(context.Background(), Options{Log: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range [][]string{
+		{bins.KubeProxy, "--version"},
+		{bins.KubeAPIServer, "--version"},
+		{bins.KubeControllerManager, "--version"},
+		{bins.KubeScheduler, "--version"},
+		{bins.Kubectl, "version", "--client"},
+	} {
+		out, err := exec.Command(run[0], run[1:]...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %v: %s", strings.Join(run, " "), err, out)
+			continue
+		}
+		if !strings.Contains(string(out), KubernetesVersion) {
+			t.Errorf("%s printed %q, want %s", strings.Join(run, " "), out, KubernetesVersion)
+		}
+	}
+	if out, _ := exec.Command(bins.KubeProxy, "--version").Output(); string(out) != "Kubernetes "+KubernetesVersion+"\n" {
+		t.Errorf("kube-proxy --version printed %q", out)
+	}
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -1,5 +1,5 @@
 // Command kubebins builds (or finds in the cache) kube-apiserver, kube-controller-manager,
-// kube-scheduler and kubectl from the k8s.io/kubernetes release pinned in e2e/go.mod, and prints the
+// kube-scheduler, kubectl and kube-proxy from the k8s.io/kubernetes release pinned in e2e/go.mod, and prints the
 // directory that holds them. Run it before the e2e suite so the ~10 minute first build does not count
 // against `go test`'s timeout:
 //
@@ -32,7 +32,7 @@ func main() {
 		os.Exit(1)
 	}
 	if !*quiet {
-		for _, p := range []string{bins.KubeAPIServer, bins.KubeControllerManager, bins.KubeScheduler, bins.Kubectl} {
+		for _, p := range []string{bins.KubeAPIServer, bins.KubeControllerManager, bins.KubeScheduler, bins.Kubectl, bins.KubeProxy} {
 			fmt.Fprintln(os.Stderr, p)
 		}
 	}
