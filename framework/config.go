@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	cniutils "github.com/containernetworking/cni/pkg/utils"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
 	"github.com/kubemesos/kubemesos/executor"
+	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
 // Names fixed by docs/design.md.
@@ -70,6 +72,12 @@ type Config struct {
 	// PodOverheadCPUs and PodOverheadMemMB are added to every pod's task.
 	PodOverheadCPUs  float64
 	PodOverheadMemMB float64
+	// PodNetwork is the CNI network (Mesos NetworkInfo.name) pods without hostNetwork join, or "host"
+	// for the agents' network (every containerPort is then a Mesos `ports` resource).
+	PodNetwork string
+	// PodCIDRAttribute names the agent attribute holding the agent's pod CIDR(s), comma-separated,
+	// written to its Node's spec.podCIDR(s).
+	PodCIDRAttribute string
 	// OfferHold is how long an offer is held to batch pods before it is declined.
 	OfferHold time.Duration
 	// RefuseSeconds is the refuse filter of declined offers.
@@ -98,6 +106,8 @@ func DefaultConfig() Config {
 		HTTPAddress:       ":10260",
 		ExecutorCPUs:      0.1,
 		ExecutorMemMB:     96,
+		PodNetwork:        podtranslate.PodNetworkHost,
+		PodCIDRAttribute:  "pod_cidr",
 		OfferHold:         500 * time.Millisecond,
 		RefuseSeconds:     5,
 		LogLevel:          "info",
@@ -130,6 +140,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.ExecutorMemMB, "executor-mem", d.ExecutorMemMB, "executor's own memory in MB")
 	fs.Float64Var(&c.PodOverheadCPUs, "pod-overhead-cpus", d.PodOverheadCPUs, "cpus added to every pod's task")
 	fs.Float64Var(&c.PodOverheadMemMB, "pod-overhead-mem", d.PodOverheadMemMB, "memory in MB added to every pod's task")
+	fs.StringVar(&c.PodNetwork, "pod-network", d.PodNetwork, "CNI network (Mesos NetworkInfo.name, configured on the agents) of pods without hostNetwork; 'host': every pod uses its agent's network and every containerPort is a Mesos ports resource")
+	fs.StringVar(&c.PodCIDRAttribute, "pod-cidr-attribute", d.PodCIDRAttribute, "agent attribute holding the agent's pod CIDR(s), comma-separated, set as its Node's spec.podCIDR(s) (empty: none)")
 	fs.DurationVar(&c.OfferHold, "offer-hold", d.OfferHold, "how long offers are held to batch pods")
 	fs.Float64Var(&c.RefuseSeconds, "refuse-seconds", d.RefuseSeconds, "decline filter for unusable offers, seconds")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "logrus level (framework and executors)")
@@ -169,6 +181,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ExecutorCPUs < 0 || c.ExecutorMemMB < 0 || c.PodOverheadCPUs < 0 || c.PodOverheadMemMB < 0 {
 		errs = append(errs, errors.New("executor resources and pod overheads must not be negative"))
+	}
+	switch {
+	case c.PodNetwork == "":
+		errs = append(errs, errors.New("--pod-network is empty (host: the agents' network)"))
+	case c.PodNetwork != podtranslate.PodNetworkHost:
+		// The name must be one the agents' CNI configs can have.
+		if err := cniutils.ValidateNetworkName(c.PodNetwork); err != nil {
+			errs = append(errs, fmt.Errorf("--pod-network %q: %s", c.PodNetwork, err.Msg))
+		}
 	}
 	if c.OfferHold <= 0 {
 		errs = append(errs, errors.New("--offer-hold must be positive"))
@@ -222,6 +243,14 @@ func (c *Config) executorEnv() (map[string]string, error) {
 		return nil, err
 	}
 	return env, nil
+}
+
+// translateOptions are the settings podtranslate works with.
+func (c *Config) translateOptions() podtranslate.Options {
+	return podtranslate.Options{
+		Overhead:   podtranslate.Overhead{CPUs: c.PodOverheadCPUs, MemMB: c.PodOverheadMemMB},
+		PodNetwork: c.PodNetwork,
+	}
 }
 
 // SchedulerNames returns the pod schedulerNames the framework serves.

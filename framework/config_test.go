@@ -23,7 +23,7 @@ func TestBindFlagsDefaults(t *testing.T) {
 	for _, name := range []string{"master", "kubeconfig", "framework-name", "roles", "principal", "secret-file",
 		"failover-timeout", "scheduler-name", "serve-default-scheduler", "state-namespace", "leader-elect",
 		"http-address", "advertise-url", "executor-uri", "executor-kubeconfig", "executor-cpus", "executor-mem",
-		"pod-overhead-cpus", "pod-overhead-mem", "offer-hold", "refuse-seconds", "log-level"} {
+		"pod-overhead-cpus", "pod-overhead-mem", "offer-hold", "refuse-seconds", "log-level", "pod-network", "pod-cidr-attribute"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("flag --%s missing", name)
 		}
@@ -34,7 +34,8 @@ func TestBindFlagsParse(t *testing.T) {
 	var c Config
 	fs := pflag.NewFlagSet("framework", pflag.ContinueOnError)
 	c.BindFlags(fs)
-	err := fs.Parse([]string{"--roles=a,b", "--offer-hold=2s", "--serve-default-scheduler", "--executor-mem=128", "--refuse-seconds=1.5"})
+	err := fs.Parse([]string{"--roles=a,b", "--offer-hold=2s", "--serve-default-scheduler", "--executor-mem=128", "--refuse-seconds=1.5",
+		"--pod-network=kubemesos", "--pod-cidr-attribute=podnet"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +45,7 @@ func TestBindFlagsParse(t *testing.T) {
 	want.ServeDefaultScheduler = true
 	want.ExecutorMemMB = 128
 	want.RefuseSeconds = 1.5
+	want.PodNetwork, want.PodCIDRAttribute = "kubemesos", "podnet"
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("parsed config (-want +got):\n%s", diff)
 	}
@@ -64,6 +66,10 @@ func TestValidate(t *testing.T) {
 		{name: "no roles", mutate: func(c *Config) { c.Roles = nil }, wantErr: []string{"--roles is empty"}},
 		{name: "several errors at once", mutate: func(c *Config) { c.OfferHold = 0; c.LogLevel = "loud"; c.ExecutorCPUs = -1 },
 			wantErr: []string{"--offer-hold", "--log-level", "must not be negative"}},
+		{name: "pod network named", mutate: func(c *Config) { c.PodNetwork = "kubemesos-1.net_a" }},
+		{name: "empty pod network", mutate: func(c *Config) { c.PodNetwork = "" }, wantErr: []string{"--pod-network is empty"}},
+		{name: "pod network not a CNI name", mutate: func(c *Config) { c.PodNetwork = "my net/1" },
+			wantErr: []string{`--pod-network "my net/1": invalid characters found in network name`}},
 		{name: "bad advertise url", mutate: func(c *Config) { c.AdvertiseURL = "host:1" }, wantErr: []string{"--advertise-url"}},
 	}
 	for _, tt := range tests {
@@ -105,5 +111,17 @@ func TestExecutorURI(t *testing.T) {
 				t.Errorf("executorURI() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestTranslateOptions(t *testing.T) {
+	c := DefaultConfig()
+	c.PodOverheadCPUs, c.PodOverheadMemMB, c.PodNetwork = 0.1, 16, "kubemesos"
+	o := c.translateOptions()
+	if o.Overhead.CPUs != 0.1 || o.Overhead.MemMB != 16 || o.PodNetwork != "kubemesos" {
+		t.Errorf("translateOptions() = %+v", o)
+	}
+	if d := DefaultConfig(); !d.translateOptions().HostMode() {
+		t.Error("the default config is not host mode")
 	}
 }

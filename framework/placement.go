@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubemesos/kubemesos/offerbridge"
-	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
 // runLoop runs placement cycles when offers or pods arrive and on every tick (offer expiry, back-offs,
@@ -100,12 +99,12 @@ func (s *sched) cycle(ctx context.Context) {
 		offers = append(offers, o)
 	}
 	plan := offerbridge.Place(offerbridge.Input{
-		Offers:   offers,
-		Nodes:    nodes,
-		Pods:     pods,
-		Overhead: s.overhead,
-		Executor: s.executorCost(),
-		Seed:     s.seed,
+		Offers:    offers,
+		Nodes:     nodes,
+		Pods:      pods,
+		Translate: s.translate,
+		Executor:  s.executorCost(),
+		Seed:      s.seed,
 	})
 	// The book learns what actually happened: a Launch whose pods could not be bound or whose
 	// executor is unknown declines its offers instead.
@@ -296,7 +295,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		s.mu.Unlock()
 		bound := pod.DeepCopy()
 		bound.Spec.NodeName = l.NodeName
-		ti, err := podtranslate.TaskInfo(bound, l.AgentID, info, l.Pods[i].Resources)
+		ti, err := s.translate.TaskInfo(bound, l.AgentID, info, l.Pods[i].Resources)
 		if err != nil {
 			log.WithError(err).WithField("pod", podKey(pod)).Error("building TaskInfo")
 			s.recorder.Eventf(pod, corev1.EventTypeWarning, EventFailedLaunch, "Cannot build the Mesos task: %v", err)

@@ -117,7 +117,7 @@ type sched struct {
 	book           *offerbridge.Book
 	queue          workqueue.TypedRateLimitingInterface[string]
 	schedulerNames map[string]bool
-	overhead       podtranslate.Overhead
+	translate      podtranslate.Options
 	executor       ExecutorSettings
 	frameworkInfo  mesos.FrameworkInfo // without ID
 	refuse         time.Duration
@@ -169,7 +169,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 		nodes: d.Nodes, operator: d.Operator, recorder: d.Recorder, metrics: d.Metrics, ready: d.Ready, queue: d.Queue,
 		book:           offerbridge.NewBook(d.Clock, cfg.OfferHold),
 		schedulerNames: cfg.SchedulerNames(),
-		overhead:       podtranslate.Overhead{CPUs: cfg.PodOverheadCPUs, MemMB: cfg.PodOverheadMemMB},
+		translate:      cfg.translateOptions(),
 		executor:       executor,
 		frameworkInfo:  frameworkInfo(cfg),
 		refuse:         time.Duration(cfg.RefuseSeconds * float64(time.Second)),

@@ -2,6 +2,7 @@ package offerbridge
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -254,6 +255,25 @@ var (
 	_ fitChecker = hostPorts{}
 	_ fitChecker = scalarFit{}
 )
+
+// hostPortsBit is the hostPorts checker's bit in a rejection mask.
+const hostPortsBit = 0
+
+// HostPortsReason is ReasonHostPorts naming the ports an agent did not have free, so that a pod's
+// FailedScheduling says which port to change: "… pod ports (port 8080)", "… (ports 80, 443)".
+func HostPortsReason(ports []uint64) string {
+	if len(ports) == 0 {
+		return ReasonHostPorts
+	}
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.FormatUint(p, 10)
+	}
+	if len(ports) == 1 {
+		return ReasonHostPorts + " (port " + s[0] + ")"
+	}
+	return ReasonHostPorts + " (ports " + strings.Join(s, ", ") + ")"
+}
 
 // hostPorts: every host port must be free in the role's `ports` resource, which also keeps two pods of
 // one plan from taking the same port (carving removes it).

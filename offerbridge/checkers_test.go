@@ -1,6 +1,8 @@
 package offerbridge
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -133,6 +135,26 @@ func TestFitCheckers(t *testing.T) {
 				t.Errorf("fit (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestHostPortsReason(t *testing.T) {
+	if _, ok := fitCheckers[hostPortsBit].(hostPorts); !ok {
+		t.Fatalf("fitCheckers[hostPortsBit] is %T, want hostPorts", fitCheckers[hostPortsBit])
+	}
+	for ports, want := range map[string]string{
+		"":       ReasonHostPorts,
+		"8080":   ReasonHostPorts + " (port 8080)",
+		"80,443": ReasonHostPorts + " (ports 80, 443)",
+	} {
+		var ps []uint64
+		for _, f := range strings.FieldsFunc(ports, func(r rune) bool { return r == ',' }) {
+			p, _ := strconv.ParseUint(f, 10, 64)
+			ps = append(ps, p)
+		}
+		if got := HostPortsReason(ps); got != want {
+			t.Errorf("HostPortsReason(%v) = %q, want %q", ps, got, want)
+		}
 	}
 }
 

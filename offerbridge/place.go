@@ -73,8 +73,9 @@ type Input struct {
 	// Pods are the pending pods in the order they should be placed (priority, then FIFO). A pod listed
 	// twice (same UID) is considered once.
 	Pods []*corev1.Pod
-	// Overhead is added to every pod's demand by podtranslate.
-	Overhead podtranslate.Overhead
+	// Translate are the framework's translation settings (pod overhead, pod network) every pod's
+	// demand is computed with.
+	Translate podtranslate.Options
 	// Executor is the executor's cost on agents where it does not run yet.
 	Executor ExecutorCost
 	// Strategy chooses among feasible agents; the zero value is Spread.
@@ -192,7 +193,7 @@ type placer struct {
 
 // place finds the best agent for one pod, carves its resources, or records why it fits nowhere.
 func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
-	demand, err := podtranslate.PodDemand(pod, p.in.Overhead)
+	demand, err := podtranslate.PodDemand(pod, p.in.Translate)
 	if err != nil {
 		p.plan.Unschedulable = append(p.plan.Unschedulable, p.unsupported(pod, err))
 		return
@@ -283,11 +284,17 @@ func (p *placer) reasons(pi *podInfo) map[string]int {
 			reasons[why]++
 			continue
 		}
-		_, mask := a.fitBucket(pi.needOn(a))
+		n := pi.needOn(a)
+		_, mask := a.fitBucket(n)
 		for bit := range fitCheckers {
-			if mask&(1<<bit) != 0 {
-				reasons[fitCheckers[bit].reason()]++
+			if mask&(1<<bit) == 0 {
+				continue
 			}
+			why := fitCheckers[bit].reason()
+			if bit == hostPortsBit {
+				why = HostPortsReason(a.busyPorts(n.ports))
+			}
+			reasons[why]++
 		}
 	}
 	return reasons
@@ -506,6 +513,32 @@ func (a *agent) fitBucket(n *need) (*bucket, uint32) {
 		}
 	}
 	return nil, bestMask
+}
+
+// busyPorts are the ports that no bucket the pod could use has free; when each is free in some
+// bucket but no bucket has them all, every port is listed.
+func (a *agent) busyPorts(ports []uint64) []uint64 {
+	buckets := a.buckets
+	if a.executorBucket != nil {
+		buckets = []*bucket{a.executorBucket}
+	}
+	var busy []uint64
+	for _, p := range ports {
+		free := false
+		for _, b := range buckets {
+			if b.portPool(p) >= 0 {
+				free = true
+				break
+			}
+		}
+		if !free {
+			busy = append(busy, p)
+		}
+	}
+	if len(busy) == 0 {
+		return ports
+	}
+	return busy
 }
 
 // score is the mean over cpu and memory of the fraction of capacity that stays free after placing n

@@ -265,7 +265,7 @@ func TestPlaceReasonsFollowPlacements(t *testing.T) {
 	checkPlan(t, in, plan)
 	want := map[string]string{
 		"big-1": "0/1 agents are available: 1 Insufficient cpu.",
-		"big-2": "0/1 agents are available: 1 " + ReasonHostPorts + ".",
+		"big-2": "0/1 agents are available: 1 " + ReasonHostPorts + " (port 31080).",
 	}
 	if diff := cmp.Diff(want, unfitNames(plan)); diff != "" {
 		t.Errorf("unschedulable (-want +got):\n%s", diff)
@@ -353,7 +353,7 @@ func TestPlaceHostPorts(t *testing.T) {
 		if diff := cmp.Diff([]string{"p1@a1"}, placed(plan)); diff != "" {
 			t.Errorf("placed (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(map[string]string{"p2": "0/1 agents are available: 1 " + ReasonHostPorts + "."}, unfitNames(plan)); diff != "" {
+		if diff := cmp.Diff(map[string]string{"p2": "0/1 agents are available: 1 " + ReasonHostPorts + " (port 31080)."}, unfitNames(plan)); diff != "" {
 			t.Errorf("unschedulable (-want +got):\n%s", diff)
 		}
 		got, _ := portsOf(plan.Launches[0].Pods[0].Resources)
@@ -402,8 +402,49 @@ func TestPlaceHostPorts(t *testing.T) {
 		in := Input{Offers: []mesos.Offer{basic("o1", "a1", 4, 4096)}, Pods: []*corev1.Pod{pod("p", 1, 256, hostPort(80))}}
 		plan := Place(in)
 		checkPlan(t, in, plan)
-		if diff := cmp.Diff(map[string]string{"p": "0/1 agents are available: 1 " + ReasonHostPorts + "."}, unfitNames(plan)); diff != "" {
+		if diff := cmp.Diff(map[string]string{"p": "0/1 agents are available: 1 " + ReasonHostPorts + " (port 80)."}, unfitNames(plan)); diff != "" {
 			t.Errorf("unschedulable (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("the message names the ports each agent lacks", func(t *testing.T) {
+		o1 := offer("o1", "a1", "kubemesos", res{name: "cpus", value: 4}, res{name: "mem", value: 4096},
+			res{name: "ports", ports: [][2]uint64{{80, 80}}})
+		o2 := offer("o2", "a2", "kubemesos", res{name: "cpus", value: 4}, res{name: "mem", value: 4096},
+			res{name: "ports", ports: [][2]uint64{{443, 443}}})
+		o3 := offer("o3", "a3", "kubemesos", res{name: "cpus", value: 4}, res{name: "mem", value: 4096})
+		in := Input{Offers: []mesos.Offer{o1, o2, o3}, Pods: []*corev1.Pod{pod("web", 1, 256, hostPort(80, 443))}}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		want := "0/3 agents are available: 1 " + ReasonHostPorts + " (port 443), 1 " + ReasonHostPorts +
+			" (port 80), 1 " + ReasonHostPorts + " (ports 80, 443)."
+		if diff := cmp.Diff(map[string]string{"web": want}, unfitNames(plan)); diff != "" {
+			t.Errorf("unschedulable (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("host mode: two pods with one containerPort never share an agent", func(t *testing.T) {
+		listen := func(p *corev1.Pod) { p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080}} }
+		pods := []*corev1.Pod{pod("p1", 1, 256, listen), pod("p2", 1, 256, listen)}
+		offers := func() []mesos.Offer {
+			return []mesos.Offer{offer("o1", "a1", "kubemesos", res{name: "cpus", value: 4}, res{name: "mem", value: 4096},
+				res{name: "ports", ports: [][2]uint64{{8000, 9000}}})}
+		}
+		in := Input{Offers: offers(), Pods: pods}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if diff := cmp.Diff(map[string]string{"p2": "0/1 agents are available: 1 " + ReasonHostPorts + " (port 8080)."}, unfitNames(plan)); diff != "" {
+			t.Errorf("host mode, unschedulable (-want +got):\n%s", diff)
+		}
+		// On a CNI pod network each pod has its own port space: both fit, no ports carved.
+		in = Input{Offers: offers(), Pods: pods, Translate: podtranslate.Options{PodNetwork: "kubemesos"}}
+		plan = Place(in)
+		checkPlan(t, in, plan)
+		if diff := cmp.Diff([]string{"p1@a1", "p2@a1"}, placed(plan)); diff != "" {
+			t.Errorf("pod network, placed (-want +got):\n%s", diff)
+		}
+		for _, pp := range plan.Launches[0].Pods {
+			if got, _ := portsOf(pp.Resources); len(got) != 0 {
+				t.Errorf("pod network: pod %s carved ports %v", pp.Pod.Name, got)
+			}
 		}
 	})
 }

@@ -186,7 +186,7 @@ func checkPlan(t *testing.T, in Input, plan Plan) {
 			podSeen[pp.Pod]++
 			checkCarved(t, l, pp.Resources)
 			carved.Add(pp.Resources...)
-			checkCovers(t, pp)
+			checkCovers(t, in.Translate, pp)
 			if portsByAgent[l.AgentID.Value] == nil {
 				portsByAgent[l.AgentID.Value] = map[uint64]bool{}
 			}
@@ -230,9 +230,9 @@ func checkCarved(t *testing.T, l Launch, rs mesos.Resources) {
 }
 
 // checkCovers: a pod's resources cover its demand, and its host ports exactly.
-func checkCovers(t *testing.T, pp PodPlacement) {
+func checkCovers(t *testing.T, o podtranslate.Options, pp PodPlacement) {
 	t.Helper()
-	want, err := podtranslate.PodDemand(pp.Pod, podtranslate.Overhead{})
+	want, err := podtranslate.PodDemand(pp.Pod, o)
 	if err != nil {
 		t.Fatalf("PodDemand(%s): %v", pp.Pod.Name, err)
 	}
