@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/kubemesos/kubemesos/executor"
+	"github.com/kubemesos/kubemesos/executor/podsandbox"
 	"github.com/kubemesos/kubemesos/framework"
 	"github.com/kubemesos/kubemesos/internal/cli"
 )
@@ -63,4 +65,23 @@ API server.
 Every flag can also be set with a KUBEMESOS_* environment variable (named in each flag's help) or a key of
 the --config file.`,
 		&cfg, func(ctx context.Context) error { return executor.Run(ctx, cfg) })
+}
+
+func newPodSandboxCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "pod-sandbox",
+		Short: "Hold a pod's network namespace (the executor launches it as each pod's sandbox container)",
+		Long: `Run as the sandbox container of a pod: the executor launches it as a Mesos nested container that
+holds the pod's network, and the pod's containers under it. It waits for SIGTERM (then exits 0) and
+carries kubectl port-forward connections into the pod's network namespace through the unix socket
+` + podsandbox.SocketName + ` in its sandbox directory ($MESOS_SANDBOX).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir := os.Getenv("MESOS_SANDBOX")
+			if dir == "" {
+				dir = "."
+			}
+			return podsandbox.Run(cmd.Context(), dir, os.Getenv("MESOS_CONTAINER_ID"))
+		},
+	}
 }

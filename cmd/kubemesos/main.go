@@ -30,7 +30,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newFrameworkCommand(), newExecutorCommand(), newVersionCommand())
+	root.AddCommand(newFrameworkCommand(), newExecutorCommand(), newPodSandboxCommand(), newVersionCommand())
 	return root
 }
 
