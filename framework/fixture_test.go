@@ -111,13 +111,17 @@ func newFixture(t *testing.T, st State, objs ...*corev1.Pod) *fixture {
 
 func newFixtureWith(t *testing.T, kube *fake.Clientset, st State, objs ...*corev1.Pod) *fixture {
 	t.Helper()
+	return newFixtureConfig(t, DefaultConfig(), kube, st, objs...)
+}
+
+func newFixtureConfig(t *testing.T, cfg Config, kube *fake.Clientset, st State, objs ...*corev1.Pod) *fixture {
+	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	kube.PrependReactor("create", "pods", bindingReactor(kube))
 	podIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{podUIDIndex: podUIDIndexFunc})
 	nodeIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	clk := clocktesting.NewFakeClock(t0)
-	cfg := DefaultConfig()
 	store := &ConfigMapStore{Client: kube, Namespace: cfg.StateNamespace, Name: StateName}
 	f := &fixture{t: t, ctx: context.Background(), kube: kube, clock: clk, caller: &fakeCaller{},
 		podIndex: podIndex, nodeIndex: nodeIndex, recorder: record.NewFakeRecorder(1000), store: store}

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
@@ -742,5 +743,77 @@ func TestReconciliationRepeats(t *testing.T) {
 	f.s.cycle(f.ctx)
 	if n := implicit(); n != 2 {
 		t.Errorf("implicit RECONCILE calls = %d after the interval, want 2", n)
+	}
+}
+
+// listens gives the pod's container a containerPort without hostPort.
+func listens(port int32) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: port}} }
+}
+
+func taskPorts(ti mesos.TaskInfo) []string {
+	var out []string
+	for _, r := range ti.Resources {
+		if r.Name == "ports" {
+			out = append(out, mesos.Resources{r}.Format())
+		}
+	}
+	return out
+}
+
+func TestPodNetworkHostModeTakesContainerPorts(t *testing.T) {
+	f := newFixture(t, State{}, pod("a", "uid-a", listens(31500)), pod("b", "uid-b", listens(31500)))
+	f.subscribe("fw-1")
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+
+	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
+	if diff := cmp.Diff([]string{"pod-uid-a"}, launchedTasks(accepts)); diff != "" {
+		t.Fatalf("launched tasks (-want +got):\n%s", diff)
+	}
+	ti := accepts[0].GetAccept().Operations[0].GetLaunch().TaskInfos[0]
+	if diff := cmp.Diff([]string{"ports:[31500]"}, taskPorts(ti)); diff != "" {
+		t.Errorf("task ports (-want +got):\n%s", diff)
+	}
+	if got := podtranslate.PodNetworkOf(ti.Labels); got != "" {
+		t.Errorf("host mode task labelled %s=%q", podtranslate.LabelPodNetwork, got)
+	}
+	want := "Warning FailedScheduling 0/1 agents are available: 1 node(s) didn't have free ports for the requested pod ports (port 31500)."
+	var events []string
+	for len(f.recorder.Events) > 0 {
+		events = append(events, <-f.recorder.Events)
+	}
+	if !contains(events, want) {
+		t.Errorf("events = %q, want %q", events, want)
+	}
+}
+
+func TestPodNetworkLabelsTasks(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PodNetwork = "kubemesos"
+	hostNet := func(p *corev1.Pod) { p.Spec.HostNetwork = true }
+	f := newFixtureConfig(t, cfg, fake.NewClientset(), State{},
+		pod("a", "uid-a", listens(31500)), pod("b", "uid-b", listens(31500)), pod("h", "uid-h", listens(31600), hostNet))
+	f.subscribe("fw-1")
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+
+	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
+	if diff := cmp.Diff([]string{"pod-uid-a", "pod-uid-b", "pod-uid-h"}, sorted(launchedTasks(accepts))); diff != "" {
+		t.Fatalf("launched tasks (-want +got):\n%s", diff)
+	}
+	got := map[string]string{}
+	for _, ti := range accepts[0].GetAccept().Operations[0].GetLaunch().TaskInfos {
+		got[ti.TaskID.Value] = podtranslate.PodNetworkOf(ti.Labels) + " " + strings.Join(taskPorts(ti), ",")
+	}
+	want := map[string]string{
+		"pod-uid-a": "kubemesos ",
+		"pod-uid-b": "kubemesos ",
+		"pod-uid-h": " ports:[31600]", // hostNetwork: the agent's network and port
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("network and ports per task (-want +got):\n%s", diff)
 	}
 }
