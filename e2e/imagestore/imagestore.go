@@ -2,7 +2,8 @@
 // (--docker_registry=<dir>): real `docker save` archives with real layers, named as Mesos' local
 // puller looks them up (<dir>/<image>.tar), for the images Kubernetes' conformance specs and local-up
 // use. Nothing is pulled: busybox comes from Debian's busybox-static package, agnhost and nonewprivs
-// are built from the k8s.io/kubernetes module e2e/go.mod requires, pause from ./pause. The result is
+// are built from the k8s.io/kubernetes module e2e/go.mod requires, pause from ./pause, coredns (the
+// cluster DNS) from its own module's release (internal/imagebuild.EnsureCoreDNS). The result is
 // cached under ~/.cache/kubemesos/images-<key>, the key covering every input.
 package imagestore
 
@@ -32,7 +33,7 @@ import (
 )
 
 // builderVersion changes whenever what this package writes changes, so that old stores are not reused.
-const builderVersion = "imagestore/2"
+const builderVersion = "imagestore/3"
 
 // PATH is the images' PATH (the upstream busybox image's).
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -43,6 +44,11 @@ const (
 	nonewprivsPkg = "k8s.io/kubernetes/test/images/nonewprivs"
 	pausePkg      = "github.com/kubemesos/kubemesos/e2e/imagestore/pause"
 )
+
+// CoreDNSImage is the cluster DNS image, CoreDNS built from its release: what the kube-dns
+// Deployment runs. Its other names are "coredns", "coredns:latest", "coredns:1.14.7" and
+// registry.k8s.io's "registry.k8s.io/coredns/coredns:v1.14.7".
+const CoreDNSImage = "coredns:" + imagebuild.CoreDNSVersion
 
 // Images are the store's images: the first name is the one Kubernetes' e2e specs use
 // (k8s.io/kubernetes/test/utils/image), the others the short names a user types. Mesos does not
@@ -62,6 +68,8 @@ var Images = []struct {
 	{[]string{"registry.k8s.io/e2e-test-images/nonroot:1.5", "nonroot", "nonroot:latest", "nonroot:1.5"},
 		v1.Config{Env: []string{PATH}, Cmd: []string{"sh"}, User: "1234"}},
 	{[]string{imagearchive.EchoEntrypointImage}, imagearchive.EchoEntrypointConfig},
+	{[]string{"registry.k8s.io/coredns/coredns:" + imagebuild.CoreDNSVersion, CoreDNSImage, "coredns", "coredns:latest",
+		"coredns:" + strings.TrimPrefix(imagebuild.CoreDNSVersion, "v")}, imagebuild.CoreDNSConfig},
 }
 
 // Store is a built image store.
@@ -76,6 +84,8 @@ type Store struct {
 	BuildTime time.Duration `json:"buildTime"`
 	// Busybox is the busybox-static version the busybox layer comes from.
 	Busybox string `json:"busybox"`
+	// CoreDNS is the CoreDNS release the coredns image has.
+	CoreDNS string `json:"coredns"`
 	// Cached is true when Ensure found the store already built.
 	Cached bool `json:"-"`
 }
@@ -121,6 +131,9 @@ type Inputs struct {
 	GoSum     []byte
 	PauseSrc  []byte
 	Bash      Bash
+	// CoreDNS is the coredns binary's release and build key (imagebuild.CoreDNSCacheKey): the build
+	// is reproducible, so they determine its content without building it to hash it.
+	CoreDNS string
 }
 
 // Bash is Debian's bash and the shared libraries it loads (ldd), from this host: agnhost's image has
@@ -184,6 +197,7 @@ func (in Inputs) Key() string {
 		{"go.sum", in.GoSum},
 		{"pause", in.PauseSrc},
 		{"bash", []byte(in.Bash.Version + " " + in.Bash.SHA256)},
+		{"coredns", []byte(in.CoreDNS)},
 		{"args", []byte(strings.Join(append(buildArgs(), buildEnv()...), "\x00"))},
 	} {
 		fmt.Fprintf(h, "%s %d\n", f.label, len(f.b)) // length-prefixed: no two inputs hash alike
@@ -252,7 +266,12 @@ func (o Options) inputs(ctx context.Context) (Inputs, error) {
 	if err != nil {
 		return in, fmt.Errorf("go env: %w", err)
 	}
-	in.GoVersion = strings.Join(strings.Fields(string(out)), " ")
+	goEnv := strings.Fields(string(out))
+	if len(goEnv) != 3 {
+		return in, fmt.Errorf("go env GOVERSION GOOS GOARCH: %q", out)
+	}
+	in.GoVersion = strings.Join(goEnv, " ")
+	in.CoreDNS = imagebuild.CoreDNSVersion + " " + imagebuild.CoreDNSCacheKey(goEnv[0], goEnv[1], goEnv[2])
 	if in.GoMod, err = os.ReadFile(filepath.Join(o.ModuleDir, "go.mod")); err != nil {
 		return in, err
 	}
@@ -272,7 +291,8 @@ func (o Options) inputs(ctx context.Context) (Inputs, error) {
 // interrupted build leaves no half-made store.
 func (o Options) build(ctx context.Context, in Inputs, base string) (Store, error) {
 	start := time.Now()
-	fmt.Fprintf(o.Log, "imagestore: building the image store %s (busybox-static %s; agnhost, nonewprivs from k8s.io/kubernetes; pause)\n", base, in.Busybox.Version)
+	fmt.Fprintf(o.Log, "imagestore: building the image store %s (busybox-static %s; agnhost, nonewprivs from k8s.io/kubernetes; pause; coredns %s)\n",
+		base, in.Busybox.Version, imagebuild.CoreDNSVersion)
 	if stale, err := filepath.Glob(base + ".building-*"); err == nil {
 		for _, d := range stale {
 			_ = os.RemoveAll(d)
@@ -329,10 +349,22 @@ func (o Options) build(ctx context.Context, in Inputs, base string) (Store, erro
 	if err != nil {
 		return Store{}, err
 	}
-	layers := [][]v1.Layer{{bb}, {bb, agnhost}, {pause}, {bb, nnp}, {bb}, {bb}}
+	coredns, err := imagebuild.EnsureCoreDNS(ctx, imagebuild.CoreDNSOptions{CacheDir: o.CacheDir, Go: o.Go, Log: o.Log})
+	if err != nil {
+		return Store{}, err
+	}
+	corednsLayer, err := imagebuild.CoreDNSLayer(coredns)
+	if err != nil {
+		return Store{}, err
+	}
+	dns, err := corednsLayer.Build()
+	if err != nil {
+		return Store{}, err
+	}
+	layers := [][]v1.Layer{{bb}, {bb, agnhost}, {pause}, {bb, nnp}, {bb}, {bb}, {dns}}
 
 	registry := filepath.Join(tmp, "registry")
-	s := Store{Images: map[string][]string{}, Busybox: in.Busybox.Version}
+	s := Store{Images: map[string][]string{}, Busybox: in.Busybox.Version, CoreDNS: coredns.Version}
 	for i, im := range Images {
 		img, err := imagebuild.Image(im.Config, layers[i]...)
 		if err != nil {

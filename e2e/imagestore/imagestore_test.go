@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +45,7 @@ func TestKeyCoversEveryInput(t *testing.T) {
 		"go.sum":          func(in *Inputs) { in.GoSum = []byte("sum2") },
 		"pause":           func(in *Inputs) { in.PauseSrc = []byte("package main // v2") },
 		"bash":            func(in *Inputs) { in.Bash.SHA256 = "cc" },
+		"coredns":         func(in *Inputs) { in.CoreDNS = "v1.14.8 0123456789abcdef" },
 		// Bytes moved between fields must not give the same key.
 		"boundary": func(in *Inputs) { in.GoMod = []byte("module msum"); in.GoSum = nil },
 	} {
@@ -108,6 +110,23 @@ func TestStoreHasEveryImageUnderEveryName(t *testing.T) {
 	if _, err := imagearchive.ReadConfigFor(imagearchive.Path(s.Dir, "nginx"), "nginx"); err == nil ||
 		!strings.HasPrefix(err.Error(), "Failed to find archive for image 'nginx' at ") {
 		t.Fatalf("nginx: %v", err)
+	}
+	// The cluster DNS image under the name kubemesos' kube-dns Deployment uses, with upstream's
+	// entrypoint and ports and kubeadm's Corefile path.
+	cfg, err := imagearchive.ReadConfigFor(imagearchive.Path(s.Dir, CoreDNSImage), CoreDNSImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%s %v %v %d", CoreDNSImage, cfg.Entrypoint, cfg.Cmd, len(cfg.ExposedPorts)); got != "coredns:v1.14.7 [/coredns] [-conf /etc/coredns/Corefile] 3" {
+		t.Errorf("coredns: %s", got)
+	}
+	for _, p := range []string{"53/udp", "53/tcp", "9153/tcp"} {
+		if _, ok := cfg.ExposedPorts[p]; !ok {
+			t.Errorf("coredns does not expose %s: %v", p, cfg.ExposedPorts)
+		}
+	}
+	if s.CoreDNS != "v1.14.7" || s.Images["registry.k8s.io/coredns/coredns:v1.14.7"] == nil {
+		t.Errorf("store %+v lacks coredns v1.14.7", s)
 	}
 	again, err := Ensure(context.Background(), Options{CacheDir: filepath.Dir(filepath.Dir(s.Dir)), Log: io.Discard})
 	if err != nil {
@@ -174,7 +193,7 @@ func TestImagesLayers(t *testing.T) {
 		}
 		return len(ls)
 	}
-	for name, want := range map[string]int{"busybox": 1, "agnhost": 2, "nonewprivs": 2, "pause": 1, "nonroot": 1} {
+	for name, want := range map[string]int{"busybox": 1, "agnhost": 2, "nonewprivs": 2, "pause": 1, "nonroot": 1, "coredns": 1} {
 		if got := layerCount(name); got != want {
 			t.Errorf("%s: %d layers, want %d", name, got, want)
 		}
@@ -187,6 +206,9 @@ func TestImagesLayers(t *testing.T) {
 	}
 	if h := topLayerFile(t, s, "pause", "pause"); h.Mode != 0o755 || h.Size > 4<<20 {
 		t.Errorf("pause %+v (not a tiny binary)", h)
+	}
+	if h := topLayerFile(t, s, CoreDNSImage, "coredns"); h.Mode != 0o755 || h.Size < 20<<20 {
+		t.Errorf("coredns %+v", h)
 	}
 }
 
@@ -254,6 +276,58 @@ func TestImagesRunTheirCommands(t *testing.T) {
 			t.Fatalf("stderr %q", stderr.String())
 		}
 	})
+	t.Run("coredns", func(t *testing.T) {
+		root := rootfs(t, s, CoreDNSImage)
+		out, err := chrootCmd(root, 0, "/coredns", "-version").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "CoreDNS-1.14.7\n") {
+			t.Fatalf("coredns -version: %q %v", out, err)
+		}
+		// It serves DNS from the image alone: a Corefile at the path the image's Cmd names.
+		port := freeUDPPort(t)
+		corefile := fmt.Sprintf(".:%d {\n    bind 127.0.0.1\n    hosts {\n        10.0.0.10 kube-dns.kube-system.svc.cluster.local\n    }\n}\n", port)
+		if err := os.MkdirAll(filepath.Join(root, "etc/coredns"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "etc/coredns/Corefile"), []byte(corefile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := chrootCmd(root, 0, "/coredns", "-conf", "/etc/coredns/Corefile")
+		var output bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &output, &output
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		defer func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			<-done
+		}()
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port))
+		}}
+		hang := time.Now().Add(time.Minute) // a guard against hanging, not a measure of speed
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			addrs, err := r.LookupHost(ctx, "kube-dns.kube-system.svc.cluster.local")
+			cancel()
+			if err != nil && time.Now().After(hang) {
+				t.Fatalf("no answer from coredns: %v\n%s", err, output.String())
+			}
+			if err == nil {
+				if fmt.Sprint(addrs) != "[10.0.0.10]" {
+					t.Fatalf("coredns answered %v, want [10.0.0.10]", addrs)
+				}
+				return
+			}
+			select {
+			case err := <-done:
+				done <- err
+				t.Fatalf("coredns exited: %v\n%s", err, output.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
 	t.Run("nonroot", func(t *testing.T) {
 		cfg, err := imagearchive.ReadConfigFor(imagearchive.Path(s.Dir, "nonroot"), "nonroot")
 		if err != nil || cfg.User != "1234" {
@@ -264,6 +338,16 @@ func TestImagesRunTheirCommands(t *testing.T) {
 			t.Fatalf("%q %v", out, err)
 		}
 	})
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 // BenchmarkEnsureCached is a local-up start with the store built: find busybox, hash the inputs,
@@ -325,6 +409,10 @@ func TestProvisionerProvisionsTheStore(t *testing.T) {
 						if _, err := os.Stat(filepath.Join(info.Rootfs, f)); err != nil {
 							t.Error(err)
 						}
+					}
+				case "registry.k8s.io/coredns/coredns:v1.14.7":
+					if fi, err := os.Stat(filepath.Join(info.Rootfs, "coredns")); err != nil || fi.Mode().Perm() != 0o755 {
+						t.Errorf("coredns: %v %v", fi, err)
 					}
 				case "registry.k8s.io/pause:3.10.2":
 					if _, err := os.Stat(filepath.Join(info.Rootfs, "bin")); !os.IsNotExist(err) {
