@@ -93,7 +93,7 @@ func agentsFromResponse(ga *master.Response_GetAgents) ([]agentObservation, map[
 		if attrs == nil {
 			attrs = []mesos.Attribute{}
 		}
-		out = append(out, agentObservation{ID: id, Hostname: info.Hostname, IP: ipOfPID(a.GetPID()), Attributes: attrs, Total: total})
+		out = append(out, agentObservation{ID: id, Hostname: info.Hostname, IP: ipOfPID(a.GetPID()), Attributes: attrs, Total: total, Version: a.Version})
 		active[id] = a.Active && !a.GetDeactivated()
 	}
 	return out, active, nil

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"runtime"
+	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubemesos/kubemesos/internal/version"
 	"github.com/kubemesos/kubemesos/offerbridge"
 )
 
@@ -57,6 +60,8 @@ type agentObservation struct {
 	Attributes []mesos.Attribute
 	// Total is the agent's total resources; nil when the source does not know it (offers).
 	Total mesos.Resources
+	// Version is the agent's Mesos version (GET_AGENTS); "" when the source does not tell it.
+	Version string
 }
 
 // agentRecord is the node controller's view of one agent.
@@ -84,6 +89,9 @@ type nodeController struct {
 	// recorder and metrics are set by newScheduler; nil in tests of the controller alone.
 	recorder record.EventRecorder
 	metrics  *metrics
+	// podCIDRAttribute names the agent attribute with the agent's pod CIDR(s) (--pod-cidr-attribute);
+	// "" for none. Set before Run.
+	podCIDRAttribute string
 
 	mu     sync.Mutex
 	owner  nodeOwner
@@ -94,6 +102,11 @@ type nodeController struct {
 	// leases are the Leases last written, by Node name; lastFull is when every Node was last rewritten.
 	leases   map[string]*coordinationv1.Lease
 	lastFull time.Time
+	// masterVersion is the master's Mesos version (SUBSCRIBED), the runtime version of Nodes whose
+	// agent's own version is not known yet.
+	masterVersion string
+	// warned holds, per Node and topic, the last warning logged, so each is logged once.
+	warned map[string]string
 }
 
 func newNodeController(client kubernetes.Interface, clk clock.WithTicker, leaseDuration time.Duration, executorCPUs, executorMemMB float64, log logrus.FieldLogger) *nodeController {
@@ -105,6 +118,7 @@ func newNodeController(client kubernetes.Interface, clk clock.WithTicker, leaseD
 		},
 		agents: map[string]*agentRecord{},
 		leases: map[string]*coordinationv1.Lease{},
+		warned: map[string]string{},
 		kick:   make(chan struct{}, 1),
 	}
 }
@@ -149,6 +163,9 @@ func (c *nodeController) observeLocked(obs agentObservation, offered mesos.Resou
 	if obs.Total != nil {
 		rec.Total = obs.Total
 	}
+	if obs.Version != "" {
+		rec.Version = obs.Version
+	}
 	if rec.Total == nil && len(offered) > 0 {
 		// Offers show part of the agent at most; keep the largest seen until GET_AGENTS tells the total.
 		if sumScalars(offered).cpus > sumScalars(rec.offered).cpus || sumScalars(offered).mem > sumScalars(rec.offered).mem {
@@ -160,7 +177,8 @@ func (c *nodeController) observeLocked(obs agentObservation, offered mesos.Resou
 	} else if rec.active || rec.reason == "" {
 		rec.active, rec.reason, rec.message = false, ReasonAgentInactive, "Mesos master reports the agent inactive"
 	}
-	if !ok || before.active != rec.active || before.reason != rec.reason || before.Hostname != rec.Hostname || before.IP != rec.IP || !equality.Semantic.DeepEqual(before.Attributes, rec.Attributes) ||
+	if !ok || before.active != rec.active || before.reason != rec.reason || before.Hostname != rec.Hostname || before.IP != rec.IP ||
+		before.Version != rec.Version || !equality.Semantic.DeepEqual(before.Attributes, rec.Attributes) ||
 		!equality.Semantic.DeepEqual(before.Total, rec.Total) || !equality.Semantic.DeepEqual(before.offered, rec.offered) {
 		rec.synced = false
 		c.poke()
@@ -323,7 +341,7 @@ func (c *nodeController) syncAgent(ctx context.Context, rec *agentRecord, full b
 	c.mu.Lock()
 	if cur, ok := c.agents[rec.ID]; ok && cur.active == rec.active && cur.reason == rec.reason &&
 		equality.Semantic.DeepEqual(cur.Total, rec.Total) && equality.Semantic.DeepEqual(cur.offered, rec.offered) &&
-		cur.Hostname == rec.Hostname && cur.IP == rec.IP && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) {
+		cur.Hostname == rec.Hostname && cur.IP == rec.IP && cur.Version == rec.Version && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) {
 		cur.synced = true
 	}
 	c.mu.Unlock()
@@ -352,7 +370,11 @@ func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.
 	if !rec.active {
 		status = corev1.ConditionFalse
 	}
+	runtimeVersion := rec.Version
 	c.mu.Lock()
+	if runtimeVersion == "" {
+		runtimeVersion = c.masterVersion
+	}
 	annotations := map[string]string{AnnotationFrameworkID: c.owner.id}
 	if c.owner.name != "" {
 		annotations[AnnotationFrameworkName] = c.owner.name
@@ -361,9 +383,14 @@ func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.
 		annotations[AnnotationMesosMaster] = c.owner.master
 	}
 	c.mu.Unlock()
+	cidrs, _ := c.podCIDRs(rec)
+	spec := corev1.NodeSpec{ProviderID: "mesos://agent/" + rec.ID, PodCIDRs: cidrs}
+	if len(cidrs) > 0 {
+		spec.PodCIDR = cidrs[0]
+	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: rec.Hostname, Labels: labels, Annotations: annotations},
-		Spec:       corev1.NodeSpec{ProviderID: "mesos://agent/" + rec.ID},
+		Spec:       spec,
 		Status: corev1.NodeStatus{
 			Capacity:    capacity,
 			Allocatable: allocatable,
@@ -373,8 +400,8 @@ func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.
 			}},
 			Addresses: nodeAddresses(rec),
 			NodeInfo: corev1.NodeSystemInfo{
-				OperatingSystem: "linux", Architecture: runtime.GOARCH,
-				KubeletVersion: "kubemesos", ContainerRuntimeVersion: "mesos://",
+				OperatingSystem: labels[corev1.LabelOSStable], Architecture: labels[corev1.LabelArchStable],
+				KubeletVersion: KubeletVersion(), ContainerRuntimeVersion: "mesos://" + runtimeVersion,
 				MachineID: rec.ID, SystemUUID: rec.ID,
 			},
 		},
@@ -385,6 +412,7 @@ func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.
 func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 	now := metav1.NewTime(c.clock.Now())
 	want := c.desiredNode(rec, now)
+	c.warnAttributes(rec, want)
 	nodes := c.client.CoreV1().Nodes()
 	cur, err := nodes.Get(ctx, want.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -439,7 +467,8 @@ func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 	}
 	maps.Copy(node.Annotations, want.Annotations) // re-marks a Node of a former FrameworkID or without mark
 	node.Spec.ProviderID = want.Spec.ProviderID
-	if !equality.Semantic.DeepEqual(node.ObjectMeta, cur.ObjectMeta) || node.Spec.ProviderID != cur.Spec.ProviderID {
+	c.updatePodCIDRs(rec, node, want)
+	if !equality.Semantic.DeepEqual(node.ObjectMeta, cur.ObjectMeta) || !equality.Semantic.DeepEqual(node.Spec, cur.Spec) {
 		if node, err = nodes.Update(ctx, node, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("updating Node %s: %w", want.Name, err)
 		}
@@ -456,6 +485,127 @@ func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 		return fmt.Errorf("writing status of Node %s: %w", want.Name, err)
 	}
 	return nil
+}
+
+// Reasons of the Warning Events about a Node's pod CIDRs.
+const (
+	EventInvalidPodCIDR  = "InvalidPodCIDR"
+	EventPodCIDRMismatch = "PodCIDRMismatch"
+)
+
+// KubeletVersion is the Nodes' status.nodeInfo.kubeletVersion: the executor stands in for the kubelet,
+// so it is kubemesos' version.
+func KubeletVersion() string { return "kubemesos-" + version.Version }
+
+// podCIDRs reads the agent's pod CIDRs from its --pod-cidr-attribute attribute: a text value of one
+// CIDR or two comma-separated of different IP families (dual stack), as Node.spec.podCIDRs allows,
+// each in its canonical form. A value that is not that is a problem and gives no CIDRs.
+func (c *nodeController) podCIDRs(rec *agentRecord) (cidrs []string, problem string) {
+	if c.podCIDRAttribute == "" {
+		return nil, ""
+	}
+	for i := range rec.Attributes {
+		a := &rec.Attributes[i]
+		if a.GetName() != c.podCIDRAttribute {
+			continue
+		}
+		if a.GetType() != mesos.TEXT {
+			return nil, fmt.Sprintf("agent attribute %s is a %s, not a text of pod CIDRs", a.GetName(), a.GetType())
+		}
+		var families []bool
+		for _, s := range strings.Split(a.GetText().GetValue(), ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				return nil, fmt.Sprintf("agent attribute %s=%s: %v", a.GetName(), a.GetText().GetValue(), err)
+			}
+			cidrs = append(cidrs, p.Masked().String())
+			families = append(families, p.Addr().Is4())
+		}
+		if len(cidrs) > 2 || (len(cidrs) == 2 && families[0] == families[1]) {
+			return nil, fmt.Sprintf("agent attribute %s=%s: at most one IPv4 and one IPv6 CIDR", a.GetName(), a.GetText().GetValue())
+		}
+		return cidrs, ""
+	}
+	return nil, ""
+}
+
+// updatePodCIDRs sets the pod CIDRs of an existing Node that has none (the API server allows setting
+// them once); CIDRs that differ from the agent's are never rewritten (they are immutable) but warned
+// about once.
+func (c *nodeController) updatePodCIDRs(rec *agentRecord, node, want *corev1.Node) {
+	switch {
+	case len(want.Spec.PodCIDRs) == 0:
+	case node.Spec.PodCIDR == "" && len(node.Spec.PodCIDRs) == 0:
+		node.Spec.PodCIDR, node.Spec.PodCIDRs = want.Spec.PodCIDR, want.Spec.PodCIDRs
+		return
+	case slices.Equal(node.Spec.PodCIDRs, want.Spec.PodCIDRs):
+	default:
+		c.warnOnce(rec.ID, "podCIDRs", node, EventPodCIDRMismatch, fmt.Sprintf(
+			"Mesos agent %s has pod CIDRs %s (attribute %s), Node %s has %s, which cannot change: "+
+				"the Node keeps them; delete the Node to have it re-created with the agent's",
+			rec.ID, strings.Join(want.Spec.PodCIDRs, ","), c.podCIDRAttribute, node.Name, strings.Join(node.Spec.PodCIDRs, ",")))
+		return
+	}
+	c.warnOnce(rec.ID, "podCIDRs", node, "", "")
+}
+
+// warnAttributes logs, once per agent and value, the attributes that give no Node label and a pod
+// CIDR attribute that gives no pod CIDRs (also as a Warning Event on the Node).
+func (c *nodeController) warnAttributes(rec *agentRecord, node *corev1.Node) {
+	skipped := offerbridge.SkippedAttributes(rec.Attributes)
+	msg := ""
+	if len(skipped) > 0 {
+		names := slices.Sorted(maps.Keys(skipped))
+		parts := make([]string, len(names))
+		for i, n := range names {
+			parts[i] = n + " (" + skipped[n] + ")"
+		}
+		msg = "agent attributes without a Node label: " + strings.Join(parts, ", ")
+	}
+	c.warnOnce(rec.ID, "labels", nil, "", msg)
+	_, problem := c.podCIDRs(rec)
+	if problem != "" {
+		problem += ": the Node gets no pod CIDRs"
+	}
+	c.warnOnce(rec.ID, "podCIDRAttribute", node, EventInvalidPodCIDR, problem)
+}
+
+// warnOnce logs msg (and records it as a Warning Event with reason on obj when both are given) unless
+// it is the last message of that agent and topic; an empty msg clears the topic.
+func (c *nodeController) warnOnce(agentID, topic string, obj *corev1.Node, reason, msg string) {
+	key := agentID + "/" + topic
+	c.mu.Lock()
+	same := c.warned[key] == msg
+	if msg == "" {
+		delete(c.warned, key)
+	} else {
+		c.warned[key] = msg
+	}
+	recorder := c.recorder
+	c.mu.Unlock()
+	if same || msg == "" {
+		return
+	}
+	c.log.WithField("agentID", agentID).Warn(msg)
+	if recorder != nil && obj != nil && reason != "" {
+		recorder.Event(obj, corev1.EventTypeWarning, reason, msg)
+	}
+}
+
+// SetMasterVersion records the master's Mesos version for Nodes whose agent's version is unknown.
+func (c *nodeController) SetMasterVersion(v string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v == c.masterVersion {
+		return
+	}
+	c.masterVersion = v
+	for _, rec := range c.agents {
+		if rec.Version == "" {
+			rec.synced = false
+		}
+	}
+	c.poke()
 }
 
 // countNodes sets the nodes gauge from the agents' records: the framework's own agents only.

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -72,7 +73,8 @@ func TestNodeFromOfferThenAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLabels := map[string]string{"kubernetes.io/hostname": "h1", "kubemesos.io/agent-id": "a1",
-		"kubemesos.io/attr-zone": "z1", "kubemesos.io/attr-level": "2"}
+		"kubemesos.io/attr-zone": "z1", "kubemesos.io/attr-level": "2",
+		"kubernetes.io/os": "linux", "kubernetes.io/arch": runtime.GOARCH}
 	if diff := cmp.Diff(wantLabels, n.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}

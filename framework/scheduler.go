@@ -187,6 +187,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 	d.Nodes.onBack = s.agentBack
 	d.Nodes.recorder, d.Nodes.metrics = d.Recorder, d.Metrics
 	d.Nodes.owner.name, d.Nodes.owner.master = cfg.FrameworkName, cfg.Master
+	d.Nodes.podCIDRAttribute = cfg.PodCIDRAttribute
 	d.Nodes.mu.Unlock()
 	// A restarted framework knows its Nodes by the stored FrameworkID before Mesos answers.
 	d.Nodes.SetOwner(st.FrameworkID, st.FormerFrameworkIDs)
@@ -330,6 +331,7 @@ func (s *sched) handleSubscribed(ctx context.Context, sub *scheduler.Event_Subsc
 	}
 	// Only a stored FrameworkID marks Nodes: a crash must not leave Nodes marked with one it forgot.
 	s.nodes.SetOwner(id, st.FormerFrameworkIDs)
+	s.nodes.SetMasterVersion(sub.GetMasterInfo().GetVersion())
 	s.log.WithFields(logrus.Fields{"frameworkID": id, "master": sub.GetMasterInfo().GetID(),
 		"heartbeat": sub.GetHeartbeatIntervalSeconds()}).Info("subscribed to Mesos")
 	s.mu.Lock()
