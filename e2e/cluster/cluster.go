@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
+	"github.com/kubemesos/kubemesos/e2e/podnet"
 )
 
 // Fixed cluster parameters.
@@ -59,6 +60,14 @@ type Options struct {
 	ExtraAPIServerArgs []string
 	// ExtraControllerManagerArgs are appended to kube-controller-manager's flags.
 	ExtraControllerManagerArgs []string
+	// PodNetwork makes the control plane serve a pod network (e2e/podnet; needs root): the API
+	// server gets an address of its own on the host (AdvertiseIP), listens on every address,
+	// advertises that one (the kubernetes Service's endpoint, which pods reach through 10.0.0.1) and
+	// has it in its serving certificate; kube-proxy runs as a host process in nftables mode (one per
+	// host at a time: see podnet.LockKubeProxy).
+	PodNetwork bool
+	// NetDir is podnet.Options.Dir (empty: podnet.DefaultDir).
+	NetDir string
 	// ReadyTimeout bounds the wait for every component to be ready; 0 means 2 minutes.
 	ReadyTimeout time.Duration
 	// Log receives progress; nil means logrus' standard logger.
@@ -85,12 +94,20 @@ type ControlPlane struct {
 	Client kubernetes.Interface
 	// Files are the PKI files, for components that need to trust the cluster or be trusted by it.
 	Files PKIFiles
+	// AdvertiseIP is the API server's address for pods (Options.PodNetwork), nil without.
+	AdvertiseIP net.IP
+	// KubeProxyLivez is kube-proxy's /livez URL (Options.PodNetwork), "" without.
+	KubeProxyLivez string
 
 	servingCA, clientCA keyPair
 	frontProxyCA        keyPair
 	etcd                *embed.Etcd
 	apiserver, kcm      *process
 	removeDir           bool
+	netOpts             podnet.Options
+	hostIP              *podnet.HostIP
+	kubeProxy           *process
+	unlockKubeProxy     func()
 
 	mu        sync.Mutex
 	scheduler *process // started on demand by StartScheduler
@@ -163,6 +180,13 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 
 	started := time.Now()
+	if opts.PodNetwork {
+		cp.netOpts = podnet.Options{Dir: opts.NetDir}
+		if cp.hostIP, err = podnet.AcquireControlPlaneIP(cp.netOpts); err != nil {
+			return nil, fmt.Errorf("the API server's address: %w", err)
+		}
+		cp.AdvertiseIP = cp.hostIP.IP
+	}
 	if err := cp.writePKI(time.Now()); err != nil {
 		return nil, err
 	}
@@ -180,10 +204,21 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	log.WithFields(logrus.Fields{"url": cp.URL, "pid": cp.apiserver.pid(), "elapsed": time.Since(started).Round(time.Millisecond)}).Info("kube-apiserver ready")
 
+	if opts.PodNetwork {
+		if err := cp.startKubeProxy(readyCtx); err != nil {
+			return nil, err
+		}
+	}
 	if err := cp.startControllerManager(readyCtx, opts.ExtraControllerManagerArgs); err != nil {
 		return nil, err
 	}
 	log.WithFields(logrus.Fields{"pid": cp.kcm.pid(), "elapsed": time.Since(started).Round(time.Millisecond)}).Info("kube-controller-manager ready")
+	if opts.PodNetwork {
+		if err := cp.waitKubeProxy(readyCtx); err != nil {
+			return nil, err
+		}
+		log.WithFields(logrus.Fields{"pid": cp.kubeProxy.pid(), "advertise": cp.AdvertiseIP.String(), "elapsed": time.Since(started).Round(time.Millisecond)}).Info("kube-proxy ready")
+	}
 	return cp, nil
 }
 
@@ -191,8 +226,8 @@ func (cp *ControlPlane) logPath(component string) string {
 	return filepath.Join(cp.Dir, "logs", component+".log")
 }
 
-// LogPath is the log file of a component: "etcd", "kube-apiserver", "kube-controller-manager" or
-// "kube-scheduler".
+// LogPath is the log file of a component: "etcd", "kube-apiserver", "kube-controller-manager",
+// "kube-scheduler" or "kube-proxy".
 func (cp *ControlPlane) LogPath(component string) string { return cp.logPath(component) }
 
 // LogTail returns the last lines of a component's log (see LogPath).
@@ -213,7 +248,7 @@ func (cp *ControlPlane) writePKI(now time.Time) error {
 	}
 	serving, err := cp.servingCA.issue(pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth,
 		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(kubernetesServiceIP)}, now)
+		cp.servingIPs(), now)
 	if err != nil {
 		return err
 	}
@@ -321,38 +356,55 @@ const portAttempts = 3
 // apiServerArgs are kube-apiserver's flags for a secure port (before the caller's extra ones).
 func (cp *ControlPlane) apiServerArgs(port int) []string {
 	pki := func(name string) string { return filepath.Join(cp.Dir, "pki", name) }
-	return []string{
-		"--etcd-servers=" + cp.EtcdURL,
+	listen := []string{
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(port),
 		"--endpoint-reconciler-type=none", // it refuses a loopback advertise address otherwise
-		"--tls-cert-file=" + pki("apiserver.crt"),
-		"--tls-private-key-file=" + pki("apiserver.key"),
-		"--client-ca-file=" + cp.Files.ClientCA,
-		"--kubelet-client-certificate=" + cp.Files.KubeletClientCert,
-		"--kubelet-client-key=" + cp.Files.KubeletClientKey,
+	}
+	if cp.AdvertiseIP != nil {
+		// Pods reach it through the kubernetes Service, whose endpoint the (default, lease) endpoint
+		// reconciler keeps at the advertised address; clients on the host keep using 127.0.0.1.
+		listen = []string{"--bind-address=0.0.0.0", "--advertise-address=" + cp.AdvertiseIP.String()}
+	}
+	return append(listen,
+		"--etcd-servers="+cp.EtcdURL,
+		"--secure-port="+strconv.Itoa(port),
+		"--tls-cert-file="+pki("apiserver.crt"),
+		"--tls-private-key-file="+pki("apiserver.key"),
+		"--client-ca-file="+cp.Files.ClientCA,
+		"--kubelet-client-certificate="+cp.Files.KubeletClientCert,
+		"--kubelet-client-key="+cp.Files.KubeletClientKey,
 		// Nodes of simulated agents have unresolvable hostnames: the API server reaches their
 		// "kubelet" (the executor's kubelet API, kubectl logs/exec) at the InternalIP. No
 		// --kubelet-certificate-authority: executors serve self-signed certificates.
 		"--kubelet-preferred-address-types=InternalIP,Hostname,ExternalIP",
-		"--service-account-issuer=" + ServiceAccountIssuer,
-		"--service-account-key-file=" + cp.Files.ServiceAccountPub,
-		"--service-account-signing-key-file=" + cp.Files.ServiceAccountKey,
-		"--service-cluster-ip-range=" + ServiceClusterIPRange,
+		"--service-account-issuer="+ServiceAccountIssuer,
+		"--service-account-key-file="+cp.Files.ServiceAccountPub,
+		"--service-account-signing-key-file="+cp.Files.ServiceAccountKey,
+		"--service-cluster-ip-range="+ServiceClusterIPRange,
 		// Request-header authentication, as kubeadm sets it up: delegating servers (the
 		// controller-manager's own endpoints, aggregated API servers) need this CA.
-		"--requestheader-client-ca-file=" + cp.Files.FrontProxyCA,
-		"--requestheader-allowed-names=" + frontProxyClientName,
+		"--requestheader-client-ca-file="+cp.Files.FrontProxyCA,
+		"--requestheader-allowed-names="+frontProxyClientName,
 		"--requestheader-username-headers=X-Remote-User",
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-		"--proxy-client-cert-file=" + cp.Files.FrontProxyClientCert,
-		"--proxy-client-key-file=" + cp.Files.FrontProxyClientKey,
+		"--proxy-client-cert-file="+cp.Files.FrontProxyClientCert,
+		"--proxy-client-key-file="+cp.Files.FrontProxyClientKey,
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
 		"--profiling=false",
+	)
+}
+
+// servingIPs are the IP SANs of the API server's certificate: loopback, the kubernetes Service's
+// ClusterIP and, with a pod network, the advertised address.
+func (cp *ControlPlane) servingIPs() []net.IP {
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(kubernetesServiceIP)}
+	if cp.AdvertiseIP != nil {
+		ips = append(ips, cp.AdvertiseIP)
 	}
+	return ips
 }
 
 func (cp *ControlPlane) startAPIServer(ctx context.Context, extra []string) error {
@@ -551,6 +603,7 @@ func (cp *ControlPlane) Stop() {
 			cp.scheduler.stop(10 * time.Second)
 		}
 		cp.mu.Unlock()
+		cp.stopKubeProxy()
 		if cp.kcm != nil {
 			cp.kcm.stop(10 * time.Second)
 		}
@@ -559,6 +612,9 @@ func (cp *ControlPlane) Stop() {
 		}
 		if cp.etcd != nil {
 			cp.etcd.Close()
+		}
+		if err := cp.hostIP.Release(); err != nil {
+			cp.log.WithError(err).Warn("removing the API server's address")
 		}
 		if cp.removeDir {
 			if err := os.RemoveAll(cp.Dir); err != nil {
@@ -573,7 +629,7 @@ func (cp *ControlPlane) PIDs() map[string]int {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	pids := map[string]int{}
-	for _, p := range []*process{cp.apiserver, cp.kcm, cp.scheduler} {
+	for _, p := range []*process{cp.apiserver, cp.kcm, cp.scheduler, cp.kubeProxy} {
 		if p != nil {
 			pids[p.name] = p.pid()
 		}

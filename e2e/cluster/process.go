@@ -27,6 +27,11 @@ type process struct {
 
 // startProcess starts path with args, its stdout and stderr appended to logPath.
 func startProcess(name, path string, args []string, logPath string) (*process, error) {
+	return startProcessEnv(name, path, args, logPath, nil)
+}
+
+// startProcessEnv is startProcess with env added to this process' environment.
+func startProcessEnv(name, path string, args []string, logPath string, env []string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s log: %w", name, err)
@@ -34,6 +39,9 @@ func startProcess(name, path string, args []string, logPath string) (*process, e
 	defer logFile.Close() // the child has its own descriptor
 
 	cmd := exec.Command(path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -31,7 +31,7 @@ func StartT(t testing.TB, opts Options) *ControlPlane {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, c := range []string{"kube-apiserver", "kube-controller-manager", "etcd"} {
+			for _, c := range cp.components() {
 				t.Logf("--- last lines of %s:\n%s", cp.LogPath(c), cp.LogTail(c, 20))
 			}
 		}
@@ -143,9 +143,18 @@ func (s *Shared) Close(failed bool) {
 		return
 	}
 	if failed {
-		for _, c := range []string{"kube-apiserver", "kube-controller-manager", "etcd"} {
+		for _, c := range s.cp.components() {
 			fmt.Fprintf(os.Stderr, "--- last lines of %s:\n%s\n", c, s.cp.LogTail(c, 20))
 		}
 	}
 	s.cp.Stop()
+}
+
+// components are the components whose logs a failure shows.
+func (cp *ControlPlane) components() []string {
+	c := []string{"kube-apiserver", "kube-controller-manager", "etcd"}
+	if cp.kubeProxy != nil {
+		c = append(c, "kube-proxy")
+	}
+	return c
 }
