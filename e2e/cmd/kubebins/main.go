@@ -1,7 +1,7 @@
 // Command kubebins builds (or finds in the cache) kube-apiserver, kube-controller-manager,
-// kube-scheduler, kubectl and kube-proxy from the k8s.io/kubernetes release pinned in e2e/go.mod, and prints the
-// directory that holds them. Run it before the e2e suite so the ~10 minute first build does not count
-// against `go test`'s timeout:
+// kube-scheduler, kubectl and kube-proxy from the k8s.io/kubernetes release pinned in e2e/go.mod, and
+// prints the directory that holds them. Run it before the e2e suite so the ~10 minute first build does
+// not count against `go test`'s timeout:
 //
 //	go -C e2e run ./cmd/kubebins
 //	export PATH="$(go -C e2e run ./cmd/kubebins -q):$PATH"
