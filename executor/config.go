@@ -61,7 +61,16 @@ type Config struct {
 	// directory of image archives or a registry URL, as the agent's --docker_registry. Empty means the
 	// agent's own flag (agent operator API GET_FLAGS).
 	DockerRegistry string
+	// ClusterDNS (comma-separated IPs), ClusterDomain and ResolvConf are the kubelet's --cluster-dns,
+	// --cluster-domain and --resolv-conf: what the pods' resolv.conf files are made of.
+	ClusterDNS    string
+	ClusterDomain string
+	ResolvConf    string
 
+	// SandboxCommand is the argv of every pod's sandbox container; default `<this binary>
+	// pod-sandbox` (os.Executable: the agent fetched the executor into its sandbox, which the
+	// sandbox container, without an image, sees at the same path).
+	SandboxCommand []string
 	// Getenv reads the Mesos environment; os.Getenv when nil (in-process executors pass their own).
 	Getenv func(string) string
 	// KubeClient, when set, is used instead of building one from Kubeconfig.
@@ -90,6 +99,8 @@ func DefaultConfig() Config {
 		StatusFlushTimeout: 10 * time.Second,
 		SubscribeBackOff:   500 * time.Millisecond,
 		KubeletAddress:     ":0",
+		ClusterDomain:      "cluster.local",
+		ResolvConf:         "/etc/resolv.conf",
 	}
 }
 
@@ -105,6 +116,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.KubeletAddress, "kubelet-address", d.KubeletAddress, "listen address of the kubelet API for kubectl logs/exec (no host: the agent's IP; port 0: any free port, published in the Node's status; empty: disabled)")
 	fs.StringVar(&c.KubeletCertFile, "kubelet-tls-cert-file", d.KubeletCertFile, "serving certificate of the kubelet API (empty: self-signed)")
 	fs.StringVar(&c.KubeletKeyFile, "kubelet-tls-private-key-file", d.KubeletKeyFile, "key of --kubelet-tls-cert-file")
+	fs.StringVar(&c.ClusterDNS, "cluster-dns", d.ClusterDNS, "comma-separated IPs of the cluster DNS servers written to pods' resolv.conf (the kubelet's --cluster-dns; empty: ClusterFirst pods fall back to Default)")
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", d.ClusterDomain, "the cluster's DNS domain, searched by pods (the kubelet's --cluster-domain)")
+	fs.StringVar(&c.ResolvConf, "resolv-conf", d.ResolvConf, "resolver configuration the pods' resolv.conf is based on (the kubelet's --resolv-conf; empty: none)")
 	fs.StringVar(&c.DockerRegistry, "docker-registry", d.DockerRegistry, "where container image configs are read: a directory of image archives or a registry URL, like the agent's --docker_registry (empty: the agent's own flag)")
 }
 
@@ -131,10 +145,40 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--kubelet-address %q: invalid port", c.KubeletAddress))
 		}
 	}
+	if _, err := c.clusterDNS(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ShutdownMargin < 0 || c.StatusFlushTimeout < 0 || c.SubscribeBackOff < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// clusterDNS parses --cluster-dns.
+func (c *Config) clusterDNS() ([]string, error) {
+	var ips []string
+	for _, s := range strings.Split(c.ClusterDNS, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if net.ParseIP(s) == nil {
+			return nil, fmt.Errorf("--cluster-dns %q: %q is not an IP address", c.ClusterDNS, s)
+		}
+		ips = append(ips, s)
+	}
+	return ips, nil
+}
+
+// sandboxCommand is SandboxCommand or its default.
+func (c *Config) sandboxCommand() ([]string, error) {
+	if len(c.SandboxCommand) > 0 {
+		return c.SandboxCommand, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("locating the executor binary for the pod sandboxes: %w", err)
+	}
+	return []string{self, "pod-sandbox"}, nil
 }
 
 // mesosConfig reads the MESOS_* environment like mesos-go's config.FromEnv, from getenv.

@@ -85,10 +85,17 @@ func Run(ctx context.Context, cfg Config) error {
 	rt := cfg.Runtime
 	if rt == nil {
 		agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
+		sandboxCmd, err := cfg.sandboxCommand()
+		if err != nil {
+			return err
+		}
+		dns, _ := cfg.clusterDNS() // validated
 		rt = nested.New(nested.Config{
-			AgentURL: agentURL,
-			Sandbox:  mcfg.Sandbox,
-			Env:      nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
+			AgentURL:       agentURL,
+			Sandbox:        mcfg.Sandbox,
+			SandboxCommand: sandboxCmd,
+			DNS:            nested.DNS{ClusterDNS: dns, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf},
+			Env:            nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
 			Images:   imageconfig.New(imageconfig.Config{Registry: cfg.DockerRegistry, AgentURL: agentURL, Secrets: kubeLookup{client}}),
 			Event: func(pod *corev1.Pod, eventType, reason, message string) {
 				recorder.Event(pod, eventType, reason, message)
@@ -455,12 +462,18 @@ func (e *executorLoop) launch(ctx, workerCtx context.Context, info mesos.TaskInf
 		e.finish(ctx, t, mesos.TASK_KILLED, nil, "executor is shutting down", nil, "")
 		return
 	}
+	network := podtranslate.PodNetworkOf(info.Labels)
+	podIP := e.hostIP
+	if network != "" {
+		podIP = "" // the sandbox's, once it has one
+	}
 	w, err := podworker.New(pod, podworker.Config{
-		Runtime: e.runtime,
-		Clock:   e.clock,
-		HostIP:  e.hostIP,
-		PodIP:   e.hostIP,
-		Log:     t.log,
+		Runtime:    e.runtime,
+		Clock:      e.clock,
+		HostIP:     e.hostIP,
+		PodIP:      podIP,
+		PodNetwork: network,
+		Log:        t.log,
 		Event: func(pod *corev1.Pod, eventType, reason, message string) {
 			e.recorder.Event(pod, eventType, reason, message)
 		},
@@ -553,13 +566,16 @@ func (e *executorLoop) onWorkerStatus(ctx context.Context, ws workerStatus) {
 	if s.Done {
 		phase := s.PodStatus.Phase
 		state := mesos.TASK_FAILED
+		var reason *mesos.TaskStatus_Reason
 		switch {
+		case s.PodStatus.Reason == podworker.EventFailedCreatePodSandBox:
+			reason = mesos.REASON_CONTAINER_LAUNCH_FAILED.Enum()
 		case s.Killed:
 			state = mesos.TASK_KILLED
 		case phase == corev1.PodSucceeded:
 			state = mesos.TASK_FINISHED
 		}
-		e.finish(ctx, t, state, nil, summary(s.PodStatus), data, phase)
+		e.finish(ctx, t, state, reason, summary(s.PodStatus), data, phase)
 		return
 	}
 	if s.AllStarted && !t.killing && t.last != mesos.TASK_RUNNING {
@@ -669,6 +685,9 @@ func summary(s corev1.PodStatus) string {
 		}
 	}
 	if len(parts) == 0 {
+		if s.Message != "" {
+			return s.Message
+		}
 		return "pod " + strings.ToLower(string(s.Phase))
 	}
 	return strings.Join(parts, "; ")

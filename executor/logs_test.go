@@ -121,7 +121,7 @@ func TestLogsTailOnTheSimulatedAgent(t *testing.T) {
 	if len(ex) != 1 {
 		t.Fatalf("%d executors", len(ex))
 	}
-	stderr, err := os.ReadFile(filepath.Join(ex[0].Directory, "containers", nested.ContainerID(pod, &pod.Spec.Containers[0], 0), "stderr"))
+	stderr, err := os.ReadFile(filepath.Join(nested.ContainerDir(ex[0].Directory, pod.UID, nested.ContainerID(pod, &pod.Spec.Containers[0], 0)), "stderr"))
 	if err != nil || !strings.Contains(string(stderr), "Marked '/' as rslave\n") {
 		t.Fatalf("the simulated agent wrote no launcher line to the container's stderr: %q, %v", stderr, err)
 	}

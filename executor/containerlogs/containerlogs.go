@@ -28,6 +28,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+
+	"github.com/kubemesos/kubemesos/executor/nested"
 )
 
 const (
@@ -50,9 +52,10 @@ func Path(sandbox string, podUID types.UID, containerID string) string {
 	return filepath.Join(PodDir(sandbox, podUID), containerID+".log")
 }
 
-// OutputDir is the nested container's sandbox where Mesos writes its stdout and stderr files.
-func OutputDir(sandbox, containerID string) string {
-	return filepath.Join(sandbox, "containers", containerID)
+// OutputDir is the nested container's sandbox where Mesos writes its stdout and stderr files: under
+// its pod's sandbox container (package nested).
+func OutputDir(sandbox string, podUID types.UID, containerID string) string {
+	return nested.ContainerDir(sandbox, podUID, containerID)
 }
 
 // Config configures a Manager.
@@ -234,7 +237,7 @@ func (m *Manager) start(uid types.UID, id string, run bool) *follower {
 		// Without its log the attempt's output cannot be served; the kubelet API reports it as gone.
 		log.WithError(err).Warn("container logs: cannot create the log")
 	}
-	dir := OutputDir(m.cfg.Sandbox, id)
+	dir := OutputDir(m.cfg.Sandbox, uid, id)
 	f := newFollower(out, dir, m.cfg.Clock.Now, m.cfg.MaxLineBytes, log)
 	f.onOpen = m.watch
 	m.followers[id] = f

@@ -35,8 +35,8 @@ type output struct {
 	dir string
 }
 
-func newOutput(t *testing.T, sandbox, id string) *output {
-	dir := OutputDir(sandbox, id)
+func newOutput(t *testing.T, sandbox string, uid types.UID, id string) *output {
+	dir := OutputDir(sandbox, uid, id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func (o *output) write(name, data string) {
 // testFollower follows one attempt's files into a log without a goroutine: the test calls read.
 func testFollower(t *testing.T, clk *testingclock.FakeClock, maxLine int) (*follower, *output, string) {
 	sandbox := t.TempDir()
-	out := newOutput(t, sandbox, "c1")
+	out := newOutput(t, sandbox, "uid", "c1")
 	path := Path(sandbox, "uid", "c1")
 	logFile, err := createLog(path)
 	if err != nil {
@@ -209,7 +209,7 @@ func TestManagerFollowsAttempts(t *testing.T) {
 	m := New(Config{Sandbox: sandbox, Clock: clk, PollInterval: time.Second, Log: quietLog()})
 	defer m.Close()
 	p := pod("uid-1")
-	out0 := newOutput(t, sandbox, "a0")
+	out0 := newOutput(t, sandbox, "uid-1", "a0")
 	out0.write("stderr", "Marked '/' as rslave\n")
 	out0.write("stdout", "first\n")
 	m.Update(p, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{runningStatus("a0")}}, false)
@@ -227,7 +227,7 @@ func TestManagerFollowsAttempts(t *testing.T) {
 	out0.write("stderr", "crash")
 	restarted := runningStatus("a1")
 	restarted.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ContainerID: "mesos://a0"}
-	newOutput(t, sandbox, "a1").write("stdout", "again\n")
+	newOutput(t, sandbox, "uid-1", "a1").write("stdout", "again\n")
 	m.Update(p, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{restarted}}, false)
 	if !m.Finished("a0") {
 		t.Error("the previous attempt's log is not finished")
@@ -257,7 +257,7 @@ func TestManagerWakesOnWrites(t *testing.T) {
 	if m.watcher == nil {
 		t.Skip("no inotify here")
 	}
-	out := newOutput(t, sandbox, "w0")
+	out := newOutput(t, sandbox, "uid-3", "w0")
 	p := pod("uid-3")
 	m.Update(p, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{runningStatus("w0")}}, false)
 	path := Path(sandbox, p.UID, "w0")
@@ -288,7 +288,7 @@ func TestManagerTerminatedBeforeSeenRunning(t *testing.T) {
 	sandbox := t.TempDir()
 	m := New(Config{Sandbox: sandbox, Clock: testingclock.NewFakeClock(t0), Log: quietLog()})
 	defer m.Close()
-	newOutput(t, sandbox, "quick").write("stdout", "done\n")
+	newOutput(t, sandbox, "uid-2", "quick").write("stdout", "done\n")
 	p := pod("uid-2")
 	m.Update(p, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "main", ContainerID: "mesos://quick",
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}}}}, false)
@@ -312,7 +312,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // BenchmarkFollowerRead: merging 1 MiB of short lines from each file into the CRI log.
 func BenchmarkFollowerRead(b *testing.B) {
 	sandbox := b.TempDir()
-	dir := OutputDir(sandbox, "c1")
+	dir := OutputDir(sandbox, "uid", "c1")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}

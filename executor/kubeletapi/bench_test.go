@@ -54,7 +54,7 @@ func BenchmarkMesosExec(b *testing.B) {
 	m := sp.execer()
 	for b.Loop() {
 		var out bytes.Buffer
-		code, err := m.Exec(context.Background(), ExecRequest{ContainerID: sp.container, Command: []string{"cat"},
+		code, err := m.Exec(context.Background(), ExecRequest{PodUID: simPodUID, ContainerID: sp.container, Command: []string{"cat"},
 			Stdin: strings.NewReader("ping"), Stdout: &out})
 		if err != nil || code != 0 || out.String() != "ping" {
 			b.Fatalf("exec = %d %q, %v", code, out.String(), err)

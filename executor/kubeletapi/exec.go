@@ -19,7 +19,8 @@ type TerminalSize = remotecommand.TerminalSize
 
 // ExecRequest is one command to run in a container's attempt.
 type ExecRequest struct {
-	// ContainerID is the target attempt's nested container ID value (Attempt.ID).
+	// PodUID is the target's pod; ContainerID the attempt's nested container ID value (Attempt.ID).
+	PodUID      types.UID
 	ContainerID string
 	Command     []string
 	// Stdin is nil when the client sends no input; the command then reads end-of-file.
@@ -45,9 +46,9 @@ type execAdapter struct {
 
 var _ remotecommand.Executor = execAdapter{}
 
-func (e execAdapter) ExecInContainer(ctx context.Context, _ string, _ string, containerID string, cmd []string,
+func (e execAdapter) ExecInContainer(ctx context.Context, _ string, uid string, containerID string, cmd []string,
 	in io.Reader, out, stderr io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
-	req := ExecRequest{ContainerID: containerID, Command: cmd, TTY: tty, Resize: resize}
+	req := ExecRequest{PodUID: types.UID(uid), ContainerID: containerID, Command: cmd, TTY: tty, Resize: resize}
 	// The streaming code hands typed nil interfaces for streams the client did not ask for.
 	if in != nil {
 		req.Stdin = in

@@ -19,6 +19,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
 	"github.com/sirupsen/logrus"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/podtranslate"
@@ -84,8 +85,9 @@ func (m *MesosExecer) SetParent(id mesos.ContainerID) {
 	m.parent = &id
 }
 
-// sessionID returns a fresh session container ID under the target container.
-func (m *MesosExecer) sessionID(target string) (mesos.ContainerID, error) {
+// sessionID returns a fresh session container ID under the target container of pod uid (a child of
+// the pod's sandbox container, see package nested).
+func (m *MesosExecer) sessionID(uid types.UID, target string) (mesos.ContainerID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.parent == nil {
@@ -96,7 +98,8 @@ func (m *MesosExecer) sessionID(target string) (mesos.ContainerID, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return mesos.ContainerID{}, fmt.Errorf("generating a session container ID: %w", err)
 	}
-	return mesos.ContainerID{Value: "exec-" + hex.EncodeToString(b[:]), Parent: &mesos.ContainerID{Value: target, Parent: &p}}, nil
+	sandbox := mesos.ContainerID{Value: nested.SandboxID(uid), Parent: &p}
+	return mesos.ContainerID{Value: "exec-" + hex.EncodeToString(b[:]), Parent: &mesos.ContainerID{Value: target, Parent: &sandbox}}, nil
 }
 
 // Exec implements Execer.
@@ -104,7 +107,7 @@ func (m *MesosExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
 	if len(req.Command) == 0 {
 		return 0, errors.New("exec: empty command")
 	}
-	id, err := m.sessionID(req.ContainerID)
+	id, err := m.sessionID(req.PodUID, req.ContainerID)
 	if err != nil {
 		return 0, err
 	}

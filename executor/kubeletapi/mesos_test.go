@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	clientexec "k8s.io/client-go/util/exec"
 
+	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
 
@@ -36,6 +37,9 @@ func (nopMaster) ResourcesRecovered(mesos.AgentID, mesos.FrameworkID, mesos.Reso
 // simPod is a simulated agent with a running executor container (an in-process hook that only
 // waits) and, under it, one pod container running `sleep`, as the executor's nested runtime would
 // launch it.
+// simPodUID is the UID of the simulated pod.
+const simPodUID = "uid-web"
+
 type simPod struct {
 	agentURL  string
 	executor  mesos.ContainerID // the executor's container, parent of pod containers
@@ -77,7 +81,12 @@ func newSimPod(t testing.TB) *simPod {
 	api := httpagent.NewSender(httpcli.New(httpcli.Endpoint(sp.agentURL)).Send)
 	parent := sp.executor
 	sleep := "sleep 600"
-	id := mesos.ContainerID{Value: sp.container, Parent: &parent}
+	// The pod's sandbox (package nested), then the container under it.
+	sandbox := mesos.ContainerID{Value: nested.SandboxID(simPodUID), Parent: &parent}
+	if err := agentcalls.SendNoData(context.Background(), api, agentcalls.NonStreaming(agentcalls.LaunchContainer(sandbox, &mesos.CommandInfo{Value: &sleep}, nil, nil))); err != nil {
+		t.Fatalf("launching the pod sandbox: %v", err)
+	}
+	id := mesos.ContainerID{Value: sp.container, Parent: &sandbox}
 	if err := agentcalls.SendNoData(context.Background(), api, agentcalls.NonStreaming(agentcalls.LaunchContainer(id, &mesos.CommandInfo{Value: &sleep}, nil, nil))); err != nil {
 		t.Fatalf("launching the pod container: %v", err)
 	}
@@ -115,7 +124,7 @@ func TestMesosExecer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			req := ExecRequest{ContainerID: sp.container, Command: tt.cmd, Stdout: &stdout, Stderr: &stderr}
+			req := ExecRequest{PodUID: simPodUID, ContainerID: sp.container, Command: tt.cmd, Stdout: &stdout, Stderr: &stderr}
 			if !tt.noStdin {
 				req.Stdin = strings.NewReader(tt.stdin)
 			}
@@ -135,7 +144,7 @@ func TestMesosExecer(t *testing.T) {
 		})
 	}
 	// Every session's sandbox was removed afterwards.
-	sessions, _ := filepath.Glob(filepath.Join(sp.sandbox, "containers", sp.container, "containers", "*"))
+	sessions, _ := filepath.Glob(filepath.Join(nested.ContainerDir(sp.sandbox, simPodUID, sp.container), "containers", "*"))
 	if len(sessions) != 0 {
 		t.Errorf("exec session sandboxes left behind: %v", sessions)
 	}
@@ -144,11 +153,11 @@ func TestMesosExecer(t *testing.T) {
 func TestMesosExecerErrors(t *testing.T) {
 	sp := newSimPod(t)
 	noParent := NewMesosExecer(MesosExecerConfig{AgentURL: sp.agentURL, Log: quietLog()})
-	if _, err := noParent.Exec(context.Background(), ExecRequest{ContainerID: sp.container, Command: []string{"true"}}); !errors.Is(err, ErrNoParent) {
+	if _, err := noParent.Exec(context.Background(), ExecRequest{PodUID: simPodUID, ContainerID: sp.container, Command: []string{"true"}}); !errors.Is(err, ErrNoParent) {
 		t.Errorf("Exec before SetParent = %v, want ErrNoParent", err)
 	}
 	m := sp.execer()
-	if _, err := m.Exec(context.Background(), ExecRequest{ContainerID: "no-such-container", Command: []string{"true"}}); err == nil {
+	if _, err := m.Exec(context.Background(), ExecRequest{PodUID: simPodUID, ContainerID: "no-such-container", Command: []string{"true"}}); err == nil {
 		t.Error("Exec in a container the agent does not know succeeded")
 	}
 	if _, err := m.Exec(context.Background(), ExecRequest{ContainerID: sp.container}); err == nil {
@@ -171,7 +180,7 @@ func TestMesosExecerEndsWithTheClient(t *testing.T) {
 	var stdout lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		_, err := m.Exec(ctx, ExecRequest{ContainerID: sp.container, Command: []string{"sh", "-c", "read x; echo started; sleep 600"}, Stdin: stdinR, Stdout: &stdout})
+		_, err := m.Exec(ctx, ExecRequest{PodUID: simPodUID, ContainerID: sp.container, Command: []string{"sh", "-c", "read x; echo started; sleep 600"}, Stdin: stdinR, Stdout: &stdout})
 		done <- err
 	}()
 	if _, err := stdinW.WriteString("go\n"); err != nil { // the output is attached by the time this arrives
@@ -182,7 +191,7 @@ func TestMesosExecerEndsWithTheClient(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Error("Exec of an abandoned session returned no error")
 	}
-	sessions, _ := filepath.Glob(filepath.Join(sp.sandbox, "containers", sp.container, "containers", "*"))
+	sessions, _ := filepath.Glob(filepath.Join(nested.ContainerDir(sp.sandbox, simPodUID, sp.container), "containers", "*"))
 	if len(sessions) != 0 {
 		t.Errorf("exec session sandboxes left behind: %v", sessions)
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubemesos/kubemesos/executor/nested"
+	"github.com/kubemesos/kubemesos/executor/podsandbox"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 	"github.com/kubemesos/kubemesos/mesossim/containerizer"
@@ -27,7 +28,44 @@ import (
 // /proc/self/exe), which the isolating mode needs.
 func TestMain(m *testing.M) {
 	containerizer.MaybeRunHelper()
+	if len(os.Args) > 1 && os.Args[1] == "pod-sandbox" {
+		// The pod sandbox's command in these tests: the test binary plays the executor's binary.
+		if err := podsandbox.Run(context.Background(), os.Getenv("MESOS_SANDBOX"), os.Getenv("MESOS_CONTAINER_ID")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
+}
+
+// sandboxCommand runs this test binary as `pod-sandbox`.
+func sandboxCommand(t testing.TB) []string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{self, "pod-sandbox"}
+}
+
+// withSandbox starts the pod's sandbox on network and stops it at the end of the test.
+func withSandbox(t testing.TB, r *nested.Runtime, pod *corev1.Pod, network string) podworker.Sandbox {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sb, err := r.RunPodSandbox(ctx, pod, network)
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.StopPodSandbox(ctx, pod); err != nil {
+			t.Errorf("StopPodSandbox: %v", err)
+		}
+	})
+	return sb
 }
 
 type quietMaster struct{}
@@ -40,6 +78,12 @@ func (quietMaster) ResourcesRecovered(mesos.AgentID, mesos.FrameworkID, mesos.Re
 // isolatingRuntime is the executor's runtime against a simulated agent with Mesos' Linux isolators
 // (as root), under a running executor's container.
 func isolatingRuntime(t testing.TB, isolation string, mutate func(*agent.Config)) *nested.Runtime {
+	t.Helper()
+	return isolatingRuntimeWith(t, isolation, mutate, sandboxCommand(t))
+}
+
+// isolatingRuntimeWith is isolatingRuntime with the pod sandboxes' command.
+func isolatingRuntimeWith(t testing.TB, isolation string, mutate func(*agent.Config), sandboxCmd []string) *nested.Runtime {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the agent's Linux isolators need root (namespaces, mounts, users)")
@@ -88,7 +132,8 @@ func isolatingRuntime(t testing.TB, isolation string, mutate func(*agent.Config)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	r := nested.New(nested.Config{AgentURL: "http://" + a.Endpoint() + "/api/v1", Sandbox: ex.Directory})
+	r := nested.New(nested.Config{AgentURL: "http://" + a.Endpoint() + "/api/v1", Sandbox: ex.Directory, SandboxCommand: sandboxCmd,
+		DNS: nested.DNS{ClusterDNS: []string{"10.0.0.10"}, ClusterDomain: "cluster.local", ResolvConf: "/etc/resolv.conf"}})
 	r.SetParent(ex.ContainerID)
 	return r
 }
@@ -105,6 +150,7 @@ func shPod(name, script string, psc *corev1.PodSecurityContext, sc *corev1.Secur
 // run starts the pod's container, waits for it and returns its exit and stdout.
 func run(t *testing.T, r *nested.Runtime, pod *corev1.Pod) (podworker.ExitStatus, string) {
 	t.Helper()
+	withSandbox(t, r, pod, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)
@@ -181,6 +227,7 @@ func TestIsolatedExecHasTheContainersCapabilities(t *testing.T) {
 	pod := shPod("execd", "exec sleep 60", nil,
 		&corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"KILL", "NET_ADMIN"}}},
 		corev1.ResourceRequirements{})
+	withSandbox(t, r, pod, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)
@@ -208,6 +255,7 @@ func TestIsolatedPrivilegedRefusedByTheAgent(t *testing.T) {
 	})
 	yes := true
 	pod := shPod("priv", "true", nil, &corev1.SecurityContext{Privileged: &yes}, corev1.ResourceRequirements{})
+	withSandbox(t, r, pod, "")
 	_, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0)
 	var ce *podworker.CreateError
 	if !errors.As(err, &ce) || ce.Reason != podworker.ReasonCreateContainerError ||
@@ -228,6 +276,9 @@ func BenchmarkIsolatedStart(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; b.Loop(); i++ {
 		pod := shPod(fmt.Sprintf("b%d", i), "true", &corev1.PodSecurityContext{RunAsUser: &uid}, nil, corev1.ResourceRequirements{})
+		if _, err := r.RunPodSandbox(ctx, pod, ""); err != nil {
+			b.Fatal(err)
+		}
 		h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)
 		if err != nil {
 			b.Fatal(err)
@@ -236,6 +287,9 @@ func BenchmarkIsolatedStart(b *testing.B) {
 			b.Fatal(st, err)
 		}
 		if err := r.Remove(ctx, h); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.StopPodSandbox(ctx, pod); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -316,17 +316,83 @@ func sortedCaps(s []mesos.CapabilityInfo_Capability) []mesos.CapabilityInfo_Capa
 	return s
 }
 
-// LinuxInfo is the container's LinuxInfo: its own cgroups, its capabilities (effective only for
-// uid 0, see above), and for privileged no seccomp filter (the runtime's "unconfined"; an agent
-// without linux/seccomp ignores it).
+// SandboxMemMB is the memory the sandbox's own process (`kubemesos pod-sandbox`, a Go program whose
+// anonymous memory was measured at 7 MB) adds to the pod's request and memory limit, as a pod
+// overhead: it lives in the pod's cgroups.
+const SandboxMemMB = 16
+
+// PodResources is the pod sandbox's LAUNCH_CONTAINER resources and limits. Mesos refuses resources,
+// limits and share_cgroups=false for containers nested at the second level or deeper
+// (src/slave/validation.cpp), which a pod's containers are (executor → sandbox → container): they
+// share the sandbox's cgroups, sized as the kubelet sizes a pod's cgroup. A request is the larger of
+// the regular containers' sum and the largest init container's (at least Mesos' minimums, see
+// Resources); a limit is the same of the limits when every container sets one, else infinite. Memory
+// includes SandboxMemMB.
+func PodResources(pod *corev1.Pod) ([]mesos.Resource, map[string]mesos.Value_Scalar) {
+	type totals struct{ req, lim map[string]float64 }
+	sum := func(list []corev1.Container, combine func(a, b float64) float64) totals {
+		t := totals{req: map[string]float64{}, lim: map[string]float64{}}
+		for i := range list {
+			c := &list[i]
+			for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				key := map[corev1.ResourceName]string{corev1.ResourceCPU: mesosCPUs, corev1.ResourceMemory: mesosMem}[name]
+				q, ok := c.Resources.Requests[name]
+				if !ok || q.IsZero() {
+					q, ok = c.Resources.Limits[name]
+				}
+				var req float64
+				if ok && !q.IsZero() {
+					if name == corev1.ResourceCPU {
+						req = float64(q.MilliValue()) / 1000
+					} else {
+						req = math.Ceil(float64(q.Value()) / (1 << 20))
+					}
+				}
+				lim := math.Inf(1)
+				if l, ok := c.Resources.Limits[name]; ok && !l.IsZero() {
+					if name == corev1.ResourceCPU {
+						lim = float64(l.MilliValue()) / 1000
+					} else {
+						lim = math.Ceil(float64(l.Value()) / (1 << 20))
+					}
+				}
+				t.req[key] = combine(t.req[key], req)
+				t.lim[key] = combine(t.lim[key], lim)
+			}
+		}
+		return t
+	}
+	apps := sum(pod.Spec.Containers, func(a, b float64) float64 { return a + b })
+	inits := sum(pod.Spec.InitContainers, math.Max)
+	scalar := func(name string, v float64) mesos.Resource {
+		return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}}
+	}
+	limits := map[string]mesos.Value_Scalar{}
+	var res []mesos.Resource
+	for _, name := range []string{mesosCPUs, mesosMem} {
+		minimum := map[string]float64{mesosCPUs: minCPUs, mesosMem: minMemMB}[name]
+		overhead := map[string]float64{mesosMem: SandboxMemMB}[name]
+		res = append(res, scalar(name, max(apps.req[name], inits.req[name], minimum)+overhead))
+		limits[name] = mesos.Value_Scalar{Value: max(apps.lim[name], inits.lim[name]) + overhead}
+	}
+	return res, limits
+}
+
+// SandboxLinuxInfo gives the pod sandbox its own cgroups (its children share them).
+func SandboxLinuxInfo() *mesos.LinuxInfo {
+	no := false
+	return &mesos.LinuxInfo{ShareCgroups: &no}
+}
+
+// LinuxInfo is the container's LinuxInfo: its capabilities (effective only for uid 0, see above),
+// and for privileged no seccomp filter (the runtime's "unconfined"; an agent without linux/seccomp
+// ignores it). It shares its pod sandbox's cgroups (see PodResources).
 func LinuxInfo(c *corev1.Container, uid int64) (*mesos.LinuxInfo, error) {
 	caps, err := CapabilitySet(c)
 	if err != nil {
 		return nil, err
 	}
-	no := false
 	li := &mesos.LinuxInfo{
-		ShareCgroups:          &no,
 		BoundingCapabilities:  &mesos.CapabilityInfo{Capabilities: caps},
 		EffectiveCapabilities: &mesos.CapabilityInfo{},
 	}

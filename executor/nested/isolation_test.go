@@ -3,6 +3,7 @@ package nested
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
 	corev1 "k8s.io/api/core/v1"
@@ -249,9 +251,9 @@ func (f *captureAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // The LAUNCH_CONTAINER the runtime sends pins every isolation field: the resources and limits, the
 // user by name, and the LinuxInfo (own cgroups, capabilities).
 func TestStartSendsIsolation(t *testing.T) {
-	yes, no := true, false
+	yes := true
 	root := func(c []mesos.CapabilityInfo_Capability) *mesos.LinuxInfo {
-		return &mesos.LinuxInfo{ShareCgroups: &no, BoundingCapabilities: &mesos.CapabilityInfo{Capabilities: c}, EffectiveCapabilities: &mesos.CapabilityInfo{Capabilities: c}}
+		return &mesos.LinuxInfo{BoundingCapabilities: &mesos.CapabilityInfo{Capabilities: c}, EffectiveCapabilities: &mesos.CapabilityInfo{Capabilities: c}}
 	}
 	tests := []struct {
 		name       string
@@ -271,7 +273,7 @@ func TestStartSendsIsolation(t *testing.T) {
 		{"runAsUser 1000: by name, bounding only", &corev1.PodSecurityContext{RunAsUser: i64(1000)}, corev1.Container{Name: "main", Command: []string{"id"},
 			Resources:       corev1.ResourceRequirements{Requests: rl("memory", "64Mi")},
 			SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}},
-			strPtr("app"), &mesos.LinuxInfo{ShareCgroups: &no, EffectiveCapabilities: &mesos.CapabilityInfo{},
+			strPtr("app"), &mesos.LinuxInfo{EffectiveCapabilities: &mesos.CapabilityInfo{},
 				BoundingCapabilities: &mesos.CapabilityInfo{Capabilities: caps("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
 					"NET_BIND_SERVICE", "NET_ADMIN", "NET_RAW", "SYS_CHROOT", "MKNOD", "AUDIT_WRITE", "SETFCAP")}},
 			scalarRes(0.001, 64), limitsOf(inf, inf)},
@@ -311,11 +313,17 @@ func TestStartSendsIsolation(t *testing.T) {
 			if diff := cmp.Diff(tt.wantLinux, got.Container.LinuxInfo); diff != "" {
 				t.Errorf("LinuxInfo (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.wantRes, got.Resources); diff != "" {
-				t.Errorf("resources (-want +got):\n%s", diff)
+			if len(got.Resources) != 0 || len(got.Limits) != 0 {
+				t.Errorf("a container nested in its sandbox sent resources %v, limits %v", got.Resources, got.Limits)
 			}
-			if diff := cmp.Diff(tt.wantLimits, got.Limits); diff != "" {
-				t.Errorf("limits (-want +got):\n%s", diff)
+			// They size its sandbox's cgroups instead.
+			res, lim := PodResources(pod)
+			wantRes, wantLimits := withSandboxMem(tt.wantRes, tt.wantLimits)
+			if diff := cmp.Diff(wantRes, res); diff != "" {
+				t.Errorf("sandbox resources (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantLimits, lim); diff != "" {
+				t.Errorf("sandbox limits (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -393,4 +401,75 @@ func TestExecGetsTheContainersCapabilities(t *testing.T) {
 	if len(fa.calls[1].Resources) != 0 || len(fa.calls[1].Limits) != 0 {
 		t.Errorf("an exec container (second level) sent resources %v, limits %v: Mesos refuses them", fa.calls[1].Resources, fa.calls[1].Limits)
 	}
+}
+
+// A pod's sandbox is sized as the kubelet sizes a pod's cgroup: the regular containers' sum, or the
+// largest init container's when that is larger; a limit only when every container has one.
+func TestPodResources(t *testing.T) {
+	rl := func(cpu, mem string) corev1.ResourceList {
+		l := corev1.ResourceList{}
+		if cpu != "" {
+			l[corev1.ResourceCPU] = resource.MustParse(cpu)
+		}
+		if mem != "" {
+			l[corev1.ResourceMemory] = resource.MustParse(mem)
+		}
+		return l
+	}
+	inf := math.Inf(1)
+	tests := []struct {
+		name               string
+		init, apps         []corev1.ResourceRequirements
+		cpus, mem          float64
+		cpuLimit, memLimit float64
+	}{
+		{"nothing set: Mesos' minimums, unbounded", nil, []corev1.ResourceRequirements{{}}, 0.001, 32, inf, inf},
+		{"sum of the regular containers", nil, []corev1.ResourceRequirements{
+			{Requests: rl("250m", "64Mi"), Limits: rl("500m", "128Mi")},
+			{Requests: rl("100m", "32Mi"), Limits: rl("1", "64Mi")}}, 0.35, 96, 1.5, 192},
+		{"one container without a limit: unbounded", nil, []corev1.ResourceRequirements{
+			{Requests: rl("250m", "64Mi"), Limits: rl("500m", "128Mi")},
+			{Requests: rl("100m", "32Mi")}}, 0.35, 96, inf, inf},
+		{"a request defaults to its limit", nil, []corev1.ResourceRequirements{{Limits: rl("2", "1Gi")}}, 2, 1024, 2, 1024},
+		{"a larger init container", []corev1.ResourceRequirements{{Requests: rl("2", "512Mi"), Limits: rl("2", "512Mi")}},
+			[]corev1.ResourceRequirements{{Requests: rl("100m", "64Mi"), Limits: rl("200m", "128Mi")}}, 2, 512, 2, 512},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{}
+			for i, r := range tt.init {
+				pod.Spec.InitContainers = append(pod.Spec.InitContainers, corev1.Container{Name: fmt.Sprint("i", i), Resources: r})
+			}
+			for i, r := range tt.apps {
+				pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: fmt.Sprint("c", i), Resources: r})
+			}
+			res, lim := PodResources(pod)
+			wantRes, wantLimits := withSandboxMem(scalarRes(tt.cpus, tt.mem), limitsOf(tt.cpuLimit, tt.memLimit))
+			if diff := cmp.Diff(wantRes, res, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+				t.Errorf("resources (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantLimits, lim, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+				t.Errorf("limits (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// withSandboxMem adds the sandbox's own memory to a pod's resources and limits.
+func withSandboxMem(res []mesos.Resource, lim map[string]mesos.Value_Scalar) ([]mesos.Resource, map[string]mesos.Value_Scalar) {
+	out := make([]mesos.Resource, len(res))
+	for i, r := range res {
+		out[i] = r
+		if r.Name == "mem" {
+			out[i].Scalar = &mesos.Value_Scalar{Value: r.Scalar.Value + SandboxMemMB}
+		}
+	}
+	outLim := map[string]mesos.Value_Scalar{}
+	for k, v := range lim {
+		if k == "mem" {
+			v.Value += SandboxMemMB
+		}
+		outLim[k] = v
+	}
+	return out, outLim
 }

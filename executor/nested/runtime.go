@@ -57,6 +57,10 @@ type Config struct {
 	// Users is the agent host's user database, where runAsUser is looked up (default OSUsers: the
 	// executor runs on the agent host).
 	Users HostUsers
+	// SandboxCommand is the pod sandbox's argv: `<executor binary> pod-sandbox` (see sandbox.go).
+	SandboxCommand []string
+	// DNS is what the pods' resolv.conf and hosts files are made of.
+	DNS DNS
 }
 
 // Runtime launches nested containers. Set the parent with SetParent once SUBSCRIBED arrived.
@@ -72,6 +76,9 @@ type Runtime struct {
 	// caps are the capabilities each started container got, which its exec containers get too: Mesos
 	// would give a nested container without them the agent's default set (for root: every one).
 	caps map[string]*mesos.LinuxInfo
+	// sandboxes are the pods' running sandboxes; sigkilled the containers the executor SIGKILLed.
+	sandboxes map[types.UID]*podSandbox
+	sigkilled map[string]bool
 }
 
 var (
@@ -108,7 +115,8 @@ func New(cfg Config) *Runtime {
 		)
 		return httpagent.NewSender(cli.Send)
 	}
-	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0), prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{}}
+	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0), prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{},
+		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}}
 }
 
 // SetParent sets the executor's container ID (from SUBSCRIBED), the parent of every container.
@@ -123,6 +131,7 @@ func ContainerID(pod *corev1.Pod, c *corev1.Container, attempt int32) string {
 	return fmt.Sprintf("%s-%s-%d", pod.UID, c.Name, attempt)
 }
 
+// containerID is the ContainerID of a child of the executor's container.
 func (r *Runtime) containerID(id string) (mesos.ContainerID, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -133,15 +142,32 @@ func (r *Runtime) containerID(id string) (mesos.ContainerID, error) {
 	return mesos.ContainerID{Value: id, Parent: &p}, nil
 }
 
+// handleID is the ContainerID of a pod's container: a child of the pod's sandbox.
+func (r *Runtime) handleID(h podworker.Handle) (mesos.ContainerID, error) {
+	sandbox, err := r.podParent(h.PodUID)
+	if err != nil {
+		return mesos.ContainerID{}, err
+	}
+	return mesos.ContainerID{Value: h.ID, Parent: &sandbox}, nil
+}
+
 // Start launches one attempt of a container (LAUNCH_CONTAINER). An attempt that is already running
 // (a retried launch) counts as started.
 func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt int32) (podworker.Handle, error) {
 	idValue := ContainerID(pod, c, attempt)
-	id, err := r.containerID(idValue)
+	sandbox, err := r.podParent(pod.UID)
 	if err != nil {
 		return podworker.Handle{}, err
 	}
-	env, err := Environment(ctx, pod, c, r.cfg.Env)
+	id := mesos.ContainerID{Value: idValue, Parent: &sandbox}
+	pe := r.cfg.Env
+	r.mu.Lock()
+	sb := r.sandboxes[pod.UID]
+	r.mu.Unlock()
+	if sb != nil && sb.podIP != "" {
+		pe.PodIP = sb.podIP
+	}
+	env, err := Environment(ctx, pod, c, pe)
 	if err != nil {
 		// The kubelet's generateContainerConfig fails the same way (a missing ConfigMap key, …).
 		return podworker.Handle{}, &podworker.CreateError{Reason: podworker.ReasonCreateContainerConfigError, Message: err.Error()}
@@ -181,15 +207,18 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if err != nil {
 		return podworker.Handle{}, err
 	}
-	if err := r.prepareVolumes(ctx, pod); err != nil {
+	if sb != nil {
+		vols = append(vols, networkVolumes(c)...)
+	}
+	if err := r.prepareVolumes(ctx, pod, pe); err != nil {
 		return podworker.Handle{}, err
 	}
 	var pullConfig []byte
 	if c.Image != "" {
 		pullConfig = dockerConfig(ctx, pod, r.cfg.Env.Lookup)
 	}
+	// No resources: the container shares its sandbox's cgroups (PodResources).
 	call := agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols, pullConfig, linux), nil)
-	call.LaunchContainer.Resources, call.LaunchContainer.Limits = Resources(c)
 	if err := r.call(ctx, call); err != nil {
 		if pe := imagePullError(c.Image, err); c.Image != "" && pe != nil {
 			return podworker.Handle{}, pe
@@ -202,18 +231,18 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	r.mu.Lock()
 	r.caps[idValue] = &mesos.LinuxInfo{BoundingCapabilities: linux.BoundingCapabilities, EffectiveCapabilities: linux.EffectiveCapabilities}
 	r.mu.Unlock()
-	return podworker.Handle{ID: idValue, LogPath: filepath.Join(r.cfg.Sandbox, "containers", idValue, "stdout")}, nil
+	return podworker.Handle{ID: idValue, LogPath: filepath.Join(ContainerDir(r.cfg.Sandbox, pod.UID, idValue), "stdout"), PodUID: pod.UID}, nil
 }
 
 // prepareVolumes materializes the pod's volumes once (retried by the next Start after a failure).
-func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod) error {
+func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, pe PodEnv) error {
 	r.mu.Lock()
 	done := r.prepared[pod.UID]
 	r.mu.Unlock()
 	if done || len(pod.Spec.Volumes) == 0 {
 		return nil
 	}
-	if err := PrepareVolumes(ctx, r.cfg.Sandbox, pod, r.cfg.Env); err != nil {
+	if err := PrepareVolumes(ctx, r.cfg.Sandbox, pod, pe); err != nil {
 		return fmt.Errorf("preparing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	r.mu.Lock()
@@ -222,10 +251,11 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// CleanupPod removes the pod's materialized volumes once its containers are gone.
+// CleanupPod removes the pod's materialized volumes once its containers and sandbox are gone.
 func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 	r.mu.Lock()
 	delete(r.prepared, pod.UID)
+	delete(r.sandboxes, pod.UID)
 	r.mu.Unlock()
 	if err := RemoveVolumes(r.cfg.Sandbox, pod); err != nil {
 		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
@@ -237,7 +267,7 @@ func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 // restarts; nested containers of a checkpointing framework survive that) the call is retried with
 // back-off for up to Config.WaitRecovery; a container the agent does not know (404) is an error.
 func (r *Runtime) Wait(ctx context.Context, h podworker.Handle) (podworker.ExitStatus, error) {
-	id, err := r.containerID(h.ID)
+	id, err := r.handleID(h)
 	if err != nil {
 		return podworker.ExitStatus{}, err
 	}
@@ -245,7 +275,7 @@ func (r *Runtime) Wait(ctx context.Context, h podworker.Handle) (podworker.ExitS
 	for {
 		w, err := r.waitOnce(ctx, id)
 		if err == nil {
-			return exitStatus(w), nil
+			return r.sandboxLimited(ctx, h, exitStatus(w)), nil
 		}
 		if !retriable(err) || time.Since(since) > r.cfg.WaitRecovery {
 			return podworker.ExitStatus{}, fmt.Errorf("waiting for nested container %s: %w", h.ID, err)
@@ -309,9 +339,14 @@ func exitStatus(w *agent.Response_WaitContainer) podworker.ExitStatus {
 
 // Signal sends sig to the container (KILL_CONTAINER with signal).
 func (r *Runtime) Signal(ctx context.Context, h podworker.Handle, sig syscall.Signal) error {
-	id, err := r.containerID(h.ID)
+	id, err := r.handleID(h)
 	if err != nil {
 		return err
+	}
+	if sig == syscall.SIGKILL {
+		r.mu.Lock()
+		r.sigkilled[h.ID] = true
+		r.mu.Unlock()
 	}
 	call := agentcalls.KillContainer(id)
 	s := int32(sig)
@@ -325,7 +360,7 @@ func (r *Runtime) Signal(ctx context.Context, h podworker.Handle, sig syscall.Si
 // Remove deletes an exited container's sandbox (REMOVE_CONTAINER); a container the agent does not
 // know is already gone.
 func (r *Runtime) Remove(ctx context.Context, h podworker.Handle) error {
-	id, err := r.containerID(h.ID)
+	id, err := r.handleID(h)
 	if err != nil {
 		return err
 	}
@@ -333,6 +368,7 @@ func (r *Runtime) Remove(ctx context.Context, h podworker.Handle) error {
 	if err == nil || apierrors.CodeNotFound.Matches(err) {
 		r.mu.Lock()
 		delete(r.caps, h.ID)
+		delete(r.sigkilled, h.ID)
 		r.mu.Unlock()
 	}
 	if apierrors.CodeNotFound.Matches(err) {
@@ -350,7 +386,7 @@ func (r *Runtime) Exec(ctx context.Context, h podworker.Handle, command []string
 	if len(command) == 0 {
 		return 0, errors.New("exec: empty command")
 	}
-	parent, err := r.containerID(h.ID)
+	parent, err := r.handleID(h)
 	if err != nil {
 		return 0, err
 	}

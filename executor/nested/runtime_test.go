@@ -75,7 +75,7 @@ func TestWaitSurvivesAgentRestart(t *testing.T) {
 			defer srv.Close()
 			r := New(Config{AgentURL: srv.URL + "/api/v1", RetryInitial: time.Millisecond, RetryMax: 2 * time.Millisecond})
 			r.SetParent(mesos.ContainerID{Value: "exec"})
-			st, err := r.Wait(context.Background(), podworker.Handle{ID: "uid-main-0"})
+			st, err := r.Wait(context.Background(), podworker.Handle{ID: "uid-main-0", PodUID: "uid"})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Wait = %+v, %v", st, err)
 			}
@@ -87,7 +87,7 @@ func TestWaitSurvivesAgentRestart(t *testing.T) {
 			if fa.calls != tt.wantCalls {
 				t.Errorf("%d WAIT_CONTAINER calls, want %d", fa.calls, tt.wantCalls)
 			}
-			if diff := cmp.Diff("uid-main-0<exec", fa.waitIDs[0]); diff != "" {
+			if diff := cmp.Diff("uid-main-0<uid.sandbox", fa.waitIDs[0]); diff != "" {
 				t.Errorf("container ID (-want +got):\n%s", diff)
 			}
 		})

@@ -20,14 +20,16 @@ type TokenSource interface {
 	Token(ctx context.Context, pod *corev1.Pod, audience string, expirationSeconds int64) (string, error)
 }
 
-// VolumesDir is where, under the executor's sandbox, the volumes of each pod are materialized:
-// volumes/<pod uid>/<volume name>.
+// VolumesDir is where, in the pod sandbox's directory (the PARENT of the pod's containers), the
+// volumes of the pod are materialized: volumes/<volume name>.
 const VolumesDir = "volumes"
 
-// PodVolumesPath is the sandbox-relative directory of a pod's volumes.
-func PodVolumesPath(pod *corev1.Pod) string { return path.Join(VolumesDir, string(pod.UID)) }
+// PodVolumesPath is the executor-sandbox-relative directory of a pod's volumes.
+func PodVolumesPath(pod *corev1.Pod) string {
+	return path.Join("containers", SandboxID(pod.UID), VolumesDir)
+}
 
-// PrepareVolumes materializes the pod's volumes under <sandbox>/volumes/<uid>: emptyDir as an empty
+// PrepareVolumes materializes the pod's volumes under PodVolumesPath: emptyDir as an empty
 // directory, configMap, secret, downwardAPI and projected volumes as files (written once, when the pod
 // starts: later changes of the ConfigMap or Secret are not propagated, and tokens are not refreshed).
 // Volume types it does not know are errors (podtranslate refuses such pods before they get here).
@@ -235,7 +237,7 @@ func RemoveVolumes(sandbox string, pod *corev1.Pod) error {
 }
 
 // MesosVolumes are the volumes of a container: each volumeMount is the pod volume's directory in the
-// executor's sandbox (SANDBOX_PATH of the PARENT, as Mesos' default executor shares task group
+// pod sandbox's directory (SANDBOX_PATH of the PARENT, as Mesos' default executor shares task group
 // volumes), read-only when the mount says so. Mounts of unknown volumes are errors.
 func MesosVolumes(pod *corev1.Pod, c *corev1.Container) ([]mesos.Volume, error) {
 	known := map[string]bool{}
@@ -247,7 +249,7 @@ func MesosVolumes(pod *corev1.Pod, c *corev1.Container) ([]mesos.Volume, error) 
 		if !known[m.Name] {
 			return nil, fmt.Errorf("container %s mounts unknown volume %q", c.Name, m.Name)
 		}
-		rel := path.Join(PodVolumesPath(pod), m.Name)
+		rel := path.Join(VolumesDir, m.Name)
 		if m.SubPath != "" {
 			sub := path.Clean(m.SubPath)
 			if path.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") {

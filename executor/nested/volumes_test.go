@@ -50,7 +50,7 @@ func TestPrepareVolumes(t *testing.T) {
 	if err := PrepareVolumes(context.Background(), sandbox, pod, PodEnv{Lookup: lookup}); err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(sandbox, "volumes", "u1")
+	root := filepath.Join(sandbox, "containers", "u1.sandbox", "volumes")
 	// Writable by a container running as another user than the executor (runAsUser).
 	if fi, err := os.Stat(filepath.Join(root, "scratch")); err != nil {
 		t.Error(err)
@@ -117,8 +117,8 @@ func TestMesosVolumes(t *testing.T) {
 			SandboxPath: &mesos.Volume_Source_SandboxPath{Type: mesos.Volume_Source_SandboxPath_PARENT, Path: p}}
 	}
 	want := []mesos.Volume{
-		{ContainerPath: "/data", Mode: mesos.RW.Enum(), Source: src("volumes/u1/data")},
-		{ContainerPath: "/etc/app", Mode: mesos.RO.Enum(), Source: src("volumes/u1/cfg/app")},
+		{ContainerPath: "/data", Mode: mesos.RW.Enum(), Source: src("volumes/data")},
+		{ContainerPath: "/etc/app", Mode: mesos.RO.Enum(), Source: src("volumes/cfg/app")},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("volumes (-want +got):\n%s", diff)

@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Runtime runs the containers of pods. The pod worker is its only consumer; the executor's real
@@ -28,6 +29,9 @@ type Handle struct {
 	ID string
 	// LogPath is the file the container's stdout goes to ("" if unknown).
 	LogPath string
+	// PodUID is the pod the container belongs to (a runtime that nests containers in a pod
+	// sandbox finds the sandbox with it).
+	PodUID types.UID
 }
 
 // ExitStatus describes how a container ended.

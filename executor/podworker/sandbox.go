@@ -36,6 +36,8 @@ const (
 	// could not be created), and once it was stopped.
 	MsgNoPodSandbox    = "no pod sandbox exists"
 	MsgSandboxNotReady = "pod sandbox is not ready"
+	// MsgNoIPAddress: a sandbox on a pod network that got no address.
+	MsgNoIPAddress = "pod sandbox has no IP address"
 )
 
 // sandboxState is where a pod's sandbox is.
