@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config) error {
 			SandboxCommand: sandboxCmd,
 			DNS:            nested.DNS{ClusterDNS: dns, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf},
 			Env:            nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
-			Images:   imageconfig.New(imageconfig.Config{Registry: cfg.DockerRegistry, AgentURL: agentURL, Secrets: kubeLookup{client}}),
+			Images:         imageconfig.New(imageconfig.Config{Registry: cfg.DockerRegistry, AgentURL: agentURL, Secrets: kubeLookup{client}}),
 			Event: func(pod *corev1.Pod, eventType, reason, message string) {
 				recorder.Event(pod, eventType, reason, message)
 			},
