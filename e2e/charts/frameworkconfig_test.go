@@ -60,10 +60,10 @@ func chartFrameworkConfig(t *testing.T, values string) framework.Config {
 
 func chartFrameworkConfigFrom(t *testing.T, r *rendered) framework.Config {
 	t.Helper()
-	c := only[*appsv1.Deployment](t, r).Spec.Template.Spec.Containers[0]
+	c := named[*appsv1.Deployment](t, r, testFullname).Spec.Template.Spec.Containers[0]
 	dir := t.TempDir()
 	configFile := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(configFile, []byte(only[*corev1.ConfigMap](t, r).Data["config.yaml"]), 0o600); err != nil {
+	if err := os.WriteFile(configFile, []byte(named[*corev1.ConfigMap](t, r, testFullname+"-config").Data["config.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if c.Args[0] != "framework" {
@@ -139,6 +139,7 @@ framework: {stateNamespace: kubemesos-state, leaderElect: false, httpPort: 9090,
 executor: {uri: "https://artifacts.example.com/kubemesos", kubeconfig: /etc/executor.kubeconfig, cpus: 0.25, mem: 128,
            env: {KUBEMESOS_LOG_LEVEL: debug, KUBEMESOS_KUBELET_ADDRESS: ":10250"}}
 podOverhead: {cpus: 0.05, mem: 16}
+podNetwork: {name: kubemesos, podCIDRAttribute: subnet}
 `,
 			options: `{
 "mesos": {"master": "https://mesos.example.com/mesos", "framework_name": "km", "roles": "a,b/c", "failover_timeout": "1h30m",
@@ -148,7 +149,8 @@ podOverhead: {cpus: 0.05, mem: 16}
 "service": {"port": 9090, "log_level": "debug"},
 "executor": {"uri": "https://artifacts.example.com/kubemesos", "kubeconfig": "/etc/executor.kubeconfig", "cpus": 0.25, "mem": 128,
              "env": "KUBEMESOS_KUBELET_ADDRESS=:10250,KUBEMESOS_LOG_LEVEL=debug"},
-"pod_overhead": {"cpus": 0.05, "mem": 16}}`,
+"pod_overhead": {"cpus": 0.05, "mem": 16},
+"pod_network": {"name": "kubemesos", "pod_cidr_attribute": "subnet"}}`,
 			want: func() framework.Config {
 				c := defaults
 				c.Master = "https://mesos.example.com/mesos"
@@ -172,6 +174,7 @@ podOverhead: {cpus: 0.05, mem: 16}
 				c.ExecutorEnv = []string{"KUBEMESOS_KUBELET_ADDRESS=:10250", "KUBEMESOS_LOG_LEVEL=debug"}
 				c.PodOverheadCPUs = 0.05
 				c.PodOverheadMemMB = 16
+				c.PodNetwork, c.PodCIDRAttribute = "kubemesos", "subnet"
 				return c
 			}(),
 			wantSecret: true,

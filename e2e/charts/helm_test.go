@@ -82,7 +82,29 @@ image:
   tag: v0.2.0-rc.1
   pullPolicy: Always
 `},
+	{"pod-network-kube-proxy-and-coredns", podNetworkValues},
 }
+
+// podNetworkValues: a CNI pod network with cluster DNS, kube-proxy and CoreDNS run by kubemesos.
+const podNetworkValues = `
+scheduler:
+  name: mesos
+podNetwork:
+  name: kubemesos
+  podCIDRAttribute: pod_subnet
+  clusterDNS: 10.0.0.10
+  clusterDomain: k8s.example
+kubeProxy:
+  enabled: true
+  apiServer: https://192.0.2.2:6443
+  clusterCIDR: 10.244.0.0/16
+coreDNS:
+  enabled: true
+  replicas: 3
+executor:
+  env:
+    KUBEMESOS_KUBELET_ADDRESS: ":10250"
+`
 
 func TestChartLints(t *testing.T) {
 	kv, err := chartutil.ParseKubeVersion(kubeVersion)
@@ -361,6 +383,8 @@ func TestChartConfigFlowsIntoTheConfigMap(t *testing.T) {
 		"executor-mem":            96.0,
 		"pod-overhead-cpus":       0.0,
 		"pod-overhead-mem":        0.0,
+		"pod-network":             "host",
+		"pod-cidr-attribute":      "pod_cidr",
 	}
 	with := func(changes map[string]any) map[string]any {
 		out := map[string]any{}
@@ -419,6 +443,18 @@ func TestChartConfigFlowsIntoTheConfigMap(t *testing.T) {
 			wantSecretVolume: "mesos-credentials",
 		},
 		{
+			name:   "pod network and cluster DNS (executor settings merged)",
+			values: podNetworkValues,
+			want: with(map[string]any{
+				"scheduler-name":     "mesos",
+				"pod-network":        "kubemesos",
+				"pod-cidr-attribute": "pod_subnet",
+				"executor-env": []any{"KUBEMESOS_CLUSTER_DNS=10.0.0.10", "KUBEMESOS_CLUSTER_DOMAIN=k8s.example",
+					"KUBEMESOS_KUBELET_ADDRESS=:10250"},
+			}),
+			wantAdvertiseEnv: true,
+		},
+		{
 			name:             "http port",
 			values:           "framework:\n  httpPort: 8080\nmesos:\n  failoverTimeout: 1h30m\n  offerHold: 2s\n  refuseSeconds: 0.5\n",
 			want:             with(map[string]any{"http-address": ":8080", "failover-timeout": "1h30m", "offer-hold": "2s", "refuse-seconds": 0.5}),
@@ -428,7 +464,7 @@ func TestChartConfigFlowsIntoTheConfigMap(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := mustRender(t, valuesYAML(t, tc.values))
-			cm := only[*corev1.ConfigMap](t, r)
+			cm := named[*corev1.ConfigMap](t, r, testFullname+"-config")
 			if cm.Name != testFullname+"-config" {
 				t.Errorf("ConfigMap name %q", cm.Name)
 			}
@@ -446,7 +482,7 @@ func TestChartConfigFlowsIntoTheConfigMap(t *testing.T) {
 				}
 			}
 
-			c := only[*appsv1.Deployment](t, r).Spec.Template.Spec.Containers[0]
+			c := named[*appsv1.Deployment](t, r, testFullname).Spec.Template.Spec.Containers[0]
 			wantArgs := append([]string{"framework", "--config=/etc/kubemesos/config/config.yaml"}, tc.wantArgs...)
 			if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
@@ -454,7 +490,7 @@ func TestChartConfigFlowsIntoTheConfigMap(t *testing.T) {
 			if got := envValue(c, "KUBEMESOS_ADVERTISE_URL") != ""; got != tc.wantAdvertiseEnv {
 				t.Errorf("KUBEMESOS_ADVERTISE_URL set: %v, want %v", got, tc.wantAdvertiseEnv)
 			}
-			d := only[*appsv1.Deployment](t, r)
+			d := named[*appsv1.Deployment](t, r, testFullname)
 			var secretVolume string
 			for _, v := range d.Spec.Template.Spec.Volumes {
 				if v.Secret != nil {
@@ -550,6 +586,16 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"misspelt top-level key", "replicas: 3\n", []string{"replicas"}},
 		{"bad pull policy", "image:\n  pullPolicy: Sometimes\n", []string{"/image/pullPolicy"}},
 		{"bad update strategy", "updateStrategy:\n  type: BlueGreen\n", []string{"/updateStrategy/type"}},
+		{"pod network not a CNI name", "podNetwork:\n  name: my net\n", []string{"/podNetwork/name", "does not match pattern"}},
+		{"cluster DNS not an IP", "podNetwork:\n  clusterDNS: 10.0.0\n", []string{"/podNetwork/clusterDNS"}},
+		{"two cluster DNS IPs (one executor-env item each)", "podNetwork:\n  clusterDNS: 10.0.0.10,10.0.0.11\n", []string{"/podNetwork/clusterDNS"}},
+		{"bad cluster domain", "podNetwork:\n  clusterDomain: Cluster_Local\n", []string{"/podNetwork/clusterDomain"}},
+		{"cluster DNS through executor env", "executor:\n  env:\n    KUBEMESOS_CLUSTER_DNS: 10.0.0.10\n", []string{"/executor/env"}},
+		{"kube-proxy without API server", "kubeProxy:\n  enabled: true\n", []string{"/kubeProxy", "apiServer"}},
+		{"kube-proxy with a relative API server", "kubeProxy:\n  enabled: true\n  apiServer: 192.0.2.2:6443\n", []string{"/kubeProxy/apiServer"}},
+		{"kube-proxy cluster CIDR not a CIDR", "kubeProxy:\n  clusterCIDR: 10.244.0.0\n", []string{"/kubeProxy/clusterCIDR"}},
+		{"CoreDNS without cluster DNS", "podNetwork:\n  name: kubemesos\ncoreDNS:\n  enabled: true\n", []string{"/podNetwork/clusterDNS"}},
+		{"CoreDNS on the agents' network", "podNetwork:\n  clusterDNS: 10.0.0.10\ncoreDNS:\n  enabled: true\n", []string{"/podNetwork/name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := renderChart(t, valuesYAML(t, tc.values), testNamespace)

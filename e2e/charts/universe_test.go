@@ -210,6 +210,8 @@ func TestMarathonAppForDefaults(t *testing.T) {
 		"KUBEMESOS_EXECUTOR_MEM":            "96",
 		"KUBEMESOS_POD_OVERHEAD_CPUS":       "0",
 		"KUBEMESOS_POD_OVERHEAD_MEM":        "0",
+		"KUBEMESOS_POD_NETWORK":             "host",
+		"KUBEMESOS_POD_CIDR_ATTRIBUTE":      "pod_cidr",
 		"KUBEMESOS_LOG_LEVEL":               "info",
 	}
 	if diff := cmp.Diff(wantEnv, plainEnv(t, app)); diff != "" {
@@ -322,6 +324,27 @@ func TestMarathonAppForOverrides(t *testing.T) {
 			wantFetch:   []MarathonFetch{{URI: "https://c.example.com/k/kubeconfig"}},
 		},
 		{
+			name: "pod network with cluster DNS, merged with the executor settings",
+			options: `{"pod_network": {"name": "kubemesos", "pod_cidr_attribute": "subnet", "cluster_dns": "10.0.0.10", "cluster_domain": "k8s.example"},
+			           "executor": {"env": "KUBEMESOS_KUBELET_ADDRESS=:10250"}}`,
+			wantEnv: map[string]string{
+				"KUBEMESOS_POD_NETWORK":        "kubemesos",
+				"KUBEMESOS_POD_CIDR_ATTRIBUTE": "subnet",
+				"KUBEMESOS_EXECUTOR_ENV":       "KUBEMESOS_CLUSTER_DNS=10.0.0.10,KUBEMESOS_CLUSTER_DOMAIN=k8s.example,KUBEMESOS_KUBELET_ADDRESS=:10250",
+			},
+		},
+		{
+			name:    "cluster DNS alone",
+			options: `{"pod_network": {"name": "kubemesos", "cluster_dns": "fd00::a"}}`,
+			wantEnv: map[string]string{"KUBEMESOS_EXECUTOR_ENV": "KUBEMESOS_CLUSTER_DNS=fd00::a,KUBEMESOS_CLUSTER_DOMAIN=cluster.local"},
+		},
+		{
+			name:      "pod network without cluster DNS",
+			options:   `{"pod_network": {"name": "kubemesos"}}`,
+			wantEnv:   map[string]string{"KUBEMESOS_POD_NETWORK": "kubemesos"},
+			wantNoEnv: []string{"KUBEMESOS_EXECUTOR_ENV"},
+		},
+		{
 			name: "every framework option",
 			options: `{"scheduler": {"name": "mesos", "serve_default_scheduler": true},
 			           "framework": {"state_namespace": "mesos", "leader_elect": false, "advertise_url": "http://kubemesos.example.com:10260"},
@@ -414,6 +437,10 @@ func TestUniverseConfigRejectsBadOptions(t *testing.T) {
 		{"executor setting not a KUBEMESOS_ variable", `{"executor": {"env": "LOG_LEVEL=debug"}}`, []string{"/executor/env"}},
 		{"unknown option", `{"mesos": {"mastr": "http://m:5050"}}`, []string{"/mesos", "mastr"}},
 		{"quote in a string", `{"mesos": {"principal": "a\"b"}}`, []string{"/mesos/principal"}},
+		{"pod network not a CNI name", `{"pod_network": {"name": "my net"}}`, []string{"/pod_network/name"}},
+		{"cluster DNS not an IP", `{"pod_network": {"cluster_dns": "10.0.0"}}`, []string{"/pod_network/cluster_dns"}},
+		{"two cluster DNS IPs", `{"pod_network": {"cluster_dns": "10.0.0.10,10.0.0.11"}}`, []string{"/pod_network/cluster_dns"}},
+		{"cluster DNS through executor env", `{"executor": {"env": "KUBEMESOS_LOG_LEVEL=debug,KUBEMESOS_CLUSTER_DNS=10.0.0.10"}}`, []string{"/executor/env"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := loadUniverse(t)

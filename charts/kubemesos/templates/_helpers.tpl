@@ -86,15 +86,32 @@ framework's defaults (advertise-url is set from the pod IP in the Deployment whe
   "executor-mem" .Values.executor.mem
   "pod-overhead-cpus" .Values.podOverhead.cpus
   "pod-overhead-mem" .Values.podOverhead.mem
+  "pod-network" .Values.podNetwork.name
+  "pod-cidr-attribute" .Values.podNetwork.podCIDRAttribute
 }}
 {{- with .Values.mesos.principal }}{{ $_ := set $c "principal" . }}{{ end }}
 {{- with .Values.framework.advertiseURL }}{{ $_ := set $c "advertise-url" . }}{{ end }}
 {{- with .Values.executor.uri }}{{ $_ := set $c "executor-uri" . }}{{ end }}
 {{- with .Values.executor.kubeconfig }}{{ $_ := set $c "executor-kubeconfig" . }}{{ end }}
-{{- with .Values.executor.env }}
+{{- $settings := deepCopy (default dict .Values.executor.env) }}
+{{- with .Values.podNetwork.clusterDNS }}
+{{- $_ := set $settings "KUBEMESOS_CLUSTER_DNS" . }}
+{{- $_ := set $settings "KUBEMESOS_CLUSTER_DOMAIN" $.Values.podNetwork.clusterDomain }}
+{{- end }}
+{{- with $settings }}
 {{- $env := list }}
 {{- range $k, $v := . }}{{ $env = append $env (printf "%s=%s" $k (toString $v)) }}{{ end }}
 {{- $_ := set $c "executor-env" $env }}
 {{- end }}
 {{- toYaml $c }}
+{{- end }}
+
+{{/* Labels of the add-ons (kube-proxy, CoreDNS): kubeadm's k8s-app selector label and the release's. */}}
+{{- define "kubemesos.addonLabels" -}}
+{{- $ := index . 0 -}}
+k8s-app: {{ index . 1 }}
+helm.sh/chart: {{ include "kubemesos.chart" $ }}
+app.kubernetes.io/instance: {{ $.Release.Name }}
+app.kubernetes.io/managed-by: {{ $.Release.Service }}
+app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
