@@ -86,6 +86,10 @@ func attributeLabel(a *mesos.Attribute) (key, value, why string) {
 		return "", "", ""
 	}
 	key = LabelAttrPrefix + a.GetName()
+	// Placement labels every agent without a Node on every cycle: the common case skips the regexps.
+	if labelName(key[len("kubemesos.io/"):]) && (value == "" || labelName(value)) {
+		return key, value, ""
+	}
 	if errs := validation.IsQualifiedName(key); len(errs) > 0 {
 		return "", "", "label key " + strconv.Quote(key) + ": " + strings.Join(errs, "; ")
 	}
@@ -94,3 +98,20 @@ func attributeLabel(a *mesos.Attribute) (key, value, why string) {
 	}
 	return key, value, ""
 }
+
+// labelName reports whether s is a valid label value that is not empty, which is also what the name
+// part of a label key must be: at most 63 characters, alphanumerics, '-', '_' or '.', beginning and ending
+// with an alphanumeric (k8s.io/apimachinery/pkg/util/validation).
+func labelName(s string) bool {
+	if len(s) == 0 || len(s) > validation.LabelValueMaxLength || !alnum(s[0]) || !alnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		if c := s[i]; !alnum(c) && c != '-' && c != '_' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 func text(name, v string) mesos.Attribute {
@@ -55,5 +56,20 @@ func TestPlaceOSNodeSelectorWithoutNode(t *testing.T) {
 	checkPlan(t, in, plan)
 	if diff := cmp.Diff([]string{"p@a1"}, placed(plan)); diff != "" {
 		t.Errorf("placed (-want +got):\n%s", diff)
+	}
+}
+
+// labelName agrees with apimachinery's validation on values and on label key name parts.
+func TestLabelNameMatchesValidation(t *testing.T) {
+	for _, s := range []string{"a", "z1", "10.244.3.0", "10.244.3.0/24", "-a", "a-", "a_b.c-d", "A", "a b", "é", "",
+		strings.Repeat("a", 63), strings.Repeat("a", 64), "a..b", "_a", "a.", "x86_64", "arm64"} {
+		want := s != "" && len(validation.IsValidLabelValue(s)) == 0
+		if got := labelName(s); got != want {
+			t.Errorf("labelName(%q) = %v, validation says %v", s, got, want)
+		}
+		wantKey := len(validation.IsQualifiedName("kubemesos.io/"+s)) == 0
+		if got := labelName(s); got != wantKey {
+			t.Errorf("labelName(%q) = %v as a key name part, validation says %v", s, got, wantKey)
+		}
 	}
 }
