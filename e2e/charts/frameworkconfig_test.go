@@ -139,7 +139,7 @@ framework: {stateNamespace: kubemesos-state, leaderElect: false, httpPort: 9090,
 executor: {uri: "https://artifacts.example.com/kubemesos", kubeconfig: /etc/executor.kubeconfig, cpus: 0.25, mem: 128,
            env: {KUBEMESOS_LOG_LEVEL: debug, KUBEMESOS_KUBELET_ADDRESS: ":10250"}}
 podOverhead: {cpus: 0.05, mem: 16}
-podNetwork: {name: kubemesos, podCIDRAttribute: subnet}
+podNetwork: {name: kubemesos, podCIDRAttribute: subnet, clusterDNS: 10.0.0.10, clusterDomain: k8s.example}
 `,
 			options: `{
 "mesos": {"master": "https://mesos.example.com/mesos", "framework_name": "km", "roles": "a,b/c", "failover_timeout": "1h30m",
@@ -150,7 +150,7 @@ podNetwork: {name: kubemesos, podCIDRAttribute: subnet}
 "executor": {"uri": "https://artifacts.example.com/kubemesos", "kubeconfig": "/etc/executor.kubeconfig", "cpus": 0.25, "mem": 128,
              "env": "KUBEMESOS_KUBELET_ADDRESS=:10250,KUBEMESOS_LOG_LEVEL=debug"},
 "pod_overhead": {"cpus": 0.05, "mem": 16},
-"pod_network": {"name": "kubemesos", "pod_cidr_attribute": "subnet"}}`,
+"pod_network": {"name": "kubemesos", "pod_cidr_attribute": "subnet", "cluster_dns": "10.0.0.10", "cluster_domain": "k8s.example"}}`,
 			want: func() framework.Config {
 				c := defaults
 				c.Master = "https://mesos.example.com/mesos"
@@ -171,7 +171,8 @@ podNetwork: {name: kubemesos, podCIDRAttribute: subnet}
 				c.ExecutorKubeconfig = "/etc/executor.kubeconfig"
 				c.ExecutorCPUs = 0.25
 				c.ExecutorMemMB = 128
-				c.ExecutorEnv = []string{"KUBEMESOS_KUBELET_ADDRESS=:10250", "KUBEMESOS_LOG_LEVEL=debug"}
+				c.ExecutorEnv = []string{"KUBEMESOS_CLUSTER_DNS=10.0.0.10", "KUBEMESOS_CLUSTER_DOMAIN=k8s.example",
+					"KUBEMESOS_KUBELET_ADDRESS=:10250", "KUBEMESOS_LOG_LEVEL=debug"}
 				c.PodOverheadCPUs = 0.05
 				c.PodOverheadMemMB = 16
 				c.PodNetwork, c.PodCIDRAttribute = "kubemesos", "subnet"
