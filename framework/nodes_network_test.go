@@ -10,6 +10,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
@@ -71,6 +73,10 @@ func TestNodePodCIDRsFromAttribute(t *testing.T) {
 			// The CIDR is no label value: skipped, and the Node is written anyway.
 			if _, ok := n.Labels[offerbridge.LabelAttrPrefix+"pod_cidr"]; ok && strings.Contains(tc.value, "/") {
 				t.Errorf("labels = %v, want no pod_cidr label", n.Labels)
+			}
+			// What the API server would check (the fake clientset does not).
+			if errs := metav1validation.ValidateLabels(n.Labels, field.NewPath("metadata", "labels")); len(errs) > 0 {
+				t.Errorf("Node labels the API server refuses: %v", errs.ToAggregate())
 			}
 			if n.Labels[offerbridge.LabelAttrPrefix+"zone"] != "z1" {
 				t.Errorf("labels = %v, want the zone label", n.Labels)
