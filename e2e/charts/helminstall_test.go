@@ -65,10 +65,12 @@ func TestHelmInstalledFrameworkRunsADeploymentOnMesos(t *testing.T) {
 		t.Fatal(err)
 	}
 	simCfg := mesossim.ClusterConfig{
-		Agents:     2,
-		WorkDir:    filepath.Join(dir, "mesos"),
-		Master:     mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
-		AgentTweak: func(i int, cfg *agent.Config) { cfg.Hostname = fmt.Sprintf("helm-agent-%d", i) },
+		Agents:  2,
+		WorkDir: filepath.Join(dir, "mesos"),
+		// A pod CIDR is no label value: the Node is written without that label, with spec.podCIDR.
+		AgentAttributes: "pod_cidr:10.244.%d.0/24;rack:r%d",
+		Master:          mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
+		AgentTweak:      func(i int, cfg *agent.Config) { cfg.Hostname = fmt.Sprintf("helm-agent-%d", i) },
 	}
 	simhost.Configure(&simCfg, simhost.Resolve(simhost.Isolating), store.Dir, log)
 	sim, err := mesossim.StartCluster(simCfg)
@@ -156,6 +158,8 @@ executor: {kubeconfig: %q, serviceAccount: {create: true}}
 				Spec: corev1.PodSpec{
 					SchedulerName:                 "kubemesos",
 					TerminationGracePeriodSeconds: ptr.To[int64](2),
+					// As most public charts have it: the framework's Nodes carry kubernetes.io/os.
+					NodeSelector: map[string]string{corev1.LabelOSStable: "linux"},
 					Containers: []corev1.Container{{
 						Name: "web", Image: "busybox", Command: []string{"sleep", "3600"},
 						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
@@ -175,6 +179,24 @@ executor: {kubeconfig: %q, serviceAccount: {create: true}}
 		}
 		return runningOnMesos(ctx, cp, ns) == 2, nil
 	}, nil)
+
+	for i := range 2 {
+		n, err := cp.Client.CoreV1().Nodes().Get(ctx, fmt.Sprintf("helm-agent-%d", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("10.244.%d.0/24", i)
+		if n.Spec.PodCIDR != want || !slices.Equal(n.Spec.PodCIDRs, []string{want}) {
+			t.Errorf("Node %s: podCIDR %q podCIDRs %q, want %s (agent attribute pod_cidr)", n.Name, n.Spec.PodCIDR, n.Spec.PodCIDRs, want)
+		}
+		if _, ok := n.Labels["kubemesos.io/attr-pod_cidr"]; ok || n.Labels["kubemesos.io/attr-rack"] != fmt.Sprintf("r%d", i) ||
+			n.Labels[corev1.LabelOSStable] != "linux" || n.Labels[corev1.LabelArchStable] == "" {
+			t.Errorf("Node %s labels %v: want attr-rack, kubernetes.io/os and arch, no attr-pod_cidr", n.Name, n.Labels)
+		}
+		if info := n.Status.NodeInfo; info.ContainerRuntimeVersion != "mesos://"+mesossim.Version || info.OperatingSystem != "linux" {
+			t.Errorf("Node %s nodeInfo %+v, want operatingSystem linux, containerRuntimeVersion mesos://%s", n.Name, info, mesossim.Version)
+		}
+	}
 
 	// The chart's second replica: same configuration, its own pod address (here: port). It stands by on
 	// the Lease, then takes over when the first stops, and keeps scheduling.
