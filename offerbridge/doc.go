@@ -13,6 +13,9 @@
 //
 //	0/3 agents are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu.
 //
+// The host ports reason also names the ports the agent lacks, "… for the requested pod ports (port 8080)",
+// since with --pod-network host every containerPort is one.
+//
 // Several pods are placed per offer and per cycle. The default strategy spreads pods onto the least
 // allocated agent (kube-scheduler's default LeastAllocated score); BinPack packs them onto the fewest agents.
 // Pods without GPUs avoid agents that offer GPUs, and every pod avoids agents scheduled for maintenance,
