@@ -147,10 +147,13 @@ func shPod(name, script string, psc *corev1.PodSecurityContext, sc *corev1.Secur
 	}
 }
 
-// run starts the pod's container, waits for it and returns its exit and stdout.
+// run starts the pod's container (in a host-network sandbox unless the pod has one), waits for it and
+// returns its exit and stdout.
 func run(t *testing.T, r *nested.Runtime, pod *corev1.Pod) (podworker.ExitStatus, string) {
 	t.Helper()
-	withSandbox(t, r, pod, "")
+	if _, _, ok := r.SandboxFor(pod.UID); !ok {
+		withSandbox(t, r, pod, "")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)

@@ -261,7 +261,8 @@ func (r *Runtime) sandboxIP(ctx context.Context, id mesos.ContainerID) (string, 
 			continue
 		}
 		for _, c := range out.GetGetContainers().GetContainers() {
-			if !sameContainer(&c.ContainerID, &id) {
+			// Mesos names a nested container by its own value; its parents are in the status.
+			if !sameContainer(c.GetContainerStatus().GetContainerID(), &id) && !sameContainer(&c.ContainerID, &id) {
 				continue
 			}
 			for _, ni := range c.GetContainerStatus().GetNetworkInfos() {
