@@ -5,6 +5,12 @@
 // host processes) stays available with --isolation=posix/cpu,posix/mem, and is what an agent falls back
 // to without root.
 //
+// In isolating mode the agents also get the pod network (issue 10, e2e/podnet): Mesos' network/cni
+// isolator, each agent with its own address (ListenAddress and the Node's InternalIP), pod subnet
+// (attribute pod_cidr), CNI configuration named podnet.NetworkName, --runtime_dir and the CNI plugins;
+// the framework then runs with --pod-network kubemesos (Network.FrameworkArgs). Process mode has no pod
+// network (--pod-network host).
+//
 // A binary hosting such agents must call containerizer.MaybeRunHelper first thing in main or TestMain:
 // the agents re-execute it as `mesos-containerizer launch`.
 package simhost
@@ -62,15 +68,22 @@ func Resolve(isolation string) Mode {
 // Configure sets cfg's agents up for mode with registry (a directory of image archives) as their
 // --docker_registry: every agent its own --docker_store_dir under cfg.WorkDir, --cgroups_enable_cfs for
 // cpu limits, busybox for the --image-command fallback; in process mode the image isolators are only
-// recorded. It logs which mode runs and, in
-// process mode, why. cfg.WorkDir must be set.
-func Configure(cfg *mesossim.ClusterConfig, mode Mode, registry string, log logrus.FieldLogger) {
+// recorded. In isolating mode every agent also gets the pod network (see Network), whose slots the
+// caller releases with Network.Close after closing the cluster; in process mode the Network is nil
+// (its methods work on nil). It logs which mode runs and, in process mode, why. cfg.WorkDir must be set.
+func Configure(cfg *mesossim.ClusterConfig, mode Mode, registry string, log logrus.FieldLogger) (*Network, error) {
 	cfg.ImageProviders = "docker"
 	cfg.DockerRegistry = registry
 	tweak := cfg.AgentTweak
 	workDir := cfg.WorkDir
+	var network *Network
 	if mode.Isolating {
 		cfg.Isolation = mode.Isolation
+		var err error
+		if network, err = newNetwork(log); err != nil {
+			return nil, err
+		}
+		cfg.Isolation += ",network/cni"
 		if log != nil {
 			log.WithField("isolation", mode.Isolation).Info("the simulated agents isolate containers (isolating mode: namespaces, image rootfs, cgroups)")
 		}
@@ -88,10 +101,12 @@ func Configure(cfg *mesossim.ClusterConfig, mode Mode, registry string, log logr
 		}
 		c.CgroupsEnableCFS = true
 		c.DockerStoreDir = filepath.Join(workDir, "store", "agent-"+strconv.Itoa(i))
+		network.configure(i, c)
 		if tweak != nil {
 			tweak(i, c)
 		}
 	}
+	return network, nil
 }
 
 // String is a one-line description of the mode for usage texts.

@@ -57,6 +57,7 @@ func (f *kubemesosFramework) Start(ctx context.Context, env *environment) error 
 		"--advertise-url=" + url,
 		"--agent-poll-interval=2s",
 	}
+	args = append(args, env.network.FrameworkArgs()...)
 	f.cmd = exec.Command(bin, args...)
 	f.cmd.Stdout, f.cmd.Stderr = logFile, logFile
 	// Its own process group, and SIGKILL if local-up dies without stopping it.

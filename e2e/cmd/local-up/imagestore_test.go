@@ -32,10 +32,11 @@ func TestImageRegistryFallsBackToStandIns(t *testing.T) {
 		t.Fatalf("log %+v", e)
 	}
 	cfg := config{dir: t.TempDir(), agents: 1, mesosListen: "127.0.0.1:0"}
-	simCfg, err := simulatorConfig(cfg, log)
+	simCfg, network, err := simulatorConfig(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer network.Close()
 	if simCfg.DockerRegistry != filepath.Join(cfg.dir, "images") {
 		t.Fatalf("registry %s", simCfg.DockerRegistry)
 	}
@@ -54,10 +55,11 @@ func TestSimulatorUsesTheImageStore(t *testing.T) {
 	}
 	cfg := config{dir: t.TempDir(), agents: 1, mesosListen: "127.0.0.1:0", imageRegistry: registry,
 		imageCommands: map[string]string{"*": "echo fallback"}}
-	simCfg, err := simulatorConfig(cfg, log)
+	simCfg, network, err := simulatorConfig(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer network.Close()
 	if simCfg.DockerRegistry != registry {
 		t.Fatalf("registry %s, want %s", simCfg.DockerRegistry, registry)
 	}
@@ -70,6 +72,13 @@ func TestSimulatorUsesTheImageStore(t *testing.T) {
 	}
 	defer c.Close()
 	a := c.Agents()[0]
+	// Isolating agents are on the pod network, on an address of their own.
+	if a.Isolating() != (network != nil) {
+		t.Fatalf("isolating %v, pod network %v", a.Isolating(), network != nil)
+	}
+	if network != nil && !strings.HasPrefix(a.Endpoint(), network.Agent(0).IP.String()+":") {
+		t.Errorf("agent endpoint %s, want on its pod network address %s", a.Endpoint(), network.Agent(0).IP)
+	}
 	post := func(b []byte) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+a.Endpoint()+"/api/v1", bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")

@@ -26,6 +26,7 @@ import (
 	"github.com/kubemesos/kubemesos/e2e/cluster"
 	"github.com/kubemesos/kubemesos/e2e/imagestore"
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
+	"github.com/kubemesos/kubemesos/e2e/podnet"
 	"github.com/kubemesos/kubemesos/e2e/simhost"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
@@ -114,7 +115,10 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	if err := resetStateDir(cfg.dir); err != nil {
 		return err
 	}
-	cp, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(cfg.dir, "kube"), Binaries: &bins, Log: log})
+	// Isolating agents are on the pod network, which needs the API server reachable from pods and
+	// kube-proxy.
+	podNetwork := agentMode(cfg).Isolating
+	cp, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(cfg.dir, "kube"), Binaries: &bins, Log: log, PodNetwork: podNetwork})
 	if err != nil {
 		return fmt.Errorf("starting control plane: %w", err)
 	}
@@ -212,8 +216,10 @@ func printUsage(out io.Writer, cfg config, cp *cluster.ControlPlane, env *enviro
 	fmt.Fprintf(out, "\nkubemesos local cluster is up (%s).\n\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(out, "  %-24s %s\n", "API server", cp.URL)
 	pids := cp.PIDs()
-	for _, name := range []string{"kube-apiserver", "kube-controller-manager"} {
-		fmt.Fprintf(out, "  %-24s pid %d, log %s\n", name, pids[name], cp.LogPath(name))
+	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-proxy"} {
+		if pids[name] != 0 {
+			fmt.Fprintf(out, "  %-24s pid %d, log %s\n", name, pids[name], cp.LogPath(name))
+		}
 	}
 	fmt.Fprintf(out, "  %-24s %s (in this process), log %s\n", "etcd", cp.EtcdURL, cp.LogPath("etcd"))
 	for _, line := range env.notes {
@@ -233,6 +239,8 @@ type environment struct {
 
 	// mesosMaster is the simulated master's URL once it runs; the framework needs it.
 	mesosMaster string
+	// network is the agents' pod network (nil: host network, process mode).
+	network *simhost.Network
 }
 
 // component is something local-up runs next to the control plane: Start returns once it is ready,
@@ -248,6 +256,7 @@ func components() []component {
 	return []component{
 		&mesosSimulator{},
 		&kubemesosFramework{},
+		&clusterDNS{},
 	}
 }
 
@@ -255,21 +264,35 @@ func components() []component {
 // mesossim); the agents run executors as real processes with sandboxes under <dir>/mesos.
 type mesosSimulator struct {
 	cluster *mesossim.Cluster
+	network *simhost.Network
 }
 
 func (m *mesosSimulator) Name() string { return "mesos-sim" }
 
 func (m *mesosSimulator) Start(_ context.Context, env *environment) error {
-	simCfg, err := simulatorConfig(env.cfg, env.log.WithField("component", "mesos-sim"))
+	simCfg, network, err := simulatorConfig(env.cfg, env.log.WithField("component", "mesos-sim"))
 	if err != nil {
 		return err
 	}
+	m.network = network
 	c, err := mesossim.StartCluster(simCfg)
 	if err != nil {
 		return err
 	}
 	m.cluster = c
+	if err := network.Err(); err != nil {
+		return err
+	}
 	env.mesosMaster = c.URL
+	env.network = network
+	if network != nil {
+		var ips []string
+		for _, a := range network.Agents() {
+			ips = append(ips, a.IP.String()+" "+a.Subnet.String())
+		}
+		env.notes = append(env.notes, fmt.Sprintf("%-24s %s: agents (address, pod subnet) %s; Services %s, cluster DNS %s",
+			"pod network", podnet.NetworkName, strings.Join(ips, ", "), cluster.ServiceClusterIPRange, cluster.ClusterDNSIP))
+	}
 	env.notes = append(env.notes, fmt.Sprintf("%-24s %s (in this process), %d agents, sandboxes in %s, images in %s",
 		"mesos master", c.URL, env.cfg.agents, simCfg.WorkDir, simCfg.DockerRegistry),
 		fmt.Sprintf("%-24s %s", "containers", agentMode(env.cfg)))
@@ -297,12 +320,12 @@ func imageRegistry(ctx context.Context, opts imagestore.Options, log logrus.Fiel
 // (the image store) or, without it, from a registry of stand-ins written here (<dir>/images: busybox
 // and an Entrypoint image with configs only, see imagearchive.StandIns); any other image runs its
 // --image-command ("*" by default), since the simulator cannot pull.
-func simulatorConfig(cfg config, log logrus.FieldLogger) (mesossim.ClusterConfig, error) {
+func simulatorConfig(cfg config, log logrus.FieldLogger) (mesossim.ClusterConfig, *simhost.Network, error) {
 	registry := cfg.imageRegistry
 	if registry == "" {
 		registry = filepath.Join(cfg.dir, "images")
 		if err := imagearchive.WriteStandIns(registry); err != nil {
-			return mesossim.ClusterConfig{}, fmt.Errorf("writing the agents' image archives: %w", err)
+			return mesossim.ClusterConfig{}, nil, fmt.Errorf("writing the agents' image archives: %w", err)
 		}
 	}
 	simCfg := mesossim.ClusterConfig{
@@ -316,8 +339,8 @@ func simulatorConfig(cfg config, log logrus.FieldLogger) (mesossim.ClusterConfig
 		WorkDir:       filepath.Join(cfg.dir, "mesos"),
 		ImageCommands: cfg.imageCommands,
 	}
-	simhost.Configure(&simCfg, agentMode(cfg), registry, log)
-	return simCfg, nil
+	network, err := simhost.Configure(&simCfg, agentMode(cfg), registry, log)
+	return simCfg, network, err
 }
 
 // agentMode is how local-up's agents run containers: --isolation on this machine, and process mode
@@ -339,4 +362,33 @@ func (m *mesosSimulator) Stop() {
 	if m.cluster != nil {
 		m.cluster.Close()
 	}
+	// After the agents destroyed their containers: addresses, bridges, leftovers.
+	if err := m.network.Close(); err != nil {
+		logrus.WithError(err).Warn("releasing the pod network")
+	}
 }
+
+// clusterDNS runs CoreDNS in kube-system as an ordinary Deployment that kubemesos schedules (image
+// store's coredns image), behind Service kube-dns at cluster.ClusterDNSIP, the executors'
+// --cluster-dns. Only with the pod network.
+type clusterDNS struct{}
+
+func (*clusterDNS) Name() string { return "cluster DNS" }
+
+func (*clusterDNS) Start(ctx context.Context, env *environment) error {
+	if env.network == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := cluster.DeployCoreDNS(ctx, env.cp.Client, cluster.DNSOptions{Image: imagestore.CoreDNSImage}); err != nil {
+		return err
+	}
+	if err := cluster.WaitCoreDNS(ctx, env.cp.Client, ""); err != nil {
+		return err
+	}
+	env.notes = append(env.notes, fmt.Sprintf("%-24s kube-system/coredns (Deployment run by kubemesos), Service kube-dns %s", "cluster DNS", cluster.ClusterDNSIP))
+	return nil
+}
+
+func (*clusterDNS) Stop() {}

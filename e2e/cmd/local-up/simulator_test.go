@@ -24,10 +24,11 @@ func TestSimulatorProvisionsStandInImages(t *testing.T) {
 	log := logrus.New()
 	log.SetLevel(logrus.ErrorLevel)
 	cfg := config{dir: t.TempDir(), agents: 1, mesosListen: "127.0.0.1:0", imageCommands: map[string]string{"*": "echo fallback"}}
-	simCfg, err := simulatorConfig(cfg, log)
+	simCfg, network, err := simulatorConfig(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer network.Close()
 	c, err := mesossim.StartCluster(simCfg)
 	if err != nil {
 		t.Fatal(err)
