@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
+	"github.com/kubemesos/kubemesos/e2e/imagestore"
 	"github.com/kubemesos/kubemesos/e2e/simhost"
 	"github.com/kubemesos/kubemesos/mesossim"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
@@ -51,6 +52,8 @@ type envOptions struct {
 	// HostnamePrefix replaces the env's own prefix in its agents' hostnames: agents of another
 	// env's hostnames (agentHostname and teardown still use the env's own prefix).
 	HostnamePrefix string
+	// ClusterDNS runs CoreDNS for the env (see env.startClusterDNS) once the framework runs.
+	ClusterDNS bool
 }
 
 // env is one test's world: a namespace of the shared control plane, a simulated Mesos cluster, the
@@ -69,6 +72,10 @@ type env struct {
 	imageRegistry string
 	// mode is how the agents run containers (isolating unless -isolation says otherwise or not root).
 	mode simhost.Mode
+	// network is the agents' pod network (isolating mode), nil in process mode.
+	network *simhost.Network
+	// dns is set once CoreDNS runs in the env's namespace (envOptions.ClusterDNS).
+	dns bool
 	// simLogFile is closed after the simulator.
 	simLogFile *os.File
 	ledger     *offerLedger
@@ -131,10 +138,15 @@ func newEnv(t testing.TB, opts envOptions) *env {
 			cfg.Hostname = fmt.Sprintf("%s-agent-%d", prefix, i)
 		},
 	}
-	simhost.Configure(&simCfg, e.mode, e.imageRegistry, log)
+	if e.network, err = simhost.Configure(&simCfg, e.mode, e.imageRegistry, log); err != nil {
+		t.Fatal(err)
+	}
 	e.sim, err = mesossim.StartCluster(simCfg)
 	if err != nil {
 		t.Fatalf("starting mesossim: %v", err)
+	}
+	if err := e.network.Err(); err != nil {
+		t.Fatal(err)
 	}
 	e.ledger = newOfferLedger(t, e.sim.URL)
 
@@ -151,8 +163,33 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	if !opts.NoFramework {
 		e.startFramework(opts.FrameworkArgs...)
+		if opts.ClusterDNS {
+			e.startClusterDNS()
+		}
 	}
 	return e
+}
+
+// startClusterDNS runs CoreDNS for this env and waits until it is ready. Every env's executors use
+// the cluster DNS IP (cluster.ClusterDNSIP, --executor-env from simhost.Network.FrameworkArgs), but
+// envs come one after the other with their own agents and framework, so CoreDNS lives in the env's
+// namespace (Deployment, and the Service kube-dns holding that ClusterIP, which the previous env's
+// namespace deletion frees), scheduled by this env's framework and gone with the namespace: pods of
+// the env resolve <service>, <service>.<ns>.svc.cluster.local and names outside the cluster.
+func (e *env) startClusterDNS() {
+	e.t.Helper()
+	if e.network == nil {
+		e.t.Skip("cluster DNS needs the pod network (isolating agents, root)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e.dns = true
+	if err := cluster.DeployCoreDNS(ctx, e.kube, cluster.DNSOptions{Namespace: e.ns, Image: imagestore.CoreDNSImage}); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cluster.WaitCoreDNS(ctx, e.kube, e.ns); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // teardown stops everything newEnv started, in an order that leaves nothing running or pending.
@@ -189,6 +226,14 @@ func (e *env) teardown() {
 	}
 	e.sim.Close()
 	e.simLogFile.Close()
+	if err := e.network.Close(); err != nil {
+		e.t.Errorf("releasing the pod network: %v", err)
+	}
+	if e.dns {
+		if err := cluster.DeleteCoreDNS(ctx, e.kube, e.ns); err != nil {
+			e.t.Errorf("deleting CoreDNS' binding: %v", err)
+		}
+	}
 	for i := range e.sim.Agents() {
 		name := e.agentHostname(i)
 		if err := e.kube.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
@@ -229,6 +274,7 @@ func (e *env) frameworkArgs(extra []string) []string {
 		"--node-lease-duration=20s",
 		"--log-level=info",
 	}
+	args = append(args, e.network.FrameworkArgs()...)
 	return append(args, extra...)
 }
 

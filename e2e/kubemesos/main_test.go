@@ -129,6 +129,9 @@ func TestMain(m *testing.M) {
 	// The simulated agents re-execute this binary as Mesos' launch helper.
 	containerizer.MaybeRunHelper()
 	flag.Parse()
+	// Isolating agents are on the pod network: the API server must be reachable from pods and
+	// Services need kube-proxy.
+	shared.Options.PodNetwork = agentMode().Isolating
 	code := m.Run()
 	shared.Close(code != 0)
 	if binary.dir != "" {
