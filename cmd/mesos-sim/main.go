@@ -9,7 +9,9 @@
 //
 // With Linux isolators in --isolation (filesystem/linux, namespaces/pid, linux/capabilities, ...) and run
 // as root, the agents run nested containers and sessions isolated, through the launch helper this binary
-// also is (`mesos-containerizer launch`); otherwise as host processes.
+// also is (`mesos-containerizer launch`); otherwise as host processes. With network/cni in --isolation,
+// --network_cni_config_dir and --network_cni_plugins_dir give them CNI networks (%d in the config and
+// runtime dirs is the agent's index: agents of one host each need their own pod subnet).
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,8 +55,12 @@ type options struct {
 	effectiveCapabilities string
 	boundingCapabilities  string
 	disallowSharingPidNS  bool
-	seed                  int64
-	logLevel              string
+	// network/cni's flags; "%d" in the config and runtime dirs is the agent's index.
+	networkCNIConfigDir  string
+	networkCNIPluginsDir string
+	runtimeDir           string
+	seed                 int64
+	logLevel             string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -76,6 +83,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.effectiveCapabilities, "effective_capabilities", "", `the agents' --effective_capabilities (linux/capabilities), JSON: {"capabilities":["NET_RAW"]}`)
 	fs.StringVar(&o.boundingCapabilities, "bounding_capabilities", "", `the agents' --bounding_capabilities (linux/capabilities), JSON: {"capabilities":["NET_RAW"]}`)
 	fs.BoolVar(&o.disallowSharingPidNS, "disallow_sharing_agent_pid_namespace", false, "the agents' --disallow_sharing_agent_pid_namespace (namespaces/pid)")
+	fs.StringVar(&o.networkCNIConfigDir, "network_cni_config_dir", "", "the agents' --network_cni_config_dir (network/cni): their CNI network configurations; %d is replaced by the agent index, so that each agent can have its own networks")
+	fs.StringVar(&o.networkCNIPluginsDir, "network_cni_plugins_dir", "", "the agents' --network_cni_plugins_dir (network/cni): search path of the CNI plugins")
+	fs.StringVar(&o.runtimeDir, "runtime_dir", "", "the agents' --runtime_dir (default: Mesos', /var/run/mesos as root); %d is replaced by the agent index")
 	fs.StringArrayVar(&o.imageCommands, "image-command", nil, "image=command: what runs for a container of an image the agents cannot provision, when it has no command (repeatable; '*' for any image; not a Mesos flag)")
 	fs.Int64Var(&o.seed, "seed", 1, "allocator seed (agent order)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level")
@@ -118,10 +128,13 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 	if err != nil {
 		return mesossim.ClusterConfig{}, err
 	}
-	tweak := func(_ int, a *agent.Config) {
+	tweak := func(i int, a *agent.Config) {
 		a.CgroupsHierarchy, a.CgroupsRoot = o.cgroupsHierarchy, o.cgroupsRoot
 		a.EffectiveCapabilities, a.BoundingCapabilities = effective, bounding
 		a.DisallowSharingAgentPidNamespace = o.disallowSharingPidNS
+		a.NetworkCNIConfigDir = perAgent(o.networkCNIConfigDir, i)
+		a.NetworkCNIPluginsDir = o.networkCNIPluginsDir
+		a.RuntimeDir = perAgent(o.runtimeDir, i)
 	}
 	return mesossim.ClusterConfig{
 		AgentTweak: tweak,
@@ -133,6 +146,11 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		AgentAttributes: o.agentAttributes, WorkDir: o.workDir, ImageCommands: images,
 		ImageProviders: o.imageProviders, DockerRegistry: o.dockerRegistry, Isolation: o.isolation,
 	}, nil
+}
+
+// perAgent replaces "%d" in an agent flag's value by the agent's index.
+func perAgent(value string, i int) string {
+	return strings.ReplaceAll(value, "%d", strconv.Itoa(i))
 }
 
 // parseCapabilities reads a Mesos CapabilityInfo flag ({"capabilities": ["NET_RAW", ...]}); "" is unset.

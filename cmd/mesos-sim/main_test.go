@@ -123,3 +123,28 @@ func TestIsolatorFlags(t *testing.T) {
 		t.Errorf("unknown capability: %v", err)
 	}
 }
+
+// network/cni's flags carry Mesos' names; "%d" in the config and runtime dirs gives each agent its own.
+func TestNetworkFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--isolation", "filesystem/linux,network/cni", "--network_cni_config_dir", "/etc/cni/agent-%d",
+		"--network_cni_plugins_dir", "/opt/cni/bin", "--runtime_dir", "/run/sim/%d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.clusterConfig(logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a agent.Config
+	cfg.AgentTweak(1, &a)
+	if got := [3]string{a.NetworkCNIConfigDir, a.NetworkCNIPluginsDir, a.RuntimeDir}; got != [3]string{"/etc/cni/agent-1", "/opt/cni/bin", "/run/sim/1"} {
+		t.Errorf("agent 1's network flags = %v", got)
+	}
+	o, _ = parseFlags(nil)
+	cfg, _ = o.clusterConfig(logrus.New())
+	a = agent.Config{}
+	cfg.AgentTweak(0, &a)
+	if a.NetworkCNIConfigDir != "" || a.NetworkCNIPluginsDir != "" || a.RuntimeDir != "" {
+		t.Errorf("defaults: %+v, want the agent's (Mesos') defaults", a)
+	}
+}

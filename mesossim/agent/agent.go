@@ -92,6 +92,19 @@ type Config struct {
 	// directories, as separate mesos-agent processes would.
 	DockerStoreDir          string
 	ImageProvisionerBackend string
+	// NetworkCNIConfigDir, NetworkCNIPluginsDir and RuntimeDir are the Mesos agent flags
+	// --network_cni_config_dir, --network_cni_plugins_dir (network/cni, when --isolation names it) and
+	// --runtime_dir (default DefaultRuntimeDir(): /var/run/mesos for root, as Mesos computes it), where
+	// the isolator keeps each container's network namespace handle and CNI results. Agents of one host
+	// should each have their own runtime dir, as separate mesos-agent processes would.
+	NetworkCNIConfigDir  string
+	NetworkCNIPluginsDir string
+	RuntimeDir           string
+	// PortMappingHostIP (a simulator knob, not a Mesos flag) is the host IP every CNI port mapping of
+	// this agent binds to (CNI portmap's runtimeConfig portMappings[].hostIP). Several simulated agents
+	// share one host network namespace, so each binds its containers' host ports on its own IP; a real
+	// mesos-agent has the host to itself and maps the port on every address. Empty: every address.
+	PortMappingHostIP string
 	// ProcessMode (a simulator knob, not a Mesos flag) keeps containers host processes even when
 	// --isolation names Linux isolators and the agent could isolate: --isolation stays what images need
 	// (filesystem/linux,docker/runtime) while containers run as in the default posix isolation.
@@ -233,6 +246,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.DockerRegistry == "" {
 		cfg.DockerRegistry = DefaultDockerRegistry
+	}
+	if cfg.RuntimeDir == "" {
+		cfg.RuntimeDir = DefaultRuntimeDir()
+	}
+	if cfg.PortMappingHostIP != "" && net.ParseIP(cfg.PortMappingHostIP) == nil {
+		return nil, fmt.Errorf("agent %s: PortMappingHostIP %q is not an IP address", cfg.ID.Value, cfg.PortMappingHostIP)
 	}
 	imageTypes, err := validateImageFlags(&cfg)
 	if err != nil {
@@ -709,6 +728,7 @@ func (a *Agent) statusUpdateLocked(f *framework, status mesos.TaskStatus, fromEx
 			Warn("ignoring non-terminal update of a terminated task")
 		return
 	}
+	a.addContainerStatusLocked(t, &status)
 	k := streamKey{fid, status.TaskID.Value}
 	head, dup := a.updates.add(k, pendingUpdate{status: status, fromExecutor: fromExecutor})
 	if dup {

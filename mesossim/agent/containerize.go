@@ -5,12 +5,14 @@ import (
 	"errors"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
@@ -51,6 +53,10 @@ func newContainerizer(cfg Config, imageTypes map[mesos.Image_Type]bool, log logr
 		EffectiveCapabilities:            cfg.EffectiveCapabilities,
 		BoundingCapabilities:             cfg.BoundingCapabilities,
 		DisallowSharingAgentPidNamespace: cfg.DisallowSharingAgentPidNamespace,
+		NetworkCNIConfigDir:              cfg.NetworkCNIConfigDir,
+		NetworkCNIPluginsDir:             cfg.NetworkCNIPluginsDir,
+		RuntimeDir:                       cfg.RuntimeDir,
+		PortMappingHostIP:                cfg.PortMappingHostIP,
 	}, log)
 	if err != nil {
 		return nil, errors.New("Failed to create a containerizer: Could not create MesosContainerizer: " + err.Error())
@@ -73,6 +79,15 @@ func newContainerizer(cfg Config, imageTypes map[mesos.Image_Type]bool, log logr
 	}
 	log.WithField("isolation", cfg.Isolation).Info("containers run isolated by the Linux launcher")
 	return z, nil
+}
+
+// DefaultRuntimeDir is mesos-agent's default --runtime_dir (src/slave/flags.cpp): /var/run/mesos when
+// /var/run is readable and writable (root), else <tmp>/mesos/runtime.
+func DefaultRuntimeDir() string {
+	if unix.Access("/var/run", unix.R_OK|unix.W_OK) == nil {
+		return filepath.Join("/var/run", "mesos")
+	}
+	return filepath.Join(os.TempDir(), "mesos", "runtime")
 }
 
 // Isolating reports whether the agent runs containers through the containerizer (not process mode).

@@ -33,6 +33,9 @@ type container struct {
 
 	// cz is the containerizer's view of the container when the agent isolates (nil in process mode).
 	cz *containerizer.Container
+	// resources and limits are a nested container's LAUNCH_CONTAINER resources and limits.
+	resources []mesos.Resource
+	limits    map[string]mesos.Value_Scalar
 
 	exited bool
 	status int32
@@ -196,7 +199,8 @@ func (a *Agent) launchContainerWithLocked(id mesos.ContainerID, cmdInfo *mesos.C
 	for _, v := range command.GetEnvironment().GetVariables() {
 		env[v.Name] = v.GetValue()
 	}
-	c := &container{id: id, key: key, dir: dir, image: image, out: newOutputHub(), done: make(chan struct{})}
+	c := &container{id: id, key: key, dir: dir, image: image, out: newOutputHub(), done: make(chan struct{}),
+		resources: res, limits: limits}
 	if session {
 		c.sessionOut, _ = c.out.subscribe() // a new hub is open
 	}
@@ -303,6 +307,7 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 		defer a.wg.Done()
 		status := wait()
 		killGroup(c.pid, syscall.SIGKILL)
+		a.destroyNested(c)
 		copying.Wait()
 		outR.Close()
 		errR.Close()
@@ -324,6 +329,25 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 		a.log.WithFields(logrus.Fields{"containerID": c.key, "status": status}).Debug("container exited")
 	}()
 	return nil
+}
+
+// destroyNested kills the containers nested in c and returns once they have terminated: Mesos
+// destroys a container's nested containers before the container itself, so WAIT_CONTAINER of a pod's
+// sandbox answers after its containers are gone (an isolating agent's containerizer did that already;
+// in process mode they are separate process groups).
+func (a *Agent) destroyNested(c *container) {
+	a.mu.Lock()
+	var nested []*container
+	for key, o := range a.containers {
+		if strings.HasPrefix(key, c.key+"/") && o.executor == nil && !o.exited {
+			o.killLocked(sigkill)
+			nested = append(nested, o)
+		}
+	}
+	a.mu.Unlock()
+	for _, o := range nested {
+		<-o.done
+	}
 }
 
 // outputHub fans a container's output out to attached clients.

@@ -131,7 +131,7 @@ func (m *fakeMaster) states(taskID string) []string {
 
 // waitFor polls cond until it holds (real processes are involved, so this is a deadline, not a timing
 // assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -144,7 +144,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // newTestAgent starts an agent on a fresh work dir; on cleanup it stops the agent and checks that no
 // process is left running in the work dir.
-func newTestAgent(t *testing.T, m *fakeMaster, mutate func(*Config)) *Agent {
+func newTestAgent(t testing.TB, m *fakeMaster, mutate func(*Config)) *Agent {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -201,7 +201,7 @@ func processesIn(dir string) []string {
 	return out
 }
 
-func mustResources(t *testing.T, s string) mesos.Resources {
+func mustResources(t testing.TB, s string) mesos.Resources {
 	t.Helper()
 	var out mesos.Resources
 	for _, part := range strings.Split(s, ";") {

@@ -55,7 +55,7 @@ func newNestedFixtureWith(t *testing.T, mutate func(*Config)) *nestedFixture {
 }
 
 // postCall sends an agent API call as JSON and returns the status code and the body.
-func postCall(t *testing.T, a *Agent, call *agentapi.Call, headers ...string) (int, string) {
+func postCall(t testing.TB, a *Agent, call *agentapi.Call, headers ...string) (int, string) {
 	t.Helper()
 	body, err := json.Marshal(call)
 	if err != nil {

@@ -86,6 +86,8 @@ func (a *Agent) serveOperatorAPI(w http.ResponseWriter, r *http.Request) {
 			GetVersion: &agentapi.Response_GetVersion{VersionInfo: mesos.VersionInfo{Version: MesosVersion}}})
 	case agentapi.Call_GET_FLAGS:
 		respondMessage(w, mt.accept, &agentapi.Response{Type: agentapi.Response_GET_FLAGS, GetFlags: &agentapi.Response_GetFlags{Flags: a.flags()}})
+	case agentapi.Call_GET_CONTAINERS:
+		respondMessage(w, mt.accept, a.getContainers(call.GetContainers))
 	case agentapi.Call_LAUNCH_NESTED_CONTAINER:
 		l := call.LaunchNestedContainer
 		a.handleLaunch(w, l.ContainerID, l.Command, l.Container, nil, nil)
@@ -611,10 +613,17 @@ func (a *Agent) flags() []mesos.Flag {
 		"executor_shutdown_grace_period": formatDuration(a.cfg.ExecutorShutdownGracePeriod),
 		"isolation":                      a.cfg.Isolation,
 		"recovery_timeout":               formatDuration(a.cfg.RecoveryTimeout),
+		"runtime_dir":                    a.cfg.RuntimeDir,
 		"work_dir":                       a.cfg.WorkDir,
 	}
 	if a.cfg.ImageProviders != "" {
 		vals["image_providers"] = a.cfg.ImageProviders
+	}
+	if a.cfg.NetworkCNIConfigDir != "" {
+		vals["network_cni_config_dir"] = a.cfg.NetworkCNIConfigDir
+	}
+	if a.cfg.NetworkCNIPluginsDir != "" {
+		vals["network_cni_plugins_dir"] = a.cfg.NetworkCNIPluginsDir
 	}
 	names := make([]string, 0, len(vals))
 	for n := range vals {

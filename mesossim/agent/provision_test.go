@@ -27,7 +27,7 @@ var (
 )
 
 // busyboxRegistry is a registry directory holding the busybox image (Debian's busybox-static).
-func busyboxRegistry(t *testing.T) string {
+func busyboxRegistry(t testing.TB) string {
 	t.Helper()
 	busyboxOnce.Do(func() {
 		ctx := context.Background()

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
@@ -72,6 +73,9 @@ type running struct {
 	syncW    *os.File
 	prov     RootfsProvisioner // set when the containerizer provisioned the rootfs
 	done     chan struct{}
+	// destroying is set (under Containerizer.mu) once the container's init has ended: no child may
+	// launch in it any more.
+	destroying bool
 
 	mu   sync.Mutex
 	term Termination
@@ -211,6 +215,10 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 	var parent *running
 	if c.Parent != nil {
 		parent = z.containers[c.Parent.Key]
+		if parent != nil && parent.destroying {
+			z.mu.Unlock()
+			return nil, fmt.Errorf("Parent container %s is in 'DESTROYING' state", mesosContainerID(*c.ID.Parent))
+		}
 	}
 	r := &running{c: c, done: make(chan struct{})}
 	z.containers[c.Key] = r
@@ -225,6 +233,7 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 			z.mu.Lock()
 			delete(z.containers, c.Key)
 			z.mu.Unlock()
+			close(r.done) // a parent's destroy may be waiting for it
 		}
 	}()
 
@@ -418,7 +427,9 @@ func (z *Containerizer) fork(r *running, cfg helperConfig, stdio Stdio) error {
 		return fmt.Errorf("Failed to fork the launch helper: %w", err)
 	}
 	r.cmd = cmd
+	r.mu.Lock()
 	r.c.Pid = cmd.Process.Pid
+	r.mu.Unlock()
 	r.syncW = syncW
 	if err := json.NewEncoder(infoW).Encode(cfg); err != nil {
 		return fmt.Errorf("Failed to send the launch info: %w", err)
@@ -480,8 +491,10 @@ func (z *Containerizer) reap(r *running) {
 			status = int32(ws)
 		}
 	}
-	// Whatever the command left in its process group goes with it (Mesos destroys the whole
-	// container); a cloned pid namespace took its processes with its init already.
+	// Mesos destroys a container whose init ended: its nested containers first, then whatever the
+	// command left in its process group (a cloned pid namespace took its processes with its init
+	// already), then the isolators clean up (network/cni's DEL once no child is in the namespace).
+	z.destroyChildren(r)
 	killTree(r.c.Pid, unix.SIGKILL)
 	z.cleanup(r)
 	r.mu.Lock()
@@ -491,6 +504,34 @@ func (z *Containerizer) reap(r *running) {
 	delete(z.containers, r.c.Key)
 	z.mu.Unlock()
 	close(r.done)
+}
+
+// destroyChildren destroys the containers nested in r, each after its own children
+// (MesosContainerizerProcess::destroy), and returns once they are cleaned up. A child still launching
+// is killed again until its launch has ended one way or the other.
+func (z *Containerizer) destroyChildren(r *running) {
+	z.mu.Lock()
+	r.destroying = true
+	var children []*running
+	for _, o := range z.containers {
+		if o.c.Parent != nil && o.c.Parent.Key == r.c.Key {
+			children = append(children, o)
+		}
+	}
+	z.mu.Unlock()
+	for _, ch := range children {
+		for done := false; !done; {
+			ch.mu.Lock()
+			pid := ch.c.Pid
+			ch.mu.Unlock()
+			killTree(pid, unix.SIGKILL)
+			select {
+			case <-ch.done:
+				done = true
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // cleanup runs every prepared isolator's Cleanup in reverse order.

@@ -667,6 +667,7 @@ type portMapping struct {
 	HostPort      uint32 `json:"hostPort"`
 	ContainerPort uint32 `json:"containerPort"`
 	Protocol      string `json:"protocol"`
+	HostIP        string `json:"hostIP,omitempty"`
 }
 
 func (n *networkCNI) runtimeConf(id string, nw *cniNetwork, netns, cacheDir string) *libcni.RuntimeConf {
@@ -678,7 +679,8 @@ func (n *networkCNI) runtimeConf(id string, nw *cniNetwork, netns, cacheDir stri
 			if proto == "" {
 				proto = "tcp"
 			}
-			maps = append(maps, portMapping{HostPort: pm.HostPort, ContainerPort: pm.ContainerPort, Protocol: proto})
+			maps = append(maps, portMapping{HostPort: pm.HostPort, ContainerPort: pm.ContainerPort, Protocol: proto,
+				HostIP: n.flags.PortMappingHostIP})
 		}
 		rt.CapabilityArgs = map[string]any{"portMappings": maps}
 	}

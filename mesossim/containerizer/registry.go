@@ -36,6 +36,10 @@ type Flags struct {
 	// NetworkCNIConfigDir, NetworkCNIPluginsDir and RuntimeDir are --network_cni_config_dir,
 	// --network_cni_plugins_dir and --runtime_dir (network/cni; RuntimeDir "" is /var/run/mesos).
 	NetworkCNIConfigDir, NetworkCNIPluginsDir, RuntimeDir string
+	// PortMappingHostIP is not a Mesos flag: simulated agents share the host's network namespace, so
+	// each binds its containers' port_mappings to its own IP (portmap's portMappings[].hostIP); ""
+	// maps them on every address, as Mesos does.
+	PortMappingHostIP string
 }
 
 // Defaults of Mesos' agent flags.
