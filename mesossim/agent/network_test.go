@@ -631,3 +631,29 @@ func BenchmarkPodSandbox(b *testing.B) {
 		}
 	}
 }
+
+// The network/cni isolator exists only when --isolation names it, as Mesos builds isolators from
+// --isolation: with the CNI flags alone the agent makes nothing under its runtime dir and a container
+// naming a network gets no address of it.
+func TestNetworkCNIIsolatorOnlyWhenNamed(t *testing.T) {
+	nw := newPodNet(t, 189, nil)
+	p := newPodAgent(t, nw, func(c *Config) { c.Isolation = "filesystem/linux,docker/runtime,namespaces/pid" })
+	if _, err := os.Stat(filepath.Join(p.runtimeDir, "isolators/network/cni")); !os.IsNotExist(err) {
+		t.Errorf("the network/cni isolator's root directory exists without network/cni in --isolation: %v", err)
+	}
+	sandbox, code, body := p.launchSandbox(t, "host-0", nw.name)
+	if code != http.StatusOK {
+		t.Fatalf("LAUNCH_CONTAINER: %d %s", code, body)
+	}
+	for _, c := range p.getContainers(t, true) {
+		if c.ContainerID.Value == sandbox.Value && len(c.ContainerStatus.NetworkInfos) != 0 {
+			t.Errorf("the sandbox has networks without the isolator: %+v", c.ContainerStatus.NetworkInfos)
+		}
+	}
+	p.killAndWait(t, sandbox)
+
+	q := newPodAgent(t, nw, nil)
+	if _, err := os.Stat(filepath.Join(q.runtimeDir, "isolators/network/cni")); err != nil {
+		t.Errorf("with network/cni in --isolation: %v", err)
+	}
+}
