@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -217,7 +218,7 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 		parent = z.containers[c.Parent.Key]
 		if parent != nil && parent.destroying {
 			z.mu.Unlock()
-			return nil, fmt.Errorf("Parent container %s is in 'DESTROYING' state", mesosContainerID(*c.ID.Parent))
+			return nil, fmt.Errorf("Parent container %s is in 'DESTROYING' state", strings.ReplaceAll(c.Parent.Key, "/", "."))
 		}
 	}
 	r := &running{c: c, done: make(chan struct{})}
