@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -83,6 +84,7 @@ func lockCNITests(t testing.TB) {
 // bridges kmag<n> (the containerizer's tests use lower numbers).
 type podNet struct {
 	name, bridge, gateway, confDir, ipamDir string
+	subnet                                  *net.IPNet
 }
 
 func newPodNet(t testing.TB, n int, ipRange map[string]string, extra ...map[string]any) *podNet {
@@ -101,7 +103,8 @@ func newPodNet(t testing.TB, n int, ipRange map[string]string, extra ...map[stri
 		confDir: t.TempDir(),
 		ipamDir: t.TempDir(),
 	}
-	r := map[string]string{"subnet": fmt.Sprintf("10.244.%d.0/24", n)}
+	_, p.subnet, _ = net.ParseCIDR(fmt.Sprintf("10.244.%d.0/24", n))
+	r := map[string]string{"subnet": p.subnet.String()}
 	for k, v := range ipRange {
 		r[k] = v
 	}
@@ -158,7 +161,8 @@ func newPodAgent(t testing.TB, nw *podNet, mutate func(*Config)) *podAgent {
 
 func (p *podAgent) objects(t testing.TB) containerizer.NetworkCounts {
 	t.Helper()
-	n, err := containerizer.NetworkObjects(p.runtimeDir, p.net.ipamDir)
+	// Only this network's veths and rules: other processes' pods may come and go meanwhile.
+	n, err := containerizer.NetworkObjects(p.runtimeDir, p.net.ipamDir, p.net.subnet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +531,7 @@ func TestPodSandboxNetworkErrors(t *testing.T) {
 	p := newPodAgent(t, nw, func(c *Config) { c.NetworkCNIPluginsDir = plugins + ":" + failing })
 	objects := func() [2]containerizer.NetworkCounts {
 		t.Helper()
-		h, err := containerizer.NetworkObjects(p.runtimeDir, half.ipamDir)
+		h, err := containerizer.NetworkObjects(p.runtimeDir, half.ipamDir, half.subnet)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -19,7 +20,7 @@ type NetworkCounts struct {
 	// NSHandles are network namespace handles (nsfs mounts) under <runtime_dir>/isolators/network/cni,
 	// ContainerDirs the container directories there.
 	NSHandles, ContainerDirs int
-	// Veths are the host's veth links (every bridge's, not only the networks' of this runtime dir).
+	// Veths are the host's veth links (with subnets: those on a bridge with an address in one).
 	Veths int
 	// IPAMFiles are host-local's address reservations: files named by an IP under the IPAM data dir
 	// or its network directories.
@@ -32,8 +33,10 @@ type NetworkCounts struct {
 
 // NetworkObjects counts the CNI network objects on the host for an agent with runtimeDir
 // (--runtime_dir) whose networks keep host-local's reservations under ipamDir (its "dataDir"; "" skips
-// them). Missing directories and nftables tables count as none.
-func NetworkObjects(runtimeDir, ipamDir string) (NetworkCounts, error) {
+// them). Missing directories and nftables tables count as none. Veths and nftables rules are the
+// host's; given subnets (the networks' pod subnets), only the veths on their bridges and the rules
+// naming an address in them count, so that other processes' containers do not.
+func NetworkObjects(runtimeDir, ipamDir string, subnets ...*net.IPNet) (NetworkCounts, error) {
 	var n NetworkCounts
 	root := filepath.Join(runtimeDir, cniDir)
 	if real, err := filepath.EvalSymlinks(root); err == nil {
@@ -66,7 +69,7 @@ func NetworkObjects(runtimeDir, ipamDir string) (NetworkCounts, error) {
 		return n, err
 	}
 	for _, l := range links {
-		if strings.HasPrefix(l.Name(), "veth") {
+		if strings.HasPrefix(l.Name(), "veth") && (len(subnets) == 0 || onBridgeIn(l.Name(), subnets)) {
 			n.Veths++
 		}
 	}
@@ -77,16 +80,56 @@ func NetworkObjects(runtimeDir, ipamDir string) (NetworkCounts, error) {
 		}
 	}
 	for _, family := range []string{"ip", "ip6"} {
-		c, err := nftRules(family, "cni_hostport", "")
+		c, err := nftRules(family, "cni_hostport", "", subnets)
 		if err != nil {
 			return n, err
 		}
 		n.PortmapRules += c
 	}
-	if n.MasqRules, err = nftRules("inet", "cni_plugins_masquerade", "masq_checks"); err != nil {
+	if n.MasqRules, err = nftRules("inet", "cni_plugins_masquerade", "masq_checks", subnets); err != nil {
 		return n, err
 	}
 	return n, nil
+}
+
+// onBridgeIn reports whether a link's master is a bridge with an address in one of subnets.
+func onBridgeIn(link string, subnets []*net.IPNet) bool {
+	master, err := os.Readlink(filepath.Join("/sys/class/net", link, "master"))
+	if err != nil {
+		return false
+	}
+	br, err := net.InterfaceByName(filepath.Base(master))
+	if err != nil {
+		return false
+	}
+	addrs, _ := br.Addrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && inSubnets(ipn.IP, subnets) {
+			return true
+		}
+	}
+	return false
+}
+
+func inSubnets(ip net.IP, subnets []*net.IPNet) bool {
+	for _, s := range subnets {
+		if s.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+var ipv4Re = regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b`)
+
+// namesSubnet reports whether an nftables rule names an address in one of subnets.
+func namesSubnet(rule string, subnets []*net.IPNet) bool {
+	for _, m := range ipv4Re.FindAllString(rule, -1) {
+		if ip := net.ParseIP(m); ip != nil && inSubnets(ip, subnets) {
+			return true
+		}
+	}
+	return false
 }
 
 // mountTypes maps mount IDs to their filesystem type (the field after " - " in mountinfo).
@@ -135,8 +178,9 @@ func countIPFiles(dir string, depth int) (int, error) {
 	return n, nil
 }
 
-// nftRules counts the rules of an nftables table (or of one chain of it); no nft or no table is 0.
-func nftRules(family, table, chain string) (int, error) {
+// nftRules counts the rules of an nftables table (or of one chain of it), with subnets only those
+// naming an address in one; no nft or no table is 0.
+func nftRules(family, table, chain string, subnets []*net.IPNet) (int, error) {
 	nft, err := exec.LookPath("nft")
 	if err != nil {
 		return 0, nil
@@ -160,6 +204,9 @@ func nftRules(family, table, chain string) (int, error) {
 		l := strings.TrimSpace(line)
 		if !strings.Contains(l, "# handle") || strings.HasPrefix(l, "table ") || strings.HasPrefix(l, "chain ") ||
 			strings.HasPrefix(l, "set ") || strings.HasPrefix(l, "map ") {
+			continue
+		}
+		if len(subnets) > 0 && !namesSubnet(l, subnets) {
 			continue
 		}
 		n++
