@@ -790,15 +790,8 @@ func (a *Agent) forwardHeadLocked(k streamKey) {
 			a.toMasterLocked(func() { a.cfg.Master.StatusUpdate(agentID, fwID, status) })
 		}
 	}
-	if d := a.faults.Delay; d > 0 {
-		a.afterLocked(d, func() {
-			if _, g, ok := a.updates.head(k); ok && g == gen && !a.partitioned {
-				send()
-			}
-		})
-	} else {
-		send()
-	}
+	// The retry timer is armed before the update can reach the master: whoever reacts to the update
+	// (a test stepping a fake clock) finds it armed.
 	if h := a.retry[k]; h != nil {
 		h.cancel()
 	}
@@ -808,6 +801,15 @@ func (a *Agent) forwardHeadLocked(k streamKey) {
 			a.forwardHeadLocked(k)
 		}
 	})
+	if d := a.faults.Delay; d > 0 {
+		a.afterLocked(d, func() {
+			if _, g, ok := a.updates.head(k); ok && g == gen && !a.partitioned {
+				send()
+			}
+		})
+	} else {
+		send()
+	}
 }
 
 // timerHandle is a cancellable timer on the agent's clock.

@@ -186,7 +186,7 @@ func (p *podAgent) launchSandbox(t testing.TB, pod, network string, ports ...mes
 	hostname := pod
 	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Hostname: &hostname,
 		NetworkInfos: []mesos.NetworkInfo{{Name: &network, PortMappings: ports}}}
-	code, body := postCall(t, p.a, agentcalls.LaunchContainer(id, shell("exec sleep 1000"), ci, nil))
+	code, body := postCall(t, p.a, agentcalls.LaunchContainer(id, shell("exec sleep 3600"), ci, nil))
 	return id, code, body
 }
 
@@ -272,12 +272,12 @@ func TestPodSandboxAndContainerShareTheNetwork(t *testing.T) {
 	p := newPodAgent(t, nw, nil)
 	before := p.objects(t)
 
-	ports := []mesos.NetworkInfo_PortMapping{{HostPort: 18181, ContainerPort: 8080, Protocol: ptr("tcp")}}
+	ports := []mesos.NetworkInfo_PortMapping{{HostPort: 18181, ContainerPort: 8080, Protocol: ptrTo("tcp")}}
 	sandbox, code, body := p.launchSandbox(t, "web-0", nw.name, ports...)
 	if code != http.StatusOK {
 		t.Fatalf("LAUNCH_CONTAINER of the sandbox: %d %s", code, body)
 	}
-	app := p.launchChild(t, sandbox, "app", "hostname; ip -o -4 addr show dev eth0; echo ready; exec sleep 1000")
+	app := p.launchChild(t, sandbox, "app", "hostname; ip -o -4 addr show dev eth0; echo ready; exec sleep 3600")
 	out := p.output(t, app)
 
 	all := p.getContainers(t, true)
@@ -367,7 +367,7 @@ func TestPodSandboxAndContainerShareTheNetwork(t *testing.T) {
 	app2 := p.launchChild(t, sandbox2, "app", "trap 'exit 0' TERM; echo ready; while :; do sleep 1; done")
 	p.output(t, app2)
 	if code, body := postCall(t, p.a, &agentapi.Call{Type: agentapi.Call_KILL_CONTAINER, KillContainer: &agentapi.Call_KillContainer{
-		ContainerID: app2, Signal: ptr(int32(syscall.SIGTERM))}}); code != http.StatusOK {
+		ContainerID: app2, Signal: ptrTo(int32(syscall.SIGTERM))}}); code != http.StatusOK {
 		t.Fatalf("KILL_CONTAINER of the child: %d %s", code, body)
 	}
 	if st := p.wait(t, app2); st != 0 {
@@ -381,8 +381,6 @@ func TestPodSandboxAndContainerShareTheNetwork(t *testing.T) {
 		t.Errorf("network objects before %+v, after the second sandbox %+v", before, after)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // executorUpdate sends TASK_RUNNING for a task as the executor would (UPDATE on the executor API) with
 // the given container_status, and waits until the master has it.
@@ -428,8 +426,8 @@ func TestPodSandboxKillDestroysItsContainersFirst(t *testing.T) {
 			if code != http.StatusOK {
 				t.Fatalf("LAUNCH_CONTAINER of the sandbox: %d %s", code, body)
 			}
-			app := p.launchChild(t, sandbox, "app", "echo ready; exec sleep 1000")
-			side := p.launchChild(t, sandbox, "side", "echo ready; exec sleep 1000")
+			app := p.launchChild(t, sandbox, "app", "echo ready; exec sleep 3600")
+			side := p.launchChild(t, sandbox, "side", "echo ready; exec sleep 3600")
 			p.output(t, app)
 			p.output(t, side)
 			var pids []uint32
@@ -476,7 +474,7 @@ func TestPortMappingHostIPPerAgent(t *testing.T) {
 			c.ListenAddress, c.PortMappingHostIP = ip+":0", ip
 		})
 		sandbox, code, body := p.launchSandbox(t, fmt.Sprintf("web-%d", i), nw.name,
-			mesos.NetworkInfo_PortMapping{HostPort: 18080, ContainerPort: 8080, Protocol: ptr("tcp")})
+			mesos.NetworkInfo_PortMapping{HostPort: 18080, ContainerPort: 8080, Protocol: ptrTo("tcp")})
 		if code != http.StatusOK {
 			t.Fatalf("agent %d: LAUNCH_CONTAINER of the sandbox: %d %s", i, code, body)
 		}
@@ -555,7 +553,7 @@ func TestPodSandboxNetworkErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, code, body := p.launchSandbox(t, tc.pod, tc.network,
-				mesos.NetworkInfo_PortMapping{HostPort: 18185, ContainerPort: 80, Protocol: ptr("tcp")})
+				mesos.NetworkInfo_PortMapping{HostPort: 18185, ContainerPort: 80, Protocol: ptrTo("tcp")})
 			if code != http.StatusBadRequest || body != tc.want {
 				t.Fatalf("LAUNCH_CONTAINER = %d %q\nwant 400 %q", code, body, tc.want)
 			}
@@ -587,11 +585,11 @@ func TestPodSandboxChurnLeavesNothing(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		pod := fmt.Sprintf("churn-%d", i)
 		sandbox, code, body := p.launchSandbox(t, pod, nw.name,
-			mesos.NetworkInfo_PortMapping{HostPort: uint32(31000 + i), ContainerPort: 80, Protocol: ptr("tcp")})
+			mesos.NetworkInfo_PortMapping{HostPort: uint32(31000 + i), ContainerPort: 80, Protocol: ptrTo("tcp")})
 		if code != http.StatusOK {
 			t.Fatalf("pod %d: LAUNCH_CONTAINER of the sandbox: %d %s", i, code, body)
 		}
-		app := p.launchChild(t, sandbox, "app", "exec sleep 1000")
+		app := p.launchChild(t, sandbox, "app", "exec sleep 3600")
 		if i%2 == 0 {
 			p.killAndWait(t, app)
 		}
@@ -621,11 +619,11 @@ func BenchmarkPodSandbox(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		sandbox, code, body := p.launchSandbox(b, fmt.Sprintf("bench-%d", i), nw.name,
-			mesos.NetworkInfo_PortMapping{HostPort: uint32(31000 + i%1000), ContainerPort: 80, Protocol: ptr("tcp")})
+			mesos.NetworkInfo_PortMapping{HostPort: uint32(31000 + i%1000), ContainerPort: 80, Protocol: ptrTo("tcp")})
 		if code != http.StatusOK {
 			b.Fatalf("LAUNCH_CONTAINER of the sandbox: %d %s", code, body)
 		}
-		app := p.launchChild(b, sandbox, "app", "exec sleep 1000")
+		app := p.launchChild(b, sandbox, "app", "exec sleep 3600")
 		p.killAndWait(b, app)
 		p.killAndWait(b, sandbox)
 		for _, id := range []mesos.ContainerID{app, sandbox} {

@@ -80,7 +80,7 @@ func TestGetContainersAndTaskContainerStatusInProcessMode(t *testing.T) {
 	c1 := f.child("c1")
 	res := mustResources(t, "cpus:0.5;mem:64")
 	limits := map[string]mesos.Value_Scalar{"mem": {Value: 128}}
-	call := agentcalls.LaunchContainer(c1, shell("exec sleep 1000"), nil, res)
+	call := agentcalls.LaunchContainer(c1, shell("exec sleep 3600"), nil, res)
 	call.LaunchContainer.Limits = limits
 	if code, body := postCall(t, f.a, call); code != http.StatusOK {
 		t.Fatalf("LAUNCH_CONTAINER: %d %s", code, body)
@@ -148,5 +148,43 @@ func TestAgentUpdateOfAQueuedTaskHasNoContainerStatus(t *testing.T) {
 	waitFor(t, "the kill's update", func() bool { return len(m.updates("q")) > 0 })
 	if cs := m.updates("q")[0].ContainerStatus; cs != nil {
 		t.Errorf("container_status %+v of an update for a task that never reached its executor", cs)
+	}
+}
+
+// In process mode too, a nested container's end destroys the containers nested in it before its
+// WAIT_CONTAINER answers (they are separate process groups there).
+func TestNestedContainersEndWithTheirParentInProcessMode(t *testing.T) {
+	f := newNestedFixture(t)
+	parent := f.child("sandbox")
+	child := mesos.ContainerID{Value: "app", Parent: &parent}
+	for _, id := range []mesos.ContainerID{parent, child} {
+		if code, body := postCall(t, f.a, agentcalls.LaunchContainer(id, shell("exec sleep 3600"), nil, nil)); code != http.StatusOK {
+			t.Fatalf("LAUNCH_CONTAINER %s: %d %s", id.Value, code, body)
+		}
+	}
+	var pid uint32
+	code, body := postCall(t, f.a, &agentapi.Call{Type: agentapi.Call_GET_CONTAINERS, GetContainers: &agentapi.Call_GetContainers{ShowNested: ptrTo(true)}})
+	var r agentapi.Response
+	if err := json.Unmarshal([]byte(body), &r); code != http.StatusOK || err != nil {
+		t.Fatalf("GET_CONTAINERS: %d %s", code, body)
+	}
+	for _, c := range r.GetContainers.Containers {
+		if c.ContainerID.Value == "app" {
+			pid = c.ContainerStatus.GetExecutorPID()
+		}
+	}
+	if !pidAlive(pid) {
+		t.Fatalf("no live pid for the child: %+v", r.GetContainers.Containers)
+	}
+	postCall(t, f.a, agentcalls.KillContainer(parent))
+	if code, body := postCall(t, f.a, agentcalls.WaitContainer(parent)); code != http.StatusOK {
+		t.Fatalf("WAIT_CONTAINER: %d %s", code, body)
+	}
+	if pidAlive(pid) {
+		t.Fatalf("the child (pid %d) outlives its parent's WAIT_CONTAINER", pid)
+	}
+	code, body = postCall(t, f.a, agentcalls.WaitContainer(child))
+	if err := json.Unmarshal([]byte(body), &r); code != http.StatusOK || err != nil || r.GetWaitContainer().GetExitStatus() != int32(syscall.SIGKILL) {
+		t.Errorf("WAIT_CONTAINER of the child: %d %s, want SIGKILL", code, body)
 	}
 }
