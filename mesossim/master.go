@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -103,6 +105,22 @@ type agentEntry struct {
 	reregistered *time.Time
 	unreachable  bool
 	unreachableT time.Time
+}
+
+// ip is the agent's address as its libprocess PID carries it (what Mesos reports in the agent's pid
+// and offer URLs): the host of a simulated agent's endpoint, which agents on the pod network each have
+// of their own; 127.0.0.1 for agents that do not say.
+func (ag *agentEntry) ip() string {
+	if a, ok := ag.handle.(interface{ Endpoint() string }); ok {
+		if host, _, err := net.SplitHostPort(a.Endpoint()); err == nil && host != "" {
+			return host
+		}
+	}
+	return "127.0.0.1"
+}
+
+func (ag *agentEntry) pid() string {
+	return "slave(1)@" + net.JoinHostPort(ag.ip(), strconv.Itoa(int(ag.info.GetPort())))
 }
 
 type offer struct {
@@ -329,7 +347,7 @@ func (m *Master) Allocate() int {
 			Attributes:     ag.info.Attributes,
 			AllocationInfo: &mesos.Resource_AllocationInfo{Role: strPtr(d.Role)},
 			URL: &mesos.URL{Scheme: "http", Address: mesos.Address{
-				Hostname: strPtr(ag.info.Hostname), IP: strPtr("127.0.0.1"), Port: ag.info.GetPort()}, Path: strPtr("/slave(1)")},
+				Hostname: strPtr(ag.info.Hostname), IP: strPtr(ag.ip()), Port: ag.info.GetPort()}, Path: strPtr("/slave(1)")},
 		}
 		for eid := range f.executors[d.AgentID] {
 			o.ExecutorIDs = append(o.ExecutorIDs, mesos.ExecutorID{Value: eid})

@@ -109,7 +109,7 @@ func (m *Master) getAgents() *master.Response_GetAgents {
 		if u := usages[id]; u != nil {
 			used, offered = u.used, u.offered
 		}
-		pid := fmt.Sprintf("slave(1)@127.0.0.1:%d", ag.info.GetPort())
+		pid := ag.pid()
 		a := master.Response_GetAgents_Agent{
 			AgentInfo: ag.info, Active: true, Version: Version, PID: &pid, RegisteredTime: timeInfo(ag.registered),
 			TotalResources: total, AllocatedResources: used, OfferedResources: offered,
@@ -368,7 +368,7 @@ func (m *Master) stateModel() map[string]any {
 			used, offered = u.used, u.offered
 		}
 		s := map[string]any{
-			"id": id, "pid": fmt.Sprintf("slave(1)@127.0.0.1:%d", ag.info.GetPort()), "hostname": ag.info.Hostname,
+			"id": id, "pid": ag.pid(), "hostname": ag.info.Hostname,
 			"port": ag.info.GetPort(), "registered_time": secs(ag.registered),
 			"resources": resourcesModel(total), "used_resources": resourcesModel(used),
 			"offered_resources": resourcesModel(offered), "unreserved_resources": resourcesModel(total),
