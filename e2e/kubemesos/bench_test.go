@@ -7,8 +7,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 )
 
 // BenchmarkDeploymentRollout measures what made the earlier bridge slow (one pod per offer and an
@@ -72,4 +74,61 @@ func BenchmarkDeploymentRollout(b *testing.B) {
 	}
 	b.ReportMetric(float64(first.Milliseconds())/float64(b.N), "ms/first-pod")
 	b.ReportMetric(float64(all.Milliseconds())/float64(b.N), "ms/all-pods")
+}
+
+// BenchmarkPodStart measures one pod's start, from its creation to Ready, through the real control
+// plane, the framework process and mesossim's isolating agents: on the pod network (a sandbox
+// container joined to the CNI bridge network, then the pod's container under it) and with
+// --pod-network host (the container alone, on the agent's network). Each iteration creates a new
+// pod; deleting the previous one is not timed.
+//
+//	cd e2e && go test ./kubemesos/ -run '^$' -bench PodStart -benchtime 10x
+func BenchmarkPodStart(b *testing.B) {
+	for _, network := range []string{podNetworkName, "host"} {
+		b.Run("network="+network, func(b *testing.B) {
+			if m := agentMode(); !m.Isolating {
+				b.Skipf("the agents run %s", m)
+			}
+			e := newEnv(b, envOptions{Agents: 1, FrameworkArgs: []string{"--pod-network=" + network}})
+			ctx := context.Background()
+			spec := podSpec(sleeper)
+			spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+			var total time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				name := fmt.Sprintf("start-%d", i)
+				start := time.Now()
+				if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+					p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+					return err == nil && podReady(p), nil
+				})
+				if err != nil {
+					b.Fatalf("pod %s not Ready: %v", name, err)
+				}
+				took := time.Since(start)
+				total += took
+				b.StopTimer()
+				p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("pod %s Ready after %v, podIP %s", name, took.Round(time.Millisecond), p.Status.PodIP)
+				if err := e.kube.CoreV1().Pods(e.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+					_, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+					return apierrors.IsNotFound(err), nil
+				})
+				if err != nil {
+					b.Fatalf("pod %s not gone: %v", name, err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/pod-ready")
+		})
+	}
 }
