@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -96,6 +97,10 @@ type ControlPlane struct {
 	Files PKIFiles
 	// AdvertiseIP is the API server's address for pods (Options.PodNetwork), nil without.
 	AdvertiseIP net.IP
+	// AdvertisedKubeconfigPath is the admin kubeconfig with the advertised address as its server
+	// (Options.PodNetwork; "" without): for executors, which point their pods' KUBERNETES_SERVICE_HOST
+	// at the API server of their own kubeconfig, and 127.0.0.1 is the pod's own loopback.
+	AdvertisedKubeconfigPath string
 	// KubeProxyLivez is kube-proxy's /livez URL (Options.PodNetwork), "" without.
 	KubeProxyLivez string
 
@@ -182,6 +187,10 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	started := time.Now()
 	if opts.PodNetwork {
 		cp.netOpts = podnet.Options{Dir: opts.NetDir}
+		// First, and not within ReadyTimeout: another control plane's kube-proxy may hold it long.
+		if err := cp.lockKubeProxy(ctx); err != nil {
+			return nil, err
+		}
 		if cp.hostIP, err = podnet.AcquireControlPlaneIP(cp.netOpts); err != nil {
 			return nil, fmt.Errorf("the API server's address: %w", err)
 		}
@@ -334,6 +343,17 @@ func (cp *ControlPlane) writeKubeconfigs(now time.Time) error {
 		rc, err := writeKubeconfig(*id.path, kubeconfig(cp.URL, cp.servingCA.certPEM, id.user, credentials{certPEM: kp.certPEM, keyPEM: kp.keyPEM}))
 		if err != nil {
 			return err
+		}
+		if id.admin && cp.AdvertiseIP != nil {
+			u, err := url.Parse(cp.URL)
+			if err != nil {
+				return err
+			}
+			cp.AdvertisedKubeconfigPath = filepath.Join(cp.Dir, "kubeconfigs", "admin-advertised.kubeconfig")
+			server := "https://" + net.JoinHostPort(cp.AdvertiseIP.String(), u.Port())
+			if _, err := writeKubeconfig(cp.AdvertisedKubeconfigPath, kubeconfig(server, cp.servingCA.certPEM, id.user, credentials{certPEM: kp.certPEM, keyPEM: kp.keyPEM})); err != nil {
+				return err
+			}
 		}
 		if id.admin {
 			cp.Config = rc

@@ -44,6 +44,18 @@ func (cp *ControlPlane) kubeProxyArgs(kubeconfig string) []string {
 	}
 }
 
+// lockKubeProxy waits until this control plane may run the host's kube-proxy.
+func (cp *ControlPlane) lockKubeProxy(ctx context.Context) error {
+	unlock, err := podnet.LockKubeProxy(ctx, cp.netOpts, func(holder string) {
+		cp.log.WithField("holder", holder).Warn("another control plane's kube-proxy runs on this host (kube-proxy's nftables table is host-wide): waiting for it to stop")
+	})
+	if err != nil {
+		return err
+	}
+	cp.unlockKubeProxy = unlock
+	return nil
+}
+
 // startKubeProxy starts kube-proxy with its own client certificate (system:kube-proxy, which the
 // bootstrap ClusterRoleBinding system:node-proxier authorizes), once it holds the host's kube-proxy
 // lock; waitKubeProxy waits for it.
@@ -59,13 +71,6 @@ func (cp *ControlPlane) startKubeProxy(ctx context.Context) error {
 	if _, err := writeKubeconfig(kubeconfigPath, kubeconfig(cp.URL, cp.servingCA.certPEM, "system:kube-proxy", credentials{certPEM: kp.certPEM, keyPEM: kp.keyPEM})); err != nil {
 		return err
 	}
-	unlock, err := podnet.LockKubeProxy(ctx, cp.netOpts, func(holder string) {
-		cp.log.WithField("holder", holder).Warn("another control plane's kube-proxy runs on this host (kube-proxy's nftables table is host-wide): waiting for it to stop")
-	})
-	if err != nil {
-		return err
-	}
-	cp.unlockKubeProxy = unlock
 	// A table left by a kube-proxy that was killed would hold its Services until ours rewrote it.
 	if err := podnet.DeleteKubeProxyTable(); err != nil {
 		return err

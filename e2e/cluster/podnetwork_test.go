@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubemesos/kubemesos/e2e/podnet"
@@ -57,6 +59,21 @@ func TestPodNetworkControlPlane(t *testing.T) {
 	}
 	if got, err := readyz(net.JoinHostPort(cp.AdvertiseIP.String(), port)); err != nil || got != "200 ok" {
 		t.Fatalf("readyz on the advertised address: %q, %v", got, err)
+	}
+	// The executors' kubeconfig names that address (and is trusted there).
+	adv, err := clientcmd.BuildConfigFromFlags("", cp.AdvertisedKubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "https://" + net.JoinHostPort(cp.AdvertiseIP.String(), port); adv.Host != want {
+		t.Errorf("advertised kubeconfig's server %s, want %s", adv.Host, want)
+	}
+	advClient, err := kubernetes.NewForConfig(adv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := advClient.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
+		t.Errorf("through the advertised kubeconfig: %v", err)
 	}
 
 	// The kubernetes Service's endpoint is the advertised address (the lease endpoint reconciler).

@@ -151,6 +151,10 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.ledger = newOfferLedger(t, e.sim.URL)
 
 	e.executorKubeconfig = cp.KubeconfigPath
+	if cp.AdvertisedKubeconfigPath != "" {
+		// Pods reach the API server there (their KUBERNETES_SERVICE_HOST comes from this kubeconfig).
+		e.executorKubeconfig = cp.AdvertisedKubeconfigPath
+	}
 	if opts.BlockableAPI {
 		e.apiProxy = newTCPProxy(t, strings.TrimPrefix(cp.URL, "https://"))
 		e.executorKubeconfig = filepath.Join(e.dir, "executor.kubeconfig")

@@ -129,7 +129,11 @@ func (n *Network) FrameworkArgs() []string {
 	if n == nil {
 		return []string{"--pod-network=host"}
 	}
-	return []string{"--pod-network=" + podnet.NetworkName, "--executor-env=KUBEMESOS_CLUSTER_DNS=" + cluster.ClusterDNSIP}
+	return []string{"--pod-network=" + podnet.NetworkName, "--executor-env=KUBEMESOS_CLUSTER_DNS=" + cluster.ClusterDNSIP,
+		// Stopgap: the simulated master reports every agent at 127.0.0.1 (mesossim master.go,
+		// operator.go), which becomes the Node's InternalIP, where the API server then calls the
+		// executor's kubelet API (logs, exec); by default that listens on the agent's own address only.
+		"--executor-env=KUBEMESOS_KUBELET_ADDRESS=0.0.0.0:0"}
 }
 
 // Close releases every slot (removing what the agents' containers left); call it after the

@@ -50,8 +50,8 @@ func (f *kubemesosFramework) Start(ctx context.Context, env *environment) error 
 		"framework",
 		"--master=" + env.mesosMaster,
 		"--kubeconfig=" + env.cfg.kubeconfigOut,
-		"--executor-kubeconfig=" + env.cfg.kubeconfigOut, // executors run on this machine: the same admin kubeconfig
-		"--serve-default-scheduler",                      // no kube-scheduler here: kubemesos serves ordinary pods
+		"--executor-kubeconfig=" + executorKubeconfig(env),
+		"--serve-default-scheduler", // no kube-scheduler here: kubemesos serves ordinary pods
 		"--leader-elect=false",
 		"--http-address=" + addr,
 		"--advertise-url=" + url,
@@ -73,6 +73,16 @@ func (f *kubemesosFramework) Start(ctx context.Context, env *environment) error 
 	}
 	env.notes = append(env.notes, fmt.Sprintf("%-24s %s (pid %d), log %s", "kubemesos framework", url, f.cmd.Process.Pid, logPath))
 	return nil
+}
+
+// executorKubeconfig is the executors' kubeconfig: they run on this machine, with the admin's
+// credentials; with the pod network its server is the API server's advertised address, since the
+// executors give their pods that address as KUBERNETES_SERVICE_HOST.
+func executorKubeconfig(env *environment) string {
+	if env.cp.AdvertisedKubeconfigPath != "" {
+		return env.cp.AdvertisedKubeconfigPath
+	}
+	return env.cfg.kubeconfigOut
 }
 
 func (f *kubemesosFramework) Stop() {

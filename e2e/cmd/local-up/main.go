@@ -385,7 +385,10 @@ func (*clusterDNS) Start(ctx context.Context, env *environment) error {
 		return err
 	}
 	if err := cluster.WaitCoreDNS(ctx, env.cp.Client, ""); err != nil {
-		return err
+		// The cluster is useful without names; say so rather than stop.
+		env.log.WithError(err).Warn("cluster DNS is not ready: pods resolve no cluster names (kubectl -n kube-system describe pod -l k8s-app=kube-dns)")
+		env.notes = append(env.notes, fmt.Sprintf("%-24s NOT READY: %v", "cluster DNS", err))
+		return nil
 	}
 	env.notes = append(env.notes, fmt.Sprintf("%-24s kube-system/coredns (Deployment run by kubemesos), Service kube-dns %s", "cluster DNS", cluster.ClusterDNSIP))
 	return nil
