@@ -34,6 +34,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubemesos/kubemesos/executor/imageconfig"
+	"github.com/kubemesos/kubemesos/executor/kubeletapi"
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/executor/statuswriter"
@@ -103,7 +104,8 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 	if cfg.KubeletAddress != "" {
-		kapi, err := startKubeletAPI(ctx, cfg, mcfg, client, ip, log)
+		fwd, _ := rt.(kubeletapi.PortForwarder) // the nested runtime: through each pod's sandbox
+		kapi, err := startKubeletAPI(ctx, cfg, mcfg, client, ip, fwd, log)
 		if err != nil {
 			return err
 		}

@@ -37,7 +37,7 @@ type kubeletAPI struct {
 
 // startKubeletAPI serves the kubelet API on cfg.KubeletAddress (without a host: on the agent's IP)
 // with delegated authentication and authorization against the API server behind client.
-func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client kubernetes.Interface, podIP string, log logrus.FieldLogger) (*kubeletAPI, error) {
+func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client kubernetes.Interface, podIP string, fwd kubeletapi.PortForwarder, log logrus.FieldLogger) (*kubeletAPI, error) {
 	auth, err := kubeletapi.Delegating(client, kubeletapi.DelegatingOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w", err)
@@ -61,7 +61,7 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client
 	k.server, err = kubeletapi.New(kubeletapi.Config{
 		Address: kubeletListenAddress(cfg.KubeletAddress, agentIP), CertFile: cfg.KubeletCertFile, KeyFile: cfg.KubeletKeyFile, IPs: ips,
 		Authenticator: auth.Authenticator, Authorizer: auth.Authorizer,
-		Pods: k.registry, Execer: k.execer, Clock: cfg.Clock, Log: log,
+		Pods: k.registry, Execer: k.execer, PortForwarder: fwd, Clock: cfg.Clock, Log: log,
 	})
 	if err != nil {
 		k.logs.Close()

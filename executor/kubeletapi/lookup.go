@@ -43,6 +43,8 @@ type ContainerRef struct {
 // ErrContainerNotFound. It is called from many goroutines.
 type PodLookup interface {
 	Container(namespace, pod, container string) (ContainerRef, error)
+	// PodUID is the UID of the hosted pod namespace/pod.
+	PodUID(namespace, pod string) (types.UID, error)
 }
 
 // Registry is a PodLookup fed with the pod statuses the executor computes (Update) and told when a
@@ -115,6 +117,17 @@ func (r *Registry) Container(namespace, pod, container string) (ContainerRef, er
 		}
 	}
 	return ref, nil
+}
+
+// PodUID implements PodLookup.
+func (r *Registry) PodUID(namespace, pod string) (types.UID, error) {
+	r.mu.RLock()
+	p, ok := r.pods[namespace+"/"+pod]
+	r.mu.RUnlock()
+	if !ok {
+		return "", fmt.Errorf("pod %s/%s: %w", namespace, pod, ErrPodNotFound)
+	}
+	return p.pod.UID, nil
 }
 
 func hasContainer(pod *corev1.Pod, name string) bool {

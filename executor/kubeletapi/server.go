@@ -39,6 +39,8 @@ type Config struct {
 	Pods PodLookup
 	// Execer runs exec commands; without it /exec answers 501.
 	Execer Execer
+	// PortForwarder carries port-forward connections; without it /portForward answers 501.
+	PortForwarder PortForwarder
 	// Clock tells the time of sinceSeconds and exec sessions' ages (clock.RealClock{} when nil).
 	Clock clock.WithTicker
 	// StreamIdleTimeout ends an exec session without traffic (default 4 h, the kubelet's);
@@ -111,6 +113,8 @@ func (s *Server) Handler() http.Handler {
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		api.HandleFunc(method+" /exec/{namespace}/{pod}/{container}", s.serveExec)
 		api.HandleFunc(method+" /exec/{namespace}/{pod}/{uid}/{container}", s.serveExec)
+		api.HandleFunc(method+" /portForward/{namespace}/{pod}", s.servePortForward)
+		api.HandleFunc(method+" /portForward/{namespace}/{pod}/{uid}", s.servePortForward)
 	}
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -29,6 +29,8 @@ type preparedExec struct {
 	cmd                   []string
 	log                   logrus.FieldLogger
 	created               time.Time
+	// forward: a port-forward session (the pod's ports), not an exec.
+	forward bool
 }
 
 // loopbackExec is the loopback SPDY endpoint of prepared sessions.
@@ -80,7 +82,7 @@ func (l *loopbackExec) take(token string) (preparedExec, bool) {
 // serve is POST /exec/{token} on the loopback listener: the SPDY side of a translated session.
 func (l *loopbackExec) serve(w http.ResponseWriter, r *http.Request) {
 	p, ok := l.take(r.PathValue("token"))
-	if !ok {
+	if !ok || p.forward {
 		http.Error(w, "unknown or expired exec session", http.StatusNotFound)
 		return
 	}
@@ -101,6 +103,7 @@ func (l *loopbackExec) start(ctx context.Context) (func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /exec/{token}", l.serve)
+	mux.HandleFunc("POST /portForward/{token}", l.serveForward)
 	var inflight sync.WaitGroup
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

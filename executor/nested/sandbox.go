@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubemesos/kubemesos/executor/poddns"
+	"github.com/kubemesos/kubemesos/executor/podsandbox"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -142,6 +144,19 @@ func (r *Runtime) SandboxFor(uid types.UID) (dir string, ownNetwork bool, ok boo
 		return "", false, false
 	}
 	return sb.dir, sb.podIP != "", true
+}
+
+// DialPod connects to port on a pod's localhost (kubectl port-forward): through the sandbox process
+// into the pod's network namespace, or directly for a pod on the host's network.
+func (r *Runtime) DialPod(ctx context.Context, uid types.UID, port int32) (net.Conn, error) {
+	dir, own, ok := r.SandboxFor(uid)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("pod %s has no running sandbox", uid)
+	case own:
+		return podsandbox.Dial(ctx, dir, port)
+	}
+	return podsandbox.DialLocalhost(int(port), SandboxID(uid))
 }
 
 // PortMappings are the pod's hostPorts as Mesos port mappings (protocol in lower case; hostIP has

@@ -130,7 +130,7 @@ func relay(c net.Conn, id string) {
 		fmt.Fprintf(c, "error invalid port %q\n", strings.TrimSpace(line))
 		return
 	}
-	target, err := dialLocalhost(int(port), id)
+	target, err := DialLocalhost(int(port), id)
 	if err != nil {
 		fmt.Fprintf(c, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		return
@@ -155,8 +155,9 @@ func relay(c net.Conn, id string) {
 	<-done
 }
 
-// dialLocalhost connects as containerd's portforward does: IPv4 first, then IPv6, with its text.
-func dialLocalhost(port int, id string) (net.Conn, error) {
+// DialLocalhost connects to port on localhost as containerd's portforward does in a sandbox's
+// network namespace: IPv4 first, then IPv6, with its error text naming the sandbox id.
+func DialLocalhost(port int, id string) (net.Conn, error) {
 	addr := fmt.Sprintf("localhost:%d", port)
 	conn, err4 := net.Dial("tcp4", addr)
 	if err4 == nil {
