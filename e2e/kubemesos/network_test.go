@@ -687,11 +687,18 @@ func TestPodNetworkSandboxContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// GET_CONTAINERS names each container by its own value, as Mesos' Http::__containers does; the
+	// chain of parents is in its container_status.
+	fullID := func(c agentapi.Response_GetContainers_Container) mesos.ContainerID {
+		if id := c.GetContainerStatus().GetContainerID(); id != nil {
+			return *id
+		}
+		return c.ContainerID
+	}
 	var sandbox *agentapi.Response_GetContainers_Container
 	var children []agentapi.Response_GetContainers_Container
 	for i, c := range containers {
-		switch {
-		case c.ContainerID.Parent != nil && c.ContainerID.Parent.Value == execID && c.ContainerID.Parent.Parent == nil:
+		if id := fullID(c); id.Parent != nil && id.Parent.Value == execID && id.Parent.Parent == nil {
 			if sandbox != nil {
 				t.Fatalf("two containers under the executor: %s and %s", sandbox.ContainerID.Value, c.ContainerID.Value)
 			}
@@ -702,7 +709,7 @@ func TestPodNetworkSandboxContainer(t *testing.T) {
 		t.Fatalf("no sandbox container under the executor %s: %v", execID, containers)
 	}
 	for _, c := range containers {
-		if c.ContainerID.Parent != nil && c.ContainerID.Parent.Value == sandbox.ContainerID.Value {
+		if id := fullID(c); id.Parent != nil && id.Parent.Value == sandbox.ContainerID.Value {
 			children = append(children, c)
 		}
 	}
