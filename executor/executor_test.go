@@ -104,6 +104,8 @@ type simEnv struct {
 	exec   mesos.ExecutorInfo
 	done   chan error
 	dir    string // where test containers leave marker files
+	// sandboxCmd, when set before the first launch, is the executor's pod sandbox command.
+	sandboxCmd []string
 }
 
 func newSimEnv(t *testing.T) *simEnv {
@@ -142,6 +144,7 @@ func newSimEnv(t *testing.T) *simEnv {
 				Log:                log,
 				ShutdownMargin:     time.Second,
 				StatusFlushTimeout: 5 * time.Second,
+				SandboxCommand:     env.sandboxCmd,
 			})
 			env.done <- err
 			return err

@@ -20,6 +20,9 @@ func TestValidateEnv(t *testing.T) {
 		{"value the flag refuses", map[string]string{"KUBEMESOS_SHUTDOWN_MARGIN": "soon"}, `KUBEMESOS_SHUTDOWN_MARGIN="soon": `},
 		{"value Validate refuses", map[string]string{"KUBEMESOS_LOG_LEVEL": "loud"}, "--log-level"},
 		{"bad kubelet address", map[string]string{"KUBEMESOS_KUBELET_ADDRESS": "10250"}, `--kubelet-address "10250"`},
+		{"cluster DNS", map[string]string{"KUBEMESOS_CLUSTER_DNS": "10.0.0.10,fd00::a", "KUBEMESOS_CLUSTER_DOMAIN": "corp.local",
+			"KUBEMESOS_RESOLV_CONF": ""}, ""},
+		{"cluster DNS not an IP", map[string]string{"KUBEMESOS_CLUSTER_DNS": "10.0.0.10,kube-dns"}, `--cluster-dns "10.0.0.10,kube-dns": "kube-dns" is not an IP address`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -259,6 +260,11 @@ func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 	r.mu.Unlock()
 	if err := RemoveVolumes(r.cfg.Sandbox, pod); err != nil {
 		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	// REMOVE_CONTAINER of the sandbox deleted its directory; a launch that failed left it (the
+	// agent forgets such a container), with the files the executor may have written into it.
+	if err := os.RemoveAll(SandboxDir(r.cfg.Sandbox, pod.UID)); err != nil {
+		return fmt.Errorf("removing the sandbox directory of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil
 }
