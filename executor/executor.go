@@ -623,6 +623,12 @@ func (e *executorLoop) update(ctx context.Context, t *task, state mesos.TaskStat
 		v := string(phase)
 		st.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: podtranslate.LabelPodPhase, Value: &v}}}
 	}
+	if state == mesos.TASK_RUNNING && t.pod != nil && e.info != nil && e.info.ContainerID != nil {
+		// As Mesos' default executor names a task's container: the agent adds the pod sandbox's
+		// status (its network_infos with the pod IP) to the update.
+		parent := *e.info.ContainerID
+		st.ContainerStatus = &mesos.ContainerStatus{ContainerID: &mesos.ContainerID{Value: nested.SandboxID(t.pod.UID), Parent: &parent}}
+	}
 	t.last = state
 	u := &pendingUpdate{update: mesosexec.Call_Update{Status: st}}
 	e.unacked = append(e.unacked, u)

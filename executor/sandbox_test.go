@@ -100,3 +100,19 @@ func TestSandboxLaunchFailureFailsThePod(t *testing.T) {
 		}
 	}
 }
+
+// TASK_RUNNING names the pod's sandbox container, so the agent adds its status (network_infos with the
+// pod's address) to the update, as for a task of Mesos' default executor.
+func TestRunningUpdateNamesTheSandbox(t *testing.T) {
+	env := newSimEnv(t)
+	pod := shPod("named", corev1.RestartPolicyNever, 30, `sleep 600`)
+	task := env.launch(pod)
+	st := env.awaitState(task, "TASK_RUNNING")
+	id := st.GetContainerStatus().GetContainerID()
+	if id.GetValue() != nested.SandboxID(pod.UID) || id.GetParent() == nil {
+		t.Errorf("TASK_RUNNING container_status.container_id = %v, want %s under the executor's container", id, nested.SandboxID(pod.UID))
+	}
+	if nis := st.GetContainerStatus().GetNetworkInfos(); len(nis) == 0 || len(nis[0].GetIPAddresses()) == 0 {
+		t.Errorf("TASK_RUNNING network_infos = %v, want the agent's addition", nis)
+	}
+}
