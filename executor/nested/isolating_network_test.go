@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/poddns"
 	"github.com/kubemesos/kubemesos/internal/cniplugins"
+	"github.com/kubemesos/kubemesos/internal/imagebuild"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
 
@@ -201,5 +203,71 @@ func TestIsolatedHostNetworkPodFiles(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("the container's resolv.conf, hosts and hostname (-want +got):\n%s", diff)
+	}
+}
+
+var (
+	busyboxOnce sync.Once
+	busyboxImg  v1.Image
+	busyboxErr  error
+)
+
+// busyboxRegistry is a registry directory holding the busybox image (Debian's busybox-static).
+func busyboxRegistry(t testing.TB) string {
+	t.Helper()
+	busyboxOnce.Do(func() {
+		ctx := context.Background()
+		var bb imagebuild.Busybox
+		if bb, busyboxErr = imagebuild.FindBusybox(ctx, imagebuild.BusyboxOptions{}); busyboxErr == nil {
+			busyboxImg, busyboxErr = imagebuild.BusyboxImage(ctx, bb)
+		}
+	})
+	if busyboxErr != nil {
+		t.Skipf("no busybox image: %v", busyboxErr)
+	}
+	dir := t.TempDir()
+	if _, err := imagebuild.WriteArchives(dir, busyboxImg, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A container with an image (its own root filesystem) on the pod network sees the kubelet's files
+// too: the sandbox's resolv.conf and hosts volumes are mounted over what network/cni puts into its
+// rootfs (the root container's files).
+func TestIsolatedPodNetworkImageContainer(t *testing.T) {
+	// On Mesos, network/cni bind-mounts a rootfs container's network files in isolate() (its
+	// NetworkCniIsolatorSetup), before the launch helper makes the ContainerLaunchInfo mounts
+	// (launch.cpp waits on its pipe, then prepareMounts), so volumes at /etc/hosts and
+	// /etc/resolv.conf win. The simulator's network/cni adds them as LaunchInfo mounts after the
+	// volumes', which hide the executor's files: this test passes once that matches Mesos.
+	t.Skip("simulator deviation (mesossim/containerizer network_cni.go): network files of a rootfs container are mounted after its volumes, not in isolate() before them as on Mesos")
+	name, confDir := podNetwork(t, 94)
+	plugins := cniPlugins(t)
+	registry := busyboxRegistry(t)
+	runtimeDir, err := os.MkdirTemp("", "kmexec-runtime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Unmount(filepath.Join(runtimeDir, "isolators/network/cni"), syscall.MNT_DETACH)
+		_ = os.RemoveAll(runtimeDir)
+	})
+	r := isolatingRuntime(t, "filesystem/linux,docker/runtime,namespaces/pid,network/cni", func(c *agent.Config) {
+		c.NetworkCNIConfigDir, c.NetworkCNIPluginsDir, c.RuntimeDir = confDir, plugins, runtimeDir
+		c.ImageProviders, c.DockerRegistry, c.DockerStoreDir = "docker", registry, t.TempDir()
+	})
+	pod := networkPod("img")
+	pod.Spec.Containers[0].Image = "busybox"
+	sb := withSandbox(t, r, pod, name)
+	st, out := run(t, r, pod)
+	if st.ExitCode != 0 {
+		t.Fatalf("container exited %+v", st)
+	}
+	want := clusterResolvConf(t) + "---\n" + managedHosts +
+		sb.PodIP + "\timg-0.headless.default.svc.cluster.local\timg-0\n\n# Entries added by HostAliases.\n192.0.2.10\talias.example\n" +
+		"---\nimg-0\n---\n" + sb.PodIP + "\n"
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("the image container's resolv.conf, hosts, hostname and pod IP (-want +got):\n%s", diff)
 	}
 }
