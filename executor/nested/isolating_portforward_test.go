@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -180,4 +181,48 @@ func wsForward(t *testing.T, wsURL, send string) (string, string) {
 		chans[i] = chans[i][2:]
 	}
 	return string(chans[0]), string(chans[1])
+}
+
+// A pod on the host's network is forwarded to on the host's localhost, where its ports are.
+func TestIsolatedPortForwardHostNetwork(t *testing.T) {
+	r := isolatingRuntime(t, "filesystem/linux,namespaces/pid", nil)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	pod := shPod("hostpf", fmt.Sprintf(`cd "$MESOS_SANDBOX" && echo hello-from-the-host-network > index.html && exec busybox httpd -f -p 127.0.0.1:%d -h .`, port),
+		nil, nil, corev1.ResourceRequirements{})
+	pod.Spec.HostNetwork = true
+	withSandbox(t, r, pod, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = r.Signal(context.Background(), h, 9)
+		_, _ = r.Wait(context.Background(), h)
+		_ = r.Remove(context.Background(), h)
+	})
+	for {
+		c, err := r.DialPod(ctx, pod.UID, int32(port))
+		if err == nil {
+			if _, err := io.WriteString(c, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(c)
+			c.Close()
+			if !strings.HasSuffix(string(b), "\r\n\r\nhello-from-the-host-network\n") {
+				t.Errorf("through DialPod: %q", b)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the pod's web server never listened: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
