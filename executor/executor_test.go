@@ -263,9 +263,10 @@ func TestPodsRunToCompletion(t *testing.T) {
 func TestOnFailureRestartsInCrashLoop(t *testing.T) {
 	env := newSimEnv(t)
 	// Fails the first time, succeeds the second: the marker file survives the restart.
-	marker := filepath.Join(env.dir, "ran-once")
+	// Each attempt also records its parent container: the restart runs in the same pod sandbox.
+	marker, parents := filepath.Join(env.dir, "ran-once"), filepath.Join(env.dir, "parents")
 	task := env.launch(shPod("flaky", corev1.RestartPolicyOnFailure, 30,
-		fmt.Sprintf(`if [ -e %[1]s ]; then exit 0; fi; touch %[1]s; exit 1`, marker)))
+		fmt.Sprintf(`basename "$(dirname "$(dirname "$MESOS_SANDBOX")")" >> %[2]s; if [ -e %[1]s ]; then exit 0; fi; touch %[1]s; exit 1`, marker, parents)))
 	waitFor(t, "crash loop status", func() bool {
 		p := env.pod("flaky")
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
@@ -283,6 +284,9 @@ func TestOnFailureRestartsInCrashLoop(t *testing.T) {
 	waitFor(t, "Succeeded", func() bool { return env.pod("flaky").Status.Phase == corev1.PodSucceeded })
 	if got := env.pod("flaky").Status.ContainerStatuses[0].RestartCount; got != 1 {
 		t.Errorf("restartCount %d, want 1", got)
+	}
+	if b, err := os.ReadFile(parents); err != nil || string(b) != "uid-flaky.sandbox\nuid-flaky.sandbox\n" {
+		t.Errorf("the attempts' parents: %q, %v; want both in the pod's sandbox uid-flaky.sandbox", b, err)
 	}
 }
 
