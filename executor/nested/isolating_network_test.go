@@ -96,7 +96,7 @@ func networkRuntime(t testing.TB, confDir string) *nested.Runtime {
 	})
 }
 
-const networkScript = `cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; hostname; echo ---; echo "$POD_IP"`
+const networkScript = `cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; hostname; cat /etc/hostname; echo ---; echo "$POD_IP"`
 
 func networkPod(name string) *corev1.Pod {
 	pod := shPod(name, networkScript, nil, nil, corev1.ResourceRequirements{})
@@ -145,7 +145,7 @@ func TestIsolatedPodNetwork(t *testing.T) {
 	st, out := run(t, r, pod)
 	want := clusterResolvConf(t) + "---\n" + managedHosts +
 		sb.PodIP + "\tweb-0.headless.default.svc.cluster.local\tweb-0\n\n# Entries added by HostAliases.\n192.0.2.10\talias.example\n" +
-		"---\nweb-0\n---\n" + sb.PodIP + "\n"
+		"---\nweb-0\nweb-0\n---\n" + sb.PodIP + "\n"
 	if st.ExitCode != 0 {
 		t.Fatalf("container exited %+v", st)
 	}
@@ -197,7 +197,7 @@ func TestIsolatedHostNetworkPodFiles(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	want := clusterResolvConf(t) + "---\n# Kubernetes-managed hosts file (host network).\n" + string(nodeHosts) +
-		"\n# Entries added by HostAliases.\n192.0.2.10\talias.example\n---\n" + host + "\n---\n\n"
+		"\n# Entries added by HostAliases.\n192.0.2.10\talias.example\n---\n" + host + "\n" + host + "\n---\n\n"
 	if st.ExitCode != 0 {
 		t.Fatalf("container exited %+v", st)
 	}
@@ -266,7 +266,7 @@ func TestIsolatedPodNetworkImageContainer(t *testing.T) {
 	}
 	want := clusterResolvConf(t) + "---\n" + managedHosts +
 		sb.PodIP + "\timg-0.headless.default.svc.cluster.local\timg-0\n\n# Entries added by HostAliases.\n192.0.2.10\talias.example\n" +
-		"---\nimg-0\n---\n" + sb.PodIP + "\n"
+		"---\nimg-0\nimg-0\n---\n" + sb.PodIP + "\n"
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("the image container's resolv.conf, hosts, hostname and pod IP (-want +got):\n%s", diff)
 	}

@@ -60,6 +60,7 @@ func ContainerDir(executorSandbox string, uid types.UID, id string) string {
 const (
 	resolvConfFile = "resolv.conf"
 	hostsFile      = "hosts"
+	hostnameFile   = "hostname"
 )
 
 // DNS is the kubelet's DNS settings (--cluster-dns, --cluster-domain, --resolv-conf) and the node's
@@ -339,14 +340,23 @@ func (r *Runtime) writeNetworkFiles(pod *corev1.Pod, sb *podSandbox, hostname, d
 	if err := os.WriteFile(filepath.Join(sb.dir, resolvConfFile), poddns.ResolvConf(dc, cfg.HostResolvConf), 0o644); err != nil {
 		return err
 	}
+	// containerd's /etc/hostname: the pod's hostname, the node's on the host network.
+	if hostNetwork {
+		if hostname, err = os.Hostname(); err != nil {
+			return fmt.Errorf("reading the node's hostname: %w", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(sb.dir, hostnameFile), []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(sb.dir, hostsFile), poddns.Hosts(ips, hostname, domain, pod.Spec.HostAliases, hostNetwork, nodeHosts), 0o644)
 }
 
-// networkVolumes mounts the sandbox's resolv.conf and hosts into a container that does not mount
-// something there itself (the kubelet's rule for /etc/hosts, containerd's for resolv.conf).
+// networkVolumes mounts the sandbox's resolv.conf, hosts and hostname into a container that does not
+// mount something there itself (the kubelet's rule for /etc/hosts, containerd's for the others).
 func networkVolumes(c *corev1.Container) []mesos.Volume {
 	var out []mesos.Volume
-	for _, f := range []struct{ name, at string }{{resolvConfFile, "/etc/resolv.conf"}, {hostsFile, "/etc/hosts"}} {
+	for _, f := range []struct{ name, at string }{{resolvConfFile, "/etc/resolv.conf"}, {hostsFile, "/etc/hosts"}, {hostnameFile, "/etc/hostname"}} {
 		mounted := false
 		for _, m := range c.VolumeMounts {
 			mounted = mounted || filepath.Clean(m.MountPath) == f.at
