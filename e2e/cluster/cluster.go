@@ -67,6 +67,9 @@ type Options struct {
 	// has it in its serving certificate; kube-proxy runs as a host process in nftables mode (one per
 	// host at a time: see podnet.LockKubeProxy).
 	PodNetwork bool
+	// LazyKubeProxy, with PodNetwork, leaves starting kube-proxy to StartKubeProxy: tests sharing one
+	// control plane hold the host's kube-proxy lock only while one of them needs Services.
+	LazyKubeProxy bool
 	// NetDir is podnet.Options.Dir (empty: podnet.DefaultDir).
 	NetDir string
 	// ReadyTimeout bounds the wait for every component to be ready; 0 means 2 minutes.
@@ -185,11 +188,14 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 
 	started := time.Now()
+	kubeProxy := opts.PodNetwork && !opts.LazyKubeProxy
 	if opts.PodNetwork {
 		cp.netOpts = podnet.Options{Dir: opts.NetDir}
 		// First, and not within ReadyTimeout: another control plane's kube-proxy may hold it long.
-		if err := cp.lockKubeProxy(ctx); err != nil {
-			return nil, err
+		if kubeProxy {
+			if err := cp.lockKubeProxy(ctx); err != nil {
+				return nil, err
+			}
 		}
 		if cp.hostIP, err = podnet.AcquireControlPlaneIP(cp.netOpts); err != nil {
 			return nil, fmt.Errorf("the API server's address: %w", err)
@@ -213,8 +219,8 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	log.WithFields(logrus.Fields{"url": cp.URL, "pid": cp.apiserver.pid(), "elapsed": time.Since(started).Round(time.Millisecond)}).Info("kube-apiserver ready")
 
-	if opts.PodNetwork {
-		if err := cp.startKubeProxy(readyCtx); err != nil {
+	if kubeProxy {
+		if err := cp.startKubeProxy(readyCtx, KubeProxyNodeName); err != nil {
 			return nil, err
 		}
 	}
@@ -222,7 +228,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	log.WithFields(logrus.Fields{"pid": cp.kcm.pid(), "elapsed": time.Since(started).Round(time.Millisecond)}).Info("kube-controller-manager ready")
-	if opts.PodNetwork {
+	if kubeProxy {
 		if err := cp.waitKubeProxy(readyCtx); err != nil {
 			return nil, err
 		}
@@ -623,7 +629,7 @@ func (cp *ControlPlane) Stop() {
 			cp.scheduler.stop(10 * time.Second)
 		}
 		cp.mu.Unlock()
-		cp.stopKubeProxy()
+		cp.StopKubeProxy()
 		if cp.kcm != nil {
 			cp.kcm.stop(10 * time.Second)
 		}

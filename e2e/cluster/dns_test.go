@@ -104,8 +104,8 @@ func TestAPIServerArgsWithPodNetwork(t *testing.T) {
 	if diff := cmp.Diff([]string{"127.0.0.1", "10.0.0.1", "10.250.255.3"}, ips); diff != "" {
 		t.Errorf("serving IPs (-want +got):\n%s", diff)
 	}
-	kp := strings.Join(cp.kubeProxyArgs("/k"), " ")
-	for _, want := range []string{"--proxy-mode=nftables", "--cluster-cidr=10.244.0.0/16", "--nodeport-addresses=10.250.0.0/16",
+	kp := strings.Join(cp.kubeProxyArgs("/k", "n1"), " ")
+	for _, want := range []string{"--hostname-override=n1", "--proxy-mode=nftables", "--cluster-cidr=10.244.0.0/16", "--nodeport-addresses=10.250.0.0/16",
 		"--healthz-bind-address=10.250.255.3:10256", "--metrics-bind-address=10.250.255.3:10249"} {
 		if !strings.Contains(kp, want) {
 			t.Errorf("kube-proxy args %q lack %s", kp, want)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,12 +21,13 @@ const (
 	kubeProxyMetricsPort = 10249
 )
 
-// KubeProxyNodeName is kube-proxy's --hostname-override: no Node has that name (it runs once per
-// control plane, not per agent), which kube-proxy only warns about.
+// KubeProxyNodeName is kube-proxy's --hostname-override when it starts with the control plane: no
+// Node has that name (it runs once per control plane, not per agent), which costs kube-proxy's 30 s
+// wait for the Node (pkg/proxy/node.go) and a warning. StartKubeProxy names an existing Node instead.
 const KubeProxyNodeName = "kubemesos-control-plane"
 
 // kubeProxyArgs are the flags of kube-proxy for this control plane's pod network.
-func (cp *ControlPlane) kubeProxyArgs(kubeconfig string) []string {
+func (cp *ControlPlane) kubeProxyArgs(kubeconfig, nodeName string) []string {
 	ip := cp.AdvertiseIP.String()
 	return []string{
 		"--kubeconfig=" + kubeconfig,
@@ -33,7 +35,7 @@ func (cp *ControlPlane) kubeProxyArgs(kubeconfig string) []string {
 		"--cluster-cidr=" + podnet.ClusterCIDR,
 		// NodePorts answer on the agents' addresses (and this one), not on every host address.
 		"--nodeport-addresses=" + podnet.HostCIDR,
-		"--hostname-override=" + KubeProxyNodeName,
+		"--hostname-override=" + nodeName,
 		// Its node IP when the Node does not exist.
 		"--bind-address=" + ip,
 		"--healthz-bind-address=" + net.JoinHostPort(ip, strconv.Itoa(kubeProxyHealthzPort)),
@@ -56,10 +58,40 @@ func (cp *ControlPlane) lockKubeProxy(ctx context.Context) error {
 	return nil
 }
 
+// StartKubeProxy runs kube-proxy on demand (Options.LazyKubeProxy) as if on the Node nodeName, which
+// should exist (kube-proxy waits 30 s for it otherwise, and exits when it is deleted), and returns
+// once it has programmed its rules; it first waits for the host's kube-proxy lock. StopKubeProxy (or
+// Stop) ends it.
+func (cp *ControlPlane) StartKubeProxy(ctx context.Context, nodeName string) error {
+	if cp.AdvertiseIP == nil {
+		return errors.New("kube-proxy: the control plane has no pod network (Options.PodNetwork)")
+	}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.stopped {
+		return errors.New("control plane stopped")
+	}
+	if cp.kubeProxy != nil {
+		return errors.New("kube-proxy already runs")
+	}
+	if err := cp.lockKubeProxy(ctx); err != nil {
+		return err
+	}
+	if err := cp.startKubeProxy(ctx, nodeName); err != nil {
+		cp.stopKubeProxyLocked()
+		return err
+	}
+	if err := cp.waitKubeProxy(ctx); err != nil {
+		cp.stopKubeProxyLocked()
+		return err
+	}
+	return nil
+}
+
 // startKubeProxy starts kube-proxy with its own client certificate (system:kube-proxy, which the
 // bootstrap ClusterRoleBinding system:node-proxier authorizes), once it holds the host's kube-proxy
 // lock; waitKubeProxy waits for it.
-func (cp *ControlPlane) startKubeProxy(ctx context.Context) error {
+func (cp *ControlPlane) startKubeProxy(ctx context.Context, nodeName string) error {
 	if cp.Binaries.KubeProxy == "" {
 		return fmt.Errorf("kube-proxy: not among the binaries of %s", cp.Binaries.Dir)
 	}
@@ -77,7 +109,7 @@ func (cp *ControlPlane) startKubeProxy(ctx context.Context) error {
 	}
 	os.Remove(cp.logPath("kube-proxy"))
 	// kube-proxy runs nft; root's sbin may be missing from a test's PATH.
-	cp.kubeProxy, err = startProcessEnv("kube-proxy", cp.Binaries.KubeProxy, cp.kubeProxyArgs(kubeconfigPath), cp.logPath("kube-proxy"),
+	cp.kubeProxy, err = startProcessEnv("kube-proxy", cp.Binaries.KubeProxy, cp.kubeProxyArgs(kubeconfigPath, nodeName), cp.logPath("kube-proxy"),
 		[]string{"PATH=" + os.Getenv("PATH") + ":/usr/sbin:/sbin"})
 	if err != nil {
 		return err
@@ -113,11 +145,19 @@ func (cp *ControlPlane) waitKubeProxy(ctx context.Context) error {
 	return nil
 }
 
-// stopKubeProxy ends kube-proxy, removes its tables (its rules would otherwise keep answering for
-// this control plane's Services) and lets another control plane run one.
-func (cp *ControlPlane) stopKubeProxy() {
+// StopKubeProxy ends kube-proxy, removes its tables (its rules would otherwise keep answering for
+// this control plane's Services) and lets another control plane run one. It does nothing if
+// kube-proxy does not run.
+func (cp *ControlPlane) StopKubeProxy() {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.stopKubeProxyLocked()
+}
+
+func (cp *ControlPlane) stopKubeProxyLocked() {
 	if cp.kubeProxy != nil {
 		cp.kubeProxy.stop(10 * time.Second)
+		cp.kubeProxy = nil
 	}
 	if cp.unlockKubeProxy != nil {
 		if err := podnet.DeleteKubeProxyTable(); err != nil {

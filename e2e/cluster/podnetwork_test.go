@@ -134,6 +134,27 @@ func TestPodNetworkControlPlane(t *testing.T) {
 		})
 	}
 
+	// On demand (LazyKubeProxy's way): stopped, its table is gone; started again as if on a Node, it
+	// programs the same Services.
+	cp.StopKubeProxy()
+	if text := podnet.TableText("ip", "kube-proxy"); text != "" {
+		t.Errorf("kube-proxy's table after StopKubeProxy:\n%s", text)
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "probe-node"}}
+	if _, err := cp.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.StartKubeProxy(ctx, "probe-node"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.StartKubeProxy(ctx, "probe-node"); err == nil {
+		t.Error("a second kube-proxy started")
+	}
+	eventually(t, ctx, "kube-proxy's table names the ClusterIP again", func() (bool, string) {
+		text := podnet.TableText("ip", "kube-proxy")
+		return strings.Contains(text, svc.Spec.ClusterIP+" . tcp . 8443"), text
+	})
+
 	cp.Stop()
 	if text := podnet.TableText("ip", "kube-proxy"); text != "" {
 		t.Errorf("kube-proxy's table after Stop:\n%s", text)

@@ -52,6 +52,10 @@ type envOptions struct {
 	// HostnamePrefix replaces the env's own prefix in its agents' hostnames: agents of another
 	// env's hostnames (agentHostname and teardown still use the env's own prefix).
 	HostnamePrefix string
+	// Services runs kube-proxy for the env (ClusterIPs, NodePorts), as if on its agent 0's Node, once
+	// the framework runs; ClusterDNS implies it. One control plane per host runs kube-proxy at a
+	// time (cluster.ControlPlane.StartKubeProxy), so only tests that need Services ask for it.
+	Services bool
 	// ClusterDNS runs CoreDNS for the env (see env.startClusterDNS) once the framework runs.
 	ClusterDNS bool
 }
@@ -76,6 +80,8 @@ type env struct {
 	network *simhost.Network
 	// dns is set once CoreDNS runs in the env's namespace (envOptions.ClusterDNS).
 	dns bool
+	// kubeProxy is set once kube-proxy runs for the env (envOptions.Services).
+	kubeProxy bool
 	// simLogFile is closed after the simulator.
 	simLogFile *os.File
 	ledger     *offerLedger
@@ -167,11 +173,34 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	if !opts.NoFramework {
 		e.startFramework(opts.FrameworkArgs...)
+		if opts.Services || opts.ClusterDNS {
+			e.startKubeProxy()
+		}
 		if opts.ClusterDNS {
 			e.startClusterDNS()
 		}
 	}
 	return e
+}
+
+// startKubeProxy runs the control plane's kube-proxy for this env once its agent 0's Node exists.
+func (e *env) startKubeProxy() {
+	e.t.Helper()
+	if e.network == nil {
+		e.t.Skip("Services need the pod network (isolating agents, root)")
+	}
+	node := e.agentHostname(0)
+	e.eventually("Node "+node, time.Minute, func(ctx context.Context) (bool, error) {
+		_, err := e.kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		return err == nil, err
+	})
+	// Waits while another control plane's kube-proxy runs on this host.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := e.cp.StartKubeProxy(ctx, node); err != nil {
+		e.t.Fatal(err)
+	}
+	e.kubeProxy = true
 }
 
 // startClusterDNS runs CoreDNS for this env and waits until it is ready. Every env's executors use
@@ -215,6 +244,9 @@ func (e *env) teardown() {
 				e.t.Errorf("force-deleting pod %s: %v", p.Name, err)
 			}
 		}
+	}
+	if e.kubeProxy {
+		e.cp.StopKubeProxy()
 	}
 	if e.fw != nil {
 		e.fw.stop(15 * time.Second)

@@ -132,6 +132,7 @@ func TestMain(m *testing.M) {
 	// Isolating agents are on the pod network: the API server must be reachable from pods and
 	// Services need kube-proxy.
 	shared.Options.PodNetwork = agentMode().Isolating
+	shared.Options.LazyKubeProxy = true // started by the envs that need Services
 	code := m.Run()
 	shared.Close(code != 0)
 	if binary.dir != "" {

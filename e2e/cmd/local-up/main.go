@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
 	"github.com/kubemesos/kubemesos/e2e/imagestore"
@@ -118,7 +120,9 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	// Isolating agents are on the pod network, which needs the API server reachable from pods and
 	// kube-proxy.
 	podNetwork := agentMode(cfg).Isolating
-	cp, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(cfg.dir, "kube"), Binaries: &bins, Log: log, PodNetwork: podNetwork})
+	cp, err := cluster.Start(ctx, cluster.Options{Dir: filepath.Join(cfg.dir, "kube"), Binaries: &bins, Log: log, PodNetwork: podNetwork,
+		// kube-proxy starts once agent 0's Node exists (kubeProxy), sparing its 30 s wait for a Node.
+		LazyKubeProxy: true})
 	if err != nil {
 		return fmt.Errorf("starting control plane: %w", err)
 	}
@@ -216,10 +220,8 @@ func printUsage(out io.Writer, cfg config, cp *cluster.ControlPlane, env *enviro
 	fmt.Fprintf(out, "\nkubemesos local cluster is up (%s).\n\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(out, "  %-24s %s\n", "API server", cp.URL)
 	pids := cp.PIDs()
-	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-proxy"} {
-		if pids[name] != 0 {
-			fmt.Fprintf(out, "  %-24s pid %d, log %s\n", name, pids[name], cp.LogPath(name))
-		}
+	for _, name := range []string{"kube-apiserver", "kube-controller-manager"} {
+		fmt.Fprintf(out, "  %-24s pid %d, log %s\n", name, pids[name], cp.LogPath(name))
 	}
 	fmt.Fprintf(out, "  %-24s %s (in this process), log %s\n", "etcd", cp.EtcdURL, cp.LogPath("etcd"))
 	for _, line := range env.notes {
@@ -256,6 +258,7 @@ func components() []component {
 	return []component{
 		&mesosSimulator{},
 		&kubemesosFramework{},
+		&kubeProxy{},
 		&clusterDNS{},
 	}
 }
@@ -365,6 +368,38 @@ func (m *mesosSimulator) Stop() {
 	// After the agents destroyed their containers: addresses, bridges, leftovers.
 	if err := m.network.Close(); err != nil {
 		logrus.WithError(err).Warn("releasing the pod network")
+	}
+}
+
+// kubeProxy runs the control plane's kube-proxy (nftables mode) as a host process, as if on agent 0's
+// Node, once that exists. Only with the pod network.
+type kubeProxy struct{ cp *cluster.ControlPlane }
+
+func (*kubeProxy) Name() string { return "kube-proxy" }
+
+func (k *kubeProxy) Start(ctx context.Context, env *environment) error {
+	if env.network == nil {
+		return nil
+	}
+	const node = "mesos-agent-0"
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := env.cp.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for Node %s: %w", node, err)
+	}
+	if err := env.cp.StartKubeProxy(ctx, node); err != nil {
+		return err
+	}
+	k.cp = env.cp
+	env.notes = append(env.notes, fmt.Sprintf("%-24s pid %d, log %s", "kube-proxy", env.cp.PIDs()["kube-proxy"], env.cp.LogPath("kube-proxy")))
+	return nil
+}
+
+func (k *kubeProxy) Stop() {
+	if k.cp != nil {
+		k.cp.StopKubeProxy()
 	}
 }
 
