@@ -287,9 +287,12 @@ func TestPodNetworkService(t *testing.T) {
 		t.Fatalf("Service web's ClusterIP %q is not in the Service CIDR", clusterIP)
 	}
 	urls := []string{
-		"http://web/hostname",
-		"http://web." + e.ns + ".svc.cluster.local/hostname",
 		"http://" + clusterIP + "/hostname",
+		"http://web." + e.ns + ".svc.cluster.local/hostname",
+		"http://web/hostname",
+	}
+	if out, _, _, err := e.sh(ctx, "client", "main", "cat /etc/resolv.conf"); err == nil {
+		t.Logf("the client's /etc/resolv.conf:\n%s", out)
 	}
 	// kube-proxy and CoreDNS follow the new Service within seconds: wait for a first answer to each
 	// form, then every request must succeed.
