@@ -103,6 +103,9 @@ func BenchmarkPodStart(b *testing.B) {
 				}
 				err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 					p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+					if err == nil && p.Status.Phase == corev1.PodFailed {
+						return false, fmt.Errorf("pod failed: %s %s", p.Status.Reason, p.Status.Message)
+					}
 					return err == nil && podReady(p), nil
 				})
 				if err != nil {

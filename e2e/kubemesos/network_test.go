@@ -28,6 +28,9 @@ import (
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubemesos/kubemesos/e2e/cluster"
+	"github.com/kubemesos/kubemesos/e2e/podnet"
 )
 
 // Issue 10's must-shows: pods get their own IP on the pod network (the agents' network/cni isolator,
@@ -36,9 +39,9 @@ import (
 
 const (
 	// podNetworkName is the CNI network the e2e agents have (issue 10, point 7).
-	podNetworkName = "kubemesos"
+	podNetworkName = podnet.NetworkName
 	// clusterPodCIDR holds every agent's pod subnet.
-	clusterPodCIDR = "10.244.0.0/16"
+	clusterPodCIDR = podnet.ClusterCIDR
 	// webPort is agnhost netexec's HTTP port in these tests.
 	webPort = 8080
 )
@@ -283,7 +286,7 @@ func TestPodNetworkService(t *testing.T) {
 		t.Fatal(err)
 	}
 	clusterIP := svc.Spec.ClusterIP
-	if ip := net.ParseIP(clusterIP); ip == nil || !mustParseCIDR("10.0.0.0/24").Contains(ip) {
+	if ip := net.ParseIP(clusterIP); ip == nil || !mustParseCIDR(cluster.ServiceClusterIPRange).Contains(ip) {
 		t.Fatalf("Service web's ClusterIP %q is not in the Service CIDR", clusterIP)
 	}
 	urls := []string{
