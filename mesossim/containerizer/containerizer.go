@@ -174,6 +174,7 @@ func mergeLaunchInfo(dst *LaunchInfo, src LaunchInfo) error {
 		dst.EnterNamespaces[ns] = pid
 	}
 	dst.Mounts = append(dst.Mounts, src.Mounts...)
+	dst.IsolateMounts = append(dst.IsolateMounts, src.IsolateMounts...)
 	dst.MaskedPaths = append(dst.MaskedPaths, src.MaskedPaths...)
 	dst.Groups = append(dst.Groups, src.Groups...)
 	dst.NoNewPrivileges = dst.NoNewPrivileges || src.NoNewPrivileges
@@ -221,6 +222,9 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 			return nil, fmt.Errorf("Parent container %s is in 'DESTROYING' state", strings.ReplaceAll(c.Parent.Key, "/", "."))
 		}
 	}
+	if c.Parent != nil && c.Parent.Standalone {
+		c.Standalone = true // nested in a standalone container: the same isolators skip it
+	}
 	r := &running{c: c, done: make(chan struct{})}
 	z.containers[c.Key] = r
 	prov := z.prov
@@ -252,6 +256,9 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 	}
 	var li LaunchInfo
 	for _, iso := range z.isolators {
+		if !supports(iso, c) {
+			continue
+		}
 		var part LaunchInfo
 		r.prepared = append(r.prepared, iso)
 		if err := iso.Prepare(ctx, c, &part); err != nil {
@@ -363,18 +370,9 @@ func (z *Containerizer) finishLaunchInfo(c *Container, parent *running, agentEnv
 		}
 	}
 	li.CloneNamespaces = clone
-	// Mesos' linux launcher forks a nested container inside its parent's namespaces and clones only the
-	// isolators' ones: the network, UTS and IPC namespaces are the parent's unless cloned.
-	if c.Parent != nil && c.Parent.Pid > 0 {
-		for _, ns := range []string{NamespaceNet, NamespaceUTS, NamespaceIPC} {
-			if !cloned[ns] {
-				if li.EnterNamespaces == nil {
-					li.EnterNamespaces = map[string]int{}
-				}
-				li.EnterNamespaces[ns] = c.Parent.Pid
-			}
-		}
-	}
+	// Mesos' linux launcher (ns::clone(parentPid, enterFlags, ...)) enters only the namespaces the
+	// isolators ask for (namespaces/pid: pid, filesystem/linux for DEBUG: mnt, network/cni: net and
+	// uts when the root container has networks); the rest are the agent's.
 	for ns, pid := range li.EnterNamespaces {
 		if pid <= 0 || (cloned[ns] && ns != NamespacePID) {
 			delete(li.EnterNamespaces, ns)
@@ -609,6 +607,9 @@ func (z *Containerizer) Update(ctx context.Context, key string, resources []meso
 		return err
 	}
 	for _, iso := range z.isolators {
+		if !supports(iso, r.c) {
+			continue
+		}
 		if err := iso.Update(ctx, r.c, resources, limits); err != nil {
 			return err
 		}
@@ -625,6 +626,9 @@ func (z *Containerizer) Usage(ctx context.Context, key string) (mesos.ResourceSt
 		return st, err
 	}
 	for _, iso := range z.isolators {
+		if !supports(iso, r.c) {
+			continue
+		}
 		if err := iso.Usage(ctx, r.c, &st); err != nil {
 			return st, err
 		}
@@ -644,6 +648,9 @@ func (z *Containerizer) Status(ctx context.Context, key string) (mesos.Container
 	pid := uint32(r.c.Pid)
 	cs.ExecutorPID = &pid
 	for _, iso := range z.isolators {
+		if !supports(iso, r.c) {
+			continue
+		}
 		if err := iso.Status(ctx, r.c, &cs); err != nil {
 			return cs, err
 		}

@@ -219,7 +219,7 @@ func nsLongName(ns string) string {
 // root change, working directory, groups and user, capabilities, no_new_privs, exec.
 func launchCommand(cfg helperConfig) int {
 	li := cfg.Launch
-	if len(li.Mounts) > 0 && !cfg.Mnt {
+	if len(li.Mounts)+len(li.IsolateMounts) > 0 && !cfg.Mnt {
 		return fail("Failed to prepare mounts: Mounts are not supported if the mount namespace is not cloned")
 	}
 	if cfg.Mnt {
@@ -243,7 +243,7 @@ func launchCommand(cfg helperConfig) int {
 	if cfg.Mnt {
 		fmt.Fprintln(os.Stderr, "Marked '/' as rslave")
 	}
-	for _, m := range li.Mounts {
+	for _, m := range append(li.IsolateMounts, li.Mounts...) {
 		if err := doMount(m); err != nil {
 			return fail("Failed to prepare mounts: %v", err)
 		}

@@ -25,6 +25,11 @@ type Container struct {
 	Key string // the chain of IDs from the root container, joined by "/"
 	// Parent is the parent container for a nested one (nil for an executor's or a standalone container).
 	Parent *Container
+	// Standalone marks a container of a standalone tree: a top-level container launched through the
+	// agent API (LAUNCH_CONTAINER without parent, no executor) and the containers nested in it. Isolators
+	// that do not support standalone containers skip the whole tree (MesosContainerizerProcess::
+	// isSupportedByIsolator).
+	Standalone bool
 	// Debug marks a container of Mesos' DEBUG class (LAUNCH_NESTED_CONTAINER_SESSION): it enters its
 	// parent's namespaces instead of getting its own, and has no rootfs or volumes.
 	Debug bool
@@ -90,6 +95,11 @@ type LaunchInfo struct {
 	CloneNamespaces []string       `json:"cloneNamespaces,omitempty"`
 	EnterNamespaces map[string]int `json:"enterNamespaces,omitempty"`
 	Mounts          []Mount        `json:"mounts,omitempty"`
+	// IsolateMounts are made before Mounts: in Mesos, network/cni mounts a container's /etc/hosts,
+	// /etc/hostname and /etc/resolv.conf from isolate() (its network-cni-setup subcommand in the
+	// container's mount namespace), before the launch helper applies ContainerLaunchInfo.mounts, so a
+	// volume at one of these paths wins.
+	IsolateMounts []Mount `json:"isolateMounts,omitempty"`
 	// MaskedPaths are hidden from the container (bind-mounted over with /dev/null or an empty tmpfs).
 	MaskedPaths      []string `json:"maskedPaths,omitempty"`
 	WorkingDirectory string   `json:"workingDirectory,omitempty"`
@@ -144,6 +154,22 @@ type Isolator interface {
 	// Cleanup releases everything the isolator made for the container. It runs after the container's
 	// processes are gone, also after a failed launch, and must be idempotent.
 	Cleanup(ctx context.Context, c *Container) error
+}
+
+// StandaloneSupporter is implemented by an isolator that says whether it applies to standalone
+// containers (Mesos' Isolator::supportsStandalone). Unlike Mesos, whose default is false, an isolator
+// without the method applies to them: every isolator of the simulator but network/cni supports them in
+// Mesos too (cgroups, filesystem/linux, docker/runtime, namespaces/pid, linux/*, volume/*).
+type StandaloneSupporter interface {
+	SupportsStandalone() bool
+}
+
+// supports is isSupportedByIsolator for the nesting the simulator's isolators all support.
+func supports(iso Isolator, c *Container) bool {
+	if s, ok := iso.(StandaloneSupporter); ok && c.Standalone {
+		return s.SupportsStandalone()
+	}
+	return true
 }
 
 // Base gives an isolator no-op methods for what it does not do; embed it and override the rest.

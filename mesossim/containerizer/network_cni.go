@@ -47,8 +47,13 @@ const cniDir = "isolators/network/cni"
 // eth1, ... in network_infos order) and checkpoints their config and result, writes the container's
 // hosts, hostname and resolv.conf, which the helper bind-mounts over /etc (and into its rootfs), and
 // sets the hostname (ContainerInfo.hostname, else the container ID) with the loopback up. A nested
-// container without network_infos shares the root container's network and files. Cleanup runs DEL
-// with the checkpointed config, unmounts the handle and removes the directory.
+// container without network_infos takes the ROOT container's networks: when the root has some, it
+// enters its parent's network and UTS namespaces and gets the root's files; when the root is on the
+// host network it stays in the host's namespaces, even if its parent has a network of its own (its
+// status still reports the parent's, as Mesos' status(parent) does). Cleanup runs DEL with the
+// checkpointed config, unmounts the handle and removes the directory. As in Mesos (the isolator does
+// not override Isolator::supportsStandalone), it does not apply to standalone containers or the
+// containers nested in them: their network_infos are ignored and they are on the host network.
 //
 // Beyond Mesos, which runs one plugin per network and ships its own port-mapper plugin, a network
 // may be a CNI configuration list (.conflist with "plugins", run through libcni): NetworkInfo's
@@ -413,6 +418,9 @@ func mesosContainerID(id mesos.ContainerID) string {
 	return id.Value
 }
 
+// SupportsStandalone is false: Mesos' NetworkCniIsolatorProcess keeps Isolator's default.
+func (n *networkCNI) SupportsStandalone() bool { return false }
+
 func rootContainer(c *Container) *Container {
 	for c.Parent != nil {
 		c = c.Parent
@@ -479,7 +487,7 @@ func (n *networkCNI) Prepare(_ context.Context, c *Container, li *LaunchInfo) er
 			const ro = unix.MS_BIND | unix.MS_NOEXEC | unix.MS_NODEV | unix.MS_NOSUID | unix.MS_RDONLY
 			for _, f := range networkFiles {
 				if f == "/etc/resolv.conf" || pathExists(f) {
-					li.Mounts = append(li.Mounts, n.rootfsMount(c.Rootfs, f, f, ro)...)
+					li.IsolateMounts = append(li.IsolateMounts, n.rootfsMount(c.Rootfs, f, f, ro)...)
 				}
 			}
 		}
@@ -493,13 +501,17 @@ func (n *networkCNI) Prepare(_ context.Context, c *Container, li *LaunchInfo) er
 	}
 	// MESOS-3553: the container binds to the address its network gave it.
 	li.Environment = map[string]string{"LIBPROCESS_IP": "0.0.0.0"}
+	if nested && joinsParents && c.Parent.Pid > 0 {
+		// The root container has networks: the launcher enters the parent's network and UTS
+		// namespaces (the root's, which the parent joined in turn).
+		li.EnterNamespaces = map[string]int{NamespaceNet: c.Parent.Pid, NamespaceUTS: c.Parent.Pid}
+	}
 	if c.Debug {
-		return nil // it enters its parent's namespaces
+		return nil // no mount namespace of its own: it enters its parent's
 	}
 	files := n.containerDir(id)
 	if nested && joinsParents {
-		// The parent's network and UTS namespaces (the launcher enters them) and the root
-		// container's network files.
+		// The root container's network files in a mount namespace of its own.
 		files = n.containerDir(mesosContainerID(rootContainer(c).ID))
 		li.CloneNamespaces = append(li.CloneNamespaces, NamespaceMount)
 	} else {
@@ -513,8 +525,8 @@ func (n *networkCNI) Prepare(_ context.Context, c *Container, li *LaunchInfo) er
 	for _, f := range networkFiles {
 		src := filepath.Join(files, filepath.Base(f))
 		// No process in the container's network namespace may see the host's files.
-		li.Mounts = append(li.Mounts, Mount{Source: src, Target: f, Flags: flags})
-		li.Mounts = append(li.Mounts, n.rootfsMount(c.Rootfs, src, f, flags)...)
+		li.IsolateMounts = append(li.IsolateMounts, Mount{Source: src, Target: f, Flags: flags})
+		li.IsolateMounts = append(li.IsolateMounts, n.rootfsMount(c.Rootfs, src, f, flags)...)
 	}
 	return nil
 }

@@ -721,11 +721,11 @@ func BenchmarkLaunchCNI(b *testing.B) {
 	}
 }
 
-// The pod layout: a host-network executor container, a nested sandbox with network_infos and a pod
-// container nested in the sandbox without them. The pod container is in the sandbox's network and UTS
-// namespaces and reports its address; its network files come from the root (executor) container, the
-// host's, as in Mesos.
-func TestCNIPodSandbox(t *testing.T) {
+// Mesos' rule for a nested container that joins its parent's network: it takes the ROOT container's
+// networks. Under a host-network executor, a container nested in a sandbox that has a network of its
+// own is in the host's network and UTS namespaces (cni.cpp prepare: infos[rootContainerId]), while its
+// status reports the sandbox's network (status(parent)).
+func TestCNINestedContainerTakesTheRootsNetwork(t *testing.T) {
 	nw := newCNINet(t, 80, 24, true)
 	z := newCNIContainerizer(t, nw, "")
 	executor := &Container{ID: cniID("executor"), Command: shell("sleep 1000")}
@@ -744,24 +744,30 @@ func TestCNIPodSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	ip := containerIP(t, z, sandbox.Key, nw.name)
+	hostNS, _ := os.Readlink("/proc/self/ns/net")
+	hostUTS, _ := os.Readlink("/proc/self/ns/uts")
+	hostname, _ := os.Hostname()
 	sandboxNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", sandbox.Pid))
+	if sandboxNS == hostNS {
+		t.Fatalf("the sandbox is in the host's network namespace")
+	}
 	pod := &Container{ID: mesos.ContainerID{Value: "app", Parent: &sandbox.ID}, Parent: sandbox,
-		Command: shell("readlink /proc/self/ns/net; hostname; sleep 1000")}
+		Command: shell("readlink /proc/self/ns/net /proc/self/ns/uts; hostname; sleep 1000")}
 	l, err := launch(t, z, pod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := containerIP(t, z, pod.Key, nw.name); got != ip {
-		t.Errorf("the pod container reports %s, want the sandbox's %s", got, ip)
+		t.Errorf("the pod container's status reports %s, want the sandbox's %s (Mesos' status(parent))", got, ip)
 	}
 	waitForFile(t, l.stdout)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if b, _ := os.ReadFile(l.stdout); strings.Count(string(b), "\n") >= 2 {
+		if b, _ := os.ReadFile(l.stdout); strings.Count(string(b), "\n") >= 3 {
 			break
 		}
 	}
-	if out, _ := os.ReadFile(l.stdout); string(out) != sandboxNS+"\nweb-0\n" {
-		t.Errorf("the pod container printed %q, want the sandbox's namespace %s and hostname web-0", out, sandboxNS)
+	if out, _ := os.ReadFile(l.stdout); string(out) != hostNS+"\n"+hostUTS+"\n"+hostname+"\n" {
+		t.Errorf("the pod container printed %q, want the host's namespaces %s %s and hostname %s", out, hostNS, hostUTS, hostname)
 	}
 	if _, err := os.Stat(filepath.Join(DefaultRuntimeDir, cniDir, mesosContainerID(sandbox.ID), "ns")); err != nil {
 		t.Errorf("the sandbox's namespace handle is not at Mesos' path (<parent>.<child>): %v", err)
@@ -784,4 +790,87 @@ func TestCNIPodSandbox(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(DefaultRuntimeDir, cniDir, mesosContainerID(sandbox.ID))); err == nil {
 		t.Errorf("the sandbox's CNI directory is left")
 	}
+}
+
+// Mesos mounts a container's network files from network/cni's isolate(), before the launch helper
+// applies the volumes of ContainerLaunchInfo.mounts: a volume at /etc/resolv.conf or /etc/hosts wins
+// over the network's files, with a root filesystem or on the host's.
+func TestCNIVolumesMountedOverNetworkFiles(t *testing.T) {
+	nw := newCNINet(t, 83, 24, false)
+	z := newCNIContainerizer(t, nw, "")
+	dir := t.TempDir()
+	resolv, hosts := filepath.Join(dir, "resolv.conf"), filepath.Join(dir, "hosts")
+	if err := os.WriteFile(resolv, []byte("nameserver 10.0.0.10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hosts, []byte("10.244.73.99 from-volume\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rootfs := busyboxRootfs(t)
+	for _, tc := range []struct{ name, rootfs string }{{"rootfs", rootfs}, {"host-filesystem", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			info := withNetworks(nw.name)
+			info.Hostname = proto("vol")
+			info.Volumes = []mesos.Volume{hostPathVolume(resolv, "/etc/resolv.conf", mesos.RO), hostPathVolume(hosts, "/etc/hosts", mesos.RO)}
+			c := &Container{ID: cniID("vol"), Rootfs: tc.rootfs, Info: info, Command: shell("cat /etc/resolv.conf /etc/hosts /etc/hostname")}
+			if out := mustRun(t, z, c); out != "nameserver 10.0.0.10\n10.244.73.99 from-volume\nvol" {
+				t.Errorf("container printed %q: want the volumes' resolv.conf and hosts, and the network's hostname", out)
+			}
+		})
+	}
+}
+
+// A standalone container (LAUNCH_CONTAINER without parent) and the containers nested in it are not
+// network/cni's: Mesos' isolator does not support standalone containers, so their network_infos are
+// ignored and they are on the host's network, with no CNI attachment made. The other isolators
+// (filesystem/linux, namespaces/pid) still apply.
+func TestCNIStandaloneContainersAreOnTheHostNetwork(t *testing.T) {
+	nw := newCNINet(t, 84, 24, true)
+	z := newCNIContainerizer(t, nw, "")
+	hostNS, _ := os.Readlink("/proc/self/ns/net")
+	hostPID, _ := os.Readlink("/proc/self/ns/pid")
+	before := snapshotHostNet(t, nw)
+	sa := &Container{ID: cniID("kubemesos-pod"), Standalone: true, Info: withNetworks(nw.name),
+		Command: shell("readlink /proc/self/ns/net /proc/self/ns/pid; sleep 1000")}
+	ls, err := launch(t, z, sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), sa.Key) }()
+	child := &Container{ID: mesos.ContainerID{Value: "app", Parent: &sa.ID}, Parent: sa,
+		Command: shell("readlink /proc/self/ns/net; sleep 1000")}
+	lc, err := launch(t, z, child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !child.Standalone {
+		t.Errorf("a container nested in a standalone one is not marked standalone")
+	}
+	for _, c := range []*Container{sa, child} {
+		if cs, err := z.Status(context.Background(), c.Key); err != nil || len(cs.NetworkInfos) != 0 {
+			t.Errorf("status of %s: %+v, %v: want no network", c.Key, cs.NetworkInfos, err)
+		}
+	}
+	saOut := waitLines(t, ls.stdout, 2)
+	if fields := strings.Fields(saOut); len(fields) != 2 || fields[0] != hostNS || fields[1] == hostPID {
+		t.Errorf("the standalone container printed %q: want the host's network namespace %s and a pid namespace of its own", saOut, hostNS)
+	}
+	if out := waitLines(t, lc.stdout, 1); out != hostNS+"\n" {
+		t.Errorf("its nested container printed %q, want the host's network namespace %s", out, hostNS)
+	}
+	if during := snapshotHostNet(t, nw); during != before {
+		t.Errorf("network objects with a standalone container naming the network %+v, before %+v", during, before)
+	}
+}
+
+// waitLines waits until the file has n lines and returns them.
+func waitLines(t testing.TB, path string, n int) string {
+	t.Helper()
+	var b []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, _ = os.ReadFile(path); strings.Count(string(b), "\n") >= n {
+			break
+		}
+	}
+	return string(b)
 }
