@@ -105,6 +105,9 @@ func (a *Agent) containerConfigLocked(c *container, command mesos.CommandInfo, c
 		User:    command.GetUser(),
 		Debug:   session,
 		State:   map[string]any{},
+		// Executors' containers are launched elsewhere: a container without parent here is a standalone
+		// one (LAUNCH_CONTAINER); the containerizer marks the containers nested in it.
+		Standalone: c.id.Parent == nil,
 	}
 	if c.id.Parent != nil {
 		if p := a.containers[containerKey(c.id.Parent)]; p != nil {

@@ -80,15 +80,31 @@ func containerKey(id *mesos.ContainerID) string {
 	return strings.Join(parts, "/")
 }
 
+// validateContainerID is validation::container::validateContainerId (src/slave/validation.cpp) with
+// common::validation::validateID, and their texts.
+//
+// One rule is not applied yet: Mesos also refuses a '.' in ContainerID.value (its string form joins
+// the chain with periods). kubemesos' executor names its pod sandboxes with a '.' today; refusing it
+// here would fail every pod until the executor's IDs change (reported to the lead).
 func validateContainerID(id *mesos.ContainerID) string {
-	for p := id; p != nil; p = p.Parent {
-		switch {
-		case p.Value == "":
-			return "'ContainerID.value' must be non-empty"
-		case p.Value == "." || p.Value == "..":
-			return "'ContainerID.value' '" + p.Value + "' is disallowed"
-		case strings.ContainsAny(p.Value, "/\\ \t\n"):
-			return "'ContainerID.value' '" + p.Value + "' contains invalid characters"
+	v := id.Value
+	switch {
+	case v == "":
+		return "ID must not be empty"
+	case len(v) > 255: // NAME_MAX
+		return "ID must not be greater than 255 characters"
+	case v == "." || v == "..":
+		return "'" + v + "' is disallowed"
+	case strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '/' || r == '\\' }) >= 0:
+		return "'" + v + "' contains invalid characters"
+	case len(v) > 242: // MAX_CONTAINER_ID_LENGTH
+		return "'ContainerID.value' '" + v + "' exceeds the maximum length (242)"
+	case strings.Contains(v, " "):
+		return "'ContainerID.value' '" + v + "' contains invalid characters"
+	}
+	if id.Parent != nil {
+		if msg := validateContainerID(id.Parent); msg != "" {
+			return "'ContainerID.parent' is invalid: " + msg
 		}
 	}
 	return ""
@@ -323,7 +339,17 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 		}
 		close(c.done)
 		root := strings.SplitN(c.key, "/", 2)[0]
-		if c.id.Parent != nil && a.containers[root] == nil {
+		switch {
+		case c.id.Parent == nil:
+			// A standalone container is gone with its tree once destroyed (MesosContainerizer forgets
+			// it: WAIT_CONTAINER answers 404 and its ID may be launched again); its sandbox stays, as
+			// Mesos does not garbage-collect standalone sandboxes.
+			for key := range a.containers {
+				if key == c.key || strings.HasPrefix(key, c.key+"/") {
+					delete(a.containers, key)
+				}
+			}
+		case a.containers[root] == nil:
 			delete(a.containers, c.key) // the whole tree is gone
 		}
 		a.log.WithFields(logrus.Fields{"containerID": c.key, "status": status}).Debug("container exited")

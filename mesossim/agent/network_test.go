@@ -33,7 +33,7 @@ import (
 
 // The pod network on an isolating agent: an executor container (host network) → a pod's sandbox
 // container (LAUNCH_CONTAINER with network_infos, on a bridge + host-local + portmap CNI network) →
-// the pod's containers nested in the sandbox, in its network and UTS namespaces.
+// containers nested in the sandbox, which Mesos puts on the root container's (host) network.
 
 var (
 	cniPluginsOnce sync.Once
@@ -182,11 +182,17 @@ func childID(parent mesos.ContainerID, name string) mesos.ContainerID {
 // host's filesystem) on the network, with the pod's hostname and host ports.
 func (p *podAgent) launchSandbox(t testing.TB, pod, network string, ports ...mesos.NetworkInfo_PortMapping) (mesos.ContainerID, int, string) {
 	t.Helper()
+	return p.launchSandboxWith(t, pod, network, "exec sleep 3600", ports...)
+}
+
+// launchSandboxWith is launchSandbox with the sandbox's command (run in its sandbox directory).
+func (p *podAgent) launchSandboxWith(t testing.TB, pod, network, cmd string, ports ...mesos.NetworkInfo_PortMapping) (mesos.ContainerID, int, string) {
+	t.Helper()
 	id := p.sandboxID(pod)
 	hostname := pod
 	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Hostname: &hostname,
 		NetworkInfos: []mesos.NetworkInfo{{Name: &network, PortMappings: ports}}}
-	code, body := postCall(t, p.a, agentcalls.LaunchContainer(id, shell("exec sleep 3600"), ci, nil))
+	code, body := postCall(t, p.a, agentcalls.LaunchContainer(id, shell(cmd), ci, nil))
 	return id, code, body
 }
 
@@ -262,12 +268,14 @@ func ipOf(ni []mesos.NetworkInfo) string {
 	return ni[0].IPAddresses[0].GetIPAddress()
 }
 
-// A pod's sandbox gets its own network namespace with an address of the agent's pod network; the
-// pod's container, nested in the sandbox without network_infos, is in the same network and UTS
-// namespaces (it sees the sandbox's eth0 address and hostname). GET_CONTAINERS reports the address for
-// both, and a status update naming the sandbox carries it. Killing the sandbox destroys its container
-// first; either way nothing of the network is left.
-func TestPodSandboxAndContainerShareTheNetwork(t *testing.T) {
+// A sandbox nested in the executor's container gets its own network namespace with an address of the
+// agent's pod network, but a container nested in the sandbox without network_infos does not join it:
+// Mesos gives a container that joins its parent's network the ROOT container's networks, here the
+// host-network executor's, so it is in the host's network and UTS namespaces. Its status still reports
+// the sandbox's network (network/cni's status(parent)), as GET_CONTAINERS shows, and a status update
+// naming the sandbox carries it. Killing the sandbox destroys its container first; either way nothing
+// of the network is left.
+func TestNestedContainerTakesTheRootContainersNetwork(t *testing.T) {
 	nw := newPodNet(t, 180, nil)
 	p := newPodAgent(t, nw, nil)
 	before := p.objects(t)
@@ -277,8 +285,19 @@ func TestPodSandboxAndContainerShareTheNetwork(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("LAUNCH_CONTAINER of the sandbox: %d %s", code, body)
 	}
-	app := p.launchChild(t, sandbox, "app", "hostname; ip -o -4 addr show dev eth0; echo ready; exec sleep 3600")
+	// On the host's filesystem (readlink): the network namespace does not depend on the image.
+	app := childID(sandbox, "app")
+	if code, body := postCall(t, p.a, agentcalls.LaunchContainer(app,
+		shell("hostname; readlink /proc/self/ns/net /proc/self/ns/uts; echo ready; exec sleep 3600"), nil, nil)); code != http.StatusOK {
+		t.Fatalf("LAUNCH_CONTAINER of the child: %d %s", code, body)
+	}
 	out := p.output(t, app)
+	hostname, _ := os.Hostname()
+	hostNet, _ := os.Readlink("/proc/self/ns/net")
+	hostUTS, _ := os.Readlink("/proc/self/ns/uts")
+	if want := hostname + "\n" + hostNet + "\n" + hostUTS; out != want {
+		t.Errorf("the container in the sandbox printed %q, want the host's hostname and namespaces %q", out, want)
+	}
 
 	all := p.getContainers(t, true)
 	if len(all) != 3 {
@@ -312,10 +331,7 @@ func TestPodSandboxAndContainerShareTheNetwork(t *testing.T) {
 		t.Errorf("child container_status.container_id (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(wantNI, ch.ContainerStatus.NetworkInfos); diff != "" {
-		t.Errorf("child network_infos, want the sandbox's (-want +got):\n%s", diff)
-	}
-	if want := "web-0\n"; !strings.HasPrefix(out+"\n", want) || !strings.Contains(out, " inet "+ip+"/24 ") {
-		t.Errorf("the child printed %q: want the sandbox's hostname web-0 and its eth0 address %s", out, ip)
+		t.Errorf("child network_infos, want the sandbox's (Mesos' status(parent)) (-want +got):\n%s", diff)
 	}
 	if got := p.getContainers(t, false); len(got) != 1 || got[0].ContainerID.Value != p.exec.ContainerID.Value {
 		t.Errorf("GET_CONTAINERS without show_nested: %+v, want the executor's container only", got)
@@ -473,17 +489,18 @@ func TestPortMappingHostIPPerAgent(t *testing.T) {
 			c.ID = mesos.AgentID{Value: fmt.Sprintf("agent-S%d", i)}
 			c.ListenAddress, c.PortMappingHostIP = ip+":0", ip
 		})
-		sandbox, code, body := p.launchSandbox(t, fmt.Sprintf("web-%d", i), nw.name,
+		// The server is the sandbox itself: a container nested in it would be on the host's network.
+		_, code, body := p.launchSandboxWith(t, fmt.Sprintf("web-%d", i), nw.name,
+			fmt.Sprintf("mkdir -p www && echo agent-%d > www/index.html && echo ready && exec busybox httpd -f -p 8080 -h www", i),
 			mesos.NetworkInfo_PortMapping{HostPort: 18080, ContainerPort: 8080, Protocol: ptrTo("tcp")})
 		if code != http.StatusOK {
 			t.Fatalf("agent %d: LAUNCH_CONTAINER of the sandbox: %d %s", i, code, body)
 		}
-		p.launchChild(t, sandbox, "httpd", fmt.Sprintf("mkdir -p /www && echo agent-%d > /www/index.html && echo ready && exec httpd -f -p 8080 -h /www", i))
 		agents = append(agents, p)
 	}
 	for i, p := range agents {
 		ip := fmt.Sprintf("10.251.180.%d", i+1)
-		p.output(t, childID(p.sandboxID(fmt.Sprintf("web-%d", i+1)), "httpd"))
+		p.output(t, p.sandboxID(fmt.Sprintf("web-%d", i+1)))
 		if got, want := httpGetRetry(t, "http://"+ip+":18080/"), fmt.Sprintf("agent-%d\n", i+1); got != want {
 			t.Errorf("GET %s:18080 = %q, want %q (agent %d's pod)", ip, got, want, i+1)
 		}
@@ -658,4 +675,66 @@ func TestNetworkCNIIsolatorOnlyWhenNamed(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(q.runtimeDir, "isolators/network/cni")); err != nil {
 		t.Errorf("with network/cni in --isolation: %v", err)
 	}
+}
+
+// A standalone container naming a network (the pod sandbox as kubemesos' lead planned it) is on the
+// host's network, as on Mesos, whose network/cni isolator does not support standalone containers:
+// the launch succeeds, no CNI object is made, GET_CONTAINERS reports no network for it or for the
+// container nested in it, and both are in the host's network namespace.
+func TestStandaloneContainerGetsNoCNINetwork(t *testing.T) {
+	nw := newPodNet(t, 190, nil)
+	p := newPodAgent(t, nw, nil)
+	before := p.objects(t)
+	network, hostname := nw.name, "web-0"
+	sa := mesos.ContainerID{Value: "kubemesos-pod-u2"}
+	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Hostname: &hostname,
+		NetworkInfos: []mesos.NetworkInfo{{Name: &network}}}
+	if code, body := postCall(t, p.a, agentcalls.LaunchContainer(sa, shell("readlink /proc/self/ns/net; exec sleep 3600"), ci, nil)); code != http.StatusOK {
+		t.Fatalf("LAUNCH_CONTAINER: %d %s", code, body)
+	}
+	app := childID(sa, "app")
+	if code, body := postCall(t, p.a, agentcalls.LaunchContainer(app, shell("readlink /proc/self/ns/net; exec sleep 3600"), nil, nil)); code != http.StatusOK {
+		t.Fatalf("LAUNCH_CONTAINER of its child: %d %s", code, body)
+	}
+	yes := true
+	code, body := postCall(t, p.a, &agentapi.Call{Type: agentapi.Call_GET_CONTAINERS,
+		GetContainers: &agentapi.Call_GetContainers{ShowNested: &yes, ShowStandalone: &yes}})
+	var r agentapi.Response
+	if err := json.Unmarshal([]byte(body), &r); code != http.StatusOK || err != nil {
+		t.Fatalf("GET_CONTAINERS: %d %s", code, body)
+	}
+	seen := 0
+	for _, c := range r.GetContainers.Containers {
+		if c.ContainerID.Value == sa.Value || c.ContainerID.Value == app.Value {
+			seen++
+			if len(c.ContainerStatus.NetworkInfos) != 0 {
+				t.Errorf("%s reports networks %+v", c.ContainerID.Value, c.ContainerStatus.NetworkInfos)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Errorf("GET_CONTAINERS: %d of the standalone container and its child", seen)
+	}
+	hostNet, _ := os.Readlink("/proc/self/ns/net")
+	for _, dir := range []string{filepath.Join(p.a.cfg.WorkDir, "containers", sa.Value), filepath.Join(p.a.cfg.WorkDir, "containers", sa.Value, "containers", "app")} {
+		var out []byte
+		waitFor(t, dir+"/stdout", func() bool {
+			out, _ = os.ReadFile(filepath.Join(dir, "stdout"))
+			return strings.HasSuffix(string(out), "\n")
+		})
+		if string(out) != hostNet+"\n" {
+			t.Errorf("%s printed %q, want the host's network namespace %s", dir, out, hostNet)
+		}
+	}
+	if during := p.objects(t); during != before {
+		t.Errorf("network objects with the standalone container %+v, before %+v", during, before)
+	}
+	if code, body := postCall(t, p.a, agentcalls.KillContainer(sa)); code != http.StatusOK {
+		t.Fatalf("KILL_CONTAINER: %d %s", code, body)
+	}
+	waitFor(t, "the standalone container's end", func() bool {
+		p.a.mu.Lock()
+		defer p.a.mu.Unlock()
+		return p.a.containers[sa.Value] == nil
+	})
 }

@@ -182,8 +182,14 @@ func validateAgentCall(c *agentapi.Call, hasType bool) string {
 	if !hasType {
 		return "Expecting 'type' to be present"
 	}
-	needParent := func(field string, id mesos.ContainerID) string {
+	validID := func(field string, id mesos.ContainerID) string {
 		if msg := validateContainerID(&id); msg != "" {
+			return "'" + field + ".container_id' is invalid: " + msg
+		}
+		return ""
+	}
+	needParent := func(field string, id mesos.ContainerID) string {
+		if msg := validID(field, id); msg != "" {
 			return msg
 		}
 		if id.Parent == nil {
@@ -202,7 +208,14 @@ func validateAgentCall(c *agentapi.Call, hasType bool) string {
 		if m := present(c.LaunchNestedContainer != nil, "launch_nested_container"); m != "" {
 			return m
 		}
-		return needParent("launch_nested_container", c.LaunchNestedContainer.ContainerID)
+		l := c.LaunchNestedContainer
+		if m := needParent("launch_nested_container", l.ContainerID); m != "" {
+			return m
+		}
+		if li := l.Container.GetLinuxInfo(); li != nil && li.ShareCgroups != nil && !*li.ShareCgroups && l.ContainerID.Parent.Parent != nil {
+			return "'launch_nested_container' is invalid: containers nested at the second level or greater cannot set 'share_cgroups' to 'false'"
+		}
+		return ""
 	case agentapi.Call_WAIT_NESTED_CONTAINER:
 		if m := present(c.WaitNestedContainer != nil, "wait_nested_container"); m != "" {
 			return m
@@ -222,32 +235,39 @@ func validateAgentCall(c *agentapi.Call, hasType bool) string {
 		if m := present(c.LaunchNestedContainerSession != nil, "launch_nested_container_session"); m != "" {
 			return m
 		}
-		return needParent("launch_nested_container_session", c.LaunchNestedContainerSession.ContainerID)
+		l := c.LaunchNestedContainerSession
+		if m := needParent("launch_nested_container_session", l.ContainerID); m != "" {
+			return m
+		}
+		if li := l.Container.GetLinuxInfo(); li != nil && !li.GetShareCgroups() {
+			return "'launch_nested_container_session.container.linux_info' is invalid: 'share_cgroups' cannot be set to 'false' for nested container sessions"
+		}
+		return ""
 	case agentapi.Call_LAUNCH_CONTAINER:
 		if m := present(c.LaunchContainer != nil, "launch_container"); m != "" {
 			return m
 		}
-		return validateContainerID(&c.LaunchContainer.ContainerID)
+		return validateLaunchContainer(c.LaunchContainer, validID)
 	case agentapi.Call_WAIT_CONTAINER:
 		if m := present(c.WaitContainer != nil, "wait_container"); m != "" {
 			return m
 		}
-		return validateContainerID(&c.WaitContainer.ContainerID)
+		return validID("wait_container", c.WaitContainer.ContainerID)
 	case agentapi.Call_KILL_CONTAINER:
 		if m := present(c.KillContainer != nil, "kill_container"); m != "" {
 			return m
 		}
-		return validateContainerID(&c.KillContainer.ContainerID)
+		return validID("kill_container", c.KillContainer.ContainerID)
 	case agentapi.Call_REMOVE_CONTAINER:
 		if m := present(c.RemoveContainer != nil, "remove_container"); m != "" {
 			return m
 		}
-		return validateContainerID(&c.RemoveContainer.ContainerID)
+		return validID("remove_container", c.RemoveContainer.ContainerID)
 	case agentapi.Call_ATTACH_CONTAINER_OUTPUT:
 		if m := present(c.AttachContainerOutput != nil, "attach_container_output"); m != "" {
 			return m
 		}
-		return validateContainerID(&c.AttachContainerOutput.ContainerID)
+		return validID("attach_container_output", c.AttachContainerOutput.ContainerID)
 	case agentapi.Call_ATTACH_CONTAINER_INPUT:
 		if m := present(c.AttachContainerInput != nil, "attach_container_input"); m != "" {
 			return m
@@ -257,11 +277,48 @@ func validateAgentCall(c *agentapi.Call, hasType bool) string {
 			if in.ContainerID == nil {
 				return "Expecting 'attach_container_input.container_id' to be present"
 			}
-			return validateContainerID(in.ContainerID)
+			return validID("attach_container_input", *in.ContainerID)
 		}
 		if in.Type != agentapi.Call_AttachContainerInput_PROCESS_IO {
 			return "Expecting 'attach_container_input.type' to be present"
 		}
+	}
+	return ""
+}
+
+// validateLaunchContainer is the LAUNCH_CONTAINER case of validation::agent::call::validate after the
+// presence check: a standalone container's resources are unreserved, not persistent volumes and not
+// revocable; a container nested at the second level or deeper may not have resources, limits or
+// cgroups of its own; a standalone container, which has no parent, may not ask to share its cgroups.
+func validateLaunchContainer(l *agentapi.Call_LaunchContainer, validID func(string, mesos.ContainerID) string) string {
+	if m := validID("launch_container", l.ContainerID); m != "" {
+		return m
+	}
+	standalone := l.ContainerID.Parent == nil
+	if standalone {
+		for _, r := range l.Resources {
+			if len(r.Reservations) > 0 || r.Reservation != nil || (r.Role != nil && *r.Role != "*") {
+				return "'launch_container.resources' must be unreserved"
+			}
+			if r.Disk.GetPersistence() != nil {
+				return "'launch_container.resources' may not use persistent volumes"
+			}
+			if r.Revocable != nil {
+				return "'launch_container.resources' must be non-revocable"
+			}
+		}
+	}
+	li := l.Container.GetLinuxInfo()
+	twiceNested := !standalone && l.ContainerID.Parent.Parent != nil
+	switch {
+	case twiceNested && len(l.Resources) > 0:
+		return "'launch_container' is invalid: containers nested at the second level or greater cannot specify resources"
+	case twiceNested && len(l.Limits) > 0:
+		return "'launch_container' is invalid: containers nested at the second level or greater cannot specify resource limits"
+	case twiceNested && !li.GetShareCgroups():
+		return "'launch_container' is invalid: containers nested at the second level or greater cannot set 'share_cgroups' to 'false'"
+	case standalone && li != nil && li.ShareCgroups != nil && *li.ShareCgroups:
+		return "'launch_container' is invalid: containers without a parent cannot set 'share_cgroups' to 'true'"
 	}
 	return ""
 }
@@ -355,6 +412,14 @@ func (a *Agent) handleRemove(w http.ResponseWriter, id mesos.ContainerID) {
 	key := containerKey(&id)
 	a.mu.Lock()
 	c := a.containers[key]
+	if id.Parent == nil && (c == nil || c.executor == nil) {
+		// MesosContainerizerProcess::remove starts with CHECK(containerId.has_parent()): a real agent
+		// (one containerizer) aborts on this call. The simulator refuses it instead.
+		a.mu.Unlock()
+		respondError(w, http.StatusInternalServerError, "The simulated agent refuses REMOVE_CONTAINER of a container without parent: "+
+			"a Mesos agent aborts on it (MesosContainerizerProcess::remove: CHECK(containerId.has_parent()))")
+		return
+	}
 	if c != nil && c.live() {
 		a.mu.Unlock()
 		respondError(w, http.StatusInternalServerError, "Nested container has not terminated yet")
