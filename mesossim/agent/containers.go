@@ -72,6 +72,9 @@ func (c *container) killLocked(sig syscall.Signal) {
 
 const sigkill = syscall.SIGKILL
 
+// idString is a container key as Mesos prints a ContainerID in its texts: the chain joined by '.'.
+func idString(key string) string { return strings.ReplaceAll(key, "/", ".") }
+
 func containerKey(id *mesos.ContainerID) string {
 	var parts []string
 	for p := id; p != nil; p = p.Parent {
@@ -183,10 +186,10 @@ func (a *Agent) launchContainerWithLocked(id mesos.ContainerID, cmdInfo *mesos.C
 		}
 		parent := a.containers[containerKey(id.Parent)]
 		if parent == nil {
-			return nil, http.StatusBadRequest, "Parent container " + containerKey(id.Parent) + " does not exist"
+			return nil, http.StatusBadRequest, "Parent container " + idString(containerKey(id.Parent)) + " does not exist"
 		}
 		if !parent.live() || (parent.executor != nil && parent.executor.state == executorTerminating) {
-			return nil, http.StatusBadRequest, "Parent container " + parent.key + " is in 'DESTROYING' state"
+			return nil, http.StatusBadRequest, "Parent container " + idString(parent.key) + " is in 'DESTROYING' state"
 		}
 		dir = filepath.Join(parent.dir, "containers", id.Value)
 	} else {

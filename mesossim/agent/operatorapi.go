@@ -346,7 +346,7 @@ func (a *Agent) handleWait(w http.ResponseWriter, r *http.Request, mt mediaTypes
 	c := a.containers[key]
 	a.mu.Unlock()
 	if c == nil {
-		respondError(w, http.StatusNotFound, "Container "+key+" cannot be found")
+		respondError(w, http.StatusNotFound, "Container "+idString(key)+" cannot be found")
 		return
 	}
 	select {
@@ -402,7 +402,7 @@ func (a *Agent) handleKill(w http.ResponseWriter, id mesos.ContainerID, signal *
 	}
 	a.mu.Unlock()
 	if !ok {
-		respondError(w, http.StatusNotFound, "Container '"+key+"' cannot be found (or is already killed)")
+		respondError(w, http.StatusNotFound, "Container '"+idString(key)+"' cannot be found (or is already killed)")
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -443,7 +443,7 @@ func (a *Agent) attachableLocked(id mesos.ContainerID) (*container, int, string)
 	key := containerKey(&id)
 	root := a.containers[strings.SplitN(key, "/", 2)[0]]
 	if root == nil || root.executor == nil {
-		return nil, http.StatusNotFound, "Container " + key + " cannot be found"
+		return nil, http.StatusNotFound, "Container " + idString(key) + " cannot be found"
 	}
 	c := a.containers[key]
 	if c == nil || !c.live() {

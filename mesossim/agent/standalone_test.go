@@ -133,6 +133,12 @@ func TestStandaloneContainers(t *testing.T) {
 		t.Fatalf("GET_CONTAINERS with show_standalone lists %v, want the executor's, the standalone one and its child", got)
 	}
 
+	// Mesos prints a nested container's ID with its parents, joined by '.'.
+	if code, body := postCall(t, a, agentcalls.WaitContainer(mesos.ContainerID{Value: "nope", Parent: &sa})); code != http.StatusNotFound ||
+		body != "Container kubemesos-pod-u1.nope cannot be found" {
+		t.Errorf("WAIT_CONTAINER of an unknown nested container = %d %q", code, body)
+	}
+
 	// The executor that launched it ends: the standalone container lives on.
 	a.ShutdownExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "e"})
 	waitFor(t, "the executor's end", func() bool { return len(f.m.all("exited")) == 1 })
