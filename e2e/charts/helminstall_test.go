@@ -72,7 +72,12 @@ func TestHelmInstalledFrameworkRunsADeploymentOnMesos(t *testing.T) {
 		Master:          mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
 		AgentTweak:      func(i int, cfg *agent.Config) { cfg.Hostname = fmt.Sprintf("helm-agent-%d", i) },
 	}
-	simhost.Configure(&simCfg, simhost.Resolve(simhost.Isolating), store.Dir, log)
+	// As root the agents are on the pod network (simhost), which gives each its own pod_cidr.
+	network, err := simhost.Configure(&simCfg, simhost.Resolve(simhost.Isolating), store.Dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = network.Close() }) // after sim.Close (cleanups run last first)
 	sim, err := mesossim.StartCluster(simCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +191,9 @@ executor: {kubeconfig: %q, serviceAccount: {create: true}}
 			t.Fatal(err)
 		}
 		want := fmt.Sprintf("10.244.%d.0/24", i)
+		if a := network.Agent(i); a != nil {
+			want = a.Subnet.String()
+		}
 		if n.Spec.PodCIDR != want || !slices.Equal(n.Spec.PodCIDRs, []string{want}) {
 			t.Errorf("Node %s: podCIDR %q podCIDRs %q, want %s (agent attribute pod_cidr)", n.Name, n.Spec.PodCIDR, n.Spec.PodCIDRs, want)
 		}

@@ -77,7 +77,14 @@ func (n *Network) configure(i int, c *agent.Config) {
 	c.ListenAddress = net.JoinHostPort(a.IP.String(), "0")
 	c.PortMappingHostIP = a.IP.String()
 	text := a.Subnet.String()
-	c.Attributes = append(c.Attributes, mesos.Attribute{Name: podnet.PodCIDRAttribute, Type: mesos.TEXT, Text: &mesos.Value_Text{Value: text}})
+	// The agent's real subnet replaces a pod_cidr the caller configured (the framework reads the first).
+	attrs := c.Attributes[:0:0]
+	for _, at := range c.Attributes {
+		if at.Name != podnet.PodCIDRAttribute {
+			attrs = append(attrs, at)
+		}
+	}
+	c.Attributes = append(attrs, mesos.Attribute{Name: podnet.PodCIDRAttribute, Type: mesos.TEXT, Text: &mesos.Value_Text{Value: text}})
 	n.log.WithFields(logrus.Fields{"agent": i, "ip": a.IP.String(), "pod_cidr": text, "bridge": a.Bridge}).Info("agent on the pod network")
 }
 
@@ -129,11 +136,7 @@ func (n *Network) FrameworkArgs() []string {
 	if n == nil {
 		return []string{"--pod-network=host"}
 	}
-	return []string{"--pod-network=" + podnet.NetworkName, "--executor-env=KUBEMESOS_CLUSTER_DNS=" + cluster.ClusterDNSIP,
-		// Stopgap: the simulated master reports every agent at 127.0.0.1 (mesossim master.go,
-		// operator.go), which becomes the Node's InternalIP, where the API server then calls the
-		// executor's kubelet API (logs, exec); by default that listens on the agent's own address only.
-		"--executor-env=KUBEMESOS_KUBELET_ADDRESS=0.0.0.0:0"}
+	return []string{"--pod-network=" + podnet.NetworkName, "--executor-env=KUBEMESOS_CLUSTER_DNS=" + cluster.ClusterDNSIP}
 }
 
 // Close releases every slot (removing what the agents' containers left); call it after the

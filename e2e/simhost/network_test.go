@@ -56,7 +56,8 @@ func TestAgentsOnThePodNetwork(t *testing.T) {
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	cfg := mesossim.ClusterConfig{Master: mesossim.Config{Log: log}, Agents: 2, WorkDir: t.TempDir()}
+	// A pod_cidr of the caller's is replaced by the agent's real subnet.
+	cfg := mesossim.ClusterConfig{Master: mesossim.Config{Log: log}, Agents: 2, WorkDir: t.TempDir(), AgentAttributes: "pod_cidr:10.244.%d.0/24;rack:r%d"}
 	network, err := Configure(&cfg, mode, store.Dir, log)
 	if err != nil {
 		t.Fatal(err)
@@ -93,14 +94,14 @@ func TestAgentsOnThePodNetwork(t *testing.T) {
 		if host != nets[i].IP.String() {
 			t.Errorf("agent %d listens on %s, want its address %s", i, a.Endpoint(), nets[i].IP)
 		}
-		var attr string
+		var attrs []string
 		for _, at := range a.Info().Attributes {
 			if at.Name == podnet.PodCIDRAttribute {
-				attr = at.GetText().GetValue()
+				attrs = append(attrs, at.GetText().GetValue())
 			}
 		}
-		if attr != nets[i].Subnet.String() {
-			t.Errorf("agent %d attribute pod_cidr %q, want %s", i, attr, nets[i].Subnet)
+		if len(attrs) != 1 || attrs[0] != nets[i].Subnet.String() {
+			t.Errorf("agent %d attributes pod_cidr %q, want only %s", i, attrs, nets[i].Subnet)
 		}
 		flags := string(post(t, a.Endpoint(), agentcalls.GetFlags(), http.StatusOK))
 		for _, want := range []string{`"network_cni_config_dir","value":"` + nets[i].ConfigDir, `"network_cni_plugins_dir","value":"` + network.PluginsDir, `"runtime_dir","value":"` + nets[i].RuntimeDir} {
