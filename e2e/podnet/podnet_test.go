@@ -362,3 +362,38 @@ func cniPlugins(t *testing.T) string {
 	}
 	return plugins.dir
 }
+
+// One kube-proxy runner per host: a second waits (told who holds it) until the first lets go.
+func TestLockKubeProxyIsExclusive(t *testing.T) {
+	opts := Options{Dir: t.TempDir()}
+	unlock, err := LockKubeProxy(context.Background(), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var told string
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	if _, err := LockKubeProxy(ctx, opts, func(holder string) { told = holder }); err == nil {
+		t.Fatal("a second holder of the kube-proxy lock")
+	}
+	if want := fmt.Sprintf("pid %d (", os.Getpid()); !strings.HasPrefix(told, want) {
+		t.Errorf("waiting was told %q, want it to start with %q", told, want)
+	}
+	done := make(chan error, 1)
+	go func() {
+		u, err := LockKubeProxy(context.Background(), opts, nil)
+		if err == nil {
+			u()
+		}
+		done <- err
+	}()
+	unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter did not get the lock after it was released")
+	}
+}
