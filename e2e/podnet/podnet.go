@@ -104,6 +104,7 @@ type HostIP struct {
 // Acquire takes the lowest free agent slot, cleans what an earlier holder left in it, adds the
 // agent's address to Link and writes its CNI configuration. Release gives it back.
 func Acquire(opts Options) (*Agent, error) {
+	sweep(opts)
 	first, last := bounds(opts, firstAgentSlot, lastAgentSlot)
 	for n := first; n <= last; n++ {
 		lock, ok, err := tryLock(opts.dir(), "agent", n)
@@ -132,6 +133,24 @@ func Acquire(opts Options) (*Agent, error) {
 		return a, nil
 	}
 	return nil, fmt.Errorf("no free pod network slot in %d..%d under %s", first, last, opts.dir())
+}
+
+// sweep cleans the slots (of the whole range) that a dead holder left state in, whichever slot the
+// caller gets: a killed process' addresses and bridges must not wait for its slot to be taken again.
+func sweep(opts Options) {
+	dirs, _ := filepath.Glob(filepath.Join(opts.dir(), "agent-*"))
+	for _, d := range dirs {
+		n, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "agent-"))
+		if err != nil || n < firstAgentSlot || n > lastAgentSlot {
+			continue // a lock file, or not ours
+		}
+		lock, ok, err := tryLock(opts.dir(), "agent", n)
+		if err != nil || !ok {
+			continue // held: alive
+		}
+		_ = newAgent(opts, n).clean()
+		unlock(lock)
+	}
 }
 
 func newAgent(opts Options, n int) *Agent {

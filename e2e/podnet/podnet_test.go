@@ -237,6 +237,17 @@ func TestKilledHoldersLeftoversAreCleaned(t *testing.T) {
 		t.Errorf("container address %s not in %s", podIP, left.Subnet)
 	}
 
+	// Taking another slot sweeps the dead holder's.
+	other, err := Acquire(Options{Dir: dir, First: slot + 1, Last: slot + 1, PluginsDir: plugins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Count(left); got.NetnsHandles+got.Veths+got.IPAMAddresses+got.PortmapRules+got.MasqueradeRules != 0 || hasAddress(left.IP) || linkExists(left.Bridge) {
+		t.Errorf("slot %d after another slot was taken: %+v, address on %s: %v, bridge: %v", slot, got, Link, hasAddress(left.IP), linkExists(left.Bridge))
+	}
+	if err := other.Release(); err != nil {
+		t.Fatal(err)
+	}
 	a, err := Acquire(Options{Dir: dir, First: slot, Last: slot, PluginsDir: plugins})
 	if err != nil {
 		t.Fatal(err)
