@@ -4,23 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/gogo/protobuf/jsonpb"
-	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
 	"github.com/sirupsen/logrus"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubemesos/kubemesos/e2e/imagestore"
 	"github.com/kubemesos/kubemesos/e2e/podnet"
@@ -35,10 +29,8 @@ func TestMain(m *testing.M) {
 }
 
 // Isolating agents configured by Configure are on the pod network: each listens on its own address
-// with its pod subnet as attribute pod_cidr and GET_FLAGS showing network/cni's flags; containers
-// naming network kubemesos get addresses of their agent's subnet, two of them serve one port on one
-// agent, the host reaches them by IP and through a port mapping on the agent's address, a container on
-// another agent reaches them by IP; after the cluster and Network closed, nothing is left.
+// with its pod subnet as attribute pod_cidr (replacing the caller's) and GET_FLAGS showing network/cni's
+// flags; after the cluster and Network closed, their addresses are gone.
 func TestAgentsOnThePodNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs isolated containers")
@@ -47,7 +39,6 @@ func TestAgentsOnThePodNetwork(t *testing.T) {
 	if !mode.Isolating {
 		t.Skip("needs isolating mode: " + mode.Why)
 	}
-	lockCNITests(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	store, err := imagestore.Ensure(ctx, imagestore.Options{Log: io.Discard})
@@ -110,42 +101,10 @@ func TestAgentsOnThePodNetwork(t *testing.T) {
 			}
 		}
 	}
-	before := network.Count()
-
-	serve := func(a int, id string, hostPort uint32) string {
-		t.Helper()
-		info := netInfo(hostPort)
-		no := false
-		cmd := &mesos.CommandInfo{Shell: &no, Value: ptr("/agnhost"), Arguments: []string{"/agnhost", "netexec", "--http-port=8080"}}
-		post(t, agents[a].Endpoint(), agentcalls.LaunchContainer(mesos.ContainerID{Value: id}, cmd, image("agnhost", info), resources()), http.StatusOK)
-		ip := containerIP(t, agents[a].Endpoint(), id)
-		if !nets[a].Subnet.Contains(net.ParseIP(ip)) {
-			t.Fatalf("%s has %s, not in agent %d's %s", id, ip, a, nets[a].Subnet)
-		}
-		return ip
-	}
-	ip1 := serve(0, "web-1", 31080)
-	ip2 := serve(0, "web-2", 0)
-	if ip1 == ip2 {
-		t.Fatalf("two containers with %s", ip1)
-	}
-	for _, u := range []string{"http://" + ip1 + ":8080/hostname", "http://" + ip2 + ":8080/hostname", "http://" + nets[0].IP.String() + ":31080/hostname"} {
-		httpEventually(t, ctx, u)
-	}
-	if got := network.Count(); got.Veths != before.Veths+2 || got.IPAMAddresses != before.IPAMAddresses+2 || got.NetnsHandles != before.NetnsHandles+2 || got.PortmapRules <= before.PortmapRules {
-		t.Errorf("objects with two containers %+v, before %+v", got, before)
-	}
-
-	// From agent 1's subnet to agent 0's: by pod IP.
-	no := false
-	// (Debian busybox 1.35's wget segfaults with -T.)
-	wget := &mesos.CommandInfo{Shell: &no, Value: ptr("/bin/wget"), Arguments: []string{"wget", "-qO-", "http://" + ip1 + ":8080/hostname"}}
-	post(t, agents[1].Endpoint(), agentcalls.LaunchContainer(mesos.ContainerID{Value: "client"}, wget, image("busybox", netInfo(0)), resources()), http.StatusOK)
-	post(t, agents[1].Endpoint(), agentcalls.WaitContainer(mesos.ContainerID{Value: "client"}), http.StatusOK)
-	out, _ := os.ReadFile(filepath.Join(cfg.WorkDir, "containers", "client", "stdout"))
-	stderr, _ := os.ReadFile(filepath.Join(cfg.WorkDir, "containers", "client", "stderr"))
-	if string(out) != "web-1" {
-		t.Errorf("agent 1's container fetched %q from %s (stderr %s), want web-1 (its hostname)", out, ip1, stderr)
+	// Containers on the network are the e2e suite's (a pod's sandbox is nested under its executor:
+	// Mesos' network/cni skips standalone containers); the conflist with the real plugins is podnet's.
+	if got := network.Count(); got.NetnsHandles+got.Veths+got.IPAMAddresses+got.PortmapRules+got.MasqueradeRules != 0 {
+		t.Errorf("objects before any container: %+v", got)
 	}
 
 	closeAll()
@@ -161,53 +120,6 @@ func TestAgentsOnThePodNetwork(t *testing.T) {
 			}
 		}
 	}
-}
-
-func resources() []mesos.Resource {
-	r, err := mesossim.ParseResources("cpus:0.1;mem:64")
-	if err != nil {
-		panic(err)
-	}
-	return r
-}
-
-func netInfo(hostPort uint32) mesos.NetworkInfo {
-	ni := mesos.NetworkInfo{Name: ptr(podnet.NetworkName)}
-	if hostPort != 0 {
-		ni.PortMappings = []mesos.NetworkInfo_PortMapping{{HostPort: hostPort, ContainerPort: 8080, Protocol: ptr("tcp")}}
-	}
-	return ni
-}
-
-func image(name string, ni mesos.NetworkInfo) *mesos.ContainerInfo {
-	return &mesos.ContainerInfo{
-		Type:         mesos.ContainerInfo_MESOS.Enum(),
-		Mesos:        &mesos.ContainerInfo_MesosInfo{Image: &mesos.Image{Type: mesos.Image_DOCKER.Enum(), Docker: &mesos.Image_Docker{Name: name}}},
-		NetworkInfos: []mesos.NetworkInfo{ni},
-	}
-}
-
-// containerIP reads a container's address from GET_CONTAINERS, as the executor does.
-func containerIP(t *testing.T, endpoint, id string) string {
-	t.Helper()
-	var resp agentapi.Response
-	if err := jsonpb.Unmarshal(bytes.NewReader(post(t, endpoint, &agentapi.Call{Type: agentapi.Call_GET_CONTAINERS,
-		GetContainers: &agentapi.Call_GetContainers{ShowNested: ptr(true), ShowStandalone: ptr(true)}}, http.StatusOK)), &resp); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range resp.GetGetContainers().GetContainers() {
-		if c.ContainerID.Value != id {
-			continue
-		}
-		for _, ni := range c.GetContainerStatus().GetNetworkInfos() {
-			for _, ip := range ni.IPAddresses {
-				return ip.GetIPAddress()
-			}
-		}
-		t.Fatalf("%s: no address in %+v", id, c.GetContainerStatus())
-	}
-	t.Fatalf("%s not in GET_CONTAINERS", id)
-	return ""
 }
 
 func post(t *testing.T, endpoint string, call *agentapi.Call, want int) []byte {
@@ -227,38 +139,3 @@ func post(t *testing.T, endpoint string, call *agentapi.Call, want int) []byte {
 	}
 	return body
 }
-
-func httpEventually(t *testing.T, ctx context.Context, url string) {
-	t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		resp, err := http.Get(url)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-		return resp.StatusCode == 200, nil
-	})
-	if err != nil {
-		t.Fatalf("GET %s: %v (last: %s)", url, err, last)
-	}
-}
-
-// lockCNITests takes the host-wide lock of the containerizer's and agent's CNI tests, which count
-// veths and nftables rules host-wide.
-func lockCNITests(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "kubemesos-cni-tests.lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-}
-
-func ptr[T any](v T) *T { return &v }
