@@ -418,6 +418,19 @@ func mesosContainerID(id mesos.ContainerID) string {
 	return id.Value
 }
 
+// namespacesOwner is the pid of a process in p's network and UTS namespaces: p's own when it cloned
+// them, else that of the ancestor whose namespaces it entered. (A helper that entered namespaces did
+// so on one thread and forked the command from it: /proc/<its pid>/ns/net is not the entered one.)
+func (n *networkCNI) namespacesOwner(p *Container) int {
+	for p.Parent != nil {
+		if info := n.info(mesosContainerID(p.ID)); info != nil && len(info.networks) > 0 && !info.joinsParents {
+			break
+		}
+		p = p.Parent
+	}
+	return p.Pid
+}
+
 // SupportsStandalone is false: Mesos' NetworkCniIsolatorProcess keeps Isolator's default.
 func (n *networkCNI) SupportsStandalone() bool { return false }
 
@@ -501,10 +514,12 @@ func (n *networkCNI) Prepare(_ context.Context, c *Container, li *LaunchInfo) er
 	}
 	// MESOS-3553: the container binds to the address its network gave it.
 	li.Environment = map[string]string{"LIBPROCESS_IP": "0.0.0.0"}
-	if nested && joinsParents && c.Parent.Pid > 0 {
+	if nested && joinsParents {
 		// The root container has networks: the launcher enters the parent's network and UTS
-		// namespaces (the root's, which the parent joined in turn).
-		li.EnterNamespaces = map[string]int{NamespaceNet: c.Parent.Pid, NamespaceUTS: c.Parent.Pid}
+		// namespaces (ns::clone(parentPid, ...)).
+		if pid := n.namespacesOwner(c.Parent); pid > 0 {
+			li.EnterNamespaces = map[string]int{NamespaceNet: pid, NamespaceUTS: pid}
+		}
 	}
 	if c.Debug {
 		return nil // no mount namespace of its own: it enters its parent's

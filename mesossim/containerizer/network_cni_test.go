@@ -874,3 +874,28 @@ func waitLines(t testing.TB, path string, n int) string {
 	}
 	return string(b)
 }
+
+// When the root container has a network (an executor whose ContainerInfo names one, as Mesos' default
+// executor runs a task group), every container nested under it without network_infos, at any depth,
+// enters its parent's network and UTS namespaces: the root's.
+func TestCNINestedContainersJoinANetworkedRoot(t *testing.T) {
+	nw := newCNINet(t, 85, 24, true)
+	z := newCNIContainerizer(t, nw, "")
+	info := withNetworks(nw.name)
+	info.Hostname = proto("pod-0")
+	root := &Container{ID: cniID("root"), Info: info, Command: shell("sleep 1000")}
+	if _, err := launch(t, z, root); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), root.Key) }()
+	rootNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", root.Pid))
+	mid := &Container{ID: mesos.ContainerID{Value: "mid", Parent: &root.ID}, Parent: root, Command: shell("sleep 1000")}
+	if _, err := launch(t, z, mid); err != nil {
+		t.Fatal(err)
+	}
+	leaf := &Container{ID: mesos.ContainerID{Value: "leaf", Parent: &mid.ID}, Parent: mid,
+		Command: shell("readlink /proc/self/ns/net; hostname")}
+	if out := mustRun(t, z, leaf); out != rootNS+"\npod-0\n" {
+		t.Errorf("the container nested twice printed %q, want the root's namespace %s and hostname pod-0", out, rootNS)
+	}
+}
