@@ -51,6 +51,15 @@ var ErrDisconnected = errors.New("disconnected from the agent and the framework 
 // parentSetter is implemented by runtimes that need the executor's container ID.
 type parentSetter interface{ SetParent(mesos.ContainerID) }
 
+// sandboxStopper is implemented by runtimes whose pod sandboxes outlive the executor (Mesos
+// standalone containers): the executor stops those left when it exits.
+type sandboxStopper interface {
+	StopAllSandboxes(ctx context.Context) (int, error)
+}
+
+// sandboxStopTimeout bounds how long an exiting executor stops the sandboxes its pods left.
+const sandboxStopTimeout = 30 * time.Second
+
 // Run runs the executor until the agent shuts it down (nil), ctx ends (ctx.Err()), or the agent is lost
 // (ErrRecoveryTimeout, ErrDisconnected). It joins every goroutine it starts.
 func Run(ctx context.Context, cfg Config) error {
@@ -84,8 +93,15 @@ func Run(ctx context.Context, cfg Config) error {
 	ip := hostIP(cfg.HostIP, cfg.Getenv, mcfg.AgentEndpoint)
 	var recorder record.EventRecorder // set below, before any pod runs
 	rt := cfg.Runtime
+	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
+	var workDir string
+	if rt == nil || cfg.KubeletAddress != "" {
+		// The pods' sandboxes are standalone containers, in <work_dir>/containers/.
+		if workDir, err = agentWorkDir(ctx, agentURL); err != nil {
+			return err
+		}
+	}
 	if rt == nil {
-		agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
 		sandboxCmd, err := cfg.sandboxCommand()
 		if err != nil {
 			return err
@@ -93,7 +109,9 @@ func Run(ctx context.Context, cfg Config) error {
 		dns, _ := cfg.clusterDNS() // validated
 		rt = nested.New(nested.Config{
 			AgentURL:       agentURL,
-			Sandbox:        mcfg.Sandbox,
+			WorkDir:        workDir,
+			FrameworkID:    mcfg.FrameworkID,
+			Log:            log,
 			SandboxCommand: sandboxCmd,
 			DNS:            nested.DNS{ClusterDNS: dns, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf},
 			Env:            nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
@@ -105,7 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.KubeletAddress != "" {
 		fwd, _ := rt.(kubeletapi.PortForwarder) // the nested runtime: through each pod's sandbox
-		kapi, err := startKubeletAPI(ctx, cfg, mcfg, client, ip, fwd, log)
+		kapi, err := startKubeletAPI(ctx, cfg, mcfg, workDir, client, ip, fwd, log)
 		if err != nil {
 			return err
 		}
@@ -229,6 +247,7 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 		e.disconnect()
 		stopWorkers()
 		e.workers.Wait()
+		e.stopSandboxes()
 		flushCtx, cancel := context.WithTimeout(context.Background(), e.cfg.StatusFlushTimeout)
 		if ferr := e.writer.Flush(flushCtx); ferr != nil {
 			e.log.WithError(ferr).Warn("pod statuses left unwritten")
@@ -331,6 +350,25 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 			e.log.WithField("tasks", len(e.tasks)).Warn("shutdown grace period over; exiting")
 			return nil
 		}
+	}
+}
+
+// stopSandboxes stops the pod sandboxes still running when the executor exits (pods cut short by the
+// shutdown deadline or by ctx): standalone containers would outlive it. What it cannot stop (the agent
+// is unreachable) the next executor on the agent reaps.
+func (e *executorLoop) stopSandboxes() {
+	ss, ok := e.runtime.(sandboxStopper)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sandboxStopTimeout)
+	defer cancel()
+	n, err := ss.StopAllSandboxes(ctx)
+	if n > 0 {
+		e.log.WithField("sandboxes", n).Info("stopped the pod sandboxes left at exit")
+	}
+	if err != nil {
+		e.log.WithError(err).Warn("pod sandboxes left running at exit (the next executor on the agent reaps them)")
 	}
 }
 
@@ -623,11 +661,12 @@ func (e *executorLoop) update(ctx context.Context, t *task, state mesos.TaskStat
 		v := string(phase)
 		st.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: podtranslate.LabelPodPhase, Value: &v}}}
 	}
-	if state == mesos.TASK_RUNNING && t.pod != nil && e.info != nil && e.info.ContainerID != nil {
-		// As Mesos' default executor names a task's container: the agent adds the pod sandbox's
-		// status (its network_infos with the pod IP) to the update.
-		parent := *e.info.ContainerID
-		st.ContainerStatus = &mesos.ContainerStatus{ContainerID: &mesos.ContainerID{Value: nested.SandboxID(t.pod.UID), Parent: &parent}}
+	if state == mesos.TASK_RUNNING && t.pod != nil {
+		// As Mesos' default executor names a task's container: the agent adds the status of the
+		// container named (Slave::statusUpdate, any container: here the standalone pod sandbox), its
+		// network_infos with the pod IP, to the update.
+		id := nested.SandboxContainerID(t.pod.UID)
+		st.ContainerStatus = &mesos.ContainerStatus{ContainerID: &id}
 	}
 	t.last = state
 	u := &pendingUpdate{update: mesosexec.Call_Update{Status: st}}

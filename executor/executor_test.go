@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 	"github.com/kubemesos/kubemesos/podtranslate"
@@ -104,6 +105,8 @@ type simEnv struct {
 	exec   mesos.ExecutorInfo
 	done   chan error
 	dir    string // where test containers leave marker files
+	// workDir is the agent's work_dir (the pods' standalone sandboxes are in its containers/).
+	workDir string
 	// sandboxCmd, when set before the first launch, is the executor's pod sandbox command.
 	sandboxCmd []string
 }
@@ -124,11 +127,12 @@ func newSimEnv(t *testing.T) *simEnv {
 	if err := imagearchive.Write(registry, "busybox", imagearchive.BusyboxConfig); err != nil {
 		t.Fatal(err)
 	}
+	env.workDir = t.TempDir()
 	a, err := agent.New(agent.Config{
 		ID:                          mesos.AgentID{Value: "agent-S0"},
 		Hostname:                    "agent0",
 		Resources:                   res,
-		WorkDir:                     t.TempDir(),
+		WorkDir:                     env.workDir,
 		ImageProviders:              "docker",
 		DockerRegistry:              registry,
 		Isolation:                   "filesystem/linux,docker/runtime",
@@ -285,8 +289,8 @@ func TestOnFailureRestartsInCrashLoop(t *testing.T) {
 	if got := env.pod("flaky").Status.ContainerStatuses[0].RestartCount; got != 1 {
 		t.Errorf("restartCount %d, want 1", got)
 	}
-	if b, err := os.ReadFile(parents); err != nil || string(b) != "uid-flaky.sandbox\nuid-flaky.sandbox\n" {
-		t.Errorf("the attempts' parents: %q, %v; want both in the pod's sandbox uid-flaky.sandbox", b, err)
+	if b, err := os.ReadFile(parents); err != nil || string(b) != "kubemesos-pod-uid-flaky\nkubemesos-pod-uid-flaky\n" {
+		t.Errorf("the attempts' parents: %q, %v; want both in the pod's sandbox kubemesos-pod-uid-flaky", b, err)
 	}
 }
 
@@ -358,8 +362,9 @@ func TestKillIsGraceful(t *testing.T) {
 func TestShutdownTerminatesPodsAndExits(t *testing.T) {
 	env := newSimEnv(t)
 	started := filepath.Join(env.dir, "started")
-	task := env.launch(shPod("svc", corev1.RestartPolicyAlways, 30,
-		fmt.Sprintf(`trap 'exit 0' TERM; touch %s; while true; do sleep 0.05; done`, started)))
+	pod := shPod("svc", corev1.RestartPolicyAlways, 30,
+		fmt.Sprintf(`trap 'exit 0' TERM; touch %s; while true; do sleep 0.05; done`, started))
+	task := env.launch(pod)
 	env.awaitState(task, "TASK_RUNNING")
 	waitFor(t, "trap installed", func() bool { _, err := os.Stat(started); return err == nil })
 	env.agent.ShutdownExecutor(*env.fw.ID, env.exec.ExecutorID)
@@ -374,6 +379,10 @@ func TestShutdownTerminatesPodsAndExits(t *testing.T) {
 	}
 	if got := env.pod("svc").Status.Phase; got != corev1.PodSucceeded {
 		t.Errorf("phase %s, want Succeeded", got)
+	}
+	// The pod's standalone sandbox does not outlive the executor.
+	if _, err := os.Stat(nested.SandboxDir(env.workDir, pod.UID)); !os.IsNotExist(err) {
+		t.Errorf("the pod's sandbox is left after SHUTDOWN (%v)", err)
 	}
 }
 

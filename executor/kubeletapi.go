@@ -37,7 +37,7 @@ type kubeletAPI struct {
 
 // startKubeletAPI serves the kubelet API on cfg.KubeletAddress (without a host: on the agent's IP)
 // with delegated authentication and authorization against the API server behind client.
-func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client kubernetes.Interface, podIP string, fwd kubeletapi.PortForwarder, log logrus.FieldLogger) (*kubeletAPI, error) {
+func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, workDir string, client kubernetes.Interface, podIP string, fwd kubeletapi.PortForwarder, log logrus.FieldLogger) (*kubeletAPI, error) {
 	auth, err := kubeletapi.Delegating(client, kubeletapi.DelegatingOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w", err)
@@ -46,7 +46,7 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, client
 	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
 	k := &kubeletAPI{
 		registry: kubeletapi.NewRegistry(mcfg.Sandbox),
-		logs:     containerlogs.New(containerlogs.Config{Sandbox: mcfg.Sandbox, Clock: cfg.Clock, Log: log}),
+		logs:     containerlogs.New(containerlogs.Config{Sandbox: mcfg.Sandbox, WorkDir: workDir, Clock: cfg.Clock, Log: log}),
 		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Log: log}),
 		client:   client,
 		log:      log,
@@ -99,12 +99,9 @@ func (k *kubeletAPI) chainHooks(cfg *Config) {
 	}
 }
 
-// subscribed takes the executor's container ID (parent of exec sessions' targets) and the Node's
-// name from SUBSCRIBED, and publishes the port on the Node, retrying until it is written.
+// subscribed takes the Node's name from SUBSCRIBED and publishes the port on the Node, retrying
+// until it is written.
 func (k *kubeletAPI) subscribed(s *mesosexec.Event_Subscribed) {
-	if s.ContainerID != nil {
-		k.execer.SetParent(*s.ContainerID)
-	}
 	node := s.AgentInfo.GetHostname()
 	k.server.SetNodeName(node)
 	k.wg.Add(1)

@@ -46,8 +46,9 @@ func TestLogsTailOnTheSimulatedAgent(t *testing.T) {
 	var res mesos.Resources
 	res.Add(mesos.Resource{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 4}})
 	done := make(chan error, 1)
+	workDir := t.TempDir()
 	a, err := agent.New(agent.Config{
-		ID: mesos.AgentID{Value: "agent-S0"}, Hostname: "agent0", Resources: res, WorkDir: t.TempDir(),
+		ID: mesos.AgentID{Value: "agent-S0"}, Hostname: "agent0", Resources: res, WorkDir: workDir,
 		Master: master, Log: log, ExecutorShutdownGracePeriod: 5 * time.Second,
 		ImageCommands: map[string]string{"*": "sleep 3600"},
 		ExecutorHook: func(ctx context.Context, vars map[string]string) error {
@@ -121,7 +122,7 @@ func TestLogsTailOnTheSimulatedAgent(t *testing.T) {
 	if len(ex) != 1 {
 		t.Fatalf("%d executors", len(ex))
 	}
-	stderr, err := os.ReadFile(filepath.Join(nested.ContainerDir(ex[0].Directory, pod.UID, nested.ContainerID(pod, &pod.Spec.Containers[0], 0)), "stderr"))
+	stderr, err := os.ReadFile(filepath.Join(nested.ContainerDir(workDir, pod.UID, nested.ContainerID(pod, &pod.Spec.Containers[0], 0)), "stderr"))
 	if err != nil || !strings.Contains(string(stderr), "Marked '/' as rslave\n") {
 		t.Fatalf("the simulated agent wrote no launcher line to the container's stderr: %q, %v", stderr, err)
 	}

@@ -37,7 +37,7 @@ func TestPodRunsInItsSandbox(t *testing.T) {
 		t.Errorf("the container's parent sandbox is %q (%v), want %q", out, err, nested.SandboxID(pod.UID))
 	}
 	waitFor(t, "the pod sandbox removed", func() bool {
-		_, err := os.Stat(nested.SandboxDir(ex[0].Directory, pod.UID))
+		_, err := os.Stat(nested.SandboxDir(env.workDir, pod.UID))
 		return os.IsNotExist(err)
 	})
 }
@@ -95,7 +95,7 @@ func TestSandboxLaunchFailureFailsThePod(t *testing.T) {
 	})
 	ex := env.agent.Executors()
 	if len(ex) == 1 {
-		if _, err := os.Stat(nested.SandboxDir(ex[0].Directory, pod.UID)); !os.IsNotExist(err) {
+		if _, err := os.Stat(nested.SandboxDir(env.workDir, pod.UID)); !os.IsNotExist(err) {
 			t.Errorf("the failed sandbox left its directory (%v)", err)
 		}
 	}
@@ -109,8 +109,8 @@ func TestRunningUpdateNamesTheSandbox(t *testing.T) {
 	task := env.launch(pod)
 	st := env.awaitState(task, "TASK_RUNNING")
 	id := st.GetContainerStatus().GetContainerID()
-	if id.GetValue() != nested.SandboxID(pod.UID) || id.GetParent() == nil {
-		t.Errorf("TASK_RUNNING container_status.container_id = %v, want %s under the executor's container", id, nested.SandboxID(pod.UID))
+	if id.GetValue() != nested.SandboxID(pod.UID) || id.GetParent() != nil {
+		t.Errorf("TASK_RUNNING container_status.container_id = %v, want the standalone %s", id, nested.SandboxID(pod.UID))
 	}
 	if nis := st.GetContainerStatus().GetNetworkInfos(); len(nis) == 0 || len(nis[0].GetIPAddresses()) == 0 {
 		t.Errorf("TASK_RUNNING network_infos = %v, want the agent's addition", nis)

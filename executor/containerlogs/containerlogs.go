@@ -53,15 +53,17 @@ func Path(sandbox string, podUID types.UID, containerID string) string {
 }
 
 // OutputDir is the nested container's sandbox where Mesos writes its stdout and stderr files: under
-// its pod's sandbox container (package nested).
-func OutputDir(sandbox string, podUID types.UID, containerID string) string {
-	return nested.ContainerDir(sandbox, podUID, containerID)
+// its pod's sandbox container, in the agent's work_dir workDir (package nested).
+func OutputDir(workDir string, podUID types.UID, containerID string) string {
+	return nested.ContainerDir(workDir, podUID, containerID)
 }
 
 // Config configures a Manager.
 type Config struct {
-	// Sandbox is the executor's sandbox (MESOS_SANDBOX).
+	// Sandbox is the executor's sandbox (MESOS_SANDBOX), where the logs are kept.
 	Sandbox string
+	// WorkDir is the agent's work_dir, where the pods' sandboxes are (OutputDir).
+	WorkDir string
 	// PollInterval is the fallback period of reads; DefaultPollInterval when 0.
 	PollInterval time.Duration
 	// MaxLineBytes cuts longer lines into partial entries; DefaultMaxLineBytes when 0.
@@ -237,7 +239,7 @@ func (m *Manager) start(uid types.UID, id string, run bool) *follower {
 		// Without its log the attempt's output cannot be served; the kubelet API reports it as gone.
 		log.WithError(err).Warn("container logs: cannot create the log")
 	}
-	dir := OutputDir(m.cfg.Sandbox, uid, id)
+	dir := OutputDir(m.cfg.WorkDir, uid, id)
 	f := newFollower(out, dir, m.cfg.Clock.Now, m.cfg.MaxLineBytes, log)
 	f.onOpen = m.watch
 	m.followers[id] = f

@@ -206,7 +206,7 @@ func runningStatus(id string) corev1.ContainerStatus {
 func TestManagerFollowsAttempts(t *testing.T) {
 	sandbox := t.TempDir()
 	clk := testingclock.NewFakeClock(t0)
-	m := New(Config{Sandbox: sandbox, Clock: clk, PollInterval: time.Second, Log: quietLog()})
+	m := New(Config{Sandbox: sandbox, WorkDir: sandbox, Clock: clk, PollInterval: time.Second, Log: quietLog()})
 	defer m.Close()
 	p := pod("uid-1")
 	out0 := newOutput(t, sandbox, "uid-1", "a0")
@@ -252,7 +252,7 @@ func TestManagerFollowsAttempts(t *testing.T) {
 // each write into the log, in the order of the writes.
 func TestManagerWakesOnWrites(t *testing.T) {
 	sandbox := t.TempDir()
-	m := New(Config{Sandbox: sandbox, Clock: testingclock.NewFakeClock(t0), PollInterval: time.Hour, Log: quietLog()})
+	m := New(Config{Sandbox: sandbox, WorkDir: sandbox, Clock: testingclock.NewFakeClock(t0), PollInterval: time.Hour, Log: quietLog()})
 	defer m.Close()
 	if m.watcher == nil {
 		t.Skip("no inotify here")
@@ -286,7 +286,7 @@ func TestManagerWakesOnWrites(t *testing.T) {
 // gets its output logged.
 func TestManagerTerminatedBeforeSeenRunning(t *testing.T) {
 	sandbox := t.TempDir()
-	m := New(Config{Sandbox: sandbox, Clock: testingclock.NewFakeClock(t0), Log: quietLog()})
+	m := New(Config{Sandbox: sandbox, WorkDir: sandbox, Clock: testingclock.NewFakeClock(t0), Log: quietLog()})
 	defer m.Close()
 	newOutput(t, sandbox, "uid-2", "quick").write("stdout", "done\n")
 	p := pod("uid-2")

@@ -25,9 +25,6 @@ import (
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
-// ErrNoParent is returned by MesosExecer.Exec before the executor knows its own container ID.
-var ErrNoParent = errors.New("the executor's container ID is not known yet")
-
 // MesosExecerConfig configures a MesosExecer.
 type MesosExecerConfig struct {
 	// AgentURL is the agent's operator API, http://<MESOS_AGENT_ENDPOINT>/api/v1.
@@ -43,15 +40,13 @@ type MesosExecerConfig struct {
 // with the target container as parent (a DEBUG container: on a real agent it shares the target's
 // namespaces and filesystem), stdin through ATTACH_CONTAINER_INPUT, stdout and stderr from the
 // session's ProcessIO records, and the exit code from WAIT_CONTAINER; the session container is
-// removed afterwards. Set the parent with SetParent once SUBSCRIBED arrived.
+// removed afterwards. The target is a child of its pod's standalone sandbox container (package
+// nested), so the session is nested at the second level.
 type MesosExecer struct {
 	cfg      MesosExecerConfig
 	bounded  agentcalls.Sender // calls that answer at once
 	streamer agentcalls.Sender // session, input and wait: answer when the command ends
 	log      logrus.FieldLogger
-
-	mu     sync.Mutex
-	parent *mesos.ContainerID
 }
 
 var _ Execer = (*MesosExecer)(nil)
@@ -78,27 +73,14 @@ func NewMesosExecer(cfg MesosExecerConfig) *MesosExecer {
 	return &MesosExecer{cfg: cfg, bounded: mk(cfg.CallTimeout), streamer: mk(0), log: log}
 }
 
-// SetParent sets the executor's container ID (from SUBSCRIBED), the parent of every pod container.
-func (m *MesosExecer) SetParent(id mesos.ContainerID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.parent = &id
-}
-
 // sessionID returns a fresh session container ID under the target container of pod uid (a child of
 // the pod's sandbox container, see package nested).
 func (m *MesosExecer) sessionID(uid types.UID, target string) (mesos.ContainerID, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.parent == nil {
-		return mesos.ContainerID{}, ErrNoParent
-	}
-	p := *m.parent
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return mesos.ContainerID{}, fmt.Errorf("generating a session container ID: %w", err)
 	}
-	sandbox := mesos.ContainerID{Value: nested.SandboxID(uid), Parent: &p}
+	sandbox := nested.SandboxContainerID(uid)
 	return mesos.ContainerID{Value: "exec-" + hex.EncodeToString(b[:]), Parent: &mesos.ContainerID{Value: target, Parent: &sandbox}}, nil
 }
 
@@ -154,17 +136,36 @@ func (m *MesosExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
 		st, err := m.wait(ctx, id)
 		waited <- waitResult{st, err}
 	}()
+	inputRefused := make(chan error, 1)
 	go func() {
 		defer helpers.Done()
-		if err := m.sendInput(ctx, id, req); err != nil && ctx.Err() == nil {
-			log.WithError(err).Debug("exec input ended with an error")
+		err := m.sendInput(ctx, id, req)
+		if err == nil || ctx.Err() != nil {
+			return
 		}
+		var apiErr *apierrors.Error
+		if errors.As(err, &apiErr) && !apiErr.Temporary() {
+			// The agent refuses the input: a Mesos agent attaches only to containers under an
+			// executor's container (http.cpp attachContainerInput: getExecutor of the root), so a
+			// session in a pod's standalone sandbox would wait for its stdin for ever. End it.
+			inputRefused <- err
+			kctx, kcancel := context.WithTimeout(context.Background(), m.cfg.CallTimeout)
+			defer kcancel()
+			_ = agentcalls.SendNoData(kctx, m.bounded, agentcalls.NonStreaming(agentcalls.KillContainer(id)))
+			return
+		}
+		log.WithError(err).Debug("exec input ended with an error")
 	}()
 	defer helpers.Wait()
 	defer cancel() // runs before helpers.Wait: ends the input stream if the client still holds stdin open
 
 	outErr := copyOutput(resp, req)
 	resp.Close()
+	select {
+	case err := <-inputRefused: // sent before the kill that ended the output
+		return 0, fmt.Errorf("the agent refused the input of exec session %s: %w", id.Value, err)
+	default:
+	}
 	if outErr != nil {
 		return 0, fmt.Errorf("reading the output of exec session %s: %w", id.Value, outErr)
 	}

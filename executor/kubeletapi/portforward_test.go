@@ -39,7 +39,7 @@ func (f fakeForwarder) DialPod(ctx context.Context, uid types.UID, port int32) (
 		// A refusal as fast as a real one: upstream's handler resets the streams right after the error,
 		// and an instant one overtakes the client's own stream set-up, which then sees only the reset.
 		time.Sleep(10 * time.Millisecond)
-		return nil, fmt.Errorf("failed to connect to localhost:%d inside namespace %q, IPv4: connection refused IPv6 connection refused ", port, "uid-web.sandbox")
+		return nil, fmt.Errorf("failed to connect to localhost:%d inside namespace %q, IPv4: connection refused IPv6 connection refused ", port, "kubemesos-pod-uid-web")
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", f.target)
@@ -151,7 +151,7 @@ func TestPortForwardClosedPortError(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := spdyErrorStream(t, d, 81)
-	want := `error forwarding port 81 to pod web, uid uid-web: failed to connect to localhost:81 inside namespace "uid-web.sandbox", IPv4: connection refused IPv6 connection refused `
+	want := `error forwarding port 81 to pod web, uid uid-web: failed to connect to localhost:81 inside namespace "kubemesos-pod-uid-web", IPv4: connection refused IPv6 connection refused `
 	if got != want {
 		t.Errorf("error stream = %q, want %q", got, want)
 	}

@@ -295,7 +295,7 @@ func startRuntime(t *testing.T, a *launchAgent, images ImageConfigs) (*Runtime, 
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	ev := &recordedEvents{}
-	r := New(Config{AgentURL: srv.URL + "/api/v1", Sandbox: t.TempDir(), Images: images, Event: ev.record})
+	r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Images: images, Event: ev.record})
 	r.SetParent(mesos.ContainerID{Value: "exec"})
 	return r, ev
 }
@@ -423,7 +423,7 @@ func TestStartPassesPullSecretsToMesos(t *testing.T) {
 		"ns/legacy":  {corev1.DockerConfigKey: []byte(`{"quay.io":{"auth":"cXVheTp4","email":"a@b"}}`)},
 		"ns/opaque":  {"token": []byte("x")},
 	}}
-	r := New(Config{AgentURL: srv.URL + "/api/v1", Sandbox: t.TempDir(), Env: PodEnv{Lookup: lookup}, Images: fakeImages{}})
+	r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Env: PodEnv{Lookup: lookup}, Images: fakeImages{}})
 	r.SetParent(mesos.ContainerID{Value: "exec"})
 	c := corev1.Container{Name: "app", Image: "registry.example.com:5000/team/app:v1", Command: []string{"app"}}
 	pod := testPod(c)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/poddns"
+	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/internal/cniplugins"
 	"github.com/kubemesos/kubemesos/internal/imagebuild"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
@@ -135,6 +136,7 @@ const managedHosts = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::
 // FQDN, hostAliases) at /etc/, its hostname and status.podIP; stopping the sandbox gives the address
 // back.
 func TestIsolatedPodNetwork(t *testing.T) {
+	t.Skip(skipNoStandaloneNetwork)
 	name, confDir := podNetwork(t, 91)
 	r := networkRuntime(t, confDir)
 	pod := networkPod("web")
@@ -162,8 +164,40 @@ func TestIsolatedPodNetwork(t *testing.T) {
 	}
 }
 
+// skipNoStandaloneNetwork is why the pod network's tests cannot pass with the pod sandbox as a
+// standalone container: Mesos' network/cni isolator has no supportsStandalone, so the containerizer
+// skips it for standalone containers and their nested containers (containerizer.cpp
+// isSupportedByIsolator); the simulated agent does the same. TestIsolatedStandaloneSandboxNoNetwork
+// shows what happens instead.
+const skipNoStandaloneNetwork = "a standalone pod sandbox gets no CNI network on Mesos (network/cni has no supportsStandalone): the pod network needs another design"
+
+// A pod on a CNI network whose standalone sandbox the agent attaches to no network (Mesos' rule)
+// fails loudly, with the reason, instead of running its containers on the host's network under a
+// pod IP; nothing is left on the agent.
+func TestIsolatedStandaloneSandboxNoNetwork(t *testing.T) {
+	name, confDir := podNetwork(t, 94)
+	r := networkRuntime(t, confDir)
+	pod := networkPod("nonet")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := r.RunPodSandbox(ctx, pod, name)
+	if err == nil || !strings.HasPrefix(err.Error(), podworker.MsgNoIPAddress+": ") || !strings.Contains(err.Error(), "network/cni isolator does not apply to standalone containers") {
+		t.Fatalf("RunPodSandbox = %v, want %q with the reason", err, podworker.MsgNoIPAddress)
+	}
+	if _, _, ok := r.SandboxFor(pod.UID); ok {
+		t.Error("a failed sandbox is recorded")
+	}
+	if n, err := r.StopAllSandboxes(ctx); n != 0 || err != nil {
+		t.Errorf("StopAllSandboxes after the failure = %d, %v: the failed sandbox was not stopped", n, err)
+	}
+	if _, err := os.Stat(nested.SandboxDir(r.WorkDir(), pod.UID)); !os.IsNotExist(err) {
+		t.Errorf("the failed sandbox's directory is left (%v)", err)
+	}
+}
+
 // A network the agent does not know fails the sandbox with Mesos' text, and leaves no container.
 func TestIsolatedUnknownPodNetwork(t *testing.T) {
+	t.Skip(skipNoStandaloneNetwork)
 	_, confDir := podNetwork(t, 92)
 	r := networkRuntime(t, confDir)
 	pod := networkPod("lost")

@@ -24,12 +24,14 @@ func TestIsolatedMemoryLimitOOMKilled(t *testing.T) {
 	if st.Reason != "OOMKilled" || st.ExitCode != 137 {
 		t.Errorf("a container past its 256Mi limit: %+v, output %q; want OOMKilled, 137", st, out)
 	}
-	// Its sandbox's memory cgroup (share_cgroups=false), which it shares, has the pod's limit plus the
-	// sandbox's own memory as hard limit.
+	// Its own memory cgroup (share_cgroups=false, one level under its standalone sandbox) has its
+	// limit; its sandbox's, the pod's cgroup above it (Mesos nests them: mesos/<sandbox>/mesos/<id>),
+	// the pod's limit plus the sandbox's own memory.
 	pod = shPod("fits", `x=$(head -c 1048576 /dev/zero | tr '\0' a); echo ${#x}; `+
-		`cat /sys/fs/cgroup/memory$(grep -E '^[0-9]+:memory:' /proc/self/cgroup | cut -d: -f3)/memory.limit_in_bytes`,
+		`cg=/sys/fs/cgroup/memory$(grep -E '^[0-9]+:memory:' /proc/self/cgroup | cut -d: -f3); `+
+		`cat $cg/memory.limit_in_bytes $(dirname $(dirname $cg))/memory.limit_in_bytes`,
 		nil, nil, corev1.ResourceRequirements{Limits: limits})
-	if st, out := run(t, r, pod); st.ExitCode != 0 || st.Reason != "" || out != "1048576\n285212672\n" {
-		t.Errorf("a container within its limit: %+v, output %q; want the 1 MiB string and a 256Mi+16Mi limit", st, out)
+	if st, out := run(t, r, pod); st.ExitCode != 0 || st.Reason != "" || out != "1048576\n268435456\n285212672\n" {
+		t.Errorf("a container within its limit: %+v, output %q; want the 1 MiB string, its 256Mi limit and the pod's 256Mi+16Mi", st, out)
 	}
 }

@@ -132,7 +132,7 @@ func isolatingRuntimeWith(t testing.TB, isolation string, mutate func(*agent.Con
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	r := nested.New(nested.Config{AgentURL: "http://" + a.Endpoint() + "/api/v1", Sandbox: ex.Directory, SandboxCommand: sandboxCmd,
+	r := nested.New(nested.Config{AgentURL: "http://" + a.Endpoint() + "/api/v1", WorkDir: cfg.WorkDir, FrameworkID: fw.ID.Value, SandboxCommand: sandboxCmd, Log: log,
 		DNS: nested.DNS{ClusterDNS: []string{"10.0.0.10"}, ClusterDomain: "cluster.local", ResolvConf: "/etc/resolv.conf"}})
 	r.SetParent(ex.ContainerID)
 	return r

@@ -24,8 +24,7 @@ import (
 //
 // Resources. Every container gets its own cgroups (LinuxInfo.share_cgroups false: with the default,
 // true, a nested container joins its parent's cgroups and its resources are ignored), nested under
-// the executor's, which the pod's task resources size, as the kubelet nests a container's cgroup in
-// its pod's. With its own cgroups Mesos needs cpus and mem in the resources (the subsystems fail
+// its pod sandbox's (PodResources), as the kubelet nests a container's cgroup in its pod's. With its own cgroups Mesos needs cpus and mem in the resources (the subsystems fail
 // with "No cpus resource given" / "No memory resource given"), so a container that requests neither
 // still sends both: cpus 0.001 (cpu.shares = max(1024 × cpus, 2) = 2, the kubelet's shares for no
 // request) and mem 32 (the soft limit is max(mem, 32 MB) either way). A limit Kubernetes does not set
@@ -321,13 +320,15 @@ func sortedCaps(s []mesos.CapabilityInfo_Capability) []mesos.CapabilityInfo_Capa
 // overhead: it lives in the pod's cgroups.
 const SandboxMemMB = 16
 
-// PodResources is the pod sandbox's LAUNCH_CONTAINER resources and limits. Mesos refuses resources,
-// limits and share_cgroups=false for containers nested at the second level or deeper
-// (src/slave/validation.cpp), which a pod's containers are (executor → sandbox → container): they
-// share the sandbox's cgroups, sized as the kubelet sizes a pod's cgroup. A request is the larger of
-// the regular containers' sum and the largest init container's (at least Mesos' minimums, see
-// Resources); a limit is the same of the limits when every container sets one, else infinite. Memory
-// includes SandboxMemMB.
+// PodResources is the pod sandbox's LAUNCH_CONTAINER resources and limits: the pod's cgroup, which
+// holds its containers' own cgroups (one level below, Resources) and the sandbox's process. A
+// standalone container needs cpus and mem with cgroups/cpu and cgroups/mem ("No cpus resource given"),
+// and a limit below its children's would cap them, so it is sized as the kubelet sizes a pod's
+// cgroup: a request is the larger of the regular containers' sum and the largest init container's
+// (at least Mesos' minimums, see Resources); a limit is the same of the limits when every container
+// sets one, else infinite. Memory includes SandboxMemMB. Mesos' allocator does not count standalone
+// containers (they are meant to use resources the agent does not offer); the pod's resources are
+// allocated to its task, in the executor's container.
 func PodResources(pod *corev1.Pod) ([]mesos.Resource, map[string]mesos.Value_Scalar) {
 	type totals struct{ req, lim map[string]float64 }
 	sum := func(list []corev1.Container, combine func(a, b float64) float64) totals {
@@ -378,21 +379,17 @@ func PodResources(pod *corev1.Pod) ([]mesos.Resource, map[string]mesos.Value_Sca
 	return res, limits
 }
 
-// SandboxLinuxInfo gives the pod sandbox its own cgroups (its children share them).
-func SandboxLinuxInfo() *mesos.LinuxInfo {
-	no := false
-	return &mesos.LinuxInfo{ShareCgroups: &no}
-}
-
-// LinuxInfo is the container's LinuxInfo: its capabilities (effective only for uid 0, see above),
-// and for privileged no seccomp filter (the runtime's "unconfined"; an agent without linux/seccomp
-// ignores it). It shares its pod sandbox's cgroups (see PodResources).
+// LinuxInfo is the container's LinuxInfo: its own cgroups, its capabilities (effective only for
+// uid 0, see above), and for privileged no seccomp filter (the runtime's "unconfined"; an agent
+// without linux/seccomp ignores it).
 func LinuxInfo(c *corev1.Container, uid int64) (*mesos.LinuxInfo, error) {
 	caps, err := CapabilitySet(c)
 	if err != nil {
 		return nil, err
 	}
+	no := false
 	li := &mesos.LinuxInfo{
+		ShareCgroups:          &no,
 		BoundingCapabilities:  &mesos.CapabilityInfo{Capabilities: caps},
 		EffectiveCapabilities: &mesos.CapabilityInfo{},
 	}

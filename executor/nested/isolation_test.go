@@ -251,9 +251,9 @@ func (f *captureAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // The LAUNCH_CONTAINER the runtime sends pins every isolation field: the resources and limits, the
 // user by name, and the LinuxInfo (own cgroups, capabilities).
 func TestStartSendsIsolation(t *testing.T) {
-	yes := true
+	yes, no := true, false
 	root := func(c []mesos.CapabilityInfo_Capability) *mesos.LinuxInfo {
-		return &mesos.LinuxInfo{BoundingCapabilities: &mesos.CapabilityInfo{Capabilities: c}, EffectiveCapabilities: &mesos.CapabilityInfo{Capabilities: c}}
+		return &mesos.LinuxInfo{ShareCgroups: &no, BoundingCapabilities: &mesos.CapabilityInfo{Capabilities: c}, EffectiveCapabilities: &mesos.CapabilityInfo{Capabilities: c}}
 	}
 	tests := []struct {
 		name       string
@@ -273,7 +273,7 @@ func TestStartSendsIsolation(t *testing.T) {
 		{"runAsUser 1000: by name, bounding only", &corev1.PodSecurityContext{RunAsUser: i64(1000)}, corev1.Container{Name: "main", Command: []string{"id"},
 			Resources:       corev1.ResourceRequirements{Requests: rl("memory", "64Mi")},
 			SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}},
-			strPtr("app"), &mesos.LinuxInfo{EffectiveCapabilities: &mesos.CapabilityInfo{},
+			strPtr("app"), &mesos.LinuxInfo{ShareCgroups: &no, EffectiveCapabilities: &mesos.CapabilityInfo{},
 				BoundingCapabilities: &mesos.CapabilityInfo{Capabilities: caps("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
 					"NET_BIND_SERVICE", "NET_ADMIN", "NET_RAW", "SYS_CHROOT", "MKNOD", "AUDIT_WRITE", "SETFCAP")}},
 			scalarRes(0.001, 64), limitsOf(inf, inf)},
@@ -294,8 +294,7 @@ func TestStartSendsIsolation(t *testing.T) {
 			fa := &captureAgent{}
 			srv := httptest.NewServer(fa)
 			defer srv.Close()
-			r := New(Config{AgentURL: srv.URL + "/api/v1", Sandbox: t.TempDir(), Users: fakeUsers{}})
-			r.SetParent(mesos.ContainerID{Value: "exec"})
+			r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Users: fakeUsers{}})
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "uid"}, Spec: corev1.PodSpec{SecurityContext: tt.psc, Containers: []corev1.Container{tt.c}}}
 			if _, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0); err != nil {
 				t.Fatalf("Start: %v", err)
@@ -313,10 +312,17 @@ func TestStartSendsIsolation(t *testing.T) {
 			if diff := cmp.Diff(tt.wantLinux, got.Container.LinuxInfo); diff != "" {
 				t.Errorf("LinuxInfo (-want +got):\n%s", diff)
 			}
-			if len(got.Resources) != 0 || len(got.Limits) != 0 {
-				t.Errorf("a container nested in its sandbox sent resources %v, limits %v", got.Resources, got.Limits)
+			// Nested one level under its standalone sandbox, the container has its own cgroups.
+			if diff := cmp.Diff(tt.wantRes, got.Resources); diff != "" {
+				t.Errorf("resources (-want +got):\n%s", diff)
 			}
-			// They size its sandbox's cgroups instead.
+			if diff := cmp.Diff(tt.wantLimits, got.Limits); diff != "" {
+				t.Errorf("limits (-want +got):\n%s", diff)
+			}
+			if got.ContainerID.GetParent().GetValue() != SandboxID(pod.UID) || got.ContainerID.GetParent().GetParent() != nil {
+				t.Errorf("container ID %v, want a child of the standalone sandbox %s", got.ContainerID, SandboxID(pod.UID))
+			}
+			// The sandbox's cgroups, above them, are the pod's.
 			res, lim := PodResources(pod)
 			wantRes, wantLimits := withSandboxMem(tt.wantRes, tt.wantLimits)
 			if diff := cmp.Diff(wantRes, res); diff != "" {
@@ -355,8 +361,7 @@ func TestStartRefusals(t *testing.T) {
 			fa := &captureAgent{status: tt.agentStatus, body: refusal}
 			srv := httptest.NewServer(fa)
 			defer srv.Close()
-			r := New(Config{AgentURL: srv.URL + "/api/v1", Sandbox: t.TempDir(), Users: fakeUsers{}})
-			r.SetParent(mesos.ContainerID{Value: "exec"})
+			r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Users: fakeUsers{}})
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid"}, Spec: corev1.PodSpec{SecurityContext: tt.psc,
 				Containers: []corev1.Container{{Name: "main", Command: []string{"true"}, SecurityContext: tt.sc}}}}
 			_, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0)
@@ -377,8 +382,7 @@ func TestExecGetsTheContainersCapabilities(t *testing.T) {
 	fa := &captureAgent{}
 	srv := httptest.NewServer(fa)
 	defer srv.Close()
-	r := New(Config{AgentURL: srv.URL + "/api/v1", Sandbox: t.TempDir(), Users: fakeUsers{}})
-	r.SetParent(mesos.ContainerID{Value: "exec"})
+	r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Users: fakeUsers{}})
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "uid"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
 		Name: "main", Command: []string{"sleep", "1"},
 		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"KILL"}}},

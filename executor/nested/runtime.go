@@ -1,6 +1,6 @@
-// Package nested runs pod containers as Mesos nested containers under the executor's own container,
-// through the agent operator API (LAUNCH_CONTAINER, WAIT_CONTAINER, KILL_CONTAINER, REMOVE_CONTAINER),
-// the way Mesos' default executor runs task groups. Isolation and images come from the Mesos agent; on
+// Package nested runs each pod as a Mesos standalone container (its sandbox, see sandbox.go) with the
+// pod's containers nested under it, through the agent operator API (LAUNCH_CONTAINER, WAIT_CONTAINER,
+// KILL_CONTAINER, REMOVE_CONTAINER), much as Mesos' default executor runs task groups. Isolation and images come from the Mesos agent; on
 // the simulator the containers are local processes. It implements podworker.Runtime.
 package nested
 
@@ -23,6 +23,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
+	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -31,16 +32,20 @@ import (
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
-// ErrNoParent is returned by Start before the executor knows its own container ID (SUBSCRIBED).
-var ErrNoParent = errors.New("the executor's container ID is not known yet")
-
 // Config configures a Runtime.
 type Config struct {
 	// AgentURL is the agent's operator API, http://<MESOS_AGENT_ENDPOINT>/api/v1.
 	AgentURL string
-	// Sandbox is the executor's sandbox (MESOS_SANDBOX); nested sandboxes are
-	// <Sandbox>/containers/<id> with stdout and stderr files.
-	Sandbox string
+	// WorkDir is the agent's --work_dir (GET_FLAGS): a pod's sandbox directory is
+	// <WorkDir>/containers/kubemesos-pod-<pod UID>, its containers' <that>/containers/<id>, with
+	// their stdout and stderr files.
+	WorkDir string
+	// FrameworkID is the executor's framework, written into its sandboxes' directories so that the
+	// orphan reaper of another framework's executor leaves them alone.
+	FrameworkID string
+	// Log receives what the runtime does on its own (reaping orphaned sandboxes); logrus'
+	// standard logger when nil.
+	Log logrus.FieldLogger
 	// Env is what environment variables may refer to (IPs, ConfigMaps, Secrets).
 	Env PodEnv
 	// CallTimeout bounds the response time of every call but WAIT_CONTAINER (default 30 s).
@@ -80,6 +85,9 @@ type Runtime struct {
 	// sandboxes are the pods' running sandboxes; sigkilled the containers the executor SIGKILLed.
 	sandboxes map[types.UID]*podSandbox
 	sigkilled map[string]bool
+	// owned are the sandbox IDs this runtime launched and has not removed yet.
+	owned    map[string]bool
+	reapOnce sync.Once
 }
 
 var (
@@ -117,14 +125,29 @@ func New(cfg Config) *Runtime {
 		return httpagent.NewSender(cli.Send)
 	}
 	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0), prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{},
-		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}}
+		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}, owned: map[string]bool{}}
 }
 
-// SetParent sets the executor's container ID (from SUBSCRIBED), the parent of every container.
+// WorkDir is the agent's work_dir the runtime places the pods' sandboxes in.
+func (r *Runtime) WorkDir() string { return r.cfg.WorkDir }
+
+func (r *Runtime) log() logrus.FieldLogger {
+	if r.cfg.Log != nil {
+		return r.cfg.Log
+	}
+	return logrus.StandardLogger()
+}
+
+// SetParent takes the executor's container ID (from SUBSCRIBED); the first one starts the reaping of
+// the sandboxes a killed executor left (the agent is known to answer then).
 func (r *Runtime) SetParent(id mesos.ContainerID) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	first := r.parent == nil
 	r.parent = &id
+	r.mu.Unlock()
+	if first && r.cfg.WorkDir != "" {
+		go r.reapOnce.Do(func() { r.reapOrphans(context.Background()) })
+	}
 }
 
 // ContainerID is the nested container ID of one attempt of a pod's container.
@@ -132,23 +155,9 @@ func ContainerID(pod *corev1.Pod, c *corev1.Container, attempt int32) string {
 	return fmt.Sprintf("%s-%s-%d", pod.UID, c.Name, attempt)
 }
 
-// containerID is the ContainerID of a child of the executor's container.
-func (r *Runtime) containerID(id string) (mesos.ContainerID, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.parent == nil {
-		return mesos.ContainerID{}, ErrNoParent
-	}
-	p := *r.parent
-	return mesos.ContainerID{Value: id, Parent: &p}, nil
-}
-
 // handleID is the ContainerID of a pod's container: a child of the pod's sandbox.
 func (r *Runtime) handleID(h podworker.Handle) (mesos.ContainerID, error) {
-	sandbox, err := r.podParent(h.PodUID)
-	if err != nil {
-		return mesos.ContainerID{}, err
-	}
+	sandbox := SandboxContainerID(h.PodUID)
 	return mesos.ContainerID{Value: h.ID, Parent: &sandbox}, nil
 }
 
@@ -156,10 +165,7 @@ func (r *Runtime) handleID(h podworker.Handle) (mesos.ContainerID, error) {
 // (a retried launch) counts as started.
 func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt int32) (podworker.Handle, error) {
 	idValue := ContainerID(pod, c, attempt)
-	sandbox, err := r.podParent(pod.UID)
-	if err != nil {
-		return podworker.Handle{}, err
-	}
+	sandbox := SandboxContainerID(pod.UID)
 	id := mesos.ContainerID{Value: idValue, Parent: &sandbox}
 	pe := r.cfg.Env
 	r.mu.Lock()
@@ -218,8 +224,9 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if c.Image != "" {
 		pullConfig = dockerConfig(ctx, pod, r.cfg.Env.Lookup)
 	}
-	// No resources: the container shares its sandbox's cgroups (PodResources).
+	// Its own cgroups under its sandbox's (the pod's), as the kubelet nests them.
 	call := agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols, pullConfig, linux), nil)
+	call.LaunchContainer.Resources, call.LaunchContainer.Limits = Resources(c)
 	if err := r.call(ctx, call); err != nil {
 		if pe := imagePullError(c.Image, err); c.Image != "" && pe != nil {
 			return podworker.Handle{}, pe
@@ -232,7 +239,7 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	r.mu.Lock()
 	r.caps[idValue] = &mesos.LinuxInfo{BoundingCapabilities: linux.BoundingCapabilities, EffectiveCapabilities: linux.EffectiveCapabilities}
 	r.mu.Unlock()
-	return podworker.Handle{ID: idValue, LogPath: filepath.Join(ContainerDir(r.cfg.Sandbox, pod.UID, idValue), "stdout"), PodUID: pod.UID}, nil
+	return podworker.Handle{ID: idValue, LogPath: filepath.Join(ContainerDir(r.cfg.WorkDir, pod.UID, idValue), "stdout"), PodUID: pod.UID}, nil
 }
 
 // prepareVolumes materializes the pod's volumes once (retried by the next Start after a failure).
@@ -243,7 +250,7 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, pe PodEnv
 	if done || len(pod.Spec.Volumes) == 0 {
 		return nil
 	}
-	if err := PrepareVolumes(ctx, r.cfg.Sandbox, pod, pe); err != nil {
+	if err := PrepareVolumes(ctx, r.cfg.WorkDir, pod, pe); err != nil {
 		return fmt.Errorf("preparing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	r.mu.Lock()
@@ -258,12 +265,12 @@ func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 	delete(r.prepared, pod.UID)
 	delete(r.sandboxes, pod.UID)
 	r.mu.Unlock()
-	if err := RemoveVolumes(r.cfg.Sandbox, pod); err != nil {
+	if err := RemoveVolumes(r.cfg.WorkDir, pod); err != nil {
 		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	// REMOVE_CONTAINER of the sandbox deleted its directory; a launch that failed left it (the
 	// agent forgets such a container), with the files the executor may have written into it.
-	if err := os.RemoveAll(SandboxDir(r.cfg.Sandbox, pod.UID)); err != nil {
+	if err := os.RemoveAll(SandboxDir(r.cfg.WorkDir, pod.UID)); err != nil {
 		return fmt.Errorf("removing the sandbox directory of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil

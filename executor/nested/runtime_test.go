@@ -87,7 +87,7 @@ func TestWaitSurvivesAgentRestart(t *testing.T) {
 			if fa.calls != tt.wantCalls {
 				t.Errorf("%d WAIT_CONTAINER calls, want %d", fa.calls, tt.wantCalls)
 			}
-			if diff := cmp.Diff("uid-main-0<uid.sandbox", fa.waitIDs[0]); diff != "" {
+			if diff := cmp.Diff("uid-main-0<kubemesos-pod-uid", fa.waitIDs[0]); diff != "" {
 				t.Errorf("container ID (-want +got):\n%s", diff)
 			}
 		})

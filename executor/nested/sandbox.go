@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,37 +25,58 @@ import (
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
-// The pod sandbox. Every pod runs as a tree of nested containers, as a CRI runtime runs it in a
-// sandbox: the executor's container → the pod's sandbox container (`<executor binary> pod-sandbox`,
-// a pause process) → the pod's containers (and their exec sessions). Only the sandbox names the pod
-// network (ContainerInfo.network_infos with the hostPorts as port_mappings, and the pod's hostname):
-// Mesos' network/cni gives it its own network and UTS namespaces, and its children, which name no
-// network, share them and report its IP. Without a pod network the sandbox is on the host's.
+// The pod sandbox. Every pod runs as a CRI runtime runs it in a sandbox: a **standalone** container
+// (agent API LAUNCH_CONTAINER without a parent, Mesos ≥ 1.5) `kubemesos-pod-<pod UID>` running
+// `<executor binary> pod-sandbox` (a pause process), and the pod's containers nested under it (one
+// level: sandbox → container, then their exec sessions). Only the sandbox names the pod network
+// (ContainerInfo.network_infos with the hostPorts as port_mappings, and the pod's hostname): Mesos'
+// network/cni gives it its own network and UTS namespaces, and its children, which name no network,
+// join the networks of their ROOT container (cni.cpp prepare: `infos[protobuf::getRootContainerId(
+// containerId)]->containerNetworks`). Nested under the executor's container (executor → sandbox →
+// container) the root would be the executor, on the host's network; standalone, the root is the
+// sandbox. Being nested one level, the pod's containers may again have their own resources, limits and
+// cgroups (Mesos refuses them from the second level on, validation.cpp).
 //
-// The sandbox's directory (<executor sandbox>/containers/<sandbox ID>) is the PARENT of the pod's
-// containers' SANDBOX_PATH volumes: the pod's volumes are materialized under its volumes/, and the
-// kubelet's resolv.conf and hosts files next to them, mounted read-write at /etc/resolv.conf and
-// /etc/hosts of every container (as the kubelet and containerd mount theirs). Killing the sandbox
-// after its children makes the agent detach it from the network (CNI DEL); removing it deletes the
-// directory.
+// A standalone container does not end with the executor: the executor kills its sandboxes when their
+// pods end and when it exits, and reaps at start those a killed executor left (StopAllSandboxes,
+// reapOrphans). Its directory is <agent work_dir>/containers/<sandbox ID> (Mesos'
+// slave::paths::getContainerPath, owned by CommandInfo.user, the executor's user): the PARENT of the
+// pod's containers' SANDBOX_PATH volumes, where the pod's volumes are materialized under volumes/,
+// the kubelet's resolv.conf, hosts and hostname files lie (mounted read-write at /etc/ of every
+// container), and the sandbox process serves port-forward. KILL_CONTAINER of the sandbox destroys
+// its children first, then detaches it from the network (CNI DEL); the executor deletes the
+// directory (see stopSandbox).
 
-// SandboxSuffix ends the sandbox container's ID: <pod UID>.sandbox (the pod's containers are
-// <pod UID>-<name>-<attempt>, so they never collide).
-const SandboxSuffix = ".sandbox"
+// SandboxPrefix starts every sandbox's container ID: the executor recognizes its own standalone
+// containers by it (orphans of a killed executor).
+const SandboxPrefix = "kubemesos-pod-"
 
-// SandboxID is the container ID value of a pod's sandbox.
-func SandboxID(uid types.UID) string { return string(uid) + SandboxSuffix }
+// SandboxID is the container ID value of a pod's sandbox: kubemesos-pod-<pod UID> (unique on the
+// agent; the pod's containers are <pod UID>-<name>-<attempt> under it). No '.': Mesos refuses it in
+// a ContainerID (validation.cpp validateContainerId, "contains invalid characters"), since it joins
+// a nested container's chain with periods.
+func SandboxID(uid types.UID) string { return SandboxPrefix + string(uid) }
 
-// SandboxDir is the host directory of a pod's sandbox container.
-func SandboxDir(executorSandbox string, uid types.UID) string {
-	return filepath.Join(executorSandbox, "containers", SandboxID(uid))
+// SandboxContainerID is the ContainerID of a pod's sandbox: standalone, without a parent.
+func SandboxContainerID(uid types.UID) mesos.ContainerID {
+	return mesos.ContainerID{Value: SandboxID(uid)}
+}
+
+// SandboxDir is the host directory of a pod's sandbox container on an agent whose --work_dir is
+// workDir (Mesos' getContainerPath).
+func SandboxDir(workDir string, uid types.UID) string {
+	return filepath.Join(workDir, "containers", SandboxID(uid))
 }
 
 // ContainerDir is the host directory (the Mesos sandbox, with its stdout and stderr) of a pod
 // container's nested container id.
-func ContainerDir(executorSandbox string, uid types.UID, id string) string {
-	return filepath.Join(SandboxDir(executorSandbox, uid), "containers", id)
+func ContainerDir(workDir string, uid types.UID, id string) string {
+	return filepath.Join(SandboxDir(workDir, uid), "containers", id)
 }
+
+// ownerFile, in a sandbox's directory, names the framework whose executor launched it: the orphan
+// reaper leaves other frameworks' sandboxes alone (several kubemesos frameworks may share an agent).
+const ownerFile = "kubemesos-framework"
 
 // Files of the sandbox directory.
 const (
@@ -89,8 +111,9 @@ type podSandbox struct {
 const sandboxWaitForLimit = 2 * time.Second
 
 // sandboxLimited makes a container that the agent (not the executor) SIGKILLed OOMKilled when its
-// sandbox hit the pod's memory limit: the cgroups are the sandbox's, so Mesos' cgroups/mem destroys
-// the sandbox with REASON_CONTAINER_LIMITATION_MEMORY and its children without a reason.
+// sandbox hit the pod's memory limit (the pod's cgroup, which holds its containers' cgroups): Mesos'
+// cgroups/mem destroys the sandbox with REASON_CONTAINER_LIMITATION_MEMORY and its children without
+// a reason. A container past its own limit gets the reason from its own WAIT_CONTAINER.
 func (r *Runtime) sandboxLimited(ctx context.Context, h podworker.Handle, st podworker.ExitStatus) podworker.ExitStatus {
 	if st.Reason != "" || st.Signal != int32(syscall.SIGKILL) {
 		return st
@@ -181,10 +204,11 @@ func PortMappings(pod *corev1.Pod) []mesos.NetworkInfo_PortMapping {
 	return out
 }
 
-// SandboxContainerInfo is the sandbox's ContainerInfo: its own cgroups (the pod's), and on a pod
-// network its network_infos and hostname.
+// SandboxContainerInfo is the sandbox's ContainerInfo: on a pod network its network_infos and
+// hostname. No LinuxInfo: a standalone container has its own cgroups (Mesos refuses share_cgroups
+// true for a container without a parent).
 func SandboxContainerInfo(pod *corev1.Pod, network, hostname string) *mesos.ContainerInfo {
-	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), LinuxInfo: SandboxLinuxInfo()}
+	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
 	if network != "" {
 		name := network
 		ci.NetworkInfos = []mesos.NetworkInfo{{Name: &name, PortMappings: PortMappings(pod)}}
@@ -193,17 +217,19 @@ func SandboxContainerInfo(pod *corev1.Pod, network, hostname string) *mesos.Cont
 	return ci
 }
 
-// RunPodSandbox implements podworker.SandboxRuntime: it launches the sandbox container, reads its IP
-// on a pod network (GET_CONTAINERS), and writes the pod's resolv.conf and hosts. A launch the agent
-// refuses is an error with Mesos' text (an unknown network, a failed CNI ADD); nothing is left then.
+// RunPodSandbox implements podworker.SandboxRuntime: it launches the sandbox as a standalone
+// container (after the orphans of a previous executor are reaped), reads its IP on a pod network
+// (GET_CONTAINERS), and writes the pod's resolv.conf, hosts and hostname. A launch the agent refuses is
+// an error with Mesos' text (an unknown network, a failed CNI ADD); nothing is left then.
 func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, network string) (podworker.Sandbox, error) {
 	if len(r.cfg.SandboxCommand) == 0 {
 		return podworker.Sandbox{}, errors.New("no pod sandbox command configured")
 	}
-	id, err := r.podParent(pod.UID)
-	if err != nil {
-		return podworker.Sandbox{}, err
+	if r.cfg.WorkDir == "" {
+		return podworker.Sandbox{}, errors.New("the agent's work_dir is not known: pod sandboxes cannot be placed")
 	}
+	r.reapOnce.Do(func() { r.reapOrphans(ctx) })
+	id := SandboxContainerID(pod.UID)
 	hostname, domain, err := poddns.HostnameAndDomain(pod, r.cfg.DNS.ClusterDomain)
 	if err != nil {
 		return podworker.Sandbox{}, err
@@ -211,15 +237,26 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, network st
 	shell := false
 	argv := append([]string{}, r.cfg.SandboxCommand...)
 	cmd := &mesos.CommandInfo{Shell: &shell, Value: &argv[0], Arguments: argv}
+	// A standalone container without a user runs as the agent's (root): its directory, where the
+	// executor writes the pod's files, would not be the executor's.
+	if u, err := r.cfg.Users.Current(); err == nil && u.Name != "" {
+		cmd.User = &u.Name
+	}
 	call := agentcalls.LaunchContainer(id, cmd, SandboxContainerInfo(pod, network, hostname), nil)
 	call.LaunchContainer.Resources, call.LaunchContainer.Limits = PodResources(pod)
+	r.mu.Lock()
+	r.owned[id.Value] = true
+	r.mu.Unlock()
 	if err := r.call(ctx, call); err != nil {
 		return podworker.Sandbox{}, agentText(err)
 	}
-	sb := &podSandbox{id: id, dir: SandboxDir(r.cfg.Sandbox, pod.UID), ended: make(chan struct{})}
+	sb := &podSandbox{id: id, dir: SandboxDir(r.cfg.WorkDir, pod.UID), ended: make(chan struct{})}
 	fail := func(err error) (podworker.Sandbox, error) {
 		r.destroy(id)
 		return podworker.Sandbox{}, err
+	}
+	if err := os.WriteFile(filepath.Join(sb.dir, ownerFile), []byte(r.cfg.FrameworkID), 0o644); err != nil {
+		return fail(fmt.Errorf("writing into the pod sandbox's directory: %w", err))
 	}
 	if network != "" {
 		if sb.podIP, err = r.sandboxIP(ctx, id); err != nil {
@@ -244,6 +281,12 @@ func agentText(err error) error {
 	}
 	return err
 }
+
+// noNetworkHint explains a standalone sandbox without an address: Mesos' network/cni isolator has no
+// supportsStandalone, so the containerizer skips it for standalone containers and their children
+// (containerizer.cpp isSupportedByIsolator): the network_infos are ignored and the sandbox is on the
+// host's network.
+const noNetworkHint = ": the agent attached the standalone pod sandbox to no network (Mesos' network/cni isolator does not apply to standalone containers)"
 
 // sandboxIP reads the sandbox's first IP from GET_CONTAINERS (show_nested).
 func (r *Runtime) sandboxIP(ctx context.Context, id mesos.ContainerID) (string, error) {
@@ -289,7 +332,7 @@ func (r *Runtime) sandboxIP(ctx context.Context, id mesos.ContainerID) (string, 
 				}
 			}
 		}
-		last = errors.New(podworker.MsgNoIPAddress)
+		last = errors.New(podworker.MsgNoIPAddress + noNetworkHint)
 	}
 	return "", last
 }
@@ -379,36 +422,106 @@ func networkVolumes(c *corev1.Container) []mesos.Volume {
 // StopPodSandbox implements podworker.SandboxRuntime: kill, wait and remove the sandbox container
 // (also one a failed or interrupted RunPodSandbox may have left).
 func (r *Runtime) StopPodSandbox(ctx context.Context, pod *corev1.Pod) error {
-	id, err := r.podParent(pod.UID)
-	if err != nil {
-		return err
-	}
-	err = r.call(ctx, agentcalls.KillContainer(id))
+	return r.stopSandbox(ctx, SandboxContainerID(pod.UID))
+}
+
+// stopSandbox kills a sandbox (the agent destroys its nested containers first), waits for its end
+// and deletes its directory; a sandbox the agent does not know is gone. No REMOVE_CONTAINER: a Mesos
+// agent aborts on one for a container without a parent (MesosContainerizerProcess::remove:
+// CHECK(containerId.has_parent())); it forgets a destroyed standalone container by itself, but
+// garbage-collects its directory only with --gc_non_executor_container_sandboxes.
+func (r *Runtime) stopSandbox(ctx context.Context, id mesos.ContainerID) error {
+	err := r.call(ctx, agentcalls.KillContainer(id))
 	if err != nil && !apierrors.CodeNotFound.Matches(err) {
-		return fmt.Errorf("killing the pod sandbox: %w", err)
+		return fmt.Errorf("killing the pod sandbox %s: %w", id.Value, err)
 	}
 	if err == nil {
 		if _, err := WaitContainer(ctx, r.waiter, id); err != nil && !apierrors.CodeNotFound.Matches(err) {
-			return fmt.Errorf("waiting for the pod sandbox: %w", err)
+			return fmt.Errorf("waiting for the pod sandbox %s: %w", id.Value, err)
 		}
 	}
-	if err := r.call(ctx, agentcalls.RemoveContainer(id)); err != nil && !apierrors.CodeNotFound.Matches(err) {
-		return fmt.Errorf("removing the pod sandbox: %w", err)
+	r.mu.Lock()
+	delete(r.owned, id.Value)
+	r.mu.Unlock()
+	if r.cfg.WorkDir != "" {
+		// Its directory is the executor's user's; <work_dir>/containers is the agent's, so an
+		// executor that is not root may only empty it.
+		dir := filepath.Join(r.cfg.WorkDir, "containers", id.Value)
+		if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("removing the directory of pod sandbox %s: %w", id.Value, err)
+		}
 	}
 	return nil
+}
+
+// StopAllSandboxes stops every sandbox this runtime launched and has not stopped yet: standalone
+// containers outlive the executor, so it calls this before it exits (pods cut short by the end of the
+// shutdown grace period or of its context). It returns how many it stopped.
+func (r *Runtime) StopAllSandboxes(ctx context.Context) (int, error) {
+	r.mu.Lock()
+	ids := make([]string, 0, len(r.owned))
+	for id := range r.owned {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := r.stopSandbox(ctx, mesos.ContainerID{Value: id}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(ids) - len(errs), errors.Join(errs...)
+}
+
+// reapOrphans stops the sandboxes an executor of this framework left on the agent when it was killed
+// (GET_CONTAINERS show_standalone: standalone containers named kubemesos-pod-*, not launched by this
+// runtime, whose directory does not name another framework). RunPodSandbox runs it once before the
+// first sandbox; SetParent (SUBSCRIBED) starts it at the executor's start.
+func (r *Runtime) reapOrphans(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*r.cfg.CallTimeout)
+	defer cancel()
+	yes, no := true, false
+	call := agentcalls.GetContainers()
+	call.GetContainers = &agent.Call_GetContainers{ShowNested: &no, ShowStandalone: &yes}
+	resp, err := r.sender.Send(ctx, agentcalls.NonStreaming(call))
+	if resp != nil {
+		defer resp.Close()
+	}
+	var out agent.Response
+	if err == nil {
+		err = resp.Decode(&out)
+	}
+	if err != nil {
+		r.log().WithError(err).Warn("listing the agent's standalone containers (GET_CONTAINERS) failed: sandboxes a previous executor left are not reaped")
+		return
+	}
+	for _, c := range out.GetGetContainers().GetContainers() {
+		id := c.ContainerID
+		if id.Parent != nil || !strings.HasPrefix(id.Value, SandboxPrefix) {
+			continue
+		}
+		r.mu.Lock()
+		mine := r.owned[id.Value]
+		r.mu.Unlock()
+		if mine {
+			continue
+		}
+		if r.cfg.WorkDir != "" && r.cfg.FrameworkID != "" {
+			if b, err := os.ReadFile(filepath.Join(r.cfg.WorkDir, "containers", id.Value, ownerFile)); err == nil && string(b) != r.cfg.FrameworkID {
+				continue
+			}
+		}
+		if err := r.stopSandbox(ctx, id); err != nil {
+			r.log().WithError(err).WithField("containerID", id.Value).Warn("reaping an orphaned pod sandbox failed")
+			continue
+		}
+		r.log().WithField("containerID", id.Value).Info("reaped a pod sandbox a previous executor left")
+	}
 }
 
 // destroy kills and removes a sandbox whose set-up failed, with a fresh context (ctx may be over).
 func (r *Runtime) destroy(id mesos.ContainerID) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CallTimeout)
 	defer cancel()
-	if err := r.call(ctx, agentcalls.KillContainer(id)); err == nil {
-		_, _ = WaitContainer(ctx, r.waiter, id)
-	}
-	_ = r.call(ctx, agentcalls.RemoveContainer(id))
-}
-
-// podParent is the sandbox's ContainerID: the parent of the pod's containers.
-func (r *Runtime) podParent(uid types.UID) (mesos.ContainerID, error) {
-	return r.containerID(SandboxID(uid))
+	_ = r.stopSandbox(ctx, id)
 }

@@ -24,7 +24,8 @@ type TokenSource interface {
 // volumes of the pod are materialized: volumes/<volume name>.
 const VolumesDir = "volumes"
 
-// PodVolumesPath is the executor-sandbox-relative directory of a pod's volumes.
+// PodVolumesPath is the directory of a pod's volumes relative to the agent's work_dir (in its
+// sandbox's directory).
 func PodVolumesPath(pod *corev1.Pod) string {
 	return path.Join("containers", SandboxID(pod.UID), VolumesDir)
 }
@@ -33,8 +34,8 @@ func PodVolumesPath(pod *corev1.Pod) string {
 // directory, configMap, secret, downwardAPI and projected volumes as files (written once, when the pod
 // starts: later changes of the ConfigMap or Secret are not propagated, and tokens are not refreshed).
 // Volume types it does not know are errors (podtranslate refuses such pods before they get here).
-func PrepareVolumes(ctx context.Context, sandbox string, pod *corev1.Pod, pe PodEnv) error {
-	root := filepath.Join(sandbox, PodVolumesPath(pod))
+func PrepareVolumes(ctx context.Context, workDir string, pod *corev1.Pod, pe PodEnv) error {
+	root := filepath.Join(workDir, PodVolumesPath(pod))
 	for _, v := range pod.Spec.Volumes {
 		dir := filepath.Join(root, v.Name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -232,8 +233,8 @@ func writeToken(ctx context.Context, dir string, pod *corev1.Pod, p *corev1.Serv
 }
 
 // RemoveVolumes deletes a pod's materialized volumes.
-func RemoveVolumes(sandbox string, pod *corev1.Pod) error {
-	return os.RemoveAll(filepath.Join(sandbox, PodVolumesPath(pod)))
+func RemoveVolumes(workDir string, pod *corev1.Pod) error {
+	return os.RemoveAll(filepath.Join(workDir, PodVolumesPath(pod)))
 }
 
 // MesosVolumes are the volumes of a container: each volumeMount is the pod volume's directory in the

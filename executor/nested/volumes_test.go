@@ -50,7 +50,7 @@ func TestPrepareVolumes(t *testing.T) {
 	if err := PrepareVolumes(context.Background(), sandbox, pod, PodEnv{Lookup: lookup}); err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(sandbox, "containers", "u1.sandbox", "volumes")
+	root := filepath.Join(sandbox, "containers", "kubemesos-pod-u1", "volumes")
 	// Writable by a container running as another user than the executor (runAsUser).
 	if fi, err := os.Stat(filepath.Join(root, "scratch")); err != nil {
 		t.Error(err)
