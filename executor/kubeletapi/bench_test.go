@@ -1,8 +1,6 @@
 package kubeletapi
 
 import (
-	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -43,21 +41,6 @@ func BenchmarkServeTail(b *testing.B) {
 		s.serveLogs(rec, req)
 		if rec.Code != http.StatusOK || strings.Count(rec.Body.String(), "\n") != 100 {
 			b.Fatalf("serveLogs = %d, %d lines", rec.Code, strings.Count(rec.Body.String(), "\n"))
-		}
-	}
-}
-
-// BenchmarkMesosExec: one exec (`cat` of a short stdin) as a nested container session on the
-// simulated agent: launch, input, output, wait, remove.
-func BenchmarkMesosExec(b *testing.B) {
-	sp := newSimPod(b)
-	m := sp.execer()
-	for b.Loop() {
-		var out bytes.Buffer
-		code, err := m.Exec(context.Background(), ExecRequest{PodUID: simPodUID, ContainerID: sp.container, Command: []string{"cat"},
-			Stdin: strings.NewReader("ping"), Stdout: &out})
-		if err != nil || code != 0 || out.String() != "ping" {
-			b.Fatalf("exec = %d %q, %v", code, out.String(), err)
 		}
 	}
 }
