@@ -15,7 +15,11 @@
 //   - The pod network: with --pod-network host ([PodNetworkHost], the default) every pod uses its
 //     agent's network, so every containerPort (init containers' too) is a host port of the demand and
 //     no two pods of an agent get the same port; with a CNI network name, pods without hostNetwork get
-//     their own network namespace and only hostPorts are host ports.
+//     their own network namespace and only hostPorts are host ports. Such a pod is two tasks
+//     ([Options.Sandboxed]): the sandbox task sandbox-<uid> ([Options.SandboxTaskInfo]) on its own
+//     sandbox executor kubemesos-pod-<uid> ([Options.SandboxExecutorInfo]: the pod's network_infos,
+//     port mappings and hostname) carries the pod's resources, and the pod task on the kubelet
+//     executor only [PodTaskDemand], labelled [LabelSandboxExecutor].
 //
 // Mesos → Pod:
 //   - [PodStatusForTask] maps a TaskStatus to a [TaskOutcome]: pod phase, reason, message, whether the

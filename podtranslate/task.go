@@ -102,7 +102,9 @@ func TaskInfo(pod *corev1.Pod, agentID mesos.AgentID, executor mesos.ExecutorInf
 }
 
 // TaskInfo is the package's TaskInfo with these options: a pod that joins a CNI network (see
-// Options.NetworkOf) also gets the label LabelPodNetwork naming it.
+// Options.NetworkOf) also gets the label LabelPodNetwork naming it and LabelSandboxExecutor naming its
+// sandbox executor (see SandboxExecutorInfo); its res is then only PodTaskDemand, the pod's resources
+// being its sandbox task's.
 func (o Options) TaskInfo(pod *corev1.Pod, agentID mesos.AgentID, executor mesos.ExecutorInfo, res mesos.Resources) (mesos.TaskInfo, error) {
 	if pod == nil {
 		return mesos.TaskInfo{}, errors.New("nil pod")
@@ -132,7 +134,7 @@ func (o Options) TaskInfo(pod *corev1.Pod, agentID mesos.AgentID, executor mesos
 		label(LabelUID, string(ref.UID)),
 	}
 	if network := o.NetworkOf(pod); network != "" {
-		labels = append(labels, label(LabelPodNetwork, network))
+		labels = append(labels, label(LabelPodNetwork, network), label(LabelSandboxExecutor, SandboxExecutorID(pod.UID).Value))
 	}
 	return mesos.TaskInfo{
 		Name:       ref.String(),

@@ -349,11 +349,19 @@ func TestTaskInfoPodNetworkLabel(t *testing.T) {
 				keys = append(keys, l.Key)
 			}
 			want := []string{LabelNamespace, LabelName, LabelUID}
+			wantSandbox := ""
 			if tc.want != "" {
-				want = append(want, LabelPodNetwork)
+				want = append(want, LabelPodNetwork, LabelSandboxExecutor)
+				wantSandbox = "kubemesos-pod-" + string(pod.UID)
 			}
 			if diff := cmp.Diff(want, keys); diff != "" {
 				t.Errorf("label keys (-want +got):\n%s", diff)
+			}
+			if got := SandboxExecutorOf(ti.Labels); got != wantSandbox {
+				t.Errorf("SandboxExecutorOf = %q, want %q", got, wantSandbox)
+			}
+			if got := tc.o.Sandboxed(pod); got != (tc.want != "") {
+				t.Errorf("Sandboxed = %v", got)
 			}
 			if _, err := PodRef(ti); err != nil {
 				t.Errorf("PodRef: %v", err)
