@@ -396,3 +396,46 @@ func TestDefaultExecutorRunsTaskGroupsAsNestedContainers(t *testing.T) {
 		t.Errorf("default executor exit status = %d, want 0", st)
 	}
 }
+
+// Each executor run's sandbox is executors/<id>/runs/<container ID> with executors/<id>/runs/latest
+// pointing at the current run (Mesos' createExecutorDirectory), so a sibling executor finds another's
+// sandbox from its own: <MESOS_SANDBOX>/../../../<id>/runs/latest. A new run moves the link.
+func TestExecutorRunsLatestSymlink(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	fw := testFramework(false)
+	a.Launch(fw, processExecutor("kubelet", nil), []mesos.TaskInfo{dataTask("t1", "wait")}, false)
+	a.Launch(fw, processExecutor("pod-1", nil), []mesos.TaskInfo{dataTask("t2", "wait")}, false)
+	waitFor(t, "tasks running", func() bool { return len(m.states("t1")) == 1 && len(m.states("t2")) == 1 })
+	dirs := map[string]string{}
+	for _, e := range a.Executors() {
+		dirs[e.Info.ExecutorID.Value] = e.Directory
+	}
+	sibling := filepath.Join(dirs["kubelet"], "..", "..", "..", "pod-1", "runs", "latest")
+	if got, err := filepath.EvalSymlinks(sibling); err != nil || got != dirs["pod-1"] {
+		t.Fatalf("%s resolves to %q (%v), want pod-1's sandbox %s", sibling, got, err, dirs["pod-1"])
+	}
+	if err := os.WriteFile(filepath.Join(sibling, "portforward.sock"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	a.ShutdownExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: "pod-1"})
+	waitFor(t, "pod-1 exited", func() bool { return len(m.all("exited")) == 1 })
+	a.Launch(fw, processExecutor("pod-1", nil), []mesos.TaskInfo{dataTask("t3", "wait")}, false)
+	waitFor(t, "t3 running", func() bool { return len(m.states("t3")) == 1 })
+	var second string
+	for _, e := range a.Executors() {
+		if e.Info.ExecutorID.Value == "pod-1" {
+			second = e.Directory
+		}
+	}
+	if second == "" || second == dirs["pod-1"] {
+		t.Fatalf("second run's sandbox %q, first %q: want a new run", second, dirs["pod-1"])
+	}
+	if got, err := os.Readlink(sibling); err != nil || got != second {
+		t.Errorf("runs/latest -> %q (%v), want the second run %s", got, err, second)
+	}
+	if _, err := os.Stat(filepath.Join(dirs["pod-1"], "portforward.sock")); err != nil {
+		t.Errorf("the first run's sandbox is gone: %v", err)
+	}
+}

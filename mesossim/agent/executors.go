@@ -171,7 +171,7 @@ func (a *Agent) runExecutor(e *executorRun) {
 	if e.info.Command != nil {
 		uris = e.info.Command.URIs
 	}
-	err := os.MkdirAll(e.dir, 0o755)
+	err := createExecutorDirectory(e.dir)
 	if err == nil {
 		err = fetchAll(a.ctx, a.cfg.HTTPClient, uris, e.dir)
 	}
@@ -258,6 +258,23 @@ func (a *Agent) runExecutor(e *executorRun) {
 	a.mu.Lock()
 	a.executorExitedLocked(e, status)
 	a.mu.Unlock()
+}
+
+// createExecutorDirectory is Mesos' paths::createExecutorDirectory: the run's sandbox, and the
+// executor's runs/latest symlink moved to it, by which a sibling executor (a pod's kubelet executor)
+// finds another's current sandbox without knowing its container ID.
+func createExecutorDirectory(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	latest := filepath.Join(filepath.Dir(dir), "latest")
+	if err := os.Remove(latest); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("Failed to remove latest symlink '%s': %w", latest, err)
+	}
+	if err := os.Symlink(dir, latest); err != nil {
+		return fmt.Errorf("Failed to symlink '%s' to '%s': %w", dir, latest, err)
+	}
+	return nil
 }
 
 // executorEnvLocked is the environment a Mesos 1.x agent gives an executor.
