@@ -27,6 +27,9 @@ const (
 type podInfo struct {
 	pod  *corev1.Pod
 	need need
+	// sandboxed pods are two tasks (podtranslate.Options.Sandboxed): need then also holds the sandbox
+	// executor and the pod task's token.
+	sandboxed bool
 	// needExec is need plus the executor, for agents where the executor is not running yet.
 	needExec need
 	// statics is the static checkers' outcome per agent rank, shared by pods with equal constraints;

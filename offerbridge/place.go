@@ -121,9 +121,21 @@ type Launch struct {
 type PodPlacement struct {
 	Pod    *corev1.Pod
 	Demand podtranslate.Demand
-	// Resources are carved out of the Launch's offers: same names, roles, reservations and
-	// allocation_info as offered, the actual host port numbers, and never more than offered.
+	// Resources are carved out of the Launch's offers for the pod task: same names, roles,
+	// reservations and allocation_info as offered, the actual host port numbers, and never more than
+	// offered. For a sandboxed pod they are only podtranslate.PodTaskDemand.
 	Resources mesos.Resources
+	// Sandbox is set for a pod on a CNI pod network (podtranslate.Options.Sandboxed), which is two
+	// tasks: it holds the pod's own resources (Demand) for the sandbox task and the sandbox executor's.
+	Sandbox *SandboxPlacement
+}
+
+// SandboxPlacement are the resources carved for a sandboxed pod's sandbox executor and task.
+type SandboxPlacement struct {
+	// Executor is podtranslate.SandboxExecutorDemand, for the sandbox ExecutorInfo.resources.
+	Executor mesos.Resources
+	// Task is the pod's demand, host ports included, for the sandbox task.
+	Task mesos.Resources
 }
 
 // Unfit is a pod no offer could take, and why.
@@ -198,7 +210,7 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 		p.plan.Unschedulable = append(p.plan.Unschedulable, p.unsupported(pod, err))
 		return
 	}
-	pi := newPodInfo(pod, &demand, exec)
+	pi := newPodInfo(pod, &demand, exec, p.in.Translate.Sandboxed(pod))
 	if pi.constrained && useStaticCache {
 		key := pi.constraintKey()
 		if p.statics[key] == nil {
@@ -234,7 +246,7 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 		return
 	}
 	clear(p.unfitCache)
-	p.launch(a, b, pod, demand, &pi.need, exec)
+	p.launch(a, b, pod, demand, pi, exec)
 }
 
 // useUnfitCache and useStaticCache let a test compare plans with and without the caches.
@@ -320,7 +332,7 @@ func feasibleToFind(agents, percentage int) int {
 }
 
 // launch carves the pod (and the executor, when needed) out of the bucket.
-func (p *placer) launch(a *agent, b *bucket, pod *corev1.Pod, demand podtranslate.Demand, n *need, exec [numDims]int64) {
+func (p *placer) launch(a *agent, b *bucket, pod *corev1.Pod, demand podtranslate.Demand, pi *podInfo, exec [numDims]int64) {
 	if b.launch < 0 {
 		b.launch = len(p.plan.Launches)
 		p.plan.Launches = append(p.plan.Launches, Launch{
@@ -341,8 +353,30 @@ func (p *placer) launch(a *agent, b *bucket, pod *corev1.Pod, demand podtranslat
 			l.Executor = mesos.Resources{}
 		}
 	}
-	l.Pods = append(l.Pods, PodPlacement{Pod: pod, Demand: demand, Resources: b.carve(n)})
+	n := &pi.need
+	if pi.sandboxed {
+		// One fit check for all three (search used pi.need, their sum); carved apart because each
+		// goes into another TaskInfo or ExecutorInfo.
+		own := need{scalar: n.scalar, ports: n.ports}
+		for d := range own.scalar {
+			own.scalar[d] -= sandboxExecNeed[d] + podTaskNeed[d]
+		}
+		sb := &SandboxPlacement{Task: b.carve(&own), Executor: b.carve(&need{scalar: sandboxExecNeed})}
+		l.Pods = append(l.Pods, PodPlacement{Pod: pod, Demand: demand, Resources: b.carve(&need{scalar: podTaskNeed}), Sandbox: sb})
+	} else {
+		l.Pods = append(l.Pods, PodPlacement{Pod: pod, Demand: demand, Resources: b.carve(n)})
+	}
 	a.take(n)
+}
+
+// The sandbox executor's and the pod task's needs of a sandboxed pod, besides the pod's demand.
+var (
+	sandboxExecNeed = scalarNeed(podtranslate.SandboxExecutorDemand)
+	podTaskNeed     = scalarNeed(podtranslate.PodTaskDemand)
+)
+
+func scalarNeed(d podtranslate.Demand) [numDims]int64 {
+	return [numDims]int64{dimCPU: milli(d.CPUs), dimMem: milli(d.MemMB), dimDisk: milli(d.DiskMB), dimGPU: milli(d.GPUs)}
 }
 
 // unsupported explains a pod podtranslate refuses: like a kube-scheduler PreFilter rejection, every
@@ -385,13 +419,11 @@ func runStatic(pi *podInfo, a *agent) string {
 	return ""
 }
 
-func newPodInfo(pod *corev1.Pod, d *podtranslate.Demand, exec [numDims]int64) *podInfo {
-	pi := &podInfo{pod: pod}
-	pi.need.scalar = [numDims]int64{
-		dimCPU:  milli(d.CPUs),
-		dimMem:  milli(d.MemMB),
-		dimDisk: milli(d.DiskMB),
-		dimGPU:  milli(d.GPUs),
+func newPodInfo(pod *corev1.Pod, d *podtranslate.Demand, exec [numDims]int64, sandboxed bool) *podInfo {
+	pi := &podInfo{pod: pod, sandboxed: sandboxed}
+	pi.need.scalar = scalarNeed(*d)
+	if sandboxed {
+		pi.need = pi.need.plus(sandboxExecNeed).plus(podTaskNeed)
 	}
 	for _, hp := range d.HostPorts {
 		if hp.Port == 0 {

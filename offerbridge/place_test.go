@@ -597,3 +597,76 @@ func portsOf(rs mesos.Resources) (mesos.Ranges, bool) {
 	}
 	return out.Sort(), found
 }
+
+// A pod on a CNI pod network is two tasks: its resources go to its sandbox task, the sandbox executor
+// and the pod task's token come on top, and the fit check counts all three.
+func TestPlaceSandboxedPod(t *testing.T) {
+	network := podtranslate.Options{PodNetwork: "kubemesos"}
+	running := ExecutorCost{ID: "kubemesos-executor", CPUs: 0.1, MemMB: 64, RunningOn: map[string]bool{"a1": true}}
+	offerOf := func(cpus, mem float64) []mesos.Offer {
+		return []mesos.Offer{offer("o1", "a1", "kubemesos", res{name: "cpus", value: cpus}, res{name: "mem", value: mem},
+			res{name: "ports", ports: [][2]uint64{{31000, 31100}}})}
+	}
+	t.Run("carved apart", func(t *testing.T) {
+		in := Input{Offers: offerOf(1.02, 288), Pods: []*corev1.Pod{pod("web", 1, 256, hostPort(31080))}, Translate: network, Executor: running}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if diff := cmp.Diff([]string{"web@a1"}, placed(plan)); diff != "" {
+			t.Fatalf("placed (-want +got):\n%s (unfit %v)", diff, unfitNames(plan))
+		}
+		pp := plan.Launches[0].Pods[0]
+		if pp.Sandbox == nil {
+			t.Fatal("no sandbox placement")
+		}
+		got := map[string]string{
+			"pod task":         pp.Resources.Format(),
+			"sandbox executor": pp.Sandbox.Executor.Format(),
+			"sandbox task":     pp.Sandbox.Task.Format(),
+		}
+		want := map[string]string{
+			"pod task":         "cpus:0.01",
+			"sandbox executor": "cpus:0.01;mem:32",
+			"sandbox task":     "cpus:1;mem:256;ports:[31080]",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("carved (-want +got):\n%s", diff)
+		}
+	})
+	for _, tc := range []struct {
+		name      string
+		cpus, mem float64
+		want      string
+	}{
+		{"the token's cpu missing", 1.01, 288, ReasonInsufficientCPU},
+		{"the sandbox executor's memory missing", 1.02, 287, ReasonInsufficientMemory},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Offers: offerOf(tc.cpus, tc.mem), Pods: []*corev1.Pod{pod("web", 1, 256)}, Translate: network, Executor: running}
+			plan := Place(in)
+			checkPlan(t, in, plan)
+			if diff := cmp.Diff(map[string]string{"web": "0/1 agents are available: 1 " + tc.want + "."}, unfitNames(plan)); diff != "" {
+				t.Errorf("unschedulable (-want +got):\n%s", diff)
+			}
+			// The same pod on the agent's network needs only its own resources.
+			in.Pods[0].Spec.HostNetwork = true
+			plan = Place(in)
+			checkPlan(t, in, plan)
+			if len(plan.Launches) != 1 || plan.Launches[0].Pods[0].Sandbox != nil {
+				t.Errorf("hostNetwork pod: placed %v, unfit %v", placed(plan), unfitNames(plan))
+			}
+		})
+	}
+	t.Run("with the kubelet executor on a new agent", func(t *testing.T) {
+		exec := ExecutorCost{ID: "kubemesos-executor", CPUs: 0.1, MemMB: 64}
+		in := Input{Offers: offerOf(1.12, 352), Pods: []*corev1.Pod{pod("web", 1, 256)}, Translate: network, Executor: exec}
+		plan := Place(in)
+		checkPlan(t, in, plan)
+		if len(plan.Launches) != 1 || plan.Launches[0].Executor.Format() != "cpus:0.1;mem:64" {
+			t.Fatalf("placed %v, unfit %v", summary(plan), unfitNames(plan))
+		}
+		in.Offers = offerOf(1.119, 352)
+		if diff := cmp.Diff(map[string]string{"web": "0/1 agents are available: 1 " + ReasonInsufficientCPU + "."}, unfitNames(Place(in))); diff != "" {
+			t.Errorf("unschedulable (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -119,7 +119,14 @@ func randomInput(seed uint64, agents, pods int) Input {
 		if rng.IntN(4) == 0 {
 			opts = append(opts, tolerate(corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpExists}))
 		}
+		if i%7 == 3 {
+			opts = append(opts, func(p *corev1.Pod) { p.Spec.HostNetwork = true })
+		}
 		in.Pods = append(in.Pods, pod(fmt.Sprintf("p%03d", i), float64(rng.IntN(3000))/1000, float64(rng.IntN(2048)), opts...))
+	}
+	// Half the inputs on a CNI pod network: most pods there are two tasks.
+	if seed%2 == 0 {
+		in.Translate.PodNetwork = "kubemesos"
 	}
 	return in
 }
@@ -186,11 +193,19 @@ func checkPlan(t *testing.T, in Input, plan Plan) {
 			podSeen[pp.Pod]++
 			checkCarved(t, l, pp.Resources)
 			carved.Add(pp.Resources...)
+			own := pp.Resources
+			if pp.Sandbox != nil {
+				checkCarved(t, l, pp.Sandbox.Executor)
+				checkCarved(t, l, pp.Sandbox.Task)
+				carved.Add(pp.Sandbox.Executor...)
+				carved.Add(pp.Sandbox.Task...)
+				own = pp.Sandbox.Task
+			}
 			checkCovers(t, in.Translate, pp)
 			if portsByAgent[l.AgentID.Value] == nil {
 				portsByAgent[l.AgentID.Value] = map[uint64]bool{}
 			}
-			rs, _ := portsOf(pp.Resources)
+			rs, _ := portsOf(own)
 			for _, r := range rs {
 				for p := r.Begin; p <= r.End; p++ {
 					if portsByAgent[l.AgentID.Value][p] {
@@ -229,23 +244,30 @@ func checkCarved(t *testing.T, l Launch, rs mesos.Resources) {
 	}
 }
 
-// checkCovers: a pod's resources cover its demand, and its host ports exactly.
+// checkCovers: a pod's resources cover its demand, and its host ports exactly; a sandboxed pod's are
+// its sandbox task's, and its pod task and sandbox executor get exactly their shares.
 func checkCovers(t *testing.T, o podtranslate.Options, pp PodPlacement) {
 	t.Helper()
 	want, err := podtranslate.PodDemand(pp.Pod, o)
 	if err != nil {
 		t.Fatalf("PodDemand(%s): %v", pp.Pod.Name, err)
 	}
-	got := map[string]int64{}
-	for _, r := range pp.Resources {
-		got[r.Name] += milli(r.GetScalar().GetValue())
+	own := pp.Resources
+	if o.Sandboxed(pp.Pod) != (pp.Sandbox != nil) {
+		t.Fatalf("pod %s: sandboxed %v, sandbox placement %v", pp.Pod.Name, o.Sandboxed(pp.Pod), pp.Sandbox)
 	}
-	for name, v := range map[string]float64{"cpus": want.CPUs, "mem": want.MemMB, "disk": want.DiskMB, "gpus": want.GPUs} {
-		if got[name] != milli(v) {
-			t.Errorf("pod %s got %s %d/1000, wants %v", pp.Pod.Name, name, got[name], v)
+	if pp.Sandbox != nil {
+		own = pp.Sandbox.Task
+		checkScalars(t, pp.Pod.Name+" (pod task)", pp.Resources, podtranslate.PodTaskDemand)
+		checkScalars(t, pp.Pod.Name+" (sandbox executor)", pp.Sandbox.Executor, podtranslate.SandboxExecutorDemand)
+		for _, rs := range []mesos.Resources{pp.Resources, pp.Sandbox.Executor} {
+			if p, _ := portsOf(rs); len(p) > 0 {
+				t.Errorf("pod %s: ports %v outside its sandbox task", pp.Pod.Name, p)
+			}
 		}
 	}
-	ports, _ := portsOf(pp.Resources)
+	checkScalars(t, pp.Pod.Name, own, want)
+	ports, _ := portsOf(own)
 	wantPorts := map[uint64]bool{}
 	for _, hp := range want.HostPorts {
 		wantPorts[uint64(hp.Port)] = true
@@ -260,6 +282,19 @@ func checkCovers(t *testing.T, o podtranslate.Options, pp PodPlacement) {
 	}
 }
 
+func checkScalars(t *testing.T, what string, rs mesos.Resources, want podtranslate.Demand) {
+	t.Helper()
+	got := map[string]int64{}
+	for _, r := range rs {
+		got[r.Name] += milli(r.GetScalar().GetValue())
+	}
+	for name, v := range map[string]float64{"cpus": want.CPUs, "mem": want.MemMB, "disk": want.DiskMB, "gpus": want.GPUs} {
+		if got[name] != milli(v) {
+			t.Errorf("%s got %s %d/1000, wants %v", what, name, got[name], v)
+		}
+	}
+}
+
 // summary renders a plan as strings for comparison.
 func summary(p Plan) []string {
 	var out []string
@@ -267,6 +302,9 @@ func summary(p Plan) []string {
 		out = append(out, fmt.Sprintf("launch %s/%s %v executor=%s", l.AgentID.Value, l.Role, l.OfferIDs, l.Executor.Format()))
 		for _, pp := range l.Pods {
 			out = append(out, fmt.Sprintf("  %s %s", pp.Pod.Name, pp.Resources.Format()))
+			if pp.Sandbox != nil {
+				out = append(out, fmt.Sprintf("    sandbox executor %s task %s", pp.Sandbox.Executor.Format(), pp.Sandbox.Task.Format()))
+			}
 		}
 	}
 	out = append(out, fmt.Sprintf("decline %v", p.Decline))
