@@ -664,13 +664,16 @@ func TestPodNetworkPortForward(t *testing.T) {
 	}
 }
 
-// Must show 7: the sandbox container the executor launches is what Mesos documents: a MESOS
+// Must show 7: the pod's sandbox is what Mesos documents for a container on a CNI network: a MESOS
 // ContainerInfo whose network_infos[0] names the pod network and carries the hostPorts as
-// port_mappings {host_port, container_port, protocol}; its IP in GET_CONTAINERS'
-// container_status.network_infos is the podIP, and its nested containers report the same network.
-// The NetworkInfo is read as the agent's network/cni isolator checkpointed it from the launch call
+// port_mappings {host_port, container_port, protocol}, with the pod's hostname; its IP in
+// GET_CONTAINERS' container_status.network_infos is the podIP, and the pod's containers, nested under
+// it, report the same network. The sandbox is found by its IP wherever it sits in the agent's
+// container tree (a container nested under the kubemesos executor, or an executor's container of its
+// own). Its NetworkInfo is read as the agent's network/cni isolator received it from the launch
 // (args["org.apache.mesos"]["network_info"] of <runtime_dir>/isolators/network/cni/<id>/<network>/
-// network.conf, as Mesos' cni.cpp writes it).
+// network.conf, as Mesos' cni.cpp writes it) and, for an executor's container, as the framework sent
+// it (GET_STATE's executor_info.container).
 func TestPodNetworkSandboxContainer(t *testing.T) {
 	e := newPodNetworkEnv(t, envOptions{Agents: 1})
 	ctx := context.Background()
@@ -685,10 +688,6 @@ func TestPodNetworkSandboxContainer(t *testing.T) {
 	pod := e.runningPod("shape")
 
 	a := e.sim.Agents()[0]
-	execID := e.executorContainers()[a.ID().Value]
-	if execID == "" {
-		t.Fatal("no executor container on the agent")
-	}
 	containers, err := agentContainers(ctx, a.Endpoint())
 	if err != nil {
 		t.Fatal(err)
@@ -701,81 +700,114 @@ func TestPodNetworkSandboxContainer(t *testing.T) {
 		}
 		return c.ContainerID
 	}
+	depth := func(id mesos.ContainerID) int {
+		n := 0
+		for p := id.Parent; p != nil; p = p.Parent {
+			n++
+		}
+		return n
+	}
+	// The sandbox is the outermost container reporting the podIP (its children report it too).
 	var sandbox *agentapi.Response_GetContainers_Container
-	var children []agentapi.Response_GetContainers_Container
 	for i, c := range containers {
-		if id := fullID(c); id.Parent != nil && id.Parent.Value == execID && id.Parent.Parent == nil {
-			if sandbox != nil {
-				t.Fatalf("two containers under the executor: %s and %s", sandbox.ContainerID.Value, c.ContainerID.Value)
-			}
+		if statusIP(c.ContainerStatus) == pod.Status.PodIP && (sandbox == nil || depth(fullID(c)) < depth(fullID(*sandbox))) {
 			sandbox = &containers[i]
 		}
 	}
 	if sandbox == nil {
-		t.Fatalf("no sandbox container under the executor %s: %v", execID, containers)
+		t.Fatalf("no container reports the podIP %s in GET_CONTAINERS: %v", pod.Status.PodIP, containers)
 	}
+	sandboxID := fullID(*sandbox)
+	var chain []string
+	for id := &sandboxID; id != nil; id = id.Parent {
+		chain = append([]string{id.Value}, chain...)
+	}
+	var children []string
 	for _, c := range containers {
-		if id := fullID(c); id.Parent != nil && id.Parent.Value == sandbox.ContainerID.Value {
-			children = append(children, c)
+		if id := fullID(c); id.Parent != nil && id.Parent.Value == sandboxID.Value {
+			children = append(children, id.Value)
+			if got := statusIP(c.ContainerStatus); got != pod.Status.PodIP {
+				t.Errorf("container %s under the sandbox reports IP %q, want the sandbox's %s", id.Value, got, pod.Status.PodIP)
+			}
 		}
 	}
-	sid := sandbox.ContainerID.Value
-	t.Logf("sandbox container %s.%s, %d containers under it", execID, sid, len(children))
-	if !regexp.MustCompile(`^[A-Za-z0-9_.-]+$`).MatchString(sid) {
-		t.Errorf("sandbox ContainerID %q has characters Mesos refuses", sid)
+	t.Logf("sandbox container %s (executor %q), containers under it: %v", strings.Join(chain, "."), sandbox.GetExecutorID().GetValue(), children)
+	if !regexp.MustCompile(`^[A-Za-z0-9_.-]+$`).MatchString(sandboxID.Value) {
+		t.Errorf("sandbox ContainerID %q has characters Mesos refuses", sandboxID.Value)
 	}
 	if len(children) != 2 {
 		t.Errorf("%d containers under the sandbox, want the pod's 2", len(children))
 	}
-	ip := statusIP(sandbox.ContainerStatus)
-	if ip == "" || ip != pod.Status.PodIP {
-		t.Errorf("the sandbox's container_status.network_infos IP %q, want the podIP %s (status %v)", ip, pod.Status.PodIP, sandbox.ContainerStatus)
-	}
 	if ni := sandbox.ContainerStatus.GetNetworkInfos(); len(ni) != 1 || ni[0].GetName() != podNetworkName {
 		t.Errorf("the sandbox's container_status.network_infos %v, want one of network %q", ni, podNetworkName)
 	}
-	for _, c := range children {
-		if got := statusIP(c.ContainerStatus); got != pod.Status.PodIP {
-			t.Errorf("container %s under the sandbox reports IP %q, want the sandbox's %s", c.ContainerID.Value, got, pod.Status.PodIP)
+
+	type mapping struct {
+		Host, Container uint32
+		Protocol        string
+	}
+	want := []mapping{{31081, webPort, "tcp"}, {31082, 8081, "udp"}}
+	checkNetworkInfo := func(what string, ni mesos.NetworkInfo) {
+		t.Helper()
+		var got []mapping
+		for _, m := range ni.PortMappings {
+			got = append(got, mapping{m.HostPort, m.ContainerPort, m.GetProtocol()})
+		}
+		sort.Slice(got, func(i, j int) bool { return got[i].Host < got[j].Host })
+		if ni.GetName() != podNetworkName || !slices.Equal(got, want) {
+			t.Errorf("%s: name %q port_mappings %+v; want name %q port_mappings %+v", what, ni.GetName(), got, podNetworkName, want)
 		}
 	}
-
 	flags, err := agentFlags(ctx, a.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	runtimeDir := flags["runtime_dir"]
-	if runtimeDir == "" {
+	if flags["runtime_dir"] == "" {
 		t.Fatalf("GET_FLAGS has no runtime_dir: %v", flags)
 	}
-	confPath := fmt.Sprintf("%s/isolators/network/cni/%s.%s/%s/network.conf", runtimeDir, execID, sid, podNetworkName)
+	confPath := fmt.Sprintf("%s/isolators/network/cni/%s/%s/network.conf", flags["runtime_dir"], strings.Join(chain, "."), podNetworkName)
 	ni, raw, err := checkpointedNetworkInfo(confPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("the sandbox's NetworkInfo as launched: %s", raw)
-	type mapping struct {
-		Host, Container uint32
-		Protocol        string
-	}
-	var got []mapping
-	for _, m := range ni.PortMappings {
-		got = append(got, mapping{m.HostPort, m.ContainerPort, m.GetProtocol()})
-	}
-	sort.Slice(got, func(i, j int) bool { return got[i].Host < got[j].Host })
-	want := []mapping{{31081, webPort, "tcp"}, {31082, 8081, "udp"}}
-	if ni.GetName() != podNetworkName || !slices.Equal(got, want) {
-		t.Errorf("the sandbox's NetworkInfo: name %q port_mappings %+v; want name %q port_mappings %+v", ni.GetName(), got, podNetworkName, want)
-	}
-	// The wire names are Mesos' (network_info is the launch call's NetworkInfo as JSON).
+	checkNetworkInfo("the NetworkInfo the agent's network/cni got", ni)
+	// The wire names are Mesos' (network_info is the launch's NetworkInfo as JSON).
 	for _, field := range []string{`"name":"kubemesos"`, `"port_mappings":`, `"host_port":31081`, `"container_port":8080`, `"protocol":"tcp"`, `"protocol":"udp"`} {
 		if !strings.Contains(strings.ReplaceAll(raw, " ", ""), field) {
 			t.Errorf("the checkpointed network_info %s lacks %s", raw, field)
 		}
 	}
+	if eid := sandbox.GetExecutorID().GetValue(); eid != "" && sandboxID.Parent == nil {
+		// An executor's container: its ContainerInfo is the framework's ExecutorInfo.container.
+		st, err := e.mesosState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, ex := range st.GetExecutors.Executors {
+			if ex.ExecutorInfo.ExecutorID.Value != eid {
+				continue
+			}
+			found = true
+			ci := ex.ExecutorInfo.Container
+			if ci == nil || ci.GetType() != mesos.ContainerInfo_MESOS || len(ci.NetworkInfos) != 1 || ci.GetHostname() != "shaped" {
+				t.Errorf("executor %s's ContainerInfo %v: want type MESOS, one NetworkInfo, hostname shaped", eid, ci)
+				continue
+			}
+			checkNetworkInfo("executor "+eid+"'s ContainerInfo.network_infos[0]", ci.NetworkInfos[0])
+		}
+		if !found {
+			t.Errorf("GET_STATE has no executor %s", eid)
+		}
+	}
 	// ContainerInfo.hostname: the pod's hostname, which every container of the pod shares.
 	if out, _, code, err := e.sh(ctx, "shape", "main", "hostname"); err != nil || code != 0 || strings.TrimSpace(out) != "shaped" {
 		t.Errorf("hostname in the pod: %q (exit %d, %v), want shaped", out, code, err)
+	}
+	// The pod's containers are in the sandbox's network: the sleeper reaches netexec on localhost.
+	if out, _, code, err := e.sh(ctx, "shape", "main", fetchLines("http://127.0.0.1:8080/hostname", 1)); err != nil || code != 0 || strings.TrimSpace(out) != "shaped" {
+		t.Errorf("netexec from the pod's other container: %q (exit %d, %v), want shaped", out, code, err)
 	}
 }
 
