@@ -154,7 +154,10 @@ func newPodAgent(t testing.TB, nw *podNet, mutate func(*Config)) *podAgent {
 	if !a.Isolating() {
 		t.Fatal("the agent does not isolate")
 	}
-	a.Launch(testFramework(false), processExecutor("pods", nil), []mesos.TaskInfo{dataTask("t1", "wait")}, false)
+	// Resources as the framework gives the kubelet executor (an agent with cgroups/mem needs them).
+	kubelet := processExecutor("pods", nil)
+	kubelet.Resources = mustResources(t, "cpus:0.1;mem:64")
+	a.Launch(testFramework(false), kubelet, []mesos.TaskInfo{dataTask("t1", "wait")}, false)
 	waitFor(t, "the executor's task running", func() bool { return len(m.states("t1")) > 0 })
 	return &podAgent{a: a, m: m, net: nw, exec: a.Executors()[0], runtimeDir: runtimeDir}
 }

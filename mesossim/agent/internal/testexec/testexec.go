@@ -6,6 +6,8 @@
 //	wait            TASK_RUNNING, then TASK_KILLED on KILL (or SHUTDOWN)
 //	crash           TASK_RUNNING, then the executor exits with status 3
 //	env             TASK_RUNNING, TASK_FINISHED with the MESOS_*/LIBPROCESS_* environment as JSON data
+//	netns           TASK_RUNNING, TASK_FINISHED with {"hostname", "net"} (its hostname and network
+//	                namespace) as JSON data
 //	message         sends MESSAGE "hello" to the scheduler, TASK_RUNNING, TASK_FINISHED
 //	nested:<cmd>    TASK_RUNNING, runs <cmd> as a nested container (LAUNCH_CONTAINER + WAIT_CONTAINER
 //	                through mesos-go's agent API client), TASK_FINISHED if it exits 0, else TASK_FAILED
@@ -188,6 +190,11 @@ func (s *state) runTask(ctx context.Context, t mesos.TaskInfo, kill chan struct{
 		close(s.crash)
 	case data == "env":
 		b, _ := json.Marshal(s.env)
+		s.update(ctx, id, mesos.TASK_FINISHED, "", b)
+	case data == "netns":
+		host, _ := os.Hostname()
+		ns, _ := os.Readlink("/proc/self/ns/net")
+		b, _ := json.Marshal(map[string]string{"hostname": host, "net": ns})
 		s.update(ctx, id, mesos.TASK_FINISHED, "", b)
 	case strings.HasPrefix(data, "nested:"):
 		status, err := s.nested(ctx, t, strings.TrimPrefix(data, "nested:"))
