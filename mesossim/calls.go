@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	rez "github.com/mesos/mesos-go/api/v1/lib/resources"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -527,7 +526,7 @@ func (m *Master) validateTask(f *framework, t *mesos.TaskInfo, e *mesos.Executor
 		}
 		injectAllocation(e.Resources, role)
 		if running, ok := f.executors[agentID][e.ExecutorID.Value]; ok && !sameExecutor(running, *e) {
-			return fmt.Errorf("ExecutorInfo is not compatible with existing ExecutorInfo with same ExecutorID).\n------------------------------------------------------------\nExisting ExecutorInfo:\n%s\n------------------------------------------------------------\nTask's ExecutorInfo:\n%s", running.String(), e.String())
+			return incompatibleExecutorError(&running, e)
 		}
 	}
 	need := needed(t, e, f, agentID)
@@ -538,11 +537,6 @@ func (m *Master) validateTask(f *framework, t *mesos.TaskInfo, e *mesos.Executor
 		return fmt.Errorf("Task uses more resources %s than available %s", need.String(), available.String())
 	}
 	return nil
-}
-
-func sameExecutor(a, b mesos.ExecutorInfo) bool {
-	a.Resources, b.Resources = nil, nil
-	return proto.Equal(&a, &b)
 }
 
 // consume records a task (and its executor, if new) as launched and takes its resources out of what
