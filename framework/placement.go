@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,7 +161,10 @@ func (s *sched) pendingPods(now time.Time) []*corev1.Pod {
 		}
 		s.mu.Lock()
 		p, ok := s.pending[key]
-		skip := !ok || p.uid != pod.UID || s.inflight[pod.UID] || s.tasks[taskIDPrefix+string(pod.UID)].live()
+		// A sandbox still live (its pod task ended, its KILL under way) keeps the pod back: the
+		// relaunch would reuse its TaskID and ExecutorID.
+		skip := !ok || p.uid != pod.UID || s.inflight[pod.UID] || s.tasks[taskIDPrefix+string(pod.UID)].live() ||
+			s.tasks[sandboxIDPrefix+string(pod.UID)].live()
 		s.mu.Unlock()
 		if !skip {
 			pods = append(pods, pod)
@@ -215,12 +219,13 @@ func (s *sched) placementNodes() (ours map[string]*corev1.Node, foreign map[stri
 }
 
 // executorCost tells placement what a new executor needs and where one runs: on agents where the
-// framework has a live task (offers also list running executors in executor_ids).
+// framework has a live pod task (offers also list running executors in executor_ids). Sandbox tasks
+// run on their own executors.
 func (s *sched) executorCost() offerbridge.ExecutorCost {
 	running := map[string]bool{}
 	s.mu.Lock()
-	for _, rec := range s.tasks {
-		if rec.live() && rec.agentID != "" {
+	for id, rec := range s.tasks {
+		if rec.live() && rec.agentID != "" && strings.HasPrefix(id, taskIDPrefix) {
 			running[rec.agentID] = true
 		}
 	}
@@ -282,8 +287,9 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 
 	// Build every task first (a pod whose task cannot be built is not bound), then bind in parallel.
 	type outcome struct {
-		task mesos.TaskInfo
-		ok   bool
+		task    mesos.TaskInfo
+		sandbox *mesos.TaskInfo // on a CNI pod network: launched with the pod task, in the same LAUNCH
+		ok      bool
 	}
 	results := make([]outcome, len(l.Pods))
 	sem := make(chan struct{}, bindParallelism)
@@ -295,7 +301,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		s.mu.Unlock()
 		bound := pod.DeepCopy()
 		bound.Spec.NodeName = l.NodeName
-		ti, err := s.translate.TaskInfo(bound, l.AgentID, info, l.Pods[i].Resources)
+		ti, sandbox, err := s.buildTasks(bound, l.AgentID, info, &l.Pods[i])
 		if err != nil {
 			log.WithError(err).WithField("pod", podKey(pod)).Error("building TaskInfo")
 			s.recorder.Eventf(pod, corev1.EventTypeWarning, EventFailedLaunch, "Cannot build the Mesos task: %v", err)
@@ -303,7 +309,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 			continue
 		}
 		if pod.Spec.NodeName != "" {
-			results[i] = outcome{task: ti, ok: true} // bound before (crash window, relaunch)
+			results[i] = outcome{task: ti, sandbox: sandbox, ok: true} // bound before (crash window, relaunch)
 			continue
 		}
 		wg.Add(1)
@@ -318,16 +324,25 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 				return
 			}
 			s.recorder.Eventf(pod, corev1.EventTypeNormal, EventScheduled, "Successfully assigned %s to %s", podKey(pod), l.NodeName)
-			results[i] = outcome{task: ti, ok: true}
+			results[i] = outcome{task: ti, sandbox: sandbox, ok: true}
 		}()
 	}
 	wg.Wait()
 	var tasks []mesos.TaskInfo
 	var launched []*corev1.Pod
+	var sandboxes []string // task IDs of the sandbox tasks, besides tasks[i] of launched[i]
 	for i, r := range results {
 		if r.ok {
 			tasks = append(tasks, r.task)
 			launched = append(launched, l.Pods[i].Pod)
+		}
+	}
+	// Sandbox tasks after every pod task: tasks[i] stays launched[i]'s pod task. Mesos launches the
+	// operation's tasks in any order; the kubelet executor waits for the sandbox.
+	for _, r := range results {
+		if r.ok && r.sandbox != nil {
+			tasks = append(tasks, *r.sandbox)
+			sandboxes = append(sandboxes, r.sandbox.TaskID.Value)
 		}
 	}
 	if len(tasks) == 0 {
@@ -340,6 +355,12 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 	err = s.call(ctx, accept)
 	now := s.clock.Now()
 	s.mu.Lock()
+	for _, id := range sandboxes {
+		s.tasks[id] = &taskRecord{agentID: l.AgentID.Value, state: mesos.TASK_STAGING}
+		if err != nil {
+			s.awaiting[id] = l.AgentID.Value
+		}
+	}
 	for i, pod := range launched {
 		id := tasks[i].TaskID.Value
 		drops := 0
@@ -363,13 +384,31 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		return true // the offers were used (or are gone); never declined twice
 	}
 	s.metrics.offersAccepted.Add(float64(len(l.OfferIDs)))
-	s.metrics.podsLaunched.Add(float64(len(tasks)))
+	s.metrics.podsLaunched.Add(float64(len(launched)))
 	for _, pod := range launched {
 		s.metrics.schedulingLatency.Observe(now.Sub(pod.CreationTimestamp.Time).Seconds())
 		s.queue.Add(podKey(pod))
 	}
-	log.WithField("pods", len(tasks)).Info("launched pods")
+	log.WithField("pods", len(launched)).Info("launched pods")
 	return true
+}
+
+// buildTasks builds a placed pod's task and, for a pod on a CNI pod network, its sandbox task on its
+// own sandbox executor (docs/design.md, "One pod, two tasks").
+func (s *sched) buildTasks(pod *corev1.Pod, agentID mesos.AgentID, kubelet mesos.ExecutorInfo, pp *offerbridge.PodPlacement) (mesos.TaskInfo, *mesos.TaskInfo, error) {
+	ti, err := s.translate.TaskInfo(pod, agentID, kubelet, pp.Resources)
+	if err != nil || pp.Sandbox == nil {
+		return ti, nil, err
+	}
+	exec, err := s.translate.SandboxExecutorInfo(pod, kubelet, pp.Sandbox.Executor)
+	if err != nil {
+		return mesos.TaskInfo{}, nil, err
+	}
+	sb, err := s.translate.SandboxTaskInfo(pod, agentID, exec, pp.Sandbox.Task)
+	if err != nil {
+		return mesos.TaskInfo{}, nil, err
+	}
+	return ti, &sb, nil
 }
 
 func (s *sched) endInflight(pod *corev1.Pod) {

@@ -116,6 +116,9 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 	live := rec.live()
 	agentID := s.agentOfNode(pod.Spec.NodeName)
 	log := s.log.WithFields(logrus.Fields{"pod": key, "taskID": taskID, "agentID": agentID})
+	if subscribed {
+		s.sandboxSettled(ctx, pod, rec, inflight, reconciled, log)
+	}
 
 	switch {
 	case pod.DeletionTimestamp != nil:
@@ -209,6 +212,10 @@ func (s *sched) syncOrphan(ctx context.Context, taskID string) error {
 	}
 	s.mu.Unlock()
 	if !live {
+		if subscribed {
+			// The pod task is over: its sandbox, if any, goes too.
+			s.endSandbox(ctx, types.UID(uid), s.log)
+		}
 		return nil
 	}
 	if !subscribed {

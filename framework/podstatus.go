@@ -34,6 +34,11 @@ func (s *sched) applyMesosOnlyOutcome(ctx context.Context, pod *corev1.Pod, stat
 
 // endPod writes a terminal phase with a reason, as the kubelet does for pods it cannot run.
 func (s *sched) endPod(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message string) error {
+	return s.endPodWith(ctx, pod, phase, reason, message, EventTaskEnded)
+}
+
+// endPodWith is endPod recording the event with the given reason.
+func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message, event string) error {
 	p := pod.DeepCopy()
 	p.Status.Phase = phase
 	p.Status.Reason, p.Status.Message = reason, message
@@ -50,7 +55,7 @@ func (s *sched) endPod(ctx context.Context, pod *corev1.Pod, phase corev1.PodPha
 	if phase == corev1.PodSucceeded {
 		eventType = corev1.EventTypeNormal
 	}
-	s.recorder.Event(pod, eventType, EventTaskEnded, message)
+	s.recorder.Event(pod, eventType, event, message)
 	s.log.WithFields(logrus.Fields{"pod": podKey(pod), "phase": phase, "reason": reason}).Warn("pod ended by Mesos: " + message)
 	return nil
 }

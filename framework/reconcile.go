@@ -29,6 +29,10 @@ func (s *sched) startReconciliation(ctx context.Context) {
 			}
 			if agentID := s.agentOfNode(p.Spec.NodeName); agentID != "" {
 				ask[taskIDPrefix+string(p.UID)] = agentID
+				if s.translate.Sandboxed(p) {
+					// A live sandbox would refuse the relaunch of its pod (same TaskID).
+					ask[sandboxIDPrefix+string(p.UID)] = agentID
+				}
 			}
 		}
 	}

@@ -37,10 +37,18 @@ const (
 	EventFailedLaunch     = "FailedLaunch"
 	EventKilling          = "Killing"
 	EventTaskEnded        = "TaskEnded"
+	// EventFailedCreatePodSandBox is the kubelet's event when a pod's sandbox cannot be created: here,
+	// its sandbox task ended before the pod ran.
+	EventFailedCreatePodSandBox = "FailedCreatePodSandBox"
+	// EventSandboxEnded: a running pod's sandbox task ended, taking the pod's network with it.
+	EventSandboxEnded = "SandboxEnded"
 )
 
 // Reasons the framework writes into a pod's status besides podtranslate's.
 const (
+	// PodReasonFailedCreatePodSandBox: the pod's sandbox task ended before the pod ran (say, the agent
+	// does not know the CNI network); the message carries Mesos' text.
+	PodReasonFailedCreatePodSandBox = "FailedCreatePodSandBox"
 	// PodReasonTaskDropped: Mesos dropped or could not start the pod's task maxDrops times; the pod stays
 	// bound, so it is failed and its controller replaces it.
 	PodReasonTaskDropped = "TaskDropped"
@@ -50,7 +58,9 @@ const (
 	// podUIDIndex indexes the pod informer by UID (TaskID = pod-<uid>).
 	podUIDIndex = "uid"
 	// taskIDPrefix is podtranslate's TaskID prefix.
-	taskIDPrefix = "pod-"
+	taskIDPrefix = podtranslate.TaskIDPrefix
+	// sandboxIDPrefix starts a sandbox task's ID (a pod on a CNI pod network is two tasks).
+	sandboxIDPrefix = podtranslate.SandboxTaskIDPrefix
 	// maxDrops is how often a bound pod's task may be relaunched after Mesos dropped it, could not start
 	// its executor, or did not know it.
 	maxDrops = 3
@@ -508,6 +518,12 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 
 	handled := true
 	uid, isPod := strings.CutPrefix(taskID, taskIDPrefix)
+	if sbUID, isSandbox := strings.CutPrefix(taskID, sandboxIDPrefix); isSandbox {
+		if err := s.handleSandboxUpdate(ctx, types.UID(sbUID), &st, log); err != nil {
+			log.WithError(err).Warn("handling sandbox task update; not acknowledging, Mesos will resend")
+			handled = false
+		}
+	}
 	if isPod {
 		pod := s.podByUID(types.UID(uid))
 		switch {
@@ -519,10 +535,11 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 				log.Info("killing task of a deleted pod")
 			}
 		case pod == nil && (terminal(state) || relaunch):
-			// Neither pod nor task remains: forget the task.
+			// Neither pod nor task remains: forget the task, end its sandbox.
 			s.mu.Lock()
 			delete(s.tasks, taskID)
 			s.mu.Unlock()
+			s.endSandbox(ctx, types.UID(uid), log)
 		case pod != nil && !s.ownsPod(pod):
 			// Another scheduler's pod, or one bound to a Node of another framework: its status is
 			// not this framework's to write, whatever this master says about the task.
@@ -532,6 +549,7 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 				log.WithError(err).Warn("writing pod status for task update; not acknowledging, Mesos will resend")
 				handled = false
 			}
+			// syncPod ends the sandbox once the pod task is over.
 			s.queue.Add(podKey(pod))
 		}
 	}

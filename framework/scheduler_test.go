@@ -801,12 +801,15 @@ func TestPodNetworkLabelsTasks(t *testing.T) {
 	f.s.cycle(f.ctx)
 
 	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
-	if diff := cmp.Diff([]string{"pod-uid-a", "pod-uid-b", "pod-uid-h"}, sorted(launchedTasks(accepts))); diff != "" {
+	// a and b are two tasks each (their sandboxes: sandbox_test.go), h one.
+	if diff := cmp.Diff([]string{"pod-uid-a", "pod-uid-b", "pod-uid-h", "sandbox-uid-a", "sandbox-uid-b"}, sorted(launchedTasks(accepts))); diff != "" {
 		t.Fatalf("launched tasks (-want +got):\n%s", diff)
 	}
 	got := map[string]string{}
 	for _, ti := range accepts[0].GetAccept().Operations[0].GetLaunch().TaskInfos {
-		got[ti.TaskID.Value] = podtranslate.PodNetworkOf(ti.Labels) + " " + strings.Join(taskPorts(ti), ",")
+		if strings.HasPrefix(ti.TaskID.Value, taskIDPrefix) {
+			got[ti.TaskID.Value] = podtranslate.PodNetworkOf(ti.Labels) + " " + strings.Join(taskPorts(ti), ",")
+		}
 	}
 	want := map[string]string{
 		"pod-uid-a": "kubemesos ",
