@@ -389,7 +389,12 @@ func (s *sched) handleFailure(ctx context.Context, f *scheduler.Event_Failure) {
 	agentID := f.GetAgentID().GetValue()
 	if f.ExecutorID != nil {
 		// The executor exited: the next pod on that agent starts a new one with the current settings.
-		s.log.WithFields(logrus.Fields{"agentID": agentID, "executorID": f.ExecutorID.Value, "status": f.GetStatus()}).Warn("executor terminated")
+		log := s.log.WithFields(logrus.Fields{"agentID": agentID, "executorID": f.ExecutorID.Value, "status": f.GetStatus()})
+		if strings.HasPrefix(f.ExecutorID.Value, podtranslate.SandboxExecutorIDPrefix) {
+			log.Debug("sandbox executor terminated") // every sandboxed pod's end; its task's updates tell
+			return
+		}
+		log.Warn("executor terminated")
 		if f.ExecutorID.Value != ExecutorID {
 			return
 		}
