@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubemesos/kubemesos/executor"
 	"github.com/kubemesos/kubemesos/executor/podsandbox"
+	"github.com/kubemesos/kubemesos/executor/sandboxexec"
 	"github.com/kubemesos/kubemesos/framework"
 	"github.com/kubemesos/kubemesos/internal/cli"
 )
@@ -70,13 +71,19 @@ the --config file.`,
 func newPodSandboxCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "pod-sandbox",
-		Short: "Hold a pod's network namespace (the executor launches it as each pod's sandbox container)",
-		Long: `Run as the sandbox container of a pod: the executor launches it as a Mesos nested container that
-holds the pod's network, and the pod's containers under it. It waits for SIGTERM (then exits 0) and
-carries kubectl port-forward connections into the pod's network namespace through the unix socket
+		Short: "Hold a pod's network namespace (the per-pod sandbox executor the framework launches)",
+		Long: `Run as a pod's sandbox. Launched by a Mesos agent (MESOS_EXECUTOR_ID set), it is the pod's sandbox
+executor: its container is on the pod network, the kubelet executor nests the pod's containers under it,
+and it runs the pod's sandbox task until the framework kills it (TASK_KILLED, exit 0). Otherwise it
+waits for SIGTERM (then exits 0), as the kubelet's pause container. Either way it carries kubectl
+port-forward connections into the pod's network namespace through the unix socket
 ` + podsandbox.SocketName + ` in its sandbox directory ($MESOS_SANDBOX).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if os.Getenv("MESOS_EXECUTOR_ID") != "" {
+				// Launched by an agent as the pod's sandbox executor (design P).
+				return sandboxexec.Run(cmd.Context(), sandboxexec.Config{})
+			}
 			dir := os.Getenv("MESOS_SANDBOX")
 			if dir == "" {
 				dir = "."

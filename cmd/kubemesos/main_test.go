@@ -83,3 +83,18 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version printed %q", out.String())
 	}
 }
+
+// Launched by an agent (MESOS_EXECUTOR_ID set), pod-sandbox is the pod's sandbox executor: it needs
+// the rest of the executor environment.
+func TestPodSandboxIsAnExecutorUnderAnAgent(t *testing.T) {
+	for _, k := range []string{"MESOS_FRAMEWORK_ID", "MESOS_SANDBOX", "MESOS_AGENT_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("MESOS_EXECUTOR_ID", "kubemesos-pod-1")
+	root := newRootCommand()
+	root.SetArgs([]string{"pod-sandbox"})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "reading the Mesos executor environment: missing environment variable MESOS_FRAMEWORK_ID") {
+		t.Fatalf("pod-sandbox under an agent without its environment: %v", err)
+	}
+}

@@ -40,21 +40,37 @@ func Run(ctx context.Context, dir, id string) error {
 	defer stop()
 	if os.Getpid() == 1 {
 		// PID 1 of its own pid namespace reaps orphans, as pause does.
-		go reap(ctx)
+		go Reap(ctx)
 	}
-	// The sandbox directory is usually deeper than a sun_path (108 bytes) allows: bind relative to it.
-	if err := os.Chdir(dir); err != nil {
-		return fmt.Errorf("pod-sandbox: %w", err)
-	}
-	_ = os.Remove(SocketName)
-	l, err := net.Listen("unix", SocketName)
+	l, err := Listen(dir)
 	if err != nil {
-		return fmt.Errorf("pod-sandbox: %w", err)
+		return err
 	}
 	return Serve(ctx, l, id)
 }
 
-func reap(ctx context.Context) {
+// Listen binds SocketName in dir (replacing a stale socket of an earlier run).
+func Listen(dir string) (net.Listener, error) {
+	// The sandbox directory is usually deeper than a sun_path (108 bytes) allows: bind through the
+	// directory's descriptor, as Dial connects.
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pod-sandbox: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	defer unix.Close(fd)
+	path := filepath.Join("/proc/self/fd", strconv.Itoa(fd), SocketName)
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("pod-sandbox: %w", err)
+	}
+	// The listener's path names a descriptor closed below: it must not unlink it on Close.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	return l, nil
+}
+
+// Reap reaps orphaned children until ctx ends; a process that is PID 1 of its namespace runs it.
+func Reap(ctx context.Context) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGCHLD)
 	defer signal.Stop(ch)
@@ -76,6 +92,12 @@ func reap(ctx context.Context) {
 // Serve accepts port-forward connections on l until ctx ends (it closes l) and returns nil once
 // every connection it relays has ended.
 func Serve(ctx context.Context, l net.Listener, id string) error {
+	return ServeNamed(ctx, l, func() string { return id })
+}
+
+// ServeNamed is Serve with the sandbox's name looked up per connection (a Mesos executor learns its
+// container ID only once subscribed, after it started listening).
+func ServeNamed(ctx context.Context, l net.Listener, id func() string) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var (
@@ -108,7 +130,7 @@ func Serve(ctx context.Context, l net.Listener, id string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			relay(c, id)
+			relay(c, id())
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
