@@ -59,6 +59,12 @@ func quiet() *logrus.Logger {
 
 func startSimEnv(t *testing.T, agents int) *simEnv {
 	t.Helper()
+	return startSimEnvHook(t, agents, nil)
+}
+
+// startSimEnvHook is startSimEnv with the given in-process executors (nil: the kubemesos executor).
+func startSimEnvHook(t *testing.T, agents int, hook func(ctx context.Context, env map[string]string) error) *simEnv {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test with the simulator")
 	}
@@ -93,6 +99,9 @@ func startSimEnv(t *testing.T, agents int) *simEnv {
 		ExecutorHook: func(ctx context.Context, env map[string]string) error {
 			execWG.Add(1)
 			defer execWG.Done()
+			if hook != nil {
+				return hook(ctx, env)
+			}
 			cfg := executor.DefaultConfig()
 			cfg.Getenv = func(k string) string { return env[k] }
 			cfg.KubeClient = kube
