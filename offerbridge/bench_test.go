@@ -56,6 +56,21 @@ func BenchmarkPlace1000Pods5000Offers(b *testing.B) {
 	}
 }
 
+// BenchmarkPlacePodNetwork is BenchmarkPlace1000Pods5000Offers with --pod-network kubemesos: every pod
+// is carved three ways (sandbox executor, sandbox task, pod task).
+func BenchmarkPlacePodNetwork(b *testing.B) {
+	in := benchInput(Spread)
+	in.Translate.PodNetwork = "kubemesos"
+	b.ReportAllocs()
+	var plan Plan
+	for b.Loop() {
+		plan = Place(in)
+	}
+	if len(plan.Unschedulable) != 0 || plan.Launches[0].Pods[0].Sandbox == nil {
+		b.Fatalf("benchmark input must place every pod in a sandbox, %d unschedulable", len(plan.Unschedulable))
+	}
+}
+
 func BenchmarkBookCycle(b *testing.B) {
 	offers := benchInput(Spread).Offers
 	bk := NewBook(clocktesting.NewFakePassiveClock(t0), time.Second)
