@@ -318,3 +318,36 @@ func TestExecutorContainerNetworkFailures(t *testing.T) {
 func containerizerObjects(runtimeDir string, n *podNet) (containerizer.NetworkCounts, error) {
 	return containerizer.NetworkObjects(runtimeDir, n.ipamDir, n.subnet)
 }
+
+// BenchmarkSandboxExecutor is one pod's network life under design P on an isolating agent: the
+// sandbox executor launched in a container on bridge + portmap with a host port (CNI ADD) up to its
+// task's TASK_RUNNING, a container nested under it by LAUNCH_CONTAINER, then SHUTDOWN of the
+// executor until the agent has destroyed both (CNI DEL) and told the master.
+func BenchmarkSandboxExecutor(b *testing.B) {
+	nw := newPodNet(b, 194, nil)
+	agentIP := "10.251.181.3"
+	addLoopbackIP(b, agentIP)
+	p := newPodAgent(b, nw, func(c *Config) { c.ListenAddress, c.PortMappingHostIP = agentIP+":0", agentIP })
+	fw := testFramework(false)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := "kubemesos-pod-b" + strconv.Itoa(i)
+		task := "sandbox-b" + strconv.Itoa(i)
+		exited := len(p.m.all("exited"))
+		p.a.Launch(fw, podExecutorInfo(b, id, nw.name, "bench",
+			mesos.NetworkInfo_PortMapping{HostPort: uint32(31000 + i%1000), ContainerPort: 80, Protocol: ptrTo("tcp")}),
+			[]mesos.TaskInfo{dataTask(task, "wait")}, false)
+		waitFor(b, "the sandbox task running", func() bool { return len(p.m.states(task)) > 0 })
+		ex, ok := p.executorNamed(id)
+		if !ok {
+			b.Fatalf("sandbox executor %s: %v", id, p.m.updates(task))
+		}
+		parent := mesos.ContainerID{Value: ex.ContainerID.Value}
+		if code, body := postCall(b, p.a, agentcalls.LaunchContainer(mesos.ContainerID{Value: "app", Parent: &parent},
+			shell("exec sleep 3600"), nil, nil)); code != http.StatusOK {
+			b.Fatalf("LAUNCH_CONTAINER: %d %s", code, body)
+		}
+		p.a.ShutdownExecutor(mesos.FrameworkID{Value: "fw-1"}, mesos.ExecutorID{Value: id})
+		waitFor(b, "the sandbox executor's end", func() bool { return len(p.m.all("exited")) > exited })
+	}
+}

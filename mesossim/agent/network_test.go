@@ -174,7 +174,7 @@ func (p *podAgent) objects(t testing.TB) containerizer.NetworkCounts {
 
 func (p *podAgent) sandboxID(pod string) mesos.ContainerID {
 	parent := p.exec.ContainerID
-	return mesos.ContainerID{Value: pod + ".sandbox", Parent: &parent}
+	return mesos.ContainerID{Value: pod + "-sandbox", Parent: &parent}
 }
 
 func childID(parent mesos.ContainerID, name string) mesos.ContainerID {
@@ -566,10 +566,10 @@ func TestPodSandboxNetworkErrors(t *testing.T) {
 	for _, tc := range []struct{ name, pod, network, want string }{
 		{"unknown network", "unknown", "no-such-net", "Unknown CNI network 'no-such-net'"},
 		{"exhausted pool", "second", nw.name, "The CNI plugin '" + filepath.Join(plugins, "bridge") + "' failed to attach container " +
-			exec + ".second.sandbox to CNI network '" + nw.name + "': stdout='{\n    \"code\": 999,\n    \"msg\": \"failed to allocate for range 0: " +
+			exec + ".second-sandbox to CNI network '" + nw.name + "': stdout='{\n    \"code\": 999,\n    \"msg\": \"failed to allocate for range 0: " +
 			"no IP addresses available in range set: 10.244.185.10-10.244.185.10\"\n}', stderr=''"},
 		{"failing plugin", "half", half.name, "The CNI plugin '" + filepath.Join(failing, "failing") + "' failed to attach container " +
-			exec + ".half.sandbox to CNI network '" + half.name + "': stdout='{\"code\":100,\"msg\":\"no luck\"}', stderr='oops'"},
+			exec + ".half-sandbox to CNI network '" + half.name + "': stdout='{\"code\":100,\"msg\":\"no luck\"}', stderr='oops'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, code, body := p.launchSandbox(t, tc.pod, tc.network,
