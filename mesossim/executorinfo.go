@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gogo/protobuf/proto"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -179,11 +180,19 @@ func writeValue(b *strings.Builder, f textField, v reflect.Value, indent string)
 	b.WriteString("\n")
 }
 
-// cEscape is protobuf's CEscape: \n \r \t \" \' \\ escaped, other bytes outside printable ASCII in
-// three-digit octal.
+// cEscape is protobuf's Utf8SafeCEscape, which DebugString applies to string and bytes fields: \n \r
+// \t \" \' \\ escaped, valid UTF-8 sequences kept, other bytes outside printable ASCII in octal.
 func cEscape(s []byte) string {
 	var b strings.Builder
-	for _, c := range s {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			if r, n := utf8.DecodeRune(s[i:]); r != utf8.RuneError || n > 1 {
+				b.Write(s[i : i+n])
+				i += n
+				continue
+			}
+		}
 		switch c {
 		case '\n':
 			b.WriteString(`\n`)
@@ -204,6 +213,7 @@ func cEscape(s []byte) string {
 				b.WriteByte(c)
 			}
 		}
+		i++
 	}
 	return b.String()
 }
