@@ -875,9 +875,11 @@ func TestPodNetworkUnknownNetwork(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
+		// Only the kubemesos executor's own container may remain (GET_CONTAINERS names containers by
+		// their own value; the parents are in container_status).
 		for _, c := range cs {
-			if c.ContainerID.Parent != nil {
-				return false, fmt.Errorf("nested container %s left", c.ContainerID.Value)
+			if id := c.GetContainerStatus().GetContainerID(); (id != nil && id.Parent != nil) || c.GetExecutorID().GetValue() != executorID {
+				return false, fmt.Errorf("container %s (executor %q) left", c.ContainerID.Value, c.GetExecutorID().GetValue())
 			}
 		}
 		after := e.netResidue()
