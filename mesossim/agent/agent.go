@@ -122,6 +122,9 @@ type Config struct {
 	// ExecutorHook, when set, runs custom executors in-process instead of as processes. Command tasks
 	// still run through the (in-process) command executor.
 	ExecutorHook ExecutorHook
+	// ExecutorHookFor, when set, picks the custom executors ExecutorHook runs; the others are launched
+	// as without a hook (a process, or a container in isolating mode, e.g. on a CNI network).
+	ExecutorHookFor func(mesos.ExecutorInfo) bool
 	// HTTPClient used by the fetcher; default http.DefaultClient.
 	HTTPClient *http.Client
 }

@@ -198,7 +198,7 @@ func (a *Agent) runExecutor(e *executorRun) {
 		ctx, cancel := context.WithCancel(a.ctx)
 		e.kill = func() { cancel(); ce.killAll() }
 		wait = func() int32 { return ce.run(ctx) }
-	case a.cfg.ExecutorHook != nil:
+	case a.cfg.ExecutorHook != nil && (a.cfg.ExecutorHookFor == nil || a.cfg.ExecutorHookFor(e.info)):
 		ctx, cancel := context.WithCancel(a.ctx)
 		e.kill = cancel
 		hook := a.cfg.ExecutorHook
