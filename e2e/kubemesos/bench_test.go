@@ -99,7 +99,7 @@ func BenchmarkPodStart(b *testing.B) {
 			if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, warm, metav1.CreateOptions{}); err != nil {
 				b.Fatal(err)
 			}
-			e.readyPods("pod=warm", 1)
+			e.readyPods("pod=warm", 1, 3*time.Minute)
 			var total time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

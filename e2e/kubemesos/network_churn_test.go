@@ -105,7 +105,7 @@ func TestPodNetworkChurnLeavesNothing(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		pods := e.waitRunningPods(selector(label), batch, 4*time.Minute)
+		pods := e.readyPods(selector(label), batch, 4*time.Minute)
 		ips := map[string]bool{}
 		for _, p := range pods {
 			ips[p.Status.PodIP] = true

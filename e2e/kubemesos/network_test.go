@@ -94,15 +94,15 @@ func (e *env) createPod(name string, spec corev1.PodSpec) {
 // runningPod waits for the pod to be Running and Ready and returns it.
 func (e *env) runningPod(name string) corev1.Pod {
 	e.t.Helper()
-	return e.readyPods(selector(map[string]string{"pod": name}), 1)[0]
+	return e.readyPods(selector(map[string]string{"pod": name}), 1, 3*time.Minute)[0]
 }
 
 // readyPods waits until exactly n pods match sel, all Running and Ready and none being deleted (other
 // pods of the namespace may run: waitRunningPods checks every Mesos task against its pods).
-func (e *env) readyPods(sel string, n int) []corev1.Pod {
+func (e *env) readyPods(sel string, n int, timeout time.Duration) []corev1.Pod {
 	e.t.Helper()
 	var got []corev1.Pod
-	e.eventually(fmt.Sprintf("exactly %d pods %q Running and Ready", n, sel), 3*time.Minute, func(ctx context.Context) (bool, error) {
+	e.eventually(fmt.Sprintf("exactly %d pods %q Running and Ready", n, sel), timeout, func(ctx context.Context) (bool, error) {
 		pods, err := e.pods(ctx, sel)
 		if err != nil {
 			return false, err
@@ -177,7 +177,7 @@ func TestPodNetworkPodIPs(t *testing.T) {
 	ctx := context.Background()
 	e.createDeployment(deployment("web", 3, netexecSpec()))
 	e.waitDeploymentReady("web", 3, 3*time.Minute)
-	pods := e.waitRunningPods(selector(map[string]string{"app": "web"}), 3, time.Minute)
+	pods := e.readyPods(selector(map[string]string{"app": "web"}), 3, time.Minute)
 	cluster := mustParseCIDR(clusterPodCIDR)
 	seen := map[string]string{}
 	for _, p := range pods {
@@ -245,7 +245,7 @@ func (e *env) endpointIPs(ctx context.Context, service string) ([]string, error)
 // Ready pods matching sel.
 func (e *env) waitEndpointsOfPods(service, sel string, n int) []corev1.Pod {
 	e.t.Helper()
-	pods := e.readyPods(sel, n)
+	pods := e.readyPods(sel, n, 3*time.Minute)
 	var want []string
 	for _, p := range pods {
 		want = append(want, p.Status.PodIP)
