@@ -67,10 +67,9 @@ type Config struct {
 	ClusterDomain string
 	ResolvConf    string
 
-	// SandboxCommand is the argv of every pod's sandbox container; default `<this binary>
-	// pod-sandbox` (os.Executable: the agent fetched the executor into its sandbox, which the
-	// sandbox container, without an image, sees at the same path).
-	SandboxCommand []string
+	// SandboxTimeout bounds the wait for a pod's sandbox executor (design P) before the pod fails
+	// with FailedCreatePodSandBox; default nested.SandboxTimeout.
+	SandboxTimeout time.Duration
 	// Getenv reads the Mesos environment; os.Getenv when nil (in-process executors pass their own).
 	Getenv func(string) string
 	// KubeClient, when set, is used instead of building one from Kubeconfig.
@@ -167,18 +166,6 @@ func (c *Config) clusterDNS() ([]string, error) {
 		ips = append(ips, s)
 	}
 	return ips, nil
-}
-
-// sandboxCommand is SandboxCommand or its default.
-func (c *Config) sandboxCommand() ([]string, error) {
-	if len(c.SandboxCommand) > 0 {
-		return c.SandboxCommand, nil
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("locating the executor binary for the pod sandboxes: %w", err)
-	}
-	return []string{self, "pod-sandbox"}, nil
 }
 
 // mesosConfig reads the MESOS_* environment like mesos-go's config.FromEnv, from getenv.

@@ -51,14 +51,14 @@ var ErrDisconnected = errors.New("disconnected from the agent and the framework 
 // parentSetter is implemented by runtimes that need the executor's container ID.
 type parentSetter interface{ SetParent(mesos.ContainerID) }
 
-// sandboxStopper is implemented by runtimes whose pod sandboxes outlive the executor (Mesos
-// standalone containers): the executor stops those left when it exits.
-type sandboxStopper interface {
-	StopAllSandboxes(ctx context.Context) (int, error)
+// podLocator is implemented by runtimes that know where each pod's containers are (package nested):
+// their parent container, their sandbox directories, and the container of the pod's sandbox
+// executor on a CNI pod network.
+type podLocator interface {
+	PodParent(types.UID) (mesos.ContainerID, bool)
+	ContainerDir(uid types.UID, containerID string) string
+	SandboxExecutorContainer(types.UID) (mesos.ContainerID, bool)
 }
-
-// sandboxStopTimeout bounds how long an exiting executor stops the sandboxes its pods left.
-const sandboxStopTimeout = 30 * time.Second
 
 // Run runs the executor until the agent shuts it down (nil), ctx ends (ctx.Err()), or the agent is lost
 // (ErrRecoveryTimeout, ErrDisconnected). It joins every goroutine it starts.
@@ -94,25 +94,14 @@ func Run(ctx context.Context, cfg Config) error {
 	var recorder record.EventRecorder // set below, before any pod runs
 	rt := cfg.Runtime
 	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
-	var workDir string
-	if rt == nil || cfg.KubeletAddress != "" {
-		// The pods' sandboxes are standalone containers, in <work_dir>/containers/.
-		if workDir, err = agentWorkDir(ctx, agentURL); err != nil {
-			return err
-		}
-	}
 	if rt == nil {
-		sandboxCmd, err := cfg.sandboxCommand()
-		if err != nil {
-			return err
-		}
 		dns, _ := cfg.clusterDNS() // validated
 		rt = nested.New(nested.Config{
 			AgentURL:       agentURL,
-			WorkDir:        workDir,
+			Sandbox:        mcfg.Sandbox,
 			FrameworkID:    mcfg.FrameworkID,
+			SandboxTimeout: cfg.SandboxTimeout,
 			Log:            log,
-			SandboxCommand: sandboxCmd,
 			DNS:            nested.DNS{ClusterDNS: dns, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf},
 			Env:            nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
 			Images:         imageconfig.New(imageconfig.Config{Registry: cfg.DockerRegistry, AgentURL: agentURL, Secrets: kubeLookup{client}}),
@@ -123,7 +112,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.KubeletAddress != "" {
 		fwd, _ := rt.(kubeletapi.PortForwarder) // the nested runtime: through each pod's sandbox
-		kapi, err := startKubeletAPI(ctx, cfg, mcfg, workDir, client, ip, fwd, log)
+		loc, _ := rt.(podLocator)
+		kapi, err := startKubeletAPI(ctx, cfg, mcfg, loc, client, ip, fwd, log)
 		if err != nil {
 			return err
 		}
@@ -247,7 +237,6 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 		e.disconnect()
 		stopWorkers()
 		e.workers.Wait()
-		e.stopSandboxes()
 		flushCtx, cancel := context.WithTimeout(context.Background(), e.cfg.StatusFlushTimeout)
 		if ferr := e.writer.Flush(flushCtx); ferr != nil {
 			e.log.WithError(ferr).Warn("pod statuses left unwritten")
@@ -350,25 +339,6 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 			e.log.WithField("tasks", len(e.tasks)).Warn("shutdown grace period over; exiting")
 			return nil
 		}
-	}
-}
-
-// stopSandboxes stops the pod sandboxes still running when the executor exits (pods cut short by the
-// shutdown deadline or by ctx): standalone containers would outlive it. What it cannot stop (the agent
-// is unreachable) the next executor on the agent reaps.
-func (e *executorLoop) stopSandboxes() {
-	ss, ok := e.runtime.(sandboxStopper)
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), sandboxStopTimeout)
-	defer cancel()
-	n, err := ss.StopAllSandboxes(ctx)
-	if n > 0 {
-		e.log.WithField("sandboxes", n).Info("stopped the pod sandboxes left at exit")
-	}
-	if err != nil {
-		e.log.WithError(err).Warn("pod sandboxes left running at exit (the next executor on the agent reaps them)")
 	}
 }
 
@@ -513,7 +483,9 @@ func (e *executorLoop) launch(ctx, workerCtx context.Context, info mesos.TaskInf
 		HostIP:     e.hostIP,
 		PodIP:      podIP,
 		PodNetwork: network,
-		Log:        t.log,
+		// The pod's containers nest under this executor's container (design P).
+		SandboxExecutor: podtranslate.SandboxExecutorOf(info.Labels),
+		Log:             t.log,
 		Event: func(pod *corev1.Pod, eventType, reason, message string) {
 			e.recorder.Event(pod, eventType, reason, message)
 		},
@@ -661,12 +633,12 @@ func (e *executorLoop) update(ctx context.Context, t *task, state mesos.TaskStat
 		v := string(phase)
 		st.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: podtranslate.LabelPodPhase, Value: &v}}}
 	}
-	if state == mesos.TASK_RUNNING && t.pod != nil {
-		// As Mesos' default executor names a task's container: the agent adds the status of the
-		// container named (Slave::statusUpdate, any container: here the standalone pod sandbox), its
-		// network_infos with the pod IP, to the update.
-		id := nested.SandboxContainerID(t.pod.UID)
-		st.ContainerStatus = &mesos.ContainerStatus{ContainerID: &id}
+	if loc, ok := e.runtime.(podLocator); ok && state == mesos.TASK_RUNNING && t.pod != nil {
+		// The agent adds the status of the container an update names (Slave::statusUpdate, any
+		// container; else the executor's): the sandbox executor's, whose network_infos hold the pod IP.
+		if id, ok := loc.SandboxExecutorContainer(t.pod.UID); ok {
+			st.ContainerStatus = &mesos.ContainerStatus{ContainerID: &id}
+		}
 	}
 	t.last = state
 	u := &pendingUpdate{update: mesosexec.Call_Update{Status: st}}
@@ -750,3 +722,12 @@ func hasCapability(fw mesos.FrameworkInfo, c mesos.FrameworkInfo_Capability_Type
 }
 
 func ptrFloat(f float64) *float64 { return &f }
+
+// noPods locates nothing: a runtime without nested containers (tests' fakes).
+type noPods struct{}
+
+func (noPods) PodParent(types.UID) (mesos.ContainerID, bool) { return mesos.ContainerID{}, false }
+func (noPods) ContainerDir(types.UID, string) string         { return "" }
+func (noPods) SandboxExecutorContainer(types.UID) (mesos.ContainerID, bool) {
+	return mesos.ContainerID{}, false
+}

@@ -105,13 +105,19 @@ type simEnv struct {
 	exec   mesos.ExecutorInfo
 	done   chan error
 	dir    string // where test containers leave marker files
-	// workDir is the agent's work_dir (the pods' standalone sandboxes are in its containers/).
+	// workDir is the agent's work_dir.
 	workDir string
-	// sandboxCmd, when set before the first launch, is the executor's pod sandbox command.
-	sandboxCmd []string
+	// sandboxTimeout, when set before the first launch, is the executor's SandboxTimeout.
+	sandboxTimeout time.Duration
 }
 
 func newSimEnv(t *testing.T) *simEnv {
+	t.Helper()
+	return newSimEnvWith(t, nil, nil)
+}
+
+// newSimEnvWith is newSimEnv with changes to the agent's and the executor's configurations.
+func newSimEnvWith(t *testing.T, mutate func(*agent.Config), execMutate func(*Config)) *simEnv {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -128,7 +134,7 @@ func newSimEnv(t *testing.T) *simEnv {
 		t.Fatal(err)
 	}
 	env.workDir = t.TempDir()
-	a, err := agent.New(agent.Config{
+	acfg := agent.Config{
 		ID:                          mesos.AgentID{Value: "agent-S0"},
 		Hostname:                    "agent0",
 		Resources:                   res,
@@ -136,24 +142,38 @@ func newSimEnv(t *testing.T) *simEnv {
 		ImageProviders:              "docker",
 		DockerRegistry:              registry,
 		Isolation:                   "filesystem/linux,docker/runtime",
+		ProcessMode:                 true,
 		Master:                      env.master,
 		Log:                         log,
 		ExecutorShutdownGracePeriod: 5 * time.Second,
 		RecoveryTimeout:             time.Minute,
 		SubscriptionBackoffMax:      time.Second,
 		ExecutorHook: func(ctx context.Context, vars map[string]string) error {
-			err := Run(ctx, Config{
+			cfg := Config{
 				Getenv:             func(k string) string { return vars[k] },
 				KubeClient:         env.kube,
 				Log:                log,
 				ShutdownMargin:     time.Second,
 				StatusFlushTimeout: 5 * time.Second,
-				SandboxCommand:     env.sandboxCmd,
-			})
+				SandboxTimeout:     env.sandboxTimeout,
+			}
+			if execMutate != nil {
+				execMutate(&cfg)
+			}
+			err := Run(ctx, cfg)
 			env.done <- err
 			return err
 		},
-	})
+		// The pods' sandbox executors (kubemesos pod-sandbox: this test binary, see TestMain) run as
+		// processes, the kubelet executor in-process.
+		ExecutorHookFor: func(e mesos.ExecutorInfo) bool {
+			return !strings.HasPrefix(e.ExecutorID.Value, podtranslate.SandboxExecutorIDPrefix)
+		},
+	}
+	if mutate != nil {
+		mutate(&acfg)
+	}
+	a, err := agent.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +192,21 @@ func newSimEnv(t *testing.T) *simEnv {
 }
 
 func strPtr(s string) *string { return &s }
+
+// executorDir is the kubelet executor's sandbox directory.
+func (env *simEnv) executorDir() string {
+	env.t.Helper()
+	for _, e := range env.agent.Executors() {
+		if e.Info.ExecutorID == env.exec.ExecutorID {
+			return e.Directory
+		}
+	}
+	for _, e := range env.agent.Executors() {
+		env.t.Logf("executor %s", e.Info.ExecutorID.Value)
+	}
+	env.t.Fatal("the kubelet executor is not running")
+	return ""
+}
 
 // launch creates the pod in the API server and launches its task.
 func (env *simEnv) launch(pod *corev1.Pod) string {
@@ -267,10 +302,11 @@ func TestPodsRunToCompletion(t *testing.T) {
 func TestOnFailureRestartsInCrashLoop(t *testing.T) {
 	env := newSimEnv(t)
 	// Fails the first time, succeeds the second: the marker file survives the restart.
-	// Each attempt also records its parent container: the restart runs in the same pod sandbox.
+	// Each attempt also records its parent container: the restart runs under the same one.
 	marker, parents := filepath.Join(env.dir, "ran-once"), filepath.Join(env.dir, "parents")
 	task := env.launch(shPod("flaky", corev1.RestartPolicyOnFailure, 30,
 		fmt.Sprintf(`basename "$(dirname "$(dirname "$MESOS_SANDBOX")")" >> %[2]s; if [ -e %[1]s ]; then exit 0; fi; touch %[1]s; exit 1`, marker, parents)))
+	execContainer := env.agent.Executors()[0].ContainerID.Value
 	waitFor(t, "crash loop status", func() bool {
 		p := env.pod("flaky")
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Waiting != nil &&
@@ -289,8 +325,9 @@ func TestOnFailureRestartsInCrashLoop(t *testing.T) {
 	if got := env.pod("flaky").Status.ContainerStatuses[0].RestartCount; got != 1 {
 		t.Errorf("restartCount %d, want 1", got)
 	}
-	if b, err := os.ReadFile(parents); err != nil || string(b) != "kubemesos-pod-uid-flaky\nkubemesos-pod-uid-flaky\n" {
-		t.Errorf("the attempts' parents: %q, %v; want both in the pod's sandbox kubemesos-pod-uid-flaky", b, err)
+	// A host-network pod's attempts are nested under the executor's container.
+	if b, err := os.ReadFile(parents); err != nil || string(b) != execContainer+"\n"+execContainer+"\n" {
+		t.Errorf("the attempts' parents: %q, %v; want both under the executor's container %s", b, err, execContainer)
 	}
 }
 
@@ -367,6 +404,7 @@ func TestShutdownTerminatesPodsAndExits(t *testing.T) {
 	task := env.launch(pod)
 	env.awaitState(task, "TASK_RUNNING")
 	waitFor(t, "trap installed", func() bool { _, err := os.Stat(started); return err == nil })
+	execDir := env.executorDir()
 	env.agent.ShutdownExecutor(*env.fw.ID, env.exec.ExecutorID)
 	env.awaitState(task, "TASK_KILLED")
 	select {
@@ -380,9 +418,9 @@ func TestShutdownTerminatesPodsAndExits(t *testing.T) {
 	if got := env.pod("svc").Status.Phase; got != corev1.PodSucceeded {
 		t.Errorf("phase %s, want Succeeded", got)
 	}
-	// The pod's standalone sandbox does not outlive the executor.
-	if _, err := os.Stat(nested.SandboxDir(env.workDir, pod.UID)); !os.IsNotExist(err) {
-		t.Errorf("the pod's sandbox is left after SHUTDOWN (%v)", err)
+	// The pod's directory does not outlive it.
+	if _, err := os.Stat(filepath.Join(execDir, nested.PodsDir, string(pod.UID))); !os.IsNotExist(err) {
+		t.Errorf("the pod's directory is left after SHUTDOWN (%v)", err)
 	}
 }
 

@@ -143,6 +143,7 @@ func newImageEnv(t *testing.T, withProvider bool, images map[string]v1.Config) *
 	var registryFlag string
 	if withProvider {
 		cfg.ImageProviders, cfg.DockerRegistry, cfg.Isolation = "docker", store, "filesystem/linux,docker/runtime"
+		cfg.ProcessMode = true
 	} else {
 		registryFlag = store
 	}

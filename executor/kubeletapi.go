@@ -37,17 +37,20 @@ type kubeletAPI struct {
 
 // startKubeletAPI serves the kubelet API on cfg.KubeletAddress (without a host: on the agent's IP)
 // with delegated authentication and authorization against the API server behind client.
-func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, workDir string, client kubernetes.Interface, podIP string, fwd kubeletapi.PortForwarder, log logrus.FieldLogger) (*kubeletAPI, error) {
+func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, loc podLocator, client kubernetes.Interface, podIP string, fwd kubeletapi.PortForwarder, log logrus.FieldLogger) (*kubeletAPI, error) {
 	auth, err := kubeletapi.Delegating(client, kubeletapi.DelegatingOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
 	log = log.WithField("component", "kubelet-api")
 	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
+	if loc == nil {
+		loc = noPods{}
+	}
 	k := &kubeletAPI{
 		registry: kubeletapi.NewRegistry(mcfg.Sandbox),
-		logs:     containerlogs.New(containerlogs.Config{Sandbox: mcfg.Sandbox, WorkDir: workDir, Clock: cfg.Clock, Log: log}),
-		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Log: log}),
+		logs:     containerlogs.New(containerlogs.Config{Sandbox: mcfg.Sandbox, OutputDir: loc.ContainerDir, Clock: cfg.Clock, Log: log}),
+		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Log: log, PodParent: loc.PodParent}),
 		client:   client,
 		log:      log,
 	}

@@ -122,7 +122,8 @@ func TestLogsTailOnTheSimulatedAgent(t *testing.T) {
 	if len(ex) != 1 {
 		t.Fatalf("%d executors", len(ex))
 	}
-	stderr, err := os.ReadFile(filepath.Join(nested.ContainerDir(workDir, pod.UID, nested.ContainerID(pod, &pod.Spec.Containers[0], 0)), "stderr"))
+	// A host-network pod's containers are nested under the executor's container, in its sandbox.
+	stderr, err := os.ReadFile(filepath.Join(ex[0].Directory, "containers", nested.ContainerID(pod, &pod.Spec.Containers[0], 0), "stderr"))
 	if err != nil || !strings.Contains(string(stderr), "Marked '/' as rslave\n") {
 		t.Fatalf("the simulated agent wrote no launcher line to the container's stderr: %q, %v", stderr, err)
 	}

@@ -6,14 +6,16 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kubemesos/kubemesos/executor/podsandbox"
+	"github.com/kubemesos/kubemesos/executor/sandboxexec"
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
-// TestMain lets the test binary play the executor's binary as the pods' sandbox command (the
-// in-process executors default to os.Executable() pod-sandbox).
+// TestMain lets the test binary play `kubemesos pod-sandbox`, the pods' sandbox executor the agent
+// launches as a process (see simEnv), and the isolating agent's launch helper.
 func TestMain(m *testing.M) {
+	containerizer.MaybeRunHelper()
 	if len(os.Args) > 1 && os.Args[1] == "pod-sandbox" {
-		if err := podsandbox.Run(context.Background(), os.Getenv("MESOS_SANDBOX"), os.Getenv("MESOS_CONTAINER_ID")); err != nil {
+		if err := sandboxexec.Run(context.Background(), sandboxexec.Config{}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

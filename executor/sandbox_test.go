@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
@@ -15,54 +17,93 @@ import (
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
-// Every pod runs in its sandbox: a container under it, the host's IP as pod IP on the host network,
-// and the sandbox removed with the pod.
-func TestPodRunsInItsSandbox(t *testing.T) {
+// launchSandboxed launches a pod on the CNI network as the framework does (design P): the sandbox task
+// on the pod's sandbox executor (podtranslate's ExecutorInfo with this test binary as the fetched
+// kubemesos) holding the pod's resources, and the pod task on the kubelet executor. It returns both
+// task IDs.
+func (env *simEnv) launchSandboxed(pod *corev1.Pod, network string) (sandboxTask, podTask string) {
+	env.t.Helper()
+	if _, err := env.kube.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		env.t.Fatal(err)
+	}
+	opts := podtranslate.Options{PodNetwork: network}
+	scalar := func(name string, v float64) mesos.Resource {
+		return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}}
+	}
+	sbExec, err := opts.SandboxExecutorInfo(pod, env.exec, mesos.Resources{scalar("cpus", 0.01), scalar("mem", 32)})
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	sbExec.Command.Value = strPtr(strconv.Quote(self) + " pod-sandbox")
+	sbExec.FrameworkID = env.fw.ID
+	sb, err := opts.SandboxTaskInfo(pod, env.agent.ID(), sbExec, mesos.Resources{scalar("cpus", 0.5), scalar("mem", 128)})
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	ti, err := opts.TaskInfo(pod, env.agent.ID(), env.exec, mesos.Resources{scalar("cpus", podtranslate.PodTaskDemand.CPUs)})
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	env.agent.Launch(env.fw, &sbExec, []mesos.TaskInfo{sb}, false)
+	env.agent.Launch(env.fw, &env.exec, []mesos.TaskInfo{ti}, false)
+	return sb.TaskID.Value, ti.TaskID.Value
+}
+
+// A pod on the host's network has its containers nested one level under the kubelet executor's own
+// container, the host's IP as pod IP, and its directory (pods/<uid> in the executor's sandbox) removed
+// with it.
+func TestHostNetworkPodNestsUnderTheExecutor(t *testing.T) {
 	env := newSimEnv(t)
 	marker := filepath.Join(env.dir, "parent")
-	pod := shPod("boxed", corev1.RestartPolicyNever, 30, `basename "$(dirname "$(dirname "$MESOS_SANDBOX")")" > `+marker)
+	pod := shPod("boxed", corev1.RestartPolicyNever, 30, `basename "$(dirname "$(dirname "$MESOS_SANDBOX")")" > `+marker+`; sleep 1`)
 	task := env.launch(pod)
+	env.awaitState(task, "TASK_RUNNING")
+	ex := env.agent.Executors()
+	if len(ex) != 1 {
+		t.Fatalf("%d executors", len(ex))
+	}
+	podDir := filepath.Join(ex[0].Directory, nested.PodsDir, string(pod.UID))
+	if _, err := os.Stat(filepath.Join(podDir, "resolv.conf")); err != nil {
+		t.Errorf("the pod's resolv.conf: %v", err)
+	}
 	env.awaitState(task, "TASK_FINISHED")
 	p := env.pod("boxed")
 	if p.Status.PodIP == "" || p.Status.PodIP != p.Status.HostIP || len(p.Status.PodIPs) != 1 || p.Status.PodIPs[0].IP != p.Status.HostIP {
 		t.Errorf("podIP %q podIPs %v hostIP %q: want the host's IP on the host network", p.Status.PodIP, p.Status.PodIPs, p.Status.HostIP)
 	}
-	ex := env.agent.Executors()
-	if len(ex) != 1 {
-		t.Fatalf("%d executors", len(ex))
-	}
-	// The container's sandbox is under the pod sandbox's; the pod sandbox is gone with the pod.
 	out, err := os.ReadFile(marker)
-	if err != nil || strings.TrimSpace(string(out)) != nested.SandboxID(pod.UID) {
-		t.Errorf("the container's parent sandbox is %q (%v), want %q", out, err, nested.SandboxID(pod.UID))
+	if err != nil || strings.TrimSpace(string(out)) != ex[0].ContainerID.Value {
+		t.Errorf("the container's parent is %q (%v), want the executor's container %q", out, err, ex[0].ContainerID.Value)
 	}
-	waitFor(t, "the pod sandbox removed", func() bool {
-		_, err := os.Stat(nested.SandboxDir(env.workDir, pod.UID))
+	waitFor(t, "the pod's directory removed", func() bool {
+		_, err := os.Stat(podDir)
 		return os.IsNotExist(err)
 	})
 }
 
-// A sandbox the agent cannot launch fails the pod: TASK_FAILED (container launch failed) with Mesos'
-// text, the kubelet's FailedCreatePodSandBox event and PodReadyToStartContainers condition, and no
-// container started.
-func TestSandboxLaunchFailureFailsThePod(t *testing.T) {
-	env := newSimEnv(t)
-	env.sandboxCmd = []string{filepath.Join(t.TempDir(), "no-such-binary"), "pod-sandbox"}
+// A pod task whose sandbox executor never comes fails once SandboxTimeout is over: TASK_FAILED
+// (container launch failed), the kubelet's FailedCreatePodSandBox event and PodReadyToStartContainers
+// condition, and no container started.
+func TestMissingSandboxExecutorFailsThePod(t *testing.T) {
+	env := newSimEnvWith(t, nil, func(c *Config) { c.SandboxTimeout = 500 * time.Millisecond })
 	pod := shPod("nobox", corev1.RestartPolicyAlways, 30, `sleep 600`)
-	task := env.launch(pod)
-	st := env.awaitState(task, "TASK_FAILED")
-	if st.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || !strings.HasPrefix(st.GetMessage(), "Failed to create pod sandbox: ") ||
-		!strings.Contains(st.GetMessage(), "no-such-binary") {
-		t.Errorf("terminal update %s %q, want REASON_CONTAINER_LAUNCH_FAILED with the agent's text", st.GetReason(), st.GetMessage())
+	if _, err := env.kube.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	var phase string
-	for _, l := range st.GetLabels().GetLabels() {
-		if l.Key == podtranslate.LabelPodPhase {
-			phase = l.GetValue()
-		}
+	ti, err := podtranslate.Options{PodNetwork: "kubemesos"}.TaskInfo(pod, env.agent.ID(), env.exec,
+		mesos.Resources{{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 0.01}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if phase != string(corev1.PodFailed) {
-		t.Errorf("phase label %q", phase)
+	env.agent.Launch(env.fw, &env.exec, []mesos.TaskInfo{ti}, false)
+	st := env.awaitState(ti.TaskID.Value, "TASK_FAILED")
+	want := "Failed to create pod sandbox: the pod's sandbox executor kubemesos-pod-uid-nobox did not start within 500ms"
+	if st.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || st.GetMessage() != want {
+		t.Errorf("terminal update %s %q, want REASON_CONTAINER_LAUNCH_FAILED %q", st.GetReason(), st.GetMessage(), want)
 	}
 	waitFor(t, "the failed pod status", func() bool { return env.pod("nobox").Status.Phase == corev1.PodFailed })
 	p := env.pod("nobox")
@@ -93,26 +134,26 @@ func TestSandboxLaunchFailureFailsThePod(t *testing.T) {
 		}
 		return false
 	})
-	ex := env.agent.Executors()
-	if len(ex) == 1 {
-		if _, err := os.Stat(nested.SandboxDir(env.workDir, pod.UID)); !os.IsNotExist(err) {
-			t.Errorf("the failed sandbox left its directory (%v)", err)
-		}
-	}
 }
 
-// TASK_RUNNING names the pod's sandbox container, so the agent adds its status (network_infos with the
-// pod's address) to the update, as for a task of Mesos' default executor.
-func TestRunningUpdateNamesTheSandbox(t *testing.T) {
+// The framework kills the pod task when its sandbox task failed (an unknown network, …): the kubelet
+// executor stops waiting for the sandbox executor and the task ends TASK_KILLED.
+func TestKillWhileWaitingForTheSandboxExecutor(t *testing.T) {
 	env := newSimEnv(t)
-	pod := shPod("named", corev1.RestartPolicyNever, 30, `sleep 600`)
-	task := env.launch(pod)
-	st := env.awaitState(task, "TASK_RUNNING")
-	id := st.GetContainerStatus().GetContainerID()
-	if id.GetValue() != nested.SandboxID(pod.UID) || id.GetParent() != nil {
-		t.Errorf("TASK_RUNNING container_status.container_id = %v, want the standalone %s", id, nested.SandboxID(pod.UID))
+	pod := shPod("waiting", corev1.RestartPolicyAlways, 30, `sleep 600`)
+	if _, err := env.kube.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	if nis := st.GetContainerStatus().GetNetworkInfos(); len(nis) == 0 || len(nis[0].GetIPAddresses()) == 0 {
-		t.Errorf("TASK_RUNNING network_infos = %v, want the agent's addition", nis)
+	ti, err := podtranslate.Options{PodNetwork: "kubemesos"}.TaskInfo(pod, env.agent.ID(), env.exec,
+		mesos.Resources{{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 0.01}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.agent.Launch(env.fw, &env.exec, []mesos.TaskInfo{ti}, false)
+	env.awaitState(ti.TaskID.Value, "TASK_STARTING")
+	env.agent.Kill(*env.fw.ID, ti.TaskID, nil)
+	env.awaitState(ti.TaskID.Value, "TASK_KILLED")
+	if cs := env.pod("waiting").Status.ContainerStatuses; len(cs) == 1 && cs[0].ContainerID != "" {
+		t.Errorf("a container started: %+v", cs[0])
 	}
 }

@@ -28,8 +28,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
-
-	"github.com/kubemesos/kubemesos/executor/nested"
 )
 
 const (
@@ -52,18 +50,14 @@ func Path(sandbox string, podUID types.UID, containerID string) string {
 	return filepath.Join(PodDir(sandbox, podUID), containerID+".log")
 }
 
-// OutputDir is the nested container's sandbox where Mesos writes its stdout and stderr files: under
-// its pod's sandbox container, in the agent's work_dir workDir (package nested).
-func OutputDir(workDir string, podUID types.UID, containerID string) string {
-	return nested.ContainerDir(workDir, podUID, containerID)
-}
-
 // Config configures a Manager.
 type Config struct {
 	// Sandbox is the executor's sandbox (MESOS_SANDBOX), where the logs are kept.
 	Sandbox string
-	// WorkDir is the agent's work_dir, where the pods' sandboxes are (OutputDir).
-	WorkDir string
+	// OutputDir is the nested container's sandbox where Mesos writes its stdout and stderr files
+	// (package nested's Runtime.ContainerDir: under the pod's sandbox executor's or the kubelet
+	// executor's sandbox); required.
+	OutputDir func(podUID types.UID, containerID string) string
 	// PollInterval is the fallback period of reads; DefaultPollInterval when 0.
 	PollInterval time.Duration
 	// MaxLineBytes cuts longer lines into partial entries; DefaultMaxLineBytes when 0.
@@ -239,7 +233,7 @@ func (m *Manager) start(uid types.UID, id string, run bool) *follower {
 		// Without its log the attempt's output cannot be served; the kubelet API reports it as gone.
 		log.WithError(err).Warn("container logs: cannot create the log")
 	}
-	dir := OutputDir(m.cfg.WorkDir, uid, id)
+	dir := m.cfg.OutputDir(uid, id)
 	f := newFollower(out, dir, m.cfg.Clock.Now, m.cfg.MaxLineBytes, log)
 	f.onOpen = m.watch
 	m.followers[id] = f

@@ -29,6 +29,11 @@ func quietLog() *logrus.Logger {
 	return l
 }
 
+// outputDir is where the tests' containers write their stdout and stderr under root.
+func outputDir(root string, uid types.UID, id string) string {
+	return filepath.Join(root, "pods", string(uid), "containers", id)
+}
+
 // output is a nested container's sandbox with its stdout and stderr files, written as Mesos does.
 type output struct {
 	t   *testing.T
@@ -36,7 +41,7 @@ type output struct {
 }
 
 func newOutput(t *testing.T, sandbox string, uid types.UID, id string) *output {
-	dir := OutputDir(sandbox, uid, id)
+	dir := outputDir(sandbox, uid, id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +211,7 @@ func runningStatus(id string) corev1.ContainerStatus {
 func TestManagerFollowsAttempts(t *testing.T) {
 	sandbox := t.TempDir()
 	clk := testingclock.NewFakeClock(t0)
-	m := New(Config{Sandbox: sandbox, WorkDir: sandbox, Clock: clk, PollInterval: time.Second, Log: quietLog()})
+	m := New(Config{Sandbox: sandbox, OutputDir: func(uid types.UID, id string) string { return outputDir(sandbox, uid, id) }, Clock: clk, PollInterval: time.Second, Log: quietLog()})
 	defer m.Close()
 	p := pod("uid-1")
 	out0 := newOutput(t, sandbox, "uid-1", "a0")
@@ -252,7 +257,7 @@ func TestManagerFollowsAttempts(t *testing.T) {
 // each write into the log, in the order of the writes.
 func TestManagerWakesOnWrites(t *testing.T) {
 	sandbox := t.TempDir()
-	m := New(Config{Sandbox: sandbox, WorkDir: sandbox, Clock: testingclock.NewFakeClock(t0), PollInterval: time.Hour, Log: quietLog()})
+	m := New(Config{Sandbox: sandbox, OutputDir: func(uid types.UID, id string) string { return outputDir(sandbox, uid, id) }, Clock: testingclock.NewFakeClock(t0), PollInterval: time.Hour, Log: quietLog()})
 	defer m.Close()
 	if m.watcher == nil {
 		t.Skip("no inotify here")
@@ -286,7 +291,7 @@ func TestManagerWakesOnWrites(t *testing.T) {
 // gets its output logged.
 func TestManagerTerminatedBeforeSeenRunning(t *testing.T) {
 	sandbox := t.TempDir()
-	m := New(Config{Sandbox: sandbox, WorkDir: sandbox, Clock: testingclock.NewFakeClock(t0), Log: quietLog()})
+	m := New(Config{Sandbox: sandbox, OutputDir: func(uid types.UID, id string) string { return outputDir(sandbox, uid, id) }, Clock: testingclock.NewFakeClock(t0), Log: quietLog()})
 	defer m.Close()
 	newOutput(t, sandbox, "uid-2", "quick").write("stdout", "done\n")
 	p := pod("uid-2")
@@ -312,7 +317,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // BenchmarkFollowerRead: merging 1 MiB of short lines from each file into the CRI log.
 func BenchmarkFollowerRead(b *testing.B) {
 	sandbox := b.TempDir()
-	dir := OutputDir(sandbox, "uid", "c1")
+	dir := outputDir(sandbox, "uid", "c1")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}

@@ -34,14 +34,17 @@ type MesosExecerConfig struct {
 	CallTimeout time.Duration
 	// Log is the logger (logrus.StandardLogger() when nil).
 	Log logrus.FieldLogger
+	// PodParent is the container a pod's containers are nested under (package nested's
+	// Runtime.PodParent: its sandbox executor's container, or the kubelet executor's); required.
+	PodParent func(types.UID) (mesos.ContainerID, bool)
 }
 
 // MesosExecer runs exec commands as Mesos nested container sessions: LAUNCH_NESTED_CONTAINER_SESSION
 // with the target container as parent (a DEBUG container: on a real agent it shares the target's
 // namespaces and filesystem), stdin through ATTACH_CONTAINER_INPUT, stdout and stderr from the
 // session's ProcessIO records, and the exit code from WAIT_CONTAINER; the session container is
-// removed afterwards. The target is a child of its pod's standalone sandbox container (package
-// nested), so the session is nested at the second level.
+// removed afterwards. The target is a child of its pod's parent container (package nested), so the
+// session is nested at the second level.
 type MesosExecer struct {
 	cfg      MesosExecerConfig
 	bounded  agentcalls.Sender // calls that answer at once
@@ -74,14 +77,17 @@ func NewMesosExecer(cfg MesosExecerConfig) *MesosExecer {
 }
 
 // sessionID returns a fresh session container ID under the target container of pod uid (a child of
-// the pod's sandbox container, see package nested).
+// the pod's parent container, see package nested).
 func (m *MesosExecer) sessionID(uid types.UID, target string) (mesos.ContainerID, error) {
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return mesos.ContainerID{}, fmt.Errorf("generating a session container ID: %w", err)
 	}
-	sandbox := nested.SandboxContainerID(uid)
-	return mesos.ContainerID{Value: "exec-" + hex.EncodeToString(b[:]), Parent: &mesos.ContainerID{Value: target, Parent: &sandbox}}, nil
+	parent, ok := m.cfg.PodParent(uid)
+	if !ok {
+		return mesos.ContainerID{}, fmt.Errorf("pod %s has no running sandbox", uid)
+	}
+	return mesos.ContainerID{Value: "exec-" + hex.EncodeToString(b[:]), Parent: &mesos.ContainerID{Value: target, Parent: &parent}}, nil
 }
 
 // Exec implements Execer.
@@ -145,9 +151,9 @@ func (m *MesosExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
 		}
 		var apiErr *apierrors.Error
 		if errors.As(err, &apiErr) && !apiErr.Temporary() {
-			// The agent refuses the input: a Mesos agent attaches only to containers under an
-			// executor's container (http.cpp attachContainerInput: getExecutor of the root), so a
-			// session in a pod's standalone sandbox would wait for its stdin for ever. End it.
+			// The agent refuses the input (a Mesos agent attaches only to containers under an
+			// executor's container, http.cpp attachContainerInput: getExecutor of the root): the
+			// session would wait for its stdin for ever. End it.
 			inputRefused <- err
 			kctx, kcancel := context.WithTimeout(context.Background(), m.cfg.CallTimeout)
 			defer kcancel()

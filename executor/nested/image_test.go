@@ -295,8 +295,8 @@ func startRuntime(t *testing.T, a *launchAgent, images ImageConfigs) (*Runtime, 
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	ev := &recordedEvents{}
-	r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Images: images, Event: ev.record})
-	r.SetParent(mesos.ContainerID{Value: "exec"})
+	r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Images: images, Event: ev.record})
+	ready(t, r, testPod(corev1.Container{}))
 	return r, ev
 }
 
@@ -423,15 +423,16 @@ func TestStartPassesPullSecretsToMesos(t *testing.T) {
 		"ns/legacy":  {corev1.DockerConfigKey: []byte(`{"quay.io":{"auth":"cXVheTp4","email":"a@b"}}`)},
 		"ns/opaque":  {"token": []byte("x")},
 	}}
-	r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Env: PodEnv{Lookup: lookup}, Images: fakeImages{}})
-	r.SetParent(mesos.ContainerID{Value: "exec"})
+	r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Env: PodEnv{Lookup: lookup}, Images: fakeImages{}})
 	c := corev1.Container{Name: "app", Image: "registry.example.com:5000/team/app:v1", Command: []string{"app"}}
 	pod := testPod(c)
 	pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "missing"}, {Name: "opaque"}, {Name: "regcred"}, {Name: "legacy"}}
+	ready(t, r, pod)
 	if _, err := r.Start(context.Background(), pod, &c, 0); err != nil {
 		t.Fatal(err)
 	}
 	pod.Spec.ImagePullSecrets = nil
+	ready(t, r, pod)
 	if _, err := r.Start(context.Background(), pod, &c, 1); err != nil {
 		t.Fatal(err)
 	}

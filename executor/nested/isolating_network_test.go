@@ -17,12 +17,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/poddns"
-	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/internal/cniplugins"
 	"github.com/kubemesos/kubemesos/internal/imagebuild"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
@@ -62,7 +62,9 @@ func podNetwork(t testing.TB, n int) (name, confDir string) {
 	name, bridge, confDir := fmt.Sprintf("kmexec-%d", n), fmt.Sprintf("kmexec%d", n), t.TempDir()
 	conf := map[string]any{"cniVersion": "1.0.0", "name": name, "plugins": []map[string]any{
 		{"type": "bridge", "bridge": bridge, "isGateway": true,
-			"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": fmt.Sprintf("10.244.%d.0/24", n)}}}}},
+			"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": fmt.Sprintf("10.244.%d.0/24", n)}}},
+				// The sandbox executor reaches its agent on a host address through the bridge.
+				"routes": []map[string]string{{"dst": "0.0.0.0/0"}}}},
 		{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "backend": "nftables"},
 	}}
 	b, _ := json.Marshal(conf)
@@ -92,9 +94,30 @@ func networkRuntime(t testing.TB, confDir string) *nested.Runtime {
 		_ = syscall.Unmount(filepath.Join(runtimeDir, "isolators/network/cni"), syscall.MNT_DETACH)
 		_ = os.RemoveAll(runtimeDir)
 	})
+	host := hostAddress(t)
 	return isolatingRuntime(t, "filesystem/linux,namespaces/pid,network/cni", func(c *agent.Config) {
 		c.NetworkCNIConfigDir, c.NetworkCNIPluginsDir, c.RuntimeDir = confDir, plugins, runtimeDir
+		// The sandbox executor's container reaches the agent from its own network namespace, where
+		// 127.0.0.1 is its own: the agent listens on an address of the host, as mesos-agent on its --ip.
+		c.ListenAddress = net.JoinHostPort(host, "0")
 	})
+}
+
+// hostAddress is a global unicast IPv4 address of this host outside the tests' pod networks.
+func hostAddress(t testing.TB) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := &net.IPNet{IP: net.IPv4(10, 244, 0, 0), Mask: net.CIDRMask(16, 32)}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() && !pods.Contains(n.IP) {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no global unicast IPv4 address on this host for the agent to listen on")
+	return ""
 }
 
 const networkScript = `cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; hostname; cat /etc/hostname; echo ---; echo "$POD_IP"`
@@ -131,18 +154,21 @@ func clusterResolvConf(t *testing.T) string {
 const managedHosts = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
 	"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
 
-// A pod on a CNI network: its sandbox gets an address of the network, its container shares the
-// sandbox's network and UTS namespaces and sees the kubelet's resolv.conf and hosts (pod IP with its
-// FQDN, hostAliases) at /etc/, its hostname and status.podIP; stopping the sandbox gives the address
-// back.
+// A pod on a CNI network: its sandbox executor's container gets an address of the network, the pod's
+// container, nested under it, shares its network and UTS namespaces and sees the kubelet's resolv.conf
+// and hosts (pod IP with its FQDN, hostAliases) at /etc/, its hostname and status.podIP; killing the
+// sandbox task gives the address back.
 func TestIsolatedPodNetwork(t *testing.T) {
-	t.Skip(skipNoStandaloneNetwork)
 	name, confDir := podNetwork(t, 91)
 	r := networkRuntime(t, confDir)
 	pod := networkPod("web")
 	sb := withSandbox(t, r, pod, name)
 	if ip := net.ParseIP(sb.PodIP); ip == nil || !(&net.IPNet{IP: net.IPv4(10, 244, 91, 0), Mask: net.CIDRMask(24, 32)}).Contains(ip) {
 		t.Fatalf("pod IP %q, want an address of 10.244.91.0/24", sb.PodIP)
+	}
+	parent, ok := r.SandboxExecutorContainer(pod.UID)
+	if !ok || parent.Parent != nil || !executorRunning(agentOf(t, r).agent, "kubemesos-pod-"+string(pod.UID)) {
+		t.Fatalf("the pod's parent %v (%v), want its sandbox executor's container", parent, ok)
 	}
 	st, out := run(t, r, pod)
 	want := clusterResolvConf(t) + "---\n" + managedHosts +
@@ -154,61 +180,33 @@ func TestIsolatedPodNetwork(t *testing.T) {
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("the container's resolv.conf, hosts, hostname and pod IP (-want +got):\n%s", diff)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := r.StopPodSandbox(ctx, pod); err != nil {
-		t.Fatal(err)
-	}
+	killSandboxExecutor(t, r, pod)
 	if _, err := os.Stat(filepath.Join("/var/lib/cni/networks", name, sb.PodIP)); !os.IsNotExist(err) {
-		t.Errorf("the address %s is still allocated after the sandbox stopped (%v)", sb.PodIP, err)
+		t.Errorf("the address %s is still allocated after the sandbox executor ended (%v)", sb.PodIP, err)
 	}
 }
 
-// skipNoStandaloneNetwork is why the pod network's tests cannot pass with the pod sandbox as a
-// standalone container: Mesos' network/cni isolator has no supportsStandalone, so the containerizer
-// skips it for standalone containers and their nested containers (containerizer.cpp
-// isSupportedByIsolator); the simulated agent does the same. TestIsolatedStandaloneSandboxNoNetwork
-// shows what happens instead.
-const skipNoStandaloneNetwork = "a standalone pod sandbox gets no CNI network on Mesos (network/cni has no supportsStandalone): the pod network needs another design"
-
-// A pod on a CNI network whose standalone sandbox the agent attaches to no network (Mesos' rule)
-// fails loudly, with the reason, instead of running its containers on the host's network under a
-// pod IP; nothing is left on the agent.
-func TestIsolatedStandaloneSandboxNoNetwork(t *testing.T) {
-	name, confDir := podNetwork(t, 94)
-	r := networkRuntime(t, confDir)
-	pod := networkPod("nonet")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err := r.RunPodSandbox(ctx, pod, name)
-	if err == nil || !strings.HasPrefix(err.Error(), podworker.MsgNoIPAddress+": ") || !strings.Contains(err.Error(), "network/cni isolator does not apply to standalone containers") {
-		t.Fatalf("RunPodSandbox = %v, want %q with the reason", err, podworker.MsgNoIPAddress)
-	}
-	if _, _, ok := r.SandboxFor(pod.UID); ok {
-		t.Error("a failed sandbox is recorded")
-	}
-	if n, err := r.StopAllSandboxes(ctx); n != 0 || err != nil {
-		t.Errorf("StopAllSandboxes after the failure = %d, %v: the failed sandbox was not stopped", n, err)
-	}
-	if _, err := os.Stat(nested.SandboxDir(r.WorkDir(), pod.UID)); !os.IsNotExist(err) {
-		t.Errorf("the failed sandbox's directory is left (%v)", err)
-	}
-}
-
-// A network the agent does not know fails the sandbox with Mesos' text, and leaves no container.
+// A network the agent does not know fails the sandbox executor's launch with Mesos' text (which the
+// framework turns into the pod's FailedCreatePodSandBox); the kubelet executor's wait for it ends at
+// its deadline, or when the pod is killed, and records no sandbox.
 func TestIsolatedUnknownPodNetwork(t *testing.T) {
-	t.Skip(skipNoStandaloneNetwork)
 	_, confDir := podNetwork(t, 92)
 	r := networkRuntime(t, confDir)
 	pod := networkPod("lost")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sa := agentOf(t, r)
+	spec := launchSandboxExecutor(t, r, pod, "no-such-network")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_, err := r.RunPodSandbox(ctx, pod, "no-such-network")
-	if err == nil || !strings.Contains(err.Error(), "Unknown CNI network 'no-such-network'") {
-		t.Fatalf("RunPodSandbox on an unknown network = %v, want Mesos' Unknown CNI network text", err)
+	_, err := r.RunPodSandbox(ctx, pod, spec)
+	if err == nil {
+		t.Fatal("RunPodSandbox on an unknown network succeeded")
 	}
 	if _, _, ok := r.SandboxFor(pod.UID); ok {
 		t.Error("a failed sandbox is recorded")
+	}
+	st, ok := sa.master.last("sandbox-" + string(pod.UID))
+	if !ok || st.GetState() != mesos.TASK_FAILED || !strings.Contains(st.GetMessage(), "Unknown CNI network 'no-such-network'") {
+		t.Errorf("the sandbox task: %s %q, want TASK_FAILED with Mesos' Unknown CNI network text", st.GetState(), st.GetMessage())
 	}
 }
 
@@ -276,6 +274,7 @@ func TestIsolatedPodNetworkImageContainer(t *testing.T) {
 	// /etc/resolv.conf win. The simulator's network/cni adds them as LaunchInfo mounts after the
 	// volumes', which hide the executor's files: this test passes once that matches Mesos.
 	t.Skip("simulator deviation (mesossim/containerizer network_cni.go): network files of a rootfs container are mounted after its volumes, not in isolate() before them as on Mesos")
+	host := hostAddress(t)
 	name, confDir := podNetwork(t, 94)
 	plugins := cniPlugins(t)
 	registry := busyboxRegistry(t)
@@ -290,6 +289,7 @@ func TestIsolatedPodNetworkImageContainer(t *testing.T) {
 	r := isolatingRuntime(t, "filesystem/linux,docker/runtime,namespaces/pid,network/cni", func(c *agent.Config) {
 		c.NetworkCNIConfigDir, c.NetworkCNIPluginsDir, c.RuntimeDir = confDir, plugins, runtimeDir
 		c.ImageProviders, c.DockerRegistry, c.DockerStoreDir = "docker", registry, t.TempDir()
+		c.ListenAddress = net.JoinHostPort(host, "0")
 	})
 	pod := networkPod("img")
 	pod.Spec.Containers[0].Image = "busybox"

@@ -31,7 +31,6 @@ import (
 // through a websocket (kubectl 1.37), and the websocket channel protocol; a closed port is the
 // kubelet's error on the error channel.
 func TestIsolatedPortForward(t *testing.T) {
-	t.Skip(skipNoStandaloneNetwork)
 	name, confDir := podNetwork(t, 93)
 	r := networkRuntime(t, confDir)
 	pod := shPod("pf", `cd "$MESOS_SANDBOX" && echo hello-from-the-pod > index.html && exec busybox httpd -f -p 127.0.0.1:8080 -h .`,
@@ -142,7 +141,9 @@ func TestIsolatedPortForward(t *testing.T) {
 	if data, errText := wsForward(t, ws+"?port=8080", "GET / HTTP/1.0\r\n\r\n"); !strings.HasSuffix(data, "\r\n\r\nhello-from-the-pod\n") || errText != "" {
 		t.Errorf("websocket channels: data %q, error %q", data, errText)
 	}
-	want := fmt.Sprintf(`error forwarding port 8081 to pod pf, uid %s: failed to connect to localhost:8081 inside namespace "kubemesos-pod-%s", IPv4: dial tcp4 127.0.0.1:8081: connect: connection refused`, pod.UID, pod.UID)
+	// containerd names the sandbox; here it is the sandbox executor's container.
+	sandbox, _ := r.SandboxExecutorContainer(pod.UID)
+	want := fmt.Sprintf(`error forwarding port 8081 to pod pf, uid %s: failed to connect to localhost:8081 inside namespace %q, IPv4: dial tcp4 127.0.0.1:8081: connect: connection refused`, pod.UID, sandbox.Value)
 	if data, errText := wsForward(t, ws+"?port=8081", ""); data != "" || !strings.HasPrefix(errText, want) {
 		t.Errorf("websocket channels to a closed port: data %q, error %q, want it to start with %q", data, errText, want)
 	}

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/user"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,19 +20,20 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubemesos/kubemesos/executor/nested"
-	"github.com/kubemesos/kubemesos/executor/podsandbox"
 	"github.com/kubemesos/kubemesos/executor/podworker"
+	"github.com/kubemesos/kubemesos/executor/sandboxexec"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 	"github.com/kubemesos/kubemesos/mesossim/containerizer"
+	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
 // TestMain lets the test binary serve as the simulated agent's launch helper (its launcher re-executes
-// /proc/self/exe), which the isolating mode needs.
+// /proc/self/exe), which the isolating mode needs, and as `kubemesos pod-sandbox`, the pods' sandbox
+// executor the agent launches (see withSandbox).
 func TestMain(m *testing.M) {
 	containerizer.MaybeRunHelper()
 	if len(os.Args) > 1 && os.Args[1] == "pod-sandbox" {
-		// The pod sandbox's command in these tests: the test binary plays the executor's binary.
-		if err := podsandbox.Run(context.Background(), os.Getenv("MESOS_SANDBOX"), os.Getenv("MESOS_CONTAINER_ID")); err != nil {
+		if err := sandboxexec.Run(context.Background(), sandboxexec.Config{}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -39,22 +42,39 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// sandboxCommand runs this test binary as `pod-sandbox`.
-func sandboxCommand(t testing.TB) []string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []string{self, "pod-sandbox"}
+// simAgent is the agent behind an isolating runtime, with the framework and kubelet executor it runs.
+type simAgent struct {
+	agent  *agent.Agent
+	master *ackMaster
+	fw     mesos.FrameworkInfo
+	exec   mesos.ExecutorInfo
 }
 
-// withSandbox starts the pod's sandbox on network and stops it at the end of the test.
+// agents maps the tests' runtimes to their agents.
+var agents sync.Map // *nested.Runtime -> *simAgent
+
+func agentOf(t testing.TB, r *nested.Runtime) *simAgent {
+	t.Helper()
+	a, ok := agents.Load(r)
+	if !ok {
+		t.Fatal("the runtime has no simulated agent")
+	}
+	return a.(*simAgent)
+}
+
+// withSandbox readies the pod's sandbox on network: on a CNI network it launches the pod's sandbox
+// executor as the framework does (podtranslate's ExecutorInfo and sandbox task, this test binary as
+// the fetched kubemesos) and kills its task at the end of the test, waiting for its container's end
+// (network/cni then releases the address).
 func withSandbox(t testing.TB, r *nested.Runtime, pod *corev1.Pod, network string) podworker.Sandbox {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sb, err := r.RunPodSandbox(ctx, pod, network)
+	var spec podworker.SandboxSpec
+	if network != "" {
+		spec = launchSandboxExecutor(t, r, pod, network)
+	}
+	sb, err := r.RunPodSandbox(ctx, pod, spec)
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v", err)
 	}
@@ -68,22 +88,97 @@ func withSandbox(t testing.TB, r *nested.Runtime, pod *corev1.Pod, network strin
 	return sb
 }
 
-type quietMaster struct{}
-
-func (quietMaster) StatusUpdate(mesos.AgentID, mesos.FrameworkID, mesos.TaskStatus)              {}
-func (quietMaster) ExecutorMessage(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, []byte)   {}
-func (quietMaster) ExecutorTerminated(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, int32) {}
-func (quietMaster) ResourcesRecovered(mesos.AgentID, mesos.FrameworkID, mesos.Resources)         {}
-
-// isolatingRuntime is the executor's runtime against a simulated agent with Mesos' Linux isolators
-// (as root), under a running executor's container.
-func isolatingRuntime(t testing.TB, isolation string, mutate func(*agent.Config)) *nested.Runtime {
+// launchSandboxExecutor launches the pod's sandbox task on its sandbox executor and, at the end of
+// the test, kills it and waits for the executor's end.
+func launchSandboxExecutor(t testing.TB, r *nested.Runtime, pod *corev1.Pod, network string) podworker.SandboxSpec {
 	t.Helper()
-	return isolatingRuntimeWith(t, isolation, mutate, sandboxCommand(t))
+	sa := agentOf(t, r)
+	opts := podtranslate.Options{PodNetwork: network}
+	scalar := func(name string, v float64) mesos.Resource {
+		return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}}
+	}
+	info, err := opts.SandboxExecutorInfo(pod, sa.exec, mesos.Resources{scalar("cpus", 0.01), scalar("mem", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Command.Value = &[]string{strconv.Quote(self) + " pod-sandbox"}[0]
+	info.FrameworkID = sa.fw.ID
+	task, err := opts.SandboxTaskInfo(pod, sa.agent.ID(), info, mesos.Resources{scalar("cpus", 0.5), scalar("mem", 256)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.agent.Launch(sa.fw, &info, []mesos.TaskInfo{task}, false)
+	t.Cleanup(func() { killSandboxExecutor(t, r, pod) })
+	return podworker.SandboxSpec{Network: network, Executor: info.ExecutorID.Value}
 }
 
-// isolatingRuntimeWith is isolatingRuntime with the pod sandboxes' command.
-func isolatingRuntimeWith(t testing.TB, isolation string, mutate func(*agent.Config), sandboxCmd []string) *nested.Runtime {
+// killSandboxExecutor kills the pod's sandbox task, as the framework does once the pod is over, and
+// waits for its executor's end.
+func killSandboxExecutor(t testing.TB, r *nested.Runtime, pod *corev1.Pod) {
+	t.Helper()
+	sa := agentOf(t, r)
+	sa.agent.Kill(*sa.fw.ID, podtranslate.SandboxTaskID(pod), nil)
+	id := podtranslate.SandboxExecutorID(pod.UID).Value
+	deadline := time.Now().Add(30 * time.Second)
+	for executorRunning(sa.agent, id) {
+		if time.Now().After(deadline) {
+			t.Errorf("the sandbox executor %s did not end", id)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func executorRunning(a *agent.Agent, id string) bool {
+	for _, e := range a.Executors() {
+		if e.Info.ExecutorID.Value == id {
+			return true
+		}
+	}
+	return false
+}
+
+// ackMaster acknowledges every update as a framework does (the sandbox executor exits once its
+// TASK_KILLED is acknowledged).
+type ackMaster struct {
+	mu      sync.Mutex
+	agent   *agent.Agent
+	updates []mesos.TaskStatus
+}
+
+func (m *ackMaster) StatusUpdate(_ mesos.AgentID, fw mesos.FrameworkID, s mesos.TaskStatus) {
+	m.mu.Lock()
+	a := m.agent
+	m.updates = append(m.updates, s)
+	m.mu.Unlock()
+	if a != nil && len(s.UUID) > 0 {
+		go a.Acknowledge(fw, s.TaskID, s.UUID)
+	}
+}
+
+// last is the latest update of a task.
+func (m *ackMaster) last(taskID string) (mesos.TaskStatus, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.updates) - 1; i >= 0; i-- {
+		if m.updates[i].TaskID.Value == taskID {
+			return m.updates[i], true
+		}
+	}
+	return mesos.TaskStatus{}, false
+}
+
+func (*ackMaster) ExecutorMessage(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, []byte)   {}
+func (*ackMaster) ExecutorTerminated(mesos.AgentID, mesos.FrameworkID, mesos.ExecutorID, int32) {}
+func (*ackMaster) ResourcesRecovered(mesos.AgentID, mesos.FrameworkID, mesos.Resources)         {}
+
+// isolatingRuntime is the executor's runtime against a simulated agent with Mesos' Linux isolators
+// (as root), under a running (in-process) kubelet executor's container.
+func isolatingRuntime(t testing.TB, isolation string, mutate func(*agent.Config)) *nested.Runtime {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the agent's Linux isolators need root (namespaces, mounts, users)")
@@ -92,13 +187,18 @@ func isolatingRuntimeWith(t testing.TB, isolation string, mutate func(*agent.Con
 	log.SetLevel(logrus.WarnLevel)
 	var res mesos.Resources
 	res.Add(mesos.Resource{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 4}})
-	res.Add(mesos.Resource{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1024}})
+	res.Add(mesos.Resource{Name: "mem", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 2048}})
+	m := &ackMaster{}
 	cfg := agent.Config{
 		ID: mesos.AgentID{Value: "agent-S0"}, Hostname: "agent0", Resources: res, WorkDir: t.TempDir(),
-		Master: quietMaster{}, Log: log, Isolation: isolation,
+		Master: m, Log: log, Isolation: isolation,
 		ExecutorShutdownGracePeriod: time.Second, RecoveryTimeout: time.Minute, SubscriptionBackoffMax: time.Second,
-		// The executor's process: the containers it launches are what is tested.
+		// The kubelet executor's process: the containers it launches are what is tested.
 		ExecutorHook: func(ctx context.Context, _ map[string]string) error { <-ctx.Done(); return nil },
+		// The pods' sandbox executors run in containers of their own.
+		ExecutorHookFor: func(e mesos.ExecutorInfo) bool {
+			return !strings.HasPrefix(e.ExecutorID.Value, podtranslate.SandboxExecutorIDPrefix)
+		},
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -107,14 +207,18 @@ func isolatingRuntimeWith(t testing.TB, isolation string, mutate func(*agent.Con
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.mu.Lock()
+	m.agent = a
+	m.mu.Unlock()
 	t.Cleanup(a.Stop)
 	if !a.Isolating() {
 		t.Fatalf("an agent with --isolation=%s as root in a binary hosting the launch helper does not isolate", isolation)
 	}
 	unused := "in-process"
 	fw := mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: "fw-1"}, Name: "kubemesos", User: "root"}
-	a.Launch(fw, &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "kubemesos-executor"}, FrameworkID: fw.ID,
-		Command: &mesos.CommandInfo{Value: &unused}}, []mesos.TaskInfo{{Name: "t", TaskID: mesos.TaskID{Value: "t"},
+	exec := mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "kubemesos-executor"}, FrameworkID: fw.ID,
+		Command: &mesos.CommandInfo{Value: &unused}}
+	a.Launch(fw, &exec, []mesos.TaskInfo{{Name: "t", TaskID: mesos.TaskID{Value: "t"},
 		// The executor's cgroups (with cgroups/*) are sized by its tasks, as a pod's task sizes them.
 		Resources: []mesos.Resource{
 			{Name: "cpus", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 1}},
@@ -132,9 +236,11 @@ func isolatingRuntimeWith(t testing.TB, isolation string, mutate func(*agent.Con
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	r := nested.New(nested.Config{AgentURL: "http://" + a.Endpoint() + "/api/v1", WorkDir: cfg.WorkDir, FrameworkID: fw.ID.Value, SandboxCommand: sandboxCmd, Log: log,
-		DNS: nested.DNS{ClusterDNS: []string{"10.0.0.10"}, ClusterDomain: "cluster.local", ResolvConf: "/etc/resolv.conf"}})
+	r := nested.New(nested.Config{AgentURL: "http://" + a.Endpoint() + "/api/v1", Sandbox: ex.Directory, FrameworkID: fw.ID.Value, Log: log,
+		SandboxTimeout: 30 * time.Second,
+		DNS:            nested.DNS{ClusterDNS: []string{"10.0.0.10"}, ClusterDomain: "cluster.local", ResolvConf: "/etc/resolv.conf"}})
 	r.SetParent(ex.ContainerID)
+	agents.Store(r, &simAgent{agent: a, master: m, fw: fw, exec: exec})
 	return r
 }
 
@@ -279,7 +385,7 @@ func BenchmarkIsolatedStart(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; b.Loop(); i++ {
 		pod := shPod(fmt.Sprintf("b%d", i), "true", &corev1.PodSecurityContext{RunAsUser: &uid}, nil, corev1.ResourceRequirements{})
-		if _, err := r.RunPodSandbox(ctx, pod, ""); err != nil {
+		if _, err := r.RunPodSandbox(ctx, pod, podworker.SandboxSpec{}); err != nil {
 			b.Fatal(err)
 		}
 		h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)

@@ -24,7 +24,9 @@ import (
 //
 // Resources. Every container gets its own cgroups (LinuxInfo.share_cgroups false: with the default,
 // true, a nested container joins its parent's cgroups and its resources are ignored), nested under
-// its pod sandbox's (PodResources), as the kubelet nests a container's cgroup in its pod's. With its own cgroups Mesos needs cpus and mem in the resources (the subsystems fail
+// its parent's (with a sandbox executor: its container, sized by the framework with the pod's
+// resources), as the kubelet nests a container's cgroup in its pod's. With its own cgroups Mesos
+// needs cpus and mem in the resources (the subsystems fail
 // with "No cpus resource given" / "No memory resource given"), so a container that requests neither
 // still sends both: cpus 0.001 (cpu.shares = max(1024 × cpus, 2) = 2, the kubelet's shares for no
 // request) and mem 32 (the soft limit is max(mem, 32 MB) either way). A limit Kubernetes does not set
@@ -313,70 +315,6 @@ func keys(set map[mesos.CapabilityInfo_Capability]bool) []mesos.CapabilityInfo_C
 func sortedCaps(s []mesos.CapabilityInfo_Capability) []mesos.CapabilityInfo_Capability {
 	slices.Sort(s)
 	return s
-}
-
-// SandboxMemMB is the memory the sandbox's own process (`kubemesos pod-sandbox`, a Go program whose
-// anonymous memory was measured at 7 MB) adds to the pod's request and memory limit, as a pod
-// overhead: it lives in the pod's cgroups.
-const SandboxMemMB = 16
-
-// PodResources is the pod sandbox's LAUNCH_CONTAINER resources and limits: the pod's cgroup, which
-// holds its containers' own cgroups (one level below, Resources) and the sandbox's process. A
-// standalone container needs cpus and mem with cgroups/cpu and cgroups/mem ("No cpus resource given"),
-// and a limit below its children's would cap them, so it is sized as the kubelet sizes a pod's
-// cgroup: a request is the larger of the regular containers' sum and the largest init container's
-// (at least Mesos' minimums, see Resources); a limit is the same of the limits when every container
-// sets one, else infinite. Memory includes SandboxMemMB. Mesos' allocator does not count standalone
-// containers (they are meant to use resources the agent does not offer); the pod's resources are
-// allocated to its task, in the executor's container.
-func PodResources(pod *corev1.Pod) ([]mesos.Resource, map[string]mesos.Value_Scalar) {
-	type totals struct{ req, lim map[string]float64 }
-	sum := func(list []corev1.Container, combine func(a, b float64) float64) totals {
-		t := totals{req: map[string]float64{}, lim: map[string]float64{}}
-		for i := range list {
-			c := &list[i]
-			for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-				key := map[corev1.ResourceName]string{corev1.ResourceCPU: mesosCPUs, corev1.ResourceMemory: mesosMem}[name]
-				q, ok := c.Resources.Requests[name]
-				if !ok || q.IsZero() {
-					q, ok = c.Resources.Limits[name]
-				}
-				var req float64
-				if ok && !q.IsZero() {
-					if name == corev1.ResourceCPU {
-						req = float64(q.MilliValue()) / 1000
-					} else {
-						req = math.Ceil(float64(q.Value()) / (1 << 20))
-					}
-				}
-				lim := math.Inf(1)
-				if l, ok := c.Resources.Limits[name]; ok && !l.IsZero() {
-					if name == corev1.ResourceCPU {
-						lim = float64(l.MilliValue()) / 1000
-					} else {
-						lim = math.Ceil(float64(l.Value()) / (1 << 20))
-					}
-				}
-				t.req[key] = combine(t.req[key], req)
-				t.lim[key] = combine(t.lim[key], lim)
-			}
-		}
-		return t
-	}
-	apps := sum(pod.Spec.Containers, func(a, b float64) float64 { return a + b })
-	inits := sum(pod.Spec.InitContainers, math.Max)
-	scalar := func(name string, v float64) mesos.Resource {
-		return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}}
-	}
-	limits := map[string]mesos.Value_Scalar{}
-	var res []mesos.Resource
-	for _, name := range []string{mesosCPUs, mesosMem} {
-		minimum := map[string]float64{mesosCPUs: minCPUs, mesosMem: minMemMB}[name]
-		overhead := map[string]float64{mesosMem: SandboxMemMB}[name]
-		res = append(res, scalar(name, max(apps.req[name], inits.req[name], minimum)+overhead))
-		limits[name] = mesos.Value_Scalar{Value: max(apps.lim[name], inits.lim[name]) + overhead}
-	}
-	return res, limits
 }
 
 // LinuxInfo is the container's LinuxInfo: its own cgroups, its capabilities (effective only for

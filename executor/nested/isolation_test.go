@@ -3,7 +3,6 @@ package nested
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
 	corev1 "k8s.io/api/core/v1"
@@ -294,8 +292,9 @@ func TestStartSendsIsolation(t *testing.T) {
 			fa := &captureAgent{}
 			srv := httptest.NewServer(fa)
 			defer srv.Close()
-			r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Users: fakeUsers{}})
+			r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Users: fakeUsers{}})
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "uid"}, Spec: corev1.PodSpec{SecurityContext: tt.psc, Containers: []corev1.Container{tt.c}}}
+			ready(t, r, pod)
 			if _, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0); err != nil {
 				t.Fatalf("Start: %v", err)
 			}
@@ -312,24 +311,15 @@ func TestStartSendsIsolation(t *testing.T) {
 			if diff := cmp.Diff(tt.wantLinux, got.Container.LinuxInfo); diff != "" {
 				t.Errorf("LinuxInfo (-want +got):\n%s", diff)
 			}
-			// Nested one level under its standalone sandbox, the container has its own cgroups.
+			// Nested one level under its parent, the container has its own cgroups.
 			if diff := cmp.Diff(tt.wantRes, got.Resources); diff != "" {
 				t.Errorf("resources (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantLimits, got.Limits); diff != "" {
 				t.Errorf("limits (-want +got):\n%s", diff)
 			}
-			if got.ContainerID.GetParent().GetValue() != SandboxID(pod.UID) || got.ContainerID.GetParent().GetParent() != nil {
-				t.Errorf("container ID %v, want a child of the standalone sandbox %s", got.ContainerID, SandboxID(pod.UID))
-			}
-			// The sandbox's cgroups, above them, are the pod's.
-			res, lim := PodResources(pod)
-			wantRes, wantLimits := withSandboxMem(tt.wantRes, tt.wantLimits)
-			if diff := cmp.Diff(wantRes, res); diff != "" {
-				t.Errorf("sandbox resources (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(wantLimits, lim); diff != "" {
-				t.Errorf("sandbox limits (-want +got):\n%s", diff)
+			if got.ContainerID.GetParent().GetValue() != "executor" || got.ContainerID.GetParent().GetParent() != nil {
+				t.Errorf("container ID %v, want a child of the executor's container", got.ContainerID)
 			}
 		})
 	}
@@ -361,9 +351,10 @@ func TestStartRefusals(t *testing.T) {
 			fa := &captureAgent{status: tt.agentStatus, body: refusal}
 			srv := httptest.NewServer(fa)
 			defer srv.Close()
-			r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Users: fakeUsers{}})
+			r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Users: fakeUsers{}})
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "uid"}, Spec: corev1.PodSpec{SecurityContext: tt.psc,
 				Containers: []corev1.Container{{Name: "main", Command: []string{"true"}, SecurityContext: tt.sc}}}}
+			ready(t, r, pod)
 			_, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0)
 			var ce *podworker.CreateError
 			if !errors.As(err, &ce) || ce.Reason != tt.wantReason || strings.TrimSpace(ce.Message) != tt.wantMessage {
@@ -382,11 +373,12 @@ func TestExecGetsTheContainersCapabilities(t *testing.T) {
 	fa := &captureAgent{}
 	srv := httptest.NewServer(fa)
 	defer srv.Close()
-	r := New(Config{AgentURL: srv.URL + "/api/v1", WorkDir: t.TempDir(), Users: fakeUsers{}})
+	r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Users: fakeUsers{}})
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "uid"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{
 		Name: "main", Command: []string{"sleep", "1"},
 		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"KILL"}}},
 	}}}}
+	ready(t, r, pod)
 	h, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0)
 	if err != nil {
 		t.Fatal(err)
@@ -405,75 +397,4 @@ func TestExecGetsTheContainersCapabilities(t *testing.T) {
 	if len(fa.calls[1].Resources) != 0 || len(fa.calls[1].Limits) != 0 {
 		t.Errorf("an exec container (second level) sent resources %v, limits %v: Mesos refuses them", fa.calls[1].Resources, fa.calls[1].Limits)
 	}
-}
-
-// A pod's sandbox is sized as the kubelet sizes a pod's cgroup: the regular containers' sum, or the
-// largest init container's when that is larger; a limit only when every container has one.
-func TestPodResources(t *testing.T) {
-	rl := func(cpu, mem string) corev1.ResourceList {
-		l := corev1.ResourceList{}
-		if cpu != "" {
-			l[corev1.ResourceCPU] = resource.MustParse(cpu)
-		}
-		if mem != "" {
-			l[corev1.ResourceMemory] = resource.MustParse(mem)
-		}
-		return l
-	}
-	inf := math.Inf(1)
-	tests := []struct {
-		name               string
-		init, apps         []corev1.ResourceRequirements
-		cpus, mem          float64
-		cpuLimit, memLimit float64
-	}{
-		{"nothing set: Mesos' minimums, unbounded", nil, []corev1.ResourceRequirements{{}}, 0.001, 32, inf, inf},
-		{"sum of the regular containers", nil, []corev1.ResourceRequirements{
-			{Requests: rl("250m", "64Mi"), Limits: rl("500m", "128Mi")},
-			{Requests: rl("100m", "32Mi"), Limits: rl("1", "64Mi")}}, 0.35, 96, 1.5, 192},
-		{"one container without a limit: unbounded", nil, []corev1.ResourceRequirements{
-			{Requests: rl("250m", "64Mi"), Limits: rl("500m", "128Mi")},
-			{Requests: rl("100m", "32Mi")}}, 0.35, 96, inf, inf},
-		{"a request defaults to its limit", nil, []corev1.ResourceRequirements{{Limits: rl("2", "1Gi")}}, 2, 1024, 2, 1024},
-		{"a larger init container", []corev1.ResourceRequirements{{Requests: rl("2", "512Mi"), Limits: rl("2", "512Mi")}},
-			[]corev1.ResourceRequirements{{Requests: rl("100m", "64Mi"), Limits: rl("200m", "128Mi")}}, 2, 512, 2, 512},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			pod := &corev1.Pod{}
-			for i, r := range tt.init {
-				pod.Spec.InitContainers = append(pod.Spec.InitContainers, corev1.Container{Name: fmt.Sprint("i", i), Resources: r})
-			}
-			for i, r := range tt.apps {
-				pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: fmt.Sprint("c", i), Resources: r})
-			}
-			res, lim := PodResources(pod)
-			wantRes, wantLimits := withSandboxMem(scalarRes(tt.cpus, tt.mem), limitsOf(tt.cpuLimit, tt.memLimit))
-			if diff := cmp.Diff(wantRes, res, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
-				t.Errorf("resources (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(wantLimits, lim, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
-				t.Errorf("limits (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-// withSandboxMem adds the sandbox's own memory to a pod's resources and limits.
-func withSandboxMem(res []mesos.Resource, lim map[string]mesos.Value_Scalar) ([]mesos.Resource, map[string]mesos.Value_Scalar) {
-	out := make([]mesos.Resource, len(res))
-	for i, r := range res {
-		out[i] = r
-		if r.Name == "mem" {
-			out[i].Scalar = &mesos.Value_Scalar{Value: r.Scalar.Value + SandboxMemMB}
-		}
-	}
-	outLim := map[string]mesos.Value_Scalar{}
-	for k, v := range lim {
-		if k == "mem" {
-			v.Value += SandboxMemMB
-		}
-		outLim[k] = v
-	}
-	return out, outLim
 }

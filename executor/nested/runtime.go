@@ -1,7 +1,9 @@
-// Package nested runs each pod as a Mesos standalone container (its sandbox, see sandbox.go) with the
-// pod's containers nested under it, through the agent operator API (LAUNCH_CONTAINER, WAIT_CONTAINER,
-// KILL_CONTAINER, REMOVE_CONTAINER), much as Mesos' default executor runs task groups. Isolation and images come from the Mesos agent; on
-// the simulator the containers are local processes. It implements podworker.Runtime.
+// Package nested runs each pod's containers as Mesos nested containers one level under the pod's
+// sandbox (its sandbox executor's container on a CNI pod network, the kubelet executor's own on the
+// host's network, see sandbox.go), through the agent operator API (LAUNCH_CONTAINER, WAIT_CONTAINER,
+// KILL_CONTAINER, REMOVE_CONTAINER), much as Mesos' default executor runs task groups. Isolation and
+// images come from the Mesos agent; on the simulator the containers are local processes. It
+// implements podworker.Runtime.
 package nested
 
 import (
@@ -36,15 +38,14 @@ import (
 type Config struct {
 	// AgentURL is the agent's operator API, http://<MESOS_AGENT_ENDPOINT>/api/v1.
 	AgentURL string
-	// WorkDir is the agent's --work_dir (GET_FLAGS): a pod's sandbox directory is
-	// <WorkDir>/containers/kubemesos-pod-<pod UID>, its containers' <that>/containers/<id>, with
-	// their stdout and stderr files.
-	WorkDir string
-	// FrameworkID is the executor's framework, written into its sandboxes' directories so that the
-	// orphan reaper of another framework's executor leaves them alone.
+	// Sandbox is the kubelet executor's sandbox directory on the host (MESOS_SANDBOX): the pods'
+	// sandbox executors' sandboxes are its siblings (see sandbox.go).
+	Sandbox string
+	// FrameworkID is the executor's framework: a sandbox executor is looked up among its containers.
 	FrameworkID string
-	// Log receives what the runtime does on its own (reaping orphaned sandboxes); logrus'
-	// standard logger when nil.
+	// SandboxTimeout bounds the wait for a pod's sandbox executor (default nested.SandboxTimeout).
+	SandboxTimeout time.Duration
+	// Log receives what the runtime does on its own; logrus' standard logger when nil.
 	Log logrus.FieldLogger
 	// Env is what environment variables may refer to (IPs, ConfigMaps, Secrets).
 	Env PodEnv
@@ -63,8 +64,6 @@ type Config struct {
 	// Users is the agent host's user database, where runAsUser is looked up (default OSUsers: the
 	// executor runs on the agent host).
 	Users HostUsers
-	// SandboxCommand is the pod sandbox's argv: `<executor binary> pod-sandbox` (see sandbox.go).
-	SandboxCommand []string
 	// DNS is what the pods' resolv.conf and hosts files are made of.
 	DNS DNS
 }
@@ -82,12 +81,15 @@ type Runtime struct {
 	// caps are the capabilities each started container got, which its exec containers get too: Mesos
 	// would give a nested container without them the agent's default set (for root: every one).
 	caps map[string]*mesos.LinuxInfo
-	// sandboxes are the pods' running sandboxes; sigkilled the containers the executor SIGKILLed.
+	// sandboxes are the pods' ready sandboxes; sigkilled the containers the executor SIGKILLed.
 	sandboxes map[types.UID]*podSandbox
 	sigkilled map[string]bool
-	// owned are the sandbox IDs this runtime launched and has not removed yet.
-	owned    map[string]bool
-	reapOnce sync.Once
+	// parents and dirs are, until CleanupPod, the container the pod's containers are nested under and
+	// its sandbox directory (they outlive the sandbox's readiness: removals come after StopPodSandbox).
+	parents map[types.UID]mesos.ContainerID
+	dirs    map[types.UID]string
+	// podDirs are the pods' directories (volumes, network files) on the host.
+	podDirs map[types.UID]string
 }
 
 var (
@@ -125,11 +127,9 @@ func New(cfg Config) *Runtime {
 		return httpagent.NewSender(cli.Send)
 	}
 	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0), prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{},
-		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}, owned: map[string]bool{}}
+		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}, parents: map[types.UID]mesos.ContainerID{},
+		dirs: map[types.UID]string{}, podDirs: map[types.UID]string{}}
 }
-
-// WorkDir is the agent's work_dir the runtime places the pods' sandboxes in.
-func (r *Runtime) WorkDir() string { return r.cfg.WorkDir }
 
 func (r *Runtime) log() logrus.FieldLogger {
 	if r.cfg.Log != nil {
@@ -138,16 +138,12 @@ func (r *Runtime) log() logrus.FieldLogger {
 	return logrus.StandardLogger()
 }
 
-// SetParent takes the executor's container ID (from SUBSCRIBED); the first one starts the reaping of
-// the sandboxes a killed executor left (the agent is known to answer then).
+// SetParent takes the executor's container ID (from SUBSCRIBED): the parent of the containers of
+// pods on the host's network.
 func (r *Runtime) SetParent(id mesos.ContainerID) {
 	r.mu.Lock()
-	first := r.parent == nil
 	r.parent = &id
 	r.mu.Unlock()
-	if first && r.cfg.WorkDir != "" {
-		go r.reapOnce.Do(func() { r.reapOrphans(context.Background()) })
-	}
 }
 
 // ContainerID is the nested container ID of one attempt of a pod's container.
@@ -157,21 +153,27 @@ func ContainerID(pod *corev1.Pod, c *corev1.Container, attempt int32) string {
 
 // handleID is the ContainerID of a pod's container: a child of the pod's sandbox.
 func (r *Runtime) handleID(h podworker.Handle) (mesos.ContainerID, error) {
-	sandbox := SandboxContainerID(h.PodUID)
-	return mesos.ContainerID{Value: h.ID, Parent: &sandbox}, nil
+	r.mu.Lock()
+	parent, ok := r.parents[h.PodUID]
+	r.mu.Unlock()
+	if !ok {
+		return mesos.ContainerID{}, fmt.Errorf("container %s: its pod %s has no sandbox", h.ID, h.PodUID)
+	}
+	return mesos.ContainerID{Value: h.ID, Parent: &parent}, nil
 }
 
 // Start launches one attempt of a container (LAUNCH_CONTAINER). An attempt that is already running
 // (a retried launch) counts as started.
 func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt int32) (podworker.Handle, error) {
 	idValue := ContainerID(pod, c, attempt)
-	sandbox := SandboxContainerID(pod.UID)
-	id := mesos.ContainerID{Value: idValue, Parent: &sandbox}
+	sb := r.sandboxOf(pod.UID)
+	if sb == nil {
+		return podworker.Handle{}, fmt.Errorf("launching nested container %s: the pod has no ready sandbox", idValue)
+	}
+	parent := sb.parent
+	id := mesos.ContainerID{Value: idValue, Parent: &parent}
 	pe := r.cfg.Env
-	r.mu.Lock()
-	sb := r.sandboxes[pod.UID]
-	r.mu.Unlock()
-	if sb != nil && sb.podIP != "" {
+	if sb.podIP != "" {
 		pe.PodIP = sb.podIP
 	}
 	env, err := Environment(ctx, pod, c, pe)
@@ -210,21 +212,19 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 			"Failed to inspect image %q: %v; container %s has args but no command, so the agent runs them after the image's Entrypoint, or after its Cmd[0] when it has none (Mesos' docker/runtime rule; Kubernetes would run args[0])",
 			c.Image, resolveErr, c.Name))
 	}
-	vols, err := MesosVolumes(pod, c)
+	vols, err := MesosVolumes(pod, c, sb.prefix)
 	if err != nil {
 		return podworker.Handle{}, err
 	}
-	if sb != nil {
-		vols = append(vols, networkVolumes(c)...)
-	}
-	if err := r.prepareVolumes(ctx, pod, pe); err != nil {
+	vols = append(vols, networkVolumes(c, sb.prefix)...)
+	if err := r.prepareVolumes(ctx, pod, sb.filesDir(), pe); err != nil {
 		return podworker.Handle{}, err
 	}
 	var pullConfig []byte
 	if c.Image != "" {
 		pullConfig = dockerConfig(ctx, pod, r.cfg.Env.Lookup)
 	}
-	// Its own cgroups under its sandbox's (the pod's), as the kubelet nests them.
+	// Its own cgroups under its parent's (the pod's, with a sandbox executor), as the kubelet nests them.
 	call := agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols, pullConfig, linux), nil)
 	call.LaunchContainer.Resources, call.LaunchContainer.Limits = Resources(c)
 	if err := r.call(ctx, call); err != nil {
@@ -239,18 +239,19 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	r.mu.Lock()
 	r.caps[idValue] = &mesos.LinuxInfo{BoundingCapabilities: linux.BoundingCapabilities, EffectiveCapabilities: linux.EffectiveCapabilities}
 	r.mu.Unlock()
-	return podworker.Handle{ID: idValue, LogPath: filepath.Join(ContainerDir(r.cfg.WorkDir, pod.UID, idValue), "stdout"), PodUID: pod.UID}, nil
+	return podworker.Handle{ID: idValue, LogPath: filepath.Join(sb.dir, "containers", idValue, "stdout"), PodUID: pod.UID}, nil
 }
 
 // prepareVolumes materializes the pod's volumes once (retried by the next Start after a failure).
-func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, pe PodEnv) error {
+func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, podDir string, pe PodEnv) error {
 	r.mu.Lock()
 	done := r.prepared[pod.UID]
+	r.podDirs[pod.UID] = podDir
 	r.mu.Unlock()
 	if done || len(pod.Spec.Volumes) == 0 {
 		return nil
 	}
-	if err := PrepareVolumes(ctx, r.cfg.WorkDir, pod, pe); err != nil {
+	if err := PrepareVolumes(ctx, podDir, pod, pe); err != nil {
 		return fmt.Errorf("preparing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	r.mu.Lock()
@@ -259,19 +260,28 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, pe PodEnv
 	return nil
 }
 
-// CleanupPod removes the pod's materialized volumes once its containers and sandbox are gone.
+// CleanupPod removes the pod's materialized volumes once its containers are gone, and on the host's
+// network the pod's directory in the kubelet executor's sandbox (a sandbox executor's goes with it).
 func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 	r.mu.Lock()
+	// On the host's network the pod's directory is pods/<uid> in the parent's sandbox, not the sandbox.
+	podDir, hostNetwork := r.podDirs[pod.UID], r.podDirs[pod.UID] != r.dirs[pod.UID]
 	delete(r.prepared, pod.UID)
 	delete(r.sandboxes, pod.UID)
+	delete(r.parents, pod.UID)
+	delete(r.dirs, pod.UID)
+	delete(r.podDirs, pod.UID)
 	r.mu.Unlock()
-	if err := RemoveVolumes(r.cfg.WorkDir, pod); err != nil {
+	if podDir == "" {
+		return nil
+	}
+	if err := RemoveVolumes(podDir); err != nil {
 		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	// REMOVE_CONTAINER of the sandbox deleted its directory; a launch that failed left it (the
-	// agent forgets such a container), with the files the executor may have written into it.
-	if err := os.RemoveAll(SandboxDir(r.cfg.WorkDir, pod.UID)); err != nil {
-		return fmt.Errorf("removing the sandbox directory of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	if hostNetwork {
+		if err := os.RemoveAll(podDir); err != nil {
+			return fmt.Errorf("removing the directory of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
 	}
 	return nil
 }

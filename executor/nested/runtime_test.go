@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubemesos/kubemesos/executor/podworker"
 )
@@ -73,8 +76,8 @@ func TestWaitSurvivesAgentRestart(t *testing.T) {
 			fa := &flakyAgent{script: tt.script, status: 1 << 8}
 			srv := httptest.NewServer(fa)
 			defer srv.Close()
-			r := New(Config{AgentURL: srv.URL + "/api/v1", RetryInitial: time.Millisecond, RetryMax: 2 * time.Millisecond})
-			r.SetParent(mesos.ContainerID{Value: "exec"})
+			r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", RetryInitial: time.Millisecond, RetryMax: 2 * time.Millisecond})
+			ready(t, r, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "uid"}})
 			st, err := r.Wait(context.Background(), podworker.Handle{ID: "uid-main-0", PodUID: "uid"})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Wait = %+v, %v", st, err)
@@ -87,7 +90,7 @@ func TestWaitSurvivesAgentRestart(t *testing.T) {
 			if fa.calls != tt.wantCalls {
 				t.Errorf("%d WAIT_CONTAINER calls, want %d", fa.calls, tt.wantCalls)
 			}
-			if diff := cmp.Diff("uid-main-0<kubemesos-pod-uid", fa.waitIDs[0]); diff != "" {
+			if diff := cmp.Diff("uid-main-0<executor", fa.waitIDs[0]); diff != "" {
 				t.Errorf("container ID (-want +got):\n%s", diff)
 			}
 		})
@@ -98,10 +101,10 @@ func TestWaitGivesUpAfterRecovery(t *testing.T) {
 	fa := &flakyAgent{script: []int{503, 503, 503, 503, 503, 503, 503, 503, 503, 503}}
 	srv := httptest.NewServer(fa)
 	defer srv.Close()
-	r := New(Config{AgentURL: srv.URL + "/api/v1", RetryInitial: time.Millisecond, RetryMax: time.Millisecond, WaitRecovery: 5 * time.Millisecond})
-	r.SetParent(mesos.ContainerID{Value: "exec"})
-	if _, err := r.Wait(context.Background(), podworker.Handle{ID: "c"}); err == nil {
-		t.Error("Wait kept retrying past the recovery time")
+	r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", RetryInitial: time.Millisecond, RetryMax: time.Millisecond, WaitRecovery: 5 * time.Millisecond})
+	ready(t, r, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "uid"}})
+	if _, err := r.Wait(context.Background(), podworker.Handle{ID: "c", PodUID: "uid"}); err == nil || !strings.Contains(err.Error(), "unavailable") {
+		t.Errorf("Wait = %v, want it to give up on the unavailable agent past the recovery time", err)
 	}
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,60 +25,36 @@ import (
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
-// The pod sandbox. Every pod runs as a CRI runtime runs it in a sandbox: a **standalone** container
-// (agent API LAUNCH_CONTAINER without a parent, Mesos ≥ 1.5) `kubemesos-pod-<pod UID>` running
-// `<executor binary> pod-sandbox` (a pause process), and the pod's containers nested under it (one
-// level: sandbox → container, then their exec sessions). Only the sandbox names the pod network
-// (ContainerInfo.network_infos with the hostPorts as port_mappings, and the pod's hostname): Mesos'
-// network/cni gives it its own network and UTS namespaces, and its children, which name no network,
-// join the networks of their ROOT container (cni.cpp prepare: `infos[protobuf::getRootContainerId(
-// containerId)]->containerNetworks`). Nested under the executor's container (executor → sandbox →
-// container) the root would be the executor, on the host's network; standalone, the root is the
-// sandbox. Being nested one level, the pod's containers may again have their own resources, limits and
-// cgroups (Mesos refuses them from the second level on, validation.cpp).
+// The pod sandbox (design P, docs/design.md "The pod network"). Mesos gives a CNI network namespace
+// only to a ROOT container, and a nested container that names no network joins its root container's
+// networks (cni.cpp prepare: `infos[protobuf::getRootContainerId(containerId)]->containerNetworks`);
+// network/cni does not apply to standalone containers at all. So a pod on a CNI pod network is held by
+// the container of its own **sandbox executor** (ExecutorID kubemesos-pod-<pod UID>, `kubemesos
+// pod-sandbox`, package sandboxexec), which the framework launches with the pod's network_infos beside
+// the pod task; the kubelet executor finds that container in GET_CONTAINERS and nests the pod's
+// containers one level under it (executor container -> container), each with its own resources,
+// limits and cgroups (Mesos refuses them from the second level on, validation.cpp), as Mesos' default
+// executor nests a task group under its own container. A hostNetwork pod, or every pod with
+// --pod-network host, has its containers nested one level under the kubelet executor's own container.
 //
-// A standalone container does not end with the executor: the executor kills its sandboxes when their
-// pods end and when it exits, and reaps at start those a killed executor left (StopAllSandboxes,
-// reapOrphans). Its directory is <agent work_dir>/containers/<sandbox ID> (Mesos'
-// slave::paths::getContainerPath, owned by CommandInfo.user, the executor's user): the PARENT of the
-// pod's containers' SANDBOX_PATH volumes, where the pod's volumes are materialized under volumes/,
-// the kubelet's resolv.conf, hosts and hostname files lie (mounted read-write at /etc/ of every
-// container), and the sandbox process serves port-forward. KILL_CONTAINER of the sandbox destroys
-// its children first, then detaches it from the network (CNI DEL); the executor deletes the
-// directory (see stopSandbox).
+// The pod's directory, where its volumes are materialized under volumes/ and the kubelet's resolv.conf,
+// hosts and hostname files lie (mounted at /etc/ of every container), is the PARENT of its containers:
+// their SANDBOX_PATH volumes (type PARENT) are relative to it. With a sandbox executor that is the
+// executor's sandbox, <work_dir>/.../executors/kubemesos-pod-<uid>/runs/<container ID>, which the kubelet
+// executor reaches on the host's filesystem as a sibling of its own sandbox and where the sandbox
+// executor serves port-forward; on the host's network it is pods/<uid> in the kubelet executor's own
+// sandbox. Nothing of a sandbox executor is stopped here: the framework kills its task once the pod
+// task is over, the agent then destroys its container with anything still nested in it and network/cni
+// releases the address.
 
-// SandboxPrefix starts every sandbox's container ID: the executor recognizes its own standalone
-// containers by it (orphans of a killed executor).
-const SandboxPrefix = "kubemesos-pod-"
+// SandboxTimeout is how long RunPodSandbox waits by default for the sandbox executor's container
+// (fetching the executor's binary included), as the kubelet's runtime request timeout (2 min).
+const SandboxTimeout = 2 * time.Minute
 
-// SandboxID is the container ID value of a pod's sandbox: kubemesos-pod-<pod UID> (unique on the
-// agent; the pod's containers are <pod UID>-<name>-<attempt> under it). No '.': Mesos refuses it in
-// a ContainerID (validation.cpp validateContainerId, "contains invalid characters"), since it joins
-// a nested container's chain with periods.
-func SandboxID(uid types.UID) string { return SandboxPrefix + string(uid) }
+// PodsDir, in the kubelet executor's sandbox, holds the directories of the pods on the host's network.
+const PodsDir = "pods"
 
-// SandboxContainerID is the ContainerID of a pod's sandbox: standalone, without a parent.
-func SandboxContainerID(uid types.UID) mesos.ContainerID {
-	return mesos.ContainerID{Value: SandboxID(uid)}
-}
-
-// SandboxDir is the host directory of a pod's sandbox container on an agent whose --work_dir is
-// workDir (Mesos' getContainerPath).
-func SandboxDir(workDir string, uid types.UID) string {
-	return filepath.Join(workDir, "containers", SandboxID(uid))
-}
-
-// ContainerDir is the host directory (the Mesos sandbox, with its stdout and stderr) of a pod
-// container's nested container id.
-func ContainerDir(workDir string, uid types.UID, id string) string {
-	return filepath.Join(SandboxDir(workDir, uid), "containers", id)
-}
-
-// ownerFile, in a sandbox's directory, names the framework whose executor launched it: the orphan
-// reaper leaves other frameworks' sandboxes alone (several kubemesos frameworks may share an agent).
-const ownerFile = "kubemesos-framework"
-
-// Files of the sandbox directory.
+// Files of the pod's directory.
 const (
 	resolvConfFile = "resolv.conf"
 	hostsFile      = "hosts"
@@ -96,24 +72,33 @@ type DNS struct {
 	HostsFile string
 }
 
-// podSandbox is a started sandbox.
+// podSandbox is a pod's ready sandbox.
 type podSandbox struct {
-	id    mesos.ContainerID
-	dir   string
-	podIP string // "" on the host's network
-	// ended is closed when the sandbox container ended, with reason its Mesos reason.
+	// parent is the container the pod's containers are nested under.
+	parent mesos.ContainerID
+	// dir is the parent's sandbox directory on the host, prefix the pod's directory relative to it
+	// (its files, volumes/): "" with a sandbox executor, pods/<uid> on the host's network.
+	dir, prefix string
+	// executor is the sandbox executor's ID ("" on the host's network).
+	executor string
+	podIP    string // "" on the host's network
+	// ended is closed when the sandbox executor's container ended (never on the host's network), with
+	// reason its Mesos reason.
 	ended  chan struct{}
 	reason mesos.TaskStatus_Reason
 }
+
+// filesDir is the pod's directory on the host.
+func (sb *podSandbox) filesDir() string { return filepath.Join(sb.dir, sb.prefix) }
 
 // sandboxWaitForLimit is how long a container SIGKILLed by the agent waits for its sandbox's end to
 // learn whether the pod's memory limit did it.
 const sandboxWaitForLimit = 2 * time.Second
 
 // sandboxLimited makes a container that the agent (not the executor) SIGKILLed OOMKilled when its
-// sandbox hit the pod's memory limit (the pod's cgroup, which holds its containers' cgroups): Mesos'
-// cgroups/mem destroys the sandbox with REASON_CONTAINER_LIMITATION_MEMORY and its children without
-// a reason. A container past its own limit gets the reason from its own WAIT_CONTAINER.
+// sandbox executor's container hit the pod's memory limit (its cgroup holds the pod's containers'):
+// Mesos' cgroups/mem destroys it with REASON_CONTAINER_LIMITATION_MEMORY and its children without a
+// reason. A container past its own limit gets the reason from its own WAIT_CONTAINER.
 func (r *Runtime) sandboxLimited(ctx context.Context, h podworker.Handle, st podworker.ExitStatus) podworker.ExitStatus {
 	if st.Reason != "" || st.Signal != int32(syscall.SIGKILL) {
 		return st
@@ -121,7 +106,7 @@ func (r *Runtime) sandboxLimited(ctx context.Context, h podworker.Handle, st pod
 	r.mu.Lock()
 	sb, ours := r.sandboxes[h.PodUID], r.sigkilled[h.ID]
 	r.mu.Unlock()
-	if sb == nil || ours {
+	if sb == nil || ours || sb.executor == "" {
 		return st
 	}
 	select {
@@ -135,14 +120,14 @@ func (r *Runtime) sandboxLimited(ctx context.Context, h podworker.Handle, st pod
 	return st
 }
 
-// watch waits for the sandbox's end (retrying while the agent is unreachable).
+// watch waits for the sandbox executor container's end (retrying while the agent is unreachable).
 func (r *Runtime) watch(sb *podSandbox) {
 	defer close(sb.ended)
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WaitRecovery)
 	defer cancel()
 	delay := r.cfg.RetryInitial
 	for {
-		w, err := WaitContainer(ctx, r.waiter, sb.id)
+		w, err := WaitContainer(ctx, r.waiter, sb.parent)
 		if err == nil {
 			sb.reason = w.GetReason()
 			return
@@ -159,118 +144,189 @@ func (r *Runtime) watch(sb *podSandbox) {
 	}
 }
 
-// SandboxFor returns the directory of a pod's running sandbox and whether it has its own network.
-func (r *Runtime) SandboxFor(uid types.UID) (dir string, ownNetwork bool, ok bool) {
+// sandboxOf is the pod's ready sandbox, or nil.
+func (r *Runtime) sandboxOf(uid types.UID) *podSandbox {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sb := r.sandboxes[uid]
+	return r.sandboxes[uid]
+}
+
+// SandboxFor returns the sandbox directory of a pod's ready sandbox (its sandbox executor's, where it
+// serves port-forward, or the kubelet executor's) and whether it has its own network.
+func (r *Runtime) SandboxFor(uid types.UID) (dir string, ownNetwork bool, ok bool) {
+	sb := r.sandboxOf(uid)
 	if sb == nil {
 		return "", false, false
 	}
-	return sb.dir, sb.podIP != "", true
+	return sb.dir, sb.executor != "", true
 }
 
-// DialPod connects to port on a pod's localhost (kubectl port-forward): through the sandbox process
-// into the pod's network namespace, or directly for a pod on the host's network.
+// PodParent is the container a pod's containers are nested under, once its sandbox is ready.
+func (r *Runtime) PodParent(uid types.UID) (mesos.ContainerID, bool) {
+	sb := r.sandboxOf(uid)
+	if sb == nil {
+		return mesos.ContainerID{}, false
+	}
+	return sb.parent, true
+}
+
+// SandboxExecutorContainer is the container of the pod's sandbox executor (false on the host's
+// network): a pod task's TASK_RUNNING names it, so the agent adds its status (the pod IP).
+func (r *Runtime) SandboxExecutorContainer(uid types.UID) (mesos.ContainerID, bool) {
+	sb := r.sandboxOf(uid)
+	if sb == nil || sb.executor == "" {
+		return mesos.ContainerID{}, false
+	}
+	return sb.parent, true
+}
+
+// ContainerDir is the host directory (the Mesos sandbox, with its stdout and stderr) of a pod
+// container's nested container id: <parent's sandbox>/containers/<id> (Mesos' getSandboxPath of a
+// nested container). "" before the pod's sandbox is ready.
+func (r *Runtime) ContainerDir(uid types.UID, id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	dir := r.dirs[uid]
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, "containers", id)
+}
+
+// DialPod connects to port on a pod's localhost (kubectl port-forward): through the sandbox
+// executor into the pod's network namespace, or directly for a pod on the host's network.
 func (r *Runtime) DialPod(ctx context.Context, uid types.UID, port int32) (net.Conn, error) {
-	dir, own, ok := r.SandboxFor(uid)
+	sb := r.sandboxOf(uid)
 	switch {
-	case !ok:
+	case sb == nil:
 		return nil, fmt.Errorf("pod %s has no running sandbox", uid)
-	case own:
-		return podsandbox.Dial(ctx, dir, port)
+	case sb.executor != "":
+		return podsandbox.Dial(ctx, sb.dir, port)
 	}
-	return podsandbox.DialLocalhost(int(port), SandboxID(uid))
+	return podsandbox.DialLocalhost(int(port), r.parentValue())
 }
 
-// PortMappings are the pod's hostPorts as Mesos port mappings (protocol in lower case; hostIP has
-// no Mesos field).
-func PortMappings(pod *corev1.Pod) []mesos.NetworkInfo_PortMapping {
-	var out []mesos.NetworkInfo_PortMapping
-	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range list {
-			for _, p := range c.Ports {
-				if p.HostPort == 0 {
-					continue
-				}
-				proto := strings.ToLower(string(p.Protocol))
-				if proto == "" {
-					proto = "tcp"
-				}
-				out = append(out, mesos.NetworkInfo_PortMapping{HostPort: uint32(p.HostPort), ContainerPort: uint32(p.ContainerPort), Protocol: &proto})
-			}
-		}
+func (r *Runtime) parentValue() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.parent == nil {
+		return ""
 	}
-	return out
+	return r.parent.Value
 }
 
-// SandboxContainerInfo is the sandbox's ContainerInfo: on a pod network its network_infos and
-// hostname. No LinuxInfo: a standalone container has its own cgroups (Mesos refuses share_cgroups
-// true for a container without a parent).
-func SandboxContainerInfo(pod *corev1.Pod, network, hostname string) *mesos.ContainerInfo {
-	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
-	if network != "" {
-		name := network
-		ci.NetworkInfos = []mesos.NetworkInfo{{Name: &name, PortMappings: PortMappings(pod)}}
-		ci.Hostname = &hostname
-	}
-	return ci
-}
-
-// RunPodSandbox implements podworker.SandboxRuntime: it launches the sandbox as a standalone
-// container (after the orphans of a previous executor are reaped), reads its IP on a pod network
-// (GET_CONTAINERS), and writes the pod's resolv.conf, hosts and hostname. A launch the agent refuses is
-// an error with Mesos' text (an unknown network, a failed CNI ADD); nothing is left then.
-func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, network string) (podworker.Sandbox, error) {
-	if len(r.cfg.SandboxCommand) == 0 {
-		return podworker.Sandbox{}, errors.New("no pod sandbox command configured")
-	}
-	if r.cfg.WorkDir == "" {
-		return podworker.Sandbox{}, errors.New("the agent's work_dir is not known: pod sandboxes cannot be placed")
-	}
-	r.reapOnce.Do(func() { r.reapOrphans(ctx) })
-	id := SandboxContainerID(pod.UID)
+// RunPodSandbox implements podworker.SandboxRuntime. With a sandbox executor it waits (for at most
+// Config.SandboxTimeout) for that executor's container in GET_CONTAINERS and takes the pod IP from its
+// status; on the host's network the kubelet executor's own container is the parent. Then it writes the
+// pod's resolv.conf, hosts and hostname into the pod's directory.
+func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, spec podworker.SandboxSpec) (podworker.Sandbox, error) {
 	hostname, domain, err := poddns.HostnameAndDomain(pod, r.cfg.DNS.ClusterDomain)
 	if err != nil {
 		return podworker.Sandbox{}, err
 	}
-	shell := false
-	argv := append([]string{}, r.cfg.SandboxCommand...)
-	cmd := &mesos.CommandInfo{Shell: &shell, Value: &argv[0], Arguments: argv}
-	// A standalone container without a user runs as the agent's (root): its directory, where the
-	// executor writes the pod's files, would not be the executor's.
-	if u, err := r.cfg.Users.Current(); err == nil && u.Name != "" {
-		cmd.User = &u.Name
-	}
-	call := agentcalls.LaunchContainer(id, cmd, SandboxContainerInfo(pod, network, hostname), nil)
-	call.LaunchContainer.Resources, call.LaunchContainer.Limits = PodResources(pod)
-	r.mu.Lock()
-	r.owned[id.Value] = true
-	r.mu.Unlock()
-	if err := r.call(ctx, call); err != nil {
-		return podworker.Sandbox{}, agentText(err)
-	}
-	sb := &podSandbox{id: id, dir: SandboxDir(r.cfg.WorkDir, pod.UID), ended: make(chan struct{})}
-	fail := func(err error) (podworker.Sandbox, error) {
-		r.destroy(id)
-		return podworker.Sandbox{}, err
-	}
-	if err := os.WriteFile(filepath.Join(sb.dir, ownerFile), []byte(r.cfg.FrameworkID), 0o644); err != nil {
-		return fail(fmt.Errorf("writing into the pod sandbox's directory: %w", err))
-	}
-	if network != "" {
-		if sb.podIP, err = r.sandboxIP(ctx, id); err != nil {
-			return fail(err)
+	sb := &podSandbox{executor: spec.Executor, ended: make(chan struct{})}
+	switch {
+	case spec.Executor != "":
+		c, err := r.awaitSandboxExecutor(ctx, spec)
+		if err != nil {
+			return podworker.Sandbox{}, err
 		}
+		sb.parent = mesos.ContainerID{Value: c.ContainerID.Value}
+		sb.podIP = firstIP(c.GetContainerStatus())
+		// Its sandbox is a sibling of ours: executors/<id>/runs/<container ID> (paths.cpp).
+		sb.dir = filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(r.cfg.Sandbox))), spec.Executor, "runs", c.ContainerID.Value)
+		if spec.Network != "" && sb.podIP == "" {
+			return podworker.Sandbox{}, errors.New(podworker.MsgNoIPAddress)
+		}
+	case spec.Network != "":
+		return podworker.Sandbox{}, fmt.Errorf("the pod task names the pod network %q but no sandbox executor (label %s)", spec.Network, podtranslate.LabelSandboxExecutor)
+	default:
+		r.mu.Lock()
+		parent := r.parent
+		r.mu.Unlock()
+		if parent == nil {
+			return podworker.Sandbox{}, errors.New("the executor's container is not known yet (no SUBSCRIBED)")
+		}
+		sb.parent, sb.dir, sb.prefix = *parent, r.cfg.Sandbox, path.Join(PodsDir, string(pod.UID))
+		close(sb.ended)
+	}
+	if err := os.MkdirAll(sb.filesDir(), 0o755); err != nil {
+		return podworker.Sandbox{}, fmt.Errorf("creating the pod's directory: %w", err)
 	}
 	if err := r.writeNetworkFiles(pod, sb, hostname, domain); err != nil {
-		return fail(err)
+		return podworker.Sandbox{}, err
 	}
 	r.mu.Lock()
 	r.sandboxes[pod.UID] = sb
+	r.dirs[pod.UID] = sb.dir
+	r.parents[pod.UID] = sb.parent
+	r.podDirs[pod.UID] = sb.filesDir()
 	r.mu.Unlock()
-	go r.watch(sb)
+	if sb.executor != "" {
+		go r.watch(sb)
+	}
 	return podworker.Sandbox{PodIP: sb.podIP}, nil
+}
+
+// awaitSandboxExecutor polls GET_CONTAINERS until the sandbox executor's container (of this
+// framework) is listed, with its address when it is on a network.
+func (r *Runtime) awaitSandboxExecutor(ctx context.Context, spec podworker.SandboxSpec) (agent.Response_GetContainers_Container, error) {
+	timeout := r.cfg.SandboxTimeout
+	if timeout <= 0 {
+		timeout = SandboxTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	call := agentcalls.GetContainers()
+	var last error
+	delay := 50 * time.Millisecond
+	for {
+		resp, err := r.sender.Send(ctx, agentcalls.NonStreaming(call))
+		var out agent.Response
+		if err == nil {
+			err = resp.Decode(&out)
+		}
+		if resp != nil {
+			resp.Close()
+		}
+		if err != nil {
+			last = fmt.Errorf("listing the agent's containers: %w", err)
+		}
+		for _, c := range out.GetGetContainers().GetContainers() {
+			if c.ExecutorID.Value != spec.Executor || (r.cfg.FrameworkID != "" && c.FrameworkID.Value != r.cfg.FrameworkID) {
+				continue
+			}
+			if spec.Network == "" || firstIP(c.GetContainerStatus()) != "" {
+				return c, nil
+			}
+			last = errors.New(podworker.MsgNoIPAddress)
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				msg := fmt.Sprintf("the pod's sandbox executor %s did not start within %s", spec.Executor, timeout)
+				if last != nil {
+					msg += " (" + last.Error() + ")"
+				}
+				return agent.Response_GetContainers_Container{}, errors.New(msg)
+			}
+			return agent.Response_GetContainers_Container{}, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// firstIP is a container status's first address (network_infos[0].ip_addresses[0], as the pod IP).
+func firstIP(cs *mesos.ContainerStatus) string {
+	for _, ni := range cs.GetNetworkInfos() {
+		for _, a := range ni.GetIPAddresses() {
+			if ip := a.GetIPAddress(); ip != "" {
+				return ip
+			}
+		}
+	}
+	return ""
 }
 
 // agentText is the agent's answer to a refused call: Mesos' own text.
@@ -282,72 +338,7 @@ func agentText(err error) error {
 	return err
 }
 
-// noNetworkHint explains a standalone sandbox without an address: Mesos' network/cni isolator has no
-// supportsStandalone, so the containerizer skips it for standalone containers and their children
-// (containerizer.cpp isSupportedByIsolator): the network_infos are ignored and the sandbox is on the
-// host's network.
-const noNetworkHint = ": the agent attached the standalone pod sandbox to no network (Mesos' network/cni isolator does not apply to standalone containers)"
-
-// sandboxIP reads the sandbox's first IP from GET_CONTAINERS (show_nested).
-func (r *Runtime) sandboxIP(ctx context.Context, id mesos.ContainerID) (string, error) {
-	yes := true
-	call := agentcalls.GetContainers()
-	call.GetContainers = &agent.Call_GetContainers{ShowNested: &yes}
-	// The agent reports the address once its launch (CNI ADD included) is over, which LAUNCH_CONTAINER
-	// awaited; a short retry covers an agent that answers before its status caught up.
-	var last error
-	for attempt := 0; attempt < 20; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		resp, err := r.sender.Send(ctx, agentcalls.NonStreaming(call))
-		if err != nil {
-			if resp != nil {
-				resp.Close()
-			}
-			last = err
-			continue
-		}
-		var out agent.Response
-		err = resp.Decode(&out)
-		resp.Close()
-		if err != nil {
-			last = fmt.Errorf("decoding GET_CONTAINERS: %w", err)
-			continue
-		}
-		for _, c := range out.GetGetContainers().GetContainers() {
-			// Mesos names a nested container by its own value; its parents are in the status.
-			if !sameContainer(c.GetContainerStatus().GetContainerID(), &id) && !sameContainer(&c.ContainerID, &id) {
-				continue
-			}
-			for _, ni := range c.GetContainerStatus().GetNetworkInfos() {
-				for _, a := range ni.GetIPAddresses() {
-					if ip := a.GetIPAddress(); ip != "" {
-						return ip, nil
-					}
-				}
-			}
-		}
-		last = errors.New(podworker.MsgNoIPAddress + noNetworkHint)
-	}
-	return "", last
-}
-
-func sameContainer(a, b *mesos.ContainerID) bool {
-	for a != nil && b != nil {
-		if a.Value != b.Value {
-			return false
-		}
-		a, b = a.Parent, b.Parent
-	}
-	return a == nil && b == nil
-}
-
-// writeNetworkFiles writes the kubelet's resolv.conf and hosts into the sandbox directory.
+// writeNetworkFiles writes the kubelet's resolv.conf, hosts and hostname into the pod's directory.
 func (r *Runtime) writeNetworkFiles(pod *corev1.Pod, sb *podSandbox, hostname, domain string) error {
 	d := r.cfg.DNS
 	cfg := poddns.Config{ClusterDNS: d.ClusterDNS, ClusterDomain: d.ClusterDomain}
@@ -367,7 +358,7 @@ func (r *Runtime) writeNetworkFiles(pod *corev1.Pod, sb *podSandbox, hostname, d
 			r.cfg.Event(pod, corev1.EventTypeWarning, ev.Reason, ev.Message)
 		}
 	}
-	hostNetwork := sb.podIP == ""
+	hostNetwork := sb.executor == ""
 	var nodeHosts []byte
 	ips := []string{sb.podIP}
 	if hostNetwork {
@@ -380,7 +371,7 @@ func (r *Runtime) writeNetworkFiles(pod *corev1.Pod, sb *podSandbox, hostname, d
 		}
 		ips = []string{r.cfg.Env.HostIP}
 	}
-	if err := os.WriteFile(filepath.Join(sb.dir, resolvConfFile), poddns.ResolvConf(dc, cfg.HostResolvConf), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(sb.filesDir(), resolvConfFile), poddns.ResolvConf(dc, cfg.HostResolvConf), 0o644); err != nil {
 		return err
 	}
 	// containerd's /etc/hostname: the pod's hostname, the node's on the host network.
@@ -389,15 +380,16 @@ func (r *Runtime) writeNetworkFiles(pod *corev1.Pod, sb *podSandbox, hostname, d
 			return fmt.Errorf("reading the node's hostname: %w", err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(sb.dir, hostnameFile), []byte(hostname+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(sb.filesDir(), hostnameFile), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(sb.dir, hostsFile), poddns.Hosts(ips, hostname, domain, pod.Spec.HostAliases, hostNetwork, nodeHosts), 0o644)
+	return os.WriteFile(filepath.Join(sb.filesDir(), hostsFile), poddns.Hosts(ips, hostname, domain, pod.Spec.HostAliases, hostNetwork, nodeHosts), 0o644)
 }
 
-// networkVolumes mounts the sandbox's resolv.conf, hosts and hostname into a container that does not
-// mount something there itself (the kubelet's rule for /etc/hosts, containerd's for the others).
-func networkVolumes(c *corev1.Container) []mesos.Volume {
+// networkVolumes mounts the pod's resolv.conf, hosts and hostname (prefix: the pod's directory
+// relative to the parent's sandbox) into a container that does not mount something there itself (the
+// kubelet's rule for /etc/hosts, containerd's for the others).
+func networkVolumes(c *corev1.Container, prefix string) []mesos.Volume {
 	var out []mesos.Volume
 	for _, f := range []struct{ name, at string }{{resolvConfFile, "/etc/resolv.conf"}, {hostsFile, "/etc/hosts"}, {hostnameFile, "/etc/hostname"}} {
 		mounted := false
@@ -412,116 +404,19 @@ func networkVolumes(c *corev1.Container) []mesos.Volume {
 			Mode:          mesos.RW.Enum(),
 			Source: &mesos.Volume_Source{
 				Type:        mesos.Volume_Source_SANDBOX_PATH,
-				SandboxPath: &mesos.Volume_Source_SandboxPath{Type: mesos.Volume_Source_SandboxPath_PARENT, Path: f.name},
+				SandboxPath: &mesos.Volume_Source_SandboxPath{Type: mesos.Volume_Source_SandboxPath_PARENT, Path: path.Join(prefix, f.name)},
 			},
 		})
 	}
 	return out
 }
 
-// StopPodSandbox implements podworker.SandboxRuntime: kill, wait and remove the sandbox container
-// (also one a failed or interrupted RunPodSandbox may have left).
-func (r *Runtime) StopPodSandbox(ctx context.Context, pod *corev1.Pod) error {
-	return r.stopSandbox(ctx, SandboxContainerID(pod.UID))
-}
-
-// stopSandbox kills a sandbox (the agent destroys its nested containers first), waits for its end
-// and deletes its directory; a sandbox the agent does not know is gone. No REMOVE_CONTAINER: a Mesos
-// agent aborts on one for a container without a parent (MesosContainerizerProcess::remove:
-// CHECK(containerId.has_parent())); it forgets a destroyed standalone container by itself, but
-// garbage-collects its directory only with --gc_non_executor_container_sandboxes.
-func (r *Runtime) stopSandbox(ctx context.Context, id mesos.ContainerID) error {
-	err := r.call(ctx, agentcalls.KillContainer(id))
-	if err != nil && !apierrors.CodeNotFound.Matches(err) {
-		return fmt.Errorf("killing the pod sandbox %s: %w", id.Value, err)
-	}
-	if err == nil {
-		if _, err := WaitContainer(ctx, r.waiter, id); err != nil && !apierrors.CodeNotFound.Matches(err) {
-			return fmt.Errorf("waiting for the pod sandbox %s: %w", id.Value, err)
-		}
-	}
+// StopPodSandbox implements podworker.SandboxRuntime once the pod's containers are removed: the pod
+// is no longer ready. A sandbox executor is the framework's to kill (it then takes its directory with
+// it); on the host's network the pod's directory is removed by CleanupPod.
+func (r *Runtime) StopPodSandbox(_ context.Context, pod *corev1.Pod) error {
 	r.mu.Lock()
-	delete(r.owned, id.Value)
+	delete(r.sandboxes, pod.UID)
 	r.mu.Unlock()
-	if r.cfg.WorkDir != "" {
-		// Its directory is the executor's user's; <work_dir>/containers is the agent's, so an
-		// executor that is not root may only empty it.
-		dir := filepath.Join(r.cfg.WorkDir, "containers", id.Value)
-		if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("removing the directory of pod sandbox %s: %w", id.Value, err)
-		}
-	}
 	return nil
-}
-
-// StopAllSandboxes stops every sandbox this runtime launched and has not stopped yet: standalone
-// containers outlive the executor, so it calls this before it exits (pods cut short by the end of the
-// shutdown grace period or of its context). It returns how many it stopped.
-func (r *Runtime) StopAllSandboxes(ctx context.Context) (int, error) {
-	r.mu.Lock()
-	ids := make([]string, 0, len(r.owned))
-	for id := range r.owned {
-		ids = append(ids, id)
-	}
-	r.mu.Unlock()
-	var errs []error
-	for _, id := range ids {
-		if err := r.stopSandbox(ctx, mesos.ContainerID{Value: id}); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return len(ids) - len(errs), errors.Join(errs...)
-}
-
-// reapOrphans stops the sandboxes an executor of this framework left on the agent when it was killed
-// (GET_CONTAINERS show_standalone: standalone containers named kubemesos-pod-*, not launched by this
-// runtime, whose directory does not name another framework). RunPodSandbox runs it once before the
-// first sandbox; SetParent (SUBSCRIBED) starts it at the executor's start.
-func (r *Runtime) reapOrphans(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*r.cfg.CallTimeout)
-	defer cancel()
-	yes, no := true, false
-	call := agentcalls.GetContainers()
-	call.GetContainers = &agent.Call_GetContainers{ShowNested: &no, ShowStandalone: &yes}
-	resp, err := r.sender.Send(ctx, agentcalls.NonStreaming(call))
-	if resp != nil {
-		defer resp.Close()
-	}
-	var out agent.Response
-	if err == nil {
-		err = resp.Decode(&out)
-	}
-	if err != nil {
-		r.log().WithError(err).Warn("listing the agent's standalone containers (GET_CONTAINERS) failed: sandboxes a previous executor left are not reaped")
-		return
-	}
-	for _, c := range out.GetGetContainers().GetContainers() {
-		id := c.ContainerID
-		if id.Parent != nil || !strings.HasPrefix(id.Value, SandboxPrefix) {
-			continue
-		}
-		r.mu.Lock()
-		mine := r.owned[id.Value]
-		r.mu.Unlock()
-		if mine {
-			continue
-		}
-		if r.cfg.WorkDir != "" && r.cfg.FrameworkID != "" {
-			if b, err := os.ReadFile(filepath.Join(r.cfg.WorkDir, "containers", id.Value, ownerFile)); err == nil && string(b) != r.cfg.FrameworkID {
-				continue
-			}
-		}
-		if err := r.stopSandbox(ctx, id); err != nil {
-			r.log().WithError(err).WithField("containerID", id.Value).Warn("reaping an orphaned pod sandbox failed")
-			continue
-		}
-		r.log().WithField("containerID", id.Value).Info("reaped a pod sandbox a previous executor left")
-	}
-}
-
-// destroy kills and removes a sandbox whose set-up failed, with a fresh context (ctx may be over).
-func (r *Runtime) destroy(id mesos.ContainerID) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.CallTimeout)
-	defer cancel()
-	_ = r.stopSandbox(ctx, id)
 }

@@ -20,22 +20,16 @@ type TokenSource interface {
 	Token(ctx context.Context, pod *corev1.Pod, audience string, expirationSeconds int64) (string, error)
 }
 
-// VolumesDir is where, in the pod sandbox's directory (the PARENT of the pod's containers), the
-// volumes of the pod are materialized: volumes/<volume name>.
+// VolumesDir is where, in the pod's directory (the PARENT of the pod's containers, or pods/<uid> in
+// it, see sandbox.go), the volumes of the pod are materialized: volumes/<volume name>.
 const VolumesDir = "volumes"
 
-// PodVolumesPath is the directory of a pod's volumes relative to the agent's work_dir (in its
-// sandbox's directory).
-func PodVolumesPath(pod *corev1.Pod) string {
-	return path.Join("containers", SandboxID(pod.UID), VolumesDir)
-}
-
-// PrepareVolumes materializes the pod's volumes under PodVolumesPath: emptyDir as an empty
+// PrepareVolumes materializes the pod's volumes under podDir/VolumesDir: emptyDir as an empty
 // directory, configMap, secret, downwardAPI and projected volumes as files (written once, when the pod
 // starts: later changes of the ConfigMap or Secret are not propagated, and tokens are not refreshed).
 // Volume types it does not know are errors (podtranslate refuses such pods before they get here).
-func PrepareVolumes(ctx context.Context, workDir string, pod *corev1.Pod, pe PodEnv) error {
-	root := filepath.Join(workDir, PodVolumesPath(pod))
+func PrepareVolumes(ctx context.Context, podDir string, pod *corev1.Pod, pe PodEnv) error {
+	root := filepath.Join(podDir, VolumesDir)
 	for _, v := range pod.Spec.Volumes {
 		dir := filepath.Join(root, v.Name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -232,15 +226,16 @@ func writeToken(ctx context.Context, dir string, pod *corev1.Pod, p *corev1.Serv
 	return writeFile(dir, p.Path, []byte(tok), mode(nil, defMode))
 }
 
-// RemoveVolumes deletes a pod's materialized volumes.
-func RemoveVolumes(workDir string, pod *corev1.Pod) error {
-	return os.RemoveAll(filepath.Join(workDir, PodVolumesPath(pod)))
+// RemoveVolumes deletes a pod's materialized volumes (podDir as for PrepareVolumes).
+func RemoveVolumes(podDir string) error {
+	return os.RemoveAll(filepath.Join(podDir, VolumesDir))
 }
 
 // MesosVolumes are the volumes of a container: each volumeMount is the pod volume's directory in the
-// pod sandbox's directory (SANDBOX_PATH of the PARENT, as Mesos' default executor shares task group
-// volumes), read-only when the mount says so. Mounts of unknown volumes are errors.
-func MesosVolumes(pod *corev1.Pod, c *corev1.Container) ([]mesos.Volume, error) {
+// pod's directory, prefix relative to the parent's sandbox (SANDBOX_PATH of the PARENT, as Mesos'
+// default executor shares task group volumes), read-only when the mount says so. Mounts of unknown
+// volumes are errors.
+func MesosVolumes(pod *corev1.Pod, c *corev1.Container, prefix string) ([]mesos.Volume, error) {
 	known := map[string]bool{}
 	for _, v := range pod.Spec.Volumes {
 		known[v.Name] = true
@@ -250,7 +245,7 @@ func MesosVolumes(pod *corev1.Pod, c *corev1.Container) ([]mesos.Volume, error) 
 		if !known[m.Name] {
 			return nil, fmt.Errorf("container %s mounts unknown volume %q", c.Name, m.Name)
 		}
-		rel := path.Join(VolumesDir, m.Name)
+		rel := path.Join(prefix, VolumesDir, m.Name)
 		if m.SubPath != "" {
 			sub := path.Clean(m.SubPath)
 			if path.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") {

@@ -50,7 +50,7 @@ func TestPrepareVolumes(t *testing.T) {
 	if err := PrepareVolumes(context.Background(), sandbox, pod, PodEnv{Lookup: lookup}); err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(sandbox, "containers", "kubemesos-pod-u1", "volumes")
+	root := filepath.Join(sandbox, "volumes")
 	// Writable by a container running as another user than the executor (runAsUser).
 	if fi, err := os.Stat(filepath.Join(root, "scratch")); err != nil {
 		t.Error(err)
@@ -82,7 +82,7 @@ func TestPrepareVolumes(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(root, "creds/token")); fi.Mode().Perm() != 0o600 {
 		t.Errorf("secret mode %v", fi.Mode().Perm())
 	}
-	if err := RemoveVolumes(sandbox, pod); err != nil {
+	if err := RemoveVolumes(sandbox); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(root); !os.IsNotExist(err) {
@@ -108,7 +108,7 @@ func TestMesosVolumes(t *testing.T) {
 		{Name: "data", MountPath: "/data"},
 		{Name: "cfg", MountPath: "/etc/app", ReadOnly: true, SubPath: "app"},
 	}}
-	got, err := MesosVolumes(pod, c)
+	got, err := MesosVolumes(pod, c, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,12 +123,16 @@ func TestMesosVolumes(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("volumes (-want +got):\n%s", diff)
 	}
+	// A host-network pod's directory is pods/<uid> in the kubelet executor's sandbox.
+	if got, err := MesosVolumes(pod, c, "pods/u1"); err != nil || got[0].Source.SandboxPath.Path != "pods/u1/volumes/data" {
+		t.Errorf("with the pods/u1 prefix: %v, %v", got, err)
+	}
 	c.VolumeMounts = []corev1.VolumeMount{{Name: "nope", MountPath: "/x"}}
-	if _, err := MesosVolumes(pod, c); err == nil {
+	if _, err := MesosVolumes(pod, c, ""); err == nil {
 		t.Error("unknown volume accepted")
 	}
 	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/x", SubPath: "../up"}}
-	if _, err := MesosVolumes(pod, c); err == nil {
+	if _, err := MesosVolumes(pod, c, ""); err == nil {
 		t.Error("escaping subPath accepted")
 	}
 }

@@ -453,6 +453,13 @@ func (c *core) sandboxFailed(msg string) {
 	c.sandbox, c.sandboxErr = sbFailed, msg
 }
 
+// sandboxAbandoned records that a killed pod's sandbox was never readied: nothing of it remains.
+func (c *core) sandboxAbandoned() {
+	if c.sandbox == sbPending {
+		c.sandbox = sbNone
+	}
+}
+
 // kill starts graceful termination: SIGTERM now, SIGKILL after grace (at least MinGracePeriod). A
 // second kill can only shorten
 // the deadline, as the kubelet does for a shorter deletion grace period.

@@ -13,13 +13,23 @@ type Sandbox struct {
 	PodIP string
 }
 
+// SandboxSpec is where a pod's sandbox is: on the host's network, or on a CNI pod network held by
+// the container of the pod's sandbox executor (design P: the framework launches it beside the pod
+// task).
+type SandboxSpec struct {
+	// Network is the CNI network ("" for the host's).
+	Network string
+	// Executor is the ExecutorID of the pod's sandbox executor ("" on the host's network).
+	Executor string
+}
+
 // SandboxRuntime is implemented by runtimes that run a pod's containers inside a pod sandbox that
 // holds its network (the kubelet's RunPodSandbox / StopPodSandbox). The worker starts the sandbox
 // before any container and stops it once every container is removed.
 type SandboxRuntime interface {
-	// RunPodSandbox starts the pod's sandbox on network (a CNI network name, "" for the host's) and
-	// returns once it runs with its address. An error means no sandbox exists: the pod fails.
-	RunPodSandbox(ctx context.Context, pod *corev1.Pod, network string) (Sandbox, error)
+	// RunPodSandbox readies the pod's sandbox and returns once it runs with its address. An error
+	// means no sandbox exists: the pod fails (FailedCreatePodSandBox).
+	RunPodSandbox(ctx context.Context, pod *corev1.Pod, spec SandboxSpec) (Sandbox, error)
 	// StopPodSandbox stops and removes the pod's sandbox (and what a failed RunPodSandbox left); it
 	// is a no-op for a pod without one.
 	StopPodSandbox(ctx context.Context, pod *corev1.Pod) error

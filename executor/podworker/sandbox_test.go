@@ -18,10 +18,10 @@ type sandboxRuntime struct {
 	release chan struct{}
 	ip      string
 	err     error
-	network string
+	spec    SandboxSpec
 }
 
-func (s *sandboxRuntime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, network string) (Sandbox, error) {
+func (s *sandboxRuntime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, spec SandboxSpec) (Sandbox, error) {
 	select {
 	case <-s.release:
 	case <-ctx.Done():
@@ -29,7 +29,7 @@ func (s *sandboxRuntime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, net
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.network = network
+	s.spec = spec
 	s.starts = append(s.starts, "sandbox")
 	return Sandbox{PodIP: s.ip}, s.err
 }
@@ -45,7 +45,7 @@ func startSandboxWorker(t *testing.T, pod *corev1.Pod, rt *sandboxRuntime, podIP
 	t.Helper()
 	h := &harness{t: t, rt: rt.fakeRuntime, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
 	prober := &recordingProber{}
-	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, HostIP: "10.0.0.1", PodIP: podIP, PodNetwork: "kubemesos",
+	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, HostIP: "10.0.0.1", PodIP: podIP, PodNetwork: "kubemesos", SandboxExecutor: "kubemesos-pod-" + string(pod.UID),
 		OnStatus: func(s Status) { h.statuses <- s }, Event: h.record, Prober: prober})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,8 @@ func podCondition(s Status, typ corev1.PodConditionType) corev1.PodCondition {
 // containers are removed.
 func TestWorkerStartsContainersInTheSandbox(t *testing.T) {
 	rt := &sandboxRuntime{fakeRuntime: newFakeRuntime(), release: make(chan struct{}), ip: "10.244.1.5"}
-	h := startSandboxWorker(t, testPod(corev1.RestartPolicyNever, []string{"init"}, "main"), rt, "")
+	pod := testPod(corev1.RestartPolicyNever, []string{"init"}, "main")
+	h := startSandboxWorker(t, pod, rt, "")
 	s := h.await("first status", func(Status) bool { return true })
 	if c := podCondition(s, corev1.PodReadyToStartContainers); c.Status != corev1.ConditionFalse || c.Reason != ReasonPodSandboxNotReady || c.Message != MsgNoPodSandbox {
 		t.Errorf("PodReadyToStartContainers before the sandbox = %+v", c)
@@ -116,8 +117,8 @@ func TestWorkerStartsContainersInTheSandbox(t *testing.T) {
 	if diff := cmp.Diff([]string{"init-0", "main-0", "sandbox"}, removed); diff != "" {
 		t.Errorf("removals (-want +got):\n%s", diff)
 	}
-	if rt.network != "kubemesos" {
-		t.Errorf("sandbox network = %q", rt.network)
+	if want := (SandboxSpec{Network: "kubemesos", Executor: "kubemesos-pod-" + string(pod.UID)}); rt.spec != want {
+		t.Errorf("sandbox spec = %+v, want %+v", rt.spec, want)
 	}
 }
 
@@ -153,39 +154,24 @@ func TestWorkerSandboxFailureFailsThePod(t *testing.T) {
 	}
 }
 
-// A pod killed while its sandbox is being created ends once the sandbox exists, which is stopped.
+// A pod killed while its sandbox is being readied stops waiting for it (its sandbox executor may never
+// come: the framework kills the pod task when the sandbox task failed) and ends killed, without
+// starting a container or failing for the sandbox.
 func TestWorkerKilledWhileTheSandboxStarts(t *testing.T) {
 	rt := &sandboxRuntime{fakeRuntime: newFakeRuntime(), release: make(chan struct{}), ip: "10.244.1.6"}
 	h := startSandboxWorker(t, testPod(corev1.RestartPolicyAlways, nil, "main"), rt, "")
 	h.await("first status", func(Status) bool { return true })
 	h.worker.Kill(time.Second)
-	// The kill is taken before the sandbox answers: the worker must not be done yet.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		h.worker.mu.Lock()
-		taken := h.worker.pendingKill == nil
-		h.worker.mu.Unlock()
-		if taken {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("kill not taken")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	select {
-	case <-h.worker.Done():
-		t.Fatal("worker done while its sandbox was being created")
-	default:
-	}
-	close(rt.release)
 	s := h.await("done", func(s Status) bool { return s.Done })
-	if !s.Killed {
-		t.Error("not reported killed")
+	if !s.Killed || s.PodStatus.Reason == EventFailedCreatePodSandBox {
+		t.Errorf("killed %v reason %q, want killed without a sandbox failure", s.Killed, s.PodStatus.Reason)
+	}
+	if evs := h.recorded(); len(evs) != 0 {
+		t.Errorf("events %v", evs)
 	}
 	starts, _, removed := rt.record()
-	if diff := cmp.Diff([]string{"sandbox"}, starts); diff != "" {
-		t.Errorf("starts (-want +got):\n%s", diff)
+	if len(starts) != 0 {
+		t.Errorf("starts %v, want none", starts)
 	}
 	if diff := cmp.Diff([]string{"sandbox"}, removed); diff != "" {
 		t.Errorf("removals (-want +got):\n%s", diff)

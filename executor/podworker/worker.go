@@ -48,9 +48,10 @@ type Config struct {
 	// HostIP and PodIP are written to the pod status (the agent's IP). A sandbox on a pod network
 	// (SandboxRuntime) replaces PodIP with its own; PodIP is empty until then for such a pod.
 	HostIP, PodIP string
-	// PodNetwork is the CNI network of the pod's sandbox (empty: the host's network); it matters only
-	// with a SandboxRuntime.
-	PodNetwork string
+	// PodNetwork is the CNI network of the pod's sandbox (empty: the host's network) and
+	// SandboxExecutor the ExecutorID of the sandbox executor holding it; they matter only with a
+	// SandboxRuntime.
+	PodNetwork, SandboxExecutor string
 	// OnStatus receives every changed status, in order, from the worker's goroutine (required). It
 	// must not block for long.
 	OnStatus func(Status)
@@ -206,12 +207,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	clk := w.cfg.Clock
 	c := newCore(w.pod, w.cfg.HostIP, w.cfg.PodIP, clk.Now())
 	sandboxes, withSandbox := w.cfg.Runtime.(SandboxRuntime)
+	// A kill while the sandbox is being readied stops that (its sandbox executor may never come).
+	sbCtx, stopSandbox := context.WithCancel(inner)
+	defer stopSandbox()
 	if withSandbox {
 		c.sandboxStarting()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sb, err := sandboxes.RunPodSandbox(inner, w.pod, w.cfg.PodNetwork)
+			sb, err := sandboxes.RunPodSandbox(sbCtx, w.pod, SandboxSpec{Network: w.cfg.PodNetwork, Executor: w.cfg.SandboxExecutor})
 			select {
 			case w.evs <- event{kind: evSandbox, sandbox: sb, err: err}:
 			case <-inner.Done():
@@ -330,6 +334,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			ct := c.containers[ev.index]
 			switch ev.kind {
 			case evSandbox:
+				if ev.err != nil && c.terminating && sbCtx.Err() != nil {
+					w.log.Info("pod killed before its sandbox was ready")
+					c.sandboxAbandoned()
+					break
+				}
 				if ev.err != nil {
 					w.log.WithError(ev.err).Warn("the pod sandbox could not be created")
 					w.event(corev1.EventTypeWarning, EventFailedCreatePodSandBox, SandboxFailureMessage(ev.err.Error()))
@@ -419,6 +428,9 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.killed = true
 				w.log.WithField("grace", grace).Info("terminating pod")
 				c.kill(grace, clk.Now())
+				if c.sandbox == sbPending {
+					stopSandbox()
+				}
 			}
 		case <-timerC:
 		case <-ctx.Done():
