@@ -100,6 +100,7 @@ func DefaultConfig() Config {
 		KubeletAddress:     ":0",
 		ClusterDomain:      "cluster.local",
 		ResolvConf:         "/etc/resolv.conf",
+		SandboxTimeout:     nested.SandboxTimeout,
 	}
 }
 
@@ -112,6 +113,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", d.ShutdownMargin, "part of MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD kept to report pods' ends on SHUTDOWN")
 	fs.DurationVar(&c.StatusFlushTimeout, "status-flush-timeout", d.StatusFlushTimeout, "how long unwritten pod statuses are retried before the executor exits")
 	fs.DurationVar(&c.SubscribeBackOff, "subscribe-backoff", d.SubscribeBackOff, "first delay between SUBSCRIBE attempts (doubles up to MESOS_SUBSCRIPTION_BACKOFF_MAX)")
+	fs.DurationVar(&c.SandboxTimeout, "sandbox-timeout", d.SandboxTimeout, "how long a pod on a CNI pod network waits for its sandbox executor's container before it fails with FailedCreatePodSandBox")
 	fs.StringVar(&c.KubeletAddress, "kubelet-address", d.KubeletAddress, "listen address of the kubelet API for kubectl logs/exec (no host: the agent's IP; port 0: any free port, published in the Node's status; empty: disabled)")
 	fs.StringVar(&c.KubeletCertFile, "kubelet-tls-cert-file", d.KubeletCertFile, "serving certificate of the kubelet API (empty: self-signed)")
 	fs.StringVar(&c.KubeletKeyFile, "kubelet-tls-private-key-file", d.KubeletKeyFile, "key of --kubelet-tls-cert-file")
@@ -147,7 +149,7 @@ func (c *Config) Validate() error {
 	if _, err := c.clusterDNS(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.ShutdownMargin < 0 || c.StatusFlushTimeout < 0 || c.SubscribeBackOff < 0 {
+	if c.ShutdownMargin < 0 || c.StatusFlushTimeout < 0 || c.SubscribeBackOff < 0 || c.SandboxTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	return errors.Join(errs...)

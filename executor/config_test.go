@@ -76,4 +76,16 @@ func TestFlagsAndValidate(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Error("invalid host IP and log level accepted")
 	}
+	var d Config
+	fs = pflag.NewFlagSet("executor", pflag.ContinueOnError)
+	d.BindFlags(fs)
+	if d.SandboxTimeout != 2*time.Minute {
+		t.Errorf("default --sandbox-timeout %s, want the kubelet's 2m runtime request timeout", d.SandboxTimeout)
+	}
+	if err := fs.Parse([]string{"--sandbox-timeout=-1s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Validate(); err == nil {
+		t.Error("a negative --sandbox-timeout accepted")
+	}
 }
