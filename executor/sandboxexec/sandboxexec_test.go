@@ -127,7 +127,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func newAgent(t *testing.T, m *master, mutate func(*agent.Config)) *agent.Agent {
+func newAgent(t testing.TB, m *master, mutate func(*agent.Config)) *agent.Agent {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -163,7 +163,7 @@ func scalar(name string, v float64) mesos.Resource {
 
 // sandboxExecutor is the ExecutorInfo the framework gives a pod's sandbox, with this test binary as
 // the executor's binary.
-func sandboxExecutor(t *testing.T, uid string, container *mesos.ContainerInfo) *mesos.ExecutorInfo {
+func sandboxExecutor(t testing.TB, uid string, container *mesos.ContainerInfo) *mesos.ExecutorInfo {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
