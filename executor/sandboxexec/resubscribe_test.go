@@ -93,7 +93,9 @@ func runAgainst(t *testing.T, checkpoint bool) (*fakeAgent, chan error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sandboxexec.Run(ctx, sandboxexec.Config{Getenv: func(k string) string { return env[k] }, NoSignals: true}) }()
+	go func() {
+		done <- sandboxexec.Run(ctx, sandboxexec.Config{Getenv: func(k string) string { return env[k] }, NoSignals: true})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done
