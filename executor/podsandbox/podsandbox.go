@@ -1,11 +1,10 @@
-// Package podsandbox is `kubemesos pod-sandbox`, the process of every pod's sandbox container: the
-// nested container the executor launches first for a pod, which holds the pod's network namespace
-// (Mesos' network/cni attaches it to the pod network) and under which the pod's containers run. Like
-// the kubelet's pause container it waits for SIGTERM and exits 0; unlike it, it also carries `kubectl
-// port-forward` connections into that network namespace: it serves a unix socket, SocketName, in its
-// sandbox directory (its working directory, which the executor reaches on the host's filesystem:
-// <executor sandbox>/containers/<sandbox container ID>/), and connects each client to a port of the
-// pod's localhost. A unix socket bound to a path is reachable from any network namespace.
+// Package podsandbox is the pod side of `kubectl port-forward` and `kubemesos pod-sandbox`'s pause
+// mode. A pod's sandbox (design P: its sandbox executor, package sandboxexec) carries port-forward
+// connections into the pod's network namespace: it serves a unix socket, SocketName, in its sandbox
+// directory, which the kubelet executor reaches on the host's filesystem, and connects each client to
+// a port of the pod's localhost. A unix socket bound to a path is reachable from any network
+// namespace. Started without an agent, `kubemesos pod-sandbox` is a pause process (Run): it serves the
+// socket in $MESOS_SANDBOX and waits for SIGTERM, then exits 0.
 //
 // The protocol on a connection: the client writes "<port>\n"; the sandbox answers "ok\n" and then
 // relays bytes both ways, or "error <text>\n" and closes.
