@@ -812,44 +812,14 @@ func TestPodNetworkSandboxContainer(t *testing.T) {
 }
 
 // Bad input: a pod network the agents do not have. The launch fails with Mesos' own words, which the
-// pod shows in a FailedCreatePodSandBox Warning and its status; the task ends and nothing of the
-// sandbox is left on the agent.
+// pod shows in a FailedCreatePodSandBox Warning and its status (message or a condition); the task
+// ends and nothing of the sandbox is left on the agent.
 func TestPodNetworkUnknownNetwork(t *testing.T) {
 	e := newPodNetworkEnv(t, envOptions{Agents: 1, FrameworkArgs: []string{"--pod-network=nosuch"}})
 	before := e.netResidue()
 	e.createPod("lost", podSpec(sleeper))
 	const mesosText = "Unknown CNI network 'nosuch'"
-	e.eventually("a FailedCreatePodSandBox Warning with Mesos' text", 2*time.Minute, func(ctx context.Context) (bool, error) {
-		evs, err := e.kube.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=lost,reason=FailedCreatePodSandBox"})
-		if err != nil {
-			return false, err
-		}
-		for _, ev := range evs.Items {
-			if ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, mesosText) {
-				t.Logf("event: %s %s: %s", ev.Type, ev.Reason, ev.Message)
-				return true, nil
-			}
-		}
-		return false, fmt.Errorf("events %v", evs.Items)
-	})
-	// As the kubelet: the pod's status says why (the pod fails: a Mesos task ends where the kubelet
-	// would retry), and PodReadyToStartContainers is False for want of a sandbox.
-	var p *corev1.Pod
-	e.eventually("the pod Failed with Mesos' text and no sandbox", time.Minute, func(ctx context.Context) (bool, error) {
-		var err error
-		if p, err = e.kube.CoreV1().Pods(e.ns).Get(ctx, "lost", metav1.GetOptions{}); err != nil {
-			return false, err
-		}
-		var cond corev1.PodCondition
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReadyToStartContainers {
-				cond = c
-			}
-		}
-		ok := p.Status.Phase == corev1.PodFailed && p.Status.Reason == "FailedCreatePodSandBox" &&
-			strings.Contains(p.Status.Message, mesosText) && cond.Status == corev1.ConditionFalse && cond.Reason == "PodSandboxNotReady"
-		return ok, fmt.Errorf("phase %s reason %q message %q, PodReadyToStartContainers %+v", p.Status.Phase, p.Status.Reason, p.Status.Message, cond)
-	})
+	p := e.waitSandboxFailure("lost", mesosText)
 	t.Logf("pod lost: %s %s: %s", p.Status.Phase, p.Status.Reason, p.Status.Message)
 	e.eventually("the pod's task to end", time.Minute, func(ctx context.Context) (bool, error) {
 		st, err := e.mesosState(ctx)
@@ -885,6 +855,42 @@ func TestPodNetworkUnknownNetwork(t *testing.T) {
 		after := e.netResidue()
 		return after == before, fmt.Errorf("network objects before %+v, now %+v", before, after)
 	})
+}
+
+// waitSandboxFailure waits for a pod that failed for want of a sandbox: a FailedCreatePodSandBox
+// Warning with text, and the pod Failed with reason FailedCreatePodSandBox and text in its message or
+// in a condition's.
+func (e *env) waitSandboxFailure(name, text string) *corev1.Pod {
+	e.t.Helper()
+	var p *corev1.Pod
+	e.eventually(fmt.Sprintf("pod %s Failed for want of a sandbox, saying %q", name, text), 2*time.Minute, func(ctx context.Context) (bool, error) {
+		var err error
+		if p, err = e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return false, err
+		}
+		if p.Status.Phase == corev1.PodRunning {
+			return false, fatalf("pod %s runs (podIP %s)", name, p.Status.PodIP)
+		}
+		said := strings.Contains(p.Status.Message, text)
+		for _, c := range p.Status.Conditions {
+			said = said || strings.Contains(c.Message, text)
+		}
+		if p.Status.Phase != corev1.PodFailed || p.Status.Reason != "FailedCreatePodSandBox" || !said {
+			return false, fmt.Errorf("phase %s reason %q message %q conditions %+v", p.Status.Phase, p.Status.Reason, p.Status.Message, p.Status.Conditions)
+		}
+		evs, err := e.kube.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=FailedCreatePodSandBox"})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, text) {
+				e.t.Logf("event: %s %s: %s", ev.Type, ev.Reason, ev.Message)
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("no FailedCreatePodSandBox Warning with the text among %d", len(evs.Items))
+	})
+	return p
 }
 
 // agentCall sends a call to an agent's operator API (protobuf).
