@@ -84,11 +84,8 @@ func containerKey(id *mesos.ContainerID) string {
 }
 
 // validateContainerID is validation::container::validateContainerId (src/slave/validation.cpp) with
-// common::validation::validateID, and their texts.
-//
-// One rule is not applied yet: Mesos also refuses a '.' in ContainerID.value (its string form joins
-// the chain with periods). kubemesos' executor names its pod sandboxes with a '.' today; refusing it
-// here would fail every pod until the executor's IDs change (reported to the lead).
+// common::validation::validateID, and their texts. '.' is refused because Mesos' string form of a
+// ContainerID joins the chain with periods.
 func validateContainerID(id *mesos.ContainerID) string {
 	v := id.Value
 	switch {
@@ -102,7 +99,7 @@ func validateContainerID(id *mesos.ContainerID) string {
 		return "'" + v + "' contains invalid characters"
 	case len(v) > 242: // MAX_CONTAINER_ID_LENGTH
 		return "'ContainerID.value' '" + v + "' exceeds the maximum length (242)"
-	case strings.Contains(v, " "):
+	case strings.ContainsAny(v, ". "):
 		return "'ContainerID.value' '" + v + "' contains invalid characters"
 	}
 	if id.Parent != nil {
