@@ -863,11 +863,18 @@ func TestPodNetworkUnknownNetwork(t *testing.T) {
 func (e *env) waitSandboxFailure(name, text string) *corev1.Pod {
 	e.t.Helper()
 	var p *corev1.Pod
+	var seen string // what the pod said last, should the client's rate limiter end the wait
+	defer func() {
+		if e.t.Failed() {
+			e.t.Logf("pod %s last seen: %s", name, seen)
+		}
+	}()
 	e.eventually(fmt.Sprintf("pod %s Failed for want of a sandbox, saying %q", name, text), 2*time.Minute, func(ctx context.Context) (bool, error) {
 		var err error
 		if p, err = e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 			return false, err
 		}
+		seen = fmt.Sprintf("phase %s reason %q message %q conditions %+v", p.Status.Phase, p.Status.Reason, p.Status.Message, p.Status.Conditions)
 		if p.Status.Phase == corev1.PodRunning {
 			return false, fatalf("pod %s runs (podIP %s)", name, p.Status.PodIP)
 		}
