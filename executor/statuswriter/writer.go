@@ -301,6 +301,17 @@ func statusPatch(uid types.UID, current, status corev1.PodStatus) ([]byte, error
 	return json.Marshal(patch)
 }
 
+// keepTerminalReason keeps the reason and message of a pod already ended by someone else (the framework
+// ends pods whose sandbox Mesos could not create) when the executor's own terminal status has none: the
+// executor's last write after such a kill must not erase why the pod failed.
+func keepTerminalReason(current, status corev1.PodStatus) corev1.PodStatus {
+	terminal := func(p corev1.PodPhase) bool { return p == corev1.PodFailed || p == corev1.PodSucceeded }
+	if terminal(current.Phase) && current.Phase == status.Phase && status.Reason == "" && status.Message == "" {
+		status.Reason, status.Message = current.Reason, current.Message
+	}
+	return status
+}
+
 func (w *Writer) write(ctx context.Context, e *entry) error {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
 	defer cancel()
@@ -313,7 +324,7 @@ func (w *Writer) write(ctx context.Context, e *entry) error {
 	case current.UID != e.uid:
 		return fmt.Errorf("pod %s/%s is now UID %s: %w", e.namespace, e.name, current.UID, errGone)
 	}
-	body, err := statusPatch(e.uid, current.Status, e.status)
+	body, err := statusPatch(e.uid, current.Status, keepTerminalReason(current.Status, e.status))
 	if err != nil {
 		return fmt.Errorf("encoding status of pod %s/%s: %w", e.namespace, e.name, err)
 	}

@@ -345,3 +345,23 @@ func TestPatchRemovesWhatTheNewStatusDropped(t *testing.T) {
 		t.Errorf("stored status (-want +got):\n%s", diff)
 	}
 }
+
+func TestTerminalReasonOfAnotherWriterIsKept(t *testing.T) {
+	p := pod("x")
+	p.Status = corev1.PodStatus{Phase: corev1.PodFailed, Reason: "FailedCreatePodSandBox", Message: "Failed to create pod sandbox: no IP"}
+	cs := fake.NewClientset(p)
+	w := New(cs, Config{Clock: clocktesting.NewFakeClock(t0)})
+	run(t, w)
+	w.Set(p, 1, corev1.PodStatus{Phase: corev1.PodFailed, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}})
+	flush(t, w)
+	got := getPod(t, cs, "x").Status
+	if got.Reason != "FailedCreatePodSandBox" || got.Message != "Failed to create pod sandbox: no IP" || len(got.Conditions) != 1 {
+		t.Errorf("stored status %+v: the framework's reason and message must stay", got)
+	}
+	// The executor's own reason wins, and a pod that is not terminal yet gets exactly what is written.
+	w.Set(p, 2, corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: "m"})
+	flush(t, w)
+	if got := getPod(t, cs, "x").Status; got.Reason != "Evicted" || got.Message != "m" {
+		t.Errorf("stored status %+v, want the executor's reason", got)
+	}
+}
