@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -39,13 +40,30 @@ func (s *sched) endPod(ctx context.Context, pod *corev1.Pod, phase corev1.PodPha
 
 // endPodWith is endPod recording the event with the given reason.
 func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message, event string) error {
-	p := pod.DeepCopy()
-	p.Status.Phase = phase
-	p.Status.Reason, p.Status.Message = reason, message
 	now := s.clock.Now()
-	setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
-	setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
-	if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+	current := pod
+	// The executor writes the same pod's status (conditions while it waits for a sandbox): on a conflict
+	// the write is redone on the pod as the API server has it, so Mesos' reason is not lost.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p := current.DeepCopy()
+		p.Status.Phase = phase
+		p.Status.Reason, p.Status.Message = reason, message
+		setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
+		setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
+		_, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			fresh, gerr := s.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			if gerr != nil {
+				return gerr
+			}
+			if fresh.UID != pod.UID {
+				return apierrors.NewNotFound(corev1.Resource("pods"), pod.Name)
+			}
+			current = fresh
+		}
+		return err
+	})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}

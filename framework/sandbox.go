@@ -54,7 +54,10 @@ func (s *sched) handleSandboxUpdate(ctx context.Context, uid types.UID, st *meso
 
 	// The sandbox ended on its own: the pod's containers lost their network and parent.
 	text := sandboxText(st)
-	if pod.DeletionTimestamp == nil && !podFinished(pod) && pod.Status.Phase != corev1.PodRunning {
+	// A pod the executor already ended without a reason (it was told to stop waiting for this sandbox)
+	// still gets Mesos' account of why.
+	failedSilently := pod.Status.Phase == corev1.PodFailed && pod.Status.Reason == ""
+	if pod.DeletionTimestamp == nil && (!podFinished(pod) || failedSilently) && pod.Status.Phase != corev1.PodRunning {
 		msg := "Failed to create pod sandbox: " + text
 		if err := s.endPodWith(ctx, pod, corev1.PodFailed, PodReasonFailedCreatePodSandBox, msg, EventFailedCreatePodSandBox); err != nil {
 			return err

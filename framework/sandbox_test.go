@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -9,8 +10,11 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubemesos/kubemesos/podtranslate"
@@ -331,4 +335,68 @@ func keysOf[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// The executor writes the pod while it waits for its sandbox (a conflict on the framework's write) and
+// may end it without a reason when told to stop waiting: Mesos' reason still reaches the pod.
+func TestSandboxFailureReasonSurvivesTheExecutorsWrites(t *testing.T) {
+	f := newNetworkFixture(t, pod("a", "uid-a"))
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+	f.refreshCache("default", "a")
+	f.drain()
+	f.events()
+
+	// What the executor wrote: Failed, no reason; the framework's cache has not seen it.
+	p, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodFailed
+	executorWrite := p.DeepCopy()
+	conflicts := 0
+	f.kube.PrependReactor("update", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" || conflicts > 0 {
+			return false, nil, nil
+		}
+		conflicts++
+		if err := f.kube.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), executorWrite, "default"); err != nil {
+			t.Error(err)
+		}
+		return true, nil, apierrors.NewConflict(corev1.Resource("pods"), "a", errors.New("the object has been modified"))
+	})
+
+	st := status("sandbox-uid-a", "a1", mesos.TASK_FAILED, mesos.SOURCE_AGENT, mesos.REASON_CONTAINER_LAUNCH_FAILED.Enum(), []byte("s1"))
+	st.Message = ptr.To("Failed to launch container: no IP addresses available")
+	f.update(st)
+	f.drain()
+
+	got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conflicts != 1 || got.Status.Phase != corev1.PodFailed || got.Status.Reason != "FailedCreatePodSandBox" ||
+		got.Status.Message != "Failed to create pod sandbox: Failed to launch container: no IP addresses available" {
+		t.Errorf("conflicts %d, pod status = %s/%s/%q", conflicts, got.Status.Phase, got.Status.Reason, got.Status.Message)
+	}
+
+	// A pod already Failed without a reason in the cache gets it too.
+	f2 := newNetworkFixture(t, pod("b", "uid-b"))
+	f2.offers(offer("o1", "a1", "h1", 4, 4096))
+	f2.s.cycle(f2.ctx)
+	f2.refreshCache("default", "b")
+	f2.drain()
+	pb, _ := f2.kube.CoreV1().Pods("default").Get(f2.ctx, "b", metav1.GetOptions{})
+	pb.Status.Phase = corev1.PodFailed
+	if _, err := f2.kube.CoreV1().Pods("default").UpdateStatus(f2.ctx, pb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f2.refreshCache("default", "b")
+	st2 := status("sandbox-uid-b", "a1", mesos.TASK_FAILED, mesos.SOURCE_AGENT, mesos.REASON_CONTAINER_LAUNCH_FAILED.Enum(), []byte("s2"))
+	st2.Message = ptr.To("Failed to launch container: x")
+	f2.update(st2)
+	f2.drain()
+	if gb, _ := f2.kube.CoreV1().Pods("default").Get(f2.ctx, "b", metav1.GetOptions{}); gb.Status.Reason != "FailedCreatePodSandBox" {
+		t.Errorf("pod b status = %s/%s/%q", gb.Status.Phase, gb.Status.Reason, gb.Status.Message)
+	}
 }
