@@ -268,12 +268,6 @@ func busyboxRegistry(t testing.TB) string {
 // too: the sandbox's resolv.conf and hosts volumes are mounted over what network/cni puts into its
 // rootfs (the root container's files).
 func TestIsolatedPodNetworkImageContainer(t *testing.T) {
-	// On Mesos, network/cni bind-mounts a rootfs container's network files in isolate() (its
-	// NetworkCniIsolatorSetup), before the launch helper makes the ContainerLaunchInfo mounts
-	// (launch.cpp waits on its pipe, then prepareMounts), so volumes at /etc/hosts and
-	// /etc/resolv.conf win. The simulator's network/cni adds them as LaunchInfo mounts after the
-	// volumes', which hide the executor's files: this test passes once that matches Mesos.
-	t.Skip("simulator deviation (mesossim/containerizer network_cni.go): network files of a rootfs container are mounted after its volumes, not in isolate() before them as on Mesos")
 	host := hostAddress(t)
 	name, confDir := podNetwork(t, 94)
 	plugins := cniPlugins(t)
