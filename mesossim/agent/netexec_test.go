@@ -175,6 +175,13 @@ func TestExecutorContainerOnThePodNetwork(t *testing.T) {
 	}
 	appDir := filepath.Join(ex.Directory, "containers", app.Value)
 	var out string
+	// On a timeout, say what the container and the agent knew (a flake seen once under make test's load).
+	t.Cleanup(func() {
+		if t.Failed() {
+			errb, _ := os.ReadFile(filepath.Join(appDir, "stderr"))
+			t.Logf("pod container stdout %q stderr %q; containers %+v", out, errb, p.getContainers(t, true))
+		}
+	})
 	waitFor(t, "the pod container's output", func() bool {
 		b, _ := os.ReadFile(filepath.Join(appDir, "stdout"))
 		out = string(b)
