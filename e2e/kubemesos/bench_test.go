@@ -89,7 +89,7 @@ func BenchmarkPodStart(b *testing.B) {
 			if m := agentMode(); !m.Isolating {
 				b.Skipf("the agents run %s", m)
 			}
-			e := newEnv(b, envOptions{Agents: 1, FrameworkArgs: []string{"--pod-network=" + network}})
+			e := newEnv(b, envOptions{Agents: 1, PodNetwork: network != "host", FrameworkArgs: []string{"--pod-network=" + network}})
 			ctx := context.Background()
 			spec := podSpec(sleeper)
 			spec.TerminationGracePeriodSeconds = ptr.To[int64](1)

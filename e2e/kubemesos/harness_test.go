@@ -58,6 +58,10 @@ type envOptions struct {
 	Services bool
 	// ClusterDNS runs CoreDNS for the env (see env.startClusterDNS) once the framework runs.
 	ClusterDNS bool
+	// PodNetwork runs the framework with --pod-network kubemesos (Services and ClusterDNS imply it);
+	// other envs use --pod-network host: a pod on the pod network also starts its sandbox executor,
+	// fetched from the framework like the kubelet executor, which the rest of the suite does not need.
+	PodNetwork bool
 }
 
 // env is one test's world: a namespace of the shared control plane, a simulated Mesos cluster, the
@@ -78,6 +82,8 @@ type env struct {
 	mode simhost.Mode
 	// network is the agents' pod network (isolating mode), nil in process mode.
 	network *simhost.Network
+	// podNetwork: the framework puts pods on network (envOptions.PodNetwork).
+	podNetwork bool
 	// dns is set once CoreDNS runs in the env's namespace (envOptions.ClusterDNS).
 	dns bool
 	// kubeProxy is set once kube-proxy runs for the env (envOptions.Services).
@@ -147,6 +153,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if e.network, err = simhost.Configure(&simCfg, e.mode, e.imageRegistry, log); err != nil {
 		t.Fatal(err)
 	}
+	e.podNetwork = opts.PodNetwork || opts.Services || opts.ClusterDNS
 	e.sim, err = mesossim.StartCluster(simCfg)
 	if err != nil {
 		t.Fatalf("starting mesossim: %v", err)
@@ -310,7 +317,11 @@ func (e *env) frameworkArgs(extra []string) []string {
 		"--node-lease-duration=20s",
 		"--log-level=info",
 	}
-	args = append(args, e.network.FrameworkArgs()...)
+	if e.podNetwork {
+		args = append(args, e.network.FrameworkArgs()...)
+	} else {
+		args = append(args, (*simhost.Network)(nil).FrameworkArgs()...)
+	}
 	return append(args, extra...)
 }
 

@@ -50,6 +50,7 @@ const (
 // isolator), whose framework runs with --pod-network kubemesos (the harness' default there).
 func newPodNetworkEnv(t *testing.T, opts envOptions) *env {
 	t.Helper()
+	opts.PodNetwork = true
 	e := newIsolatingEnv(t, opts)
 	if e.network == nil {
 		t.Fatal("isolating agents without a pod network")
