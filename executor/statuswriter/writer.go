@@ -301,12 +301,19 @@ func statusPatch(uid types.UID, current, status corev1.PodStatus) ([]byte, error
 	return json.Marshal(patch)
 }
 
-// keepTerminalReason keeps the reason and message of a pod already ended by someone else (the framework
-// ends pods whose sandbox Mesos could not create) when the executor's own terminal status has none: the
-// executor's last write after such a kill must not erase why the pod failed.
+// keepTerminalReason keeps a pod already ended by someone else (the framework ends pods whose sandbox
+// Mesos could not create) ended: like the kubelet's status manager it never moves a terminal phase back,
+// and it keeps the reason and message when the executor's status has none, so the executor's writes
+// after such a kill do not erase why the pod failed.
 func keepTerminalReason(current, status corev1.PodStatus) corev1.PodStatus {
 	terminal := func(p corev1.PodPhase) bool { return p == corev1.PodFailed || p == corev1.PodSucceeded }
-	if terminal(current.Phase) && current.Phase == status.Phase && status.Reason == "" && status.Message == "" {
+	if !terminal(current.Phase) {
+		return status
+	}
+	if !terminal(status.Phase) {
+		status.Phase = current.Phase
+	}
+	if current.Phase == status.Phase && status.Reason == "" && status.Message == "" {
 		status.Reason, status.Message = current.Reason, current.Message
 	}
 	return status

@@ -352,14 +352,20 @@ func TestTerminalReasonOfAnotherWriterIsKept(t *testing.T) {
 	cs := fake.NewClientset(p)
 	w := New(cs, Config{Clock: clocktesting.NewFakeClock(t0)})
 	run(t, w)
-	w.Set(p, 1, corev1.PodStatus{Phase: corev1.PodFailed, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}})
+	// A status computed before the executor learnt of the kill (Pending) does not move the pod back.
+	w.Set(p, 1, corev1.PodStatus{Phase: corev1.PodPending})
+	flush(t, w)
+	if got := getPod(t, cs, "x").Status; got.Phase != corev1.PodFailed || got.Reason != "FailedCreatePodSandBox" {
+		t.Errorf("stored status %+v after a Pending write: the pod must stay Failed with its reason", got)
+	}
+	w.Set(p, 2, corev1.PodStatus{Phase: corev1.PodFailed, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}})
 	flush(t, w)
 	got := getPod(t, cs, "x").Status
 	if got.Reason != "FailedCreatePodSandBox" || got.Message != "Failed to create pod sandbox: no IP" || len(got.Conditions) != 1 {
 		t.Errorf("stored status %+v: the framework's reason and message must stay", got)
 	}
 	// The executor's own reason wins, and a pod that is not terminal yet gets exactly what is written.
-	w.Set(p, 2, corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: "m"})
+	w.Set(p, 3, corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: "m"})
 	flush(t, w)
 	if got := getPod(t, cs, "x").Status; got.Reason != "Evicted" || got.Message != "m" {
 		t.Errorf("stored status %+v, want the executor's reason", got)
