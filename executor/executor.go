@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/kubemesos/kubemesos/executor/execstream"
 	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/kubeletapi"
 	"github.com/kubemesos/kubemesos/executor/nested"
@@ -350,35 +351,14 @@ func (e *executorLoop) dial(ctx context.Context) {
 	e.connWG.Add(1)
 	go func() {
 		defer e.connWG.Done()
-		report := func(m connMsg) bool {
+		execstream.Run(connCtx, e.subscriber, sub, func(ev *mesosexec.Event, err error) bool {
 			select {
-			case e.conn <- m:
+			case e.conn <- connMsg{event: ev, err: err}:
 				return true
 			case <-connCtx.Done():
 				return false
 			}
-		}
-		resp, err := e.subscriber.Send(connCtx, calls.NonStreaming(sub))
-		if err != nil {
-			if resp != nil {
-				resp.Close()
-			}
-			report(connMsg{err: fmt.Errorf("subscribing: %w", err)})
-			return
-		}
-		stop := context.AfterFunc(connCtx, func() { resp.Close() })
-		defer stop()
-		defer resp.Close()
-		for {
-			var ev mesosexec.Event
-			if err := resp.Decode(&ev); err != nil {
-				report(connMsg{err: err})
-				return
-			}
-			if !report(connMsg{event: &ev}) {
-				return
-			}
-		}
+		})
 	}()
 }
 

@@ -35,6 +35,7 @@ import (
 	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/sirupsen/logrus"
 
+	"github.com/kubemesos/kubemesos/executor/execstream"
 	"github.com/kubemesos/kubemesos/executor/podsandbox"
 )
 
@@ -310,35 +311,14 @@ func (s *sandboxExecutor) dial(ctx context.Context) {
 	s.connWG.Add(1)
 	go func() {
 		defer s.connWG.Done()
-		report := func(m connMsg) bool {
+		execstream.Run(connCtx, s.subscriber, sub, func(ev *mesosexec.Event, err error) bool {
 			select {
-			case s.conn <- m:
+			case s.conn <- connMsg{event: ev, err: err}:
 				return true
 			case <-connCtx.Done():
 				return false
 			}
-		}
-		resp, err := s.subscriber.Send(connCtx, calls.NonStreaming(sub))
-		if err != nil {
-			if resp != nil {
-				resp.Close()
-			}
-			report(connMsg{err: fmt.Errorf("subscribing: %w", err)})
-			return
-		}
-		stop := context.AfterFunc(connCtx, func() { resp.Close() })
-		defer stop()
-		defer resp.Close()
-		for {
-			var ev mesosexec.Event
-			if err := resp.Decode(&ev); err != nil {
-				report(connMsg{err: err})
-				return
-			}
-			if !report(connMsg{event: &ev}) {
-				return
-			}
-		}
+		})
 	}()
 }
 
