@@ -44,6 +44,9 @@ type config struct {
 	agents        int
 	mesosListen   string
 	imageCommands map[string]string
+	// imageFallback gives images without an --image-command the default one ("*"); false: a
+	// container of an image the agents' registry lacks fails to launch, as in Mesos.
+	imageFallback bool
 	cacheDir      string
 	// imageStore builds the real image store for the agents' registry (false: config-only stand-ins);
 	// imageRegistry is the store's directory once built ("" when it could not be).
@@ -60,6 +63,14 @@ type config struct {
 // agents' local registry and has no --image-command of its own: the simulator cannot pull images, so
 // it stands in for the image's entrypoint with a process that runs until it is told to stop.
 const defaultImageCommand = `trap 'exit 0' TERM; while :; do sleep 1; done`
+
+// addDefaultImageCommand gives cmds the stand-in for any image ("*") unless one was given or the
+// fallback is off.
+func addDefaultImageCommand(cmds map[string]string, fallback bool) {
+	if _, ok := cmds["*"]; !ok && fallback {
+		cmds["*"] = defaultImageCommand
+	}
+}
 
 func main() {
 	// The agents re-execute local-up as Mesos' launch helper (`mesos-containerizer launch`).
@@ -89,6 +100,7 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 		cfg.imageCommands[image] = command
 		return nil
 	})
+	fs.BoolVar(&cfg.imageFallback, "image-fallback", true, `give an image without an --image-command the default stand-in ("*": a sleep loop); false: a container of an image the agents' registry lacks fails as in Mesos ("Failed to find archive for image ..."), as conformance runs need`)
 	fs.StringVar(&cfg.frameworkListen, "framework-listen", "127.0.0.1:10260", "address of the kubemesos framework's HTTP server (port 0: any free port)")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "cache of built Kubernetes binaries and images (default $KUBEMESOS_CACHE_DIR or ~/.cache/kubemesos)")
 	fs.BoolVar(&cfg.imageStore, "image-store", true, "give the agents the real image store (busybox, agnhost, pause, nonewprivs, nonroot built offline; see e2e/imagestore); false: config-only stand-ins")
@@ -99,9 +111,7 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
-	if _, ok := cfg.imageCommands["*"]; !ok {
-		cfg.imageCommands["*"] = defaultImageCommand
-	}
+	addDefaultImageCommand(cfg.imageCommands, cfg.imageFallback)
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
