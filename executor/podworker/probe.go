@@ -38,7 +38,7 @@ type NetProber struct {
 
 var _ Prober = (*NetProber)(nil)
 
-// ErrProbeUnsupported is returned for probe handlers this executor cannot run (gRPC, exec without an
+// ErrProbeUnsupported is returned for probe handlers this executor cannot run (exec without an
 // Execer runtime); such a probe fails.
 var ErrProbeUnsupported = errors.New("probe type not supported")
 
@@ -76,7 +76,7 @@ func (n *NetProber) Probe(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 		}
 		return nil
 	case p.GRPC != nil:
-		return fmt.Errorf("grpc probe: %w", ErrProbeUnsupported)
+		return n.grpc(ctx, p.GRPC)
 	}
 	return fmt.Errorf("probe without handler: %w", ErrProbeUnsupported)
 }

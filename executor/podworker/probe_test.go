@@ -47,7 +47,6 @@ func TestNetProber(t *testing.T) {
 		{"tcp open", corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port))}}, false},
 		{"tcp closed", corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(closedPort))}}, true},
 		{"exec without Execer", corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}, true},
-		{"grpc", corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: int32(port)}}, true},
 	}
 	p := &NetProber{Host: "127.0.0.1", Runtime: newFakeRuntime()}
 	for _, tt := range tests {
@@ -58,7 +57,7 @@ func TestNetProber(t *testing.T) {
 			}
 		})
 	}
-	if err := p.Probe(context.Background(), nil, c, Handle{}, &corev1.ProbeHandler{GRPC: &corev1.GRPCAction{}}); !errors.Is(err, ErrProbeUnsupported) {
-		t.Errorf("grpc error %v, want ErrProbeUnsupported", err)
+	if err := p.Probe(context.Background(), nil, c, Handle{}, &corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}); !errors.Is(err, ErrProbeUnsupported) {
+		t.Errorf("exec without Execer: %v, want ErrProbeUnsupported", err)
 	}
 }
