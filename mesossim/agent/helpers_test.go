@@ -290,3 +290,42 @@ func quietLog() *logrus.Logger {
 	l.SetLevel(logrus.ErrorLevel)
 	return l
 }
+
+// describeContainer is what the agent knows of a container and what the kernel says of its process
+// (state, wait channel, namespaces, cgroups): the evidence a timed-out test logs.
+func (a *Agent) describeContainer(id mesos.ContainerID) string {
+	a.mu.Lock()
+	c := a.containers[containerKey(&id)]
+	var desc string
+	var pid int
+	if c == nil {
+		desc = "the agent has no container " + containerKey(&id)
+	} else {
+		pid = c.pid
+		desc = fmt.Sprintf("container %s pid %d exited %v status %d limitation %+v", c.key, c.pid, c.exited, c.status, c.limitation)
+	}
+	a.mu.Unlock()
+	if pid == 0 {
+		return desc
+	}
+	for _, f := range []string{"status", "wchan", "cgroup", "stack"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if err != nil {
+			desc += fmt.Sprintf("; %s: %v", f, err)
+			continue
+		}
+		if f == "status" {
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "State:") || strings.HasPrefix(l, "NSpid:") {
+					desc += "; " + l
+				}
+			}
+			continue
+		}
+		desc += fmt.Sprintf("; %s: %q", f, b)
+	}
+	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		desc += fmt.Sprintf("; children %q", kids)
+	}
+	return desc
+}
