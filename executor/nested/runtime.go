@@ -220,6 +220,16 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if err := r.prepareVolumes(ctx, pod, sb.filesDir(), pe); err != nil {
 		return podworker.Handle{}, err
 	}
+	var termination string
+	if c.Image != "" {
+		// Only into a root filesystem, where Mesos' launcher makes the mount point; a container on the
+		// host's filesystem would need the path (/dev/termination-log) to exist on the host.
+		tv, host, err := TerminationMessageVolume(sb.filesDir(), sb.prefix, c, idValue)
+		if err != nil {
+			return podworker.Handle{}, err
+		}
+		vols, termination = append(vols, tv...), host
+	}
 	var pullConfig []byte
 	if c.Image != "" {
 		pullConfig = dockerConfig(ctx, pod, r.cfg.Env.Lookup)
@@ -239,7 +249,9 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	r.mu.Lock()
 	r.caps[idValue] = &mesos.LinuxInfo{BoundingCapabilities: linux.BoundingCapabilities, EffectiveCapabilities: linux.EffectiveCapabilities}
 	r.mu.Unlock()
-	return podworker.Handle{ID: idValue, LogPath: filepath.Join(sb.dir, "containers", idValue, "stdout"), PodUID: pod.UID}, nil
+	out := filepath.Join(sb.dir, "containers", idValue)
+	return podworker.Handle{ID: idValue, LogPath: filepath.Join(out, "stdout"), StderrPath: filepath.Join(out, "stderr"),
+		TerminationMessagePath: termination, PodUID: pod.UID}, nil
 }
 
 // prepareVolumes materializes the pod's volumes once (retried by the next Start after a failure).

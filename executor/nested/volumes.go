@@ -226,9 +226,13 @@ func writeToken(ctx context.Context, dir string, pod *corev1.Pod, p *corev1.Serv
 	return writeFile(dir, p.Path, []byte(tok), mode(nil, defMode))
 }
 
-// RemoveVolumes deletes a pod's materialized volumes (podDir as for PrepareVolumes).
+// RemoveVolumes deletes a pod's materialized volumes and its containers' termination message files
+// (podDir as for PrepareVolumes).
 func RemoveVolumes(podDir string) error {
-	return os.RemoveAll(filepath.Join(podDir, VolumesDir))
+	if err := os.RemoveAll(filepath.Join(podDir, VolumesDir)); err != nil {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(podDir, TerminationMessageDir))
 }
 
 // MesosVolumes are the volumes of a container: each volumeMount is the pod volume's directory in the
@@ -267,4 +271,48 @@ func MesosVolumes(pod *corev1.Pod, c *corev1.Container, prefix string) ([]mesos.
 		})
 	}
 	return out, nil
+}
+
+// TerminationMessageDir is the directory, in the pod's directory, of its containers' termination
+// message files: one per container attempt, named by its container ID (the kubelet keeps one per
+// container instance under pods/<uid>/containers/<name>/).
+const TerminationMessageDir = "termination-log"
+
+// TerminationMessageVolume creates the empty termination message file of one attempt (container ID
+// id) of c in podDir and returns the volume that bind-mounts it at c.TerminationMessagePath (prefix
+// as for MesosVolumes; a file SANDBOX_PATH volume, which Mesos' volume/sandbox_path mounts as a
+// file) and the file's path on the host, from which the pod worker reads the message once the
+// attempt ended. A container without a terminationMessagePath gets neither. The file is writable
+// by every user, as the kubelet makes it: the container may run as another user than the executor.
+func TerminationMessageVolume(podDir, prefix string, c *corev1.Container, id string) ([]mesos.Volume, string, error) {
+	if c.TerminationMessagePath == "" {
+		return nil, "", nil
+	}
+	if strings.ContainsRune(id, '/') || id == "" || id == "." || id == ".." {
+		return nil, "", fmt.Errorf("container ID %q is not a file name", id)
+	}
+	dir := filepath.Join(podDir, TerminationMessageDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("termination message file of %s: %w", c.Name, err)
+	}
+	host := filepath.Join(dir, id)
+	// A retried launch of the same attempt starts from an empty file.
+	f, err := os.OpenFile(host, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o666)
+	if err != nil {
+		return nil, "", fmt.Errorf("termination message file of %s: %w", c.Name, err)
+	}
+	f.Close()
+	// Chmod: the executor's umask trims OpenFile's mode.
+	if err := os.Chmod(host, 0o666); err != nil {
+		return nil, "", fmt.Errorf("termination message file of %s: %w", c.Name, err)
+	}
+	return []mesos.Volume{{
+		ContainerPath: c.TerminationMessagePath,
+		Mode:          mesos.RW.Enum(),
+		Source: &mesos.Volume_Source{
+			Type: mesos.Volume_Source_SANDBOX_PATH,
+			SandboxPath: &mesos.Volume_Source_SandboxPath{Type: mesos.Volume_Source_SandboxPath_PARENT,
+				Path: path.Join(prefix, TerminationMessageDir, id)},
+		},
+	}}, host, nil
 }

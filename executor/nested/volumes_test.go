@@ -136,3 +136,54 @@ func TestMesosVolumes(t *testing.T) {
 		t.Error("escaping subPath accepted")
 	}
 }
+
+func TestTerminationMessageVolume(t *testing.T) {
+	podDir := t.TempDir()
+	c := &corev1.Container{Name: "app", TerminationMessagePath: "/dev/termination-log"}
+	vols, host, err := TerminationMessageVolume(podDir, "pods/u1", c, "u1-app-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(podDir, "termination-log", "u1-app-2"); host != want {
+		t.Errorf("host path %q, want %q", host, want)
+	}
+	// Empty and writable by any user (the container may run as another user), as the kubelet makes it.
+	if fi, err := os.Stat(host); err != nil {
+		t.Fatal(err)
+	} else if fi.Size() != 0 || fi.Mode().Perm() != 0o666 || !fi.Mode().IsRegular() {
+		t.Errorf("file %v size %d, want an empty regular file 0666", fi.Mode(), fi.Size())
+	}
+	want := []mesos.Volume{{
+		ContainerPath: "/dev/termination-log",
+		Mode:          mesos.RW.Enum(),
+		Source: &mesos.Volume_Source{
+			Type: mesos.Volume_Source_SANDBOX_PATH,
+			SandboxPath: &mesos.Volume_Source_SandboxPath{Type: mesos.Volume_Source_SandboxPath_PARENT,
+				Path: "pods/u1/termination-log/u1-app-2"},
+		},
+	}}
+	if diff := cmp.Diff(want, vols); diff != "" {
+		t.Errorf("volumes (-want +got):\n%s", diff)
+	}
+	// A relaunch of the same attempt starts from an empty file.
+	if err := os.WriteFile(host, []byte("old"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := TerminationMessageVolume(podDir, "pods/u1", c, "u1-app-2"); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(host); len(data) != 0 {
+		t.Errorf("relaunched attempt's file holds %q", data)
+	}
+	// No terminationMessagePath: nothing.
+	if vols, host, err := TerminationMessageVolume(podDir, "", &corev1.Container{Name: "x"}, "u1-x-0"); err != nil || vols != nil || host != "" {
+		t.Errorf("without a path: %v %q %v", vols, host, err)
+	}
+	// The files go with the pod's volumes.
+	if err := RemoveVolumes(podDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(podDir, TerminationMessageDir)); !os.IsNotExist(err) {
+		t.Errorf("termination files left after RemoveVolumes: %v", err)
+	}
+}

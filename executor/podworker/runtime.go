@@ -29,6 +29,12 @@ type Handle struct {
 	ID string
 	// LogPath is the file the container's stdout goes to ("" if unknown).
 	LogPath string
+	// StderrPath is the file its stderr goes to ("" if unknown).
+	StderrPath string
+	// TerminationMessagePath is, on the executor's host, the file mounted at the container's
+	// terminationMessagePath ("" if none was mounted): the worker reads the attempt's termination
+	// message from it once the attempt ended.
+	TerminationMessagePath string
 	// PodUID is the pod the container belongs to (a runtime that nests containers in a pod
 	// sandbox finds the sandbox with it).
 	PodUID types.UID

@@ -506,6 +506,8 @@ func (w *Worker) attempt(ctx context.Context, i int, spec *corev1.Container, att
 		}
 		st = ExitStatus{ExitCode: 128 + int32(syscall.SIGKILL), Reason: ReasonContainerStatusUnknown,
 			Message: fmt.Sprintf("waiting for container %s: %v", h.ID, err)}
+	} else {
+		st = withTerminationMessage(spec, h, st)
 	}
 	post(event{kind: evExited, index: i, exit: st})
 }

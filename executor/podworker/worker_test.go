@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,6 +24,8 @@ type fakeRuntime struct {
 	procs    map[string]chan ExitStatus
 	onTERM   map[string]int32 // container name → exit code when it gets SIGTERM; absent: ignores it
 	startErr map[string]error
+	// dir, when set, holds each attempt's output and termination message files (<id>.out, .err, .msg).
+	dir string
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -38,6 +41,10 @@ func (f *fakeRuntime) Start(_ context.Context, pod *corev1.Pod, c *corev1.Contai
 		return Handle{}, err
 	}
 	f.procs[id] = make(chan ExitStatus, 1)
+	if f.dir != "" {
+		p := filepath.Join(f.dir, id)
+		return Handle{ID: id, LogPath: p + ".out", StderrPath: p + ".err", TerminationMessagePath: p + ".msg"}, nil
+	}
 	return Handle{ID: id, LogPath: "/logs/" + id}, nil
 }
 
