@@ -3,7 +3,8 @@
 // puller looks them up (<dir>/<image>.tar), for the images Kubernetes' conformance specs and local-up
 // use. Nothing is pulled: busybox comes from Debian's busybox-static package, agnhost and nonewprivs
 // are built from the k8s.io/kubernetes module e2e/go.mod requires, pause from ./pause, coredns (the
-// cluster DNS) from its own module's release (internal/imagebuild.EnsureCoreDNS). The result is
+// cluster DNS) from its own module's release (internal/imagebuild.EnsureCoreDNS), glibc-dns-testing
+// from busybox and this host's Debian hostname and dash. The result is
 // cached under ~/.cache/kubemesos/images-<key>, the key covering every input.
 package imagestore
 
@@ -33,7 +34,7 @@ import (
 )
 
 // builderVersion changes whenever what this package writes changes, so that old stores are not reused.
-const builderVersion = "imagestore/3"
+const builderVersion = "imagestore/4"
 
 // PATH is the images' PATH (the upstream busybox image's).
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -59,7 +60,11 @@ var Images = []struct {
 }{
 	{[]string{"registry.k8s.io/e2e-test-images/busybox:1.37.0-2", "busybox", "busybox:latest", "busybox:1.37.0-2"},
 		v1.Config{Env: []string{PATH}, Cmd: []string{"sh"}}},
-	{[]string{"registry.k8s.io/e2e-test-images/agnhost:2.66.1", "agnhost", "agnhost:latest", "agnhost:2.66.1"},
+	// agnhost:2.55 is test/utils/image's AgnhostPrev, the first image of the Pods lifecycle
+	// conformance spec, which then updates the pod to 2.66.1: only the release's agnhost is built
+	// here, so the previous tag names the same image (the spec needs a second runnable name).
+	{[]string{"registry.k8s.io/e2e-test-images/agnhost:2.66.1", "agnhost", "agnhost:latest", "agnhost:2.66.1",
+		"registry.k8s.io/e2e-test-images/agnhost:2.55"},
 		v1.Config{Env: []string{PATH}, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}}},
 	{[]string{"registry.k8s.io/pause:3.10.2", "pause", "pause:latest", "pause:3.10.2"},
 		v1.Config{Env: []string{PATH}, Entrypoint: []string{"/pause"}}},
@@ -70,7 +75,15 @@ var Images = []struct {
 	{[]string{imagearchive.EchoEntrypointImage}, imagearchive.EchoEntrypointConfig},
 	{[]string{"registry.k8s.io/coredns/coredns:" + imagebuild.CoreDNSVersion, CoreDNSImage, "coredns", "coredns:latest",
 		"coredns:" + strings.TrimPrefix(imagebuild.CoreDNSVersion, "v")}, imagebuild.CoreDNSConfig},
+	// Upstream is Debian with glibc's resolver, for the hostname specs (`hostname -f` as glibc
+	// answers it): busybox plus, from this host, Debian's hostname and dash as /bin/sh with their
+	// libraries, and Debian's nsswitch.conf (files before dns, so /etc/hosts names the pod's FQDN).
+	{[]string{"registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1", "glibc-dns-testing", "glibc-dns-testing:latest",
+		"glibc-dns-testing:2.1.1"}, v1.Config{Env: []string{PATH}, Cmd: []string{"sh"}}},
 }
+
+// NSSwitch is the glibc-dns-testing image's /etc/nsswitch.conf, Debian's hosts line.
+const NSSwitch = "hosts:          files dns\n"
 
 // Store is a built image store.
 type Store struct {
@@ -131,31 +144,44 @@ type Inputs struct {
 	GoSum     []byte
 	PauseSrc  []byte
 	Bash      Bash
+	Hostname  Bash // Debian's hostname (glibc) and its libraries, for glibc-dns-testing
+	Dash      Bash // Debian's /bin/sh, for glibc-dns-testing
 	// CoreDNS is the coredns binary's release and build key (imagebuild.CoreDNSCacheKey): the build
 	// is reproducible, so they determine its content without building it to hash it.
 	CoreDNS string
 }
 
-// Bash is Debian's bash and the shared libraries it loads (ldd), from this host: agnhost's image has
-// bash (upstream's is alpine with bash) for the specs that run /bin/bash in it.
+// Bash is a Debian program and the shared libraries it loads (ldd), from this host: agnhost's image
+// has bash (upstream's is alpine with bash) for the specs that run /bin/bash in it; glibc-dns-testing
+// has hostname.
 type Bash struct {
-	Version string   // the bash package's
-	Files   []string // /bin/bash, then the libraries, as ldd names them
+	Version string   // the program's package's
+	Files   []string // the program, then the libraries, as ldd names them
 	SHA256  string   // of the files' contents
 }
 
 // FindBash finds bash and its libraries on this host.
-func FindBash(ctx context.Context) (Bash, error) {
+func FindBash(ctx context.Context) (Bash, error) { return findProgram(ctx, "bash", "/bin/bash") }
+
+// FindHostname finds Debian's hostname and its libraries on this host.
+func FindHostname(ctx context.Context) (Bash, error) {
+	return findProgram(ctx, "hostname", "/bin/hostname")
+}
+
+// FindDash finds Debian's dash (its /bin/sh) and its libraries on this host.
+func FindDash(ctx context.Context) (Bash, error) { return findProgram(ctx, "dash", "/bin/dash") }
+
+func findProgram(ctx context.Context, pkg, path string) (Bash, error) {
 	var b Bash
-	out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Version}", "bash").Output()
+	out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Version}", pkg).Output()
 	if err != nil {
-		return b, fmt.Errorf("dpkg-query bash: %w", err)
+		return b, fmt.Errorf("dpkg-query %s: %w", pkg, err)
 	}
 	b.Version = string(out)
-	b.Files = []string{"/bin/bash"}
-	ldd, err := exec.CommandContext(ctx, "ldd", "/bin/bash").Output()
+	b.Files = []string{path}
+	ldd, err := exec.CommandContext(ctx, "ldd", path).Output()
 	if err != nil {
-		return b, fmt.Errorf("ldd /bin/bash: %w", err)
+		return b, fmt.Errorf("ldd %s: %w", path, err)
 	}
 	for _, line := range strings.Split(string(ldd), "\n") {
 		f := strings.Fields(line)
@@ -197,6 +223,8 @@ func (in Inputs) Key() string {
 		{"go.sum", in.GoSum},
 		{"pause", in.PauseSrc},
 		{"bash", []byte(in.Bash.Version + " " + in.Bash.SHA256)},
+		{"hostname", []byte(in.Hostname.Version + " " + in.Hostname.SHA256)},
+		{"dash", []byte(in.Dash.Version + " " + in.Dash.SHA256)},
 		{"coredns", []byte(in.CoreDNS)},
 		{"args", []byte(strings.Join(append(buildArgs(), buildEnv()...), "\x00"))},
 	} {
@@ -284,6 +312,12 @@ func (o Options) inputs(ctx context.Context) (Inputs, error) {
 	if in.Bash, err = FindBash(ctx); err != nil {
 		return in, err
 	}
+	if in.Hostname, err = FindHostname(ctx); err != nil {
+		return in, err
+	}
+	if in.Dash, err = FindDash(ctx); err != nil {
+		return in, err
+	}
 	return in, nil
 }
 
@@ -361,7 +395,22 @@ func (o Options) build(ctx context.Context, in Inputs, base string) (Store, erro
 	if err != nil {
 		return Store{}, err
 	}
-	layers := [][]v1.Layer{{bb}, {bb, agnhost}, {pause}, {bb, nnp}, {bb}, {bb}, {dns}}
+	// Debian's dash is /bin/sh, as upstream's: busybox's sh would run its own hostname applet.
+	glibcLayer := imagebuild.NewLayer()
+	for _, f := range append(append([]string{}, in.Hostname.Files...), in.Dash.Files...) {
+		if err := glibcLayer.HostFile(f, 0o755, f); err != nil {
+			return Store{}, err
+		}
+	}
+	if err := glibcLayer.HostFile("bin/sh", 0o755, in.Dash.Files[0]); err != nil {
+		return Store{}, err
+	}
+	glibcLayer.File("etc/nsswitch.conf", 0o644, []byte(NSSwitch))
+	glibc, err := glibcLayer.Build()
+	if err != nil {
+		return Store{}, err
+	}
+	layers := [][]v1.Layer{{bb}, {bb, agnhost}, {pause}, {bb, nnp}, {bb}, {bb}, {dns}, {bb, glibc}}
 
 	registry := filepath.Join(tmp, "registry")
 	s := Store{Images: map[string][]string{}, Busybox: in.Busybox.Version, CoreDNS: coredns.Version}

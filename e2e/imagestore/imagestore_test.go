@@ -45,6 +45,8 @@ func TestKeyCoversEveryInput(t *testing.T) {
 		"go.sum":          func(in *Inputs) { in.GoSum = []byte("sum2") },
 		"pause":           func(in *Inputs) { in.PauseSrc = []byte("package main // v2") },
 		"bash":            func(in *Inputs) { in.Bash.SHA256 = "cc" },
+		"hostname":        func(in *Inputs) { in.Hostname.SHA256 = "dd" },
+		"dash":            func(in *Inputs) { in.Dash.SHA256 = "ee" },
 		"coredns":         func(in *Inputs) { in.CoreDNS = "v1.14.8 0123456789abcdef" },
 		// Bytes moved between fields must not give the same key.
 		"boundary": func(in *Inputs) { in.GoMod = []byte("module msum"); in.GoSum = nil },
@@ -193,7 +195,8 @@ func TestImagesLayers(t *testing.T) {
 		}
 		return len(ls)
 	}
-	for name, want := range map[string]int{"busybox": 1, "agnhost": 2, "nonewprivs": 2, "pause": 1, "nonroot": 1, "coredns": 1} {
+	for name, want := range map[string]int{"busybox": 1, "agnhost": 2, "nonewprivs": 2, "pause": 1, "nonroot": 1, "coredns": 1,
+		"glibc-dns-testing": 2, "registry.k8s.io/e2e-test-images/agnhost:2.55": 2} {
 		if got := layerCount(name); got != want {
 			t.Errorf("%s: %d layers, want %d", name, got, want)
 		}
@@ -326,6 +329,21 @@ func TestImagesRunTheirCommands(t *testing.T) {
 				t.Fatalf("coredns exited: %v\n%s", err, output.String())
 			case <-time.After(100 * time.Millisecond):
 			}
+		}
+	})
+	t.Run("glibc-dns-testing", func(t *testing.T) {
+		root := rootfs(t, s, "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1")
+		// As a pod's: its own hostname, and the kubelet's /etc/hosts naming its FQDN first.
+		if err := os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("127.0.0.1 localhost\n10.244.1.5 web-0.web.ns.svc.cluster.local web-0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := chrootCmd(root, 0, "/bin/sh", "-c", "hostname web-0 && hostname --version 2>&1 | head -1 && echo $(hostname)';'$(hostname -f)';'")
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUTS
+		out, err := cmd.CombinedOutput()
+		// Debian's sh running Debian's hostname (busybox's knows no --version), answering -f from
+		// /etc/hosts through glibc.
+		if err != nil || !strings.HasPrefix(string(out), "hostname ") || !strings.HasSuffix(string(out), "\nweb-0;web-0.web.ns.svc.cluster.local;\n") {
+			t.Fatalf("%q %v", out, err)
 		}
 	})
 	t.Run("nonroot", func(t *testing.T) {
