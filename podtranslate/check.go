@@ -20,7 +20,6 @@ const (
 	ReasonEphemeral         = "ephemeral containers not supported"
 	ReasonResourceClaims    = "dynamic resource allocation (resource claims) not supported"
 	ReasonResourceName      = "resource has no Mesos equivalent (only cpu, memory, ephemeral-storage, nvidia.com/gpu)"
-	ReasonSidecar           = "restartable init containers (sidecars) not supported"
 	ReasonRestartRules      = "container restart rules not supported"
 	ReasonOS                = "only Linux pods are supported"
 	ReasonRuntimeClass      = "runtimeClassName not supported: the Mesos agent chooses the containerizer"
@@ -89,11 +88,8 @@ func (o Options) Check(pod *corev1.Pod) []Unsupported {
 	}
 	for i := range s.InitContainers {
 		c := &s.InitContainers[i]
-		path := fmt.Sprintf("spec.initContainers[%d]", i)
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			add(ReasonSidecar, "%s.restartPolicy", path)
-		}
-		checkContainer(c, path, mapping, add)
+		// Restartable init containers (sidecars) are the executor's pod worker's, as in the kubelet.
+		checkContainer(c, fmt.Sprintf("spec.initContainers[%d]", i), mapping, add)
 	}
 	for i := range s.Containers {
 		checkContainer(&s.Containers[i], fmt.Sprintf("spec.containers[%d]", i), mapping, add)

@@ -93,8 +93,7 @@ func TestCheckUnsupported(t *testing.T) {
 			{"spec.volumes[5].projected.sources[1]", ReasonProjectionSource},
 			{"spec.volumes[5].projected.sources[2]", ReasonProjectionSource},
 		}},
-		{"sidecar", func(p *corev1.Pod) { p.Spec.InitContainers[0].RestartPolicy = &always },
-			[]Unsupported{{"spec.initContainers[0].restartPolicy", ReasonSidecar}}},
+		{"sidecar (restartable init container) is honoured", func(p *corev1.Pod) { p.Spec.InitContainers[0].RestartPolicy = &always }, nil},
 		{"restart rules", func(p *corev1.Pod) {
 			p.Spec.Containers[0].RestartPolicyRules = []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestart}}
 		}, []Unsupported{{"spec.containers[0].restartPolicyRules", ReasonRestartRules}}},

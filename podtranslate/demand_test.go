@@ -253,8 +253,8 @@ func TestPodDemandErrors(t *testing.T) {
 	}
 }
 
-// TestPodRequestsSidecars covers the sidecar arithmetic of Kubernetes' PodRequests (kept although
-// Check refuses sidecars today, so lifting that refusal needs no new arithmetic).
+// TestPodRequestsSidecars covers the sidecar arithmetic of Kubernetes' PodRequests: sidecars run
+// beside the init containers after them and beside the app containers.
 func TestPodRequestsSidecars(t *testing.T) {
 	always := corev1.ContainerRestartPolicyAlways
 	sidecar := func(c corev1.Container) corev1.Container { c.RestartPolicy = &always; return c }

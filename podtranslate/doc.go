@@ -33,7 +33,9 @@
 // # What is honoured, and by whom
 //
 // Supported pod fields (the executor must implement the runtime ones): containers and init containers
-// (started in order), command/args/env/envFrom/workingDir, resources (cpu, memory, ephemeral-storage,
+// (started in order), restartable init containers (sidecars: kept running beside the containers,
+// stopped after them), command/args/env/envFrom/workingDir, terminationMessagePath and
+// terminationMessagePolicy, resources (cpu, memory, ephemeral-storage,
 // nvidia.com/gpu), pod overhead and pod-level cpu/memory resources, restartPolicy, probes and lifecycle
 // hooks, terminationGracePeriodSeconds and activeDeadlineSeconds, readinessGates, hostNetwork, hostPorts
 // (any number on a CNI pod network, where they are port mappings; equal to their containerPort on the

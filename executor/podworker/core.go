@@ -66,6 +66,8 @@ func (t *termination) reason() string {
 type container struct {
 	spec *corev1.Container
 	init bool
+	// sidecar: a restartable init container (restartPolicy Always, KEP-753).
+	sidecar bool
 
 	restarts  int32 // attempts started after the first
 	attempts  int32 // attempts started (or being started)
@@ -83,6 +85,16 @@ type container struct {
 	// result (true without a readiness probe).
 	startupOK bool
 	readyOK   bool
+	// postStartDone: the attempt's postStart hook returned (true without one).
+	postStartDone bool
+	// initDone (sidecars): the sidecar has been started once, so the init containers after it may
+	// start; it stays set while the sidecar is restarted.
+	initDone bool
+	// Stopping a sidecar with its pod: stopBegun once its Killing event (and preStop hook) was
+	// issued, preStopping while that hook runs, termAt when it got SIGTERM on its turn.
+	stopBegun   bool
+	preStopping bool
+	termAt      time.Time
 
 	last *termination // latest ended attempt
 	prev *termination // the one before, shown as lastState while last is the current state
@@ -113,6 +125,9 @@ const (
 	// actPullBackOff: a pod sync found the container's image in back-off (the kubelet's BackOff
 	// event); nothing is started.
 	actPullBackOff
+	// actStopBegin: a sidecar's stop begins with its pod's termination (the Killing event, its
+	// preStop hook); its SIGTERM waits for its turn.
+	actStopBegin
 )
 
 // action is one thing the driver must do, produced by core.next.
@@ -120,6 +135,8 @@ type action struct {
 	kind   actionKind
 	index  int // into core.containers
 	signal syscall.Signal
+	// begun: an actStopBegin already recorded the Killing event and ran the preStop hook.
+	begun bool
 }
 
 // core is the pod lifecycle as a pure state machine: inputs come in as method calls with the current
@@ -158,7 +175,8 @@ func newCore(pod *corev1.Pod, hostIP, podIP string, now time.Time) *core {
 		pulls:      map[string]*imageBackOff{},
 	}
 	for i := range pod.Spec.InitContainers {
-		c.containers = append(c.containers, &container{spec: &pod.Spec.InitContainers[i], init: true})
+		spec := &pod.Spec.InitContainers[i]
+		c.containers = append(c.containers, &container{spec: spec, init: true, sidecar: isSidecar(spec)})
 	}
 	for i := range pod.Spec.Containers {
 		c.containers = append(c.containers, &container{spec: &pod.Spec.Containers[i]})
@@ -174,10 +192,15 @@ func (c *core) restartPolicy() corev1.RestartPolicy {
 	return corev1.RestartPolicyAlways
 }
 
+// isSidecar tells a restartable init container (podutil.IsRestartableInitContainer).
+func isSidecar(spec *corev1.Container) bool {
+	return spec.RestartPolicy != nil && *spec.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
 // shouldRestart says whether an ended container is started again under the pod's policy. Init
-// containers are restarted unless the policy is Never (as the kubelet does).
+// containers are restarted unless the policy is Never (as the kubelet does); sidecars always are.
 func (c *core) shouldRestart(ct *container) bool {
-	if ct.last == nil {
+	if ct.last == nil || ct.sidecar {
 		return true
 	}
 	if ct.init {
@@ -193,10 +216,66 @@ func (c *core) shouldRestart(ct *container) bool {
 	}
 }
 
-// initialized reports whether every init container has succeeded.
+// initialized reports whether the pod is initialized as the kubelet's Initialized condition says:
+// a regular container has run, or every init container is (a regular one succeeded, a sidecar is
+// started).
 func (c *core) initialized() bool {
+	if c.hasInitialized() {
+		return true
+	}
 	for _, ct := range c.containers[:c.nInit] {
-		if !ct.succeeded() {
+		if !c.initContainerInitialized(ct) {
+			return false
+		}
+	}
+	return true
+}
+
+// initContainerInitialized is the kubelet's isInitContainerInitialized.
+func (c *core) initContainerInitialized(ct *container) bool {
+	if ct.sidecar {
+		return ct.running && ct.startupOK
+	}
+	return ct.succeeded()
+}
+
+// hasInitialized: a regular container has run (kubelet: HasAnyRegularContainerStarted), so the init
+// containers are done for good, however the sidecars are doing.
+func (c *core) hasInitialized() bool {
+	for _, ct := range c.containers[c.nInit:] {
+		if ct.everRan {
+			return true
+		}
+	}
+	return false
+}
+
+// sidecarStarted is the kubelet's condition to start the init container after a sidecar: it runs,
+// its startup probe passed, and its postStart hook returned (the kubelet's startContainer returns
+// only then).
+func sidecarStarted(ct *container) bool {
+	return ct.running && ct.startupOK && ct.postStartDone && !ct.stopping
+}
+
+// mainsDone: the pod is initialized and no regular container runs or will run again; the kubelet
+// then kills the pod (computePodActions: nothing to keep, nothing to start), i.e. its sidecars.
+func (c *core) mainsDone() bool {
+	if !c.hasInitialized() {
+		return false
+	}
+	for _, ct := range c.containers[c.nInit:] {
+		if ct.active() || ct.waiting != nil || ct.last == nil || c.shouldRestart(ct) {
+			return false
+		}
+	}
+	return true
+}
+
+// sidecarTurn: the kubelet's terminationOrdering lets sidecar i be stopped once every regular
+// container and every later sidecar has exited.
+func (c *core) sidecarTurn(i int) bool {
+	for j, ct := range c.containers {
+		if (j > i && ct.sidecar || !ct.init) && ct.active() {
 			return false
 		}
 	}
@@ -206,6 +285,9 @@ func (c *core) initialized() bool {
 // initFailed reports whether an init container failed for good (restartPolicy Never).
 func (c *core) initFailed() bool {
 	for _, ct := range c.containers[:c.nInit] {
+		if ct.sidecar {
+			continue
+		}
 		if !ct.active() && ct.last != nil && ct.last.exit.ExitCode != 0 && !c.shouldRestart(ct) {
 			return true
 		}
@@ -235,8 +317,44 @@ func (c *core) next(now time.Time) ([]action, time.Time) {
 			}
 		}
 	}
-	// Containers being stopped: SIGTERM at once, SIGKILL at their deadline.
+	// Sidecars outlive the containers they serve only as long as those run: a Job's pod completes
+	// once its regular containers are done, a failed initialization ends the pod. The kubelet's
+	// KillPod then stops the sidecars with the pod's grace period.
+	if !c.terminating && c.anyActive() && (c.mainsDone() || c.initFailed()) {
+		c.kill(GracePeriod(c.pod), now)
+	}
+	// Containers being stopped: SIGTERM at once, SIGKILL at their deadline. A sidecar stopped with
+	// its pod gets its Killing event and preStop hook at once, its SIGTERM on its turn (after the
+	// regular containers and the later sidecars, within the grace period), and SIGKILL at the
+	// deadline but never sooner than MinGracePeriod after SIGTERM (the kubelet's killContainer with
+	// terminationOrdering).
 	for i, ct := range c.containers {
+		if c.terminating && ct.sidecar && ct.running && !ct.sentTERM {
+			if !ct.stopBegun {
+				ct.stopBegun = true
+				ct.preStopping = ct.spec.Lifecycle != nil && ct.spec.Lifecycle.PreStop != nil
+				acts = append(acts, action{kind: actStopBegin, index: i})
+			}
+			if now.Before(c.deadline) && (ct.preStopping || !c.sidecarTurn(i)) {
+				wakeAt(c.deadline)
+				continue
+			}
+			ct.sentTERM, ct.termAt = true, now
+			acts = append(acts, action{kind: actSignal, index: i, signal: syscall.SIGTERM, begun: true})
+		}
+		if c.terminating && ct.sidecar && ct.running && !ct.termAt.IsZero() {
+			killAt := c.deadline
+			if min := ct.termAt.Add(MinGracePeriod); killAt.Before(min) {
+				killAt = min
+			}
+			if now.Before(killAt) {
+				wakeAt(killAt)
+			} else if !ct.sentKILL {
+				ct.sentKILL = true
+				acts = append(acts, action{kind: actSignal, index: i, signal: syscall.SIGKILL})
+			}
+			continue
+		}
 		stopAt, stopping := ct.stopAt, ct.stopping
 		if c.terminating && (!stopping || c.deadline.Before(stopAt)) {
 			stopAt, stopping = c.deadline, true
@@ -300,9 +418,21 @@ func (c *core) next(now time.Time) ([]action, time.Time) {
 		}
 		acts = append(acts, action{kind: actStart, index: i})
 	}
-	// Init containers one at a time, in order.
+	// Init containers one at a time, in order: a regular one must succeed, a sidecar must have
+	// started, before the next one starts (computeInitContainerActions). Sidecars are then kept
+	// running: restarted with back-off whatever the pod's restartPolicy.
 	for i, ct := range c.containers[:c.nInit] {
-		if ct.succeeded() {
+		if ct.sidecar {
+			if sidecarStarted(ct) {
+				ct.initDone = true
+			}
+			start(i)
+			if !ct.initDone {
+				return acts, wake
+			}
+			continue
+		}
+		if ct.succeeded() || c.hasInitialized() {
 			continue
 		}
 		start(i)
@@ -323,6 +453,15 @@ func (c *core) started(i int, h Handle, now time.Time) {
 	ct.sentTERM, ct.sentKILL, ct.stopping = false, false, false
 	ct.startupOK = ct.spec.StartupProbe == nil
 	ct.readyOK = ct.spec.ReadinessProbe == nil
+	ct.postStartDone = ct.spec.Lifecycle == nil || ct.spec.Lifecycle.PostStart == nil
+	ct.stopBegun, ct.preStopping, ct.termAt = false, false, time.Time{}
+}
+
+// preStopDone records that the preStop hook of a sidecar being stopped with its pod returned.
+func (c *core) preStopDone(i int, attempt int32) {
+	if ct := c.containers[i]; ct.attempts == attempt {
+		ct.preStopping = false
+	}
 }
 
 // probeKind names the three kubelet probes.
@@ -354,6 +493,8 @@ func (c *core) probed(i int, attempt int32, kind probeKind, ok bool, now time.Ti
 		ct.startupOK = ok
 	case probeReadiness:
 		ct.readyOK = ok
+	case hookPostStart:
+		ct.postStartDone = true
 	}
 	if !ok && kind != probeReadiness && !ct.stopping {
 		var p *corev1.Probe
@@ -519,6 +660,13 @@ func (c *core) phase() corev1.PodPhase {
 		return corev1.PodPending
 	}
 	var running, waiting, stopped, succeeded int
+	// A running sidecar keeps the pod Running (a Job's pod stays Running while its sidecars are
+	// stopped); an ended one is not counted (getPhase).
+	for _, ct := range c.containers[:c.nInit] {
+		if ct.sidecar && ct.running {
+			running++
+		}
+	}
 	for _, ct := range c.containers[c.nInit:] {
 		switch {
 		case ct.running:
@@ -595,14 +743,20 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 	}
 
 	terminal := phase == corev1.PodSucceeded || phase == corev1.PodFailed
+	// Sidecars count in readiness (GenerateContainersReadyCondition).
 	allReady := true
 	for _, cs := range st.ContainerStatuses {
 		allReady = allReady && cs.Ready
 	}
+	for i, cs := range st.InitContainerStatuses {
+		allReady = allReady && (!c.containers[i].sidecar || cs.Ready)
+	}
 	initCond := corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}
 	if !initialized {
 		initCond.Status, initCond.Reason = corev1.ConditionFalse, ReasonContainersNotInitialized
-		initCond.Message = "containers with incomplete status: " + c.names(true, func(ct *container) bool { return !ct.succeeded() })
+		initCond.Message = "containers with incomplete status: " + c.names(func(ct *container) bool {
+			return ct.init && !c.initContainerInitialized(ct)
+		})
 	}
 	readyCond := corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue}
 	switch {
@@ -610,8 +764,8 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonPodCompleted
 	case !allReady || terminal:
 		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonContainersNotReady
-		readyCond.Message = "containers with unready status: " + c.names(false, func(ct *container) bool {
-			return !(ct.running && ct.startupOK && ct.readyOK)
+		readyCond.Message = "containers with unready status: " + c.names(func(ct *container) bool {
+			return (!ct.init || ct.sidecar) && !(ct.running && ct.startupOK && ct.readyOK)
 		})
 	}
 	podReady := readyCond
@@ -659,11 +813,12 @@ func (c *core) transition(cond corev1.PodCondition, now time.Time) corev1.PodCon
 	return cond
 }
 
-func (c *core) names(init bool, pick func(*container) bool) string {
+// names lists the containers pick selects, init containers first, as the kubelet's messages do.
+func (c *core) names(pick func(*container) bool) string {
 	out := "["
 	first := true
 	for _, ct := range c.containers {
-		if ct.init != init || !pick(ct) {
+		if !pick(ct) {
 			continue
 		}
 		if !first {
@@ -681,9 +836,9 @@ func (c *core) containerStatus(ct *container, initialized bool, now time.Time) c
 		Image:        ct.spec.Image,
 		RestartCount: ct.restarts,
 		Started:      ptrBool(ct.running && ct.startupOK),
-		Ready:        ct.running && !ct.init && ct.startupOK && ct.readyOK,
+		Ready:        ct.running && (!ct.init || ct.sidecar) && ct.startupOK && ct.readyOK,
 	}
-	if ct.init {
+	if ct.init && !ct.sidecar {
 		cs.Ready = ct.succeeded()
 	}
 	switch {

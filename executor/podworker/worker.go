@@ -86,7 +86,8 @@ const (
 	evNotCreated // Start created nothing: an ImagePullError or a CreateError
 	evExited
 	evProbe
-	evSandbox // RunPodSandbox returned
+	evSandbox     // RunPodSandbox returned
+	evPreStopDone // the preStop hook of a sidecar stopped with its pod returned
 )
 
 type event struct {
@@ -242,7 +243,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		ct := c.containers[i]
 		for _, kind := range kinds {
 			p := [...]*corev1.Probe{ct.spec.StartupProbe, ct.spec.ReadinessProbe, ct.spec.LivenessProbe}[kind]
-			if p == nil || ct.init {
+			if p == nil || (ct.init && !ct.sidecar) {
 				continue
 			}
 			pctx, cancel := context.WithCancel(inner)
@@ -272,7 +273,29 @@ func (w *Worker) Run(ctx context.Context) error {
 					defer wg.Done()
 					w.attempt(inner, i, spec, attempt)
 				}(a.index, ct.spec, ct.attempts-1)
+			case actStopBegin:
+				w.event(corev1.EventTypeNormal, EventKilling, "Stopping container "+ct.spec.Name)
+				if ct.preStopping {
+					hctx, cancel := context.WithCancel(inner)
+					track(a.index, cancel)
+					wg.Add(1)
+					go func(i int, attempt int32, spec *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
+						defer wg.Done()
+						if err := w.runHook(hctx, spec, h, hook); err != nil {
+							w.log.WithError(err).Warn("preStop hook failed")
+						}
+						select {
+						case w.evs <- event{kind: evPreStopDone, index: i, attempt: attempt}:
+						case <-hctx.Done():
+						}
+					}(a.index, ct.attempts, ct.spec, ct.handle, ct.spec.Lifecycle.PreStop)
+				}
 			case actSignal:
+				if a.begun {
+					// Its Killing event and preStop hook came with actStopBegin.
+					w.signalQuietly(inner, ct.spec, ct.handle, a.signal)
+					continue
+				}
 				if a.signal == syscall.SIGTERM && ct.spec.Lifecycle != nil && ct.spec.Lifecycle.PreStop != nil {
 					// The kubelet runs preStop, then sends SIGTERM; SIGKILL still comes at the deadline.
 					hctx, cancel := context.WithCancel(inner)
@@ -361,11 +384,18 @@ func (w *Worker) Run(ctx context.Context) error {
 					wg.Add(1)
 					go func(i int, attempt int32, spec *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
 						defer wg.Done()
-						if err := w.runHook(hctx, spec, h, hook); err != nil && hctx.Err() == nil {
-							select {
-							case w.evs <- event{kind: evProbe, index: i, attempt: attempt, probe: hookPostStart, msg: err.Error()}:
-							case <-hctx.Done():
-							}
+						// Its end matters either way: a sidecar's start is only complete then.
+						err := w.runHook(hctx, spec, h, hook)
+						if hctx.Err() != nil {
+							return
+						}
+						ev := event{kind: evProbe, index: i, attempt: attempt, probe: hookPostStart, ok: err == nil}
+						if err != nil {
+							ev.msg = err.Error()
+						}
+						select {
+						case w.evs <- ev:
+						case <-hctx.Done():
 						}
 					}(ev.index, ev.attempt, ct.spec, ev.handle, lc.PostStart)
 				}
@@ -396,6 +426,8 @@ func (w *Worker) Run(ctx context.Context) error {
 				log.WithFields(logrus.Fields{"reason": ev.create.Reason, "error": ev.create.Message}).Warn("container could not be created")
 				w.event(corev1.EventTypeWarning, EventFailed, "Error: "+ev.create.Message)
 				c.notCreated(ev.index, ev.create.Reason, ev.create.Message, false, now)
+			case evPreStopDone:
+				c.preStopDone(ev.index, ev.attempt)
 			case evExited:
 				stopProbes(ev.index)
 				w.log.WithFields(logrus.Fields{"container": ct.spec.Name, "exitCode": ev.exit.ExitCode}).Info("container exited")
@@ -446,10 +478,15 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func (w *Worker) signal(ctx context.Context, c *corev1.Container, h Handle, sig syscall.Signal) {
-	w.log.WithFields(logrus.Fields{"container": c.Name, "signal": sig}).Info("signalling container")
 	if sig == syscall.SIGTERM {
 		w.event(corev1.EventTypeNormal, EventKilling, "Stopping container "+c.Name)
 	}
+	w.signalQuietly(ctx, c, h, sig)
+}
+
+// signalQuietly signals without the Killing event.
+func (w *Worker) signalQuietly(ctx context.Context, c *corev1.Container, h Handle, sig syscall.Signal) {
+	w.log.WithFields(logrus.Fields{"container": c.Name, "signal": sig}).Info("signalling container")
 	if err := w.cfg.Runtime.Signal(ctx, h, sig); err != nil {
 		w.log.WithError(err).WithField("container", c.Name).Warn("signalling container failed")
 	}
