@@ -24,6 +24,10 @@ deps: ## host packages the isolating simulated agents use: Debian's nftables (nf
 local-up: deps ## start etcd, kube-apiserver, controller-manager, a simulated Mesos cluster and kubemesos; Ctrl-C stops it
 	cd e2e && $(GO) run ./cmd/local-up
 
+.PHONY: conformance
+conformance: deps ## upstream [NodeConformance] specs (k8s e2e.test; first build ~16 min) on a local cluster; results in .local/conformance/latest; not part of test (CONFORMANCE_FLAGS=--subset=... --procs=...)
+	cd e2e && $(GO) run ./cmd/conformance $(CONFORMANCE_FLAGS)
+
 .PHONY: images
 images: ## build (or find cached) the simulated agents' image store; prints its dir, size and build time
 	cd e2e && $(GO) run ./cmd/images
