@@ -13,6 +13,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
@@ -76,10 +78,14 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, loc po
 		k.logs.Close()
 		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
-	k.wg.Add(1)
+	k.wg.Add(2)
 	go func() {
 		defer k.wg.Done()
 		auth.Run(k.ctx)
+	}()
+	go func() {
+		defer k.wg.Done()
+		k.forgetDeleted()
 	}()
 	return k, nil
 }
@@ -122,16 +128,30 @@ func (k *kubeletAPI) subscribed(s *mesosexec.Event_Subscribed) {
 	}()
 }
 
-// podStatus records a pod's latest status (its containers' IDs) for logs and exec, and forgets the
-// pod after its last status (its containers' sandboxes are removed then). The logs are updated
-// first: an attempt's log is complete before the registry tells log followers that it ended.
+// podStatus records a pod's latest status (its containers' IDs) for logs and exec. After its last
+// status (its task is over) the pod's logs are still served, as a kubelet serves a terminated pod's,
+// until the pod is deleted (forgetDeleted). The logs are updated first: an attempt's log is complete
+// before the registry tells log followers that it ended.
 func (k *kubeletAPI) podStatus(pod *corev1.Pod, status corev1.PodStatus, done bool) {
 	k.logs.Update(pod, status, done)
-	if done {
-		k.registry.Forget(pod.Namespace, pod.Name, pod.UID)
-		return
-	}
 	k.registry.Update(pod, status)
+	if done {
+		k.registry.Ended(pod.Namespace, pod.Name, pod.UID)
+	}
+}
+
+// deletedPodsInterval is how often the executor asks the API server whether ended pods are deleted.
+const deletedPodsInterval = 10 * time.Second
+
+// forgetDeleted removes the logs of ended pods once they are deleted, until the server stops.
+func (k *kubeletAPI) forgetDeleted() {
+	get := func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+		return k.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	}
+	k.registry.RunForgetDeleted(k.ctx, deletedPodsInterval, get, func(uid types.UID) {
+		k.logs.Forget(uid)
+		k.log.WithField("podUID", uid).Info("pod deleted: its containers' logs are removed")
+	})
 }
 
 // shutdown stops the server and waits for everything it started.

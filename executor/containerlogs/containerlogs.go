@@ -135,26 +135,89 @@ func (m *Manager) dispatch() {
 }
 
 // Update follows the attempts in a pod's status: a running attempt is followed; an attempt that is
-// no longer running gets its last read and its log is complete. done (the pod's last status) ends
-// every attempt of the pod and removes their logs: the executor no longer serves them.
+// no longer running gets its last read and its log is complete. done (the pod's last status, its
+// Mesos task is over) ends every attempt of the pod but keeps their logs: the kubelet serves a
+// terminated container's log until its pod is deleted (Forget).
+//
+// As the kubelet's container garbage collection (MaxPerPodContainer 1: the newest dead container of
+// each container is kept, kuberuntime_gc.go evictContainers), only the logs of a container's current
+// attempt and of the one before it (lastState.terminated) are kept; older ones are removed.
 func (m *Manager) Update(pod *corev1.Pod, status corev1.PodStatus, done bool) {
+	keep := map[string]bool{}
 	for _, list := range [][]corev1.ContainerStatus{status.InitContainerStatuses, status.ContainerStatuses} {
 		for _, cs := range list {
 			if t := cs.LastTerminationState.Terminated; t != nil {
-				m.finish(pod.UID, runtimeID(t.ContainerID))
+				prev := runtimeID(t.ContainerID)
+				m.finish(pod.UID, cs.Name, prev)
+				keep[prev] = true
 			}
 			id := runtimeID(cs.ContainerID)
+			keep[id] = true
 			switch {
 			case id == "":
-			case cs.State.Running != nil:
-				m.follow(pod.UID, id)
+			case cs.State.Running != nil && !done:
+				m.follow(pod.UID, cs.Name, id)
 			default: // terminated, or waiting to restart after it
-				m.finish(pod.UID, id)
+				m.finish(pod.UID, cs.Name, id)
 			}
 		}
 	}
+	m.evict(pod.UID, keep, func(name string) bool { return findStatus(status, name) })
 	if done {
-		m.forgetPod(pod.UID)
+		m.finishPod(pod.UID)
+	}
+}
+
+func findStatus(st corev1.PodStatus, name string) bool {
+	for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+		for _, cs := range list {
+			if cs.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Forget ends the attempts of a deleted pod and removes their logs.
+func (m *Manager) Forget(uid types.UID) {
+	m.forgetPod(uid)
+}
+
+// evict removes the logs of a pod's attempts that are neither the current nor the previous one of a
+// container the status lists.
+func (m *Manager) evict(uid types.UID, keep map[string]bool, listed func(name string) bool) {
+	m.mu.Lock()
+	var old []*follower
+	for id, f := range m.followers {
+		if f.podUID == uid && f.name != "" && !keep[id] && listed(f.name) {
+			old = append(old, f)
+			delete(m.followers, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, f := range old {
+		f.finish()
+		m.unwatch(f)
+		if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.cfg.Log.WithError(err).WithField("file", f.path).Warn("container logs: removing an old attempt's log failed")
+		}
+	}
+}
+
+// finishPod makes the last read of every attempt of a pod whose task is over.
+func (m *Manager) finishPod(uid types.UID) {
+	m.mu.Lock()
+	var mine []*follower
+	for _, f := range m.followers {
+		if f.podUID == uid {
+			mine = append(mine, f)
+		}
+	}
+	m.mu.Unlock()
+	for _, f := range mine {
+		f.finish()
+		m.unwatch(f)
 	}
 }
 
@@ -186,8 +249,8 @@ func (m *Manager) Close() {
 }
 
 // follow starts following an attempt unless it is already followed (or over).
-func (m *Manager) follow(uid types.UID, id string) {
-	if f := m.start(uid, id, true); f != nil {
+func (m *Manager) follow(uid types.UID, name, id string) {
+	if f := m.start(uid, name, id, true); f != nil {
 		go func() {
 			defer m.wg.Done()
 			f.run(m.cfg.Clock, m.cfg.PollInterval)
@@ -196,11 +259,11 @@ func (m *Manager) follow(uid types.UID, id string) {
 }
 
 // finish makes the last read of an attempt (starting it first if it was never followed).
-func (m *Manager) finish(uid types.UID, id string) {
+func (m *Manager) finish(uid types.UID, name, id string) {
 	if id == "" {
 		return
 	}
-	f := m.start(uid, id, false)
+	f := m.start(uid, name, id, false)
 	if f != nil {
 		f.finishUnstarted()
 	} else {
@@ -217,7 +280,7 @@ func (m *Manager) finish(uid types.UID, id string) {
 
 // start creates the follower and its log file; nil if it exists already or the Manager is closed.
 // With run, the caller starts its goroutine (counted in m.wg).
-func (m *Manager) start(uid types.UID, id string, run bool) *follower {
+func (m *Manager) start(uid types.UID, name, id string, run bool) *follower {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed || m.followers[id] != nil {
@@ -237,7 +300,7 @@ func (m *Manager) start(uid types.UID, id string, run bool) *follower {
 	f := newFollower(out, dir, m.cfg.Clock.Now, m.cfg.MaxLineBytes, log)
 	f.onOpen = m.watch
 	m.followers[id] = f
-	f.podUID = uid
+	f.podUID, f.name, f.path = uid, name, path
 	return f
 }
 
@@ -306,6 +369,8 @@ func runtimeID(containerID string) string {
 // follower merges one attempt's stdout and stderr files into its CRI log.
 type follower struct {
 	podUID  types.UID
+	name    string   // the container's name in the pod
+	path    string   // its CRI log
 	out     *os.File // nil when the log could not be created
 	sources [2]*source
 	now     func() time.Time

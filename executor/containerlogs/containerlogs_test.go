@@ -207,7 +207,8 @@ func runningStatus(id string) corev1.ContainerStatus {
 
 // TestManagerFollowsAttempts: a running attempt is followed by polls (a fake clock drives them),
 // its end makes the last read (an unended line included) before Update returns, a restart starts
-// the next attempt's log, and the pod's end removes its logs.
+// the next attempt's log, the pod's end (its task is over) keeps its logs, complete, and Forget (the
+// pod was deleted) removes them.
 func TestManagerFollowsAttempts(t *testing.T) {
 	sandbox := t.TempDir()
 	clk := testingclock.NewFakeClock(t0)
@@ -232,7 +233,8 @@ func TestManagerFollowsAttempts(t *testing.T) {
 	out0.write("stderr", "crash")
 	restarted := runningStatus("a1")
 	restarted.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ContainerID: "mesos://a0"}
-	newOutput(t, sandbox, "uid-1", "a1").write("stdout", "again\n")
+	out1 := newOutput(t, sandbox, "uid-1", "a1")
+	out1.write("stdout", "again\n")
 	m.Update(p, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{restarted}}, false)
 	if !m.Finished("a0") {
 		t.Error("the previous attempt's log is not finished")
@@ -247,9 +249,54 @@ func TestManagerFollowsAttempts(t *testing.T) {
 	log1 := Path(sandbox, p.UID, "a1")
 	waitFor(t, "the new attempt's log", func() bool { return strings.HasSuffix(readFile(t, log1), " stdout F again\n") })
 
-	m.Update(p, corev1.PodStatus{}, true)
+	out1.write("stdout", "unended")
+	ended := restarted
+	ended.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ContainerID: "mesos://a1"}}
+	m.Update(p, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{ended}}, true)
+	if !m.Finished("a1") {
+		t.Error("the last attempt's log is not finished after the pod's end")
+	}
+	if got := readFile(t, log1); !strings.HasSuffix(got, " stdout P unended\n") {
+		t.Errorf("the last attempt's log after the pod's end = %q, want it to end with its unended line", got)
+	}
+	if _, err := os.Stat(log0); err != nil {
+		t.Errorf("the previous attempt's log is gone after the pod's end: %v", err)
+	}
+	m.Forget(p.UID)
 	if _, err := os.Stat(PodDir(sandbox, p.UID)); !os.IsNotExist(err) {
-		t.Errorf("the pod's logs are still there: %v", err)
+		t.Errorf("the pod's logs are still there after Forget: %v", err)
+	}
+}
+
+// TestManagerKeepsTwoAttempts: as the kubelet's container GC keeps the newest dead container of
+// each container, a container's logs older than its previous attempt are removed; another
+// container's are not.
+func TestManagerKeepsTwoAttempts(t *testing.T) {
+	sandbox := t.TempDir()
+	m := New(Config{Sandbox: sandbox, OutputDir: func(uid types.UID, id string) string { return outputDir(sandbox, uid, id) }, Clock: testingclock.NewFakeClock(t0), PollInterval: time.Hour, Log: quietLog()})
+	defer m.Close()
+	p := pod("uid-4")
+	side := corev1.ContainerStatus{Name: "side", ContainerID: "mesos://s0", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}}
+	attempt := func(id, prev string) corev1.PodStatus {
+		st := runningStatus(id)
+		if prev != "" {
+			st.LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ContainerID: "mesos://" + prev}
+		}
+		return corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{st, side}}
+	}
+	for _, id := range []string{"b0", "b1", "b2", "s0"} {
+		newOutput(t, sandbox, p.UID, id).write("stdout", id+"\n")
+	}
+	m.Update(p, attempt("b0", ""), false)
+	m.Update(p, attempt("b1", "b0"), false)
+	m.Update(p, attempt("b2", "b1"), false)
+	exists := map[string]bool{}
+	for _, id := range []string{"b0", "b1", "b2", "s0"} {
+		_, err := os.Stat(Path(sandbox, p.UID, id))
+		exists[id] = err == nil
+	}
+	if diff := cmp.Diff(map[string]bool{"b0": false, "b1": true, "b2": true, "s0": true}, exists); diff != "" {
+		t.Errorf("logs kept (-want +got):\n%s", diff)
 	}
 }
 

@@ -1,13 +1,17 @@
 package kubeletapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubemesos/kubemesos/executor/containerlogs"
 )
@@ -51,12 +55,19 @@ type PodLookup interface {
 // pod is gone (Forget). Container IDs come from the statuses' containerID fields
 // ("mesos://<nested container ID>"); logs are containerlogs.Path(<Sandbox>, <pod UID>, <ID>), where
 // the executor's containerlogs.Manager writes them.
+//
+// A pod whose Mesos task is over (Ended) stays, as a kubelet keeps a terminated pod's containers and
+// their logs until the pod is deleted: ForgetDeleted asks the API server which of them are gone.
 type Registry struct {
 	sandbox string
 
-	mu   sync.RWMutex
-	pods map[string]hostedPod // by namespace/name
+	mu    sync.RWMutex
+	pods  map[string]hostedPod // by namespace/name
+	ended map[types.UID]podRef // pods whose task is over, until they are forgotten
 }
+
+// podRef names a pod of a given UID.
+type podRef struct{ namespace, name string }
 
 type hostedPod struct {
 	pod    *corev1.Pod
@@ -67,7 +78,7 @@ var _ PodLookup = (*Registry)(nil)
 
 // NewRegistry returns an empty Registry for an executor whose sandbox is sandbox (MESOS_SANDBOX).
 func NewRegistry(sandbox string) *Registry {
-	return &Registry{sandbox: sandbox, pods: map[string]hostedPod{}}
+	return &Registry{sandbox: sandbox, pods: map[string]hostedPod{}, ended: map[types.UID]podRef{}}
 }
 
 // Update records the latest status of a pod the executor runs (it keeps pod and status; callers must
@@ -76,6 +87,7 @@ func (r *Registry) Update(pod *corev1.Pod, status corev1.PodStatus) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pods[pod.Namespace+"/"+pod.Name] = hostedPod{pod: pod, status: status}
+	delete(r.ended, pod.UID) // a task of the pod runs again
 }
 
 // Forget removes a pod once the executor no longer hosts it; a newer pod of the same name (another
@@ -87,6 +99,52 @@ func (r *Registry) Forget(namespace, name string, uid types.UID) {
 	if p, ok := r.pods[key]; ok && p.pod.UID == uid {
 		delete(r.pods, key)
 	}
+	delete(r.ended, uid)
+}
+
+// Ended records that a pod's Mesos task is over (after its last Update): its containers' logs are
+// still served until ForgetDeleted finds the pod deleted.
+func (r *Registry) Ended(namespace, name string, uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended[uid] = podRef{namespace: namespace, name: name}
+}
+
+// PodGetter reads a pod from the API server (a client-go Get); an error that
+// apierrors.IsNotFound recognizes means the pod is deleted.
+type PodGetter func(ctx context.Context, namespace, name string) (*corev1.Pod, error)
+
+// ForgetDeleted asks the API server about every ended pod and forgets those that are deleted: not
+// found, or found with another UID (a new pod of the same name). gone is called with each one's UID
+// (the executor removes its logs). Pods it could not ask about are kept for the next time.
+func (r *Registry) ForgetDeleted(ctx context.Context, get PodGetter, gone func(types.UID)) {
+	r.mu.RLock()
+	ended := make(map[types.UID]podRef, len(r.ended))
+	for uid, ref := range r.ended {
+		ended[uid] = ref
+	}
+	r.mu.RUnlock()
+	for uid, ref := range ended {
+		p, err := get(ctx, ref.namespace, ref.name)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			continue
+		case p.UID == uid:
+			continue
+		}
+		r.Forget(ref.namespace, ref.name, uid)
+		if gone != nil {
+			gone(uid)
+		}
+	}
+}
+
+// RunForgetDeleted runs ForgetDeleted every interval (with jitter) until ctx ends. The kubelet
+// learns of deletions from its pod watch; the executor may only get pods (a kubelet's node
+// authorizer lets it get the pods bound to its Node), so it asks about the few ended ones.
+func (r *Registry) RunForgetDeleted(ctx context.Context, interval time.Duration, get PodGetter, gone func(types.UID)) {
+	wait.JitterUntilWithContext(ctx, func(ctx context.Context) { r.ForgetDeleted(ctx, get, gone) }, interval, 0.2, true)
 }
 
 // Container implements PodLookup.

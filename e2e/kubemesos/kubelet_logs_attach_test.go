@@ -1,0 +1,159 @@
+package kubemesos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// TestKubectlLogsOfFinishedPods (issue 12, must show 2), as a user types it: `kubectl logs job/<j>`
+// after the Job completed and its pod's Mesos task finished, `kubectl logs` of a Failed pod, and
+// `kubectl logs --previous` after a container restarted. The kubelet keeps a terminated container's
+// log until its pod is deleted (container GC keeps the last dead container of each container), so
+// the executor serves them after the pod's task ended, and forgets them once the pod is deleted.
+//
+// (Each container sleeps between its stdout and its stderr line: Mesos keeps them in two files, whose
+// lines the executor can only order by when it sees them.)
+func TestKubectlLogsOfFinishedPods(t *testing.T) {
+	e := newEnv(t, envOptions{Agents: 1})
+	ctx := context.Background()
+	attempts := newHostSignals(t)
+
+	pi := job("pi", corev1.RestartPolicyNever, 0, "echo 3.14159; sleep 0.2; echo done >&2")
+	if _, err := e.kube.BatchV1().Jobs(e.ns).Create(ctx, pi, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	failed := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "fails"}, Spec: podSpec("echo about to fail; sleep 0.2; echo oops >&2; exit 3")}
+	failed.Spec.RestartPolicy = corev1.RestartPolicyNever
+	restarts := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "restarts"}, Spec: podSpec(fmt.Sprintf(
+		`n=$(%s); echo attempt-$n; if [ "$n" = 0 ]; then sleep 0.2; echo first-fails >&2; exit 1; fi; `+sleeper, attempts.get("restarts")))}
+	for _, p := range []*corev1.Pod{failed, restarts} {
+		if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitJobCondition("pi", batchv1.JobComplete, 2*time.Minute)
+	piPods, err := e.pods(ctx, selector(map[string]string{"job": "pi"}))
+	if err != nil || len(piPods) != 1 {
+		t.Fatalf("pods of job pi: %d, %v; want 1", len(piPods), err)
+	}
+	e.waitTaskEnded(piPods[0].UID, mesos.TASK_FINISHED)
+	e.waitPhase("fails", corev1.PodFailed)
+	failedPod, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, "fails", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitTaskEnded(failedPod.UID, mesos.TASK_FAILED)
+	e.eventually("pod restarts to run its second attempt", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, "restarts", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].RestartCount == 1 && cs[0].State.Running != nil, nil
+	})
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"logs", "job/pi"}, "3.14159\ndone\n"},
+		{[]string{"logs", "fails"}, "about to fail\noops\n"},
+		{[]string{"logs", "restarts", "--previous"}, "attempt-0\nfirst-fails\n"},
+		{[]string{"logs", "restarts"}, "attempt-1\n"},
+	} {
+		cmd := "kubectl " + strings.Join(tc.args, " ")
+		e.eventually(cmd, 30*time.Second, func(ctx context.Context) (bool, error) {
+			stdout, stderr, code, err := e.kubectl(ctx, tc.args...)
+			if err != nil || code != 0 {
+				return false, fmt.Errorf("%s: exit %d, %v: %s", cmd, code, err, stderr)
+			}
+			if stdout != tc.want {
+				return false, fmt.Errorf("%s = %q, want %q", cmd, stdout, tc.want)
+			}
+			return true, nil
+		})
+	}
+	// The kubelet's answer for a container without a previous attempt.
+	_, stderr, code, err := e.kubectl(ctx, "logs", "fails", "--previous")
+	if want := `previous terminated container "main" in pod "fails" not found`; err != nil || code == 0 || !strings.Contains(stderr, want) {
+		t.Errorf("kubectl logs fails --previous: exit %d, %v, stderr %q; want an error with %q", code, err, stderr, want)
+	}
+
+	// Deleting the pod forgets its logs: the executor removes them from its sandbox.
+	dirs := e.podLogDirs(piPods[0].UID)
+	if len(dirs) != 1 {
+		t.Fatalf("log directories of pod %s in executor sandboxes: %v, want 1", piPods[0].UID, dirs)
+	}
+	if _, stderr, code, err := e.kubectl(ctx, "delete", "pod", piPods[0].Name, "--wait=true"); err != nil || code != 0 {
+		t.Fatalf("kubectl delete pod: exit %d, %v: %s", code, err, stderr)
+	}
+	e.eventually("the deleted pod's logs to be removed from the executor's sandbox", time.Minute, func(context.Context) (bool, error) {
+		_, err := os.Stat(dirs[0])
+		return os.IsNotExist(err), nil
+	})
+}
+
+// waitTaskEnded waits until Mesos lists the pod's task as completed in state.
+func (e *env) waitTaskEnded(uid types.UID, state mesos.TaskState) {
+	e.t.Helper()
+	e.eventually(fmt.Sprintf("task of pod %s to be %s", uid, state), time.Minute, func(ctx context.Context) (bool, error) {
+		st, err := e.mesosState(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, task := range tasksOf(st, frameworkName).Completed {
+			if taskPodUID(task) == string(uid) {
+				if task.GetState() != state {
+					return false, fatalf("task of pod %s ended %s, want %s", uid, task.GetState(), state)
+				}
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func (e *env) waitPhase(name string, phase corev1.PodPhase) {
+	e.t.Helper()
+	e.eventually(fmt.Sprintf("pod %s %s", name, phase), 2*time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return p.Status.Phase == phase, nil
+	})
+}
+
+// podLogDirs lists the executors' log directories of a pod (logs/<pod UID> in an executor's
+// sandbox, package containerlogs) under the env's Mesos work directories.
+func (e *env) podLogDirs(uid types.UID) []string {
+	e.t.Helper()
+	var dirs []string
+	root := filepath.Join(e.dir, "mesos")
+	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && d.Name() == string(uid) && filepath.Base(filepath.Dir(path)) == "logs" {
+			dirs = append(dirs, path)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return dirs
+}
