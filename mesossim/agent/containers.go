@@ -26,7 +26,11 @@ type container struct {
 	image    string       // the image name, if any (provisioned from the docker registry or run by the fallback)
 	pid      int
 	out      *outputHub
-	stdin    *os.File // write end of stdin for sessions; nil otherwise
+	stdin    *os.File // write end of stdin for sessions, the terminal's master with a TTY; nil otherwise
+	// tty: launched with ContainerInfo.tty_info, the container runs on a pseudo-terminal (attach.go).
+	tty bool
+	// inputConnected: an ATTACH_CONTAINER_INPUT connection is open (one at a time).
+	inputConnected bool
 	// sessionOut is a session's output, subscribed before its process starts so that nothing it
 	// writes, even if it exits at once, is lost; nil for other containers.
 	sessionOut *queue[agentapi.ProcessIO]
@@ -216,7 +220,7 @@ func (a *Agent) launchContainerWithLocked(id mesos.ContainerID, cmdInfo *mesos.C
 		env[v.Name] = v.GetValue()
 	}
 	c := &container{id: id, key: key, dir: dir, image: image, out: newOutputHub(), done: make(chan struct{}),
-		resources: res, limits: limits}
+		resources: res, limits: limits, tty: ci.GetTTYInfo() != nil}
 	if session {
 		c.sessionOut, _ = c.out.subscribe() // a new hub is open
 	}
@@ -276,40 +280,22 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 	if err != nil {
 		return err
 	}
-	var toClose []*os.File
-	fail := func(err error) error {
+	child, outR, errR, stdinW, closeAll, err := c.stdio(session)
+	if err != nil {
 		files.close()
-		for _, f := range toClose {
-			f.Close()
-		}
 		return err
 	}
-	outR, outW, err := os.Pipe()
+	pid, wait, err := start(child[0], child[1], child[2])
 	if err != nil {
-		return fail(err)
-	}
-	toClose = append(toClose, outR, outW)
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	toClose = append(toClose, errR, errW)
-	var stdinR, stdinW *os.File
-	if session {
-		if stdinR, stdinW, err = os.Pipe(); err != nil {
-			return fail(err)
-		}
-		toClose = append(toClose, stdinR, stdinW)
-	}
-	pid, wait, err := start(stdinR, outW, errW)
-	if err != nil {
-		return fail(err)
+		files.close()
+		closeAll()
+		return err
 	}
 	// The child has its own copies; the parent keeps only the read ends (and stdin's write end).
-	outW.Close()
-	errW.Close()
-	if stdinR != nil {
-		stdinR.Close()
+	for _, f := range child {
+		if f != nil {
+			f.Close()
+		}
 	}
 	c.pid = pid
 	c.stdin = stdinW
@@ -317,7 +303,12 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 	var copying sync.WaitGroup
 	copying.Add(2)
 	go func() { defer copying.Done(); copyOutput(outR, files.stdout, c.out, agentapi.ProcessIO_Data_STDOUT) }()
-	go func() { defer copying.Done(); copyOutput(errR, files.stderr, c.out, agentapi.ProcessIO_Data_STDERR) }()
+	go func() {
+		defer copying.Done()
+		if errR != nil { // with a TTY, stderr is the terminal too
+			copyOutput(errR, files.stderr, c.out, agentapi.ProcessIO_Data_STDERR)
+		}
+	}()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -326,7 +317,9 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 		a.destroyNested(c)
 		copying.Wait()
 		outR.Close()
-		errR.Close()
+		if errR != nil {
+			errR.Close()
+		}
 		files.close()
 		c.out.close()
 		a.mu.Lock()

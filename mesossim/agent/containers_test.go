@@ -242,10 +242,13 @@ func TestNestedContainerImageCommand(t *testing.T) {
 	}
 }
 
+// TestAttachContainerOutput: a container launched with a TTY has Mesos' I/O switchboard: its output
+// (stdout and stderr are its terminal: one STDOUT stream, lines ending "\r\n") from the moment of
+// attaching. See attach_test.go for containers without one.
 func TestAttachContainerOutput(t *testing.T) {
 	f := newNestedFixture(t)
 	c := f.child("talker")
-	if err := f.launch(c, shell("while [ ! -f go ]; do sleep 0.01; done; echo hello; echo oops >&2"), nil); err != nil {
+	if err := f.launch(c, shell("while [ ! -f go ]; do sleep 0.01; done; echo hello; echo oops >&2"), withTTY(nil)); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.AttachContainerOutput(c)))
@@ -257,7 +260,7 @@ func TestAttachContainerOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, stderr := readOutput(t, decoderOf(resp))
-	if diff := cmp.Diff([2]string{"hello\n", "oops\n"}, [2]string{stdout, stderr}); diff != "" {
+	if diff := cmp.Diff([2]string{"hello\r\noops\r\n", ""}, [2]string{stdout, stderr}); diff != "" {
 		t.Errorf("attached output (-want +got):\n%s", diff)
 	}
 	if _, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.AttachContainerOutput(f.child("ghost")))); !apierrors.Code(500).Matches(err) {
@@ -368,7 +371,7 @@ func TestSessionContainerDiesWithItsConnection(t *testing.T) {
 func TestAttachOutputLegacyJSON(t *testing.T) {
 	f := newNestedFixture(t)
 	c := f.child("legacy")
-	if err := f.launch(c, shell("while [ ! -f go ]; do sleep 0.01; done; echo hi"), nil); err != nil {
+	if err := f.launch(c, shell("while [ ! -f go ]; do sleep 0.01; done; echo hi"), withTTY(nil)); err != nil {
 		t.Fatal(err)
 	}
 	body := `{"type":"ATTACH_CONTAINER_OUTPUT","attach_container_output":{"container_id":{"value":"legacy","parent":{"value":"` + f.parent.Value + `"}}}}`
@@ -396,7 +399,7 @@ func TestAttachOutputLegacyJSON(t *testing.T) {
 	if err := json.Unmarshal(readRecord(t, bufio.NewReader(resp.Body)), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Type != "DATA" || rec.Data.Type != "STDOUT" || string(rec.Data.Data) != "hi\n" {
-		t.Errorf("record = %+v, want DATA/STDOUT %q", rec, "hi\n")
+	if rec.Type != "DATA" || rec.Data.Type != "STDOUT" || string(rec.Data.Data) != "hi\r\n" {
+		t.Errorf("record = %+v, want DATA/STDOUT %q", rec, "hi\r\n")
 	}
 }

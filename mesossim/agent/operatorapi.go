@@ -5,9 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"sort"
-	"strings"
 	"syscall"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -438,23 +436,6 @@ func (a *Agent) handleRemove(w http.ResponseWriter, id mesos.ContainerID) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// attachable returns a live container that belongs to an executor of this agent, with Mesos' codes.
-func (a *Agent) attachableLocked(id mesos.ContainerID) (*container, int, string) {
-	key := containerKey(&id)
-	root := a.containers[strings.SplitN(key, "/", 2)[0]]
-	if root == nil || root.executor == nil {
-		return nil, http.StatusNotFound, "Container " + idString(key) + " cannot be found"
-	}
-	c := a.containers[key]
-	if c == nil || !c.live() {
-		return nil, http.StatusInternalServerError, "Unknown container " + key
-	}
-	if c.executor != nil {
-		return nil, http.StatusInternalServerError, "Container " + key + " has no I/O switchboard"
-	}
-	return c, 0, ""
-}
-
 func (a *Agent) handleAttachOutput(w http.ResponseWriter, r *http.Request, mt mediaTypes, id mesos.ContainerID) {
 	a.mu.Lock()
 	c, code, msg := a.attachableLocked(id)
@@ -531,62 +512,6 @@ func (a *Agent) handleSession(w http.ResponseWriter, r *http.Request, mt mediaTy
 	a.mu.Lock()
 	c.killLocked(sigkill)
 	a.mu.Unlock()
-}
-
-func (a *Agent) handleAttachInput(w http.ResponseWriter, mt mediaTypes, id *mesos.ContainerID, reader *recordReader) {
-	a.mu.Lock()
-	c, code, msg := a.attachableLocked(*id)
-	var stdin *os.File
-	if c != nil {
-		stdin = c.stdin
-	}
-	a.mu.Unlock()
-	if code != 0 {
-		respondError(w, code, msg)
-		return
-	}
-	if stdin == nil {
-		respondError(w, http.StatusInternalServerError, "Container "+c.key+" does not accept input (not a session)")
-		return
-	}
-	for {
-		rec, err := reader.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			respondError(w, http.StatusBadRequest, "Failed to read input record: "+err.Error())
-			return
-		}
-		call, _, msg := parseAgentCall(mt.messageContent, rec)
-		if msg != "" {
-			respondError(w, http.StatusBadRequest, "Failed to parse input record: "+msg)
-			return
-		}
-		in := call.AttachContainerInput
-		if call.Type != agentapi.Call_ATTACH_CONTAINER_INPUT || in == nil || in.Type != agentapi.Call_AttachContainerInput_PROCESS_IO || in.ProcessIO == nil {
-			respondError(w, http.StatusBadRequest, "Expecting PROCESS_IO records after the CONTAINER_ID record")
-			return
-		}
-		d := in.ProcessIO.Data
-		if in.ProcessIO.Type != agentapi.ProcessIO_DATA || d == nil || d.Type != agentapi.ProcessIO_Data_STDIN {
-			continue // control records (heartbeats, TTY info) need no action here
-		}
-		if len(d.Data) == 0 { // an empty DATA record is EOF
-			a.mu.Lock()
-			if c.stdin != nil {
-				c.stdin.Close()
-				c.stdin = nil
-			}
-			a.mu.Unlock()
-			break
-		}
-		if _, err := stdin.Write(d.Data); err != nil {
-			respondError(w, http.StatusInternalServerError, "Failed to write to the container's stdin: "+err.Error())
-			return
-		}
-	}
-	w.WriteHeader(http.StatusOK)
 }
 
 // serveState is GET /state: a subset of the real agent's state endpoint.

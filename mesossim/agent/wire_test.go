@@ -161,7 +161,8 @@ func TestOperatorStreamsAreOneChunkEach(t *testing.T) {
 	}
 	t.Run("attach", func(t *testing.T) {
 		c := f.child("talker")
-		if err := f.launch(c, shell("while [ ! -f go ]; do sleep 0.01; done; "+cmd), nil); err != nil {
+		// Only a container with a TTY can be attached to (attach.go); its stderr is its terminal.
+		if err := f.launch(c, shell("while [ ! -f go ]; do sleep 0.01; done; "+cmd), withTTY(nil)); err != nil {
 			t.Fatal(err)
 		}
 		call := agentapi.Call{Type: agentapi.Call_ATTACH_CONTAINER_OUTPUT, AttachContainerOutput: &agentapi.Call_AttachContainerOutput{ContainerID: c}}
@@ -175,8 +176,8 @@ func TestOperatorStreamsAreOneChunkEach(t *testing.T) {
 			t.Fatal(err)
 		}
 		stdout, stderr, _ := readAll(t, s, mediaJSON)
-		if len(stdout) != size || stderr != "done\n" {
-			t.Errorf("attached output: %d bytes of stdout, stderr %q", len(stdout), stderr)
+		if want := strings.Repeat("a", size) + "done\r\n"; stdout != want || stderr != "" {
+			t.Errorf("attached output: %d bytes of stdout (ending %q), stderr %q; want %d a's and done", len(stdout), stdout[max(0, len(stdout)-10):], stderr, size)
 		}
 	})
 }
