@@ -345,11 +345,21 @@ func Command(c *corev1.Container, env []mesos.Environment_Variable, image *v1.Co
 
 // ContainerInfo is the Mesos container of an image with its volumes and LinuxInfo (nil with none of
 // them); dockerConfig, when set, is the registry credentials the agent pulls the image with.
+//
+// A container with `tty` or `stdin` gets a TTYInfo: Mesos gives a container an I/O switchboard, the
+// only way to attach to it (ATTACH_CONTAINER_INPUT/OUTPUT, `kubectl attach`), only with one
+// (IOSwitchboard::requiresServer; LAUNCH_CONTAINER has no container class), and its switchboard then
+// runs it on a pseudo-terminal. So a `stdin: true` container without `tty` sees a terminal too: its
+// input is echoed and its lines end "\r\n", where a kubelet would give it pipes.
 func ContainerInfo(c *corev1.Container, volumes []mesos.Volume, dockerConfig []byte, linux *mesos.LinuxInfo) *mesos.ContainerInfo {
-	if c.Image == "" && len(volumes) == 0 && linux == nil {
+	attachable := c.Stdin || c.TTY
+	if c.Image == "" && len(volumes) == 0 && linux == nil && !attachable {
 		return nil
 	}
 	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Volumes: volumes, LinuxInfo: linux}
+	if attachable {
+		ci.TTYInfo = &mesos.TTYInfo{}
+	}
 	if c.Image != "" {
 		img := &mesos.Image{
 			Type:   mesos.Image_DOCKER.Enum(),
