@@ -66,7 +66,7 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, loc po
 	k.server, err = kubeletapi.New(kubeletapi.Config{
 		Address: kubeletListenAddress(cfg.KubeletAddress, agentIP), CertFile: cfg.KubeletCertFile, KeyFile: cfg.KubeletKeyFile, IPs: ips,
 		Authenticator: auth.Authenticator, Authorizer: auth.Authorizer,
-		Pods: k.registry, Execer: k.execer, PortForwarder: fwd, Clock: cfg.Clock, Log: log,
+		Pods: k.registry, Execer: k.execer, Attacher: k.execer, PortForwarder: fwd, Clock: cfg.Clock, Log: log,
 	})
 	if err != nil {
 		k.logs.Close()

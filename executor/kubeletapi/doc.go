@@ -1,5 +1,6 @@
 // Package kubeletapi is the executor's kubelet API: the HTTPS endpoint the API server calls for
-// `kubectl logs` and `kubectl exec` on pods the kubemesos executor runs on a Mesos agent.
+// `kubectl logs`, `exec`, `attach` and `port-forward` on pods the kubemesos executor runs on a Mesos
+// agent.
 //
 // It exists because the executor replaces the kubelet on a Mesos agent, so nothing else answers the
 // API server's /containerLogs and /exec requests for the Node. Like the kubelet's server it
@@ -10,7 +11,11 @@
 // stderr files (read with the kubelet's reader, k8s.io/cri-client/pkg/logs) and serves exec with the kubelet's remotecommand streaming code (SPDY, and websocket
 // channel.k8s.io up to v4), running each command as a Mesos nested container session
 // (LAUNCH_NESTED_CONTAINER_SESSION under the target container, ATTACH_CONTAINER_INPUT for stdin,
-// WAIT_CONTAINER for the exit code).
+// WAIT_CONTAINER for the exit code), and attach (/attach, same protocols): a container with stdin or
+// tty, which package nested launches with a TTYInfo so that Mesos gives it an I/O switchboard, through
+// ATTACH_CONTAINER_OUTPUT and ATTACH_CONTAINER_INPUT; any other's output from its log as it grows.
+// Logs of terminated containers are served until their pod is deleted, as a kubelet serves them:
+// Registry keeps pods whose Mesos task ended and ForgetDeleted asks the API server which are gone.
 //
 // The handlers depend on two small interfaces: PodLookup (which pods and containers this executor
 // hosts; Registry implements it from the pod statuses the executor computes) and Execer (MesosExecer

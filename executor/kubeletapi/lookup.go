@@ -41,6 +41,8 @@ type ContainerRef struct {
 	Previous *Attempt
 	// Waiting is the waiting reason (ContainerCreating, PodInitializing...) while Current is nil.
 	Waiting string
+	// Stdin, StdinOnce and TTY are the container's spec (what attach may do).
+	Stdin, StdinOnce, TTY bool
 }
 
 // PodLookup maps namespace/pod/container to the container's attempts. Errors wrap ErrPodNotFound or
@@ -155,10 +157,11 @@ func (r *Registry) Container(namespace, pod, container string) (ContainerRef, er
 	if !ok {
 		return ContainerRef{}, fmt.Errorf("pod %s/%s: %w", namespace, pod, ErrPodNotFound)
 	}
-	if !hasContainer(p.pod, container) {
+	spec := findContainer(p.pod, container)
+	if spec == nil {
 		return ContainerRef{}, fmt.Errorf("container %q in pod %s/%s: %w", container, namespace, pod, ErrContainerNotFound)
 	}
-	ref := ContainerRef{PodUID: p.pod.UID, Waiting: "ContainerCreating"}
+	ref := ContainerRef{PodUID: p.pod.UID, Waiting: "ContainerCreating", Stdin: spec.Stdin, StdinOnce: spec.StdinOnce, TTY: spec.TTY}
 	cs := findStatus(p.status, container)
 	if cs == nil {
 		return ref, nil
@@ -188,15 +191,15 @@ func (r *Registry) PodUID(namespace, pod string) (types.UID, error) {
 	return p.pod.UID, nil
 }
 
-func hasContainer(pod *corev1.Pod, name string) bool {
+func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range list {
-			if c.Name == name {
-				return true
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
 			}
 		}
 	}
-	return false
+	return nil
 }
 
 func findStatus(st corev1.PodStatus, name string) *corev1.ContainerStatus {

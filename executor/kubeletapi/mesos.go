@@ -145,7 +145,7 @@ func (m *MesosExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
 	inputRefused := make(chan error, 1)
 	go func() {
 		defer helpers.Done()
-		err := m.sendInput(ctx, id, req)
+		err := m.sendInput(ctx, id, req.Stdin, req.Resize, agentcalls.AttachContainerInputData([]byte{}))
 		if err == nil || ctx.Err() != nil {
 			return
 		}
@@ -225,19 +225,19 @@ func copyOutput(resp mesos.Response, req ExecRequest) error {
 	}
 }
 
-// sendInput streams ATTACH_CONTAINER_INPUT: the session's ID, stdin as DATA records, terminal sizes as
-// TTY_INFO controls, and an empty DATA record at the end of stdin (at once when there is no stdin).
-func (m *MesosExecer) sendInput(ctx context.Context, id mesos.ContainerID, req ExecRequest) error {
+// sendInput streams ATTACH_CONTAINER_INPUT: the container's ID, stdin as DATA records, terminal sizes
+// as TTY_INFO controls, and atEOF (unless nil) at the end of stdin (at once when there is no stdin).
+func (m *MesosExecer) sendInput(ctx context.Context, id mesos.ContainerID, stdin io.Reader, resize <-chan TerminalSize, atEOF *agent.Call) error {
 	calls := make(chan *agent.Call)
 	data := make(chan []byte)
-	if req.Stdin != nil {
+	if stdin != nil {
 		// This goroutine may outlive Exec while the client's stdin blocks; it ends when the stream
 		// closes (the streaming server closes the connection after Exec returns).
 		go func() {
 			defer close(data)
 			buf := make([]byte, 32<<10)
 			for {
-				n, err := req.Stdin.Read(buf)
+				n, err := stdin.Read(buf)
 				if n > 0 {
 					select {
 					case data <- append([]byte(nil), buf[:n]...):
@@ -266,12 +266,13 @@ func (m *MesosExecer) sendInput(ctx context.Context, id mesos.ContainerID, req E
 		if !push(agentcalls.AttachContainerInput(id)) {
 			return
 		}
-		resize := req.Resize
 		for {
 			select {
 			case b, ok := <-data:
 				if !ok {
-					push(agentcalls.AttachContainerInputData([]byte{}))
+					if atEOF != nil {
+						push(atEOF)
+					}
 					return
 				}
 				if !push(agentcalls.AttachContainerInputData(b)) {
@@ -329,4 +330,69 @@ func (m *MesosExecer) cleanup(id mesos.ContainerID, log logrus.FieldLogger) {
 			return
 		}
 	}
+}
+
+var _ Attacher = (*MesosExecer)(nil)
+
+// eot is what ends a terminal's input (^D): Mesos ignores an empty DATA record for a container with
+// a TTY ("If tty is enabled, the client is expected to send EOT instead", switchboard.cpp).
+var eot = []byte{4}
+
+// Attach implements Attacher with the agent's ATTACH_CONTAINER_OUTPUT (from the moment of attaching)
+// and ATTACH_CONTAINER_INPUT on the attempt's nested container, which has an I/O switchboard (it was
+// launched with a TTYInfo). Output is attached before any input is sent, so that the answer to the
+// input is not missed. The client's end of input ends the container's only with stdinOnce (as a
+// runtime closes a stdinOnce container's stdin after the first attach); otherwise the container
+// keeps its stdin for the next attach.
+func (m *MesosExecer) Attach(ctx context.Context, req AttachRequest) error {
+	parent, ok := m.cfg.PodParent(req.PodUID)
+	if !ok {
+		return fmt.Errorf("pod %s has no running sandbox", req.PodUID)
+	}
+	id := mesos.ContainerID{Value: req.ContainerID, Parent: &parent}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var out mesos.Response
+	if req.Stdout != nil || req.Stderr != nil {
+		resp, err := m.streamer.Send(ctx, agentcalls.NonStreaming(agentcalls.AttachContainerOutput(id)))
+		if err != nil {
+			if resp != nil {
+				resp.Close()
+			}
+			return fmt.Errorf("attaching to the output of container %s: %w", req.ContainerID, err)
+		}
+		out = resp
+		defer out.Close()
+	}
+	inputEnded := make(chan error, 1)
+	if req.Stdin != nil {
+		var atEOF *agent.Call
+		if req.StdinOnce {
+			atEOF = agentcalls.AttachContainerInputData(eot)
+		}
+		go func() {
+			err := m.sendInput(ctx, id, req.Stdin, req.Resize, atEOF)
+			if err != nil && ctx.Err() == nil {
+				// E.g. 409: another client's input is attached; the output goes on.
+				m.log.WithError(err).WithField("containerID", req.ContainerID).Info("attach: the agent ended the input")
+			}
+			inputEnded <- err
+		}()
+	}
+	if out == nil {
+		select {
+		case err := <-inputEnded:
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	err := copyOutput(out, ExecRequest{Stdout: req.Stdout, Stderr: req.Stderr, TTY: req.TTY})
+	if ctx.Err() != nil {
+		return nil // the client went away
+	}
+	if err != nil {
+		return fmt.Errorf("reading the output of container %s: %w", req.ContainerID, err)
+	}
+	return nil
 }

@@ -39,6 +39,8 @@ type Config struct {
 	Pods PodLookup
 	// Execer runs exec commands; without it /exec answers 501.
 	Execer Execer
+	// Attacher attaches to containers with stdin or tty; without it /attach answers 501 for them.
+	Attacher Attacher
 	// PortForwarder carries port-forward connections; without it /portForward answers 501.
 	PortForwarder PortForwarder
 	// Clock tells the time of sinceSeconds and exec sessions' ages (clock.RealClock{} when nil).
@@ -113,6 +115,8 @@ func (s *Server) Handler() http.Handler {
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		api.HandleFunc(method+" /exec/{namespace}/{pod}/{container}", s.serveExec)
 		api.HandleFunc(method+" /exec/{namespace}/{pod}/{uid}/{container}", s.serveExec)
+		api.HandleFunc(method+" /attach/{namespace}/{pod}/{container}", s.serveAttach)
+		api.HandleFunc(method+" /attach/{namespace}/{pod}/{uid}/{container}", s.serveAttach)
 		api.HandleFunc(method+" /portForward/{namespace}/{pod}", s.servePortForward)
 		api.HandleFunc(method+" /portForward/{namespace}/{pod}/{uid}", s.servePortForward)
 	}

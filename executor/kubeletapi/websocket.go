@@ -31,6 +31,8 @@ type preparedExec struct {
 	created               time.Time
 	// forward: a port-forward session (the pod's ports), not an exec.
 	forward bool
+	// attach: an attach to the container, not an exec.
+	attach *attachAdapter
 }
 
 // loopbackExec is the loopback SPDY endpoint of prepared sessions.
@@ -79,16 +81,22 @@ func (l *loopbackExec) take(token string) (preparedExec, bool) {
 	return p, ok
 }
 
-// serve is POST /exec/{token} on the loopback listener: the SPDY side of a translated session.
+// serve is POST /exec/{token} and /attach/{token} on the loopback listener: the SPDY side of a
+// translated session.
 func (l *loopbackExec) serve(w http.ResponseWriter, r *http.Request) {
 	p, ok := l.take(r.PathValue("token"))
-	if !ok || p.forward {
+	if !ok || p.forward || (p.attach != nil) != (r.PathValue("kind") == "attach") {
 		http.Error(w, "unknown or expired exec session", http.StatusNotFound)
 		return
 	}
 	opts, err := remotecommand.NewOptions(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if p.attach != nil {
+		remotecommand.ServeAttach(w, r, *p.attach, p.pod, p.uid, p.containerID, opts,
+			l.s.cfg.StreamIdleTimeout, l.s.cfg.StreamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 		return
 	}
 	remotecommand.ServeExec(w, r, execAdapter{execer: l.s.cfg.Execer, log: p.log}, p.pod, p.uid, p.containerID, p.cmd, opts,
@@ -102,7 +110,7 @@ func (l *loopbackExec) start(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("listening for translated exec sessions: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /exec/{token}", l.serve)
+	mux.HandleFunc("POST /{kind}/{token}", l.serve) // exec or attach (port-forward's is more specific)
 	mux.HandleFunc("POST /portForward/{token}", l.serveForward)
 	var inflight sync.WaitGroup
 	srv := &http.Server{
@@ -133,7 +141,8 @@ func (l *loopbackExec) start(ctx context.Context) (func(), error) {
 	return func() { <-stopped }, nil
 }
 
-// serveExecV5 translates an authorized websocket v5 exec request to SPDY towards the loopback listener.
+// serveExecV5 translates an authorized websocket v5 exec or attach request to SPDY towards the
+// loopback listener.
 func (s *Server) serveExecV5(w http.ResponseWriter, r *http.Request, p preparedExec, opts *remotecommand.Options) {
 	addr := s.loopback.listening()
 	if addr == "" {
@@ -151,7 +160,11 @@ func (s *Server) serveExecV5(w http.ResponseWriter, r *http.Request, p preparedE
 			q.Set(name, "1")
 		}
 	}
-	location := &url.URL{Scheme: "http", Host: addr, Path: "/exec/" + token, RawQuery: q.Encode()}
+	kind := "exec"
+	if p.attach != nil {
+		kind = "attach"
+	}
+	location := &url.URL{Scheme: "http", Host: addr, Path: "/" + kind + "/" + token, RawQuery: q.Encode()}
 	proxy.NewStreamTranslatorHandler(location, nil, 0, proxy.Options{
 		Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr, Tty: opts.TTY,
 	}).ServeHTTP(w, r)
