@@ -401,7 +401,8 @@ func newFollower(out *os.File, dir string, now func() time.Time, maxLine int, lo
 	return &follower{
 		out: out,
 		sources: [2]*source{
-			{path: filepath.Join(dir, "stdout"), stream: "stdout"},
+			// stdout too: with a TTY the launcher writes to it (launcher.go).
+			{path: filepath.Join(dir, "stdout"), stream: "stdout", strip: true},
 			{path: filepath.Join(dir, "stderr"), stream: "stderr", strip: true},
 		},
 		now: now, maxLine: maxLine, log: log,

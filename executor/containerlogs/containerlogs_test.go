@@ -178,6 +178,20 @@ func TestFollowerStripsTheLauncherLines(t *testing.T) {
 	}
 }
 
+// TestFollowerStripsTheLauncherLinesOfATerminal: a container with a TTY gets the launcher's lines on
+// its terminal, i.e. in its stdout file with "\r\n": they are dropped too.
+func TestFollowerStripsTheLauncherLinesOfATerminal(t *testing.T) {
+	clk := testingclock.NewFakeClock(t0)
+	f, out, path := testFollower(t, clk, DefaultMaxLineBytes)
+	out.write("stdout", "Marked '/' as rslave\r\nChanging root to /rootfs\r\nhello\r\nMarked '/' as rslave\r\n")
+	f.read(false)
+	want := "2026-01-01T00:00:00Z stdout F hello\r\n" +
+		"2026-01-01T00:00:00Z stdout F Marked '/' as rslave\r\n"
+	if diff := cmp.Diff(want, readFile(t, path)); diff != "" {
+		t.Errorf("log (-want +got):\n%s", diff)
+	}
+}
+
 func TestIsLauncherLine(t *testing.T) {
 	for line, want := range map[string]bool{
 		"Marked '/' as rslave":                        true,
@@ -186,6 +200,9 @@ func TestIsLauncherLine(t *testing.T) {
 		"Executing pre-exec command '{\"value\":1}'":  true,
 		"Overwriting environment variable 'HOME'":     true,
 		"Marked '/' as rslave ":                       false,
+		"Marked '/' as rslave\r":                      true,
+		"Changing root to /tmp/rootfs\r":              true,
+		"hello\r":                                     false,
 		"Failed to prepare mounts: no such file":      false,
 		"Changing rootfs is not supported on Windows": false,
 		"hello": false,

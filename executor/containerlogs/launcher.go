@@ -18,13 +18,16 @@ import (
 //
 // Its error lines ("Failed to …") are kept: they are the only account of why such a container never
 // ran its command.
+//
+// A container launched with a TTY (stdin or tty in its spec, see package nested) has its terminal as
+// stderr: the lines go to its stdout file, ending "\r\n".
 var launcherLine = regexp.MustCompile(`^(?:` +
 	`Preparing rootfs at '.*'` +
 	`|Marked '/' as rslave` +
 	`|Executing pre-exec command '.*'` +
 	`|Changing root to .*` +
 	`|Overwriting environment variable '.*'` +
-	`)$`)
+	`)\r?$`)
 
 // IsLauncherLine tells whether line (without its newline) is one of the launcher's lines. They come
 // before the command runs, so only a prefix of stderr is checked (see follower.strip).
