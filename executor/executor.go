@@ -39,6 +39,7 @@ import (
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/executor/statuswriter"
+	"github.com/kubemesos/kubemesos/internal/hostfacts"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
@@ -404,6 +405,7 @@ func (e *executorLoop) onEvent(ctx, workerCtx context.Context, ev *mesosexec.Eve
 				e.send(ctx, u)
 			}
 		}
+		e.sendHostFacts(ctx)
 	case mesosexec.Event_LAUNCH:
 		e.launch(ctx, workerCtx, ev.GetLaunch().Task)
 	case mesosexec.Event_LAUNCH_GROUP:
@@ -641,6 +643,19 @@ func (e *executorLoop) send(ctx context.Context, u *pendingUpdate) {
 		return
 	}
 	u.sent = true
+}
+
+// sendHostFacts tells the framework, on each subscription, what the kubelet reports of its machine in
+// Node.status.nodeInfo (kernel, OS image, architecture...), which a Mesos agent does not advertise. A
+// lost MESSAGE is only stale facts: the next subscription sends them again.
+func (e *executorLoop) sendHostFacts(ctx context.Context) {
+	resp, err := e.sender.Send(ctx, calls.NonStreaming(calls.Message(hostfacts.Collect("/").Encode())))
+	if resp != nil {
+		resp.Close()
+	}
+	if err != nil {
+		e.log.WithError(err).Warn("sending the host's facts to the framework failed")
+	}
 }
 
 func (e *executorLoop) acknowledged(taskID, uuid string) {

@@ -33,6 +33,7 @@ type fakeAgentAPI struct {
 	mu         sync.Mutex
 	subscribes []mesosexec.Call_Subscribe
 	updates    []mesos.TaskStatus
+	messages   [][]byte
 	refuse     bool // answer SUBSCRIBE with 503 (agent down)
 	streams    chan *eventStream
 }
@@ -57,6 +58,11 @@ func (f *fakeAgentAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case mesosexec.Call_UPDATE:
 		f.mu.Lock()
 		f.updates = append(f.updates, call.GetUpdate().Status)
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	case mesosexec.Call_MESSAGE:
+		f.mu.Lock()
+		f.messages = append(f.messages, call.GetMessage().Data)
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	case mesosexec.Call_SUBSCRIBE:

@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubemesos/kubemesos/internal/hostfacts"
 	"github.com/kubemesos/kubemesos/internal/version"
 	"github.com/kubemesos/kubemesos/offerbridge"
 )
@@ -76,6 +77,9 @@ type agentRecord struct {
 	offered mesos.Resources
 	// conflict says why the agent has no Node: its hostname names a Node the framework does not own.
 	conflict string
+	// facts are what the agent's executor reported of the host (nil until it has, or until they are
+	// read back from the Node the agent already has); replaced, never modified.
+	facts *hostfacts.Facts
 }
 
 // nodeController keeps one Node per Mesos agent, Ready with a renewed Lease while the agent is active and
@@ -341,7 +345,8 @@ func (c *nodeController) syncAgent(ctx context.Context, rec *agentRecord, full b
 	c.mu.Lock()
 	if cur, ok := c.agents[rec.ID]; ok && cur.active == rec.active && cur.reason == rec.reason &&
 		equality.Semantic.DeepEqual(cur.Total, rec.Total) && equality.Semantic.DeepEqual(cur.offered, rec.offered) &&
-		cur.Hostname == rec.Hostname && cur.IP == rec.IP && cur.Version == rec.Version && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) {
+		cur.Hostname == rec.Hostname && cur.IP == rec.IP && cur.Version == rec.Version && equality.Semantic.DeepEqual(cur.Attributes, rec.Attributes) &&
+		cur.facts == rec.facts {
 		cur.synced = true
 	}
 	c.mu.Unlock()
@@ -350,6 +355,17 @@ func (c *nodeController) syncAgent(ctx context.Context, rec *agentRecord, full b
 // desiredNode is the Node for an agent record.
 func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.Node {
 	labels := offerbridge.AgentLabels(&mesos.Offer{AgentID: mesos.AgentID{Value: rec.ID}, Hostname: rec.Hostname, Attributes: rec.Attributes})
+	info := corev1.NodeSystemInfo{MachineID: rec.ID, SystemUUID: rec.ID}
+	if f := rec.facts; f != nil {
+		// What the host says beats the attribute or the framework's own GOARCH: the kubelet labels its
+		// Node with its own runtime's OS and architecture.
+		labels[corev1.LabelOSStable], labels[corev1.LabelArchStable] = f.OperatingSystem, f.Architecture
+		info.KernelVersion, info.OSImage, info.BootID = f.KernelVersion, f.OSImage, f.BootID
+		if f.MachineID != "" {
+			info.MachineID = f.MachineID
+		}
+	}
+	info.OperatingSystem, info.Architecture = labels[corev1.LabelOSStable], labels[corev1.LabelArchStable]
 	total := rec.Total
 	if total == nil {
 		total = rec.offered
@@ -383,6 +399,7 @@ func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.
 		annotations[AnnotationMesosMaster] = c.owner.master
 	}
 	c.mu.Unlock()
+	info.KubeletVersion, info.ContainerRuntimeVersion = KubeletVersion(), "mesos://"+runtimeVersion
 	cidrs, _ := c.podCIDRs(rec)
 	spec := corev1.NodeSpec{ProviderID: "mesos://agent/" + rec.ID, PodCIDRs: cidrs}
 	if len(cidrs) > 0 {
@@ -399,11 +416,7 @@ func (c *nodeController) desiredNode(rec *agentRecord, now metav1.Time) *corev1.
 				LastHeartbeatTime: now, LastTransitionTime: now,
 			}},
 			Addresses: nodeAddresses(rec),
-			NodeInfo: corev1.NodeSystemInfo{
-				OperatingSystem: labels[corev1.LabelOSStable], Architecture: labels[corev1.LabelArchStable],
-				KubeletVersion: KubeletVersion(), ContainerRuntimeVersion: "mesos://" + runtimeVersion,
-				MachineID: rec.ID, SystemUUID: rec.ID,
-			},
+			NodeInfo:  info,
 		},
 	}
 }
@@ -445,6 +458,12 @@ func (c *nodeController) syncNode(ctx context.Context, rec *agentRecord) error {
 		return errNodeConflict
 	}
 	c.setConflict(rec, nil)
+	if rec.facts == nil && cur.Labels[offerbridge.LabelAgentID] == rec.ID {
+		if f := c.adoptFacts(rec.ID, cur); f != nil {
+			rec.facts = f
+			want = c.desiredNode(rec, now)
+		}
+	}
 	if cur.Labels[offerbridge.LabelAgentID] != "" && cur.Labels[offerbridge.LabelAgentID] != rec.ID {
 		// Same hostname, new agent ID (the agent restarted with a new ID): the newer record owns the Node
 		// only while active, so an old, removed ID never turns it NotReady.
@@ -492,6 +511,49 @@ const (
 	EventInvalidPodCIDR  = "InvalidPodCIDR"
 	EventPodCIDRMismatch = "PodCIDRMismatch"
 )
+
+// SetHostFacts records what the agent's executor reported of its host (an executor MESSAGE) for the
+// agent's Node: nodeInfo's kernel, OS image, machine and boot IDs, and the OS and architecture labels.
+func (c *nodeController) SetHostFacts(agentID string, f hostfacts.Facts) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec := c.agents[agentID]
+	if rec == nil {
+		// An executor runs only where a pod was launched, on an agent seen in an offer; a MESSAGE that
+		// overtook everything else is sent again on the executor's next subscription.
+		c.log.WithField("agentID", agentID).Debug("host facts of an agent not known yet: dropped")
+		return
+	}
+	if rec.facts != nil && *rec.facts == f {
+		return
+	}
+	rec.facts = &f
+	rec.synced = false
+	c.poke()
+}
+
+// adoptFacts takes the host facts a Node already shows (written before a failover) as the agent's,
+// so a new leader does not blank them until the executor subscribes again.
+func (c *nodeController) adoptFacts(agentID string, node *corev1.Node) *hostfacts.Facts {
+	ni := node.Status.NodeInfo
+	if ni.KernelVersion == "" {
+		return nil
+	}
+	f := &hostfacts.Facts{Kind: hostfacts.Kind, KernelVersion: ni.KernelVersion, OSImage: ni.OSImage,
+		OperatingSystem: ni.OperatingSystem, Architecture: ni.Architecture, BootID: ni.BootID}
+	if ni.MachineID != agentID {
+		f.MachineID = ni.MachineID
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rec := c.agents[agentID]; rec != nil {
+		if rec.facts != nil {
+			return rec.facts // reported meanwhile
+		}
+		rec.facts = f
+	}
+	return f
+}
 
 // KubeletVersion is the Nodes' status.nodeInfo.kubeletVersion: the executor stands in for the kubelet,
 // so it is kubemesos' version.

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	"github.com/kubemesos/kubemesos/internal/hostfacts"
 	"github.com/kubemesos/kubemesos/offerbridge"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -314,13 +316,29 @@ func (s *sched) HandleEvent(ctx context.Context, e *scheduler.Event) error {
 	case scheduler.Event_ERROR:
 		return s.handleError(ctx, e.GetError().GetMessage())
 	case scheduler.Event_MESSAGE:
-		m := e.GetMessage()
-		s.log.WithFields(logrus.Fields{"agentID": m.GetAgentID().Value, "bytes": len(m.GetData())}).Debug("executor message")
+		s.handleMessage(e.GetMessage())
 	case scheduler.Event_HEARTBEAT:
 	default:
 		s.log.WithField("type", e.GetType().String()).Debug("ignoring Mesos event")
 	}
 	return nil
+}
+
+// handleMessage takes an executor's MESSAGE: the kubelet executor's host facts go to the agent's Node;
+// anything else is logged and dropped (a MESSAGE is not acknowledged, so there is nothing to refuse).
+func (s *sched) handleMessage(m *scheduler.Event_Message) {
+	log := s.log.WithFields(logrus.Fields{"agentID": m.AgentID.Value, "executorID": m.ExecutorID.Value, "bytes": len(m.Data)})
+	f, err := hostfacts.Decode(m.Data)
+	switch {
+	case errors.Is(err, hostfacts.ErrNotFacts):
+		log.Debug("executor message that is not host facts: ignored")
+	case err != nil:
+		log.WithError(err).Warn("executor sent malformed host facts: ignored")
+	case len(validation.IsValidLabelValue(f.OperatingSystem)) > 0 || len(validation.IsValidLabelValue(f.Architecture)) > 0:
+		log.WithFields(logrus.Fields{"os": f.OperatingSystem, "arch": f.Architecture}).Warn("executor's host facts are no valid label values: ignored")
+	default:
+		s.nodes.SetHostFacts(m.AgentID.Value, f)
+	}
 }
 
 // handleSubscribed persists the FrameworkID before anything is launched and starts reconciliation.
