@@ -67,6 +67,8 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, loc po
 		Address: kubeletListenAddress(cfg.KubeletAddress, agentIP), CertFile: cfg.KubeletCertFile, KeyFile: cfg.KubeletKeyFile, IPs: ips,
 		Authenticator: auth.Authenticator, Authorizer: auth.Authorizer,
 		Pods: k.registry, Execer: k.execer, Attacher: k.execer, PortForwarder: fwd, Clock: cfg.Clock, Log: log,
+		// /stats/summary and /metrics/resource: the pods' usage from the agent's GET_CONTAINERS.
+		Stats: &kubeletapi.Stats{Pods: k.registry, Usage: kubeletapi.NewMesosUsage(agentURL, 0), Clock: cfg.Clock},
 	})
 	if err != nil {
 		k.logs.Close()

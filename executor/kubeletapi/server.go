@@ -43,6 +43,8 @@ type Config struct {
 	Attacher Attacher
 	// PortForwarder carries port-forward connections; without it /portForward answers 501.
 	PortForwarder PortForwarder
+	// Stats computes /stats/summary and /metrics/resource; without it they answer 501.
+	Stats StatsProvider
 	// Clock tells the time of sinceSeconds and exec sessions' ages (clock.RealClock{} when nil).
 	Clock clock.WithTicker
 	// StreamIdleTimeout ends an exec session without traffic (default 4 h, the kubelet's);
@@ -112,6 +114,9 @@ func (s *Server) currentNodeName() string {
 func (s *Server) Handler() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveLogs)
+	api.HandleFunc("GET /stats/summary", s.serveStatsSummary)
+	api.HandleFunc("POST /stats/summary", s.serveStatsSummary)
+	api.HandleFunc("GET /metrics/resource", s.serveResourceMetrics)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		api.HandleFunc(method+" /exec/{namespace}/{pod}/{container}", s.serveExec)
 		api.HandleFunc(method+" /exec/{namespace}/{pod}/{uid}/{container}", s.serveExec)
