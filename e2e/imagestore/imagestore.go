@@ -3,7 +3,8 @@
 // puller looks them up (<dir>/<image>.tar), for the images Kubernetes' conformance specs and local-up
 // use. Nothing is pulled: busybox comes from Debian's busybox-static package, agnhost and nonewprivs
 // are built from the k8s.io/kubernetes module e2e/go.mod requires, pause from ./pause, coredns (the
-// cluster DNS) from its own module's release (internal/imagebuild.EnsureCoreDNS), glibc-dns-testing
+// cluster DNS) and metrics-server from their own modules' releases (internal/imagebuild.EnsureCoreDNS,
+// EnsureMetricsServer), glibc-dns-testing
 // from busybox and this host's Debian hostname and dash. The result is
 // cached under ~/.cache/kubemesos/images-<key>, the key covering every input.
 package imagestore
@@ -34,7 +35,7 @@ import (
 )
 
 // builderVersion changes whenever what this package writes changes, so that old stores are not reused.
-const builderVersion = "imagestore/4"
+const builderVersion = "imagestore/5"
 
 // PATH is the images' PATH (the upstream busybox image's).
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,6 +51,10 @@ const (
 // Deployment runs. Its other names are "coredns", "coredns:latest", "coredns:1.14.7" and
 // registry.k8s.io's "registry.k8s.io/coredns/coredns:v1.14.7".
 const CoreDNSImage = "coredns:" + imagebuild.CoreDNSVersion
+
+// MetricsServerImage is metrics-server built from its release (what `kubectl top` reads through);
+// its other names are "metrics-server", "metrics-server:latest" and registry.k8s.io's.
+const MetricsServerImage = "metrics-server:" + imagebuild.MetricsServerVersion
 
 // Images are the store's images: the first name is the one Kubernetes' e2e specs use
 // (k8s.io/kubernetes/test/utils/image), the others the short names a user types. Mesos does not
@@ -80,6 +85,8 @@ var Images = []struct {
 	// libraries, and Debian's nsswitch.conf (files before dns, so /etc/hosts names the pod's FQDN).
 	{[]string{"registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1", "glibc-dns-testing", "glibc-dns-testing:latest",
 		"glibc-dns-testing:2.1.1"}, v1.Config{Env: []string{PATH}, Cmd: []string{"sh"}}},
+	{[]string{"registry.k8s.io/metrics-server/metrics-server:" + imagebuild.MetricsServerVersion, MetricsServerImage,
+		"metrics-server", "metrics-server:latest"}, imagebuild.MetricsServerConfig},
 }
 
 // NSSwitch is the glibc-dns-testing image's /etc/nsswitch.conf, Debian's hosts line.
@@ -99,6 +106,8 @@ type Store struct {
 	Busybox string `json:"busybox"`
 	// CoreDNS is the CoreDNS release the coredns image has.
 	CoreDNS string `json:"coredns"`
+	// MetricsServer is the metrics-server release the metrics-server image has.
+	MetricsServer string `json:"metricsServer"`
 	// Cached is true when Ensure found the store already built.
 	Cached bool `json:"-"`
 }
@@ -149,6 +158,8 @@ type Inputs struct {
 	// CoreDNS is the coredns binary's release and build key (imagebuild.CoreDNSCacheKey): the build
 	// is reproducible, so they determine its content without building it to hash it.
 	CoreDNS string
+	// MetricsServer is the metrics-server binary's release and build key, as CoreDNS.
+	MetricsServer string
 }
 
 // Bash is a Debian program and the shared libraries it loads (ldd), from this host: agnhost's image
@@ -226,6 +237,7 @@ func (in Inputs) Key() string {
 		{"hostname", []byte(in.Hostname.Version + " " + in.Hostname.SHA256)},
 		{"dash", []byte(in.Dash.Version + " " + in.Dash.SHA256)},
 		{"coredns", []byte(in.CoreDNS)},
+		{"metrics-server", []byte(in.MetricsServer)},
 		{"args", []byte(strings.Join(append(buildArgs(), buildEnv()...), "\x00"))},
 	} {
 		fmt.Fprintf(h, "%s %d\n", f.label, len(f.b)) // length-prefixed: no two inputs hash alike
@@ -300,6 +312,7 @@ func (o Options) inputs(ctx context.Context) (Inputs, error) {
 	}
 	in.GoVersion = strings.Join(goEnv, " ")
 	in.CoreDNS = imagebuild.CoreDNSVersion + " " + imagebuild.CoreDNSCacheKey(goEnv[0], goEnv[1], goEnv[2])
+	in.MetricsServer = imagebuild.MetricsServerVersion + " " + imagebuild.MetricsServerCacheKey(goEnv[0], goEnv[1], goEnv[2])
 	if in.GoMod, err = os.ReadFile(filepath.Join(o.ModuleDir, "go.mod")); err != nil {
 		return in, err
 	}
@@ -325,8 +338,8 @@ func (o Options) inputs(ctx context.Context) (Inputs, error) {
 // interrupted build leaves no half-made store.
 func (o Options) build(ctx context.Context, in Inputs, base string) (Store, error) {
 	start := time.Now()
-	fmt.Fprintf(o.Log, "imagestore: building the image store %s (busybox-static %s; agnhost, nonewprivs from k8s.io/kubernetes; pause; coredns %s)\n",
-		base, in.Busybox.Version, imagebuild.CoreDNSVersion)
+	fmt.Fprintf(o.Log, "imagestore: building the image store %s (busybox-static %s; agnhost, nonewprivs from k8s.io/kubernetes; pause; coredns %s; metrics-server %s)\n",
+		base, in.Busybox.Version, imagebuild.CoreDNSVersion, imagebuild.MetricsServerVersion)
 	if stale, err := filepath.Glob(base + ".building-*"); err == nil {
 		for _, d := range stale {
 			_ = os.RemoveAll(d)
@@ -410,10 +423,22 @@ func (o Options) build(ctx context.Context, in Inputs, base string) (Store, erro
 	if err != nil {
 		return Store{}, err
 	}
-	layers := [][]v1.Layer{{bb}, {bb, agnhost}, {pause}, {bb, nnp}, {bb}, {bb}, {dns}, {bb, glibc}}
+	ms, err := imagebuild.EnsureMetricsServer(ctx, imagebuild.MetricsServerOptions{CacheDir: o.CacheDir, Go: o.Go, Log: o.Log})
+	if err != nil {
+		return Store{}, err
+	}
+	msLayer, err := imagebuild.MetricsServerLayer(ms)
+	if err != nil {
+		return Store{}, err
+	}
+	metricsServer, err := msLayer.Build()
+	if err != nil {
+		return Store{}, err
+	}
+	layers := [][]v1.Layer{{bb}, {bb, agnhost}, {pause}, {bb, nnp}, {bb}, {bb}, {dns}, {bb, glibc}, {metricsServer}}
 
 	registry := filepath.Join(tmp, "registry")
-	s := Store{Images: map[string][]string{}, Busybox: in.Busybox.Version, CoreDNS: coredns.Version}
+	s := Store{Images: map[string][]string{}, Busybox: in.Busybox.Version, CoreDNS: coredns.Version, MetricsServer: ms.Version}
 	for i, im := range Images {
 		img, err := imagebuild.Image(im.Config, layers[i]...)
 		if err != nil {

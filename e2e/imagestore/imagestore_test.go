@@ -48,6 +48,7 @@ func TestKeyCoversEveryInput(t *testing.T) {
 		"hostname":        func(in *Inputs) { in.Hostname.SHA256 = "dd" },
 		"dash":            func(in *Inputs) { in.Dash.SHA256 = "ee" },
 		"coredns":         func(in *Inputs) { in.CoreDNS = "v1.14.8 0123456789abcdef" },
+		"metrics-server":  func(in *Inputs) { in.MetricsServer = "v0.8.1 0123456789abcdef" },
 		// Bytes moved between fields must not give the same key.
 		"boundary": func(in *Inputs) { in.GoMod = []byte("module msum"); in.GoSum = nil },
 	} {
@@ -196,7 +197,7 @@ func TestImagesLayers(t *testing.T) {
 		return len(ls)
 	}
 	for name, want := range map[string]int{"busybox": 1, "agnhost": 2, "nonewprivs": 2, "pause": 1, "nonroot": 1, "coredns": 1,
-		"glibc-dns-testing": 2, "registry.k8s.io/e2e-test-images/agnhost:2.55": 2} {
+		"glibc-dns-testing": 2, "registry.k8s.io/e2e-test-images/agnhost:2.55": 2, "metrics-server": 1} {
 		if got := layerCount(name); got != want {
 			t.Errorf("%s: %d layers, want %d", name, got, want)
 		}
@@ -277,6 +278,14 @@ func TestImagesRunTheirCommands(t *testing.T) {
 		}
 		if !strings.HasSuffix(stderr.String(), "Shutting down, got signal: Terminated\n") {
 			t.Fatalf("stderr %q", stderr.String())
+		}
+	})
+	t.Run("metrics-server", func(t *testing.T) {
+		root := rootfs(t, s, MetricsServerImage)
+		// As the image's user (65534), from the image alone.
+		out, err := chrootCmd(root, 65534, "/metrics-server", "--version").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "v0.8.0" {
+			t.Fatalf("metrics-server --version: %q %v", out, err)
 		}
 	})
 	t.Run("coredns", func(t *testing.T) {
