@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 
+	"github.com/kubemesos/kubemesos/executor/hollow"
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 )
@@ -66,6 +67,10 @@ type Config struct {
 	ClusterDNS    string
 	ClusterDomain string
 	ResolvConf    string
+	// RuntimeName picks the container runtime (--runtime): "mesos" (Mesos nested containers) or
+	// "hollow" (package executor/hollow: containers that only report running, for the scheduling
+	// benchmark's hollow executors). Runtime, when set, overrides it.
+	RuntimeName string
 
 	// SandboxTimeout bounds the wait for a pod's sandbox executor (design P) before the pod fails
 	// with FailedCreatePodSandBox; default nested.SandboxTimeout.
@@ -101,8 +106,15 @@ func DefaultConfig() Config {
 		ClusterDomain:      "cluster.local",
 		ResolvConf:         "/etc/resolv.conf",
 		SandboxTimeout:     nested.SandboxTimeout,
+		RuntimeName:        RuntimeMesos,
 	}
 }
+
+// The values of --runtime.
+const (
+	RuntimeMesos  = "mesos"
+	RuntimeHollow = hollow.Name
+)
 
 // BindFlags registers the executor's flags on fs with DefaultConfig's values, writing into c.
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
@@ -120,6 +132,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ClusterDNS, "cluster-dns", d.ClusterDNS, "comma-separated IPs of the cluster DNS servers written to pods' resolv.conf (the kubelet's --cluster-dns; empty: ClusterFirst pods fall back to Default)")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", d.ClusterDomain, "the cluster's DNS domain, searched by pods (the kubelet's --cluster-domain)")
 	fs.StringVar(&c.ResolvConf, "resolv-conf", d.ResolvConf, "resolver configuration the pods' resolv.conf is based on (the kubelet's --resolv-conf; empty: none)")
+	fs.StringVar(&c.RuntimeName, "runtime", d.RuntimeName, "container runtime: mesos (Mesos nested containers) or hollow (containers only report running, as kubemark's hollow kubelet; for benchmarks)")
 	fs.StringVar(&c.DockerRegistry, "docker-registry", d.DockerRegistry, "where container image configs are read: a directory of image archives or a registry URL, like the agent's --docker_registry (empty: the agent's own flag)")
 }
 
@@ -145,6 +158,9 @@ func (c *Config) Validate() error {
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			errs = append(errs, fmt.Errorf("--kubelet-address %q: invalid port", c.KubeletAddress))
 		}
+	}
+	if c.RuntimeName != "" && c.RuntimeName != RuntimeMesos && c.RuntimeName != RuntimeHollow {
+		errs = append(errs, fmt.Errorf("--runtime %q: want %s or %s", c.RuntimeName, RuntimeMesos, RuntimeHollow))
 	}
 	if _, err := c.clusterDNS(); err != nil {
 		errs = append(errs, err)

@@ -36,6 +36,7 @@ import (
 	"github.com/kubemesos/kubemesos/executor/execstream"
 	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/kubeletapi"
+	"github.com/kubemesos/kubemesos/executor/hollow"
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/executor/statuswriter"
@@ -96,6 +97,9 @@ func Run(ctx context.Context, cfg Config) error {
 	var recorder record.EventRecorder // set below, before any pod runs
 	rt := cfg.Runtime
 	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
+	if rt == nil && cfg.RuntimeName == RuntimeHollow {
+		rt = hollow.New()
+	}
 	if rt == nil {
 		dns, _ := cfg.clusterDNS() // validated
 		rt = nested.New(nested.Config{

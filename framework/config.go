@@ -91,6 +91,11 @@ type Config struct {
 	NodeLeaseDuration time.Duration
 	// ReconcileInterval is the period of implicit task reconciliation.
 	ReconcileInterval time.Duration
+	// KubeAPIQPS and KubeAPIBurst limit the framework's API client (Bindings, pod status, state), as
+	// kube-scheduler's --kube-api-qps/--kube-api-burst (whose defaults, 50 and 100, they share);
+	// Node heartbeats have a client of their own.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 }
 
 // DefaultConfig returns the defaults of docs/design.md.
@@ -114,6 +119,8 @@ func DefaultConfig() Config {
 		AgentPollInterval: 10 * time.Second,
 		NodeLeaseDuration: 40 * time.Second,
 		ReconcileInterval: 15 * time.Minute,
+		KubeAPIQPS:        50,
+		KubeAPIBurst:      100,
 	}
 }
 
@@ -147,6 +154,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "logrus level (framework and executors)")
 	fs.DurationVar(&c.AgentPollInterval, "agent-poll-interval", d.AgentPollInterval, "period of GET_AGENTS polls of the master's operator API")
 	fs.DurationVar(&c.NodeLeaseDuration, "node-lease-duration", d.NodeLeaseDuration, "duration of the Nodes' Leases (renewed every quarter of it)")
+	fs.Float32Var(&c.KubeAPIQPS, "kube-api-qps", d.KubeAPIQPS, "QPS of the framework's API client (Bindings, pod status; not Node heartbeats)")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", d.KubeAPIBurst, "burst of the framework's API client")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", d.ReconcileInterval, "period of implicit task reconciliation")
 }
 
@@ -155,6 +164,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if u, err := url.Parse(c.Master); err != nil || u.Scheme == "" || u.Host == "" {
 		errs = append(errs, fmt.Errorf("--master %q: not an absolute URL", c.Master))
+	}
+	if c.KubeAPIQPS <= 0 || c.KubeAPIBurst <= 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps %v and --kube-api-burst %d must be positive", c.KubeAPIQPS, c.KubeAPIBurst))
 	}
 	if c.FrameworkName == "" {
 		errs = append(errs, errors.New("--framework-name is empty"))

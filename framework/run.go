@@ -51,8 +51,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	restCfg.UserAgent = "kubemesos-framework"
-	// client-go's default 5 QPS would pace a batch of 20 Bindings over 4 s: use kube-scheduler's limits.
-	restCfg.QPS, restCfg.Burst = 50, 100
+	// client-go's default 5 QPS would pace a batch of 20 Bindings over 4 s: kube-scheduler's limits by default.
+	restCfg.QPS, restCfg.Burst = cfg.KubeAPIQPS, cfg.KubeAPIBurst
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("building Kubernetes client: %w", err)
