@@ -34,9 +34,9 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubemesos/kubemesos/executor/execstream"
+	"github.com/kubemesos/kubemesos/executor/hollow"
 	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/kubeletapi"
-	"github.com/kubemesos/kubemesos/executor/hollow"
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/executor/statuswriter"
