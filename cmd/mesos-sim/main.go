@@ -59,6 +59,8 @@ type options struct {
 	networkCNIConfigDir  string
 	networkCNIPluginsDir string
 	runtimeDir           string
+	fetcherCacheDir      string
+	fetcherCacheSize     int64
 	seed                 int64
 	logLevel             string
 }
@@ -86,6 +88,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.networkCNIConfigDir, "network_cni_config_dir", "", "the agents' --network_cni_config_dir (network/cni): their CNI network configurations; %d is replaced by the agent index, so that each agent can have its own networks")
 	fs.StringVar(&o.networkCNIPluginsDir, "network_cni_plugins_dir", "", "the agents' --network_cni_plugins_dir (network/cni): search path of the CNI plugins")
 	fs.StringVar(&o.runtimeDir, "runtime_dir", "", "the agents' --runtime_dir (default: Mesos', /var/run/mesos as root); %d is replaced by the agent index")
+	fs.StringVar(&o.fetcherCacheDir, "fetcher_cache_dir", "", "the agents' --fetcher_cache_dir (default: <agent work dir>/fetch, since agents share this host); %d is replaced by the agent index")
+	fs.Int64Var(&o.fetcherCacheSize, "fetcher_cache_size", agent.DefaultFetcherCacheSize, "the agents' --fetcher_cache_size in bytes")
 	fs.StringArrayVar(&o.imageCommands, "image-command", nil, "image=command: what runs for a container of an image the agents cannot provision, when it has no command (repeatable; '*' for any image; not a Mesos flag)")
 	fs.Int64Var(&o.seed, "seed", 1, "allocator seed (agent order)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level")
@@ -135,6 +139,7 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		a.NetworkCNIConfigDir = perAgent(o.networkCNIConfigDir, i)
 		a.NetworkCNIPluginsDir = o.networkCNIPluginsDir
 		a.RuntimeDir = perAgent(o.runtimeDir, i)
+		a.FetcherCacheDir, a.FetcherCacheSize = perAgent(o.fetcherCacheDir, i), o.fetcherCacheSize
 	}
 	return mesossim.ClusterConfig{
 		AgentTweak: tweak,

@@ -103,7 +103,8 @@ func TestImageFlags(t *testing.T) {
 func TestIsolatorFlags(t *testing.T) {
 	o, err := parseFlags([]string{"--isolation", "filesystem/linux,namespaces/pid,linux/capabilities",
 		"--cgroups_hierarchy", "/cg", "--cgroups_root", "sim", "--effective_capabilities", `{"capabilities":["NET_RAW"]}`,
-		"--bounding_capabilities", `{"capabilities":["NET_RAW","CHOWN"]}`, "--disallow_sharing_agent_pid_namespace"})
+		"--bounding_capabilities", `{"capabilities":["NET_RAW","CHOWN"]}`, "--disallow_sharing_agent_pid_namespace",
+		"--fetcher_cache_dir", "/var/cache/fetch-%d", "--fetcher_cache_size", "1073741824"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,8 @@ func TestIsolatorFlags(t *testing.T) {
 	var a agent.Config
 	cfg.AgentTweak(0, &a)
 	want := agent.Config{CgroupsHierarchy: "/cg", CgroupsRoot: "sim", EffectiveCapabilities: []string{"NET_RAW"},
-		BoundingCapabilities: []string{"NET_RAW", "CHOWN"}, DisallowSharingAgentPidNamespace: true}
+		BoundingCapabilities: []string{"NET_RAW", "CHOWN"}, DisallowSharingAgentPidNamespace: true,
+		FetcherCacheDir: "/var/cache/fetch-0", FetcherCacheSize: 1 << 30}
 	if diff := cmp.Diff(want, a, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("agent config (-want +got):\n%s", diff)
 	}

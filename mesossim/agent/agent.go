@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -100,6 +101,12 @@ type Config struct {
 	NetworkCNIConfigDir  string
 	NetworkCNIPluginsDir string
 	RuntimeDir           string
+	// FetcherCacheDir and FetcherCacheSize are --fetcher_cache_dir and --fetcher_cache_size (default
+	// DefaultFetcherCacheSize, 2GB): where URIs with `cache: true` are kept between fetches. The
+	// directory defaults to <WorkDir>/fetch, not Mesos' /tmp/mesos/fetch, since simulated agents share
+	// a host and each empties its cache directory when it starts, as mesos-agent does.
+	FetcherCacheDir  string
+	FetcherCacheSize int64
 	// PortMappingHostIP (a simulator knob, not a Mesos flag) is the host IP every CNI port mapping of
 	// this agent binds to (CNI portmap's runtimeConfig portMappings[].hostIP). Several simulated agents
 	// share one host network namespace, so each binds its containers' host ports on its own IP; a real
@@ -168,6 +175,9 @@ type Agent struct {
 	server   *http.Server
 	endpoint string // host:port
 	start    time.Time
+
+	// fetchCache is the fetcher cache (--fetcher_cache_dir), for URIs with cache set.
+	fetchCache *fetcherCache
 
 	// ctx is cancelled by Stop; it bounds fetches and in-process executors.
 	ctx    context.Context
@@ -253,6 +263,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.RuntimeDir == "" {
 		cfg.RuntimeDir = DefaultRuntimeDir()
 	}
+	if cfg.FetcherCacheDir == "" {
+		cfg.FetcherCacheDir = filepath.Join(cfg.WorkDir, "fetch")
+	}
+	if cfg.FetcherCacheSize <= 0 {
+		cfg.FetcherCacheSize = DefaultFetcherCacheSize
+	}
 	if cfg.PortMappingHostIP != "" && net.ParseIP(cfg.PortMappingHostIP) == nil {
 		return nil, fmt.Errorf("agent %s: PortMappingHostIP %q is not an IP address", cfg.ID.Value, cfg.PortMappingHostIP)
 	}
@@ -261,6 +277,11 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}
 	cz, err := newContainerizer(cfg, imageTypes, cfg.Log.WithField("agentID", cfg.ID.Value))
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
+	}
+
+	fetchCache, err := newFetcherCache(cfg.FetcherCacheDir, cfg.FetcherCacheSize, cfg.Log.WithField("agentID", cfg.ID.Value))
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}
@@ -286,6 +307,7 @@ func New(cfg Config) (*Agent, error) {
 		imageTypes: imageTypes,
 		cz:         cz,
 		imageCache: map[string]v1.Config{},
+		fetchCache: fetchCache,
 		updates:    newUpdateManager(),
 		retry:      map[streamKey]*timerHandle{},
 	}

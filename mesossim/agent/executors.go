@@ -173,7 +173,11 @@ func (a *Agent) runExecutor(e *executorRun) {
 	}
 	err := createExecutorDirectory(e.dir)
 	if err == nil {
-		err = fetchAll(a.ctx, a.cfg.HTTPClient, uris, e.dir)
+		user := e.info.Command.GetUser() // the fetch runs as the executor's user, keying its cache entries
+		if user == "" {
+			user = e.fw.info.User
+		}
+		err = fetchAll(a.ctx, a.cfg.HTTPClient, uris, e.dir, a.fetchCache, user)
 	}
 
 	a.mu.Lock()

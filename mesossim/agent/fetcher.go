@@ -19,8 +19,19 @@ import (
 // fetchAll downloads CommandInfo.uris into the sandbox like the Mesos fetcher: local paths, file://
 // and http(s):// URIs; output_file or the URI's base name; the executable bit; tar archives (.tar,
 // .tar.gz, .tgz) are extracted when extract is set (the default), other files are left as they are.
-func fetchAll(ctx context.Context, client *http.Client, uris []mesos.CommandInfo_URI, sandbox string) error {
+// A URI with cache set goes through the agent's fetcher cache when it has one (see fetcherCache),
+// keyed by user.
+func fetchAll(ctx context.Context, client *http.Client, uris []mesos.CommandInfo_URI, sandbox string, cache *fetcherCache, user string) error {
 	for _, u := range uris {
+		if cache != nil && u.GetCache() {
+			cached, err := cache.fetchThroughCache(ctx, client, u, user, sandbox)
+			if err != nil {
+				return fmt.Errorf("failed to fetch all URIs for container: fetching %q: %w", u.Value, err)
+			}
+			if cached {
+				continue
+			}
+		}
 		if err := fetchOne(ctx, client, u, sandbox); err != nil {
 			return fmt.Errorf("failed to fetch all URIs for container: fetching %q: %w", u.Value, err)
 		}

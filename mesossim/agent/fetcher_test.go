@@ -79,7 +79,7 @@ func TestFetcher(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sandbox := t.TempDir()
-			err := fetchAll(context.Background(), http.DefaultClient, []mesos.CommandInfo_URI{tc.uri}, sandbox)
+			err := fetchAll(context.Background(), http.DefaultClient, []mesos.CommandInfo_URI{tc.uri}, sandbox, nil, "")
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("fetchAll error = %v, wantErr %v", err, tc.wantErr)
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"syscall"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -601,6 +602,8 @@ func (a *Agent) flags() []mesos.Flag {
 		"docker_registry":                a.cfg.DockerRegistry,
 		"executor_registration_timeout":  formatDuration(a.cfg.ExecutorRegistrationTimeout),
 		"executor_shutdown_grace_period": formatDuration(a.cfg.ExecutorShutdownGracePeriod),
+		"fetcher_cache_dir":              a.cfg.FetcherCacheDir,
+		"fetcher_cache_size":             formatBytes(a.cfg.FetcherCacheSize),
 		"isolation":                      a.cfg.Isolation,
 		"recovery_timeout":               formatDuration(a.cfg.RecoveryTimeout),
 		"runtime_dir":                    a.cfg.RuntimeDir,
@@ -626,6 +629,22 @@ func (a *Agent) flags() []mesos.Flag {
 		flags = append(flags, mesos.Flag{Name: n, Value: &v})
 	}
 	return flags
+}
+
+// formatBytes is stout's Bytes output: the largest unit that loses nothing ("2GB", "1536MB", "100B").
+func formatBytes(b int64) string {
+	if b == 0 {
+		return "0B"
+	}
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}} {
+		if b%u.size == 0 {
+			return strconv.FormatInt(b/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(b, 10) + "B"
 }
 
 func flagMap(flags []mesos.Flag) map[string]string {
