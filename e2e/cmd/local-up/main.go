@@ -270,6 +270,7 @@ func components() []component {
 		&kubemesosFramework{},
 		&kubeProxy{},
 		&clusterDNS{},
+		&metricsServer{},
 	}
 }
 
@@ -440,3 +441,27 @@ func (*clusterDNS) Start(ctx context.Context, env *environment) error {
 }
 
 func (*clusterDNS) Stop() {}
+
+// metricsServer runs metrics-server in kube-system (the image store's, upstream's manifests) for
+// `kubectl top`: it scrapes each Node's executor (/metrics/resource). Only with the pod network, where
+// the API server reaches it through its Service. It is not waited for: it serves once it has
+// scraped twice (a minute or so).
+type metricsServer struct{}
+
+func (*metricsServer) Name() string { return "metrics-server" }
+
+func (*metricsServer) Start(ctx context.Context, env *environment) error {
+	if env.network == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := cluster.DeployMetricsServer(ctx, env.cp.Client, cluster.MetricsServerOptions{Image: imagestore.MetricsServerImage}); err != nil {
+		return err
+	}
+	env.notes = append(env.notes, fmt.Sprintf("%-24s kube-system/metrics-server, APIService %s (kubectl top; ready after its first scrapes)",
+		"metrics-server", cluster.MetricsAPIService))
+	return nil
+}
+
+func (*metricsServer) Stop() {}
