@@ -14,6 +14,8 @@
 // WAIT_CONTAINER for the exit code), and attach (/attach, same protocols): a container with stdin or
 // tty, which package nested launches with a TTYInfo so that Mesos gives it an I/O switchboard, through
 // ATTACH_CONTAINER_OUTPUT and ATTACH_CONTAINER_INPUT; any other's output from its log as it grows.
+// /stats/summary and /metrics/resource (what metrics-server scrapes for `kubectl top`) are computed
+// from the agent's GET_CONTAINERS resource statistics and the host's /proc (see stats.go).
 // Logs of terminated containers are served until their pod is deleted, as a kubelet serves them:
 // Registry keeps pods whose Mesos task ended and ForgetDeleted asks the API server which are gone.
 //
