@@ -175,7 +175,9 @@ func (a *Agent) runExecutor(e *executorRun) {
 	if err == nil {
 		user := e.info.Command.GetUser() // the fetch runs as the executor's user, keying its cache entries
 		if user == "" {
-			user = e.fw.info.User
+			a.mu.Lock()
+			user = e.fw.info.User // a re-registering framework may rewrite it
+			a.mu.Unlock()
 		}
 		err = fetchAll(a.ctx, a.cfg.HTTPClient, uris, e.dir, a.fetchCache, user)
 	}
