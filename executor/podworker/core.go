@@ -33,8 +33,10 @@ const (
 	ReasonStartError        = "StartError"
 	// ReasonDeadlineExceeded is the pod reason once activeDeadlineSeconds has passed.
 	ReasonDeadlineExceeded = "DeadlineExceeded"
-	// ReasonPodCompleted is the reason of the Ready/ContainersReady conditions of a finished pod.
+	// ReasonPodCompleted is the reason of the Ready/ContainersReady conditions of a finished pod
+	// (and of its True Initialized condition), ReasonPodFailed of a failed one's.
 	ReasonPodCompleted = "PodCompleted"
+	ReasonPodFailed    = "PodFailed"
 	// ReasonContainersNotReady / ReasonContainersNotInitialized explain False conditions.
 	ReasonContainersNotReady       = "ContainersNotReady"
 	ReasonContainersNotInitialized = "ContainersNotInitialized"
@@ -758,10 +760,17 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 			return ct.init && !c.initContainerInitialized(ct)
 		})
 	}
+	if phase == corev1.PodSucceeded {
+		// GeneratePodInitializedCondition: a completed pod was initialized.
+		initCond = corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, Reason: ReasonPodCompleted}
+	}
 	readyCond := corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue}
 	switch {
 	case terminal && phase == corev1.PodSucceeded:
 		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonPodCompleted
+	case phase == corev1.PodFailed:
+		// generateContainersReadyConditionForTerminalPhase: no list of containers.
+		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonPodFailed
 	case !allReady || terminal:
 		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonContainersNotReady
 		readyCond.Message = "containers with unready status: " + c.names(func(ct *container) bool {

@@ -360,3 +360,43 @@ func TestWorkerJobWithSidecar(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
+
+// The conditions of a finished pod are the kubelet's terminal ones (status/generate.go): Initialized
+// True with PodCompleted for a Succeeded pod, Ready and ContainersReady False with PodCompleted or
+// PodFailed and no list of containers.
+func TestTerminalConditions(t *testing.T) {
+	for _, tc := range []struct {
+		code      int32
+		phase     corev1.PodPhase
+		initCond  corev1.PodCondition
+		readyCond corev1.PodCondition
+	}{
+		{0, corev1.PodSucceeded, corev1.PodCondition{Status: corev1.ConditionTrue, Reason: ReasonPodCompleted},
+			corev1.PodCondition{Status: corev1.ConditionFalse, Reason: ReasonPodCompleted}},
+		{1, corev1.PodFailed, corev1.PodCondition{Status: corev1.ConditionTrue},
+			corev1.PodCondition{Status: corev1.ConditionFalse, Reason: ReasonPodFailed}},
+	} {
+		t.Run(string(tc.phase), func(t *testing.T) {
+			c := newCore(testPod(corev1.RestartPolicyNever, []string{"setup"}, "main"), "", "", t0)
+			drive(c, t0)
+			c.exited(0, ExitStatus{}, t0)
+			drive(c, t0)
+			c.exited(1, ExitStatus{ExitCode: tc.code}, t0)
+			st := c.status(t0)
+			if st.Phase != tc.phase {
+				t.Fatalf("phase %s, want %s", st.Phase, tc.phase)
+			}
+			strip := func(c corev1.PodCondition) corev1.PodCondition {
+				return corev1.PodCondition{Status: c.Status, Reason: c.Reason, Message: c.Message}
+			}
+			if got := strip(podCond(st, corev1.PodInitialized)); got != tc.initCond {
+				t.Errorf("Initialized %+v, want %+v", got, tc.initCond)
+			}
+			for _, typ := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
+				if got := strip(podCond(st, typ)); got != tc.readyCond {
+					t.Errorf("%s %+v, want %+v", typ, got, tc.readyCond)
+				}
+			}
+		})
+	}
+}
