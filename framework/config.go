@@ -9,6 +9,7 @@ import (
 	"time"
 
 	cniutils "github.com/containernetworking/cni/pkg/utils"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
@@ -60,6 +61,9 @@ type Config struct {
 	AdvertiseURL string
 	// ExecutorURI is where agents fetch the executor binary; AdvertiseURL + /executor/kubemesos when empty.
 	ExecutorURI string
+	// ExecutorURICache says ExecutorURI names one immutable binary, so agents may keep it in their
+	// fetcher cache for the sandbox executors (the framework's own URI is pinned by digest and cached).
+	ExecutorURICache bool
 	// ExecutorKubeconfig is the kubeconfig path the executor uses on the agent (KUBEMESOS_KUBECONFIG);
 	// empty means in-cluster configuration.
 	ExecutorKubeconfig string
@@ -141,6 +145,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.HTTPAddress, "http-address", d.HTTPAddress, "listen address of /metrics, /healthz, /readyz, /executor/kubemesos")
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", d.AdvertiseURL, "URL agents use to reach --http-address (default: derived from hostname and port)")
 	fs.StringVar(&c.ExecutorURI, "executor-uri", d.ExecutorURI, "where agents fetch the executor binary (default: <advertise-url>/executor/kubemesos)")
+	fs.BoolVar(&c.ExecutorURICache, "executor-uri-cache", d.ExecutorURICache, "--executor-uri names one immutable binary (e.g. a versioned URL): the pods' sandbox executors fetch it with cache: true, through the agents' fetcher cache (the framework's own URI is pinned by its sha256 and always cached)")
 	fs.StringVar(&c.ExecutorKubeconfig, "executor-kubeconfig", d.ExecutorKubeconfig, "kubeconfig path the executor uses on the agents (empty: in-cluster)")
 	fs.StringSliceVar(&c.ExecutorEnv, "executor-env", d.ExecutorEnv, "executor settings as VAR=value, VAR the environment variable of a 'kubemesos executor' flag (repeatable or comma-separated)")
 	fs.Float64Var(&c.ExecutorCPUs, "executor-cpus", d.ExecutorCPUs, "executor's own cpus")
@@ -281,6 +286,24 @@ func (c *Config) executorURI(hostname string) string {
 		return c.ExecutorURI
 	}
 	return strings.TrimSuffix(c.advertiseURL(hostname), "/") + ExecutorPath
+}
+
+// sandboxExecutorURI is the URI of the pods' sandbox executors when it may be cached: the framework's
+// own URI pinned to its binary's digest, or --executor-uri with --executor-uri-cache; nil otherwise
+// (they then fetch as the kubelet executor does, uncached).
+func (c *Config) sandboxExecutorURI(hostname string, a executorArtifact) *mesos.CommandInfo_URI {
+	var value string
+	switch {
+	case c.ExecutorURI != "" && c.ExecutorURICache:
+		value = c.ExecutorURI
+	case c.ExecutorURI == "" && a.digest != "":
+		value = a.pinned(c.executorURI(hostname))
+	default:
+		return nil
+	}
+	executable, extract, cache := true, false, true
+	output := "kubemesos"
+	return &mesos.CommandInfo_URI{Value: value, Executable: &executable, Extract: &extract, Cache: &cache, OutputFile: &output}
 }
 
 func (c *Config) advertiseURL(hostname string) string {

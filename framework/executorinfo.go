@@ -25,6 +25,8 @@ type ExecutorSettings struct {
 	Env   map[string]string
 	CPUs  float64
 	MemMB float64
+	// SandboxURI, when set, replaces the URI in the pods' sandbox executors: a cacheable one.
+	SandboxURI *mesos.CommandInfo_URI
 }
 
 // The executor variables the framework sets from its own flags.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +36,7 @@ func (r *readiness) ready() error {
 }
 
 // newHandler serves /healthz, /readyz, /metrics and the executor binary.
-func newHandler(reg *prometheus.Registry, ready func() error, executorPath string) http.Handler {
+func newHandler(reg *prometheus.Registry, ready func() error, executor executorArtifact) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
@@ -50,25 +49,7 @@ func newHandler(reg *prometheus.Registry, ready func() error, executorPath strin
 		_, _ = w.Write([]byte("ok"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc(ExecutorPath, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		f, err := os.Open(executorPath)
-		if err != nil {
-			http.Error(w, "executor binary unavailable", http.StatusInternalServerError)
-			return
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			http.Error(w, "executor binary unavailable", http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		http.ServeContent(w, r, "kubemesos", st.ModTime(), f)
-	})
+	mux.HandleFunc(ExecutorPath, executor.serve)
 	return mux
 }
 

@@ -2,6 +2,8 @@ package framework
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -22,7 +24,11 @@ func TestHTTPEndpoints(t *testing.T) {
 	m := newMetrics()
 	m.offersReceived.Add(3)
 	r := &readiness{}
-	srv := httptest.NewServer(newHandler(m.registry, r.ready, bin))
+	artifact, err := newExecutorArtifact(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(m.registry, r.ready, artifact))
 	defer srv.Close()
 
 	get := func(method, path string) (int, string) {
@@ -60,6 +66,9 @@ func TestHTTPEndpoints(t *testing.T) {
 		{name: "metrics", method: "GET", path: "/metrics", wantCode: 200, wantBody: "kubemesos_offers_received_total 3"},
 		{name: "executor binary", method: "GET", path: ExecutorPath, wantCode: 200, wantBody: "the executor binary"},
 		{name: "executor binary POST", method: "POST", path: ExecutorPath, wantCode: 405, wantBody: "method not allowed"},
+		{name: "executor binary by its digest", method: "GET", path: ExecutorPath + "?sha256=" + artifact.digest, wantCode: 200, wantBody: "the executor binary"},
+		{name: "executor binary HEAD (the fetcher cache's size)", method: "HEAD", path: ExecutorPath + "?sha256=" + artifact.digest, wantCode: 200},
+		{name: "another binary's digest", method: "GET", path: ExecutorPath + "?sha256=0123", wantCode: 404, wantBody: "executor binary sha256 0123 is not served here"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,5 +131,62 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 	err := runElected(context.Background(), cfg, kube, "c", log, func(context.Context) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Errorf("runElected() = %v, want %v", err, boom)
+	}
+}
+
+// The artifact's digest is the binary's SHA-256, and pinned adds it to a URI as its query.
+func TestExecutorArtifactDigest(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "kubemesos")
+	if err := os.WriteFile(bin, []byte("the executor binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, err := newExecutorArtifact(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("the executor binary"))
+	if a.digest != hex.EncodeToString(sum[:]) {
+		t.Errorf("digest %s, want %x", a.digest, sum)
+	}
+	if got := a.pinned("http://fw:10260/executor/kubemesos"); got != "http://fw:10260/executor/kubemesos?sha256="+a.digest {
+		t.Errorf("pinned %q", got)
+	}
+	if got := a.pinned("http://fw/x?v=1"); got != "http://fw/x?v=1&sha256="+a.digest {
+		t.Errorf("pinned with a query %q", got)
+	}
+	if _, err := newExecutorArtifact(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("a missing binary has a digest")
+	}
+}
+
+// The sandbox executors' URI: the framework's own, pinned and cached; --executor-uri only with
+// --executor-uri-cache; none when the binary's digest is unknown.
+func TestSandboxExecutorURI(t *testing.T) {
+	a := executorArtifact{digest: "abc"}
+	for _, tc := range []struct {
+		name     string
+		cfg      func(*Config)
+		artifact executorArtifact
+		want     string
+	}{
+		{"own binary", func(c *Config) { c.AdvertiseURL = "http://fw:10260" }, a, "http://fw:10260/executor/kubemesos?sha256=abc"},
+		{"own binary, digest unknown", func(c *Config) { c.AdvertiseURL = "http://fw:10260" }, executorArtifact{}, ""},
+		{"--executor-uri", func(c *Config) { c.ExecutorURI = "https://dl/kubemesos-1.2" }, a, ""},
+		{"--executor-uri --executor-uri-cache", func(c *Config) { c.ExecutorURI, c.ExecutorURICache = "https://dl/kubemesos-1.2", true }, a, "https://dl/kubemesos-1.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.cfg(&cfg)
+			u := cfg.sandboxExecutorURI("host", tc.artifact)
+			if tc.want == "" {
+				if u != nil {
+					t.Errorf("URI %+v, want none", u)
+				}
+				return
+			}
+			if u == nil || u.Value != tc.want || !u.GetCache() || !u.GetExecutable() || u.GetExtract() || u.GetOutputFile() != "kubemesos" {
+				t.Errorf("URI %+v, want %s cached, executable, not extracted, as kubemesos", u, tc.want)
+			}
+		})
 	}
 }

@@ -77,7 +77,11 @@ func startSimEnvHook(t *testing.T, agents int, hook func(ctx context.Context, en
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newHandler(newMetrics().registry, func() error { return nil }, bin))
+	artifact, err := newExecutorArtifact(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(newMetrics().registry, func() error { return nil }, artifact))
 	t.Cleanup(srv.Close)
 
 	var execWG sync.WaitGroup

@@ -404,6 +404,9 @@ func (s *sched) buildTasks(pod *corev1.Pod, agentID mesos.AgentID, kubelet mesos
 	if err != nil {
 		return mesos.TaskInfo{}, nil, err
 	}
+	if u := s.executor.SandboxURI; u != nil {
+		exec.Command.URIs = []mesos.CommandInfo_URI{*u} // a copy of the kubelet's: ours to change
+	}
 	sb, err := s.translate.SandboxTaskInfo(pod, agentID, exec, pp.Sandbox.Task)
 	if err != nil {
 		return mesos.TaskInfo{}, nil, err

@@ -73,6 +73,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("locating own binary to serve as executor: %w", err)
 	}
+	artifact, err := newExecutorArtifact(exe)
+	if err != nil {
+		// Still served; only the pinned, cacheable URI of the sandbox executors is lost.
+		log.WithError(err).Warn("reading own binary for its digest: sandbox executors will not use the agents' fetcher cache")
+	}
 	l, err := net.Listen("tcp", cfg.HTTPAddress)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.HTTPAddress, err)
@@ -83,10 +88,10 @@ func Run(ctx context.Context, cfg Config) error {
 	log.WithFields(logrus.Fields{"master": cfg.Master, "http": l.Addr().String(), "executorURI": cfg.executorURI(hostname)}).Info("kubemesos framework starting")
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(gctx, l, newHandler(m.registry, ready.ready, exe)) })
+	g.Go(func() error { return serveHTTP(gctx, l, newHandler(m.registry, ready.ready, artifact)) })
 	g.Go(func() error {
 		lead := func(ctx context.Context) error {
-			return runLeader(ctx, cfg, leaderDeps{kube: kube, nodeKube: nodeKube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname})
+			return runLeader(ctx, cfg, leaderDeps{kube: kube, nodeKube: nodeKube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname, artifact: artifact})
 		}
 		if !cfg.LeaderElect {
 			return lead(gctx)
@@ -168,6 +173,8 @@ type leaderDeps struct {
 	metrics  *metrics
 	ready    *readiness
 	hostname string
+	// artifact is the binary this process serves; its digest pins the sandbox executors' URI.
+	artifact executorArtifact
 }
 
 // runLeader is the framework proper; it returns when ctx is cancelled.
@@ -211,6 +218,7 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	s := newScheduler(cfg, ExecutorSettings{
 		URI: cfg.executorURI(d.hostname), Kubeconfig: cfg.ExecutorKubeconfig, LogLevel: cfg.LogLevel,
 		Env: executorEnv, CPUs: cfg.ExecutorCPUs, MemMB: cfg.ExecutorMemMB,
+		SandboxURI: cfg.sandboxExecutorURI(d.hostname, d.artifact),
 	}, st, schedulerDeps{
 		Clock: d.clock, Log: d.log, Caller: caller, Store: store, Kube: d.kube,
 		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, Nodes: nodes, Operator: operator, Recorder: recorder,

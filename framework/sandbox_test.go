@@ -400,3 +400,35 @@ func TestSandboxFailureReasonSurvivesTheExecutorsWrites(t *testing.T) {
 		t.Errorf("pod b status = %s/%s/%q", gb.Status.Phase, gb.Status.Reason, gb.Status.Message)
 	}
 }
+
+// With a cacheable sandbox URI (the framework's own binary, pinned by digest), the sandbox executor
+// fetches it with cache: true while the kubelet executor's ExecutorInfo stays as it was (a running
+// executor's ExecutorInfo must not change).
+func TestSandboxExecutorFetchesThroughTheCache(t *testing.T) {
+	f := newNetworkFixture(t, pod("a", "uid-a"))
+	cfg := DefaultConfig()
+	cfg.AdvertiseURL = "http://fw:10260"
+	f.s.executor.SandboxURI = cfg.sandboxExecutorURI("fw", executorArtifact{digest: "abc"})
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
+	if len(accepts) != 1 {
+		t.Fatalf("want one ACCEPT, got %d", len(accepts))
+	}
+	var podTask, sb mesos.TaskInfo
+	for _, ti := range accepts[0].GetAccept().Operations[0].GetLaunch().TaskInfos {
+		if ti.TaskID.Value == "sandbox-uid-a" {
+			sb = ti
+		} else {
+			podTask = ti
+		}
+	}
+	got := sb.Executor.Command.URIs
+	if len(got) != 1 || got[0].Value != "http://fw:10260/executor/kubemesos?sha256=abc" || !got[0].GetCache() || !got[0].GetExecutable() {
+		t.Errorf("sandbox executor URIs %+v: want the pinned URI, cached and executable", got)
+	}
+	kubelet := podTask.Executor.Command.URIs
+	if len(kubelet) != 1 || kubelet[0].Value != "http://fw:10260/executor/kubemesos" || kubelet[0].GetCache() {
+		t.Errorf("kubelet executor URIs %+v: want the plain URI, uncached", kubelet)
+	}
+}
