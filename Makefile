@@ -47,6 +47,10 @@ e2e: ## end-to-end tests against a real control plane and the Mesos simulator
 bench: ## benchmarks (allocation cycle, placement, translation)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: bench-scheduling
+bench-scheduling: ## kube-scheduler vs kubemesos (hollow executors) vs the API server's write rate on one control plane; JSON, SVG chart and table in .local/bench/<time> (BENCH_FLAGS='--sizes 100x1000,1000x10000 --qps default,high --out dir')
+	cd e2e && $(GO) run ./cmd/bench-scheduling $(BENCH_FLAGS)
+
 .PHONY: build
 build: ## bin/kubemesos and bin/mesos-sim
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kubemesos ./cmd/kubemesos

@@ -528,6 +528,17 @@ func (cp *ControlPlane) StartScheduler(ctx context.Context, extra ...string) err
 	return nil
 }
 
+// StopScheduler ends the kube-scheduler StartScheduler started (if any), so that another can start
+// with other flags (the scheduling benchmark runs it with two client limits).
+func (cp *ControlPlane) StopScheduler() {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.scheduler != nil {
+		cp.scheduler.stop(10 * time.Second)
+		cp.scheduler = nil
+	}
+}
+
 // startHealthzComponent starts a component that serves /healthz over https on --secure-port
 // (controller-manager, scheduler) on a free port, and waits until it answers 200. It retries on
 // another port if the chosen one was taken meanwhile. On error the process is stopped.
