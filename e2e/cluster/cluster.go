@@ -417,6 +417,10 @@ func (cp *ControlPlane) apiServerArgs(port int) []string {
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file="+cp.Files.FrontProxyClientCert,
 		"--proxy-client-key-file="+cp.Files.FrontProxyClientKey,
+		// Aggregated API servers (metrics-server) are reached at their endpoints' pod IPs, not their
+		// Service's ClusterIP: this host process has no kube-proxy unless a test or local-up starts
+		// one (one per host at a time).
+		"--enable-aggregator-routing=true",
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
 		"--profiling=false",

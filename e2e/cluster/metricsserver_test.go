@@ -141,3 +141,13 @@ func TestDeployMetricsServerInKubeSystem(t *testing.T) {
 		t.Error("no image accepted")
 	}
 }
+
+// The API server reaches metrics-server's pod without kube-proxy (envs without Services).
+func TestAPIServerRoutesAggregatedAPIsToEndpoints(t *testing.T) {
+	for _, a := range (&ControlPlane{Dir: "/cp"}).apiServerArgs(6443) {
+		if a == "--enable-aggregator-routing=true" {
+			return
+		}
+	}
+	t.Error("kube-apiserver runs without --enable-aggregator-routing=true")
+}
