@@ -35,6 +35,9 @@ type podInfo struct {
 	// statics is the static checkers' outcome per agent rank, shared by pods with equal constraints;
 	// nil for unconstrained pods.
 	statics []staticResult
+	// rules is the state of the rules that look at other pods and Nodes (rules.go); nil when none
+	// applies, then only the checkers below and the resources' score place the pod.
+	rules *rules
 	// constrained is false when the pod has no node name, node selector, required node affinity or
 	// tolerations, so that the static checkers can only fail on agents with taints or cordoned Nodes.
 	constrained bool
@@ -63,7 +66,13 @@ type agent struct {
 	taints   []corev1.Taint // NoSchedule and NoExecute only: the effects that keep pods off
 	// taintReasons[i] is the rejection reason for taints[i], formatted once.
 	taintReasons []string
+	// preferTaints are the PreferNoSchedule taints, which only score.
+	preferTaints []corev1.Taint
 	cordoned     bool
+	// pods is how many pods the agent's Node has, bound or placed in this plan; maxPods its
+	// allocatable pods (DefaultMaxPods without a Node).
+	pods, maxPods int
+	topo          *topoNode
 	// maintenance is true when the agent's offers carry an unavailability (a maintenance window).
 	maintenance bool
 	buckets     []*bucket // one per allocation role, sorted by role
@@ -238,6 +247,7 @@ type fitChecker interface {
 var fitStages = [][]fitChecker{
 	{hostPorts{}},
 	{
+		podCount{},
 		scalarFit{dimCPU, ReasonInsufficientCPU},
 		scalarFit{dimMem, ReasonInsufficientMemory},
 		scalarFit{dimDisk, ReasonInsufficientDisk},
@@ -256,8 +266,18 @@ var fitCheckers = func() []fitChecker {
 
 var (
 	_ fitChecker = hostPorts{}
+	_ fitChecker = podCount{}
 	_ fitChecker = scalarFit{}
 )
+
+// podCount: the Node must have room for one more pod (NodeResourcesFit's allowed pod number), reported
+// with the resources the agent lacks.
+type podCount struct{}
+
+func (podCount) fits(_ *need, b *bucket) bool {
+	return b.agent == nil || b.agent.pods < b.agent.maxPods
+}
+func (podCount) reason() string { return ReasonTooManyPods }
 
 // hostPortsBit is the hostPorts checker's bit in a rejection mask.
 const hostPortsBit = 0

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"slices"
@@ -82,6 +83,12 @@ type Input struct {
 	Strategy Strategy
 	// Seed orders agents that score equally, so runs replay.
 	Seed uint64
+	// Bound are the pods already on Nodes (spec.nodeName set) that have not finished, for the Nodes'
+	// pod counts, pod affinity and anti-affinity and topology spread. Pods on Nodes that are not in
+	// Nodes and have no offer are not seen; pods also listed in Pods are skipped.
+	Bound []*corev1.Pod
+	// Namespaces are the namespaces' labels by name, for the namespaceSelector of pod affinity terms.
+	Namespaces map[string]map[string]string
 	// PercentageOfAgentsToScore bounds the search like kube-scheduler's percentageOfNodesToScore: once
 	// that share of the agents (at least 100) was found feasible for a pod, the best of them is taken,
 	// and the next pod starts looking where this one stopped. 0 is kube-scheduler's adaptive default
@@ -153,7 +160,10 @@ type Unfit struct {
 // Place matches pending pods to offers. It is pure and deterministic for a given Input.
 func Place(in Input) Plan {
 	agents, offerBucket := buildAgents(&in)
-	p := placer{in: &in, agents: agents}
+	p := placer{in: &in, agents: agents, cluster: newCluster(&in, agents)}
+	for _, a := range agents {
+		p.anyPreferTaints = p.anyPreferTaints || len(a.preferTaints) > 0
+	}
 	p.toFind = feasibleToFind(len(agents), in.PercentageOfAgentsToScore)
 	exec := [numDims]int64{dimCPU: milli(in.Executor.CPUs), dimMem: milli(in.Executor.MemMB), dimDisk: milli(in.Executor.DiskMB)}
 	seen := make(map[types.UID]bool, len(in.Pods))
@@ -201,6 +211,22 @@ type placer struct {
 	unfitCache map[string]map[string]int
 	// statics caches the static checkers' outcomes per constraintKey and agent rank.
 	statics map[string][]staticResult
+	// cluster is every Node and pod for the rules that look beyond one agent (rules.go).
+	cluster *cluster
+	// anyPreferTaints is true when some agent's Node has a PreferNoSchedule taint to score.
+	anyPreferTaints bool
+	// cands, total and raw are search buffers for pods whose candidates are scored by the rules.
+	cands []candidate
+	total []float64
+	raw   []int64
+}
+
+// candidate is a feasible agent of a scored search.
+type candidate struct {
+	a     *agent
+	b     *bucket
+	pen   int
+	score float64
 }
 
 // place finds the best agent for one pod, carves its resources, or records why it fits nowhere.
@@ -211,6 +237,9 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 		return
 	}
 	pi := newPodInfo(pod, &demand, exec, p.in.Translate.Sandboxed(pod))
+	if hasPodRules(pod) || hasPreferredNodeAffinity(pod) || p.cluster.withAffinity > 0 || p.anyPreferTaints {
+		pi.rules = p.cluster.rulesFor(pod)
+	}
 	if pi.constrained && useStaticCache {
 		key := pi.constraintKey()
 		if p.statics[key] == nil {
@@ -247,6 +276,11 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 	}
 	clear(p.unfitCache)
 	p.launch(a, b, pod, demand, pi, exec)
+	cp, err := newClusterPod(pod)
+	if err != nil {
+		cp = &clusterPod{pod: pod}
+	}
+	p.cluster.place(cp, a.topo)
 }
 
 // useUnfitCache and useStaticCache let a test compare plans with and without the caches.
@@ -259,6 +293,9 @@ func (p *placer) unfitWith(pod *corev1.Pod, reasons map[string]int) Unfit {
 // search visits agents from p.start until p.toFind feasible ones were found (or all were visited) and
 // returns the best, its bucket, and how many agents it visited.
 func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited int) {
+	if pi.rules != nil && (pi.rules.scored() || p.anyPreferTaints) {
+		return p.searchScored(pi)
+	}
 	var bestScore float64
 	var bestPenalty int
 	found := 0
@@ -269,7 +306,7 @@ func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited i
 			continue
 		}
 		b, _ := a.fitBucket(nd)
-		if b == nil {
+		if b == nil || pi.rules != nil && pi.rules.filter(a.topo) != "" {
 			continue
 		}
 		found++
@@ -287,6 +324,60 @@ func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited i
 	return best, bestBucket, visited
 }
 
+// searchScored is search for a pod whose candidates the rules score: it collects the feasible agents
+// first, as kube-scheduler filters before it scores, then takes the best by penalty, then by the
+// weighted sum of the normalized scores (resources, taints, node affinity, topology spread, pod affinity).
+func (p *placer) searchScored(pi *podInfo) (best *agent, bestBucket *bucket, visited int) {
+	cands := p.cands[:0]
+	found := 0
+	minPen := math.MaxInt
+	for n := len(p.agents); visited < n && found < p.toFind; visited++ {
+		a := p.agents[(p.start+visited)%n]
+		nd := pi.needOn(a)
+		if pi.static(a) != "" {
+			continue
+		}
+		b, _ := a.fitBucket(nd)
+		if b == nil || pi.rules.filter(a.topo) != "" {
+			continue
+		}
+		found++
+		c := candidate{a: a, b: b, pen: a.penalty(nd), score: a.score(nd)}
+		minPen = min(minPen, c.pen)
+		cands = append(cands, c)
+	}
+	p.cands = cands
+	if len(cands) == 0 {
+		return nil, nil, visited
+	}
+	// The penalty ranks first: only the candidates with the lowest are scored.
+	kept := cands[:0]
+	for _, c := range cands {
+		if c.pen == minPen {
+			kept = append(kept, c)
+		}
+	}
+	cands = kept
+	total := slices.Grow(p.total[:0], len(cands))[:len(cands)]
+	raw := slices.Grow(p.raw[:0], len(cands))[:len(cands)]
+	p.total, p.raw = total, raw
+	for i, c := range cands {
+		s := c.score // the share of the agent left free: LeastAllocated, the Spread strategy
+		if p.in.Strategy == BinPack {
+			s = 1 - s // MostAllocated
+		}
+		total[i] = s * maxNodeScore * weightResources
+	}
+	pi.rules.addScores(cands, total, raw)
+	bi := 0
+	for i := 1; i < len(cands); i++ {
+		if total[i] > total[bi] || total[i] == total[bi] && cands[i].a.rank < cands[bi].a.rank {
+			bi = i
+		}
+	}
+	return cands[bi].a, cands[bi].b, visited
+}
+
 // reasons explains why no agent takes the pod. It runs the checkers again, on every agent, counting the
 // reasons: search does not, because for the pods that do fit the reasons would be thrown away.
 func (p *placer) reasons(pi *podInfo) map[string]int {
@@ -298,6 +389,12 @@ func (p *placer) reasons(pi *podInfo) map[string]int {
 		}
 		n := pi.needOn(a)
 		_, mask := a.fitBucket(n)
+		if mask == 0 && pi.rules != nil {
+			if why := pi.rules.filter(a.topo); why != "" {
+				reasons[why]++
+			}
+			continue
+		}
 		for bit := range fitCheckers {
 			if mask&(1<<bit) == 0 {
 				continue
@@ -446,7 +543,11 @@ func newPodInfo(pod *corev1.Pod, d *podtranslate.Demand, exec [numDims]int64, sa
 // signature is equal for two pods exactly when every checker treats them alike: same need, host
 // ports, and constraints.
 func (pi *podInfo) signature() string {
-	return fmt.Sprintf("%v|%v|%v|%s", pi.need.scalar, pi.needExec.scalar, pi.need.ports, pi.constraintKey())
+	rules := ""
+	if pi.rules != nil {
+		rules = ruleKey(pi.pod)
+	}
+	return fmt.Sprintf("%v|%v|%v|%s|%s", pi.need.scalar, pi.needExec.scalar, pi.need.ports, pi.constraintKey(), rules)
 }
 
 // constraintKey is equal for two pods exactly when every static checker treats them alike: same node
@@ -649,7 +750,7 @@ func buildAgents(in *Input) ([]*agent, []*bucket) {
 			}
 		}
 		if b == nil {
-			b = &bucket{role: role, launch: -1}
+			b = &bucket{role: role, launch: -1, agent: a}
 			a.buckets = append(a.buckets, b)
 		}
 		b.offerIDs = append(b.offerIDs, o.ID)
@@ -683,7 +784,7 @@ func buildAgents(in *Input) ([]*agent, []*bucket) {
 }
 
 func newAgent(o *mesos.Offer, in *Input) *agent {
-	a := &agent{id: o.AgentID.Value, hostname: o.Hostname, nodeName: o.Hostname}
+	a := &agent{id: o.AgentID.Value, hostname: o.Hostname, nodeName: o.Hostname, maxPods: DefaultMaxPods}
 	a.executorRunning = in.Executor.RunningOn[a.id]
 	node := in.Nodes[a.id]
 	if node == nil {
@@ -694,6 +795,9 @@ func newAgent(o *mesos.Offer, in *Input) *agent {
 	a.labels = node.Labels
 	a.cordoned = node.Spec.Unschedulable
 	a.setTaints(node.Spec.Taints)
+	if q, ok := node.Status.Allocatable[corev1.ResourcePods]; ok {
+		a.maxPods = int(q.Value())
+	}
 	if q, ok := node.Status.Allocatable[corev1.ResourceCPU]; ok {
 		a.capacity[dimCPU] = q.MilliValue()
 	}
@@ -705,8 +809,11 @@ func newAgent(o *mesos.Offer, in *Input) *agent {
 
 // setTaints keeps the taints that keep pods off (NoSchedule, NoExecute) and formats their reasons once.
 func (a *agent) setTaints(taints []corev1.Taint) {
-	a.taints, a.taintReasons = nil, nil
+	a.taints, a.taintReasons, a.preferTaints = nil, nil, nil
 	for _, t := range taints {
+		if t.Effect == corev1.TaintEffectPreferNoSchedule {
+			a.preferTaints = append(a.preferTaints, t)
+		}
 		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
 			a.taints = append(a.taints, t)
 			a.taintReasons = append(a.taintReasons, fmt.Sprintf(reasonTaintFormat, t.Key, t.Value))

@@ -28,8 +28,6 @@ const (
 	ReasonHostPortMapping   = "hostPort must equal containerPort: containers share the agent's network, there is no port mapping"
 	ReasonVolumeDevices     = "raw block volume devices not supported"
 	ReasonMountPropagation  = "bidirectional mount propagation not supported"
-	ReasonPodAffinity       = "required pod affinity and anti-affinity not supported by the kubemesos scheduler"
-	ReasonTopologySpread    = "topology spread constraints with whenUnsatisfiable DoNotSchedule not supported"
 	ReasonSchedulingGroup   = "scheduling groups (gang scheduling) not supported"
 	ReasonEvictionResponder = "eviction responders not supported"
 )
@@ -129,19 +127,8 @@ func (o Options) Check(pod *corev1.Pod) []Unsupported {
 			add(ReasonResourceName, "spec.overhead[%s]", name)
 		}
 	}
-	if a := s.Affinity; a != nil {
-		if a.PodAffinity != nil && len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
-			add(ReasonPodAffinity, "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution")
-		}
-		if a.PodAntiAffinity != nil && len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) > 0 {
-			add(ReasonPodAffinity, "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution")
-		}
-	}
-	for i, tsc := range s.TopologySpreadConstraints {
-		if tsc.WhenUnsatisfiable == corev1.DoNotSchedule {
-			add(ReasonTopologySpread, "spec.topologySpreadConstraints[%d]", i)
-		}
-	}
+	// Pod affinity, anti-affinity and topology spread constraints of both kinds are placement rules
+	// (offerbridge/rules.go).
 	if s.SchedulingGroup != nil {
 		add(ReasonSchedulingGroup, "spec.schedulingGroup")
 	}

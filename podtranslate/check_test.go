@@ -156,18 +156,15 @@ func TestCheckUnsupported(t *testing.T) {
 			{"spec.resources[hugepages-1Gi]", ReasonResourceName},
 			{"spec.overhead[example.com/x]", ReasonResourceName},
 		}},
-		{"required pod affinity and anti-affinity", func(p *corev1.Pod) {
+		{"required pod affinity and anti-affinity are placement rules", func(p *corev1.Pod) {
 			p.Spec.Affinity = &corev1.Affinity{
 				PodAffinity:     &corev1.PodAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{TopologyKey: "x"}}},
 				PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{TopologyKey: "x"}}},
 			}
-		}, []Unsupported{
-			{"spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution", ReasonPodAffinity},
-			{"spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution", ReasonPodAffinity},
-		}},
-		{"hard topology spread", func(p *corev1.Pod) {
+		}, nil},
+		{"hard topology spread is a placement rule", func(p *corev1.Pod) {
 			p.Spec.TopologySpreadConstraints = append(p.Spec.TopologySpreadConstraints, corev1.TopologySpreadConstraint{WhenUnsatisfiable: corev1.DoNotSchedule})
-		}, []Unsupported{{"spec.topologySpreadConstraints[1]", ReasonTopologySpread}}},
+		}, nil},
 		{"scheduling group", func(p *corev1.Pod) { p.Spec.SchedulingGroup = &corev1.PodSchedulingGroup{} },
 			[]Unsupported{{"spec.schedulingGroup", ReasonSchedulingGroup}}},
 		{"eviction responders", func(p *corev1.Pod) { p.Spec.EvictionResponders = []corev1.EvictionResponder{{Name: "acme.io/r"}} },
