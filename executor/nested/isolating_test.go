@@ -350,7 +350,7 @@ func TestIsolatedExecHasTheContainersCapabilities(t *testing.T) {
 	}()
 	mask := capMask("KILL", "NET_ADMIN")
 	script := fmt.Sprintf(`grep -qx 'CapEff:.%s' /proc/self/status && grep -qx 'CapBnd:.%s' /proc/self/status`, mask, mask)
-	code, err := r.Exec(ctx, h, []string{"sh", "-c", script})
+	code, err := r.Exec(ctx, h, []string{"sh", "-c", script}, nil, nil)
 	if err != nil || code != 0 {
 		t.Errorf("exec in a container with KILL and NET_ADMIN: exit %d, %v; want its CapEff and CapBnd %s", code, err, mask)
 	}

@@ -210,10 +210,11 @@ func TestCapabilitySet(t *testing.T) {
 
 // captureAgent records the LAUNCH_CONTAINER calls it receives and answers with status and body.
 type captureAgent struct {
-	mu     sync.Mutex
-	calls  []agent.Call_LaunchContainer
-	status int
-	body   string
+	mu       sync.Mutex
+	calls    []agent.Call_LaunchContainer
+	sessions []agent.Call_LaunchNestedContainerSession
+	status   int
+	body     string
 }
 
 func (f *captureAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -231,6 +232,12 @@ func (f *captureAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(out)
 		return
 	case agent.Call_KILL_CONTAINER, agent.Call_REMOVE_CONTAINER:
+		return
+	case agent.Call_LAUNCH_NESTED_CONTAINER_SESSION:
+		f.mu.Lock()
+		f.sessions = append(f.sessions, *call.LaunchNestedContainerSession)
+		f.mu.Unlock()
+		http.Error(w, "sessions are only recorded", http.StatusInternalServerError)
 		return
 	case agent.Call_LAUNCH_CONTAINER:
 	default:
@@ -367,8 +374,9 @@ func TestStartRefusals(t *testing.T) {
 	}
 }
 
-// An exec container (probes, hooks) gets its container's capabilities: without them Mesos would give
-// it the agent's default set, every capability for root.
+// An exec (probes, hooks) is a session (a DEBUG container, the only kind that enters the container's
+// filesystem) with its container's capabilities: without them Mesos would give it the agent's
+// default set, every capability for root.
 func TestExecGetsTheContainersCapabilities(t *testing.T) {
 	fa := &captureAgent{}
 	srv := httptest.NewServer(fa)
@@ -383,18 +391,17 @@ func TestExecGetsTheContainersCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Exec(context.Background(), h, []string{"true"}); err != nil {
-		t.Fatal(err)
-	}
-	if len(fa.calls) != 2 {
-		t.Fatalf("%d LAUNCH_CONTAINER calls, want the container's and the exec's", len(fa.calls))
+	// The fake agent refuses the session after recording it.
+	_, _ = r.Exec(context.Background(), h, []string{"true"}, nil, nil)
+	if len(fa.calls) != 1 || len(fa.sessions) != 1 {
+		t.Fatalf("%d LAUNCH_CONTAINER and %d LAUNCH_NESTED_CONTAINER_SESSION calls, want the container's and the exec's", len(fa.calls), len(fa.sessions))
 	}
 	kill := &mesos.CapabilityInfo{Capabilities: caps("KILL")}
 	want := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), LinuxInfo: &mesos.LinuxInfo{BoundingCapabilities: kill, EffectiveCapabilities: kill}}
-	if diff := cmp.Diff(want, fa.calls[1].Container); diff != "" {
+	if diff := cmp.Diff(want, fa.sessions[0].Container); diff != "" {
 		t.Errorf("exec container info (-want +got):\n%s", diff)
 	}
-	if len(fa.calls[1].Resources) != 0 || len(fa.calls[1].Limits) != 0 {
-		t.Errorf("an exec container (second level) sent resources %v, limits %v: Mesos refuses them", fa.calls[1].Resources, fa.calls[1].Limits)
+	if p := fa.sessions[0].ContainerID.Parent; p == nil || p.Value != h.ID {
+		t.Errorf("the session's parent is %v, want the container %s", p, h.ID)
 	}
 }

@@ -8,8 +8,11 @@ package nested
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -74,9 +77,10 @@ type Runtime struct {
 	sender agentcalls.Sender // bounded calls
 	waiter agentcalls.Sender // WAIT_CONTAINER, unbounded
 
+	sessions Sessions // exec probes and hooks
+
 	mu       sync.Mutex
 	parent   *mesos.ContainerID
-	execs    int                // counter for exec container IDs
 	prepared map[types.UID]bool // pods whose volumes are materialized
 	// caps are the capabilities each started container got, which its exec containers get too: Mesos
 	// would give a nested container without them the agent's default set (for root: every one).
@@ -126,7 +130,8 @@ func New(cfg Config) *Runtime {
 		)
 		return httpagent.NewSender(cli.Send)
 	}
-	return &Runtime{cfg: cfg, sender: mk(cfg.CallTimeout), waiter: mk(0), prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{},
+	sender, waiter := mk(cfg.CallTimeout), mk(0)
+	return &Runtime{cfg: cfg, sender: sender, waiter: waiter, sessions: Sessions{Bounded: sender, Streamer: waiter, CallTimeout: cfg.CallTimeout, Log: cfg.Log}, prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{},
 		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}, parents: map[types.UID]mesos.ContainerID{},
 		dirs: map[types.UID]string{}, podDirs: map[types.UID]string{}}
 }
@@ -415,9 +420,12 @@ func (r *Runtime) Remove(ctx context.Context, h podworker.Handle) error {
 	return nil
 }
 
-// Exec runs command in a nested container under the container of h (as Mesos debug containers do:
-// it shares the container's namespaces on a real agent) and returns its exit code.
-func (r *Runtime) Exec(ctx context.Context, h podworker.Handle, command []string) (int32, error) {
+// Exec runs command inside the container of h, as the kubelet's exec probes and hooks run (CRI
+// ExecSync): a DEBUG container of a LAUNCH_NESTED_CONTAINER_SESSION under it (see Sessions), so the
+// command sees the container's root filesystem and volumes, its environment, working directory, user
+// and namespaces, with the container's capabilities. Its output goes to stdout and stderr. It returns
+// the command's exit code; an error means it could not be run to its end (ctx's end kills it).
+func (r *Runtime) Exec(ctx context.Context, h podworker.Handle, command []string, stdout, stderr io.Writer) (int32, error) {
 	if len(command) == 0 {
 		return 0, errors.New("exec: empty command")
 	}
@@ -425,39 +433,22 @@ func (r *Runtime) Exec(ctx context.Context, h podworker.Handle, command []string
 	if err != nil {
 		return 0, err
 	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("generating an exec container ID: %w", err)
+	}
+	// Random, not counted: a restarted executor must not reuse a leftover session's ID.
+	id := mesos.ContainerID{Value: "exec-" + hex.EncodeToString(b[:]), Parent: &parent}
+	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
 	r.mu.Lock()
-	r.execs++
-	id := mesos.ContainerID{Value: fmt.Sprintf("exec-%d", r.execs), Parent: &parent}
-	var ci *mesos.ContainerInfo
-	if linux := r.caps[h.ID]; linux != nil {
-		// Its own cgroups and resources are refused at the second level; the capabilities are not.
-		ci = &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), LinuxInfo: linux}
-	}
+	// Mesos would give a session without them the agent's default set (for root: every capability).
+	ci.LinuxInfo = r.caps[h.ID]
 	r.mu.Unlock()
-	shell := false
-	cmd := &mesos.CommandInfo{Shell: &shell, Value: &command[0], Arguments: command}
-	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, ci, nil)); err != nil {
-		return 0, fmt.Errorf("launching exec container in %s: %w", h.ID, err)
-	}
-	defer func() {
-		// Remove with a fresh context: ctx may have expired (probe timeout) while the command ran.
-		rctx, cancel := context.WithTimeout(context.Background(), r.cfg.CallTimeout)
-		defer cancel()
-		_ = r.call(rctx, agentcalls.KillContainer(id))
-		_ = r.call(rctx, agentcalls.RemoveContainer(id))
-	}()
-	resp, err := r.waiter.Send(ctx, agentcalls.NonStreaming(agentcalls.WaitContainer(id)))
-	if resp != nil {
-		defer resp.Close()
-	}
+	code, err := r.sessions.Run(ctx, SessionRequest{ID: id, Command: command, Container: ci, Stdout: stdout, Stderr: stderr})
 	if err != nil {
-		return 0, fmt.Errorf("waiting for exec container in %s: %w", h.ID, err)
+		return 0, fmt.Errorf("exec in container %s: %w", h.ID, err)
 	}
-	var out agent.Response
-	if err := resp.Decode(&out); err != nil {
-		return 0, fmt.Errorf("decoding WAIT_CONTAINER of an exec in %s: %w", h.ID, err)
-	}
-	return exitStatus(out.GetWaitContainer()).ExitCode, nil
+	return code, nil
 }
 
 func (r *Runtime) call(ctx context.Context, call *agent.Call) error {

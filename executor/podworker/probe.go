@@ -1,14 +1,17 @@
 package podworker
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,9 +24,60 @@ type Prober interface {
 	Probe(ctx context.Context, pod *corev1.Pod, c *corev1.Container, h Handle, p *corev1.ProbeHandler) error
 }
 
-// Execer is implemented by runtimes that can run a command inside a running container (exec probes).
+// Execer is implemented by runtimes that can run a command inside a running container (exec probes
+// and hooks), as the CRI's ExecSync: in its filesystem, namespaces, environment and user.
 type Execer interface {
-	Exec(ctx context.Context, h Handle, command []string) (exitCode int32, err error)
+	// Exec runs command and returns its exit code; its stdout and stderr go to the writers. An error
+	// means the command could not be run to its end; ctx's end (a probe's timeout) kills it.
+	Exec(ctx context.Context, h Handle, command []string, stdout, stderr io.Writer) (exitCode int32, err error)
+}
+
+// maxExecOutput is how much of an exec probe's output the kubelet keeps (pkg/probe/exec maxReadLength).
+const maxExecOutput = 10 << 10
+
+// ExecError is an exec probe or hook whose command exited non-zero or timed out.
+type ExecError struct {
+	Command  []string
+	ExitCode int32
+	// Stderr is the command's stderr; Output its stdout then its stderr (the kubelet's RunInContainer),
+	// at most maxExecOutput bytes of it.
+	Stderr, Output string
+	// Timeout is the probe's timeout when the command was killed at it.
+	Timeout time.Duration
+}
+
+// Error is the probe's message as the kubelet's exec prober makes it: the command's output, or the
+// CRI's timeout error (cri-client ExecSync: ErrCommandTimedOut "%q timed out after %s").
+func (e *ExecError) Error() string {
+	if e.Timeout > 0 {
+		return fmt.Sprintf("command timed out: %q timed out after %s", strings.Join(e.Command, " "), e.Timeout)
+	}
+	return e.Output
+}
+
+// runError is the error of the kubelet's RunInContainer: ExecSync's for a non-zero exit.
+func (e *ExecError) runError() string {
+	if e.Timeout > 0 {
+		return e.Error()
+	}
+	return fmt.Sprintf("command '%s' exited with %d: %s", strings.Join(e.Command, " "), e.ExitCode, e.Stderr)
+}
+
+// probeTimeoutKey carries a probe's timeoutSeconds in its context, for the timeout's message.
+type probeTimeoutKey struct{}
+
+// limitedBuffer keeps the first max bytes written to it and drops the rest without failing the
+// writer (the kubelet's ioutils.LimitWriter).
+type limitedBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }
 
 // NetProber is the default Prober: HTTP GET and TCP checks from the executor to Host (pods share the
@@ -67,12 +121,21 @@ func (n *NetProber) Probe(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 		if !ok {
 			return fmt.Errorf("exec probe: %w", ErrProbeUnsupported)
 		}
-		code, err := ex.Exec(ctx, h, p.Exec.Command)
+		// Each stream bounded on its own: the kubelet reads both whole from ExecSync, then keeps 10 KiB.
+		stdout, stderr := &limitedBuffer{max: maxExecOutput}, &limitedBuffer{max: maxExecOutput}
+		code, err := ex.Exec(ctx, h, p.Exec.Command, stdout, stderr)
 		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				if t, ok := ctx.Value(probeTimeoutKey{}).(time.Duration); ok {
+					return &ExecError{Command: p.Exec.Command, Timeout: t}
+				}
+			}
 			return fmt.Errorf("exec probe: %w", err)
 		}
 		if code != 0 {
-			return fmt.Errorf("exec probe: command exited with %d", code)
+			out := append(stdout.buf.Bytes(), stderr.buf.Bytes()...)
+			return &ExecError{Command: p.Exec.Command, ExitCode: code, Stderr: stderr.buf.String(),
+				Output: string(out[:min(len(out), maxExecOutput)])}
 		}
 		return nil
 	case p.GRPC != nil:
@@ -206,7 +269,7 @@ func probeLoop(ctx context.Context, clk clock.Clock, prober Prober, kind probeKi
 	var succ, fail int32
 	var result *bool
 	for {
-		pctx, cancel := context.WithTimeout(ctx, s.timeout)
+		pctx, cancel := context.WithTimeout(context.WithValue(ctx, probeTimeoutKey{}, s.timeout), s.timeout)
 		err := prober.Probe(pctx, pod, c, h, &p.ProbeHandler)
 		cancel()
 		msg := ""

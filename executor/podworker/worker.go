@@ -445,7 +445,8 @@ func (w *Worker) Run(ctx context.Context) error {
 					log.Debug("probe result")
 				case ev.probe == hookPostStart:
 					log.WithField("error", ev.msg).Warn("postStart hook failed")
-					w.event(corev1.EventTypeWarning, EventFailedPostStartHook, "PostStartHook failed: "+ev.msg)
+					// The kubelet's text, without the hook's message: "so that secrets won't leak from the server".
+					w.event(corev1.EventTypeWarning, EventFailedPostStartHook, "PostStartHook failed")
 				default:
 					log.WithField("error", ev.msg).Info("probe failed")
 					w.event(corev1.EventTypeWarning, EventUnhealthy, fmt.Sprintf("%s probe failed: %s", titled(ev.probe), ev.msg))
@@ -506,6 +507,11 @@ func (w *Worker) runHook(ctx context.Context, c *corev1.Container, h Handle, hoo
 	}
 	ph := corev1.ProbeHandler{Exec: hook.Exec, HTTPGet: hook.HTTPGet, TCPSocket: hook.TCPSocket}
 	if err := w.cfg.Prober.Probe(ctx, w.pod, c, h, &ph); err != nil {
+		if ee := (*ExecError)(nil); hook.Exec != nil && errors.As(err, &ee) {
+			// The kubelet's handlerRunner.Run (pkg/kubelet/lifecycle/handlers.go), format.Pod's name.
+			return fmt.Errorf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %s, message: %q",
+				hook.Exec.Command, c.Name, fmt.Sprintf("%s_%s(%s)", w.pod.Name, w.pod.Namespace, w.pod.UID), ee.runError(), ee.Output)
+		}
 		return fmt.Errorf("hook of container %s: %w", c.Name, err)
 	}
 	return nil

@@ -515,7 +515,7 @@ func TestWorkerFailedPostStartHookStopsContainer(t *testing.T) {
 	}
 	want := []string{
 		"Normal Started: Started container web",
-		"Warning FailedPostStartHook: PostStartHook failed: hook of container web: poststart unhealthy",
+		"Warning FailedPostStartHook: PostStartHook failed",
 		"Normal Killing: Stopping container web",
 	}
 	if diff := cmp.Diff(want, h.recorded()); diff != "" {
