@@ -90,4 +90,16 @@ func TestKubeScheduler(t *testing.T) {
 	// The not-ready taint the API server put on the new node goes once the node lifecycle
 	// controller sees it Ready; then the scheduler binds the pod there.
 	waitFor(scheduled{Status: corev1.ConditionTrue, NodeName: "agent-1"})
+
+	// StopScheduler ends it, and another (other flags: the scheduling benchmark's limits) can start.
+	cp.StopScheduler()
+	if _, ok := cp.PIDs()["kube-scheduler"]; ok {
+		t.Errorf("PIDs() = %v after StopScheduler", cp.PIDs())
+	}
+	if err := cp.StartScheduler(ctx, "--kube-api-qps=5000", "--kube-api-burst=5000"); err != nil {
+		t.Fatalf("second StartScheduler: %v", err)
+	}
+	if _, ok := cp.PIDs()["kube-scheduler"]; !ok {
+		t.Errorf("PIDs() = %v, want kube-scheduler in it again", cp.PIDs())
+	}
 }

@@ -76,9 +76,12 @@ type System struct {
 	StatusUpdatesPerPod float64 `json:"status_updates_per_pod,omitempty"`
 	// Scheduler is kube-scheduler's or the framework's process; Executors the agents' executor
 	// processes summed (CPU over the measurement, peak RSS each process' VmHWM summed).
-	Scheduler         Usage `json:"scheduler"`
-	Executors         Usage `json:"executors"`
-	MaxExecutorPeakMB int64 `json:"max_executor_peak_rss_mb,omitempty"`
+	Scheduler Usage `json:"scheduler"`
+	// ExecutorsInProcess says the executors ran in-process in one simulator process (large sizes):
+	// Executors is then that process, the simulated master and agents included.
+	ExecutorsInProcess bool  `json:"executors_in_process,omitempty"`
+	Executors          Usage `json:"executors"`
+	MaxExecutorPeakMB  int64 `json:"max_executor_peak_rss_mb,omitempty"`
 	// Seconds is how long the measurement took (first create to the last pod counted or the deadline).
 	Seconds float64 `json:"seconds"`
 }

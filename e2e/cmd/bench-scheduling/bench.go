@@ -30,11 +30,9 @@ import (
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
 	"github.com/kubemesos/kubemesos/e2e/schedbench"
-	"github.com/kubemesos/kubemesos/e2e/simhost"
 	"github.com/kubemesos/kubemesos/internal/deathsig"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
-	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
 
 type bench struct {
@@ -377,34 +375,44 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 	prefix := fmt.Sprintf("r%d", r)
 	log := b.log.WithFields(logrus.Fields{"run": r, "system": "kubemesos", "size": fmt.Sprintf("%dx%d", sz.agents, sz.pods), "limits": limits})
 	var sys schedbench.System
+	var err error
 
-	simLog := logrus.New()
-	simLogFile, err := os.Create(filepath.Join(b.o.out, "logs", fmt.Sprintf("mesos-sim-r%d.log", r)))
-	if err != nil {
-		return nil, sys, err
-	}
-	defer simLogFile.Close()
-	simLog.SetOutput(simLogFile)
-	simCfg := mesossim.ClusterConfig{
-		Master:  mesossim.Config{Log: simLog, AllocationInterval: time.Second, HeartbeatInterval: 15 * time.Second}, // Mesos' defaults, as local-up
-		Agents:  sz.agents,
-		WorkDir: filepath.Join(b.state, "mesos", prefix),
-		AgentTweak: func(i int, c *agent.Config) {
-			c.Hostname = fmt.Sprintf("%s-agent-%d", prefix, i)
-		},
-	}
-	if _, err := simhost.Configure(&simCfg, simhost.Resolve(simhost.Process), b.registry, simLog); err != nil {
-		return nil, sys, err
-	}
+	simLogPath := filepath.Join(b.o.out, "logs", fmt.Sprintf("mesos-sim-r%d.log", r))
+	workDir := filepath.Join(b.state, "mesos", prefix)
+	inProcess := b.o.executors == executorsInProcess || (b.o.executors == executorsAuto && sz.agents > autoProcessAgents)
+	var sim agents
+	var executorURI string
 	started := time.Now()
-	sim, err := mesossim.StartCluster(simCfg)
-	if err != nil {
-		return nil, sys, err
+	if inProcess {
+		if executorURI, err = executorStub(b.state); err != nil {
+			return nil, sys, err
+		}
+		if sim, err = startChildAgents(ctx, sz.agents, prefix, workDir, b.registry, b.cp.KubeconfigPath, simLogPath); err != nil {
+			return nil, sys, err
+		}
+	} else {
+		simLog := logrus.New()
+		simLogFile, err := os.Create(simLogPath)
+		if err != nil {
+			return nil, sys, err
+		}
+		defer simLogFile.Close()
+		simLog.SetOutput(simLogFile)
+		simCfg, err := simConfig(sz.agents, prefix, workDir, b.registry, simLog)
+		if err != nil {
+			return nil, sys, err
+		}
+		c, err := mesossim.StartCluster(simCfg)
+		if err != nil {
+			return nil, sys, err
+		}
+		sim = &processAgents{c: c, b: b}
 	}
-	defer sim.Close()
-	log.WithField("took", time.Since(started).Round(time.Millisecond)).Info("simulator up")
+	defer sim.close()
+	sys.ExecutorsInProcess = inProcess
+	log.WithFields(logrus.Fields{"took": time.Since(started).Round(time.Millisecond), "executors in-process": inProcess}).Info("simulator up")
 
-	counter, err := schedbench.NewMesosCounter(sim.URL)
+	counter, err := schedbench.NewMesosCounter(sim.URL())
 	if err != nil {
 		return nil, sys, err
 	}
@@ -422,7 +430,7 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 			return nil, sys, err
 		}
 	}
-	fw, err := b.startFramework(ctx, r, "http://"+ln.Addr().String(), stateNS, limits)
+	fw, err := b.startFramework(ctx, r, "http://"+ln.Addr().String(), stateNS, limits, executorURI)
 	if err != nil {
 		return nil, sys, err
 	}
@@ -436,24 +444,23 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 	log.WithField("allocatable", alloc).Info("Nodes Ready")
 	defer b.deleteNodes(context.Background(), prefix+"-agent-")
 
-	if err := b.warmUp(ctx, sim, warmNS, sz.agents); err != nil {
+	if err := b.warmUp(ctx, sim, warmNS); err != nil {
 		return nil, sys, err
 	}
 	log.Info("every agent runs its executor; measuring")
 
 	var fwBefore, fwAfter schedbench.Usage
-	var exBefore map[int]schedbench.Usage
-	var exAfter []int
+	var exBefore, exAfter map[int]schedbench.Usage
 	var callsBefore, callsAfter map[string]int
 	var updBefore, updAfter float64
 	sys, err = b.measure(ctx, ns, "kubemesos", sz.pods, true, func() {
 		fwBefore, _ = schedbench.ReadUsage(fw.pid())
-		exBefore = usageByPID(b.executorPIDs(fw.pid()))
+		exBefore = sim.executorUsage(fw.pid())
 		callsBefore = counter.Calls()
 		updBefore = fw.statusUpdates(ctx)
 	}, func() {
 		fwAfter, _ = schedbench.ReadUsage(fw.pid())
-		exAfter = b.executorPIDs(fw.pid())
+		exAfter = sim.executorUsage(fw.pid())
 		callsAfter = counter.Calls()
 		updAfter = fw.statusUpdates(ctx)
 	})
@@ -461,11 +468,7 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 		return alloc, sys, err
 	}
 	sys.Scheduler = schedbench.Usage{CPUSeconds: fwAfter.CPUSeconds - fwBefore.CPUSeconds, RSSBytes: fwAfter.RSSBytes, PeakRSSBytes: fwAfter.PeakRSSBytes, Processes: 1}
-	for _, pid := range exAfter {
-		u, err := schedbench.ReadUsage(pid)
-		if err != nil {
-			continue
-		}
+	for pid, u := range exAfter {
 		u.CPUSeconds -= exBefore[pid].CPUSeconds
 		sys.Executors = sys.Executors.Add(u)
 		sys.MaxExecutorPeakMB = max(sys.MaxExecutorPeakMB, u.PeakRSSBytes>>20)
@@ -505,15 +508,13 @@ func (b *bench) executorPIDs(framework int) []int {
 }
 
 // warmUp creates pods until every agent runs its executor, then deletes them.
-func (b *bench) warmUp(ctx context.Context, sim *mesossim.Cluster, ns string, agents int) error {
+func (b *bench) warmUp(ctx context.Context, sim agents, ns string) error {
 	started := time.Now()
 	batch := 0
 	for {
-		missing := 0
-		for _, a := range sim.Agents() {
-			if len(a.Executors()) == 0 {
-				missing++
-			}
+		missing, err := sim.withoutExecutor(ctx)
+		if err != nil {
+			return err
 		}
 		if missing == 0 {
 			break
@@ -526,7 +527,7 @@ func (b *bench) warmUp(ctx context.Context, sim *mesossim.Cluster, ns string, ag
 			return err
 		}
 		// Wait for those pods to be Running before looking again.
-		err := wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		err = wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 			l, err := b.admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return false, nil
@@ -711,7 +712,7 @@ func (f *framework) statusUpdates(ctx context.Context) float64 {
 
 // startFramework runs `kubemesos framework` as local-up does, but serving only schedulerName
 // kubemesos, with the hollow runtime for its executors and the given client limits.
-func (b *bench) startFramework(ctx context.Context, run int, master, stateNS, limits string) (*framework, error) {
+func (b *bench) startFramework(ctx context.Context, run int, master, stateNS, limits, executorURI string) (*framework, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -740,6 +741,9 @@ func (b *bench) startFramework(ctx context.Context, run int, master, stateNS, li
 	}
 	if limits == limitsHigh {
 		args = append(args, fmt.Sprintf("--kube-api-qps=%d", highQPS), fmt.Sprintf("--kube-api-burst=%d", highQPS))
+	}
+	if executorURI != "" {
+		args = append(args, "--executor-uri="+executorURI)
 	}
 	cmd := exec.Command(b.bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

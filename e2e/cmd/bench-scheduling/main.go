@@ -50,6 +50,7 @@ type options struct {
 	timeout     time.Duration
 	note        string
 	keepState   bool
+	executors   string
 	repoDir     string
 }
 
@@ -83,11 +84,23 @@ func parseLimits(s string) ([]string, error) {
 const (
 	limitsDefault = "default"
 	limitsHigh    = "high"
+	executorsAuto      = "auto"
+	executorsProcess   = "process"
+	executorsInProcess = "in-process"
+	// autoProcessAgents is the most agents whose executors auto runs as processes (~60 MB each).
+	autoProcessAgents = 200
 	// highQPS is scheduler_perf's client limit (QPS and burst).
 	highQPS = 5000
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "sim-host" {
+		if err := runSimHost(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "sim-host:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
 	if err := run(os.Args[1:], os.Stdout, log); err != nil {
@@ -106,6 +119,7 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 	fs.IntVar(&o.clients, "clients", 8, "API clients (connections) the creators share")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of each measurement")
 	fs.StringVar(&o.note, "note", "", "what else ran on the machine (recorded in the report)")
+	fs.StringVar(&o.executors, "executors", executorsAuto, "how agents run their executors: process (the kubemesos binary, fetched from the framework, one process per agent), in-process (executor.Run in a simulator child process), auto (process up to 200 agents)")
 	fs.BoolVar(&o.keepState, "keep-state", false, "keep the agents' sandboxes and the control plane's data (logs are always kept)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -116,6 +130,11 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 	}
 	if o.limits, err = parseLimits(*limits); err != nil {
 		return err
+	}
+	switch o.executors {
+	case executorsAuto, executorsProcess, executorsInProcess:
+	default:
+		return fmt.Errorf("--executors %q: want process, in-process or auto", o.executors)
 	}
 	wd, err := os.Getwd()
 	if err != nil {
