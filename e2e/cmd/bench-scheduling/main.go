@@ -82,8 +82,8 @@ func parseLimits(s string) ([]string, error) {
 }
 
 const (
-	limitsDefault = "default"
-	limitsHigh    = "high"
+	limitsDefault      = "default"
+	limitsHigh         = "high"
 	executorsAuto      = "auto"
 	executorsProcess   = "process"
 	executorsInProcess = "in-process"
