@@ -49,6 +49,13 @@ type options struct {
 	imageProviders     string
 	dockerRegistry     string
 	isolation          string
+	// The agents' HTTP authentication flags (Mesos' names; see agent.Config).
+	authenticateHTTPExecutors bool
+	authenticateHTTPReadwrite bool
+	authenticateHTTPReadonly  bool
+	jwtSecretKey              string
+	httpAuthenticators        string
+	httpCredentials           string
 	// The agents' Linux isolators' flags (Mesos' names).
 	cgroupsHierarchy      string
 	cgroupsRoot           string
@@ -80,6 +87,14 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.imageProviders, "image_providers", "", "the agents' --image_providers: 'docker' provisions container images from --docker_registry")
 	fs.StringVar(&o.dockerRegistry, "docker_registry", agent.DefaultDockerRegistry, "the agents' --docker_registry: with --image_providers=docker, a local directory of docker-save archives (<dir>/<image>.tar); registries cannot be reached")
 	fs.StringVar(&o.isolation, "isolation", agent.DefaultIsolation, "the agents' --isolation; Linux isolators (filesystem/linux, namespaces/pid, linux/capabilities, linux/nnp, docker/runtime, ...) isolate nested containers when run as root, else containers run as host processes; --image_providers=docker needs filesystem/linux and docker/runtime")
+	fs.BoolVar(&o.authenticateHTTPExecutors, "authenticate_http_executors", false, "the agents' --authenticate_http_executors: /api/v1/executor requires authentication (needs --jwt_secret_key; --http_credentials too with the default --http_authenticators basic,jwt)")
+	fs.BoolVar(&o.authenticateHTTPReadwrite, "authenticate_http_readwrite", false, "the agents' --authenticate_http_readwrite: their operator API /api/v1 requires authentication (an executor's token, or basic)")
+	fs.BoolVar(&o.authenticateHTTPReadonly, "authenticate_http_readonly", false, "the agents' --authenticate_http_readonly: their /state requires authentication")
+	fs.StringVar(&o.jwtSecretKey, "jwt_secret_key", "", "the agents' --jwt_secret_key: a file whose content signs each executor's MESOS_EXECUTOR_AUTHENTICATION_TOKEN (HS256)")
+	fs.StringVar(&o.jwtSecretKey, "executor_secret_key", "", "deprecated name of --jwt_secret_key")
+	_ = fs.MarkDeprecated("executor_secret_key", "use --jwt_secret_key")
+	fs.StringVar(&o.httpAuthenticators, "http_authenticators", "", "the agents' --http_authenticators: basic and/or jwt (default basic, or basic,jwt with --authenticate_http_executors)")
+	fs.StringVar(&o.httpCredentials, "http_credentials", "", `the agents' --http_credentials, for basic: a file of {"credentials":[{"principal":"p","secret":"s"}]}`)
 	fs.StringVar(&o.cgroupsHierarchy, "cgroups_hierarchy", containerizer.DefaultCgroupsHierarchy, "the agents' --cgroups_hierarchy (cgroups isolators)")
 	fs.StringVar(&o.cgroupsRoot, "cgroups_root", containerizer.DefaultCgroupsRoot, "the agents' --cgroups_root (cgroups isolators)")
 	fs.StringVar(&o.effectiveCapabilities, "effective_capabilities", "", `the agents' --effective_capabilities (linux/capabilities), JSON: {"capabilities":["NET_RAW"]}`)
@@ -140,6 +155,9 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		a.NetworkCNIPluginsDir = o.networkCNIPluginsDir
 		a.RuntimeDir = perAgent(o.runtimeDir, i)
 		a.FetcherCacheDir, a.FetcherCacheSize = perAgent(o.fetcherCacheDir, i), o.fetcherCacheSize
+		a.AuthenticateHTTPExecutors, a.AuthenticateHTTPReadwrite = o.authenticateHTTPExecutors, o.authenticateHTTPReadwrite
+		a.AuthenticateHTTPReadonly, a.JWTSecretKey = o.authenticateHTTPReadonly, o.jwtSecretKey
+		a.HTTPAuthenticators, a.HTTPCredentials = o.httpAuthenticators, o.httpCredentials
 	}
 	return mesossim.ClusterConfig{
 		AgentTweak: tweak,

@@ -150,3 +150,29 @@ func TestNetworkFlags(t *testing.T) {
 		t.Errorf("defaults: %+v, want the agent's (Mesos') defaults", a)
 	}
 }
+
+// The agents' authentication flags reach every agent's config, and Mesos' deprecated
+// --executor_secret_key names --jwt_secret_key.
+func TestAgentAuthenticationFlags(t *testing.T) {
+	for _, keyFlag := range []string{"--jwt_secret_key", "--executor_secret_key"} {
+		o, err := parseFlags([]string{"--authenticate_http_executors", "--authenticate_http_readwrite", "--authenticate_http_readonly",
+			keyFlag, "/etc/mesos/jwt.key", "--http_authenticators", "basic,jwt", "--http_credentials", "/etc/mesos/http.json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.clusterConfig(logrus.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a agent.Config
+		cfg.AgentTweak(1, &a)
+		want := agent.Config{AuthenticateHTTPExecutors: true, AuthenticateHTTPReadwrite: true, AuthenticateHTTPReadonly: true,
+			JWTSecretKey: "/etc/mesos/jwt.key", HTTPAuthenticators: "basic,jwt", HTTPCredentials: "/etc/mesos/http.json"}
+		got := agent.Config{AuthenticateHTTPExecutors: a.AuthenticateHTTPExecutors, AuthenticateHTTPReadwrite: a.AuthenticateHTTPReadwrite,
+			AuthenticateHTTPReadonly: a.AuthenticateHTTPReadonly, JWTSecretKey: a.JWTSecretKey, HTTPAuthenticators: a.HTTPAuthenticators,
+			HTTPCredentials: a.HTTPCredentials}
+		if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(agent.Config{})); diff != "" {
+			t.Errorf("%s: agent config (-want +got):\n%s", keyFlag, diff)
+		}
+	}
+}

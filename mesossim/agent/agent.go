@@ -134,6 +134,20 @@ type Config struct {
 	ExecutorHookFor func(mesos.ExecutorInfo) bool
 	// HTTPClient used by the fetcher; default http.DefaultClient.
 	HTTPClient *http.Client
+
+	// AuthenticateHTTPExecutors, AuthenticateHTTPReadwrite, AuthenticateHTTPReadonly, JWTSecretKey,
+	// HTTPAuthenticators and HTTPCredentials are the flags of a Mesos agent built with SSL
+	// --authenticate_http_executors (/api/v1/executor), --authenticate_http_readwrite (/api/v1),
+	// --authenticate_http_readonly (/state), --jwt_secret_key (alias --executor_secret_key: a file
+	// whose content signs every executor's MESOS_EXECUTOR_AUTHENTICATION_TOKEN),
+	// --http_authenticators (default basic, or basic,jwt with --authenticate_http_executors) and
+	// --http_credentials (a credentials file, for basic). See executorauth.go.
+	AuthenticateHTTPExecutors bool
+	AuthenticateHTTPReadwrite bool
+	AuthenticateHTTPReadonly  bool
+	JWTSecretKey              string
+	HTTPAuthenticators        string
+	HTTPCredentials           string
 }
 
 // UpdateFaults are fault hooks on the way from the status update manager to the master.
@@ -178,6 +192,8 @@ type Agent struct {
 
 	// fetchCache is the fetcher cache (--fetcher_cache_dir), for URIs with cache set.
 	fetchCache *fetcherCache
+	// auth authenticates the HTTP realms and signs executors' tokens (executorauth.go).
+	auth *httpAuth
 
 	// ctx is cancelled by Stop; it bounds fetches and in-process executors.
 	ctx    context.Context
@@ -272,6 +288,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.PortMappingHostIP != "" && net.ParseIP(cfg.PortMappingHostIP) == nil {
 		return nil, fmt.Errorf("agent %s: PortMappingHostIP %q is not an IP address", cfg.ID.Value, cfg.PortMappingHostIP)
 	}
+	auth, err := newHTTPAuth(&cfg, cfg.Clock.Now)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
+	}
 	imageTypes, err := validateImageFlags(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
@@ -308,6 +328,7 @@ func New(cfg Config) (*Agent, error) {
 		cz:         cz,
 		imageCache: map[string]v1.Config{},
 		fetchCache: fetchCache,
+		auth:       auth,
 		updates:    newUpdateManager(),
 		retry:      map[streamKey]*timerHandle{},
 	}
@@ -322,12 +343,15 @@ func New(cfg Config) (*Agent, error) {
 		Attributes: cfg.Attributes,
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/api/v1/executor", a.serveExecutorAPI)
-	mux.HandleFunc("/api/v1", a.serveOperatorAPI)
-	mux.HandleFunc("/slave(1)/api/v1/executor", a.serveExecutorAPI)
-	mux.HandleFunc("/slave(1)/api/v1", a.serveOperatorAPI)
-	mux.HandleFunc("/state", a.serveState)
-	mux.HandleFunc("/slave(1)/state", a.serveState)
+	executorAPI := a.authenticated(ExecutorAuthenticationRealm, a.serveExecutorAPI)
+	operatorAPI := a.authenticated(ReadwriteAuthenticationRealm, a.serveOperatorAPI)
+	state := a.authenticated(ReadonlyAuthenticationRealm, a.serveState)
+	mux.HandleFunc("/api/v1/executor", executorAPI)
+	mux.HandleFunc("/api/v1", operatorAPI)
+	mux.HandleFunc("/slave(1)/api/v1/executor", executorAPI)
+	mux.HandleFunc("/slave(1)/api/v1", operatorAPI)
+	mux.HandleFunc("/state", state)
+	mux.HandleFunc("/slave(1)/state", state)
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	a.wg.Add(1)

@@ -35,6 +35,21 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fid, eid := call.FrameworkID.Value, call.ExecutorID.Value
+	if p := requestPrincipal(r); p != nil && call.Type != executor.Call_HEARTBEAT {
+		// After the framework and executor lookups (their 400s first), as Http::executor.
+		a.mu.Lock()
+		var msg string
+		if f := a.frameworks[fid]; f != nil {
+			if e := f.executors[eid]; e != nil {
+				msg = verifyExecutorClaims(p, fid, eid, e.containerID.Value)
+			}
+		}
+		a.mu.Unlock()
+		if msg != "" {
+			respondError(w, http.StatusForbidden, msg)
+			return
+		}
+	}
 
 	if call.Type == executor.Call_SUBSCRIBE {
 		var accept string

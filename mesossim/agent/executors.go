@@ -305,6 +305,9 @@ func (a *Agent) executorEnvLocked(e *executorRun) map[string]string {
 		env["MESOS_RECOVERY_TIMEOUT"] = formatDuration(a.cfg.RecoveryTimeout)
 		env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = formatDuration(a.cfg.SubscriptionBackoffMax)
 	}
+	if token := a.executorToken(env["MESOS_FRAMEWORK_ID"], e.info.ExecutorID.Value, e.containerID.Value); token != "" {
+		env[ExecutorTokenEnv] = token
+	}
 	if e.info.Command != nil && !e.command {
 		for _, v := range e.info.Command.GetEnvironment().GetVariables() {
 			env[v.Name] = v.GetValue()

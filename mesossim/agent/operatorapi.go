@@ -612,6 +612,14 @@ func (a *Agent) flags() []mesos.Flag {
 	if a.cfg.ImageProviders != "" {
 		vals["image_providers"] = a.cfg.ImageProviders
 	}
+	vals["authenticate_http_executors"] = strconv.FormatBool(a.cfg.AuthenticateHTTPExecutors)
+	vals["authenticate_http_readonly"] = strconv.FormatBool(a.cfg.AuthenticateHTTPReadonly)
+	vals["authenticate_http_readwrite"] = strconv.FormatBool(a.cfg.AuthenticateHTTPReadwrite)
+	for name, v := range map[string]string{"jwt_secret_key": a.cfg.JWTSecretKey, "http_authenticators": a.cfg.HTTPAuthenticators, "http_credentials": a.cfg.HTTPCredentials} {
+		if v != "" {
+			vals[name] = v
+		}
+	}
 	if a.cfg.NetworkCNIConfigDir != "" {
 		vals["network_cni_config_dir"] = a.cfg.NetworkCNIConfigDir
 	}

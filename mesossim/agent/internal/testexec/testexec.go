@@ -62,13 +62,18 @@ type state struct {
 func Run(ctx context.Context, cfg config.Config, env map[string]string) error {
 	execURL := url.URL{Scheme: "http", Host: cfg.AgentEndpoint, Path: "/api/v1/executor"}
 	agentURL := url.URL{Scheme: "http", Host: cfg.AgentEndpoint, Path: "/api/v1"}
-	cli := httpcli.New(httpcli.Endpoint(execURL.String()), httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]))
+	// An agent with --jwt_secret_key gives each executor a token it sends on every call.
+	var auth httpcli.Opt // nil options are skipped
+	if token := env["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"]; token != "" {
+		auth = httpcli.DefaultHeader("Authorization", "Bearer "+token)
+	}
+	cli := httpcli.New(httpcli.Endpoint(execURL.String()), httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]), auth)
 	opts := executor.CallOptions{calls.Framework(cfg.FrameworkID), calls.Executor(cfg.ExecutorID)}
 	s := &state{
 		cfg:    cfg,
 		env:    env,
 		sender: calls.SenderWith(httpexec.NewSender(cli.Send), opts...),
-		agent:  httpagent.NewSender(httpcli.New(httpcli.Endpoint(agentURL.String())).Send),
+		agent:  httpagent.NewSender(httpcli.New(httpcli.Endpoint(agentURL.String()), auth).Send),
 		kills:  map[string]chan struct{}{},
 		crash:  make(chan struct{}),
 	}
