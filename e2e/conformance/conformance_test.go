@@ -19,7 +19,7 @@ import (
 func TestParseSkipList(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, wantErr string
-		want               int
+		want                int
 	}{
 		{name: "empty", yaml: "[]", want: 0},
 		{name: "entries", yaml: "- spec: a\n  reason: r\n- spec: b\n  reason: s\n", want: 2},

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -327,8 +328,11 @@ func startCluster(ctx context.Context, modDir, results, out string, agents int) 
 		"--framework-listen", "127.0.0.1:0",
 		"--image-fallback=false")
 	c.cmd.Dir = modDir
-	c.cmd.Stderr = logFile
 	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
@@ -338,16 +342,39 @@ func startCluster(ctx context.Context, modDir, results, out string, agents int) 
 		return nil, err
 	}
 	ready := make(chan struct{})
-	go func() {
+	var readers sync.WaitGroup
+	readers.Add(2)
+	var logMu sync.Mutex
+	logLine := func(l string) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintln(logFile, l)
+	}
+	go func() { // the usage text, then the ready line
+		defer readers.Done()
 		sc := bufio.NewScanner(stdout)
 		closed := false
 		for sc.Scan() {
-			fmt.Fprintln(logFile, sc.Text())
+			logLine(sc.Text())
 			if sc.Text() == "local-up: ready" && !closed {
 				close(ready)
 				closed = true
 			}
 		}
+	}()
+	go func() { // its log; warnings (e.g. waiting for another cluster's kube-proxy, which is host-wide) and errors are shown too
+		defer readers.Done()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			logLine(sc.Text())
+			if l := sc.Text(); strings.Contains(l, "level=warning") || strings.Contains(l, "level=error") {
+				fmt.Fprintln(os.Stderr, "local-up: "+l)
+			}
+		}
+	}()
+	go func() {
+		readers.Wait() // Wait closes the pipes: only after both were read to the end
 		c.exited <- c.cmd.Wait()
 		logFile.Close()
 	}()
