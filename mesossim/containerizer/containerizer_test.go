@@ -406,6 +406,36 @@ func TestDebugContainerEntersParentNamespaces(t *testing.T) {
 	}
 }
 
+// A DEBUG container's user is looked up in the agent's /etc/passwd, as its parent's was: Mesos' launch
+// helper enters the parent's mount namespace (--namespace_mnt_target) only after the lookup, so a
+// session under a container whose image does not know the user still runs as that user, in the
+// container's filesystem.
+func TestDebugContainerUserIsTheAgents(t *testing.T) {
+	requireRoot(t)
+	z := newTestContainerizer(t, fullIsolation)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody on this host")
+	}
+	parent := &Container{ID: mesos.ContainerID{Value: "task-as-nobody"}, Rootfs: busyboxRootfs(t), User: "nobody",
+		Command: shell("exec sleep 1000")}
+	if _, err := launch(t, z, parent); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), parent.Key) }()
+	debug := &Container{
+		ID:      mesos.ContainerID{Value: "session", Parent: &parent.ID},
+		Parent:  parent,
+		Debug:   true,
+		User:    "nobody", // the agent's: a nested container without a user runs as its parent's
+		Sandbox: t.TempDir(),
+		Command: shell(`id -u; cat /etc/only-in-image; test -e /etc/passwd && echo has-passwd || echo no-passwd`),
+	}
+	if got, want := mustRun(t, z, debug), nobody.Uid+"\nfrom the image\nno-passwd\n"; got != want {
+		t.Errorf("session as nobody under a container without /etc/passwd: output %q, want %q", got, want)
+	}
+}
+
 // The agent refuses what Mesos' isolators refuse, with their texts, and cleans up what was prepared.
 func TestRefusedLaunches(t *testing.T) {
 	requireRoot(t)
@@ -776,6 +806,14 @@ func TestNestedContainerSharesParentPidNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = z.Destroy(context.Background(), parent.Key) }()
+	// Until the parent's helper has exec'd its command, it is pid 1 of its namespace.
+	deadline := time.Now().Add(10 * time.Second)
+	for b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", parent.Pid)); !bytes.HasPrefix(b, []byte("sleep")); b, _ = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", parent.Pid)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the parent runs %q, not its sleep", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	shared := mesosInfo()
 	shared.LinuxInfo = &mesos.LinuxInfo{SharePIDNamespace: proto2(true)}
 	for _, tc := range []struct {

@@ -101,25 +101,24 @@ func runHelper(stage2 bool) int {
 	return launchCommand(cfg)
 }
 
-// enterOrder is the order the helper joins namespaces: the mount namespace last, since after it the
-// host's /proc is gone.
-var enterOrder = []string{NamespaceIPC, NamespaceUTS, NamespaceNet, NamespacePID, NamespaceMount}
+// enterOrder is the order the helper joins namespaces (the mount namespace is launchCommand's).
+var enterOrder = []string{NamespaceIPC, NamespaceUTS, NamespaceNet, NamespacePID}
 
 var nsFlags = map[string]int{
 	NamespaceMount: unix.CLONE_NEWNS, NamespacePID: unix.CLONE_NEWPID, NamespaceNet: unix.CLONE_NEWNET,
 	NamespaceUTS: unix.CLONE_NEWUTS, NamespaceIPC: unix.CLONE_NEWIPC,
 }
 
-// enterNamespaces joins the namespaces of other processes. Joining a pid namespace moves only the
+// enterNamespaces joins the namespaces of other processes but the mount namespace, which Mesos'
+// launch helper joins itself (see enterMountNamespace). Joining a pid namespace moves only the
 // children: the helper then forks itself as a second stage inside it, relays signals to it and exits
-// as it does (forked true). The mount namespace is the second stage's to join, so that it is forked
-// from the host's filesystem (where /proc/self/exe is this binary).
+// as it does (forked true), handing it the mount namespace to join.
 func enterNamespaces(cfg helperConfig) (code int, forked bool) {
 	_, fork := cfg.Launch.EnterNamespaces[NamespacePID]
 	fds := map[string]*os.File{}
 	for _, ns := range enterOrder {
 		pid, ok := cfg.Launch.EnterNamespaces[ns]
-		if !ok || (fork && ns == NamespaceMount) {
+		if !ok {
 			continue
 		}
 		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
@@ -128,12 +127,6 @@ func enterNamespaces(cfg helperConfig) (code int, forked bool) {
 		}
 		defer f.Close()
 		fds[ns] = f
-	}
-	if _, ok := fds[NamespaceMount]; ok {
-		// A thread sharing its fs_struct with others cannot join a mount namespace.
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			return fail("Failed to unshare the file system attributes: %v", err), true
-		}
 	}
 	for _, ns := range enterOrder {
 		if f := fds[ns]; f != nil {
@@ -206,6 +199,23 @@ func forkStage(next helperConfig, cloneflags uintptr) int {
 			return 0
 		}
 	}
+}
+
+// enterMountNamespace joins the mount namespace of pid (a DEBUG container's parent's) as Mesos'
+// launch helper does with --namespace_mnt_target (the containerizer takes CLONE_NEWNS out of the
+// namespaces its launcher enters): after the user was looked up in the agent's /etc/passwd, before
+// the root changes and the working directory, so the command then sees the parent's filesystem.
+func enterMountNamespace(pid int) error {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// A thread sharing its fs_struct with others cannot join a mount namespace.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unsharing the file system attributes: %w", err)
+	}
+	return unix.Setns(int(f.Fd()), unix.CLONE_NEWNS)
 }
 
 func nsLongName(ns string) string {
@@ -304,6 +314,11 @@ func launchCommand(cfg helperConfig) int {
 	if caps && uid != nil {
 		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 			return fail("Failed to set process control for keeping capabilities on potential uid change: %v", err)
+		}
+	}
+	if pid, ok := li.EnterNamespaces[NamespaceMount]; ok {
+		if err := enterMountNamespace(pid); err != nil {
+			return fail("Failed to enter mount namespace: %v", err)
 		}
 	}
 	if li.Rootfs != "" {
