@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kubemesos/kubemesos/executor"
+	"github.com/kubemesos/kubemesos/offerbridge"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
@@ -82,6 +83,9 @@ type Config struct {
 	// PodCIDRAttribute names the agent attribute holding the agent's pod CIDR(s), comma-separated,
 	// written to its Node's spec.podCIDR(s).
 	PodCIDRAttribute string
+	// PlacementStrategy chooses among the agents a pod fits on: spread (least allocated, kube-scheduler's
+	// default) or binpack (most allocated).
+	PlacementStrategy string
 	// OfferHold is how long an offer is held to batch pods before it is declined.
 	OfferHold time.Duration
 	// RefuseSeconds is the refuse filter of declined offers.
@@ -117,6 +121,7 @@ func DefaultConfig() Config {
 		ExecutorMemMB:     96,
 		PodNetwork:        podtranslate.PodNetworkHost,
 		PodCIDRAttribute:  "pod_cidr",
+		PlacementStrategy: offerbridge.Spread.String(),
 		OfferHold:         500 * time.Millisecond,
 		RefuseSeconds:     5,
 		LogLevel:          "info",
@@ -154,6 +159,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.PodOverheadMemMB, "pod-overhead-mem", d.PodOverheadMemMB, "memory in MB added to every pod's task")
 	fs.StringVar(&c.PodNetwork, "pod-network", d.PodNetwork, "CNI network (Mesos NetworkInfo.name, configured on the agents) of pods without hostNetwork; 'host': every pod uses its agent's network and every containerPort is a Mesos ports resource")
 	fs.StringVar(&c.PodCIDRAttribute, "pod-cidr-attribute", d.PodCIDRAttribute, "agent attribute holding the agent's pod CIDR(s), comma-separated, set as its Node's spec.podCIDR(s) (empty: none)")
+	fs.StringVar(&c.PlacementStrategy, "placement-strategy", d.PlacementStrategy, "scoring of the agents a pod fits on: spread (least allocated, kube-scheduler's default) or binpack (most allocated: pods fill the fewest agents, whole agents stay free for other frameworks)")
 	fs.DurationVar(&c.OfferHold, "offer-hold", d.OfferHold, "how long offers are held to batch pods")
 	fs.Float64Var(&c.RefuseSeconds, "refuse-seconds", d.RefuseSeconds, "decline filter for unusable offers, seconds")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "logrus level (framework and executors)")
@@ -207,6 +213,9 @@ func (c *Config) Validate() error {
 		if err := cniutils.ValidateNetworkName(c.PodNetwork); err != nil {
 			errs = append(errs, fmt.Errorf("--pod-network %q: %s", c.PodNetwork, err.Msg))
 		}
+	}
+	if _, err := offerbridge.ParseStrategy(c.PlacementStrategy); err != nil {
+		errs = append(errs, fmt.Errorf("--placement-strategy: %w", err))
 	}
 	if c.OfferHold <= 0 {
 		errs = append(errs, errors.New("--offer-hold must be positive"))

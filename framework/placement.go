@@ -15,6 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
 
 	"github.com/kubemesos/kubemesos/offerbridge"
 )
@@ -100,12 +102,15 @@ func (s *sched) cycle(ctx context.Context) {
 		offers = append(offers, o)
 	}
 	plan := offerbridge.Place(offerbridge.Input{
-		Offers:    offers,
-		Nodes:     nodes,
-		Pods:      pods,
-		Translate: s.translate,
-		Executor:  s.executorCost(),
-		Seed:      s.seed,
+		Offers:     offers,
+		Nodes:      nodes,
+		Pods:       pods,
+		Bound:      s.boundPods(),
+		Namespaces: s.namespaceLabels(),
+		Translate:  s.translate,
+		Executor:   s.executorCost(),
+		Strategy:   s.placement.strategy,
+		Seed:       s.seed,
 	})
 	// The book learns what actually happened: a Launch whose pods could not be bound or whose
 	// executor is unknown declines its offers instead.
@@ -198,6 +203,73 @@ func splitKey(key string) (string, string) {
 		}
 	}
 	return "", key
+}
+
+// placementSettings are what placement looks at besides offers, pending pods and Nodes.
+type placementSettings struct {
+	strategy   offerbridge.Strategy
+	namespaces corelisters.NamespaceLister // nil: namespaces have no labels
+	// assumed are the pods launched whose binding the pod informer does not show yet, with their Node:
+	// like kube-scheduler's assumed pods, the next cycle sees them bound (pod anti-affinity, topology
+	// spread and pod counts would miss them otherwise). Guarded by sched.mu.
+	assumed map[types.UID]string
+}
+
+func newPlacementSettings(cfg Config, namespaces corelisters.NamespaceLister) placementSettings {
+	strategy, _ := offerbridge.ParseStrategy(cfg.PlacementStrategy) // Validate refused a bad one
+	return placementSettings{strategy: strategy, namespaces: namespaces, assumed: map[types.UID]string{}}
+}
+
+// boundPods returns the pods on Nodes that have not finished (kube-scheduler's informer leaves out
+// Succeeded and Failed pods), the assumed ones with their Node, and forgets assumptions the informer
+// has caught up with.
+func (s *sched) boundPods() []*corev1.Pod {
+	all, err := s.pods.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assumed := s.placement.assumed
+	seen := make(map[types.UID]bool, len(assumed))
+	out := make([]*corev1.Pod, 0, len(all))
+	for _, p := range all {
+		if podFinished(p) {
+			continue
+		}
+		if p.Spec.NodeName != "" {
+			out = append(out, p)
+			continue
+		}
+		if n, ok := assumed[p.UID]; ok {
+			seen[p.UID] = true
+			cp := *p // the informer's object is shared: a shallow copy with its own spec
+			cp.Spec.NodeName = n
+			out = append(out, &cp)
+		}
+	}
+	for uid := range assumed {
+		if !seen[uid] {
+			delete(assumed, uid) // bound in the informer, finished or gone
+		}
+	}
+	return out
+}
+
+// namespaceLabels returns every namespace's labels, for pod affinity's namespaceSelector.
+func (s *sched) namespaceLabels() map[string]map[string]string {
+	if s.placement.namespaces == nil {
+		return nil
+	}
+	nss, err := s.placement.namespaces.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]map[string]string, len(nss))
+	for _, ns := range nss {
+		out[ns.Name] = ns.Labels
+	}
+	return out
 }
 
 // placementNodes returns the framework's own Nodes by agent ID, and the names of every other Node
@@ -375,6 +447,9 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		}
 		delete(s.inflight, pod.UID)
 		delete(s.pending, podKey(pod))
+		if pod.Spec.NodeName == "" {
+			s.placement.assumed[pod.UID] = l.NodeName
+		}
 	}
 	n := len(s.pending)
 	s.mu.Unlock()

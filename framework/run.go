@@ -194,6 +194,7 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 		return fmt.Errorf("indexing pods: %w", err)
 	}
 	nodeLister := factory.Core().V1().Nodes().Lister()
+	namespaceLister := factory.Core().V1().Namespaces().Lister()
 
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: d.kube.CoreV1().Events("")})
@@ -221,7 +222,7 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 		SandboxURI: cfg.sandboxExecutorURI(d.hostname, d.artifact),
 	}, st, schedulerDeps{
 		Clock: d.clock, Log: d.log, Caller: caller, Store: store, Kube: d.kube,
-		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, Nodes: nodes, Operator: operator, Recorder: recorder,
+		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, NamespaceLister: namespaceLister, Nodes: nodes, Operator: operator, Recorder: recorder,
 		Metrics: d.metrics, Ready: d.ready, Queue: queue,
 	})
 	if _, err := podInf.AddEventHandler(s.podHandlers()); err != nil {

@@ -136,6 +136,7 @@ type sched struct {
 	reconcileEvery time.Duration
 	seed           uint64
 	kick           chan struct{}
+	placement      placementSettings
 
 	mu               sync.Mutex
 	state            State
@@ -169,6 +170,9 @@ type schedulerDeps struct {
 	Metrics    *metrics
 	Ready      *readiness
 	Queue      workqueue.TypedRateLimitingInterface[string]
+
+	// NamespaceLister gives the namespaces' labels for pod affinity's namespaceSelector; optional.
+	NamespaceLister corelisters.NamespaceLister
 }
 
 func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDeps) *sched {
@@ -188,6 +192,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 		reconcileEvery: cfg.ReconcileInterval,
 		seed:           uint64(d.Clock.Now().UnixNano()),
 		kick:           make(chan struct{}, 1),
+		placement:      newPlacementSettings(cfg, d.NamespaceLister),
 		state:          st,
 		persistedID:    st.FrameworkID,
 		tasks:          map[string]*taskRecord{},
