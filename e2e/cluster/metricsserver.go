@@ -34,8 +34,8 @@ type MetricsServerOptions struct {
 	Image string
 	// SchedulerName of the pod; empty means "kubemesos" (the framework's default).
 	SchedulerName string
-	// MetricResolution is the scrape interval (--metric-resolution); 0 means upstream's 15 s. At
-	// least 10 s (metrics-server refuses less).
+	// MetricResolution is the scrape interval (--metric-resolution); 0 means upstream's 15 s.
+	// metrics-server refuses one not above its --kubelet-request-timeout (10 s).
 	MetricResolution time.Duration
 	// APIServices is the REST client the APIService is written with; nil means the client's
 	// (tests of a fake clientset, which has none, set one).

@@ -119,7 +119,7 @@ func TestDeployMetricsServer(t *testing.T) {
 
 func TestDeployMetricsServerInKubeSystem(t *testing.T) {
 	client := fake.NewClientset()
-	opts := MetricsServerOptions{Image: "m", APIServices: restFor(t, &fakeAPIServices{}), MetricResolution: 10e9}
+	opts := MetricsServerOptions{Image: "m", APIServices: restFor(t, &fakeAPIServices{}), MetricResolution: 30e9}
 	if err := DeployMetricsServer(context.Background(), client, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestDeployMetricsServerInKubeSystem(t *testing.T) {
 	if pc := dep.Spec.Template.Spec.PriorityClassName; pc != "system-cluster-critical" {
 		t.Errorf("priority class %q", pc)
 	}
-	if a := dep.Spec.Template.Spec.Containers[0].Args; a[len(a)-1] != "--metric-resolution=10s" {
+	if a := dep.Spec.Template.Spec.Containers[0].Args; a[len(a)-1] != "--metric-resolution=30s" {
 		t.Errorf("args %q", a)
 	}
 	// Upstream's names in kube-system.
