@@ -256,6 +256,7 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 		rule(core, []string{"nodes"}, nil, []string{"get", "list", "watch", "create", "update", "patch", "delete"}),
 		rule(core, []string{"nodes/status"}, nil, []string{"update", "patch"}),
 		rule(core, []string{"events"}, nil, []string{"create", "patch"}),
+		rule(core, []string{"namespaces"}, nil, []string{"list", "watch"}),
 	}
 	executorRules := []rbacv1.PolicyRule{
 		rule(core, []string{"pods"}, nil, []string{"get"}),
