@@ -1,10 +1,15 @@
 package kubemesos
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -156,4 +161,120 @@ func (e *env) podLogDirs(uid types.UID) []string {
 		return nil
 	})
 	return dirs
+}
+
+// TestKubectlAttach (issue 12, must show 2), as a user types it: `kubectl attach` to a container
+// writing output shows what it writes; `kubectl attach -i` sends input to a container with
+// `stdin: true`; `kubectl run -i --rm` runs a pod, sends it input and shows its answer. A container
+// with stdin or tty is launched with a TTYInfo, so Mesos gives it an I/O switchboard (its terminal
+// echoes the input and ends lines with "\r\n"); a plain container's output comes from its log.
+func TestKubectlAttach(t *testing.T) {
+	e := newEnv(t, envOptions{Agents: 1})
+	ctx := context.Background()
+	ticker := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "ticker", Labels: map[string]string{"app": "attach"}},
+		Spec: podSpec(`i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.3; done`)}
+	reader := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "reader", Labels: map[string]string{"app": "attach"}},
+		Spec: podSpec(`while read l; do echo "got:$l"; done`)}
+	reader.Spec.Containers[0].Stdin = true
+	for _, p := range []*corev1.Pod{ticker, reader} {
+		if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitRunningPods(selector(reader.Labels), 2, 2*time.Minute)
+
+	// kubectl attach ticker: new ticks, until we stop it.
+	out, err := e.kubectlUntil(ctx, nil, regexpLine(`^tick [0-9]+$`, 2), "attach", "ticker")
+	if err != nil {
+		t.Errorf("kubectl attach ticker: %v; output %q", err, out)
+	}
+
+	// kubectl attach -i reader: our line comes back answered.
+	// An open stdin (an *os.File: exec copies no other reader without a goroutine that Wait awaits).
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdinW.Close()
+	defer stdinR.Close()
+	if _, err := io.WriteString(stdinW, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = e.kubectlUntil(ctx, stdinR, func(out string) bool { return strings.Contains(out, "got:hello") }, "attach", "-i", "reader")
+	if err != nil {
+		t.Errorf("kubectl attach -i reader: %v; output %q", err, out)
+	}
+	// Its log has both its terminal's echo and its answer.
+	e.eventually("kubectl logs reader", 30*time.Second, func(ctx context.Context) (bool, error) {
+		stdout, stderr, code, err := e.kubectl(ctx, "logs", "reader")
+		if err != nil || code != 0 {
+			return false, fmt.Errorf("kubectl logs reader: exit %d, %v: %s", code, err, stderr)
+		}
+		if want := "hello\r\ngot:hello\r\n"; stdout != want {
+			return false, fmt.Errorf("kubectl logs reader = %q, want %q", stdout, want)
+		}
+		return true, nil
+	})
+
+	// kubectl run -i --rm: stdin: true and stdinOnce: true; the end of our input ends the container's.
+	stdout, stderr, code, err := e.kubectlStdin(ctx, "ping\n", "run", "once", "--image=busybox", "--restart=Never", "-i", "--rm",
+		"--", "sh", "-c", `read l; echo "got:$l"`)
+	if err != nil || code != 0 || !strings.Contains(stdout, "got:ping") {
+		t.Errorf("kubectl run -i --rm: exit %d, %v, stdout %q, stderr %q; want got:ping", code, err, stdout, stderr)
+	}
+	e.eventually("pod once to be deleted by kubectl run --rm", time.Minute, func(ctx context.Context) (bool, error) {
+		_, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, "once", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+}
+
+// regexpLine is a kubectlUntil condition: n lines of the output match pattern.
+func regexpLine(pattern string, n int) func(string) bool {
+	re := regexp.MustCompile(pattern)
+	return func(out string) bool {
+		count := 0
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			if re.MatchString(strings.TrimSuffix(sc.Text(), "\r")) {
+				count++
+			}
+		}
+		return count >= n
+	}
+}
+
+// kubectlUntil runs the real kubectl (with stdin, when not nil) until its stdout satisfies done, then
+// stops it; an error says it ended before or did not get there within 30 s.
+func (e *env) kubectlUntil(ctx context.Context, stdin *os.File, done func(string) bool, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.cp.Binaries.Kubectl, append([]string{"--kubeconfig=" + e.cp.KubeconfigPath, "--namespace=" + e.ns}, args...)...)
+	cmd.Env = cleanEnv()
+	cmd.Stdin = stdin
+	cmd.WaitDelay = 2 * time.Second
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := pipe.Read(buf)
+		out = append(out, buf[:n]...)
+		if done(string(out)) {
+			return string(out), nil
+		}
+		if err != nil {
+			return string(out), fmt.Errorf("kubectl %s ended (%v) before the expected output; stderr %q", strings.Join(args, " "), err, errOut.String())
+		}
+	}
 }

@@ -1,14 +1,17 @@
 package kubeletapi
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"k8s.io/apimachinery/pkg/types"
-	crilogs "k8s.io/cri-client/pkg/logs"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
@@ -120,18 +123,76 @@ func (a attachAdapter) AttachContainer(ctx context.Context, _ string, _ string, 
 	return err
 }
 
-// attachLog copies what the attempt writes from now on, as its log gets it, until it ends.
+// attachPollInterval is how often attachLog looks for new lines of the log.
+const attachPollInterval = 100 * time.Millisecond
+
+// attachLog copies what the attempt writes from now on (its log from its current end), stdout and
+// stderr apart, until the attempt no longer runs and its log is read to the end. It polls: a
+// follower's inotify instance could be refused (128 per user by default), and the lines arrive at
+// most one poll of the executor's log follower late anyway.
 func (s *Server) attachLog(ctx context.Context, ns, pod, container string, ref ContainerRef, req AttachRequest) error {
-	if req.Stdout == nil && req.Stderr == nil {
-		<-ctx.Done() // nothing to copy: until the client goes away
-		return nil
+	f, err := os.Open(ref.Current.LogPath)
+	if err != nil {
+		return fmt.Errorf("the log of container %q: %w", container, err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		return err
 	}
 	id := ref.Current.ID
-	state := attemptState{running: func() bool { return s.stillRunning(ns, pod, container, id) }}
-	lo := &crilogs.LogOptions{Follow: true, Since: s.clock.Now()}
-	err := crilogs.ReadLogs(ctx, ref.Current.LogPath, id, lo, state, req.Stdout, req.Stderr)
-	if ctx.Err() != nil {
+	r := bufio.NewReader(f)
+	var pending []byte // a line read without its newline yet
+	t := s.clock.NewTicker(attachPollInterval)
+	defer t.Stop()
+	for {
+		// Whether it still ran before this read: then a read to the end gets all it wrote.
+		running := s.stillRunning(ns, pod, container, id)
+		for {
+			line, err := r.ReadBytes('\n')
+			pending = append(pending, line...)
+			if err != nil {
+				break
+			}
+			if werr := writeCRILine(pending, req.Stdout, req.Stderr); werr != nil {
+				return nil // the client went away
+			}
+			pending = pending[:0]
+		}
+		if !running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+	}
+}
+
+// writeCRILine writes the content of one CRI log entry ("<time> <stream> <F|P> <content>\n") to its
+// stream's writer (nil: not wanted); a partial (P) entry's content goes without a newline.
+func writeCRILine(entry []byte, stdout, stderr io.Writer) error {
+	parts := bytes.SplitN(bytes.TrimSuffix(entry, []byte("\n")), []byte(" "), 4)
+	if len(parts) < 3 {
 		return nil
 	}
+	var w io.Writer
+	switch string(parts[1]) {
+	case "stdout":
+		w = stdout
+	case "stderr":
+		w = stderr
+	}
+	if w == nil {
+		return nil
+	}
+	var content []byte
+	if len(parts) == 4 {
+		content = parts[3]
+	}
+	if string(parts[2]) != "P" {
+		content = append(content, '\n')
+	}
+	_, err := w.Write(content)
 	return err
 }
