@@ -37,6 +37,7 @@
 // configured (a simulator-only fallback, a host process tree in either mode), and command tasks with an
 // image still use only that fallback; ATTACH_CONTAINER_OUTPUT streams output from the
 // moment of attaching, like Mesos' I/O switchboard, while the sandbox's stdout/stderr files keep
-// everything; the agent never sends the executor ERROR event; an ExecutorHook must return once its
+// everything (and, as on Mesos, only a container launched with tty_info, which runs on a
+// pseudo-terminal, or a session has a switchboard: attach.go); the agent never sends the executor ERROR event; an ExecutorHook must return once its
 // context is cancelled, or Stop waits for it.
 package agent
