@@ -85,6 +85,8 @@ type Runtime struct {
 	// caps are the capabilities each started container got, which its exec containers get too: Mesos
 	// would give a nested container without them the agent's default set (for root: every one).
 	caps map[string]*mesos.LinuxInfo
+	// workdirs are the workingDirs of the started containers that have one, where their execs start.
+	workdirs map[string]string
 	// sandboxes are the pods' ready sandboxes; sigkilled the containers the executor SIGKILLed.
 	sandboxes map[types.UID]*podSandbox
 	sigkilled map[string]bool
@@ -131,7 +133,7 @@ func New(cfg Config) *Runtime {
 		return httpagent.NewSender(cli.Send)
 	}
 	sender, waiter := mk(cfg.CallTimeout), mk(0)
-	return &Runtime{cfg: cfg, sender: sender, waiter: waiter, sessions: Sessions{Bounded: sender, Streamer: waiter, CallTimeout: cfg.CallTimeout, Log: cfg.Log}, prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{},
+	return &Runtime{cfg: cfg, sender: sender, waiter: waiter, sessions: Sessions{Bounded: sender, Streamer: waiter, CallTimeout: cfg.CallTimeout, Log: cfg.Log}, prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{}, workdirs: map[string]string{},
 		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}, parents: map[types.UID]mesos.ContainerID{},
 		dirs: map[types.UID]string{}, podDirs: map[types.UID]string{}}
 }
@@ -253,6 +255,9 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	}
 	r.mu.Lock()
 	r.caps[idValue] = &mesos.LinuxInfo{BoundingCapabilities: linux.BoundingCapabilities, EffectiveCapabilities: linux.EffectiveCapabilities}
+	if c.WorkingDir != "" {
+		r.workdirs[idValue] = c.WorkingDir
+	}
 	r.mu.Unlock()
 	out := filepath.Join(sb.dir, "containers", idValue)
 	return podworker.Handle{ID: idValue, LogPath: filepath.Join(out, "stdout"), StderrPath: filepath.Join(out, "stderr"),
@@ -408,6 +413,7 @@ func (r *Runtime) Remove(ctx context.Context, h podworker.Handle) error {
 	if err == nil || apierrors.CodeNotFound.Matches(err) {
 		r.mu.Lock()
 		delete(r.caps, h.ID)
+		delete(r.workdirs, h.ID)
 		delete(r.sigkilled, h.ID)
 		r.mu.Unlock()
 	}
@@ -443,6 +449,12 @@ func (r *Runtime) Exec(ctx context.Context, h podworker.Handle, command []string
 	r.mu.Lock()
 	// Mesos would give a session without them the agent's default set (for root: every capability).
 	ci.LinuxInfo = r.caps[h.ID]
+	if dir := r.workdirs[h.ID]; dir != "" {
+		// A session starts in its parent's Mesos working directory (the image's WorkingDir or the
+		// sandbox), not in the workingDir the container's sh changed into (see Command); the
+		// kubelet's exec starts in the container's.
+		command = append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", dir}, command...)
+	}
 	r.mu.Unlock()
 	code, err := r.sessions.Run(ctx, SessionRequest{ID: id, Command: command, Container: ci, Stdout: stdout, Stderr: stderr})
 	if err != nil {
