@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -17,7 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
+	"github.com/kubemesos/kubemesos/executor/agentclient"
 	"github.com/kubemesos/kubemesos/executor/containerlogs"
 	"github.com/kubemesos/kubemesos/executor/kubeletapi"
 )
@@ -29,6 +30,7 @@ type kubeletAPI struct {
 	logs     *containerlogs.Manager
 	execer   *kubeletapi.MesosExecer
 	client   kubernetes.Interface
+	clock    clock.PassiveClock
 	addr     string
 	log      logrus.FieldLogger
 
@@ -39,21 +41,22 @@ type kubeletAPI struct {
 
 // startKubeletAPI serves the kubelet API on cfg.KubeletAddress (without a host: on the agent's IP)
 // with delegated authentication and authorization against the API server behind client.
-func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, loc podLocator, client kubernetes.Interface, podIP string, fwd kubeletapi.PortForwarder, log logrus.FieldLogger) (*kubeletAPI, error) {
+func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, agent agentclient.Options, loc podLocator, client kubernetes.Interface, podIP string, fwd kubeletapi.PortForwarder, log logrus.FieldLogger) (*kubeletAPI, error) {
 	auth, err := kubeletapi.Delegating(client, kubeletapi.DelegatingOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
 	log = log.WithField("component", "kubelet-api")
-	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
+	agentURL := agent.URL(mcfg.AgentEndpoint, "/api/v1")
 	if loc == nil {
 		loc = noPods{}
 	}
 	k := &kubeletAPI{
 		registry: kubeletapi.NewRegistry(mcfg.Sandbox),
 		logs:     containerlogs.New(containerlogs.Config{Sandbox: mcfg.Sandbox, OutputDir: loc.ContainerDir, Clock: cfg.Clock, Log: log}),
-		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Log: log, PodParent: loc.PodParent}),
+		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Agent: agent, Log: log, PodParent: loc.PodParent}),
 		client:   client,
+		clock:    cfg.Clock,
 		log:      log,
 	}
 	agentIP := hostIP("", cfg.Getenv, mcfg.AgentEndpoint)
@@ -68,7 +71,7 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, loc po
 		Authenticator: auth.Authenticator, Authorizer: auth.Authorizer,
 		Pods: k.registry, Execer: k.execer, Attacher: k.execer, PortForwarder: fwd, Clock: cfg.Clock, Log: log,
 		// /stats/summary and /metrics/resource: the pods' usage from the agent's GET_CONTAINERS.
-		Stats: &kubeletapi.Stats{Pods: k.registry, Usage: kubeletapi.NewMesosUsage(agentURL, 0), Clock: cfg.Clock},
+		Stats: &kubeletapi.Stats{Pods: k.registry, Usage: kubeletapi.NewMesosUsage(agentURL, 0, agent), Clock: cfg.Clock},
 	})
 	if err != nil {
 		k.logs.Close()
@@ -142,7 +145,8 @@ func (k *kubeletAPI) podStatus(pod *corev1.Pod, status corev1.PodStatus, done bo
 	}
 }
 
-// deletedPodsInterval is how often the executor asks the API server whether ended pods are deleted.
+// deletedPodsInterval is how often the executor asks the API server whether ended pods are deleted
+// (each one less often as it stays: kubeletapi.Registry.ForgetDeleted).
 const deletedPodsInterval = 10 * time.Second
 
 // forgetDeleted removes the logs of ended pods once they are deleted, until the server stops.
@@ -150,7 +154,7 @@ func (k *kubeletAPI) forgetDeleted() {
 	get := func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
 		return k.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 	}
-	k.registry.RunForgetDeleted(k.ctx, deletedPodsInterval, get, func(uid types.UID) {
+	k.registry.RunForgetDeleted(k.ctx, deletedPodsInterval, k.clock, get, func(uid types.UID) {
 		k.logs.Forget(uid)
 		k.log.WithField("podUID", uid).Info("pod deleted: its containers' logs are removed")
 	})

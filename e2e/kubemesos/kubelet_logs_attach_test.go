@@ -104,7 +104,8 @@ func TestKubectlLogsOfFinishedPods(t *testing.T) {
 	if _, stderr, code, err := e.kubectl(ctx, "delete", "pod", piPods[0].Name, "--wait=true"); err != nil || code != 0 {
 		t.Fatalf("kubectl delete pod: exit %d, %v: %s", code, err, stderr)
 	}
-	e.eventually("the deleted pod's logs to be removed from the executor's sandbox", time.Minute, func(context.Context) (bool, error) {
+	// The executor asks about an ended pod less and less often, at most every 2 min.
+	e.eventually("the deleted pod's logs to be removed from the executor's sandbox", 3*time.Minute, func(context.Context) (bool, error) {
 		_, err := os.Stat(dirs[0])
 		return os.IsNotExist(err), nil
 	})

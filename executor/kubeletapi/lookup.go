@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 
 	"github.com/kubemesos/kubemesos/executor/containerlogs"
 )
@@ -64,12 +65,25 @@ type Registry struct {
 	sandbox string
 
 	mu    sync.RWMutex
-	pods  map[string]hostedPod // by namespace/name
-	ended map[types.UID]podRef // pods whose task is over, until they are forgotten
+	pods  map[string]hostedPod    // by namespace/name
+	ended map[types.UID]*endedRef // pods whose task is over, until they are forgotten
 }
 
-// podRef names a pod of a given UID.
-type podRef struct{ namespace, name string }
+// endedRef names a pod of a given UID whose task is over, and when ForgetDeleted asks about it next.
+type endedRef struct {
+	namespace, name string
+	due             time.Time     // zero: at the next round
+	wait            time.Duration // after the next answer that it still exists
+}
+
+// The wait between two questions about an ended pod grows from forgetFirstWait to forgetMaxWait:
+// a pod is often deleted soon after its end (a Deployment's, a killed one's), while completed Jobs'
+// pods may stay for days, and asking about each of them every round would cost the API server
+// one GET per pod per round.
+const (
+	forgetFirstWait = 10 * time.Second
+	forgetMaxWait   = 2 * time.Minute
+)
 
 type hostedPod struct {
 	pod    *corev1.Pod
@@ -80,7 +94,7 @@ var _ PodLookup = (*Registry)(nil)
 
 // NewRegistry returns an empty Registry for an executor whose sandbox is sandbox (MESOS_SANDBOX).
 func NewRegistry(sandbox string) *Registry {
-	return &Registry{sandbox: sandbox, pods: map[string]hostedPod{}, ended: map[types.UID]podRef{}}
+	return &Registry{sandbox: sandbox, pods: map[string]hostedPod{}, ended: map[types.UID]*endedRef{}}
 }
 
 // Update records the latest status of a pod the executor runs (it keeps pod and status; callers must
@@ -109,30 +123,39 @@ func (r *Registry) Forget(namespace, name string, uid types.UID) {
 func (r *Registry) Ended(namespace, name string, uid types.UID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.ended[uid] = podRef{namespace: namespace, name: name}
+	r.ended[uid] = &endedRef{namespace: namespace, name: name, wait: forgetFirstWait}
 }
 
 // PodGetter reads a pod from the API server (a client-go Get); an error that
 // apierrors.IsNotFound recognizes means the pod is deleted.
 type PodGetter func(ctx context.Context, namespace, name string) (*corev1.Pod, error)
 
-// ForgetDeleted asks the API server about every ended pod and forgets those that are deleted: not
-// found, or found with another UID (a new pod of the same name). gone is called with each one's UID
-// (the executor removes its logs). Pods it could not ask about are kept for the next time.
-func (r *Registry) ForgetDeleted(ctx context.Context, get PodGetter, gone func(types.UID)) {
+// ForgetDeleted asks the API server about the ended pods that are due at now and forgets those that
+// are deleted: not found, or found with another UID (a new pod of the same name). gone is called with
+// each one's UID (the executor removes its logs). A pod that still exists is asked about again after
+// a wait that doubles up to forgetMaxWait; one it could not ask about, at the next round.
+func (r *Registry) ForgetDeleted(ctx context.Context, now time.Time, get PodGetter, gone func(types.UID)) {
 	r.mu.RLock()
-	ended := make(map[types.UID]podRef, len(r.ended))
-	for uid, ref := range r.ended {
-		ended[uid] = ref
+	due := map[types.UID]endedRef{}
+	for uid, e := range r.ended {
+		if !now.Before(e.due) {
+			due[uid] = *e
+		}
 	}
 	r.mu.RUnlock()
-	for uid, ref := range ended {
+	for uid, ref := range due {
 		p, err := get(ctx, ref.namespace, ref.name)
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
 			continue
 		case p.UID == uid:
+			r.mu.Lock()
+			if e := r.ended[uid]; e != nil {
+				e.due = now.Add(e.wait)
+				e.wait = min(2*e.wait, forgetMaxWait)
+			}
+			r.mu.Unlock()
 			continue
 		}
 		r.Forget(ref.namespace, ref.name, uid)
@@ -144,9 +167,9 @@ func (r *Registry) ForgetDeleted(ctx context.Context, get PodGetter, gone func(t
 
 // RunForgetDeleted runs ForgetDeleted every interval (with jitter) until ctx ends. The kubelet
 // learns of deletions from its pod watch; the executor may only get pods (a kubelet's node
-// authorizer lets it get the pods bound to its Node), so it asks about the few ended ones.
-func (r *Registry) RunForgetDeleted(ctx context.Context, interval time.Duration, get PodGetter, gone func(types.UID)) {
-	wait.JitterUntilWithContext(ctx, func(ctx context.Context) { r.ForgetDeleted(ctx, get, gone) }, interval, 0.2, true)
+// authorizer lets it get the pods bound to its Node), so it asks about the ended ones.
+func (r *Registry) RunForgetDeleted(ctx context.Context, interval time.Duration, clk clock.PassiveClock, get PodGetter, gone func(types.UID)) {
+	wait.JitterUntilWithContext(ctx, func(ctx context.Context) { r.ForgetDeleted(ctx, clk.Now(), get, gone) }, interval, 0.2, true)
 }
 
 // Container implements PodLookup.

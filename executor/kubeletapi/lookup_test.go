@@ -3,7 +3,9 @@ package kubeletapi
 import (
 	"context"
 	"errors"
+	"sort"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -64,7 +66,8 @@ func TestRegistryKeepsEndedPodsUntilDeleted(t *testing.T) {
 		return nil, errors.New("connection refused")
 	}
 	gone := map[types.UID]bool{}
-	r.ForgetDeleted(context.Background(), get, func(uid types.UID) { gone[uid] = true })
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r.ForgetDeleted(context.Background(), t0, get, func(uid types.UID) { gone[uid] = true })
 	if diff := cmp.Diff(map[types.UID]bool{"u1": true, "u3": true}, gone); diff != "" {
 		t.Errorf("pods found deleted (-want +got):\n%s", diff)
 	}
@@ -78,12 +81,27 @@ func TestRegistryKeepsEndedPodsUntilDeleted(t *testing.T) {
 		}
 	}
 
-	// A pod that runs again (its task relaunched) is no longer an ended one.
+	// A pod that runs again (its task relaunched) is no longer an ended one; one that still exists is
+	// asked about after 10 s, then 20 s, ... up to 2 min; one it could not ask about, at every round.
 	pod, st := endedPod("unreachable", "u4")
 	r.Update(pod, st)
-	asked = nil
-	r.ForgetDeleted(context.Background(), get, nil)
-	if diff := cmp.Diff([]string{"kept"}, asked); diff != "" {
-		t.Errorf("asked about (-want +got):\n%s", diff)
+	r.Ended("ns", "unreachable2", "u6")
+	for _, tc := range []struct {
+		after time.Duration
+		want  []string
+	}{
+		{5 * time.Second, []string{"unreachable2"}},
+		{10 * time.Second, []string{"kept", "unreachable2"}},
+		{29 * time.Second, []string{"unreachable2"}},
+		{30 * time.Second, []string{"kept", "unreachable2"}},
+		{69 * time.Second, []string{"unreachable2"}},
+		{70 * time.Second, []string{"kept", "unreachable2"}},
+	} {
+		asked = nil
+		r.ForgetDeleted(context.Background(), t0.Add(tc.after), get, nil)
+		sort.Strings(asked)
+		if diff := cmp.Diff(tc.want, asked); diff != "" {
+			t.Errorf("asked about at t0+%s (-want +got):\n%s", tc.after, diff)
+		}
 	}
 }
