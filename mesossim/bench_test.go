@@ -61,7 +61,7 @@ func BenchmarkClusterAllocationCycle(b *testing.B) {
 					}
 					call := &scheduler.Call{Type: scheduler.Call_DECLINE, FrameworkID: &mesos.FrameworkID{Value: s.frameworkID},
 						Decline: &scheduler.Call_Decline{OfferIDs: ids, Filters: &mesos.Filters{RefuseSeconds: &refuse}}}
-					if code, msg := m.handleCall(s.id, call); code != 202 {
+					if code, msg := m.handleCall(s.id, "", call); code != 202 {
 						b.Fatalf("decline: %d %s", code, msg)
 					}
 				}

@@ -28,8 +28,9 @@ func refuseOf(f *mesos.Filters) time.Duration {
 	return time.Duration(s * float64(time.Second))
 }
 
-// validateCall is Mesos' validation::scheduler::call::validate: problems answer 400.
-func validateCall(c *scheduler.Call) error {
+// validateCall is Mesos' validation::scheduler::call::validate: problems answer 400. principal is the
+// request's authenticated principal, "" when the master does not authenticate frameworks.
+func validateCall(c *scheduler.Call, principal string) error {
 	if c.Type == scheduler.Call_SUBSCRIBE {
 		if c.Subscribe == nil {
 			return fmt.Errorf("Expecting 'subscribe' to be present")
@@ -41,6 +42,9 @@ func validateCall(c *scheduler.Call) error {
 		// FrameworkIDs compare by value, an unset one as "" (so either side alone set differs).
 		if c.GetFrameworkID().GetValue() != fi.GetID().GetValue() {
 			return fmt.Errorf("'framework_id' differs from 'subscribe.framework_info.id'")
+		}
+		if principal != "" && fi.Principal != nil && principal != fi.GetPrincipal() {
+			return fmt.Errorf("Authenticated principal '%s' does not match principal '%s' set in `FrameworkInfo`", principal, fi.GetPrincipal())
 		}
 		multi := hasCap(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE)
 		if multi && fi.Role != nil {
@@ -139,12 +143,17 @@ func validateRole(r string) error {
 
 // handleCall executes a validated non-SUBSCRIBE call for a subscribed framework. It returns the HTTP
 // status and message to answer with (Mesos answers most calls 202 before acting).
-func (m *Master) handleCall(streamID string, c *scheduler.Call) (int, string) {
+func (m *Master) handleCall(streamID, principal string, c *scheduler.Call) (int, string) {
 	m.lock()
 	defer m.unlock()
 	f := m.frameworks[c.FrameworkID.Value]
 	if f == nil {
 		return 400, "Framework cannot be found"
+	}
+	// Mesos' implicit scheduler authorization: an authenticated caller must be the framework's
+	// principal (one without a principal has "", which no authenticated principal matches).
+	if principal != "" && principal != f.info.GetPrincipal() {
+		return 400, fmt.Sprintf("Authenticated principal '%s' does not match principal '%s' set in `FrameworkInfo`", principal, f.info.GetPrincipal())
 	}
 	if f.stream == nil {
 		return 403, "Framework is not subscribed"
@@ -197,7 +206,7 @@ func (m *Master) handleCall(streamID string, c *scheduler.Call) (int, string) {
 	case scheduler.Call_UPDATE_FRAMEWORK:
 		fi := c.UpdateFramework.FrameworkInfo
 		sub := &scheduler.Call{Type: scheduler.Call_SUBSCRIBE, FrameworkID: fi.ID, Subscribe: &scheduler.Call_Subscribe{FrameworkInfo: &fi}}
-		if err := validateCall(sub); err != nil {
+		if err := validateCall(sub, principal); err != nil {
 			return 400, "Failed to validate scheduler::Call: " + err.Error()
 		}
 		f.info = fi

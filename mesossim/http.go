@@ -226,6 +226,10 @@ func (s *stream) take() [][]byte {
 
 // serveScheduler is POST /api/v1/scheduler, answering exactly as Mesos' Master::Http::scheduler does.
 func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
+	principal, ok := m.authenticateFramework(w, r)
+	if !ok {
+		return
+	}
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, r)
 		return
@@ -240,12 +244,12 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "Failed to validate scheduler::Call: Expecting 'type' to be present")
 		return
 	}
-	if err := validateCall(&call); err != nil {
+	if err := validateCall(&call, principal); err != nil {
 		httpError(w, http.StatusBadRequest, "Failed to validate scheduler::Call: "+err.Error())
 		return
 	}
 	if call.Type != scheduler.Call_SUBSCRIBE {
-		status, msg := m.handleCall(r.Header.Get("Mesos-Stream-Id"), &call)
+		status, msg := m.handleCall(r.Header.Get("Mesos-Stream-Id"), principal, &call)
 		if status == http.StatusAccepted || status == http.StatusOK {
 			w.WriteHeader(status)
 			return

@@ -64,6 +64,12 @@ type Config struct {
 	// MaxCompletedFrameworks and MaxCompletedTasksPerFramework bound history (Mesos defaults 50, 1000).
 	MaxCompletedFrameworks        int
 	MaxCompletedTasksPerFramework int
+	// AuthenticateHTTPFrameworks is --authenticate_http_frameworks with
+	// --http_framework_authenticators=basic: /api/v1/scheduler requires HTTP basic authentication
+	// with one of Credentials (--credentials: principal → secret), and a framework's calls must come
+	// from its FrameworkInfo.principal.
+	AuthenticateHTTPFrameworks bool
+	Credentials                map[string]string
 }
 
 // Master is the simulated Mesos master. Create it with NewMaster, register agents with AddAgent, serve

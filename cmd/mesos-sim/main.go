@@ -67,6 +67,9 @@ type options struct {
 	networkCNIPluginsDir string
 	runtimeDir           string
 	fetcherCacheDir      string
+	authenticateHTTPFws  bool
+	httpFwAuthenticators string
+	credentials          string
 	fetcherCacheSize     int64
 	seed                 int64
 	logLevel             string
@@ -105,6 +108,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.runtimeDir, "runtime_dir", "", "the agents' --runtime_dir (default: Mesos', /var/run/mesos as root); %d is replaced by the agent index")
 	fs.StringVar(&o.fetcherCacheDir, "fetcher_cache_dir", "", "the agents' --fetcher_cache_dir (default: <agent work dir>/fetch, since agents share this host); %d is replaced by the agent index")
 	fs.Int64Var(&o.fetcherCacheSize, "fetcher_cache_size", agent.DefaultFetcherCacheSize, "the agents' --fetcher_cache_size in bytes")
+	fs.BoolVar(&o.authenticateHTTPFws, "authenticate_http_frameworks", false, "the master's --authenticate_http_frameworks: /api/v1/scheduler requires HTTP authentication (with --http_framework_authenticators=basic and --credentials)")
+	fs.StringVar(&o.httpFwAuthenticators, "http_framework_authenticators", "", "the master's --http_framework_authenticators: only 'basic' is supported")
+	fs.StringVar(&o.credentials, "credentials", "", `the master's --credentials: a file of {"credentials":[{"principal":"p","secret":"s"}]} or 'principal secret' lines`)
 	fs.StringArrayVar(&o.imageCommands, "image-command", nil, "image=command: what runs for a container of an image the agents cannot provision, when it has no command (repeatable; '*' for any image; not a Mesos flag)")
 	fs.Int64Var(&o.seed, "seed", 1, "allocator seed (agent order)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level")
@@ -130,6 +136,21 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 	}
 	if _, err := mesossim.ParseAttributes(o.agentAttributes, 0); err != nil {
 		return mesossim.ClusterConfig{}, fmt.Errorf("--agent-attributes: %w", err)
+	}
+	var credentials map[string]string
+	if o.credentials != "" {
+		if credentials, err = mesossim.ReadCredentials(o.credentials); err != nil {
+			return mesossim.ClusterConfig{}, fmt.Errorf("--credentials: %w", err)
+		}
+	}
+	if o.authenticateHTTPFws {
+		switch o.httpFwAuthenticators {
+		case "":
+			return mesossim.ClusterConfig{}, errors.New("Missing `--http_framework_authenticators` flag. This must be used in conjunction with `--authenticate_http_frameworks`")
+		case "basic":
+		default:
+			return mesossim.ClusterConfig{}, fmt.Errorf("--http_framework_authenticators %q: the simulator has only 'basic'", o.httpFwAuthenticators)
+		}
 	}
 	images := map[string]string{}
 	for _, ic := range o.imageCommands {
@@ -164,6 +185,7 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		Master: mesossim.Config{
 			Log: log, AllocationInterval: o.allocationInterval, OfferTimeout: o.offerTimeout,
 			HeartbeatInterval: o.heartbeatInterval, Weights: weights, Seed: o.seed,
+			AuthenticateHTTPFrameworks: o.authenticateHTTPFws, Credentials: credentials,
 		},
 		Listen: o.listen, Agents: o.agents, AgentResources: o.agentResources,
 		AgentAttributes: o.agentAttributes, WorkDir: o.workDir, ImageCommands: images,
