@@ -43,6 +43,9 @@ type Config struct {
 	Roles []string
 	// Principal is the Mesos principal (FrameworkInfo.principal and HTTP basic authentication user).
 	Principal string
+	// MesosUser is FrameworkInfo.user, the user agents run the executors as (with --switch_user); empty:
+	// the user running the framework, which agents may not have (the image's nonroot user).
+	MesosUser string
 	// SecretFile is a file holding the principal's secret for HTTP basic authentication.
 	SecretFile string
 	// FailoverTimeout is FrameworkInfo.failover_timeout: how long Mesos keeps the tasks of a disconnected
@@ -141,6 +144,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.FrameworkName, "framework-name", d.FrameworkName, "Mesos FrameworkInfo.name")
 	fs.StringSliceVar(&c.Roles, "roles", d.Roles, "comma-separated Mesos roles")
 	fs.StringVar(&c.Principal, "principal", d.Principal, "Mesos principal (HTTP basic authentication user)")
+	fs.StringVar(&c.MesosUser, "mesos-user", d.MesosUser, "FrameworkInfo.user: the user Mesos agents run the executors as (must exist on every agent; default: the user running the framework)")
 	fs.StringVar(&c.SecretFile, "secret-file", d.SecretFile, "file holding the Mesos principal's secret")
 	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", d.FailoverTimeout, "Mesos FrameworkInfo.failover_timeout")
 	fs.StringVar(&c.SchedulerName, "scheduler-name", d.SchedulerName, "pods' spec.schedulerName served by the framework")

@@ -23,7 +23,8 @@ func TestBindFlagsDefaults(t *testing.T) {
 	for _, name := range []string{"master", "kubeconfig", "framework-name", "roles", "principal", "secret-file",
 		"failover-timeout", "scheduler-name", "serve-default-scheduler", "state-namespace", "leader-elect",
 		"http-address", "advertise-url", "executor-uri", "executor-kubeconfig", "executor-cpus", "executor-mem",
-		"pod-overhead-cpus", "pod-overhead-mem", "offer-hold", "refuse-seconds", "log-level", "pod-network", "pod-cidr-attribute"} {
+		"pod-overhead-cpus", "pod-overhead-mem", "offer-hold", "refuse-seconds", "log-level", "pod-network", "pod-cidr-attribute",
+		"mesos-user", "executor-uri-cache"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("flag --%s missing", name)
 		}
@@ -35,7 +36,7 @@ func TestBindFlagsParse(t *testing.T) {
 	fs := pflag.NewFlagSet("framework", pflag.ContinueOnError)
 	c.BindFlags(fs)
 	err := fs.Parse([]string{"--roles=a,b", "--offer-hold=2s", "--serve-default-scheduler", "--executor-mem=128", "--refuse-seconds=1.5",
-		"--pod-network=kubemesos", "--pod-cidr-attribute=podnet"})
+		"--pod-network=kubemesos", "--pod-cidr-attribute=podnet", "--mesos-user=nobody"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +47,18 @@ func TestBindFlagsParse(t *testing.T) {
 	want.ExecutorMemMB = 128
 	want.RefuseSeconds = 1.5
 	want.PodNetwork, want.PodCIDRAttribute = "kubemesos", "podnet"
+	want.MesosUser = "nobody"
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("parsed config (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(map[string]bool{"kubemesos": true, "default-scheduler": true}, c.SchedulerNames()); diff != "" {
 		t.Errorf("scheduler names (-want +got):\n%s", diff)
+	}
+	if got := frameworkInfo(c).User; got != "nobody" {
+		t.Errorf("FrameworkInfo.user with --mesos-user=nobody: %q", got)
+	}
+	if got := frameworkInfo(DefaultConfig()).User; got == "" || got == "nobody" {
+		t.Errorf("FrameworkInfo.user without --mesos-user: %q, want the process's user", got)
 	}
 }
 

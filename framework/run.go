@@ -273,7 +273,10 @@ func mesosClients(cfg Config) (calls.Caller, operatorAgents, error) {
 	codec := httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf])
 	schedCli := httpcli.New(httpcli.Endpoint(base+"/api/v1/scheduler"), codec, httpcli.Do(httpcli.With(auth)))
 	opCli := httpcli.New(httpcli.Endpoint(base+"/api/v1"), codec, httpcli.Do(httpcli.With(auth, httpcli.Timeout(10*time.Second))))
-	return httpsched.NewCaller(schedCli, httpsched.AllowReconnection(true)),
+	// mesos-go retries every failed SUBSCRIBE (a 401 too) as if it were a leader redirect, 9 times over
+	// about a minute, before the subscriber sees the error; 2 attempts still follow a redirect to the
+	// new leader, and the subscriber's own back-off does the rest.
+	return httpsched.NewCaller(schedCli, httpsched.AllowReconnection(true), httpsched.MaxRedirects(2)),
 		operatorAgents{sender: httpmaster.NewSender(opCli.Send)}, nil
 }
 

@@ -239,9 +239,12 @@ func frameworkInfo(cfg Config) mesos.FrameworkInfo {
 	failover := cfg.FailoverTimeout.Seconds()
 	checkpoint := true
 	hostname, _ := os.Hostname()
-	userName := "root"
-	if u, err := user.Current(); err == nil {
-		userName = u.Username
+	userName := cfg.MesosUser
+	if userName == "" {
+		userName = "root"
+		if u, err := user.Current(); err == nil {
+			userName = u.Username
+		}
 	}
 	fi := mesos.FrameworkInfo{
 		User:            userName,

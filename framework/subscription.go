@@ -8,6 +8,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"github.com/sirupsen/logrus"
@@ -51,7 +52,12 @@ func (s *subscriber) Run(ctx context.Context) error {
 		if subscribed {
 			backoff = s.minBackoff
 		}
-		s.log.WithError(err).WithField("retryIn", backoff).Warn("Mesos subscription ended")
+		if apierrors.CodeNotAuthenticated.Matches(errors.Unwrap(err)) || apierrors.CodeNotAuthenticated.Matches(err) {
+			// Retried all the same (the master's credentials may be fixed meanwhile), but said plainly.
+			s.log.WithError(err).WithField("retryIn", backoff).Error("the Mesos master refused the framework's credentials (401): check --principal and --secret-file")
+		} else {
+			s.log.WithError(err).WithField("retryIn", backoff).Warn("Mesos subscription ended")
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -121,6 +121,7 @@ func TestChartAndUniversePackageConfigureTheSameFramework(t *testing.T) {
 			want: func() framework.Config {
 				c := defaults
 				c.Master = "http://leader.mesos:5050"
+				c.MesosUser = "root"
 				return c
 			}(),
 			chartOnly: func(c *framework.Config) {
@@ -132,7 +133,7 @@ func TestChartAndUniversePackageConfigureTheSameFramework(t *testing.T) {
 			name: "every option",
 			values: `
 mesos: {master: "https://mesos.example.com/mesos", frameworkName: km, roles: [a, "b/c"], failoverTimeout: 1h30m,
-        principal: km-principal, secret: {value: s3cr3t}, offerHold: 2s, refuseSeconds: 0.5}
+        principal: km-principal, secret: {value: s3cr3t}, offerHold: 2s, refuseSeconds: 0.5, user: nobody}
 scheduler: {name: mesos, serveDefaultScheduler: true}
 framework: {stateNamespace: kubemesos-state, leaderElect: false, httpPort: 9090,
             advertiseURL: "http://km.example.com:9090", logLevel: debug}
@@ -143,7 +144,7 @@ podNetwork: {name: kubemesos, podCIDRAttribute: subnet, clusterDNS: 10.0.0.10, c
 `,
 			options: `{
 "mesos": {"master": "https://mesos.example.com/mesos", "framework_name": "km", "roles": "a,b/c", "failover_timeout": "1h30m",
-          "principal": "km-principal", "secret_name": "km/secret", "offer_hold": "2s", "refuse_seconds": 0.5},
+          "principal": "km-principal", "secret_name": "km/secret", "offer_hold": "2s", "refuse_seconds": 0.5, "user": "nobody"},
 "scheduler": {"name": "mesos", "serve_default_scheduler": true},
 "framework": {"state_namespace": "kubemesos-state", "leader_elect": false, "advertise_url": "http://km.example.com:9090"},
 "service": {"port": 9090, "log_level": "debug"},
@@ -158,6 +159,7 @@ podNetwork: {name: kubemesos, podCIDRAttribute: subnet, clusterDNS: 10.0.0.10, c
 				c.Roles = []string{"a", "b/c"}
 				c.FailoverTimeout = 90 * time.Minute
 				c.Principal = "km-principal"
+				c.MesosUser = "nobody"
 				c.OfferHold = 2 * time.Second
 				c.RefuseSeconds = 0.5
 				c.SchedulerName = "mesos"

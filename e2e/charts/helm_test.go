@@ -386,6 +386,7 @@ func TestChartConfigFlowsIntoTheConfigMap(t *testing.T) {
 		"pod-overhead-mem":        0.0,
 		"pod-network":             "host",
 		"pod-cidr-attribute":      "pod_cidr",
+		"mesos-user":              "root",
 	}
 	with := func(changes map[string]any) map[string]any {
 		out := map[string]any{}

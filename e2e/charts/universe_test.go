@@ -213,6 +213,7 @@ func TestMarathonAppForDefaults(t *testing.T) {
 		"KUBEMESOS_POD_NETWORK":             "host",
 		"KUBEMESOS_POD_CIDR_ATTRIBUTE":      "pod_cidr",
 		"KUBEMESOS_LOG_LEVEL":               "info",
+		"KUBEMESOS_MESOS_USER":              "root",
 	}
 	if diff := cmp.Diff(wantEnv, plainEnv(t, app)); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
