@@ -107,12 +107,6 @@ func openPTY() (master, slave *os.File, err error) {
 	return master, slave, nil
 }
 
-// isTerminalEnd tells whether err ends a terminal master's output: Linux answers EIO once every
-// slave handle is closed.
-func isTerminalEnd(err error) bool {
-	return errors.Is(err, unix.EIO) || errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed)
-}
-
 // attachableLocked returns a live container of an executor of this agent that has a switchboard,
 // with Mesos' codes: Http::attachContainer* answer 404 when no executor has the container's root,
 // and the containerizer's failures (MesosContainerizerProcess::attach, IOSwitchboard::_connect) are
