@@ -16,6 +16,11 @@
 // The host ports reason also names the ports the agent lacks, "… for the requested pod ports (port 8080)",
 // since with --pod-network host every containerPort is one.
 //
+// The rules that look at other pods and the whole cluster (rules.go: pod affinity and anti-affinity,
+// topology spread, the Node's pod count, and the scores of preferred node and pod affinity,
+// ScheduleAnyway spread and PreferNoSchedule taints) follow kube-scheduler v1.37's plugins; they see
+// Input.Bound and every pod placed earlier in the same Place call.
+//
 // Several pods are placed per offer and per cycle. The default strategy spreads pods onto the least
 // allocated agent (kube-scheduler's default LeastAllocated score); BinPack packs them onto the fewest agents.
 // Pods without GPUs avoid agents that offer GPUs, and every pod avoids agents scheduled for maintenance,

@@ -159,8 +159,8 @@ type Unfit struct {
 
 // Place matches pending pods to offers. It is pure and deterministic for a given Input.
 func Place(in Input) Plan {
-	agents, offerBucket := buildAgents(&in)
-	p := placer{in: &in, agents: agents, cluster: newCluster(&in, agents)}
+	agents, offerBucket, byID := buildAgents(&in)
+	p := placer{in: &in, agents: agents, cluster: newCluster(&in, agents, byID)}
 	for _, a := range agents {
 		p.anyPreferTaints = p.anyPreferTaints || len(a.preferTaints) > 0
 	}
@@ -715,8 +715,8 @@ func (a *agent) take(n *need) {
 }
 
 // buildAgents groups the offers by agent and allocation role, and returns the agents in seeded order
-// and, for each input offer, its bucket (nil for an offer without an agent ID).
-func buildAgents(in *Input) ([]*agent, []*bucket) {
+// and, for each input offer, its bucket (nil for an offer without an agent ID), and the agents by ID.
+func buildAgents(in *Input) ([]*agent, []*bucket, map[string]*agent) {
 	byID := make(map[string]*agent)
 	var ids []string
 	offerBucket := make([]*bucket, len(in.Offers))
@@ -780,7 +780,7 @@ func buildAgents(in *Input) ([]*agent, []*bucket) {
 		}
 		agents[rank] = a
 	}
-	return agents, offerBucket
+	return agents, offerBucket, byID
 }
 
 func newAgent(o *mesos.Offer, in *Input) *agent {

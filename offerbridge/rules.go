@@ -53,10 +53,10 @@ const (
 // topoNode is one Node as the rules see it: every Node of the framework, with offers in this cycle or
 // not, and the pods on it (bound before, or placed in this cycle).
 type topoNode struct {
+	idx    int // in cluster.nodes
 	name   string
 	labels map[string]string
-	// node is the Node, or one made of the offer's labels for an agent without a Node yet, for
-	// component-helpers' node affinity and taint matching.
+	// node is the Node; nil for an agent without a Node yet until k8sNode makes one of its labels.
 	node  *corev1.Node
 	pods  []*clusterPod
 	agent *agent // nil when the Node has no offer in this cycle
@@ -200,29 +200,27 @@ func newClusterPod(pod *corev1.Pod) (*clusterPod, error) {
 // newCluster builds the rules' view: every Node of in.Nodes and every agent with offers, and the bound
 // pods on them (pods of Nodes kubemesos does not own are not seen). Pending pods listed in in.Bound are
 // skipped.
-func newCluster(in *Input, agents []*agent) *cluster {
-	c := &cluster{byName: map[string]*topoNode{}, nsLabels: in.Namespaces, states: map[string]*rules{}}
-	byAgent := map[string]*agent{}
-	for _, a := range agents {
-		byAgent[a.id] = a
-	}
+func newCluster(in *Input, agents []*agent, byAgent map[string]*agent) *cluster {
+	c := &cluster{byName: make(map[string]*topoNode, len(agents)+len(in.Nodes)), nsLabels: in.Namespaces, states: map[string]*rules{}}
+	c.nodes = make([]*topoNode, 0, len(agents)+len(in.Nodes))
+	all := make([]topoNode, 0, len(agents)+len(in.Nodes)) // one allocation for every Node
 	for id, n := range in.Nodes {
 		if n == nil || byAgent[id] != nil {
 			continue
 		}
-		c.add(&topoNode{name: n.Name, labels: n.Labels, node: n})
+		all = append(all, topoNode{name: n.Name, labels: n.Labels, node: n})
+		c.add(&all[len(all)-1])
 	}
 	for _, a := range agents {
-		n := in.Nodes[a.id]
-		if n == nil {
-			n = &corev1.Node{}
-			n.Name, n.Labels = a.nodeName, a.labels
-		}
-		t := &topoNode{name: a.nodeName, labels: a.labels, node: n, agent: a}
+		all = append(all, topoNode{name: a.nodeName, labels: a.labels, node: in.Nodes[a.id], agent: a})
+		t := &all[len(all)-1]
 		a.topo = t
 		c.add(t)
 	}
 	sort.Slice(c.nodes, func(i, j int) bool { return c.nodes[i].name < c.nodes[j].name })
+	for i, t := range c.nodes {
+		t.idx = i
+	}
 	pending := make(map[string]bool, len(in.Pods))
 	for _, p := range in.Pods {
 		if p != nil && p.UID != "" {
@@ -244,6 +242,15 @@ func newCluster(in *Input, agents []*agent) *cluster {
 		c.place(cp, t)
 	}
 	return c
+}
+
+// k8sNode is the Node for component-helpers' node affinity and taint matching.
+func (t *topoNode) k8sNode() *corev1.Node {
+	if t.node == nil {
+		t.node = &corev1.Node{}
+		t.node.Name, t.node.Labels = t.name, t.labels
+	}
+	return t.node
 }
 
 func (c *cluster) add(t *topoNode) {
@@ -277,6 +284,7 @@ type spreadConstraint struct {
 	honorAffinity  bool // nodeAffinityPolicy Honor (the default)
 	honorTaints    bool // nodeTaintsPolicy Honor (default Ignore)
 	domainCounts   map[string]int
+	inDomain       []bool // by topoNode.idx: the Node passes spreadDomain
 	min            int
 	minValid       bool
 	hostnameScored bool // a ScheduleAnyway constraint on kubernetes.io/hostname: counted per node when scoring
@@ -362,9 +370,11 @@ type rules struct {
 	hard, soft []*spreadConstraint
 	reqNode    nodeaffinity.RequiredNodeAffinity
 
-	// NodeAffinity's and TaintToleration's scores.
-	prefNode *nodeaffinity.PreferredSchedulingTerms
-	tolPNS   []corev1.Toleration
+	// NodeAffinity's and TaintToleration's scores; prefNodeScores caches NodeAffinity's raw score by
+	// topoNode.idx (-1: not computed yet).
+	prefNode       *nodeaffinity.PreferredSchedulingTerms
+	prefNodeScores []int64
+	tolPNS         []corev1.Toleration
 }
 
 // ruleKey is equal for two pods exactly when every rule treats them alike; "" for a pod that needs no
@@ -450,13 +460,21 @@ func (c *cluster) newRules(pod *corev1.Pod) *rules {
 	// policies, with zero pods so far.
 	for _, cs := range [][]*spreadConstraint{r.hard, r.soft} {
 		for _, sc := range cs {
+			sc.inDomain = make([]bool, len(c.nodes))
 			for _, t := range c.nodes {
 				if r.spreadDomain(cs, sc, t) {
+					sc.inDomain[t.idx] = true
 					if _, ok := sc.domainCounts[t.labels[sc.key]]; !ok {
 						sc.domainCounts[t.labels[sc.key]] = 0
 					}
 				}
 			}
+		}
+	}
+	if r.prefNode != nil {
+		r.prefNodeScores = make([]int64, len(c.nodes))
+		for i := range r.prefNodeScores {
+			r.prefNodeScores[i] = -1
 		}
 	}
 	for _, t := range c.nodes {
@@ -476,12 +494,12 @@ func (r *rules) spreadDomain(cs []*spreadConstraint, sc *spreadConstraint, t *to
 		}
 	}
 	if sc.honorAffinity {
-		if ok, _ := r.reqNode.Match(t.node); !ok {
+		if ok, _ := r.reqNode.Match(t.k8sNode()); !ok {
 			return false
 		}
 	}
 	if sc.honorTaints {
-		if _, untolerated := v1helper.FindMatchingUntoleratedTaint(logr.Discard(), t.node.Spec.Taints, r.pod.Spec.Tolerations,
+		if _, untolerated := v1helper.FindMatchingUntoleratedTaint(logr.Discard(), t.k8sNode().Spec.Taints, r.pod.Spec.Tolerations,
 			func(t *corev1.Taint) bool {
 				return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
 			}, true); untolerated {
@@ -537,10 +555,10 @@ func (r *rules) add(cp *clusterPod, t *topoNode) {
 	}
 	set := labels.Set(q.Labels)
 	for _, sc := range r.hard {
-		v, ok := t.labels[sc.key]
-		if _, domain := sc.domainCounts[v]; !ok || !domain || !sc.selector.Matches(set) || !r.spreadDomain(r.hard, sc, t) {
+		if !sc.inDomain[t.idx] || !sc.selector.Matches(set) {
 			continue
 		}
+		v := t.labels[sc.key]
 		if sc.minValid && sc.domainCounts[v] == sc.min {
 			sc.minValid = false
 		}
@@ -550,11 +568,10 @@ func (r *rules) add(cp *clusterPod, t *topoNode) {
 		if sc.hostnameScored {
 			continue
 		}
-		v, ok := t.labels[sc.key]
-		if _, domain := sc.domainCounts[v]; !ok || !domain || !sc.selector.Matches(set) || !r.spreadDomain(r.soft, sc, t) {
+		if !sc.inDomain[t.idx] || !sc.selector.Matches(set) {
 			continue
 		}
-		sc.domainCounts[v]++
+		sc.domainCounts[t.labels[sc.key]]++
 	}
 }
 
@@ -677,7 +694,11 @@ func (r *rules) addScores(cands []candidate, total []float64, raw []int64) {
 	}
 	if r.prefNode != nil {
 		for i := range cands {
-			raw[i] = r.prefNode.Score(cands[i].a.topo.node)
+			t := cands[i].a.topo
+			if r.prefNodeScores[t.idx] < 0 {
+				r.prefNodeScores[t.idx] = r.prefNode.Score(t.k8sNode())
+			}
+			raw[i] = r.prefNodeScores[t.idx]
 		}
 		defaultNormalize(raw, false)
 		addWeighted(total, raw, weightNodeAffinity)
