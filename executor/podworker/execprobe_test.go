@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // execRuntime is a fakeRuntime whose exec commands write what the test says and exit with its code; a
@@ -96,5 +98,37 @@ func TestExecHookFailureMessage(t *testing.T) {
 , message: "partial\nno such file\n"`
 	if err == nil || err.Error() != want {
 		t.Errorf("runHook = %v\nwant %s", err, want)
+	}
+}
+
+// A failed preStop hook gets the kubelet's FailedPreStopHook event, without its message, and the
+// container is stopped all the same.
+func TestWorkerFailedPreStopHook(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.onTERM["web"] = 0
+	prober := &scriptedProber{healthy: map[string]bool{}, calls: map[string]int{}}
+	pod := testPod(corev1.RestartPolicyAlways, nil, "web")
+	pod.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"prestop"}}}}
+	h := &harness{t: t, rt: rt, clk: clocktesting.NewFakeClock(t0), statuses: make(chan Status, 1000), result: make(chan error, 1)}
+	w, err := New(pod, Config{Runtime: rt, Clock: h.clk, Prober: prober, OnStatus: func(s Status) { h.statuses <- s }, Event: h.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.worker = w
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); <-w.Done() }()
+	go func() { h.result <- w.Run(ctx) }()
+	h.await("running", func(s Status) bool { return s.AllStarted })
+	w.Kill(30 * time.Second)
+	if s := h.await("done", func(s Status) bool { return s.Done }); s.PodStatus.Phase != corev1.PodSucceeded {
+		t.Errorf("phase %s", s.PodStatus.Phase)
+	}
+	want := []string{
+		"Normal Started: Started container web",
+		"Warning FailedPreStopHook: PreStopHook failed",
+		"Normal Killing: Stopping container web",
+	}
+	if diff := cmp.Diff(want, h.recorded()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }

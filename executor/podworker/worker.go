@@ -76,6 +76,8 @@ const (
 	EventFailed    = "Failed"
 	// EventFailedPostStartHook: the postStart hook failed and the container is stopped.
 	EventFailedPostStartHook = "FailedPostStartHook"
+	// EventFailedPreStopHook: the preStop hook failed; the container is stopped all the same.
+	EventFailedPreStopHook = "FailedPreStopHook"
 )
 
 type eventKind int
@@ -282,7 +284,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					go func(i int, attempt int32, spec *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
 						defer wg.Done()
 						if err := w.runHook(hctx, spec, h, hook); err != nil {
-							w.log.WithError(err).Warn("preStop hook failed")
+							w.preStopFailed(spec, err)
 						}
 						select {
 						case w.evs <- event{kind: evPreStopDone, index: i, attempt: attempt}:
@@ -304,7 +306,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					go func(spec *corev1.Container, h Handle, hook *corev1.LifecycleHandler) {
 						defer wg.Done()
 						if err := w.runHook(hctx, spec, h, hook); err != nil {
-							w.log.WithError(err).Warn("preStop hook failed")
+							w.preStopFailed(spec, err)
 						}
 						if hctx.Err() == nil {
 							w.signal(hctx, spec, h, syscall.SIGTERM)
@@ -491,6 +493,13 @@ func (w *Worker) signalQuietly(ctx context.Context, c *corev1.Container, h Handl
 	if err := w.cfg.Runtime.Signal(ctx, h, sig); err != nil {
 		w.log.WithError(err).WithField("container", c.Name).Warn("signalling container failed")
 	}
+}
+
+// preStopFailed logs a failed preStop hook with its message and records the kubelet's event, which
+// leaves the message out "so that secrets won't leak from the server" (executePreStopHook).
+func (w *Worker) preStopFailed(c *corev1.Container, err error) {
+	w.log.WithError(err).WithField("container", c.Name).Warn("preStop hook failed")
+	w.event(corev1.EventTypeWarning, EventFailedPreStopHook, "PreStopHook failed")
 }
 
 // runHook runs a lifecycle hook handler (exec, httpGet, tcpSocket through the Prober; sleep on the
