@@ -13,13 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	mesosexec "github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/calls"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
@@ -33,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/kubemesos/kubemesos/executor/agentclient"
 	"github.com/kubemesos/kubemesos/executor/execstream"
 	"github.com/kubemesos/kubemesos/executor/hollow"
 	"github.com/kubemesos/kubemesos/executor/imageconfig"
@@ -73,6 +72,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	agent, err := agentclient.FromEnv(cfg.Getenv)
+	if err != nil {
+		return err
+	}
 	log := cfg.Log
 	if log == nil {
 		std := logrus.StandardLogger()
@@ -96,7 +99,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ip := hostIP(cfg.HostIP, cfg.Getenv, mcfg.AgentEndpoint)
 	var recorder record.EventRecorder // set below, before any pod runs
 	rt := cfg.Runtime
-	agentURL := (&url.URL{Scheme: "http", Host: mcfg.AgentEndpoint, Path: "/api/v1"}).String()
+	agentURL := agent.URL(mcfg.AgentEndpoint, "/api/v1")
 	if rt == nil && cfg.RuntimeName == RuntimeHollow {
 		rt = hollow.New()
 	}
@@ -104,13 +107,14 @@ func Run(ctx context.Context, cfg Config) error {
 		dns, _ := cfg.clusterDNS() // validated
 		rt = nested.New(nested.Config{
 			AgentURL:       agentURL,
+			Agent:          agent,
 			Sandbox:        mcfg.Sandbox,
 			FrameworkID:    mcfg.FrameworkID,
 			SandboxTimeout: cfg.SandboxTimeout,
 			Log:            log,
 			DNS:            nested.DNS{ClusterDNS: dns, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf},
 			Env:            nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv},
-			Images:         imageconfig.New(imageconfig.Config{Registry: cfg.DockerRegistry, AgentURL: agentURL, Secrets: kubeLookup{client}}),
+			Images:         imageconfig.New(imageconfig.Config{Registry: cfg.DockerRegistry, AgentURL: agentURL, Agent: agent, Secrets: kubeLookup{client}}),
 			Event: func(pod *corev1.Pod, eventType, reason, message string) {
 				recorder.Event(pod, eventType, reason, message)
 			},
@@ -119,7 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.KubeletAddress != "" {
 		fwd, _ := rt.(kubeletapi.PortForwarder) // the nested runtime: through each pod's sandbox
 		loc, _ := rt.(podLocator)
-		kapi, err := startKubeletAPI(ctx, cfg, mcfg, loc, client, ip, fwd, log)
+		kapi, err := startKubeletAPI(ctx, cfg, mcfg, agent, loc, client, ip, fwd, log)
 		if err != nil {
 			return err
 		}
@@ -129,6 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 	e := &executorLoop{
 		cfg:       cfg,
 		mcfg:      mcfg,
+		agent:     agent,
 		log:       log,
 		clock:     cfg.Clock,
 		hostIP:    ip,
@@ -188,6 +193,7 @@ type executorLoop struct {
 	recorder record.EventRecorder
 	cfg      Config
 	mcfg     config.Config
+	agent    agentclient.Options // token and TLS of calls to the agent
 	log      logrus.FieldLogger
 	clock    clock.WithTicker
 	hostIP   string
@@ -215,12 +221,7 @@ type executorLoop struct {
 }
 
 func (e *executorLoop) newSenders() {
-	endpoint := (&url.URL{Scheme: "http", Host: e.mcfg.AgentEndpoint, Path: "/api/v1/executor"}).String()
-	cli := httpcli.New(
-		httpcli.Endpoint(endpoint),
-		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
-		httpcli.Do(httpcli.With(httpcli.Timeout(10*time.Second))),
-	)
+	cli := e.agent.Client(e.agent.URL(e.mcfg.AgentEndpoint, "/api/v1/executor"), httpcli.Timeout(10*time.Second))
 	opts := mesosexec.CallOptions{
 		calls.Framework(e.mcfg.FrameworkID),
 		calls.Executor(e.mcfg.ExecutorID),

@@ -25,7 +25,7 @@ import (
 // newNetworkEnv is a simEnv whose agent isolates (as root) with network/cni and a bridge network
 // named kmexe-<n> on 10.244.<n>.0/24, and listens on an address of the host (the sandbox executors
 // reach it from their own network namespaces). It holds the host-wide lock of the CNI tests.
-func newNetworkEnv(t *testing.T, n int) (*simEnv, string) {
+func newNetworkEnv(t *testing.T, n int, more ...func(*agent.Config)) (*simEnv, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the agent's network/cni isolator needs root")
@@ -87,6 +87,9 @@ func newNetworkEnv(t *testing.T, n int) (*simEnv, string) {
 		c.DockerStoreDir = t.TempDir()
 		c.NetworkCNIConfigDir, c.NetworkCNIPluginsDir, c.RuntimeDir = confDir, plugins, runtimeDir
 		c.ListenAddress = net.JoinHostPort(host, "0")
+		for _, m := range more {
+			m(c)
+		}
 	}, func(c *Config) { c.ClusterDNS = "10.0.0.10" })
 	if !env.agent.Isolating() {
 		t.Fatal("an agent with network/cni as root does not isolate")

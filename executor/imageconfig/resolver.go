@@ -28,11 +28,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kubemesos/kubemesos/executor/agentclient"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 )
 
@@ -58,8 +58,10 @@ type Config struct {
 	// Registry is the executor's --docker-registry: a local directory of image archives or a
 	// registry URL. Empty: the agent's --docker_registry, read with GET_FLAGS from AgentURL.
 	Registry string
-	// AgentURL is the agent's operator API, http://<MESOS_AGENT_ENDPOINT>/api/v1.
+	// AgentURL is the agent's operator API, http(s)://<MESOS_AGENT_ENDPOINT>/api/v1 (agentclient.Options.URL).
 	AgentURL string
+	// Agent is the token and TLS configuration of the calls (package agentclient).
+	Agent agentclient.Options
 	// Secrets reads the pods' imagePullSecrets (nil: images are read anonymously).
 	Secrets SecretLookup
 	// Platform picks the image of a multi-platform index; DefaultPlatform when nil.
@@ -98,11 +100,7 @@ func New(cfg Config) *Resolver {
 	}
 	r := &Resolver{cfg: cfg, byRef: map[string]v1.Config{}, byDigest: map[string]v1.Config{}}
 	if cfg.AgentURL != "" {
-		cli := httpcli.New(
-			httpcli.Endpoint(cfg.AgentURL),
-			httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
-			httpcli.Do(httpcli.With(httpcli.Timeout(cfg.CallTimeout))),
-		)
+		cli := cfg.Agent.Client(cfg.AgentURL, httpcli.Timeout(cfg.CallTimeout))
 		r.sender = httpagent.NewSender(cli.Send)
 	}
 	return r

@@ -12,19 +12,21 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
 	"github.com/sirupsen/logrus"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubemesos/kubemesos/executor/agentclient"
 	"github.com/kubemesos/kubemesos/executor/nested"
 )
 
 // MesosExecerConfig configures a MesosExecer.
 type MesosExecerConfig struct {
-	// AgentURL is the agent's operator API, http://<MESOS_AGENT_ENDPOINT>/api/v1.
+	// AgentURL is the agent's operator API, http(s)://<MESOS_AGENT_ENDPOINT>/api/v1 (agentclient.Options.URL).
 	AgentURL string
+	// Agent is the token and TLS configuration of the calls (package agentclient).
+	Agent agentclient.Options
 	// CallTimeout bounds the calls that answer at once (KILL_CONTAINER, REMOVE_CONTAINER) and the
 	// response headers of the session launch (default 30 s).
 	CallTimeout time.Duration
@@ -61,13 +63,9 @@ func NewMesosExecer(cfg MesosExecerConfig) *MesosExecer {
 		log = logrus.StandardLogger()
 	}
 	mk := func(responseTimeout time.Duration) agentcalls.Sender {
-		cli := httpcli.New(
-			httpcli.Endpoint(cfg.AgentURL),
-			httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
-			httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) {
-				t.ResponseHeaderTimeout = responseTimeout
-			}))),
-		)
+		cli := cfg.Agent.Client(cfg.AgentURL, httpcli.Transport(func(t *http.Transport) {
+			t.ResponseHeaderTimeout = responseTimeout
+		}))
 		return httpagent.NewSender(cli.Send)
 	}
 	m := &MesosExecer{cfg: cfg, bounded: mk(cfg.CallTimeout), streamer: mk(0), log: log}

@@ -13,7 +13,6 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +23,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/clock"
+
+	"github.com/kubemesos/kubemesos/executor/agentclient"
 )
 
 // The kubelet's resource metrics (/stats/summary and /metrics/resource, what metrics-server and
@@ -134,16 +135,17 @@ type MesosUsage struct {
 var _ ContainerUsage = (*MesosUsage)(nil)
 
 // NewMesosUsage returns a MesosUsage for the agent at agentURL (http://<agent>/api/v1); a call waits
-// at most timeout for the answer's headers (10 s when 0).
-func NewMesosUsage(agentURL string, timeout time.Duration) *MesosUsage {
+// at most timeout for the answer's headers (10 s when 0). agent, at most one, is the calls' token and
+// TLS configuration (package agentclient).
+func NewMesosUsage(agentURL string, timeout time.Duration, agent ...agentclient.Options) *MesosUsage {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	cli := httpcli.New(
-		httpcli.Endpoint(agentURL),
-		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
-		httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) { t.ResponseHeaderTimeout = timeout }))),
-	)
+	var opts agentclient.Options
+	if len(agent) > 0 {
+		opts = agent[0]
+	}
+	cli := opts.Client(agentURL, httpcli.Transport(func(t *http.Transport) { t.ResponseHeaderTimeout = timeout }))
 	return &MesosUsage{sender: httpagent.NewSender(cli.Send)}
 }
 

@@ -24,7 +24,6 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
@@ -32,6 +31,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubemesos/kubemesos/executor/agentclient"
 	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 	"github.com/kubemesos/kubemesos/podtranslate"
@@ -39,8 +39,10 @@ import (
 
 // Config configures a Runtime.
 type Config struct {
-	// AgentURL is the agent's operator API, http://<MESOS_AGENT_ENDPOINT>/api/v1.
+	// AgentURL is the agent's operator API, http(s)://<MESOS_AGENT_ENDPOINT>/api/v1 (agentclient.Options.URL).
 	AgentURL string
+	// Agent is the token and TLS configuration of the calls (package agentclient).
+	Agent agentclient.Options
 	// Sandbox is the kubelet executor's sandbox directory on the host (MESOS_SANDBOX): the pods'
 	// sandbox executors' sandboxes are its siblings (see sandbox.go).
 	Sandbox string
@@ -122,14 +124,10 @@ func New(cfg Config) *Runtime {
 		cfg.Users = OSUsers{}
 	}
 	mk := func(responseTimeout time.Duration) agentcalls.Sender {
-		cli := httpcli.New(
-			httpcli.Endpoint(cfg.AgentURL),
-			httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
-			httpcli.Do(httpcli.With(httpcli.Transport(func(t *http.Transport) {
-				// mesos-go's default of 5 s would cut WAIT_CONTAINER, which answers when the container exits.
-				t.ResponseHeaderTimeout = responseTimeout
-			}))),
-		)
+		cli := cfg.Agent.Client(cfg.AgentURL, httpcli.Transport(func(t *http.Transport) {
+			// mesos-go's default of 5 s would cut WAIT_CONTAINER, which answers when the container exits.
+			t.ResponseHeaderTimeout = responseTimeout
+		}))
 		return httpagent.NewSender(cli.Send)
 	}
 	sender, waiter := mk(cfg.CallTimeout), mk(0)

@@ -17,7 +17,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -27,7 +26,6 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	mesosexec "github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/calls"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
@@ -35,6 +33,7 @@ import (
 	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/sirupsen/logrus"
 
+	"github.com/kubemesos/kubemesos/executor/agentclient"
 	"github.com/kubemesos/kubemesos/executor/execstream"
 	"github.com/kubemesos/kubemesos/executor/podsandbox"
 )
@@ -70,6 +69,8 @@ type env struct {
 	frameworkID, executorID, sandbox, endpoint string
 	checkpoint                                 bool
 	recoveryTimeout, backoffMax                time.Duration
+	// agent: the token and TLS of calls to the agent (package agentclient).
+	agent agentclient.Options
 }
 
 func readEnv(getenv func(string) string) (env, error) {
@@ -124,6 +125,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	me, err := readEnv(getenv)
 	if err != nil {
+		return err
+	}
+	if me.agent, err = agentclient.FromEnv(cfg.Getenv); err != nil {
 		return err
 	}
 	log := cfg.Log
@@ -207,12 +211,7 @@ type sandboxExecutor struct {
 }
 
 func (s *sandboxExecutor) newSenders() {
-	endpoint := (&url.URL{Scheme: "http", Host: s.env.endpoint, Path: "/api/v1/executor"}).String()
-	cli := httpcli.New(
-		httpcli.Endpoint(endpoint),
-		httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]),
-		httpcli.Do(httpcli.With(httpcli.Timeout(10*time.Second))),
-	)
+	cli := s.env.agent.Client(s.env.agent.URL(s.env.endpoint, "/api/v1/executor"), httpcli.Timeout(10*time.Second))
 	opts := mesosexec.CallOptions{calls.Framework(s.env.frameworkID), calls.Executor(s.env.executorID)}
 	s.sender = calls.SenderWith(httpexec.NewSender(cli.Send), opts...)
 	s.subscriber = calls.SenderWith(httpexec.NewSender(cli.Send, httpcli.Close(true)), opts...)
