@@ -82,8 +82,15 @@ func TestIsolatedExecProbeRunsInTheContainer(t *testing.T) {
 		t.Errorf("failing probe: %v, want the message %q", err, want)
 	}
 
-	err = probe(time.Second, "sleep", "30")
-	if !errors.Is(err, context.DeadlineExceeded) {
+	timedOut := make(chan error, 1)
+	go func() { timedOut <- probe(2*time.Second, "sleep", "30") }()
+	for len(nestedUnder(t, r, h.ID)) == 0 { // the session runs under the container
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("no exec container under %s while the probe runs", h.ID)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := <-timedOut; !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("probe past its timeout: %v, want a deadline error", err)
 	}
 	// The timed-out command was killed and its session container removed: only the pod's container is left
@@ -119,7 +126,8 @@ func nestedUnder(t *testing.T, r *nested.Runtime, parent string) []string {
 	}
 	var ids []string
 	for _, c := range out.GetGetContainers().GetContainers() {
-		if p := c.ContainerID.GetParent(); p != nil && p.Value == parent {
+		// Mesos names the container by its own value; its parents are in its container_status.
+		if p := c.GetContainerStatus().GetContainerID().GetParent(); p != nil && p.Value == parent {
 			ids = append(ids, c.ContainerID.Value)
 		}
 	}
