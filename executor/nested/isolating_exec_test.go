@@ -133,3 +133,26 @@ func nestedUnder(t *testing.T, r *nested.Runtime, parent string) []string {
 	}
 	return ids
 }
+
+// BenchmarkIsolatedExec is one exec probe's command (`true`) in a running container on an isolating
+// agent: LAUNCH_NESTED_CONTAINER_SESSION, its input and WAIT_CONTAINER, then KILL and REMOVE.
+func BenchmarkIsolatedExec(b *testing.B) {
+	r := isolatingRuntime(b, "filesystem/linux,namespaces/pid,linux/capabilities", nil)
+	pod := shPod("bench-exec", "exec sleep 600", nil, nil, corev1.ResourceRequirements{})
+	withSandbox(b, r, pod, "")
+	ctx := context.Background()
+	h, err := r.Start(ctx, pod, &pod.Spec.Containers[0], 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = r.Signal(ctx, h, 9)
+		_, _ = r.Wait(ctx, h)
+		_ = r.Remove(ctx, h)
+	}()
+	for b.Loop() {
+		if code, err := r.Exec(ctx, h, []string{"true"}, nil, nil); err != nil || code != 0 {
+			b.Fatal(code, err)
+		}
+	}
+}
