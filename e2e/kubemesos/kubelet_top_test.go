@@ -228,10 +228,11 @@ func TestExecutorRSSWith100Pods(t *testing.T) {
 		n, float64(vmRSS(pid))/(1<<20), pid, scrape.Round(time.Millisecond))
 }
 
-// executorPID finds this env's kubelet executor process (the kubemesos binary run as executor).
+// executorPID finds this env's kubelet executor process: the kubemesos binary run as `executor`, not
+// the `sh -c` the agent's command executor starts it with.
 func executorPID(e *env) int {
 	for _, p := range envProcesses(e) {
-		if strings.Contains(p.cmdline, "kubemesos") && strings.Contains(p.cmdline, "executor") {
+		if f := strings.Fields(p.cmdline); len(f) >= 2 && strings.HasSuffix(f[0], "kubemesos") && f[1] == "executor" {
 			return p.pid
 		}
 	}
