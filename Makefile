@@ -51,6 +51,23 @@ bench: ## benchmarks (allocation cycle, placement, translation)
 bench-scheduling: ## kube-scheduler vs kubemesos (hollow executors) vs the API server's write rate on one control plane; JSON, SVG chart and table in .local/bench/<time> (BENCH_FLAGS='--sizes 100x1000,1000x10000 --qps default,high --out dir')
 	cd e2e && $(GO) run ./cmd/bench-scheduling $(BENCH_FLAGS)
 
+# Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME (Go's -fuzztime: a duration or
+# Nx executions). Crashers land in the package's testdata/fuzz/<Target>/ and are then run by every
+# `go test` of that package: commit them with the fix, as regression corpus.
+FUZZ_TARGETS := ./podtranslate:FuzzPodFromTaskData ./podtranslate:FuzzTranslatePod ./podtranslate:FuzzPodStatusForTask \
+	./framework:FuzzSchedulerEvent ./executor/execstream:FuzzSubscriptionStream \
+	./mesossim:FuzzSchedulerCall ./mesossim/agent:FuzzExecutorAPI ./mesossim/agent:FuzzOperatorAPI
+FUZZTIME ?= 1000000x
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 10^6 executions each); prints executions per target
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; out=$$(mktemp); \
+	  echo "== $$fn ($$pkg)"; \
+	  if $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg >$$out 2>&1; then \
+	    grep -E 'elapsed' $$out | tail -1; rm -f $$out; \
+	  else tail -30 $$out; rm -f $$out; exit 1; fi; \
+	done
+
 .PHONY: build
 build: ## bin/kubemesos and bin/mesos-sim
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kubemesos ./cmd/kubemesos
