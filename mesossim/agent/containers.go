@@ -35,6 +35,9 @@ type container struct {
 	// writes, even if it exits at once, is lost; nil for other containers.
 	sessionOut *queue[agentapi.ProcessIO]
 
+	// env is the environment the agent gave the container, which a session under it inherits in
+	// process mode (nil for an executor's container).
+	env map[string]string
 	// cz is the containerizer's view of the container when the agent isolates (nil in process mode).
 	cz *containerizer.Container
 	// resources and limits are a nested container's LAUNCH_CONTAINER resources and limits.
@@ -212,7 +215,24 @@ func (a *Agent) launchContainerWithLocked(id mesos.ContainerID, cmdInfo *mesos.C
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, http.StatusInternalServerError, "Failed to create sandbox: " + err.Error()
 	}
-	env := map[string]string{"MESOS_SANDBOX": dir, "MESOS_CONTAINER_ID": id.Value}
+	env := map[string]string{"MESOS_CONTAINER_ID": id.Value}
+	workdir := dir
+	if session {
+		// A DEBUG container inherits its parent's environment, MESOS_SANDBOX included, and working
+		// directory (MesosContainerizerProcess::_launch); isolated, the containerizer does that.
+		if p := a.containers[containerKey(id.Parent)]; p != nil && a.cz == nil {
+			for k, v := range p.env {
+				env[k] = v
+			}
+			env["MESOS_CONTAINER_ID"] = id.Value
+			if _, ok := env["MESOS_SANDBOX"]; !ok {
+				env["MESOS_SANDBOX"] = p.dir // an executor's, which runs in its sandbox
+			}
+			workdir = p.dir
+		}
+	} else {
+		env["MESOS_SANDBOX"] = dir
+	}
 	for k, v := range prepared.env {
 		env[k] = v
 	}
@@ -220,12 +240,12 @@ func (a *Agent) launchContainerWithLocked(id mesos.ContainerID, cmdInfo *mesos.C
 		env[v.Name] = v.GetValue()
 	}
 	c := &container{id: id, key: key, dir: dir, image: image, out: newOutputHub(), done: make(chan struct{}),
-		resources: res, limits: limits, tty: ci.GetTTYInfo() != nil}
+		resources: res, limits: limits, tty: ci.GetTTYInfo() != nil, env: env}
 	if session {
 		c.sessionOut, _ = c.out.subscribe() // a new hub is open
 	}
 	start := func(stdin, stdout, stderr *os.File) (int, func() int32, error) {
-		cmd, err := startProcess(command, c.dir, mergeEnv(os.Environ(), env), stdin, stdout, stderr)
+		cmd, err := startProcess(command, workdir, mergeEnv(os.Environ(), env), stdin, stdout, stderr)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -403,3 +403,39 @@ func TestAttachOutputLegacyJSON(t *testing.T) {
 		t.Errorf("record = %+v, want DATA/STDOUT %q", rec, "hi\r\n")
 	}
 }
+
+// A session is a DEBUG container: it inherits its parent's environment, MESOS_SANDBOX included, and
+// runs in its parent's working directory (MesosContainerizerProcess::_launch), in process mode as
+// under isolation.
+func TestSessionInheritsTheParentsEnvironmentAndDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fixture func(*testing.T) *nestedFixture
+	}{{"process mode", newNestedFixture}, {"isolated", newIsolatingFixture}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.fixture(t)
+			app := f.child("app")
+			cmd := shell("exec sleep 1000")
+			greeting := "from the parent"
+			cmd.Environment = &mesos.Environment{Variables: []mesos.Environment_Variable{{Name: "GREETING", Value: &greeting}}}
+			if err := f.launch(app, cmd, nil); err != nil {
+				t.Fatalf("LAUNCH_NESTED_CONTAINER: %v", err)
+			}
+			defer func() {
+				_ = agentcalls.SendNoData(context.Background(), f.api, agentcalls.NonStreaming(agentcalls.KillNestedContainer(app)))
+			}()
+			session := mesos.ContainerID{Value: "exec", Parent: &app}
+			resp, err := f.api.Send(context.Background(), agentcalls.NonStreaming(agentcalls.LaunchNestedContainerSession(session,
+				shell(`echo "$GREETING"; echo "$MESOS_SANDBOX"; pwd`), nil)))
+			if err != nil {
+				t.Fatalf("LAUNCH_NESTED_CONTAINER_SESSION: %v", err)
+			}
+			defer resp.Close()
+			stdout, stderr := readOutput(t, decoderOf(resp))
+			dir := filepath.Join(f.dir, "containers", "app")
+			if want := "from the parent\n" + dir + "\n" + dir + "\n"; stdout != want {
+				t.Errorf("session output %q (stderr %q), want %q", stdout, stderr, want)
+			}
+		})
+	}
+}
