@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -401,6 +402,37 @@ func TestStatsNotConfigured(t *testing.T) {
 	for _, p := range []string{"/stats/summary", "/metrics/resource"} {
 		if code, _ := get(t, insecureClient(), url+p); code != http.StatusNotImplemented {
 			t.Errorf("%s without Stats: %d, want 501", p, code)
+		}
+	}
+}
+
+// BenchmarkResourceMetrics100Pods is one /metrics/resource scrape of an executor hosting 100 pods of
+// two containers (a GET_CONTAINERS of 200 nested containers from a fake agent, /proc of this host).
+func BenchmarkResourceMetrics100Pods(b *testing.B) {
+	fa := &fakeStatsAgent{}
+	srv := httptest.NewServer(fa)
+	defer srv.Close()
+	reg := NewRegistry(b.TempDir())
+	var cs []agent.Response_GetContainers_Container
+	for i := range 100 {
+		p := testPod("web" + strconv.Itoa(i))
+		uid := string(p.UID)
+		reg.Update(p, corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{running("main", uid+"-main-0"), running("side", uid+"-side-0")}})
+		cs = append(cs, container(uid+"-main-0", sampleTS, 1, 1, 10<<20, 1<<20, 8<<20), container(uid+"-side-0", sampleTS, 1, 1, 10<<20, 1<<20, 8<<20))
+	}
+	fa.set(cs...)
+	s, err := New(Config{NodeName: "agent0", Authenticator: anyUser, Authorizer: allowAll, Pods: reg, Log: quietLog(),
+		Stats: &Stats{Pods: reg, Usage: NewMesosUsage(srv.URL+"/api/v1", 0)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics/resource", nil))
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `container_cpu_usage_seconds_total{container="side",namespace="default",pod="web99"}`) {
+			b.Fatalf("scrape: %d %.300s", w.Code, w.Body.String())
 		}
 	}
 }
