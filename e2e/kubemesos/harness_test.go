@@ -62,6 +62,8 @@ type envOptions struct {
 	// other envs use --pod-network host: a pod on the pod network also starts its sandbox executor,
 	// fetched from the framework like the kubelet executor, which the rest of the suite does not need.
 	PodNetwork bool
+	// AgentTweak, when set, adjusts each agent's configuration (its Mesos flags) after the env's own.
+	AgentTweak func(i int, cfg *agent.Config)
 }
 
 // env is one test's world: a namespace of the shared control plane, a simulated Mesos cluster, the
@@ -148,6 +150,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 				prefix = opts.HostnamePrefix
 			}
 			cfg.Hostname = fmt.Sprintf("%s-agent-%d", prefix, i)
+			if opts.AgentTweak != nil {
+				opts.AgentTweak(i, cfg)
+			}
 		},
 	}
 	if e.network, err = simhost.Configure(&simCfg, e.mode, e.imageRegistry, log); err != nil {
