@@ -306,3 +306,15 @@ func readLines(t *testing.T, path string) []string {
 }
 
 func contains(l []string, s string) bool { return indexOf(l, s) >= 0 }
+
+func TestCheckRun(t *testing.T) {
+	skip := SkipList{{Spec: "b", Reason: "r"}}
+	if err := CheckRun([]string{"a", "b", "c"}, skip, []string{"a", "c"}); err != nil {
+		t.Error(err)
+	}
+	for _, run := range [][]string{{"a", "b", "c"}, {"a"}, {"a", "c", "d"}} {
+		if err := CheckRun([]string{"a", "b", "c"}, skip, run); err == nil {
+			t.Errorf("run %v accepted", run)
+		}
+	}
+}

@@ -104,3 +104,32 @@ func (l SkipList) Check(selected []string) error {
 	}
 	return nil
 }
+
+// CheckRun checks that ginkgo's run (a dry run's Selected with the skip list's --skip) is exactly
+// the selected specs less the listed ones.
+func CheckRun(selected []string, skip SkipList, run []string) error {
+	listed := skip.Reasons()
+	want := map[string]bool{}
+	for _, s := range selected {
+		if listed[s] == "" {
+			want[s] = true
+		}
+	}
+	var extra []string
+	for _, s := range run {
+		if !want[s] {
+			extra = append(extra, s)
+		}
+		delete(want, s)
+	}
+	if len(extra) == 0 && len(want) == 0 {
+		return nil
+	}
+	var missing []string
+	for s := range want {
+		missing = append(missing, s)
+	}
+	sort.Strings(missing)
+	return fmt.Errorf("the skip list's --skip runs %d specs it should not and leaves out %d it should run:\n  %s",
+		len(extra), len(missing), strings.Join(append(extra, missing...), "\n  "))
+}

@@ -131,14 +131,17 @@ func run(ctx context.Context, cfg config) (int, error) {
 	if err := os.MkdirAll(dry, 0o755); err != nil {
 		return 0, err
 	}
-	cmd := exec.CommandContext(ctx, bins.E2ETest, "--ginkgo.dry-run", "--ginkgo.no-color",
-		"--ginkgo.focus="+conformance.Focus, "--ginkgo.skip="+conformance.Skip,
-		"--ginkgo.json-report="+filepath.Join(dry, "report.json"))
-	cmd.Env = suiteEnv
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("dry run: %w\n%s", err, tail(b))
+	dryRun := func(name, focus, skip string) ([]conformance.Report, error) {
+		report := filepath.Join(dry, name)
+		cmd := exec.CommandContext(ctx, bins.E2ETest, "--ginkgo.dry-run", "--ginkgo.no-color",
+			"--ginkgo.focus="+focus, "--ginkgo.skip="+skip, "--ginkgo.json-report="+report)
+		cmd.Env = suiteEnv
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("dry run: %w\n%s", err, tail(b))
+		}
+		return conformance.ReadReport(report)
 	}
-	reports, err := conformance.ReadReport(filepath.Join(dry, "report.json"))
+	reports, err := dryRun("selection.json", conformance.Focus, conformance.Skip)
 	if err != nil {
 		return 0, err
 	}
@@ -171,13 +174,21 @@ func run(ctx context.Context, cfg config) (int, error) {
 	if err := writeLines(filepath.Join(out, "selection.txt"), selected); err != nil {
 		return 0, err
 	}
+	// What ginkgo will run: the selection less exactly the listed specs.
+	reports, err = dryRun("run.json", focus, skip.SkipRegexp(description))
+	if err != nil {
+		return 0, err
+	}
+	if err := conformance.CheckRun(selected, skip, conformance.Selected(reports)); err != nil {
+		return 0, err
+	}
 
 	// The suite's images that the agents' store lacks: a spec using one fails to pull.
 	store, err := imagestore.Ensure(ctx, imagestore.Options{ModuleDir: modDir, CacheDir: cfg.cacheDir})
 	if err != nil {
 		return 0, err
 	}
-	cmd = exec.CommandContext(ctx, bins.E2ETest, "--list-images")
+	cmd := exec.CommandContext(ctx, bins.E2ETest, "--list-images")
 	cmd.Env = suiteEnv
 	listed, err := cmd.Output()
 	if err != nil {
