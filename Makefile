@@ -12,13 +12,18 @@ help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## host packages the isolating simulated agents use: Debian's nftables (nft, for CNI portmap); as root, idempotent
+deps: ## host set-up the isolating simulated agents need: Debian's nftables (nft, for CNI portmap), inotify instances; as root, idempotent
 	@if [ "$$(id -u)" != 0 ]; then echo "deps: not root: skipped (isolating agents and their tests need root)"; \
 	elif command -v nft >/dev/null; then :; \
 	elif command -v apt-get >/dev/null; then \
 	  apt-get install -y --no-install-recommends nftables >/dev/null || \
 	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends nftables >/dev/null; }; \
 	else echo "deps: no apt-get: install nftables (nft) for CNI portmap's nftables backend"; fi
+	@# Every executor follows its containers' logs with inotify; a host running many (the local cluster,
+	@# the e2e suite, the scheduling benchmark's agents) exhausts the default 128 instances per user, as
+	@# kubelet hosts do (kind asks for 512). Raised, never lowered.
+	@if [ "$$(id -u)" = 0 ] && [ "$$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 8192)" -lt 8192 ]; then \
+	  sysctl -qw fs.inotify.max_user_instances=8192 || echo "deps: could not raise fs.inotify.max_user_instances"; fi
 
 .PHONY: local-up
 local-up: deps ## start etcd, kube-apiserver, controller-manager, a simulated Mesos cluster and kubemesos; Ctrl-C stops it
