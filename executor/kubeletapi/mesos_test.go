@@ -114,7 +114,8 @@ func TestMesosExecer(t *testing.T) {
 		{"no stdin reads end of file", []string{"cat"}, "", true, "", "", 0},
 		{"stderr and exit code", []string{"sh", "-c", "cat >/dev/null; echo out; echo err >&2; exit 3"}, "", true, "out\n", "err\n", 3},
 		{"killed by a signal", []string{"sh", "-c", "cat >/dev/null; kill -9 $$"}, "", true, "", "", 137},
-		{"runs in a session under the pod container", []string{"sh", "-c", `cat >/dev/null; basename "$(dirname "$(dirname "$MESOS_SANDBOX")")"`}, "", true, "uid-web-main-0\n", "", 0},
+		// A DEBUG container inherits its parent's MESOS_SANDBOX and working directory.
+		{"runs in a session under the pod container", []string{"sh", "-c", `cat >/dev/null; basename "$MESOS_SANDBOX"; basename "$(pwd)"`}, "", true, "uid-web-main-0\nuid-web-main-0\n", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
