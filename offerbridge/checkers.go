@@ -69,10 +69,7 @@ type agent struct {
 	// preferTaints are the PreferNoSchedule taints, which only score.
 	preferTaints []corev1.Taint
 	cordoned     bool
-	// pods is how many pods the agent's Node has, bound or placed in this plan; maxPods its
-	// allocatable pods (DefaultMaxPods without a Node).
-	pods, maxPods int
-	topo          *topoNode
+	topo         *topoNode
 	// maintenance is true when the agent's offers carry an unavailability (a maintenance window).
 	maintenance bool
 	buckets     []*bucket // one per allocation role, sorted by role
@@ -81,9 +78,12 @@ type agent struct {
 	// pods on the agent use the same bucket, so the executor is launched by the first ACCEPT.
 	executorRunning bool
 	executorBucket  *bucket
-	free            [numDims]int64 // sum over buckets
-	capacity        [numDims]int64 // for scoring: the Node's allocatable, or else what is offered
-	rank            int            // seeded tie-break
+	// pods is how many pods the agent's Node has, bound or placed in this plan; maxPods its
+	// allocatable pods (DefaultMaxPods without a Node). Next to the buckets: fitBucket reads both.
+	pods, maxPods int
+	free          [numDims]int64 // sum over buckets
+	capacity      [numDims]int64 // for scoring: the Node's allocatable, or else what is offered
+	rank          int            // seeded tie-break
 }
 
 // A checker decides whether an agent can host a pod regardless of resources, like a kube-scheduler
@@ -271,12 +271,15 @@ var (
 )
 
 // podCount: the Node must have room for one more pod (NodeResourcesFit's allowed pod number), reported
-// with the resources the agent lacks.
+// with the resources the agent lacks. It is a property of the agent, not of a bucket: fitBucket checks
+// it once, and fit never fails it.
 type podCount struct{}
 
-func (podCount) fits(_ *need, b *bucket) bool {
-	return b.agent == nil || b.agent.pods < b.agent.maxPods
-}
+func (podCount) fits(*need, *bucket) bool { return true }
+
+// podCountBit is the podCount checker's bit in a rejection mask.
+const podCountBit = 1
+
 func (podCount) reason() string { return ReasonTooManyPods }
 
 // hostPortsBit is the hostPorts checker's bit in a rejection mask.

@@ -627,8 +627,20 @@ func containsPort(ps []uint64, p uint64) bool {
 
 // fitBucket returns the first bucket (by role) n fits into. Once the executor was carved from a bucket
 // in this plan, only that bucket is considered. When none fits, it returns the rejection mask of the
-// bucket that came closest (fewest failing checkers).
+// bucket that came closest (fewest failing checkers). A Node without room for another pod fits in no
+// bucket, and is reported with the resources it lacks, as NodeResourcesFit does.
 func (a *agent) fitBucket(n *need) (*bucket, uint32) {
+	b, m := a.fitResources(n)
+	if a.pods < a.maxPods {
+		return b, m
+	}
+	if m&(1<<hostPortsBit) != 0 {
+		return nil, m // an earlier stage failed: the resources' stage did not run
+	}
+	return nil, m | 1<<podCountBit
+}
+
+func (a *agent) fitResources(n *need) (*bucket, uint32) {
 	if a.executorBucket != nil {
 		if m := fit(n, a.executorBucket); m != 0 {
 			return nil, m
@@ -750,7 +762,7 @@ func buildAgents(in *Input) ([]*agent, []*bucket, map[string]*agent) {
 			}
 		}
 		if b == nil {
-			b = &bucket{role: role, launch: -1, agent: a}
+			b = &bucket{role: role, launch: -1}
 			a.buckets = append(a.buckets, b)
 		}
 		b.offerIDs = append(b.offerIDs, o.ID)

@@ -54,7 +54,6 @@ type bucket struct {
 	free     [numDims]int64
 	ports    []portPool
 	launch   int // index into Plan.Launches, -1 while unused
-	agent    *agent
 }
 
 // usable reports whether placement may carve from r: plain scalar or ranges resources only. Revocable

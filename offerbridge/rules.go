@@ -85,6 +85,9 @@ type cluster struct {
 	withAffinity int
 	// states are the rule states per podRuleKey, updated on every placement.
 	states map[string]*rules
+	// prefNodeScores caches NodeAffinity's raw scores by topoNode.idx (-1: not computed yet) per
+	// preferred node affinity, which many classes of pods share.
+	prefNodeScores map[string][]int64
 }
 
 type topoPair struct{ key, value string }
@@ -235,9 +238,11 @@ func newCluster(in *Input, agents []*agent, byAgent map[string]*agent) *cluster 
 		if t == nil {
 			continue
 		}
-		cp, err := newClusterPod(p)
-		if err != nil {
-			cp = &clusterPod{pod: p} // the API server validates selectors: a bad one is not a rule
+		cp := &clusterPod{pod: p}
+		if p.Spec.Affinity != nil {
+			if parsed, err := newClusterPod(p); err == nil {
+				cp = parsed // the API server validates selectors: one that does not parse is no rule
+			}
 		}
 		c.place(cp, t)
 	}
@@ -374,7 +379,10 @@ type rules struct {
 	// topoNode.idx (-1: not computed yet).
 	prefNode       *nodeaffinity.PreferredSchedulingTerms
 	prefNodeScores []int64
-	tolPNS         []corev1.Toleration
+	// sizes is spreadScores' scratch: the values of each ScheduleAnyway constraint's key among the
+	// candidates.
+	sizes  []map[string]bool
+	tolPNS []corev1.Toleration
 }
 
 // ruleKey is equal for two pods exactly when every rule treats them alike; "" for a pod that needs no
@@ -461,6 +469,9 @@ func (c *cluster) newRules(pod *corev1.Pod) *rules {
 	for _, cs := range [][]*spreadConstraint{r.hard, r.soft} {
 		for _, sc := range cs {
 			sc.inDomain = make([]bool, len(c.nodes))
+			if sc.hostnameScored {
+				continue // counted per node when scoring
+			}
 			for _, t := range c.nodes {
 				if r.spreadDomain(cs, sc, t) {
 					sc.inDomain[t.idx] = true
@@ -472,9 +483,16 @@ func (c *cluster) newRules(pod *corev1.Pod) *rules {
 		}
 	}
 	if r.prefNode != nil {
-		r.prefNodeScores = make([]int64, len(c.nodes))
-		for i := range r.prefNodeScores {
-			r.prefNodeScores[i] = -1
+		b, _ := json.Marshal(pod.Spec.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution)
+		if c.prefNodeScores == nil {
+			c.prefNodeScores = map[string][]int64{}
+		}
+		if r.prefNodeScores = c.prefNodeScores[string(b)]; r.prefNodeScores == nil {
+			r.prefNodeScores = make([]int64, len(c.nodes))
+			for i := range r.prefNodeScores {
+				r.prefNodeScores[i] = -1
+			}
+			c.prefNodeScores[string(b)] = r.prefNodeScores
 		}
 	}
 	for _, t := range c.nodes {
@@ -498,12 +516,14 @@ func (r *rules) spreadDomain(cs []*spreadConstraint, sc *spreadConstraint, t *to
 			return false
 		}
 	}
-	if sc.honorTaints {
-		if _, untolerated := v1helper.FindMatchingUntoleratedTaint(logr.Discard(), t.k8sNode().Spec.Taints, r.pod.Spec.Tolerations,
-			func(t *corev1.Taint) bool {
-				return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
-			}, true); untolerated {
-			return false
+	if sc.honorTaints && t.node != nil {
+		// FindMatchingUntoleratedTaint with DoNotScheduleTaintsFilterFunc, without its copy of the taints.
+		for i := range t.node.Spec.Taints {
+			taint := &t.node.Spec.Taints[i]
+			if (taint.Effect == corev1.TaintEffectNoSchedule || taint.Effect == corev1.TaintEffectNoExecute) &&
+				!v1helper.TolerationsTolerateTaint(logr.Discard(), r.pod.Spec.Tolerations, taint, true) {
+				return false
+			}
 		}
 	}
 	return true
@@ -735,9 +755,15 @@ func (r *rules) addScores(cands []candidate, total []float64, raw []int64) {
 func (r *rules) spreadScores(cands []candidate, raw []int64) {
 	const invalid = -1
 	ignored := 0
-	sizes := make([]map[string]bool, len(r.soft))
+	if r.sizes == nil {
+		r.sizes = make([]map[string]bool, len(r.soft))
+		for j := range r.sizes {
+			r.sizes[j] = map[string]bool{}
+		}
+	}
+	sizes := r.sizes
 	for j := range sizes {
-		sizes[j] = map[string]bool{}
+		clear(sizes[j])
 	}
 	for i := range cands {
 		raw[i] = 0
@@ -751,7 +777,9 @@ func (r *rules) spreadScores(cands []candidate, raw []int64) {
 			continue
 		}
 		for j, sc := range r.soft {
-			sizes[j][cands[i].a.labels[sc.key]] = true
+			if sc.key != corev1.LabelHostname {
+				sizes[j][cands[i].a.labels[sc.key]] = true
+			}
 		}
 	}
 	weights := make([]float64, len(r.soft))

@@ -453,6 +453,13 @@ func TestScores(t *testing.T) {
 			wantAgent: map[string]int{"a11": 1, "a12": 1, "a21": 1},
 		},
 		{
+			name: "an existing pod's required affinity draws the pods it names (hardPodAffinityWeight)",
+			in: Input{Offers: []mesos.Offer{basic("o1", "a1", 2, 2048), basic("o2", "a2", 16, 16384)},
+				Bound: []*corev1.Pod{pod("web", 0.1, 64, boundTo("a1"), podAffinity(LabelHostname, sel("app", "cache")))},
+				Pods:  replicas("cache", 1, labelled("app", "cache"))},
+			wantAgent: map[string]int{"a1": 1},
+		},
+		{
 			name: "an existing pod's preferred anti-affinity pushes pods it names away",
 			in: Input{Offers: []mesos.Offer{basic("o1", "a1", 16, 16384), basic("o2", "a2", 2, 2048)},
 				Bound: []*corev1.Pod{pod("noisy", 0.1, 64, boundTo("a1"), affinity(func(a *corev1.Affinity) {
@@ -573,5 +580,11 @@ func TestRulesHoldOverSeeds(t *testing.T) {
 				t.Errorf("seed %d: %d db pods on %s", seed, n, a)
 			}
 		}
+	}
+}
+
+func TestPodCountBit(t *testing.T) {
+	if _, ok := fitCheckers[podCountBit].(podCount); !ok {
+		t.Fatalf("fitCheckers[podCountBit] is %T, want podCount", fitCheckers[podCountBit])
 	}
 }
