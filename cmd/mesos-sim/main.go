@@ -56,6 +56,10 @@ type options struct {
 	jwtSecretKey              string
 	httpAuthenticators        string
 	httpCredentials           string
+	executorEnvVars           string
+	// getenv reads libprocess' LIBPROCESS_SSL_* variables, which make the agents serve https as
+	// mesos-agent does; os.Getenv when nil.
+	getenv func(string) string
 	// The agents' Linux isolators' flags (Mesos' names).
 	cgroupsHierarchy      string
 	cgroupsRoot           string
@@ -97,6 +101,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.jwtSecretKey, "executor_secret_key", "", "deprecated name of --jwt_secret_key")
 	_ = fs.MarkDeprecated("executor_secret_key", "use --jwt_secret_key")
 	fs.StringVar(&o.httpAuthenticators, "http_authenticators", "", "the agents' --http_authenticators: basic and/or jwt (default basic, or basic,jwt with --authenticate_http_executors)")
+	fs.StringVar(&o.executorEnvVars, "executor_environment_variables", "", `the agents' --executor_environment_variables: a JSON object of the variables every executor starts with, e.g. {"LIBPROCESS_SSL_ENABLED":"true",...} for agents serving https (LIBPROCESS_SSL_* in mesos-sim's environment; the master stays http)`)
 	fs.StringVar(&o.httpCredentials, "http_credentials", "", `the agents' --http_credentials, for basic: a file of {"credentials":[{"principal":"p","secret":"s"}]}`)
 	fs.StringVar(&o.cgroupsHierarchy, "cgroups_hierarchy", containerizer.DefaultCgroupsHierarchy, "the agents' --cgroups_hierarchy (cgroups isolators)")
 	fs.StringVar(&o.cgroupsRoot, "cgroups_root", containerizer.DefaultCgroupsRoot, "the agents' --cgroups_root (cgroups isolators)")
@@ -168,6 +173,29 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 	if err != nil {
 		return mesossim.ClusterConfig{}, err
 	}
+	getenv := o.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	ssl, err := agent.SSLFromEnv(getenv)
+	if err != nil {
+		return mesossim.ClusterConfig{}, err
+	}
+	var executorEnv map[string]string
+	if o.executorEnvVars != "" {
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(o.executorEnvVars), &raw); err != nil {
+			return mesossim.ClusterConfig{}, fmt.Errorf("--executor_environment_variables: %w", err)
+		}
+		executorEnv = map[string]string{}
+		for k, v := range raw {
+			s, ok := v.(string)
+			if !ok {
+				return mesossim.ClusterConfig{}, errors.New("Failed to load flag 'executor_environment_variables': `executor_environment_variables` must only contain string values")
+			}
+			executorEnv[k] = s
+		}
+	}
 	tweak := func(i int, a *agent.Config) {
 		a.CgroupsHierarchy, a.CgroupsRoot = o.cgroupsHierarchy, o.cgroupsRoot
 		a.EffectiveCapabilities, a.BoundingCapabilities = effective, bounding
@@ -179,6 +207,7 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		a.AuthenticateHTTPExecutors, a.AuthenticateHTTPReadwrite = o.authenticateHTTPExecutors, o.authenticateHTTPReadwrite
 		a.AuthenticateHTTPReadonly, a.JWTSecretKey = o.authenticateHTTPReadonly, o.jwtSecretKey
 		a.HTTPAuthenticators, a.HTTPCredentials = o.httpAuthenticators, o.httpCredentials
+		a.SSL, a.ExecutorEnvironmentVariables = ssl, executorEnv
 	}
 	return mesossim.ClusterConfig{
 		AgentTweak: tweak,

@@ -176,3 +176,30 @@ func TestAgentAuthenticationFlags(t *testing.T) {
 		}
 	}
 }
+
+// The agents serve https with libprocess' LIBPROCESS_SSL_* variables of mesos-sim's environment, and
+// --executor_environment_variables (string values only) reaches every agent.
+func TestAgentSSLAndExecutorEnvironment(t *testing.T) {
+	o, err := parseFlags([]string{"--executor_environment_variables", `{"LIBPROCESS_SSL_ENABLED":"true"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"LIBPROCESS_SSL_ENABLED": "true", "LIBPROCESS_SSL_CERT_FILE": "/c.pem", "LIBPROCESS_SSL_KEY_FILE": "/k.pem"}
+	o.getenv = func(k string) string { return env[k] }
+	cfg, err := o.clusterConfig(logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a agent.Config
+	cfg.AgentTweak(0, &a)
+	if want := (agent.SSLConfig{Enabled: true, CertFile: "/c.pem", KeyFile: "/k.pem"}); a.SSL != want {
+		t.Errorf("SSL %+v, want %+v", a.SSL, want)
+	}
+	if diff := cmp.Diff(map[string]string{"LIBPROCESS_SSL_ENABLED": "true"}, a.ExecutorEnvironmentVariables); diff != "" {
+		t.Errorf("executor environment (-want +got):\n%s", diff)
+	}
+	o, _ = parseFlags([]string{"--executor_environment_variables", `{"N":1}`})
+	if _, err := o.clusterConfig(logrus.New()); err == nil || !strings.Contains(err.Error(), "must only contain string values") {
+		t.Errorf("a non-string value: %v", err)
+	}
+}

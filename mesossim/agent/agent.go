@@ -135,6 +135,13 @@ type Config struct {
 	// HTTPClient used by the fetcher; default http.DefaultClient.
 	HTTPClient *http.Client
 
+	// SSL is the agent's libprocess SSL configuration (LIBPROCESS_SSL_*): https when enabled.
+	SSL SSLConfig
+	// ExecutorEnvironmentVariables is --executor_environment_variables: every executor's environment
+	// starts from it (how Mesos' SSL documentation hands LIBPROCESS_SSL_* to executors), the agent's
+	// MESOS_* variables set over it.
+	ExecutorEnvironmentVariables map[string]string
+
 	// AuthenticateHTTPExecutors, AuthenticateHTTPReadwrite, AuthenticateHTTPReadonly, JWTSecretKey,
 	// HTTPAuthenticators and HTTPCredentials are the flags of a Mesos agent built with SSL
 	// --authenticate_http_executors (/api/v1/executor), --authenticate_http_readwrite (/api/v1),
@@ -292,6 +299,10 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}
+	serverTLS, err := cfg.SSL.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
+	}
 	imageTypes, err := validateImageFlags(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
@@ -309,6 +320,9 @@ func New(cfg Config) (*Agent, error) {
 	l, err := net.Listen("tcp", cfg.ListenAddress)
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: listening on %s: %w", cfg.ID.Value, cfg.ListenAddress, err)
+	}
+	if serverTLS != nil {
+		l = sslListener(l, serverTLS, cfg.SSL.SupportDowngrade)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Agent{

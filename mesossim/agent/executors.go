@@ -301,6 +301,13 @@ func (a *Agent) executorEnvLocked(e *executorRun) map[string]string {
 		"LIBPROCESS_IP":                        host,
 		"LIBPROCESS_PORT":                      "0",
 	}
+	// --executor_environment_variables: the agent's own variables are set over them, except
+	// LIBPROCESS_IP, which they may override (slave.cpp's executorEnvironment).
+	for k, v := range a.cfg.ExecutorEnvironmentVariables {
+		if _, own := env[k]; !own || k == "LIBPROCESS_IP" {
+			env[k] = v
+		}
+	}
 	if checkpoint {
 		env["MESOS_RECOVERY_TIMEOUT"] = formatDuration(a.cfg.RecoveryTimeout)
 		env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = formatDuration(a.cfg.SubscriptionBackoffMax)

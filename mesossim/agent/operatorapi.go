@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -611,6 +612,11 @@ func (a *Agent) flags() []mesos.Flag {
 	}
 	if a.cfg.ImageProviders != "" {
 		vals["image_providers"] = a.cfg.ImageProviders
+	}
+	if len(a.cfg.ExecutorEnvironmentVariables) > 0 {
+		var b strings.Builder
+		writeJSONObject(&b, a.cfg.ExecutorEnvironmentVariables)
+		vals["executor_environment_variables"] = b.String()
 	}
 	vals["authenticate_http_executors"] = strconv.FormatBool(a.cfg.AuthenticateHTTPExecutors)
 	vals["authenticate_http_readonly"] = strconv.FormatBool(a.cfg.AuthenticateHTTPReadonly)
