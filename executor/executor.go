@@ -60,6 +60,7 @@ type podLocator interface {
 	PodParent(types.UID) (mesos.ContainerID, bool)
 	ContainerDir(uid types.UID, containerID string) string
 	SandboxExecutorContainer(types.UID) (mesos.ContainerID, bool)
+	ExecIn(containerID string, command []string) ([]string, *mesos.ContainerInfo)
 }
 
 // Run runs the executor until the agent shuts it down (nil), ctx ends (ctx.Err()), or the agent is lost
@@ -730,4 +731,7 @@ func (noPods) PodParent(types.UID) (mesos.ContainerID, bool) { return mesos.Cont
 func (noPods) ContainerDir(types.UID, string) string         { return "" }
 func (noPods) SandboxExecutorContainer(types.UID) (mesos.ContainerID, bool) {
 	return mesos.ContainerID{}, false
+}
+func (noPods) ExecIn(_ string, command []string) ([]string, *mesos.ContainerInfo) {
+	return command, &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
 }

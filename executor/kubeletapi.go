@@ -54,7 +54,7 @@ func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, agent 
 	k := &kubeletAPI{
 		registry: kubeletapi.NewRegistry(mcfg.Sandbox),
 		logs:     containerlogs.New(containerlogs.Config{Sandbox: mcfg.Sandbox, OutputDir: loc.ContainerDir, Clock: cfg.Clock, Log: log}),
-		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Agent: agent, Log: log, PodParent: loc.PodParent}),
+		execer:   kubeletapi.NewMesosExecer(kubeletapi.MesosExecerConfig{AgentURL: agentURL, Agent: agent, Log: log, PodParent: loc.PodParent, ExecIn: loc.ExecIn}),
 		client:   client,
 		clock:    cfg.Clock,
 		log:      log,

@@ -35,6 +35,10 @@ type MesosExecerConfig struct {
 	// PodParent is the container a pod's containers are nested under (package nested's
 	// Runtime.PodParent: its sandbox executor's container, or the kubelet executor's); required.
 	PodParent func(types.UID) (mesos.ContainerID, bool)
+	// ExecIn, when set, gives a session's command and ContainerInfo in a container (package nested's
+	// Runtime.ExecIn: its workingDir and capabilities, as the kubelet's exec has them); else the
+	// command runs as given with the agent's default capabilities.
+	ExecIn func(containerID string, command []string) ([]string, *mesos.ContainerInfo)
 }
 
 // MesosExecer runs exec commands as Mesos nested container sessions: LAUNCH_NESTED_CONTAINER_SESSION
@@ -96,11 +100,14 @@ func (m *MesosExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
+	cmd, ci := req.Command, &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
+	if m.cfg.ExecIn != nil {
+		cmd, ci = m.cfg.ExecIn(req.ContainerID, req.Command)
+	}
 	if req.TTY {
 		ci.TTYInfo = &mesos.TTYInfo{}
 	}
-	code, err := m.sessions.Run(ctx, nested.SessionRequest{ID: id, Command: req.Command, Container: ci,
+	code, err := m.sessions.Run(ctx, nested.SessionRequest{ID: id, Command: cmd, Container: ci,
 		Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr, TTY: req.TTY, Resize: req.Resize})
 	return int(code), err
 }

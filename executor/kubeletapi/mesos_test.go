@@ -146,6 +146,25 @@ func TestMesosExecer(t *testing.T) {
 	}
 }
 
+// With ExecIn (the runtime's), a session runs the command and ContainerInfo it gives for the target
+// container (its workingDir, its capabilities), with the request's TTY on top.
+func TestMesosExecerExecIn(t *testing.T) {
+	sp := newSimPod(t)
+	var gotContainer string
+	m := NewMesosExecer(MesosExecerConfig{AgentURL: sp.agentURL, Log: quietLog(),
+		PodParent: func(uid types.UID) (mesos.ContainerID, bool) { return sp.executor, uid == simPodUID },
+		ExecIn: func(containerID string, command []string) ([]string, *mesos.ContainerInfo) {
+			gotContainer = containerID
+			return append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", "/"}, command...),
+				&mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
+		}})
+	var stdout bytes.Buffer
+	code, err := m.Exec(context.Background(), ExecRequest{PodUID: simPodUID, ContainerID: sp.container, Command: []string{"pwd"}, Stdout: &stdout})
+	if err != nil || code != 0 || stdout.String() != "/\n" || gotContainer != sp.container {
+		t.Errorf("exec pwd: exit %d, %v, stdout %q, ExecIn asked for %q; want / from ExecIn's command for %s", code, err, stdout.String(), gotContainer, sp.container)
+	}
+}
+
 func TestMesosExecerErrors(t *testing.T) {
 	sp := newSimPod(t)
 	m := sp.execer()

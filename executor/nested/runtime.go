@@ -443,22 +443,31 @@ func (r *Runtime) Exec(ctx context.Context, h podworker.Handle, command []string
 	}
 	// Random, not counted: a restarted executor must not reuse a leftover session's ID.
 	id := mesos.ContainerID{Value: "exec-" + hex.EncodeToString(b[:]), Parent: &parent}
-	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
-	r.mu.Lock()
-	// Mesos would give a session without them the agent's default set (for root: every capability).
-	ci.LinuxInfo = r.caps[h.ID]
-	if dir := r.workdirs[h.ID]; dir != "" {
-		// A session starts in its parent's Mesos working directory (the image's WorkingDir or the
-		// sandbox), not in the workingDir the container's sh changed into (see Command); the
-		// kubelet's exec starts in the container's.
-		command = append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", dir}, command...)
-	}
-	r.mu.Unlock()
+	command, ci := r.ExecIn(h.ID, command)
 	code, err := r.sessions.Run(ctx, SessionRequest{ID: id, Command: command, Container: ci, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		return 0, fmt.Errorf("exec in container %s: %w", h.ID, err)
 	}
 	return code, nil
+}
+
+// ExecIn is how an exec session (a probe's, a hook's, kubectl exec's) under the container with ID
+// value containerID runs command as the kubelet's exec would: the command, changing first into the
+// container's workingDir if it has one, and the session's ContainerInfo with the container's
+// capabilities.
+func (r *Runtime) ExecIn(containerID string, command []string) ([]string, *mesos.ContainerInfo) {
+	ci := &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum()}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Mesos would give a session without them the agent's default set (for root: every capability).
+	ci.LinuxInfo = r.caps[containerID]
+	if dir := r.workdirs[containerID]; dir != "" {
+		// A session starts in its parent's Mesos working directory (the image's WorkingDir or the
+		// sandbox), not in the workingDir the container's sh changed into (see Command); the
+		// kubelet's exec starts in the container's.
+		command = append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", dir}, command...)
+	}
+	return command, ci
 }
 
 func (r *Runtime) call(ctx context.Context, call *agent.Call) error {
