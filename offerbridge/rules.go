@@ -341,6 +341,12 @@ func spreadConstraints(pod *corev1.Pod, action corev1.UnsatisfiableConstraintAct
 	return out, nil
 }
 
+// counts reports whether a pod with these labels counts in the constraint's domains: as
+// countPodsMatchSelector, an empty selector counts no pod (though the pod itself matches it).
+func (sc *spreadConstraint) counts(podLabels labels.Set) bool {
+	return !sc.selector.Empty() && sc.selector.Matches(podLabels)
+}
+
 // minNum is the fewest matching pods of any domain (kube-scheduler's criticalPaths[0]). It is
 // recomputed when the domain that had the fewest gains a pod: kube-scheduler recomputes its PreFilter
 // state for every pod, and its two-path shortcut is only right for one AddPod or RemovePod.
@@ -569,13 +575,12 @@ func (r *rules) add(cp *clusterPod, t *topoNode) {
 			r.scoreTerm(&cp.prefAnti[i].affTerm, -cp.prefAnti[i].weight, r.pod, r.nsLabels, t)
 		}
 	}
-	// countPodsMatchSelector: same namespace, not terminating.
 	if q.Namespace != r.pod.Namespace || q.DeletionTimestamp != nil {
-		return
+		return // countPodsMatchSelector: same namespace, not terminating
 	}
 	set := labels.Set(q.Labels)
 	for _, sc := range r.hard {
-		if !sc.inDomain[t.idx] || !sc.selector.Matches(set) {
+		if !sc.inDomain[t.idx] || !sc.counts(set) {
 			continue
 		}
 		v := t.labels[sc.key]
@@ -588,7 +593,7 @@ func (r *rules) add(cp *clusterPod, t *topoNode) {
 		if sc.hostnameScored {
 			continue
 		}
-		if !sc.inDomain[t.idx] || !sc.selector.Matches(set) {
+		if !sc.inDomain[t.idx] || !sc.counts(set) {
 			continue
 		}
 		sc.domainCounts[t.labels[sc.key]]++
@@ -792,7 +797,7 @@ func (r *rules) spreadScores(cands []candidate, raw []int64) {
 	}
 	set := func(cp *clusterPod, sc *spreadConstraint) bool {
 		q := cp.pod
-		return q.Namespace == r.pod.Namespace && q.DeletionTimestamp == nil && sc.selector.Matches(labels.Set(q.Labels))
+		return q.Namespace == r.pod.Namespace && q.DeletionTimestamp == nil && sc.counts(labels.Set(q.Labels))
 	}
 	minS, maxS := int64(math.MaxInt64), int64(0)
 	for i := range cands {

@@ -588,3 +588,15 @@ func TestPodCountBit(t *testing.T) {
 		t.Fatalf("fitCheckers[podCountBit] is %T, want podCount", fitCheckers[podCountBit])
 	}
 }
+
+// kube-scheduler's countPodsMatchSelector counts no pod for an empty selector, so such a constraint
+// never keeps a pod off.
+func TestSpreadEmptySelectorCountsNoPod(t *testing.T) {
+	offers, _ := racks(8)
+	in := Input{Offers: offers[:2], Seed: 1, Strategy: BinPack,
+		Pods: replicas("web", 3, labelled("app", "web"), spread(1, LabelHostname, corev1.DoNotSchedule, &metav1.LabelSelector{}))}
+	plan := Place(in)
+	if got := perAgent(plan); len(got) != 1 || len(plan.Unschedulable) != 0 {
+		t.Fatalf("placed %v, unschedulable %v; want all three binpacked on one agent", got, unfitNames(plan))
+	}
+}
