@@ -10,6 +10,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +34,7 @@ import (
 	"github.com/kubemesos/kubemesos/e2e/simhost"
 	"github.com/kubemesos/kubemesos/internal/imagearchive"
 	"github.com/kubemesos/kubemesos/mesossim"
+	"github.com/kubemesos/kubemesos/mesossim/agent"
 	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
@@ -54,6 +57,9 @@ type config struct {
 	imageRegistry string
 	// isolation is the agents' --isolation (default simhost.Isolating; simhost.Process: process mode).
 	isolation string
+	// authenticateExecutors starts the agents with --authenticate_http_executors, a generated
+	// --jwt_secret_key and --http_authenticators=jwt: executors must send their tokens.
+	authenticateExecutors bool
 
 	frameworkListen string // the framework's /metrics, /readyz and executor download
 	repoDir         string // the kubemesos repository, where cmd/kubemesos is built from
@@ -105,6 +111,7 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "cache of built Kubernetes binaries and images (default $KUBEMESOS_CACHE_DIR or ~/.cache/kubemesos)")
 	fs.BoolVar(&cfg.imageStore, "image-store", true, "give the agents the real image store (busybox, agnhost, pause, nonewprivs, nonroot built offline; see e2e/imagestore); false: config-only stand-ins")
 	fs.StringVar(&cfg.isolation, "isolation", simhost.Isolating, "the agents' --isolation: Linux isolators run every container in its own namespaces, image rootfs and cgroups (needs root; without it, process mode); "+simhost.Process+": process mode (containers are host processes)")
+	fs.BoolVar(&cfg.authenticateExecutors, "authenticate-http-executors", false, "start the agents with --authenticate_http_executors (a generated --jwt_secret_key in the state directory, --http_authenticators=jwt): every executor call must carry the executor's MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -352,6 +359,19 @@ func simulatorConfig(cfg config, log logrus.FieldLogger) (mesossim.ClusterConfig
 		Agents:        cfg.agents,
 		WorkDir:       filepath.Join(cfg.dir, "mesos"),
 		ImageCommands: cfg.imageCommands,
+	}
+	if cfg.authenticateExecutors {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return mesossim.ClusterConfig{}, nil, err
+		}
+		keyFile := filepath.Join(cfg.dir, "jwt-secret-key")
+		if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)), 0o600); err != nil {
+			return mesossim.ClusterConfig{}, nil, fmt.Errorf("writing the agents' --jwt_secret_key: %w", err)
+		}
+		simCfg.AgentTweak = func(_ int, c *agent.Config) {
+			c.AuthenticateHTTPExecutors, c.JWTSecretKey, c.HTTPAuthenticators = true, keyFile, agent.JWTHTTPAuthenticator
+		}
 	}
 	network, err := simhost.Configure(&simCfg, agentMode(cfg), registry, log)
 	return simCfg, network, err
