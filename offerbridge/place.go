@@ -237,7 +237,9 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 		return
 	}
 	pi := newPodInfo(pod, &demand, exec, p.in.Translate.Sandboxed(pod))
-	if hasPodRules(pod) || hasPreferredNodeAffinity(pod) || p.cluster.withAffinity > 0 || p.anyPreferTaints {
+	// A pod bound before (its task relaunched) is no scheduling decision: like the kubelet admitting a
+	// bound pod, only its Node's resources and pod count are checked, not the scheduler's rules.
+	if pod.Spec.NodeName == "" && (hasPodRules(pod) || hasPreferredNodeAffinity(pod) || p.cluster.withAffinity > 0 || p.anyPreferTaints) {
 		pi.rules = p.cluster.rulesFor(pod)
 	}
 	if pi.constrained && useStaticCache {

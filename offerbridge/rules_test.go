@@ -158,6 +158,12 @@ func TestRequiredPodAntiAffinity(t *testing.T) {
 			wantUnfit: map[string]string{"client": "0/1 agents are available: 1 node(s) didn't satisfy existing pods anti-affinity rules."},
 		},
 		{
+			name: "a pod bound before (relaunch) is not held to the rules",
+			in: Input{Offers: three[:1], Pods: replicas("web", 1, labelled("app", "web"), web, nodeNamed("a1.example")),
+				Bound: []*corev1.Pod{pod("old", 0.1, 64, labelled("app", "web"), boundTo("a1"))}},
+			wantPlaced: map[string]int{"a1": 1},
+		},
+		{
 			name: "topology key on an agent attribute: one replica per rack",
 			in: Input{Offers: []mesos.Offer{rackOffer("o1", "a1", "r1", 8, 8192), rackOffer("o2", "a2", "r1", 8, 8192),
 				rackOffer("o3", "a3", "r2", 8, 8192)},
