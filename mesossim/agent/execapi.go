@@ -35,21 +35,6 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fid, eid := call.FrameworkID.Value, call.ExecutorID.Value
-	if p := requestPrincipal(r); p != nil && call.Type != executor.Call_HEARTBEAT {
-		// After the framework and executor lookups (their 400s first), as Http::executor.
-		a.mu.Lock()
-		var msg string
-		if f := a.frameworks[fid]; f != nil {
-			if e := f.executors[eid]; e != nil {
-				msg = verifyExecutorClaims(p, fid, eid, e.containerID.Value)
-			}
-		}
-		a.mu.Unlock()
-		if msg != "" {
-			respondError(w, http.StatusForbidden, msg)
-			return
-		}
-	}
 
 	if call.Type == executor.Call_SUBSCRIBE {
 		var accept string
@@ -62,6 +47,9 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 			respondError(w, http.StatusNotAcceptable, "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'")
 			return
 		}
+		if a.claimsRefused(w, r, fid, eid) {
+			return
+		}
 		a.serveSubscription(w, r, fid, eid, *call.Subscribe, accept)
 		return
 	}
@@ -71,6 +59,9 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if a.claimsRefused(w, r, fid, eid) {
+		return
+	}
 	a.mu.Lock()
 	code, msg = a.executorCallLocked(call)
 	a.mu.Unlock()
@@ -175,4 +166,28 @@ func (a *Agent) serveSubscription(w http.ResponseWriter, r *http.Request, fid, e
 			return
 		}
 	}
+}
+
+// claimsRefused answers 403 when the request's principal (an authenticating agent's) may not call for
+// executor eid of framework fid (verifyExecutorClaims). As in Http::executor it comes after the Accept
+// negotiation and the heartbeat's early answer, and an unknown framework or executor (400) or a
+// stopped agent (503) is left to the handler.
+func (a *Agent) claimsRefused(w http.ResponseWriter, r *http.Request, fid, eid string) bool {
+	p := requestPrincipal(r)
+	if p == nil {
+		return false
+	}
+	a.mu.Lock()
+	var msg string
+	if f := a.frameworks[fid]; f != nil && !a.stopped {
+		if e := f.executors[eid]; e != nil {
+			msg = verifyExecutorClaims(p, fid, eid, e.containerID.Value)
+		}
+	}
+	a.mu.Unlock()
+	if msg == "" {
+		return false
+	}
+	respondError(w, http.StatusForbidden, msg)
+	return true
 }

@@ -99,35 +99,44 @@ func TestExecutorAuthentication(t *testing.T) {
 	staleCID := createJWT(map[string]string{"fid": "fw-1", "eid": "e1", "cid": "old-container"}, []byte("s3cr3t-key"))
 	const bothChallenges = `Basic realm="mesos-agent-executor",Bearer realm="mesos-agent-executor"`
 	const bothBodies = "\"Basic\" authenticator returned:\n401 Unauthorized.\n\n\"Bearer\" authenticator returned:\n401 Unauthorized."
+	subscribe := `{"type":"SUBSCRIBE","framework_id":{"value":"fw-1"},"executor_id":{"value":"e1"},"subscribe":{}}`
 	for _, tc := range []struct {
 		name, method, auth, body string
 		code                     int
 		challenge, wantBody      string
+		accept                   string
 	}{
-		{"no token", "", "", msg("e1"), 401, bothChallenges, bothBodies},
+		{"no token", "", "", msg("e1"), 401, bothChallenges, bothBodies, ""},
 		// libprocess authenticates before the handler: not 405.
-		{"no token, GET", http.MethodGet, "", "", 401, bothChallenges, bothBodies},
+		{"no token, GET", http.MethodGet, "", "", 401, bothChallenges, bothBodies, ""},
 		{"forged token", "", "Bearer " + forged, msg("e1"), 401,
-			`Basic realm="mesos-agent-executor",Bearer realm="mesos-agent-executor", error="invalid_token", error_description="Invalid JWT: Token signature does not match"`, bothBodies},
+			`Basic realm="mesos-agent-executor",Bearer realm="mesos-agent-executor", error="invalid_token", error_description="Invalid JWT: Token signature does not match"`, bothBodies, ""},
 		{"not a JWT", "", "Bearer abc", msg("e1"), 401,
-			`Basic realm="mesos-agent-executor",Bearer realm="mesos-agent-executor", error="invalid_token", error_description="Invalid JWT: Expected 3 components in token, got 1"`, bothBodies},
+			`Basic realm="mesos-agent-executor",Bearer realm="mesos-agent-executor", error="invalid_token", error_description="Invalid JWT: Expected 3 components in token, got 1"`, bothBodies, ""},
 		{"malformed header", "", "Bearer", msg("e1"), 401,
-			`Basic realm="mesos-agent-executor",Bearer realm="mesos-agent-executor", error="invalid_token", error_description="Malformed 'Authorization' header"`, bothBodies},
+			`Basic realm="mesos-agent-executor",Bearer realm="mesos-agent-executor", error="invalid_token", error_description="Malformed 'Authorization' header"`, bothBodies, ""},
 		{"another executor's token", "", "Bearer " + tok2, msg("e1"), 403, "",
-			`Authenticated principal '{"claims":{"cid":"` + cid2 + `","eid":"e2","fid":"fw-1"}}' does not contain an 'eid' claim with the executor ID e1, which is set in the call`},
+			`Authenticated principal '{"claims":{"cid":"` + cid2 + `","eid":"e2","fid":"fw-1"}}' does not contain an 'eid' claim with the executor ID e1, which is set in the call`, ""},
 		{"the token of a container no longer the executor's", "", "Bearer " + staleCID, msg("e1"), 403, "",
-			`Authenticated principal '{"claims":{"cid":"old-container","eid":"e1","fid":"fw-1"}}' does not contain a 'cid' claim with the correct active ContainerID`},
+			`Authenticated principal '{"claims":{"cid":"old-container","eid":"e1","fid":"fw-1"}}' does not contain a 'cid' claim with the correct active ContainerID`, ""},
 		{"an operator's basic credentials", "", basic, msg("e1"), 403, "",
-			"Authenticated principal 'ops' does not contain an 'fid' claim with the framework ID fw-1, which is set in the call"},
-		{"unknown executor: its 400 before the claims", "", "Bearer " + tok2, msg("nope"), 400, "", "Executor cannot be found"},
+			"Authenticated principal 'ops' does not contain an 'fid' claim with the framework ID fw-1, which is set in the call", ""},
+		{"unknown executor: its 400 before the claims", "", "Bearer " + tok2, msg("nope"), 400, "", "Executor cannot be found", ""},
 		{"heartbeat: not checked against claims", "", "Bearer " + tok2,
-			`{"type":"HEARTBEAT","framework_id":{"value":"fw-1"},"executor_id":{"value":"e1"}}`, 202, "", ""},
-		{"its own token", "", "Bearer " + tok1, msg("e1"), 202, "", ""},
+			`{"type":"HEARTBEAT","framework_id":{"value":"fw-1"},"executor_id":{"value":"e1"}}`, 202, "", "", ""},
+		{"its own token", "", "Bearer " + tok1, msg("e1"), 202, "", "", ""},
+		{"SUBSCRIBE with another executor's token", "", "Bearer " + tok2, subscribe, 403, "",
+			`Authenticated principal '{"claims":{"cid":"` + cid2 + `","eid":"e2","fid":"fw-1"}}' does not contain an 'eid' claim with the executor ID e1, which is set in the call`, ""},
+		{"SUBSCRIBE accepting neither media type: its 406 before the claims", "", "Bearer " + tok2, subscribe, 406, "",
+			"Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'", "text/plain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := map[string]string{"Content-Type": "application/json"}
 			if tc.auth != "" {
 				h["Authorization"] = tc.auth
+			}
+			if tc.accept != "" {
+				h["Accept"] = tc.accept
 			}
 			resp, body := doRaw(t, base, rawRequest{path: "/api/v1/executor", method: tc.method, headers: h, body: tc.body})
 			if resp.StatusCode != tc.code || body != tc.wantBody {
