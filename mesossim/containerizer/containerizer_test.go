@@ -436,6 +436,38 @@ func TestDebugContainerUserIsTheAgents(t *testing.T) {
 	}
 }
 
+// A DEBUG container under a nested container with a pid namespace of its own (the helper's later
+// stage runs its command) joins that namespace, the one its procfs shows: Mesos' container pid is the
+// command's process.
+func TestDebugContainerEntersANestedContainersPidNamespace(t *testing.T) {
+	requireRoot(t)
+	z := newTestContainerizer(t, fullIsolation)
+	rootfs := busyboxRootfs(t)
+	parent := &Container{ID: mesos.ContainerID{Value: "executor"}, Rootfs: rootfs, Command: shell("exec sleep 1000")}
+	if _, err := launch(t, z, parent); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), parent.Key) }()
+	child := &Container{ID: mesos.ContainerID{Value: "app", Parent: &parent.ID}, Parent: parent, Rootfs: rootfs,
+		Command: shell("echo started > $MESOS_SANDBOX/started; exec sleep 2000")}
+	cl, err := launch(t, z, child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), child.Key) }()
+	waitForFile(t, filepath.Join(cl.sandbox, "started"))
+	session := &Container{
+		ID:      mesos.ContainerID{Value: "exec", Parent: &child.ID},
+		Parent:  child,
+		Debug:   true,
+		Sandbox: t.TempDir(),
+		Command: shell(`test -e /proc/self/status && echo has-self; tr '\0' ' ' < /proc/1/cmdline`),
+	}
+	if got, want := mustRun(t, z, session), "has-self\nsleep 2000 "; got != want {
+		t.Errorf("session under a nested container: %q, want its procfs' /proc/self and the container's pid 1 %q", got, want)
+	}
+}
+
 // The agent refuses what Mesos' isolators refuse, with their texts, and cleans up what was prepared.
 func TestRefusedLaunches(t *testing.T) {
 	requireRoot(t)
