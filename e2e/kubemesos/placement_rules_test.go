@@ -105,6 +105,7 @@ func TestPlacementRequiredAntiAffinity(t *testing.T) {
 // binpacking alone would put every replica on one agent.
 func TestPlacementTopologySpreadOverRackAttribute(t *testing.T) {
 	e := newEnv(t, envOptions{Agents: 4, AgentTweak: twoRacks, FrameworkArgs: []string{"--placement-strategy=binpack"}})
+	e.waitSchedulableNodes(4)
 	spec := podSpec(sleeper)
 	spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
 		MaxSkew:           1,
@@ -135,6 +136,9 @@ func TestPlacementTopologySpreadOverRackAttribute(t *testing.T) {
 // room, the rest to the other rack, where spreading alone would have used all four agents evenly.
 func TestPlacementPreferredAffinity(t *testing.T) {
 	e := newEnv(t, envOptions{Agents: 4, AgentTweak: twoRacks})
+	// Every agent must be a candidate in the first cycle: a new Node carries the not-ready taint until
+	// the node controller sees it Ready.
+	e.waitSchedulableNodes(4)
 	spec := podSpec(sleeper)
 	// 1.5 cpus: two per agent (4 cpus, the executor's 0.1), four in the preferred rack.
 	spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("1500m")
@@ -154,8 +158,11 @@ func TestPlacementPreferredAffinity(t *testing.T) {
 	}
 	t.Logf("replicas per rack %v, per Node %v", perRack, perNode)
 
-	// Preferred pod affinity: a client prefers the Node of one of those replicas, and gets it.
-	target := pods[0]
+	// Preferred pod affinity: a client prefers the rack with the most of those replicas, and gets it.
+	most := "rack-0"
+	if perRack["rack-1"] > perRack["rack-0"] {
+		most = "rack-1"
+	}
 	client := podSpec(sleeper)
 	client.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{
 		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
@@ -168,11 +175,35 @@ func TestPlacementPreferredAffinity(t *testing.T) {
 	}}
 	e.createPod("client", client)
 	got := e.runningPod("client")
-	clientRack := e.nodeRack(got.Spec.NodeName)
-	if clientRack != "rack-1" {
-		t.Errorf("client on %s (%s), want rack-1 where 4 of the pods it prefers run (%s is on %s)",
-			got.Spec.NodeName, clientRack, target.Name, target.Spec.NodeName)
+	if clientRack := e.nodeRack(got.Spec.NodeName); clientRack != most {
+		t.Errorf("client on %s (%s), want %s where most of the pods it prefers run (%v)", got.Spec.NodeName, clientRack, most, perRack)
 	}
+}
+
+// waitSchedulableNodes waits until the env's n Nodes are Ready without a NoSchedule taint.
+func (e *env) waitSchedulableNodes(n int) {
+	e.t.Helper()
+	e.eventually(fmt.Sprintf("%d schedulable Nodes", n), time.Minute, func(ctx context.Context) (bool, error) {
+		nodes, err := e.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		ok := 0
+		for i := range nodes.Items {
+			nd := &nodes.Items[i]
+			if !strings.HasPrefix(nd.Name, e.prefix+"-") || nodeReadyStatus(nd) != corev1.ConditionTrue {
+				continue
+			}
+			tainted := false
+			for _, tt := range nd.Spec.Taints {
+				tainted = tainted || tt.Effect == corev1.TaintEffectNoSchedule
+			}
+			if !tainted {
+				ok++
+			}
+		}
+		return ok == n, fmt.Errorf("%d of %d Nodes Ready and untainted", ok, n)
+	})
 }
 
 func abs(x int) int {
