@@ -164,6 +164,18 @@ func TestRequiredPodAntiAffinity(t *testing.T) {
 			wantPlaced: map[string]int{"a1": 1},
 		},
 		{
+			name: "an existing pod's namespaceSelector sees the incoming pod's namespace labels",
+			// a1 is the emptier agent: only the rule sends the client to a2.
+			in: Input{Offers: []mesos.Offer{basic("o1", "a1", 16, 16384), basic("o2", "a2", 2, 2048)},
+				Namespaces: map[string]map[string]string{"web": {"tier": "front"}},
+				Pods:       []*corev1.Pod{pod("client", 0.1, 64, labelled("app", "client"), inNamespace("web"))},
+				Bound: []*corev1.Pod{pod("loner", 0.1, 64, boundTo("a1"), affinity(func(a *corev1.Affinity) {
+					a.PodAntiAffinity = &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+						LabelSelector: sel("app", "client"), TopologyKey: LabelHostname, NamespaceSelector: sel("tier", "front")}}}
+				}))}},
+			wantPlaced: map[string]int{"a2": 1},
+		},
+		{
 			name: "topology key on an agent attribute: one replica per rack",
 			in: Input{Offers: []mesos.Offer{rackOffer("o1", "a1", "r1", 8, 8192), rackOffer("o2", "a2", "r1", 8, 8192),
 				rackOffer("o3", "a3", "r2", 8, 8192)},
