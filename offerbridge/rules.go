@@ -230,6 +230,7 @@ func newCluster(in *Input, agents []*agent, byAgent map[string]*agent) *cluster 
 			pending[string(p.UID)] = true
 		}
 	}
+	plain := make([]clusterPod, 0, len(in.Bound)) // one allocation for the bound pods
 	for _, p := range in.Bound {
 		if p == nil || p.Spec.NodeName == "" || (p.UID != "" && pending[string(p.UID)]) {
 			continue
@@ -238,7 +239,8 @@ func newCluster(in *Input, agents []*agent, byAgent map[string]*agent) *cluster 
 		if t == nil {
 			continue
 		}
-		cp := &clusterPod{pod: p}
+		plain = append(plain, clusterPod{pod: p})
+		cp := &plain[len(plain)-1]
 		if p.Spec.Affinity != nil {
 			if parsed, err := newClusterPod(p); err == nil {
 				cp = parsed // the API server validates selectors: one that does not parse is no rule
