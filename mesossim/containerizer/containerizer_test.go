@@ -333,6 +333,33 @@ func TestContainerCapabilitiesAndNoNewPrivs(t *testing.T) {
 	}
 }
 
+// Empty effective and bounding sets (a pod container that drops ALL) leave a root container no
+// capability, in it and in a DEBUG session under it; an absent set is the agent's.
+func TestContainerWithNoCapabilities(t *testing.T) {
+	requireRoot(t)
+	z := newTestContainerizer(t, fullIsolation)
+	info := mesosInfo()
+	info.LinuxInfo = &mesos.LinuxInfo{EffectiveCapabilities: &mesos.CapabilityInfo{}, BoundingCapabilities: &mesos.CapabilityInfo{}}
+	const script = `grep -E '^Cap(Eff|Bnd)' /proc/self/status`
+	c := &Container{ID: mesos.ContainerID{Value: "no-caps"}, Rootfs: busyboxRootfs(t), Info: info,
+		Command: shell(script + "; echo started > $MESOS_SANDBOX/started; exec sleep 1000")}
+	l, err := launch(t, z, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), c.Key) }()
+	waitForFile(t, filepath.Join(l.sandbox, "started"))
+	none := "CapEff:\t0000000000000000\nCapBnd:\t0000000000000000\n"
+	if b, _ := os.ReadFile(filepath.Join(l.sandbox, "stdout")); string(b) != none {
+		t.Errorf("container without capabilities: %q, want %q", b, none)
+	}
+	session := &Container{ID: mesos.ContainerID{Value: "exec", Parent: &c.ID}, Parent: c, Debug: true, Sandbox: t.TempDir(),
+		Info: info, Command: shell(script)}
+	if got := mustRun(t, z, session); got != none {
+		t.Errorf("session without capabilities: %q, want %q", got, none)
+	}
+}
+
 // Two nested containers see the same SANDBOX_PATH PARENT volume (how a pod's emptyDir is shared).
 func TestNestedContainersShareParentSandboxPath(t *testing.T) {
 	requireRoot(t)

@@ -109,9 +109,9 @@ type LaunchInfo struct {
 	GID    *uint32  `json:"gid,omitempty"`
 	Groups []uint32 `json:"groups,omitempty"`
 	// EffectiveCapabilities and BoundingCapabilities are Mesos' CapabilityInfo names (e.g. "NET_ADMIN");
-	// nil leaves the helper's own.
-	EffectiveCapabilities []string `json:"effectiveCapabilities,omitempty"`
-	BoundingCapabilities  []string `json:"boundingCapabilities,omitempty"`
+	// nil leaves the helper's own, an empty set is none (so not omitempty: a container dropping ALL).
+	EffectiveCapabilities []string `json:"effectiveCapabilities"`
+	BoundingCapabilities  []string `json:"boundingCapabilities"`
 	NoNewPrivileges       bool     `json:"noNewPrivileges,omitempty"`
 	// Hostname is set in a new UTS namespace.
 	Hostname string `json:"hostname,omitempty"`
