@@ -207,6 +207,8 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 			serviceAccount: testFullname,
 			allowed: []access{
 				{verb: "list", resource: "pods"}, {verb: "watch", resource: "pods"},
+				// Namespaces' labels, for pod affinity's namespaceSelector.
+				{verb: "list", resource: "namespaces"}, {verb: "watch", resource: "namespaces"},
 				{verb: "get", resource: "pods", namespace: "team-a", name: "web-0"},
 				{verb: "update", resource: "pods", namespace: "team-a", name: "web-0"},
 				{verb: "patch", resource: "pods", namespace: "team-a", name: "web-0"},
@@ -244,7 +246,7 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 				{verb: "delete", resource: "events", namespace: "team-a", name: "e"},
 				{verb: "create", resource: "pods", subresource: "exec", namespace: "team-a", name: "web-0"},
 				{verb: "create", resource: "pods", subresource: "eviction", namespace: "team-a", name: "web-0"},
-				{verb: "list", resource: "namespaces"},
+				{verb: "update", resource: "namespaces", name: "team-a"},
 				{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings"},
 				{verb: "create", group: "apps", resource: "deployments", namespace: "team-a"},
 			},
