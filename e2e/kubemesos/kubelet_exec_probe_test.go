@@ -17,8 +17,9 @@ import (
 // environment, into the container's own root filesystem (/tmp of its busybox image), which the main
 // process waits for and copies into an emptyDir; the readiness probe reads that copy, so the pod turns
 // Ready only when both ran in the container. (They ran in a nested container on the agent host's
-// filesystem, where neither file exists.) A failing exec readiness probe's Unhealthy event carries the
-// command's output, as the kubelet's.
+// filesystem, where neither file exists.) kubectl exec starts in the container's workingDir with its
+// capabilities (none). A failing exec readiness probe's Unhealthy event carries the command's output,
+// as the kubelet's.
 func TestKubeletExecProbeAndHookRunInTheContainer(t *testing.T) {
 	e := newEnv(t, envOptions{Agents: 1})
 	ctx := context.Background()
@@ -29,6 +30,7 @@ func TestKubeletExecProbeAndHookRunInTheContainer(t *testing.T) {
 	c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
 		Command: []string{"sh", "-c", `echo "$MARK in $(pwd)" > /tmp/poststart`}}}}
 	c.WorkingDir = "/tmp"
+	c.SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
 	c.ReadinessProbe = &corev1.Probe{
 		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"grep", "-q", "written-by-the-hook in /tmp", "/shared/ready"}}},
 		PeriodSeconds: 1, TimeoutSeconds: 5,
@@ -71,6 +73,12 @@ func TestKubeletExecProbeAndHookRunInTheContainer(t *testing.T) {
 	stdout, stderr, code, err := e.kubectl(ctx, "exec", "exec-ready", "--", "cat", "/tmp/poststart", "/shared/ready")
 	if want := "written-by-the-hook in /tmp\nwritten-by-the-hook in /tmp\n"; err != nil || code != 0 || stdout != want {
 		t.Errorf("kubectl exec cat: exit %d, %v, %q (stderr %q), want %q", code, err, stdout, stderr, want)
+	}
+
+	// kubectl exec too starts in the container's workingDir with its (no) capabilities.
+	stdout, stderr, code, err = e.kubectl(ctx, "exec", "exec-ready", "--", "sh", "-c", "pwd; grep CapEff /proc/self/status")
+	if want := "/tmp\nCapEff:\t0000000000000000\n"; err != nil || code != 0 || stdout != want {
+		t.Errorf("kubectl exec pwd and CapEff: exit %d, %v, %q (stderr %q), want %q", code, err, stdout, stderr, want)
 	}
 
 	want := "Readiness probe failed: probing\ncat: can't open '/tmp/never': No such file or directory\n"
