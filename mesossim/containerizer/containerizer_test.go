@@ -358,6 +358,12 @@ func TestContainerWithNoCapabilities(t *testing.T) {
 	if got := mustRun(t, z, session); got != none {
 		t.Errorf("session without capabilities: %q, want %q", got, none)
 	}
+	// As a non-root user too (metrics-server's runAsUser with drop ALL).
+	asNobody := &Container{ID: mesos.ContainerID{Value: "no-caps-nobody"}, Rootfs: busyboxRootfs(t), Info: info, User: "nobody",
+		Command: shell(script)}
+	if got := mustRun(t, z, asNobody); got != none {
+		t.Errorf("nobody without capabilities: %q, want %q", got, none)
+	}
 }
 
 // Two nested containers see the same SANDBOX_PATH PARENT volume (how a pod's emptyDir is shared).
