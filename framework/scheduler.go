@@ -335,6 +335,11 @@ func (s *sched) HandleEvent(ctx context.Context, e *scheduler.Event) error {
 // handleMessage takes an executor's MESSAGE: the kubelet executor's host facts go to the agent's Node;
 // anything else is logged and dropped (a MESSAGE is not acknowledged, so there is nothing to refuse).
 func (s *sched) handleMessage(m *scheduler.Event_Message) {
+	if m == nil {
+		// A MESSAGE event without its message (FuzzSchedulerEvent's crasher): nothing to take.
+		s.log.Warn("Mesos MESSAGE event without a message: ignored")
+		return
+	}
 	log := s.log.WithFields(logrus.Fields{"agentID": m.AgentID.Value, "executorID": m.ExecutorID.Value, "bytes": len(m.Data)})
 	f, err := hostfacts.Decode(m.Data)
 	switch {
