@@ -357,6 +357,10 @@ func (s *sched) handleMessage(m *scheduler.Event_Message) {
 // handleSubscribed persists the FrameworkID before anything is launched and starts reconciliation.
 func (s *sched) handleSubscribed(ctx context.Context, sub *scheduler.Event_Subscribed) error {
 	id := sub.GetFrameworkID().GetValue()
+	if id == "" {
+		// Persisting it would lose the framework's identity (its tasks) at the next failover.
+		return errors.New("Mesos SUBSCRIBED event without a FrameworkID")
+	}
 	s.mu.Lock()
 	s.state.FrameworkID = id
 	st := s.snapshotState()
@@ -417,6 +421,10 @@ func (s *sched) handleOffers(offers []mesos.Offer) {
 }
 
 func (s *sched) handleFailure(ctx context.Context, f *scheduler.Event_Failure) {
+	if f == nil {
+		s.log.Warn("Mesos FAILURE event without its failure: ignored")
+		return
+	}
 	agentID := f.GetAgentID().GetValue()
 	if f.ExecutorID != nil {
 		// The executor exited: the next pod on that agent starts a new one with the current settings.
