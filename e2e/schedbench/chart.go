@@ -19,9 +19,15 @@ var chartSeries = []struct {
 	{"kubemesos Running/s", "#2ca02c", func(r Run) float64 { return r.Kubemesos.RunningPerSecond }},
 }
 
-// WriteSVG draws a grouped bar chart of the runs: per run (agents/pods, limits) the write limit,
+// WriteSVG draws a grouped bar chart of the completed runs (failed ones are left out): per run (agents/pods, limits) the write limit,
 // kube-scheduler's bind rate and kubemesos' bind and Running rates, with the values written on the bars.
 func WriteSVG(w io.Writer, r *Report) error {
+	var runs []Run
+	for _, run := range r.Runs {
+		if run.Error == "" {
+			runs = append(runs, run)
+		}
+	}
 	const (
 		left, top, bottom, right = 60, 40, 70, 20
 		plotH                    = 300
@@ -29,10 +35,10 @@ func WriteSVG(w io.Writer, r *Report) error {
 	)
 	n := len(chartSeries)
 	groupW := n*barW + gap
-	width := left + right + max(len(r.Runs), 1)*groupW
+	width := left + right + max(len(runs), 1)*groupW
 	height := top + plotH + bottom + 20*n
 	var maxV float64
-	for _, run := range r.Runs {
+	for _, run := range runs {
 		for _, s := range chartSeries {
 			maxV = math.Max(maxV, s.value(run))
 		}
@@ -49,7 +55,7 @@ func WriteSVG(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#ddd"/>`+"\n", left, y, width-right, y)
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%g</text>`+"\n", left-5, y+4, v)
 	}
-	for gi, run := range r.Runs {
+	for gi, run := range runs {
 		x0 := left + gi*groupW + gap/2
 		for si, s := range chartSeries {
 			v := s.value(run)

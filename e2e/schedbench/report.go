@@ -39,7 +39,9 @@ type Run struct {
 	// both, as scheduler_perf runs).
 	Limits string `json:"limits"`
 	// WriteLimit is the raw probe: Bindings per second one client with high limits gets accepted.
-	WriteLimit    Probe  `json:"write_limit"`
+	WriteLimit Probe `json:"write_limit"`
+	// Error says why the run did not complete (its systems' numbers are then partial or zero).
+	Error         string `json:"error,omitempty"`
 	KubeScheduler System `json:"kube_scheduler"`
 	Kubemesos     System `json:"kubemesos"`
 }
@@ -112,6 +114,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "agents/pods\tlimits\tcreate/s\twrite limit/s\tkube-scheduler binds/s\tkubemesos binds/s\tkubemesos Running/s (×ks)\tkubemesos create→Running p50/p90/p99\tfw CPU s / peak MB\texecutors CPU s / peak MB\tAPI writes/pod ks | km\tMesos calls/pod")
 	for _, run := range r.Runs {
+		if run.Error != "" {
+			fmt.Fprintf(tw, "%d/%d\t%s\tFAILED: %s\n", run.Agents, run.Pods, run.Limits, run.Error)
+			continue
+		}
 		ks, km := run.KubeScheduler, run.Kubemesos
 		ratio := "-"
 		if ks.BindsPerSecond > 0 {

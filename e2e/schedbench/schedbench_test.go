@@ -217,6 +217,7 @@ func sampleReport() *Report {
 				CreateToRunning: Percentiles{P50: 0.5, P90: 1, P99: 2}, MesosCallsPerPod: map[string]float64{"scheduler ACCEPT": 0.1, "scheduler ACKNOWLEDGE": 2}}},
 		{Agents: 100, Pods: 1000, Limits: "high", WriteLimit: Probe{PerSecond: 1500},
 			KubeScheduler: System{BindsPerSecond: 700}, Kubemesos: System{BindsPerSecond: 0, RunningPerSecond: 0}},
+		{Agents: 1000, Pods: 10000, Limits: "high", WriteLimit: Probe{PerSecond: 9999}, Error: "warm-up: 1 agents still have no executor"},
 	}}
 }
 
@@ -259,6 +260,9 @@ func TestWriteSVG(t *testing.T) {
 	if !strings.Contains(b.String(), "100 agents / 1000 pods") || !strings.Contains(b.String(), "high limits") {
 		t.Error("run labels missing")
 	}
+	if strings.Contains(b.String(), "1000 agents") || strings.Contains(b.String(), "9999") {
+		t.Error("the failed run is drawn (its 9999/s write limit would also set the axis)")
+	}
 	for v, want := range map[float64]float64{0: 1, 1500: 2000, 2000: 2000, 730: 1000, 41: 50, 12: 20} {
 		if got := niceCeil(v); got != want {
 			t.Errorf("niceCeil(%v) = %v, want %v", v, got, want)
@@ -273,7 +277,7 @@ func TestReportTableAndJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 3 {
+	if len(lines) != 4 || !strings.Contains(lines[3], "1000/10000") || !strings.Contains(lines[3], "FAILED: warm-up: 1 agents") {
 		t.Fatalf("table:\n%s", b.String())
 	}
 	for _, want := range []string{"100/1000", "default", "1500", "300.0", "150.0", "120.0 (0.40×)", "0.50/1.00/2.00 s", "2.10"} {

@@ -120,11 +120,15 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of each measurement")
 	fs.StringVar(&o.note, "note", "", "what else ran on the machine (recorded in the report)")
 	fs.StringVar(&o.executors, "executors", executorsAuto, "how agents run their executors: process (the kubemesos binary, fetched from the framework, one process per agent), in-process (executor.Run in a simulator child process), auto (process up to 200 agents)")
+	render := fs.String("render", "", "only re-render chart.svg and table.txt of this report.json (into its directory)")
 	fs.BoolVar(&o.keepState, "keep-state", false, "keep the agents' sandboxes and the control plane's data (logs are always kept)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var err error
+	if *render != "" {
+		return renderReport(*render, stdout)
+	}
 	if o.sizes, err = parseSizes(*sizes); err != nil {
 		return err
 	}
@@ -213,11 +217,13 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 			r.Kubemesos = km
 			if err != nil {
 				runErr = fmt.Errorf("kubemesos %dx%d %s: %w", sz.agents, sz.pods, l, err)
+				r.Error = runErr.Error()
 				report.Runs = append(report.Runs, r)
 				break
 			}
 			if r.KubeScheduler, err = b.kubeScheduler(ctx, sz, l, alloc); err != nil {
 				runErr = fmt.Errorf("kube-scheduler %dx%d %s: %w", sz.agents, sz.pods, l, err)
+				r.Error = runErr.Error()
 				report.Runs = append(report.Runs, r)
 				break
 			}
@@ -246,7 +252,24 @@ func (b *bench) write(report *schedbench.Report, load *loadSampler) error {
 	if err := report.WriteJSON(filepath.Join(b.o.out, "report.json")); err != nil {
 		return err
 	}
-	svg, err := os.Create(filepath.Join(b.o.out, "chart.svg"))
+	return writeViews(report, b.o.out)
+}
+
+// renderReport rewrites the chart and table of a saved report.
+func renderReport(path string, stdout io.Writer) error {
+	report, err := schedbench.ReadJSON(path)
+	if err != nil {
+		return err
+	}
+	if err := writeViews(report, filepath.Dir(path)); err != nil {
+		return err
+	}
+	return report.WriteTable(stdout)
+}
+
+// writeViews writes chart.svg and table.txt of report into dir.
+func writeViews(report *schedbench.Report, dir string) error {
+	svg, err := os.Create(filepath.Join(dir, "chart.svg"))
 	if err != nil {
 		return err
 	}
@@ -257,7 +280,7 @@ func (b *bench) write(report *schedbench.Report, load *loadSampler) error {
 	if err := svg.Close(); err != nil {
 		return err
 	}
-	table, err := os.Create(filepath.Join(b.o.out, "table.txt"))
+	table, err := os.Create(filepath.Join(dir, "table.txt"))
 	if err != nil {
 		return err
 	}
