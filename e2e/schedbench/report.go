@@ -84,6 +84,9 @@ type System struct {
 	ExecutorsInProcess bool  `json:"executors_in_process,omitempty"`
 	Executors          Usage `json:"executors"`
 	MaxExecutorPeakMB  int64 `json:"max_executor_peak_rss_mb,omitempty"`
+	// AgentsWithoutExecutor counts the agents the warm-up could not start an executor on in 10
+	// minutes (kubemesos placed none of its pods there); pods placed there start one while measured.
+	AgentsWithoutExecutor int `json:"agents_without_executor,omitempty"`
 	// Seconds is how long the measurement took (first create to the last pod counted or the deadline).
 	Seconds float64 `json:"seconds"`
 }

@@ -444,7 +444,8 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 	log.WithField("allocatable", alloc).Info("Nodes Ready")
 	defer b.deleteNodes(context.Background(), prefix+"-agent-")
 
-	if err := b.warmUp(ctx, sim, warmNS); err != nil {
+	var cold int
+	if err := b.warmUp(ctx, sim, warmNS, &cold); err != nil {
 		return nil, sys, err
 	}
 	log.Info("every agent runs its executor; measuring")
@@ -468,6 +469,7 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 		return alloc, sys, err
 	}
 	sys.Scheduler = schedbench.Usage{CPUSeconds: fwAfter.CPUSeconds - fwBefore.CPUSeconds, RSSBytes: fwAfter.RSSBytes, PeakRSSBytes: fwAfter.PeakRSSBytes, Processes: 1}
+	sys.AgentsWithoutExecutor = cold
 	for pid, u := range exAfter {
 		u.CPUSeconds -= exBefore[pid].CPUSeconds
 		sys.Executors = sys.Executors.Add(u)
@@ -508,7 +510,7 @@ func (b *bench) executorPIDs(framework int) []int {
 }
 
 // warmUp creates pods until every agent runs its executor, then deletes them.
-func (b *bench) warmUp(ctx context.Context, sim agents, ns string) error {
+func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) error {
 	started := time.Now()
 	batch := 0
 	for {
@@ -520,7 +522,10 @@ func (b *bench) warmUp(ctx context.Context, sim agents, ns string) error {
 			break
 		}
 		if time.Since(started) > 10*time.Minute {
-			return fmt.Errorf("warm-up: %d agents still have no executor", missing)
+			// kubemesos may never place onto some agent (1 of 1,000 once): measure anyway, and say so.
+			b.log.WithField("agents", missing).Warn("warm-up: after 10 minutes some agents still run no executor; measuring without them warm")
+			*cold = missing
+			break
 		}
 		batch++
 		if _, err := b.createPods(ctx, ns, fmt.Sprintf("warm%d", batch), "kubemesos", 2*missing, nil); err != nil {
@@ -655,13 +660,13 @@ func (b *bench) fakeNodes(ctx context.Context, prefix string, n int, alloc corev
 				}
 				// The node lifecycle controller would lift the not-ready taint the API server put on the
 				// new Node, at its client's 20 QPS: minutes for thousands of Nodes. Setup, not measured.
-				for err == nil {
+				for attempt := 0; err == nil; attempt++ {
 					if node, err = client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil || len(node.Spec.Taints) == 0 {
 						break
 					}
 					node.Spec.Taints = nil
-					if _, err = client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
-						break
+					if _, err = client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); apierrors.IsConflict(err) && attempt < 10 {
+						err = nil // someone else changed it: read it again
 					}
 				}
 				if err != nil {
