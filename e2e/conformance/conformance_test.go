@@ -131,7 +131,8 @@ func TestMissingImages(t *testing.T) {
 // testdata/report.json has the fields and enum texts of a ginkgo v2.32 JSON report (as
 // types.Report and types.SpecReport marshal; testdata/dry-run.json is a real one, cut down): a passed,
 // a failed, a timed-out spec, one skipped by the skip list, one the spec skipped itself (e2eskipper),
-// one not reached after an interrupt, a spec outside the selection, and a suite node that failed.
+// one not reached after an interrupt, one the interrupt stopped, a spec outside the selection, and a
+// suite node that failed.
 func TestResults(t *testing.T) {
 	reports, err := ReadReport(filepath.Join("testdata", "report.json"))
 	if err != nil {
@@ -145,6 +146,7 @@ func TestResults(t *testing.T) {
 		"[sig-node] Kubelet when scheduling a read only busybox container should not write to root filesystem [LinuxOnly] [NodeConformance]",
 		"[sig-node] Pods should be submitted and removed [NodeConformance] [Conformance]",
 		"[sig-node] Not in the report [NodeConformance]",
+		"[sig-node] Pods should be updated [Conformance] [NodeConformance]",
 	}
 	skip := SkipList{{Spec: selected[3], Reason: "the executor passes no sysctls"}}
 	results, sum := Results(selected, skip, reports)
@@ -154,7 +156,7 @@ func TestResults(t *testing.T) {
 	}
 	want := map[string]string{
 		selected[0]: Passed, selected[1]: Failed, selected[2]: Failed, selected[3]: Skipped,
-		selected[4]: Skipped, selected[5]: NotRun, selected[6]: NotRun,
+		selected[4]: Skipped, selected[5]: NotRun, selected[6]: NotRun, selected[7]: NotRun,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
@@ -174,7 +176,10 @@ func TestResults(t *testing.T) {
 	if results[0].Duration != 1500*time.Millisecond {
 		t.Errorf("duration %s", results[0].Duration)
 	}
-	wantSum := Summary{Specs: 7, Passed: 1, Failed: 2, Skipped: 2, SkipListed: 1, NotRun: 2}
+	if !strings.HasPrefix(results[7].Detail, "interrupted: Interrupted by User") {
+		t.Errorf("interrupted detail %q", results[7].Detail)
+	}
+	wantSum := Summary{Specs: 8, Passed: 1, Failed: 2, Skipped: 2, SkipListed: 1, NotRun: 3}
 	if len(sum.SuiteFailures) != 2 || sum.SuiteFailures[0] != "Interrupted by User" || !strings.Contains(sum.SuiteFailures[1], "SynchronizedAfterSuite failed: cleanup failed") {
 		t.Errorf("suite failures %q", sum.SuiteFailures)
 	}
@@ -183,11 +188,11 @@ func TestResults(t *testing.T) {
 		t.Errorf("summary (-want +got):\n%s", diff)
 	}
 	line := wantSum.Line("x")
-	if line != "x: 7 specs: 1 passed, 2 failed, 2 skipped (1 on the skip list, 1 by the spec), 2 not run" {
+	if line != "x: 8 specs: 1 passed, 2 failed, 2 skipped (1 on the skip list, 1 by the spec), 3 not run" {
 		t.Errorf("line %q", line)
 	}
-	if n := Matching(reports, regexp.MustCompile(Focus)); n != 6 {
-		t.Errorf("Matching = %d, want the report's 6 [NodeConformance] specs", n)
+	if n := Matching(reports, regexp.MustCompile(Focus)); n != 7 {
+		t.Errorf("Matching = %d, want the report's 7 [NodeConformance] specs", n)
 	}
 
 	var buf bytes.Buffer
@@ -199,7 +204,7 @@ func TestResults(t *testing.T) {
 	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, buf.String())
 	}
-	if doc.Tests != 7 || doc.Failures != 2 || doc.Errors != 2 || doc.Skipped != 2 || doc.Time != 90 || len(doc.Suites[0].Cases) != 7 {
+	if doc.Tests != 8 || doc.Failures != 2 || doc.Errors != 3 || doc.Skipped != 2 || doc.Time != 90 || len(doc.Suites[0].Cases) != 8 {
 		t.Errorf("junit totals %+v", doc)
 	}
 	c := doc.Suites[0].Cases

@@ -142,6 +142,9 @@ func Results(selected []string, skip SkipList, reports []Report) ([]Result, Summ
 			res.Outcome, res.Detail = NotRun, "not in the run's report"
 		case s.State == "passed":
 			res.Outcome = Passed
+		case s.State == "interrupted":
+			// Stopped by Ctrl-C (or the suite's timeout): it did not get to pass or fail.
+			res.Outcome, res.Detail = NotRun, "interrupted: "+failureText(s)
 		case isFailure(s.State):
 			res.Outcome, res.Detail = Failed, failureText(s)
 			if s.State != "failed" {

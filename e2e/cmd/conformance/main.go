@@ -230,9 +230,15 @@ func run(ctx context.Context, cfg config) (int, error) {
 	cmd.Env = suiteEnv
 	cmd.Stdout = io.MultiWriter(os.Stdout, e2eLog)
 	cmd.Stderr = cmd.Stdout
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // ginkgo then cleans up and reports
-	cmd.WaitDelay = 2 * time.Minute
-	runErr := cmd.Run()
+	// Ctrl-C reaches ginkgo and its spec processes as one interrupt, as in a terminal's foreground
+	// group (the CLI alone does not stop the specs): they clean up and report, then exit.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	cmd.WaitDelay = 5 * time.Minute
+	runErr := deathsig.Start(cmd)
+	if runErr == nil {
+		runErr = cmd.Wait()
+	}
 	wall := time.Since(suiteStart)
 
 	reports, err = conformance.ReadReport(filepath.Join(ginkgoOut, "report.json"))
