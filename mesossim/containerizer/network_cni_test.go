@@ -365,7 +365,7 @@ func TestCNIPortMapping(t *testing.T) {
 	}
 	nw := newCNINet(t, 73, 24, true)
 	z := newCNIContainerizer(t, nw, "")
-	rulesBefore := portmapRules(t)
+	rulesBefore := portmapRules(t, nw)
 	info := withNetworks(nw.name)
 	hostPort := uint32(30000 + os.Getpid()%20000)
 	info.NetworkInfos[0].PortMappings = []mesos.NetworkInfo_PortMapping{{HostPort: hostPort, ContainerPort: 8080, Protocol: proto("TCP")}}
@@ -373,7 +373,7 @@ func TestCNIPortMapping(t *testing.T) {
 	if _, err := launch(t, z, c); err != nil {
 		t.Fatal(err)
 	}
-	if n := portmapRules(t); n <= rulesBefore {
+	if n := portmapRules(t, nw); n <= rulesBefore {
 		t.Errorf("%d portmap rules with the container, %d before", n, rulesBefore)
 	}
 	// Any local address of the host: the bridge's.
@@ -387,13 +387,13 @@ func TestCNIPortMapping(t *testing.T) {
 	if err := z.Destroy(context.Background(), c.Key); err != nil {
 		t.Fatal(err)
 	}
-	if n := portmapRules(t); n != rulesBefore {
+	if n := portmapRules(t, nw); n != rulesBefore {
 		t.Errorf("%d portmap rules after the container, %d before", n, rulesBefore)
 	}
 }
 
-// portmapRules counts the rules of portmap's nftables table (cni_hostport).
-func portmapRules(t testing.TB) int {
+// portmapRules counts the rules of portmap's nftables table (cni_hostport) for nw's containers.
+func portmapRules(t testing.TB, nw *cniNet) int {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
 		return 0
@@ -402,7 +402,15 @@ func portmapRules(t testing.TB) int {
 	if err != nil {
 		return 0 // no table yet
 	}
-	return strings.Count(string(out), "# handle") - strings.Count(string(out), "chain ") - strings.Count(string(out), "table ")
+	// The rules that lead to this network's containers (their DNAT names the container's address).
+	prefix := nw.subnet[:strings.LastIndex(nw.subnet, ".")+1] // "10.244.<n>."
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "# handle") && strings.Contains(line, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 // nsHandles lists the network namespace handles mounted in pid's mount namespace.
@@ -429,16 +437,20 @@ type hostNetState struct {
 
 func snapshotHostNet(t testing.TB, nw *cniNet) hostNetState {
 	t.Helper()
+	// Only this process's containers and this network's objects: other packages' tests run beside
+	// this one (go test runs packages in parallel) and create their own on the same host.
+	mine := fmt.Sprintf("-%d-", os.Getpid())
 	var s hostNetState
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mi), "\n") {
-		if strings.Contains(line, " - nsfs ") && strings.Contains(line, "/mesos/"+cniDir+"/") {
+		if strings.Contains(line, " - nsfs ") && strings.Contains(line, "/mesos/"+cniDir+"/") && strings.Contains(line, mine) {
 			s.nsMounts++
 		}
 	}
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
-		if strings.HasPrefix(i.Name, "veth") {
+		master, _ := os.Readlink(filepath.Join("/sys/class/net", i.Name, "master"))
+		if strings.HasPrefix(i.Name, "veth") && filepath.Base(master) == nw.bridge {
 			s.veths++
 		}
 	}
@@ -448,9 +460,13 @@ func snapshotHostNet(t testing.TB, nw *cniNet) hostNetState {
 			s.ipam++
 		}
 	}
-	s.rules = portmapRules(t)
+	s.rules = portmapRules(t, nw)
 	dirs, _ := os.ReadDir(filepath.Join(DefaultRuntimeDir, cniDir))
-	s.cniDirs = len(dirs)
+	for _, d := range dirs {
+		if strings.Contains(d.Name(), mine) {
+			s.cniDirs++
+		}
+	}
 	return s
 }
 
