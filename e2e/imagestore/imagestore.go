@@ -65,9 +65,10 @@ var Images = []struct {
 }{
 	{[]string{"registry.k8s.io/e2e-test-images/busybox:1.37.0-2", "busybox", "busybox:latest", "busybox:1.37.0-2"},
 		v1.Config{Env: []string{PATH}, Cmd: []string{"sh"}}},
-	// agnhost:2.55 is test/utils/image's AgnhostPrev, the first image of the Pods lifecycle
-	// conformance spec, which then updates the pod to 2.66.1: only the release's agnhost is built
-	// here, so the previous tag names the same image (the spec needs a second runnable name).
+	// agnhost:2.55 is test/utils/image's AgnhostPrev, the first image of [Conformance] specs outside
+	// the node selection (Pods lifecycle, Deployment rollover, kubectl), which then move to 2.66.1:
+	// only the release's agnhost is built here, so the previous tag names the same image (the specs
+	// need a second runnable name).
 	{[]string{"registry.k8s.io/e2e-test-images/agnhost:2.66.1", "agnhost", "agnhost:latest", "agnhost:2.66.1",
 		"registry.k8s.io/e2e-test-images/agnhost:2.55"},
 		v1.Config{Env: []string{PATH}, Entrypoint: []string{"/agnhost"}, Cmd: []string{"pause"}}},
