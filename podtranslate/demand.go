@@ -34,8 +34,13 @@ type Demand struct {
 
 // MinCPUs is the cpu share given to a pod that asks for none (a BestEffort pod with no overhead):
 // Mesos refuses a task without resources ("Task uses no resources"), and 0.01 is Mesos' own
-// MIN_CPUS. Memory gets no floor.
+// MIN_CPUS.
 const MinCPUs = 0.01
+
+// MinMemMB is the memory given to a pod that asks for none: Mesos refuses a memory limit without a
+// memory request, and a pod without requests needs the unlimited one (see TaskLimits), else its
+// containers would be held to its executor container's own memory.
+const MinMemMB = 1
 
 const mib = 1 << 20
 
@@ -47,7 +52,7 @@ const mib = 1 << 20
 //   - spec.overhead is added, then o.
 //
 // CPU is in cores with millicore precision, memory (memory) and disk (ephemeral-storage) in MiB rounded
-// up, GPUs (nvidia.com/gpu) whole. A pod asking for no cpu at all gets MinCPUs. Host ports are the
+// up, GPUs (nvidia.com/gpu) whole. A pod asking for no cpu at all gets MinCPUs, no memory MinMemMB. Host ports are the
 // containers' hostPorts; for a pod on its agent's network (hostNetwork, or every pod in host mode) a
 // containerPort without hostPort is a host port too, init containers' included: they listen on the
 // agent's port while they run, and a port taken by another pod of the agent would make them fail,
@@ -74,6 +79,9 @@ func PodDemand(pod *corev1.Pod, o Options) (Demand, error) {
 	}
 	if d.CPUs == 0 {
 		d.CPUs = MinCPUs
+	}
+	if d.MemMB == 0 {
+		d.MemMB = MinMemMB
 	}
 	return d, nil
 }

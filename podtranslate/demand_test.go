@@ -50,9 +50,9 @@ func TestPodDemand(t *testing.T) {
 		want     Demand
 	}{
 		{
-			name: "best effort gets MinCPUs and nothing else",
+			name: "best effort gets MinCPUs and MinMemMB",
 			pod:  testPod(),
-			want: Demand{CPUs: MinCPUs},
+			want: Demand{CPUs: MinCPUs, MemMB: MinMemMB},
 		},
 		{
 			name:     "best effort with overhead uses the overhead",
@@ -78,7 +78,7 @@ func TestPodDemand(t *testing.T) {
 		{
 			name: "sub-millicore cpu rounds up to a millicore",
 			pod:  testPod(containers(ctr("a", rl("cpu", "100u"), nil))),
-			want: Demand{CPUs: 0.001},
+			want: Demand{CPUs: 0.001, MemMB: MinMemMB},
 		},
 		{
 			name: "limits where only limits are set, per resource",
@@ -141,7 +141,7 @@ func TestPodDemand(t *testing.T) {
 					corev1.ContainerPort{ContainerPort: 9090, HostPort: 9090, Protocol: corev1.ProtocolTCP},
 				),
 			)),
-			want: Demand{CPUs: MinCPUs, HostPorts: []HostPort{
+			want: Demand{CPUs: MinCPUs, MemMB: MinMemMB, HostPorts: []HostPort{
 				{Port: 8080, Protocol: corev1.ProtocolTCP},
 				{Port: 9090, Protocol: corev1.ProtocolTCP},
 				{Port: 9090, Protocol: corev1.ProtocolUDP},
@@ -151,7 +151,7 @@ func TestPodDemand(t *testing.T) {
 			name:    "pod network: a hostPort may differ from its containerPort (a port mapping)",
 			network: "kubemesos",
 			pod:     testPod(containers(ctr("a", nil, nil, corev1.ContainerPort{ContainerPort: 8080, HostPort: 80}))),
-			want:    Demand{CPUs: MinCPUs, HostPorts: []HostPort{{Port: 80, Protocol: corev1.ProtocolTCP}}},
+			want:    Demand{CPUs: MinCPUs, MemMB: MinMemMB, HostPorts: []HostPort{{Port: 80, Protocol: corev1.ProtocolTCP}}},
 		},
 		{
 			name: "host mode: every containerPort is a host port, deduplicated, init containers included",
@@ -167,7 +167,7 @@ func TestPodDemand(t *testing.T) {
 					p.Spec.InitContainers = []corev1.Container{ctr("i", nil, nil, corev1.ContainerPort{ContainerPort: 7000})}
 				},
 			),
-			want: Demand{CPUs: MinCPUs, HostPorts: []HostPort{
+			want: Demand{CPUs: MinCPUs, MemMB: MinMemMB, HostPorts: []HostPort{
 				{Port: 7000, Protocol: corev1.ProtocolTCP},
 				{Port: 8080, Protocol: corev1.ProtocolTCP},
 				{Port: 9090, Protocol: corev1.ProtocolUDP},
@@ -183,7 +183,7 @@ func TestPodDemand(t *testing.T) {
 					p.Spec.InitContainers = []corev1.Container{ctr("i", nil, nil, corev1.ContainerPort{ContainerPort: 10000})}
 				},
 			),
-			want: Demand{CPUs: MinCPUs, HostPorts: []HostPort{{Port: 53, Protocol: corev1.ProtocolUDP}, {Port: 10000, Protocol: corev1.ProtocolTCP}}},
+			want: Demand{CPUs: MinCPUs, MemMB: MinMemMB, HostPorts: []HostPort{{Port: 53, Protocol: corev1.ProtocolUDP}, {Port: 10000, Protocol: corev1.ProtocolTCP}}},
 		},
 	}
 	for _, tc := range tests {

@@ -179,8 +179,8 @@ func (o Options) SandboxExecutorInfo(pod *corev1.Pod, kubelet mesos.ExecutorInfo
 
 // SandboxTaskInfo builds the pod's sandbox task on its sandbox executor: TaskID sandbox-<uid>, name
 // "<ns>/<name> sandbox", labels namespace, name, uid and role=sandbox, and res: the pod's own resources
-// (its demand, host ports included), carved by the placement code. It has no data and no kill policy:
-// the sandbox ends as soon as it is killed.
+// (its demand, host ports included), carved by the placement code, with the pod's TaskLimits. It has no
+// data and no kill policy: the sandbox ends as soon as it is killed.
 func (o Options) SandboxTaskInfo(pod *corev1.Pod, agentID mesos.AgentID, sandbox mesos.ExecutorInfo, res mesos.Resources) (mesos.TaskInfo, error) {
 	if err := checkPod(pod); err != nil {
 		return mesos.TaskInfo{}, err
@@ -200,6 +200,7 @@ func (o Options) SandboxTaskInfo(pod *corev1.Pod, agentID mesos.AgentID, sandbox
 		TaskID:    SandboxTaskID(pod),
 		AgentID:   mesos.AgentID{Value: agentID.Value},
 		Resources: res.Clone(),
+		Limits:    o.TaskLimits(pod, res),
 		Executor:  proto.Clone(&sandbox).(*mesos.ExecutorInfo),
 		Labels: &mesos.Labels{Labels: []mesos.Label{
 			label(LabelNamespace, ref.Namespace),

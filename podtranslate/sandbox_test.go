@@ -1,6 +1,7 @@
 package podtranslate
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -169,7 +170,9 @@ func TestSandboxTaskInfo(t *testing.T) {
 		TaskID:    mesos.TaskID{Value: "sandbox-11111111-2222-3333-4444-555555555555"},
 		AgentID:   mesos.AgentID{Value: "S1"},
 		Resources: res,
-		Executor:  &sandbox,
+		// The pod's container declares no limits: none on the pod's cgroup.
+		Limits:   map[string]mesos.Value_Scalar{"cpus": {Value: math.Inf(1)}, "mem": {Value: math.Inf(1)}},
+		Executor: &sandbox,
 		Labels: &mesos.Labels{Labels: []mesos.Label{
 			{Key: LabelNamespace, Value: strp("ns")},
 			{Key: LabelName, Value: strp("web-1")},

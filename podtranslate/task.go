@@ -133,14 +133,18 @@ func (o Options) TaskInfo(pod *corev1.Pod, agentID mesos.AgentID, executor mesos
 		label(LabelName, ref.Name),
 		label(LabelUID, string(ref.UID)),
 	}
+	var limits map[string]mesos.Value_Scalar
 	if network := o.NetworkOf(pod); network != "" {
 		labels = append(labels, label(LabelPodNetwork, network), label(LabelSandboxExecutor, SandboxExecutorID(pod.UID).Value))
+	} else {
+		limits = o.TaskLimits(pod, res) // on a sandbox, the sandbox task carries them
 	}
 	return mesos.TaskInfo{
 		Name:       ref.String(),
 		TaskID:     TaskID(pod),
 		AgentID:    mesos.AgentID{Value: agentID.Value},
 		Resources:  res.Clone(),
+		Limits:     limits,
 		Executor:   exec,
 		KillPolicy: KillPolicy(gracePeriod(pod.Spec.TerminationGracePeriodSeconds)),
 		Data:       data,

@@ -70,10 +70,12 @@ func TestTaskInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := mesos.TaskInfo{
-		Name:       "ns/web-1",
-		TaskID:     mesos.TaskID{Value: "pod-11111111-2222-3333-4444-555555555555"},
-		AgentID:    mesos.AgentID{Value: "agent-S1"},
-		Resources:  Resources(Demand{CPUs: 1}, "kubemesos"),
+		Name:      "ns/web-1",
+		TaskID:    mesos.TaskID{Value: "pod-11111111-2222-3333-4444-555555555555"},
+		AgentID:   mesos.AgentID{Value: "agent-S1"},
+		Resources: Resources(Demand{CPUs: 1}, "kubemesos"),
+		// Its container requests 1 cpu and sets no limit: no limit on the pod (Mesos' +Inf).
+		Limits:     map[string]mesos.Value_Scalar{"cpus": {Value: math.Inf(1)}},
 		Executor:   func() *mesos.ExecutorInfo { e := execInfo(); return &e }(),
 		KillPolicy: &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(45 * time.Second)}},
 		Data:       data,
