@@ -1,21 +1,11 @@
 package imagebuild
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kubemesos/kubemesos/internal/buildcache"
 )
 
 // CoreDNS' module and the release built, with its go.sum hash (h1:), part of the cache key. v1.14.7
@@ -57,135 +47,31 @@ type CoreDNSOptions struct {
 	Log io.Writer
 }
 
+// coreDNSRelease is how EnsureCoreDNS builds it.
+func coreDNSRelease() goRelease {
+	return goRelease{name: "coredns", module: CoreDNSModule, version: CoreDNSVersion, sum: CoreDNSModuleSum,
+		args: CoreDNSBuildArgs(), env: CoreDNSBuildEnv()}
+}
+
 // CoreDNSCacheKey changes when the release, the Go toolchain, the platform or the build arguments
 // change, and only then.
 func CoreDNSCacheKey(goVersion, goos, goarch string) string {
-	h := sha256.New()
-	for _, part := range []struct{ label, value string }{
-		{"module", CoreDNSModule + "@" + CoreDNSVersion + " " + CoreDNSModuleSum},
-		{"go", goVersion},
-		{"platform", goos + "/" + goarch},
-		{"args", strings.Join(CoreDNSBuildArgs(), "\x00")},
-		{"env", strings.Join(CoreDNSBuildEnv(), "\x00")},
-	} {
-		// Length-prefixed so that no two different inputs hash the same.
-		fmt.Fprintf(h, "%s %d\n%s", part.label, len(part.value), part.value)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return coreDNSRelease().cacheKey(goVersion, goos, goarch)
 }
 
 // EnsureCoreDNS returns the cached coredns binary (<cache>/coredns-<version>-<key>/bin/coredns),
 // building it first when it is missing. Concurrent callers are serialized by a lock file, so only one
 // builds.
 func EnsureCoreDNS(ctx context.Context, o CoreDNSOptions) (CoreDNS, error) {
-	if o.Log == nil {
-		o.Log = os.Stderr
-	}
-	if o.Go == "" {
-		o.Go = "go"
-	}
-	root, err := buildcache.Root(o.CacheDir)
+	path, took, err := coreDNSRelease().ensure(ctx, o.CacheDir, o.Go, o.Log)
 	if err != nil {
 		return CoreDNS{}, err
 	}
-	env, err := goEnv(ctx, o.Go, "GOVERSION", "GOOS", "GOARCH")
+	sum, err := fileSHA256(path)
 	if err != nil {
 		return CoreDNS{}, err
 	}
-	base := filepath.Join(root, "coredns-"+CoreDNSVersion+"-"+CoreDNSCacheKey(env[0], env[1], env[2]))
-	bin := filepath.Join(base, "bin")
-	if buildcache.Executables(filepath.Join(bin, "coredns")) {
-		return corednsAt(filepath.Join(bin, "coredns"), 0)
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return CoreDNS{}, fmt.Errorf("creating cache dir: %w", err)
-	}
-	unlock, err := buildcache.Lock(ctx, base+".lock", "coredns", o.Log)
-	if err != nil {
-		return CoreDNS{}, err
-	}
-	defer unlock()
-	if buildcache.Executables(filepath.Join(bin, "coredns")) { // built by whoever held the lock
-		return corednsAt(filepath.Join(bin, "coredns"), 0)
-	}
-	took, err := buildCoreDNS(ctx, o, base, bin)
-	if err != nil {
-		return CoreDNS{}, err
-	}
-	return corednsAt(filepath.Join(bin, "coredns"), took)
-}
-
-// buildCoreDNS runs `go install` into a temporary directory next to bin and renames it into place,
-// so an interrupted build never leaves a partial binary where EnsureCoreDNS looks.
-func buildCoreDNS(ctx context.Context, o CoreDNSOptions, base, bin string) (time.Duration, error) {
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return 0, fmt.Errorf("creating %s: %w", base, err)
-	}
-	if stale, err := filepath.Glob(filepath.Join(base, "bin-building-*")); err == nil {
-		for _, d := range stale {
-			_ = os.RemoveAll(d)
-		}
-	}
-	tmp, err := os.MkdirTemp(base, "bin-building-")
-	if err != nil {
-		return 0, fmt.Errorf("creating build dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp's 0700
-		return 0, err
-	}
-	fmt.Fprintf(o.Log, "coredns: building %s@%s into %s (a few minutes the first time)\n", CoreDNSModule, CoreDNSVersion, bin)
-	args := append(CoreDNSBuildArgs(), CoreDNSModule+"@"+CoreDNSVersion)
-	cmd := exec.CommandContext(ctx, o.Go, args...)
-	cmd.Dir = os.TempDir() // `go install pkg@version` ignores any go.mod; keep it from looking
-	cmd.Env = append(append(os.Environ(), CoreDNSBuildEnv()...), "GOBIN="+tmp)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out.String())
-	}
-	took := time.Since(start)
-	if !buildcache.Executables(filepath.Join(tmp, "coredns")) {
-		return 0, fmt.Errorf("go install finished but coredns is missing in %s", tmp)
-	}
-	if err := os.RemoveAll(bin); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return 0, fmt.Errorf("moving coredns into place: %w", err)
-	}
-	fmt.Fprintf(o.Log, "coredns: built in %s\n", took.Round(time.Second))
-	return took, nil
-}
-
-func corednsAt(path string, took time.Duration) (CoreDNS, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return CoreDNS{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return CoreDNS{}, err
-	}
-	return CoreDNS{Path: path, Version: CoreDNSVersion, SHA256: hex.EncodeToString(h.Sum(nil)), BuildTime: took}, nil
-}
-
-func goEnv(ctx context.Context, goCmd string, names ...string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, goCmd, append([]string{"env"}, names...)...)
-	cmd.Dir = os.TempDir() // outside any module: the values must not depend on the caller's go.mod
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("go env %s: %w: %s", strings.Join(names, " "), err, stderr.String())
-	}
-	vals := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
-	if len(vals) != len(names) {
-		return nil, fmt.Errorf("go env %s: got %d values, want %d", strings.Join(names, " "), len(vals), len(names))
-	}
-	return vals, nil
+	return CoreDNS{Path: path, Version: CoreDNSVersion, SHA256: sum, BuildTime: took}, nil
 }
 
 // CoreDNSPasswd and CoreDNSGroup are the users and groups of upstream's base image

@@ -1,21 +1,11 @@
 package imagebuild
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kubemesos/kubemesos/internal/buildcache"
 )
 
 // metrics-server's module and the release built, with its go.sum hash (h1:), part of the cache key.
@@ -60,120 +50,31 @@ type MetricsServerOptions struct {
 	Log io.Writer
 }
 
+// metricsServerRelease is how EnsureMetricsServer builds it.
+func metricsServerRelease() goRelease {
+	return goRelease{name: "metrics-server", module: MetricsServerModule, version: MetricsServerVersion,
+		sum: MetricsServerModuleSum, pkg: metricsServerPkg, args: MetricsServerBuildArgs(), env: MetricsServerBuildEnv()}
+}
+
 // MetricsServerCacheKey changes when the release, the Go toolchain, the platform or the build
 // arguments change, and only then.
 func MetricsServerCacheKey(goVersion, goos, goarch string) string {
-	h := sha256.New()
-	for _, part := range []struct{ label, value string }{
-		{"module", MetricsServerModule + "@" + MetricsServerVersion + " " + MetricsServerModuleSum},
-		{"package", metricsServerPkg},
-		{"go", goVersion},
-		{"platform", goos + "/" + goarch},
-		{"args", strings.Join(MetricsServerBuildArgs(), "\x00")},
-		{"env", strings.Join(MetricsServerBuildEnv(), "\x00")},
-	} {
-		fmt.Fprintf(h, "%s %d\n%s", part.label, len(part.value), part.value)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return metricsServerRelease().cacheKey(goVersion, goos, goarch)
 }
 
 // EnsureMetricsServer returns the cached metrics-server binary
 // (<cache>/metrics-server-<version>-<key>/bin/metrics-server), building it first when it is missing.
 // Concurrent callers are serialized by a lock file, so only one builds.
 func EnsureMetricsServer(ctx context.Context, o MetricsServerOptions) (MetricsServer, error) {
-	if o.Log == nil {
-		o.Log = os.Stderr
-	}
-	if o.Go == "" {
-		o.Go = "go"
-	}
-	root, err := buildcache.Root(o.CacheDir)
+	path, took, err := metricsServerRelease().ensure(ctx, o.CacheDir, o.Go, o.Log)
 	if err != nil {
 		return MetricsServer{}, err
 	}
-	env, err := goEnv(ctx, o.Go, "GOVERSION", "GOOS", "GOARCH")
+	sum, err := fileSHA256(path)
 	if err != nil {
 		return MetricsServer{}, err
 	}
-	base := filepath.Join(root, "metrics-server-"+MetricsServerVersion+"-"+MetricsServerCacheKey(env[0], env[1], env[2]))
-	bin := filepath.Join(base, "bin")
-	exe := filepath.Join(bin, "metrics-server")
-	if buildcache.Executables(exe) {
-		return metricsServerAt(exe, 0)
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return MetricsServer{}, fmt.Errorf("creating cache dir: %w", err)
-	}
-	unlock, err := buildcache.Lock(ctx, base+".lock", "metrics-server", o.Log)
-	if err != nil {
-		return MetricsServer{}, err
-	}
-	defer unlock()
-	if buildcache.Executables(exe) { // built by whoever held the lock
-		return metricsServerAt(exe, 0)
-	}
-	took, err := buildMetricsServer(ctx, o, base, bin)
-	if err != nil {
-		return MetricsServer{}, err
-	}
-	return metricsServerAt(exe, took)
-}
-
-// buildMetricsServer runs `go install` into a temporary directory next to bin and renames it into
-// place, so an interrupted build never leaves a partial binary where EnsureMetricsServer looks.
-func buildMetricsServer(ctx context.Context, o MetricsServerOptions, base, bin string) (time.Duration, error) {
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return 0, fmt.Errorf("creating %s: %w", base, err)
-	}
-	if stale, err := filepath.Glob(filepath.Join(base, "bin-building-*")); err == nil {
-		for _, d := range stale {
-			_ = os.RemoveAll(d)
-		}
-	}
-	tmp, err := os.MkdirTemp(base, "bin-building-")
-	if err != nil {
-		return 0, fmt.Errorf("creating build dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return 0, err
-	}
-	fmt.Fprintf(o.Log, "metrics-server: building %s@%s into %s (a few minutes the first time)\n", metricsServerPkg, MetricsServerVersion, bin)
-	args := append(MetricsServerBuildArgs(), metricsServerPkg+"@"+MetricsServerVersion)
-	cmd := exec.CommandContext(ctx, o.Go, args...)
-	cmd.Dir = os.TempDir() // `go install pkg@version` ignores any go.mod; keep it from looking
-	cmd.Env = append(append(os.Environ(), MetricsServerBuildEnv()...), "GOBIN="+tmp)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out.String())
-	}
-	took := time.Since(start)
-	if !buildcache.Executables(filepath.Join(tmp, "metrics-server")) {
-		return 0, fmt.Errorf("go install finished but metrics-server is missing in %s", tmp)
-	}
-	if err := os.RemoveAll(bin); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return 0, fmt.Errorf("moving metrics-server into place: %w", err)
-	}
-	fmt.Fprintf(o.Log, "metrics-server: built in %s\n", took.Round(time.Second))
-	return took, nil
-}
-
-func metricsServerAt(path string, took time.Duration) (MetricsServer, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return MetricsServer{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return MetricsServer{}, err
-	}
-	return MetricsServer{Path: path, Version: MetricsServerVersion, SHA256: hex.EncodeToString(h.Sum(nil)), BuildTime: took}, nil
+	return MetricsServer{Path: path, Version: MetricsServerVersion, SHA256: sum, BuildTime: took}, nil
 }
 
 // MetricsServerUser is upstream's USER (the Dockerfile's `USER 65534`, nobody).
