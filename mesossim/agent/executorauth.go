@@ -13,9 +13,10 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kubemesos/kubemesos/mesossim/internal/httpauth"
 )
 
 // The realms of the agent's HTTP endpoints (src/slave/constants.hpp), named in its 401 challenges.
@@ -77,27 +78,12 @@ type basicAuthenticator struct {
 func (b basicAuthenticator) scheme() string { return "Basic" }
 
 func (b basicAuthenticator) authenticate(r *http.Request) (*principal, string) {
-	challenge := `Basic realm="` + b.realm + `"`
-	header, ok := lastHeader(r.Header, "Authorization")
+	header, _ := lastHeader(r.Header, "Authorization")
+	p, ok := httpauth.Basic(header, b.credentials)
 	if !ok {
-		return nil, challenge
+		return nil, `Basic realm="` + b.realm + `"`
 	}
-	parts := strings.Split(header, " ")
-	if len(parts) != 2 || parts[0] != "Basic" {
-		return nil, challenge
-	}
-	decoded, err := base64.StdEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, challenge
-	}
-	cred := strings.Split(string(decoded), ":")
-	if len(cred) != 2 {
-		return nil, challenge
-	}
-	if secret, known := b.credentials[cred[0]]; !known || secret != cred[1] {
-		return nil, challenge
-	}
-	return &principal{value: cred[0]}, ""
+	return &principal{value: p}, ""
 }
 
 // jwtAuthenticator is libprocess' JWTAuthenticator (HS256 tokens signed with --jwt_secret_key).
@@ -190,7 +176,7 @@ type httpAuth struct {
 func newHTTPAuth(cfg *Config, now func() time.Time) (*httpAuth, error) {
 	var credentials map[string]string
 	if cfg.HTTPCredentials != "" {
-		c, err := readHTTPCredentials(cfg.HTTPCredentials)
+		c, err := httpauth.ReadCredentials(cfg.HTTPCredentials)
 		if err != nil {
 			return nil, fmt.Errorf("%v (see --http_credentials flag)", err)
 		}
@@ -249,40 +235,6 @@ func newHTTPAuth(cfg *Config, now func() time.Time) (*httpAuth, error) {
 		h.realms[realm.name] = ra
 	}
 	return h, nil
-}
-
-// readHTTPCredentials reads --http_credentials as Mesos' credentials::read: JSON
-// {"credentials": [{"principal", "secret"}]}, or the older text form, one "principal secret" a line.
-func readHTTPCredentials(path string) (map[string]string, error) {
-	path = strings.TrimPrefix(path, "file://")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("Failed to read credentials file '%s': %v", path, err)
-	}
-	out := map[string]string{}
-	var doc struct {
-		Credentials []struct {
-			Principal string `json:"principal"`
-			Secret    string `json:"secret"`
-		} `json:"credentials"`
-	}
-	if json.Unmarshal(b, &doc) == nil {
-		for _, c := range doc.Credentials {
-			out[c.Principal] = c.Secret
-		}
-		return out, nil
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		if len(fields) != 2 {
-			return nil, errors.New("Invalid credential format at line " + strconv.Quote(line))
-		}
-		out[fields[0]] = fields[1]
-	}
-	return out, nil
 }
 
 type principalKey struct{}
