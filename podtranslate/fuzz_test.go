@@ -27,7 +27,7 @@ func FuzzTranslatePod(f *testing.F) {
 	f.Add([]byte(`{"metadata":{"namespace":"a","name":"b","uid":"c"},"spec":{"containers":[{"name":"x","ports":[{"containerPort":80,"hostPort":80}]}],"initContainers":[{"name":"i","restartPolicy":"Always"}]}}`))
 	f.Add([]byte(`{"metadata":{"namespace":"a","name":"b","uid":"c"},"spec":{"overhead":{"cpu":"-1"},"containers":[{"name":"x","resources":{"limits":{"memory":"9e18"}}}]}}`))
 	opts := Options{PodNetwork: "kubemesos"}
-	exec := mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "kubemesos-executor"}, Command: &mesos.CommandInfo{Value: strPtr("./kubemesos executor")}}
+	exec := mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "kubemesos-executor"}, Command: &mesos.CommandInfo{Value: strp("./kubemesos executor")}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var pod corev1.Pod
 		if err := json.Unmarshal(data, &pod); err != nil {
@@ -76,7 +76,7 @@ func FuzzPodStatusForTask(f *testing.F) {
 	for _, st := range []mesos.TaskStatus{
 		{TaskID: mesos.TaskID{Value: "pod-u"}, State: mesos.TASK_RUNNING.Enum(), Source: mesos.SOURCE_EXECUTOR.Enum()},
 		{TaskID: mesos.TaskID{Value: "pod-u"}, State: mesos.TASK_FAILED.Enum(), Source: mesos.SOURCE_AGENT.Enum(),
-			Reason: mesos.REASON_CONTAINER_LIMITATION_MEMORY.Enum(), Message: strPtr("Memory limit exceeded")},
+			Reason: mesos.REASON_CONTAINER_LIMITATION_MEMORY.Enum(), Message: strp("Memory limit exceeded")},
 		{TaskID: mesos.TaskID{Value: "pod-u"}, State: mesos.TASK_UNREACHABLE.Enum(), Source: mesos.SOURCE_MASTER.Enum()},
 		{TaskID: mesos.TaskID{Value: "pod-u"}, State: mesos.TASK_GONE_BY_OPERATOR.Enum(), Reason: mesos.REASON_AGENT_REMOVED_BY_OPERATOR.Enum()},
 	} {
@@ -109,4 +109,3 @@ func FuzzPodStatusForTask(f *testing.F) {
 	})
 }
 
-func strPtr(s string) *string { return &s }
