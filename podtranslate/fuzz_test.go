@@ -108,4 +108,3 @@ func FuzzPodStatusForTask(f *testing.F) {
 		}
 	})
 }
-
