@@ -57,7 +57,7 @@ func commandPid(pid int) int {
 	for {
 		leaf := pid
 		for depth := 0; depth < 4 && isHelper(leaf); depth++ {
-			child := firstChild(leaf)
+			child := liveChild(leaf)
 			if child == 0 {
 				break
 			}
@@ -75,16 +75,39 @@ func isHelper(pid int) bool {
 	return err == nil && bytes.HasPrefix(b, []byte(HelperName+"\x00"+HelperCommand+"\x00"))
 }
 
-// firstChild is a child of pid (a helper stage has one), 0 if none.
-func firstChild(pid int) int {
+// liveChild is a child of pid that is running (a helper stage has one), 0 if none. Dead ones are
+// skipped: Go's runtime forks a child that exits at once the first time a process starts another
+// (its CLONE_PIDFD probe), and that zombie, whose cmdline is empty, would pass for the command.
+func liveChild(pid int) int {
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, t := range tasks {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
-		if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil && alive(n) {
 				return n
 			}
 		}
 	}
 	return 0
+}
+
+// alive is whether pid exists and is neither a zombie nor exiting.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses, which may itself hold ") ".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	switch b[i+2] {
+	case 'Z', 'X', 'x':
+		return false
+	}
+	return true
 }
