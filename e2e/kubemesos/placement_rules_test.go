@@ -180,32 +180,6 @@ func TestPlacementPreferredAffinity(t *testing.T) {
 	}
 }
 
-// waitSchedulableNodes waits until the env's n Nodes are Ready without a NoSchedule taint.
-func (e *env) waitSchedulableNodes(n int) {
-	e.t.Helper()
-	e.eventually(fmt.Sprintf("%d schedulable Nodes", n), time.Minute, func(ctx context.Context) (bool, error) {
-		nodes, err := e.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		ok := 0
-		for i := range nodes.Items {
-			nd := &nodes.Items[i]
-			if !strings.HasPrefix(nd.Name, e.prefix+"-") || nodeReadyStatus(nd) != corev1.ConditionTrue {
-				continue
-			}
-			tainted := false
-			for _, tt := range nd.Spec.Taints {
-				tainted = tainted || tt.Effect == corev1.TaintEffectNoSchedule
-			}
-			if !tainted {
-				ok++
-			}
-		}
-		return ok == n, fmt.Errorf("%d of %d Nodes Ready and untainted", ok, n)
-	})
-}
-
 func abs(x int) int {
 	if x < 0 {
 		return -x

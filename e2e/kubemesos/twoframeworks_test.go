@@ -26,6 +26,11 @@ func TestTwoFrameworks(t *testing.T) {
 	for i, name := range names {
 		envs[i] = newEnv(t, envOptions{Agents: 2, FrameworkArgs: args(name)})
 	}
+	// A new Node carries the not-ready taint until the node controller sees it Ready, and a pod
+	// created before that gets a FailedScheduling event (as with kube-scheduler) this test forbids.
+	for _, e := range envs {
+		e.waitSchedulableNodes(2)
+	}
 	sel := selector(map[string]string{"app": "web"})
 	for i, e := range envs {
 		spec := podSpec(sleeper)
@@ -106,6 +111,7 @@ func TestTwoFrameworksSameHostnames(t *testing.T) {
 	const replicas = 2
 	sel := selector(map[string]string{"app": "web"})
 	a := newEnv(t, envOptions{Agents: 2, FrameworkArgs: twoFrameworkArgs("kubemesos-a")})
+	a.waitSchedulableNodes(2)
 	spec := podSpec(sleeper)
 	spec.SchedulerName = "kubemesos-a"
 	a.createDeployment(deployment("web", replicas, spec))
