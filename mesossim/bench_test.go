@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkClusterAllocationCycle: a Cluster of N real simulated agents (each with its own HTTP
-// endpoint) and 3 frameworks in 3 weighted roles. One op = one allocation cycle through the master
+// endpoint) and 5 frameworks in 5 weighted roles. One op = one allocation cycle through the master
 // (allocator, offer bookkeeping, OFFERS events encoded as protobuf) plus the frameworks declining every
 // offer. Reported: ns/op (cycle time), offers/op, and the heap held by the whole cluster per agent.
 func BenchmarkClusterAllocationCycle(b *testing.B) {
@@ -20,7 +20,7 @@ func BenchmarkClusterAllocationCycle(b *testing.B) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			c, err := StartCluster(ClusterConfig{
-				Master: Config{Log: quietLog(), Weights: map[string]float64{"r1": 1, "r2": 2, "r3": 3}},
+				Master: Config{Log: quietLog(), Weights: map[string]float64{"r1": 1, "r2": 2, "r3": 3, "r4": 4, "r5": 5}},
 				Agents: n, AgentAttributes: "rack:r%d", WorkDir: b.TempDir(),
 			})
 			if err != nil {
@@ -28,7 +28,7 @@ func BenchmarkClusterAllocationCycle(b *testing.B) {
 			}
 			defer c.Close()
 			m := c.Master
-			streams := make([]*stream, 3)
+			streams := make([]*stream, 5)
 			for i := range streams {
 				role := fmt.Sprintf("r%d", i+1)
 				streams[i] = newStream(mediaProtobuf)
