@@ -107,6 +107,9 @@ type Config struct {
 	// Node heartbeats have a client of their own.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// Profiling serves net/http/pprof under /debug/pprof/ on the HTTP address, as kube-scheduler's
+	// --profiling (default on) does on its secure port.
+	Profiling bool
 }
 
 // DefaultConfig returns the defaults of docs/design.md.
@@ -133,6 +136,7 @@ func DefaultConfig() Config {
 		ReconcileInterval: 15 * time.Minute,
 		KubeAPIQPS:        50,
 		KubeAPIBurst:      100,
+		Profiling:         true,
 	}
 }
 
@@ -172,6 +176,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&c.KubeAPIQPS, "kube-api-qps", d.KubeAPIQPS, "QPS of the framework's API client (Bindings, pod status; not Node heartbeats)")
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", d.KubeAPIBurst, "burst of the framework's API client")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", d.ReconcileInterval, "period of implicit task reconciliation")
+	fs.BoolVar(&c.Profiling, "profiling", d.Profiling, "serve net/http/pprof under /debug/pprof/ on --http-address")
 }
 
 // Validate reports every invalid option at once.

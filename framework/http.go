@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -35,8 +36,8 @@ func (r *readiness) ready() error {
 	return nil
 }
 
-// newHandler serves /healthz, /readyz, /metrics and the executor binary.
-func newHandler(reg *prometheus.Registry, ready func() error, executor executorArtifact) http.Handler {
+// newHandler serves /healthz, /readyz, /metrics, the executor binary and, with profiling, pprof.
+func newHandler(reg *prometheus.Registry, ready func() error, executor executorArtifact, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
@@ -50,6 +51,13 @@ func newHandler(reg *prometheus.Registry, ready func() error, executor executorA
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc(ExecutorPath, executor.serve)
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

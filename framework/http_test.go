@@ -28,7 +28,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newHandler(m.registry, r.ready, artifact))
+	srv := httptest.NewServer(newHandler(m.registry, r.ready, artifact, false))
 	defer srv.Close()
 
 	get := func(method, path string) (int, string) {
@@ -188,5 +188,27 @@ func TestSandboxExecutorURI(t *testing.T) {
 				t.Errorf("URI %+v, want %s cached, executable, not extracted, as kubemesos", u, tc.want)
 			}
 		})
+	}
+}
+
+// --profiling serves pprof (kube-scheduler's default); without it the path is not found.
+func TestHTTPProfiling(t *testing.T) {
+	for _, profiling := range []bool{true, false} {
+		artifact, err := newExecutorArtifact(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(newHandler(newMetrics().registry, func() error { return nil }, artifact, profiling))
+		resp, err := http.Get(srv.URL + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		served := resp.StatusCode == http.StatusOK && strings.Contains(string(b), "goroutine profile:")
+		if served != profiling {
+			t.Errorf("profiling %v: GET /debug/pprof/goroutine answered %d %.60q", profiling, resp.StatusCode, b)
+		}
 	}
 }

@@ -81,7 +81,7 @@ func startSimEnvHook(t *testing.T, agents int, hook func(ctx context.Context, en
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newHandler(newMetrics().registry, func() error { return nil }, artifact))
+	srv := httptest.NewServer(newHandler(newMetrics().registry, func() error { return nil }, artifact, false))
 	t.Cleanup(srv.Close)
 
 	var execWG sync.WaitGroup

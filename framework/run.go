@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log.WithFields(logrus.Fields{"master": cfg.Master, "http": l.Addr().String(), "executorURI": cfg.executorURI(hostname)}).Info("kubemesos framework starting")
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(gctx, l, newHandler(m.registry, ready.ready, artifact)) })
+	g.Go(func() error { return serveHTTP(gctx, l, newHandler(m.registry, ready.ready, artifact, cfg.Profiling)) })
 	g.Go(func() error {
 		lead := func(ctx context.Context) error {
 			return runLeader(ctx, cfg, leaderDeps{kube: kube, nodeKube: nodeKube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname, artifact: artifact})
