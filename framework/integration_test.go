@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -42,6 +43,7 @@ type simEnv struct {
 	kube    *fake.Clientset
 	cfg     Config
 	log     logrus.FieldLogger
+	events  *fake.Clientset // the Events' own client; kube when nil
 
 	cancel context.CancelFunc
 	done   chan error
@@ -135,7 +137,11 @@ func (e *simEnv) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan error, 1)
 	go func() {
-		e.done <- runLeader(ctx, e.cfg, leaderDeps{kube: e.kube, clock: clock.RealClock{}, log: e.log,
+		var events kubernetes.Interface
+		if e.events != nil {
+			events = e.events
+		}
+		e.done <- runLeader(ctx, e.cfg, leaderDeps{kube: e.kube, eventKube: events, clock: clock.RealClock{}, log: e.log,
 			metrics: newMetrics(), ready: &readiness{}, hostname: "framework-host"})
 	}()
 	e.t.Cleanup(e.stop)
@@ -497,4 +503,33 @@ func TestSimulatorFaults(t *testing.T) {
 	e.createPod(sleepPod("after-failover", "250m"))
 	e.waitRunning(append(survivors, "pinned", "after-failover")...)
 	e.stop()
+}
+
+// Events go through a client of their own (kube-scheduler's eventClient), so that they never take a
+// Binding's place in the framework client's rate limit.
+func TestEventsHaveTheirOwnClient(t *testing.T) {
+	e := startSimEnv(t, 1)
+	e.events = fake.NewClientset()
+	e.start()
+	e.createPod(sleepPod("p0", "250m"))
+	e.waitRunning("p0")
+	e.eventually("a Scheduled event through the events client", func() (bool, string) {
+		l, err := e.events.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range l.Items {
+			if ev.Reason == EventScheduled && ev.InvolvedObject.Name == "p0" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d events, none Scheduled for p0", len(l.Items))
+	})
+	// (The in-process executors write theirs, Started and the like, through kube.)
+	l, _ := e.kube.CoreV1().Events("").List(context.Background(), metav1.ListOptions{})
+	for _, ev := range l.Items {
+		if ev.Source.Component == e.cfg.SchedulerName {
+			t.Errorf("event %s %s through the Bindings' client", ev.Reason, ev.InvolvedObject.Name)
+		}
+	}
 }

@@ -65,6 +65,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("building Kubernetes client for node heartbeats: %w", err)
 	}
+	// Events get a client of their own, as kube-scheduler's eventClient: sharing one, every pod's
+	// Scheduled event would take a Binding's place in the rate limit and halve the binding rate.
+	eventKube, err := kubernetes.NewForConfig(rest.CopyConfig(restCfg))
+	if err != nil {
+		return fmt.Errorf("building Kubernetes client for events: %w", err)
+	}
 	hostname, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("reading hostname: %w", err)
@@ -91,7 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return serveHTTP(gctx, l, newHandler(m.registry, ready.ready, artifact, cfg.Profiling)) })
 	g.Go(func() error {
 		lead := func(ctx context.Context) error {
-			return runLeader(ctx, cfg, leaderDeps{kube: kube, nodeKube: nodeKube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname, artifact: artifact})
+			return runLeader(ctx, cfg, leaderDeps{kube: kube, nodeKube: nodeKube, eventKube: eventKube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname, artifact: artifact})
 		}
 		if !cfg.LeaderElect {
 			return lead(gctx)
@@ -168,11 +174,13 @@ func runElected(ctx context.Context, cfg Config, kube kubernetes.Interface, host
 type leaderDeps struct {
 	kube     kubernetes.Interface
 	nodeKube kubernetes.Interface // Node and Lease writes; kube when nil
-	clock    clock.WithTicker
-	log      logrus.FieldLogger
-	metrics  *metrics
-	ready    *readiness
-	hostname string
+	// eventKube writes Events; kube when nil.
+	eventKube kubernetes.Interface
+	clock     clock.WithTicker
+	log       logrus.FieldLogger
+	metrics   *metrics
+	ready     *readiness
+	hostname  string
 	// artifact is the binary this process serves; its digest pins the sandbox executors' URI.
 	artifact executorArtifact
 }
@@ -196,8 +204,12 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	nodeLister := factory.Core().V1().Nodes().Lister()
 	namespaceLister := factory.Core().V1().Namespaces().Lister()
 
+	eventKube := d.eventKube
+	if eventKube == nil {
+		eventKube = d.kube
+	}
 	broadcaster := record.NewBroadcaster()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: d.kube.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventKube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: cfg.SchedulerName})
 
