@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Rejection reasons. They are kube-scheduler's phrases (pkg/scheduler/framework/plugins), so users and
@@ -72,6 +73,8 @@ type agent struct {
 	topo         *topoNode
 	// maintenance is true when the agent's offers carry an unavailability (a maintenance window).
 	maintenance bool
+	// nominated are the pods waiting for this agent's resources (Input.Nominated).
+	nominated []nominatedPod
 	buckets     []*bucket // one per allocation role, sorted by role
 	// executorRunning is true when our executor already runs on the agent, so pods need no executor
 	// resources there. executorBucket is the bucket the executor was carved from in this plan: later
@@ -84,6 +87,13 @@ type agent struct {
 	free          [numDims]int64 // sum over buckets
 	capacity      [numDims]int64 // for scoring: the Node's allocatable, or else what is offered
 	rank          int            // seeded tie-break
+}
+
+// nominatedPod is a pod nominated to an agent, with its priority and need.
+type nominatedPod struct {
+	uid    types.UID
+	prio   int32
+	scalar [numDims]int64
 }
 
 // A checker decides whether an agent can host a pod regardless of resources, like a kube-scheduler

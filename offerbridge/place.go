@@ -95,6 +95,10 @@ type Input struct {
 	// (50% minus 1% per 125 agents, at least 5%); 100 looks at every agent. Clusters of fewer than 100
 	// agents are always searched completely.
 	PercentageOfAgentsToScore int
+	// Nominated are the pods waiting for an agent's resources after preempting pods there
+	// (status.nominatedNodeName), by agent ID. For a pod of lower priority they take their room, as
+	// kube-scheduler's nominated pods do, so that what the victims free goes to the preemptor.
+	Nominated map[string][]*corev1.Pod
 }
 
 // Plan is the outcome of one placement cycle, for the framework to carry out.
@@ -165,6 +169,7 @@ func Place(in Input) Plan {
 		p.anyPreferTaints = p.anyPreferTaints || len(a.preferTaints) > 0
 	}
 	p.toFind = feasibleToFind(len(agents), in.PercentageOfAgentsToScore)
+	p.nominate(byID)
 	exec := [numDims]int64{dimCPU: milli(in.Executor.CPUs), dimMem: milli(in.Executor.MemMB), dimDisk: milli(in.Executor.DiskMB)}
 	seen := make(map[types.UID]bool, len(in.Pods))
 	for _, pod := range in.Pods {
@@ -215,6 +220,9 @@ type placer struct {
 	cluster *cluster
 	// anyPreferTaints is true when some agent's Node has a PreferNoSchedule taint to score.
 	anyPreferTaints bool
+	// placedUIDs are the pods placed in this call while some agent has nominated pods: a nominated
+	// pod placed takes no more room elsewhere.
+	placedUIDs map[types.UID]bool
 	// cands, total and raw are search buffers for pods whose candidates are scored by the rules.
 	cands []candidate
 	total []float64
@@ -254,7 +262,7 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 	}
 	sig := ""
 	if len(p.unfitCache) > 0 && useUnfitCache {
-		sig = pi.signature()
+		sig = p.signature(pi)
 		if reasons, ok := p.unfitCache[sig]; ok {
 			p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfitWith(pod, reasons))
 			return
@@ -266,7 +274,7 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 	}
 	if a == nil {
 		if sig == "" {
-			sig = pi.signature()
+			sig = p.signature(pi)
 		}
 		reasons := p.reasons(pi)
 		if p.unfitCache == nil {
@@ -277,6 +285,9 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 		return
 	}
 	clear(p.unfitCache)
+	if p.placedUIDs != nil {
+		p.placedUIDs[pod.UID] = true
+	}
 	p.launch(a, b, pod, demand, pi, exec)
 	cp, err := newClusterPod(pod)
 	if err != nil {
@@ -303,7 +314,7 @@ func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited i
 	found := 0
 	for n := len(p.agents); visited < n && found < p.toFind; visited++ {
 		a := p.agents[(p.start+visited)%n]
-		nd := pi.needOn(a)
+		nd := p.needOn(pi, a)
 		if pi.static(a) != "" {
 			continue
 		}
@@ -335,7 +346,7 @@ func (p *placer) searchScored(pi *podInfo) (best *agent, bestBucket *bucket, vis
 	minPen := math.MaxInt
 	for n := len(p.agents); visited < n && found < p.toFind; visited++ {
 		a := p.agents[(p.start+visited)%n]
-		nd := pi.needOn(a)
+		nd := p.needOn(pi, a)
 		if pi.static(a) != "" {
 			continue
 		}
@@ -389,7 +400,7 @@ func (p *placer) reasons(pi *podInfo) map[string]int {
 			reasons[why]++
 			continue
 		}
-		n := pi.needOn(a)
+		n := p.needOn(pi, a)
 		_, mask := a.fitBucket(n)
 		if mask == 0 && pi.rules != nil {
 			if why := pi.rules.filter(a.topo); why != "" {
@@ -540,6 +551,59 @@ func newPodInfo(pod *corev1.Pod, d *podtranslate.Demand, exec [numDims]int64, sa
 			s.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil)
 	pi.needExec = pi.need.plus(exec)
 	return pi
+}
+
+// signature is podInfo.signature, with the pod's priority while nominated pods take room for lower ones.
+func (p *placer) signature(pi *podInfo) string {
+	if p.placedUIDs == nil {
+		return pi.signature()
+	}
+	return fmt.Sprintf("%s|%d|%s", pi.signature(), podPriority(pi.pod), pi.pod.UID)
+}
+
+// nominate gives each agent its nominated pods' needs.
+func (p *placer) nominate(byID map[string]*agent) {
+	for id, pods := range p.in.Nominated {
+		a := byID[id]
+		if a == nil {
+			continue
+		}
+		for _, pod := range pods {
+			d, err := podtranslate.PodDemand(pod, p.in.Translate)
+			if err != nil {
+				continue
+			}
+			n := newPodInfo(pod, &d, [numDims]int64{}, p.in.Translate.Sandboxed(pod)).need
+			a.nominated = append(a.nominated, nominatedPod{uid: pod.UID, prio: podPriority(pod), scalar: n.scalar})
+			p.placedUIDs = map[types.UID]bool{}
+		}
+	}
+}
+
+// needOn is the pod's need on the agent (podInfo.needOn) plus what the pods nominated there with its
+// priority or higher need, until they are placed.
+func (p *placer) needOn(pi *podInfo, a *agent) *need {
+	n := pi.needOn(a)
+	if len(a.nominated) == 0 {
+		return n
+	}
+	prio := podPriority(pi.pod)
+	var pad [numDims]int64
+	padded := false
+	for _, x := range a.nominated {
+		if x.uid == pi.pod.UID || x.prio < prio || p.placedUIDs[x.uid] {
+			continue
+		}
+		for d := range pad {
+			pad[d] += x.scalar[d]
+		}
+		padded = true
+	}
+	if !padded {
+		return n
+	}
+	out := n.plus(pad)
+	return &out
 }
 
 // signature is equal for two pods exactly when every checker treats them alike: same need, host
