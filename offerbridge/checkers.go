@@ -75,7 +75,7 @@ type agent struct {
 	maintenance bool
 	// nominated are the pods waiting for this agent's resources (Input.Nominated).
 	nominated []nominatedPod
-	buckets     []*bucket // one per allocation role, sorted by role
+	buckets   []*bucket // one per allocation role, sorted by role
 	// executorRunning is true when our executor already runs on the agent, so pods need no executor
 	// resources there. executorBucket is the bucket the executor was carved from in this plan: later
 	// pods on the agent use the same bucket, so the executor is launched by the first ACCEPT.
