@@ -59,6 +59,12 @@ type Config struct {
 	StateNamespace string
 	// LeaderElect enables leader election on the Lease kubemesos-framework; only the leader subscribes.
 	LeaderElect bool
+	// LeaderElectLeaseDuration, LeaderElectRenewDeadline and LeaderElectRetryPeriod are leader
+	// election's LeaseDuration, RenewDeadline and RetryPeriod (kube-scheduler's flags of the same names).
+	// The leader acts only within RenewDeadline of its last renewal (see leaseFence).
+	LeaderElectLeaseDuration time.Duration
+	LeaderElectRenewDeadline time.Duration
+	LeaderElectRetryPeriod   time.Duration
 	// HTTPAddress is the listen address of /metrics, /healthz, /readyz and /executor/kubemesos.
 	HTTPAddress string
 	// AdvertiseURL is the URL agents use to reach HTTPAddress; derived from the hostname and port when empty.
@@ -137,6 +143,10 @@ func DefaultConfig() Config {
 		KubeAPIQPS:        50,
 		KubeAPIBurst:      100,
 		Profiling:         true,
+
+		LeaderElectLeaseDuration: 15 * time.Second,
+		LeaderElectRenewDeadline: 10 * time.Second,
+		LeaderElectRetryPeriod:   2 * time.Second,
 	}
 }
 
@@ -155,6 +165,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.ServeDefaultScheduler, "serve-default-scheduler", d.ServeDefaultScheduler, "also schedule pods of default-scheduler")
 	fs.StringVar(&c.StateNamespace, "state-namespace", d.StateNamespace, "namespace of the state ConfigMap and the leader-election Lease")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", d.LeaderElect, "leader election on the Lease kubemesos-framework")
+	fs.DurationVar(&c.LeaderElectLeaseDuration, "leader-elect-lease-duration", d.LeaderElectLeaseDuration, "how long a standby waits after the leader's last renewal before taking the Lease (whole seconds: the Lease records seconds)")
+	fs.DurationVar(&c.LeaderElectRenewDeadline, "leader-elect-renew-deadline", d.LeaderElectRenewDeadline, "how long the leader tries to renew before it gives up leading; it launches and binds only within this time of its last renewal")
+	fs.DurationVar(&c.LeaderElectRetryPeriod, "leader-elect-retry-period", d.LeaderElectRetryPeriod, "period of the Lease's renewals and acquisition attempts")
 	fs.StringVar(&c.HTTPAddress, "http-address", d.HTTPAddress, "listen address of /metrics, /healthz, /readyz, /executor/kubemesos")
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", d.AdvertiseURL, "URL agents use to reach --http-address (default: derived from hostname and port)")
 	fs.StringVar(&c.ExecutorURI, "executor-uri", d.ExecutorURI, "where agents fetch the executor binary (default: <advertise-url>/executor/kubemesos)")
@@ -201,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FailoverTimeout <= 0 {
 		errs = append(errs, errors.New("--failover-timeout must be positive"))
+	}
+	if c.LeaderElect {
+		errs = append(errs, c.validateLeaderElection()...)
 	}
 	if c.SchedulerName == "" {
 		errs = append(errs, errors.New("--scheduler-name is empty"))
@@ -333,4 +349,21 @@ func (c *Config) advertiseURL(hostname string) string {
 		port = c.HTTPAddress[i+1:]
 	}
 	return "http://" + hostname + ":" + port
+}
+
+// validateLeaderElection checks the Lease timings as leaderelection.NewLeaderElector does, with the
+// lease duration as the Lease records it (whole seconds), which is what a standby waits.
+func (c *Config) validateLeaderElection() []error {
+	var errs []error
+	lease := c.LeaderElectLeaseDuration.Truncate(time.Second)
+	if lease <= c.LeaderElectRenewDeadline {
+		errs = append(errs, fmt.Errorf("--leader-elect-lease-duration %v (in whole seconds: %v) must be greater than --leader-elect-renew-deadline %v",
+			c.LeaderElectLeaseDuration, lease, c.LeaderElectRenewDeadline))
+	}
+	// leaderelection.JitterFactor: the retry period is jittered up to 1.2 times.
+	if c.LeaderElectRetryPeriod <= 0 || float64(c.LeaderElectRenewDeadline) <= 1.2*float64(c.LeaderElectRetryPeriod) {
+		errs = append(errs, fmt.Errorf("--leader-elect-renew-deadline %v must be greater than 1.2 x --leader-elect-retry-period %v (positive)",
+			c.LeaderElectRenewDeadline, c.LeaderElectRetryPeriod))
+	}
+	return errs
 }

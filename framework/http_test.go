@@ -100,7 +100,10 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		in := &instance{cancel: cancel, led: make(chan struct{}), done: make(chan error, 1)}
 		go func() {
-			in.done <- runElected(ctx, cfg, kube, name, log, func(ctx context.Context) error {
+			in.done <- runElected(ctx, cfg, kube, name, log, newMetrics(), func(ctx context.Context, fence *leaseFence) error {
+				if err := fence.held(); err != nil {
+					t.Errorf("%s leads without holding the fence: %v", name, err)
+				}
 				close(in.led)
 				<-ctx.Done()
 				return nil
@@ -128,7 +131,7 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 
 	// A leader whose work fails ends the election with that error.
 	boom := errors.New("boom")
-	err := runElected(context.Background(), cfg, kube, "c", log, func(context.Context) error { return boom })
+	err := runElected(context.Background(), cfg, kube, "c", log, newMetrics(), func(context.Context, *leaseFence) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Errorf("runElected() = %v, want %v", err, boom)
 	}

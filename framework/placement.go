@@ -498,6 +498,9 @@ func (s *sched) endInflight(pod *corev1.Pod) {
 
 // bind binds a pod to a Node through the binding subresource (with the pod's UID as precondition).
 func (s *sched) bind(ctx context.Context, pod *corev1.Pod, nodeName string) error {
+	if err := s.fence.allow(fencedBinding, podKey(pod)); err != nil {
+		return fmt.Errorf("binding pod %s to %s not sent: %w", podKey(pod), nodeName, err)
+	}
 	b := &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: nodeName},

@@ -96,13 +96,13 @@ func Run(ctx context.Context, cfg Config) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, l, newHandler(m.registry, ready.ready, artifact, cfg.Profiling)) })
 	g.Go(func() error {
-		lead := func(ctx context.Context) error {
-			return runLeader(ctx, cfg, leaderDeps{kube: kube, nodeKube: nodeKube, eventKube: eventKube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname, artifact: artifact})
+		lead := func(ctx context.Context, fence *leaseFence) error {
+			return runLeader(ctx, cfg, leaderDeps{kube: kube, nodeKube: nodeKube, eventKube: eventKube, clock: clock.RealClock{}, log: log, metrics: m, ready: ready, hostname: hostname, artifact: artifact, fence: fence})
 		}
 		if !cfg.LeaderElect {
-			return lead(gctx)
+			return lead(gctx, nil)
 		}
-		return runElected(gctx, cfg, kube, hostname, log, lead)
+		return runElected(gctx, cfg, kube, hostname, log, m, lead)
 	})
 	return g.Wait()
 }
@@ -123,26 +123,31 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 }
 
 // runElected runs lead while holding the Lease kubemesos-framework; losing it ends Run with an error
-// (a restart re-joins the election), as kube-controller-manager does.
-func runElected(ctx context.Context, cfg Config, kube kubernetes.Interface, hostname string, log logrus.FieldLogger, lead func(context.Context) error) error {
-	lock := &resourcelock.LeaseLock{
+// (a restart re-joins the election), as kube-controller-manager does. lead gets the fence that its
+// launches, Bindings, Mesos calls and state writes check first.
+func runElected(ctx context.Context, cfg Config, kube kubernetes.Interface, hostname string, log logrus.FieldLogger, m *metrics,
+	lead func(context.Context, *leaseFence) error) error {
+	identity := hostname + "_" + string(uuid.NewUUID())
+	fence := newLeaseFence(clock.RealClock{}, cfg.LeaderElectRenewDeadline, identity, log)
+	m.registry.MustRegister(fence.fenced)
+	lock := fencedLock{fence: fence, Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: StateName, Namespace: cfg.StateNamespace},
 		Client:     kube.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: hostname + "_" + string(uuid.NewUUID())},
-	}
+		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
+	}}
 	// OnStartedLeading runs on a goroutine leaderelection does not join, so it only hands the leader
 	// context over; lead runs here and every goroutine is joined before returning.
 	started := make(chan context.Context, 1)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
-		LeaseDuration:   15 * time.Second,
-		RenewDeadline:   10 * time.Second,
-		RetryPeriod:     2 * time.Second,
+		LeaseDuration:   cfg.LeaderElectLeaseDuration,
+		RenewDeadline:   cfg.LeaderElectRenewDeadline,
+		RetryPeriod:     cfg.LeaderElectRetryPeriod,
 		ReleaseOnCancel: true,
 		Name:            StateName,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(lctx context.Context) { started <- lctx },
-			OnStoppedLeading: func() {},
+			OnStoppedLeading: fence.lost,
 		},
 	})
 	if err != nil {
@@ -157,7 +162,7 @@ func runElected(ctx context.Context, cfg Config, kube kubernetes.Interface, host
 		return nil // cancelled before leading
 	case lctx := <-started:
 		log.WithField("identity", lock.Identity()).Info("became leader")
-		err := lead(lctx) // returns when lctx ends: leadership lost or ctx cancelled
+		err := lead(lctx, fence) // returns when lctx ends: leadership lost or ctx cancelled
 		cancel()
 		<-ran
 		switch {
@@ -183,13 +188,18 @@ type leaderDeps struct {
 	hostname  string
 	// artifact is the binary this process serves; its digest pins the sandbox executors' URI.
 	artifact executorArtifact
+	// fence is checked before acting as the leader; nil without leader election.
+	fence *leaseFence
 }
 
 // runLeader is the framework proper; it returns when ctx is cancelled.
 func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	d.ready.leading.Store(true)
 	defer d.ready.leading.Store(false)
-	store := &ConfigMapStore{Client: d.kube, Namespace: cfg.StateNamespace, Name: StateName}
+	var store StateStore = &ConfigMapStore{Client: d.kube, Namespace: cfg.StateNamespace, Name: StateName}
+	if d.fence != nil {
+		store = fencedStore{StateStore: store, fence: d.fence}
+	}
 	st, err := store.Load(ctx)
 	if err != nil {
 		return err
@@ -235,7 +245,7 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	}, st, schedulerDeps{
 		Clock: d.clock, Log: d.log, Caller: caller, Store: store, Kube: d.kube,
 		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, NamespaceLister: namespaceLister, Nodes: nodes, Operator: operator, Recorder: recorder,
-		Metrics: d.metrics, Ready: d.ready, Queue: queue,
+		Metrics: d.metrics, Ready: d.ready, Queue: queue, Fence: d.fence,
 	})
 	if _, err := podInf.AddEventHandler(s.podHandlers()); err != nil {
 		return fmt.Errorf("watching pods: %w", err)
@@ -256,6 +266,9 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	sub := &subscriber{
 		caller: caller, info: s.FrameworkInfo, handle: s.HandleEvent, disconnected: s.Disconnected,
 		clock: d.clock, minBackoff: time.Second, maxBackoff: 30 * time.Second, log: d.log,
+		// A SUBSCRIBE with the FrameworkID fails over whoever holds the Mesos stream now: only the
+		// leader may send it, or an old leader woken up would take the framework back.
+		mayLead: func() error { return d.fence.allow(fencedSubscribe, "SUBSCRIBE") },
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nodes.Run(gctx) })

@@ -126,6 +126,7 @@ type sched struct {
 	recorder       record.EventRecorder
 	metrics        *metrics
 	ready          *readiness
+	fence          *leaseFence
 	book           *offerbridge.Book
 	queue          workqueue.TypedRateLimitingInterface[string]
 	schedulerNames map[string]bool
@@ -170,6 +171,8 @@ type schedulerDeps struct {
 	Metrics    *metrics
 	Ready      *readiness
 	Queue      workqueue.TypedRateLimitingInterface[string]
+	// Fence is checked before every Mesos call and Binding; nil without leader election.
+	Fence *leaseFence
 
 	// NamespaceLister gives the namespaces' labels for pod affinity's namespaceSelector; optional.
 	NamespaceLister corelisters.NamespaceLister
@@ -182,7 +185,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 	s := &sched{
 		clock: d.Clock, log: d.Log, caller: d.Caller, store: d.Store, kube: d.Kube,
 		pods: corelisters.NewPodLister(d.PodIndex), podIndex: d.PodIndex, nodeLister: d.NodeLister,
-		nodes: d.Nodes, operator: d.Operator, recorder: d.Recorder, metrics: d.Metrics, ready: d.Ready, queue: d.Queue,
+		nodes: d.Nodes, operator: d.Operator, recorder: d.Recorder, metrics: d.Metrics, ready: d.Ready, queue: d.Queue, fence: d.Fence,
 		book:           offerbridge.NewBook(d.Clock, cfg.OfferHold),
 		schedulerNames: cfg.SchedulerNames(),
 		translate:      cfg.translateOptions(),
@@ -287,6 +290,9 @@ func (s *sched) call(ctx context.Context, c *scheduler.Call) error {
 	s.mu.Unlock()
 	if id == "" {
 		return errors.New("no FrameworkID yet")
+	}
+	if err := s.fence.allow(fencedMesosCall, c.GetType().String()); err != nil {
+		return fmt.Errorf("mesos %s not sent: %w", c.GetType(), err)
 	}
 	c.FrameworkID = &mesos.FrameworkID{Value: id}
 	if err := calls.CallNoData(ctx, s.caller, c); err != nil {

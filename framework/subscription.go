@@ -33,12 +33,25 @@ type subscriber struct {
 	minBackoff   time.Duration
 	maxBackoff   time.Duration
 	log          logrus.FieldLogger
+	// mayLead, when set, must return nil before each SUBSCRIBE.
+	mayLead func() error
 }
 
 // Run subscribes until ctx is cancelled, and returns nil then.
 func (s *subscriber) Run(ctx context.Context) error {
 	backoff := s.minBackoff
 	for ctx.Err() == nil {
+		if s.mayLead != nil {
+			if err := s.mayLead(); err != nil {
+				// Leadership is ending: the elector cancels ctx soon; until then, wait and see.
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-s.clock.After(s.minBackoff):
+				}
+				continue
+			}
+		}
 		info := s.info()
 		call := calls.Subscribe(info)
 		if id := info.GetID().GetValue(); id != "" {
