@@ -3,12 +3,16 @@ package mesossim
 import (
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	rez "github.com/mesos/mesos-go/api/v1/lib/resources"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kubemesos/kubemesos/internal/mesosrole"
 )
 
 // defaultRefuse is Filters.refuse_seconds' default.
@@ -46,28 +50,8 @@ func validateCall(c *scheduler.Call, principal string) error {
 		if principal != "" && fi.Principal != nil && principal != fi.GetPrincipal() {
 			return fmt.Errorf("Authenticated principal '%s' does not match principal '%s' set in `FrameworkInfo`", principal, fi.GetPrincipal())
 		}
-		multi := hasCap(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE)
-		if multi && fi.Role != nil {
-			return fmt.Errorf("'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable")
-		}
-		if !multi && len(fi.Roles) > 0 {
-			return fmt.Errorf("'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable")
-		}
-		seen := map[string]bool{}
-		for _, r := range fi.Roles {
-			if err := validateRole(r); err != nil {
-				return err
-			}
-			if seen[r] {
-				return fmt.Errorf("'FrameworkInfo.roles' contains duplicate items")
-			}
-			seen[r] = true
-		}
-		if fi.Role != nil {
-			if err := validateRole(*fi.Role); err != nil {
-				return err
-			}
-		}
+		// The FrameworkInfo itself is validated by the master's subscribe (validateFramework), which
+		// answers a bad one with an ERROR event on the stream, not with 400.
 		return nil
 	}
 	if c.FrameworkID == nil || c.FrameworkID.Value == "" {
@@ -129,16 +113,93 @@ func validateCall(c *scheduler.Call, principal string) error {
 	return nil
 }
 
-var roleRE = regexp.MustCompile(`^[^/.\s-][^\s]*$`)
-
-func validateRole(r string) error {
-	if r == "*" {
+// validateFrameworkRoles is validation::framework::internal::validateRoles, with Mesos' texts.
+func validateFrameworkRoles(fi *mesos.FrameworkInfo) error {
+	multi := hasCap(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE)
+	if multi && fi.Role != nil {
+		return fmt.Errorf("'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable")
+	}
+	if !multi && len(fi.Roles) > 0 {
+		return fmt.Errorf("'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable")
+	}
+	if multi {
+		seen, dup := map[string]bool{}, map[string]bool{}
+		for _, r := range fi.Roles {
+			if seen[r] {
+				dup[r] = true
+			}
+			seen[r] = true
+		}
+		if len(dup) > 0 {
+			return fmt.Errorf("'FrameworkInfo.roles' contains duplicate items: %s", stringifySet(dup))
+		}
+		for _, r := range fi.Roles {
+			if err := mesosrole.Validate(r); err != nil {
+				return fmt.Errorf("'FrameworkInfo.roles' contains invalid role: %v", err)
+			}
+		}
 		return nil
 	}
-	if r == "" || r == "." || r == ".." || !roleRE.MatchString(r) {
-		return fmt.Errorf("Role '%s' is invalid", r)
+	if err := mesosrole.Validate(fi.GetRole()); err != nil {
+		return fmt.Errorf("'FrameworkInfo.role' is not a valid role: %v", err)
 	}
 	return nil
+}
+
+// validateFrameworkUpdate is validation::framework::validateUpdate.
+func validateFrameworkUpdate(old, updated *mesos.FrameworkInfo) error {
+	if (old.Principal == nil) != (updated.Principal == nil) || old.GetPrincipal() != updated.GetPrincipal() {
+		return fmt.Errorf("Changing framework's principal is not allowed.")
+	}
+	if updated.User != old.User {
+		return fmt.Errorf("Updating 'FrameworkInfo.user' is unsupported; attempted to update from '%s' to '%s'", old.User, updated.User)
+	}
+	if updated.GetCheckpoint() != old.GetCheckpoint() {
+		return fmt.Errorf("Updating 'FrameworkInfo.checkpoint' is unsupported; attempted to update from '%t' to '%t'", old.GetCheckpoint(), updated.GetCheckpoint())
+	}
+	return nil
+}
+
+// validateSuppressedRoles is validation::framework::validateSuppressedRoles.
+func validateSuppressedRoles(roles, suppressed []string) error {
+	bad := map[string]bool{}
+	for _, r := range suppressed {
+		if !slices.Contains(roles, r) {
+			bad[r] = true
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("Suppressed roles %s are not contained in the set of roles", stringifySet(bad))
+	}
+	return nil
+}
+
+// stringifySet is stout's stringify of a std::set<string>: "{ a, b }".
+func stringifySet(set map[string]bool) string {
+	items := make([]string, 0, len(set))
+	for k := range set {
+		items = append(items, k)
+	}
+	slices.Sort(items)
+	return "{ " + strings.Join(items, ", ") + " }"
+}
+
+// callRoles checks the roles of a REVIVE or SUPPRESS as Master::revive and Master::suppress do: one
+// invalid role, or one the framework is not subscribed to, drops the whole call (logged, still 202).
+func (m *Master) callRoles(f *framework, verb string, roles []string) bool {
+	for _, r := range roles {
+		msg := ""
+		if err := mesosrole.Validate(r); err != nil {
+			msg = fmt.Sprintf("%s role '%s' is invalid: %v", verb, r, err)
+		} else if !slices.Contains(f.roles, r) {
+			msg = fmt.Sprintf("%s role '%s' is not one of the frameworks's subscribed roles", verb, r)
+		}
+		if msg != "" {
+			m.log.WithField("framework", f.id).Warn("dropping call: " + msg)
+			return false
+		}
+	}
+	return true
 }
 
 // handleCall executes a validated non-SUBSCRIBE call for a subscribed framework. It returns the HTTP
@@ -179,10 +240,14 @@ func (m *Master) handleCall(streamID, principal string, c *scheduler.Call) (int,
 			}
 		}
 	case scheduler.Call_REVIVE:
-		m.alloc.Revive(f.id, c.Revive.GetRoles())
-		m.kick()
+		if m.callRoles(f, "revive", c.Revive.GetRoles()) {
+			m.alloc.Revive(f.id, c.Revive.GetRoles())
+			m.kick()
+		}
 	case scheduler.Call_SUPPRESS:
-		m.alloc.Suppress(f.id, c.Suppress.GetRoles())
+		if m.callRoles(f, "suppression", c.Suppress.GetRoles()) {
+			m.alloc.Suppress(f.id, c.Suppress.GetRoles())
+		}
 	case scheduler.Call_KILL:
 		m.kill(f, c.Kill)
 	case scheduler.Call_SHUTDOWN:
@@ -204,14 +269,28 @@ func (m *Master) handleCall(streamID, principal string, c *scheduler.Call) (int,
 	case scheduler.Call_REQUEST:
 		// Mesos hands requests to the allocator, whose built-in implementation ignores them.
 	case scheduler.Call_UPDATE_FRAMEWORK:
+		// Master::updateFramework: validate, update the allocator (roles left keep what they hold),
+		// rescind the offers of roles left.
 		fi := c.UpdateFramework.FrameworkInfo
-		sub := &scheduler.Call{Type: scheduler.Call_SUBSCRIBE, FrameworkID: fi.ID, Subscribe: &scheduler.Call_Subscribe{FrameworkInfo: &fi}}
-		if err := validateCall(sub, principal); err != nil {
-			return 400, "Failed to validate scheduler::Call: " + err.Error()
+		if err := validateFrameworkRoles(&fi); err != nil {
+			return 400, "Supplied FrameworkInfo is not valid: " + err.Error()
+		}
+		if err := validateFrameworkUpdate(&f.info, &fi); err != nil {
+			return 400, "FrameworkInfo update is not valid: " + err.Error()
+		}
+		roles := m.frameworkRoles(&fi)
+		if err := validateSuppressedRoles(roles, c.UpdateFramework.SuppressedRoles); err != nil {
+			return 400, "'UpdateFramework' call is not valid: " + err.Error()
 		}
 		f.info = fi
-		f.roles = m.frameworkRoles(&fi)
-		m.alloc.AddFramework(f.id, f.roles, c.UpdateFramework.SuppressedRoles)
+		f.roles = roles
+		m.alloc.UpdateFramework(f.id, roles, c.UpdateFramework.SuppressedRoles)
+		for id := range f.offers {
+			if o := m.offers[id]; o != nil && !slices.Contains(roles, o.role) {
+				m.rescind(o, true, 0)
+			}
+		}
+		m.log.WithFields(logrus.Fields{"framework": f.id, "roles": roles, "suppressed": c.UpdateFramework.SuppressedRoles}).Info("framework updated")
 		m.kick()
 		return 200, ""
 	case scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
@@ -314,25 +393,15 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 	now := m.clock.Now()
 	var offered mesos.Resources
 	var agentID, role string
-	var offerErr string
-	var valid []*offer
-	for _, id := range a.OfferIDs {
-		o := m.offers[id.Value]
-		switch {
-		case o == nil:
-			offerErr = fmt.Sprintf("Offer %s is no longer valid", id.Value)
-		case o.offer.FrameworkID.Value != f.id:
-			offerErr = fmt.Sprintf("Offer %s has invalid framework", id.Value)
-		case agentID != "" && o.offer.AgentID.Value != agentID:
-			offerErr = "Aggregated offers must belong to one single agent"
-			valid = append(valid, o)
-		default:
-			agentID, role = o.offer.AgentID.Value, o.role
-			valid = append(valid, o)
-		}
-	}
+	offerErr := m.validateOffers(f, a.OfferIDs)
 	if len(a.OfferIDs) == 0 {
 		offerErr = "No offers specified"
+	}
+	var valid []*offer
+	for _, id := range a.OfferIDs {
+		if o := m.offers[id.Value]; o != nil && o.offer.FrameworkID.Value == f.id && !slices.Contains(valid, o) {
+			valid = append(valid, o)
+		}
 	}
 	if offerErr != "" {
 		for _, o := range valid {
@@ -340,11 +409,12 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 		}
 		for _, op := range a.Operations {
 			for _, t := range opTasks(op) {
-				f.send(m.masterUpdate(t.TaskID, &t.AgentID, lostState(f, mesos.TASK_DROPPED), mesos.REASON_INVALID_OFFERS, offerErr))
+				f.send(m.masterUpdate(t.TaskID, &t.AgentID, lostState(f, mesos.TASK_DROPPED), mesos.REASON_INVALID_OFFERS, "Task launched with invalid offers: "+offerErr))
 			}
 		}
 		return
 	}
+	agentID, role = valid[0].offer.AgentID.Value, valid[0].role
 	for _, o := range valid {
 		offered = append(offered, o.offer.Resources...)
 		m.removeOffer(o, false, 0)
@@ -429,6 +499,47 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 	}
 }
 
+// validateOffers is validation::offer::validate: its validators in Mesos' order, each over every offer.
+func (m *Master) validateOffers(f *framework, ids []mesos.OfferID) string {
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id.Value] {
+			return fmt.Sprintf("Duplicate offer %s in offer list", id.Value)
+		}
+		seen[id.Value] = true
+	}
+	for _, id := range ids {
+		if m.offers[id.Value] == nil {
+			return fmt.Sprintf("Offer %s is no longer valid", id.Value)
+		}
+	}
+	for _, id := range ids {
+		if o := m.offers[id.Value]; o.offer.FrameworkID.Value != f.id {
+			return fmt.Sprintf("Offer %s has invalid framework %s while framework %s is expected", id.Value, o.offer.FrameworkID.Value, f.id)
+		}
+	}
+	role := ""
+	for i, id := range ids {
+		r := m.offers[id.Value].role
+		if i == 0 {
+			role = r
+		} else if r != role {
+			// Mesos' text, its missing quotes included.
+			return fmt.Sprintf("Aggregated offers must be allocated to the same role. Offer %s uses role '%s but another is using role '%s", id.Value, r, role)
+		}
+	}
+	agent := ""
+	for i, id := range ids {
+		a := m.offers[id.Value].offer.AgentID.Value
+		if i == 0 {
+			agent = a
+		} else if a != agent {
+			return fmt.Sprintf("Aggregated offers must belong to one single agent. Offer %s uses agent %s and agent %s", id.Value, a, agent)
+		}
+	}
+	return ""
+}
+
 // upgradeOperation brings the resources of a LAUNCH or LAUNCH_GROUP into the current format, as
 // validateAndUpgradeResources does, so that a framework without RESERVATION_REFINEMENT can hand back
 // what it was offered. Invalid resources are left as they are for task validation to refuse.
@@ -470,6 +581,24 @@ func injectAllocation(rs mesos.Resources, role string) {
 			rs[i].AllocationInfo = &mesos.Resource_AllocationInfo{Role: &r}
 		}
 	}
+}
+
+// allocatedToSingleRole is validation::resource::validateAllocatedToSingleRole (the master has set
+// allocation_info where it was missing).
+func allocatedToSingleRole(rs mesos.Resources) error {
+	role := ""
+	for i := range rs {
+		if rs[i].AllocationInfo == nil || rs[i].AllocationInfo.Role == nil {
+			return fmt.Errorf("The resources are not allocated to a role")
+		}
+		r := *rs[i].AllocationInfo.Role
+		if i == 0 {
+			role = r
+		} else if r != role {
+			return fmt.Errorf("The resources have multiple allocation roles ('%s' and '%s') but only one allocation role is allowed", r, role)
+		}
+	}
+	return nil
 }
 
 var idRE = regexp.MustCompile(`^[^/\x00-\x1f\x7f]+$`)
@@ -516,9 +645,11 @@ func (m *Master) validateTask(f *framework, t *mesos.TaskInfo, e *mesos.Executor
 		if err := t.Resources[i].Validate(); err != nil {
 			return fmt.Errorf("Task uses invalid resources: %v", err)
 		}
-		if r := t.Resources[i].AllocationInfo.GetRole(); r != role {
-			return fmt.Errorf("Task uses resources allocated to role '%s' but the offer is for role '%s'", r, role)
-		}
+	}
+	// Resources allocated to another role than the offer's are not in the offer: the containment
+	// check below refuses them, as Mesos' does.
+	if err := allocatedToSingleRole(t.Resources); err != nil {
+		return fmt.Errorf("Invalid task resources: %v", err)
 	}
 	if e != nil {
 		if e.ExecutorID.Value == "" || !idRE.MatchString(e.ExecutorID.Value) {
@@ -534,6 +665,9 @@ func (m *Master) validateTask(f *framework, t *mesos.TaskInfo, e *mesos.Executor
 			return fmt.Errorf("Executor '%s' of framework %s should have 'ExecutorInfo.command' set", e.ExecutorID.Value, f.id)
 		}
 		injectAllocation(e.Resources, role)
+		if err := allocatedToSingleRole(e.Resources); err != nil {
+			return fmt.Errorf("Invalid executor resources: %v", err)
+		}
 		if running, ok := f.executors[agentID][e.ExecutorID.Value]; ok && !sameExecutor(running, *e) {
 			return incompatibleExecutorError(&running, e)
 		}

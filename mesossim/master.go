@@ -537,6 +537,17 @@ func (m *Master) subscribe(s *stream, sub *scheduler.Call_Subscribe) {
 	defer m.unlock()
 	info := *sub.FrameworkInfo
 	now := m.clock.Now()
+	// Master::subscribe refuses an invalid FrameworkInfo with an ERROR event on the stream.
+	refuse := validateFrameworkRoles(&info)
+	if refuse == nil {
+		refuse = validateSuppressedRoles(m.frameworkRoles(&info), sub.SuppressedRoles)
+	}
+	if refuse != nil {
+		m.log.WithField("name", info.Name).Info("refusing subscription: " + refuse.Error())
+		s.send(&scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{Message: refuse.Error()}})
+		s.close()
+		return
+	}
 	var f *framework
 	if info.ID != nil && info.ID.Value != "" {
 		id := info.ID.Value

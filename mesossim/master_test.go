@@ -762,7 +762,8 @@ func TestBadCalls(t *testing.T) {
 		{"subscribe with stream id", "POST", js(map[string]any{"type": "SUBSCRIBE", "subscribe": map[string]any{"framework_info": fwInfo("x", nil)}}), map[string]string{"Content-Type": mediaJSON, "Mesos-Stream-Id": c.streamID}, 400, "should not include"},
 		{"subscribe not acceptable", "POST", js(map[string]any{"type": "SUBSCRIBE", "subscribe": map[string]any{"framework_info": fwInfo("x", nil)}}), map[string]string{"Content-Type": mediaJSON, "Accept": "text/html"}, 406, ""},
 		{"subscribe without framework_info", "POST", js(map[string]any{"type": "SUBSCRIBE", "subscribe": map[string]any{}}), map[string]string{"Content-Type": mediaJSON}, 400, "framework_info"},
-		{"subscribe with bad role", "POST", js(map[string]any{"type": "SUBSCRIBE", "subscribe": map[string]any{"framework_info": fwInfo("x", map[string]any{"role": "a b"})}}), map[string]string{"Content-Type": mediaJSON}, 400, "invalid"},
+		// Master::subscribe refuses an invalid FrameworkInfo on the stream, as an ERROR event.
+		{"subscribe with bad role", "POST", js(map[string]any{"type": "SUBSCRIBE", "subscribe": map[string]any{"framework_info": fwInfo("x", map[string]any{"role": "a b"})}}), map[string]string{"Content-Type": mediaJSON}, 200, `{"type":"ERROR","error":{"message":"'FrameworkInfo.role' is not a valid role: Role component 'a b' is invalid because it contains backspace or whitespace"}}`},
 		{"protobuf valid call, wrong stream", "POST", protoCall(&scheduler.Call{Type: scheduler.Call_REVIVE, FrameworkID: &mesos.FrameworkID{Value: c.fwID}}), map[string]string{"Content-Type": mediaProtobuf, "Mesos-Stream-Id": "x"}, 400, "didn't match"},
 		{"protobuf valid call", "POST", protoCall(&scheduler.Call{Type: scheduler.Call_REVIVE, FrameworkID: &mesos.FrameworkID{Value: c.fwID}}), map[string]string{"Content-Type": mediaProtobuf, "Mesos-Stream-Id": c.streamID}, 202, ""},
 	}

@@ -59,8 +59,11 @@ type frameworkState struct {
 	roles      []string
 	active     bool
 	suppressed map[string]bool
-	filters    map[string][]filter // by agent ID
-	alloc      map[string]scalars  // by role
+	filters    map[string]map[string][]filter // by role, then agent ID (Mesos' offerFilters)
+	alloc      map[string]scalars             // by role
+	// count is how often the framework was allocated to in each role: the DRF sorter's
+	// allocation.count, its tie-break between equal shares.
+	count map[string]uint64
 }
 
 // scalars is a sum of scalar resources by name (cpus, mem, disk, gpus...), the quantities DRF compares.
@@ -95,6 +98,7 @@ type Allocator struct {
 	frameworks map[string]*frameworkState
 	total      scalars
 	roleAlloc  map[string]scalars
+	roleCount  map[string]uint64 // the role sorter's allocation.count
 }
 
 // New returns an empty allocator.
@@ -112,6 +116,7 @@ func New(cfg Config) *Allocator {
 		frameworks: map[string]*frameworkState{},
 		total:      scalars{},
 		roleAlloc:  map[string]scalars{},
+		roleCount:  map[string]uint64{},
 	}
 }
 
@@ -151,7 +156,9 @@ func (a *Allocator) RemoveAgent(id string) {
 		}
 	}
 	for _, fw := range a.frameworks {
-		delete(fw.filters, id)
+		for _, byAgent := range fw.filters {
+			delete(byAgent, id)
+		}
 	}
 	a.total.add(ag.total, -1)
 	delete(a.agents, id)
@@ -165,7 +172,7 @@ func (a *Allocator) RemoveAgent(id string) {
 func (a *Allocator) AddFramework(id string, roles []string, suppressed []string) {
 	fw, ok := a.frameworks[id]
 	if !ok {
-		fw = &frameworkState{id: id, filters: map[string][]filter{}, alloc: map[string]scalars{}}
+		fw = &frameworkState{id: id, filters: map[string]map[string][]filter{}, alloc: map[string]scalars{}, count: map[string]uint64{}}
 		a.frameworks[id] = fw
 	}
 	fw.roles = slices.Clone(roles)
@@ -216,7 +223,8 @@ func (a *Allocator) Suppress(id string, roles []string) {
 	}
 }
 
-// Revive clears the framework's filters and un-suppresses roles (all its roles when empty).
+// Revive clears the framework's filters of roles and un-suppresses them (all its roles when empty),
+// as reviveRoles does: offer filters are kept per role.
 func (a *Allocator) Revive(id string, roles []string) {
 	fw, ok := a.frameworks[id]
 	if !ok {
@@ -224,14 +232,40 @@ func (a *Allocator) Revive(id string, roles []string) {
 	}
 	if len(roles) == 0 {
 		roles = fw.roles
-		fw.filters = map[string][]filter{}
-	} else {
-		// Mesos keeps per-role filters; ours are per agent, so reviving any role clears them.
-		fw.filters = map[string][]filter{}
 	}
 	for _, r := range roles {
+		delete(fw.filters, r)
 		delete(fw.suppressed, r)
 	}
+}
+
+// UpdateFramework changes a framework's roles and suppressed roles as the hierarchical allocator's
+// updateFramework does: a role left loses its filters and suppression, while what the framework still
+// holds in it stays allocated to it there (Mesos keeps tracking the framework under the role until those
+// resources come back); roles no longer suppressed are revived (filters cleared), and afterwards exactly
+// suppressed are suppressed.
+func (a *Allocator) UpdateFramework(id string, roles, suppressed []string) {
+	fw, ok := a.frameworks[id]
+	if !ok {
+		return
+	}
+	for _, r := range fw.roles {
+		if !slices.Contains(roles, r) {
+			delete(fw.filters, r)
+			delete(fw.suppressed, r)
+		}
+	}
+	fw.roles = slices.Clone(roles)
+	want := map[string]bool{}
+	for _, r := range suppressed {
+		want[r] = true
+	}
+	for r := range fw.suppressed {
+		if !want[r] && slices.Contains(roles, r) {
+			delete(fw.filters, r) // reviveRoles
+		}
+	}
+	fw.suppressed = want
 }
 
 // Allocated records resources in use by a framework's role on an agent (tasks found when an agent
@@ -265,7 +299,12 @@ func (a *Allocator) Recover(agentID, frameworkID, role string, res mesos.Resourc
 		ag.available = ag.total.Clone()
 	}
 	if fw, ok := a.frameworks[frameworkID]; ok && refuse > 0 && len(r) > 0 {
-		fw.filters[agentID] = append(fw.filters[agentID], filter{resources: r, until: now.Add(refuse)})
+		byAgent := fw.filters[role]
+		if byAgent == nil {
+			byAgent = map[string][]filter{}
+			fw.filters[role] = byAgent
+		}
+		byAgent[agentID] = append(byAgent[agentID], filter{resources: r, until: now.Add(refuse)})
 	}
 }
 
@@ -281,7 +320,13 @@ func (a *Allocator) track(ag *agentState, frameworkID, role string, r mesos.Reso
 		delete(ag.used, k)
 	}
 	a.roleScalars(role).add(r, sign)
+	if sign > 0 {
+		a.roleCount[role]++ // DRFSorter's allocated(): every allocation counts, none is taken back
+	}
 	if fw, ok := a.frameworks[frameworkID]; ok {
+		if sign > 0 {
+			fw.count[role]++
+		}
 		s, ok := fw.alloc[role]
 		if !ok {
 			s = scalars{}
@@ -333,8 +378,8 @@ func (a *Allocator) FrameworkShare(id string) float64 {
 	return a.share(sum)
 }
 
-func (a *Allocator) filtered(fw *frameworkState, agentID string, avail mesos.Resources, now time.Time) bool {
-	fs := fw.filters[agentID]
+func (a *Allocator) filtered(fw *frameworkState, role, agentID string, avail mesos.Resources, now time.Time) bool {
+	fs := fw.filters[role][agentID]
 	if len(fs) == 0 {
 		return false
 	}
@@ -350,9 +395,9 @@ func (a *Allocator) filtered(fw *frameworkState, agentID string, avail mesos.Res
 		}
 	}
 	if len(keep) == 0 {
-		delete(fw.filters, agentID)
+		delete(fw.filters[role], agentID)
 	} else {
-		fw.filters[agentID] = keep
+		fw.filters[role][agentID] = keep
 	}
 	return hit
 }
@@ -421,11 +466,16 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 		for i := range idx {
 			idx[i] = i
 		}
+		// DRFSorter::Node::compareDRF: share, then allocation count, then name.
 		sort.SliceStable(idx, func(i, j int) bool {
+			ri, rj := roles[idx[i]], roles[idx[j]]
 			if roleShares[idx[i]] != roleShares[idx[j]] {
 				return roleShares[idx[i]] < roleShares[idx[j]]
 			}
-			return roles[idx[i]] < roles[idx[j]]
+			if a.roleCount[ri] != a.roleCount[rj] {
+				return a.roleCount[ri] < a.roleCount[rj]
+			}
+			return ri < rj
 		})
 		for _, ri := range idx {
 			role := roles[ri]
@@ -437,9 +487,14 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 			for _, fw := range byRole[role] {
 				cands = append(cands, candidate{fw: fw, share: a.share(fw.alloc[role])})
 			}
-			sort.SliceStable(cands, func(i, j int) bool { return cands[i].share < cands[j].share })
+			sort.SliceStable(cands, func(i, j int) bool {
+				if cands[i].share != cands[j].share {
+					return cands[i].share < cands[j].share
+				}
+				return cands[i].fw.count[role] < cands[j].fw.count[role] // then by ID (byRole's order)
+			})
 			for _, c := range cands {
-				if a.filtered(c.fw, id, offerable, now) {
+				if a.filtered(c.fw, role, id, offerable, now) {
 					continue
 				}
 				if len(offerable) == len(ag.available) {

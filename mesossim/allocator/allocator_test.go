@@ -251,3 +251,106 @@ func TestStaticReservationsOnlyToTheirRole(t *testing.T) {
 		t.Errorf("cpus offered (-want +got):\n%s", diff)
 	}
 }
+
+// roleOf returns the roles offered in order.
+func rolesOf(offers []Offer) []string {
+	var out []string
+	for _, o := range offers {
+		out = append(out, o.FrameworkID+"/"+o.Role)
+	}
+	return out
+}
+
+// TestRoleFiltersArePerRole: Mesos keeps a framework's offer filters per role (offerFilters[role]);
+// reviving one role clears that role's filters only.
+func TestRoleFiltersArePerRole(t *testing.T) {
+	a := New(Config{Seed: 1})
+	a.AddAgent("a0", agentRes(4, 8192))
+	a.AddFramework("f1", []string{"ra", "rb"}, nil)
+	decline := func(os []Offer) {
+		for _, o := range os {
+			a.Recover(o.AgentID, o.FrameworkID, o.Role, o.Resources, time.Hour, t0)
+		}
+	}
+	steps := []struct {
+		revive []string
+		want   []string
+	}{
+		{want: []string{"f1/ra"}},
+		{want: []string{"f1/rb"}}, // ra is filtered
+		{want: nil},               // both filtered
+		{revive: []string{"rb"}, want: []string{"f1/rb"}},
+	}
+	for i, s := range steps {
+		if s.revive != nil {
+			a.Revive("f1", s.revive)
+		}
+		got := a.Allocate(t0)
+		if diff := cmp.Diff(s.want, rolesOf(got)); diff != "" {
+			t.Fatalf("step %d (-want +got):\n%s", i, diff)
+		}
+		decline(got)
+	}
+}
+
+// TestEqualSharesBreakTiesByAllocationCount: DRFSorter::Node::compareDRF orders equal shares by how
+// often each client was allocated to, so two idle roles take turns instead of the first name always
+// winning.
+func TestEqualSharesBreakTiesByAllocationCount(t *testing.T) {
+	a := New(Config{Seed: 1})
+	a.AddAgent("a0", agentRes(4, 8192))
+	a.AddFramework("f1", []string{"r1"}, nil)
+	a.AddFramework("f2", []string{"r2"}, nil)
+	a.AddFramework("f3", []string{"r2"}, nil)
+	var got []string
+	for i := 0; i < 4; i++ {
+		os := a.Allocate(t0)
+		got = append(got, rolesOf(os)...)
+		for _, o := range os {
+			a.Recover(o.AgentID, o.FrameworkID, o.Role, o.Resources, 0, t0)
+		}
+	}
+	// r1, r2 (f2 first by ID), r1, r2 (f3: f2 was allocated to once already).
+	if diff := cmp.Diff([]string{"f1/r1", "f2/r2", "f1/r1", "f3/r2"}, got); diff != "" {
+		t.Fatalf("allocation order (-want +got):\n%s", diff)
+	}
+}
+
+// TestUpdateFramework follows the hierarchical allocator's updateFramework: resources still held in a
+// role the framework left stay allocated to it there (the role's share keeps them), the role gets no
+// more offers, and the suppressed roles afterwards are exactly those of the call; a role no longer
+// suppressed is revived, its filters cleared.
+func TestUpdateFramework(t *testing.T) {
+	a := New(Config{Seed: 1})
+	a.AddAgent("a0", agentRes(4, 8192))
+	a.AddAgent("a1", agentRes(4, 8192))
+	a.AddFramework("f1", []string{"old"}, nil)
+	first := a.Allocate(t0)
+	if len(first) != 2 {
+		t.Fatalf("offers %v, want both agents", rolesOf(first))
+	}
+	// f1 keeps a0 (a task runs there) and hands a1 back.
+	for _, o := range first {
+		if o.AgentID == "a1" {
+			a.Recover("a1", "f1", "old", o.Resources, 0, t0)
+		}
+	}
+	heldShare := a.RoleShare("old")
+	a.UpdateFramework("f1", []string{"new", "other"}, []string{"other"})
+	if got := a.RoleShare("old"); got != heldShare || got == 0 {
+		t.Errorf("share of the left role %v, want the held %v", got, heldShare)
+	}
+	got := a.Allocate(t0)
+	if diff := cmp.Diff([]string{"f1/new"}, rolesOf(got)); diff != "" {
+		t.Fatalf("offers after UPDATE_FRAMEWORK (-want +got):\n%s", diff)
+	}
+	a.Recover(got[0].AgentID, "f1", "new", got[0].Resources, time.Hour, t0)
+	if got := a.Allocate(t0); len(got) != 0 {
+		t.Fatalf("offers %v while new is filtered and other suppressed", rolesOf(got))
+	}
+	// Unsuppressing other revives it; new stays filtered (it was not suppressed).
+	a.UpdateFramework("f1", []string{"new", "other"}, nil)
+	if diff := cmp.Diff([]string{"f1/other"}, rolesOf(a.Allocate(t0))); diff != "" {
+		t.Fatalf("offers after unsuppressing other (-want +got):\n%s", diff)
+	}
+}
