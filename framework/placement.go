@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -86,8 +85,12 @@ func (s *sched) cycle(ctx context.Context) {
 		}
 	}
 	if len(pods) == 0 || s.book.Len() == 0 {
+		if len(pods) > 0 {
+			s.preemptIdle(ctx, pods, now) // a full cluster sends no offers
+		}
 		return
 	}
+	s.forgetIdle()
 
 	nodes, foreign := s.placementNodes()
 	var offers []mesos.Offer
@@ -101,6 +104,8 @@ func (s *sched) cycle(ctx context.Context) {
 		}
 		offers = append(offers, o)
 	}
+	nominated := s.nominated()
+	pods = s.withNominated(pods, offers, nominated)
 	plan := offerbridge.Place(offerbridge.Input{
 		Offers:     offers,
 		Nodes:      nodes,
@@ -111,6 +116,7 @@ func (s *sched) cycle(ctx context.Context) {
 		Executor:   s.executorCost(),
 		Strategy:   s.placement.strategy,
 		Seed:       s.seed,
+		Nominated:  nominated,
 	})
 	// The book learns what actually happened: a Launch whose pods could not be bound or whose
 	// executor is unknown declines its offers instead.
@@ -125,7 +131,17 @@ func (s *sched) cycle(ctx context.Context) {
 	}
 	unmentioned := s.book.Settle(done)
 	s.decline(ctx, append(plan.Decline, unmentioned...), s.refuse)
+	var unfit []*corev1.Pod
 	for i := range plan.Unschedulable {
+		if !plan.Unschedulable[i].Unresolvable {
+			unfit = append(unfit, plan.Unschedulable[i].Pod)
+		}
+	}
+	post := s.preempt(ctx, unfit)
+	for i := range plan.Unschedulable {
+		if m := post[plan.Unschedulable[i].Pod.UID]; m != "" {
+			plan.Unschedulable[i].Message += " " + m // kube-scheduler's FitError with its PostFilter message
+		}
 		s.unschedulable(ctx, &plan.Unschedulable[i], now)
 	}
 }
@@ -175,17 +191,7 @@ func (s *sched) pendingPods(now time.Time) []*corev1.Pod {
 			pods = append(pods, pod)
 		}
 	}
-	sort.Slice(pods, func(i, j int) bool {
-		pi, pj := podPriority(pods[i]), podPriority(pods[j])
-		if pi != pj {
-			return pi > pj
-		}
-		ti, tj := pods[i].CreationTimestamp, pods[j].CreationTimestamp
-		if !ti.Equal(&tj) {
-			return ti.Before(&tj)
-		}
-		return podKey(pods[i]) < podKey(pods[j])
-	})
+	sortPending(pods)
 	return pods
 }
 

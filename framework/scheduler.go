@@ -138,6 +138,7 @@ type sched struct {
 	seed           uint64
 	kick           chan struct{}
 	placement      placementSettings
+	preemption     preemptionState
 
 	mu               sync.Mutex
 	state            State

@@ -2,6 +2,7 @@ package offerbridge
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -46,12 +47,14 @@ type PreemptInput struct {
 type PreemptAgent struct {
 	AgentID string
 	Node    *corev1.Node
-	// Free is what the agent has free now, besides everything its pods use: the agent's offers when
-	// the framework holds some, else the Node's allocatable less its pods' demands.
-	Free podtranslate.Demand
+	// Allocatable is what pods may use on the agent in all: the Node's allocatable.
+	Allocatable podtranslate.Demand
 	// Pods are the framework's pods bound to the Node that have not finished, terminating ones too
-	// (their resources come back only when their tasks end).
+	// (their resources come back only when their tasks end): the possible victims.
 	Pods []*corev1.Pod
+	// Others are the other pods bound to the Node that have not finished (another scheduler's): they
+	// use room but are never victims.
+	Others []*corev1.Pod
 	// Nominated are pods not bound yet whose status.nominatedNodeName is this Node: those of the
 	// preemptor's priority or higher count as already there (RunFilterPluginsWithNominatedPods).
 	Nominated []*corev1.Pod
@@ -126,7 +129,13 @@ func newPreemptState(in *PreemptInput) *preemptState {
 		if q, ok := pa.Node.Status.Allocatable[corev1.ResourcePods]; ok {
 			a.maxPods = int(q.Value())
 		}
-		x := &preemptAgent{in: pa, a: a, free: scalarNeed(pa.Free), going: map[types.UID]bool{}}
+		x := &preemptAgent{in: pa, a: a, free: scalarNeed(pa.Allocatable), going: map[types.UID]bool{}}
+		for _, p := range append(slices.Clip(pa.Pods), pa.Others...) {
+			n := st.need(p)
+			for d := range x.free {
+				x.free[d] -= n.scalar[d]
+			}
+		}
 		x.nominated = append(x.nominated, pa.Nominated...)
 		st.agents = append(st.agents, x)
 	}
@@ -328,6 +337,12 @@ func (st *preemptState) after(pi *podInfo, x *preemptAgent, removed map[types.UI
 		}
 		count++
 		for _, port := range n.ports {
+			busy[port] = true
+		}
+	}
+	for _, p := range x.in.Others {
+		count++
+		for _, port := range st.need(p).ports {
 			busy[port] = true
 		}
 	}

@@ -28,12 +28,19 @@ func terminatingByScheduler(pod *corev1.Pod) {
 	})
 }
 
-// full is an agent whose Node is name, with free cpus left and the given pods bound.
+// full is an agent whose Node is name, with free cpus left besides the given pods bound.
 func full(name string, freeCPUs float64, pods ...*corev1.Pod) PreemptAgent {
+	alloc := podtranslate.Demand{CPUs: freeCPUs, MemMB: 4096, DiskMB: 1000}
 	for _, p := range pods {
 		p.Spec.NodeName = name
+		d, err := podtranslate.PodDemand(p, podtranslate.Options{})
+		if err != nil {
+			panic(err)
+		}
+		alloc.CPUs += d.CPUs
+		alloc.MemMB += d.MemMB
 	}
-	return PreemptAgent{AgentID: "id-" + name, Node: node(name, nil), Free: podtranslate.Demand{CPUs: freeCPUs, MemMB: 4096, DiskMB: 1000}, Pods: pods}
+	return PreemptAgent{AgentID: "id-" + name, Node: node(name, nil), Allocatable: alloc, Pods: pods}
 }
 
 func names(ps []*corev1.Pod) []string {
@@ -334,5 +341,18 @@ func TestPlaceNominatedPodsTakeRoom(t *testing.T) {
 	in.Offers = []mesos.Offer{basic("o1", "a", 3, 1000)}
 	if got := placed(Place(in)); !slices.Equal(got, []string{"hi@a", "lo@a"}) {
 		t.Errorf("placed %v, want hi@a and lo@a", got)
+	}
+}
+
+// Another scheduler's pods use room but are never victims.
+func TestPreemptNeverEvictsOthers(t *testing.T) {
+	a := full("a", 0, pod("ours", 1, 100, prio(1)), pod("theirs", 1, 100, prio(0)))
+	a.Pods, a.Others = a.Pods[:1], a.Pods[1:]
+	plan := Preempt(PreemptInput{Pods: []*corev1.Pod{pod("hi", 2, 100, prio(100))}, Agents: []PreemptAgent{a}})
+	if len(plan.Preemptions) != 0 {
+		t.Fatalf("victims %v, want none: only another scheduler's pod could make room", names(plan.Preemptions[0].Victims))
+	}
+	if got, want := plan.Messages["uid-hi"], "preemption: 0/1 agents are available: 1 Insufficient cpu."; got != want {
+		t.Errorf("message %q, want %q", got, want)
 	}
 }
