@@ -25,7 +25,7 @@ func (m *Master) versionInfo() mesos.VersionInfo {
 }
 
 // serveOperator is the master's operator API POST /api/v1 (GET_HEALTH, GET_VERSION, GET_STATE,
-// GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_MASTER), JSON or protobuf.
+// GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_ROLES, GET_MASTER), JSON or protobuf.
 func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, r)
@@ -67,6 +67,8 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 		resp.Type, resp.GetTasks = master.Response_GET_TASKS, m.getTasks()
 	case master.Call_GET_EXECUTORS:
 		resp.Type, resp.GetExecutors = master.Response_GET_EXECUTORS, m.getExecutors()
+	case master.Call_GET_ROLES:
+		resp.Type, resp.GetRoles = master.Response_GET_ROLES, m.getRoles()
 	case master.Call_GET_MASTER:
 		info := m.Info()
 		resp.Type, resp.GetMaster = master.Response_GET_MASTER, &master.Response_GetMaster{MasterInfo: &info,
@@ -90,6 +92,27 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 }
 
 func float64Ptr(f float64) *float64 { return &f }
+
+// getRoles is ReadOnlyHandler::getRoles: every known role with its weight, its frameworks and what it
+// holds (allocated plus offered) of cpus, mem, disk and gpus, in ResourceQuantities' name order.
+func (m *Master) getRoles() *master.Response_GetRoles {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := &master.Response_GetRoles{}
+	for _, r := range m.alloc.Roles() {
+		role := mesos.Role{Name: r.Name, Weight: m.alloc.Weight(r.Name)}
+		for _, name := range []string{"cpus", "disk", "gpus", "mem"} {
+			if v, ok := r.Allocated[name]; ok {
+				role.Resources = append(role.Resources, mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}})
+			}
+		}
+		for _, id := range r.Frameworks {
+			role.Frameworks = append(role.Frameworks, mesos.FrameworkID{Value: id})
+		}
+		out.Roles = append(out.Roles, role)
+	}
+	return out
+}
 
 func (m *Master) getState() *master.Response_GetState {
 	return &master.Response_GetState{GetTasks: m.getTasks(), GetExecutors: m.getExecutors(), GetFrameworks: m.getFrameworks(), GetAgents: m.getAgents()}

@@ -1,9 +1,14 @@
 package mesossim
 
 import (
+	"context"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpmaster"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
+	mastercalls "github.com/mesos/mesos-go/api/v1/lib/master/calls"
 )
 
 func multiRole(roles ...string) map[string]any {
@@ -130,5 +135,52 @@ func TestReviveOfARoleNotSubscribed(t *testing.T) {
 	c.mustCall("REVIVE", map[string]any{"revive": map[string]any{"roles": []string{"a"}}})
 	if n := h.m.Allocate(); n != 1 {
 		t.Errorf("%d offers after REVIVE of a, want 1", n)
+	}
+}
+
+// TestGetRoles: GET_ROLES lists the known roles (subscribed, holding resources, weighted, and their
+// ancestors) with weight, frameworks and what each holds, offers included.
+func TestGetRoles(t *testing.T) {
+	h := newHarness(t, Config{Weights: map[string]float64{"a": 2, "x/y": 3}}, 1, agentRes)
+	c := h.jsonSubscribe(fwInfo("roles", multiRole("a", "b")))
+	h.m.Allocate()
+	if r := str(offersOf(c.next("OFFERS"))[0], "allocation_info", "role"); r != "a" {
+		t.Fatalf("offer role %q, want a", r)
+	}
+	sender := httpmaster.NewSender(httpcli.New(httpcli.Endpoint(h.url + "/api/v1")).Send)
+	resp, err := sender.Send(context.Background(), mastercalls.NonStreaming(&master.Call{Type: master.Call_GET_ROLES}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	var r master.Response
+	if err := resp.Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	type role struct {
+		Name       string
+		Weight     float64
+		Frameworks []string
+		Resources  map[string]float64
+	}
+	var got []role
+	for _, x := range r.GetGetRoles().GetRoles() {
+		rr := role{Name: x.Name, Weight: x.Weight, Resources: map[string]float64{}}
+		for _, f := range x.Frameworks {
+			rr.Frameworks = append(rr.Frameworks, f.Value)
+		}
+		for _, res := range x.Resources {
+			rr.Resources[res.Name] = res.GetScalar().GetValue()
+		}
+		got = append(got, rr)
+	}
+	want := []role{
+		{Name: "a", Weight: 2, Frameworks: []string{c.fwID}, Resources: map[string]float64{"cpus": 4, "mem": 8192, "disk": 65536}},
+		{Name: "b", Weight: 1, Frameworks: []string{c.fwID}, Resources: map[string]float64{}},
+		{Name: "x", Weight: 1, Resources: map[string]float64{}},
+		{Name: "x/y", Weight: 3, Resources: map[string]float64{}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GET_ROLES (-want +got):\n%s", diff)
 	}
 }

@@ -583,3 +583,63 @@ func allocatableTo(rs mesos.Resources, role string) mesos.Resources {
 
 // containsAll reports whether have contains every resource of want.
 func containsAll(have, want mesos.Resources) bool { return rez.ContainsAll(have, want) }
+
+// RoleInfo is a role as the master's GET_ROLES shows it.
+type RoleInfo struct {
+	Name string
+	// Frameworks subscribed to the role or holding resources allocated to it (Mesos' Role::frameworks),
+	// sorted.
+	Frameworks []string
+	// Allocated is what the role holds, offered resources included, by resource name.
+	Allocated map[string]float64
+}
+
+// Roles lists the known roles as Master::knownRoles does (roles frameworks are subscribed to or hold
+// resources in, reservation roles, roles with a weight, and their ancestors), sorted by name.
+func (a *Allocator) Roles() []RoleInfo {
+	known := map[string]bool{}
+	frameworks := map[string][]string{}
+	for id, fw := range a.frameworks {
+		for _, r := range fw.roles {
+			known[r] = true
+			frameworks[r] = append(frameworks[r], id)
+		}
+		for r, s := range fw.alloc {
+			if len(s) > 0 && !slices.Contains(fw.roles, r) {
+				known[r] = true
+				frameworks[r] = append(frameworks[r], id)
+			}
+		}
+	}
+	for _, ag := range a.agents {
+		for i := range ag.total {
+			if rs := ag.total[i].Reservations; len(rs) > 0 {
+				known[rs[len(rs)-1].GetRole()] = true
+			} else if r := ag.total[i].GetRole(); r != "" && r != "*" {
+				known[r] = true
+			}
+		}
+	}
+	for r := range a.cfg.Weights {
+		known[r] = true
+	}
+	for r := range known {
+		for i := len(r) - 1; i > 0; i-- {
+			if r[i] == '/' {
+				known[r[:i]] = true
+			}
+		}
+	}
+	out := make([]RoleInfo, 0, len(known))
+	for r := range known {
+		alloc := map[string]float64{}
+		for n, v := range a.roleAlloc[r] {
+			alloc[n] = v
+		}
+		fws := frameworks[r]
+		slices.Sort(fws)
+		out = append(out, RoleInfo{Name: r, Frameworks: fws, Allocated: alloc})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
