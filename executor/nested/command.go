@@ -35,6 +35,9 @@ type PodEnv struct {
 	// Base variables every container gets first (lowest precedence), like the kubelet's
 	// KUBERNETES_SERVICE_HOST/PORT that in-cluster clients need.
 	Base map[string]string
+	// Allocatable returns the status.allocatable of the pod's Node, the default of a limit a
+	// container does not set in resourceFieldRef (nil: such limits fall back to the request).
+	Allocatable func(ctx context.Context, nodeName string) (corev1.ResourceList, error)
 }
 
 // Environment resolves a container's env and envFrom the way the kubelet does: envFrom first (in order,
@@ -116,7 +119,7 @@ func valueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, src *c
 	case src.FieldRef != nil:
 		return fieldValue(pod, src.FieldRef.FieldPath, pe)
 	case src.ResourceFieldRef != nil:
-		return resourceValue(pod, c, src.ResourceFieldRef)
+		return resourceValue(ctx, pod, c, src.ResourceFieldRef, pe)
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
 		if pe.Lookup == nil {
@@ -184,6 +187,16 @@ func fieldValue(pod *corev1.Pod, path string, pe PodEnv) (string, error) {
 	return "", fmt.Errorf("unsupported fieldRef %q", path)
 }
 
+// podLevelLimit is the pod's spec.resources limit of a resource the downward API defaults to (cpu,
+// memory: IsSupportedPodLevelResource), when set and not zero.
+func podLevelLimit(pod *corev1.Pod, rn corev1.ResourceName) (resource.Quantity, bool) {
+	if pod.Spec.Resources == nil || (rn != corev1.ResourceCPU && rn != corev1.ResourceMemory) {
+		return resource.Quantity{}, false
+	}
+	q, ok := pod.Spec.Resources.Limits[rn]
+	return q, ok && !q.IsZero()
+}
+
 func subscript(path, prefix string) (string, bool) {
 	rest, ok := strings.CutPrefix(path, prefix+"['")
 	if !ok {
@@ -193,10 +206,12 @@ func subscript(path, prefix string) (string, bool) {
 	return key, ok
 }
 
-// resourceValue implements resourceFieldRef: limits fall back to requests, as the kubelet's default
-// for unset limits would be the node's allocatable, which an executor does not know; unset values
-// give "0".
-func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
+// resourceValue implements resourceFieldRef as the kubelet's containerResourceRuntimeValue: a limit
+// the container does not set (or sets to zero) is the pod-level limit, else the Node's allocatable
+// (kubelet_resources.go defaultPodLimitsForDownwardAPI, "If neither container-level nor pod-level
+// resources limits are specified, it defaults to the node's allocatable resources"); without
+// pe.Allocatable it falls back to the request. Unset requests give "0".
+func resourceValue(ctx context.Context, pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFieldSelector, pe PodEnv) (string, error) {
 	if ref.ContainerName != "" && ref.ContainerName != c.Name {
 		found := false
 		for i := range pod.Spec.Containers {
@@ -215,9 +230,26 @@ func resourceValue(pod *corev1.Pod, c *corev1.Container, ref *corev1.ResourceFie
 	var q resource.Quantity
 	switch kind {
 	case "limits":
-		var has bool
-		if q, has = c.Resources.Limits[corev1.ResourceName(name)]; !has {
-			q = c.Resources.Requests[corev1.ResourceName(name)]
+		rn := corev1.ResourceName(name)
+		q = c.Resources.Limits[rn]
+		if !q.IsZero() {
+			break
+		}
+		if pl, ok := podLevelLimit(pod, rn); ok {
+			q = pl
+			break
+		}
+		if pe.Allocatable == nil {
+			q = c.Resources.Requests[rn]
+			break
+		}
+		alloc, err := pe.Allocatable(ctx, pod.Spec.NodeName)
+		if err != nil {
+			// The kubelet's "failed to find node object, expected a node".
+			return "", fmt.Errorf("resourceFieldRef %s: the limit defaults to the allocatable of Node %q: %w", ref.Resource, pod.Spec.NodeName, err)
+		}
+		if a, ok := alloc[rn]; ok {
+			q = a
 		}
 	case "requests":
 		q = c.Resources.Requests[corev1.ResourceName(name)]

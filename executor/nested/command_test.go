@@ -2,7 +2,10 @@ package nested
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -138,5 +141,86 @@ func TestEnvironment(t *testing.T) {
 				t.Errorf("env (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The kubelet's defaultPodLimitsForDownwardAPI: an unset (or zero) limit reads as the pod-level
+// limit, else as the Node's allocatable, in env and in downwardAPI volumes alike.
+func TestResourceFieldRefDefaultsToNodeAllocatable(t *testing.T) {
+	alloc := corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("3900m"),
+		corev1.ResourceMemory:           resource.MustParse("8096Mi"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("64Gi"),
+	}
+	var asked []string
+	pe := PodEnv{Allocatable: func(_ context.Context, node string) (corev1.ResourceList, error) {
+		asked = append(asked, node)
+		return alloc, nil
+	}}
+	ref := func(name, res, div string) corev1.EnvVar {
+		s := &corev1.ResourceFieldSelector{Resource: res}
+		if div != "" {
+			s.Divisor = resource.MustParse(div)
+		}
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: s}}
+	}
+	c := corev1.Container{Name: "c",
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0")},
+		},
+		Env: []corev1.EnvVar{
+			ref("MEM_LIMIT", "limits.memory", "1Mi"),
+			ref("CPU_LIMIT", "limits.cpu", ""),
+			ref("CPU_LIMIT_M", "limits.cpu", "1m"),
+			ref("EPH_LIMIT", "limits.ephemeral-storage", "1Gi"),
+			ref("MEM_REQUEST", "requests.memory", "1Mi"),
+			ref("CPU_REQUEST", "requests.cpu", "1m"),
+		}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}, Spec: corev1.PodSpec{NodeName: "agent-2", Containers: []corev1.Container{c}}}
+	got, err := Environment(context.Background(), pod, &pod.Spec.Containers[0], pe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"MEM_LIMIT": "8096", "CPU_LIMIT": "4", "CPU_LIMIT_M": "3900", "EPH_LIMIT": "64", "MEM_REQUEST": "32", "CPU_REQUEST": "0"}
+	if diff := cmp.Diff(want, envMap(got)); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
+	if len(asked) == 0 || asked[0] != "agent-2" {
+		t.Errorf("allocatable asked of nodes %v, want the pod's agent-2", asked)
+	}
+
+	// A pod-level limit comes before the Node's allocatable.
+	withPod := pod.DeepCopy()
+	withPod.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}
+	got, err = Environment(context.Background(), withPod, &withPod.Spec.Containers[0], pe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := envMap(got)["MEM_LIMIT"]; g != "256" {
+		t.Errorf("MEM_LIMIT with a pod-level limit = %s, want 256", g)
+	}
+
+	// The same default in a downwardAPI volume.
+	dir := t.TempDir()
+	volPod := pod.DeepCopy()
+	volPod.Spec.Volumes = []corev1.Volume{{Name: "podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+		{Path: "memory_limit", ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: "c", Resource: "limits.memory", Divisor: resource.MustParse("1Mi")}},
+	}}}}}
+	if err := PrepareVolumes(context.Background(), dir, volPod, pe); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "volumes", "podinfo", "memory_limit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "8096" {
+		t.Errorf("downwardAPI memory_limit = %q, want 8096", b)
+	}
+
+	// A Node that cannot be read fails the container's config, as the kubelet's does.
+	pe.Allocatable = func(context.Context, string) (corev1.ResourceList, error) { return nil, errors.New("nodes \"agent-2\" not found") }
+	if _, err := Environment(context.Background(), pod, &pod.Spec.Containers[0], pe); err == nil {
+		t.Error("no error when the Node's allocatable cannot be read")
 	}
 }

@@ -53,7 +53,7 @@ func fillVolume(ctx context.Context, dir string, pod *corev1.Pod, v corev1.Volum
 	case v.Secret != nil:
 		return writeSecret(ctx, dir, pod, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, v.Secret.DefaultMode, pe)
 	case v.DownwardAPI != nil:
-		return writeDownward(dir, pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode, pe)
+		return writeDownward(ctx, dir, pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode, pe)
 	case v.Projected != nil:
 		for _, src := range v.Projected.Sources {
 			var err error
@@ -63,7 +63,7 @@ func fillVolume(ctx context.Context, dir string, pod *corev1.Pod, v corev1.Volum
 			case src.Secret != nil:
 				err = writeSecret(ctx, dir, pod, src.Secret.Name, src.Secret.Items, src.Secret.Optional, v.Projected.DefaultMode, pe)
 			case src.DownwardAPI != nil:
-				err = writeDownward(dir, pod, src.DownwardAPI.Items, v.Projected.DefaultMode, pe)
+				err = writeDownward(ctx, dir, pod, src.DownwardAPI.Items, v.Projected.DefaultMode, pe)
 			case src.ServiceAccountToken != nil:
 				err = writeToken(ctx, dir, pod, src.ServiceAccountToken, v.Projected.DefaultMode, pe)
 			default:
@@ -154,7 +154,7 @@ func writeSecret(ctx context.Context, dir string, pod *corev1.Pod, name string, 
 	return writeKeys(dir, data, items, defMode, "secret "+name)
 }
 
-func writeDownward(dir string, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defMode *int32, pe PodEnv) error {
+func writeDownward(ctx context.Context, dir string, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defMode *int32, pe PodEnv) error {
 	for _, it := range items {
 		var (
 			v   string
@@ -172,7 +172,7 @@ func writeDownward(dir string, pod *corev1.Pod, items []corev1.DownwardAPIVolume
 			if c == nil {
 				return fmt.Errorf("downwardAPI %s: no container %q", it.Path, it.ResourceFieldRef.ContainerName)
 			}
-			v, err = resourceValue(pod, c, it.ResourceFieldRef)
+			v, err = resourceValue(ctx, pod, c, it.ResourceFieldRef, pe)
 		}
 		if err != nil {
 			return fmt.Errorf("downwardAPI %s: %w", it.Path, err)
