@@ -219,7 +219,9 @@ func TestResourceFieldRefDefaultsToNodeAllocatable(t *testing.T) {
 	}
 
 	// A Node that cannot be read fails the container's config, as the kubelet's does.
-	pe.Allocatable = func(context.Context, string) (corev1.ResourceList, error) { return nil, errors.New("nodes \"agent-2\" not found") }
+	pe.Allocatable = func(context.Context, string) (corev1.ResourceList, error) {
+		return nil, errors.New("nodes \"agent-2\" not found")
+	}
 	if _, err := Environment(context.Background(), pod, &pod.Spec.Containers[0], pe); err == nil {
 		t.Error("no error when the Node's allocatable cannot be read")
 	}
