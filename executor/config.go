@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubemesos/kubemesos/executor/hollow"
+	"github.com/kubemesos/kubemesos/executor/identity"
 	"github.com/kubemesos/kubemesos/executor/nested"
 	"github.com/kubemesos/kubemesos/executor/podworker"
 )
@@ -36,6 +38,16 @@ type Config struct {
 	// Kubeconfig is the kubeconfig file used to write pod statuses (--kubeconfig); empty means the
 	// in-cluster configuration.
 	Kubeconfig string
+	// BootstrapKubeconfig, when set, replaces Kubeconfig with a kubelet's TLS bootstrap
+	// (--bootstrap-kubeconfig, package executor/identity): its credential only requests the client
+	// certificate of system:node:<the agent's Node>, which every other call uses.
+	BootstrapKubeconfig string
+	// CertDir keeps that certificate and its key (--cert-dir); empty means $MESOS_SANDBOX/pki.
+	CertDir string
+	// ClientCAFile verifies the client certificates of kubelet API callers (--client-ca-file, the
+	// kubelet's); empty means the API server's extension-apiserver-authentication ConfigMap, which a
+	// Node's identity may not read.
+	ClientCAFile string
 	// LogLevel is the logrus level (--log-level) applied to the standard logger when Log is nil.
 	LogLevel string
 	// HostIP is written as the pods' hostIP and podIP (--host-ip); empty means LIBPROCESS_IP, else
@@ -120,6 +132,9 @@ const (
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	d := DefaultConfig()
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", d.Kubeconfig, "kubeconfig used to write pod statuses (empty: in-cluster)")
+	fs.StringVar(&c.BootstrapKubeconfig, "bootstrap-kubeconfig", d.BootstrapKubeconfig, "kubeconfig whose credential requests the executor's client certificate (system:node:<agent hostname>, as the kubelet's TLS bootstrap); excludes --kubeconfig")
+	fs.StringVar(&c.CertDir, "cert-dir", d.CertDir, "directory of the client certificate obtained with --bootstrap-kubeconfig (empty: $MESOS_SANDBOX/pki)")
+	fs.StringVar(&c.ClientCAFile, "client-ca-file", d.ClientCAFile, "CA of the kubelet API's client certificates (empty: the API server's extension-apiserver-authentication ConfigMap)")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "logrus level")
 	fs.StringVar(&c.HostIP, "host-ip", d.HostIP, "IP written as the pods' hostIP and podIP (default: LIBPROCESS_IP, else the host of MESOS_AGENT_ENDPOINT)")
 	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", d.ShutdownMargin, "part of MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD kept to report pods' ends on SHUTDOWN")
@@ -143,6 +158,9 @@ func (c *Config) Validate() error {
 		if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
 			errs = append(errs, fmt.Errorf("--log-level: %w", err))
 		}
+	}
+	if c.Kubeconfig != "" && c.BootstrapKubeconfig != "" {
+		errs = append(errs, errors.New("--kubeconfig and --bootstrap-kubeconfig exclude each other"))
 	}
 	if c.HostIP != "" && net.ParseIP(c.HostIP) == nil {
 		errs = append(errs, fmt.Errorf("--host-ip %q: not an IP address", c.HostIP))
@@ -273,6 +291,28 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, map[string]string, err
 		return nil, nil, fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
 	return cs, serviceEnv(rc.Host), nil
+}
+
+// nodeClient is kubeClient for --bootstrap-kubeconfig: the client authenticates with the Node's
+// certificate, which id requests once it is given the Node's name (until then requests wait).
+func nodeClient(ctx context.Context, cfg Config, sandbox string, log logrus.FieldLogger) (kubernetes.Interface, map[string]string, *identity.Identity, error) {
+	dir := cfg.CertDir
+	if dir == "" {
+		dir = filepath.Join(sandbox, "pki")
+	}
+	id, err := identity.New(identity.Config{BootstrapKubeconfig: cfg.BootstrapKubeconfig, CertDir: dir, Log: log})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rc := id.RESTConfig()
+	rc.UserAgent = "kubemesos-executor"
+	rc.QPS, rc.Burst = kubeletAPIQPS, kubeletAPIBurst
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	id.Start(ctx)
+	return cs, serviceEnv(rc.Host), id, nil
 }
 
 const (

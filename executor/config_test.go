@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +88,21 @@ func TestFlagsAndValidate(t *testing.T) {
 	}
 	if err := d.Validate(); err == nil {
 		t.Error("a negative --sandbox-timeout accepted")
+	}
+}
+
+// --bootstrap-kubeconfig replaces --kubeconfig (the kubelet's TLS bootstrap): both at once is refused.
+func TestBootstrapKubeconfigExcludesKubeconfig(t *testing.T) {
+	c := DefaultConfig()
+	c.BootstrapKubeconfig = "/b"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("bootstrap alone: %v", err)
+	}
+	c.Kubeconfig = "/k"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--bootstrap-kubeconfig") {
+		t.Fatalf("both: %v", err)
+	}
+	if err := ValidateEnv(map[string]string{"KUBEMESOS_BOOTSTRAP_KUBECONFIG": "/b", "KUBEMESOS_CLIENT_CA_FILE": "/ca", "KUBEMESOS_CERT_DIR": "/d"}); err != nil {
+		t.Fatalf("executor env: %v", err)
 	}
 }

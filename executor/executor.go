@@ -34,6 +34,7 @@ import (
 	"github.com/kubemesos/kubemesos/executor/agentclient"
 	"github.com/kubemesos/kubemesos/executor/execstream"
 	"github.com/kubemesos/kubemesos/executor/hollow"
+	"github.com/kubemesos/kubemesos/executor/identity"
 	"github.com/kubemesos/kubemesos/executor/imageconfig"
 	"github.com/kubemesos/kubemesos/executor/kubeletapi"
 	"github.com/kubemesos/kubemesos/executor/nested"
@@ -92,6 +93,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	client := cfg.KubeClient
 	var baseEnv map[string]string
+	if client == nil && cfg.BootstrapKubeconfig != "" {
+		var id *identity.Identity
+		if client, baseEnv, id, err = nodeClient(ctx, cfg, mcfg.Sandbox, log); err != nil {
+			return err
+		}
+		// The Node is the agent's hostname (framework/nodes.go), known from SUBSCRIBED.
+		prev := cfg.OnSubscribed
+		cfg.OnSubscribed = func(s *mesosexec.Event_Subscribed) {
+			id.SetNodeName(s.AgentInfo.GetHostname())
+			if prev != nil {
+				prev(s)
+			}
+		}
+	}
 	if client == nil {
 		if client, baseEnv, err = kubeClient(cfg.Kubeconfig); err != nil {
 			return err

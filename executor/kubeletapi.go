@@ -6,15 +6,19 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mesosexec "github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
@@ -33,6 +37,8 @@ type kubeletAPI struct {
 	clock    clock.PassiveClock
 	addr     string
 	log      logrus.FieldLogger
+	// nodeName is the Node's name once SUBSCRIBED told it.
+	nodeName atomic.Pointer[string]
 
 	ctx  context.Context
 	stop context.CancelFunc
@@ -42,7 +48,16 @@ type kubeletAPI struct {
 // startKubeletAPI serves the kubelet API on cfg.KubeletAddress (without a host: on the agent's IP)
 // with delegated authentication and authorization against the API server behind client.
 func startKubeletAPI(ctx context.Context, cfg Config, mcfg config.Config, agent agentclient.Options, loc podLocator, client kubernetes.Interface, podIP string, fwd kubeletapi.PortForwarder, log logrus.FieldLogger) (*kubeletAPI, error) {
-	auth, err := kubeletapi.Delegating(client, kubeletapi.DelegatingOptions{})
+	var opts kubeletapi.DelegatingOptions
+	if cfg.ClientCAFile != "" {
+		// The kubelet's --client-ca-file: a Node's identity may not read the ConfigMap.
+		ca, err := dynamiccertificates.NewDynamicCAContentFromFile("client-ca-bundle", cfg.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet API: --client-ca-file: %w", err)
+		}
+		opts.ClientCA = ca
+	}
+	auth, err := kubeletapi.Delegating(client, opts)
 	if err != nil {
 		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
@@ -118,6 +133,7 @@ func (k *kubeletAPI) chainHooks(cfg *Config) {
 func (k *kubeletAPI) subscribed(s *mesosexec.Event_Subscribed) {
 	node := s.AgentInfo.GetHostname()
 	k.server.SetNodeName(node)
+	k.nodeName.Store(&node)
 	k.wg.Add(1)
 	go func() {
 		defer k.wg.Done()
@@ -152,7 +168,22 @@ const deletedPodsInterval = 10 * time.Second
 // forgetDeleted removes the logs of ended pods once they are deleted, until the server stops.
 func (k *kubeletAPI) forgetDeleted() {
 	get := func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
-		return k.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		node := k.nodeName.Load()
+		if node == nil {
+			return k.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		}
+		// Under the Node authorizer a deleted pod is no longer related to the Node, so its GET is
+		// forbidden rather than not found; a list selected by spec.nodeName, the kubelet's pod watch,
+		// is allowed and tells.
+		sel := fields.AndSelectors(fields.OneTermEqualSelector("spec.nodeName", *node), fields.OneTermEqualSelector("metadata.name", name))
+		list, err := k.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{FieldSelector: sel.String()})
+		if err != nil {
+			return nil, err
+		}
+		if len(list.Items) == 0 {
+			return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+		}
+		return &list.Items[0], nil
 	}
 	k.registry.RunForgetDeleted(k.ctx, deletedPodsInterval, k.clock, get, func(uid types.UID) {
 		k.logs.Forget(uid)
