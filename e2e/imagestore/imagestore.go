@@ -35,7 +35,7 @@ import (
 )
 
 // builderVersion changes whenever what this package writes changes, so that old stores are not reused.
-const builderVersion = "imagestore/5"
+const builderVersion = "imagestore/6"
 
 // PATH is the images' PATH (the upstream busybox image's).
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -384,6 +384,13 @@ func (o Options) build(ctx context.Context, in Inputs, base string) (Store, erro
 			return Store{}, err
 		}
 	}
+	// Upstream: ADD porter/localhost.crt localhost.crt, ADD porter/localhost.key localhost.key
+	// (netexec's --tls-cert-file/--tls-private-key-file in the HTTPS lifecycle hook specs).
+	for _, f := range []string{"localhost.crt", "localhost.key"} {
+		if err := agnhostLayer.HostFile(f, 0o644, bins[f]); err != nil {
+			return Store{}, err
+		}
+	}
 	agnhost, err := agnhostLayer.Build()
 	if err != nil {
 		return Store{}, err
@@ -506,6 +513,20 @@ func (o Options) buildBinaries(ctx context.Context, dir string) (map[string]stri
 	bins := map[string]string{}
 	for _, name := range []string{"agnhost", "nonewprivs", "pause"} {
 		bins[name] = filepath.Join(dir, name)
+		if _, err := os.Stat(bins[name]); err != nil {
+			return nil, err
+		}
+	}
+	// agnhost's certificate and key, from the same k8s.io/kubernetes module the binary came from.
+	list := exec.CommandContext(ctx, o.Go, "list", "-modfile="+filepath.Join(modDir, "go.mod"), "-mod=mod", "-m", "-f", "{{.Dir}}", "k8s.io/kubernetes")
+	list.Dir = o.ModuleDir
+	list.Env = cmd.Env
+	kdir, err := list.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -m k8s.io/kubernetes: %w", err)
+	}
+	for _, name := range []string{"localhost.crt", "localhost.key"} {
+		bins[name] = filepath.Join(strings.TrimSpace(string(kdir)), "test/images/agnhost/porter", name)
 		if _, err := os.Stat(bins[name]); err != nil {
 			return nil, err
 		}

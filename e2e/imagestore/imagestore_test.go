@@ -243,6 +243,11 @@ func TestImagesRunTheirCommands(t *testing.T) {
 		if err != nil || string(out) != "2\n" {
 			t.Fatalf("%q %v", out, err)
 		}
+		// Upstream's /localhost.crt and /localhost.key, which netexec serves HTTPS with.
+		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/bin/sh", "-c", "head -1 /localhost.crt; head -1 /localhost.key").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "-----BEGIN CERTIFICATE-----\n-----BEGIN ") {
+			t.Fatalf("agnhost's certificate and key: %q %v", out, err)
+		}
 		// And Debian's bash, with the libraries it loads.
 		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/bin/bash", "-c", "echo ${BASH_VERSINFO[0]} $((2+2))").CombinedOutput()
 		if err != nil || !strings.HasSuffix(string(out), " 4\n") {
