@@ -272,6 +272,10 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return nodes.Run(gctx) })
+	// The executors' client certificates (executor/identity), for Nodes of agents it knows.
+	g.Go(func() error {
+		return newCSRApprover(d.kube, nodes.AgentOfHostname, d.clock, d.log.WithField("component", "csrapprover")).Run(gctx)
+	})
 	g.Go(func() error { return pollAgents(gctx, operator, nodes, d.clock, cfg.AgentPollInterval, d.log) })
 	g.Go(func() error { s.runWorkers(gctx, 2); return nil })
 	g.Go(func() error { return s.runLoop(gctx, loopTick(cfg.OfferHold)) })
