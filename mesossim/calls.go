@@ -293,8 +293,10 @@ func (m *Master) handleCall(streamID, principal string, c *scheduler.Call) (int,
 		m.log.WithFields(logrus.Fields{"framework": f.id, "roles": roles, "suppressed": c.UpdateFramework.SuppressedRoles}).Info("framework updated")
 		m.kick()
 		return 200, ""
-	case scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
-		// No maintenance schedules exist in the simulator, so there are never inverse offers.
+	case scheduler.Call_ACCEPT_INVERSE_OFFERS:
+		m.answerInverseOffers(f, c.AcceptInverseOffers.InverseOfferIDs, c.AcceptInverseOffers.Filters, true)
+	case scheduler.Call_DECLINE_INVERSE_OFFERS:
+		m.answerInverseOffers(f, c.DeclineInverseOffers.InverseOfferIDs, c.DeclineInverseOffers.Filters, false)
 	default:
 		return 501, "501 Not Implemented."
 	}

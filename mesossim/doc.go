@@ -30,7 +30,7 @@
 //
 // # Deliberate differences from Mesos
 //
-// No authentication/authorization, no maintenance (inverse offers), no operations other than LAUNCH
+// No authentication/authorization, no operations other than LAUNCH
 // and LAUNCH_GROUP (RESERVE, CREATE... are logged and ignored), no quota; frameworks are kept across a
 // simulated master failover (as agents' re-registration would restore them) and wait for their
 // schedulers without a failover timer.

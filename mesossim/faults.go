@@ -22,6 +22,11 @@ func (m *Master) agentLost(ag *agentEntry, state mesos.TaskState, keepUnreachabl
 			m.rescind(o, false, 0)
 		}
 	}
+	for _, ioid := range sortedKeys(m.maint.inverse) {
+		if io := m.maint.inverse[ioid]; io.offer.AgentID.Value == id {
+			m.removeInverseOffer(io, true)
+		}
+	}
 	m.alloc.RemoveAgent(id)
 	aid := mesos.AgentID{Value: id}
 	for _, f := range m.sortedFrameworks() {
@@ -64,8 +69,15 @@ func (m *Master) RemoveAgent(id string) error {
 	if ag == nil {
 		return fmt.Errorf("removing agent %s: %w", id, ErrUnknownAgent)
 	}
+	m.removeAgent(ag, mesos.TASK_GONE, "Agent "+ag.info.Hostname+" removed: agent stopped")
+	return nil
+}
+
+// removeAgent removes and stops a registered agent, its tasks ending in state (why as the message).
+func (m *Master) removeAgent(ag *agentEntry, state mesos.TaskState, why string) {
+	id := ag.info.ID.Value
 	if !ag.unreachable {
-		m.agentLost(ag, mesos.TASK_GONE, false, "Agent "+ag.info.Hostname+" removed: agent stopped")
+		m.agentLost(ag, state, false, why)
 	}
 	delete(m.agents, id)
 	for _, f := range m.frameworks {
@@ -80,7 +92,6 @@ func (m *Master) RemoveAgent(id string) error {
 	h := ag.handle
 	m.later(h.Stop)
 	m.log.WithField("agent", id).Info("agent removed")
-	return nil
 }
 
 // PartitionAgent cuts an agent off from the master: the master marks it unreachable (TASK_UNREACHABLE,

@@ -350,6 +350,12 @@ func (m *Master) Handler() http.Handler {
 	mux.HandleFunc("/state", m.serveState)
 	mux.HandleFunc("/master/state.json", m.serveState)
 	mux.HandleFunc("/admin/", m.serveAdmin)
+	for _, p := range []string{"", "/master"} {
+		mux.HandleFunc(p+"/maintenance/schedule", m.serveMaintenanceSchedule)
+		mux.HandleFunc(p+"/maintenance/status", m.serveMaintenanceStatus)
+		mux.HandleFunc(p+"/machine/down", m.serveMachines(false))
+		mux.HandleFunc(p+"/machine/up", m.serveMachines(true))
+	}
 	return recoverer(m.log, mux)
 }
 

@@ -97,6 +97,7 @@ type Master struct {
 	stopOnce   sync.Once
 	wg         sync.WaitGroup
 	failovers  int
+	maint      maintenanceState
 }
 
 type updateFaults struct {
@@ -161,7 +162,9 @@ type framework struct {
 	completed   []*task
 	executors   map[string]map[string]mesos.ExecutorInfo // agent → executor ID → info
 	offers      map[string]bool
-	removed     bool
+	// inverseOffers are the IDs of the framework's outstanding inverse offers (maintenance.go).
+	inverseOffers map[string]bool
+	removed       bool
 }
 
 func (f *framework) capable(c mesos.FrameworkInfo_Capability_Type) bool {
@@ -354,6 +357,7 @@ func (m *Master) Allocate() int {
 			AllocationInfo: &mesos.Resource_AllocationInfo{Role: strPtr(d.Role)},
 			URL: &mesos.URL{Scheme: "http", Address: mesos.Address{
 				Hostname: strPtr(ag.info.Hostname), IP: strPtr(ag.ip()), Port: ag.info.GetPort()}, Path: strPtr("/slave(1)")},
+			Unavailability: m.unavailabilityOf(ag),
 		}
 		for eid := range f.executors[d.AgentID] {
 			o.ExecutorIDs = append(o.ExecutorIDs, mesos.ExecutorID{Value: eid})
@@ -377,6 +381,7 @@ func (m *Master) Allocate() int {
 		m.frameworks[fid].stream.send(&scheduler.Event{Type: scheduler.Event_OFFERS, Offers: &scheduler.Event_Offers{Offers: offers}})
 		m.log.WithFields(logrus.Fields{"framework": fid, "offers": len(offers)}).Debug("sent offers")
 	}
+	m.sendInverseOffers()
 	return n
 }
 
@@ -489,8 +494,16 @@ func (m *Master) AddAgent(info mesos.AgentInfo, a Agent) error {
 	if _, ok := m.agents[id]; ok {
 		return fmt.Errorf("registering agent %s: %w", id, ErrAgentExists)
 	}
+	if ag := (&agentEntry{info: info, handle: a}); m.machineDown(info.Hostname, ag.ip()) {
+		// Mesos refuses it and sends ShutdownMessage("Machine is `DOWN`").
+		m.later(a.Stop)
+		return fmt.Errorf("registering agent %s: the machine '%s' that it is running on is `DOWN`", id, machineJSON(ag.machineID()))
+	}
 	m.agents[id] = &agentEntry{info: info, handle: a, registered: m.clock.Now()}
 	m.alloc.AddAgent(id, info.Resources)
+	if u := m.unavailabilityOf(m.agents[id]); u != nil {
+		m.alloc.UpdateUnavailability(id, u) // Mesos' addSlave passes the machine's unavailability
+	}
 	m.log.WithFields(logrus.Fields{"agent": id, "hostname": info.Hostname}).Info("agent registered")
 	m.kick()
 	return nil
@@ -637,6 +650,7 @@ func (m *Master) disconnect(f *framework, startFailover bool) {
 	for oid := range f.offers {
 		m.removeOffer(m.offers[oid], true, 0)
 	}
+	m.removeFrameworkInverseOffers(f)
 	if f.failover != nil {
 		f.failover.Stop()
 		f.failover = nil
@@ -671,6 +685,7 @@ func (m *Master) removeFramework(f *framework) {
 	for oid := range f.offers {
 		m.removeOffer(m.offers[oid], true, 0)
 	}
+	m.removeFrameworkInverseOffers(f)
 	agentsWith := map[string]bool{}
 	for _, t := range f.tasks {
 		agentsWith[t.task.AgentID.Value] = true

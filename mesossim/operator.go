@@ -73,6 +73,18 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 		info := m.Info()
 		resp.Type, resp.GetMaster = master.Response_GET_MASTER, &master.Response_GetMaster{MasterInfo: &info,
 			StartTime: float64Ptr(float64(m.startTime.UnixNano()) / 1e9), ElectedTime: float64Ptr(float64(m.elected.UnixNano()) / 1e9)}
+	case master.Call_GET_MAINTENANCE_STATUS, master.Call_GET_MAINTENANCE_SCHEDULE, master.Call_UPDATE_MAINTENANCE_SCHEDULE,
+		master.Call_START_MAINTENANCE, master.Call_STOP_MAINTENANCE:
+		r, status, msg := m.maintenanceCall(&call)
+		if r == nil {
+			if status != http.StatusOK {
+				httpError(w, status, msg)
+			} else {
+				w.WriteHeader(http.StatusOK)
+			}
+			return
+		}
+		resp = *r
 	case master.Call_UNKNOWN:
 		httpError(w, http.StatusNotImplemented, "501 Not Implemented.")
 		return

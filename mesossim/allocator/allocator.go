@@ -99,6 +99,10 @@ type Allocator struct {
 	total      scalars
 	roleAlloc  map[string]scalars
 	roleCount  map[string]uint64 // the role sorter's allocation.count
+	// maint are the agents with an unavailability; ioFilters the inverse offer filters by framework,
+	// then agent (maintenance.go).
+	maint     map[string]*agentMaintenance
+	ioFilters map[string]map[string]time.Time
 }
 
 // New returns an empty allocator.
