@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kubemesos/kubemesos/executor"
+	"github.com/kubemesos/kubemesos/internal/mesosrole"
 	"github.com/kubemesos/kubemesos/offerbridge"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -39,8 +40,11 @@ type Config struct {
 	Kubeconfig string
 	// FrameworkName is FrameworkInfo.name.
 	FrameworkName string
-	// Roles are the Mesos roles the framework subscribes with (MULTI_ROLE).
+	// Roles are Mesos roles the framework always subscribes to (MULTI_ROLE), besides those namespaces
+	// name with RoleAnnotation.
 	Roles []string
+	// DefaultRole is the role of the pods of namespaces without RoleAnnotation; empty: the first of Roles.
+	DefaultRole string
 	// Principal is the Mesos principal (FrameworkInfo.principal and HTTP basic authentication user).
 	Principal string
 	// MesosUser is FrameworkInfo.user, the user agents run the executors as (with --switch_user); empty:
@@ -156,7 +160,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Master, "master", d.Master, "Mesos master URL")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", d.Kubeconfig, "kubeconfig of the API server (empty: in-cluster)")
 	fs.StringVar(&c.FrameworkName, "framework-name", d.FrameworkName, "Mesos FrameworkInfo.name")
-	fs.StringSliceVar(&c.Roles, "roles", d.Roles, "comma-separated Mesos roles")
+	fs.StringSliceVar(&c.Roles, "roles", d.Roles, "comma-separated Mesos roles always subscribed to, besides the roles namespaces name with the annotation "+RoleAnnotation)
+	fs.StringVar(&c.DefaultRole, "default-role", d.DefaultRole, "Mesos role of the pods of namespaces without the annotation "+RoleAnnotation+" (default: the first of --roles)")
 	fs.StringVar(&c.Principal, "principal", d.Principal, "Mesos principal (HTTP basic authentication user)")
 	fs.StringVar(&c.MesosUser, "mesos-user", d.MesosUser, "FrameworkInfo.user: the user Mesos agents run the executors as (must exist on every agent; default: the user running the framework)")
 	fs.StringVar(&c.SecretFile, "secret-file", d.SecretFile, "file holding the Mesos principal's secret")
@@ -208,8 +213,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--roles is empty"))
 	}
 	for _, r := range c.Roles {
-		if r == "" || r == "*" || strings.ContainsAny(r, " \t\n") {
-			errs = append(errs, fmt.Errorf("--roles: invalid role %q", r))
+		if r == "*" {
+			errs = append(errs, fmt.Errorf("--roles: invalid role %q: the default role, which every framework shares", r))
+		} else if err := mesosrole.Validate(r); err != nil {
+			errs = append(errs, fmt.Errorf("--roles: %v", err))
+		}
+	}
+	if c.DefaultRole != "" {
+		if err := mesosrole.Validate(c.DefaultRole); err != nil {
+			errs = append(errs, fmt.Errorf("--default-role: %v", err))
 		}
 	}
 	if c.FailoverTimeout <= 0 {
@@ -302,6 +314,14 @@ func (c *Config) translateOptions() podtranslate.Options {
 		Overhead:   podtranslate.Overhead{CPUs: c.PodOverheadCPUs, MemMB: c.PodOverheadMemMB},
 		PodNetwork: c.PodNetwork,
 	}
+}
+
+// defaultRole is --default-role, else the first of --roles.
+func (c *Config) defaultRole() string {
+	if c.DefaultRole != "" || len(c.Roles) == 0 {
+		return c.DefaultRole
+	}
+	return c.Roles[0]
 }
 
 // SchedulerNames returns the pod schedulerNames the framework serves.

@@ -72,6 +72,8 @@ func TestValidate(t *testing.T) {
 		{name: "relative master", mutate: func(c *Config) { c.Master = "127.0.0.1:5050" }, wantErr: []string{"--master"}},
 		{name: "star role", mutate: func(c *Config) { c.Roles = []string{"*"} }, wantErr: []string{"invalid role"}},
 		{name: "no roles", mutate: func(c *Config) { c.Roles = nil }, wantErr: []string{"--roles is empty"}},
+		{name: "role Mesos refuses", mutate: func(c *Config) { c.Roles = []string{"ok", "a//b"} }, wantErr: []string{"--roles: Role 'a//b' cannot contain two adjacent slashes"}},
+		{name: "default role Mesos refuses", mutate: func(c *Config) { c.DefaultRole = "-x" }, wantErr: []string{"--default-role: Role component '-x' is invalid because it starts with a dash"}},
 		{name: "several errors at once", mutate: func(c *Config) { c.OfferHold = 0; c.LogLevel = "loud"; c.ExecutorCPUs = -1 },
 			wantErr: []string{"--offer-hold", "--log-level", "must not be negative"}},
 		{name: "pod network named", mutate: func(c *Config) { c.PodNetwork = "kubemesos-1.net_a" }},

@@ -56,34 +56,8 @@ func (s *sched) cycle(ctx context.Context) {
 		s.decline(ctx, ids, s.refuse)
 	}
 
-	pods := s.pendingPods(now)
-	s.mu.Lock()
-	action := offerbridge.DecideOffers(offerbridge.OfferFlow{
-		Pending: len(pods), Suppressed: s.suppressed, NewPending: s.newPending, Filtered: s.filtered,
-	})
-	s.newPending = false
-	roles := append([]string(nil), s.frameworkInfo.Roles...)
-	s.mu.Unlock()
-	switch action {
-	case offerbridge.Revive:
-		if err := s.call(ctx, calls.ReviveWith(roles)); err != nil {
-			s.log.WithError(err).Warn("revive")
-		} else {
-			s.log.WithField("pending", len(pods)).Debug("revived offers")
-			s.mu.Lock()
-			s.suppressed, s.filtered = false, false
-			s.mu.Unlock()
-		}
-	case offerbridge.Suppress:
-		if err := s.call(ctx, calls.SuppressWith(roles)); err != nil {
-			s.log.WithError(err).Warn("suppress")
-		} else {
-			s.log.Debug("suppressed offers: nothing pending")
-			s.mu.Lock()
-			s.suppressed = true
-			s.mu.Unlock()
-		}
-	}
+	// Each namespace's pods go on offers of its Mesos role only, suppressed per role (roles.go).
+	pods, roleOf := s.rolesCycle(ctx, s.pendingPods(now), now)
 	if len(pods) == 0 || s.book.Len() == 0 {
 		if len(pods) > 0 {
 			s.preemptIdle(ctx, pods, now) // a full cluster sends no offers
@@ -106,7 +80,7 @@ func (s *sched) cycle(ctx context.Context) {
 	}
 	nominated := s.nominated()
 	pods = s.withNominated(pods, offers, nominated)
-	plan := offerbridge.Place(offerbridge.Input{
+	plan := placeByRole(offerbridge.Input{
 		Offers:     offers,
 		Nodes:      nodes,
 		Pods:       pods,
@@ -117,7 +91,7 @@ func (s *sched) cycle(ctx context.Context) {
 		Strategy:   s.placement.strategy,
 		Seed:       s.seed,
 		Nominated:  nominated,
-	})
+	}, roleOf)
 	// The book learns what actually happened: a Launch whose pods could not be bound or whose
 	// executor is unknown declines its offers instead.
 	plan.Decline = append(plan.Decline, unusable...)

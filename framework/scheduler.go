@@ -138,6 +138,7 @@ type sched struct {
 	seed           uint64
 	kick           chan struct{}
 	placement      placementSettings
+	roles          *roleState
 	preemption     preemptionState
 
 	mu               sync.Mutex
@@ -197,6 +198,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 		seed:           uint64(d.Clock.Now().UnixNano()),
 		kick:           make(chan struct{}, 1),
 		placement:      newPlacementSettings(cfg, d.NamespaceLister),
+		roles:          newRoleState(cfg),
 		state:          st,
 		persistedID:    st.FrameworkID,
 		tasks:          map[string]*taskRecord{},
@@ -273,9 +275,11 @@ func frameworkInfo(cfg Config) mesos.FrameworkInfo {
 	return fi
 }
 
-// FrameworkInfo returns the FrameworkInfo for the next SUBSCRIBE, with the persisted FrameworkID.
+// FrameworkInfo returns the FrameworkInfo for the next SUBSCRIBE, with the persisted FrameworkID and
+// the roles in use.
 func (s *sched) FrameworkInfo() *mesos.FrameworkInfo {
 	fi := s.frameworkInfo
+	fi.Roles = s.subscribeRoles()
 	s.mu.Lock()
 	if id := s.state.FrameworkID; id != "" {
 		fi.ID = &mesos.FrameworkID{Value: id}
