@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,10 +24,19 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// ExecutorBootstrapGroup is the group of the executors' bootstrap credential (their
-// --bootstrap-kubeconfig): the framework approves the kubelet client certificates it requests. A
-// bootstrap token's auth-extra-groups may carry it (it matches system:bootstrappers:*); bind it to
-// ClusterRole system:node-bootstrapper.
+// ExecutorBootstrapPermission is what the executors' bootstrap credential (their
+// --bootstrap-kubeconfig) must be allowed for the framework to approve the kubelet client certificates
+// it requests: create on the synthetic subresource certificatesigningrequests/kubemesos-executor, as
+// kube-controller-manager's approver asks for certificatesigningrequests/nodeclient (which kubemesos'
+// executors must not have: kcm would approve their CSRs for any Node). Grant it with CSR create, get,
+// list and watch (ClusterRole system:node-bootstrapper's) to the bootstrap identity.
+var ExecutorBootstrapPermission = authorizationv1.ResourceAttributes{
+	Group: certificatesv1.GroupName, Resource: "certificatesigningrequests", Subresource: "kubemesos-executor", Verb: "create", Version: "*",
+}
+
+// ExecutorBootstrapGroup is the group the e2e control plane and the documentation give the executors'
+// bootstrap credential (a bootstrap token's auth-extra-groups may carry it: it matches
+// system:bootstrappers:*).
 const ExecutorBootstrapGroup = "system:bootstrappers:kubemesos"
 
 // The executor's certificate is the kubelet's (executor/identity).
@@ -52,21 +62,42 @@ const csrUnknownNodeGrace = 30 * time.Second
 // controller approves the kubelet's, but only for Nodes that stand for Mesos agents the framework has:
 // a CSR of signer kubernetes.io/kube-apiserver-client-kubelet whose request is exactly a kubelet
 // client certificate's (pkg/apis/certificates.ValidateKubeletClientCSR) for system:node:<name>,
-// requested by the executors' bootstrap group or by that Node itself (renewal, kcm's
-// "selfnodeclient"). Every other CSR of that signer is denied with a reason, since no one else should
-// get a Node's identity. Other signers are left alone.
+// requested by an identity allowed ExecutorBootstrapPermission (a SubjectAccessReview, as kcm's
+// approver does) or by that Node itself (renewal, kcm's "selfnodeclient"). Every other CSR of that
+// signer is denied with a reason, since no one else should get a Node's identity. Other signers are
+// left alone.
 type csrApprover struct {
 	client kubernetes.Interface
 	// agentOf returns the ID of the agent whose Node is name, "" if none (nodeController.AgentOfHostname).
 	agentOf func(node string) string
-	group   string
-	clock   clock.PassiveClock
-	grace   time.Duration
-	log     logrus.FieldLogger
+	// bootstrapper tells whether the CSR's requester has ExecutorBootstrapPermission.
+	bootstrapper func(context.Context, *certificatesv1.CertificateSigningRequest) (bool, error)
+	clock        clock.PassiveClock
+	grace        time.Duration
+	log          logrus.FieldLogger
 }
 
 func newCSRApprover(client kubernetes.Interface, agentOf func(string) string, clk clock.PassiveClock, log logrus.FieldLogger) *csrApprover {
-	return &csrApprover{client: client, agentOf: agentOf, group: ExecutorBootstrapGroup, clock: clk, grace: csrUnknownNodeGrace, log: log}
+	a := &csrApprover{client: client, agentOf: agentOf, clock: clk, grace: csrUnknownNodeGrace, log: log}
+	a.bootstrapper = a.authorized
+	return a
+}
+
+// authorized asks the API server whether the CSR's requester has ExecutorBootstrapPermission
+// (kcm's sarApprover.authorize).
+func (a *csrApprover) authorized(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) (bool, error) {
+	extra := map[string]authorizationv1.ExtraValue{}
+	for k, v := range csr.Spec.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	attrs := ExecutorBootstrapPermission
+	sar, err := a.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: csr.Spec.Username, UID: csr.Spec.UID, Groups: csr.Spec.Groups, Extra: extra, ResourceAttributes: &attrs,
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		return false, fmt.Errorf("SubjectAccessReview of %s: %w", csr.Spec.Username, err)
+	}
+	return sar.Status.Allowed, nil
 }
 
 // csrVerdict is what the approver does with a CSR.
@@ -80,36 +111,43 @@ const (
 )
 
 // decide judges a CSR; reason and message go to its condition.
-func (a *csrApprover) decide(csr *certificatesv1.CertificateSigningRequest) (v csrVerdict, reason, message string) {
+func (a *csrApprover) decide(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) (v csrVerdict, reason, message string, err error) {
 	if csr.Spec.SignerName != certificatesv1.KubeAPIServerClientKubeletSignerName || len(csr.Status.Certificate) > 0 {
-		return csrIgnore, "", ""
+		return csrIgnore, "", "", nil
 	}
 	for _, c := range csr.Status.Conditions {
 		if (c.Type == certificatesv1.CertificateApproved || c.Type == certificatesv1.CertificateDenied) && c.Status != corev1.ConditionFalse {
-			return csrIgnore, "", ""
+			return csrIgnore, "", "", nil
 		}
 	}
 	req, err := parseCSR(csr.Spec.Request)
 	if err != nil {
-		return csrDeny, CSRReasonInvalidRequest, err.Error()
+		return csrDeny, CSRReasonInvalidRequest, err.Error(), nil
 	}
 	if err := validateKubeletClientCSR(req, csr.Spec.Usages); err != nil {
-		return csrDeny, CSRReasonNotKubelet, "not a kubelet client certificate request: " + err.Error()
+		return csrDeny, CSRReasonNotKubelet, "not a kubelet client certificate request: " + err.Error(), nil
 	}
 	cn := req.Subject.CommonName
-	self := csr.Spec.Username == cn && slices.Contains(csr.Spec.Groups, nodesGroup)
-	if !self && !slices.Contains(csr.Spec.Groups, a.group) {
-		return csrDeny, CSRReasonNotRequester, fmt.Sprintf("requested by %s, neither a kubemesos executor's bootstrap credential (group %s) nor %s itself", csr.Spec.Username, a.group, cn)
+	if self := csr.Spec.Username == cn && slices.Contains(csr.Spec.Groups, nodesGroup); !self {
+		ok, err := a.bootstrapper(ctx, csr)
+		if err != nil {
+			return csrIgnore, "", "", err
+		}
+		if !ok {
+			p := ExecutorBootstrapPermission
+			return csrDeny, CSRReasonNotRequester, fmt.Sprintf("requested by %s, neither a kubemesos executor's bootstrap credential (allowed %s %s/%s) nor %s itself",
+				csr.Spec.Username, p.Verb, p.Resource, p.Subresource, cn), nil
+		}
 	}
 	node := strings.TrimPrefix(cn, nodeUserPrefix)
 	agent := a.agentOf(node)
 	if agent == "" {
 		if a.clock.Since(csr.CreationTimestamp.Time) < a.grace {
-			return csrWait, "", ""
+			return csrWait, "", "", nil
 		}
-		return csrDeny, CSRReasonUnknownNode, fmt.Sprintf("Node %s does not stand for a Mesos agent of this framework", node)
+		return csrDeny, CSRReasonUnknownNode, fmt.Sprintf("Node %s does not stand for a Mesos agent of this framework", node), nil
 	}
-	return csrApprove, CSRReasonApproved, fmt.Sprintf("Auto approving kubelet client certificate of Node %s (Mesos agent %s) for its kubemesos executor.", node, agent)
+	return csrApprove, CSRReasonApproved, fmt.Sprintf("Auto approving kubelet client certificate of Node %s (Mesos agent %s) for its kubemesos executor.", node, agent), nil
 }
 
 func parseCSR(pemBytes []byte) (*x509.CertificateRequest, error) {
@@ -216,7 +254,10 @@ func (a *csrApprover) Run(ctx context.Context) error {
 
 // handle decides one CSR and writes the decision; again > 0 asks to look at it again after that long.
 func (a *csrApprover) handle(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) (again time.Duration, err error) {
-	v, reason, msg := a.decide(csr)
+	v, reason, msg, err := a.decide(ctx, csr)
+	if err != nil {
+		return 0, err
+	}
 	var cond certificatesv1.CertificateSigningRequestCondition
 	switch v {
 	case csrIgnore:

@@ -9,14 +9,19 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"net"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -54,6 +59,9 @@ func TestCSRDecisions(t *testing.T) {
 	clk := clocktesting.NewFakeClock(now)
 	agents := map[string]string{"agent-1": "S1"}
 	a := newCSRApprover(nil, func(n string) string { return agents[n] }, clk, logrus.New())
+	a.bootstrapper = func(_ context.Context, c *certificatesv1.CertificateSigningRequest) (bool, error) {
+		return slices.Contains(c.Spec.Groups, ExecutorBootstrapGroup), nil
+	}
 	fresh, old := now.Add(-time.Second), now.Add(-time.Minute)
 
 	cases := []struct {
@@ -113,7 +121,10 @@ func TestCSRDecisions(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(csr)
 			}
-			v, reason, msg := a.decide(csr)
+			v, reason, msg, err := a.decide(context.Background(), csr)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if v != tc.want || reason != tc.reason {
 				t.Errorf("got %v %q (%s), want %v %q", v, reason, msg, tc.want, tc.reason)
 			}
@@ -128,6 +139,14 @@ func TestCSRDecisions(t *testing.T) {
 // message) through the approval subresource.
 func TestCSRApproverWritesConditions(t *testing.T) {
 	client := fake.NewClientset()
+	// The API server's RBAC: the bootstrap group has ExecutorBootstrapPermission.
+	var reviews atomic.Int32
+	client.PrependReactor("create", "subjectaccessreviews", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		sar := action.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview)
+		reviews.Add(1)
+		sar.Status.Allowed = *sar.Spec.ResourceAttributes == ExecutorBootstrapPermission && slices.Contains(sar.Spec.Groups, ExecutorBootstrapGroup)
+		return true, sar, nil
+	})
 	agents := map[string]string{"agent-1": "S1"}
 	agentOf := func(n string) string { return agents[n] }
 	a := newCSRApprover(client, agentOf, clocktesting.NewFakeClock(time.Now()), logrus.New())
@@ -165,6 +184,9 @@ func TestCSRApproverWritesConditions(t *testing.T) {
 	}
 	if c := condition("bad"); c == nil || c.Type != certificatesv1.CertificateDenied || c.Reason != CSRReasonNotRequester || c.Message == "" {
 		t.Errorf("bad: %+v", c)
+	}
+	if reviews.Load() != 2 {
+		t.Errorf("%d SubjectAccessReviews, want one per CSR", reviews.Load())
 	}
 	cancel()
 	if err := <-done; err != nil {
