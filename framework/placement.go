@@ -40,6 +40,7 @@ func (s *sched) runLoop(ctx context.Context, tick time.Duration) error {
 // then placement of the pending pods onto every held offer.
 func (s *sched) cycle(ctx context.Context) {
 	now := s.clock.Now()
+	s.maintainAsync(ctx)
 	s.reconcileTick(ctx, now)
 	s.mu.Lock()
 	subscribed := s.subscribed

@@ -140,6 +140,7 @@ type sched struct {
 	placement      placementSettings
 	roles          *roleState
 	preemption     preemptionState
+	maintenance    maintenanceState
 
 	mu               sync.Mutex
 	state            State
@@ -336,6 +337,10 @@ func (s *sched) HandleEvent(ctx context.Context, e *scheduler.Event) error {
 		return s.handleError(ctx, e.GetError().GetMessage())
 	case scheduler.Event_MESSAGE:
 		s.handleMessage(e.GetMessage())
+	case scheduler.Event_INVERSE_OFFERS:
+		s.handleInverseOffers(e.GetInverseOffers().GetInverseOffers())
+	case scheduler.Event_RESCIND_INVERSE_OFFER:
+		s.rescindInverseOffer(e.GetRescindInverseOffer().GetInverseOfferID())
 	case scheduler.Event_HEARTBEAT:
 	default:
 		s.log.WithField("type", e.GetType().String()).Debug("ignoring Mesos event")
@@ -423,6 +428,7 @@ func (s *sched) Disconnected(err error) {
 
 func (s *sched) handleOffers(offers []mesos.Offer) {
 	s.metrics.offersReceived.Add(float64(len(offers)))
+	s.observeUnavailability(offers)
 	for i := range offers {
 		s.nodes.ObserveOffer(&offers[i])
 		s.log.WithFields(logrus.Fields{"offerID": offers[i].ID.Value, "agentID": offers[i].AgentID.Value}).Debug("offer received")
