@@ -71,6 +71,10 @@ type Config struct {
 	Users HostUsers
 	// DNS is what the pods' resolv.conf and hosts files are made of.
 	DNS DNS
+	// VolumeSyncPeriod is how often the content of a pod's configMap, secret, downwardAPI and
+	// projected volumes is brought up to date (SyncVolumes); default 1 min, the kubelet's
+	// syncFrequency, on which it re-mounts them.
+	VolumeSyncPeriod time.Duration
 }
 
 // Runtime launches nested containers. Set the parent with SetParent once SUBSCRIBED arrived.
@@ -98,6 +102,13 @@ type Runtime struct {
 	dirs    map[types.UID]string
 	// podDirs are the pods' directories (volumes, network files) on the host.
 	podDirs map[types.UID]string
+	// volumeSyncs stop the pods' volume sync loops and tell when they ended.
+	volumeSyncs map[types.UID]volumeSync
+}
+
+type volumeSync struct {
+	stop context.CancelFunc
+	done <-chan struct{}
 }
 
 var (
@@ -123,6 +134,9 @@ func New(cfg Config) *Runtime {
 	if cfg.Users == nil {
 		cfg.Users = OSUsers{}
 	}
+	if cfg.VolumeSyncPeriod <= 0 {
+		cfg.VolumeSyncPeriod = time.Minute
+	}
 	mk := func(responseTimeout time.Duration) agentcalls.Sender {
 		cli := cfg.Agent.Client(cfg.AgentURL, httpcli.Transport(func(t *http.Transport) {
 			// mesos-go's default of 5 s would cut WAIT_CONTAINER, which answers when the container exits.
@@ -133,7 +147,7 @@ func New(cfg Config) *Runtime {
 	sender, waiter := mk(cfg.CallTimeout), mk(0)
 	return &Runtime{cfg: cfg, sender: sender, waiter: waiter, sessions: Sessions{Bounded: sender, Streamer: waiter, CallTimeout: cfg.CallTimeout, Log: cfg.Log}, prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{}, workdirs: map[string]string{},
 		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}, parents: map[types.UID]mesos.ContainerID{},
-		dirs: map[types.UID]string{}, podDirs: map[types.UID]string{}}
+		dirs: map[types.UID]string{}, podDirs: map[types.UID]string{}, volumeSyncs: map[types.UID]volumeSync{}}
 }
 
 func (r *Runtime) log() logrus.FieldLogger {
@@ -276,8 +290,36 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, podDir st
 	}
 	r.mu.Lock()
 	r.prepared[pod.UID] = true
+	if _, running := r.volumeSyncs[pod.UID]; !running && NeedsSync(pod) {
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		r.volumeSyncs[pod.UID] = volumeSync{stop: stop, done: done}
+		go r.syncVolumesLoop(ctx, done, pod.DeepCopy(), podDir, pe)
+	}
 	r.mu.Unlock()
 	return nil
+}
+
+// syncVolumesLoop rewrites the pod's API-backed volumes every VolumeSyncPeriod until ctx ends, as
+// the kubelet's pod sync re-mounts them (the e2e specs "optional updates should be reflected in
+// volume" give it the ConfigMap cache's TTL plus the sync period).
+func (r *Runtime) syncVolumesLoop(ctx context.Context, done chan<- struct{}, pod *corev1.Pod, podDir string, pe PodEnv) {
+	defer close(done)
+	t := time.NewTicker(r.cfg.VolumeSyncPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+		err := SyncVolumes(sctx, podDir, pod, pe)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			r.log().WithError(err).WithField("pod", pod.Namespace+"/"+pod.Name).Warn("updating the pod's volumes")
+		}
+	}
 }
 
 // CleanupPod removes the pod's materialized volumes once its containers are gone, and on the host's
@@ -286,12 +328,19 @@ func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 	r.mu.Lock()
 	// On the host's network the pod's directory is pods/<uid> in the parent's sandbox, not the sandbox.
 	podDir, hostNetwork := r.podDirs[pod.UID], r.podDirs[pod.UID] != r.dirs[pod.UID]
+	vs, syncing := r.volumeSyncs[pod.UID]
+	delete(r.volumeSyncs, pod.UID)
 	delete(r.prepared, pod.UID)
 	delete(r.sandboxes, pod.UID)
 	delete(r.parents, pod.UID)
 	delete(r.dirs, pod.UID)
 	delete(r.podDirs, pod.UID)
 	r.mu.Unlock()
+	if syncing {
+		// Before the volumes go: a sync in flight would write them again.
+		vs.stop()
+		<-vs.done
+	}
 	if podDir == "" {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
@@ -25,57 +26,114 @@ type TokenSource interface {
 const VolumesDir = "volumes"
 
 // PrepareVolumes materializes the pod's volumes under podDir/VolumesDir: emptyDir as an empty
-// directory, configMap, secret, downwardAPI and projected volumes as files (written once, when the pod
-// starts: later changes of the ConfigMap or Secret are not propagated, and tokens are not refreshed).
-// Volume types it does not know are errors (podtranslate refuses such pods before they get here).
+// directory, configMap, secret, downwardAPI and projected volumes as files written as the kubelet's
+// AtomicWriter does (see writePayload), so that SyncVolumes can later replace their content while
+// containers have them mounted. Volume types it does not know are errors (podtranslate refuses such
+// pods before they get here).
 func PrepareVolumes(ctx context.Context, podDir string, pod *corev1.Pod, pe PodEnv) error {
+	return syncVolumes(ctx, podDir, pod, pe, false)
+}
+
+// SyncVolumes rewrites the content of the pod's configMap, secret, downwardAPI and projected volumes
+// from the API, as the kubelet re-mounts them on every pod sync (their plugins' RequiresRemount): an
+// updated key has its new value, a deleted optional ConfigMap or Secret leaves no files, a created
+// one appears. A source that cannot be read (a required ConfigMap deleted) keeps the volume as it
+// was, as the kubelet's failed SetUp does. Service account tokens already written are kept.
+func SyncVolumes(ctx context.Context, podDir string, pod *corev1.Pod, pe PodEnv) error {
+	return syncVolumes(ctx, podDir, pod, pe, true)
+}
+
+func syncVolumes(ctx context.Context, podDir string, pod *corev1.Pod, pe PodEnv, resync bool) error {
 	root := filepath.Join(podDir, VolumesDir)
+	var errs []error
 	for _, v := range pod.Spec.Volumes {
 		dir := filepath.Join(root, v.Name)
+		if resync && !hasPayload(v) {
+			continue
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("volume %s: %w", v.Name, err)
 		}
-		if err := fillVolume(ctx, dir, pod, v, pe); err != nil {
-			return fmt.Errorf("volume %s: %w", v.Name, err)
+		if err := fillVolume(ctx, dir, pod, v, pe, resync); err != nil {
+			if !resync {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			errs = append(errs, fmt.Errorf("volume %s: %w", v.Name, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func fillVolume(ctx context.Context, dir string, pod *corev1.Pod, v corev1.Volume, pe PodEnv) error {
+// hasPayload tells the volumes whose content comes from the API.
+func hasPayload(v corev1.Volume) bool {
+	return v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+}
+
+// NeedsSync tells whether the pod has volumes SyncVolumes would rewrite.
+func NeedsSync(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if hasPayload(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// payload is a volume's files by path relative to the volume.
+type payload map[string]payloadFile
+
+type payloadFile struct {
+	data []byte
+	mode os.FileMode
+}
+
+func fillVolume(ctx context.Context, dir string, pod *corev1.Pod, v corev1.Volume, pe PodEnv, resync bool) error {
+	p := payload{}
+	var err error
 	switch {
 	case v.EmptyDir != nil:
 		// World-writable as the kubelet makes it: containers may run as another user (runAsUser) than
 		// the executor that creates it.
 		return os.Chmod(dir, 0o777)
 	case v.ConfigMap != nil:
-		return writeConfigMap(ctx, dir, pod, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, v.ConfigMap.DefaultMode, pe)
+		err = addConfigMap(ctx, p, pod, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, v.ConfigMap.DefaultMode, pe)
 	case v.Secret != nil:
-		return writeSecret(ctx, dir, pod, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, v.Secret.DefaultMode, pe)
+		err = addSecret(ctx, p, pod, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, v.Secret.DefaultMode, pe)
 	case v.DownwardAPI != nil:
-		return writeDownward(ctx, dir, pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode, pe)
+		err = addDownward(ctx, p, pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode, pe)
 	case v.Projected != nil:
 		for _, src := range v.Projected.Sources {
-			var err error
 			switch {
 			case src.ConfigMap != nil:
-				err = writeConfigMap(ctx, dir, pod, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional, v.Projected.DefaultMode, pe)
+				err = addConfigMap(ctx, p, pod, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional, v.Projected.DefaultMode, pe)
 			case src.Secret != nil:
-				err = writeSecret(ctx, dir, pod, src.Secret.Name, src.Secret.Items, src.Secret.Optional, v.Projected.DefaultMode, pe)
+				err = addSecret(ctx, p, pod, src.Secret.Name, src.Secret.Items, src.Secret.Optional, v.Projected.DefaultMode, pe)
 			case src.DownwardAPI != nil:
-				err = writeDownward(ctx, dir, pod, src.DownwardAPI.Items, v.Projected.DefaultMode, pe)
+				err = addDownward(ctx, p, pod, src.DownwardAPI.Items, v.Projected.DefaultMode, pe)
 			case src.ServiceAccountToken != nil:
-				err = writeToken(ctx, dir, pod, src.ServiceAccountToken, v.Projected.DefaultMode, pe)
+				if resync {
+					// The token the pod got stays: a new one is requested only when the pod starts.
+					b, rerr := os.ReadFile(filepath.Join(dir, src.ServiceAccountToken.Path))
+					if rerr == nil {
+						p[src.ServiceAccountToken.Path] = payloadFile{b, mode(nil, v.Projected.DefaultMode)}
+						continue
+					}
+				}
+				err = addToken(ctx, p, pod, src.ServiceAccountToken, v.Projected.DefaultMode, pe)
 			default:
 				err = errors.New("unsupported projected source")
 			}
 			if err != nil {
-				return err
+				break
 			}
 		}
-		return nil
+	default:
+		return errors.New("unsupported volume type")
 	}
-	return errors.New("unsupported volume type")
+	if err != nil {
+		return err
+	}
+	return writePayload(dir, p)
 }
 
 func mode(item *int32, def *int32) os.FileMode {
@@ -88,25 +146,90 @@ func mode(item *int32, def *int32) os.FileMode {
 	return 0o644
 }
 
-// writeFile writes data at rel under dir, refusing paths that leave dir.
-func writeFile(dir, rel string, data []byte, m os.FileMode) error {
-	clean := filepath.Clean(rel)
-	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return fmt.Errorf("path %q leaves the volume", rel)
+// dataDirName is the kubelet AtomicWriter's symlink to the current payload directory.
+const dataDirName = "..data"
+
+// writePayload makes dir hold exactly p, as the kubelet's AtomicWriter (pkg/volume/util/
+// atomic_writer.go) does: the files go into a new directory ..<timestamp>.<random>, the symlink
+// ..data is switched to it with a rename (atomic: a container reading the volume sees the old or
+// the new payload, never a mix), every top-level name of the payload is a symlink into ..data, and
+// the names and the directory of the previous payload are removed.
+func writePayload(dir string, p payload) error {
+	tops := map[string]bool{}
+	for rel := range p {
+		clean := filepath.Clean(rel)
+		// The AtomicWriter's validatePath: relative, no "..", no leading "..".
+		if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") || strings.HasPrefix(clean, "..") {
+			return fmt.Errorf("path %q leaves the volume", rel)
+		}
+		tops[strings.SplitN(clean, string(filepath.Separator), 2)[0]] = true
 	}
-	p := filepath.Join(dir, clean)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	ts, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(p, data, m&0o777)
+	if err := os.Chmod(ts, 0o755); err != nil {
+		return err
+	}
+	for rel, f := range p {
+		fp := filepath.Join(ts, filepath.Clean(rel))
+		if err := os.MkdirAll(filepath.Dir(fp), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(fp, f.data, 0o600); err != nil {
+			return err
+		}
+		// Chmod: the executor's umask trims WriteFile's mode.
+		if err := os.Chmod(fp, f.mode&0o777); err != nil {
+			return err
+		}
+	}
+	old, _ := os.Readlink(filepath.Join(dir, dataDirName))
+	tmp := filepath.Join(dir, "..data_tmp")
+	_ = os.Remove(tmp)
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, dataDirName)); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, "..") || tops[name] {
+			continue
+		}
+		// A name of the previous payload.
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	for top := range tops {
+		link := filepath.Join(dir, top)
+		target := filepath.Join(dataDirName, top)
+		if cur, err := os.Readlink(link); err == nil && cur == target {
+			continue
+		}
+		if err := os.RemoveAll(link); err != nil {
+			return err
+		}
+		if err := os.Symlink(target, link); err != nil {
+			return err
+		}
+	}
+	if old != "" && old != filepath.Base(ts) && strings.HasPrefix(old, "..") && !strings.ContainsRune(old, filepath.Separator) {
+		return os.RemoveAll(filepath.Join(dir, old))
+	}
+	return nil
 }
 
-func writeKeys(dir string, data map[string][]byte, items []corev1.KeyToPath, defMode *int32, what string) error {
+func addKeys(p payload, data map[string][]byte, items []corev1.KeyToPath, defMode *int32, what string) error {
 	if len(items) == 0 {
 		for k, v := range data {
-			if err := writeFile(dir, k, v, mode(nil, defMode)); err != nil {
-				return err
-			}
+			p[k] = payloadFile{v, mode(nil, defMode)}
 		}
 		return nil
 	}
@@ -115,14 +238,12 @@ func writeKeys(dir string, data map[string][]byte, items []corev1.KeyToPath, def
 		if !ok {
 			return fmt.Errorf("%s has no key %q", what, it.Key)
 		}
-		if err := writeFile(dir, it.Path, v, mode(it.Mode, defMode)); err != nil {
-			return err
-		}
+		p[it.Path] = payloadFile{v, mode(it.Mode, defMode)}
 	}
 	return nil
 }
 
-func writeConfigMap(ctx context.Context, dir string, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, defMode *int32, pe PodEnv) error {
+func addConfigMap(ctx context.Context, p payload, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, defMode *int32, pe PodEnv) error {
 	if pe.Lookup == nil {
 		return errors.New("configMap volumes need an API client")
 	}
@@ -137,10 +258,10 @@ func writeConfigMap(ctx context.Context, dir string, pod *corev1.Pod, name strin
 	for k, v := range data {
 		bin[k] = []byte(v)
 	}
-	return writeKeys(dir, bin, items, defMode, "configmap "+name)
+	return addKeys(p, bin, items, defMode, "configmap "+name)
 }
 
-func writeSecret(ctx context.Context, dir string, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, defMode *int32, pe PodEnv) error {
+func addSecret(ctx context.Context, p payload, pod *corev1.Pod, name string, items []corev1.KeyToPath, optional *bool, defMode *int32, pe PodEnv) error {
 	if pe.Lookup == nil {
 		return errors.New("secret volumes need an API client")
 	}
@@ -151,10 +272,10 @@ func writeSecret(ctx context.Context, dir string, pod *corev1.Pod, name string, 
 		}
 		return err
 	}
-	return writeKeys(dir, data, items, defMode, "secret "+name)
+	return addKeys(p, data, items, defMode, "secret "+name)
 }
 
-func writeDownward(ctx context.Context, dir string, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defMode *int32, pe PodEnv) error {
+func addDownward(ctx context.Context, p payload, pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defMode *int32, pe PodEnv) error {
 	for _, it := range items {
 		var (
 			v   string
@@ -177,9 +298,7 @@ func writeDownward(ctx context.Context, dir string, pod *corev1.Pod, items []cor
 		if err != nil {
 			return fmt.Errorf("downwardAPI %s: %w", it.Path, err)
 		}
-		if err := writeFile(dir, it.Path, []byte(v), mode(it.Mode, defMode)); err != nil {
-			return err
-		}
+		p[it.Path] = payloadFile{[]byte(v), mode(it.Mode, defMode)}
 	}
 	return nil
 }
@@ -210,7 +329,7 @@ func formatMap(m map[string]string) string {
 	return b.String()
 }
 
-func writeToken(ctx context.Context, dir string, pod *corev1.Pod, p *corev1.ServiceAccountTokenProjection, defMode *int32, pe PodEnv) error {
+func addToken(ctx context.Context, out payload, pod *corev1.Pod, p *corev1.ServiceAccountTokenProjection, defMode *int32, pe PodEnv) error {
 	ts, ok := pe.Lookup.(TokenSource)
 	if !ok {
 		return errors.New("serviceAccountToken volumes need an API client")
@@ -223,7 +342,8 @@ func writeToken(ctx context.Context, dir string, pod *corev1.Pod, p *corev1.Serv
 	if err != nil {
 		return err
 	}
-	return writeFile(dir, p.Path, []byte(tok), mode(nil, defMode))
+	out[p.Path] = payloadFile{[]byte(tok), mode(nil, defMode)}
+	return nil
 }
 
 // RemoveVolumes deletes a pod's materialized volumes and its containers' termination message files

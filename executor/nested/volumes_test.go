@@ -2,9 +2,15 @@ package nested
 
 import (
 	"context"
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -64,15 +70,7 @@ func TestPrepareVolumes(t *testing.T) {
 		"sa/namespace":      "ns",
 		"sa/labels":         "a=\"1\"\nb=\"2\"",
 	}
-	got := map[string]string{}
-	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(p)
-			rel, _ := filepath.Rel(root, p)
-			got[rel] = string(b)
-		}
-		return nil
-	})
+	got := visibleFiles(t, root)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
@@ -185,5 +183,193 @@ func TestTerminationMessageVolume(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(podDir, TerminationMessageDir)); !os.IsNotExist(err) {
 		t.Errorf("termination files left after RemoveVolumes: %v", err)
+	}
+}
+
+// visibleFiles is what a container sees under root: the files' contents by path, through the
+// AtomicWriter's symlinks, without its ..data and ..<timestamp> entries.
+func visibleFiles(t *testing.T, root string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	var walk func(rel string)
+	walk = func(rel string) {
+		entries, err := os.ReadDir(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "..") {
+				continue
+			}
+			r := filepath.Join(rel, e.Name())
+			fi, err := os.Stat(filepath.Join(root, r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.IsDir() {
+				walk(r)
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(root, r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[r] = string(b)
+		}
+	}
+	walk("")
+	return got
+}
+
+// SyncVolumes brings the volumes to the API's current content as the kubelet's re-mount on pod sync
+// does ("optional updates should be reflected in volume"): updated keys, a deleted optional
+// ConfigMap's files gone, a created optional Secret's there; a required ConfigMap that disappeared
+// leaves its volume as it was; the pod's token is not requested again; a container that opened the
+// volume's directory before the update reads the new content through it.
+func TestSyncVolumes(t *testing.T) {
+	yes := true
+	mode := int32(0o400)
+	cmVol := func(name, cm string, optional *bool) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: cm}, Optional: optional, DefaultMode: &mode}}}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u1"},
+		Spec: corev1.PodSpec{Volumes: []corev1.Volume{
+			cmVol("upd", "upd", nil),
+			cmVol("del", "del", &yes),
+			{Name: "create", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "create", Optional: &yes}}},
+			cmVol("required", "required", nil),
+			{Name: "sa", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "upd"}}},
+			}}}},
+		}},
+	}
+	lookup := &tokenLookup{fakeLookup: fakeLookup{
+		cms: map[string]map[string]string{
+			"ns/upd":      {"data-1": "value-1"},
+			"ns/del":      {"data-1": "value-1"},
+			"ns/required": {"data-1": "value-1"},
+		},
+		secrets: map[string]map[string][]byte{},
+	}}
+	sandbox := t.TempDir()
+	if err := PrepareVolumes(context.Background(), sandbox, pod, PodEnv{Lookup: lookup}); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(sandbox, "volumes")
+	mounted, err := os.Open(filepath.Join(root, "upd")) // what a bind mount of the directory holds on to
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mounted.Close()
+
+	lookup.cms["ns/upd"] = map[string]string{"data-1": "value-2", "data-3": "value-3"}
+	delete(lookup.cms, "ns/del")
+	delete(lookup.cms, "ns/required")
+	lookup.secrets["ns/create"] = map[string][]byte{"data-1": []byte("value-1")}
+	err = SyncVolumes(context.Background(), sandbox, pod, PodEnv{Lookup: lookup})
+	if err == nil || !strings.Contains(err.Error(), "volume required") {
+		t.Errorf("SyncVolumes = %v, want the required ConfigMap's error", err)
+	}
+	want := map[string]string{
+		"upd/data-1":      "value-2",
+		"upd/data-3":      "value-3",
+		"create/data-1":   "value-1",
+		"required/data-1": "value-1",
+		"sa/token":        "token-for-web",
+		"sa/data-1":       "value-2",
+		"sa/data-3":       "value-3",
+	}
+	if diff := cmp.Diff(want, visibleFiles(t, root)); diff != "" {
+		t.Errorf("after the sync (-want +got):\n%s", diff)
+	}
+	if len(lookup.audiences) != 1 {
+		t.Errorf("tokens requested %d times, want once (when the pod started)", len(lookup.audiences))
+	}
+	if fi, err := os.Stat(filepath.Join(root, "upd", "data-3")); err != nil || fi.Mode().Perm() != 0o400 {
+		t.Errorf("new key's mode: %v %v, want the defaultMode 0400", fi, err)
+	}
+	b, err := os.ReadFile(filepath.Join("/proc/self/fd", strconv.Itoa(int(mounted.Fd())), "data-1"))
+	if err != nil || string(b) != "value-2" {
+		t.Errorf("through the directory opened before the sync: %q %v", b, err)
+	}
+	// One payload directory per volume: the previous ones are gone.
+	for _, v := range []string{"upd", "del", "create", "sa"} {
+		entries, _ := os.ReadDir(filepath.Join(root, v))
+		n := 0
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "..") && e.Name() != "..data" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("volume %s has %d payload directories, want 1", v, n)
+		}
+	}
+}
+
+// lockedLookup is a ConfigMap store a test changes while the runtime reads it.
+type lockedLookup struct {
+	mu  sync.Mutex
+	cms map[string]map[string]string
+}
+
+func (l *lockedLookup) ConfigMap(_ context.Context, ns, name string) (map[string]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d, ok := l.cms[ns+"/"+name]; ok {
+		return d, nil
+	}
+	return nil, fmt.Errorf("configmap %s/%s: %w", ns, name, ErrNotFound)
+}
+
+func (l *lockedLookup) Secret(_ context.Context, ns, name string) (map[string][]byte, error) {
+	return nil, fmt.Errorf("secret %s/%s: %w", ns, name, ErrNotFound)
+}
+
+func (l *lockedLookup) set(key string, data map[string]string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cms[key] = data
+}
+
+// A started pod's configMap volume follows the ConfigMap every VolumeSyncPeriod until CleanupPod,
+// which stops the sync before it removes the volumes (a late sync would write them back).
+func TestRuntimeSyncsVolumesUntilCleanup(t *testing.T) {
+	a := &launchAgent{}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	lookup := &lockedLookup{cms: map[string]map[string]string{"ns/cfg": {"k": "v1"}}}
+	r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Env: PodEnv{Lookup: lookup}, Images: fakeImages{}, VolumeSyncPeriod: 10 * time.Millisecond})
+	c := corev1.Container{Name: "app", Command: []string{"app"}, VolumeMounts: []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}}}
+	pod := testPod(c)
+	pod.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}}}
+	ready(t, r, pod)
+	if _, err := r.Start(context.Background(), pod, &c, 0); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	file := filepath.Join(r.podDirs[pod.UID], VolumesDir, "cfg", "k")
+	r.mu.Unlock()
+	read := func() string { b, _ := os.ReadFile(file); return string(b) }
+	if got := read(); got != "v1" {
+		t.Fatalf("volume at start %q, want v1", got)
+	}
+	lookup.set("ns/cfg", map[string]string{"k": "v2"})
+	deadline := time.Now().Add(10 * time.Second)
+	for read() != "v2" {
+		if time.Now().After(deadline) {
+			t.Fatalf("volume still %q, want the ConfigMap's update v2", read())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := r.CleanupPod(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // five sync periods
+	if _, err := os.Stat(filepath.Dir(file)); !os.IsNotExist(err) {
+		t.Errorf("the volume is back after CleanupPod: %v", err)
 	}
 }
