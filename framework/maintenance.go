@@ -368,3 +368,12 @@ func (s *sched) acceptInverseOffers(ctx context.Context, agentID string, node *c
 	log.WithField("inverseOffers", len(ids)).Info("accepted inverse offers: the Node is drained")
 	s.recorder.Eventf(node, corev1.EventTypeNormal, EventMaintenanceDrained, "Node drained: accepted %d Mesos inverse offer(s)", len(ids))
 }
+
+// endedUnavailability drops an offer's unavailability once its window is over: Mesos keeps it on the
+// machine's offers until the operator changes the schedule, and placement would still avoid the agent.
+func endedUnavailability(o mesos.Offer, now time.Time) mesos.Offer {
+	if o.Unavailability != nil && !windowOf(o.Unavailability).active(now) {
+		o.Unavailability = nil
+	}
+	return o
+}

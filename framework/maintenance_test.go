@@ -205,3 +205,29 @@ func TestMaintenanceWindowFromAnnotation(t *testing.T) {
 		t.Errorf("still cordoned after the window from the annotation")
 	}
 }
+
+// An offer's unavailability whose window is over no longer counts for placement (Mesos keeps it on
+// the offers until the operator changes the schedule); one still ahead or without duration does.
+func TestEndedUnavailability(t *testing.T) {
+	o := offer("o1", "a1", "h1", 1, 1024)
+	for _, c := range []struct {
+		start time.Time
+		d     *time.Duration
+		keep  bool
+	}{
+		{t0.Add(-2 * time.Minute), ptrDuration(time.Minute), false},
+		{t0.Add(-time.Minute), ptrDuration(2 * time.Minute), true},
+		{t0.Add(time.Minute), ptrDuration(time.Minute), true},
+		{t0.Add(-time.Hour), nil, true},
+	} {
+		o.Unavailability = &mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: c.start.UnixNano()}}
+		if c.d != nil {
+			o.Unavailability.Duration = &mesos.DurationInfo{Nanoseconds: int64(*c.d)}
+		}
+		if got := endedUnavailability(o, t0).Unavailability != nil; got != c.keep {
+			t.Errorf("start %v duration %v: kept %v, want %v", c.start, c.d, got, c.keep)
+		}
+	}
+}
+
+func ptrDuration(d time.Duration) *time.Duration { return &d }

@@ -77,7 +77,7 @@ func (s *sched) cycle(ctx context.Context) {
 			unusable = append(unusable, o.ID)
 			continue
 		}
-		offers = append(offers, o)
+		offers = append(offers, endedUnavailability(o, now))
 	}
 	nominated := s.nominated()
 	pods = s.withNominated(pods, offers, nominated)
