@@ -79,10 +79,16 @@ func SandboxExecutorOf(l *mesos.Labels) string {
 const hostnameMaxLen = 63
 
 // PodHostname is the pod's hostname as the kubelet computes it (GeneratePodHostNameAndDomain):
-// spec.hostname, else the pod's name, cut to 63 characters without a trailing '-' or '.'.
+// hostnameOverride ("If HostnameOverride is set, use it directly as the hostname"), else
+// spec.hostname, else the pod's name, cut to 63 characters without a trailing '-' or '.'. It must
+// agree with the executor's /etc/hosts line for the pod (executor/poddns), or glibc's hostname -f
+// cannot resolve the kernel's hostname.
 func PodHostname(pod *corev1.Pod) string {
 	h := pod.Name
-	if pod.Spec.Hostname != "" {
+	switch {
+	case pod.Spec.HostnameOverride != nil && *pod.Spec.HostnameOverride != "":
+		h = *pod.Spec.HostnameOverride
+	case pod.Spec.Hostname != "":
 		h = pod.Spec.Hostname
 	}
 	if len(h) > hostnameMaxLen {

@@ -61,6 +61,23 @@ func TestPodHostname(t *testing.T) {
 	}
 }
 
+// hostnameOverride is the kernel's hostname, over spec.hostname and the pod's name ("Override
+// hostname of Pod" specs: hostname and hostname -f both answer it).
+func TestPodHostnameOverride(t *testing.T) {
+	override := "override.example.host"
+	pod := testPod(func(p *corev1.Pod) { p.Name, p.Spec.Hostname, p.Spec.HostnameOverride = "web-1", "front", &override })
+	if got := PodHostname(pod); got != override {
+		t.Errorf("PodHostname = %q, want the override %q", got, override)
+	}
+	info, err := Options{PodNetwork: "pods"}.SandboxExecutorInfo(pod, execInfo(), Resources(SandboxExecutorDemand, "kubemesos"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.GetContainer().GetHostname(); got != override {
+		t.Errorf("sandbox ContainerInfo.hostname = %q, want %q", got, override)
+	}
+}
+
 func TestPortMappings(t *testing.T) {
 	udp := corev1.ProtocolUDP
 	pod := testPod(func(p *corev1.Pod) {
