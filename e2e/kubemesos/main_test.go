@@ -133,8 +133,11 @@ func TestMain(m *testing.M) {
 	// Services need kube-proxy.
 	shared.Options.PodNetwork = agentMode().Isolating
 	shared.Options.LazyKubeProxy = true // started by the envs that need Services
+	// Binding creates are audited: TestLeaderTakeovers counts them per pod.
+	shared.Options.ExtraAPIServerArgs = append(shared.Options.ExtraAPIServerArgs, bindingAuditArgs()...)
 	code := m.Run()
 	shared.Close(code != 0)
+	removeBindingAudit()
 	if binary.dir != "" {
 		os.RemoveAll(binary.dir)
 	}
