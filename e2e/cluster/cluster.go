@@ -43,6 +43,10 @@ const (
 	ServiceAccountIssuer = "https://kubernetes.default.svc.cluster.local"
 	// AdminUser is the admin kubeconfig's user, in group system:masters.
 	AdminUser = "kubemesos-admin"
+	// ExecutorBootstrapUser and ExecutorBootstrapGroup are the executors' bootstrap identity; the
+	// group is the one the framework approves executor certificates for (framework.ExecutorBootstrapGroup).
+	ExecutorBootstrapUser  = "kubemesos-executor-bootstrap"
+	ExecutorBootstrapGroup = "system:bootstrappers:kubemesos"
 	// frontProxyClientName is the CN of the API server's proxy client certificate.
 	frontProxyClientName = "front-proxy-client"
 )
@@ -106,6 +110,11 @@ type ControlPlane struct {
 	AdvertisedKubeconfigPath string
 	// KubeProxyLivez is kube-proxy's /livez URL (Options.PodNetwork), "" without.
 	KubeProxyLivez string
+	// ExecutorBootstrapKubeconfigPath is the executors' bootstrap credential (their
+	// --bootstrap-kubeconfig): user ExecutorBootstrapUser in ExecutorBootstrapGroup, allowed only to
+	// request certificates (ExecutorBootstrapRole). Its server is the advertised
+	// address with Options.PodNetwork (executors give it to their pods), else URL.
+	ExecutorBootstrapKubeconfigPath string
 
 	servingCA, clientCA keyPair
 	frontProxyCA        keyPair
@@ -219,6 +228,9 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	log.WithFields(logrus.Fields{"url": cp.URL, "pid": cp.apiserver.pid(), "elapsed": time.Since(started).Round(time.Millisecond)}).Info("kube-apiserver ready")
 
+	if err := cp.bindExecutorBootstrap(readyCtx); err != nil {
+		return nil, err
+	}
 	if kubeProxy {
 		if err := cp.startKubeProxy(readyCtx, KubeProxyNodeName); err != nil {
 			return nil, err
@@ -362,6 +374,9 @@ func (cp *ControlPlane) writeKubeconfigs(now time.Time) error {
 			}
 		}
 		if id.admin {
+			if err := cp.writeExecutorBootstrapKubeconfig(now); err != nil {
+				return err
+			}
 			cp.Config = rc
 			if cp.Client, err = kubernetes.NewForConfig(rc); err != nil {
 				return fmt.Errorf("admin clientset: %w", err)
@@ -421,7 +436,11 @@ func (cp *ControlPlane) apiServerArgs(port int) []string {
 		// Service's ClusterIP: this host process has no kube-proxy unless a test or local-up starts
 		// one (one per host at a time).
 		"--enable-aggregator-routing=true",
-		"--authorization-mode=RBAC",
+		// A kubelet's confinement for the executors' Node identities (system:node:<name>, group
+		// system:nodes): the Node authorizer limits their reads to their own pods' Secrets,
+		// ConfigMaps and tokens, NodeRestriction their writes to their own Node and pods.
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
 		"--allow-privileged=true",
 		"--profiling=false",
 	)

@@ -3,12 +3,16 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -96,4 +100,54 @@ func (cp *ControlPlane) ServiceAccountKubeconfig(ctx context.Context, namespace,
 		return nil, "", err
 	}
 	return rc, path, nil
+}
+
+// writeExecutorBootstrapKubeconfig writes ExecutorBootstrapKubeconfigPath for the API server at cp.URL
+// (at the advertised address with a pod network).
+func (cp *ControlPlane) writeExecutorBootstrapKubeconfig(now time.Time) error {
+	kp, err := cp.clientCA.clientCert(ExecutorBootstrapUser, []string{ExecutorBootstrapGroup}, now)
+	if err != nil {
+		return err
+	}
+	server := cp.URL
+	if cp.AdvertiseIP != nil {
+		u, err := url.Parse(cp.URL)
+		if err != nil {
+			return err
+		}
+		server = "https://" + net.JoinHostPort(cp.AdvertiseIP.String(), u.Port())
+	}
+	cp.ExecutorBootstrapKubeconfigPath = filepath.Join(cp.Dir, "kubeconfigs", "executor-bootstrap.kubeconfig")
+	_, err = writeKubeconfig(cp.ExecutorBootstrapKubeconfigPath, kubeconfig(server, cp.servingCA.certPEM, ExecutorBootstrapUser, credentials{certPEM: kp.certPEM, keyPEM: kp.keyPEM}))
+	return err
+}
+
+// ExecutorBootstrapRole is the ClusterRole of the executors' bootstrap identity: a kubelet
+// bootstrapper's (system:node-bootstrapper: CSR create, get, list, watch) plus create on
+// certificatesigningrequests/kubemesos-executor, which the framework checks before it approves
+// (framework.ExecutorBootstrapPermission).
+const ExecutorBootstrapRole = "kubemesos:executor-bootstrapper"
+
+// bindExecutorBootstrap creates ExecutorBootstrapRole and binds it to ExecutorBootstrapGroup, as
+// kubeadm binds its bootstrap tokens' group to system:node-bootstrapper.
+func (cp *ControlPlane) bindExecutorBootstrap(ctx context.Context) error {
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: ExecutorBootstrapRole},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"certificates.k8s.io"}, Resources: []string{"certificatesigningrequests"}, Verbs: []string{"create", "get", "list", "watch"}},
+			{APIGroups: []string{"certificates.k8s.io"}, Resources: []string{"certificatesigningrequests/kubemesos-executor"}, Verbs: []string{"create"}},
+		},
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ExecutorBootstrapRole},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: ExecutorBootstrapRole},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: ExecutorBootstrapGroup}},
+	}
+	if _, err := cp.Client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("the executors' bootstrap role: %w", err)
+	}
+	if _, err := cp.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("binding the executors' bootstrap group: %w", err)
+	}
+	return nil
 }

@@ -64,6 +64,8 @@ type envOptions struct {
 	PodNetwork bool
 	// AgentTweak, when set, adjusts each agent's configuration (its Mesos flags) after the env's own.
 	AgentTweak func(i int, cfg *agent.Config)
+	// Weights are the master's role weights (Mesos --weights).
+	Weights map[string]float64
 }
 
 // env is one test's world: a namespace of the shared control plane, a simulated Mesos cluster, the
@@ -95,7 +97,7 @@ type env struct {
 	ledger     *offerLedger
 	// apiProxy is set with BlockableAPI.
 	apiProxy *tcpProxy
-	// executorKubeconfig is what executors use (--executor-kubeconfig).
+	// executorKubeconfig is the executors' bootstrap kubeconfig (their --bootstrap-kubeconfig).
 	executorKubeconfig string
 	httpPort           int
 	fw                 *frameworkProcess
@@ -139,7 +141,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.imageRegistry = imageStore(t)
 	e.mode = agentMode()
 	simCfg := mesossim.ClusterConfig{
-		Master:          mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
+		Master:          mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second, Weights: opts.Weights},
 		Agents:          opts.Agents,
 		AgentResources:  agentResources,
 		AgentAttributes: agentAttributes,
@@ -168,15 +170,14 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	e.ledger = newOfferLedger(t, e.sim.URL)
 
-	e.executorKubeconfig = cp.KubeconfigPath
-	if cp.AdvertisedKubeconfigPath != "" {
-		// Pods reach the API server there (their KUBERNETES_SERVICE_HOST comes from this kubeconfig).
-		e.executorKubeconfig = cp.AdvertisedKubeconfigPath
-	}
+	// Executors bootstrap a Node identity from it as kubelets do; with a pod network its server is
+	// the advertised address, where pods reach the API server (their KUBERNETES_SERVICE_HOST comes
+	// from this kubeconfig).
+	e.executorKubeconfig = cp.ExecutorBootstrapKubeconfigPath
 	if opts.BlockableAPI {
 		e.apiProxy = newTCPProxy(t, strings.TrimPrefix(cp.URL, "https://"))
 		e.executorKubeconfig = filepath.Join(e.dir, "executor.kubeconfig")
-		if err := rewriteKubeconfigServer(cp.KubeconfigPath, e.executorKubeconfig, "https://"+e.apiProxy.Addr()); err != nil {
+		if err := rewriteKubeconfigServer(cp.ExecutorBootstrapKubeconfigPath, e.executorKubeconfig, "https://"+e.apiProxy.Addr()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -317,7 +318,10 @@ func (e *env) frameworkArgs(extra []string) []string {
 		"--state-namespace=" + e.ns,
 		"--http-address=127.0.0.1:" + strconv.Itoa(e.httpPort),
 		"--advertise-url=" + url,
-		"--executor-kubeconfig=" + e.executorKubeconfig,
+		// The executors' kubelet identity: TLS bootstrap, and the API server's kubelet client
+		// certificate (signed by the client CA) trusted by their kubelet API.
+		"--executor-env=KUBEMESOS_BOOTSTRAP_KUBECONFIG=" + e.executorKubeconfig,
+		"--executor-env=KUBEMESOS_CLIENT_CA_FILE=" + e.cp.Files.ClientCA,
 		"--agent-poll-interval=1s",
 		"--node-lease-duration=20s",
 		"--log-level=info",
