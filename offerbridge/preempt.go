@@ -326,7 +326,10 @@ func (st *preemptState) fitsWithout(pi *podInfo, x *preemptAgent, removed map[ty
 func (st *preemptState) after(pi *podInfo, x *preemptAgent, removed map[types.UID]bool) ([numDims]int64, int, map[uint64]bool) {
 	free := x.free
 	count := 0
-	busy := map[uint64]bool{}
+	var busy map[uint64]bool // only when the pod needs host ports
+	if len(pi.need.ports) > 0 {
+		busy = map[uint64]bool{}
+	}
 	for _, p := range x.in.Pods {
 		n := st.need(p)
 		if removed[p.UID] || x.going[p.UID] {
@@ -336,14 +339,18 @@ func (st *preemptState) after(pi *podInfo, x *preemptAgent, removed map[types.UI
 			continue
 		}
 		count++
-		for _, port := range n.ports {
-			busy[port] = true
+		if busy != nil {
+			for _, port := range n.ports {
+				busy[port] = true
+			}
 		}
 	}
 	for _, p := range x.in.Others {
 		count++
-		for _, port := range st.need(p).ports {
-			busy[port] = true
+		if busy != nil {
+			for _, port := range st.need(p).ports {
+				busy[port] = true
+			}
 		}
 	}
 	prio := podPriority(pi.pod)
@@ -355,8 +362,10 @@ func (st *preemptState) after(pi *podInfo, x *preemptAgent, removed map[types.UI
 		for d := range free {
 			free[d] -= n.scalar[d]
 		}
-		for _, port := range n.ports {
-			busy[port] = true
+		if busy != nil {
+			for _, port := range n.ports {
+				busy[port] = true
+			}
 		}
 		count++
 	}

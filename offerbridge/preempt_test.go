@@ -1,6 +1,7 @@
 package offerbridge
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -354,5 +355,30 @@ func TestPreemptNeverEvictsOthers(t *testing.T) {
 	}
 	if got, want := plan.Messages["uid-hi"], "preemption: 0/1 agents are available: 1 Insufficient cpu."; got != want {
 		t.Errorf("message %q, want %q", got, want)
+	}
+}
+
+// BenchmarkPreempt: one preemptor over full agents of 10 low-priority pods each.
+func BenchmarkPreempt(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			agents := make([]PreemptAgent, n)
+			for i := range agents {
+				var pods []*corev1.Pod
+				for j := 0; j < 10; j++ {
+					pods = append(pods, pod(fmt.Sprintf("p-%d-%d", i, j), 0.4, 256, prio(int32(j%3))))
+				}
+				agents[i] = full(fmt.Sprintf("n%05d", i), 0, pods...)
+			}
+			hi := pod("hi", 1, 512, prio(100))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				plan := Preempt(PreemptInput{Pods: []*corev1.Pod{hi}, Agents: agents})
+				if len(plan.Preemptions) != 1 {
+					b.Fatal("no preemption")
+				}
+			}
+		})
 	}
 }
