@@ -232,8 +232,21 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 				{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: "kube-node-lease"},
 				{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: "kube-node-lease", name: "agent-1"},
 				{verb: "delete", group: "coordination.k8s.io", resource: "leases", namespace: "kube-node-lease", name: "agent-1"},
+				// Preemption and drains evict (the chart's rule since the preemption commit).
+				{verb: "create", resource: "pods", subresource: "eviction", namespace: "team-a", name: "web-0"},
+				// The executors' client certificates: CSRs of the kubelet client signer, approved after
+				// a SubjectAccessReview of the requester.
+				{verb: "list", group: "certificates.k8s.io", resource: "certificatesigningrequests"},
+				{verb: "watch", group: "certificates.k8s.io", resource: "certificatesigningrequests"},
+				{verb: "get", group: "certificates.k8s.io", resource: "certificatesigningrequests", name: "csr-1"},
+				{verb: "update", group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "approval", name: "csr-1"},
+				{verb: "approve", group: "certificates.k8s.io", resource: "signers", name: "kubernetes.io/kube-apiserver-client-kubelet"},
+				{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews"},
 			},
 			denied: []access{
+				{verb: "approve", group: "certificates.k8s.io", resource: "signers", name: "kubernetes.io/kube-apiserver-client"},
+				{verb: "update", group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "status", name: "csr-1"},
+				{verb: "create", group: "certificates.k8s.io", resource: "certificatesigningrequests"},
 				{verb: "create", resource: "pods", namespace: "team-a"},
 				{verb: "get", resource: "secrets", namespace: ns, name: "anything"},
 				{verb: "list", resource: "secrets"},
@@ -245,7 +258,6 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 				{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: "kube-system", name: "kube-controller-manager"},
 				{verb: "delete", resource: "events", namespace: "team-a", name: "e"},
 				{verb: "create", resource: "pods", subresource: "exec", namespace: "team-a", name: "web-0"},
-				{verb: "create", resource: "pods", subresource: "eviction", namespace: "team-a", name: "web-0"},
 				{verb: "update", resource: "namespaces", name: "team-a"},
 				{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings"},
 				{verb: "create", group: "apps", resource: "deployments", namespace: "team-a"},
@@ -253,38 +265,30 @@ func TestChartRBACGrantsTheFrameworkItsCallsAndNoMore(t *testing.T) {
 		},
 		{
 			serviceAccount: testFullname + "-executor",
+			// Only a kubelet's TLS bootstrap: the executor does the rest as its Node, which the Node
+			// authorizer and NodeRestriction confine (e2e/kubemesos TestExecutorIdentityLikeAKubelets).
 			allowed: []access{
+				{verb: "create", group: "certificates.k8s.io", resource: "certificatesigningrequests"},
+				{verb: "get", group: "certificates.k8s.io", resource: "certificatesigningrequests", name: "csr-1"},
+				{verb: "list", group: "certificates.k8s.io", resource: "certificatesigningrequests"},
+				{verb: "watch", group: "certificates.k8s.io", resource: "certificatesigningrequests"},
+				{verb: "create", group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "kubemesos-executor"},
+			},
+			denied: []access{
+				// kube-controller-manager would approve its CSRs for any Node with these.
+				{verb: "create", group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "nodeclient"},
+				{verb: "create", group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "selfnodeclient"},
+				{verb: "update", group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "approval", name: "csr-1"},
+				{verb: "approve", group: "certificates.k8s.io", resource: "signers", name: "kubernetes.io/kube-apiserver-client-kubelet"},
 				{verb: "get", resource: "pods", namespace: "team-a", name: "web-0"},
 				{verb: "patch", resource: "pods", subresource: "status", namespace: "team-a", name: "web-0"},
 				{verb: "get", resource: "configmaps", namespace: "team-a", name: "web-config"},
 				{verb: "get", resource: "secrets", namespace: "team-a", name: "web-tls"},
 				{verb: "create", resource: "events", namespace: "team-a"},
-				{verb: "patch", resource: "events", namespace: "team-a", name: "web-0.1"},
 				{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: "team-a", name: "default"},
-				// The kubelet API: its port on the Node, delegated authn/authz, the client CA.
 				{verb: "patch", resource: "nodes", subresource: "status", name: "agent-1"},
 				{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"},
-				{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews"},
 				{verb: "get", resource: "configmaps", namespace: "kube-system", name: "extension-apiserver-authentication"},
-				{verb: "list", resource: "configmaps", namespace: "kube-system", name: "extension-apiserver-authentication"},
-				{verb: "watch", resource: "configmaps", namespace: "kube-system", name: "extension-apiserver-authentication"},
-			},
-			denied: []access{
-				{verb: "update", resource: "nodes", subresource: "status", name: "agent-1"},
-				{verb: "patch", resource: "nodes", name: "agent-1"},
-				{verb: "list", resource: "configmaps", namespace: "kube-system"},
-				{verb: "update", resource: "configmaps", namespace: "kube-system", name: "extension-apiserver-authentication"},
-				{verb: "get", resource: "nodes", subresource: "proxy", name: "agent-1"},
-				{verb: "update", resource: "pods", subresource: "status", namespace: "team-a", name: "web-0"},
-				{verb: "list", resource: "pods", namespace: "team-a"},
-				{verb: "patch", resource: "pods", namespace: "team-a", name: "web-0"},
-				{verb: "list", resource: "secrets"},
-				{verb: "list", resource: "configmaps", namespace: "team-a"},
-				{verb: "update", resource: "configmaps", namespace: ns, name: state},
-				{verb: "create", resource: "pods", subresource: "binding", namespace: "team-a", name: "web-0"},
-				{verb: "update", resource: "nodes", name: "agent-1"},
-				{verb: "get", resource: "serviceaccounts", namespace: "team-a", name: "default"},
-				{verb: "delete", resource: "events", namespace: "team-a", name: "web-0.1"},
 			},
 		},
 	} {

@@ -249,6 +249,7 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 	}
 	core := []string{""}
 	coord := []string{"coordination.k8s.io"}
+	certs := []string{"certificates.k8s.io"}
 	frameworkRules := []rbacv1.PolicyRule{
 		rule(core, []string{"pods"}, nil, []string{"get", "list", "watch", "update", "patch", "delete"}),
 		rule(core, []string{"pods/binding"}, nil, []string{"create"}),
@@ -257,14 +258,18 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 		rule(core, []string{"nodes/status"}, nil, []string{"update", "patch"}),
 		rule(core, []string{"events"}, nil, []string{"create", "patch"}),
 		rule(core, []string{"namespaces"}, nil, []string{"list", "watch"}),
+		rule([]string{"policy"}, []string{"poddisruptionbudgets"}, nil, []string{"list"}),
+		rule(core, []string{"pods/eviction"}, nil, []string{"create"}),
+		// The executors' client certificates (framework/csrapprover.go).
+		rule(certs, []string{"certificatesigningrequests"}, nil, []string{"get", "list", "watch"}),
+		rule(certs, []string{"certificatesigningrequests/approval"}, nil, []string{"update"}),
+		rule(certs, []string{"signers"}, []string{"kubernetes.io/kube-apiserver-client-kubelet"}, []string{"approve"}),
+		rule([]string{"authorization.k8s.io"}, []string{"subjectaccessreviews"}, nil, []string{"create"}),
 	}
+	// Only a kubelet's TLS bootstrap: the executor does everything else as its Node.
 	executorRules := []rbacv1.PolicyRule{
-		rule(core, []string{"pods"}, nil, []string{"get"}),
-		rule(core, []string{"pods/status"}, nil, []string{"patch"}),
-		rule(core, []string{"events"}, nil, []string{"create", "patch"}),
-		rule(core, []string{"configmaps", "secrets"}, nil, []string{"get"}),
-		rule(core, []string{"serviceaccounts/token"}, nil, []string{"create"}),
-		rule(core, []string{"nodes/status"}, nil, []string{"patch"}),
+		rule(certs, []string{"certificatesigningrequests"}, nil, []string{"create", "get", "list", "watch"}),
+		rule(certs, []string{"certificatesigningrequests/kubemesos-executor"}, nil, []string{"create"}),
 	}
 	stateRules := []rbacv1.PolicyRule{
 		rule(core, []string{"configmaps"}, []string{"kubemesos-framework"}, []string{"get", "update"}),
@@ -304,11 +309,7 @@ func TestChartRBACIsExactlyWhatTheFrameworkUses(t *testing.T) {
 			if tc.wantExecutor {
 				wantCluster[executorSA] = executorRules
 				wantSAs = append(wantSAs, executorSA)
-				// The kubelet API is a delegating server: built-in roles for TokenReviews,
-				// SubjectAccessReviews and the client CA's ConfigMap.
 				wantClusterBindings[executorSA] = grant{executorSA, executorSA}
-				wantClusterBindings[executorSA+"-auth-delegator"] = grant{executorSA, "system:auth-delegator"}
-				wantRoleBindings["kube-system/"+executorSA+"-authentication-reader"] = grant{executorSA, "extension-apiserver-authentication-reader"}
 			}
 
 			gotCluster := map[string][]rbacv1.PolicyRule{}

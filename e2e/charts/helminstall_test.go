@@ -41,8 +41,9 @@ import (
 // runs a Deployment's pods on mesos-sim agents; the chart's second replica takes over on the Lease. No kubelet runs the framework's own pod here, so the test
 // runs the built kubemesos binary the way that pod would: the container's args and KUBEMESOS_* env, the
 // ConfigMap (as stored by the API server) at the --config path, and the ServiceAccount's token, which in a
-// pod comes from in-cluster config and here from --kubeconfig. The executors write pod status as the
-// chart's executor ServiceAccount, so both identities' RBAC is exercised.
+// pod comes from in-cluster config and here from --kubeconfig. The executors bootstrap their Nodes'
+// certificates with the chart's executor ServiceAccount's token (approved by the framework with the
+// chart's RBAC) and write pod status as their Nodes, so every identity's RBAC is exercised.
 func TestHelmInstalledFrameworkRunsADeploymentOnMesos(t *testing.T) {
 	binary := kubemesosBinary(t)
 	cp := controlPlane(t)
@@ -90,8 +91,8 @@ func TestHelmInstalledFrameworkRunsADeploymentOnMesos(t *testing.T) {
 	values := fmt.Sprintf(`
 mesos: {master: %q}
 framework: {httpPort: %d, advertiseURL: "http://127.0.0.1:%d"}
-executor: {kubeconfig: %q, serviceAccount: {create: true}}
-`, sim.URL, port, port, executorKubeconfig)
+executor: {bootstrapKubeconfig: %q, clientCAFile: %q, serviceAccount: {create: true}}
+`, sim.URL, port, port, executorKubeconfig, cp.Files.ClientCA)
 	r, err := renderChart(t, valuesYAML(t, values), ns)
 	if err != nil {
 		t.Fatal(err)

@@ -95,6 +95,8 @@ framework's defaults (advertise-url is set from the pod IP in the Deployment whe
 {{- with .Values.executor.uri }}{{ $_ := set $c "executor-uri" . }}{{ end }}
 {{- with .Values.executor.kubeconfig }}{{ $_ := set $c "executor-kubeconfig" . }}{{ end }}
 {{- $settings := deepCopy (default dict .Values.executor.env) }}
+{{- with .Values.executor.bootstrapKubeconfig }}{{ $_ := set $settings "KUBEMESOS_BOOTSTRAP_KUBECONFIG" . }}{{ end }}
+{{- with .Values.executor.clientCAFile }}{{ $_ := set $settings "KUBEMESOS_CLIENT_CA_FILE" . }}{{ end }}
 {{- with .Values.podNetwork.clusterDNS }}
 {{- $_ := set $settings "KUBEMESOS_CLUSTER_DNS" . }}
 {{- $_ := set $settings "KUBEMESOS_CLUSTER_DOMAIN" $.Values.podNetwork.clusterDomain }}

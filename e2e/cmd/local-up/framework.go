@@ -50,7 +50,10 @@ func (f *kubemesosFramework) Start(ctx context.Context, env *environment) error 
 		"framework",
 		"--master=" + env.mesosMaster,
 		"--kubeconfig=" + env.cfg.kubeconfigOut,
-		"--executor-kubeconfig=" + executorKubeconfig(env),
+		// Executors bootstrap their Node's certificate as kubelets do (the API server runs the Node
+		// authorizer and NodeRestriction) and trust the client CA in their kubelet API.
+		"--executor-env=KUBEMESOS_BOOTSTRAP_KUBECONFIG=" + env.cp.ExecutorBootstrapKubeconfigPath,
+		"--executor-env=KUBEMESOS_CLIENT_CA_FILE=" + env.cp.Files.ClientCA,
 		"--serve-default-scheduler", // no kube-scheduler here: kubemesos serves ordinary pods
 		"--leader-elect=false",
 		"--http-address=" + addr,
@@ -73,16 +76,6 @@ func (f *kubemesosFramework) Start(ctx context.Context, env *environment) error 
 	}
 	env.notes = append(env.notes, fmt.Sprintf("%-24s %s (pid %d), log %s", "kubemesos framework", url, f.cmd.Process.Pid, logPath))
 	return nil
-}
-
-// executorKubeconfig is the executors' kubeconfig: they run on this machine, with the admin's
-// credentials; with the pod network its server is the API server's advertised address, since the
-// executors give their pods that address as KUBERNETES_SERVICE_HOST.
-func executorKubeconfig(env *environment) string {
-	if env.cp.AdvertisedKubeconfigPath != "" {
-		return env.cp.AdvertisedKubeconfigPath
-	}
-	return env.cfg.kubeconfigOut
 }
 
 func (f *kubemesosFramework) Stop() {
