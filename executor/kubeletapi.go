@@ -167,24 +167,12 @@ const deletedPodsInterval = 10 * time.Second
 
 // forgetDeleted removes the logs of ended pods once they are deleted, until the server stops.
 func (k *kubeletAPI) forgetDeleted() {
-	get := func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
-		node := k.nodeName.Load()
-		if node == nil {
-			return k.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	get := nodePodGetter(k.client, func() string {
+		if n := k.nodeName.Load(); n != nil {
+			return *n
 		}
-		// Under the Node authorizer a deleted pod is no longer related to the Node, so its GET is
-		// forbidden rather than not found; a list selected by spec.nodeName, the kubelet's pod watch,
-		// is allowed and tells.
-		sel := fields.AndSelectors(fields.OneTermEqualSelector("spec.nodeName", *node), fields.OneTermEqualSelector("metadata.name", name))
-		list, err := k.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{FieldSelector: sel.String()})
-		if err != nil {
-			return nil, err
-		}
-		if len(list.Items) == 0 {
-			return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
-		}
-		return &list.Items[0], nil
-	}
+		return ""
+	})
 	k.registry.RunForgetDeleted(k.ctx, deletedPodsInterval, k.clock, get, func(uid types.UID) {
 		k.logs.Forget(uid)
 		k.log.WithField("podUID", uid).Info("pod deleted: its containers' logs are removed")
@@ -197,4 +185,26 @@ func (k *kubeletAPI) shutdown() {
 	k.server.Wait()
 	k.wg.Wait()
 	k.logs.Close()
+}
+
+// nodePodGetter reads a pod as the kubelet may under the Node authorizer: a deleted pod is no longer
+// related to the Node, so its GET is forbidden rather than not found, while a list selected by
+// spec.nodeName (the kubelet's pod watch) is allowed and tells. Before the Node is known (node() ""),
+// a plain GET.
+func nodePodGetter(client kubernetes.Interface, node func() string) kubeletapi.PodGetter {
+	return func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+		n := node()
+		if n == "" {
+			return client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		}
+		sel := fields.AndSelectors(fields.OneTermEqualSelector("spec.nodeName", n), fields.OneTermEqualSelector("metadata.name", name))
+		list, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{FieldSelector: sel.String()})
+		if err != nil {
+			return nil, err
+		}
+		if len(list.Items) == 0 {
+			return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+		}
+		return &list.Items[0], nil
+	}
 }
