@@ -223,6 +223,8 @@ type placer struct {
 	// placedUIDs are the pods placed in this call while some agent has nominated pods: a nominated
 	// pod placed takes no more room elsewhere.
 	placedUIDs map[types.UID]bool
+	// nominatedUIDs are the pods of Input.Nominated.
+	nominatedUIDs map[types.UID]bool
 	// cands, total and raw are search buffers for pods whose candidates are scored by the rules.
 	cands []candidate
 	total []float64
@@ -558,7 +560,10 @@ func (p *placer) signature(pi *podInfo) string {
 	if p.placedUIDs == nil {
 		return pi.signature()
 	}
-	return fmt.Sprintf("%s|%d|%s", pi.signature(), podPriority(pi.pod), pi.pod.UID)
+	if p.nominatedUIDs[pi.pod.UID] {
+		return fmt.Sprintf("%s|%d|%s", pi.signature(), podPriority(pi.pod), pi.pod.UID) // its own room
+	}
+	return fmt.Sprintf("%s|%d", pi.signature(), podPriority(pi.pod))
 }
 
 // nominate gives each agent its nominated pods' needs.
@@ -575,7 +580,10 @@ func (p *placer) nominate(byID map[string]*agent) {
 			}
 			n := newPodInfo(pod, &d, [numDims]int64{}, p.in.Translate.Sandboxed(pod)).need
 			a.nominated = append(a.nominated, nominatedPod{uid: pod.UID, prio: podPriority(pod), scalar: n.scalar})
-			p.placedUIDs = map[types.UID]bool{}
+			if p.placedUIDs == nil {
+				p.placedUIDs, p.nominatedUIDs = map[types.UID]bool{}, map[types.UID]bool{}
+			}
+			p.nominatedUIDs[pod.UID] = true
 		}
 	}
 }
