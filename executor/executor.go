@@ -26,6 +26,7 @@ import (
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -154,6 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 		clock:     cfg.Clock,
 		hostIP:    ip,
 		runtime:   rt,
+		kube:      client,
 		writer:    statuswriter.New(client, statuswriter.Config{Clock: cfg.Clock, Log: log}),
 		tasks:     map[string]*task{},
 		unackedTs: map[string]mesos.TaskInfo{},
@@ -234,6 +236,9 @@ type executorLoop struct {
 
 	shuttingDown     bool
 	shutdownDeadline time.Time
+
+	kube kubernetes.Interface // nil in tests without an API server
+	pods podUpdates
 }
 
 func (e *executorLoop) newSenders() {
@@ -427,6 +432,15 @@ func (e *executorLoop) onEvent(ctx, workerCtx context.Context, ev *mesosexec.Eve
 			}
 		}
 		e.sendHostFacts(ctx)
+		if node := s.AgentInfo.GetHostname(); !e.pods.started && e.kube != nil && node != "" {
+			// The Node is the agent's hostname (framework/nodes.go).
+			e.pods.started = true
+			e.workers.Add(1)
+			go func() {
+				defer e.workers.Done()
+				e.pods.run(workerCtx, e.kube, node)
+			}()
+		}
 	case mesosexec.Event_LAUNCH:
 		e.launch(ctx, workerCtx, ev.GetLaunch().Task)
 	case mesosexec.Event_LAUNCH_GROUP:
@@ -508,11 +522,13 @@ func (e *executorLoop) launch(ctx, workerCtx context.Context, info mesos.TaskInf
 		return
 	}
 	t.worker = w
+	e.pods.add(pod.UID, w)
 	e.update(ctx, t, mesos.TASK_STARTING, nil, "", nil, "")
 	t.log.Info("pod launched")
 	e.workers.Add(1)
 	go func() {
 		defer e.workers.Done()
+		defer e.pods.remove(pod.UID, w)
 		if err := w.Run(workerCtx); err != nil && !errors.Is(err, context.Canceled) {
 			t.log.WithError(err).Warn("pod worker ended")
 		}

@@ -489,3 +489,23 @@ func TestPodEventsAreRecorded(t *testing.T) {
 		return false
 	})
 }
+
+// The executor follows the API server's pods of its Node, as the kubelet does: an
+// activeDeadlineSeconds added to a running pod ends it with DeadlineExceeded ("Pods should allow
+// activeDeadlineSeconds to be updated"); the task carries the pod as it was at launch.
+func TestPodUpdateActiveDeadline(t *testing.T) {
+	env := newSimEnv(t)
+	task := env.launch(shPod("long", corev1.RestartPolicyAlways, 1, `exec sleep 600`))
+	env.awaitState(task, "TASK_RUNNING")
+	p := env.pod("long")
+	two := int64(2)
+	p.Spec.ActiveDeadlineSeconds = &two
+	if _, err := env.kube.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.awaitState(task, "TASK_FAILED")
+	waitFor(t, "DeadlineExceeded written", func() bool {
+		p := env.pod("long")
+		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded"
+	})
+}

@@ -297,6 +297,22 @@ func (c *core) initFailed() bool {
 	return false
 }
 
+// setActiveDeadline takes a pod update's activeDeadlineSeconds (next enforces it). The pod is
+// copied: the worker's own pod stays as it was given.
+func (c *core) setActiveDeadline(ads *int64) {
+	old := c.pod.Spec.ActiveDeadlineSeconds
+	if (old == nil && ads == nil) || (old != nil && ads != nil && *old == *ads) {
+		return
+	}
+	p := *c.pod
+	if ads != nil {
+		v := *ads
+		ads = &v
+	}
+	p.Spec.ActiveDeadlineSeconds = ads
+	c.pod = &p
+}
+
 // next returns what to do now and when to call next again without any other input (zero: never).
 func (c *core) next(now time.Time) ([]action, time.Time) {
 	var (

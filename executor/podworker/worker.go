@@ -117,6 +117,8 @@ type Worker struct {
 
 	mu          sync.Mutex
 	pendingKill *time.Duration
+	pendingPod  *corev1.Pod // the latest Update, not yet taken
+	updates     chan struct{}
 	done        chan struct{}
 
 	seq    uint64
@@ -150,12 +152,13 @@ func New(pod *corev1.Pod, cfg Config) (*Worker, error) {
 		log = logrus.StandardLogger()
 	}
 	return &Worker{
-		pod:   pod,
-		cfg:   cfg,
-		log:   log.WithFields(logrus.Fields{"pod": pod.Namespace + "/" + pod.Name, "podUID": pod.UID}),
-		kills: make(chan struct{}, 1),
-		evs:   make(chan event),
-		done:  make(chan struct{}),
+		pod:     pod,
+		cfg:     cfg,
+		log:     log.WithFields(logrus.Fields{"pod": pod.Namespace + "/" + pod.Name, "podUID": pod.UID}),
+		kills:   make(chan struct{}, 1),
+		updates: make(chan struct{}, 1),
+		evs:     make(chan event),
+		done:    make(chan struct{}),
 
 		netProber: netProber,
 	}, nil
@@ -181,6 +184,31 @@ func (w *Worker) Kill(grace time.Duration) {
 	case w.kills <- struct{}{}:
 	default:
 	}
+}
+
+// Update gives the worker the pod as the API server now has it, as the kubelet's pod manager hands
+// its pod workers every update. Of a running pod's spec only activeDeadlineSeconds may change (the
+// API's ValidatePodUpdate); the worker enforces the new deadline from the pod's start. It never
+// blocks; a later Update replaces one not yet taken.
+func (w *Worker) Update(pod *corev1.Pod) {
+	if pod == nil || pod.UID != w.pod.UID {
+		return
+	}
+	w.mu.Lock()
+	w.pendingPod = pod
+	w.mu.Unlock()
+	select {
+	case w.updates <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker) takeUpdate() *corev1.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pendingPod
+	w.pendingPod = nil
+	return p
 }
 
 func (w *Worker) takeKill() (time.Duration, bool) {
@@ -466,6 +494,10 @@ func (w *Worker) Run(ctx context.Context) error {
 				if c.sandbox == sbPending {
 					stopSandbox()
 				}
+			}
+		case <-w.updates:
+			if p := w.takeUpdate(); p != nil {
+				c.setActiveDeadline(p.Spec.ActiveDeadlineSeconds)
 			}
 		case <-timerC:
 		case <-ctx.Done():

@@ -522,3 +522,31 @@ func TestWorkerFailedPostStartHookStopsContainer(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
+
+// An activeDeadlineSeconds set on the running pod (the API allows only that spec change) ends it
+// with DeadlineExceeded once the deadline, counted from the pod's start, has passed ("Pods should
+// allow activeDeadlineSeconds to be updated").
+func TestWorkerUpdateActiveDeadline(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.onTERM["main"] = 0
+	pod := testPod(corev1.RestartPolicyAlways, nil, "main")
+	h := startWorker(t, pod, rt)
+	h.await("running", func(s Status) bool { return s.AllStarted })
+	h.clk.Step(10 * time.Second)
+
+	updated := pod.DeepCopy()
+	five := int64(5)
+	updated.Spec.ActiveDeadlineSeconds = &five
+	h.worker.Update(updated)
+	s := h.await("deadline exceeded", func(s Status) bool { return s.PodStatus.Reason == ReasonDeadlineExceeded })
+	if s.PodStatus.Phase != corev1.PodFailed {
+		t.Errorf("phase %s, want Failed", s.PodStatus.Phase)
+	}
+	if pod.Spec.ActiveDeadlineSeconds != nil {
+		t.Error("the worker changed the pod it was given")
+	}
+	_, sigs, _ := rt.record()
+	if diff := cmp.Diff([]string{"main-0:terminated"}, sigs); diff != "" {
+		t.Errorf("signals (-want +got):\n%s", diff)
+	}
+}
