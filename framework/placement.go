@@ -112,13 +112,14 @@ func (s *sched) cycle(ctx context.Context) {
 			unfit = append(unfit, plan.Unschedulable[i].Pod)
 		}
 	}
-	post := s.preempt(ctx, unfit)
+	post, preempt := s.preempt(ctx, unfit)
 	for i := range plan.Unschedulable {
 		if m := post[plan.Unschedulable[i].Pod.UID]; m != "" {
 			plan.Unschedulable[i].Message += " " + m // kube-scheduler's FitError with its PostFilter message
 		}
 		s.unschedulable(ctx, &plan.Unschedulable[i], now)
 	}
+	preempt()
 }
 
 // decline declines offers with a refuse filter.

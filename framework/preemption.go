@@ -50,11 +50,14 @@ type preemptionState struct {
 // agent is preferred, as PDBs are weighed, not enforced, by preemption.
 const pdbCacheFor = 2 * time.Second
 
-// preempt runs preemption for the pods no offer took (in placement order) and returns the PostFilter
-// message to append to each one's FailedScheduling message.
-func (s *sched) preempt(ctx context.Context, unfit []*corev1.Pod) map[types.UID]string {
+// preempt decides preemption for the pods no offer took (in placement order) and returns the
+// PostFilter message to append to each one's FailedScheduling message, and the function that carries
+// the decisions out: called after the pods' PodScheduled conditions are written, whose status updates
+// come from the informer's copies and must not undo the nominations.
+func (s *sched) preempt(ctx context.Context, unfit []*corev1.Pod) (map[types.UID]string, func()) {
+	noop := func() {}
 	if len(unfit) == 0 {
-		return nil
+		return nil, noop
 	}
 	nodes, _ := s.placementNodes()
 	bound := s.boundPods()
@@ -77,7 +80,7 @@ func (s *sched) preempt(ctx context.Context, unfit []*corev1.Pod) map[types.UID]
 		}
 	}
 	if len(pods) == 0 {
-		return nil
+		return nil, noop
 	}
 	in := offerbridge.PreemptInput{Pods: pods, Translate: s.translate, PDBs: s.pdbs(ctx)}
 	byNode := map[string]*offerbridge.PreemptAgent{}
@@ -104,10 +107,16 @@ func (s *sched) preempt(ctx context.Context, unfit []*corev1.Pod) map[types.UID]
 		}
 	}
 	plan := offerbridge.Preempt(in)
-	for i := range plan.Preemptions {
-		s.actuate(ctx, &plan.Preemptions[i])
+	return plan.Messages, func() {
+		for i := range plan.Preemptions {
+			s.actuate(ctx, &plan.Preemptions[i])
+		}
+		for _, p := range plan.ClearNomination {
+			if err := s.setNominatedNode(ctx, p, ""); err != nil {
+				s.log.WithError(err).WithField("pod", podKey(p)).Debug("clearing nominatedNodeName")
+			}
+		}
 	}
-	return plan.Messages
 }
 
 // preemptIdle preempts for pods pending at least idlePreemptDelay while no offers are held.
@@ -136,7 +145,8 @@ func (s *sched) preemptIdle(ctx context.Context, pods []*corev1.Pod, now time.Ti
 		}
 	}
 	st.mu.Unlock()
-	msgs := s.preempt(ctx, due)
+	msgs, act := s.preempt(ctx, due)
+	act()
 	for _, p := range due {
 		if m := msgs[p.UID]; m != "" {
 			s.log.WithField("pod", podKey(p)).Debug("pod waits for offers: " + m)
@@ -325,7 +335,8 @@ func (s *sched) setNominatedNode(ctx context.Context, pod *corev1.Pod, node stri
 	if err != nil {
 		return err
 	}
-	_, err = s.kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	// A JSON merge patch: null removes the field.
+	_, err = s.kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

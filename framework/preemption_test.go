@@ -168,3 +168,19 @@ func TestPreemptionSkippedWithoutLowerPriorities(t *testing.T) {
 		}
 	}
 }
+
+// A nominated pod that preemption can no longer help loses its nomination, freeing its agent's room.
+func TestPreemptionClearsHopelessNomination(t *testing.T) {
+	hi := pod("hi", "uid-hi", withPriority(1000), func(p *corev1.Pod) { p.Status.NominatedNodeName = "h2" })
+	hi.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("8")
+	f := preemptionFixture(t, hi)
+	f.offers(offer("o1", "a1", "h1", 0.5, 1024, ExecutorID))
+	f.s.cycle(f.ctx)
+	got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "hi", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.NominatedNodeName != "" {
+		t.Errorf("nominatedNodeName %q, want cleared", got.Status.NominatedNodeName)
+	}
+}

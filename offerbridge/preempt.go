@@ -76,6 +76,9 @@ type PreemptPlan struct {
 	// Messages are the PostFilter messages ("preemption: …") of pods that do not preempt, by UID.
 	// A pod that fits an agent without victims (its resources are just not offered yet) has none.
 	Messages map[types.UID]string
+	// ClearNomination are nominated pods for which preemption no longer helps anywhere: their
+	// nominatedNodeName goes, as kube-scheduler clears it, so their agent's room is free again.
+	ClearNomination []*corev1.Pod
 }
 
 // Preempt decides, pod by pod, which lower-priority pods to evict. It is pure.
@@ -94,6 +97,9 @@ func Preempt(in PreemptInput) PreemptPlan {
 		}
 		if msg != "" {
 			plan.Messages[pod.UID] = "preemption: " + msg
+			if pod.Status.NominatedNodeName != "" && msg != NotEligibleNever && msg != NotEligibleTerminating {
+				plan.ClearNomination = append(plan.ClearNomination, pod)
+			}
 		}
 	}
 	return plan

@@ -382,3 +382,17 @@ func BenchmarkPreempt(b *testing.B) {
 		})
 	}
 }
+
+// A nominated pod for which preemption helps nowhere any more loses its nomination, as kube-scheduler
+// clears it; one that only waits for its victims keeps it.
+func TestPreemptClearsHopelessNomination(t *testing.T) {
+	hopeless := pod("hopeless", 8, 100, prio(100), func(p *corev1.Pod) { p.Status.NominatedNodeName = "a" })
+	waiting := pod("waiting", 1, 100, prio(100), func(p *corev1.Pod) { p.Status.NominatedNodeName = "b" })
+	plan := Preempt(PreemptInput{Pods: []*corev1.Pod{hopeless, waiting}, Agents: []PreemptAgent{
+		full("a", 0, pod("a1", 1, 100, prio(1))),
+		full("b", 0, pod("gone", 1, 100, prio(1), terminatingByScheduler)),
+	}})
+	if len(plan.ClearNomination) != 1 || plan.ClearNomination[0] != hopeless {
+		t.Errorf("ClearNomination %v, want only hopeless", names(plan.ClearNomination))
+	}
+}
