@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// taskIDPrefix + pod UID is a pod's Mesos TaskID (docs/design.md).
+const taskIDPrefix = "pod-"
+
+// ledgerResult lists what the ledger found wrong, by class.
+type ledgerResult struct {
+	lost, duplicated, orphaned, overCommitted []string
+	bindings                                  int // successful Binding creates
+}
+
+func (l *ledgerResult) clean() bool {
+	return len(l.lost)+len(l.duplicated)+len(l.orphaned)+len(l.overCommitted) == 0
+}
+
+// settle waits up to bound for the cluster to converge: the ledger clean, every Deployment ready,
+// every Job finished, no pod pending or being deleted.
+func (w *world) settle(ctx context.Context, bound time.Duration) bool {
+	deadline := time.Now().Add(bound)
+	for {
+		l, err := w.ledger(ctx)
+		quiet, why := w.quiescent(ctx)
+		if err == nil && l.clean() && quiet {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			w.log.WithField("why", why).WithError(err).Warn("not converged within the bound")
+			return false
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// quiescent: Deployments ready, Jobs finished, no pod pending or terminating.
+func (w *world) quiescent(ctx context.Context) (bool, string) {
+	ds, err := w.kube.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, d := range ds.Items {
+		if d.Status.ObservedGeneration < d.Generation || d.Status.ReadyReplicas != *d.Spec.Replicas || d.Status.Replicas != *d.Spec.Replicas {
+			return false, fmt.Sprintf("deployment %s: %d/%d ready", d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas)
+		}
+	}
+	js, err := w.kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, j := range js.Items {
+		if j.Status.CompletionTime == nil && j.Status.Failed <= *j.Spec.BackoffLimit {
+			return false, fmt.Sprintf("job %s: %d succeeded", j.Name, j.Status.Succeeded)
+		}
+	}
+	pods, err := w.kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodPending {
+			return false, fmt.Sprintf("pod %s: %s, deleting %v", p.Name, p.Status.Phase, p.DeletionTimestamp != nil)
+		}
+	}
+	return true, ""
+}
+
+func shouldRun(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
+}
+
+func terminal(s mesos.TaskState) bool {
+	switch s {
+	case mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_ERROR, mesos.TASK_LOST,
+		mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR:
+		return true
+	}
+	return false
+}
+
+// ledger compares, independently of the framework, the API server's pods, Jobs and Deployments with
+// the Mesos master's tasks and each agent's own tasks and executors, and the API server's audit log of
+// Bindings:
+//   - lost: a pod that should run without a RUNNING task on its Node's agent (master and agent), never
+//     placed, or whose task ended while the pod still shows it running (a terminal status lost); a
+//     Deployment short of ready replicas; a Job not finished;
+//   - duplicated: a pod live on more than one agent, or bound by more than one successful Binding;
+//   - orphaned: a live task without a pod that should run, or one an agent runs that the master does
+//     not list there;
+//   - over-committed: an agent whose live tasks and executors use more cpus or mem than it has.
+func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
+	l := &ledgerResult{}
+	pods, err := w.kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	st, err := w.mesosState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fws := map[string]bool{}
+	for _, list := range [][]master.Response_GetFrameworks_Framework{st.GetGetFrameworks().GetFrameworks(), st.GetGetFrameworks().GetCompletedFrameworks()} {
+		for _, f := range list {
+			if f.FrameworkInfo.Name == "kubemesos" && f.FrameworkInfo.ID != nil {
+				fws[f.FrameworkInfo.ID.Value] = true
+			}
+		}
+	}
+	hostAgent := map[string]string{}
+	for _, a := range st.GetGetAgents().GetAgents() {
+		hostAgent[a.AgentInfo.Hostname] = a.AgentInfo.ID.Value
+	}
+	byUID := map[string]*corev1.Pod{}
+	for i := range pods.Items {
+		byUID[string(pods.Items[i].UID)] = &pods.Items[i]
+	}
+
+	// Live tasks: uid → agent → state, from the master and from the agents.
+	masterLive := map[string]map[string]mesos.TaskState{}
+	masterCount := map[string]int{}
+	for _, group := range [][]mesos.Task{st.GetGetTasks().GetTasks(), st.GetGetTasks().GetUnreachableTasks()} {
+		for _, t := range group {
+			uid, ok := strings.CutPrefix(t.TaskID.Value, taskIDPrefix)
+			if !ok || !fws[t.FrameworkID.Value] {
+				continue
+			}
+			if masterLive[uid] == nil {
+				masterLive[uid] = map[string]mesos.TaskState{}
+			}
+			masterLive[uid][t.AgentID.Value] = t.GetState()
+			masterCount[uid]++
+		}
+	}
+	agentLive := map[string]map[string]mesos.TaskState{}
+	type usage struct{ cpus, mem float64 }
+	for _, a := range w.sim.Agents() {
+		id := a.ID().Value
+		var used usage
+		for _, ts := range a.Tasks() {
+			if terminal(ts.State) {
+				continue
+			}
+			used.cpus += scalar(ts.Task.Resources, "cpus")
+			used.mem += scalar(ts.Task.Resources, "mem")
+			uid, ok := strings.CutPrefix(ts.Task.TaskID.Value, taskIDPrefix)
+			if !ok || !fws[ts.FrameworkID.Value] {
+				continue
+			}
+			if agentLive[uid] == nil {
+				agentLive[uid] = map[string]mesos.TaskState{}
+			}
+			agentLive[uid][id] = ts.State
+			if _, listed := masterLive[uid][id]; !listed {
+				l.orphaned = append(l.orphaned, fmt.Sprintf("agent %s runs task %s (%v), which the master does not list there", id, ts.Task.TaskID.Value, ts.State))
+			}
+		}
+		for _, e := range a.Executors() {
+			used.cpus += scalar(e.Info.Resources, "cpus")
+			used.mem += scalar(e.Info.Resources, "mem")
+		}
+		total := a.Info().Resources
+		if used.cpus > scalar(total, "cpus")+1e-9 || used.mem > scalar(total, "mem")+1e-9 {
+			l.overCommitted = append(l.overCommitted, fmt.Sprintf("agent %s uses %.2f cpus / %.0f MB of %.2f / %.0f",
+				id, used.cpus, used.mem, scalar(total, "cpus"), scalar(total, "mem")))
+		}
+	}
+
+	lost := map[string]string{}
+	for uid, p := range byUID {
+		if !shouldRun(p) {
+			continue
+		}
+		if p.Spec.NodeName == "" {
+			lost[uid] = fmt.Sprintf("pod %s was never placed", p.Name)
+			continue
+		}
+		agent := hostAgent[p.Spec.NodeName]
+		if s, ok := masterLive[uid][agent]; !ok || s != mesos.TASK_RUNNING {
+			lost[uid] = fmt.Sprintf("pod %s (%s on %s) has no RUNNING task there in the master (%v)", p.Name, p.Status.Phase, p.Spec.NodeName, s)
+		} else if s, ok := agentLive[uid][agent]; !ok || s != mesos.TASK_RUNNING {
+			lost[uid] = fmt.Sprintf("pod %s (%s on %s): its agent does not run its task (%v)", p.Name, p.Status.Phase, p.Spec.NodeName, s)
+		}
+	}
+	for _, t := range st.GetGetTasks().GetCompletedTasks() {
+		uid, ok := strings.CutPrefix(t.TaskID.Value, taskIDPrefix)
+		if !ok || !fws[t.FrameworkID.Value] || len(masterLive[uid]) > 0 {
+			continue
+		}
+		if p := byUID[uid]; p != nil && shouldRun(p) && p.Status.Phase == corev1.PodRunning {
+			lost[uid] = fmt.Sprintf("pod %s is Running but its task ended %v: terminal status lost", p.Name, t.GetState())
+		}
+	}
+	for _, msg := range lost {
+		l.lost = append(l.lost, msg)
+	}
+	if why, ok := w.workloadsShort(ctx); !ok {
+		l.lost = append(l.lost, why...)
+	}
+
+	for uid := range union(masterLive, agentLive) {
+		agents := map[string]bool{}
+		for a := range masterLive[uid] {
+			agents[a] = true
+		}
+		for a := range agentLive[uid] {
+			agents[a] = true
+		}
+		name := uid
+		if p := byUID[uid]; p != nil {
+			name = p.Name
+		}
+		if len(agents) > 1 || masterCount[uid] > 1 {
+			l.duplicated = append(l.duplicated, fmt.Sprintf("pod %s live on %d agents (%d tasks in the master)", name, len(agents), masterCount[uid]))
+		}
+		if p := byUID[uid]; p == nil || !shouldRun(p) {
+			l.orphaned = append(l.orphaned, fmt.Sprintf("task %s%s live without a pod that should run (pod %s)", taskIDPrefix, uid, name))
+		}
+	}
+
+	codes, err := w.bindingCodes()
+	if err != nil {
+		return nil, err
+	}
+	for name, cs := range codes {
+		ok := 0
+		for _, c := range cs {
+			if c == http.StatusCreated || c == http.StatusOK {
+				ok++
+			}
+		}
+		l.bindings += ok
+		if ok > 1 {
+			l.duplicated = append(l.duplicated, fmt.Sprintf("pod %s bound by %d successful Bindings (answers %v)", name, ok, cs))
+		}
+	}
+	return l, nil
+}
+
+// workloadsShort lists Deployments short of ready replicas and Jobs not finished.
+func (w *world) workloadsShort(ctx context.Context) ([]string, bool) {
+	var out []string
+	ds, err := w.kube.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return []string{"listing Deployments: " + err.Error()}, false
+	}
+	for _, d := range ds.Items {
+		if d.Status.ReadyReplicas < *d.Spec.Replicas {
+			out = append(out, fmt.Sprintf("deployment %s: %d of %d replicas ready", d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas))
+		}
+	}
+	js, err := w.kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return []string{"listing Jobs: " + err.Error()}, false
+	}
+	for _, j := range js.Items {
+		if j.Status.CompletionTime == nil {
+			out = append(out, fmt.Sprintf("job %s: %d of %d completions, %d failed pods", j.Name, j.Status.Succeeded, *j.Spec.Completions, j.Status.Failed))
+		}
+	}
+	return out, len(out) == 0
+}
+
+func union(a, b map[string]map[string]mesos.TaskState) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}
+
+func scalar(rs []mesos.Resource, name string) float64 {
+	var v float64
+	for _, r := range rs {
+		if r.Name == name && r.GetType() == mesos.SCALAR {
+			v += r.GetScalar().GetValue()
+		}
+	}
+	return v
+}
+
+// bindingCodes reads the audit log: per pod of the namespace, the API server's answers to its
+// Binding creates.
+func (w *world) bindingCodes() (map[string][]int, error) {
+	f, err := os.Open(w.auditLog)
+	if os.IsNotExist(err) {
+		return map[string][]int{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string][]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		var ev struct {
+			Stage     string `json:"stage"`
+			ObjectRef struct {
+				Namespace, Name, Resource, Subresource string
+			} `json:"objectRef"`
+			ResponseStatus struct {
+				Code int `json:"code"`
+			} `json:"responseStatus"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			continue // a line cut by a write in progress
+		}
+		r := ev.ObjectRef
+		if ev.Stage == "ResponseComplete" && r.Namespace == namespace && r.Resource == "pods" && r.Subresource == "binding" {
+			out[r.Name] = append(out[r.Name], ev.ResponseStatus.Code)
+		}
+	}
+	return out, sc.Err()
+}
+
+// mesosState asks the master's operator API for GET_STATE, as an operator would.
+func (w *world) mesosState(ctx context.Context) (*master.Response_GetState, error) {
+	body, err := (&master.Call{Type: master.Call_GET_STATE}).Marshal()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.sim.URL+"/api/v1", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Accept", "application/x-protobuf")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET_STATE: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET_STATE: HTTP %d: %s", resp.StatusCode, b)
+	}
+	var out master.Response
+	if err := out.Unmarshal(b); err != nil {
+		return nil, err
+	}
+	if out.GetState == nil {
+		return nil, fmt.Errorf("GET_STATE answered without state")
+	}
+	return out.GetState, nil
+}
