@@ -236,6 +236,15 @@ func TestMaintenanceDownAndUp(t *testing.T) {
 	if len(st.DownMachines) != 1 || st.DownMachines[0].GetHostname() != "host-0" {
 		t.Errorf("status %+v, want host-0 down", st)
 	}
+	resp, err := http.Get(h.url + "/master/maintenance/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `{"down_machines":[{"hostname":"host-0","ip":"127.0.0.1"}]}`; strings.TrimSpace(string(status)) != want {
+		t.Errorf("GET /master/maintenance/status %s, want %s", status, want)
+	}
 	rs, _ := ParseResources(agentRes)
 	again := mesos.AgentInfo{ID: &mesos.AgentID{Value: "agent-0b"}, Hostname: "host-0", Resources: rs}
 	if err := h.m.AddAgent(again, newFakeAgent("agent-0b", h.m)); err == nil || !strings.Contains(err.Error(), "`DOWN`") {
@@ -245,7 +254,7 @@ func TestMaintenanceDownAndUp(t *testing.T) {
 		t.Fatalf("POST /machine/up: %d %s", code, body)
 	}
 	var sched bytes.Buffer
-	resp, err := http.Get(h.url + "/maintenance/schedule")
+	resp, err = http.Get(h.url + "/maintenance/schedule")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,5 +265,23 @@ func TestMaintenanceDownAndUp(t *testing.T) {
 	}
 	if err := h.m.AddAgent(again, newFakeAgent("agent-0b", h.m)); err != nil {
 		t.Errorf("registering after machine up: %v", err)
+	}
+}
+
+// DECLINE_INVERSE_OFFERS records the framework's refusal for the operator to see.
+func TestMaintenanceDeclineInverseOffer(t *testing.T) {
+	h := newHarness(t, Config{}, 1, agentRes)
+	f := h.jsonSubscribe(fwInfo("f1", nil))
+	h.m.Allocate()
+	f.next("OFFERS") // held: the framework has resources offered on agent-0
+	if code, body := h.operatorJSON("/api/v1", scheduleJSON(t0.Add(time.Hour), time.Hour, host0)); code != 200 {
+		t.Fatalf("scheduling: %d %s", code, body)
+	}
+	h.m.Allocate()
+	io := f.next("INVERSE_OFFERS")["inverse_offers"].(map[string]any)["inverse_offers"].([]any)[0].(map[string]any)
+	f.mustCall("DECLINE_INVERSE_OFFERS", map[string]any{"decline_inverse_offers": map[string]any{"inverse_offer_ids": []any{io["id"]}}})
+	st := h.operator(master.Call{Type: master.Call_GET_MAINTENANCE_STATUS}, mediaProtobuf).GetMaintenanceStatus.Status
+	if len(st.DrainingMachines) != 1 || len(st.DrainingMachines[0].Statuses) != 1 || st.DrainingMachines[0].Statuses[0].GetStatus().String() != "DECLINE" {
+		t.Errorf("status %+v, want f1's DECLINE", st)
 	}
 }
