@@ -11,8 +11,11 @@
 //
 // The master (Master) serves, as Mesos does: POST /api/v1/scheduler (JSON or protobuf, RecordIO
 // SUBSCRIBE streams with Mesos-Stream-Id), POST /api/v1 (GET_HEALTH, GET_VERSION, GET_STATE,
-// GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_MASTER), GET /health, GET /version and
-// GET /master/state. Call bodies are read as Mesos reads them: Content-Type compared as a whole
+// GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_MASTER, and the maintenance calls
+// GET_MAINTENANCE_STATUS, GET_MAINTENANCE_SCHEDULE, UPDATE_MAINTENANCE_SCHEDULE, START_MAINTENANCE,
+// STOP_MAINTENANCE), GET /health, GET /version, GET /master/state, and /maintenance/schedule,
+// /maintenance/status, /machine/down and /machine/up (maintenance.go: unavailabilities on offers,
+// inverse offers, DOWN machines). Call bodies are read as Mesos reads them: Content-Type compared as a whole
 // string, no streaming requests, JSON converted field by field as stout does, with Mesos' texts for
 // every refusal (package mesossim/internal/mesosjson). Agents (package mesossim/agent) serve the executor API and the agent operator API
 // on their own listeners and run executors as real processes (or an in-process hook).
