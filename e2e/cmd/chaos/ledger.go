@@ -14,8 +14,12 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
 
 // taskIDPrefix + pod UID is a pod's Mesos TaskID (docs/design.md).
@@ -94,9 +98,55 @@ func terminal(s mesos.TaskState) bool {
 	return false
 }
 
-// ledger compares, independently of the framework, the API server's pods, Jobs and Deployments with
-// the Mesos master's tasks and each agent's own tasks and executors, and the API server's audit log of
-// Bindings:
+// observed is what the ledger compares, read from the API server, the master and each agent.
+type observed struct {
+	pods        []corev1.Pod
+	deployments []appsv1.Deployment
+	jobs        []batchv1.Job
+	state       *master.Response_GetState
+	agents      []agentView
+	// bindings are the API server's answers to each pod's Binding creates (audit log), by pod name.
+	bindings map[string][]int
+}
+
+// agentView is one agent's own account: its resources, tasks and executors.
+type agentView struct {
+	id        string
+	total     []mesos.Resource
+	tasks     []agent.TaskState
+	executors []agent.ExecutorState
+}
+
+// ledger reads the API server's pods, Jobs, Deployments and Binding audit log, the master's state
+// and every agent's own tasks and executors, and compares them.
+func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
+	var o observed
+	pods, err := w.kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	ds, err := w.kube.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	js, err := w.kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	o.pods, o.deployments, o.jobs = pods.Items, ds.Items, js.Items
+	if o.state, err = w.mesosState(ctx); err != nil {
+		return nil, err
+	}
+	for _, a := range w.sim.Agents() {
+		o.agents = append(o.agents, agentView{id: a.ID().Value, total: a.Info().Resources, tasks: a.Tasks(), executors: a.Executors()})
+	}
+	if o.bindings, err = w.bindingCodes(); err != nil {
+		return nil, err
+	}
+	return compare(o), nil
+}
+
+// compare is the ledger proper, independent of the framework:
 //   - lost: a pod that should run without a RUNNING task on its Node's agent (master and agent), never
 //     placed, or whose task ended while the pod still shows it running (a terminal status lost); a
 //     Deployment short of ready replicas; a Job not finished;
@@ -104,16 +154,9 @@ func terminal(s mesos.TaskState) bool {
 //   - orphaned: a live task without a pod that should run, or one an agent runs that the master does
 //     not list there;
 //   - over-committed: an agent whose live tasks and executors use more cpus or mem than it has.
-func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
+func compare(o observed) *ledgerResult {
 	l := &ledgerResult{}
-	pods, err := w.kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	st, err := w.mesosState(ctx)
-	if err != nil {
-		return nil, err
-	}
+	st := o.state
 	fws := map[string]bool{}
 	for _, list := range [][]master.Response_GetFrameworks_Framework{st.GetGetFrameworks().GetFrameworks(), st.GetGetFrameworks().GetCompletedFrameworks()} {
 		for _, f := range list {
@@ -127,8 +170,8 @@ func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
 		hostAgent[a.AgentInfo.Hostname] = a.AgentInfo.ID.Value
 	}
 	byUID := map[string]*corev1.Pod{}
-	for i := range pods.Items {
-		byUID[string(pods.Items[i].UID)] = &pods.Items[i]
+	for i := range o.pods {
+		byUID[string(o.pods[i].UID)] = &o.pods[i]
 	}
 
 	// Live tasks: uid → agent → state, from the master and from the agents.
@@ -148,16 +191,14 @@ func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
 		}
 	}
 	agentLive := map[string]map[string]mesos.TaskState{}
-	type usage struct{ cpus, mem float64 }
-	for _, a := range w.sim.Agents() {
-		id := a.ID().Value
-		var used usage
-		for _, ts := range a.Tasks() {
+	for _, a := range o.agents {
+		var cpus, mem float64
+		for _, ts := range a.tasks {
 			if terminal(ts.State) {
 				continue
 			}
-			used.cpus += scalar(ts.Task.Resources, "cpus")
-			used.mem += scalar(ts.Task.Resources, "mem")
+			cpus += scalar(ts.Task.Resources, "cpus")
+			mem += scalar(ts.Task.Resources, "mem")
 			uid, ok := strings.CutPrefix(ts.Task.TaskID.Value, taskIDPrefix)
 			if !ok || !fws[ts.FrameworkID.Value] {
 				continue
@@ -165,19 +206,18 @@ func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
 			if agentLive[uid] == nil {
 				agentLive[uid] = map[string]mesos.TaskState{}
 			}
-			agentLive[uid][id] = ts.State
-			if _, listed := masterLive[uid][id]; !listed {
-				l.orphaned = append(l.orphaned, fmt.Sprintf("agent %s runs task %s (%v), which the master does not list there", id, ts.Task.TaskID.Value, ts.State))
+			agentLive[uid][a.id] = ts.State
+			if _, listed := masterLive[uid][a.id]; !listed {
+				l.orphaned = append(l.orphaned, fmt.Sprintf("agent %s runs task %s (%v), which the master does not list there", a.id, ts.Task.TaskID.Value, ts.State))
 			}
 		}
-		for _, e := range a.Executors() {
-			used.cpus += scalar(e.Info.Resources, "cpus")
-			used.mem += scalar(e.Info.Resources, "mem")
+		for _, e := range a.executors {
+			cpus += scalar(e.Info.Resources, "cpus")
+			mem += scalar(e.Info.Resources, "mem")
 		}
-		total := a.Info().Resources
-		if used.cpus > scalar(total, "cpus")+1e-9 || used.mem > scalar(total, "mem")+1e-9 {
+		if cpus > scalar(a.total, "cpus")+1e-9 || mem > scalar(a.total, "mem")+1e-9 {
 			l.overCommitted = append(l.overCommitted, fmt.Sprintf("agent %s uses %.2f cpus / %.0f MB of %.2f / %.0f",
-				id, used.cpus, used.mem, scalar(total, "cpus"), scalar(total, "mem")))
+				a.id, cpus, mem, scalar(a.total, "cpus"), scalar(a.total, "mem")))
 		}
 	}
 
@@ -209,9 +249,7 @@ func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
 	for _, msg := range lost {
 		l.lost = append(l.lost, msg)
 	}
-	if why, ok := w.workloadsShort(ctx); !ok {
-		l.lost = append(l.lost, why...)
-	}
+	l.lost = append(l.lost, workloadsShort(o.deployments, o.jobs)...)
 
 	for uid := range union(masterLive, agentLive) {
 		agents := map[string]bool{}
@@ -233,11 +271,7 @@ func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
 		}
 	}
 
-	codes, err := w.bindingCodes()
-	if err != nil {
-		return nil, err
-	}
-	for name, cs := range codes {
+	for name, cs := range o.bindings {
 		ok := 0
 		for _, c := range cs {
 			if c == http.StatusCreated || c == http.StatusOK {
@@ -249,31 +283,23 @@ func (w *world) ledger(ctx context.Context) (*ledgerResult, error) {
 			l.duplicated = append(l.duplicated, fmt.Sprintf("pod %s bound by %d successful Bindings (answers %v)", name, ok, cs))
 		}
 	}
-	return l, nil
+	return l
 }
 
 // workloadsShort lists Deployments short of ready replicas and Jobs not finished.
-func (w *world) workloadsShort(ctx context.Context) ([]string, bool) {
+func workloadsShort(ds []appsv1.Deployment, js []batchv1.Job) []string {
 	var out []string
-	ds, err := w.kube.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return []string{"listing Deployments: " + err.Error()}, false
-	}
-	for _, d := range ds.Items {
+	for _, d := range ds {
 		if d.Status.ReadyReplicas < *d.Spec.Replicas {
 			out = append(out, fmt.Sprintf("deployment %s: %d of %d replicas ready", d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas))
 		}
 	}
-	js, err := w.kube.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return []string{"listing Jobs: " + err.Error()}, false
-	}
-	for _, j := range js.Items {
+	for _, j := range js {
 		if j.Status.CompletionTime == nil {
 			out = append(out, fmt.Sprintf("job %s: %d of %d completions, %d failed pods", j.Name, j.Status.Succeeded, *j.Spec.Completions, j.Status.Failed))
 		}
 	}
-	return out, len(out) == 0
+	return out
 }
 
 func union(a, b map[string]map[string]mesos.TaskState) map[string]bool {
