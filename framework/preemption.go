@@ -150,6 +150,10 @@ func (s *sched) preemptIdle(ctx context.Context, pods []*corev1.Pod, now time.Ti
 	for _, p := range due {
 		if m := msgs[p.UID]; m != "" {
 			s.log.WithField("pod", podKey(p)).Debug("pod waits for offers: " + m)
+			// Preemption did not help: the next dry run after another idlePreemptDelay, not every tick.
+			st.mu.Lock()
+			st.waiting[p.UID] = now
+			st.mu.Unlock()
 		}
 	}
 }

@@ -184,3 +184,20 @@ func TestPreemptionClearsHopelessNomination(t *testing.T) {
 		t.Errorf("nominatedNodeName %q, want cleared", got.Status.NominatedNodeName)
 	}
 }
+
+// Without offers, a pod preemption cannot help is dry-run again only after another idlePreemptDelay,
+// not on every tick.
+func TestPreemptionIdleRetriesEveryDelay(t *testing.T) {
+	hi := pod("hi", "uid-hi", withPriority(1000))
+	hi.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("8")
+	f := preemptionFixture(t, hi)
+	f.s.cycle(f.ctx)
+	f.clock.Step(idlePreemptDelay)
+	f.s.cycle(f.ctx) // the first dry run: nothing helps
+	f.s.preemption.mu.Lock()
+	since := f.s.preemption.waiting["uid-hi"]
+	f.s.preemption.mu.Unlock()
+	if !since.Equal(f.clock.Now()) {
+		t.Errorf("waiting since %v, want the dry run's time %v", since, f.clock.Now())
+	}
+}
