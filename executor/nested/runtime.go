@@ -104,6 +104,8 @@ type Runtime struct {
 	podDirs map[types.UID]string
 	// volumeSyncs stop the pods' volume sync loops and tell when they ended.
 	volumeSyncs map[types.UID]volumeSync
+	// volumeLocks serialize the writers of each pod's volumes (its containers' Starts, its sync).
+	volumeLocks map[types.UID]*sync.Mutex
 }
 
 type volumeSync struct {
@@ -147,7 +149,7 @@ func New(cfg Config) *Runtime {
 	sender, waiter := mk(cfg.CallTimeout), mk(0)
 	return &Runtime{cfg: cfg, sender: sender, waiter: waiter, sessions: Sessions{Bounded: sender, Streamer: waiter, CallTimeout: cfg.CallTimeout, Log: cfg.Log}, prepared: map[types.UID]bool{}, caps: map[string]*mesos.LinuxInfo{}, workdirs: map[string]string{},
 		sandboxes: map[types.UID]*podSandbox{}, sigkilled: map[string]bool{}, parents: map[types.UID]mesos.ContainerID{},
-		dirs: map[types.UID]string{}, podDirs: map[types.UID]string{}, volumeSyncs: map[types.UID]volumeSync{}}
+		dirs: map[types.UID]string{}, podDirs: map[types.UID]string{}, volumeSyncs: map[types.UID]volumeSync{}, volumeLocks: map[types.UID]*sync.Mutex{}}
 }
 
 func (r *Runtime) log() logrus.FieldLogger {
@@ -277,10 +279,20 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 }
 
 // prepareVolumes materializes the pod's volumes once (retried by the next Start after a failure).
+// The pod's containers start concurrently: the first prepares, the others wait for it.
 func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, podDir string, pe PodEnv) error {
 	r.mu.Lock()
-	done := r.prepared[pod.UID]
 	r.podDirs[pod.UID] = podDir
+	vmu := r.volumeLocks[pod.UID]
+	if vmu == nil {
+		vmu = &sync.Mutex{}
+		r.volumeLocks[pod.UID] = vmu
+	}
+	r.mu.Unlock()
+	vmu.Lock()
+	defer vmu.Unlock()
+	r.mu.Lock()
+	done := r.prepared[pod.UID]
 	r.mu.Unlock()
 	if done || len(pod.Spec.Volumes) == 0 {
 		return nil
@@ -294,7 +306,7 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, podDir st
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		r.volumeSyncs[pod.UID] = volumeSync{stop: stop, done: done}
-		go r.syncVolumesLoop(ctx, done, pod.DeepCopy(), podDir, pe)
+		go r.syncVolumesLoop(ctx, done, vmu, pod.DeepCopy(), podDir, pe)
 	}
 	r.mu.Unlock()
 	return nil
@@ -303,7 +315,7 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, podDir st
 // syncVolumesLoop rewrites the pod's API-backed volumes every VolumeSyncPeriod until ctx ends, as
 // the kubelet's pod sync re-mounts them (the e2e specs "optional updates should be reflected in
 // volume" give it the ConfigMap cache's TTL plus the sync period).
-func (r *Runtime) syncVolumesLoop(ctx context.Context, done chan<- struct{}, pod *corev1.Pod, podDir string, pe PodEnv) {
+func (r *Runtime) syncVolumesLoop(ctx context.Context, done chan<- struct{}, vmu *sync.Mutex, pod *corev1.Pod, podDir string, pe PodEnv) {
 	defer close(done)
 	t := time.NewTicker(r.cfg.VolumeSyncPeriod)
 	defer t.Stop()
@@ -314,7 +326,9 @@ func (r *Runtime) syncVolumesLoop(ctx context.Context, done chan<- struct{}, pod
 		case <-t.C:
 		}
 		sctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+		vmu.Lock()
 		err := SyncVolumes(sctx, podDir, pod, pe)
+		vmu.Unlock()
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			r.log().WithError(err).WithField("pod", pod.Namespace+"/"+pod.Name).Warn("updating the pod's volumes")
@@ -330,6 +344,7 @@ func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 	podDir, hostNetwork := r.podDirs[pod.UID], r.podDirs[pod.UID] != r.dirs[pod.UID]
 	vs, syncing := r.volumeSyncs[pod.UID]
 	delete(r.volumeSyncs, pod.UID)
+	delete(r.volumeLocks, pod.UID)
 	delete(r.prepared, pod.UID)
 	delete(r.sandboxes, pod.UID)
 	delete(r.parents, pod.UID)

@@ -373,3 +373,48 @@ func TestRuntimeSyncsVolumesUntilCleanup(t *testing.T) {
 		t.Errorf("the volume is back after CleanupPod: %v", err)
 	}
 }
+
+// A pod's containers start at once, and each Start prepares the pod's volumes: one writes them,
+// the others wait ("optional updates" specs' three containers failed with StartError when two
+// writers swapped the same ..data).
+func TestConcurrentStartsPrepareVolumesOnce(t *testing.T) {
+	a := &launchAgent{}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	lookup := &tokenLookup{fakeLookup: fakeLookup{cms: map[string]map[string]string{"ns/cfg": {"k": "v"}}}}
+	r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Env: PodEnv{Lookup: lookup}, Images: fakeImages{}})
+	var cs []corev1.Container
+	for _, n := range []string{"a", "b", "c", "d"} {
+		cs = append(cs, corev1.Container{Name: n, Command: []string{"app"}, VolumeMounts: []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}, {Name: "sa", MountPath: "/sa"}}})
+	}
+	pod := testPod(cs[0])
+	pod.Spec.Containers = cs
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+		{Name: "sa", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}}}}}},
+	}
+	ready(t, r, pod)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cs))
+	for i := range pod.Spec.Containers {
+		wg.Add(1)
+		go func(c *corev1.Container) {
+			defer wg.Done()
+			_, err := r.Start(context.Background(), pod, c, 0)
+			errs <- err
+		}(&pod.Spec.Containers[i])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if len(lookup.audiences) != 1 {
+		t.Errorf("%d tokens requested, want 1: the volumes are prepared once", len(lookup.audiences))
+	}
+	if err := r.CleanupPod(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+}
