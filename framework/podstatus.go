@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
@@ -144,6 +145,13 @@ func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
 			}
 		}
 	}
+	// Ready is derived, never restored on its own: the kubelet computes it from ContainersReady and the
+	// readiness gates at every sync (status.GeneratePodReadyCondition), so a Ready=False written while
+	// the Node was NotReady (the node lifecycle controller's MarkPodsNotReady, which sets only the
+	// status) ends once the agent is back, as it does when a kubelet comes back.
+	if containersReady := findPodCondition(p.Status.Conditions, corev1.ContainersReady); containersReady != nil {
+		changed = setPodCondition(&p.Status, derivedReady(p, *containersReady), s.clock.Now()) || changed
+	}
 	if changed {
 		if _, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("restoring readiness of pod %s: %w", podKey(pod), err)
@@ -153,4 +161,36 @@ func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
 	rec.notReadySaved = nil
 	s.mu.Unlock()
 	return nil
+}
+
+func findPodCondition(conds []corev1.PodCondition, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// derivedReady is the kubelet's GeneratePodReadyCondition (pkg/kubelet/status/generate.go): "If the
+// status of ContainersReady is not True, return the same status, reason and message as
+// ContainersReady"; else False while a readiness gate's condition is missing or not True.
+func derivedReady(p *corev1.Pod, containersReady corev1.PodCondition) corev1.PodCondition {
+	ready := corev1.PodCondition{Type: corev1.PodReady, Status: containersReady.Status, Reason: containersReady.Reason, Message: containersReady.Message}
+	if containersReady.Status != corev1.ConditionTrue {
+		return ready
+	}
+	var unready []string
+	for _, rg := range p.Spec.ReadinessGates {
+		switch c := findPodCondition(p.Status.Conditions, rg.ConditionType); {
+		case c == nil:
+			unready = append(unready, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", string(rg.ConditionType)))
+		case c.Status != corev1.ConditionTrue:
+			unready = append(unready, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %v", string(rg.ConditionType), c.Status))
+		}
+	}
+	if len(unready) > 0 {
+		ready.Status, ready.Reason, ready.Message = corev1.ConditionFalse, podtranslate.CondReasonReadinessGatesNotReady, strings.Join(unready, ", ")
+	}
+	return ready
 }
