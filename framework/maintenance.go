@@ -97,14 +97,16 @@ type maintenanceState struct {
 	evictAfter map[string]time.Time
 	// up are the agents whose offers came without an unavailability: out of the schedule, whatever
 	// their Node's annotation says.
-	up      map[string]bool
+	up map[string]bool
+	// drained is the window each agent was last reported drained for.
+	drained map[string]window
 	running atomic.Bool
 }
 
 func (m *maintenanceState) init() {
 	if m.windows == nil {
 		m.windows, m.inverse, m.evictAfter = map[string]window{}, map[string][]mesos.OfferID{}, map[string]time.Time{}
-		m.up = map[string]bool{}
+		m.up, m.drained = map[string]bool{}, map[string]window{}
 	}
 }
 
@@ -363,6 +365,17 @@ func (s *sched) acceptInverseOffers(ctx context.Context, agentID string, node *c
 		st.mu.Lock()
 		st.inverse[agentID] = append(st.inverse[agentID], ids...)
 		st.mu.Unlock()
+		return
+	}
+	// Mesos offers the agent back as long as the framework holds resources there (its executor), and
+	// each is accepted: the Node's event and log say it once per window.
+	st.mu.Lock()
+	w := st.windows[agentID]
+	first := st.drained[agentID] != w
+	st.drained[agentID] = w
+	st.mu.Unlock()
+	if !first {
+		log.WithField("inverseOffers", len(ids)).Debug("accepted inverse offers")
 		return
 	}
 	log.WithField("inverseOffers", len(ids)).Info("accepted inverse offers: the Node is drained")

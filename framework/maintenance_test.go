@@ -114,6 +114,21 @@ func TestMaintenanceCordonsDrainsAcceptsAndUncordons(t *testing.T) {
 	if len(acc) != 1 || len(acc[0].AcceptInverseOffers.InverseOfferIDs) != 1 || acc[0].AcceptInverseOffers.InverseOfferIDs[0].Value != "io-1" {
 		t.Fatalf("ACCEPT_INVERSE_OFFERS %v, want io-1", acc)
 	}
+	// Mesos sends the next inverse offer once the filter expires: accepted too, reported once.
+	f.event(inverseOffer("io-2", "a1", start, time.Minute))
+	f.s.maintain(f.ctx)
+	if acc := f.caller.ofType(scheduler.Call_ACCEPT_INVERSE_OFFERS); len(acc) != 2 || acc[1].AcceptInverseOffers.InverseOfferIDs[0].Value != "io-2" {
+		t.Fatalf("ACCEPT_INVERSE_OFFERS %v, want io-2 accepted too", acc)
+	}
+	drained := 0
+	for len(f.recorder.Events) > 0 {
+		if e := <-f.recorder.Events; strings.Contains(e, EventMaintenanceDrained) {
+			drained++
+		}
+	}
+	if drained != 1 {
+		t.Errorf("%d %s events, want 1", drained, EventMaintenanceDrained)
+	}
 
 	// During the window the Node stays cordoned; after it, it is uncordoned.
 	f.clock.SetTime(start.Add(30 * time.Second))
