@@ -59,6 +59,9 @@ type Config struct {
 	OfferTimeout time.Duration
 	// Weights per role (Mesos --weights).
 	Weights map[string]float64
+	// FairSharingExcludedResourceNames are left out of every DRF share (Mesos
+	// --fair_sharing_excluded_resource_names).
+	FairSharingExcludedResourceNames []string
 	// Seed for the allocator's agent order.
 	Seed int64
 	// MaxCompletedFrameworks and MaxCompletedTasksPerFramework bound history (Mesos defaults 50, 1000).
@@ -208,7 +211,7 @@ func NewMaster(cfg Config) *Master {
 		cfg:        cfg,
 		log:        cfg.Log.WithField("component", "mesos-master"),
 		clock:      cfg.Clock,
-		alloc:      allocator.New(allocator.Config{Weights: cfg.Weights, Seed: cfg.Seed}),
+		alloc:      allocator.New(allocator.Config{Weights: cfg.Weights, Seed: cfg.Seed, FairSharingExcluded: cfg.FairSharingExcludedResourceNames}),
 		frameworks: map[string]*framework{},
 		agents:     map[string]*agentEntry{},
 		offers:     map[string]*offer{},

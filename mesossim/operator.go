@@ -482,7 +482,8 @@ func (m *Master) stateModel() map[string]any {
 		"orphan_tasks": []any{}, "unregistered_frameworks": []any{},
 		"flags": map[string]any{
 			"allocation_interval": m.cfg.AllocationInterval.String(), "offer_timeout": m.cfg.OfferTimeout.String(),
-			"weights": weightsFlag(m.cfg.Weights),
+			"weights":                              weightsFlag(m.cfg.Weights),
+			"fair_sharing_excluded_resource_names": strings.Join(m.cfg.FairSharingExcludedResourceNames, ","),
 		},
 	}
 }

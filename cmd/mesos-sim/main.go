@@ -45,6 +45,7 @@ type options struct {
 	offerTimeout       time.Duration
 	heartbeatInterval  time.Duration
 	weights            string
+	fairExcluded       []string
 	imageCommands      []string
 	imageProviders     string
 	dockerRegistry     string
@@ -91,6 +92,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.offerTimeout, "offer-timeout", 0, "rescind offers held longer than this (0: never)")
 	fs.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 15*time.Second, "HEARTBEAT event interval")
 	fs.StringVar(&o.weights, "weights", "", "role weights, e.g. 'web=1,batch=3'")
+	fs.StringSliceVar(&o.fairExcluded, "fair_sharing_excluded_resource_names", nil, "the master's --fair_sharing_excluded_resource_names: resource names (e.g. 'gpus') no DRF share counts")
 	fs.StringVar(&o.imageProviders, "image_providers", "", "the agents' --image_providers: 'docker' provisions container images from --docker_registry")
 	fs.StringVar(&o.dockerRegistry, "docker_registry", agent.DefaultDockerRegistry, "the agents' --docker_registry: with --image_providers=docker, a local directory of docker-save archives (<dir>/<image>.tar); registries cannot be reached")
 	fs.StringVar(&o.isolation, "isolation", agent.DefaultIsolation, "the agents' --isolation; Linux isolators (filesystem/linux, namespaces/pid, linux/capabilities, linux/nnp, docker/runtime, ...) isolate nested containers when run as root, else containers run as host processes; --image_providers=docker needs filesystem/linux and docker/runtime")
@@ -213,7 +215,7 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		AgentTweak: tweak,
 		Master: mesossim.Config{
 			Log: log, AllocationInterval: o.allocationInterval, OfferTimeout: o.offerTimeout,
-			HeartbeatInterval: o.heartbeatInterval, Weights: weights, Seed: o.seed,
+			HeartbeatInterval: o.heartbeatInterval, Weights: weights, Seed: o.seed, FairSharingExcludedResourceNames: o.fairExcluded,
 			AuthenticateHTTPFrameworks: o.authenticateHTTPFws, Credentials: credentials,
 		},
 		Listen: o.listen, Agents: o.agents, AgentResources: o.agentResources,

@@ -23,6 +23,9 @@ import (
 type Config struct {
 	// Weights per role (master flag --weights); roles not listed weigh 1.
 	Weights map[string]float64
+	// FairSharingExcluded are resource names no DRF share counts (master flag
+	// --fair_sharing_excluded_resource_names; DRFSorter's fairnessExcludeResourceNames).
+	FairSharingExcluded []string
 	// Seed for the per-cycle agent shuffle.
 	Seed int64
 	// MinCPUs and MinMem: an agent is offered only if it has at least this much free cpus OR mem
@@ -349,10 +352,13 @@ func (a *Allocator) roleScalars(role string) scalars {
 	return s
 }
 
-// share is the dominant share of alloc in the cluster.
+// share is the dominant share of alloc in the cluster (DRFSorter::calculateShare, before the weight).
 func (a *Allocator) share(alloc scalars) float64 {
 	var max float64
 	for name, v := range alloc {
+		if slices.Contains(a.cfg.FairSharingExcluded, name) {
+			continue
+		}
 		if t := a.total[name]; t > 0 {
 			if s := v / t; s > max {
 				max = s

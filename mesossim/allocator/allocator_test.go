@@ -354,3 +354,33 @@ func TestUpdateFramework(t *testing.T) {
 		t.Fatalf("offers after unsuppressing other (-want +got):\n%s", diff)
 	}
 }
+
+// TestFairSharingExcluded: --fair_sharing_excluded_resource_names leaves a resource out of every DRF
+// share, so a role holding much of it is not ranked by it.
+func TestFairSharingExcluded(t *testing.T) {
+	for _, tc := range []struct {
+		excluded []string
+		want     string
+	}{
+		{nil, "r2"},              // r1's half of the disk outranks r2's 2/7 of the cpus
+		{[]string{"disk"}, "r1"}, // by cpus only, r1 (1/7) is below r2 (2/7)
+	} {
+		a := New(Config{Seed: 1, FairSharingExcluded: tc.excluded})
+		// a0 is held whole: r1 has 1 of 7 cpus and half the disk, r2 2 of 7 cpus.
+		a.AddAgent("a0", mesos.Resources{rez.NewCPUs(3).Resource, rez.NewMemory(64).Resource, rez.NewDisk(20000).Resource})
+		a.AddAgent("a1", append(agentRes(4, 8192), rez.NewDisk(20000).Resource))
+		a.AddFramework("f1", []string{"r1"}, nil)
+		a.AddFramework("f2", []string{"r2"}, nil)
+		a.Allocated("a0", "f1", "r1", mesos.Resources{rez.NewCPUs(1).Resource, rez.NewDisk(20000).Resource})
+		a.Allocated("a0", "f2", "r2", mesos.Resources{rez.NewCPUs(2).Resource, rez.NewMemory(64).Resource})
+		var got []string
+		for _, o := range a.Allocate(t0) {
+			if o.AgentID == "a1" {
+				got = append(got, o.Role)
+			}
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("excluded %v: a1 offered to %v, want %s", tc.excluded, got, tc.want)
+		}
+	}
+}
