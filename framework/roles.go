@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kubemesos/kubemesos/internal/mesosrole"
 	"github.com/kubemesos/kubemesos/offerbridge"
+	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
 // RoleAnnotation on a namespace names the Mesos role its pods run in: they are placed only on
@@ -174,7 +176,6 @@ func (s *sched) rolesCycle(ctx context.Context, pods []*corev1.Pod, now time.Tim
 		return role
 	}
 	var placeable []*corev1.Pod
-	pending := map[string]int{}
 	for _, pod := range pods {
 		if ns := byName[pod.Namespace]; ns != nil {
 			if _, err := namespaceRole(ns, s.roles.def); err != nil {
@@ -182,11 +183,28 @@ func (s *sched) rolesCycle(ctx context.Context, pods []*corev1.Pod, now time.Tim
 				continue
 			}
 		}
-		if r := roleOf(pod); r != "" {
+		if roleOf(pod) != "" {
 			placeable = append(placeable, pod)
-			pending[r]++
 		}
 	}
+	// A role's demand is every pod waiting for it, backing off or not: suppressing a role whose pods
+	// back off would give its fair share away until they retry, and Mesos' DRF would hand it to the
+	// other roles for good (what they take, they keep).
+	pending := map[string]int{}
+	s.mu.Lock()
+	for key := range s.pending {
+		ns, _ := splitKey(key)
+		role := s.roles.def
+		if n := byName[ns]; n != nil {
+			r, err := namespaceRole(n, s.roles.def)
+			if err != nil {
+				continue
+			}
+			role = r
+		}
+		pending[role]++
+	}
+	s.mu.Unlock()
 
 	s.mu.Lock()
 	newPending, filtered := s.newPending, s.filtered
@@ -294,6 +312,80 @@ func (s *sched) invalidRole(ctx context.Context, ns *corev1.Namespace, pod *core
 		s.recorder.Eventf(ns, corev1.EventTypeWarning, EventInvalidMesosRole, "%v: pods of the namespace stay Pending", err)
 	}
 	s.unschedulable(ctx, &offerbridge.Unfit{Pod: pod, Message: err.Error(), Reasons: map[string]int{EventInvalidMesosRole: 1}, Unresolvable: true}, now)
+}
+
+// retryForOffers brings back, from their back-off, the pending pods of an offer's role that the offer
+// could hold and that last failed for lack of resources: kube-scheduler likewise requeues a pod
+// rejected by NodeResourcesFit as soon as an event may make it fit (its queueing hint on Node
+// changes), rather than when its back-off ends. Without it, a role whose pods all back off up to 30 s
+// after finding only crumbs would let each resource another framework frees go to that framework.
+func (s *sched) retryForOffers(offers []mesos.Offer) {
+	type room struct{ cpus, mem float64 }
+	best := map[string]room{} // by role: the largest offer, for the executor's agent or not
+	bestNew := map[string]room{}
+	exec := s.executorCost()
+	for i := range offers {
+		o := &offers[i]
+		var r room
+		for _, res := range o.Resources {
+			switch res.Name {
+			case "cpus":
+				r.cpus += res.GetScalar().GetValue()
+			case "mem":
+				r.mem += res.GetScalar().GetValue()
+			}
+		}
+		role := offerRole(o)
+		if !exec.RunningOn[o.AgentID.Value] {
+			// A first pod there also starts the executor.
+			r.cpus, r.mem = r.cpus-exec.CPUs, r.mem-exec.MemMB
+			bestNew[role] = room{max(bestNew[role].cpus, r.cpus), max(bestNew[role].mem, r.mem)}
+			continue
+		}
+		best[role] = room{max(best[role].cpus, r.cpus), max(best[role].mem, r.mem)}
+	}
+	now := s.clock.Now()
+	s.mu.Lock()
+	var keys []string
+	for key, p := range s.pending {
+		if p.notBefore.After(now) && strings.Contains(p.message, "Insufficient") {
+			keys = append(keys, key)
+		}
+	}
+	s.mu.Unlock()
+	retried := 0
+	for _, key := range keys {
+		ns, name := splitKey(key)
+		pod, err := s.pods.Pods(ns).Get(name)
+		if err != nil {
+			continue
+		}
+		role := s.roles.def
+		if s.placement.namespaces != nil {
+			if n, err := s.placement.namespaces.Get(ns); err == nil {
+				if role, err = namespaceRole(n, s.roles.def); err != nil {
+					continue
+				}
+			}
+		}
+		d, err := podtranslate.PodDemand(pod, s.translate)
+		if err != nil {
+			continue
+		}
+		fits := func(r room) bool { return r.cpus >= d.CPUs-1e-9 && r.mem >= d.MemMB-1e-9 }
+		if !fits(best[role]) && !fits(bestNew[role]) {
+			continue
+		}
+		s.mu.Lock()
+		if p, ok := s.pending[key]; ok && p.uid == pod.UID && p.notBefore.After(now) {
+			p.notBefore = now
+			retried++
+		}
+		s.mu.Unlock()
+	}
+	if retried > 0 {
+		s.log.WithField("pods", retried).Debug("offers that may fit pods backing off: retrying them now")
+	}
 }
 
 // placeByRole places each role's pods (base.Pods by roleOf, "" left out) on the offers allocated to

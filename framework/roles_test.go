@@ -330,3 +330,59 @@ func TestDefaultRole(t *testing.T) {
 		t.Errorf("role of a namespace without annotation %q, want batch", got)
 	}
 }
+
+// A role whose pods all back off keeps its offers coming: its demand is every pod waiting, so it is
+// not suppressed (which would hand its fair share to other roles for good).
+func TestRoleWithPodsBackingOffStaysRevived(t *testing.T) {
+	f := newFixture(t, State{})
+	f.subscribe("fw-1")
+	f.addPod(pod("p", "uid-p"))
+	f.drain()
+	f.offers(offer("small", "ag1", "h1", 0.2, 4096))
+	f.s.cycle(f.ctx) // p does not fit: FailedScheduling, back-off
+	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
+		t.Fatalf("launched on a 0.2 cpu offer: %v", acc)
+	}
+	f.caller.reset()
+	f.s.cycle(f.ctx) // p backs off
+	if sup := f.caller.ofType(scheduler.Call_SUPPRESS); len(sup) != 0 {
+		t.Errorf("SUPPRESS %v while a pod of the role backs off", sup)
+	}
+}
+
+// An offer of a pod's role that could hold it ends its back-off after an "Insufficient" failure (as
+// kube-scheduler requeues on a Node change NodeResourcesFit's hint accepts); a smaller one does not.
+func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
+	f := newFixture(t, State{})
+	f.withNamespaces(namespace("team-a", "a"), namespace("default"))
+	f.subscribe("fw-1")
+	f.s.cycle(f.ctx)
+	f.clock.Step(roleDebounce)
+	f.s.cycle(f.ctx) // UPDATE_FRAMEWORK: roles a and kubemesos
+	if n := len(f.caller.ofType(scheduler.Call_UPDATE_FRAMEWORK)); n != 1 {
+		t.Fatalf("%d UPDATE_FRAMEWORK calls, want 1", n)
+	}
+	f.addPod(pod("p", "uid-p", inNamespace("team-a")))
+	f.drain()
+	f.offers(roleOffer("small", "ag1", "h1", "a", 0.2, 4096))
+	f.s.cycle(f.ctx)
+	f.s.mu.Lock()
+	msg := f.s.pending["team-a/p"].message
+	f.s.mu.Unlock()
+	if !strings.Contains(msg, "Insufficient cpu") {
+		t.Fatalf("pending message %q, want an Insufficient cpu failure", msg)
+	}
+	// Still backing off: an offer of another role, or one too small, leaves it be.
+	f.offers(offer("other-role", "ag2", "h2", 4, 4096), roleOffer("small2", "ag1", "h1", "a", 0.3, 4096))
+	f.s.cycle(f.ctx)
+	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
+		t.Fatalf("launched during back-off: %v", acc)
+	}
+	// Room enough (the pod's 0.5 cpu and the executor's 0.1) before the back-off ends: launched now.
+	f.offers(roleOffer("big", "ag3", "h3", "a", 1, 4096))
+	f.s.cycle(f.ctx)
+	acc := f.caller.ofType(scheduler.Call_ACCEPT)
+	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "big" {
+		t.Fatalf("ACCEPTs %v, want p launched on the offer that fits it", acc)
+	}
+}

@@ -428,6 +428,7 @@ func (s *sched) Disconnected(err error) {
 
 func (s *sched) handleOffers(offers []mesos.Offer) {
 	s.metrics.offersReceived.Add(float64(len(offers)))
+	s.retryForOffers(offers)
 	s.observeUnavailability(offers)
 	for i := range offers {
 		s.nodes.ObserveOffer(&offers[i])
