@@ -16,6 +16,12 @@ import (
 // it unreachable: its offers are rescinded, its tasks get state (mapped to TASK_LOST for frameworks
 // that are not PARTITION_AWARE) with REASON_AGENT_REMOVED, and every framework gets FAILURE(agent_id).
 func (m *Master) agentLost(ag *agentEntry, state mesos.TaskState, keepUnreachable bool, why string) {
+	m.agentLostBy(ag, state, keepUnreachable, why, false)
+}
+
+// agentLostBy is agentLost; byOperator gives PARTITION_AWARE frameworks' tasks
+// REASON_AGENT_REMOVED_BY_OPERATOR, as Master::__removeSlave does for an operator's removal.
+func (m *Master) agentLostBy(ag *agentEntry, state mesos.TaskState, keepUnreachable bool, why string, byOperator bool) {
 	id := ag.info.ID.Value
 	for _, oid := range sortedKeys(m.offers) {
 		if o := m.offers[oid]; o.offer.AgentID.Value == id {
@@ -38,7 +44,11 @@ func (m *Master) agentLost(ag *agentEntry, state mesos.TaskState, keepUnreachabl
 			wasTerminal := t.terminal
 			t.terminal = true
 			if !wasTerminal {
-				f.send(m.masterUpdate(t.task.TaskID, &aid, lostState(f, state), mesos.REASON_AGENT_REMOVED, why))
+				reason := mesos.REASON_AGENT_REMOVED
+				if byOperator && f.partitionAware() {
+					reason = mesos.REASON_AGENT_REMOVED_BY_OPERATOR
+				}
+				f.send(m.masterUpdate(t.task.TaskID, &aid, lostState(f, state), reason, why))
 			}
 			if keepUnreachable && !wasTerminal {
 				// As Mesos' master records it: TASK_UNREACHABLE in unreachable_tasks and in the answer
@@ -69,15 +79,15 @@ func (m *Master) RemoveAgent(id string) error {
 	if ag == nil {
 		return fmt.Errorf("removing agent %s: %w", id, ErrUnknownAgent)
 	}
-	m.removeAgent(ag, mesos.TASK_GONE, "Agent "+ag.info.Hostname+" removed: agent stopped")
+	m.removeAgent(ag, mesos.TASK_GONE, "Agent "+ag.info.Hostname+" removed: agent stopped", false)
 	return nil
 }
 
 // removeAgent removes and stops a registered agent, its tasks ending in state (why as the message).
-func (m *Master) removeAgent(ag *agentEntry, state mesos.TaskState, why string) {
+func (m *Master) removeAgent(ag *agentEntry, state mesos.TaskState, why string, byOperator bool) {
 	id := ag.info.ID.Value
 	if !ag.unreachable {
-		m.agentLost(ag, state, false, why)
+		m.agentLostBy(ag, state, false, why, byOperator)
 	}
 	delete(m.agents, id)
 	for _, f := range m.frameworks {

@@ -378,7 +378,7 @@ func (m *Master) StartMaintenance(ids []mesos.MachineID) error {
 	}
 	for _, id := range ids {
 		for _, ag := range m.agentsOn(machineKey(id)) {
-			m.removeAgent(ag, mesos.TASK_GONE_BY_OPERATOR, "Operator initiated 'Machine DOWN'")
+			m.removeAgent(ag, mesos.TASK_GONE_BY_OPERATOR, "Operator initiated 'Machine DOWN'", true)
 		}
 		m.machines()[machineKey(id)].mode = machineDown
 	}

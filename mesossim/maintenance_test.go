@@ -228,6 +228,9 @@ func TestMaintenanceDownAndUp(t *testing.T) {
 	if msg := str(up, "update", "status", "message"); msg != "Operator initiated 'Machine DOWN'" {
 		t.Errorf("t1's message %q", msg)
 	}
+	if r := str(up, "update", "status", "reason"); r != "REASON_AGENT_REMOVED_BY_OPERATOR" {
+		t.Errorf("t1's reason %q", r)
+	}
 	eventually(t, "agent-0 stopped", func() bool {
 		calls := h.agents[0].calls()
 		return len(calls) > 0 && calls[len(calls)-1] == "stop"
