@@ -38,7 +38,9 @@ const (
 	EventMaintenanceCordon   = "MaintenanceCordon"
 	EventMaintenanceUncordon = "MaintenanceUncordon"
 	EventMaintenanceDrained  = "MaintenanceDrained"
-	EventEvicted             = "Evicted"
+	// EventMaintenanceNotDrained: the window began before the Node was drained.
+	EventMaintenanceNotDrained = "MaintenanceNotDrained"
+	EventEvicted               = "Evicted"
 )
 
 // evictRetry is how long a pod whose eviction a PDB refused (429) waits before the next try:
@@ -228,8 +230,13 @@ func (s *sched) maintain(ctx context.Context) {
 				s.recorder.Eventf(node, corev1.EventTypeNormal, EventMaintenanceCordon,
 					"Mesos maintenance window %s: Node cordoned, its pods are evicted", w)
 			}
-			if s.drain(ctx, node, now, log) {
+			switch {
+			case s.drain(ctx, node, now, log):
 				s.acceptInverseOffers(ctx, id, node, log)
+			case !now.Before(w.start):
+				// The window began with pods still there (a PDB holds them): Mesos' way to say the
+				// framework cannot comply is to decline; draining goes on.
+				s.declineInverseOffers(ctx, id, node, log)
 			}
 		case marked:
 			if err := s.uncordon(ctx, node.Name); err != nil {
@@ -380,6 +387,29 @@ func (s *sched) acceptInverseOffers(ctx context.Context, agentID string, node *c
 	}
 	log.WithField("inverseOffers", len(ids)).Info("accepted inverse offers: the Node is drained")
 	s.recorder.Eventf(node, corev1.EventTypeNormal, EventMaintenanceDrained, "Node drained: accepted %d Mesos inverse offer(s)", len(ids))
+}
+
+// declineInverseOffers declines the agent's outstanding inverse offers: its window began before its
+// Node was drained.
+func (s *sched) declineInverseOffers(ctx context.Context, agentID string, node *corev1.Node, log logrus.FieldLogger) {
+	st := &s.maintenance
+	st.mu.Lock()
+	ids := st.inverse[agentID]
+	delete(st.inverse, agentID)
+	st.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.call(ctx, calls.DeclineInverseOffers(ids...)); err != nil {
+		log.WithError(err).Warn("declining inverse offers")
+		st.mu.Lock()
+		st.inverse[agentID] = append(st.inverse[agentID], ids...)
+		st.mu.Unlock()
+		return
+	}
+	log.WithField("inverseOffers", len(ids)).Warn("declined inverse offers: the maintenance window began before the Node was drained")
+	s.recorder.Eventf(node, corev1.EventTypeWarning, EventMaintenanceNotDrained,
+		"Mesos maintenance window began with pods still on the Node: declined %d inverse offer(s), still draining", len(ids))
 }
 
 // endedUnavailability drops an offer's unavailability once its window is over: Mesos keeps it on the

@@ -246,3 +246,25 @@ func TestEndedUnavailability(t *testing.T) {
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// A window that begins before the Node is drained (a PDB holds a pod) gets its inverse offer declined,
+// Mesos' way of saying the framework cannot comply; draining goes on.
+func TestMaintenanceDeclinesWhenWindowBeginsUndrained(t *testing.T) {
+	f := maintenanceFixture(t, func() bool { return true })
+	start := t0.Add(time.Minute)
+	f.event(inverseOffer("io-1", "a1", start, time.Hour))
+	f.s.maintain(f.ctx)
+	if got := f.caller.ofType(scheduler.Call_DECLINE_INVERSE_OFFERS); len(got) != 0 {
+		t.Fatalf("declined before the window")
+	}
+	f.syncNodeCache("h1")
+	f.clock.SetTime(start)
+	f.s.maintain(f.ctx)
+	dec := f.caller.ofType(scheduler.Call_DECLINE_INVERSE_OFFERS)
+	if len(dec) != 1 || dec[0].DeclineInverseOffers.InverseOfferIDs[0].Value != "io-1" {
+		t.Fatalf("DECLINE_INVERSE_OFFERS %v, want io-1", dec)
+	}
+	if got := evictions(f); got != 2 {
+		t.Errorf("%d evictions, want 2: draining goes on", got)
+	}
+}
