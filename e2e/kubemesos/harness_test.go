@@ -64,8 +64,8 @@ type envOptions struct {
 	PodNetwork bool
 	// AgentTweak, when set, adjusts each agent's configuration (its Mesos flags) after the env's own.
 	AgentTweak func(i int, cfg *agent.Config)
-	// Weights are the master's role weights (Mesos --weights).
-	Weights map[string]float64
+	// MasterTweak, when set, adjusts the simulated master's configuration (its Mesos flags: weights...).
+	MasterTweak func(cfg *mesossim.Config)
 }
 
 // env is one test's world: a namespace of the shared control plane, a simulated Mesos cluster, the
@@ -141,7 +141,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.imageRegistry = imageStore(t)
 	e.mode = agentMode()
 	simCfg := mesossim.ClusterConfig{
-		Master:          mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second, Weights: opts.Weights},
+		Master:          mesossim.Config{Log: log, AllocationInterval: 200 * time.Millisecond, HeartbeatInterval: 5 * time.Second},
 		Agents:          opts.Agents,
 		AgentResources:  agentResources,
 		AgentAttributes: agentAttributes,
@@ -156,6 +156,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 				opts.AgentTweak(i, cfg)
 			}
 		},
+	}
+	if opts.MasterTweak != nil {
+		opts.MasterTweak(&simCfg.Master)
 	}
 	if e.network, err = simhost.Configure(&simCfg, e.mode, e.imageRegistry, log); err != nil {
 		t.Fatal(err)
