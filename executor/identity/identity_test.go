@@ -35,7 +35,7 @@ import (
 // fakeAPI is just enough of an API server for the TLS bootstrap: CSRs (create, list, watch) signed at
 // once by its CA unless deny, and GET of a Pod answering who the client certificate says the caller is.
 type fakeAPI struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	caKey  *ecdsa.PrivateKey
 	caCert *x509.Certificate
@@ -49,7 +49,7 @@ type fakeAPI struct {
 	requesters []string
 }
 
-func newFakeAPI(t *testing.T, life time.Duration) *fakeAPI {
+func newFakeAPI(t testing.TB, life time.Duration) *fakeAPI {
 	t.Helper()
 	f := &fakeAPI{t: t, life: life}
 	var err error
@@ -170,7 +170,7 @@ func (f *fakeAPI) sign(request []byte) []byte {
 }
 
 // bootstrapKubeconfig writes a kubeconfig with a bearer token, the bootstrap credential.
-func (f *fakeAPI) bootstrapKubeconfig(t *testing.T) string {
+func (f *fakeAPI) bootstrapKubeconfig(t testing.TB) string {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: f.srv.URL, CertificateAuthorityData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificate().Raw})}
 	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: "bootstrap-token"}
@@ -316,4 +316,29 @@ func TestNewNodeNameNewCertificate(t *testing.T) {
 	wait("system:node:a")
 	id.SetNodeName("b")
 	wait("system:node:b")
+}
+
+// BenchmarkBootstrap: from SetNodeName to the first API call made with the Node's certificate
+// (key generation, CSR, signing, the first TLS handshake with it) against the fake API server. The
+// certificate manager looks for a template once a second (client-go's loop), which bounds it.
+func BenchmarkBootstrap(b *testing.B) {
+	api := newFakeAPI(b, time.Hour)
+	kubeconfig := api.bootstrapKubeconfig(b)
+	for i := 0; i < b.N; i++ {
+		id, err := New(Config{BootstrapKubeconfig: kubeconfig, CertDir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		id.Start(ctx)
+		cs, err := kubernetes.NewForConfig(id.RESTConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		id.SetNodeName("bench")
+		if _, err := cs.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
 }
