@@ -464,13 +464,14 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 
 	var offers []Offer
 	roleShares := make([]float64, len(roles))
+	roleCounts := make([]uint64, len(roles))
 	for _, id := range order {
 		ag := a.agents[id]
 		if len(ag.available) == 0 || !a.allocatable(ag.available) {
 			continue
 		}
 		for i, r := range roles {
-			roleShares[i] = a.RoleShare(r)
+			roleShares[i], roleCounts[i] = a.RoleShare(r), a.roleCount[r]
 		}
 		idx := make([]int, len(roles))
 		for i := range idx {
@@ -478,14 +479,14 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 		}
 		// DRFSorter::Node::compareDRF: share, then allocation count, then name.
 		sort.SliceStable(idx, func(i, j int) bool {
-			ri, rj := roles[idx[i]], roles[idx[j]]
-			if roleShares[idx[i]] != roleShares[idx[j]] {
-				return roleShares[idx[i]] < roleShares[idx[j]]
+			x, y := idx[i], idx[j]
+			if roleShares[x] != roleShares[y] {
+				return roleShares[x] < roleShares[y]
 			}
-			if a.roleCount[ri] != a.roleCount[rj] {
-				return a.roleCount[ri] < a.roleCount[rj]
+			if roleCounts[x] != roleCounts[y] {
+				return roleCounts[x] < roleCounts[y]
 			}
-			return ri < rj
+			return roles[x] < roles[y]
 		})
 		for _, ri := range idx {
 			role := roles[ri]
