@@ -2,6 +2,7 @@ package podworker
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +41,8 @@ const (
 	// ReasonContainersNotReady / ReasonContainersNotInitialized explain False conditions.
 	ReasonContainersNotReady       = "ContainersNotReady"
 	ReasonContainersNotInitialized = "ContainersNotInitialized"
+	// ReasonReadinessGatesNotReady explains a False Ready while readiness gates are not all True.
+	ReasonReadinessGatesNotReady = "ReadinessGatesNotReady"
 )
 
 // RuntimeScheme prefixes container IDs in the pod status.
@@ -297,20 +300,49 @@ func (c *core) initFailed() bool {
 	return false
 }
 
-// setActiveDeadline takes a pod update's activeDeadlineSeconds (next enforces it). The pod is
+// update takes what a pod update may change for the worker: activeDeadlineSeconds (next enforces it)
+// and the conditions others set in the pod's status (readiness gates, see readinessGated). The pod is
 // copied: the worker's own pod stays as it was given.
-func (c *core) setActiveDeadline(ads *int64) {
-	old := c.pod.Spec.ActiveDeadlineSeconds
-	if (old == nil && ads == nil) || (old != nil && ads != nil && *old == *ads) {
-		return
-	}
+func (c *core) update(ads *int64, conds []corev1.PodCondition) {
 	p := *c.pod
 	if ads != nil {
 		v := *ads
 		ads = &v
 	}
 	p.Spec.ActiveDeadlineSeconds = ads
+	p.Status.Conditions = append([]corev1.PodCondition(nil), conds...)
 	c.pod = &p
+}
+
+// readinessGated is the kubelet's GeneratePodReadyCondition (pkg/kubelet/status/generate.go): Ready
+// is ContainersReady ("If the status of ContainersReady is not True, return the same status, reason
+// and message as ContainersReady"), but False with ReadinessGatesNotReady while the condition of a
+// readiness gate is missing from the pod's status or not True.
+func readinessGated(containersReady corev1.PodCondition, pod *corev1.Pod) corev1.PodCondition {
+	ready := containersReady
+	ready.Type = corev1.PodReady
+	if ready.Status != corev1.ConditionTrue {
+		return ready
+	}
+	var unready []string
+	for _, rg := range pod.Spec.ReadinessGates {
+		var found *corev1.PodCondition
+		for i := range pod.Status.Conditions {
+			if pod.Status.Conditions[i].Type == rg.ConditionType {
+				found = &pod.Status.Conditions[i]
+			}
+		}
+		switch {
+		case found == nil:
+			unready = append(unready, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", string(rg.ConditionType)))
+		case found.Status != corev1.ConditionTrue:
+			unready = append(unready, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %v", string(rg.ConditionType), found.Status))
+		}
+	}
+	if len(unready) > 0 {
+		ready.Status, ready.Reason, ready.Message = corev1.ConditionFalse, ReasonReadinessGatesNotReady, strings.Join(unready, ", ")
+	}
+	return ready
 }
 
 // next returns what to do now and when to call next again without any other input (zero: never).
@@ -793,8 +825,7 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 			return (!ct.init || ct.sidecar) && !(ct.running && ct.startupOK && ct.readyOK)
 		})
 	}
-	podReady := readyCond
-	podReady.Type = corev1.PodReady
+	podReady := readinessGated(readyCond, c.pod)
 	conds := []corev1.PodCondition{
 		c.readyToStartContainers(terminal),
 		initCond,

@@ -188,8 +188,9 @@ func (w *Worker) Kill(grace time.Duration) {
 
 // Update gives the worker the pod as the API server now has it, as the kubelet's pod manager hands
 // its pod workers every update. Of a running pod's spec only activeDeadlineSeconds may change (the
-// API's ValidatePodUpdate); the worker enforces the new deadline from the pod's start. It never
-// blocks; a later Update replaces one not yet taken.
+// API's ValidatePodUpdate); the worker enforces the new deadline from the pod's start, and derives
+// Ready from the conditions of the pod's readiness gates in its status. It never blocks; a later
+// Update replaces one not yet taken.
 func (w *Worker) Update(pod *corev1.Pod) {
 	if pod == nil || pod.UID != w.pod.UID {
 		return
@@ -497,7 +498,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		case <-w.updates:
 			if p := w.takeUpdate(); p != nil {
-				c.setActiveDeadline(p.Spec.ActiveDeadlineSeconds)
+				c.update(p.Spec.ActiveDeadlineSeconds, p.Status.Conditions)
 			}
 		case <-timerC:
 		case <-ctx.Done():

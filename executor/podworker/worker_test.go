@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -549,4 +550,45 @@ func TestWorkerUpdateActiveDeadline(t *testing.T) {
 	if diff := cmp.Diff([]string{"main-0:terminated"}, sigs); diff != "" {
 		t.Errorf("signals (-want +got):\n%s", diff)
 	}
+}
+
+// Ready waits for the readiness gates' conditions, which others set in the pod's status and the
+// worker learns from Update ("Pods should support pod readiness gates").
+func TestWorkerReadinessGates(t *testing.T) {
+	rt := newFakeRuntime()
+	pod := testPod(corev1.RestartPolicyAlways, nil, "main")
+	pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: "k8s.io/c1"}, {ConditionType: "k8s.io/c2"}}
+	h := startWorker(t, pod, rt)
+	ready := func(s Status) *corev1.PodCondition {
+		for i := range s.PodStatus.Conditions {
+			if s.PodStatus.Conditions[i].Type == corev1.PodReady {
+				return &s.PodStatus.Conditions[i]
+			}
+		}
+		return nil
+	}
+	containersReady := func(s Status) bool {
+		for _, c := range s.PodStatus.Conditions {
+			if c.Type == corev1.ContainersReady {
+				return c.Status == corev1.ConditionTrue
+			}
+		}
+		return false
+	}
+	s := h.await("containers ready", containersReady)
+	if r := ready(s); r.Status != corev1.ConditionFalse || r.Reason != ReasonReadinessGatesNotReady ||
+		r.Message != `corresponding condition of pod readiness gate "k8s.io/c1" does not exist., corresponding condition of pod readiness gate "k8s.io/c2" does not exist.` {
+		t.Errorf("Ready %+v, want False until the gates' conditions are True", r)
+	}
+	p := pod.DeepCopy()
+	p.Status.Conditions = []corev1.PodCondition{{Type: "k8s.io/c1", Status: corev1.ConditionTrue}, {Type: "k8s.io/c2", Status: corev1.ConditionFalse}}
+	h.worker.Update(p)
+	s = h.await("one gate False", func(s Status) bool { r := ready(s); return r != nil && r.Message != "" && !strings.Contains(r.Message, "c1") })
+	if r := ready(s); r.Status != corev1.ConditionFalse || r.Message != `the status of pod readiness gate "k8s.io/c2" is not "True", but False` {
+		t.Errorf("Ready %+v", r)
+	}
+	p = p.DeepCopy()
+	p.Status.Conditions[1].Status = corev1.ConditionTrue
+	h.worker.Update(p)
+	h.await("Ready", func(s Status) bool { r := ready(s); return r != nil && r.Status == corev1.ConditionTrue })
 }

@@ -319,6 +319,37 @@ func keepTerminalReason(current, status corev1.PodStatus) corev1.PodStatus {
 	return status
 }
 
+// kubeletConditions are the pod conditions the kubelet owns (pkg/kubelet/types
+// PodConditionsByKubelet, with PodReadyToStartContainers): the executor's status replaces them.
+var kubeletConditions = map[corev1.PodConditionType]bool{
+	corev1.PodScheduled: true, corev1.PodReady: true, corev1.PodInitialized: true, corev1.ContainersReady: true,
+	corev1.PodResizeInProgress: true, corev1.PodResizePending: true, corev1.PodReadyToStartContainers: true,
+}
+
+// keepForeignConditions keeps the conditions others wrote into the pod's status (a readiness gate's
+// controller, DisruptionTarget), as the kubelet's status manager does (mergePodStatus: "keep the
+// pod conditions that are not owned by kubelet"); the two-way patch would delete them.
+func keepForeignConditions(current, status corev1.PodStatus) corev1.PodStatus {
+	var foreign []corev1.PodCondition
+	for _, c := range current.Conditions {
+		if kubeletConditions[c.Type] {
+			continue
+		}
+		ours := false
+		for _, o := range status.Conditions {
+			ours = ours || o.Type == c.Type
+		}
+		if !ours {
+			foreign = append(foreign, c)
+		}
+	}
+	if len(foreign) == 0 {
+		return status
+	}
+	status.Conditions = append(append([]corev1.PodCondition(nil), status.Conditions...), foreign...)
+	return status
+}
+
 func (w *Writer) write(ctx context.Context, e *entry) error {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
 	defer cancel()
@@ -331,7 +362,7 @@ func (w *Writer) write(ctx context.Context, e *entry) error {
 	case current.UID != e.uid:
 		return fmt.Errorf("pod %s/%s is now UID %s: %w", e.namespace, e.name, current.UID, errGone)
 	}
-	body, err := statusPatch(e.uid, current.Status, keepTerminalReason(current.Status, e.status))
+	body, err := statusPatch(e.uid, current.Status, keepForeignConditions(current.Status, keepTerminalReason(current.Status, e.status)))
 	if err != nil {
 		return fmt.Errorf("encoding status of pod %s/%s: %w", e.namespace, e.name, err)
 	}

@@ -371,3 +371,28 @@ func TestTerminalReasonOfAnotherWriterIsKept(t *testing.T) {
 		t.Errorf("stored status %+v, want the executor's reason", got)
 	}
 }
+
+// Conditions others write into the status (a readiness gate's, DisruptionTarget) stay: the kubelet's
+// status manager keeps the conditions it does not own; its own it replaces, as before.
+func TestForeignConditionsAreKept(t *testing.T) {
+	p := pod("x")
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue},
+		{Type: "k8s.io/test-condition1", Status: corev1.ConditionTrue},
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue},
+	}}
+	cs := fake.NewClientset(p)
+	w := New(cs, Config{Clock: clocktesting.NewFakeClock(t0)})
+	run(t, w)
+	w.Set(p, 1, corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+		{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ReadinessGatesNotReady"},
+	}})
+	flush(t, w)
+	want := []corev1.PodCondition{
+		{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ReadinessGatesNotReady"},
+		{Type: "k8s.io/test-condition1", Status: corev1.ConditionTrue},
+	}
+	if diff := cmp.Diff(want, getPod(t, cs, "x").Status.Conditions); diff != "" {
+		t.Errorf("conditions (-want +got):\n%s", diff)
+	}
+}
