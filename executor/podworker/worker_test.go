@@ -583,7 +583,10 @@ func TestWorkerReadinessGates(t *testing.T) {
 	p := pod.DeepCopy()
 	p.Status.Conditions = []corev1.PodCondition{{Type: "k8s.io/c1", Status: corev1.ConditionTrue}, {Type: "k8s.io/c2", Status: corev1.ConditionFalse}}
 	h.worker.Update(p)
-	s = h.await("one gate False", func(s Status) bool { r := ready(s); return r != nil && r.Message != "" && !strings.Contains(r.Message, "c1") })
+	s = h.await("one gate False", func(s Status) bool {
+		r := ready(s)
+		return r != nil && r.Message != "" && !strings.Contains(r.Message, "c1")
+	})
 	if r := ready(s); r.Status != corev1.ConditionFalse || r.Message != `the status of pod readiness gate "k8s.io/c2" is not "True", but False` {
 		t.Errorf("Ready %+v", r)
 	}
