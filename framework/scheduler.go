@@ -68,6 +68,8 @@ const (
 	maxDrops = 3
 	// bindParallelism bounds the Bindings of one launch in flight at once.
 	bindParallelism = 16
+	// launchParallelism bounds the launches (agents) of one placement cycle carried out at once.
+	launchParallelism = 16
 	// acceptRefuse is the filter of resources left unused by an ACCEPT: short, so they return soon.
 	acceptRefuse = time.Second
 	// placement back-off of unschedulable pods.
@@ -142,6 +144,8 @@ type sched struct {
 	preemption     preemptionState
 	maintenance    maintenanceState
 
+	// saveMu makes state writes one at a time (saveState).
+	saveMu           sync.Mutex
 	mu               sync.Mutex
 	state            State
 	persistedID      string // the FrameworkID known to be in the store
@@ -377,21 +381,23 @@ func (s *sched) handleSubscribed(ctx context.Context, sub *scheduler.Event_Subsc
 		// Persisting it would lose the framework's identity (its tasks) at the next failover.
 		return errors.New("Mesos SUBSCRIBED event without a FrameworkID")
 	}
-	s.mu.Lock()
-	s.state.FrameworkID = id
-	st := s.snapshotState()
-	persist := id != s.persistedID
-	s.mu.Unlock()
+	persist := false
+	var former []string
+	if err := s.saveState(ctx, func(st *State) bool {
+		st.FrameworkID = id
+		former = append([]string(nil), st.FormerFrameworkIDs...)
+		persist = id != s.persistedID
+		return persist
+	}); err != nil {
+		return fmt.Errorf("persisting FrameworkID %s: %w", id, err)
+	}
 	if persist {
-		if err := s.store.Save(ctx, st); err != nil {
-			return fmt.Errorf("persisting FrameworkID %s: %w", id, err)
-		}
 		s.mu.Lock()
 		s.persistedID = id
 		s.mu.Unlock()
 	}
 	// Only a stored FrameworkID marks Nodes: a crash must not leave Nodes marked with one it forgot.
-	s.nodes.SetOwner(id, st.FormerFrameworkIDs)
+	s.nodes.SetOwner(id, former)
 	s.nodes.SetMasterVersion(sub.GetMasterInfo().GetVersion())
 	s.log.WithFields(logrus.Fields{"frameworkID": id, "master": sub.GetMasterInfo().GetID(),
 		"heartbeat": sub.GetHeartbeatIntervalSeconds()}).Info("subscribed to Mesos")
@@ -455,15 +461,8 @@ func (s *sched) handleFailure(ctx context.Context, f *scheduler.Event_Failure) {
 		if f.ExecutorID.Value != ExecutorID {
 			return
 		}
-		s.mu.Lock()
-		_, had := s.state.Executors[agentID]
-		delete(s.state.Executors, agentID)
-		st := s.snapshotState()
-		s.mu.Unlock()
-		if had {
-			if err := s.store.Save(ctx, st); err != nil {
-				s.log.WithError(err).Warn("forgetting executor of agent in state")
-			}
+		if err := s.saveState(ctx, forgetExecutor(agentID)); err != nil {
+			s.log.WithError(err).Warn("forgetting executor of agent in state")
 		}
 		return
 	}
@@ -474,15 +473,8 @@ func (s *sched) handleFailure(ctx context.Context, f *scheduler.Event_Failure) {
 	}
 	s.nodes.MarkInactive(agentID, ReasonAgentRemoved, "Mesos reported the agent failed")
 	// Its executor is gone with it.
-	s.mu.Lock()
-	_, had := s.state.Executors[agentID]
-	delete(s.state.Executors, agentID)
-	st := s.snapshotState()
-	s.mu.Unlock()
-	if had {
-		if err := s.store.Save(ctx, st); err != nil {
-			s.log.WithError(err).Warn("forgetting executor of removed agent in state")
-		}
+	if err := s.saveState(ctx, forgetExecutor(agentID)); err != nil {
+		s.log.WithError(err).Warn("forgetting executor of removed agent in state")
 	}
 }
 
@@ -491,17 +483,42 @@ func (s *sched) handleError(ctx context.Context, msg string) error {
 	if strings.Contains(strings.ToLower(msg), "removed") || strings.Contains(strings.ToLower(msg), "torn down") {
 		// The master removed this framework (failover timeout passed or teardown): its tasks are gone,
 		// so subscribe anew instead of retrying a dead FrameworkID forever.
-		s.mu.Lock()
-		// Its Nodes stay its own under the FrameworkID Mesos gives it next.
-		s.state.FormerFrameworkIDs = formerIDs(s.state.FormerFrameworkIDs, s.state.FrameworkID)
-		s.state.FrameworkID = ""
-		st := s.snapshotState()
-		s.mu.Unlock()
-		if err := s.store.Save(ctx, st); err != nil {
+		if err := s.saveState(ctx, func(st *State) bool {
+			// Its Nodes stay its own under the FrameworkID Mesos gives it next.
+			st.FormerFrameworkIDs = formerIDs(st.FormerFrameworkIDs, st.FrameworkID)
+			st.FrameworkID = ""
+			return true
+		}); err != nil {
 			s.log.WithError(err).Warn("clearing FrameworkID in state")
 		}
 	}
 	return fmt.Errorf("mesos error: %s", msg)
+}
+
+// saveState applies change to the state under s.mu and, when it reports a change, writes the state,
+// one write at a time: each write's snapshot then holds every change made before it, so changes made
+// concurrently (launches on several agents, an agent removed) never overwrite each other with an
+// older snapshot.
+func (s *sched) saveState(ctx context.Context, change func(*State) bool) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	changed := change(&s.state)
+	st := s.snapshotState()
+	s.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return s.store.Save(ctx, st)
+}
+
+// forgetExecutor drops an agent's ExecutorInfo from the state (a change only if it had one).
+func forgetExecutor(agentID string) func(*State) bool {
+	return func(st *State) bool {
+		_, had := st.Executors[agentID]
+		delete(st.Executors, agentID)
+		return had
+	}
 }
 
 func (s *sched) snapshotState() State {

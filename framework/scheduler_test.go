@@ -3,7 +3,9 @@ package framework
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -818,5 +820,61 @@ func TestPodNetworkLabelsTasks(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("network and ports per task (-want +got):\n%s", diff)
+	}
+}
+
+// The launches of one cycle run at once (each waits for its Bindings and its ACCEPT), and the
+// ExecutorInfos they store concurrently all end up in the state.
+func TestLaunchesOfACycleRunConcurrently(t *testing.T) {
+	const agents = 4
+	var pods []*corev1.Pod
+	var offers []mesos.Offer
+	for i := 0; i < agents; i++ {
+		host := fmt.Sprintf("h%d", i)
+		pods = append(pods, pod(fmt.Sprintf("p%d", i), fmt.Sprintf("uid-%d", i), func(p *corev1.Pod) {
+			p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": host}
+		}))
+		offers = append(offers, offer(fmt.Sprintf("o%d", i), fmt.Sprintf("a%d", i), host, 4, 4096))
+	}
+	f := newFixture(t, State{FrameworkID: "fw-1"}, pods...)
+	f.subscribe("fw-1")
+	f.drain()
+	// Every ACCEPT waits until all have been sent, or a second passes (then they ran one at a time).
+	var mu sync.Mutex
+	arrived, most := 0, 0
+	all := make(chan struct{})
+	f.caller.onCall = func(c *scheduler.Call) {
+		if c.GetType() != scheduler.Call_ACCEPT {
+			return
+		}
+		mu.Lock()
+		arrived++
+		most = max(most, arrived)
+		if arrived == agents {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(time.Second):
+		}
+		mu.Lock()
+		arrived--
+		mu.Unlock()
+	}
+	f.offers(offers...)
+	f.s.cycle(f.ctx)
+	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != agents {
+		t.Fatalf("%d ACCEPTs, want %d", n, agents)
+	}
+	if most != agents {
+		t.Errorf("at most %d ACCEPTs in flight at once, want all %d", most, agents)
+	}
+	st, err := f.store.Load(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Executors) != agents {
+		t.Errorf("stored ExecutorInfos for %d agents, want %d: %v", len(st.Executors), agents, st.Executors)
 	}
 }
