@@ -11,7 +11,7 @@ import (
 // Fixed reasons for fields kubemesos cannot honour. They are stable strings: tests, Events and users
 // match on them.
 const (
-	ReasonVolumeType        = "volume type not supported (only emptyDir, configMap, secret, downwardAPI, projected)"
+	ReasonVolumeType        = "volume type not supported (only emptyDir, configMap, secret, downwardAPI, projected, hostPath)"
 	ReasonProjectionSource  = "projected volume source not supported (only configMap, secret, downwardAPI, serviceAccountToken)"
 	ReasonEmptyDirMedium    = "emptyDir medium not supported (no tmpfs or hugepages mounts in nested containers)"
 	ReasonHostIPC           = "hostIPC not supported"
@@ -145,7 +145,8 @@ func checkVolume(v *corev1.Volume, path string, add func(reason, format string, 
 		if vs.EmptyDir.Medium != corev1.StorageMediumDefault {
 			add(ReasonEmptyDirMedium, "%s.emptyDir.medium", path)
 		}
-	case vs.ConfigMap != nil, vs.Secret != nil, vs.DownwardAPI != nil:
+	// hostPath is a Mesos HOST_PATH volume (the agent's volume/host_path isolator).
+	case vs.ConfigMap != nil, vs.Secret != nil, vs.DownwardAPI != nil, vs.HostPath != nil:
 	case vs.Projected != nil:
 		for j, src := range vs.Projected.Sources {
 			if src.ClusterTrustBundle != nil || src.PodCertificate != nil {

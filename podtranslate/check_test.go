@@ -67,8 +67,7 @@ func TestCheckUnsupported(t *testing.T) {
 	}{
 		{"persistent volume claim", vol("data", corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}),
 			[]Unsupported{{"spec.volumes[5].persistentVolumeClaim", ReasonVolumeType}}},
-		{"hostPath", vol("h", corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}),
-			[]Unsupported{{"spec.volumes[5].hostPath", ReasonVolumeType}}},
+		{"hostPath is a HOST_PATH volume", vol("h", corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp"}}), nil},
 		{"generic ephemeral volume", vol("e", corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{}}),
 			[]Unsupported{{"spec.volumes[5].ephemeral", ReasonVolumeType}}},
 		{"csi", vol("c", corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "d"}}),

@@ -41,9 +41,13 @@
 // (any number on a CNI pod network, where they are port mappings; equal to their containerPort on the
 // agent's network), volumes of type emptyDir (default medium), configMap, secret, downwardAPI
 // and projected (configMap, secret, downwardAPI, serviceAccountToken sources: the default service account
-// volume of every pod), and the security context's runAsUser, runAsNonRoot, capabilities and privileged
+// volume of every pod; their content follows the API every minute, as the kubelet's), hostPath (a Mesos
+// HOST_PATH volume: the agent needs volume/host_path; the executor checks the hostPath type and creates
+// what DirectoryOrCreate/FileOrCreate ask for), and the security context's runAsUser, runAsNonRoot, capabilities and privileged
 // (the executor sends them as Mesos' CommandInfo.user and LinuxInfo capabilities) with runAsGroup,
-// supplementalGroups and fsGroup where they agree with the groups Mesos gives (the agent host user's). Scheduling fields (nodeSelector, required node affinity, tolerations, scheduling
+// supplementalGroups and fsGroup where they agree with the groups Mesos gives (the agent host user's).
+// readOnlyRootFilesystem is not honoured: Mesos has no per-container read-only root filesystem (it
+// is not refused either: CoreDNS and metrics-server set it). Scheduling fields (nodeSelector, required node affinity, tolerations, scheduling
 // gates, priority) are the placement code's business. Soft preferences (preferred affinities,
 // ScheduleAnyway spreads) are best effort and not reported.
 //

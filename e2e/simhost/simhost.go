@@ -29,8 +29,8 @@ import (
 )
 
 // Isolating is the agents' --isolation in isolating mode: what a Mesos agent running Kubernetes pods
-// needs (images, volumes, pid namespaces, cpu and memory limits, capabilities).
-const Isolating = "filesystem/linux,docker/runtime,namespaces/pid,cgroups/cpu,cgroups/mem,volume/sandbox_path,linux/capabilities"
+// needs (images, volumes, hostPath volumes, pid namespaces, cpu and memory limits, capabilities).
+const Isolating = "filesystem/linux,docker/runtime,namespaces/pid,cgroups/cpu,cgroups/mem,volume/sandbox_path,volume/host_path,linux/capabilities"
 
 // Process is the --isolation that selects process mode (Mesos' default isolation).
 const Process = "posix/cpu,posix/mem"

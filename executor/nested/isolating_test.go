@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -400,6 +401,35 @@ func BenchmarkIsolatedStart(b *testing.B) {
 		}
 		if err := r.StopPodSandbox(ctx, pod); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A hostPath volume on an agent with volume/host_path: the container (in busybox's rootfs) sees the
+// host's directory, sticky mode included, writes into it, and a subPath mount is that directory's
+// subdirectory, made by the executor ("HostPath should give a volume the correct mode", "should
+// support r/w", "should support subPath").
+func TestIsolatedHostPathVolume(t *testing.T) {
+	registry := busyboxRegistry(t)
+	r := isolatingRuntime(t, "filesystem/linux,docker/runtime,volume/host_path", func(c *agent.Config) {
+		c.ImageProviders, c.DockerRegistry, c.DockerStoreDir = "docker", registry, t.TempDir()
+	})
+	host := t.TempDir()
+	if err := os.Chmod(host, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	pod := shPod("hostpath", `stat -c %A /test-volume && echo written > /test-volume/test-file && echo sub > /sub/file`, nil, nil, corev1.ResourceRequirements{})
+	pod.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host}}}}
+	c := &pod.Spec.Containers[0]
+	c.Image = "busybox"
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/test-volume"}, {Name: "host", MountPath: "/sub", SubPath: "sub-path"}}
+	st, out := run(t, r, pod)
+	if st.ExitCode != 0 || out != "drwxrwxrwt\n" {
+		t.Fatalf("exit %d, output %q; want 0 and the host directory's drwxrwxrwt", st.ExitCode, out)
+	}
+	for f, want := range map[string]string{"test-file": "written\n", "sub-path/file": "sub\n"} {
+		if b, err := os.ReadFile(filepath.Join(host, f)); err != nil || string(b) != want {
+			t.Errorf("host's %s: %q %v, want %q", f, b, err, want)
 		}
 	}
 }

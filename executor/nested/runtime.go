@@ -237,6 +237,10 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if err != nil {
 		return podworker.Handle{}, err
 	}
+	if err := PrepareHostPaths(pod, c); err != nil {
+		// The kubelet keeps such a container ContainerCreating (its volume is not mounted) and retries.
+		return podworker.Handle{}, &podworker.CreateError{Reason: podworker.ReasonContainerCreating, Message: err.Error()}
+	}
 	vols = append(vols, networkVolumes(c, sb.prefix)...)
 	if err := r.prepareVolumes(ctx, pod, sb.filesDir(), pe); err != nil {
 		return podworker.Handle{}, err

@@ -48,7 +48,8 @@ func syncVolumes(ctx context.Context, podDir string, pod *corev1.Pod, pe PodEnv,
 	var errs []error
 	for _, v := range pod.Spec.Volumes {
 		dir := filepath.Join(root, v.Name)
-		if resync && !hasPayload(v) {
+		if (resync && !hasPayload(v)) || v.HostPath != nil {
+			// hostPath: the agent's, not in the pod's directory (PrepareHostPaths).
 			continue
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -62,6 +63,111 @@ func syncVolumes(ctx context.Context, podDir string, pod *corev1.Pod, pe PodEnv,
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// PrepareHostPaths checks the agent host's paths of the hostPath volumes c mounts as the kubelet's
+// hostPath plugin does (checkType: DirectoryOrCreate and FileOrCreate create what is missing, the
+// other types must match) and creates the directories of their subPaths with the volume's mode, as
+// the kubelet's makeMounts does. An untyped path that does not exist is created as a directory, as
+// containerd creates a missing bind-mount source; Mesos' volume/host_path would refuse it.
+func PrepareHostPaths(pod *corev1.Pod, c *corev1.Container) error {
+	for _, m := range c.VolumeMounts {
+		var hp *corev1.HostPathVolumeSource
+		for i := range pod.Spec.Volumes {
+			if pod.Spec.Volumes[i].Name == m.Name {
+				hp = pod.Spec.Volumes[i].HostPath
+			}
+		}
+		if hp == nil {
+			continue
+		}
+		if err := checkHostPathType(hp); err != nil {
+			return fmt.Errorf("MountVolume.SetUp failed for volume %q : %w", m.Name, err)
+		}
+		if m.SubPath == "" {
+			continue
+		}
+		fi, err := os.Stat(hp.Path)
+		if err != nil {
+			return fmt.Errorf("volume %q: %w", m.Name, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("volume %q: subPath %q of a hostPath that is not a directory", m.Name, m.SubPath)
+		}
+		sub := filepath.Join(hp.Path, filepath.Clean("/"+m.SubPath))
+		if err := os.MkdirAll(sub, fi.Mode().Perm()); err != nil {
+			return fmt.Errorf("volume %q: creating subPath %q: %w", m.Name, m.SubPath, err)
+		}
+		// MkdirAll's mode is trimmed by the umask; the kubelet's SafeMakeDir chmods it.
+		if err := os.Chmod(sub, fi.Mode()&(os.ModePerm|os.ModeSticky|os.ModeSetgid)); err != nil {
+			return fmt.Errorf("volume %q: subPath %q: %w", m.Name, m.SubPath, err)
+		}
+	}
+	return nil
+}
+
+// checkHostPathType is the kubelet's hostPath checkType (pkg/volume/hostpath/host_path.go), with its
+// texts.
+func checkHostPathType(hp *corev1.HostPathVolumeSource) error {
+	t := corev1.HostPathUnset
+	if hp.Type != nil {
+		t = *hp.Type
+	}
+	fi, err := os.Stat(hp.Path)
+	exists := err == nil
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	switch t {
+	case corev1.HostPathUnset:
+		if !exists {
+			return os.MkdirAll(hp.Path, 0o755)
+		}
+	case corev1.HostPathDirectoryOrCreate:
+		if !exists {
+			if err := os.MkdirAll(hp.Path, 0o755); err != nil {
+				return err
+			}
+			return os.Chmod(hp.Path, 0o755)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("hostPath type check failed: %s is not a directory", hp.Path)
+		}
+	case corev1.HostPathDirectory:
+		if !exists || !fi.IsDir() {
+			return fmt.Errorf("hostPath type check failed: %s is not a directory", hp.Path)
+		}
+	case corev1.HostPathFileOrCreate:
+		if !exists {
+			f, err := os.OpenFile(hp.Path, os.O_CREATE, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("hostPath type check failed: %s is not a file", hp.Path)
+		}
+	case corev1.HostPathFile:
+		if !exists || !fi.Mode().IsRegular() {
+			return fmt.Errorf("hostPath type check failed: %s is not a file", hp.Path)
+		}
+	case corev1.HostPathSocket:
+		if !exists || fi.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("hostPath type check failed: %s is not a socket file", hp.Path)
+		}
+	case corev1.HostPathCharDev:
+		if !exists || fi.Mode()&os.ModeCharDevice == 0 {
+			return fmt.Errorf("hostPath type check failed: %s is not a character device", hp.Path)
+		}
+	case corev1.HostPathBlockDev:
+		if !exists || fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
+			return fmt.Errorf("hostPath type check failed: %s is not a block device", hp.Path)
+		}
+	default:
+		return fmt.Errorf("%s is an invalid volume type", t)
+	}
+	return nil
 }
 
 // hasPayload tells the volumes whose content comes from the API.
@@ -360,27 +466,40 @@ func RemoveVolumes(podDir string) error {
 // default executor shares task group volumes), read-only when the mount says so. Mounts of unknown
 // volumes are errors.
 func MesosVolumes(pod *corev1.Pod, c *corev1.Container, prefix string) ([]mesos.Volume, error) {
-	known := map[string]bool{}
-	for _, v := range pod.Spec.Volumes {
-		known[v.Name] = true
+	known := map[string]*corev1.Volume{}
+	for i := range pod.Spec.Volumes {
+		known[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
 	}
 	var out []mesos.Volume
 	for _, m := range c.VolumeMounts {
-		if !known[m.Name] {
+		v := known[m.Name]
+		if v == nil {
 			return nil, fmt.Errorf("container %s mounts unknown volume %q", c.Name, m.Name)
 		}
-		rel := path.Join(prefix, VolumesDir, m.Name)
+		sub := ""
 		if m.SubPath != "" {
-			sub := path.Clean(m.SubPath)
+			sub = path.Clean(m.SubPath)
 			if path.IsAbs(sub) || sub == ".." || strings.HasPrefix(sub, "../") {
 				return nil, fmt.Errorf("container %s: subPath %q leaves the volume", c.Name, m.SubPath)
 			}
-			rel = path.Join(rel, sub)
 		}
 		md := mesos.RW
 		if m.ReadOnly {
 			md = mesos.RO
 		}
+		if hp := v.HostPath; hp != nil {
+			// Mesos' volume/host_path bind-mounts the agent host's path.
+			out = append(out, mesos.Volume{
+				ContainerPath: m.MountPath,
+				Mode:          md.Enum(),
+				Source: &mesos.Volume_Source{
+					Type:     mesos.Volume_Source_HOST_PATH,
+					HostPath: &mesos.Volume_Source_HostPath{Path: path.Join(hp.Path, sub)},
+				},
+			})
+			continue
+		}
+		rel := path.Join(prefix, VolumesDir, m.Name, sub)
 		out = append(out, mesos.Volume{
 			ContainerPath: m.MountPath,
 			Mode:          md.Enum(),

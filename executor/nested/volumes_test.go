@@ -418,3 +418,108 @@ func TestConcurrentStartsPrepareVolumesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A hostPath volume is Mesos' HOST_PATH volume of the agent host's path (with the mount's subPath),
+// read-only when the mount is; it gets no directory in the pod's.
+func TestMesosVolumesHostPath(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "u1"}, Spec: corev1.PodSpec{Volumes: []corev1.Volume{
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp"}}},
+	}}}
+	c := &corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{
+		{Name: "host", MountPath: "/test-volume"},
+		{Name: "host", MountPath: "/sub", SubPath: "sub-path", ReadOnly: true},
+	}}
+	got, err := MesosVolumes(pod, c, "pods/u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := func(p string) *mesos.Volume_Source {
+		return &mesos.Volume_Source{Type: mesos.Volume_Source_HOST_PATH, HostPath: &mesos.Volume_Source_HostPath{Path: p}}
+	}
+	want := []mesos.Volume{
+		{ContainerPath: "/test-volume", Mode: mesos.RW.Enum(), Source: src("/tmp")},
+		{ContainerPath: "/sub", Mode: mesos.RO.Enum(), Source: src("/tmp/sub-path")},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("volumes (-want +got):\n%s", diff)
+	}
+	sandbox := t.TempDir()
+	if err := PrepareVolumes(context.Background(), sandbox, pod, PodEnv{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(sandbox, VolumesDir, "host")); !os.IsNotExist(err) {
+		t.Errorf("a hostPath volume got a directory in the pod's: %v", err)
+	}
+}
+
+// The kubelet's hostPath type checks and creations, and the subPath directory made with the
+// volume's mode (the sticky /tmp-like 1777 here).
+func TestPrepareHostPaths(t *testing.T) {
+	root := t.TempDir()
+	typ := func(t corev1.HostPathType) *corev1.HostPathType { return &t }
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sticky := filepath.Join(root, "sticky")
+	if err := os.Mkdir(sticky, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		hp      corev1.HostPathVolumeSource
+		subPath string
+		wantErr string
+		check   func(t *testing.T)
+	}{
+		{name: "DirectoryOrCreate creates", hp: corev1.HostPathVolumeSource{Path: filepath.Join(root, "new/dir"), Type: typ(corev1.HostPathDirectoryOrCreate)},
+			check: func(t *testing.T) {
+				if fi, err := os.Stat(filepath.Join(root, "new/dir")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+					t.Errorf("created %v %v, want a 0755 directory", fi, err)
+				}
+			}},
+		{name: "FileOrCreate creates", hp: corev1.HostPathVolumeSource{Path: filepath.Join(root, "new-file"), Type: typ(corev1.HostPathFileOrCreate)},
+			check: func(t *testing.T) {
+				if fi, err := os.Stat(filepath.Join(root, "new-file")); err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("created %v %v, want a file", fi, err)
+				}
+			}},
+		{name: "Directory on a file", hp: corev1.HostPathVolumeSource{Path: file, Type: typ(corev1.HostPathDirectory)},
+			wantErr: `MountVolume.SetUp failed for volume "v" : hostPath type check failed: ` + file + ` is not a directory`},
+		{name: "File missing", hp: corev1.HostPathVolumeSource{Path: filepath.Join(root, "absent"), Type: typ(corev1.HostPathFile)},
+			wantErr: "is not a file"},
+		{name: "Socket on a file", hp: corev1.HostPathVolumeSource{Path: file, Type: typ(corev1.HostPathSocket)}, wantErr: "is not a socket file"},
+		{name: "untyped missing path is created", hp: corev1.HostPathVolumeSource{Path: filepath.Join(root, "untyped")},
+			check: func(t *testing.T) {
+				if fi, err := os.Stat(filepath.Join(root, "untyped")); err != nil || !fi.IsDir() {
+					t.Errorf("created %v %v, want a directory", fi, err)
+				}
+			}},
+		{name: "subPath made with the volume's mode", hp: corev1.HostPathVolumeSource{Path: sticky}, subPath: "sub-path",
+			check: func(t *testing.T) {
+				fi, err := os.Stat(filepath.Join(sticky, "sub-path"))
+				if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
+					t.Errorf("subPath %v %v, want drwxrwxrwt", fi, err)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{Spec: corev1.PodSpec{Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{HostPath: &tt.hp}}}}}
+			c := &corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "v", MountPath: "/v", SubPath: tt.subPath}}}
+			err := PrepareHostPaths(pod, c)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if tt.check != nil {
+				tt.check(t)
+			}
+		})
+	}
+}
