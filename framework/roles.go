@@ -421,13 +421,16 @@ func placeByRole(base offerbridge.Input, roleOf func(*corev1.Pod) string) offerb
 	for k, v := range base.Executor.RunningOn {
 		exec.RunningOn[k] = v
 	}
-	for _, r := range roles {
+	for i, r := range roles {
 		in := base
 		in.Offers, in.Pods, in.Bound, in.Executor = offers[r], byRole[r], bound, exec
 		p := offerbridge.Place(in)
 		out.Launches = append(out.Launches, p.Launches...)
 		out.Decline = append(out.Decline, p.Decline...)
 		out.Unschedulable = append(out.Unschedulable, p.Unschedulable...)
+		if i == len(roles)-1 {
+			break // no role left to see this one's launches
+		}
 		for _, l := range p.Launches {
 			exec.RunningOn[l.AgentID.Value] = true
 			for _, pp := range l.Pods {
