@@ -11,7 +11,7 @@
 //
 // The master (Master) serves, as Mesos does: POST /api/v1/scheduler (JSON or protobuf, RecordIO
 // SUBSCRIBE streams with Mesos-Stream-Id), POST /api/v1 (GET_HEALTH, GET_VERSION, GET_STATE,
-// GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_MASTER, and the maintenance calls
+// GET_AGENTS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_ROLES, GET_MASTER, and the maintenance calls
 // GET_MAINTENANCE_STATUS, GET_MAINTENANCE_SCHEDULE, UPDATE_MAINTENANCE_SCHEDULE, START_MAINTENANCE,
 // STOP_MAINTENANCE), GET /health, GET /version, GET /master/state, and /maintenance/schedule,
 // /maintenance/status, /machine/down and /machine/up (maintenance.go: unavailabilities on offers,
@@ -34,7 +34,8 @@
 // # Deliberate differences from Mesos
 //
 // No authentication/authorization, no operations other than LAUNCH
-// and LAUNCH_GROUP (RESERVE, CREATE... are logged and ignored), no quota; frameworks are kept across a
+// and LAUNCH_GROUP (RESERVE, CREATE... are logged and ignored), no quota (UPDATE_QUOTA), flat roles in the
+// DRF sorters (Mesos sorts a/b under a); frameworks are kept across a
 // simulated master failover (as agents' re-registration would restore them) and wait for their
 // schedulers without a failover timer.
 package mesossim
