@@ -438,7 +438,7 @@ func (e *executorLoop) onEvent(ctx, workerCtx context.Context, ev *mesosexec.Eve
 			e.workers.Add(1)
 			go func() {
 				defer e.workers.Done()
-				e.pods.run(workerCtx, e.kube, node)
+				e.pods.run(workerCtx, e.kube, node, e.runtime)
 			}()
 		}
 	case mesosexec.Event_LAUNCH:

@@ -509,3 +509,26 @@ func TestPodUpdateActiveDeadline(t *testing.T) {
 		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded"
 	})
 }
+
+// An annotation changed in the API server reaches the pod's downwardAPI volume through the
+// executor's watch of its Node's pods.
+func TestPodUpdateRefreshesDownwardAPIVolume(t *testing.T) {
+	env := newSimEnv(t)
+	pod := shPod("annotated", corev1.RestartPolicyAlways, 1, `exec sleep 600`)
+	pod.Annotations = map[string]string{"builder": "bar"}
+	pod.Spec.Volumes = []corev1.Volume{{Name: "podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+		{Path: "annotations", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations"}},
+	}}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "podinfo", MountPath: "/etc/podinfo"}}
+	task := env.launch(pod)
+	env.awaitState(task, "TASK_RUNNING")
+	file := filepath.Join(env.executorDir(), "pods", string(pod.UID), "volumes", "podinfo", "annotations")
+	read := func() string { b, _ := os.ReadFile(file); return string(b) }
+	waitFor(t, "the annotations file", func() bool { return read() == `builder="bar"` })
+	p := env.pod("annotated")
+	p.Annotations["builder"] = "foo"
+	if _, err := env.kube.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the updated annotations file", func() bool { return read() == `builder="foo"` })
+}

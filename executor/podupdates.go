@@ -23,7 +23,12 @@ import (
 type podUpdates struct {
 	workers sync.Map // types.UID → *podworker.Worker
 	started bool     // the watch runs (set by the executor loop only)
+	runtime podUpdatedRuntime
 }
+
+// podUpdatedRuntime is a runtime that follows pod updates too (the nested runtime's downwardAPI
+// volumes).
+type podUpdatedRuntime interface{ PodUpdated(*corev1.Pod) }
 
 func (u *podUpdates) add(uid types.UID, w *podworker.Worker) { u.workers.Store(uid, w) }
 
@@ -32,11 +37,15 @@ func (u *podUpdates) remove(uid types.UID, w *podworker.Worker) { u.workers.Comp
 func (u *podUpdates) deliver(pod *corev1.Pod) {
 	if w, ok := u.workers.Load(pod.UID); ok {
 		w.(*podworker.Worker).Update(pod)
+		if u.runtime != nil {
+			u.runtime.PodUpdated(pod)
+		}
 	}
 }
 
-// run watches the pods bound to node until ctx ends.
-func (u *podUpdates) run(ctx context.Context, client kubernetes.Interface, node string) {
+// run watches the pods bound to node until ctx ends; rt gets them too when it follows pod updates.
+func (u *podUpdates) run(ctx context.Context, client kubernetes.Interface, node string, rt any) {
+	u.runtime, _ = rt.(podUpdatedRuntime)
 	selector := fields.OneTermEqualSelector("spec.nodeName", node).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {

@@ -29,6 +29,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpagent"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubemesos/kubemesos/executor/agentclient"
@@ -111,6 +112,32 @@ type Runtime struct {
 type volumeSync struct {
 	stop context.CancelFunc
 	done <-chan struct{}
+	// updates carries the pod as the API server has it now (PodUpdated): its labels and annotations
+	// are downwardAPI content. Buffered 1; a newer pod replaces one not yet taken.
+	updates chan *corev1.Pod
+}
+
+// PodUpdated gives the runtime the pod as the API server now has it: its volumes are synced from it
+// at once (downwardAPI labels and annotations, as the kubelet's pod sync re-mounts them on a pod
+// update), and from then on.
+func (r *Runtime) PodUpdated(pod *corev1.Pod) {
+	r.mu.Lock()
+	vs, ok := r.volumeSyncs[pod.UID]
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	for {
+		select {
+		case vs.updates <- pod:
+			return
+		default:
+		}
+		select {
+		case <-vs.updates: // drop the older one
+		default:
+		}
+	}
 }
 
 var (
@@ -309,8 +336,9 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, podDir st
 	if _, running := r.volumeSyncs[pod.UID]; !running && NeedsSync(pod) {
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		r.volumeSyncs[pod.UID] = volumeSync{stop: stop, done: done}
-		go r.syncVolumesLoop(ctx, done, vmu, pod.DeepCopy(), podDir, pe)
+		updates := make(chan *corev1.Pod, 1)
+		r.volumeSyncs[pod.UID] = volumeSync{stop: stop, done: done, updates: updates}
+		go r.syncVolumesLoop(ctx, done, updates, vmu, pod.DeepCopy(), podDir, pe)
 	}
 	r.mu.Unlock()
 	return nil
@@ -319,7 +347,7 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, podDir st
 // syncVolumesLoop rewrites the pod's API-backed volumes every VolumeSyncPeriod until ctx ends, as
 // the kubelet's pod sync re-mounts them (the e2e specs "optional updates should be reflected in
 // volume" give it the ConfigMap cache's TTL plus the sync period).
-func (r *Runtime) syncVolumesLoop(ctx context.Context, done chan<- struct{}, vmu *sync.Mutex, pod *corev1.Pod, podDir string, pe PodEnv) {
+func (r *Runtime) syncVolumesLoop(ctx context.Context, done chan<- struct{}, updates <-chan *corev1.Pod, vmu *sync.Mutex, pod *corev1.Pod, podDir string, pe PodEnv) {
 	defer close(done)
 	t := time.NewTicker(r.cfg.VolumeSyncPeriod)
 	defer t.Stop()
@@ -328,6 +356,14 @@ func (r *Runtime) syncVolumesLoop(ctx context.Context, done chan<- struct{}, vmu
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case p := <-updates:
+			// Only what a pod update may change; the volumes stay those the pod started with.
+			np := pod.DeepCopy()
+			np.Labels, np.Annotations = p.Labels, p.Annotations
+			if apiequality.Semantic.DeepEqual(np.ObjectMeta, pod.ObjectMeta) {
+				continue
+			}
+			pod = np
 		}
 		sctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 		vmu.Lock()

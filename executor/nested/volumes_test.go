@@ -523,3 +523,43 @@ func TestPrepareHostPaths(t *testing.T) {
 		})
 	}
 }
+
+// A pod update's labels and annotations reach its downwardAPI volume at once ("Downward API volume
+// should update annotations on modification"), without waiting for the periodic sync.
+func TestPodUpdatedRefreshesDownwardAPI(t *testing.T) {
+	a := &launchAgent{}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Env: PodEnv{Lookup: &lockedLookup{cms: map[string]map[string]string{}}}, Images: fakeImages{}, VolumeSyncPeriod: time.Hour})
+	c := corev1.Container{Name: "app", Command: []string{"app"}, VolumeMounts: []corev1.VolumeMount{{Name: "podinfo", MountPath: "/etc/podinfo"}}}
+	pod := testPod(c)
+	pod.Annotations = map[string]string{"builder": "bar"}
+	pod.Spec.Volumes = []corev1.Volume{{Name: "podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+		{Path: "annotations", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations"}},
+	}}}}}
+	ready(t, r, pod)
+	if _, err := r.Start(context.Background(), pod, &c, 0); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	file := filepath.Join(r.podDirs[pod.UID], VolumesDir, "podinfo", "annotations")
+	r.mu.Unlock()
+	read := func() string { b, _ := os.ReadFile(file); return string(b) }
+	if got := read(); got != `builder="bar"` {
+		t.Fatalf("at start %q", got)
+	}
+	updated := pod.DeepCopy()
+	updated.Annotations["builder"] = "foo"
+	r.PodUpdated(updated)
+	deadline := time.Now().Add(10 * time.Second)
+	for read() != `builder="foo"` {
+		if time.Now().After(deadline) {
+			t.Fatalf("annotations still %q after the update", read())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := r.CleanupPod(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	r.PodUpdated(updated) // after cleanup: nothing to do, no panic
+}
