@@ -17,3 +17,13 @@ func (l kubeLookup) NodeAllocatable(ctx context.Context, name string) (corev1.Re
 	}
 	return n.Status.Allocatable, nil
 }
+
+// Services lists a namespace's Services, for the service link variables of its pods' containers
+// (the kubelet reads them from its Service informer).
+func (l kubeLookup) Services(ctx context.Context, namespace string) ([]corev1.Service, error) {
+	list, err := l.client.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}

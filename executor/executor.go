@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 			SandboxTimeout: cfg.SandboxTimeout,
 			Log:            log,
 			DNS:            nested.DNS{ClusterDNS: dns, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf},
-			Env:            nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv, Allocatable: kubeLookup{client}.NodeAllocatable},
+			Env:            nested.PodEnv{HostIP: ip, PodIP: ip, Lookup: kubeLookup{client}, Base: baseEnv, Allocatable: kubeLookup{client}.NodeAllocatable, Services: kubeLookup{client}.Services},
 			Images:         imageconfig.New(imageconfig.Config{Registry: cfg.DockerRegistry, AgentURL: agentURL, Agent: agent, Secrets: kubeLookup{client}}),
 			Event: func(pod *corev1.Pod, eventType, reason, message string) {
 				recorder.Event(pod, eventType, reason, message)

@@ -38,16 +38,30 @@ type PodEnv struct {
 	// Allocatable returns the status.allocatable of the pod's Node, the default of a limit a
 	// container does not set in resourceFieldRef (nil: such limits fall back to the request).
 	Allocatable func(ctx context.Context, nodeName string) (corev1.ResourceList, error)
+	// Services lists the Services of a namespace, for the pods' service link variables
+	// (ServiceLinks; nil: none).
+	Services func(ctx context.Context, namespace string) ([]corev1.Service, error)
 }
 
 // Environment resolves a container's env and envFrom the way the kubelet does: envFrom first (in order,
 // with prefixes), then env entries (later ones win), values expanded with $(VAR) against the variables
 // defined before them, valueFrom with fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef.
-// Service link variables are not generated. The result is sorted by name for stable output.
+// The pod's service link variables (ServiceLinks) come first, as the kubelet's serviceEnv, which
+// envFrom and env override. The result is sorted by name for stable output.
 func Environment(ctx context.Context, pod *corev1.Pod, c *corev1.Container, pe PodEnv) ([]mesos.Environment_Variable, error) {
 	vars := map[string]string{}
 	for k, v := range pe.Base {
 		vars[k] = v
+	}
+	if pe.Services != nil && (pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks) {
+		svcs, err := pe.Services(ctx, pod.Namespace)
+		if err != nil {
+			// The kubelet's makeEnvironmentVariables fails the same way.
+			return nil, fmt.Errorf("container %s: listing the services of namespace %s for their environment variables: %w", c.Name, pod.Namespace, err)
+		}
+		for k, v := range ServiceLinks(pod, svcs) {
+			vars[k] = v
+		}
 	}
 	for _, from := range c.EnvFrom {
 		data, optional, err := envFromSource(ctx, pod.Namespace, from, pe.Lookup)
