@@ -124,6 +124,9 @@ type Worker struct {
 	seq    uint64
 	last   *Status
 	killed bool
+	// reconcile: the API server's copy of the pod disagrees with the last status reported, which is
+	// then reported again even though unchanged.
+	reconcile bool
 	// netProber is the default prober, whose host becomes the sandbox's pod IP.
 	netProber *NetProber
 }
@@ -499,6 +502,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-w.updates:
 			if p := w.takeUpdate(); p != nil {
 				c.update(p.Spec.ActiveDeadlineSeconds, p.Status.Conditions)
+				w.reconcile = w.reconcile || w.needsReconcile(p.Status)
 			}
 		case <-timerC:
 		case <-ctx.Done():
@@ -616,12 +620,42 @@ func (w *Worker) emit(c *core, now time.Time, done bool) {
 		Done:       done,
 		Killed:     w.killed,
 	}
-	if w.last != nil && w.last.Done == st.Done && w.last.Killed == st.Killed && w.last.AllStarted == st.AllStarted &&
+	if !w.reconcile && w.last != nil && w.last.Done == st.Done && w.last.Killed == st.Killed && w.last.AllStarted == st.AllStarted &&
 		apiequality.Semantic.DeepEqual(w.last.PodStatus, st.PodStatus) {
 		return
 	}
+	w.reconcile = false
 	w.seq++
 	st.Seq = w.seq
 	w.last = &st
 	w.cfg.OnStatus(st)
+}
+
+// needsReconcile reports whether the API server's status of the pod contradicts the readiness the
+// worker last reported, as the kubelet's status manager checks ("when pod status is inconsistent
+// between apiserver and kubelet, kubelet should forcibly send an update to reconcile the
+// inconsistence, because kubelet should be the source of truth of pod status", needsReconcile in
+// pkg/kubelet/status/status_manager.go): the node lifecycle controller sets Ready=False on the pods of
+// a Node it found NotReady (after an API-server outage, or while the framework was away), and only
+// the kubelet sets it back.
+func (w *Worker) needsReconcile(api corev1.PodStatus) bool {
+	if w.last == nil || w.last.Done {
+		return false
+	}
+	for _, t := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
+		mine, theirs := findCondition(w.last.PodStatus.Conditions, t), findCondition(api.Conditions, t)
+		if mine != nil && (theirs == nil || theirs.Status != mine.Status) {
+			return true
+		}
+	}
+	return false
+}
+
+func findCondition(conds []corev1.PodCondition, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range conds {
+		if conds[i].Type == t {
+			return &conds[i]
+		}
+	}
+	return nil
 }
