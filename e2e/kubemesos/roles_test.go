@@ -35,7 +35,8 @@ const roleAnnotation = "kubemesos.io/mesos-role"
 // the whole cluster too: Mesos' weighted DRF gives each role a share proportional to its weight, which
 // the test measures from the master's GET_ROLES (allocated plus offered cpus per role, sampled every
 // second). Then one namespace's annotation names a third role: its new pods launch there, and its
-// running pods stay as they are (same UID, Node, restart count, task and role).
+// running pods stay as they are (same UID, Node, restart count, task and role). First, a namespace
+// naming an invalid role: a Warning on it, and its pod Pending saying why.
 //
 // The cluster is 3 agents of 4 cpus and 8 GiB. Batch starts first and holds everything; its tasks
 // (0.5 cpu, 1 GiB) end after 2 to 4 s and are relaunched, so Mesos keeps re-allocating what they free
@@ -58,6 +59,7 @@ func TestNamespaceRolesShareByWeight(t *testing.T) {
 	})
 	e.waitSchedulableNodes(3)
 	const clusterCPUs = 12.0
+	e.checkInvalidRole()
 	batch := startBatchFramework(t, e.sim.URL, "batch", 24, 0.5, 1024, func(n int) string { return fmt.Sprintf("sleep %d", 2+n%3) })
 	e.eventually("batch holding the cluster", time.Minute, func(ctx context.Context) (bool, error) {
 		s := batch.stats()
@@ -229,6 +231,47 @@ func TestNamespaceRolesShareByWeight(t *testing.T) {
 	mean, _ := sampler.mean(5)
 	t.Logf("after the change (mean of the last 5 s): tenant-a %.2f, tenant-b %.2f, tenant-c %.2f, batch %.2f cpus",
 		mean["tenant-a"], mean["tenant-b"], mean["tenant-c"], mean["batch"])
+}
+
+// checkInvalidRole: a namespace naming a role Mesos refuses gets a Warning InvalidMesosRole, and its
+// pod stays Pending with PodScheduled=False saying why.
+func (e *env) checkInvalidRole() {
+	e.t.Helper()
+	ns := e.tenantNamespace("bad", "-bad")
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: podSpec(sleeper)}
+	if _, err := e.kube.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	const why = `annotation kubemesos.io/mesos-role="-bad" of namespace %s is not a valid Mesos role: Role component '-bad' is invalid because it starts with a dash`
+	want := fmt.Sprintf(why, ns)
+	e.eventually("the pod of a namespace with an invalid role Pending, saying why", time.Minute, func(ctx context.Context) (bool, error) {
+		pod, err := e.kube.CoreV1().Pods(ns).Get(ctx, "p", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if pod.Spec.NodeName != "" {
+			return false, fatalf("pod of a namespace with an invalid role bound to %s", pod.Spec.NodeName)
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && c.Message == want {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("conditions %v", pod.Status.Conditions)
+	})
+	e.eventually("a Warning InvalidMesosRole on the namespace", time.Minute, func(ctx context.Context) (bool, error) {
+		evs, err := e.kube.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.kind=Namespace,involvedObject.name=" + ns})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Type == corev1.EventTypeWarning && ev.Reason == "InvalidMesosRole" && strings.Contains(ev.Message, want) {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d events", len(evs.Items))
+	})
 }
 
 // tenantNamespace creates a namespace whose pods run in a Mesos role, and deletes it (pods first,
