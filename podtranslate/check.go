@@ -110,9 +110,9 @@ func (o Options) Check(pod *corev1.Pod) []Unsupported {
 	if s.SecurityContext != nil && len(s.SecurityContext.Sysctls) > 0 {
 		add(ReasonSysctls, "spec.securityContext.sysctls")
 	}
-	if s.RuntimeClassName != nil && *s.RuntimeClassName != "" {
-		add(ReasonRuntimeClass, "spec.runtimeClassName")
-	}
+	// runtimeClassName is not refused here: as on a node whose container runtime lacks the handler,
+	// the pod is placed and its sandbox fails (the executor's ReasonRuntimeClass), and the
+	// RuntimeClass' overhead and scheduling constraints are in the pod's spec by then (admission).
 	if s.OS != nil && s.OS.Name != "" && s.OS.Name != corev1.Linux {
 		add(ReasonOS, "spec.os.name")
 	}

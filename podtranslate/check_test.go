@@ -144,8 +144,7 @@ func TestCheckUnsupported(t *testing.T) {
 		{"sysctls", func(p *corev1.Pod) {
 			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}}}
 		}, []Unsupported{{"spec.securityContext.sysctls", ReasonSysctls}}},
-		{"runtime class", func(p *corev1.Pod) { p.Spec.RuntimeClassName = &gvisor },
-			[]Unsupported{{"spec.runtimeClassName", ReasonRuntimeClass}}},
+		{"runtime class: placed, its sandbox fails", func(p *corev1.Pod) { p.Spec.RuntimeClassName = &gvisor }, nil},
 		{"windows", func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} },
 			[]Unsupported{{"spec.os.name", ReasonOS}}},
 		{"pod-level hugepages and odd overhead", func(p *corev1.Pod) {

@@ -220,6 +220,10 @@ func (r *Runtime) parentValue() string {
 // status; on the host's network the kubelet executor's own container is the parent. Then it writes the
 // pod's resolv.conf, hosts and hostname into the pod's directory.
 func (r *Runtime) RunPodSandbox(ctx context.Context, pod *corev1.Pod, spec podworker.SandboxSpec) (podworker.Sandbox, error) {
+	if rc := pod.Spec.RuntimeClassName; rc != nil && *rc != "" {
+		// containerd's CRI answer for a handler it lacks; Mesos has no runtime handlers.
+		return podworker.Sandbox{}, fmt.Errorf("failed to get sandbox runtime: no runtime for %q is configured (%s)", *rc, podtranslate.ReasonRuntimeClass)
+	}
 	hostname, domain, err := poddns.HostnameAndDomain(pod, r.cfg.DNS.ClusterDomain)
 	if err != nil {
 		return podworker.Sandbox{}, err
