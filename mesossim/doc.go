@@ -34,8 +34,7 @@
 // # Deliberate differences from Mesos
 //
 // No authentication/authorization, no operations other than LAUNCH
-// and LAUNCH_GROUP (RESERVE, CREATE... are logged and ignored), no quota (UPDATE_QUOTA), flat roles in the
-// DRF sorters (Mesos sorts a/b under a); frameworks are kept across a
+// and LAUNCH_GROUP (RESERVE, CREATE... are logged and ignored), no quota (UPDATE_QUOTA); frameworks are kept across a
 // simulated master failover (as agents' re-registration would restore them) and wait for their
 // schedulers without a failover timer.
 package mesossim

@@ -13,6 +13,7 @@ import (
 	"math/rand"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -465,31 +466,39 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 	var offers []Offer
 	roleShares := make([]float64, len(roles))
 	roleCounts := make([]uint64, len(roles))
+	hierarchical := a.hierarchicalRoles(roles)
+	ordered := make([]string, len(roles))
 	for _, id := range order {
 		ag := a.agents[id]
 		if len(ag.available) == 0 || !a.allocatable(ag.available) {
 			continue
 		}
-		for i, r := range roles {
-			roleShares[i], roleCounts[i] = a.RoleShare(r), a.roleCount[r]
-		}
-		idx := make([]int, len(roles))
-		for i := range idx {
-			idx[i] = i
-		}
-		// DRFSorter::Node::compareDRF: share, then allocation count, then name.
-		sort.SliceStable(idx, func(i, j int) bool {
-			x, y := idx[i], idx[j]
-			if roleShares[x] != roleShares[y] {
-				return roleShares[x] < roleShares[y]
+		if hierarchical {
+			ordered = a.roleTreeOrder(roles)
+		} else {
+			for i, r := range roles {
+				roleShares[i], roleCounts[i] = a.RoleShare(r), a.roleCount[r]
 			}
-			if roleCounts[x] != roleCounts[y] {
-				return roleCounts[x] < roleCounts[y]
+			idx := make([]int, len(roles))
+			for i := range idx {
+				idx[i] = i
 			}
-			return roles[x] < roles[y]
-		})
-		for _, ri := range idx {
-			role := roles[ri]
+			// DRFSorter::Node::compareDRF: share, then allocation count, then name.
+			sort.SliceStable(idx, func(i, j int) bool {
+				x, y := idx[i], idx[j]
+				if roleShares[x] != roleShares[y] {
+					return roleShares[x] < roleShares[y]
+				}
+				if roleCounts[x] != roleCounts[y] {
+					return roleCounts[x] < roleCounts[y]
+				}
+				return roles[x] < roles[y]
+			})
+			for i, x := range idx {
+				ordered[i] = roles[x]
+			}
+		}
+		for _, role := range ordered {
 			offerable := allocatableTo(ag.available, role)
 			if len(offerable) == 0 || !a.allocatable(offerable) {
 				continue
@@ -523,6 +532,129 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 		}
 	}
 	return offers
+}
+
+// hierarchicalRoles reports whether a role with offers to make, or one holding resources, is nested
+// (a/b): only then does the role order need the sorter's tree.
+func (a *Allocator) hierarchicalRoles(active []string) bool {
+	for _, r := range active {
+		if strings.Contains(r, "/") {
+			return true
+		}
+	}
+	for r, s := range a.roleAlloc {
+		if len(s) > 0 && strings.Contains(r, "/") {
+			return true
+		}
+	}
+	return false
+}
+
+// roleNode is a node of the DRF sorter's role tree: a/b is a child of a. A role that also has
+// children holds its own allocation in a virtual leaf "." under its node, as DRFSorter::add does.
+type roleNode struct {
+	path     string
+	role     string // set on leaves: the role whose allocation this is
+	children map[string]*roleNode
+	alloc    scalars
+	count    uint64
+	share    float64
+	active   bool // a leaf with frameworks to offer to, or an inner node above one
+}
+
+// roleTreeOrder lists the active roles as the hierarchical DRF sorter does (DRFSorter::sort): at each
+// level, children by weighted share of their subtree's allocation, then allocation count, then path;
+// roles in pre-order.
+func (a *Allocator) roleTreeOrder(active []string) []string {
+	root := &roleNode{children: map[string]*roleNode{}}
+	insert := func(role string) *roleNode {
+		cur := root
+		for _, tok := range strings.Split(role, "/") {
+			next := cur.children[tok]
+			if next == nil {
+				path := tok
+				if cur.path != "" {
+					path = cur.path + "/" + tok
+				}
+				next = &roleNode{path: path, children: map[string]*roleNode{}}
+				cur.children[tok] = next
+			}
+			cur = next
+		}
+		return cur
+	}
+	leaves := map[string]bool{}
+	for r, s := range a.roleAlloc {
+		if len(s) > 0 {
+			insert(r)
+			leaves[r] = true
+		}
+	}
+	isActive := map[string]bool{}
+	for _, r := range active {
+		insert(r)
+		leaves[r], isActive[r] = true, true
+	}
+	for r := range leaves {
+		n := insert(r)
+		if len(n.children) == 0 {
+			n.role = r
+			continue
+		}
+		n.children["."] = &roleNode{path: n.path + "/.", role: r, children: map[string]*roleNode{}}
+	}
+	var fill func(n *roleNode)
+	fill = func(n *roleNode) {
+		n.alloc = scalars{}
+		if len(n.children) == 0 {
+			n.alloc.add2(a.roleAlloc[n.role])
+			n.count, n.active = a.roleCount[n.role], isActive[n.role]
+		}
+		for _, c := range n.children {
+			fill(c)
+			n.alloc.add2(c.alloc)
+			n.count += c.count
+			n.active = n.active || c.active
+		}
+		n.share = a.share(n.alloc) / a.Weight(n.path)
+	}
+	fill(root)
+	out := make([]string, 0, len(active))
+	var list func(n *roleNode)
+	list = func(n *roleNode) {
+		kids := make([]*roleNode, 0, len(n.children))
+		for _, c := range n.children {
+			if c.active {
+				kids = append(kids, c)
+			}
+		}
+		sort.Slice(kids, func(i, j int) bool {
+			x, y := kids[i], kids[j]
+			if x.share != y.share {
+				return x.share < y.share
+			}
+			if x.count != y.count {
+				return x.count < y.count
+			}
+			return x.path < y.path
+		})
+		for _, c := range kids {
+			if len(c.children) == 0 {
+				out = append(out, c.role)
+			} else {
+				list(c)
+			}
+		}
+	}
+	list(root)
+	return out
+}
+
+// add2 adds o to s.
+func (s scalars) add2(o scalars) {
+	for n, v := range o {
+		s[n] += v
+	}
 }
 
 // Available is what is free on an agent (nil for an unknown agent).

@@ -384,3 +384,51 @@ func TestFairSharingExcluded(t *testing.T) {
 		}
 	}
 }
+
+// TestHierarchicalRoles: the DRF sorter orders roles as a tree (a/b under a): a parent competes with
+// its siblings by its whole subtree's allocation and its own weight, then its children among
+// themselves; a role with children holds its own allocation in a virtual leaf "." of weight 1.
+func TestHierarchicalRoles(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		weights map[string]float64
+		held    map[string]float64 // role → cpus held on a0
+		want    string             // role offered a1
+	}{
+		// Flat, eng/web and eng/batch (2 each) would go before ops (3); as a tree, eng (4) is above ops.
+		{"subtree counts", nil, map[string]float64{"eng/web": 2, "eng/batch": 2, "ops": 3}, "ops"},
+		// eng's weight 3 makes its 6 cpus weigh 2, below ops' 2.5 (flat: ops, below each child's 3);
+		// then eng/batch before eng/web by path.
+		{"parent's weight", map[string]float64{"eng": 3}, map[string]float64{"eng/web": 3, "eng/batch": 3, "ops": 2.5}, "eng/batch"},
+		// A child's weight acts among its siblings: eng/web's 4 cpus weigh 1 against eng/batch's 1.5.
+		{"child's weight", map[string]float64{"eng/web": 4}, map[string]float64{"eng/web": 4, "eng/batch": 1.5, "ops": 6}, "eng/web"},
+		// eng's own cpus sit in the virtual leaf eng/., whose weight is 1, not eng's 10: under eng, its
+		// 1.5 is above eng/web's 1 (flat: eng's 1.5 weighs 0.15, lowest).
+		{"virtual leaf", map[string]float64{"eng": 10}, map[string]float64{"eng": 1.5, "eng/web": 1, "ops": 5}, "eng/web"},
+		// The virtual leaf's allocation counts in eng's subtree: eng 1 + eng/web 2 is above ops' 2.5.
+		{"virtual leaf in the subtree", nil, map[string]float64{"eng": 1, "eng/web": 2, "ops": 2.5}, "ops"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := New(Config{Seed: 1, Weights: tc.weights})
+			sum := 0.0
+			for _, cpus := range tc.held {
+				sum += cpus
+			}
+			a.AddAgent("a0", mesos.Resources{rez.NewCPUs(sum).Resource}) // held whole
+			for role, cpus := range tc.held {
+				a.AddFramework("f-"+role, []string{role}, nil)
+				a.Allocated("a0", "f-"+role, role, mesos.Resources{rez.NewCPUs(cpus).Resource})
+			}
+			a.AddAgent("a1", agentRes(4, 8192))
+			var got []string
+			for _, o := range a.Allocate(t0) {
+				if o.AgentID == "a1" {
+					got = append(got, o.Role)
+				}
+			}
+			if len(got) != 1 || got[0] != tc.want {
+				t.Errorf("a1 offered to %v, want %s", got, tc.want)
+			}
+		})
+	}
+}
