@@ -132,7 +132,7 @@ func TestChartAndUniversePackageConfigureTheSameFramework(t *testing.T) {
 		{
 			name: "every option",
 			values: `
-mesos: {master: "https://mesos.example.com/mesos", frameworkName: km, roles: [a, "b/c"], failoverTimeout: 1h30m,
+mesos: {master: "https://mesos.example.com/mesos", frameworkName: km, roles: [a, "b/c"], defaultRole: "b/d", failoverTimeout: 1h30m,
         principal: km-principal, secret: {value: s3cr3t}, offerHold: 2s, refuseSeconds: 0.5, user: nobody}
 scheduler: {name: mesos, serveDefaultScheduler: true}
 framework: {stateNamespace: kubemesos-state, leaderElect: false, httpPort: 9090,
@@ -143,7 +143,7 @@ podOverhead: {cpus: 0.05, mem: 16}
 podNetwork: {name: kubemesos, podCIDRAttribute: subnet, clusterDNS: 10.0.0.10, clusterDomain: k8s.example}
 `,
 			options: `{
-"mesos": {"master": "https://mesos.example.com/mesos", "framework_name": "km", "roles": "a,b/c", "failover_timeout": "1h30m",
+"mesos": {"master": "https://mesos.example.com/mesos", "framework_name": "km", "roles": "a,b/c", "default_role": "b/d", "failover_timeout": "1h30m",
           "principal": "km-principal", "secret_name": "km/secret", "offer_hold": "2s", "refuse_seconds": 0.5, "user": "nobody"},
 "scheduler": {"name": "mesos", "serve_default_scheduler": true},
 "framework": {"state_namespace": "kubemesos-state", "leader_elect": false, "advertise_url": "http://km.example.com:9090"},
@@ -157,6 +157,7 @@ podNetwork: {name: kubemesos, podCIDRAttribute: subnet, clusterDNS: 10.0.0.10, c
 				c.Master = "https://mesos.example.com/mesos"
 				c.FrameworkName = "km"
 				c.Roles = []string{"a", "b/c"}
+				c.DefaultRole = "b/d"
 				c.FailoverTimeout = 90 * time.Minute
 				c.Principal = "km-principal"
 				c.MesosUser = "nobody"

@@ -573,6 +573,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"role with comma", "mesos:\n  roles: [\"a,b\"]\n", []string{"/mesos/roles/0", "does not match pattern"}},
 		{"role star (the framework refuses it)", "mesos:\n  roles: [\"*\"]\n", []string{"/mesos/roles/0"}},
 		{"role starting with dash", "mesos:\n  roles: [-x]\n", []string{"/mesos/roles/0"}},
+		{"default role with a space", "mesos:\n  defaultRole: a b\n", []string{"/mesos/defaultRole"}},
 		{"roles as a string", "mesos:\n  roles: kubemesos\n", []string{"/mesos/roles", "want array"}},
 		{"zero replicas", "replicaCount: 0\n", []string{"/replicaCount", "minimum"}},
 		{"fractional replicas", "replicaCount: 1.5\n", []string{"/replicaCount", "want integer"}},

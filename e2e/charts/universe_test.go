@@ -423,6 +423,7 @@ func TestUniverseConfigRejectsBadOptions(t *testing.T) {
 		{"master without scheme", `{"mesos": {"master": "leader.mesos:5050"}}`, []string{"/mesos/master", "does not match pattern"}},
 		{"empty roles", `{"mesos": {"roles": ""}}`, []string{"/mesos/roles"}},
 		{"star role", `{"mesos": {"roles": "kubemesos,*"}}`, []string{"/mesos/roles"}},
+		{"default role of two", `{"mesos": {"default_role": "a,b"}}`, []string{"/mesos/default_role"}},
 		{"roles as an array", `{"mesos": {"roles": ["a"]}}`, []string{"/mesos/roles", "want string"}},
 		{"zero instances", `{"service": {"instances": 0}}`, []string{"/service/instances", "minimum"}},
 		{"fractional instances", `{"service": {"instances": 1.5}}`, []string{"/service/instances", "want integer"}},

@@ -90,6 +90,7 @@ framework's defaults (advertise-url is set from the pod IP in the Deployment whe
   "pod-cidr-attribute" .Values.podNetwork.podCIDRAttribute
 }}
 {{- with .Values.mesos.principal }}{{ $_ := set $c "principal" . }}{{ end }}
+{{- with .Values.mesos.defaultRole }}{{ $_ := set $c "default-role" . }}{{ end }}
 {{- with .Values.mesos.user }}{{ $_ := set $c "mesos-user" . }}{{ end }}
 {{- with .Values.framework.advertiseURL }}{{ $_ := set $c "advertise-url" . }}{{ end }}
 {{- with .Values.executor.uri }}{{ $_ := set $c "executor-uri" . }}{{ end }}
