@@ -510,6 +510,7 @@ func (e *executorLoop) launch(ctx, workerCtx context.Context, info mesos.TaskInf
 			// The kubelet's node reference: the Node's name as its UID.
 			e.recorder.Event(&corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node)}, eventType, reason, message)
 		},
+		Admit: admitPod,
 		OnStatus: func(s podworker.Status) {
 			select {
 			case e.statuses <- workerStatus{taskID: id, status: s}:

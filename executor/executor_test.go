@@ -532,3 +532,23 @@ func TestPodUpdateRefreshesDownwardAPIVolume(t *testing.T) {
 	}
 	waitFor(t, "the updated annotations file", func() bool { return read() == `builder="foo"` })
 }
+
+// A pod with a sysctl outside the kubelet's allowlist is rejected as a kubelet rejects it: Failed,
+// SysctlForbidden, "Pod was rejected: forbidden sysctl: …", a Warning event, nothing started ("Sysctls
+// should not launch unsafe, but not explicitly enabled sysctls on the node").
+func TestUnsafeSysctlRejected(t *testing.T) {
+	env := newSimEnv(t)
+	pod := shPod("unsafe", corev1.RestartPolicyNever, 1, `echo started`)
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "kernel.msgmax", Value: "10000000000"}}}
+	task := env.launch(pod)
+	st := env.awaitState(task, "TASK_FAILED")
+	waitFor(t, "the rejection written", func() bool {
+		p := env.pod("unsafe")
+		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "SysctlForbidden" &&
+			p.Status.Message == `Pod was rejected: forbidden sysctl: "kernel.msgmax" not allowlisted`
+	})
+	if len(env.pod("unsafe").Status.ContainerStatuses) != 0 {
+		t.Errorf("container statuses %v: nothing may start", env.pod("unsafe").Status.ContainerStatuses)
+	}
+	t.Logf("task: %s", st.GetMessage())
+}

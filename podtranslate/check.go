@@ -107,7 +107,9 @@ func (o Options) Check(pod *corev1.Pod) []Unsupported {
 	if s.HostUsers != nil && !*s.HostUsers {
 		add(ReasonHostUsers, "spec.hostUsers")
 	}
-	if s.SecurityContext != nil && len(s.SecurityContext.Sysctls) > 0 {
+	// Safe sysctls cannot be set (Mesos has no field for them); a pod with an unsafe one is placed and
+	// rejected by the executor as a kubelet rejects it (ForbiddenSysctl).
+	if s.SecurityContext != nil && len(s.SecurityContext.Sysctls) > 0 && ForbiddenSysctl(pod) == "" {
 		add(ReasonSysctls, "spec.securityContext.sysctls")
 	}
 	// runtimeClassName is not refused here: as on a node whose container runtime lacks the handler,

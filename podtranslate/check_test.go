@@ -141,9 +141,12 @@ func TestCheckUnsupported(t *testing.T) {
 		{"host namespaces", func(p *corev1.Pod) { p.Spec.HostIPC, p.Spec.HostPID, p.Spec.HostUsers = true, true, &no },
 			[]Unsupported{{"spec.hostIPC", ReasonHostIPC}, {"spec.hostPID", ReasonHostPID}, {"spec.hostUsers", ReasonHostUsers}}},
 		{"hostUsers true is fine", func(p *corev1.Pod) { p.Spec.HostUsers = &yes }, nil},
-		{"sysctls", func(p *corev1.Pod) {
-			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}}}
+		{"safe sysctls: no Mesos field", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel/shm_rmid_forced", Value: "1"}}}
 		}, []Unsupported{{"spec.securityContext.sysctls", ReasonSysctls}}},
+		{"an unsafe sysctl: placed, the executor rejects it as a kubelet", func(p *corev1.Pod) {
+			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "net.core.somaxconn", Value: "1024"}}}
+		}, nil},
 		{"runtime class: placed, its sandbox fails", func(p *corev1.Pod) { p.Spec.RuntimeClassName = &gvisor }, nil},
 		{"windows", func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} },
 			[]Unsupported{{"spec.os.name", ReasonOS}}},

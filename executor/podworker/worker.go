@@ -65,6 +65,9 @@ type Config struct {
 	// NodeEvent, when set, receives events about the node the pod runs on (a node that cannot
 	// provision images: ImagePullError.NodeMessage); it must not block for long.
 	NodeEvent func(eventType, reason, message string)
+	// Admit, when set, is the kubelet's pod admission: a reason (and message) rejects the pod before
+	// anything of it starts (Reject).
+	Admit func(*corev1.Pod) (reason, message string)
 }
 
 // Event reasons, as the kubelet records them.
@@ -189,6 +192,19 @@ func (w *Worker) Kill(grace time.Duration) {
 	}
 }
 
+// reject ends a pod its admission refused as the kubelet's rejectPod: a Warning event with the
+// reason, and the pod Failed with it and "Pod was rejected: <message>", nothing started.
+func (w *Worker) reject(reason, msg string) {
+	w.log.WithFields(logrus.Fields{"reason": reason, "message": msg}).Warn("pod rejected")
+	w.event(corev1.EventTypeWarning, reason, msg)
+	w.seq++
+	st := Status{Pod: w.pod, Seq: w.seq, Done: true, PodStatus: corev1.PodStatus{
+		QOSClass: w.pod.Status.QOSClass, Phase: corev1.PodFailed, Reason: reason, Message: "Pod was rejected: " + msg,
+	}}
+	w.last = &st
+	w.cfg.OnStatus(st)
+}
+
 // Update gives the worker the pod as the API server now has it, as the kubelet's pod manager hands
 // its pod workers every update. Of a running pod's spec only activeDeadlineSeconds may change (the
 // API's ValidatePodUpdate); the worker enforces the new deadline from the pod's start, and derives
@@ -234,6 +250,12 @@ func (w *Worker) Done() <-chan struct{} { return w.done }
 // it started.
 func (w *Worker) Run(ctx context.Context) error {
 	defer close(w.done)
+	if w.cfg.Admit != nil {
+		if reason, msg := w.cfg.Admit(w.pod); reason != "" {
+			w.reject(reason, msg)
+			return nil
+		}
+	}
 	inner, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
