@@ -552,3 +552,18 @@ func TestUnsafeSysctlRejected(t *testing.T) {
 	}
 	t.Logf("task: %s", st.GetMessage())
 }
+
+// A pod for another OS is placed (kube-scheduler does not match spec.os) and rejected by the
+// kubelet's admission: Failed, PodOSNotSupported ("PodOSRejection Kubelet should reject pod when the
+// node OS doesn't match pod's OS").
+func TestOtherOSRejected(t *testing.T) {
+	env := newSimEnv(t)
+	pod := shPod("windows", corev1.RestartPolicyNever, 1, `echo started`)
+	pod.Spec.OS = &corev1.PodOS{Name: corev1.Windows}
+	env.awaitState(env.launch(pod), "TASK_FAILED")
+	waitFor(t, "the rejection written", func() bool {
+		p := env.pod("windows")
+		return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "PodOSNotSupported" &&
+			p.Status.Message == "Pod was rejected: Failed to admit pod as the OS field doesn't match node OS"
+	})
+}

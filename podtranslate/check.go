@@ -115,9 +115,9 @@ func (o Options) Check(pod *corev1.Pod) []Unsupported {
 	// runtimeClassName is not refused here: as on a node whose container runtime lacks the handler,
 	// the pod is placed and its sandbox fails (the executor's ReasonRuntimeClass), and the
 	// RuntimeClass' overhead and scheduling constraints are in the pod's spec by then (admission).
-	if s.OS != nil && s.OS.Name != "" && s.OS.Name != corev1.Linux {
-		add(ReasonOS, "spec.os.name")
-	}
+	// spec.os is not refused here either: kube-scheduler places such a pod (the OS is matched only
+	// through nodeSelectors), and the kubelet's admission rejects it (the executor's
+	// PodOSNotSupported, AdmitOS).
 	if len(s.ResourceClaims) > 0 {
 		add(ReasonResourceClaims, "spec.resourceClaims")
 	}

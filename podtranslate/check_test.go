@@ -148,8 +148,7 @@ func TestCheckUnsupported(t *testing.T) {
 			p.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}, {Name: "net.core.somaxconn", Value: "1024"}}}
 		}, nil},
 		{"runtime class: placed, its sandbox fails", func(p *corev1.Pod) { p.Spec.RuntimeClassName = &gvisor }, nil},
-		{"windows", func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} },
-			[]Unsupported{{"spec.os.name", ReasonOS}}},
+		{"windows: placed, the executor's admission rejects it", func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} }, nil},
 		{"pod-level hugepages and odd overhead", func(p *corev1.Pod) {
 			p.Spec.Resources = &corev1.ResourceRequirements{Limits: rl("hugepages-1Gi", "1Gi")}
 			p.Spec.Overhead = rl("cpu", "1", "example.com/x", "1")

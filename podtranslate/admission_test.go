@@ -30,3 +30,17 @@ func TestForbiddenSysctl(t *testing.T) {
 		}
 	}
 }
+
+func TestAdmitOS(t *testing.T) {
+	for os, want := range map[corev1.OSName]string{
+		"": "", corev1.Linux: "", corev1.Windows: "Failed to admit pod as the OS field doesn't match node OS",
+	} {
+		p := &corev1.Pod{}
+		if os != "" {
+			p.Spec.OS = &corev1.PodOS{Name: os}
+		}
+		if got := AdmitOS(p); got != want {
+			t.Errorf("AdmitOS(%q) = %q, want %q", os, got, want)
+		}
+	}
+}

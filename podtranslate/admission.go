@@ -39,3 +39,15 @@ func ForbiddenSysctl(pod *corev1.Pod) string {
 	}
 	return ""
 }
+
+// ReasonPodOSNotSupported is the kubelet's admission reason for a pod whose spec.os is not the node's.
+const ReasonPodOSNotSupported = "PodOSNotSupported"
+
+// AdmitOS is the kubelet's rejectPodAdmissionBasedOnOSField for a Linux node: the rejection's message
+// when the pod names another OS, "" otherwise (ReasonOS is why: Mesos' nested containers are Linux).
+func AdmitOS(pod *corev1.Pod) string {
+	if pod.Spec.OS == nil || pod.Spec.OS.Name == corev1.Linux {
+		return ""
+	}
+	return "Failed to admit pod as the OS field doesn't match node OS"
+}
