@@ -156,6 +156,7 @@ type Inputs struct {
 	Bash      Bash
 	Hostname  Bash // Debian's hostname (glibc) and its libraries, for glibc-dns-testing
 	Dash      Bash // Debian's /bin/sh, for glibc-dns-testing
+	Curl      Bash // Debian's curl, for agnhost (upstream's alpine has it: the exec hook specs run curl)
 	// CoreDNS is the coredns binary's release and build key (imagebuild.CoreDNSCacheKey): the build
 	// is reproducible, so they determine its content without building it to hash it.
 	CoreDNS string
@@ -179,6 +180,9 @@ func FindBash(ctx context.Context) (Bash, error) { return findProgram(ctx, "bash
 func FindHostname(ctx context.Context) (Bash, error) {
 	return findProgram(ctx, "hostname", "/bin/hostname")
 }
+
+// FindCurl finds Debian's curl and its libraries on this host.
+func FindCurl(ctx context.Context) (Bash, error) { return findProgram(ctx, "curl", "/usr/bin/curl") }
 
 // FindDash finds Debian's dash (its /bin/sh) and its libraries on this host.
 func FindDash(ctx context.Context) (Bash, error) { return findProgram(ctx, "dash", "/bin/dash") }
@@ -237,6 +241,7 @@ func (in Inputs) Key() string {
 		{"bash", []byte(in.Bash.Version + " " + in.Bash.SHA256)},
 		{"hostname", []byte(in.Hostname.Version + " " + in.Hostname.SHA256)},
 		{"dash", []byte(in.Dash.Version + " " + in.Dash.SHA256)},
+		{"curl", []byte(in.Curl.Version + " " + in.Curl.SHA256)},
 		{"coredns", []byte(in.CoreDNS)},
 		{"metrics-server", []byte(in.MetricsServer)},
 		{"args", []byte(strings.Join(append(buildArgs(), buildEnv()...), "\x00"))},
@@ -332,6 +337,9 @@ func (o Options) inputs(ctx context.Context) (Inputs, error) {
 	if in.Dash, err = FindDash(ctx); err != nil {
 		return in, err
 	}
+	if in.Curl, err = FindCurl(ctx); err != nil {
+		return in, err
+	}
 	return in, nil
 }
 
@@ -379,7 +387,7 @@ func (o Options) build(ctx context.Context, in Inputs, base string) (Store, erro
 	if err := agnhostLayer.HostFile("agnhost", 0o755, bins["agnhost"]); err != nil {
 		return Store{}, err
 	}
-	for _, f := range in.Bash.Files {
+	for _, f := range append(append([]string(nil), in.Bash.Files...), in.Curl.Files...) {
 		if err := agnhostLayer.HostFile(f, 0o755, f); err != nil {
 			return Store{}, err
 		}

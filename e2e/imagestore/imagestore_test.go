@@ -47,6 +47,7 @@ func TestKeyCoversEveryInput(t *testing.T) {
 		"bash":            func(in *Inputs) { in.Bash.SHA256 = "cc" },
 		"hostname":        func(in *Inputs) { in.Hostname.SHA256 = "dd" },
 		"dash":            func(in *Inputs) { in.Dash.SHA256 = "ee" },
+		"curl":            func(in *Inputs) { in.Curl.SHA256 = "ff" },
 		"coredns":         func(in *Inputs) { in.CoreDNS = "v1.14.8 0123456789abcdef" },
 		"metrics-server":  func(in *Inputs) { in.MetricsServer = "v0.8.1 0123456789abcdef" },
 		// Bytes moved between fields must not give the same key.
@@ -242,6 +243,11 @@ func TestImagesRunTheirCommands(t *testing.T) {
 		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/bin/sh", "-c", "echo $((1+1))").CombinedOutput()
 		if err != nil || string(out) != "2\n" {
 			t.Fatalf("%q %v", out, err)
+		}
+		// curl, which the exec lifecycle hook specs run in it (upstream's alpine has it).
+		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/usr/bin/curl", "--version").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "curl ") {
+			t.Fatalf("curl: %q %v", out, err)
 		}
 		// Upstream's /localhost.crt and /localhost.key, which netexec serves HTTPS with.
 		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/bin/sh", "-c", "head -1 /localhost.crt; head -1 /localhost.key").CombinedOutput()
