@@ -35,7 +35,7 @@ import (
 )
 
 // builderVersion changes whenever what this package writes changes, so that old stores are not reused.
-const builderVersion = "imagestore/6"
+const builderVersion = "imagestore/7"
 
 // PATH is the images' PATH (the upstream busybox image's).
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -392,6 +392,9 @@ func (o Options) build(ctx context.Context, in Inputs, base string) (Store, erro
 			return Store{}, err
 		}
 	}
+	// Upstream: RUN ln -s agnhost agnhost-2 ("entrypoint-tester related tests override this image's
+	// entrypoint with agnhost-2").
+	agnhostLayer.Symlink("agnhost-2", "agnhost")
 	// Upstream: ADD porter/localhost.crt localhost.crt, ADD porter/localhost.key localhost.key
 	// (netexec's --tls-cert-file/--tls-private-key-file in the HTTPS lifecycle hook specs).
 	for _, f := range []string{"localhost.crt", "localhost.key"} {

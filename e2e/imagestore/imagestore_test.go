@@ -244,6 +244,12 @@ func TestImagesRunTheirCommands(t *testing.T) {
 		if err != nil || string(out) != "2\n" {
 			t.Fatalf("%q %v", out, err)
 		}
+		// /agnhost-2, the entrypoint the "Containers should be able to override the image's default
+		// command" specs run.
+		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/agnhost-2", "--version").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "development") {
+			t.Fatalf("/agnhost-2: %q %v", out, err)
+		}
 		// curl, which the exec lifecycle hook specs run in it (upstream's alpine has it).
 		out, err = chrootCmd(rootfs(t, s, "agnhost"), 0, "/usr/bin/curl", "--version").CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), "curl ") {
