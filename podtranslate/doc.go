@@ -51,5 +51,9 @@
 // gates, priority) are the placement code's business. Soft preferences (preferred affinities,
 // ScheduleAnyway spreads) are best effort and not reported.
 //
-// Everything Check reports is refused rather than silently ignored; see the Reason* constants.
+// Everything Check reports is refused rather than silently ignored; see the Reason* constants. Some
+// fields a kubelet refuses on the node are refused there too, not here: the pod is placed and the
+// executor fails it as a kubelet would: runtimeClassName (its sandbox: no such runtime handler),
+// spec.os other than linux (admission: PodOSNotSupported) and sysctls outside the kubelet's safe
+// allowlist (admission: SysctlForbidden, ForbiddenSysctl).
 package podtranslate
