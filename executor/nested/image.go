@@ -30,6 +30,34 @@ const EventInspectFailed = "InspectFailed"
 // verifyRunAsNonRoot is the kubelet's check (kuberuntime verifyRunAsNonRoot with the image user as
 // its runtime reports it: uid from a numeric User, else the user name; no User means root), with
 // its messages. An image whose config could not be resolved cannot be verified.
+// withImageUser is c with the numeric USER of its image as its runAsUser when neither it nor the pod
+// sets one: the container runtime runs a container as its image's user, and Mesos' docker/runtime
+// isolator does not ("Container user '…' is not supported yet", runtime.cpp), so the executor names
+// it (a host user, as for runAsUser). A user name stays unapplied: the runtime resolves it in the
+// image's /etc/passwd, which the executor does not read.
+func withImageUser(pod *corev1.Pod, c *corev1.Container, image *v1.Config) *corev1.Container {
+	if image == nil {
+		return c
+	}
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.RunAsUser != nil {
+		return c
+	}
+	if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+		return c
+	}
+	user, _, _ := strings.Cut(image.User, ":")
+	uid, err := strconv.ParseInt(user, 10, 64)
+	if err != nil {
+		return c
+	}
+	cc := c.DeepCopy()
+	if cc.SecurityContext == nil {
+		cc.SecurityContext = &corev1.SecurityContext{}
+	}
+	cc.SecurityContext.RunAsUser = &uid
+	return cc
+}
+
 func verifyRunAsNonRoot(pod *corev1.Pod, c *corev1.Container, image *v1.Config, resolveErr error) error {
 	var nonRoot *bool
 	var runAsUser *int64

@@ -405,3 +405,48 @@ func TestExecGetsTheContainersCapabilities(t *testing.T) {
 		t.Errorf("the session's parent is %v, want the container %s", p, h.ID)
 	}
 }
+
+// A container without runAsUser runs as its image's numeric USER, as under a container runtime
+// (Mesos' docker/runtime ignores it): the host user of that uid, without effective capabilities;
+// runAsUser wins; a named image user and an image without one leave the executor's user ("Security
+// Context … should run with an image specified user ID").
+func TestStartRunsAsTheImageUser(t *testing.T) {
+	one := int64(0)
+	for _, tt := range []struct {
+		name, image string
+		sc          *corev1.SecurityContext
+		wantUser    *string
+		wantEff     bool
+	}{
+		{name: "numeric image user", image: "nonroot", wantUser: ptrStr("app")},
+		{name: "runAsUser wins", image: "nonroot", sc: &corev1.SecurityContext{RunAsUser: &one}, wantUser: ptrStr("root"), wantEff: true},
+		{name: "named image user", image: "named", wantEff: true},
+		{name: "no image user", image: "plain", wantEff: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fa := &captureAgent{}
+			srv := httptest.NewServer(fa)
+			defer srv.Close()
+			images := fakeImages{"nonroot": {User: "1000:1000"}, "named": {User: "nginx"}, "plain": {}}
+			r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", Users: fakeUsers{}, Images: images})
+			c := corev1.Container{Name: "c", Image: tt.image, Command: []string{"id"}, SecurityContext: tt.sc}
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "uid"}, Spec: corev1.PodSpec{Containers: []corev1.Container{c}}}
+			ready(t, r, pod)
+			if _, err := r.Start(context.Background(), pod, &pod.Spec.Containers[0], 0); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			got := fa.calls[0]
+			if diff := cmp.Diff(tt.wantUser, got.Command.User); diff != "" {
+				t.Errorf("CommandInfo.user (-want +got):\n%s", diff)
+			}
+			if eff := len(got.Container.GetLinuxInfo().GetEffectiveCapabilities().GetCapabilities()) > 0; eff != tt.wantEff {
+				t.Errorf("effective capabilities %v, want some: %v", got.Container.GetLinuxInfo().GetEffectiveCapabilities(), tt.wantEff)
+			}
+			if pod.Spec.Containers[0].SecurityContext != tt.sc {
+				t.Error("Start changed the pod's container")
+			}
+		})
+	}
+}
+
+func ptrStr(s string) *string { return &s }

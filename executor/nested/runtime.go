@@ -239,7 +239,7 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if err := verifyRunAsNonRoot(pod, c, image, resolveErr); err != nil {
 		return podworker.Handle{}, err
 	}
-	userName, uid, err := RunAs(pod, c, r.cfg.Users)
+	userName, uid, err := RunAs(pod, withImageUser(pod, c, image), r.cfg.Users)
 	if err != nil {
 		return podworker.Handle{}, err
 	}
