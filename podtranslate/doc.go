@@ -46,8 +46,9 @@
 // what DirectoryOrCreate/FileOrCreate ask for), and the security context's runAsUser, runAsNonRoot, capabilities and privileged
 // (the executor sends them as Mesos' CommandInfo.user and LinuxInfo capabilities) with runAsGroup,
 // supplementalGroups and fsGroup where they agree with the groups Mesos gives (the agent host user's).
-// readOnlyRootFilesystem is not honoured: Mesos has no per-container read-only root filesystem (it
-// is not refused either: CoreDNS and metrics-server set it). Scheduling fields (nodeSelector, required node affinity, tolerations, scheduling
+// readOnlyRootFilesystem and allowPrivilegeEscalation: false are not honoured: Mesos has no
+// per-container read-only root filesystem nor no_new_privs (they are not refused either: CoreDNS,
+// metrics-server and the restricted Pod Security Standard set them). Scheduling fields (nodeSelector, required node affinity, tolerations, scheduling
 // gates, priority) are the placement code's business. Soft preferences (preferred affinities,
 // ScheduleAnyway spreads) are best effort and not reported.
 //
