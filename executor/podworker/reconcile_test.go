@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubemesos/kubemesos/podtranslate"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -30,6 +31,22 @@ func TestWorkerReconcilesReadinessTheAPIServerContradicts(t *testing.T) {
 	select {
 	case s := <-h.statuses:
 		t.Fatalf("status %d reported after an update that agrees with it", s.Seq)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	// The framework's NodeLost marking (its agent unreachable from the master) is the framework's to
+	// undo: nothing is reported.
+	lost := pod.DeepCopy()
+	lost.Status = *ready.PodStatus.DeepCopy()
+	for i := range lost.Status.Conditions {
+		if c := &lost.Status.Conditions[i]; c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
+			c.Status, c.Reason = corev1.ConditionFalse, podtranslate.ReasonNodeLost
+		}
+	}
+	h.worker.Update(lost)
+	select {
+	case s := <-h.statuses:
+		t.Fatalf("status %d reported after the framework's NodeLost marking", s.Seq)
 	case <-time.After(200 * time.Millisecond):
 	}
 

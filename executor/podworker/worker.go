@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/utils/clock"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
 // ReasonContainerStatusUnknown is the termination reason when the runtime lost track of a container.
@@ -660,12 +662,19 @@ func (w *Worker) emit(c *core, now time.Time, done bool) {
 // pkg/kubelet/status/status_manager.go): the node lifecycle controller sets Ready=False on the pods of
 // a Node it found NotReady (after an API-server outage, or while the framework was away), and only
 // the kubelet sets it back.
+//
+// The framework's own marking (reason NodeLost: Mesos reported the task unreachable, its agent
+// partitioned from the master) is left alone: the framework stands for the Node's heartbeat, keeps
+// the Node NotReady meanwhile, and puts the conditions back itself once the agent returns.
 func (w *Worker) needsReconcile(api corev1.PodStatus) bool {
 	if w.last == nil || w.last.Done {
 		return false
 	}
 	for _, t := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
 		mine, theirs := findCondition(w.last.PodStatus.Conditions, t), findCondition(api.Conditions, t)
+		if theirs != nil && theirs.Reason == podtranslate.ReasonNodeLost {
+			return false
+		}
 		if mine != nil && (theirs == nil || theirs.Status != mine.Status) {
 			return true
 		}
