@@ -928,8 +928,10 @@ func (c *core) containerStatus(ct *container, initialized bool, now time.Time) c
 		cs.State.Waiting = w
 		cs.LastTerminationState.Terminated = ct.last.state()
 	default:
+		// The kubelet's default waiting state (convertToAPIContainerStatuses): "PodInitializing" for
+		// every container, init or regular, of a pod with init containers, else "ContainerCreating".
 		reason := ReasonContainerCreating
-		if !ct.init && !initialized {
+		if c.nInit > 0 {
 			reason = ReasonPodInitializing
 		}
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reason}

@@ -509,3 +509,24 @@ func TestActiveDeadline(t *testing.T) {
 		t.Errorf("final phase %s", got)
 	}
 }
+
+// The kubelet's default waiting state of a container never started: PodInitializing for every
+// container of a pod with init containers (the next init container too, while the first crash-loops:
+// "InitContainer should not start app containers if init containers fail on a RestartAlways pod"),
+// ContainerCreating without init containers.
+func TestDefaultWaitingReason(t *testing.T) {
+	c := newCore(testPod(corev1.RestartPolicyAlways, []string{"init1", "init2"}, "run1"), "", "", t0)
+	driveStarts(c, t0)
+	c.exited(0, ExitStatus{ExitCode: 1}, t0.Add(time.Second))
+	st := c.status(t0.Add(2 * time.Second))
+	if got := st.InitContainerStatuses[1].State.Waiting; got == nil || got.Reason != ReasonPodInitializing {
+		t.Errorf("init2 %+v, want waiting PodInitializing", st.InitContainerStatuses[1].State)
+	}
+	if got := st.ContainerStatuses[0].State.Waiting; got == nil || got.Reason != ReasonPodInitializing {
+		t.Errorf("run1 %+v, want waiting PodInitializing", st.ContainerStatuses[0].State)
+	}
+	plain := newCore(testPod(corev1.RestartPolicyAlways, nil, "run1"), "", "", t0)
+	if got := plain.status(t0).ContainerStatuses[0].State.Waiting; got == nil || got.Reason != ReasonContainerCreating {
+		t.Errorf("without init containers: %+v, want waiting ContainerCreating", got)
+	}
+}
