@@ -72,7 +72,7 @@ func TestExecProbeTimeout(t *testing.T) {
 	defer cancel()
 	msgs := make(chan string, 1)
 	go probeLoop(ctx, clock.RealClock{}, &NetProber{Runtime: rt}, probeLiveness, nil, &corev1.Container{}, Handle{ID: "c"}, pr,
-		func(ok bool, msg string) { msgs <- fmt.Sprint(ok, " ", msg) })
+		func(ok bool, msg string) { msgs <- fmt.Sprint(ok, " ", msg) }, nil)
 	select {
 	case got := <-msgs:
 		if want := `false command timed out: "hang on" timed out after 1s`; got != want {

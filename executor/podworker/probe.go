@@ -19,7 +19,17 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// Prober runs one check of a probe handler against a running container; nil means success.
+// ProbeWarning is a probe result that counts as success but is worth a Warning event: the kubelet's
+// probe.Warning (an HTTP probe whose redirects ended off the probed host).
+type ProbeWarning struct{ Output string }
+
+func (w *ProbeWarning) Error() string { return w.Output }
+
+// maxProbeBody is how much of an HTTP probe's response body the kubelet reads (maxRespBodyLength).
+const maxProbeBody = 10 << 10
+
+// Prober runs one check of a probe handler against a running container; nil means success, a
+// *ProbeWarning success with a warning.
 type Prober interface {
 	Probe(ctx context.Context, pod *corev1.Pod, c *corev1.Container, h Handle, p *corev1.ProbeHandler) error
 }
@@ -182,9 +192,14 @@ func (n *NetProber) httpGet(ctx context.Context, c *corev1.Container, g *corev1.
 	if err != nil {
 		return fmt.Errorf("http probe: %w", err)
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
 		return fmt.Errorf("http probe: status %d", resp.StatusCode)
+	}
+	if resp.StatusCode >= 300 {
+		// The kubelet's DoHTTPProbe: a redirect not followed (off-host) is a success with a warning.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxProbeBody))
+		return &ProbeWarning{Output: fmt.Sprintf("Probe terminated redirects, Response body: %v", string(body))}
 	}
 	return nil
 }
@@ -247,8 +262,10 @@ func settings(p *corev1.Probe) probeSettings {
 // probeLoop runs one probe of one container attempt until ctx ends, reporting every change of its
 // thresholded result through report. A startup probe ends at its first success; startup and liveness
 // probes end at their first failure (the container is then stopped).
+//
+// warn, when set, gets the output of every check that succeeded with a warning (*ProbeWarning).
 func probeLoop(ctx context.Context, clk clock.Clock, prober Prober, kind probeKind, pod *corev1.Pod, c *corev1.Container,
-	h Handle, p *corev1.Probe, report func(ok bool, msg string)) {
+	h Handle, p *corev1.Probe, report func(ok bool, msg string), warn func(output string)) {
 	s := settings(p)
 	sleep := func(d time.Duration) bool {
 		if d <= 0 {
@@ -272,6 +289,12 @@ func probeLoop(ctx context.Context, clk clock.Clock, prober Prober, kind probeKi
 		pctx, cancel := context.WithTimeout(context.WithValue(ctx, probeTimeoutKey{}, s.timeout), s.timeout)
 		err := prober.Probe(pctx, pod, c, h, &p.ProbeHandler)
 		cancel()
+		if pw := (*ProbeWarning)(nil); errors.As(err, &pw) {
+			if warn != nil && ctx.Err() == nil {
+				warn(pw.Output)
+			}
+			err = nil
+		}
 		msg := ""
 		if err != nil {
 			msg = err.Error()

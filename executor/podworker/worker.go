@@ -78,7 +78,9 @@ const (
 	EventKilling   = "Killing"
 	EventBackOff   = "BackOff"
 	EventUnhealthy = "Unhealthy"
-	EventFailed    = "Failed"
+	// EventProbeWarning is the kubelet's ContainerProbeWarning.
+	EventProbeWarning = "ProbeWarning"
+	EventFailed       = "Failed"
 	// EventFailedPostStartHook: the postStart hook failed and the container is stopped.
 	EventFailedPostStartHook = "FailedPostStartHook"
 	// EventFailedPreStopHook: the preStop hook failed; the container is stopped all the same.
@@ -314,6 +316,9 @@ func (w *Worker) Run(ctx context.Context) error {
 					case w.evs <- event{kind: evProbe, index: i, attempt: attempt, probe: kind, ok: ok, msg: msg}:
 					case <-pctx.Done():
 					}
+				}, func(output string) {
+					// The kubelet's prober: Warning ProbeWarning "<Kind> probe warning: <output>".
+					w.event(corev1.EventTypeWarning, EventProbeWarning, fmt.Sprintf("%s probe warning: %s", titled(kind), output))
 				})
 			}(kind, ct.spec)
 		}
@@ -577,6 +582,9 @@ func (w *Worker) runHook(ctx context.Context, c *corev1.Container, h Handle, hoo
 	}
 	ph := corev1.ProbeHandler{Exec: hook.Exec, HTTPGet: hook.HTTPGet, TCPSocket: hook.TCPSocket}
 	if err := w.cfg.Prober.Probe(ctx, w.pod, c, h, &ph); err != nil {
+		if pw := (*ProbeWarning)(nil); errors.As(err, &pw) {
+			return nil // a redirect answer: the kubelet's HTTP hook handler only fails on transport errors
+		}
 		if ee := (*ExecError)(nil); hook.Exec != nil && errors.As(err, &ee) {
 			// The kubelet's handlerRunner.Run (pkg/kubelet/lifecycle/handlers.go), format.Pod's name.
 			return fmt.Errorf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %s, message: %q",
