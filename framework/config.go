@@ -52,6 +52,12 @@ type Config struct {
 	MesosUser string
 	// SecretFile is a file holding the principal's secret for HTTP basic authentication.
 	SecretFile string
+	// MesosCAFile verifies an https master's certificate (empty: the system's roots);
+	// MesosCertFile and MesosKeyFile are a client certificate for masters that require one (Mesos'
+	// libprocess SSL with LIBPROCESS_SSL_REQUIRE_CLIENT_CERT).
+	MesosCAFile   string
+	MesosCertFile string
+	MesosKeyFile  string
 	// FailoverTimeout is FrameworkInfo.failover_timeout: how long Mesos keeps the tasks of a disconnected
 	// framework.
 	FailoverTimeout time.Duration
@@ -165,6 +171,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Principal, "principal", d.Principal, "Mesos principal (HTTP basic authentication user)")
 	fs.StringVar(&c.MesosUser, "mesos-user", d.MesosUser, "FrameworkInfo.user: the user Mesos agents run the executors as (must exist on every agent; default: the user running the framework)")
 	fs.StringVar(&c.SecretFile, "secret-file", d.SecretFile, "file holding the Mesos principal's secret")
+	fs.StringVar(&c.MesosCAFile, "mesos-ca-file", d.MesosCAFile, "PEM CA bundle that verifies an https --master (default: the system's roots)")
+	fs.StringVar(&c.MesosCertFile, "mesos-cert-file", d.MesosCertFile, "PEM client certificate for an https --master that requires one (with --mesos-key-file)")
+	fs.StringVar(&c.MesosKeyFile, "mesos-key-file", d.MesosKeyFile, "PEM key of --mesos-cert-file")
 	fs.DurationVar(&c.FailoverTimeout, "failover-timeout", d.FailoverTimeout, "Mesos FrameworkInfo.failover_timeout")
 	fs.StringVar(&c.SchedulerName, "scheduler-name", d.SchedulerName, "pods' spec.schedulerName served by the framework")
 	fs.BoolVar(&c.ServeDefaultScheduler, "serve-default-scheduler", d.ServeDefaultScheduler, "also schedule pods of default-scheduler")
@@ -202,6 +211,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if u, err := url.Parse(c.Master); err != nil || u.Scheme == "" || u.Host == "" {
 		errs = append(errs, fmt.Errorf("--master %q: not an absolute URL", c.Master))
+	}
+	if (c.MesosCertFile == "") != (c.MesosKeyFile == "") {
+		errs = append(errs, errors.New("--mesos-cert-file and --mesos-key-file go together"))
 	}
 	if c.KubeAPIQPS <= 0 || c.KubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps %v and --kube-api-burst %d must be positive", c.KubeAPIQPS, c.KubeAPIBurst))

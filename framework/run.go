@@ -2,6 +2,8 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -298,10 +300,14 @@ func mesosClients(cfg Config) (calls.Caller, operatorAgents, error) {
 		}
 		auth = httpcli.BasicAuth(cfg.Principal, strings.TrimSpace(string(secret)))
 	}
+	tlsOpt, err := mesosTLS(cfg)
+	if err != nil {
+		return nil, operatorAgents{}, err
+	}
 	base := strings.TrimSuffix(cfg.Master, "/")
 	codec := httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf])
-	schedCli := httpcli.New(httpcli.Endpoint(base+"/api/v1/scheduler"), codec, httpcli.Do(httpcli.With(auth)))
-	opCli := httpcli.New(httpcli.Endpoint(base+"/api/v1"), codec, httpcli.Do(httpcli.With(auth, httpcli.Timeout(10*time.Second))))
+	schedCli := httpcli.New(httpcli.Endpoint(base+"/api/v1/scheduler"), codec, httpcli.Do(httpcli.With(auth, tlsOpt)))
+	opCli := httpcli.New(httpcli.Endpoint(base+"/api/v1"), codec, httpcli.Do(httpcli.With(auth, tlsOpt, httpcli.Timeout(10*time.Second))))
 	// mesos-go retries every failed SUBSCRIBE (a 401 too) as if it were a leader redirect, 9 times over
 	// about a minute, before the subscriber sees the error; 2 attempts still follow a redirect to the
 	// new leader, and the subscriber's own back-off does the rest.
@@ -326,4 +332,31 @@ func pollAgents(ctx context.Context, lister agentLister, nodes *nodeController, 
 		case <-t.C():
 		}
 	}
+}
+
+// mesosTLS is the TLS configuration for an https master: --mesos-ca-file's roots instead of the
+// system's, and --mesos-cert-file/--mesos-key-file as the client certificate; nil without them.
+func mesosTLS(cfg Config) (httpcli.ConfigOpt, error) {
+	if cfg.MesosCAFile == "" && cfg.MesosCertFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.MesosCAFile != "" {
+		pem, err := os.ReadFile(cfg.MesosCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --mesos-ca-file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--mesos-ca-file %s: no PEM certificate in it", cfg.MesosCAFile)
+		}
+	}
+	if cfg.MesosCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.MesosCertFile, cfg.MesosKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading --mesos-cert-file/--mesos-key-file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return httpcli.TLSConfig(tc), nil
 }
