@@ -93,13 +93,6 @@ func (s *sched) cycle(ctx context.Context) {
 		Seed:       s.seed,
 		Nominated:  nominated,
 	}, roleOf)
-	// Every pending pod placed: the offers left are held again for the pods that come next, until
-	// --offer-hold, as they are while nothing is pending. Declined at once with the refuse filter,
-	// they kept their agents from a burst's next pods: pods created a few per cycle got a few agents
-	// per allocation interval, one or two pods per ACCEPT (issue 13's profile).
-	if len(plan.Unschedulable) == 0 {
-		plan.Decline = s.keepForRoles(plan.Decline, offers, pods, roleOf)
-	}
 	// The book learns what actually happened: a Launch whose pods could not be bound or whose
 	// executor is unknown declines its offers instead.
 	plan.Decline = append(plan.Decline, unusable...)
@@ -127,29 +120,6 @@ func (s *sched) cycle(ctx context.Context) {
 		s.unschedulable(ctx, &plan.Unschedulable[i], now)
 	}
 	preempt()
-}
-
-// keepForRoles holds again the unused offers of the roles whose pods this cycle placed and returns
-// the others (a role with nothing pending has no use for them), to be declined.
-func (s *sched) keepForRoles(unused []mesos.OfferID, offers []mesos.Offer, pods []*corev1.Pod, roleOf func(*corev1.Pod) string) []mesos.OfferID {
-	wanted := map[string]bool{}
-	for _, p := range pods {
-		wanted[roleOf(p)] = true
-	}
-	roles := make(map[string]string, len(offers))
-	for i := range offers {
-		roles[offers[i].ID.Value] = offerRole(&offers[i])
-	}
-	var keep, rest []mesos.OfferID
-	for _, id := range unused {
-		if wanted[roles[id.Value]] {
-			keep = append(keep, id)
-		} else {
-			rest = append(rest, id)
-		}
-	}
-	s.book.Keep(keep)
-	return rest
 }
 
 // decline declines offers with a refuse filter.

@@ -15,9 +15,8 @@ import (
 // it never answered, so Mesos counted the resources as taken (mesosphere/kubernetes-mesos#636); Counts
 // lets tests and metrics prove that cannot happen here. Safe for concurrent use.
 //
-// Life of an offer: Add → held → Take → in flight → Settle (accepted or declined) or Keep (held again,
-// its age kept). Rescind and RemoveAgent end it in either state; Expired ends a held offer older than
-// the maximum hold time.
+// Life of an offer: Add → held → Take → in flight → Settle (accepted or declined). Rescind and
+// RemoveAgent end it in either state; Expired ends a held offer older than the maximum hold time.
 type Book struct {
 	clock  clock.PassiveClock
 	maxAge time.Duration
@@ -25,7 +24,7 @@ type Book struct {
 	mu       sync.Mutex
 	seq      uint64
 	held     map[string]heldOffer
-	inFlight map[string]heldOffer
+	inFlight map[string]string // offer ID → agent ID
 	counts   Counts
 }
 
@@ -63,7 +62,7 @@ func NewBook(clk clock.PassiveClock, maxAge time.Duration) *Book {
 		clock:    clk,
 		maxAge:   maxAge,
 		held:     make(map[string]heldOffer),
-		inFlight: make(map[string]heldOffer),
+		inFlight: make(map[string]string),
 	}
 }
 
@@ -119,8 +118,8 @@ func (b *Book) RemoveAgent(agentID string) []mesos.OfferID {
 			gone = append(gone, h.offer.ID)
 		}
 	}
-	for id, h := range b.inFlight {
-		if h.offer.AgentID.Value == agentID {
+	for id, a := range b.inFlight {
+		if a == agentID {
 			delete(b.inFlight, id)
 			gone = append(gone, mesos.OfferID{Value: id})
 		}
@@ -142,23 +141,10 @@ func (b *Book) Take() []mesos.Offer {
 	out := make([]mesos.Offer, len(hs))
 	for i, h := range hs {
 		out[i] = h.offer
-		b.inFlight[h.offer.ID.Value] = h
+		b.inFlight[h.offer.ID.Value] = h.offer.AgentID.Value
 	}
 	clear(b.held)
 	return out
-}
-
-// Keep returns offers in flight that a cycle did not need to the held ones, with the time they were
-// received, so that Expired still declines them once --offer-hold has passed.
-func (b *Book) Keep(ids []mesos.OfferID) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, id := range ids {
-		if h, ok := b.inFlight[id.Value]; ok {
-			delete(b.inFlight, id.Value)
-			b.held[id.Value] = h
-		}
-	}
 }
 
 // Settle records a plan's outcome for the offers in flight: offers of its Launches are accepted, its

@@ -118,25 +118,6 @@ func TestBook(t *testing.T) {
 			want: Counts{Received: 2, Declined: 2, Expired: 2},
 		},
 		{
-			name: "kept offers are held again with their age",
-			script: func(t *testing.T, b *Book, clk *clocktesting.FakePassiveClock) {
-				b.Add(basic("o1", "a1", 1, 1), basic("o2", "a2", 1, 1))
-				b.Take()
-				clk.SetTime(t0.Add(300 * time.Millisecond))
-				b.Keep(offerIDs("o2", "o9")) // o9: not in flight, ignored
-				if un := b.Settle(Plan{Launches: []Launch{{OfferIDs: offerIDs("o1")}}}); len(un) != 0 {
-					t.Errorf("unmentioned %v, want none: o2 is held again", idValues(un))
-				}
-				if b.Len() != 1 {
-					t.Errorf("Len = %d, want o2 held", b.Len())
-				}
-				if diff := cmp.Diff([]string{"o2"}, ids(b.Expired(t0.Add(500*time.Millisecond)))); diff != "" {
-					t.Errorf("Expired at its receipt + 500ms (-want +got):\n%s", diff)
-				}
-			},
-			want: Counts{Received: 2, Accepted: 1, Declined: 1, Expired: 1},
-		},
-		{
 			name: "unbalanced while held or in flight",
 			script: func(t *testing.T, b *Book, _ *clocktesting.FakePassiveClock) {
 				b.Add(basic("o1", "a1", 1, 1), basic("o2", "a1", 1, 1))
