@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
@@ -357,23 +358,35 @@ func daemonSetPod(p *corev1.Pod) bool {
 	return c != nil && c.Kind == "DaemonSet"
 }
 
-// acceptInverseOffers accepts the agent's outstanding inverse offers: its Node is drained.
-func (s *sched) acceptInverseOffers(ctx context.Context, agentID string, node *corev1.Node, log logrus.FieldLogger) {
+// answerInverseOffers sends answer (ACCEPT_ or DECLINE_INVERSE_OFFERS) for the agent's outstanding
+// inverse offers and returns them; none when there were none or the call failed, in which case they
+// stay outstanding for the next try.
+func (s *sched) answerInverseOffers(ctx context.Context, agentID string, answer func(...mesos.OfferID) *scheduler.Call, doing string, log logrus.FieldLogger) []mesos.OfferID {
 	st := &s.maintenance
 	st.mu.Lock()
 	ids := st.inverse[agentID]
 	delete(st.inverse, agentID)
 	st.mu.Unlock()
 	if len(ids) == 0 {
-		return
+		return nil
 	}
-	if err := s.call(ctx, calls.AcceptInverseOffers(ids...)); err != nil {
-		log.WithError(err).Warn("accepting inverse offers")
+	if err := s.call(ctx, answer(ids...)); err != nil {
+		log.WithError(err).Warn(doing + " inverse offers")
 		st.mu.Lock()
 		st.inverse[agentID] = append(st.inverse[agentID], ids...)
 		st.mu.Unlock()
+		return nil
+	}
+	return ids
+}
+
+// acceptInverseOffers accepts the agent's outstanding inverse offers: its Node is drained.
+func (s *sched) acceptInverseOffers(ctx context.Context, agentID string, node *corev1.Node, log logrus.FieldLogger) {
+	ids := s.answerInverseOffers(ctx, agentID, calls.AcceptInverseOffers, "accepting", log)
+	if len(ids) == 0 {
 		return
 	}
+	st := &s.maintenance
 	// Mesos offers the agent back as long as the framework holds resources there (its executor), and
 	// each is accepted: the Node's event and log say it once per window.
 	st.mu.Lock()
@@ -392,19 +405,8 @@ func (s *sched) acceptInverseOffers(ctx context.Context, agentID string, node *c
 // declineInverseOffers declines the agent's outstanding inverse offers: its window began before its
 // Node was drained.
 func (s *sched) declineInverseOffers(ctx context.Context, agentID string, node *corev1.Node, log logrus.FieldLogger) {
-	st := &s.maintenance
-	st.mu.Lock()
-	ids := st.inverse[agentID]
-	delete(st.inverse, agentID)
-	st.mu.Unlock()
+	ids := s.answerInverseOffers(ctx, agentID, calls.DeclineInverseOffers, "declining", log)
 	if len(ids) == 0 {
-		return
-	}
-	if err := s.call(ctx, calls.DeclineInverseOffers(ids...)); err != nil {
-		log.WithError(err).Warn("declining inverse offers")
-		st.mu.Lock()
-		st.inverse[agentID] = append(st.inverse[agentID], ids...)
-		st.mu.Unlock()
 		return
 	}
 	log.WithField("inverseOffers", len(ids)).Warn("declined inverse offers: the maintenance window began before the Node was drained")
