@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -135,19 +136,24 @@ func (c *Cluster) AddAgent() (*agent.Agent, error) {
 		return nil, fmt.Errorf("agent %d attributes: %w", i, err)
 	}
 	acfg := agent.Config{
-		ID:             mesos.AgentID{Value: fmt.Sprintf("%s-S%d", c.Master.Info().ID, i)},
-		Hostname:       fmt.Sprintf("mesos-agent-%d", i),
-		Resources:      c.resources.Clone(),
-		Attributes:     attrs,
-		WorkDir:        c.cfg.WorkDir,
-		Master:         c.Master,
-		Clock:          c.cfg.AgentClock,
-		Log:            c.log,
-		ImageProviders: c.cfg.ImageProviders,
-		DockerRegistry: c.cfg.DockerRegistry,
-		Isolation:      c.cfg.Isolation,
-		ImageCommands:  c.cfg.ImageCommands,
-		ExecutorHook:   c.cfg.ExecutorHook,
+		ID:         mesos.AgentID{Value: fmt.Sprintf("%s-S%d", c.Master.Info().ID, i)},
+		Hostname:   fmt.Sprintf("mesos-agent-%d", i),
+		Resources:  c.resources.Clone(),
+		Attributes: attrs,
+		WorkDir:    c.cfg.WorkDir,
+		// The agents share WorkDir (work_dir/slaves/<id>), but a fetcher cache directory is one
+		// agent's alone, as on separate hosts: each agent empties it when it starts and numbers its
+		// files from c1, so a shared one had one agent rewrite (O_TRUNC) the c1-kubemesos another
+		// was copying into a sandbox, and that executor died of its truncated binary (SIGSEGV).
+		FetcherCacheDir: filepath.Join(c.cfg.WorkDir, "fetch", fmt.Sprintf("agent-%d", i)),
+		Master:          c.Master,
+		Clock:           c.cfg.AgentClock,
+		Log:             c.log,
+		ImageProviders:  c.cfg.ImageProviders,
+		DockerRegistry:  c.cfg.DockerRegistry,
+		Isolation:       c.cfg.Isolation,
+		ImageCommands:   c.cfg.ImageCommands,
+		ExecutorHook:    c.cfg.ExecutorHook,
 	}
 	if c.cfg.AgentTweak != nil {
 		c.cfg.AgentTweak(i, &acfg)
