@@ -589,7 +589,11 @@ func (e *executorLoop) onWorkerStatus(ctx context.Context, ws workerStatus) {
 	s := ws.status
 	e.writer.Set(t.pod, s.Seq, s.PodStatus)
 	if e.cfg.OnPodStatus != nil {
-		e.cfg.OnPodStatus(t.pod, s.PodStatus, s.Done)
+		pod := t.pod
+		if s.Pod != nil {
+			pod = s.Pod // with the ephemeral containers added since the launch (logs, exec, attach)
+		}
+		e.cfg.OnPodStatus(pod, s.PodStatus, s.Done)
 	}
 	if t.terminal {
 		return

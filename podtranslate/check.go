@@ -17,7 +17,6 @@ const (
 	ReasonHostIPC           = "hostIPC not supported"
 	ReasonHostPID           = "hostPID not supported"
 	ReasonHostUsers         = "user namespaces (hostUsers: false) not supported"
-	ReasonEphemeral         = "ephemeral containers not supported"
 	ReasonResourceClaims    = "dynamic resource allocation (resource claims) not supported"
 	ReasonResourceName      = "resource has no Mesos equivalent (only cpu, memory, ephemeral-storage, nvidia.com/gpu)"
 	ReasonRestartRules      = "container restart rules not supported"
@@ -92,9 +91,8 @@ func (o Options) Check(pod *corev1.Pod) []Unsupported {
 	for i := range s.Containers {
 		checkContainer(&s.Containers[i], fmt.Sprintf("spec.containers[%d]", i), mapping, add)
 	}
-	if len(s.EphemeralContainers) > 0 {
-		add(ReasonEphemeral, "spec.ephemeralContainers")
-	}
+	// Ephemeral containers (spec.ephemeralContainers, added to a running pod) are the executor's: it
+	// starts them as nested containers of the pod, as the kubelet starts them in the pod's sandbox.
 	if s.HostIPC {
 		add(ReasonHostIPC, "spec.hostIPC")
 	}

@@ -135,9 +135,9 @@ func TestCheckUnsupported(t *testing.T) {
 		}, nil},
 		{"shared process namespace", func(p *corev1.Pod) { p.Spec.ShareProcessNamespace = &yes },
 			[]Unsupported{{"spec.shareProcessNamespace", ReasonShareProcessNamespace}}},
-		{"ephemeral containers", func(p *corev1.Pod) {
+		{"ephemeral containers are the executor's", func(p *corev1.Pod) {
 			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug"}}}
-		}, []Unsupported{{"spec.ephemeralContainers", ReasonEphemeral}}},
+		}, nil},
 		{"host namespaces", func(p *corev1.Pod) { p.Spec.HostIPC, p.Spec.HostPID, p.Spec.HostUsers = true, true, &no },
 			[]Unsupported{{"spec.hostIPC", ReasonHostIPC}, {"spec.hostPID", ReasonHostPID}, {"spec.hostUsers", ReasonHostUsers}}},
 		{"hostUsers true is fine", func(p *corev1.Pod) { p.Spec.HostUsers = &yes }, nil},

@@ -222,11 +222,18 @@ func findContainer(pod *corev1.Pod, name string) *corev1.Container {
 			}
 		}
 	}
+	// Ephemeral containers are logged, exec'd and attached to by name like the others.
+	for i := range pod.Spec.EphemeralContainers {
+		if ec := &pod.Spec.EphemeralContainers[i]; ec.Name == name {
+			c := corev1.Container(ec.EphemeralContainerCommon)
+			return &c
+		}
+	}
 	return nil
 }
 
 func findStatus(st corev1.PodStatus, name string) *corev1.ContainerStatus {
-	for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+	for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses, st.EphemeralContainerStatuses} {
 		for i := range list {
 			if list[i].Name == name {
 				return &list[i]

@@ -73,6 +73,10 @@ type container struct {
 	init bool
 	// sidecar: a restartable init container (restartPolicy Always, KEP-753).
 	sidecar bool
+	// ephemeral: one of spec.ephemeralContainers (added to the running pod through its
+	// ephemeralcontainers subresource): started once, never restarted, not part of the pod's phase,
+	// readiness or initialization (see ephemeral.go).
+	ephemeral bool
 
 	restarts  int32 // attempts started after the first
 	attempts  int32 // attempts started (or being started)
@@ -150,8 +154,9 @@ type core struct {
 	pod        *corev1.Pod
 	hostIP     string
 	podIP      string
-	containers []*container // init containers first, in order, then regular containers
+	containers []*container // init containers first, in order, then regular containers, then ephemeral ones
 	nInit      int
+	nMain      int // end of the regular containers in containers
 
 	startTime   time.Time
 	terminating bool
@@ -186,8 +191,13 @@ func newCore(pod *corev1.Pod, hostIP, podIP string, now time.Time) *core {
 	for i := range pod.Spec.Containers {
 		c.containers = append(c.containers, &container{spec: &pod.Spec.Containers[i]})
 	}
+	c.nMain = len(c.containers)
+	c.addEphemeral(pod.Spec.EphemeralContainers)
 	return c
 }
+
+// regular returns the pod's regular containers (spec.containers).
+func (c *core) regular() []*container { return c.containers[c.nInit:c.nMain] }
 
 // restartPolicy returns the pod's policy; the API server defaults it to Always.
 func (c *core) restartPolicy() corev1.RestartPolicy {
@@ -205,6 +215,10 @@ func isSidecar(spec *corev1.Container) bool {
 // shouldRestart says whether an ended container is started again under the pod's policy. Init
 // containers are restarted unless the policy is Never (as the kubelet does); sidecars always are.
 func (c *core) shouldRestart(ct *container) bool {
+	if ct.ephemeral {
+		// computePodActions: "Ephemeral Containers are never restarted".
+		return ct.last == nil
+	}
 	if ct.last == nil || ct.sidecar {
 		return true
 	}
@@ -247,7 +261,7 @@ func (c *core) initContainerInitialized(ct *container) bool {
 // hasInitialized: a regular container has run (kubelet: HasAnyRegularContainerStarted), so the init
 // containers are done for good, however the sidecars are doing.
 func (c *core) hasInitialized() bool {
-	for _, ct := range c.containers[c.nInit:] {
+	for _, ct := range c.regular() {
 		if ct.everRan {
 			return true
 		}
@@ -268,7 +282,7 @@ func (c *core) mainsDone() bool {
 	if !c.hasInitialized() {
 		return false
 	}
-	for _, ct := range c.containers[c.nInit:] {
+	for _, ct := range c.regular() {
 		if ct.active() || ct.waiting != nil || ct.last == nil || c.shouldRestart(ct) {
 			return false
 		}
@@ -280,7 +294,7 @@ func (c *core) mainsDone() bool {
 // container and every later sidecar has exited.
 func (c *core) sidecarTurn(i int) bool {
 	for j, ct := range c.containers {
-		if (j > i && ct.sidecar || !ct.init) && ct.active() {
+		if (j > i && ct.sidecar || !ct.init && !ct.ephemeral) && ct.active() {
 			return false
 		}
 	}
@@ -468,6 +482,11 @@ func (c *core) next(now time.Time) ([]action, time.Time) {
 		}
 		acts = append(acts, action{kind: actStart, index: i})
 	}
+	// Ephemeral containers first, as the kubelet's SyncPod (step 7) starts them "prior" to init
+	// containers: they may run while the pod is still initializing.
+	for i := c.nMain; i < len(c.containers); i++ {
+		start(i)
+	}
 	// Init containers one at a time, in order: a regular one must succeed, a sidecar must have
 	// started, before the next one starts (computeInitContainerActions). Sidecars are then kept
 	// running: restarted with back-off whatever the pod's restartPolicy.
@@ -488,7 +507,7 @@ func (c *core) next(now time.Time) ([]action, time.Time) {
 		start(i)
 		return acts, wake
 	}
-	for i := c.nInit; i < len(c.containers); i++ {
+	for i := c.nInit; i < c.nMain; i++ {
 		start(i)
 	}
 	return acts, wake
@@ -692,7 +711,7 @@ func (c *core) terminal() bool {
 
 // allStarted reports whether every regular container has run at least once (Mesos TASK_RUNNING).
 func (c *core) allStarted() bool {
-	for _, ct := range c.containers[c.nInit:] {
+	for _, ct := range c.regular() {
 		if !ct.everRan {
 			return false
 		}
@@ -717,7 +736,7 @@ func (c *core) phase() corev1.PodPhase {
 			running++
 		}
 	}
-	for _, ct := range c.containers[c.nInit:] {
+	for _, ct := range c.regular() {
 		switch {
 		case ct.running:
 			running++
@@ -785,9 +804,12 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 	initialized := c.initialized()
 	for _, ct := range c.containers {
 		cs := c.containerStatus(ct, initialized, now)
-		if ct.init {
+		switch {
+		case ct.ephemeral:
+			st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, cs)
+		case ct.init:
 			st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
-		} else {
+		default:
 			st.ContainerStatuses = append(st.ContainerStatuses, cs)
 		}
 	}
@@ -822,7 +844,7 @@ func (c *core) status(now time.Time) corev1.PodStatus {
 	case !allReady || terminal:
 		readyCond.Status, readyCond.Reason = corev1.ConditionFalse, ReasonContainersNotReady
 		readyCond.Message = "containers with unready status: " + c.names(func(ct *container) bool {
-			return (!ct.init || ct.sidecar) && !(ct.running && ct.startupOK && ct.readyOK)
+			return (!ct.init && !ct.ephemeral || ct.sidecar) && !(ct.running && ct.startupOK && ct.readyOK)
 		})
 	}
 	podReady := readinessGated(readyCond, c.pod)
@@ -896,6 +918,11 @@ func (c *core) containerStatus(ct *container, initialized bool, now time.Time) c
 	}
 	if ct.init && !ct.sidecar {
 		cs.Ready = ct.succeeded()
+	}
+	if ct.ephemeral {
+		// The prober manager's UpdatePodStatus sets Ready and Started of init and regular
+		// containers only: an ephemeral container's stay false and unset.
+		cs.Ready, cs.Started = false, nil
 	}
 	switch {
 	case ct.running:

@@ -29,7 +29,8 @@ const ReasonContainerStatusUnknown = "ContainerStatusUnknown"
 type Status struct {
 	// Seq increases with every report of one worker; a newer report supersedes an older one.
 	Seq uint64
-	// Pod is the pod the worker runs (not to be modified).
+	// Pod is the pod the worker runs (not to be modified), with the ephemeral containers, the
+	// activeDeadlineSeconds and the conditions of its latest Update.
 	Pod *corev1.Pod
 	// PodStatus is the status the kubelet would write.
 	PodStatus corev1.PodStatus
@@ -211,7 +212,8 @@ func (w *Worker) reject(reason, msg string) {
 
 // Update gives the worker the pod as the API server now has it, as the kubelet's pod manager hands
 // its pod workers every update. Of a running pod's spec only activeDeadlineSeconds may change (the
-// API's ValidatePodUpdate); the worker enforces the new deadline from the pod's start, and derives
+// API's ValidatePodUpdate) and ephemeral containers be added (its ephemeralcontainers subresource);
+// the worker starts those, enforces the new deadline from the pod's start, and derives
 // Ready from the conditions of the pod's readiness gates in its status. It never blocks; a later
 // Update replaces one not yet taken.
 func (w *Worker) Update(pod *corev1.Pod) {
@@ -531,6 +533,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-w.updates:
 			if p := w.takeUpdate(); p != nil {
 				c.update(p.Spec.ActiveDeadlineSeconds, p.Status.Conditions)
+				c.addEphemeral(p.Spec.EphemeralContainers)
 				w.reconcile = w.reconcile || w.needsReconcile(p.Status)
 			}
 		case <-timerC:
@@ -646,7 +649,7 @@ func titled(k probeKind) string {
 // emit reports the status if it changed since the last report.
 func (w *Worker) emit(c *core, now time.Time, done bool) {
 	st := Status{
-		Pod:        w.pod,
+		Pod:        c.pod, // the worker's pod with the ephemeral containers added since
 		PodStatus:  c.status(now),
 		AllStarted: c.allStarted(),
 		Done:       done,
