@@ -16,6 +16,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -371,6 +372,28 @@ func TestIsolatedPrivilegedRefusedByTheAgent(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Reason != podworker.ReasonCreateContainerError ||
 		!regexp.MustCompile(`^the Mesos agent refused the container: .*Bounding capabilities '\{ CHOWN, .*AUDIT_READ \}', but only '\{ CHOWN, .* \}' are allowed$`).MatchString(ce.Message) {
 		t.Fatalf("Start of a privileged container = %v, want the agent's refusal as CreateContainerError", err)
+	}
+}
+
+// A privileged container runs on an agent without --bounding_capabilities, with every capability
+// of Mesos' enum that the executor's bounding set holds, effective and bounding: asking for the whole
+// enum failed the launch on a host whose bounding set lacks one ("Failed to set process
+// capabilities: operation not permitted").
+func TestIsolatedPrivilegedRuns(t *testing.T) {
+	r := isolatingRuntime(t, "filesystem/linux,namespaces/pid,linux/capabilities", nil)
+	yes := true
+	var want []string
+	for v, name := range mesos.CapabilityInfo_Capability_name {
+		if v < 1000 {
+			continue
+		}
+		if in, _ := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(v-1000), 0, 0, 0); in == 1 {
+			want = append(want, name)
+		}
+	}
+	st, out := run(t, r, shPod("priv", statusScript, nil, &corev1.SecurityContext{Privileged: &yes}, corev1.ResourceRequirements{}))
+	if w := fmt.Sprintf("0\nCapEff:%s\nCapBnd:%s\n", capMask(want...), capMask(want...)); st.ExitCode != 0 || out != w {
+		t.Errorf("privileged: exit %+v, output\n%s\nwant\n%s", st, out, w)
 	}
 }
 

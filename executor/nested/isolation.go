@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli/apierrors"
@@ -256,6 +257,50 @@ func allCapabilities() []mesos.CapabilityInfo_Capability {
 	return out
 }
 
+// PrivilegedCapabilities is a privileged container's capability set given the bounding set bnd of the
+// executor's process (bit n: the kernel's capability n): the capabilities of Mesos' enum that bnd
+// holds, as containerd gives a privileged container the capabilities its own process has
+// (oci.WithAllCurrentCapabilities) rather than every one the kernel knows. Asking for all of the enum
+// fails on a host whose bounding set lacks one (the launch helper's capset: "Failed to set process
+// capabilities: operation not permitted"); the executor runs on the agent host, below the agent, so
+// what it holds the agent's launch helper holds too. An agent whose --bounding_capabilities is
+// narrower still refuses the container with linux/capabilities' "Bounding capabilities '…', but only
+// '…' are allowed" (launchRefused), as Mesos does; capabilities newer than the pinned enum (PERFMON,
+// BPF, CHECKPOINT_RESTORE) have no name to ask for.
+func PrivilegedCapabilities(bnd uint64) []mesos.CapabilityInfo_Capability {
+	var out []mesos.CapabilityInfo_Capability
+	for _, cp := range allCapabilities() {
+		// CapabilityInfo numbers a capability as 1000 + the kernel's number.
+		if n := int32(cp) - int32(mesos.CapabilityInfo_CHOWN); n < 64 && bnd&(1<<uint(n)) != 0 {
+			out = append(out, cp)
+		}
+	}
+	return sortedCaps(out)
+}
+
+// ownBoundingSet is the executor process's bounding capability set, CapBnd of /proc/self/status.
+var ownBoundingSet = sync.OnceValues(func() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	return parseCapBnd(b)
+})
+
+// parseCapBnd reads the CapBnd line of a /proc/<pid>/status (hexadecimal, as the kernel prints it).
+func parseCapBnd(status []byte) (uint64, error) {
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("CapBnd %q: %w", strings.TrimSpace(v), err)
+			}
+			return n, nil
+		}
+	}
+	return 0, errors.New("no CapBnd line in /proc/self/status")
+}
+
 func capability(name string) (mesos.CapabilityInfo_Capability, bool) {
 	v, ok := mesos.CapabilityInfo_Capability_value[strings.TrimPrefix(strings.ToUpper(name), "CAP_")]
 	return mesos.CapabilityInfo_Capability(v), ok && v >= int32(mesos.CapabilityInfo_CHOWN)
@@ -263,11 +308,17 @@ func capability(name string) (mesos.CapabilityInfo_Capability, bool) {
 
 // CapabilitySet computes a container's capabilities as containerd's CRI plugin does (WithCapabilities:
 // add "ALL" → every one, drop "ALL" → none, then the named adds, then the named drops; privileged →
-// every one), in Mesos' enum order. An unknown name is a CreateContainerConfigError.
+// the capabilities of the executor's own bounding set, see PrivilegedCapabilities), in Mesos' enum
+// order. An unknown name is a CreateContainerConfigError.
 func CapabilitySet(c *corev1.Container) ([]mesos.CapabilityInfo_Capability, error) {
 	sc := c.SecurityContext
 	if sc != nil && sc.Privileged != nil && *sc.Privileged {
-		return sortedCaps(allCapabilities()), nil
+		bnd, err := ownBoundingSet()
+		if err != nil {
+			return nil, &podworker.CreateError{Reason: podworker.ReasonCreateContainerError, Message: fmt.Sprintf(
+				"container %s is privileged: reading the executor's bounding capability set: %v", c.Name, err)}
+		}
+		return PrivilegedCapabilities(bnd), nil
 	}
 	set := map[mesos.CapabilityInfo_Capability]bool{}
 	for _, cp := range DefaultCapabilities {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/user"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,6 +155,64 @@ func caps(names ...string) []mesos.CapabilityInfo_Capability {
 var defaultCaps = caps("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
 	"NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "MKNOD", "AUDIT_WRITE", "SETFCAP")
 
+// A privileged container's capabilities are those of Mesos' enum in the bounding set; bits of
+// capabilities the enum lacks (PERFMON 38, BPF 39, CHECKPOINT_RESTORE 40) are no names.
+func TestPrivilegedCapabilities(t *testing.T) {
+	all := allCaps()
+	without := func(drop ...mesos.CapabilityInfo_Capability) []mesos.CapabilityInfo_Capability {
+		var out []mesos.CapabilityInfo_Capability
+		for _, c := range all {
+			if !slices.Contains(drop, c) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	var defMask uint64
+	for _, c := range defaultCaps {
+		defMask |= 1 << uint(c-1000)
+	}
+	tests := []struct {
+		name string
+		bnd  uint64
+		want []mesos.CapabilityInfo_Capability
+	}{
+		{"a full bounding set of kernel 5.9+ (cap_last_cap 40)", 0x1ffffffffff, all},
+		{"this CI host's: no SYS_RESOURCE (24)", 0x1fffeffffff, without(mesos.CapabilityInfo_SYS_RESOURCE)},
+		{"no SYS_ADMIN (21), no SYS_MODULE (16)", 0x3fffffffff &^ (1<<21 | 1<<16), without(mesos.CapabilityInfo_SYS_ADMIN, mesos.CapabilityInfo_SYS_MODULE)},
+		{"the runtime's default set", defMask, defaultCaps},
+		{"only capabilities newer than the enum", 0x1c000000000, nil},
+		{"none", 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PrivilegedCapabilities(tt.bnd); !slices.Equal(got, tt.want) {
+				t.Errorf("PrivilegedCapabilities(%#x) = %v, want %v", tt.bnd, got, tt.want)
+			}
+		})
+	}
+}
+
+func allCaps() []mesos.CapabilityInfo_Capability {
+	return caps("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+		"LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+		"SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+		"SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+		"MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ")
+}
+
+func TestParseCapBnd(t *testing.T) {
+	status := "Name:\tcat\nCapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\nCapAmb:\t0000000000000000\n"
+	if got, err := parseCapBnd([]byte(status)); err != nil || got != 0x1fffeffffff {
+		t.Errorf("parseCapBnd = %#x, %v; want 0x1fffeffffff", got, err)
+	}
+	for _, bad := range []string{"Name:\tcat\nCapEff:\t0000000000000000\n", "CapBnd:\tzz\n"} {
+		if got, err := parseCapBnd([]byte(bad)); err == nil {
+			t.Errorf("parseCapBnd(%q) = %#x, want an error", bad, got)
+		}
+	}
+}
+
 func TestCapabilitySet(t *testing.T) {
 	yes := true
 	add := func(add []corev1.Capability, drop ...corev1.Capability) *corev1.SecurityContext {
@@ -185,7 +245,16 @@ func TestCapabilitySet(t *testing.T) {
 			return out
 		}(), ""},
 		{"add ALL and drop ALL: none, then the named adds", add([]corev1.Capability{"ALL", "KILL"}, "all"), caps("KILL"), ""},
-		{"privileged: every one, add/drop ignored", &corev1.SecurityContext{Privileged: &yes, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}, all, ""},
+		{"privileged: every one the executor's bounding set holds, add/drop ignored", &corev1.SecurityContext{Privileged: &yes, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+			func() []mesos.CapabilityInfo_Capability {
+				var out []mesos.CapabilityInfo_Capability
+				for _, c := range all {
+					if in, _ := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c-1000), 0, 0, 0); in == 1 {
+						out = append(out, c)
+					}
+				}
+				return out
+			}(), ""},
 		{"unknown name", add([]corev1.Capability{"NET_FLY"}), nil, `container c: unknown capability "NET_FLY" (Mesos' CapabilityInfo names, with or without CAP_)`},
 	}
 	for _, tt := range tests {
