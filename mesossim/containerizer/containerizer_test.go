@@ -401,6 +401,49 @@ func TestNestedContainersShareParentSandboxPath(t *testing.T) {
 	}
 }
 
+// A nested container's mount namespace is a copy of the agent's, not of its parent's: Mesos' linux
+// launcher clones it (filesystem/linux asks to clone CLONE_NEWNS) after entering only the parent's
+// namespaces the isolators name (ns::clone(parentPid, enterFlags, ...): pid, and net/uts under
+// network/cni), never its mount namespace, which only a DEBUG container enters. So what the parent
+// mounted in its own namespace under its sandbox (here a tmpfs) is not what a SANDBOX_PATH PARENT
+// volume of that path gives a nested container: it gets the directory under the mount.
+func TestNestedContainerMountNamespaceIsACopyOfTheAgents(t *testing.T) {
+	requireRoot(t)
+	z := newTestContainerizer(t, fullIsolation)
+	rootfs := busyboxRootfs(t)
+	parent := &Container{ID: mesos.ContainerID{Value: "pod"}, Command: shell(`set -e; d=$MESOS_SANDBOX/volumes/mem; mkdir -p $d
+mount -t tmpfs -o size=1m tmpfs $d; echo in-tmpfs > $d/marker; echo ready > $MESOS_SANDBOX/ready; exec sleep 1000`)}
+	pl, err := launch(t, z, parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = z.Destroy(context.Background(), parent.Key) }()
+	waitForFile(t, filepath.Join(pl.sandbox, "ready"))
+	if _, err := os.Stat(filepath.Join(pl.sandbox, "volumes", "mem", "marker")); !os.IsNotExist(err) {
+		t.Fatalf("the parent's tmpfs leaked into the agent's mount namespace (stat marker: %v)", err)
+	}
+	nested := &Container{
+		ID:      mesos.ContainerID{Value: "app", Parent: &parent.ID},
+		Parent:  parent,
+		Rootfs:  rootfs,
+		Info:    mesosInfo(sandboxPathVolume(mesos.Volume_Source_SandboxPath_PARENT, "volumes/mem", "/mem")),
+		Command: shell("ls -A /mem; echo end"),
+	}
+	if out := mustRun(t, z, nested); out != "end\n" {
+		t.Errorf("the nested container's volume holds %q; want the empty directory under the parent's tmpfs", out)
+	}
+	debug := &Container{
+		ID:      mesos.ContainerID{Value: "session", Parent: &parent.ID},
+		Parent:  parent,
+		Debug:   true,
+		Sandbox: t.TempDir(),
+		Command: shell("cat " + filepath.Join(pl.sandbox, "volumes", "mem", "marker")),
+	}
+	if out := mustRun(t, z, debug); out != "in-tmpfs\n" {
+		t.Errorf("a DEBUG container, in the parent's mount namespace, read %q from the parent's tmpfs", out)
+	}
+}
+
 // A DEBUG container (an exec session) runs inside its parent's mount and pid namespaces: it sees the
 // parent's root filesystem and processes, inherits its environment and working directory.
 func TestDebugContainerEntersParentNamespaces(t *testing.T) {
