@@ -1,9 +1,7 @@
 package kubemesos
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -25,10 +23,12 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubemesos/kubemesos/e2e/replicas"
 )
 
 // The API server of the shared control plane writes an audit log of pods/binding creates only (see
-// bindingAuditArgs): the independent count of Bindings per pod, with the API server's answer to each.
+// replicas.BindingAudit): the independent count of Bindings per pod, with the API server's answer to each.
 var bindingAudit struct {
 	dir string
 	log string
@@ -41,24 +41,14 @@ func bindingAuditArgs() []string {
 		fmt.Fprintf(os.Stderr, "e2e: no Binding audit log: %v\n", err)
 		return nil
 	}
-	policy := `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-- level: Metadata
-  verbs: ["create"]
-  resources:
-  - group: ""
-    resources: ["pods/binding"]
-- level: None
-`
-	path := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
+	args, log, err := replicas.BindingAudit(dir)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: no Binding audit log: %v\n", err)
+		os.RemoveAll(dir)
 		return nil
 	}
-	bindingAudit.dir, bindingAudit.log = dir, filepath.Join(dir, "bindings.log")
-	return []string{"--audit-policy-file=" + path, "--audit-log-path=" + bindingAudit.log, "--audit-log-mode=blocking"}
+	bindingAudit.dir, bindingAudit.log = dir, log
+	return args
 }
 
 func removeBindingAudit() {
@@ -68,168 +58,20 @@ func removeBindingAudit() {
 }
 
 // bindingCounts reads the audit log: per pod name of namespace ns, the API server's answer codes to
-// its Binding creates.
+// its Binding creates. The log is complete when read (blocking mode, every answer seen): a line that
+// does not parse is an error.
 func bindingCounts(ns string) (map[string][]int, error) {
 	if bindingAudit.log == "" {
 		return nil, fmt.Errorf("the control plane has no Binding audit log")
 	}
-	f, err := os.Open(bindingAudit.log)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string][]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
-	for sc.Scan() {
-		var ev struct {
-			Stage     string `json:"stage"`
-			ObjectRef struct {
-				Namespace, Name, Resource, Subresource string
-			} `json:"objectRef"`
-			ResponseStatus struct {
-				Code int `json:"code"`
-			} `json:"responseStatus"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return nil, fmt.Errorf("audit log line %q: %w", sc.Text(), err)
-		}
-		ref := ev.ObjectRef
-		if ev.Stage != "ResponseComplete" || ref.Namespace != ns || ref.Resource != "pods" || ref.Subresource != "binding" {
-			continue
-		}
-		out[ref.Name] = append(out[ref.Name], ev.ResponseStatus.Code)
-	}
-	return out, sc.Err()
+	return replicas.ReadBindingCodes(bindingAudit.log, ns, replicas.ReadOptions{})
 }
 
-// replica is one of the two framework processes, with its own HTTP port and its own way to the API
-// server (a TCP proxy the test cuts to partition it), restarted whenever it exits, as a Deployment's
-// container would be.
+// replica is one of the two framework processes, restarted whenever it exits as a Deployment's
+// container would be, with its own way to the API server (a TCP proxy the test cuts to partition it).
 type replica struct {
-	name       string
-	port       int
-	proxy      *tcpProxy
-	args       []string
-	binary     string
-	dir        string
-	stopped    chan struct{}
-	supervised sync.WaitGroup
-
-	mu   sync.Mutex
-	proc *frameworkProcess
-	runs int
-	logs []string
-	// hold, when set, keeps the replica down after its process exits until it is closed.
-	hold chan struct{}
-}
-
-// holdRestarts keeps the replica down once its process exits, until releaseRestarts: a killed leader
-// restarted at once may win the Lease back, and the takeover would not be one.
-func (r *replica) holdRestarts() {
-	r.mu.Lock()
-	r.hold = make(chan struct{})
-	r.mu.Unlock()
-}
-
-func (r *replica) releaseRestarts() {
-	r.mu.Lock()
-	if r.hold != nil {
-		close(r.hold)
-		r.hold = nil
-	}
-	r.mu.Unlock()
-}
-
-func (r *replica) url() string { return "http://127.0.0.1:" + strconv.Itoa(r.port) }
-
-// supervise runs the process until stop, restarting it 200 ms after every exit.
-func (r *replica) supervise(t testing.TB) {
-	r.supervised.Add(1)
-	go func() {
-		defer r.supervised.Done()
-		for {
-			r.mu.Lock()
-			r.runs++
-			logPath := filepath.Join(r.dir, fmt.Sprintf("framework-%s-%d.log", r.name, r.runs))
-			p, err := startProcess(r.binary, r.args, logPath, nil)
-			if err != nil {
-				r.mu.Unlock()
-				t.Errorf("starting replica %s: %v", r.name, err)
-				return
-			}
-			r.proc = p
-			r.logs = append(r.logs, logPath)
-			r.mu.Unlock()
-			select {
-			case <-r.stopped:
-				_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT)
-				p.stop(10 * time.Second)
-				return
-			case <-p.done:
-			}
-			r.mu.Lock()
-			hold := r.hold
-			r.mu.Unlock()
-			if hold != nil {
-				select {
-				case <-r.stopped:
-					return
-				case <-hold:
-				}
-			}
-			select {
-			case <-r.stopped:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-}
-
-func (r *replica) stop() {
-	close(r.stopped)
-	r.supervised.Wait()
-}
-
-// signal sends sig to the current process' group.
-func (r *replica) signal(sig syscall.Signal) {
-	r.mu.Lock()
-	p := r.proc
-	r.mu.Unlock()
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-}
-
-func (r *replica) pid() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.proc.cmd.Process.Pid
-}
-
-// subscribed reports whether the replica answers and says it is subscribed to Mesos (only the leader
-// subscribes).
-func (r *replica) subscribed(ctx context.Context) bool {
-	m, err := metricsOf(ctx, r.url())
-	return err == nil && m["kubemesos_mesos_subscribed"] == 1
-}
-
-// serving reports whether the replica's HTTP server answers (it then takes part in the election).
-func (r *replica) serving(ctx context.Context) bool {
-	_, code, err := httpGet(ctx, r.url()+"/healthz")
-	return err == nil && code == 200
-}
-
-func metricsOf(ctx context.Context, base string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	body, code, err := httpGet(ctx, base+"/metrics")
-	if err != nil {
-		return nil, err
-	}
-	if code != 200 {
-		return nil, fmt.Errorf("/metrics: HTTP %d", code)
-	}
-	return parseMetrics(body), nil
+	*replicas.Replica
+	proxy *tcpProxy
 }
 
 // Must show 2 of issue 14: two framework replicas with leader election while a Deployment churns; 50
@@ -262,43 +104,42 @@ func TestLeaderTakeovers(t *testing.T) {
 	fileSrv := httptest.NewServer(http.FileServer(http.Dir(binDir)))
 	t.Cleanup(fileSrv.Close)
 
-	var replicas []*replica
+	var reps []*replica
 	for _, name := range []string{"a", "b"} {
 		port, err := freePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &replica{name: name, port: port, binary: kubemesosBinary(t), dir: e.dir, stopped: make(chan struct{}),
+		r := &replica{Replica: &replicas.Replica{Name: name, Port: port, Binary: kubemesosBinary(t), Dir: e.dir, Env: cleanEnv(),
+			OnError: func(err error) { t.Error(err) }},
 			proxy: newTCPProxy(t, strings.TrimPrefix(e.cp.URL, "https://"))}
 		kubeconfig := filepath.Join(e.dir, "framework-"+name+".kubeconfig")
 		if err := rewriteKubeconfigServer(e.cp.KubeconfigPath, kubeconfig, "https://"+r.proxy.Addr()); err != nil {
 			t.Fatal(err)
 		}
-		r.args = e.frameworkArgs([]string{
+		r.Args = e.frameworkArgs([]string{
 			"--kubeconfig=" + kubeconfig,
 			"--http-address=127.0.0.1:" + strconv.Itoa(port),
-			"--advertise-url=" + r.url(),
+			"--advertise-url=" + r.URL(),
 			"--executor-uri=" + fileSrv.URL + "/kubemesos",
 			"--leader-elect=true",
 			"--leader-elect-lease-duration=" + lease.String(),
 			"--leader-elect-renew-deadline=1500ms",
 			"--leader-elect-retry-period=250ms",
 		})
-		replicas = append(replicas, r)
+		reps = append(reps, r)
 	}
-	for _, r := range replicas {
-		r.supervise(t)
+	for _, r := range reps {
+		r.Start()
 	}
 	t.Cleanup(func() {
-		for _, r := range replicas {
-			r.stop()
+		for _, r := range reps {
+			r.Stop()
 			r.proxy.close()
 		}
 		if t.Failed() {
-			for _, r := range replicas {
-				r.mu.Lock()
-				logs := append([]string(nil), r.logs...)
-				r.mu.Unlock()
+			for _, r := range reps {
+				logs := r.Logs()
 				if len(logs) > 3 {
 					logs = logs[len(logs)-3:]
 				}
@@ -338,8 +179,8 @@ func TestLeaderTakeovers(t *testing.T) {
 		t.Helper()
 		var found *replica
 		e.eventually("a subscribed leader", timeout, func(ctx context.Context) (bool, error) {
-			for _, r := range replicas {
-				if r != not && r.subscribed(ctx) {
+			for _, r := range reps {
+				if r != not && r.Subscribed(ctx) {
 					found = r
 					return true, nil
 				}
@@ -349,7 +190,7 @@ func TestLeaderTakeovers(t *testing.T) {
 		return found
 	}
 	first := leader(time.Minute, nil)
-	t.Logf("first leader: replica %s", first.name)
+	t.Logf("first leader: replica %s", first.Name)
 	e.waitSchedulableNodes(3)
 
 	spec := podSpec(sleeper)
@@ -416,33 +257,33 @@ func TestLeaderTakeovers(t *testing.T) {
 	for i := range takeovers {
 		kind := kinds[i%len(kinds)]
 		var standby *replica
-		for _, r := range replicas {
+		for _, r := range reps {
 			if r != cur {
 				standby = r
 			}
 		}
 		// The standby must be in the election before the leader goes.
-		e.eventually("replica "+standby.name+" serving", 30*time.Second, func(ctx context.Context) (bool, error) {
-			return standby.serving(ctx), nil
+		e.eventually("replica "+standby.Name+" serving", 30*time.Second, func(ctx context.Context) (bool, error) {
+			return standby.Serving(ctx), nil
 		})
 		t0 := time.Now()
 		switch i % len(kinds) {
 		case 0:
-			cur.signal(syscall.SIGSTOP)
+			cur.Signal(syscall.SIGSTOP)
 			// The standby takes over while the leader is stopped; only then does the old leader wake
 			// up, its goroutines mid-flight and its leader election still believing it leads.
 			leader(30*time.Second, cur)
 			time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
-			cur.signal(syscall.SIGCONT)
+			cur.Signal(syscall.SIGCONT)
 		case 1:
 			cur.proxy.Block()
 			leader(30*time.Second, cur)
 			cur.proxy.Unblock()
 		case 2:
-			cur.holdRestarts()
-			cur.signal(syscall.SIGKILL)
+			cur.Hold()
+			cur.Signal(syscall.SIGKILL)
 			leader(30*time.Second, cur)
-			cur.releaseRestarts()
+			cur.Release()
 		}
 		took = append(took, time.Since(t0))
 		cur = standby
@@ -511,12 +352,10 @@ func TestLeaderTakeovers(t *testing.T) {
 		}
 	}
 
-	fenced, failedOver := fenceLog(replicas)
+	fenced, failedOver := fenceLog(reps)
 	runs := 0
-	for _, r := range replicas {
-		r.mu.Lock()
-		runs += r.runs
-		r.mu.Unlock()
+	for _, r := range reps {
+		runs += r.Runs()
 	}
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 	var sum time.Duration
@@ -599,14 +438,11 @@ func (e *env) liveTasksPerPod(st *master.Response_GetState) (int, []string) {
 
 // fenceLog counts, over every run of both replicas, the actions refused by the fence (by action) and
 // the Mesos streams failed over by a new leader's SUBSCRIBE.
-func fenceLog(replicas []*replica) (map[string]int, int) {
+func fenceLog(reps []*replica) (map[string]int, int) {
 	fenced := map[string]int{}
 	failedOver := 0
-	for _, r := range replicas {
-		r.mu.Lock()
-		logs := append([]string(nil), r.logs...)
-		r.mu.Unlock()
-		for _, path := range logs {
+	for _, r := range reps {
+		for _, path := range r.Logs() {
 			b, err := os.ReadFile(path)
 			if err != nil {
 				continue

@@ -75,21 +75,21 @@ func (w *world) inject(ctx context.Context, schedule []fault) map[string]int {
 			if r == nil {
 				r = w.replicas[f.pick%uint64(len(w.replicas))]
 			}
-			log.WithField("replica", r.name).Info("injecting")
-			r.signal(syscall.SIGKILL)
+			log.WithField("replica", r.Name).Info("injecting")
+			r.Signal(syscall.SIGKILL)
 		case faultLeaderPause:
 			r := w.leader(ctx, 10*time.Second)
 			if r == nil {
 				log.Info("no leader to pause: skipped")
 				continue
 			}
-			log.WithField("replica", r.name).Info("injecting")
-			r.signal(syscall.SIGSTOP)
+			log.WithField("replica", r.Name).Info("injecting")
+			r.Signal(syscall.SIGSTOP)
 			heal.Add(1)
 			go func() {
 				defer heal.Done()
 				time.Sleep(4 * time.Second) // past the 2 s lease: the other replica takes over meanwhile
-				r.signal(syscall.SIGCONT)
+				r.Signal(syscall.SIGCONT)
 			}()
 		case faultExecutorKill:
 			agents := w.sim.Agents()
@@ -146,8 +146,8 @@ func (w *world) inject(ctx context.Context, schedule []fault) map[string]int {
 func (w *world) healAll() {
 	_ = syscall.Kill(w.apiServerPID(), syscall.SIGCONT)
 	for _, r := range w.replicas {
-		r.signal(syscall.SIGCONT)
-		r.setHold(false)
+		r.Signal(syscall.SIGCONT)
+		r.Release()
 	}
 	for _, a := range w.sim.Agents() {
 		_ = w.sim.HealAgent(a.ID().Value) // an agent not partitioned answers an error: fine

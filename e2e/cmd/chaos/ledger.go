@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kubemesos/kubemesos/e2e/replicas"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
 )
 
@@ -324,38 +322,10 @@ func scalar(rs []mesos.Resource, name string) float64 {
 }
 
 // bindingCodes reads the audit log: per pod of the namespace, the API server's answers to its
-// Binding creates.
+// Binding creates. The API server may be writing while it is read: a half-written last line is
+// dropped, and a log not written yet is empty.
 func (w *world) bindingCodes() (map[string][]int, error) {
-	f, err := os.Open(w.auditLog)
-	if os.IsNotExist(err) {
-		return map[string][]int{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string][]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
-	for sc.Scan() {
-		var ev struct {
-			Stage     string `json:"stage"`
-			ObjectRef struct {
-				Namespace, Name, Resource, Subresource string
-			} `json:"objectRef"`
-			ResponseStatus struct {
-				Code int `json:"code"`
-			} `json:"responseStatus"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			continue // a line cut by a write in progress
-		}
-		r := ev.ObjectRef
-		if ev.Stage == "ResponseComplete" && r.Namespace == namespace && r.Resource == "pods" && r.Subresource == "binding" {
-			out[r.Name] = append(out[r.Name], ev.ResponseStatus.Code)
-		}
-	}
-	return out, sc.Err()
+	return replicas.ReadBindingCodes(w.auditLog, namespace, replicas.ReadOptions{TolerateCutLastLine: true, MissingIsEmpty: true})
 }
 
 // mesosState asks the master's operator API for GET_STATE, as an operator would.

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -24,8 +21,8 @@ import (
 
 	"github.com/kubemesos/kubemesos/e2e/cluster"
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
+	"github.com/kubemesos/kubemesos/e2e/replicas"
 	"github.com/kubemesos/kubemesos/e2e/simhost"
-	"github.com/kubemesos/kubemesos/internal/deathsig"
 	"github.com/kubemesos/kubemesos/mesossim"
 )
 
@@ -42,7 +39,7 @@ type world struct {
 	sim        *mesossim.Cluster
 	simLogFile *os.File
 	network    *simhost.Network
-	replicas   []*replica
+	replicas   []*replicas.Replica
 	auditLog   string
 	stopWatch  chan struct{}
 
@@ -53,142 +50,9 @@ type world struct {
 // bindingAudit writes an audit policy recording pods/binding creates only, and returns the API
 // server's flags for it.
 func (w *world) bindingAudit() ([]string, error) {
-	policy := filepath.Join(w.opts.dir, "audit-policy.yaml")
-	err := os.WriteFile(policy, []byte(`apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-- level: Metadata
-  verbs: ["create"]
-  resources:
-  - group: ""
-    resources: ["pods/binding"]
-- level: None
-`), 0o644)
-	w.auditLog = filepath.Join(w.opts.dir, "bindings-audit.log")
-	return []string{"--audit-policy-file=" + policy, "--audit-log-path=" + w.auditLog, "--audit-log-mode=blocking"}, err
-}
-
-// replica is a framework process, restarted 200 ms after it exits (as a Deployment's container).
-type replica struct {
-	name    string
-	port    int
-	args    []string
-	binary  string
-	dir     string
-	stopped chan struct{}
-	wg      sync.WaitGroup
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	runs int
-	hold chan struct{} // set: stay down after an exit until closed
-}
-
-func (r *replica) url() string { return "http://127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *replica) supervise(log logrus.FieldLogger) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for {
-			r.mu.Lock()
-			r.runs++
-			logPath := filepath.Join(r.dir, fmt.Sprintf("framework-%s-%d.log", r.name, r.runs))
-			lf, err := os.Create(logPath)
-			if err != nil {
-				r.mu.Unlock()
-				log.WithError(err).Error("framework log")
-				return
-			}
-			cmd := exec.Command(r.binary, r.args...)
-			cmd.Stdout, cmd.Stderr = lf, lf
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			err = deathsig.Start(cmd)
-			lf.Close()
-			if err != nil {
-				r.mu.Unlock()
-				log.WithError(err).Error("starting the framework")
-				return
-			}
-			r.cmd = cmd
-			r.mu.Unlock()
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			select {
-			case <-r.stopped:
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGCONT)
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-				select {
-				case <-done:
-				case <-time.After(10 * time.Second):
-					_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-					<-done
-				}
-				return
-			case <-done:
-			}
-			r.mu.Lock()
-			hold := r.hold
-			r.mu.Unlock()
-			if hold != nil {
-				select {
-				case <-r.stopped:
-					return
-				case <-hold:
-				}
-			}
-			select {
-			case <-r.stopped:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-}
-
-func (r *replica) signal(sig syscall.Signal) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = syscall.Kill(-r.cmd.Process.Pid, sig)
-	}
-}
-
-func (r *replica) setHold(on bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case on && r.hold == nil:
-		r.hold = make(chan struct{})
-	case !on && r.hold != nil:
-		close(r.hold)
-		r.hold = nil
-	}
-}
-
-// subscribed: the replica answers and is subscribed to Mesos, i.e. leads.
-func (r *replica) subscribed(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url()+"/metrics", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if sc.Text() == "kubemesos_mesos_subscribed 1" {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			return true
-		}
-	}
-	return false
+	args, log, err := replicas.BindingAudit(w.opts.dir)
+	w.auditLog = log
+	return args, err
 }
 
 // startFrameworks builds cmd/kubemesos and runs two replicas with leader election (lease 2 s, as the
@@ -224,8 +88,9 @@ func (w *world) startFrameworks(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r := &replica{name: name, port: port, binary: bin, dir: w.opts.dir, stopped: make(chan struct{})}
-		r.args = append([]string{
+		r := &replicas.Replica{Name: name, Port: port, Binary: bin, Dir: w.opts.dir,
+			OnError: func(err error) { w.log.WithError(err).Error("framework replica") }}
+		r.Args = append([]string{
 			"framework",
 			"--master=" + w.sim.URL,
 			"--kubeconfig=" + w.cp.KubeconfigPath,
@@ -234,7 +99,7 @@ func (w *world) startFrameworks(ctx context.Context) error {
 			"--serve-default-scheduler",
 			"--state-namespace=" + namespace,
 			"--http-address=127.0.0.1:" + strconv.Itoa(port),
-			"--advertise-url=" + r.url(),
+			"--advertise-url=" + r.URL(),
 			"--agent-poll-interval=1s",
 			"--node-lease-duration=20s",
 			"--leader-elect=true",
@@ -243,7 +108,7 @@ func (w *world) startFrameworks(ctx context.Context) error {
 			"--leader-elect-retry-period=250ms",
 		}, (*simhost.Network)(nil).FrameworkArgs()...)
 		w.replicas = append(w.replicas, r)
-		r.supervise(w.log)
+		r.Start()
 	}
 	if w.leader(ctx, time.Minute) == nil {
 		return fmt.Errorf("no framework replica leads after a minute (logs in %s)", w.opts.dir)
@@ -252,11 +117,11 @@ func (w *world) startFrameworks(ctx context.Context) error {
 }
 
 // leader waits up to timeout for a replica that leads.
-func (w *world) leader(ctx context.Context, timeout time.Duration) *replica {
-	var found *replica
+func (w *world) leader(ctx context.Context, timeout time.Duration) *replicas.Replica {
+	var found *replicas.Replica
 	_ = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		for _, r := range w.replicas {
-			if r.subscribed(ctx) {
+			if r.Subscribed(ctx) {
 				found = r
 				return true, nil
 			}
@@ -325,11 +190,7 @@ func (w *world) tearDown() {
 		cancel()
 	}
 	for _, r := range w.replicas {
-		close(r.stopped)
-		r.setHold(false)
-	}
-	for _, r := range w.replicas {
-		r.wg.Wait()
+		r.Stop()
 	}
 	if w.sim != nil {
 		w.sim.Close()
