@@ -355,6 +355,8 @@ func (m *Master) Handler() http.Handler {
 		mux.HandleFunc(p+"/maintenance/status", m.serveMaintenanceStatus)
 		mux.HandleFunc(p+"/machine/down", m.serveMachines(false))
 		mux.HandleFunc(p+"/machine/up", m.serveMachines(true))
+		mux.HandleFunc(p+"/quota", m.serveQuota)
+		mux.HandleFunc(p+"/roles", m.serveRoles)
 	}
 	return recoverer(m.log, mux)
 }

@@ -73,6 +73,13 @@ type Config struct {
 	// from its FrameworkInfo.principal.
 	AuthenticateHTTPFrameworks bool
 	Credentials                map[string]string
+	// AuthenticateHTTPReadWrite is --authenticate_http_readwrite: the operator API (/api/v1) and
+	// /quota require HTTP basic authentication with one of Credentials.
+	AuthenticateHTTPReadWrite bool
+	// QuotaACLs are the update_quotas ACLs of --acls (nil: no authorizer, every UPDATE_QUOTA allowed);
+	// QuotaACLsPermissive decides when none applies.
+	QuotaACLs           []QuotaACL
+	QuotaACLsPermissive bool
 }
 
 // Master is the simulated Mesos master. Create it with NewMaster, register agents with AddAgent, serve
@@ -115,6 +122,8 @@ type agentEntry struct {
 	reregistered *time.Time
 	unreachable  bool
 	unreachableT time.Time
+	// disconnected: the agent process went away (a restart) and has not re-registered (agentrestart.go).
+	disconnected bool
 }
 
 // ip is the agent's address as its libprocess PID carries it (what Mesos reports in the agent's pid

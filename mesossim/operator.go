@@ -31,6 +31,10 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r)
 		return
 	}
+	principal, ok := m.authenticateOperator(w, r)
+	if !ok {
+		return
+	}
 	var call master.Call
 	hasType, status, msg := decodeBody(r, &call, 1)
 	if status != 0 {
@@ -76,6 +80,17 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 	case master.Call_GET_MAINTENANCE_STATUS, master.Call_GET_MAINTENANCE_SCHEDULE, master.Call_UPDATE_MAINTENANCE_SCHEDULE,
 		master.Call_START_MAINTENANCE, master.Call_STOP_MAINTENANCE:
 		r, status, msg := m.maintenanceCall(&call)
+		if r == nil {
+			if status != http.StatusOK {
+				httpError(w, status, msg)
+			} else {
+				w.WriteHeader(http.StatusOK)
+			}
+			return
+		}
+		resp = *r
+	case master.Call_GET_QUOTA, master.Call_UPDATE_QUOTA:
+		r, status, msg := m.quotaCall(&call, principal)
 		if r == nil {
 			if status != http.StatusOK {
 				httpError(w, status, msg)

@@ -54,6 +54,7 @@ type agentState struct {
 	available mesos.Resources
 	totalSc   scalars
 	used      map[useKey]scalars // by framework and role
+	quotaUsed map[useKey]scalars // the part of used that counts against quota
 }
 
 type useKey struct{ framework, role string }
@@ -107,6 +108,10 @@ type Allocator struct {
 	// then agent (maintenance.go).
 	maint     map[string]*agentMaintenance
 	ioFilters map[string]map[string]time.Time
+	// quota by role (quota.go); quotaUse the unreserved non-revocable scalars offered or allocated to
+	// each role, what counts against quota besides reservations.
+	quota    map[string]Quota
+	quotaUse map[string]scalars
 }
 
 // New returns an empty allocator.
@@ -125,6 +130,7 @@ func New(cfg Config) *Allocator {
 		total:      scalars{},
 		roleAlloc:  map[string]scalars{},
 		roleCount:  map[string]uint64{},
+		quotaUse:   map[string]scalars{},
 	}
 }
 
@@ -143,7 +149,7 @@ func (a *Allocator) AddAgent(id string, total mesos.Resources) {
 		a.RemoveAgent(id)
 	}
 	t := total.Clone().Unallocate()
-	ag := &agentState{id: id, total: t, available: t.Clone(), used: map[useKey]scalars{}, totalSc: scalars{}}
+	ag := &agentState{id: id, total: t, available: t.Clone(), used: map[useKey]scalars{}, quotaUsed: map[useKey]scalars{}, totalSc: scalars{}}
 	ag.totalSc.add(t, 1)
 	a.total.add(t, 1)
 	a.agents[id] = ag
@@ -159,6 +165,9 @@ func (a *Allocator) RemoveAgent(id string) {
 	}
 	for k, s := range ag.used {
 		a.roleScalars(k.role).sub(s)
+		if u := a.quotaUse[k.role]; u != nil {
+			u.sub(ag.quotaUsed[k])
+		}
 		if fw, ok := a.frameworks[k.framework]; ok && fw.alloc[k.role] != nil {
 			fw.alloc[k.role].sub(s)
 		}
@@ -204,6 +213,10 @@ func (a *Allocator) RemoveFramework(id string) {
 		for k := range ag.used {
 			if k.framework == id {
 				delete(ag.used, k)
+				if u := a.quotaUse[k.role]; u != nil {
+					u.sub(ag.quotaUsed[k])
+				}
+				delete(ag.quotaUsed, k)
 			}
 		}
 	}
@@ -328,6 +341,31 @@ func (a *Allocator) track(ag *agentState, frameworkID, role string, r mesos.Reso
 		delete(ag.used, k)
 	}
 	a.roleScalars(role).add(r, sign)
+	if q := quotaScalars(r); len(q) > 0 {
+		u, ok := a.quotaUse[role]
+		if !ok {
+			u = scalars{}
+			a.quotaUse[role] = u
+		}
+		au, ok := ag.quotaUsed[k]
+		if !ok {
+			au = scalars{}
+			ag.quotaUsed[k] = au
+		}
+		for n, v := range q {
+			u[n] += sign * v
+			au[n] += sign * v
+			if math.Abs(u[n]) < 1e-9 {
+				delete(u, n)
+			}
+			if math.Abs(au[n]) < 1e-9 {
+				delete(au, n)
+			}
+		}
+		if len(au) == 0 {
+			delete(ag.quotaUsed, k)
+		}
+	}
 	if sign > 0 {
 		a.roleCount[role]++ // DRFSorter's allocated(): every allocation counts, none is taken back
 	}
@@ -463,58 +501,23 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 		sort.Slice(fws, func(i, j int) bool { return fws[i].id < fws[j].id })
 	}
 
+	if len(a.quota) > 0 {
+		return a.allocateWithQuota(now, order, roles, byRole)
+	}
 	var offers []Offer
-	roleShares := make([]float64, len(roles))
-	roleCounts := make([]uint64, len(roles))
 	hierarchical := a.hierarchicalRoles(roles)
-	ordered := make([]string, len(roles))
 	for _, id := range order {
 		ag := a.agents[id]
 		if len(ag.available) == 0 || !a.allocatable(ag.available) {
 			continue
 		}
-		if hierarchical {
-			ordered = a.roleTreeOrder(roles)
-		} else {
-			for i, r := range roles {
-				roleShares[i], roleCounts[i] = a.RoleShare(r), a.roleCount[r]
-			}
-			idx := make([]int, len(roles))
-			for i := range idx {
-				idx[i] = i
-			}
-			// DRFSorter::Node::compareDRF: share, then allocation count, then name.
-			sort.SliceStable(idx, func(i, j int) bool {
-				x, y := idx[i], idx[j]
-				if roleShares[x] != roleShares[y] {
-					return roleShares[x] < roleShares[y]
-				}
-				if roleCounts[x] != roleCounts[y] {
-					return roleCounts[x] < roleCounts[y]
-				}
-				return roles[x] < roles[y]
-			})
-			for i, x := range idx {
-				ordered[i] = roles[x]
-			}
-		}
-		for _, role := range ordered {
+		for _, role := range a.sortRoles(roles, hierarchical) {
 			offerable := allocatableTo(ag.available, role)
 			if len(offerable) == 0 || !a.allocatable(offerable) {
 				continue
 			}
-			cands := make([]candidate, 0, len(byRole[role]))
-			for _, fw := range byRole[role] {
-				cands = append(cands, candidate{fw: fw, share: a.share(fw.alloc[role])})
-			}
-			sort.SliceStable(cands, func(i, j int) bool {
-				if cands[i].share != cands[j].share {
-					return cands[i].share < cands[j].share
-				}
-				return cands[i].fw.count[role] < cands[j].fw.count[role] // then by ID (byRole's order)
-			})
-			for _, c := range cands {
-				if a.filtered(c.fw, role, id, offerable, now) {
+			for _, fw := range a.frameworkOrder(byRole[role], role) {
+				if a.filtered(fw, role, id, offerable, now) {
 					continue
 				}
 				if len(offerable) == len(ag.available) {
@@ -522,8 +525,8 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 				} else {
 					ag.available = ag.available.Minus(offerable...)
 				}
-				a.track(ag, c.fw.id, role, offerable, 1)
-				offers = append(offers, Offer{FrameworkID: c.fw.id, Role: role, AgentID: id, Resources: withRole(offerable, &mesos.Resource_AllocationInfo{Role: &role})})
+				a.track(ag, fw.id, role, offerable, 1)
+				offers = append(offers, Offer{FrameworkID: fw.id, Role: role, AgentID: id, Resources: withRole(offerable, &mesos.Resource_AllocationInfo{Role: &role})})
 				break
 			}
 			if len(ag.available) == 0 {
@@ -532,6 +535,49 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 		}
 	}
 	return offers
+}
+
+// sortRoles is the role sorter's order of the active roles now: DRFSorter::Node::compareDRF (weighted
+// share, then allocation count, then name), over the role tree when a role is nested.
+func (a *Allocator) sortRoles(roles []string, hierarchical bool) []string {
+	if hierarchical {
+		return a.roleTreeOrder(roles)
+	}
+	shares := make(map[string]float64, len(roles))
+	for _, r := range roles {
+		shares[r] = a.RoleShare(r)
+	}
+	out := slices.Clone(roles)
+	sort.SliceStable(out, func(i, j int) bool {
+		x, y := out[i], out[j]
+		if shares[x] != shares[y] {
+			return shares[x] < shares[y]
+		}
+		if a.roleCount[x] != a.roleCount[y] {
+			return a.roleCount[x] < a.roleCount[y]
+		}
+		return x < y
+	})
+	return out
+}
+
+// frameworkOrder is a role's framework sorter: lowest share first, then fewest allocations, then ID.
+func (a *Allocator) frameworkOrder(fws []*frameworkState, role string) []*frameworkState {
+	cands := make([]candidate, 0, len(fws))
+	for _, fw := range fws {
+		cands = append(cands, candidate{fw: fw, share: a.share(fw.alloc[role])})
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		if cands[i].share != cands[j].share {
+			return cands[i].share < cands[j].share
+		}
+		return cands[i].fw.count[role] < cands[j].fw.count[role] // then by ID (byRole's order)
+	})
+	out := make([]*frameworkState, len(cands))
+	for i, c := range cands {
+		out[i] = c.fw
+	}
+	return out
 }
 
 // hierarchicalRoles reports whether a role with offers to make, or one holding resources, is nested
@@ -764,6 +810,9 @@ func (a *Allocator) Roles() []RoleInfo {
 		}
 	}
 	for r := range a.cfg.Weights {
+		known[r] = true
+	}
+	for r := range a.quota {
 		known[r] = true
 	}
 	for r := range known {
