@@ -79,10 +79,17 @@ func (s *sched) cycle(ctx context.Context) {
 		}
 		offers = append(offers, endedUnavailability(o, now))
 	}
+	var returning []mesos.Offer
+	for _, o := range s.book.Returning(now) {
+		if !s.nodes.Conflicted(o.AgentID.Value) && (nodes[o.AgentID.Value] != nil || !foreign[o.Hostname]) {
+			returning = append(returning, endedUnavailability(o, now))
+		}
+	}
 	nominated := s.nominated()
 	pods = s.withNominated(pods, offers, nominated)
 	plan := placeByRole(offerbridge.Input{
 		Offers:     offers,
+		Returning:  returning,
 		Nodes:      nodes,
 		Pods:       pods,
 		Bound:      s.boundPods(),
@@ -93,6 +100,19 @@ func (s *sched) cycle(ctx context.Context) {
 		Seed:       s.seed,
 		Nominated:  nominated,
 	}, roleOf)
+	// Nothing unschedulable: the offers left are held again for the pods that come next, until
+	// --offer-hold, as they are while nothing is pending. Declined at once with the refuse filter, they
+	// kept their agents from a burst's next pods: pods created a few per cycle got a few agents per
+	// allocation interval, one or two pods per ACCEPT (issue 13's profile). Holding them is safe for
+	// placement quality only because the agents whose offers were accepted are ranked too, with the
+	// room their ACCEPTs left (Book.Returning): a pod whose best agent is one of them waits for its
+	// offer (plan.Waiting) rather than taking whatever offer is still held.
+	if len(plan.Unschedulable) == 0 {
+		plan.Decline = s.keepForRoles(plan.Decline, offers, pods, roleOf)
+	}
+	if len(plan.Waiting) > 0 {
+		s.log.WithField("pods", len(plan.Waiting)).Debug("pods wait for the room their best agents will offer again")
+	}
 	// The book learns what actually happened: a Launch whose pods could not be bound or whose
 	// executor is unknown declines its offers instead.
 	plan.Decline = append(plan.Decline, unusable...)
@@ -120,6 +140,29 @@ func (s *sched) cycle(ctx context.Context) {
 		s.unschedulable(ctx, &plan.Unschedulable[i], now)
 	}
 	preempt()
+}
+
+// keepForRoles holds again the unused offers of the roles whose pods this cycle placed and returns
+// the others (a role with nothing pending has no use for them), to be declined.
+func (s *sched) keepForRoles(unused []mesos.OfferID, offers []mesos.Offer, pods []*corev1.Pod, roleOf func(*corev1.Pod) string) []mesos.OfferID {
+	wanted := map[string]bool{}
+	for _, p := range pods {
+		wanted[roleOf(p)] = true
+	}
+	roles := make(map[string]string, len(offers))
+	for i := range offers {
+		roles[offers[i].ID.Value] = offerRole(&offers[i])
+	}
+	var keep, rest []mesos.OfferID
+	for _, id := range unused {
+		if r, ok := roles[id.Value]; ok && wanted[r] {
+			keep = append(keep, id)
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	s.book.Keep(keep)
+	return rest
 }
 
 // decline declines offers with a refuse filter.

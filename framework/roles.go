@@ -410,6 +410,10 @@ func placeByRole(base offerbridge.Input, roleOf func(*corev1.Pod) string) offerb
 		}
 		offers[r] = append(offers[r], o)
 	}
+	returning := map[string][]mesos.Offer{}
+	for _, o := range base.Returning {
+		returning[offerRole(&o)] = append(returning[offerRole(&o)], o)
+	}
 	roles := make([]string, 0, len(offers))
 	for r := range offers {
 		roles = append(roles, r)
@@ -423,11 +427,12 @@ func placeByRole(base offerbridge.Input, roleOf func(*corev1.Pod) string) offerb
 	}
 	for i, r := range roles {
 		in := base
-		in.Offers, in.Pods, in.Bound, in.Executor = offers[r], byRole[r], bound, exec
+		in.Offers, in.Returning, in.Pods, in.Bound, in.Executor = offers[r], returning[r], byRole[r], bound, exec
 		p := offerbridge.Place(in)
 		out.Launches = append(out.Launches, p.Launches...)
 		out.Decline = append(out.Decline, p.Decline...)
 		out.Unschedulable = append(out.Unschedulable, p.Unschedulable...)
+		out.Waiting = append(out.Waiting, p.Waiting...)
 		if i == len(roles)-1 {
 			break // no role left to see this one's launches
 		}

@@ -70,8 +70,11 @@ const (
 	bindParallelism = 16
 	// launchParallelism bounds the launches (agents) of one placement cycle carried out at once.
 	launchParallelism = 16
-	// acceptRefuse is the filter of resources left unused by an ACCEPT: short, so they return soon.
-	acceptRefuse = time.Second
+	// acceptRefuse is the filter of resources left unused by an ACCEPT: none, so Mesos offers them
+	// again at its next allocation (a filter of 1 s missed that one: Mesos expires a filter only after
+	// both its timeout and an allocation interval, hierarchical.cpp recoverResources). Placement
+	// counts on that room (offerbridge.Book.Returning) and pods wait for it.
+	acceptRefuse = 0
 	// placement back-off of unschedulable pods.
 	minPodBackoff = time.Second
 	maxPodBackoff = 30 * time.Second

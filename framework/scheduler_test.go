@@ -438,6 +438,12 @@ func TestOfferAccountingAndSuppress(t *testing.T) {
 	}
 	f.offers(offer("o4", "a1", "h1", 4, 4096), offer("o5", "a2", "h2", 4, 4096))
 	f.s.cycle(f.ctx)
+	// Every pending pod placed: the offer left is held for the next pods, until --offer-hold.
+	if c := f.s.book.Counts(); c.Held != 1 || c.Accepted != 1 {
+		t.Errorf("after placing p: %d held and %d accepted, want the unused offer held", c.Held, c.Accepted)
+	}
+	f.clock.Step(DefaultConfig().OfferHold)
+	f.s.cycle(f.ctx)
 	c := f.s.book.Counts()
 	want := c
 	want.Received, want.Accepted, want.Declined, want.Rescinded, want.Held, want.InFlight = 5, 1, 3, 1, 0, 0

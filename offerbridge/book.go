@@ -15,17 +15,36 @@ import (
 // it never answered, so Mesos counted the resources as taken (mesosphere/kubernetes-mesos#636); Counts
 // lets tests and metrics prove that cannot happen here. Safe for concurrent use.
 //
-// Life of an offer: Add → held → Take → in flight → Settle (accepted or declined). Rescind and
-// RemoveAgent end it in either state; Expired ends a held offer older than the maximum hold time.
+// Life of an offer: Add → held → Take → in flight → Settle (accepted or declined) or Keep (held again,
+// its age kept). Rescind and RemoveAgent end it in either state; Expired ends a held offer older than
+// the maximum hold time.
+//
+// The book also knows what the accepted offers left unused on their agents (Returning): Mesos offers
+// it again at its next allocation, and placement ranks those agents with the ones in hand.
 type Book struct {
 	clock  clock.PassiveClock
 	maxAge time.Duration
 
-	mu       sync.Mutex
-	seq      uint64
-	held     map[string]heldOffer
-	inFlight map[string]string // offer ID → agent ID
-	counts   Counts
+	mu        sync.Mutex
+	seq       uint64
+	held      map[string]heldOffer
+	inFlight  map[string]heldOffer
+	returning map[agentRole]returningRoom
+	counts    Counts
+}
+
+// ReturnWait is how long the room an ACCEPT left unused is expected back: Mesos' allocator recovers
+// it at once (refuse_seconds 0 installs no filter, HierarchicalAllocatorProcess::recoverResources)
+// and offers it at the next allocation, every --allocation_interval (1 s by default). After twice
+// that, something else took it (another framework, an agent gone) and the pods waiting for it are
+// placed on what is in hand.
+const ReturnWait = 2 * time.Second
+
+type agentRole struct{ agent, role string }
+
+type returningRoom struct {
+	offer mesos.Offer // the accepted offer with the resources left unused
+	since time.Time
 }
 
 type heldOffer struct {
@@ -59,10 +78,11 @@ func (c Counts) Balanced() bool {
 // Expired to be declined.
 func NewBook(clk clock.PassiveClock, maxAge time.Duration) *Book {
 	return &Book{
-		clock:    clk,
-		maxAge:   maxAge,
-		held:     make(map[string]heldOffer),
-		inFlight: make(map[string]string),
+		clock:     clk,
+		maxAge:    maxAge,
+		held:      make(map[string]heldOffer),
+		inFlight:  make(map[string]heldOffer),
+		returning: make(map[agentRole]returningRoom),
 	}
 }
 
@@ -84,6 +104,8 @@ func (b *Book) Add(offers ...mesos.Offer) {
 		b.seq++
 		b.held[id] = heldOffer{offer: o, received: now, seq: b.seq}
 		b.counts.Received++
+		// What the agent has free for the role now, returned room included.
+		delete(b.returning, agentRole{o.AgentID.Value, offerRole(&o)})
 	}
 }
 
@@ -118,10 +140,15 @@ func (b *Book) RemoveAgent(agentID string) []mesos.OfferID {
 			gone = append(gone, h.offer.ID)
 		}
 	}
-	for id, a := range b.inFlight {
-		if a == agentID {
+	for id, h := range b.inFlight {
+		if h.offer.AgentID.Value == agentID {
 			delete(b.inFlight, id)
-			gone = append(gone, mesos.OfferID{Value: id})
+			gone = append(gone, h.offer.ID)
+		}
+	}
+	for k := range b.returning {
+		if k.agent == agentID {
+			delete(b.returning, k)
 		}
 	}
 	b.counts.Rescinded += uint64(len(gone))
@@ -141,20 +168,38 @@ func (b *Book) Take() []mesos.Offer {
 	out := make([]mesos.Offer, len(hs))
 	for i, h := range hs {
 		out[i] = h.offer
-		b.inFlight[h.offer.ID.Value] = h.offer.AgentID.Value
+		b.inFlight[h.offer.ID.Value] = h
 	}
 	clear(b.held)
 	return out
 }
 
+// Keep returns offers in flight that a cycle did not need to the held ones, with the time they were
+// received, so that Expired still declines them once the maximum hold time has passed. Offers not in
+// flight (rescinded meanwhile) are ignored.
+func (b *Book) Keep(ids []mesos.OfferID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		if h, ok := b.inFlight[id.Value]; ok {
+			delete(b.inFlight, id.Value)
+			b.held[id.Value] = h
+		}
+	}
+}
+
 // Settle records a plan's outcome for the offers in flight: offers of its Launches are accepted, its
 // Decline list declined. Offers in flight the plan does not mention are declined too and returned, so
-// the caller declines them as well and nothing leaks.
+// the caller declines them as well and nothing leaks. What each Launch leaves of its offers (their
+// resources minus those carved for the executor and the pods) is returning room until an offer of
+// its agent and role arrives or ReturnWait has passed; not when such an offer is already held.
 func (b *Book) Settle(plan Plan) (unmentioned []mesos.OfferID) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, l := range plan.Launches {
-		for _, id := range l.OfferIDs {
+	now := b.clock.Now()
+	for i := range plan.Launches {
+		b.remember(&plan.Launches[i], now)
+		for _, id := range plan.Launches[i].OfferIDs {
 			b.end(id.Value, &b.counts.Accepted)
 		}
 	}
@@ -168,6 +213,66 @@ func (b *Book) Settle(plan Plan) (unmentioned []mesos.OfferID) {
 	b.counts.Declined += uint64(len(unmentioned))
 	sort.Slice(unmentioned, func(i, j int) bool { return unmentioned[i].Value < unmentioned[j].Value })
 	return unmentioned
+}
+
+// remember records the room a Launch leaves on its agent, from its offers still in flight.
+func (b *Book) remember(l *Launch, now time.Time) {
+	var left mesos.Resources
+	var tmpl *mesos.Offer
+	for _, id := range l.OfferIDs {
+		if h, ok := b.inFlight[id.Value]; ok {
+			if tmpl == nil {
+				tmpl = &h.offer
+			}
+			left.Add(h.offer.Resources...)
+		}
+	}
+	if tmpl == nil {
+		return
+	}
+	k := agentRole{tmpl.AgentID.Value, offerRole(tmpl)}
+	for _, h := range b.held {
+		if h.offer.AgentID.Value == k.agent && offerRole(&h.offer) == k.role {
+			return // offered again already (the ACCEPT was quick): the offer says what is free
+		}
+	}
+	left.Subtract(l.Executor...)
+	for _, pp := range l.Pods {
+		left.Subtract(pp.Resources...)
+		if pp.Sandbox != nil {
+			left.Subtract(pp.Sandbox.Executor...)
+			left.Subtract(pp.Sandbox.Task...)
+		}
+	}
+	if len(left) == 0 {
+		delete(b.returning, k)
+		return
+	}
+	o := *tmpl
+	o.Resources = left
+	b.returning[k] = returningRoom{offer: o, since: now}
+}
+
+// Returning returns the room accepted offers left on their agents that Mesos has not offered again
+// yet, as offers (Input.Returning), by agent and role; it forgets room older than ReturnWait.
+func (b *Book) Returning(now time.Time) []mesos.Offer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]mesos.Offer, 0, len(b.returning))
+	for k, r := range b.returning {
+		if now.Sub(r.since) >= ReturnWait {
+			delete(b.returning, k)
+			continue
+		}
+		out = append(out, r.offer)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].AgentID.Value != out[j].AgentID.Value {
+			return out[i].AgentID.Value < out[j].AgentID.Value
+		}
+		return offerRole(&out[i]) < offerRole(&out[j])
+	})
+	return out
 }
 
 func (b *Book) end(id string, counter *uint64) {

@@ -2,12 +2,15 @@ package offerbridge
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/resources"
+	corev1 "k8s.io/api/core/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -118,6 +121,25 @@ func TestBook(t *testing.T) {
 			want: Counts{Received: 2, Declined: 2, Expired: 2},
 		},
 		{
+			name: "kept offers are held again with their age",
+			script: func(t *testing.T, b *Book, clk *clocktesting.FakePassiveClock) {
+				b.Add(basic("o1", "a1", 1, 1), basic("o2", "a2", 1, 1))
+				b.Take()
+				clk.SetTime(t0.Add(300 * time.Millisecond))
+				b.Keep(offerIDs("o2", "o9")) // o9: not in flight, ignored
+				if un := b.Settle(Plan{Launches: []Launch{{OfferIDs: offerIDs("o1")}}}); len(un) != 0 {
+					t.Errorf("unmentioned %v, want none: o2 is held again", idValues(un))
+				}
+				if b.Len() != 1 {
+					t.Errorf("Len = %d, want o2 held", b.Len())
+				}
+				if diff := cmp.Diff([]string{"o2"}, ids(b.Expired(t0.Add(500*time.Millisecond)))); diff != "" {
+					t.Errorf("Expired at its receipt + 500ms (-want +got):\n%s", diff)
+				}
+			},
+			want: Counts{Received: 2, Accepted: 1, Declined: 1, Expired: 1},
+		},
+		{
 			name: "unbalanced while held or in flight",
 			script: func(t *testing.T, b *Book, _ *clocktesting.FakePassiveClock) {
 				b.Add(basic("o1", "a1", 1, 1), basic("o2", "a1", 1, 1))
@@ -176,12 +198,25 @@ func TestBookNoLeak(t *testing.T) {
 			b.Expired(clk.Now().Add(-50 * time.Millisecond)) // nothing is that old yet
 		}
 		in.Offers = b.Take()
+		in.Returning = b.Returning(clk.Now())
 		plan := Place(in)
 		checkPlan(t, in, plan)
+		// Every other unused offer is held again for the next cycle, as the framework does when
+		// every pod was placed.
+		var keep []mesos.OfferID
+		for i, id := range plan.Decline {
+			if i%2 == 0 {
+				keep = append(keep, id)
+			}
+		}
+		b.Keep(keep)
+		plan.Decline = slices.DeleteFunc(plan.Decline, func(id mesos.OfferID) bool { return slices.Contains(keep, id) })
 		if un := b.Settle(plan); len(un) != 0 {
 			t.Errorf("cycle %d: plan left offers unanswered: %v", cycle, un)
 		}
 	}
+	clk.SetTime(clk.Now().Add(time.Second))
+	b.Expired(clk.Now())
 	c := b.Counts()
 	if !c.Balanced() {
 		t.Errorf("offers leaked: %+v", c)
@@ -260,5 +295,89 @@ func TestDecideOffers(t *testing.T) {
 				t.Errorf("DecideOffers (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestBookReturning: what an ACCEPT leaves of its offers is returning room until the agent's next
+// offer for that role, the agent's removal, or ReturnWait.
+func TestBookReturning(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(t0)
+	b := NewBook(clk, 500*time.Millisecond)
+	o1 := basic("o1", "a1", 4, 4096)
+	o1.Unavailability = &mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: 7}}
+	b.Add(o1, basic("o2", "a2", 4, 4096), basic("o3", "a3", 4, 4096), basic("o4", "a4", 1, 512))
+	in := Input{Offers: b.Take(), Executor: ExecutorCost{CPUs: 0.5, MemMB: 32},
+		Pods: []*corev1.Pod{pod("p1", 1, 1024), pod("p2", 1, 1024), pod("p3", 3, 1024)}}
+	in.Translate.PodNetwork = "kubemesos" // sandboxed: pod task, sandbox task and executor carved apart
+	plan := Place(in)
+	if len(plan.Launches) != 3 {
+		t.Fatalf("launches %v, want p1, p2, p3 on three agents", placed(plan))
+	}
+	// a3's next offer is here before the cycle settles: it, not the computed remainder, says what is free.
+	b.Add(basic("o5", placed(plan)[2][len("p3@"):], 1, 100))
+	if un := b.Settle(plan); len(un) != 0 {
+		t.Fatalf("unmentioned %v", idValues(un))
+	}
+	got := b.Returning(clk.Now())
+	if len(got) != 2 {
+		t.Fatalf("Returning = %d offers, want 2 (the third agent was offered again)", len(got))
+	}
+	for _, r := range got {
+		var l *Launch
+		for i := range plan.Launches {
+			if plan.Launches[i].AgentID == r.AgentID {
+				l = &plan.Launches[i]
+			}
+		}
+		if l == nil {
+			t.Fatalf("returning room of %s, which had no launch", r.AgentID.Value)
+		}
+		var offered, carved mesos.Resources
+		for _, o := range in.Offers {
+			if o.AgentID == r.AgentID {
+				offered.Add(o.Resources...)
+			}
+		}
+		carved.Add(l.Executor...)
+		for _, pp := range l.Pods {
+			carved.Add(pp.Resources...)
+			carved.Add(pp.Sandbox.Executor...)
+			carved.Add(pp.Sandbox.Task...)
+		}
+		if !resources.Equivalent(mesos.Resources(r.Resources).Plus(carved...), offered) {
+			t.Errorf("%s: returning %s + carved %s != offered %s", r.AgentID.Value, mesos.Resources(r.Resources), carved, offered)
+		}
+		if r.AgentID.Value == "a1" && r.Unavailability == nil {
+			t.Errorf("a1's returning room lost its offer's unavailability")
+		}
+	}
+	// Placement sees them: a pod that fits only on a returning agent's room waits.
+	next := Place(Input{Returning: got, Offers: b.Take(), Pods: []*corev1.Pod{pod("p4", 2, 128)}})
+	if len(next.Waiting) != 1 || len(next.Launches) != 0 {
+		t.Errorf("p4: placed %v, waiting %d, want it waiting for returning room", placed(next), len(next.Waiting))
+	}
+	b.Settle(next)
+
+	// The first agent is offered again, the second removed: nothing returns any more.
+	b.Add(basic("o6", got[0].AgentID.Value, 2, 2048))
+	b.RemoveAgent(got[1].AgentID.Value)
+	if r := b.Returning(clk.Now()); len(r) != 0 {
+		t.Errorf("Returning after the agent's offer and removal = %v, want none", ids(r))
+	}
+
+	// Room not offered again within ReturnWait is forgotten.
+	b.Take()
+	b.Settle(Plan{Launches: []Launch{{AgentID: mesos.AgentID{Value: got[0].AgentID.Value}, OfferIDs: offerIDs("o6")}}})
+	if r := b.Returning(clk.Now().Add(ReturnWait - time.Millisecond)); len(r) != 1 {
+		t.Errorf("Returning just before ReturnWait = %v, want o6's room", ids(r))
+	}
+	if r := b.Returning(clk.Now().Add(ReturnWait)); len(r) != 0 {
+		t.Errorf("Returning at ReturnWait = %v, want none", ids(r))
+	}
+	if r := b.Returning(clk.Now()); len(r) != 0 {
+		t.Errorf("Returning after it was forgotten = %v, want none", ids(r))
+	}
+	if c := b.Counts(); !c.Balanced() {
+		t.Errorf("counts %+v", c)
 	}
 }

@@ -68,6 +68,14 @@ type ExecutorCost struct {
 type Input struct {
 	// Offers are the offers held, as received; each one ends up in exactly one Launch or in Decline.
 	Offers []mesos.Offer
+	// Returning are what ACCEPTs of the last moments left unused on their agents (the offers minus
+	// what was launched), which Mesos offers again at its next allocation: with them placement ranks
+	// every agent it knows free room on, as kube-scheduler ranks every Node, not only those whose
+	// offers are in hand. A pod whose best agent is a returning one waits for it (Plan.Waiting)
+	// instead of going to a worse agent in hand. Their IDs are ignored; none of them is ever in a Plan's
+	// Launches or Decline. A returning entry of an agent and role that also has an offer in hand is
+	// ignored (the offer is what Mesos has free there now).
+	Returning []mesos.Offer
 	// Nodes are the agents' Nodes by agent ID, for labels, taints and cordons. An agent without a Node
 	// yet is labelled from its offer (AgentLabels) and has no taints.
 	Nodes map[string]*corev1.Node
@@ -109,6 +117,10 @@ type Plan struct {
 	Decline []mesos.OfferID
 	// Unschedulable are the pods that fit nowhere, in input order.
 	Unschedulable []Unfit
+	// Waiting are the pods whose best agent is a returning one (Input.Returning), in input order:
+	// they are neither launched nor unschedulable, and are placed again once its offer is in hand.
+	// Their room there is taken for the pods placed after them, as kube-scheduler's assumed pods.
+	Waiting []*corev1.Pod
 }
 
 // Launch is one ACCEPT: offers of one agent allocated to one role (Mesos refuses offers of several
@@ -290,7 +302,11 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 	if p.placedUIDs != nil {
 		p.placedUIDs[pod.UID] = true
 	}
-	p.launch(a, b, pod, demand, pi, exec)
+	if b.returning {
+		p.wait(a, b, pod, pi, exec)
+	} else {
+		p.launch(a, b, pod, demand, pi, exec)
+	}
 	cp, err := newClusterPod(pod)
 	if err != nil {
 		cp = &clusterPod{pod: pod}
@@ -330,7 +346,7 @@ func (p *placer) search(pi *podInfo) (best *agent, bestBucket *bucket, visited i
 		case best == nil, pen < bestPenalty:
 		case pen > bestPenalty:
 			continue
-		case p.better(s, bestScore), s == bestScore && a.rank < best.rank:
+		case p.better(s, bestScore), s == bestScore && tieBefore(a, b, best, bestBucket):
 		default:
 			continue
 		}
@@ -386,7 +402,7 @@ func (p *placer) searchScored(pi *podInfo) (best *agent, bestBucket *bucket, vis
 	pi.rules.addScores(cands, total, raw)
 	bi := 0
 	for i := 1; i < len(cands); i++ {
-		if total[i] > total[bi] || total[i] == total[bi] && cands[i].a.rank < cands[bi].a.rank {
+		if total[i] > total[bi] || total[i] == total[bi] && tieBefore(cands[i].a, cands[i].b, cands[bi].a, cands[bi].b) {
 			bi = i
 		}
 	}
@@ -422,6 +438,15 @@ func (p *placer) reasons(pi *podInfo) map[string]int {
 		}
 	}
 	return reasons
+}
+
+// tieBefore breaks a tie between two equally good agents: one whose offer is in hand before a
+// returning one (kube-scheduler picks any of the best Nodes; this one need not wait), then by rank.
+func tieBefore(a *agent, b *bucket, than *agent, thanBucket *bucket) bool {
+	if b.returning != thanBucket.returning {
+		return !b.returning
+	}
+	return a.rank < than.rank
 }
 
 func (p *placer) better(score, than float64) bool {
@@ -479,6 +504,20 @@ func (p *placer) launch(a *agent, b *bucket, pod *corev1.Pod, demand podtranslat
 		l.Pods = append(l.Pods, PodPlacement{Pod: pod, Demand: demand, Resources: b.carve(n)})
 	}
 	a.take(n)
+}
+
+// wait records a pod whose best agent is a returning one and takes its room there (and the executor's,
+// which will be launched with it), so that the pods after it see the agent as it will be.
+func (p *placer) wait(a *agent, b *bucket, pod *corev1.Pod, pi *podInfo, exec [numDims]int64) {
+	if !a.executorRunning && a.executorBucket == nil {
+		a.executorBucket = b
+		en := need{scalar: exec}
+		b.carve(&en)
+		a.take(&en)
+	}
+	b.carve(&pi.need)
+	a.take(&pi.need)
+	p.plan.Waiting = append(p.plan.Waiting, pod)
 }
 
 // The sandbox executor's and the pod task's needs of a sandboxed pod, besides the pod's demand.
@@ -845,6 +884,33 @@ func buildAgents(in *Input) ([]*agent, []*bucket, map[string]*agent) {
 		}
 		offerBucket[i] = b
 	}
+	for i := range in.Returning {
+		o := &in.Returning[i]
+		id, role := o.AgentID.Value, offerRole(o)
+		if id == "" {
+			continue
+		}
+		a := byID[id]
+		if a == nil {
+			a = newAgent(o, in)
+			byID[id] = a
+			ids = append(ids, id)
+		}
+		if slices.ContainsFunc(a.buckets, func(x *bucket) bool { return x.role == role }) {
+			continue // in hand (or listed twice): what Mesos offered is what is free
+		}
+		if o.Unavailability != nil {
+			a.maintenance = true
+		}
+		if in.Executor.ID != "" && slices.ContainsFunc(o.ExecutorIDs, func(e mesos.ExecutorID) bool { return e.Value == in.Executor.ID }) {
+			a.executorRunning = true
+		}
+		b := &bucket{role: role, launch: -1, returning: true}
+		a.buckets = append(a.buckets, b)
+		for j := range o.Resources {
+			b.add(&o.Resources[j])
+		}
+	}
 	sort.Strings(ids)
 	rng := rand.New(rand.NewPCG(in.Seed, in.Seed^0x9e3779b97f4a7c15))
 	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
@@ -852,7 +918,13 @@ func buildAgents(in *Input) ([]*agent, []*bucket, map[string]*agent) {
 	for rank, id := range ids {
 		a := byID[id]
 		a.rank = rank
-		sort.Slice(a.buckets, func(i, j int) bool { return a.buckets[i].role < a.buckets[j].role })
+		// Offers in hand before returning room: a pod that fits both need not wait.
+		sort.Slice(a.buckets, func(i, j int) bool {
+			if x, y := a.buckets[i], a.buckets[j]; x.returning != y.returning {
+				return !x.returning
+			}
+			return a.buckets[i].role < a.buckets[j].role
+		})
 		for _, b := range a.buckets {
 			b.order()
 			for d := range a.free {

@@ -670,3 +670,133 @@ func TestPlaceSandboxedPod(t *testing.T) {
 		}
 	})
 }
+
+// Returning room (Input.Returning) is ranked with the offers in hand: a pod whose best agent is a
+// returning one waits for it instead of taking a worse agent in hand, and its room there is taken
+// for the pods after it.
+func TestPlaceReturning(t *testing.T) {
+	rack := func(o mesos.Offer, r string) mesos.Offer {
+		o.Attributes = []mesos.Attribute{{Name: "rack", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: r}}}
+		return o
+	}
+	preferRack := func(r string) podOpt {
+		return func(p *corev1.Pod) {
+			p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 50,
+					Preference: corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{
+						Key: LabelAttrPrefix + "rack", Operator: corev1.NodeSelectorOpIn, Values: []string{r}}}}}},
+			}}
+		}
+	}
+	inMaintenance := basic("o1", "a1", 4, 4096)
+	inMaintenance.Unavailability = &mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: 1}}
+	tests := []struct {
+		name        string
+		in          Input
+		wantPlaced  []string
+		wantWaiting []string
+		wantDecline []mesos.OfferID
+		wantUnfit   map[string]string
+	}{
+		{
+			name: "spread: a pod waits for the least allocated agent, ties go to the offer in hand",
+			in: Input{
+				Offers:    []mesos.Offer{basic("o1", "a1", 4, 4096)},
+				Returning: []mesos.Offer{basic("r2", "a2", 4, 4096)},
+				Pods:      []*corev1.Pod{pod("p1", 1, 128), pod("p2", 1, 128), pod("p3", 1, 128)},
+			},
+			wantPlaced:  []string{"p1@a1", "p3@a1"},
+			wantWaiting: []string{"p2"},
+		},
+		{
+			name: "preferred node affinity waits for the preferred rack's returning room",
+			in: Input{
+				Offers:    []mesos.Offer{rack(basic("o1", "a1", 4, 4096), "r0")},
+				Returning: []mesos.Offer{rack(basic("r2", "a2", 2, 4096), "r1")},
+				Pods: []*corev1.Pod{pod("p1", 1.5, 128, preferRack("r1")), pod("p2", 1.5, 128, preferRack("r1")),
+					pod("p3", 1.5, 128, preferRack("r1"))},
+			},
+			// a2's 2 cpus take one of them; the others go where there is room.
+			wantPlaced:  []string{"p2@a1", "p3@a1"},
+			wantWaiting: []string{"p1"},
+		},
+		{
+			name: "an agent scheduled for maintenance is not taken while another's room returns",
+			in: Input{
+				Offers:    []mesos.Offer{inMaintenance},
+				Returning: []mesos.Offer{basic("r2", "a2", 1, 4096)},
+				Pods:      []*corev1.Pod{pod("p1", 0.5, 128), pod("p2", 0.5, 128), pod("p3", 0.5, 128)},
+			},
+			wantPlaced:  []string{"p3@a1"},
+			wantWaiting: []string{"p1", "p2"},
+			wantDecline: nil,
+		},
+		{
+			name: "binpack waits for the fuller agent",
+			in: Input{
+				Strategy:  BinPack,
+				Offers:    []mesos.Offer{basic("o1", "a1", 4, 4096)},
+				Returning: []mesos.Offer{basic("r2", "a2", 2, 4096)},
+				Pods:      []*corev1.Pod{pod("p1", 1, 128), pod("p2", 1, 128), pod("p3", 1, 128)},
+			},
+			wantPlaced:  []string{"p3@a1"},
+			wantWaiting: []string{"p1", "p2"},
+		},
+		{
+			name: "an offer in hand of the same agent and role replaces its returning room",
+			in: Input{
+				Offers:    []mesos.Offer{basic("o1", "a1", 1, 4096)},
+				Returning: []mesos.Offer{basic("r1", "a1", 8, 8192)},
+				Pods:      []*corev1.Pod{pod("p1", 2, 128)},
+			},
+			wantDecline: offerIDs("o1"),
+			wantUnfit:   map[string]string{"p1": "0/1 agents are available: 1 Insufficient cpu."},
+		},
+		{
+			name: "returning agents count in the reasons; nothing returning is declined",
+			in: Input{
+				Offers:    []mesos.Offer{basic("o1", "a1", 1, 4096)},
+				Returning: []mesos.Offer{basic("r2", "a2", 1, 4096), basic("r3", "a3", 1, 4096)},
+				Pods:      []*corev1.Pod{pod("big", 2, 128)},
+			},
+			wantDecline: offerIDs("o1"),
+			wantUnfit:   map[string]string{"big": "0/3 agents are available: 3 Insufficient cpu."},
+		},
+		{
+			name: "an unused offer is declined when every pod waits",
+			in: Input{
+				Offers:    []mesos.Offer{basic("o1", "a1", 1, 1024)},
+				Returning: []mesos.Offer{basic("r2", "a2", 4, 4096)},
+				Pods:      []*corev1.Pod{pod("p1", 0.5, 128)},
+			},
+			wantWaiting: []string{"p1"},
+			wantDecline: offerIDs("o1"),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := Place(tt.in)
+			if diff := cmp.Diff(tt.wantPlaced, placed(plan)); diff != "" {
+				t.Errorf("placed (-want +got):\n%s", diff)
+			}
+			var waiting []string
+			for _, p := range plan.Waiting {
+				waiting = append(waiting, p.Name)
+			}
+			if diff := cmp.Diff(tt.wantWaiting, waiting); diff != "" {
+				t.Errorf("waiting (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantDecline, plan.Decline); diff != "" {
+				t.Errorf("declined (-want +got):\n%s", diff)
+			}
+			want := tt.wantUnfit
+			if want == nil {
+				want = map[string]string{}
+			}
+			if diff := cmp.Diff(want, unfitNames(plan)); diff != "" {
+				t.Errorf("unschedulable (-want +got):\n%s", diff)
+			}
+			checkPlan(t, tt.in, plan)
+		})
+	}
+}

@@ -98,6 +98,16 @@ func randomInput(seed uint64, agents, pods int) Input {
 				o.Attributes = []mesos.Attribute{{Name: "rack", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: fmt.Sprintf("r%d", rng.IntN(3))}}}
 			}
 			in.Offers = append(in.Offers, o)
+			// Some agents also have room returning from an ACCEPT, in this role or another; an agent
+			// may have only that.
+			if rng.IntN(4) == 0 {
+				r := offer(fmt.Sprintf("r%03d", n), id, roles[rng.IntN(len(roles))], rs...)
+				r.Attributes = o.Attributes
+				in.Returning = append(in.Returning, r)
+				if rng.IntN(2) == 0 {
+					in.Offers = in.Offers[:len(in.Offers)-1]
+				}
+			}
 		}
 		if rng.IntN(4) == 0 {
 			in.Nodes[id] = node(id+".example", map[string]string{"zone": fmt.Sprintf("z%d", rng.IntN(2))},
@@ -159,6 +169,9 @@ func checkPlan(t *testing.T, in Input, plan Plan) {
 	podSeen := map[*corev1.Pod]int{}
 	for _, u := range plan.Unschedulable {
 		podSeen[u.Pod]++
+	}
+	for _, p := range plan.Waiting {
+		podSeen[p]++
 	}
 	portsByAgent := map[string]map[uint64]bool{}
 	executors := map[string]int{}
@@ -226,7 +239,7 @@ func checkPlan(t *testing.T, in Input, plan Plan) {
 	}
 	for _, p := range in.Pods {
 		if podSeen[p] != 1 {
-			t.Errorf("pod %s placed or unschedulable %d times, want exactly once", p.Name, podSeen[p])
+			t.Errorf("pod %s placed, waiting or unschedulable %d times, want exactly once", p.Name, podSeen[p])
 		}
 	}
 }
@@ -310,6 +323,9 @@ func summary(p Plan) []string {
 	out = append(out, fmt.Sprintf("decline %v", p.Decline))
 	for _, u := range p.Unschedulable {
 		out = append(out, fmt.Sprintf("unfit %s: %s", u.Pod.Name, u.Message))
+	}
+	for _, w := range p.Waiting {
+		out = append(out, "waiting "+w.Name)
 	}
 	return out
 }

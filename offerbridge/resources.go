@@ -54,6 +54,9 @@ type bucket struct {
 	free     [numDims]int64
 	ports    []portPool
 	launch   int // index into Plan.Launches, -1 while unused
+	// returning is true for what an agent will offer again (Input.Returning): it has no offers, and
+	// a pod placed on it waits.
+	returning bool
 }
 
 // usable reports whether placement may carve from r: plain scalar or ranges resources only. Revocable

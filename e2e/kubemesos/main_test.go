@@ -34,7 +34,8 @@ func controlPlane(t testing.TB) *cluster.ControlPlane {
 }
 
 // The kubemesos binary, built once per test binary without -race (agents fetch it as the executor,
-// so it is also what runs every pod).
+// so it is also what runs every pod), or the one $E2E_KUBEMESOS_BINARY names: `make e2e` builds it
+// once for its concurrent shards of this package.
 var binary struct {
 	once sync.Once
 	dir  string
@@ -53,7 +54,21 @@ func kubemesosBinary(t testing.TB) string {
 	return binary.path
 }
 
+// prebuiltBinaryEnv names a kubemesos binary to use instead of building one. Not KUBEMESOS_*: that
+// prefix configures the framework and executors (see cleanEnv).
+const prebuiltBinaryEnv = "E2E_KUBEMESOS_BINARY"
+
 func buildKubemesos() (string, error) {
+	if p := os.Getenv(prebuiltBinaryEnv); p != "" {
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("$%s: %w", prebuiltBinaryEnv, err)
+		}
+		if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("$%s: %s is not an executable file", prebuiltBinaryEnv, p)
+		}
+		return p, nil // not ours: binary.dir stays empty, nothing is removed
+	}
 	root, err := repoRoot()
 	if err != nil {
 		return "", err
@@ -72,6 +87,33 @@ func buildKubemesos() (string, error) {
 		return "", fmt.Errorf("go build ./cmd/kubemesos in %s: %w\n%s", root, err, stderr.Bytes())
 	}
 	return out, nil
+}
+
+// $E2E_KUBEMESOS_BINARY replaces the build: an executable is used as it is (and left in place), a
+// missing or non-executable file is an error rather than a silent build.
+func TestPrebuiltKubemesosBinary(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "kubemesos")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(prebuiltBinaryEnv, exe)
+	if p, err := buildKubemesos(); err != nil || p != exe {
+		t.Fatalf("prebuilt: %q, %v; want %q", p, err, exe)
+	}
+	for _, bad := range []string{plain, filepath.Join(dir, "missing")} {
+		t.Setenv(prebuiltBinaryEnv, bad)
+		if p, err := buildKubemesos(); err == nil {
+			t.Errorf("%s: used %q, want an error", bad, p)
+		}
+	}
+	if _, err := os.Stat(exe); err != nil {
+		t.Errorf("the prebuilt binary was removed: %v", err)
+	}
 }
 
 // repoRoot is the root module's directory: two levels up from this package, checked by its go.mod.
