@@ -144,7 +144,8 @@ func (m *Manager) dispatch() {
 // attempt and of the one before it (lastState.terminated) are kept; older ones are removed.
 func (m *Manager) Update(pod *corev1.Pod, status corev1.PodStatus, done bool) {
 	keep := map[string]bool{}
-	for _, list := range [][]corev1.ContainerStatus{status.InitContainerStatuses, status.ContainerStatuses} {
+	// Ephemeral containers' logs too: `kubectl logs -c <debug container>` (and attach) read them.
+	for _, list := range [][]corev1.ContainerStatus{status.InitContainerStatuses, status.ContainerStatuses, status.EphemeralContainerStatuses} {
 		for _, cs := range list {
 			if t := cs.LastTerminationState.Terminated; t != nil {
 				prev := runtimeID(t.ContainerID)
@@ -169,7 +170,7 @@ func (m *Manager) Update(pod *corev1.Pod, status corev1.PodStatus, done bool) {
 }
 
 func findStatus(st corev1.PodStatus, name string) bool {
-	for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+	for _, list := range [][]corev1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses, st.EphemeralContainerStatuses} {
 		for _, cs := range list {
 			if cs.Name == name {
 				return true
