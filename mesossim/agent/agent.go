@@ -25,12 +25,13 @@ import (
 // Defaults of a Mesos 1.x agent (flags executor_shutdown_grace_period, executor_registration_timeout,
 // recovery_timeout, and the status update manager's retry interval bounds).
 const (
-	DefaultExecutorShutdownGracePeriod = 5 * time.Second
-	DefaultExecutorRegistrationTimeout = time.Minute
-	DefaultRecoveryTimeout             = 15 * time.Minute
-	DefaultSubscriptionBackoffMax      = 2 * time.Second
-	DefaultStatusUpdateRetryMin        = 10 * time.Second
-	DefaultStatusUpdateRetryMax        = 10 * time.Minute
+	DefaultExecutorShutdownGracePeriod   = 5 * time.Second
+	DefaultExecutorRegistrationTimeout   = time.Minute
+	DefaultExecutorReregistrationTimeout = 2 * time.Second
+	DefaultRecoveryTimeout               = 15 * time.Minute
+	DefaultSubscriptionBackoffMax        = 2 * time.Second
+	DefaultStatusUpdateRetryMin          = 10 * time.Second
+	DefaultStatusUpdateRetryMax          = 10 * time.Minute
 )
 
 // ExecutorHook runs a custom executor in-process instead of as a process (for benchmarks with
@@ -56,10 +57,17 @@ type Config struct {
 
 	ExecutorShutdownGracePeriod time.Duration
 	ExecutorRegistrationTimeout time.Duration
-	RecoveryTimeout             time.Duration // MESOS_RECOVERY_TIMEOUT for checkpointing frameworks
-	SubscriptionBackoffMax      time.Duration // MESOS_SUBSCRIPTION_BACKOFF_MAX
-	StatusUpdateRetryMin        time.Duration
-	StatusUpdateRetryMax        time.Duration
+	// ExecutorReregistrationTimeout is --executor_reregistration_timeout (default 2secs): how long a
+	// restarted agent waits for recovered executors to subscribe again before it kills them.
+	ExecutorReregistrationTimeout time.Duration
+	// Recover is --recover: "reconnect" (default) recovers the checkpointed frameworks, executors,
+	// tasks and status updates of an earlier run of this agent (same WorkDir and ID, see recover.go);
+	// "cleanup" kills the executors left from it and starts afresh.
+	Recover                string
+	RecoveryTimeout        time.Duration // MESOS_RECOVERY_TIMEOUT for checkpointing frameworks
+	SubscriptionBackoffMax time.Duration // MESOS_SUBSCRIPTION_BACKOFF_MAX
+	StatusUpdateRetryMin   time.Duration
+	StatusUpdateRetryMax   time.Duration
 	// ExecutorHeartbeatInterval, when positive, sends HEARTBEAT events on executor subscriptions.
 	ExecutorHeartbeatInterval time.Duration
 
@@ -206,6 +214,8 @@ type Agent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// procs counts executor runs whose process Stop has to see reaped (executors.go).
+	procs  sync.WaitGroup
 	outbox *queue[func()]
 	// outboxDone is closed when the outbox goroutine has delivered everything and returned.
 	outboxDone chan struct{}
@@ -213,14 +223,18 @@ type Agent struct {
 	mu          sync.Mutex
 	stopped     bool
 	partitioned bool
-	faults      UpdateFaults
-	frameworks  map[string]*framework
-	containers  map[string]*container // nested and standalone containers, by containerKey
-	imageTypes  map[mesos.Image_Type]bool
-	cz          *containerizer.Containerizer // nil in process mode
-	imageCache  map[string]v1.Config         // the docker store's pulled images, by stringify(reference)
-	updates     *updateManager
-	retry       map[streamKey]*timerHandle // retry timer of each stream's head
+	// recovering: recovered from a checkpoint and not yet re-registered with the master (Reregistered);
+	// status updates wait meanwhile, as the status update manager is paused until the agent registers.
+	recovering bool
+	recovered  chan struct{} // closed when executor reregistration is over (Recovered)
+	faults     UpdateFaults
+	frameworks map[string]*framework
+	containers map[string]*container // nested and standalone containers, by containerKey
+	imageTypes map[mesos.Image_Type]bool
+	cz         *containerizer.Containerizer // nil in process mode
+	imageCache map[string]v1.Config         // the docker store's pulled images, by stringify(reference)
+	updates    *updateManager
+	retry      map[streamKey]*timerHandle // retry timer of each stream's head
 }
 
 type framework struct {
@@ -270,6 +284,14 @@ func New(cfg Config) (*Agent, error) {
 	}
 	setDefault(&cfg.ExecutorShutdownGracePeriod, DefaultExecutorShutdownGracePeriod)
 	setDefault(&cfg.ExecutorRegistrationTimeout, DefaultExecutorRegistrationTimeout)
+	setDefault(&cfg.ExecutorReregistrationTimeout, DefaultExecutorReregistrationTimeout)
+	switch cfg.Recover {
+	case "":
+		cfg.Recover = "reconnect"
+	case "reconnect", "cleanup":
+	default:
+		return nil, fmt.Errorf("agent %s: Failed to load flags: Flag 'recover' must be 'reconnect' or 'cleanup'", cfg.ID.Value)
+	}
 	setDefault(&cfg.RecoveryTimeout, DefaultRecoveryTimeout)
 	setDefault(&cfg.SubscriptionBackoffMax, DefaultSubscriptionBackoffMax)
 	setDefault(&cfg.StatusUpdateRetryMin, DefaultStatusUpdateRetryMin)
@@ -345,6 +367,7 @@ func New(cfg Config) (*Agent, error) {
 		auth:       auth,
 		updates:    newUpdateManager(),
 		retry:      map[streamKey]*timerHandle{},
+		recovered:  make(chan struct{}),
 	}
 	_, portStr, _ := net.SplitHostPort(a.endpoint)
 	port, _ := strconv.Atoi(portStr)
@@ -355,6 +378,11 @@ func New(cfg Config) (*Agent, error) {
 		Port:       &p,
 		Resources:  cfg.Resources,
 		Attributes: cfg.Attributes,
+	}
+	if err := a.recover(); err != nil {
+		cancel()
+		_ = l.Close()
+		return nil, fmt.Errorf("agent %s: Failed to perform recovery: %w", cfg.ID.Value, err)
 	}
 	mux := http.NewServeMux()
 	executorAPI := a.authenticated(ExecutorAuthenticationRealm, a.serveExecutorAPI)
@@ -440,6 +468,7 @@ func (a *Agent) Stop() {
 	a.cancel()
 	_ = a.server.Close()
 	a.wg.Wait()
+	a.procs.Wait()
 	a.outbox.close()
 	<-a.outboxDone
 	a.log.Debug("agent stopped")
@@ -539,6 +568,7 @@ func (a *Agent) frameworkLocked(info mesos.FrameworkInfo) *framework {
 	}
 	f.info = info
 	f.terminating = false
+	a.checkpointFrameworkLocked(f)
 	return f
 }
 
@@ -618,6 +648,7 @@ func (a *Agent) deliverLaunchLocked(f *framework, e *executorRun, item launchIte
 			continue
 		}
 		t.launched = true
+		a.checkpointTaskLocked(t)
 		infos = append(infos, t.info)
 	}
 	if len(infos) == 0 {
@@ -685,6 +716,7 @@ func (a *Agent) Acknowledge(frameworkID mesos.FrameworkID, taskID mesos.TaskID, 
 	}
 	f := a.frameworks[frameworkID.Value]
 	if f != nil {
+		a.appendUpdateRecordLocked(f, taskID.Value, recordAck, nil, uuid)
 		t := f.tasks[taskID.Value]
 		if acked.fromExecutor && t != nil && t.executor.sink != nil {
 			t.executor.send(executor.Event{
@@ -797,6 +829,7 @@ func (a *Agent) statusUpdateLocked(f *framework, status mesos.TaskStatus, fromEx
 	if dup {
 		return
 	}
+	a.appendUpdateRecordLocked(f, status.TaskID.Value, recordUpdate, &status, nil)
 	if t != nil {
 		s := status
 		t.latest = &s
@@ -838,7 +871,7 @@ func (a *Agent) agentUpdateLocked(f *framework, taskID mesos.TaskID, e *executor
 // arms its retry timer.
 func (a *Agent) forwardHeadLocked(k streamKey) {
 	u, gen, ok := a.updates.head(k)
-	if !ok || a.stopped || a.partitioned {
+	if !ok || a.stopped || a.partitioned || a.recovering {
 		return
 	}
 	send := func() {

@@ -25,8 +25,19 @@
 // The master talks to an agent through the Master interface (link.go) and the exported methods of
 // *Agent; everything an executor sees goes over HTTP exactly as against a real agent.
 //
-// Known differences from a real agent: there is no agent restart or recovery (checkpointing only
-// changes the executor environment and what happens when an executor's connection breaks); a terminated
+// Restart and recovery (recover.go, checkpoint.go): frameworks with FrameworkInfo.checkpoint have
+// their frameworks, executors, tasks and status update streams checkpointed under
+// <WorkDir>/meta/slaves/<ID> in Mesos' layout; StopForRestart leaves executor processes running and a
+// new agent with the same WorkDir and ID (Config.Recover "reconnect", the default) recovers them,
+// waits Config.ExecutorReregistrationTimeout for them to subscribe again, kills the others, and
+// resends the unacknowledged updates once the master has it again (Reregistered; the master side is
+// mesossim.Cluster.RestartAgent). Executors of frameworks without checkpointing are destroyed.
+//
+// Known differences from a real agent: recovery covers executor processes only in process mode: in-process
+// executors (command, default, hooks) and, in isolating mode, every container die with the agent (their
+// containerizer state is not checkpointed), and nested containers are killed on a restart; agents of
+// one simulator share a work_dir, so an agent recovers meta/slaves/<its Config.ID> rather than
+// following meta/slaves/latest, and there is no boot_id check; a terminated
 // executor is forgotten at once, so relaunching the same ExecutorID starts a new run even before its old
 // tasks' terminal updates are acknowledged; container images are never pulled: with
 // --image_providers=docker the agent reads an image's config from a local --docker_registry archive

@@ -57,9 +57,17 @@ type executorRun struct {
 	pid         int                    // the executor process's pid; 0 for in-process executors
 	killPending bool                   // kill requested before the process started
 	pending     *termination
-	regTimer    *timerHandle
-	graceTimer  *timerHandle
-	log         logrus.FieldLogger
+	// recovered: the run was recovered from the checkpoint after an agent restart (it has to
+	// re-subscribe within --executor_reregistration_timeout).
+	recovered bool
+	// detached: the agent stopped for a restart and left the process running (agent recovery); its
+	// exit is published to the next agent through the process registry (recover.go).
+	detached bool
+	// counted: the run holds a.procs (runExecutor, or a recovered run's watcher, has not returned).
+	counted    bool
+	regTimer   *timerHandle
+	graceTimer *timerHandle
+	log        logrus.FieldLogger
 }
 
 func (e *executorRun) send(ev executor.Event) {
@@ -144,6 +152,7 @@ func (a *Agent) newExecutorLocked(f *framework, info mesos.ExecutorInfo, command
 	}
 	f.executors[info.ExecutorID.Value] = e
 	a.containers[cid] = &container{id: e.containerID, key: cid, dir: e.dir, executor: e, done: make(chan struct{})}
+	a.checkpointExecutorLocked(e)
 	return e
 }
 
@@ -161,12 +170,26 @@ func (a *Agent) startExecutorLocked(e *executorRun) {
 		e.state = executorTerminating
 		e.killProcessLocked()
 	})
-	a.wg.Add(1)
+	a.procs.Add(1)
+	e.counted = true
 	go a.runExecutor(e)
 }
 
+// releaseLocked ends the run's hold on a.procs (Stop waits for the processes it kills, not for the
+// ones it leaves running).
+func (e *executorRun) releaseLocked() {
+	if e.counted {
+		e.counted = false
+		e.a.procs.Done()
+	}
+}
+
 func (a *Agent) runExecutor(e *executorRun) {
-	defer a.wg.Done()
+	defer func() {
+		a.mu.Lock()
+		e.releaseLocked()
+		a.mu.Unlock()
+	}()
 	var uris []mesos.CommandInfo_URI
 	if e.info.Command != nil {
 		uris = e.info.Command.URIs
@@ -249,6 +272,7 @@ func (a *Agent) runExecutor(e *executorRun) {
 		pid := cmd.Process.Pid
 		e.pid = pid
 		e.kill = func() { killGroup(pid, syscall.SIGKILL) }
+		a.checkpointPidLocked(e)
 		e.log.WithField("pid", pid).Debug("executor process started")
 		wait = func() int32 {
 			status := waitStatus(cmd.Wait())
@@ -262,7 +286,11 @@ func (a *Agent) runExecutor(e *executorRun) {
 	status := wait()
 
 	a.mu.Lock()
-	a.executorExitedLocked(e, status)
+	if e.detached {
+		publishExit(e.pid, status)
+	} else {
+		a.executorExitedLocked(e, status)
+	}
 	a.mu.Unlock()
 }
 
@@ -340,6 +368,9 @@ func (a *Agent) executorExitedLocked(e *executorRun, status int32) {
 	eid := e.info.ExecutorID.Value
 	if f.executors[eid] == e {
 		delete(f.executors, eid)
+	}
+	if !a.stopped {
+		a.checkpointSentinelLocked(e)
 	}
 	a.destroyContainerTreeLocked(e.containerID.Value, status)
 	e.log.WithField("status", status).Info("executor terminated")
@@ -428,10 +459,23 @@ func (a *Agent) subscribeLocked(fid, eid string, sub executor.Call_Subscribe, si
 			ContainerID:   &mesos.ContainerID{Value: e.containerID.Value},
 		},
 	})
+	a.checkpointMarkerLocked(e)
 	// Tasks the executor already knows about were delivered before (a resubscription).
+	unacked := map[string]bool{}
 	for _, t := range sub.UnacknowledgedTasks {
+		unacked[t.TaskID.Value] = true
 		if at := f.tasks[t.TaskID.Value]; at != nil && at.executor == e {
 			at.launched = true
+		}
+	}
+	if e.recovered {
+		// Slave::subscribe: a recovered task still staging that the executor does not know was
+		// launched while the agent restarted and never reached it.
+		for _, id := range sortedTaskIDs(f, e) {
+			if t := f.tasks[id]; t.launched && !t.terminal && t.state == mesos.TASK_STAGING && !unacked[id] {
+				a.agentUpdateLocked(f, t.info.TaskID, e, lostOrDropped(f.info), mesos.REASON_AGENT_RESTARTED,
+					"Task launched during agent restart")
+			}
 		}
 	}
 	// Updates the agent may not have received; duplicates are recognised by UUID.

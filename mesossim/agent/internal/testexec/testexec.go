@@ -8,6 +8,8 @@
 //	env             TASK_RUNNING, TASK_FINISHED with the MESOS_*/LIBPROCESS_* environment as JSON data
 //	netns           TASK_RUNNING, TASK_FINISHED with {"hostname", "net"} (its hostname and network
 //	                namespace) as JSON data
+//	finish-on-disconnect TASK_RUNNING, then TASK_FINISHED once the agent's stream ends (with
+//	                checkpointing the update is kept and sent again in the next SUBSCRIBE)
 //	message         sends MESSAGE "hello" to the scheduler, TASK_RUNNING, TASK_FINISHED
 //	nested:<cmd>    TASK_RUNNING, runs <cmd> as a nested container (LAUNCH_CONTAINER + WAIT_CONTAINER
 //	                through mesos-go's agent API client), TASK_FINISHED if it exits 0, else TASK_FAILED
@@ -28,10 +30,12 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	agentapi "github.com/mesos/mesos-go/api/v1/lib/agent"
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding"
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/calls"
@@ -55,6 +59,10 @@ type state struct {
 	wg          sync.WaitGroup
 	crash       chan struct{}
 	crashed     bool // guarded by mu: nothing is sent after a crash
+	// tasks not yet acknowledged and updates not yet acknowledged (in order), for SUBSCRIBE.
+	tasks        map[string]mesos.TaskInfo
+	updates      []mesos.TaskStatus
+	onDisconnect []chan struct{}
 }
 
 // Run subscribes to the agent and serves events until SHUTDOWN, a crash task, the end of the stream,
@@ -76,15 +84,50 @@ func Run(ctx context.Context, cfg config.Config, env map[string]string) error {
 		agent:  httpagent.NewSender(httpcli.New(httpcli.Endpoint(agentURL.String()), auth).Send),
 		kills:  map[string]chan struct{}{},
 		crash:  make(chan struct{}),
+		tasks:  map[string]mesos.TaskInfo{},
 	}
 	subscriber := calls.SenderWith(httpexec.NewSender(cli.Send, httpcli.Close(true)), opts...)
-	resp, err := subscriber.Send(ctx, calls.NonStreaming(calls.Subscribe(nil, nil)))
-	if err != nil {
-		return fmt.Errorf("subscribing: %w", err)
+	// With checkpointing the executor outlives its agent's restarts, as mesos-go's and Mesos' executor
+	// libraries do: it subscribes again every backoff (up to MESOS_SUBSCRIPTION_BACKOFF_MAX) with what
+	// the agent has not acknowledged, until MESOS_RECOVERY_TIMEOUT.
+	var disconnectedAt time.Time
+	for {
+		resp, err := subscriber.Send(ctx, calls.NonStreaming(calls.Subscribe(s.unackedTasks(), s.unackedUpdates())))
+		if err != nil {
+			if disconnectedAt.IsZero() {
+				return fmt.Errorf("subscribing: %w", err)
+			}
+			if time.Since(disconnectedAt) > cfg.RecoveryTimeout {
+				s.killAll()
+				s.wg.Wait()
+				return fmt.Errorf("recovery timeout: %w", err)
+			}
+			select {
+			case <-time.After(cfg.SubscriptionBackoffMax / 4):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		done, err := s.serve(ctx, resp)
+		resp.Close()
+		if done || err != nil || !cfg.Checkpoint {
+			return err
+		}
+		disconnectedAt = time.Now()
+		s.disconnected()
 	}
-	defer resp.Close()
+}
+
+// serve handles one subscription's events. It reports done when the executor is over, and nothing
+// when the stream ended (the agent went away).
+func (s *state) serve(ctx context.Context, resp interface {
+	Decode(encoding.Unmarshaler) error
+}) (bool, error) {
 	events := make(chan executor.Event)
 	decodeErr := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
 	go func() {
 		for {
 			var e executor.Event
@@ -92,7 +135,11 @@ func Run(ctx context.Context, cfg config.Config, env map[string]string) error {
 				decodeErr <- err
 				return
 			}
-			events <- e
+			select {
+			case events <- e:
+			case <-stop:
+				return
+			}
 		}
 	}()
 	for {
@@ -100,26 +147,67 @@ func Run(ctx context.Context, cfg config.Config, env map[string]string) error {
 		case <-ctx.Done():
 			s.killAll()
 			s.wg.Wait()
-			return ctx.Err()
+			return true, ctx.Err()
 		case <-s.crash:
 			s.mu.Lock()
 			s.crashed = true
 			s.mu.Unlock()
 			s.killAll()
-			return ErrCrash
+			return true, ErrCrash
 		case err := <-decodeErr:
+			if s.cfg.Checkpoint {
+				return false, nil
+			}
 			s.killAll()
 			s.wg.Wait()
 			if errors.Is(err, io.EOF) {
-				return nil
+				return true, nil
 			}
-			return err
+			return true, err
 		case e := <-events:
 			if done := s.handle(ctx, e); done {
-				return nil
+				return true, nil
 			}
 		}
 	}
+}
+
+// disconnected releases the tasks waiting for the agent to go away ("finish-on-disconnect").
+func (s *state) disconnected() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.onDisconnect {
+		close(ch)
+	}
+	s.onDisconnect = nil
+}
+
+func (s *state) unackedTasks() []mesos.TaskInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []mesos.TaskInfo
+	for _, id := range Keys(s.taskNames()) {
+		out = append(out, s.tasks[id])
+	}
+	return out
+}
+
+func (s *state) taskNames() map[string]string {
+	m := map[string]string{}
+	for id := range s.tasks {
+		m[id] = id
+	}
+	return m
+}
+
+func (s *state) unackedUpdates() []executor.Call_Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []executor.Call_Update
+	for _, u := range s.updates {
+		out = append(out, executor.Call_Update{Status: u})
+	}
+	return out
 }
 
 func (s *state) handle(ctx context.Context, e executor.Event) (done bool) {
@@ -136,6 +224,16 @@ func (s *state) handle(ctx context.Context, e executor.Event) (done bool) {
 		}
 	case executor.Event_KILL:
 		s.kill(e.Kill.TaskID.Value)
+	case executor.Event_ACKNOWLEDGED:
+		s.mu.Lock()
+		delete(s.tasks, e.Acknowledged.TaskID.Value)
+		for i, u := range s.updates {
+			if string(u.UUID) == string(e.Acknowledged.UUID) {
+				s.updates = append(s.updates[:i], s.updates[i+1:]...)
+				break
+			}
+		}
+		s.mu.Unlock()
 	case executor.Event_MESSAGE:
 		_ = s.send(ctx, calls.Message(append([]byte("echo:"), e.Message.Data...)))
 	case executor.Event_SHUTDOWN:
@@ -151,6 +249,7 @@ func (s *state) handle(ctx context.Context, e executor.Event) (done bool) {
 func (s *state) start(ctx context.Context, t mesos.TaskInfo) {
 	kill := make(chan struct{})
 	s.mu.Lock()
+	s.tasks[t.TaskID.Value] = t
 	s.kills[t.TaskID.Value] = kill
 	s.mu.Unlock()
 	s.wg.Add(1)
@@ -193,6 +292,17 @@ func (s *state) runTask(ctx context.Context, t mesos.TaskInfo, kill chan struct{
 		s.update(ctx, id, mesos.TASK_KILLED, "", nil)
 	case data == "crash":
 		close(s.crash)
+	case data == "finish-on-disconnect":
+		ch := make(chan struct{})
+		s.mu.Lock()
+		s.onDisconnect = append(s.onDisconnect, ch)
+		s.mu.Unlock()
+		select {
+		case <-ch:
+			s.update(ctx, id, mesos.TASK_FINISHED, "finished while the agent was away", nil)
+		case <-kill:
+			s.update(ctx, id, mesos.TASK_KILLED, "", nil)
+		}
 	case data == "env":
 		b, _ := json.Marshal(s.env)
 		s.update(ctx, id, mesos.TASK_FINISHED, "", b)
@@ -247,6 +357,9 @@ func (s *state) update(ctx context.Context, id mesos.TaskID, st mesos.TaskState,
 	if msg != "" {
 		status.Message = &msg
 	}
+	s.mu.Lock()
+	s.updates = append(s.updates, status)
+	s.mu.Unlock()
 	_ = s.send(ctx, calls.Update(status))
 }
 
