@@ -63,9 +63,10 @@ type Cluster struct {
 	ln        net.Listener
 	served    chan struct{}
 
-	mu     sync.Mutex
-	agents []*agent.Agent
-	next   int
+	mu      sync.Mutex
+	agents  []*agent.Agent
+	configs map[string]agent.Config // each agent's config, to restart it (agentrestart.go)
+	next    int
 }
 
 // StartCluster starts a master listening on cfg.Listen and cfg.Agents agents registered with it.
@@ -168,6 +169,10 @@ func (c *Cluster) AddAgent() (*agent.Agent, error) {
 	}
 	c.mu.Lock()
 	c.agents = append(c.agents, a)
+	if c.configs == nil {
+		c.configs = map[string]agent.Config{}
+	}
+	c.configs[acfg.ID.Value] = acfg
 	c.mu.Unlock()
 	return a, nil
 }
