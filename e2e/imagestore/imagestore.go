@@ -303,7 +303,9 @@ func load(base string) (Store, error) {
 func (o Options) inputs(ctx context.Context) (Inputs, error) {
 	var in Inputs
 	var err error
-	if in.Busybox, err = imagebuild.FindBusybox(ctx, imagebuild.BusyboxOptions{CacheDir: o.CacheDir, Log: o.Log}); err != nil {
+	// Upstream's busybox, as the upstream image's: Debian's ash drops environment variables whose
+	// names are not identifiers (envFrom's `data-1`), upstream's passes them on (BuildBusybox).
+	if in.Busybox, err = imagebuild.BuildBusybox(ctx, imagebuild.BusyboxOptions{CacheDir: o.CacheDir, Log: o.Log}); err != nil {
 		return in, fmt.Errorf("busybox: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, o.Go, "env", "GOVERSION", "GOOS", "GOARCH")

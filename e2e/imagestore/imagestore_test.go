@@ -266,6 +266,17 @@ func TestImagesRunTheirCommands(t *testing.T) {
 			t.Fatalf("bash: %q %v", out, err)
 		}
 	})
+	t.Run("busybox passes on variables whose names are not identifiers", func(t *testing.T) {
+		// envFrom makes variables of a ConfigMap's keys (`data-1`); the ConfigMap and Secret
+		// "consumable via the environment" specs run `sh -c env` in busybox and expect them, as
+		// upstream's ash (Debian's drops them).
+		cmd := chrootCmd(rootfs(t, s, "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"), 0, "/bin/sh", "-c", "env")
+		cmd.Env = []string{PATH, "data-1=value-1", "p-data-1=value-1"}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "data-1=value-1\n") || !strings.Contains(string(out), "p-data-1=value-1\n") {
+			t.Fatalf("sh -c env: %q %v", out, err)
+		}
+	})
 	t.Run("nonewprivs", func(t *testing.T) {
 		// setuid root: uid 1000 runs with effective uid 0 unless no_new_privs is set.
 		out, err := chrootCmd(rootfs(t, s, "registry.k8s.io/e2e-test-images/nonewprivs:1.4"), 1000, "/bin/sh", "-c", "nnp").CombinedOutput()
