@@ -1,7 +1,7 @@
 // Package imagestore builds the local image registry of the simulated Mesos agents
 // (--docker_registry=<dir>): real `docker save` archives with real layers, named as Mesos' local
 // puller looks them up (<dir>/<image>.tar), for the images Kubernetes' conformance specs and local-up
-// use. Nothing is pulled: busybox comes from Debian's busybox-static package, agnhost and nonewprivs
+// use. Nothing is pulled: busybox is built from upstream's source (imagebuild.BuildBusybox), agnhost and nonewprivs
 // are built from the k8s.io/kubernetes module e2e/go.mod requires, pause from ./pause, coredns (the
 // cluster DNS) and metrics-server from their own modules' releases (internal/imagebuild.EnsureCoreDNS,
 // EnsureMetricsServer), glibc-dns-testing
@@ -349,7 +349,7 @@ func (o Options) inputs(ctx context.Context) (Inputs, error) {
 // interrupted build leaves no half-made store.
 func (o Options) build(ctx context.Context, in Inputs, base string) (Store, error) {
 	start := time.Now()
-	fmt.Fprintf(o.Log, "imagestore: building the image store %s (busybox-static %s; agnhost, nonewprivs from k8s.io/kubernetes; pause; coredns %s; metrics-server %s)\n",
+	fmt.Fprintf(o.Log, "imagestore: building the image store %s (busybox %s; agnhost, nonewprivs from k8s.io/kubernetes; pause; coredns %s; metrics-server %s)\n",
 		base, in.Busybox.Version, imagebuild.CoreDNSVersion, imagebuild.MetricsServerVersion)
 	if stale, err := filepath.Glob(base + ".building-*"); err == nil {
 		for _, d := range stale {
