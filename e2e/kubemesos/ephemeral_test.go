@@ -13,8 +13,8 @@ import (
 
 // TestEphemeralContainers: `kubectl debug` adds an ephemeral container to a running pod (the
 // pods/ephemeralcontainers subresource) and the executor runs it, as a kubelet does: a nested
-// container of the pod, its state in status.ephemeralContainerStatuses, its logs and exec through the
-// executor's kubelet API. One that exits keeps its exit code and is never restarted, and the pod's
+// container of the pod, its state in status.ephemeralContainerStatuses, its logs, exec and attach
+// (kubectl debug -i) through the executor's kubelet API. One that exits keeps its exit code and is never restarted, and the pod's
 // own container is untouched.
 func TestEphemeralContainers(t *testing.T) {
 	e := newEnv(t, envOptions{Agents: 1})
@@ -76,6 +76,13 @@ func TestEphemeralContainers(t *testing.T) {
 	}
 	if out, stderr, code, err := e.kubectl(ctx, "exec", "target", "-c", "debugger", "--", "echo", "marco"); err != nil || code != 0 || out != "marco\n" {
 		t.Errorf("kubectl exec -c debugger = %q (exit %d, %v: %s), want \"marco\\n\"", out, code, err, stderr)
+	}
+
+	// kubectl debug -i: the new ephemeral container gets our input and we see its answer (attach).
+	stdout, stderr, code, err := e.kubectlStdin(ctx, "ping\n", "debug", "-i", "target", "--image=busybox", "--container=shell",
+		"--", "sh", "-c", `read l; echo "got:$l"`)
+	if err != nil || code != 0 || !strings.Contains(stdout, "got:ping") {
+		t.Errorf("kubectl debug -i: exit %d, %v, stdout %q, stderr %q; want got:ping", code, err, stdout, stderr)
 	}
 
 	// Past the first crash-loop back-off (10 s), the ended one is still the same terminated attempt.
