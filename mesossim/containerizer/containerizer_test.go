@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // requireRoot skips tests that need to create namespaces and mounts.
@@ -1065,5 +1066,84 @@ func TestHostnameNeedsItsOwnUTSNamespace(t *testing.T) {
 	}
 	if now, _ := os.Hostname(); now != host {
 		t.Fatalf("the host was renamed to %q", now)
+	}
+}
+
+// sharedDir is a new directory that is a mount of its own (bound on itself) with the propagation
+// given (unix.MS_SHARED or unix.MS_PRIVATE), unmounted with what is under it when the test ends.
+func sharedDir(t *testing.T, propagation uintptr) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if propagation != unix.MS_PRIVATE {
+		if err := unix.Mount("", dir, "", propagation, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func isTmpfs(p string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(p, &st) == nil && st.Type == unix.TMPFS_MAGIC
+}
+
+// Mesos' volume/host_path with mount_propagation BIDIRECTIONAL: a tmpfs the container mounts under a
+// host path that is under a shared mount appears in the agent's mount namespace; without it, or for
+// a host path under no shared mount, it does not (the latter is refused with Mesos' text), and a
+// volume mount of the same container under the shared mount is refused by the launch helper.
+func TestHostPathVolumeBidirectionalPropagation(t *testing.T) {
+	requireRoot(t)
+	z := newTestContainerizer(t, "filesystem/linux,volume/host_path")
+	bidirectional := func(v mesos.Volume) mesos.Volume {
+		v.Source.HostPath.MountPropagation = &mesos.MountPropagation{Mode: mesos.MountPropagation_BIDIRECTIONAL.Enum()}
+		return v
+	}
+	dir := sharedDir(t, unix.MS_SHARED)
+	mountIn := func(sub string) mesos.CommandInfo {
+		return shell("set -e; mkdir -p " + dir + "/" + sub + "; mount -t tmpfs -o size=1m tmpfs " + dir + "/" + sub)
+	}
+
+	mustRun(t, z, &Container{ID: mesos.ContainerID{Value: "bidi"}, Command: mountIn("bidi"),
+		Info: mesosInfo(bidirectional(hostPathVolume(dir, dir, mesos.RW)))})
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(dir, "bidi"), unix.MNT_DETACH) })
+	if !isTmpfs(filepath.Join(dir, "bidi")) {
+		t.Error("the tmpfs a container mounted under its BIDIRECTIONAL host path is not in the agent's mount namespace")
+	}
+
+	mustRun(t, z, &Container{ID: mesos.ContainerID{Value: "plain"}, Command: mountIn("plain"),
+		Info: mesosInfo(hostPathVolume(dir, dir, mesos.RW))})
+	if isTmpfs(filepath.Join(dir, "plain")) {
+		_ = unix.Unmount(filepath.Join(dir, "plain"), unix.MNT_DETACH)
+		t.Error("a container's mount under a host path without BIDIRECTIONAL reached the agent's mount namespace")
+	}
+
+	private := sharedDir(t, unix.MS_PRIVATE)
+	_, err := launch(t, z, &Container{ID: mesos.ContainerID{Value: "private"}, Command: shell("true"),
+		Info: mesosInfo(bidirectional(hostPathVolume(private, private, mesos.RW)))})
+	if want := "Cannot setup bidirectional mount propagation for host path '" + private + "' because it is not under a shared mount"; err == nil || err.Error() != want {
+		t.Errorf("launch with a BIDIRECTIONAL host path under no shared mount = %v, want %q", err, want)
+	}
+
+	inner := filepath.Join(dir, "inner")
+	if err := os.Mkdir(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := launch(t, z, &Container{ID: mesos.ContainerID{Value: "under"}, Command: shell("true"),
+		Info: mesosInfo(bidirectional(hostPathVolume(dir, dir, mesos.RW)), hostPathVolume(t.TempDir(), inner, mesos.RW))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if term, _ := wait(t, z, l); term.Status == 0 || !strings.Contains(stderrOf(l), "because the target is under a shared mount '"+dir+"'") {
+		t.Errorf("a volume mounted under the shared mount: wait status %d, stderr:\n%s", term.Status, stderrOf(l))
+	}
+	if isTmpfs(inner) || func() bool { e, _ := os.ReadDir(inner); return len(e) > 0 }() {
+		t.Error("the refused volume mount reached the agent's mount namespace")
 	}
 }

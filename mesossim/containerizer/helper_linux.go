@@ -232,10 +232,34 @@ func launchCommand(cfg helperConfig) int {
 	if len(li.Mounts)+len(li.IsolateMounts) > 0 && !cfg.Mnt {
 		return fail("Failed to prepare mounts: Mounts are not supported if the mount namespace is not cloned")
 	}
+	// Targets of the shared mounts a BIDIRECTIONAL host path volume keeps shared (volume/host_path).
+	shared := map[string]bool{}
+	for _, m := range li.Mounts {
+		if m.Flags&unix.MS_SHARED != 0 {
+			shared[m.Target] = true
+		}
+	}
 	if cfg.Mnt {
-		// Nothing mounted for the container may propagate back to the host.
-		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-			return fail("Failed to prepare mounts: Failed to mark '/' as rslave: %v", err)
+		if len(shared) == 0 {
+			// Nothing mounted for the container may propagate back to the host.
+			if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+				return fail("Failed to prepare mounts: Failed to mark '/' as rslave: %v", err)
+			}
+		} else {
+			// launch.cpp: every other mount becomes a slave, one by one, the shared ones stay peers
+			// of the agent's.
+			table, err := readMountInfo()
+			if err != nil {
+				return fail("Failed to prepare mounts: Failed to get mount table: %v", err)
+			}
+			for i := len(table) - 1; i >= 0; i-- {
+				if shared[table[i].target] {
+					continue
+				}
+				if err := unix.Mount("", table[i].target, "", unix.MS_SLAVE, ""); err != nil {
+					return fail("Failed to prepare mounts: Failed to mark '%s' as slave: %v", table[i].target, err)
+				}
+			}
 		}
 	}
 	if li.Rootfs != "" {
@@ -250,10 +274,39 @@ func launchCommand(cfg helperConfig) int {
 			return fail("Rootfs path '%s' is not an absolute path", li.Rootfs)
 		}
 	}
-	if cfg.Mnt {
+	if cfg.Mnt && len(shared) == 0 {
 		fmt.Fprintln(os.Stderr, "Marked '/' as rslave")
 	}
-	for _, m := range append(li.IsolateMounts, li.Mounts...) {
+	for _, m := range li.IsolateMounts {
+		if err := doMount(m); err != nil {
+			return fail("Failed to prepare mounts: %v", err)
+		}
+	}
+	for _, m := range li.Mounts {
+		if m.Flags&unix.MS_SHARED != 0 {
+			continue
+		}
+		if len(shared) > 0 {
+			// A volume mount under a shared mount would reach the host's mount table, which Mesos
+			// refuses (isolate mounts, Mesos' pre-exec commands, escape the check there too).
+			table, err := readMountInfo()
+			if err != nil {
+				return fail("Failed to prepare mounts: Failed to read mount table: %v", err)
+			}
+			// Mesos' isolators create their mount points first; here doMount may still have to.
+			target := m.Target
+			for !pathExists(target) && target != filepath.Dir(target) {
+				target = filepath.Dir(target)
+			}
+			e, err := findByTarget(table, target)
+			if err != nil {
+				return fail("Failed to prepare mounts: Cannot find the mount containing the mount target '%s': %v", m.Target, err)
+			}
+			if e.shared != "" {
+				b, _ := json.Marshal(m)
+				return fail("Failed to prepare mounts: Cannot perform mount '%s' because the target is under a shared mount '%s'", b, e.target)
+			}
+		}
 		if err := doMount(m); err != nil {
 			return fail("Failed to prepare mounts: %v", err)
 		}

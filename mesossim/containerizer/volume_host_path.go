@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -14,7 +16,10 @@ func init() {
 
 // hostPathIsolator is Mesos' volume/host_path (isolators/volume/host_path.cpp): HOST_PATH volumes (and
 // legacy absolute host_path ones) are bind-mounted at their container path: absolute inside the
-// container's rootfs (or an existing host path without one), relative to the sandbox otherwise.
+// container's rootfs (or an existing host path without one), relative to the sandbox otherwise. With
+// mount_propagation BIDIRECTIONAL the shared mount containing the host path stays shared in the
+// container (the launch helper marks every other mount slave instead of '/' rslave), so mounts the
+// container makes under it reach the agent's mount namespace (as CSI plugins' do).
 type hostPathIsolator struct {
 	Base
 	flags Flags
@@ -76,9 +81,43 @@ func (h *hostPathIsolator) Prepare(_ context.Context, c *Container, li *LaunchIn
 				mountPoint = filepath.Join(c.Rootfs, h.flags.SandboxDirectory, v.ContainerPath)
 			}
 		}
+		if v.Source.GetHostPath().GetMountPropagation().GetMode() == mesos.MountPropagation_BIDIRECTIONAL {
+			// The mount containing the host path must be shared; the marker tells the launch helper to
+			// keep it shared in the container (not slave), so that mounts the container makes under it
+			// propagate to the agent's mount namespace.
+			table, err := readMountInfo()
+			if err != nil {
+				return errors.New("Failed to read mount table: " + errText(err))
+			}
+			e, err := findByTarget(table, hostPath)
+			if err != nil {
+				return errors.New("Cannot find the mount containing host path '" + hostPath + "': " + err.Error())
+			}
+			if e.shared == "" {
+				return errors.New("Cannot setup bidirectional mount propagation for host path '" + hostPath +
+					"' because it is not under a shared mount")
+			}
+			li.Mounts = append(li.Mounts, Mount{Target: e.target, Flags: unix.MS_SHARED})
+		}
 		if hostPath != mountPoint {
 			li.Mounts = append(li.Mounts, Mount{Source: hostPath, Target: mountPoint, Flags: volumeFlags(v)})
 		}
 	}
 	return nil
+}
+
+// findByTarget is fs::MountInfoTable::findByTarget: the last entry of the table whose target is the
+// real path of target or one of its parent directories.
+func findByTarget(table []mountEntry, target string) (mountEntry, error) {
+	real, err := filepath.EvalSymlinks(target)
+	if err != nil {
+		return mountEntry{}, errors.New("Failed to get the realpath of '" + target + "': " + errText(err))
+	}
+	for i := len(table) - 1; i >= 0; i-- {
+		t := table[i].target
+		if t == real || strings.HasPrefix(real, strings.TrimSuffix(t, "/")+"/") {
+			return table[i], nil
+		}
+	}
+	return mountEntry{}, errors.New("Not found")
 }
