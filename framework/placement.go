@@ -61,7 +61,8 @@ func (s *sched) cycle(ctx context.Context) {
 	pods, roleOf := s.rolesCycle(ctx, s.pendingPods(now), now)
 	if len(pods) == 0 || s.book.Len() == 0 {
 		if len(pods) > 0 {
-			s.preemptIdle(ctx, pods, now) // a full cluster sends no offers
+			s.quotaUnschedulable(ctx, pods, roleOf, nil, now) // a role at its quota limit gets no offers
+			s.preemptIdle(ctx, pods, now)                     // a full cluster sends no offers
 		}
 		return
 	}
@@ -132,6 +133,7 @@ func (s *sched) cycle(ctx context.Context) {
 			unfit = append(unfit, plan.Unschedulable[i].Pod)
 		}
 	}
+	s.quotaUnschedulable(ctx, pods, roleOf, &plan, now)
 	post, preempt := s.preempt(ctx, unfit)
 	for i := range plan.Unschedulable {
 		if m := post[plan.Unschedulable[i].Pod.UID]; m != "" {

@@ -280,6 +280,8 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	})
 	g.Go(func() error { return pollAgents(gctx, operator, nodes, d.clock, cfg.AgentPollInterval, d.log) })
 	g.Go(func() error { s.runWorkers(gctx, 2); return nil })
+	s.quotaOp = operator
+	g.Go(func() error { return s.runQuotas(gctx, quotaSyncPeriod) })
 	g.Go(func() error { return s.runLoop(gctx, loopTick(cfg.OfferHold)) })
 	g.Go(func() error { return sub.Run(gctx) })
 	return g.Wait()

@@ -144,6 +144,8 @@ type sched struct {
 	kick           chan struct{}
 	placement      placementSettings
 	roles          *roleState
+	quotaOp        quotaOperator // nil: no operator API, namespaces' quota annotations are not applied
+	quota          quotaState
 	preemption     preemptionState
 	maintenance    maintenanceState
 

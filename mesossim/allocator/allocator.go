@@ -467,11 +467,6 @@ func (a *Allocator) allocatable(avail mesos.Resources) bool {
 	return cpus >= a.cfg.MinCPUs || mem >= a.cfg.MinMem
 }
 
-type candidate struct {
-	fw    *frameworkState
-	share float64
-}
-
 // Allocate runs one allocation cycle at time now: every agent (in a seeded random order) with
 // allocatable free resources goes, whole, to the first eligible framework of the role with the lowest
 // weighted DRF share (within a role: the framework with the lowest share). The returned offers are
@@ -506,12 +501,13 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 	}
 	var offers []Offer
 	hierarchical := a.hierarchicalRoles(roles)
+	ordered, scratch := make([]string, len(roles)), &roleSortScratch{}
 	for _, id := range order {
 		ag := a.agents[id]
 		if len(ag.available) == 0 || !a.allocatable(ag.available) {
 			continue
 		}
-		for _, role := range a.sortRoles(roles, hierarchical) {
+		for _, role := range a.sortRolesInto(ordered, roles, hierarchical, scratch) {
 			offerable := allocatableTo(ag.available, role)
 			if len(offerable) == 0 || !a.allocatable(offerable) {
 				continue
@@ -540,44 +536,60 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 // sortRoles is the role sorter's order of the active roles now: DRFSorter::Node::compareDRF (weighted
 // share, then allocation count, then name), over the role tree when a role is nested.
 func (a *Allocator) sortRoles(roles []string, hierarchical bool) []string {
+	return a.sortRolesInto(make([]string, len(roles)), roles, hierarchical, &roleSortScratch{})
+}
+
+// roleSortScratch is sortRolesInto's reusable memory (one allocation per cycle, not per agent).
+type roleSortScratch struct {
+	shares []float64
+	counts []uint64
+	idx    []int
+}
+
+func (a *Allocator) sortRolesInto(dst, roles []string, hierarchical bool, sc *roleSortScratch) []string {
 	if hierarchical {
 		return a.roleTreeOrder(roles)
 	}
-	shares := make(map[string]float64, len(roles))
-	for _, r := range roles {
-		shares[r] = a.RoleShare(r)
+	if len(sc.idx) != len(roles) {
+		sc.shares, sc.counts, sc.idx = make([]float64, len(roles)), make([]uint64, len(roles)), make([]int, len(roles))
 	}
-	out := slices.Clone(roles)
-	sort.SliceStable(out, func(i, j int) bool {
-		x, y := out[i], out[j]
-		if shares[x] != shares[y] {
-			return shares[x] < shares[y]
+	for i, r := range roles {
+		sc.shares[i], sc.counts[i], sc.idx[i] = a.RoleShare(r), a.roleCount[r], i
+	}
+	idx := sc.idx
+	sort.SliceStable(idx, func(i, j int) bool {
+		x, y := idx[i], idx[j]
+		if sc.shares[x] != sc.shares[y] {
+			return sc.shares[x] < sc.shares[y]
 		}
-		if a.roleCount[x] != a.roleCount[y] {
-			return a.roleCount[x] < a.roleCount[y]
+		if sc.counts[x] != sc.counts[y] {
+			return sc.counts[x] < sc.counts[y]
 		}
-		return x < y
+		return roles[x] < roles[y]
 	})
-	return out
+	for i, x := range idx {
+		dst[i] = roles[x]
+	}
+	return dst
 }
 
-// frameworkOrder is a role's framework sorter: lowest share first, then fewest allocations, then ID.
+// frameworkOrder is a role's framework sorter: lowest share first, then fewest allocations, then ID
+// (byRole's order). fws is sorted in place.
 func (a *Allocator) frameworkOrder(fws []*frameworkState, role string) []*frameworkState {
-	cands := make([]candidate, 0, len(fws))
-	for _, fw := range fws {
-		cands = append(cands, candidate{fw: fw, share: a.share(fw.alloc[role])})
+	if len(fws) < 2 {
+		return fws
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		if cands[i].share != cands[j].share {
-			return cands[i].share < cands[j].share
+	sort.SliceStable(fws, func(i, j int) bool {
+		si, sj := a.share(fws[i].alloc[role]), a.share(fws[j].alloc[role])
+		if si != sj {
+			return si < sj
 		}
-		return cands[i].fw.count[role] < cands[j].fw.count[role] // then by ID (byRole's order)
+		if fws[i].count[role] != fws[j].count[role] {
+			return fws[i].count[role] < fws[j].count[role]
+		}
+		return fws[i].id < fws[j].id
 	})
-	out := make([]*frameworkState, len(cands))
-	for i, c := range cands {
-		out[i] = c.fw
-	}
-	return out
+	return fws
 }
 
 // hierarchicalRoles reports whether a role with offers to make, or one holding resources, is nested
