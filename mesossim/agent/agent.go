@@ -333,6 +333,9 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}
+	if old := takeContainerizer(cfg.ID.Value); old != nil && cz != nil {
+		cz = old // the containers the previous agent left run on (recover.go)
+	}
 
 	fetchCache, err := newFetcherCache(cfg.FetcherCacheDir, cfg.FetcherCacheSize, cfg.Log.WithField("agentID", cfg.ID.Value))
 	if err != nil {

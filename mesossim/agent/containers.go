@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -43,6 +44,12 @@ type container struct {
 	// resources and limits are a nested container's LAUNCH_CONTAINER resources and limits.
 	resources []mesos.Resource
 	limits    map[string]mesos.Value_Scalar
+
+	// owner is the agent the container belongs to: a nested container outlives an agent restart in
+	// process mode and passes to the next agent (recover.go). Changed under both agents' locks.
+	owner atomic.Pointer[Agent]
+	// release ends the container's hold on its owner's wait groups (nil once released).
+	release func()
 
 	exited bool
 	status int32
@@ -330,11 +337,12 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 		}
 	}()
 	a.wg.Add(1)
+	c.owner.Store(a)
+	c.release = a.wg.Done
 	go func() {
-		defer a.wg.Done()
 		status := wait()
 		killGroup(c.pid, syscall.SIGKILL)
-		a.destroyNested(c)
+		c.owner.Load().destroyNested(c)
 		copying.Wait()
 		outR.Close()
 		if errR != nil {
@@ -342,8 +350,12 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 		}
 		files.close()
 		c.out.close()
-		a.mu.Lock()
+		a := c.lockOwner()
 		defer a.mu.Unlock()
+		if c.release != nil {
+			defer c.release()
+			c.release = nil
+		}
 		c.exited = true
 		c.status = status
 		if c.stdin != nil {
@@ -368,6 +380,18 @@ func (a *Agent) startContainerProcess(c *container, start func(stdin, stdout, st
 		a.log.WithFields(logrus.Fields{"containerID": c.key, "status": status}).Debug("container exited")
 	}()
 	return nil
+}
+
+// lockOwner locks and returns the container's current owner.
+func (c *container) lockOwner() *Agent {
+	for {
+		a := c.owner.Load()
+		a.mu.Lock()
+		if c.owner.Load() == a {
+			return a
+		}
+		a.mu.Unlock()
+	}
 }
 
 // destroyNested kills the containers nested in c and returns once they have terminated: Mesos

@@ -33,10 +33,10 @@
 // resends the unacknowledged updates once the master has it again (Reregistered; the master side is
 // mesossim.Cluster.RestartAgent). Executors of frameworks without checkpointing are destroyed.
 //
-// Known differences from a real agent: recovery covers executor processes only in process mode: in-process
-// executors (command, default, hooks) and, in isolating mode, every container die with the agent (their
-// containerizer state is not checkpointed), and nested containers are killed on a restart; agents of
-// one simulator share a work_dir, so an agent recovers meta/slaves/<its Config.ID> rather than
+// Known differences from a real agent: in-process executors (command, default, hooks) and sessions die
+// with the agent; the nested containers of recovered executors and, in isolating mode, the
+// containerizer holding them pass in memory to the next agent of the same ID instead of being read back
+// from --runtime_dir (the simulator's agents share one process); agents of one simulator share a work_dir, so an agent recovers meta/slaves/<its Config.ID> rather than
 // following meta/slaves/latest, and there is no boot_id check; a terminated
 // executor is forgotten at once, so relaunching the same ExecutorID starts a new run even before its old
 // tasks' terminal updates are acknowledged; container images are never pulled: with

@@ -259,6 +259,7 @@ func (a *Agent) runExecutor(e *executorRun) {
 			a.mu.Unlock()
 			return
 		}
+		a.checkpointPidLocked(e)
 	default:
 		cmd, files, err := startSandboxProcess(*e.info.Command, e.dir, mergeEnv(os.Environ(), env))
 		if err != nil {

@@ -6,12 +6,15 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 // Agent restart and recovery, as Mesos 1.x does it (src/slave/slave.cpp recover(), state.cpp,
@@ -28,14 +31,18 @@ import (
 // next agent through a registry keyed by pid (what the Mesos launcher learns from the pid and its
 // checkpointed termination). A process that is not a child is watched through a pidfd.
 //
-// Not recovered (they die with the agent, unlike in Mesos where they are processes of their own):
-// in-process executors (the command executor, the default executor, ExecutorHook executors) and, in
-// isolating mode, executor containers and every nested container, whose containerizer state is
-// not checkpointed. Their tasks end as when their executor terminates.
+// Nested containers of the recovered executors pass to the new agent the same way (their waiting
+// goroutine hands their exit to whichever agent owns them), and in isolating mode the containerizer
+// holding the live containers does too (its state stands for what Mesos reads back from
+// --runtime_dir). Not recovered (they die with the agent, unlike in Mesos where they are processes of
+// their own): in-process executors (the command executor, the default executor, ExecutorHook
+// executors) and sessions (they end with their connection). Their tasks end as when their executor
+// terminates.
 
 // detachedExit is the exit of a process an agent left running when it stopped for a restart.
 type detachedExit struct {
-	agent  string // the agent that left it
+	agent  string                   // the agent that left it
+	cz     *containerizer.Container // the executor's container in isolating mode
 	done   chan struct{}
 	status int32
 	once   sync.Once
@@ -46,16 +53,32 @@ var detachedProcs = struct {
 	byPid map[int]*detachedExit
 }{byPid: map[int]*detachedExit{}}
 
-func detachProcess(agentID string, pid int) {
+func detachProcess(agentID string, pid int, cz *containerizer.Container) {
 	detachedProcs.Lock()
 	defer detachedProcs.Unlock()
 	// One entry per process until it exits: every agent that waits for it, across restarts, waits
 	// on the same one.
 	if d := detachedProcs.byPid[pid]; d != nil {
-		d.agent = agentID
+		d.agent, d.cz = agentID, cz
 		return
 	}
-	detachedProcs.byPid[pid] = &detachedExit{agent: agentID, done: make(chan struct{})}
+	detachedProcs.byPid[pid] = &detachedExit{agent: agentID, cz: cz, done: make(chan struct{})}
+}
+
+// In isolating mode the containerizer an agent stopped for a restart leaves its containers running
+// in passes to the next agent of the same ID: its state is what MesosContainerizer::recover reads
+// back from --runtime_dir, which the simulator does not checkpoint.
+var detachedContainerizers = struct {
+	sync.Mutex
+	byAgent map[string]*containerizer.Containerizer
+}{byAgent: map[string]*containerizer.Containerizer{}}
+
+func takeContainerizer(agentID string) *containerizer.Containerizer {
+	detachedContainerizers.Lock()
+	defer detachedContainerizers.Unlock()
+	z := detachedContainerizers.byAgent[agentID]
+	delete(detachedContainerizers.byAgent, agentID)
+	return z
 }
 
 // publishExit records the exit of a detached process for whoever recovers it.
@@ -98,9 +121,13 @@ func (a *Agent) StopForRestart() {
 		for _, e := range f.executors {
 			e.regTimer.cancel()
 			e.graceTimer.cancel()
-			if e.pid > 0 && a.cz == nil && !e.command && e.state < executorTerminated {
+			if e.pid > 0 && !e.command && e.state < executorTerminated {
 				e.detached = true
-				detachProcess(a.cfg.ID.Value, e.pid)
+				var cz *containerizer.Container
+				if c := a.containers[e.containerID.Value]; c != nil {
+					cz = c.cz
+				}
+				detachProcess(a.cfg.ID.Value, e.pid, cz)
 				if e.sink != nil {
 					e.sink.close()
 					e.sink = nil
@@ -111,10 +138,31 @@ func (a *Agent) StopForRestart() {
 			e.killProcessLocked()
 		}
 	}
+	var left []*container
 	for _, c := range a.containers {
-		if c.executor == nil {
-			c.killLocked(sigkill)
+		if c.executor != nil {
+			continue
 		}
+		root := a.containers[strings.SplitN(c.key, "/", 2)[0]]
+		if c.exited || c.sessionOut != nil || root == nil || root.executor == nil || !root.executor.detached {
+			c.killLocked(sigkill) // sessions end with their connection; containers of lost executors die
+			continue
+		}
+		// A nested container of an executor that lives on lives on too (in Mesos it is a process
+		// of its own, found again by the containerizer's recovery).
+		if c.release != nil {
+			c.release()
+			c.release = nil
+		}
+		left = append(left, c)
+	}
+	detachedContainers.Lock()
+	detachedContainers.byAgent[a.cfg.ID.Value] = append(detachedContainers.byAgent[a.cfg.ID.Value], left...)
+	detachedContainers.Unlock()
+	if a.cz != nil {
+		detachedContainerizers.Lock()
+		detachedContainerizers.byAgent[a.cfg.ID.Value] = a.cz
+		detachedContainerizers.Unlock()
 	}
 	a.mu.Unlock()
 	a.cancel()
@@ -123,7 +171,7 @@ func (a *Agent) StopForRestart() {
 	a.procs.Wait()
 	a.outbox.close()
 	<-a.outboxDone
-	a.log.Info("agent stopped for a restart; executors left running")
+	a.log.WithField("nestedContainers", len(left)).Info("agent stopped for a restart; executors left running")
 }
 
 // Recovered is closed when recovery is over: the executors recovered have re-subscribed or were
@@ -190,6 +238,7 @@ func (a *Agent) recover() error {
 		a.maybeRemoveFrameworkLocked(fe.Name())
 	}
 	a.killOrphansLocked(orphans, claimed)
+	a.adoptContainersLocked()
 	a.log.WithField("executors", recovered).Info("agent recovered its checkpointed state")
 	if recovered == 0 {
 		close(a.recovered) // no executor to wait for
@@ -198,6 +247,39 @@ func (a *Agent) recover() error {
 	timeout := a.cfg.ExecutorReregistrationTimeout
 	a.afterLocked(timeout, func() { a.reregisterExecutorTimeoutLocked(timeout) })
 	return nil
+}
+
+// detachedContainers are the nested containers agents stopped for a restart left running, by agent.
+var detachedContainers = struct {
+	sync.Mutex
+	byAgent map[string][]*container
+}{byAgent: map[string][]*container{}}
+
+// adoptContainersLocked takes over the nested containers the previous agent left, under the
+// executors recovered; the others are destroyed.
+func (a *Agent) adoptContainersLocked() {
+	detachedContainers.Lock()
+	left := detachedContainers.byAgent[a.cfg.ID.Value]
+	delete(detachedContainers.byAgent, a.cfg.ID.Value)
+	detachedContainers.Unlock()
+	adopted := 0
+	for _, c := range left {
+		old := c.lockOwner() // the lock order is new agent, then old one
+		root := a.containers[strings.SplitN(c.key, "/", 2)[0]]
+		if !c.exited && root != nil && root.executor != nil && root.executor.state < executorTerminated {
+			c.owner.Store(a)
+			a.procs.Add(1)
+			c.release = a.procs.Done
+			a.containers[c.key] = c
+			adopted++
+		} else if !c.exited {
+			c.killLocked(sigkill)
+		}
+		old.mu.Unlock()
+	}
+	if adopted > 0 {
+		a.log.WithField("containers", adopted).Info("recovered nested containers")
+	}
 }
 
 // killOrphansLocked destroys what the previous agent left that is not checkpointed (executors of
@@ -255,6 +337,9 @@ func (a *Agent) recoverExecutorLocked(f *framework, edir string, orphans map[int
 	}
 	e.pid = pid
 	e.kill = func() { killGroup(pid, syscall.SIGKILL) }
+	if d := orphans[pid]; d != nil {
+		a.containers[cid].cz = d.cz
+	}
 	a.procs.Add(1)
 	e.counted = true
 	go a.watchRecovered(e, pid, orphans[pid])

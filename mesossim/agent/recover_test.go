@@ -261,3 +261,75 @@ func TestUpdateRecordRoundTrip(t *testing.T) {
 }
 
 func ptrF(f float64) *float64 { return &f }
+
+func TestRestartKeepsNestedContainersOfRecoveredExecutors(t *testing.T) {
+	t.Run("process mode", func(t *testing.T) { testRestartKeepsNestedContainers(t, false) })
+	t.Run("isolating", func(t *testing.T) { testRestartKeepsNestedContainers(t, true) })
+}
+
+func testRestartKeepsNestedContainers(t *testing.T, isolating bool) {
+	m := &fakeMaster{autoAck: true}
+	cfg := restartConfig(t, m)
+	if isolating {
+		if os.Geteuid() != 0 {
+			t.Skip("isolation needs root")
+		}
+		cfg.Isolation = linuxIsolation
+		cfg.RuntimeDir = t.TempDir()
+	}
+	a1 := startAgent(t, m, cfg)
+	if a1.Isolating() != isolating {
+		t.Fatalf("isolating = %v", a1.Isolating())
+	}
+	a1.Launch(testFramework(true), processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t1", "nested:sleep 300")}, false)
+	nested := func(a *Agent) (key string, pid int) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for k, c := range a.containers {
+			if c.executor == nil && strings.HasSuffix(k, "/t1") && !c.exited {
+				return k, c.pid
+			}
+		}
+		return "", 0
+	}
+	waitFor(t, "the nested container", func() bool { _, pid := nested(a1); return pid > 0 })
+	key, pid := nested(a1)
+	cfg.ListenAddress = a1.Endpoint()
+	a1.StopForRestart()
+	if !processAlive(pid) {
+		t.Fatal("the nested container died with the agent")
+	}
+	a2 := startAgent(t, m, cfg)
+	if k, p := nested(a2); k != key || p != pid {
+		t.Fatalf("nested container after the restart = %q pid %d, want %q pid %d", k, p, key, pid)
+	}
+	a2.Reregistered()
+	if isolating && a2.cz != a1.cz {
+		t.Error("the containerizer holding the containers was not recovered")
+	}
+	// The recovered executor launches more nested containers under the new agent.
+	a2.Launch(testFramework(true), processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t2", "nested:true")}, false)
+	waitFor(t, "t2 finished", func() bool { s := m.states("t2"); return len(s) == 2 })
+	if diff := cmp.Diff([]string{"TASK_RUNNING", "TASK_FINISHED"}, m.states("t2")); diff != "" {
+		t.Errorf("t2 (-want +got):\n%s", diff)
+	}
+	if k, p := nested(a2); k != key || p != pid {
+		t.Fatalf("nested container after the restart = %q pid %d, want %q pid %d", k, p, key, pid)
+	}
+	// The new agent owns it: killing it through the new agent ends it and the new agent sees it.
+	a2.mu.Lock()
+	c := a2.containers[key]
+	c.killLocked(syscall.SIGKILL)
+	a2.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the adopted container's exit was not seen")
+	}
+	a2.mu.Lock()
+	exited, status := c.exited, c.status
+	a2.mu.Unlock()
+	if !exited || !syscall.WaitStatus(status).Signaled() {
+		t.Errorf("exited %v status %d", exited, status)
+	}
+}
