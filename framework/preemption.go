@@ -82,7 +82,7 @@ func (s *sched) preempt(ctx context.Context, unfit []*corev1.Pod) (map[types.UID
 	if len(pods) == 0 {
 		return nil, noop
 	}
-	in := offerbridge.PreemptInput{Pods: pods, Translate: s.translate, PDBs: s.pdbs(ctx)}
+	in := offerbridge.PreemptInput{Pods: pods, Translate: s.translate, PDBs: s.pdbs(ctx), Namespaces: s.namespaceLabels()}
 	byNode := map[string]*offerbridge.PreemptAgent{}
 	for id, n := range nodes {
 		in.Agents = append(in.Agents, offerbridge.PreemptAgent{AgentID: id, Node: n, Allocatable: allocatable(n)})

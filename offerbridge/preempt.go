@@ -41,6 +41,8 @@ type PreemptInput struct {
 	PDBs []*policyv1.PodDisruptionBudget
 	// Translate are the settings every pod's demand is computed with (as for Place).
 	Translate podtranslate.Options
+	// Namespaces are the namespaces' labels, for pod affinity terms' namespaceSelector (as Input's).
+	Namespaces map[string]map[string]string
 }
 
 // PreemptAgent is one agent as preemption sees it.
@@ -93,6 +95,7 @@ func Preempt(in PreemptInput) PreemptPlan {
 		if p != nil {
 			plan.Preemptions = append(plan.Preemptions, *p)
 			st.commit(p)
+			st.commitRules(p)
 			continue
 		}
 		if msg != "" {
@@ -112,6 +115,7 @@ type preemptAgent struct {
 	// going are pods chosen as victims earlier in this round; nominated the preemptors sent here.
 	going     map[types.UID]bool
 	nominated []*corev1.Pod
+	topo      *topoNode // in the rules' cluster (preempt_rules.go), once built
 }
 
 type preemptState struct {
@@ -121,6 +125,10 @@ type preemptState struct {
 	pdbAllowed []int32
 	pdbSel     []labels.Selector
 	needs      map[types.UID]need
+	// cl is the pod rules' view of the agents and cps their pods' parsed affinity, built when a
+	// preemptor's rules can matter.
+	cl  *cluster
+	cps map[types.UID]*clusterPod
 }
 
 func newPreemptState(in *PreemptInput) *preemptState {
@@ -182,12 +190,13 @@ func (st *preemptState) preempt(pod *corev1.Pod) (*Preemption, string) {
 	}
 	reasons := map[string]int{}
 	var cands []*candidateNode
+	r := st.preemptorRules(pod)
 	for _, x := range st.agents {
 		if why := runStatic(pi, x.a); why != "" {
 			reasons[ReasonNotHelpful]++ // UnschedulableAndUnresolvable: removing pods does not help
 			continue
 		}
-		c, why := st.selectVictims(pi, x)
+		c, why := st.selectVictims(pi, x, r)
 		switch {
 		case c == nil && why == "":
 			return nil, "" // fits without victims: waiting for the agent's offer is enough
@@ -260,8 +269,13 @@ type candidateNode struct {
 // pod fits, then reprieve victims from the most important down (PDB-violating ones first) while it
 // still fits. It returns nil and "" when the pod fits without any victim, nil and the reason when no
 // set of victims makes it fit.
-func (st *preemptState) selectVictims(pi *podInfo, x *preemptAgent) (*candidateNode, string) {
+func (st *preemptState) selectVictims(pi *podInfo, x *preemptAgent, r *rules) (*candidateNode, string) {
 	prio := podPriority(pi.pod)
+	tr := st.trial(r, x)
+	defer tr.undo()
+	if why := tr.filter(); unresolvable(why) || (r != nil && r.err != nil) {
+		return nil, ReasonNotHelpful // UnschedulableAndUnresolvable: removing pods does not help
+	}
 	var potential []*corev1.Pod
 	removed := map[types.UID]bool{}
 	for _, p := range x.in.Pods {
@@ -269,16 +283,23 @@ func (st *preemptState) selectVictims(pi *podInfo, x *preemptAgent) (*candidateN
 		if p.DeletionTimestamp == nil && !x.going[p.UID] && podPriority(p) < prio {
 			potential = append(potential, p)
 			removed[p.UID] = true
+			tr.take(p)
 		}
 	}
-	fits := func() bool { return st.fitsWithout(pi, x, removed) }
+	fits := func() bool { return st.fitsWithout(pi, x, removed) && tr.filter() == "" }
 	if len(potential) == 0 {
 		if fits() {
 			return nil, ""
 		}
+		if why := tr.filter(); why != "" && st.fitsWithout(pi, x, removed) {
+			return nil, why
+		}
 		return nil, ReasonNoVictims
 	}
 	if !fits() {
+		if why := tr.filter(); why != "" && st.fitsWithout(pi, x, removed) {
+			return nil, why
+		}
 		return nil, st.unfitReason(pi, x, removed)
 	}
 	sort.SliceStable(potential, func(i, j int) bool { return moreImportant(potential[i], potential[j]) })
@@ -286,10 +307,12 @@ func (st *preemptState) selectVictims(pi *podInfo, x *preemptAgent) (*candidateN
 	var victims []*corev1.Pod
 	reprieve := func(p *corev1.Pod) bool {
 		delete(removed, p.UID)
+		tr.putBack(p)
 		if fits() {
 			return true
 		}
 		removed[p.UID] = true
+		tr.take(p)
 		victims = append(victims, p)
 		return false
 	}
