@@ -105,8 +105,11 @@ func (r *rules) remove(cp *clusterPod, t *topoNode) {
 			if sc.hostnameScored || !sc.inDomain[t.idx] || !sc.counts(set) {
 				continue
 			}
-			sc.domainCounts[t.labels[sc.key]]--
-			sc.minValid = false // the minimum may have dropped: minNum recomputes it
+			v := t.labels[sc.key]
+			sc.domainCounts[v]--
+			if sc.minValid && sc.domainCounts[v] < sc.min {
+				sc.min = sc.domainCounts[v] // a count below the minimum is the new minimum
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package offerbridge
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -144,6 +145,38 @@ func TestPreemptPodRules(t *testing.T) {
 			for k, v := range tc.wantMsg {
 				if msgs[k] != v {
 					t.Errorf("message of %s %q, want %q", k, msgs[k], v)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPreemptWithRules is BenchmarkPreempt with a preemptor that has a required anti-affinity
+// (one app=web pod per agent, of low priority) and a DoNotSchedule spread over racks of 10 agents.
+func BenchmarkPreemptWithRules(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			agents := make([]PreemptAgent, n)
+			for i := range agents {
+				var pods []*corev1.Pod
+				for j := 0; j < 10; j++ {
+					opts := []podOpt{prio(int32(j % 3))}
+					if j == 0 {
+						opts = append(opts, labelled("app", "web"))
+					}
+					pods = append(pods, pod(fmt.Sprintf("p-%d-%d", i, j), 0.4, 256, opts...))
+				}
+				name := fmt.Sprintf("n%05d", i)
+				agents[i] = fullOn(name, map[string]string{"rack": fmt.Sprint(i / 10)}, 0, pods...)
+			}
+			hi := pod("hi", 1, 512, prio(100), labelled("app", "web"), antiAffinity(hostKey, sel("app", "web")),
+				spread(1, "rack", corev1.DoNotSchedule, sel("app", "web")))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				plan := Preempt(PreemptInput{Pods: []*corev1.Pod{hi}, Agents: agents})
+				if len(plan.Preemptions) != 1 {
+					b.Fatal("no preemption", plan.Messages)
 				}
 			}
 		})
