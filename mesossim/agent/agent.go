@@ -329,12 +329,13 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}
-	cz, err := newContainerizer(cfg, imageTypes, cfg.Log.WithField("agentID", cfg.ID.Value))
-	if err != nil {
-		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
-	}
-	if old := takeContainerizer(cfg.ID.Value); old != nil && cz != nil {
-		cz = old // the containers the previous agent left run on (recover.go)
+	// The containerizer the previous agent of this ID left its containers running in is recovered
+	// (recover.go); creating another would set up the isolators' mounts once more.
+	cz := takeContainerizer(cfg.ID.Value)
+	if cz == nil {
+		if cz, err = newContainerizer(cfg, imageTypes, cfg.Log.WithField("agentID", cfg.ID.Value)); err != nil {
+			return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
+		}
 	}
 
 	fetchCache, err := newFetcherCache(cfg.FetcherCacheDir, cfg.FetcherCacheSize, cfg.Log.WithField("agentID", cfg.ID.Value))
