@@ -57,14 +57,14 @@ bench-scheduling: ## kube-scheduler vs kubemesos (hollow executors) vs the API s
 	cd e2e && $(GO) run ./cmd/bench-scheduling $(BENCH_FLAGS)
 
 # Issue 14's chaos suite. The command's flag defaults are the issue's full run (500 pods, 100 framework
-# kills, 20 executor kills, 10 agent partitions, 5 master failovers, 5 leader pauses, a 30 s API-server
+# kills, 20 executor kills, 10 agent partitions, 10 agent restarts, 5 master failovers, 5 leader pauses, a 30 s API-server
 # outage, over 30 min); CHAOS_SCALE scales it to about 10 minutes on a 2-core machine. CHAOS_ARGS adds
 # or overrides flags: --seed N reproduces a run's faults and churn, CHAOS_SCALE= runs the full one.
 CHAOS_SCALE ?= --duration 6m --pods 250 --framework-kills 30 --leader-pauses 5 --executor-kills 6 \
-	--agent-partitions 4 --master-failovers 3 --api-outage 30s --settle 3m
+	--agent-partitions 4 --agent-restarts 3 --master-failovers 3 --api-outage 30s --settle 3m
 
 .PHONY: chaos
-chaos: deps ## pods churned under random faults (framework, executor, agent, master, API server, leader pause), then a ledger of lost/duplicated/orphaned/over-committed, all 0 (CHAOS_ARGS='--seed N ...')
+chaos: deps ## pods churned under random faults (framework, executor, agent partition and restart, master, API server, leader pause), then a ledger of lost/duplicated/orphaned/over-committed, all 0 (CHAOS_ARGS='--seed N ...')
 	cd e2e && $(GO) run ./cmd/chaos $(CHAOS_SCALE) $(CHAOS_ARGS)
 
 # Fuzz targets as package:Target; `make fuzz` runs each for FUZZTIME (Go's -fuzztime: a duration or

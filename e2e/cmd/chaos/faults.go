@@ -22,7 +22,7 @@ const (
 	faultAPIServerOutage = "API-server outage"
 )
 
-var faultKinds = []string{faultFrameworkKill, faultLeaderPause, faultExecutorKill, faultAgentPartition, faultMasterFailover, faultAPIServerOutage}
+var faultKinds = []string{faultFrameworkKill, faultLeaderPause, faultExecutorKill, faultAgentPartition, faultAgentRestart, faultMasterFailover, faultAPIServerOutage}
 
 // fault is one planned injection: its kind, when (from the start of the phase) and its random pick
 // (which agent or executor), fixed by the seed.
@@ -50,6 +50,8 @@ func planFaults(o options, rng *rand.Rand) []fault {
 	if o.apiOutage > 0 {
 		add(faultAPIServerOutage, 1)
 	}
+	// Drawn last, so that a seed plans the other kinds as it did before restarts existed.
+	add(faultAgentRestart, o.agentRestarts)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].at < out[j].at })
 	return out
 }
@@ -122,6 +124,8 @@ func (w *world) inject(ctx context.Context, schedule []fault) map[string]int {
 					w.log.WithError(err).WithField("agent", a.ID().Value).Warn("healing the partition")
 				}
 			}()
+		case faultAgentRestart:
+			w.restartAgent(f, log, &heal)
 		case faultMasterFailover:
 			log.Info("injecting")
 			w.sim.FailoverMaster()

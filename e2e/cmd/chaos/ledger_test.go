@@ -162,3 +162,25 @@ func TestFaultScheduleFollowsTheSeed(t *testing.T) {
 		}
 	}
 }
+
+// Agent restarts are planned after every other kind: adding them leaves a seed's schedule of the
+// other kinds as it was.
+func TestAgentRestartsKeepTheOtherFaultsOfASeed(t *testing.T) {
+	o := options{duration: 10 * time.Minute, frameworkKills: 100, leaderPauses: 5, executorKills: 20, agentPartitions: 10,
+		masterFailovers: 5, apiOutage: 30 * time.Second}
+	without := planFaults(o, rand.New(rand.NewPCG(7, 7)))
+	o.agentRestarts = 4
+	with := planFaults(o, rand.New(rand.NewPCG(7, 7)))
+	if got := countKind(with, faultAgentRestart); got != 4 {
+		t.Errorf("agent restarts planned %d times, want 4", got)
+	}
+	var others []fault
+	for _, f := range with {
+		if f.kind != faultAgentRestart {
+			others = append(others, f)
+		}
+	}
+	if !reflect.DeepEqual(others, without) {
+		t.Error("planning agent restarts changed the schedule of the other faults")
+	}
+}

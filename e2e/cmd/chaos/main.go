@@ -2,7 +2,7 @@
 // kube-controller-manager from package cluster, the Mesos simulator's master and agents in this
 // process, two `kubemesos framework` replicas with leader election) while it churns pods (Deployments
 // scaling, Jobs, deletions) and injects faults at random: SIGKILL of the framework leader, SIGSTOP of
-// the leader past its lease, SIGKILL of executors, agent partitions, Mesos master failovers and an
+// the leader past its lease, SIGKILL of executors, agent partitions and restarts, Mesos master failovers and an
 // API-server outage (kube-apiserver stopped). Then, with the faults healed and the churn stopped, an
 // independent ledger compares the API server with the Mesos master's and the agents' own state and
 // prints the counts of lost, duplicated, orphaned and over-committed (all must be 0), with the faults
@@ -49,6 +49,7 @@ type options struct {
 	leaderPauses    int
 	executorKills   int
 	agentPartitions int
+	agentRestarts   int
 	masterFailovers int
 	apiOutage       time.Duration // one outage of this length; 0: none
 	agents          int
@@ -81,6 +82,7 @@ func run(args []string, log *logrus.Logger) (int, error) {
 	fs.IntVar(&o.leaderPauses, "leader-pauses", 5, "SIGSTOPs of the framework leader past its lease (then SIGCONT)")
 	fs.IntVar(&o.executorKills, "executor-kills", 20, "SIGKILLs of kubelet executors")
 	fs.IntVar(&o.agentPartitions, "agent-partitions", 10, "agents partitioned from the master for a few seconds")
+	fs.IntVar(&o.agentRestarts, "agent-restarts", 10, "agents restarted (down a few seconds, executors recovered)")
 	fs.IntVar(&o.masterFailovers, "master-failovers", 5, "Mesos master failovers")
 	fs.DurationVar(&o.apiOutage, "api-outage", 30*time.Second, "length of the one API-server outage (kube-apiserver SIGSTOPped); 0: none")
 	fs.IntVar(&o.agents, "agents", 3, "simulated Mesos agents")
