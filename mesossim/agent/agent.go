@@ -473,6 +473,9 @@ func (a *Agent) Stop() {
 	_ = a.server.Close()
 	a.wg.Wait()
 	a.procs.Wait()
+	if a.cz != nil {
+		_ = a.cz.Close() // the work_dir's shared mount (filesystem/linux)
+	}
 	a.outbox.close()
 	<-a.outboxDone
 	a.log.Debug("agent stopped")

@@ -98,6 +98,12 @@ func New(flags Flags, log logrus.FieldLogger) (*Containerizer, error) {
 	return &Containerizer{flags: flags, isolators: isolators, log: log, containers: map[string]*running{}}, nil
 }
 
+// Close releases what the isolators hold for the agent rather than for a container: the self bind
+// mount that makes the work_dir shared (filesystem/linux), once no other containerizer of the same
+// work_dir uses it. The agent calls it when it stops for good (not for a restart: Mesos' mount
+// outlives the agent). Containers still running are not touched.
+func (z *Containerizer) Close() error { return closeIsolators(z.isolators) }
+
 // Isolators returns the containerizer's isolators in --isolation order.
 func (z *Containerizer) Isolators() []Isolator { return z.isolators }
 

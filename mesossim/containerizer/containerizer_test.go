@@ -78,6 +78,11 @@ func newTestContainerizer(t testing.TB, isolation string, mutate ...func(*Flags)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := z.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return z
 }
 

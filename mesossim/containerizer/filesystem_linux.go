@@ -6,12 +6,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
 func init() {
-	Register("filesystem/linux", func(f Flags) (Isolator, error) { return &linuxFilesystem{flags: f}, nil })
+	Register("filesystem/linux", func(f Flags) (Isolator, error) {
+		// "Make sure that slave's working directory is in a shared mount" (LinuxFilesystemIsolatorProcess::
+		// create).
+		real, err := acquireSharedWorkDir(f.WorkDir)
+		if err != nil {
+			return nil, err
+		}
+		return &linuxFilesystem{flags: f, workDir: real}, nil
+	})
 }
 
 // linuxFilesystem is Mesos' filesystem/linux (isolators/filesystem/linux.cpp): every container gets its
@@ -20,7 +29,9 @@ func init() {
 // --sandbox_directory and Mesos' masked paths. A DEBUG container enters its parent's mount namespace.
 type linuxFilesystem struct {
 	Base
-	flags Flags
+	flags   Flags
+	workDir string // real path of the shared work_dir, released by Close
+	once    sync.Once
 }
 
 func (*linuxFilesystem) Name() string { return "filesystem/linux" }
@@ -95,4 +106,21 @@ func (l *linuxFilesystem) Prepare(_ context.Context, c *Container, li *LaunchInf
 		li.MaskedPaths = append(li.MaskedPaths, filepath.Join(root, p))
 	}
 	return nil
+}
+
+// Cleanup unmounts, in the agent's mount namespace, everything under the container's sandbox (Mesos'
+// cleanup: persistent volumes there, and what a container's BIDIRECTIONAL mounts left, e.g. a tmpfs).
+// A DEBUG container has no sandbox of its own and was never prepared by Mesos' isolator.
+func (l *linuxFilesystem) Cleanup(_ context.Context, c *Container) error {
+	if c.Debug || c.Sandbox == "" {
+		return nil
+	}
+	return unmountUnder(c.Sandbox)
+}
+
+// Close releases the work_dir's shared mount (the simulator's addition: see sharedWorkDirs).
+func (l *linuxFilesystem) Close() error {
+	var err error
+	l.once.Do(func() { err = releaseSharedWorkDir(l.workDir) })
+	return err
 }

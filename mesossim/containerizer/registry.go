@@ -2,6 +2,7 @@ package containerizer
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -122,17 +123,20 @@ func CreateIsolators(flags Flags) ([]Isolator, error) {
 	flags.setDefaults()
 	factoriesMu.Lock()
 	defer factoriesMu.Unlock()
+	// Every name is known before any isolator is created (filesystem/linux's mounts the work_dir).
+	for _, name := range Isolations(flags.Isolation) {
+		if _, ok := factories[name]; !ok && !passive[name] {
+			return nil, fmt.Errorf("Unknown or unsupported isolator '%s'", name)
+		}
+	}
 	var out []Isolator
 	for _, name := range Isolations(flags.Isolation) {
 		if passive[name] {
 			continue
 		}
-		f, ok := factories[name]
-		if !ok {
-			return nil, fmt.Errorf("Unknown or unsupported isolator '%s'", name)
-		}
-		iso, err := f(flags)
+		iso, err := factories[name](flags)
 		if err != nil {
+			closeIsolators(out)
 			return nil, fmt.Errorf("Failed to create isolator '%s': %w", name, err)
 		}
 		out = append(out, iso)
@@ -150,4 +154,18 @@ func RegisteredIsolators() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// closeIsolators releases what isolators hold beyond their containers (io.Closer ones: filesystem/
+// linux's shared work_dir), the first error returned.
+func closeIsolators(isos []Isolator) error {
+	var first error
+	for _, iso := range isos {
+		if c, ok := iso.(io.Closer); ok {
+			if err := c.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }
