@@ -13,7 +13,7 @@ import (
 const (
 	ReasonVolumeType        = "volume type not supported (only emptyDir, configMap, secret, downwardAPI, projected, hostPath)"
 	ReasonProjectionSource  = "projected volume source not supported (only configMap, secret, downwardAPI, serviceAccountToken)"
-	ReasonEmptyDirMedium    = "emptyDir medium not supported (no tmpfs or hugepages mounts in nested containers)"
+	ReasonEmptyDirMedium    = "emptyDir medium not supported (only the default and Memory; no hugepages mounts in nested containers)"
 	ReasonHostIPC           = "hostIPC not supported"
 	ReasonHostPID           = "hostPID not supported"
 	ReasonHostUsers         = "user namespaces (hostUsers: false) not supported"
@@ -142,7 +142,9 @@ func checkVolume(v *corev1.Volume, path string, add func(reason, format string, 
 	vs := &v.VolumeSource
 	switch {
 	case vs.EmptyDir != nil:
-		if vs.EmptyDir.Medium != corev1.StorageMediumDefault {
+		// Memory: a tmpfs the executor's helper container mounts for the agent's mount namespace
+		// (executor/nested/tmpfs.go); hugepages have no such way.
+		if m := vs.EmptyDir.Medium; m != corev1.StorageMediumDefault && m != corev1.StorageMediumMemory {
 			add(ReasonEmptyDirMedium, "%s.emptyDir.medium", path)
 		}
 	// hostPath is a Mesos HOST_PATH volume (the agent's volume/host_path isolator).

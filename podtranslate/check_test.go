@@ -84,7 +84,10 @@ func TestCheckUnsupported(t *testing.T) {
 			[]Unsupported{{"spec.volumes[5].gitRepo", ReasonVolumeType}}},
 		{"legacy cloud disk", vol("g", corev1.VolumeSource{GCEPersistentDisk: &corev1.GCEPersistentDiskVolumeSource{}}),
 			[]Unsupported{{"spec.volumes[5].volumeSource", ReasonVolumeType}}},
-		{"memory emptyDir", vol("m", corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}),
+		{"memory emptyDir", vol("m", corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}), nil},
+		{"hugepages emptyDir", vol("m", corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumHugePages}}),
+			[]Unsupported{{"spec.volumes[5].emptyDir.medium", ReasonEmptyDirMedium}}},
+		{"hugepages-2Mi emptyDir", vol("m", corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: "HugePages-2Mi"}}),
 			[]Unsupported{{"spec.volumes[5].emptyDir.medium", ReasonEmptyDirMedium}}},
 		{"cluster trust bundle projection", vol("p", corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
 			{Secret: &corev1.SecretProjection{}}, {ClusterTrustBundle: &corev1.ClusterTrustBundleProjection{}}, {PodCertificate: &corev1.PodCertificateProjection{}},

@@ -39,7 +39,8 @@
 // nvidia.com/gpu), pod overhead and pod-level cpu/memory resources, restartPolicy, probes and lifecycle
 // hooks, terminationGracePeriodSeconds and activeDeadlineSeconds, readinessGates, hostNetwork, hostPorts
 // (any number on a CNI pod network, where they are port mappings; equal to their containerPort on the
-// agent's network), volumes of type emptyDir (default medium), configMap, secret, downwardAPI
+// agent's network), volumes of type emptyDir (default medium, and Memory: a tmpfs the executor's helper nested container
+// mounts through a BIDIRECTIONAL HOST_PATH volume on the agent's shared work_dir), configMap, secret, downwardAPI
 // and projected (configMap, secret, downwardAPI, serviceAccountToken sources: the default service account
 // volume of every pod; their content follows the API every minute, as the kubelet's), hostPath (a Mesos
 // HOST_PATH volume: the agent needs volume/host_path; the executor checks the hostPath type and creates

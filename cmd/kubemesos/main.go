@@ -30,7 +30,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newFrameworkCommand(), newExecutorCommand(), newPodSandboxCommand(), newVersionCommand())
+	root.AddCommand(newFrameworkCommand(), newExecutorCommand(), newPodSandboxCommand(), newVersionCommand(), newTmpfsCommand())
 	return root
 }
 

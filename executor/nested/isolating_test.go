@@ -30,10 +30,16 @@ import (
 )
 
 // TestMain lets the test binary serve as the simulated agent's launch helper (its launcher re-executes
-// /proc/self/exe), which the isolating mode needs, and as `kubemesos pod-sandbox`, the pods' sandbox
-// executor the agent launches (see withSandbox).
+// /proc/self/exe), which the isolating mode needs, as `kubemesos pod-sandbox`, the pods' sandbox
+// executor the agent launches (see withSandbox), and as `kubemesos tmpfs-mount`, which the memory
+// emptyDirs' helper containers run.
 func TestMain(m *testing.M) {
 	containerizer.MaybeRunHelper()
+	if len(os.Args) > 2 && os.Args[1] == nested.TmpfsCommand {
+		// `kubemesos tmpfs-mount`, the memory emptyDirs' helper (this binary is the runtime's
+		// os.Executable()).
+		os.Exit(runTmpfsCommand(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "pod-sandbox" {
 		if err := sandboxexec.Run(context.Background(), sandboxexec.Config{}); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -72,6 +72,9 @@ type Config struct {
 	Users HostUsers
 	// DNS is what the pods' resolv.conf and hosts files are made of.
 	DNS DNS
+	// Executable is this binary on the agent host, which the tmpfs helper containers of memory
+	// emptyDirs run (default os.Executable(): the executor has no root filesystem of its own).
+	Executable string
 	// VolumeSyncPeriod is how often the content of a pod's configMap, secret, downwardAPI and
 	// projected volumes is brought up to date (SyncVolumes); default 1 min, the kubelet's
 	// syncFrequency, on which it re-mounts them.
@@ -331,6 +334,9 @@ func (r *Runtime) prepareVolumes(ctx context.Context, pod *corev1.Pod, podDir st
 	if err := PrepareVolumes(ctx, podDir, pod, pe); err != nil {
 		return fmt.Errorf("preparing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	if err := r.mountTmpfsVolumes(ctx, pod, podDir, pe); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	r.prepared[pod.UID] = true
 	if _, running := r.volumeSyncs[pod.UID]; !running && NeedsSync(pod) {
@@ -378,7 +384,7 @@ func (r *Runtime) syncVolumesLoop(ctx context.Context, done chan<- struct{}, upd
 
 // CleanupPod removes the pod's materialized volumes once its containers are gone, and on the host's
 // network the pod's directory in the kubelet executor's sandbox (a sandbox executor's goes with it).
-func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
+func (r *Runtime) CleanupPod(ctx context.Context, pod *corev1.Pod) error {
 	r.mu.Lock()
 	// On the host's network the pod's directory is pods/<uid> in the parent's sandbox, not the sandbox.
 	podDir, hostNetwork := r.podDirs[pod.UID], r.podDirs[pod.UID] != r.dirs[pod.UID]
@@ -398,6 +404,11 @@ func (r *Runtime) CleanupPod(_ context.Context, pod *corev1.Pod) error {
 	}
 	if podDir == "" {
 		return nil
+	}
+	// Ended containers keep no reference: the tmpfs goes (and RemoveVolumes could not remove its
+	// mount point).
+	if err := r.unmountTmpfsVolumes(ctx, pod, podDir); err != nil {
+		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	if err := RemoveVolumes(podDir); err != nil {
 		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
