@@ -63,6 +63,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Where the ConfigMap and the Mesos secret are mounted in the container. */}}
 {{- define "kubemesos.configPath" -}}/etc/kubemesos/config/config.yaml{{- end }}
 {{- define "kubemesos.secretFile" -}}/etc/kubemesos/mesos/secret{{- end }}
+{{- define "kubemesos.tlsDir" -}}/etc/kubemesos/mesos-tls{{- end }}
 
 {{/*
 The `kubemesos framework --config` file: its keys are the framework's flag names. Keys left out keep the
@@ -92,6 +93,11 @@ framework's defaults (advertise-url is set from the pod IP in the Deployment whe
 {{- with .Values.mesos.principal }}{{ $_ := set $c "principal" . }}{{ end }}
 {{- with .Values.mesos.defaultRole }}{{ $_ := set $c "default-role" . }}{{ end }}
 {{- with .Values.mesos.user }}{{ $_ := set $c "mesos-user" . }}{{ end }}
+{{- with .Values.mesos.tls }}{{ if .secretName }}
+{{- with .caKey }}{{ $_ := set $c "mesos-ca-file" (printf "%s/%s" (include "kubemesos.tlsDir" $) .) }}{{ end }}
+{{- with .certKey }}{{ $_ := set $c "mesos-cert-file" (printf "%s/%s" (include "kubemesos.tlsDir" $) .) }}{{ end }}
+{{- with .keyKey }}{{ $_ := set $c "mesos-key-file" (printf "%s/%s" (include "kubemesos.tlsDir" $) .) }}{{ end }}
+{{- end }}{{ end }}
 {{- with .Values.framework.advertiseURL }}{{ $_ := set $c "advertise-url" . }}{{ end }}
 {{- with .Values.executor.uri }}{{ $_ := set $c "executor-uri" . }}{{ end }}
 {{- with .Values.executor.kubeconfig }}{{ $_ := set $c "executor-kubeconfig" . }}{{ end }}
