@@ -30,6 +30,9 @@
 //
 // Go verbs on Master and Cluster, and the same under POST /admin/... (never part of the Mesos API):
 // RemoveAgent, PartitionAgent, HealAgent, KillExecutor, Failover, SetStatusUpdateFaults.
+// Cluster.RestartAgent (Go only) restarts an agent as an operator upgrading mesos-agent does: the master
+// sees it disconnect (DisconnectAgent) and re-register (ReregisterAgent) with what it recovered from its
+// checkpoint (package agent); executors of checkpointing frameworks and their containers keep running.
 //
 // # Deliberate differences from Mesos
 //
