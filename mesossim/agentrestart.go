@@ -156,16 +156,16 @@ func (c *Cluster) RestartAgent(id string, downtime time.Duration) (*agent.Agent,
 	c.mu.Lock()
 	cfg, ok := c.configs[id]
 	idx := -1
+	var old *agent.Agent
 	for i, a := range c.agents {
 		if a.ID().Value == id {
-			idx = i
+			idx, old = i, a
 		}
 	}
 	c.mu.Unlock()
 	if !ok || idx < 0 {
 		return nil, fmt.Errorf("restarting agent %s: %w", id, ErrUnknownAgent)
 	}
-	old := c.agents[idx]
 	cfg.ListenAddress = old.Endpoint() // executors find their agent again at the same address
 	if err := c.Master.DisconnectAgent(id); err != nil {
 		return nil, err
