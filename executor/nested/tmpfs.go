@@ -63,10 +63,15 @@ func UnmountTmpfs(dir string) error {
 	return nil
 }
 
-// IsTmpfs tells whether dir is on a tmpfs.
+// IsTmpfs tells whether a tmpfs is mounted on dir: dir is on a tmpfs, and on another device than its
+// parent (a work_dir that is itself on a tmpfs, /tmp on some hosts, is not a mounted volume).
 func IsTmpfs(dir string) bool {
 	var st unix.Statfs_t
-	return unix.Statfs(dir, &st) == nil && st.Type == unix.TMPFS_MAGIC
+	if unix.Statfs(dir, &st) != nil || st.Type != unix.TMPFS_MAGIC {
+		return false
+	}
+	var d, p unix.Stat_t
+	return unix.Stat(dir, &d) == nil && unix.Stat(filepath.Dir(dir), &p) == nil && d.Dev != p.Dev
 }
 
 // MemoryEmptyDirSize is the kubelet's calculateEmptyDirMemorySize (pkg/volume/emptydir): "size limit

@@ -239,3 +239,35 @@ func TestIsolatedMemoryEmptyDirRefused(t *testing.T) {
 	}
 	t.Log(ce.Message)
 }
+
+// IsTmpfs is a tmpfs mounted on the directory, not a directory that lies on one (a work_dir under a
+// tmpfs /tmp would otherwise look mounted already).
+func TestIsTmpfsIsAMountOfItsOwn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "vol")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if nested.IsTmpfs(dir) {
+		t.Fatal("a plain directory is a tmpfs")
+	}
+	if err := nested.MountTmpfs(dir, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !nested.IsTmpfs(dir) || nested.IsTmpfs(sub) {
+		t.Errorf("IsTmpfs(mounted) = %v, IsTmpfs(a directory on it) = %v; want true, false", nested.IsTmpfs(dir), nested.IsTmpfs(sub))
+	}
+	if err := nested.UnmountTmpfs(sub); err != nil || !nested.IsTmpfs(dir) {
+		t.Errorf("UnmountTmpfs of a directory on the tmpfs: %v, and the tmpfs is still mounted: %v", err, nested.IsTmpfs(dir))
+	}
+	if err := nested.UnmountTmpfs(dir); err != nil || nested.IsTmpfs(dir) {
+		t.Errorf("UnmountTmpfs: %v, still mounted: %v", err, nested.IsTmpfs(dir))
+	}
+}
