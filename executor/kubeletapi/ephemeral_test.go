@@ -35,4 +35,9 @@ func TestRegistryFindsEphemeralContainers(t *testing.T) {
 	if _, err := r.Container("ns", "p", "nosuch"); !errors.Is(err, ErrContainerNotFound) {
 		t.Errorf("unknown container: %v", err)
 	}
+	// The stats summary lists it with the pod's other running containers.
+	pods := r.RunningPods()
+	if len(pods) != 1 || len(pods[0].Containers) != 1 || pods[0].Containers[0].Name != "debugger" || pods[0].Containers[0].ID != "u1-debugger-0" {
+		t.Errorf("RunningPods = %+v, want the pod with its running ephemeral container u1-debugger-0", pods)
+	}
 }

@@ -109,7 +109,8 @@ func (r *Registry) RunningPods() []RunningPod {
 		if p.status.StartTime != nil {
 			rp.StartTime = *p.status.StartTime
 		}
-		for _, list := range [][]corev1.ContainerStatus{p.status.InitContainerStatuses, p.status.ContainerStatuses} {
+		// Running ephemeral containers too: the kubelet's CRI stats list every container of the sandbox.
+		for _, list := range [][]corev1.ContainerStatus{p.status.InitContainerStatuses, p.status.ContainerStatuses, p.status.EphemeralContainerStatuses} {
 			for _, cs := range list {
 				id := runtimeID(cs.ContainerID)
 				if cs.State.Running == nil || id == "" {
