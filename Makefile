@@ -12,13 +12,17 @@ help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## host set-up the isolating simulated agents need: Debian's nftables (nft, for CNI portmap), inotify instances; as root, idempotent
-	@if [ "$$(id -u)" != 0 ]; then echo "deps: not root: skipped (isolating agents and their tests need root)"; \
-	elif command -v nft >/dev/null; then :; \
+deps: ## host set-up the isolating simulated agents need: Debian's nftables (nft, for CNI portmap), a C toolchain (the image store's busybox is built from source), inotify instances; as root, idempotent
+	@# Each command names the Debian package that brings it: nft for CNI portmap's nftables backend;
+	@# cc, make and bzip2 for the image store's busybox (upstream's 1.37.0 source, internal/imagebuild).
+	@missing=; for pair in nft:nftables cc:gcc make:make bzip2:bzip2; do \
+	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "deps: not root: install$$missing (isolating agents and their tests need root)"; \
 	elif command -v apt-get >/dev/null; then \
-	  apt-get install -y --no-install-recommends nftables >/dev/null || \
-	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends nftables >/dev/null; }; \
-	else echo "deps: no apt-get: install nftables (nft) for CNI portmap's nftables backend"; fi
+	  apt-get install -y --no-install-recommends $$missing libc6-dev >/dev/null || \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing libc6-dev >/dev/null; }; \
+	else echo "deps: no apt-get: install$$missing"; fi
 	@# Every executor follows its containers' logs with inotify; a host running many (the local cluster,
 	@# the e2e suite, the scheduling benchmark's agents) exhausts the default 128 instances per user, as
 	@# kubelet hosts do (kind asks for 512). Raised, never lowered.
