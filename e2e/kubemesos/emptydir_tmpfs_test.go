@@ -64,6 +64,19 @@ func TestEmptyDirMemoryMedium(t *testing.T) {
 	if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// As the upstream "memory backed volumes of specified size" spec reads it (kubectl exec), as soon
+	// as the pod runs (an exec racing the container's launch once joined the wrong pid namespace).
+	e.eventually("the pod to run", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, "tmpfs", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return p.Status.Phase == corev1.PodRunning, fmt.Errorf("pod tmpfs: %s", containerSummary(p))
+	})
+	stdout, stderr, code, err := e.kubectl(ctx, "exec", "tmpfs", "-c", "reader", "--", "sh", "-c", "df | grep /data | awk '{print $2}'")
+	if err != nil || code != 0 || stdout != "1024\n" {
+		t.Errorf("df of the volume in the reader: %q (exit %d, %v; stderr %q), want 1024 (1Ki blocks)", stdout, code, err, stderr)
+	}
 	want := map[string]string{"writer": "tmpfs\nNo space left on device\n", "reader": "tmpfs\nfrom-writer\n"}
 	e.eventually("both containers to see the shared tmpfs", 2*time.Minute, func(ctx context.Context) (bool, error) {
 		p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, "tmpfs", metav1.GetOptions{})

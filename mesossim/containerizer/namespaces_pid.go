@@ -51,9 +51,11 @@ func (p *pidNamespace) Prepare(_ context.Context, c *Container, li *LaunchInfo) 
 // the container's namespaces). Here a container nested in its parent's pid namespace runs its command
 // in a later stage of the helper (enterNamespaces, forkStage), a descendant of pid, which would
 // otherwise have a child (a DEBUG session) join the agent's or the grandparent's pid namespace. A
-// stage that has not exec'd yet is waited for briefly.
+// stage that has not exec'd yet is waited for: an exec right after the launch (a pod just Running)
+// would join a stage's pid namespace, not the container's, and its /proc/self would not resolve. On a
+// loaded host a stage takes seconds (the 500 ms this waited once were not enough).
 func commandPid(pid int) int {
-	deadline := time.Now().Add(500 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		leaf := pid
 		for depth := 0; depth < 4 && isHelper(leaf); depth++ {
