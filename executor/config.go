@@ -59,9 +59,9 @@ type Config struct {
 	// StatusFlushTimeout bounds how long the executor, once its pods are over, keeps retrying their
 	// unwritten statuses before it exits (--status-flush-timeout).
 	StatusFlushTimeout time.Duration
-	// SubscribeBackOff is the first delay between SUBSCRIBE attempts; it doubles up to
-	// MESOS_SUBSCRIPTION_BACKOFF_MAX (--subscribe-backoff).
-	SubscribeBackOff time.Duration
+	// Random draws the SUBSCRIBE back-off, a fraction in [0, 1) of MESOS_SUBSCRIPTION_BACKOFF_MAX
+	// (math/rand/v2's by default; tests fix it).
+	Random func() float64
 	// KubeletAddress is where the kubelet API for `kubectl logs` and `exec` listens
 	// (--kubelet-address); its port is published in the Node's status. Without a host (the default
 	// ":0") it listens on the agent's IP, the Node's InternalIP, not on every interface. Empty
@@ -113,7 +113,6 @@ func DefaultConfig() Config {
 		LogLevel:           "info",
 		ShutdownMargin:     time.Second,
 		StatusFlushTimeout: 10 * time.Second,
-		SubscribeBackOff:   500 * time.Millisecond,
 		KubeletAddress:     ":0",
 		ClusterDomain:      "cluster.local",
 		ResolvConf:         "/etc/resolv.conf",
@@ -139,7 +138,6 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.HostIP, "host-ip", d.HostIP, "IP written as the pods' hostIP and podIP (default: LIBPROCESS_IP, else the host of MESOS_AGENT_ENDPOINT)")
 	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", d.ShutdownMargin, "part of MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD kept to report pods' ends on SHUTDOWN")
 	fs.DurationVar(&c.StatusFlushTimeout, "status-flush-timeout", d.StatusFlushTimeout, "how long unwritten pod statuses are retried before the executor exits")
-	fs.DurationVar(&c.SubscribeBackOff, "subscribe-backoff", d.SubscribeBackOff, "first delay between SUBSCRIBE attempts (doubles up to MESOS_SUBSCRIPTION_BACKOFF_MAX)")
 	fs.DurationVar(&c.SandboxTimeout, "sandbox-timeout", d.SandboxTimeout, "how long a pod on a CNI pod network waits for its sandbox executor's container before it fails with FailedCreatePodSandBox")
 	fs.StringVar(&c.KubeletAddress, "kubelet-address", d.KubeletAddress, "listen address of the kubelet API for kubectl logs/exec (no host: the agent's IP; port 0: any free port, published in the Node's status; empty: disabled)")
 	fs.StringVar(&c.KubeletCertFile, "kubelet-tls-cert-file", d.KubeletCertFile, "serving certificate of the kubelet API (empty: self-signed)")
@@ -183,7 +181,7 @@ func (c *Config) Validate() error {
 	if _, err := c.clusterDNS(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.ShutdownMargin < 0 || c.StatusFlushTimeout < 0 || c.SubscribeBackOff < 0 || c.SandboxTimeout < 0 {
+	if c.ShutdownMargin < 0 || c.StatusFlushTimeout < 0 || c.SandboxTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	return errors.Join(errs...)

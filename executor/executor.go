@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -274,9 +275,9 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 		<-writerDone
 	}()
 
-	backOff := e.cfg.SubscribeBackOff
-	if backOff <= 0 {
-		backOff = DefaultConfig().SubscribeBackOff
+	random := e.cfg.Random
+	if random == nil {
+		random = mrand.Float64
 	}
 	maxBackOff := e.mcfg.SubscriptionBackoffMax
 	if maxBackOff <= 0 {
@@ -288,7 +289,7 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 	}
 	var (
 		disconnectedAt = e.clock.Now()
-		delay          time.Duration
+		retrying       bool
 		retry          clock.Timer
 		retryC         <-chan time.Time
 		shutdownTimer  clock.Timer
@@ -312,12 +313,14 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 		if e.everSubscribed && !e.mcfg.Checkpoint {
 			return ErrDisconnected
 		}
-		if delay == 0 {
+		if !retrying {
 			disconnectedAt = e.clock.Now()
-			delay = backOff
-		} else {
-			delay = min(2*delay, maxBackOff)
+			retrying = true
 		}
+		// Mesos' executor library (src/executor/executor.cpp, backoff()) waits a random time up to
+		// MESOS_SUBSCRIPTION_BACKOFF_MAX before every attempt, never longer: a restarted agent waits only
+		// --executor_reregistration_timeout (2 s by default) for its executors to come back.
+		delay := time.Duration(random() * float64(maxBackOff))
 		if e.clock.Since(disconnectedAt) > recovery {
 			return fmt.Errorf("%w (%s)", ErrRecoveryTimeout, recovery)
 		}
@@ -351,7 +354,7 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 			}
 			switch m.event.GetType() {
 			case mesosexec.Event_SUBSCRIBED:
-				delay = 0
+				retrying = false
 			case mesosexec.Event_ERROR:
 				e.log.WithField("message", m.event.GetError().GetMessage()).Warn("agent reported an error; resubscribing")
 				if err := ended(errors.New("agent sent ERROR")); err != nil {

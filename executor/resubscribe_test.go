@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -172,6 +173,15 @@ type loopHarness struct {
 	logs   *logtest.Hook
 	hooks  chan string // "subscribed <container>" and "status <pod> <phase> <done>"
 	result chan error
+	draws  atomic.Int64
+}
+
+// random alternates 0.025 and 0.75: the back-offs it gives are distinct fractions of the maximum.
+func (h *loopHarness) random() float64 {
+	if h.draws.Add(1)%2 == 1 {
+		return 0.025
+	}
+	return 0.75
 }
 
 func startLoop(t testing.TB, checkpoint bool) *loopHarness {
@@ -192,7 +202,7 @@ func startLoop(t testing.TB, checkpoint bool) *loopHarness {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		h.result <- Run(ctx, Config{Getenv: func(k string) string { return env[k] }, KubeClient: fake.NewClientset(),
-			Runtime: h.rt, Clock: h.clk, Log: log, SubscribeBackOff: 500 * time.Millisecond, StatusFlushTimeout: time.Second,
+			Runtime: h.rt, Clock: h.clk, Log: log, Random: h.random, StatusFlushTimeout: time.Second,
 			OnSubscribed: func(s *mesosexec.Event_Subscribed) { h.hooks <- "subscribed " + s.GetContainerID().GetValue() },
 			OnPodStatus: func(p *corev1.Pod, st corev1.PodStatus, done bool) {
 				h.hooks <- fmt.Sprintf("status %s %s %v", p.Name, st.Phase, done)
@@ -324,7 +334,7 @@ func TestResubscribeCarriesUnacknowledgedTasksAndUpdates(t *testing.T) {
 	h.awaitLog("task retired")
 	close(s2.close)
 	h.awaitRetryTimer()
-	h.clk.Step(500 * time.Millisecond)
+	h.clk.Step(2 * time.Second) // the most any back-off is
 	s3 := h.stream()
 	h.api.mu.Lock()
 	sub3 := h.api.subscribes[2]
@@ -353,7 +363,9 @@ func TestRecoveryTimeout(t *testing.T) {
 	h.api.refuse = true
 	h.api.mu.Unlock()
 	close(s1.close)
-	// Back-off doubles from 500 ms to the 2 s maximum; after a minute of failures Run gives up.
+	// Every attempt waits a random fraction of MESOS_SUBSCRIPTION_BACKOFF_MAX (2 s), as Mesos' executor
+	// library does (never the whole back-off doubled past a restarted agent's 2 s re-registration
+	// window); after a minute of failures Run gives up.
 	for attempts := 0; ; attempts++ {
 		select {
 		case err := <-h.result:
@@ -370,7 +382,7 @@ func TestRecoveryTimeout(t *testing.T) {
 			if len(delays) < 5 {
 				t.Fatalf("only %d attempts", len(delays))
 			}
-			if diff := cmp.Diff([]time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second}, delays[:4]); diff != "" {
+			if diff := cmp.Diff([]time.Duration{50 * time.Millisecond, 1500 * time.Millisecond, 50 * time.Millisecond, 1500 * time.Millisecond}, delays[:4]); diff != "" {
 				t.Errorf("back-off (-want +got):\n%s", diff)
 			}
 			return
