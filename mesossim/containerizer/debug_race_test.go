@@ -47,8 +47,16 @@ func TestCommandPidWaitsForASlowHelper(t *testing.T) {
 	}()
 	start := time.Now()
 	pid := commandPid(cmd.Process.Pid)
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if pid == cmd.Process.Pid || !strings.HasPrefix(string(b), "sleep\x00") {
-		t.Errorf("commandPid after %v = %d (%q), want the second stage's command, sleep", time.Since(start), pid, b)
+	took := time.Since(start)
+	if pid == cmd.Process.Pid {
+		t.Fatalf("commandPid after %v = the first stage %d, want the second stage's command", took, pid)
 	}
+	// The pid may be read in the middle of its execve (an empty cmdline): it is the command's.
+	var b []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if b, _ = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); strings.HasPrefix(string(b), "sleep\x00") {
+			return
+		}
+	}
+	t.Errorf("commandPid after %v = %d (%q), want the second stage's command, sleep", took, pid, b)
 }
