@@ -133,3 +133,10 @@ func unmountUnder(dir string) error {
 	}
 	return nil
 }
+
+// UnmountUnder unmounts every mount under dir, as filesystem/linux's cleanup does: for a tool that
+// wipes a work_dir an agent killed without its cleanup (SIGKILL) left mounted, as its shared
+// work_dir or a sandbox's volumes.
+func UnmountUnder(dir string) error {
+	return unmountUnder(dir)
+}

@@ -194,6 +194,11 @@ func resetStateDir(dir string) error {
 		if _, err := os.Stat(filepath.Join(dir, stateMarker)); err != nil {
 			return fmt.Errorf("--dir %s is not empty and was not made by local-up (no %s); not wiping it", dir, stateMarker)
 		}
+		// An agent killed without its cleanup leaves its work_dir's shared mount and sandbox mounts
+		// (tmpfs emptyDirs) behind; RemoveAll cannot remove busy mount points.
+		if err := containerizer.UnmountUnder(filepath.Clean(dir) + "/"); err != nil {
+			return fmt.Errorf("unmounting under %s: %w", dir, err)
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("wiping %s: %w", dir, err)
 		}

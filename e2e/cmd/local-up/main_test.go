@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
 func TestResetStateDir(t *testing.T) {
@@ -25,6 +29,28 @@ func TestResetStateDir(t *testing.T) {
 				touch(t, filepath.Join(dir, "old-etcd-data"))
 			},
 			wantGone: "old-etcd-data",
+		},
+		{
+			// A SIGKILLed agent leaves its shared work_dir mount and a tmpfs emptyDir behind.
+			name: "mounts a killed agent left are unmounted first",
+			setup: func(t *testing.T, dir string) {
+				if os.Geteuid() != 0 {
+					t.Skip("mounting needs root")
+				}
+				mesos := filepath.Join(dir, "mesos")
+				vol := filepath.Join(mesos, "sandbox", "volumes", "cache")
+				mkdir(t, vol)
+				touch(t, filepath.Join(dir, stateMarker))
+				if err := unix.Mount(mesos, mesos, "", unix.MS_BIND, ""); err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.Mount("tmpfs", vol, "tmpfs", 0, "size=1m"); err != nil {
+					t.Fatal(err)
+				}
+				touch(t, filepath.Join(vol, "data"))
+				t.Cleanup(func() { _ = containerizer.UnmountUnder(dir + "/") })
+			},
+			wantGone: "mesos",
 		},
 		{
 			name: "foreign dir is refused",
