@@ -52,12 +52,15 @@ unit: ## unit and simulator tests of the root module, with the race detector
 # after the other (see its main_test.go), so it runs as 2 concurrent shards, each a `go test` process
 # with its own control plane, beside the other e2e packages. Shard 1 runs the tests E2E_SHARD_1 names
 # (anchored), shard 2 every other one (-skip of the same list): every test runs exactly once, a new one
-# in shard 2. Balanced by a measured serial run (2 cores, loaded: 1,540 s in all): shard 1 ~760 s
-# (TestLeaderTakeovers ~300, the pod network ~250, maintenance ~125), shard 2 ~780 s. What two
-# shards' envs could share on the host is allocated host-wide (pod-network slots and control-plane
-# addresses under flock, kube-proxy behind a host lock, free ports, temporary directories) or is per
-# env (cgroups by container ID, namespaces, Node names, fetcher caches); one kubemesos binary, built
-# here, serves both. E2E_SHARD_1= runs the package as one process.
+# in shard 2. Balanced by measured durations (2 cores loaded by other work; the serial package took
+# ~1,540 s): shard 1's 14 tests 854 s (TestLeaderTakeovers 332, the pod network ~280, maintenance 127),
+# shard 2's 40 tests 893 s; make e2e 16 min wall (-v logs give every test's time). What two shards' envs could share on the host is allocated host-wide (pod-network slots and
+# control-plane addresses under flock, kube-proxy behind a host lock, free ports, temporary
+# directories) or is per env (cgroups by container ID, namespaces, Node names, fetcher caches). Disk
+# is not: every pod-network pod's sandbox executor is a copy of the ~120 MB kubemesos binary, kept
+# until its test ends (TestPodNetworkChurnLeavesNothing holds ~23 GB), so the pod-network tests stay
+# together in shard 1. One kubemesos binary, built here, serves both shards. E2E_SHARD_1= runs the
+# package as one process.
 E2E_PKG := ./kubemesos
 E2E_SHARD_1 ?= TestLeaderTakeovers|TestPodNetwork.*|TestMaintenanceWindowDrainsAgent|TestKubectlTop|TestTwoFrameworks.*
 E2E_LABELS := others kubemesos-1 kubemesos-2
