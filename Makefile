@@ -54,12 +54,14 @@ unit: ## unit and simulator tests of the root module, with the race detector
 # (anchored), shard 2 every other one (-skip of the same list): every test runs exactly once, a new one
 # in shard 2. Balanced by measured durations (2 cores loaded by other work; the serial package took
 # ~1,540 s): shard 1's 14 tests 854 s (TestLeaderTakeovers 332, the pod network ~280, maintenance 127),
-# shard 2's 40 tests 893 s; make e2e 16 min wall (-v logs give every test's time). What two shards' envs could share on the host is allocated host-wide (pod-network slots and
+# shard 2's 40 tests 893 s; make e2e 16 min wall (-v logs give every test's time).
+# What two shards' envs could share on the host is allocated host-wide (pod-network slots and
 # control-plane addresses under flock, kube-proxy behind a host lock, free ports, temporary
 # directories) or is per env (cgroups by container ID, namespaces, Node names, fetcher caches). Disk
-# is not: every pod-network pod's sandbox executor is a copy of the ~120 MB kubemesos binary, kept
-# until its test ends (TestPodNetworkChurnLeavesNothing holds ~23 GB), so the pod-network tests stay
-# together in shard 1. One kubemesos binary, built here, serves both shards. E2E_SHARD_1= runs the
+# is not: every pod-network pod's sandbox executor is a copy of the kubemesos binary (the agents'
+# fetcher copies it from its cache, as Mesos'), kept until its test ends (TestPodNetworkChurnLeavesNothing
+# held ~23 GB of 122 MB copies), so the pod-network tests stay together in shard 1, and the binary,
+# built once here for both shards, is stripped (-s -w: 85 MB). E2E_SHARD_1= runs the
 # package as one process.
 E2E_PKG := ./kubemesos
 E2E_SHARD_1 ?= TestLeaderTakeovers|TestPodNetwork.*|TestMaintenanceWindowDrainsAgent|TestKubectlTop|TestTwoFrameworks.*
@@ -70,7 +72,7 @@ E2E_LOGS := $(CURDIR)/.local/e2e
 .PHONY: e2e
 e2e: ## end-to-end tests against a real control plane and the Mesos simulator (e2e/kubemesos in 2 concurrent shards; logs in .local/e2e)
 	@out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; logs=$(E2E_LOGS); mkdir -p "$$logs"; \
-	$(GO) build -o "$$out/kubemesos" ./cmd/kubemesos || exit 1; \
+	$(GO) build -ldflags '-s -w' -o "$$out/kubemesos" ./cmd/kubemesos || exit 1; \
 	export E2E_KUBEMESOS_BINARY="$$out/kubemesos"; \
 	cd e2e && pkgs=$$($(GO) list ./... | grep -vx 'github.com/kubemesos/kubemesos/e2e/kubemesos') || exit 1; \
 	job() { label=$$1; shift; echo "== e2e $$label: started"; \
