@@ -2,6 +2,7 @@ package kubemesos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -96,25 +97,28 @@ func TestSharesClusterWithAnotherFramework(t *testing.T) {
 	if mean[frameworkName] < 3-eps {
 		t.Errorf("kubemesos held %.2f cpus on average, want at least 3 of 12", mean[frameworkName])
 	}
-	// Every kubemesos task is a running pod of this test.
-	ctx := context.Background()
-	st, err := e.mesosState(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pods, err := e.pods(ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var running []corev1.Pod
-	for _, p := range pods {
-		if p.Status.Phase == corev1.PodRunning {
-			running = append(running, p)
+	// Every kubemesos task is a running pod of this test, once the pods bound last have started (a task
+	// still STARTING has a Pending pod).
+	e.eventually("kubemesos tasks matching the running pods", time.Minute, func(ctx context.Context) (bool, error) {
+		st, err := e.mesosState(ctx)
+		if err != nil {
+			return false, err
 		}
-	}
-	if diff := checkTasksMatchPods(st, running); diff != "" {
-		t.Errorf("kubemesos tasks do not match the running pods: %s", diff)
-	}
+		pods, err := e.pods(ctx, sel)
+		if err != nil {
+			return false, err
+		}
+		var running []corev1.Pod
+		for _, p := range pods {
+			if p.Status.Phase == corev1.PodRunning {
+				running = append(running, p)
+			}
+		}
+		if diff := checkTasksMatchPods(st, running); diff != "" {
+			return false, errors.New(diff)
+		}
+		return true, nil
+	})
 }
 
 // frameworkCPUs sums the cpus of active tasks by framework name.
