@@ -81,21 +81,7 @@ func (r *rules) remove(cp *clusterPod, t *topoNode) {
 		return
 	}
 	q := cp.pod
-	if podMatchesAll(r.aff, q) {
-		for i := range r.aff {
-			uncountPair(r.affCounts, t, r.aff[i].key)
-		}
-	}
-	for i := range r.anti {
-		if r.anti[i].matches(q, nil) {
-			uncountPair(r.antiCounts, t, r.anti[i].key)
-		}
-	}
-	for i := range cp.reqAnti {
-		if cp.reqAnti[i].matches(r.pod, r.nsLabels) {
-			uncountPair(r.existingAnti, t, cp.reqAnti[i].key)
-		}
-	}
+	r.affinityPairs(cp, t, uncountPair)
 	if q.Namespace != r.pod.Namespace || q.DeletionTimestamp != nil {
 		return
 	}

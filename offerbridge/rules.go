@@ -544,22 +544,7 @@ func (r *rules) add(cp *clusterPod, t *topoNode) {
 		return
 	}
 	q := cp.pod
-	// The pod's own terms were resolved to namespaces: nil namespace labels, as kube-scheduler passes.
-	if podMatchesAll(r.aff, q) {
-		for i := range r.aff {
-			countPair(r.affCounts, t, r.aff[i].key)
-		}
-	}
-	for i := range r.anti {
-		if r.anti[i].matches(q, nil) {
-			countPair(r.antiCounts, t, r.anti[i].key)
-		}
-	}
-	for i := range cp.reqAnti {
-		if cp.reqAnti[i].matches(r.pod, r.nsLabels) {
-			countPair(r.existingAnti, t, cp.reqAnti[i].key)
-		}
-	}
+	r.affinityPairs(cp, t, countPair)
 	if len(t.labels) > 0 {
 		for i := range r.prefAff {
 			r.scoreTerm(&r.prefAff[i].affTerm, r.prefAff[i].weight, q, nil, t)
@@ -599,6 +584,29 @@ func (r *rules) add(cp *clusterPod, t *topoNode) {
 			continue
 		}
 		sc.domainCounts[t.labels[sc.key]]++
+	}
+}
+
+// affinityPairs calls count for each topology pair the required pod affinity filters count cp under:
+// the placed pod's affinity and anti-affinity terms matching cp, and cp's anti-affinity terms matching
+// the placed pod (kube-scheduler's updateWithPod: add counts, remove uncounts).
+func (r *rules) affinityPairs(cp *clusterPod, t *topoNode, count func(map[topoPair]int64, *topoNode, string)) {
+	q := cp.pod
+	// The pod's own terms were resolved to namespaces: nil namespace labels, as kube-scheduler passes.
+	if podMatchesAll(r.aff, q) {
+		for i := range r.aff {
+			count(r.affCounts, t, r.aff[i].key)
+		}
+	}
+	for i := range r.anti {
+		if r.anti[i].matches(q, nil) {
+			count(r.antiCounts, t, r.anti[i].key)
+		}
+	}
+	for i := range cp.reqAnti {
+		if cp.reqAnti[i].matches(r.pod, r.nsLabels) {
+			count(r.existingAnti, t, cp.reqAnti[i].key)
+		}
 	}
 }
 
