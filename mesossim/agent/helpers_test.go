@@ -162,6 +162,13 @@ func newTestAgent(t testing.TB, m *fakeMaster, mutate func(*Config)) *Agent {
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	return startAgent(t, m, cfg)
+}
+
+// startAgent starts an agent with cfg and makes it m's agent; the test's end stops it and checks
+// that nothing is left running.
+func startAgent(t testing.TB, m *fakeMaster, cfg Config) *Agent {
+	t.Helper()
 	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

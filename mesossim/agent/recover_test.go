@@ -33,31 +33,6 @@ func restartConfig(t *testing.T, m *fakeMaster) Config {
 	}
 }
 
-// startAgent starts an agent with cfg and makes it m's agent; the test's end stops it and checks
-// that nothing is left running.
-func startAgent(t *testing.T, m *fakeMaster, cfg Config) *Agent {
-	t.Helper()
-	a, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.mu.Lock()
-	m.agent = a
-	m.mu.Unlock()
-	t.Cleanup(func() {
-		a.Stop()
-		deadline := time.Now().Add(5 * time.Second)
-		for left := processesIn(cfg.WorkDir); len(left) > 0; left = processesIn(cfg.WorkDir) {
-			if time.Now().After(deadline) {
-				t.Errorf("processes left behind in %s: %v", cfg.WorkDir, left)
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-	return a
-}
-
 func taskState(a *Agent, id string) (TaskState, bool) {
 	for _, ts := range a.Tasks() {
 		if ts.Task.TaskID.Value == id {
