@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/kubemesos/kubemesos/internal/buildcache"
 )
 
 // Upstream busybox, the source of the upstream busybox image (registry.k8s.io/e2e-test-images/busybox
@@ -58,6 +60,20 @@ func BuildBusybox(ctx context.Context, o BusyboxOptions) (Busybox, error) {
 	key := hex.EncodeToString(h.Sum(nil))
 	out := filepath.Join(o.CacheDir, "busybox-"+BusyboxSourceVersion+"-"+key[:16], "busybox")
 	b := Busybox{Path: out, Version: BusyboxSourceVersion + " (upstream source, defconfig, static, without tc)", SHA256: key}
+	if _, err := os.Stat(out); err == nil {
+		return b, nil
+	}
+	// Concurrent builders (make e2e's parallel go test processes on a fresh cache) would share apt's
+	// private state, the tarball's rename and the binary's: one fetches and builds, the others wait
+	// for its result.
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return Busybox{}, err
+	}
+	unlock, err := buildcache.Lock(ctx, filepath.Join(o.CacheDir, "busybox-"+BusyboxSourceVersion+".lock"), "busybox", o.Log)
+	if err != nil {
+		return Busybox{}, err
+	}
+	defer unlock()
 	if _, err := os.Stat(out); err == nil {
 		return b, nil
 	}
@@ -116,7 +132,7 @@ func BuildBusybox(ctx context.Context, o BusyboxOptions) (Busybox, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return Busybox{}, err
 	}
-	// Into place by rename: a concurrent build never sees half a binary.
+	// Into place by rename: a reader never sees half a binary.
 	tmp := out + ".tmp"
 	if err := run(src, "cp", "busybox", tmp); err != nil {
 		return Busybox{}, err
