@@ -74,7 +74,7 @@ e2e: ## end-to-end tests against a real control plane and the Mesos simulator (e
 	@out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; logs=$(E2E_LOGS); mkdir -p "$$logs"; \
 	$(GO) build -ldflags '-s -w' -o "$$out/kubemesos" ./cmd/kubemesos || exit 1; \
 	export E2E_KUBEMESOS_BINARY="$$out/kubemesos"; \
-	cd e2e && pkgs=$$($(GO) list ./... | grep -vx 'github.com/kubemesos/kubemesos/e2e/kubemesos') || exit 1; \
+	cd e2e && all=$$($(GO) list ./...) || exit 1; pkgs=$$(grep -vx 'github.com/kubemesos/kubemesos/e2e/kubemesos' <<<"$$all"); \
 	job() { label=$$1; shift; echo "== e2e $$label: started"; \
 	  ( start=$$SECONDS; $(GO) test -count=1 -timeout $(E2E_TIMEOUT) "$$@" >"$$logs/$$label.log" 2>&1; \
 	    echo "$$? $$((SECONDS - start))" >"$$logs/$$label.rc" ) & }; \

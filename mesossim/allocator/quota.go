@@ -116,7 +116,7 @@ func (a *Allocator) QuotaOfferedOrConsumed(role string) map[string]float64 {
 	return out
 }
 
-// sub returns s - o, names at or below zero dropped (ResourceQuantities' operator-).
+// minus returns s - o, names at or below zero dropped (ResourceQuantities' operator-).
 func (s scalars) minus(o map[string]float64) scalars {
 	out := scalars{}
 	for n, v := range s {

@@ -196,7 +196,11 @@ func resetStateDir(dir string) error {
 		}
 		// An agent killed without its cleanup leaves its work_dir's shared mount and sandbox mounts
 		// (tmpfs emptyDirs) behind; RemoveAll cannot remove busy mount points.
-		if err := containerizer.UnmountUnder(filepath.Clean(dir) + "/"); err != nil {
+		real, err := filepath.EvalSymlinks(dir) // the mount table names real paths
+		if err != nil {
+			return fmt.Errorf("resolving %s: %w", dir, err)
+		}
+		if err := containerizer.UnmountUnder(filepath.Clean(real) + "/"); err != nil {
 			return fmt.Errorf("unmounting under %s: %w", dir, err)
 		}
 		if err := os.RemoveAll(dir); err != nil {
