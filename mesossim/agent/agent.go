@@ -332,6 +332,20 @@ func New(cfg Config) (*Agent, error) {
 	// The containerizer the previous agent of this ID left its containers running in is recovered
 	// (recover.go); creating another would set up the isolators' mounts once more.
 	cz := takeContainerizer(cfg.ID.Value)
+	recovered := cz != nil
+	// On a failure below, a recovered containerizer goes back for the next attempt (its executors keep
+	// running); a new one is closed (its isolators' mounts undone).
+	release := func() {
+		switch {
+		case cz == nil:
+		case recovered:
+			detachedContainerizers.Lock()
+			detachedContainerizers.byAgent[cfg.ID.Value] = cz
+			detachedContainerizers.Unlock()
+		default:
+			_ = cz.Close()
+		}
+	}
 	if cz == nil {
 		if cz, err = newContainerizer(cfg, imageTypes, cfg.Log.WithField("agentID", cfg.ID.Value)); err != nil {
 			return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
@@ -340,11 +354,13 @@ func New(cfg Config) (*Agent, error) {
 
 	fetchCache, err := newFetcherCache(cfg.FetcherCacheDir, cfg.FetcherCacheSize, cfg.Log.WithField("agentID", cfg.ID.Value))
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("agent %s: %w", cfg.ID.Value, err)
 	}
 
 	l, err := net.Listen("tcp", cfg.ListenAddress)
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("agent %s: listening on %s: %w", cfg.ID.Value, cfg.ListenAddress, err)
 	}
 	if serverTLS != nil {
@@ -386,6 +402,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := a.recover(); err != nil {
 		cancel()
 		_ = l.Close()
+		release()
 		return nil, fmt.Errorf("agent %s: Failed to perform recovery: %w", cfg.ID.Value, err)
 	}
 	mux := http.NewServeMux()

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -273,6 +274,17 @@ func testRestartKeepsNestedContainers(t *testing.T, isolating bool) {
 	a1.StopForRestart()
 	if !processAlive(pid) {
 		t.Fatal("the nested container died with the agent")
+	}
+	if isolating {
+		// A restart that fails (its port taken) gives the containerizer back for the next attempt.
+		busy, err := net.Listen("tcp", cfg.ListenAddress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(cfg); err == nil {
+			t.Fatal("New on a taken port succeeded")
+		}
+		busy.Close()
 	}
 	a2 := startAgent(t, m, cfg)
 	if k, p := nested(a2); k != key || p != pid {
