@@ -26,17 +26,7 @@ func (m *Master) DisconnectAgent(id string) error {
 		return nil
 	}
 	ag.disconnected = true
-	for _, oid := range sortedKeys(m.offers) {
-		if o := m.offers[oid]; o.offer.AgentID.Value == id {
-			m.rescind(o, false, 0)
-		}
-	}
-	for _, ioid := range sortedKeys(m.maint.inverse) {
-		if io := m.maint.inverse[ioid]; io.offer.AgentID.Value == id {
-			m.removeInverseOffer(io, true)
-		}
-	}
-	m.alloc.RemoveAgent(id)
+	m.withdrawAgent(id)
 	aid := mesos.AgentID{Value: id}
 	for _, f := range m.sortedFrameworks() {
 		if f.info.GetCheckpoint() {

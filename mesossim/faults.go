@@ -23,17 +23,7 @@ func (m *Master) agentLost(ag *agentEntry, state mesos.TaskState, keepUnreachabl
 // REASON_AGENT_REMOVED_BY_OPERATOR, as Master::__removeSlave does for an operator's removal.
 func (m *Master) agentLostBy(ag *agentEntry, state mesos.TaskState, keepUnreachable bool, why string, byOperator bool) {
 	id := ag.info.ID.Value
-	for _, oid := range sortedKeys(m.offers) {
-		if o := m.offers[oid]; o.offer.AgentID.Value == id {
-			m.rescind(o, false, 0)
-		}
-	}
-	for _, ioid := range sortedKeys(m.maint.inverse) {
-		if io := m.maint.inverse[ioid]; io.offer.AgentID.Value == id {
-			m.removeInverseOffer(io, true)
-		}
-	}
-	m.alloc.RemoveAgent(id)
+	m.withdrawAgent(id)
 	aid := mesos.AgentID{Value: id}
 	for _, f := range m.sortedFrameworks() {
 		for _, t := range sortedTasks(f.tasks) {
@@ -286,4 +276,20 @@ func adminResult(w http.ResponseWriter, err error) {
 	default:
 		httpError(w, http.StatusConflict, err.Error())
 	}
+}
+
+// withdrawAgent takes an agent out of allocation, as Master::removeSlave and Master::exited do: its
+// offers and inverse offers are rescinded and the allocator forgets it.
+func (m *Master) withdrawAgent(id string) {
+	for _, oid := range sortedKeys(m.offers) {
+		if o := m.offers[oid]; o.offer.AgentID.Value == id {
+			m.rescind(o, false, 0)
+		}
+	}
+	for _, ioid := range sortedKeys(m.maint.inverse) {
+		if io := m.maint.inverse[ioid]; io.offer.AgentID.Value == id {
+			m.removeInverseOffer(io, true)
+		}
+	}
+	m.alloc.RemoveAgent(id)
 }
