@@ -86,9 +86,10 @@ func (m *Master) ReregisterAgent(info mesos.AgentInfo, a Agent, tasks []agent.Ta
 	for _, e := range executors {
 		hasExecutor[[2]string{e.FrameworkID.Value, e.Info.ExecutorID.Value}] = true
 	}
+	shutdown := map[string]bool{} // one ShutdownFrameworkMessage per unknown framework, as reregisterSlave
 	for _, t := range tasks {
-		if m.frameworks[t.FrameworkID.Value] == nil {
-			fid := t.FrameworkID
+		if fid := t.FrameworkID; m.frameworks[fid.Value] == nil && !shutdown[fid.Value] {
+			shutdown[fid.Value] = true
 			m.later(func() { a.ShutdownFramework(fid) })
 		}
 	}

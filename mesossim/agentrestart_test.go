@@ -72,3 +72,36 @@ func findExecutor(ex []agent.ExecutorState, id string) agent.ExecutorState {
 	}
 	return agent.ExecutorState{}
 }
+
+// An agent re-registering with tasks of a framework the master does not know gets one
+// ShutdownFrameworkMessage for it, not one per task (Master::reregisterSlave).
+func TestReregisterShutsDownUnknownFrameworkOnce(t *testing.T) {
+	h := newHarness(t, Config{}, 1, "cpus:4;mem:1024")
+	a := h.agents[0]
+	if err := h.m.DisconnectAgent(a.id); err != nil {
+		t.Fatal(err)
+	}
+	gone := mesos.FrameworkID{Value: "gone-0000"}
+	var tasks []agent.TaskState
+	for _, id := range []string{"t1", "t2", "t3"} {
+		tasks = append(tasks, agent.TaskState{FrameworkID: gone, ExecutorID: mesos.ExecutorID{Value: "e"},
+			Task: mesos.TaskInfo{Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: mesos.AgentID{Value: a.id}}, State: mesos.TASK_RUNNING})
+	}
+	rs, err := ParseResources("cpus:4;mem:1024")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := mesos.AgentInfo{ID: &mesos.AgentID{Value: a.id}, Hostname: "host-0", Resources: rs}
+	if err := h.m.ReregisterAgent(info, a, tasks, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range a.calls() {
+		if c == "shutdown-framework" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d ShutdownFramework calls for the unknown framework, want 1 (calls %q)", n, a.calls())
+	}
+}
