@@ -407,10 +407,8 @@ func (r *Runtime) CleanupPod(ctx context.Context, pod *corev1.Pod) error {
 	}
 	// Ended containers keep no reference: the tmpfs goes (and RemoveVolumes could not remove its
 	// mount point).
-	if err := r.unmountTmpfsVolumes(ctx, pod, podDir); err != nil {
-		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
-	}
-	if err := RemoveVolumes(podDir); err != nil {
+	// The other volumes go even when a tmpfs could not be unmounted.
+	if err := errors.Join(r.unmountTmpfsVolumes(ctx, pod, podDir), RemoveVolumes(podDir)); err != nil {
 		return fmt.Errorf("removing volumes of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	if hostNetwork {

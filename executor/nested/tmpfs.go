@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	agentcalls "github.com/mesos/mesos-go/api/v1/lib/agent/calls"
@@ -214,6 +215,9 @@ func (r *Runtime) unmountTmpfsVolumes(ctx context.Context, pod *corev1.Pod, podD
 	return errors.Join(errs...)
 }
 
+// tmpfsHelperCleanup bounds killing and removing a tmpfs helper container.
+const tmpfsHelperCleanup = 30 * time.Second
+
 // runTmpfsHelper runs the helper container under the kubelet executor's own container (which lives
 // as long as the executor, unlike a pod's sandbox) and waits for it.
 func (r *Runtime) runTmpfsHelper(ctx context.Context, dir string, size int64, unmount bool) error {
@@ -245,11 +249,23 @@ func (r *Runtime) runTmpfsHelper(ctx context.Context, dir string, size int64, un
 	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, info, nil)); err != nil {
 		return fmt.Errorf("launching the tmpfs helper container: %w", err)
 	}
-	defer func() { _ = r.call(context.Background(), agentcalls.RemoveContainer(id)) }()
+	ended := false
+	defer func() {
+		// Bounded, and killed first when its wait was cut short: the agent removes only ended
+		// containers, and a pod's cleanup must not hang on a helper.
+		rctx, cancel := context.WithTimeout(context.Background(), tmpfsHelperCleanup)
+		defer cancel()
+		if !ended {
+			_ = r.call(rctx, agentcalls.KillContainer(id))
+			_, _ = r.waitOnce(rctx, id)
+		}
+		_ = r.call(rctx, agentcalls.RemoveContainer(id))
+	}()
 	w, err := r.waitOnce(ctx, id)
 	if err != nil {
 		return fmt.Errorf("waiting for the tmpfs helper container: %w", err)
 	}
+	ended = true
 	if w.ExitStatus == nil || *w.ExitStatus != 0 {
 		stderr, _ := os.ReadFile(filepath.Join(r.cfg.Sandbox, "containers", idValue, "stderr"))
 		msg := strings.TrimSpace(string(stderr))
