@@ -2,7 +2,6 @@ package offerbridge
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -118,35 +117,7 @@ func TestPreemptPodRules(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := Preempt(PreemptInput{Pods: tc.pods, Agents: tc.agents, Namespaces: tc.ns})
-			got := map[string]string{}
-			for _, p := range plan.Preemptions {
-				got[p.Pod.Name] = p.AgentID
-				if want := tc.wantVictims[p.Pod.Name]; !slices.Equal(names(p.Victims), want) {
-					t.Errorf("%s: victims %v, want %v", p.Pod.Name, names(p.Victims), want)
-				}
-			}
-			if len(got) != len(tc.want) {
-				t.Errorf("preemptions %v, want %v", got, tc.want)
-			}
-			for k, v := range tc.want {
-				if got[k] != v {
-					t.Errorf("preemptions %v, want %v", got, tc.want)
-				}
-			}
-			msgs := map[string]string{}
-			for _, p := range tc.pods {
-				if m, ok := plan.Messages[p.UID]; ok {
-					msgs[p.Name] = m
-				}
-			}
-			if len(msgs) != len(tc.wantMsg) {
-				t.Errorf("messages %q, want %q", msgs, tc.wantMsg)
-			}
-			for k, v := range tc.wantMsg {
-				if msgs[k] != v {
-					t.Errorf("message of %s %q, want %q", k, msgs[k], v)
-				}
-			}
+			checkPreemptPlan(t, plan, tc.pods, tc.want, tc.wantVictims, tc.wantMsg)
 		})
 	}
 }

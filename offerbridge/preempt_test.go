@@ -230,39 +230,13 @@ func TestPreempt(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := Preempt(PreemptInput{Pods: tc.pods, Agents: tc.agents, PDBs: tc.pdbs})
-			got := map[string]string{}
+			checkPreemptPlan(t, plan, tc.pods, tc.want, tc.wantVictims, tc.wantMsg)
 			for _, p := range plan.Preemptions {
-				got[p.Pod.Name] = p.AgentID
-				if want := tc.wantVictims[p.Pod.Name]; !slices.Equal(names(p.Victims), want) {
-					t.Errorf("%s: victims %v, want %v", p.Pod.Name, names(p.Victims), want)
-				}
 				if want, ok := tc.wantPDB[p.Pod.Name]; ok && p.PDBViolations != want {
 					t.Errorf("%s: %d PDB violations, want %d", p.Pod.Name, p.PDBViolations, want)
 				}
 				if p.NodeName != p.AgentID[len("id-"):] {
 					t.Errorf("%s: node %q for agent %q", p.Pod.Name, p.NodeName, p.AgentID)
-				}
-			}
-			if len(got) != len(tc.want) {
-				t.Errorf("preemptions %v, want %v", got, tc.want)
-			}
-			for k, v := range tc.want {
-				if got[k] != v {
-					t.Errorf("preemptions %v, want %v", got, tc.want)
-				}
-			}
-			msgs := map[string]string{}
-			for _, p := range tc.pods {
-				if m, ok := plan.Messages[p.UID]; ok {
-					msgs[p.Name] = m
-				}
-			}
-			if len(msgs) != len(tc.wantMsg) {
-				t.Errorf("messages %q, want %q", msgs, tc.wantMsg)
-			}
-			for k, v := range tc.wantMsg {
-				if msgs[k] != v {
-					t.Errorf("message of %s %q, want %q", k, msgs[k], v)
 				}
 			}
 		})
@@ -394,5 +368,40 @@ func TestPreemptClearsHopelessNomination(t *testing.T) {
 	}})
 	if len(plan.ClearNomination) != 1 || plan.ClearNomination[0] != hopeless {
 		t.Errorf("ClearNomination %v, want only hopeless", names(plan.ClearNomination))
+	}
+}
+
+// checkPreemptPlan compares a plan with a table case's expectations: the agent of each preemptor, its victims
+// (most important first) and the PostFilter message of each pod.
+func checkPreemptPlan(t *testing.T, plan PreemptPlan, pods []*corev1.Pod, want map[string]string, wantVictims map[string][]string, wantMsg map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, p := range plan.Preemptions {
+		got[p.Pod.Name] = p.AgentID
+		if w := wantVictims[p.Pod.Name]; !slices.Equal(names(p.Victims), w) {
+			t.Errorf("%s: victims %v, want %v", p.Pod.Name, names(p.Victims), w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("preemptions %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("preemptions %v, want %v", got, want)
+		}
+	}
+	msgs := map[string]string{}
+	for _, p := range pods {
+		if m, ok := plan.Messages[p.UID]; ok {
+			msgs[p.Name] = m
+		}
+	}
+	if len(msgs) != len(wantMsg) {
+		t.Errorf("messages %q, want %q", msgs, wantMsg)
+	}
+	for k, v := range wantMsg {
+		if msgs[k] != v {
+			t.Errorf("message of %s %q, want %q", k, msgs[k], v)
+		}
 	}
 }
