@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -163,6 +167,55 @@ func TestMesosExecerExecIn(t *testing.T) {
 	if err != nil || code != 0 || stdout.String() != "/\n" || gotContainer != sp.container {
 		t.Errorf("exec pwd: exit %d, %v, stdout %q, ExecIn asked for %q; want / from ExecIn's command for %s", code, err, stdout.String(), gotContainer, sp.container)
 	}
+}
+
+// A session whose command ended (and whose container the agent destroyed) before its input was
+// attached answers the input with "Unknown container": that is no refusal, its output and exit code
+// stand. The proxy holds the input call and the output's end so that the order is forced.
+func TestMesosExecerSessionEndedBeforeItsInput(t *testing.T) {
+	sp := newSimPod(t)
+	target, err := url.Parse(sp.agentURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	proxy.FlushInterval = -1
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/recordio") {
+			r.Body = &slowEOF{ReadCloser: r.Body, delay: time.Second}
+		}
+		return nil
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/recordio") {
+			time.Sleep(300 * time.Millisecond) // ATTACH_CONTAINER_INPUT: the only streamed request
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	m := NewMesosExecer(MesosExecerConfig{AgentURL: srv.URL + target.Path, Log: quietLog(), PodParent: func(uid types.UID) (mesos.ContainerID, bool) {
+		return sp.executor, uid == simPodUID
+	}})
+	var stdout bytes.Buffer
+	code, err := m.Exec(context.Background(), ExecRequest{PodUID: simPodUID, ContainerID: sp.container,
+		Command: []string{"sh", "-c", "echo done; exit 4"}, Stdin: strings.NewReader(""), Stdout: &stdout})
+	if err != nil || code != 4 || stdout.String() != "done\n" {
+		t.Errorf("exec = exit %d, %v, stdout %q; want exit 4, no error, \"done\\n\"", code, err, stdout.String())
+	}
+}
+
+// slowEOF delays a body's end of file.
+type slowEOF struct {
+	io.ReadCloser
+	delay time.Duration
+}
+
+func (s *slowEOF) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	if err == io.EOF {
+		time.Sleep(s.delay)
+	}
+	return n, err
 }
 
 func TestMesosExecerErrors(t *testing.T) {

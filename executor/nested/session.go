@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,6 +118,14 @@ func (s Sessions) Run(ctx context.Context, req SessionRequest) (int32, error) {
 			return
 		}
 		var apiErr *apierrors.Error
+		if errors.As(err, &apiErr) && apierrors.Code(http.StatusInternalServerError).Matches(apiErr) &&
+			strings.Contains(apiErr.Error(), "Unknown container") {
+			// The session ended and its container was destroyed before its input was attached (the
+			// containerizer's text, MesosContainerizerProcess::attach): its output and exit status
+			// tell the rest.
+			log.WithError(err).Debug("exec session ended before its input was attached")
+			return
+		}
 		if errors.As(err, &apiErr) && !apiErr.Temporary() {
 			// The agent refuses the input (a Mesos agent attaches only to containers under an
 			// executor's container, http.cpp attachContainerInput: getExecutor of the root): the
