@@ -1,26 +1,35 @@
 package agent
 
 import (
+	"bytes"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/sirupsen/logrus"
 )
 
 // restartConfig is an agent config for restart tests: a fixed work dir, executors that retry
 // SUBSCRIBE quickly.
 func restartConfig(t *testing.T, m *fakeMaster) Config {
-	log := quietLog()
-	if testing.Verbose() {
-		log.SetLevel(5)
-	}
+	// Both agents' logs, printed when the test fails: a restart's timing is the usual suspect.
+	var buf syncBuffer
+	log := logrus.New()
+	log.SetOutput(&buf)
+	log.SetLevel(logrus.DebugLevel)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent logs:\n%s", buf.String())
+		}
+	})
 	return Config{
 		ID:                            mesos.AgentID{Value: "agent-S0"},
 		Hostname:                      "agent0.example",
@@ -130,7 +139,12 @@ func TestRestartKillsExecutorsThatDoNotReregister(t *testing.T) {
 	a1.Launch(testFramework(true), processExecutor("exec-1", nil), []mesos.TaskInfo{dataTask("t1", "wait")}, false)
 	waitFor(t, "t1 running", func() bool { return len(m.states("t1")) == 1 })
 	// A hung executor: it will not subscribe again.
-	for _, p := range processesIn(cfg.WorkDir) {
+	procs := processesIn(cfg.WorkDir)
+	if len(procs) == 0 {
+		t.Fatal("no executor process runs in the work dir")
+	}
+	t.Logf("stopping %v", procs)
+	for _, p := range procs {
 		pid, _ := strconv.Atoi(strings.SplitN(p, ":", 2)[0])
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
@@ -319,4 +333,22 @@ func testRestartKeepsNestedContainers(t *testing.T, isolating bool) {
 	if !exited || !syscall.WaitStatus(status).Signaled() {
 		t.Errorf("exited %v status %d", exited, status)
 	}
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
