@@ -15,6 +15,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kubemesos/kubemesos/e2e/replicas"
 	"github.com/kubemesos/kubemesos/mesossim/agent"
@@ -247,7 +248,7 @@ func compare(o observed) *ledgerResult {
 	for _, msg := range lost {
 		l.lost = append(l.lost, msg)
 	}
-	l.lost = append(l.lost, workloadsShort(o.deployments, o.jobs)...)
+	l.lost = append(l.lost, workloadsShort(o.deployments, o.jobs, o.pods)...)
 
 	for uid := range union(masterLive, agentLive) {
 		agents := map[string]bool{}
@@ -284,12 +285,15 @@ func compare(o observed) *ledgerResult {
 	return l
 }
 
-// workloadsShort lists Deployments short of ready replicas and Jobs not finished.
-func workloadsShort(ds []appsv1.Deployment, js []batchv1.Job) []string {
+// workloadsShort lists Deployments short of ready replicas and Jobs not finished. A short
+// Deployment comes with its pods as the API server has them, so the ledger says whether pods are
+// missing (the controllers) or unready (kubemesos).
+func workloadsShort(ds []appsv1.Deployment, js []batchv1.Job, pods []corev1.Pod) []string {
 	var out []string
 	for _, d := range ds {
 		if d.Status.ReadyReplicas < *d.Spec.Replicas {
-			out = append(out, fmt.Sprintf("deployment %s: %d of %d replicas ready", d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas))
+			out = append(out, fmt.Sprintf("deployment %s: %d of %d replicas ready (status generation %d of %d); its pods: %s",
+				d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas, d.Status.ObservedGeneration, d.Generation, describePods(d, pods)))
 		}
 	}
 	for _, j := range js {
@@ -362,4 +366,57 @@ func (w *world) mesosState(ctx context.Context) (*master.Response_GetState, erro
 		return nil, fmt.Errorf("GET_STATE answered without state")
 	}
 	return out.GetState, nil
+}
+
+// describePods summarizes the pods d's selector matches: each one's phase, readiness and, for the
+// unready, what its conditions and containers say.
+func describePods(d appsv1.Deployment, pods []corev1.Pod) string {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for i := range pods {
+		p := &pods[i]
+		if !sel.Matches(labels.Set(p.Labels)) {
+			continue
+		}
+		desc := fmt.Sprintf("%s %s node=%q", p.Name, p.Status.Phase, p.Spec.NodeName)
+		if p.DeletionTimestamp != nil {
+			desc += " deleting"
+		}
+		ready := false
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				ready = c.Status == corev1.ConditionTrue
+				if !ready {
+					desc += fmt.Sprintf(" Ready=%s(%s %s)", c.Status, c.Reason, c.Message)
+				}
+			}
+		}
+		if ready {
+			desc += " ready"
+		} else {
+			for _, cs := range p.Status.ContainerStatuses {
+				desc += fmt.Sprintf(" [%s ready=%v restarts=%d %s]", cs.Name, cs.Ready, cs.RestartCount, containerState(cs.State))
+			}
+		}
+		parts = append(parts, desc)
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func containerState(s corev1.ContainerState) string {
+	switch {
+	case s.Running != nil:
+		return "running since " + s.Running.StartedAt.UTC().Format(time.RFC3339)
+	case s.Waiting != nil:
+		return "waiting " + s.Waiting.Reason + " " + s.Waiting.Message
+	case s.Terminated != nil:
+		return fmt.Sprintf("terminated %s exit %d", s.Terminated.Reason, s.Terminated.ExitCode)
+	}
+	return "no state"
 }

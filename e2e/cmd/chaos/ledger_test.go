@@ -96,6 +96,13 @@ func TestLedgerClassifies(t *testing.T) {
 			o.agents[0].tasks = nil
 		}, [4]int{1, 0, 0, 0}, "terminal status lost"},
 		{"deployment short", func(o *observed) { o.deployments[0].Status.ReadyReplicas = 0 }, [4]int{1, 0, 0, 0}, "0 of 1 replicas ready"},
+		{"deployment short says why", func(o *observed) {
+			o.deployments[0].Status.ReadyReplicas = 0
+			o.deployments[0].Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+			o.pods[0].Labels = map[string]string{"app": "web"}
+			o.pods[0].Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ContainersNotReady"}}
+			o.pods[0].Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
+		}, [4]int{1, 0, 0, 0}, `its pods: p1 Running node="h0" Ready=False(ContainersNotReady ) [c ready=false restarts=0 waiting CrashLoopBackOff ]`},
 		{"job unfinished", func(o *observed) { o.jobs[0].Status.CompletionTime = nil }, [4]int{1, 0, 0, 0}, "job j"},
 		{"pod live on two agents", func(o *observed) {
 			o.state.GetTasks.Tasks = append(o.state.GetTasks.Tasks, masterTask("u1", "a1", mesos.TASK_RUNNING))
