@@ -582,6 +582,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"secret without principal", "mesos:\n  secret:\n    value: s3cr3t\n", []string{"/mesos", "principal"}},
 		{"client certificate without its key", "mesos:\n  tls:\n    secretName: t\n    certKey: tls.crt\n", []string{"/mesos/tls", "keyKey"}},
 		{"client key without its certificate", "mesos:\n  tls:\n    secretName: t\n    keyKey: tls.key\n", []string{"/mesos/tls", "certKey"}},
+		{"TLS secret naming no key", "mesos:\n  tls:\n    secretName: t\n    caKey: \"\"\n", []string{"/mesos/tls", "caKey"}},
 		{"TLS secret not a Secret name", "mesos:\n  tls:\n    secretName: My_TLS\n", []string{"/mesos/tls/secretName"}},
 		{"bad duration", "mesos:\n  failoverTimeout: 7d\n", []string{"/mesos/failoverTimeout"}},
 		{"bad log level", "framework:\n  logLevel: verbose\n", []string{"/framework/logLevel"}},
