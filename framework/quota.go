@@ -341,6 +341,20 @@ func (s *sched) syncQuotas(ctx context.Context, now time.Time) {
 	}
 
 	q.mu.Lock()
+	// A namespace that has no problem any more has its next one reported, even a repeat of its last.
+	troubled := map[string]bool{}
+	for role, w := range want {
+		if _, refused := q.refused[role]; refused || w.problem != "" {
+			for _, ns := range w.namespaces {
+				troubled[ns.Name] = true
+			}
+		}
+	}
+	for ns := range q.warned {
+		if !troubled[ns] {
+			delete(q.warned, ns)
+		}
+	}
 	limited := len(q.applied) > 0
 	q.mu.Unlock()
 	if limited {

@@ -153,6 +153,15 @@ func TestSyncQuotas(t *testing.T) {
 	if ev := recorded(f); len(ev) != 0 {
 		t.Errorf("warned again: %q", ev)
 	}
+	// Resolved, then the same conflict again: warned again, as a new problem.
+	_ = idx.Update(quotaNamespace("team2", "team", "", "cpus=4,mem=4096"))
+	f.s.syncQuotas(f.ctx, f.clock.Now())
+	_ = recorded(f)
+	_ = idx.Update(quotaNamespace("team2", "team", "", "cpus=8"))
+	f.s.syncQuotas(f.ctx, f.clock.Now())
+	if ev := recorded(f); len(ev) != 2 || !strings.HasPrefix(ev[0], "Warning "+EventMesosQuotaConflict+" ") {
+		t.Errorf("events %q, want the conflict warned again on each namespace once it had been resolved", ev)
+	}
 	// Both annotations gone: the default quota again.
 	_ = idx.Delete(quotaNamespace("team2", "team", "", ""))
 	_ = idx.Update(namespace("team", "team"))
