@@ -45,12 +45,24 @@ func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.Po
 	current := pod
 	// The executor writes the same pod's status (conditions while it waits for a sandbox): on a conflict
 	// the write is redone on the pod as the API server has it, so Mesos' reason is not lost.
+	ended := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		base := current
+		switch {
+		case podFinished(current) && (current.Status.Reason != "" || current.Status.Phase != phase):
+			ended = true // the executor wrote its own end first: that one stands
+			return nil
+		case podFinished(current):
+			// The executor ended it without a reason (told to stop waiting for its sandbox): Mesos'
+			// account completes that end.
+			base = current.DeepCopy()
+			base.Status.Phase = ""
+		}
 		p := current.DeepCopy()
-		p.Status.Phase = phase
-		p.Status.Reason, p.Status.Message = reason, message
-		setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
-		setPodCondition(&p.Status, corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"}, now)
+		// As the kubelet ends a pod: containers it cannot see any more become ContainerStatusUnknown
+		// (137) and unready, and Ready/ContainersReady go False with PodFailed or PodCompleted.
+		p.Status, _ = podtranslate.ApplyOutcome(base, podtranslate.TaskOutcome{Phase: phase, Reason: reason, Message: message,
+			Terminal: true, Action: podtranslate.ActionTerminate}, metav1.NewTime(now))
 		_, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			fresh, gerr := s.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
@@ -69,6 +81,9 @@ func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.Po
 			return nil
 		}
 		return fmt.Errorf("writing %s status of pod %s: %w", phase, podKey(pod), err)
+	}
+	if ended {
+		return nil
 	}
 	eventType := corev1.EventTypeWarning
 	if phase == corev1.PodSucceeded {

@@ -332,7 +332,11 @@ func TestMesosOnlyTerminalStates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, State{FrameworkID: "fw-1"}, pod("p", "uid-p", bound("h1"), running))
+			f := newFixture(t, State{FrameworkID: "fw-1"}, pod("p", "uid-p", bound("h1"), running, func(p *corev1.Pod) {
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Ready: true, Started: ptr.To(true),
+					State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(t0)}}}}
+				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+			}))
 			f.addNode(agentNode("h1", "a1"))
 			if tt.failWrite {
 				f.kube.PrependReactor("update", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -347,6 +351,18 @@ func TestMesosOnlyTerminalStates(t *testing.T) {
 			}
 			if got.Status.Phase != tt.wantPhase || got.Status.Reason != tt.wantReason {
 				t.Errorf("pod status = %s/%q, want %s/%q", got.Status.Phase, got.Status.Reason, tt.wantPhase, tt.wantReason)
+			}
+			if tt.wantPhase == corev1.PodFailed {
+				// As the kubelet ends a pod whose containers it lost: terminated, unknown, 137, unready.
+				cs := got.Status.ContainerStatuses[0]
+				if term := cs.State.Terminated; cs.Ready || term == nil || term.Reason != podtranslate.ReasonContainerStatusUnknown || term.ExitCode != 137 || !term.StartedAt.Equal(ptr.To(metav1.NewTime(t0))) {
+					t.Errorf("container status of the ended pod = %+v, want terminated ContainerStatusUnknown/137 since t0, not ready", cs)
+				}
+				for _, c := range got.Status.Conditions {
+					if c.Type == corev1.PodReady && (c.Status != corev1.ConditionFalse || c.Reason != "PodFailed") {
+						t.Errorf("Ready of the ended pod = %s/%s, want False/PodFailed", c.Status, c.Reason)
+					}
+				}
 			}
 			if tt.wantReady != "" {
 				var ready corev1.ConditionStatus
