@@ -1,13 +1,12 @@
 package agent
 
 import (
-	"bytes"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,19 +14,23 @@ import (
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // restartConfig is an agent config for restart tests: a fixed work dir, executors that retry
 // SUBSCRIBE quickly.
 func restartConfig(t *testing.T, m *fakeMaster) Config {
 	// Both agents' logs, printed when the test fails: a restart's timing is the usual suspect.
-	var buf syncBuffer
 	log := logrus.New()
-	log.SetOutput(&buf)
+	log.SetOutput(io.Discard)
 	log.SetLevel(logrus.DebugLevel)
+	hook := logtest.NewLocal(log)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("agent logs:\n%s", buf.String())
+			for _, e := range hook.AllEntries() {
+				line, _ := e.String()
+				t.Log(strings.TrimSpace(line))
+			}
 		}
 	})
 	return Config{
@@ -333,22 +336,4 @@ func testRestartKeepsNestedContainers(t *testing.T, isolating bool) {
 	if !exited || !syscall.WaitStatus(status).Signaled() {
 		t.Errorf("exited %v status %d", exited, status)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
