@@ -70,6 +70,14 @@ type Config struct {
 	StatusUpdateRetryMax   time.Duration
 	// ExecutorHeartbeatInterval, when positive, sends HEARTBEAT events on executor subscriptions.
 	ExecutorHeartbeatInterval time.Duration
+	// GCDelay, GCDiskHeadroom and DiskWatchInterval are --gc_delay (default DefaultGCDelay, 1weeks),
+	// --gc_disk_headroom (nil: DefaultGCDiskHeadroom, 0.1; between 0.0 and 1.0) and
+	// --disk_watch_interval (default 1mins): the sandboxes and checkpoints of removed executors and
+	// frameworks are deleted GCDelay after they were last modified, sooner when the work dir's
+	// file system fills up (gc.go).
+	GCDelay           time.Duration
+	GCDiskHeadroom    *float64
+	DiskWatchInterval time.Duration
 
 	// ImageProviders, DockerRegistry and Isolation are the Mesos agent flags --image_providers (only
 	// "docker" is supported), --docker_registry (default DefaultDockerRegistry; with the docker provider
@@ -235,6 +243,7 @@ type Agent struct {
 	imageCache map[string]v1.Config         // the docker store's pulled images, by stringify(reference)
 	updates    *updateManager
 	retry      map[streamKey]*timerHandle // retry timer of each stream's head
+	gc         *garbageCollector          // gc.go
 }
 
 type framework struct {
@@ -296,6 +305,14 @@ func New(cfg Config) (*Agent, error) {
 	setDefault(&cfg.SubscriptionBackoffMax, DefaultSubscriptionBackoffMax)
 	setDefault(&cfg.StatusUpdateRetryMin, DefaultStatusUpdateRetryMin)
 	setDefault(&cfg.StatusUpdateRetryMax, DefaultStatusUpdateRetryMax)
+	setDefault(&cfg.GCDelay, DefaultGCDelay)
+	setDefault(&cfg.DiskWatchInterval, DefaultDiskWatchInterval)
+	if cfg.GCDiskHeadroom == nil {
+		h := DefaultGCDiskHeadroom
+		cfg.GCDiskHeadroom = &h
+	} else if h := *cfg.GCDiskHeadroom; h < 0 || h > 1 {
+		return nil, fmt.Errorf("agent %s: Invalid value '%s' for --gc_disk_headroom. Must be between 0.0 and 1.0", cfg.ID.Value, formatHeadroom(h))
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
 	}
@@ -388,6 +405,7 @@ func New(cfg Config) (*Agent, error) {
 		updates:    newUpdateManager(),
 		retry:      map[streamKey]*timerHandle{},
 		recovered:  make(chan struct{}),
+		gc:         newGarbageCollector(),
 	}
 	_, portStr, _ := net.SplitHostPort(a.endpoint)
 	port, _ := strconv.Atoi(portStr)
@@ -405,6 +423,9 @@ func New(cfg Config) (*Agent, error) {
 		release()
 		return nil, fmt.Errorf("agent %s: Failed to perform recovery: %w", cfg.ID.Value, err)
 	}
+	a.mu.Lock()
+	a.afterLocked(cfg.DiskWatchInterval, a.checkDiskUsageLocked)
+	a.mu.Unlock()
 	mux := http.NewServeMux()
 	executorAPI := a.authenticated(ExecutorAuthenticationRealm, a.serveExecutorAPI)
 	operatorAPI := a.authenticated(ReadwriteAuthenticationRealm, a.serveOperatorAPI)
@@ -587,6 +608,7 @@ func (a *Agent) frameworkLocked(info mesos.FrameworkInfo) *framework {
 	id := info.GetID().GetValue()
 	f := a.frameworks[id]
 	if f == nil {
+		a.unscheduleFrameworkLocked(id)
 		f = &framework{executors: map[string]*executorRun{}, tasks: map[string]*task{}}
 		a.frameworks[id] = f
 	}
@@ -601,6 +623,7 @@ func (a *Agent) maybeRemoveFrameworkLocked(id string) {
 	f := a.frameworks[id]
 	if f != nil && len(f.executors) == 0 && len(f.tasks) == 0 {
 		delete(a.frameworks, id)
+		a.removeFrameworkDirsLocked(f)
 	}
 }
 
@@ -750,6 +773,10 @@ func (a *Agent) Acknowledge(frameworkID mesos.FrameworkID, taskID mesos.TaskID, 
 		}
 		if isTerminal(acked.status.GetState()) && next == nil {
 			delete(f.tasks, taskID.Value)
+			if t != nil {
+				a.completeTaskLocked(t)
+				a.removeExecutorLocked(t.executor)
+			}
 			a.maybeRemoveFrameworkLocked(frameworkID.Value)
 		}
 	}
@@ -790,10 +817,15 @@ func (a *Agent) ShutdownFramework(frameworkID mesos.FrameworkID) {
 	for _, e := range f.executors {
 		a.shutdownExecutorLocked(e)
 	}
+	var done []*executorRun
 	for id, t := range f.tasks {
 		if t.executor.state == executorTerminated {
 			delete(f.tasks, id)
+			done = append(done, t.executor)
 		}
+	}
+	for _, e := range done {
+		a.removeExecutorLocked(e)
 	}
 	a.maybeRemoveFrameworkLocked(frameworkID.Value)
 }
@@ -952,6 +984,12 @@ func (h *timerHandle) cancel() {
 // afterLocked runs f under a.mu after d on the agent's clock, unless cancelled or the agent stopped.
 func (a *Agent) afterLocked(d time.Duration, f func()) *timerHandle {
 	h := &timerHandle{t: a.clock.NewTimer(d), stop: make(chan struct{})}
+	if a.stopped {
+		// Stop is waiting for a.wg (a late executor unsubscription arms a grace timer): nothing
+		// may join it now, and nothing would run anyway.
+		h.cancel()
+		return h
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -33,6 +33,11 @@
 // resends the unacknowledged updates once the master has it again (Reregistered; the master side is
 // mesossim.Cluster.RestartAgent). Executors of frameworks without checkpointing are destroyed.
 //
+// Garbage collection (gc.go): the sandboxes and checkpoints of removed executors and frameworks are
+// deleted Config.GCDelay (--gc_delay) after their last modification, sooner when the work dir's file
+// system is fuller than --gc_disk_headroom allows (checked every --disk_watch_interval), with Mesos'
+// log lines; a restarted agent schedules again what its checkpoint says is over.
+//
 // Known differences from a real agent: in-process executors (command, default, hooks) and sessions die
 // with the agent; the nested containers of recovered executors and, in isolating mode, the
 // containerizer holding them pass in memory to the next agent of the same ID instead of being read back

@@ -64,7 +64,9 @@ type executorRun struct {
 	// exit is published to the next agent through the process registry (recover.go).
 	detached bool
 	// counted: the run holds a.procs (runExecutor, or a recovered run's watcher, has not returned).
-	counted    bool
+	counted bool
+	// removed: Slave::removeExecutor has been done; its directories are scheduled for gc (gc.go).
+	removed    bool
 	regTimer   *timerHandle
 	graceTimer *timerHandle
 	log        logrus.FieldLogger
@@ -150,6 +152,7 @@ func (a *Agent) newExecutorLocked(f *framework, info mesos.ExecutorInfo, command
 		command: command,
 		log:     a.log.WithFields(logrus.Fields{"frameworkID": fid, "executorID": info.ExecutorID.Value, "containerID": cid}),
 	}
+	a.unscheduleExecutorLocked(fid, info.ExecutorID.Value)
 	f.executors[info.ExecutorID.Value] = e
 	a.containers[cid] = &container{id: e.containerID, key: cid, dir: e.dir, executor: e, done: make(chan struct{})}
 	a.checkpointExecutorLocked(e)
@@ -397,6 +400,7 @@ func (a *Agent) executorExitedLocked(e *executorRun, status int32) {
 			a.agentUpdateLocked(f, t.info.TaskID, e, term.state, term.reason, term.message)
 		}
 	}
+	a.removeExecutorLocked(e)
 	if !a.stopped && !f.terminating && !e.command {
 		agentID, fwID, execID := a.cfg.ID, mesos.FrameworkID{Value: fid}, e.info.ExecutorID
 		a.toMasterLocked(func() { a.cfg.Master.ExecutorTerminated(agentID, fwID, execID, status) })

@@ -226,9 +226,15 @@ func (a *Agent) recover() error {
 			a.log.WithError(err).WithField("framework", fe.Name()).Warn("skipping a framework whose info cannot be read")
 			continue
 		}
+		exs, _ := os.ReadDir(filepath.Join(fdir, "executors"))
+		if len(exs) == 0 {
+			// Slave::recoverFramework: nothing to recover, its directories are collected.
+			a.garbageCollectLocked(a.workFrameworkDir(fe.Name()))
+			a.garbageCollectLocked(fdir)
+			continue
+		}
 		f := &framework{info: info, executors: map[string]*executorRun{}, tasks: map[string]*task{}}
 		a.frameworks[fe.Name()] = f
-		exs, _ := os.ReadDir(filepath.Join(fdir, "executors"))
 		for _, ee := range exs {
 			if e := a.recoverExecutorLocked(f, filepath.Join(fdir, "executors", ee.Name()), orphans); e != nil {
 				claimed[e.pid] = true
@@ -296,18 +302,24 @@ func (a *Agent) killOrphansLocked(orphans map[int]*detachedExit, claimed map[int
 // recoverExecutorLocked recovers the latest run of one executor with its tasks. It returns the run
 // when its process lives on.
 func (a *Agent) recoverExecutorLocked(f *framework, edir string, orphans map[int]*detachedExit) *executorRun {
+	fid := f.info.GetID().GetValue()
+	// Framework::recoverExecutor: an executor without info or latest run is collected whole.
+	skip := func() *executorRun {
+		a.garbageCollectLocked(a.workExecutorDir(fid, filepath.Base(edir)))
+		a.garbageCollectLocked(edir)
+		return nil
+	}
 	var info mesos.ExecutorInfo
 	if err := readMessage(filepath.Join(edir, "executor.info"), &info); err != nil {
 		a.log.WithError(err).WithField("dir", edir).Warn("skipping an executor whose info cannot be read")
-		return nil
+		return skip()
 	}
 	latest, err := os.Readlink(filepath.Join(edir, "runs", "latest"))
 	if err != nil {
-		return nil
+		return skip()
 	}
 	cid := filepath.Base(latest)
 	run := filepath.Join(edir, "runs", cid)
-	fid := f.info.GetID().GetValue()
 	e := &executorRun{
 		a:           a,
 		fw:          f,
@@ -323,8 +335,10 @@ func (a *Agent) recoverExecutorLocked(f *framework, edir string, orphans map[int
 	completed := sentinelErr == nil
 	pid, pidErr := readPid(filepath.Join(run, "pids", "forked.pid"))
 	a.recoverTasksLocked(f, e, filepath.Join(run, "tasks"))
+	a.recoverRunsGCLocked(fid, info.ExecutorID.Value, cid, completed)
 	if completed {
 		e.state = executorTerminated
+		e.removed = true // its directories were scheduled just now
 		return nil
 	}
 	f.executors[info.ExecutorID.Value] = e
@@ -383,7 +397,9 @@ func (a *Agent) recoverTasksLocked(f *framework, e *executorRun, tdir string) {
 			}
 		}
 		if terminalAcked && len(a.updates.pendingFor(k)) == 0 {
-			continue // complete: its terminal update was acknowledged
+			// Complete: its terminal update was acknowledged (Executor::recoverTask completes it).
+			a.garbageCollectLocked(filepath.Join(tdir, te.Name()))
+			continue
 		}
 		f.tasks[info.TaskID.Value] = t
 	}
@@ -499,7 +515,8 @@ func (a *Agent) ReconcileTasks(fw mesos.FrameworkInfo, taskIDs []mesos.TaskID) {
 		// Unlike statusUpdate(), the update manager takes updates of unknown frameworks.
 		f = &framework{info: fw, executors: map[string]*executorRun{}, tasks: map[string]*task{}}
 		a.frameworks[fw.GetID().GetValue()] = f
-		defer a.maybeRemoveFrameworkLocked(fw.GetID().GetValue())
+		// Forgotten again without collecting anything: Mesos creates no framework here.
+		defer delete(a.frameworks, fw.GetID().GetValue())
 	}
 	for _, id := range taskIDs {
 		if f.tasks[id.Value] != nil {
