@@ -27,6 +27,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
@@ -76,8 +77,12 @@ type options struct {
 	httpFwAuthenticators string
 	credentials          string
 	fetcherCacheSize     int64
-	seed                 int64
-	logLevel             string
+	// The agents' garbage collection flags (Mesos' names); zero: the agent's (Mesos') default.
+	gcDelay           time.Duration
+	gcDiskHeadroom    float64
+	diskWatchInterval time.Duration
+	seed              int64
+	logLevel          string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -115,6 +120,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.runtimeDir, "runtime_dir", "", "the agents' --runtime_dir (default: Mesos', /var/run/mesos as root); %d is replaced by the agent index")
 	fs.StringVar(&o.fetcherCacheDir, "fetcher_cache_dir", "", "the agents' --fetcher_cache_dir (default: <agent work dir>/fetch, since agents share this host); %d is replaced by the agent index")
 	fs.Int64Var(&o.fetcherCacheSize, "fetcher_cache_size", agent.DefaultFetcherCacheSize, "the agents' --fetcher_cache_size in bytes")
+	fs.Var(mesosDuration{&o.gcDelay}, "gc_delay", "the agents' --gc_delay, in Mesos' syntax (e.g. 10mins; default 1weeks): how long after an executor or framework is removed its sandboxes and checkpoints are deleted")
+	fs.Float64Var(&o.gcDiskHeadroom, "gc_disk_headroom", agent.DefaultGCDiskHeadroom, "the agents' --gc_disk_headroom: directories older than gc_delay * max(0, 1 - gc_disk_headroom - disk usage) are deleted at each disk check")
+	fs.Var(mesosDuration{&o.diskWatchInterval}, "disk_watch_interval", "the agents' --disk_watch_interval, in Mesos' syntax (default 1mins): how often they check the disk usage of their work dir")
 	fs.BoolVar(&o.authenticateHTTPFws, "authenticate_http_frameworks", false, "the master's --authenticate_http_frameworks: /api/v1/scheduler requires HTTP authentication (with --http_framework_authenticators=basic and --credentials)")
 	fs.StringVar(&o.httpFwAuthenticators, "http_framework_authenticators", "", "the master's --http_framework_authenticators: only 'basic' is supported")
 	fs.StringVar(&o.credentials, "credentials", "", `the master's --credentials: a file of {"credentials":[{"principal":"p","secret":"s"}]} or 'principal secret' lines`)
@@ -210,6 +218,11 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		a.AuthenticateHTTPReadonly, a.JWTSecretKey = o.authenticateHTTPReadonly, o.jwtSecretKey
 		a.HTTPAuthenticators, a.HTTPCredentials = o.httpAuthenticators, o.httpCredentials
 		a.SSL, a.ExecutorEnvironmentVariables = ssl, executorEnv
+		a.GCDelay, a.DiskWatchInterval = o.gcDelay, o.diskWatchInterval
+		if o.gcDiskHeadroom != agent.DefaultGCDiskHeadroom {
+			h := o.gcDiskHeadroom
+			a.GCDiskHeadroom = &h
+		}
 	}
 	return mesossim.ClusterConfig{
 		AgentTweak: tweak,
@@ -223,6 +236,30 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		ImageProviders: o.imageProviders, DockerRegistry: o.dockerRegistry, Isolation: o.isolation,
 	}, nil
 }
+
+// mesosDuration is a flag in stout's duration syntax ("10mins", "1weeks", "1.5days").
+type mesosDuration struct{ d *time.Duration }
+
+func (m mesosDuration) String() string {
+	if m.d == nil || *m.d == 0 {
+		return ""
+	}
+	return m.d.String()
+}
+
+func (m mesosDuration) Set(v string) error {
+	d, err := mesostime.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	if d < 0 {
+		return fmt.Errorf("negative duration %q", v)
+	}
+	*m.d = d
+	return nil
+}
+
+func (mesosDuration) Type() string { return "duration" }
 
 // perAgent replaces "%d" in an agent flag's value by the agent's index.
 func perAgent(value string, i int) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -201,5 +202,33 @@ func TestAgentSSLAndExecutorEnvironment(t *testing.T) {
 	o, _ = parseFlags([]string{"--executor_environment_variables", `{"N":1}`})
 	if _, err := o.clusterConfig(logrus.New()); err == nil || !strings.Contains(err.Error(), "must only contain string values") {
 		t.Errorf("a non-string value: %v", err)
+	}
+}
+
+// The agents' garbage collection flags carry Mesos' names and duration syntax; unset, the agents
+// keep Mesos' defaults.
+func TestGCFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--gc_delay", "10mins", "--gc_disk_headroom", "0.25", "--disk_watch_interval", "1.5mins"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.clusterConfig(logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a agent.Config
+	cfg.AgentTweak(2, &a)
+	if a.GCDelay != 10*time.Minute || a.GCDiskHeadroom == nil || *a.GCDiskHeadroom != 0.25 || a.DiskWatchInterval != 90*time.Second {
+		t.Errorf("agent config: gc_delay %v, gc_disk_headroom %v, disk_watch_interval %v", a.GCDelay, a.GCDiskHeadroom, a.DiskWatchInterval)
+	}
+	o, _ = parseFlags(nil)
+	cfg, _ = o.clusterConfig(logrus.New())
+	a = agent.Config{}
+	cfg.AgentTweak(0, &a)
+	if a.GCDelay != 0 || a.GCDiskHeadroom != nil || a.DiskWatchInterval != 0 {
+		t.Errorf("defaults: %v %v %v, want the agent's (Mesos')", a.GCDelay, a.GCDiskHeadroom, a.DiskWatchInterval)
+	}
+	if _, err := parseFlags([]string{"--gc_delay", "10m"}); err == nil || !strings.Contains(err.Error(), `unknown duration unit "m"`) {
+		t.Errorf("--gc_delay 10m: %v", err)
 	}
 }
