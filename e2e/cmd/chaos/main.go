@@ -36,6 +36,7 @@ import (
 	"github.com/kubemesos/kubemesos/e2e/kubebins"
 	"github.com/kubemesos/kubemesos/e2e/simhost"
 	"github.com/kubemesos/kubemesos/mesossim"
+	"github.com/kubemesos/kubemesos/mesossim/agent"
 	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
 
@@ -211,6 +212,9 @@ func setUp(ctx context.Context, o options, log *logrus.Logger) (*world, error) {
 		Agents:         o.agents,
 		AgentResources: "cpus:4;mem:8192;disk:65536;ports:[31000-32000]",
 		WorkDir:        filepath.Join(o.dir, "mesos"),
+		// A long run of short-lived pods and executor kills: sandboxes go a few minutes after their
+		// executors (Mesos' --gc_delay default is a week), so the disk stays bounded.
+		AgentTweak: func(_ int, c *agent.Config) { c.GCDelay = 3 * time.Minute },
 	}
 	if w.network, err = simhost.Configure(&simCfg, w.mode, store.Dir, log); err != nil {
 		return w, err

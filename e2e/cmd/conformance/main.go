@@ -343,6 +343,8 @@ func startCluster(ctx context.Context, modDir, results, out string, agents int) 
 		"--agents", fmt.Sprint(agents),
 		"--mesos-listen", "127.0.0.1:0",
 		"--framework-listen", "127.0.0.1:0",
+		// Thousands of short-lived pods: their sandboxes go a few minutes after their executors.
+		"--gc-delay", "3m",
 		"--image-fallback=false")
 	c.cmd.Dir = modDir
 	stdout, err := c.cmd.StdoutPipe()

@@ -60,6 +60,9 @@ type config struct {
 	// authenticateExecutors starts the agents with --authenticate_http_executors, a generated
 	// --jwt_secret_key and --http_authenticators=jwt: executors must send their tokens.
 	authenticateExecutors bool
+	// gcDelay is the agents' --gc_delay: a local cluster runs many short-lived pods, each executor
+	// sandbox with a copy of the kubemesos binary, so they go much sooner than Mesos' week.
+	gcDelay time.Duration
 
 	frameworkListen string // the framework's /metrics, /readyz and executor download
 	repoDir         string // the kubemesos repository, where cmd/kubemesos is built from
@@ -111,6 +114,7 @@ func run(args []string, out io.Writer, log *logrus.Logger) error {
 	fs.StringVar(&cfg.cacheDir, "cache-dir", "", "cache of built Kubernetes binaries and images (default $KUBEMESOS_CACHE_DIR or ~/.cache/kubemesos)")
 	fs.BoolVar(&cfg.imageStore, "image-store", true, "give the agents the real image store (busybox, agnhost, pause, nonewprivs, nonroot built offline; see e2e/imagestore); false: config-only stand-ins")
 	fs.StringVar(&cfg.isolation, "isolation", simhost.Isolating, "the agents' --isolation: Linux isolators run every container in its own namespaces, image rootfs and cgroups (needs root; without it, process mode); "+simhost.Process+": process mode (containers are host processes)")
+	fs.DurationVar(&cfg.gcDelay, "gc-delay", 10*time.Minute, "the agents' --gc_delay: how long the sandboxes and checkpoints of ended executors are kept (Mesos' default: a week)")
 	fs.BoolVar(&cfg.authenticateExecutors, "authenticate-http-executors", false, "start the agents with --authenticate_http_executors (a generated --jwt_secret_key in the state directory, --http_authenticators=jwt): every executor call must carry the executor's MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -380,6 +384,13 @@ func simulatorConfig(cfg config, log logrus.FieldLogger) (mesossim.ClusterConfig
 		}
 		simCfg.AgentTweak = func(_ int, c *agent.Config) {
 			c.AuthenticateHTTPExecutors, c.JWTSecretKey, c.HTTPAuthenticators = true, keyFile, agent.JWTHTTPAuthenticator
+		}
+	}
+	authTweak := simCfg.AgentTweak
+	simCfg.AgentTweak = func(i int, c *agent.Config) {
+		c.GCDelay = cfg.gcDelay
+		if authTweak != nil {
+			authTweak(i, c)
 		}
 	}
 	network, err := simhost.Configure(&simCfg, agentMode(cfg), registry, log)
