@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -234,13 +236,14 @@ func (a *Agent) removeGCLocked(at time.Time) {
 		return
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].seq < due[j].seq })
-	log := a.log
+	log, workDir := a.log, a.cfg.WorkDir
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		succeeded, failed := 0, 0
+		succeeded := 0
 		g.rmdirs.Lock()
-		for _, p := range due {
+		paths, failed := unmountDangling(log, workDir, due)
+		for _, p := range paths {
 			log.Infof("Deleting %s", p.path)
 			if _, err := os.Lstat(p.path); errors.Is(err, fs.ErrNotExist) {
 				log.Infof("Skipped '%s' which does not exist", p.path)
@@ -265,6 +268,83 @@ func (a *Agent) removeGCLocked(at time.Time) {
 		}
 		a.resetGCLocked()
 	}()
+}
+
+// unmountDangling unmounts what is mounted under the work dir inside the paths to delete
+// (MESOS-8830): os.RemoveAll would otherwise delete through a mount into what it shows (a host
+// directory). A path whose mount cannot be unmounted is not deleted; the others are returned.
+func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) ([]*gcPath, int) {
+	mounts, err := readMountTargets()
+	if err != nil {
+		log.Errorf("Skipping any path deletion because of failure on read MountInfoTable for agent process: %v", err)
+		for _, p := range due {
+			close(p.done)
+		}
+		return nil, len(due)
+	}
+	failed := 0
+	// Mount points are absolute; a relative work dir is the agent's working directory's.
+	under := func(p, dir string) bool {
+		dir, _ = filepath.Abs(dir)
+		return strings.HasPrefix(p+"/", dir+"/")
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		m := mounts[i]
+		if !under(m.target, workDir) {
+			continue
+		}
+		for j, p := range due {
+			if !under(m.target, p.path) {
+				continue
+			}
+			log.Warnf("Unmounting dangling mount point '%s' of persistent volume '%s' inside garbage collected path '%s'", m.target, m.root, p.path)
+			if err := unix.Unmount(m.target, 0); err != nil {
+				log.Warnf("Skipping deletion of '%s' because unmount failed on '%s': %v", p.path, m.target, err)
+				close(p.done)
+				failed++
+				due = append(due[:j:j], due[j+1:]...)
+			}
+			break
+		}
+	}
+	return due, failed
+}
+
+// mountTarget is a mount point and the root of its source (/proc/self/mountinfo's fields 5 and 4).
+type mountTarget struct{ root, target string }
+
+func readMountTargets() ([]mountTarget, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []mountTarget
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 {
+			out = append(out, mountTarget{root: unescapeOctal(f[3]), target: unescapeOctal(f[4])})
+		}
+	}
+	return out, nil
+}
+
+// unescapeOctal undoes mountinfo's \ooo escapes (space, tab, newline, backslash).
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // pruneGCLocked is GarbageCollectorProcess::prune: every path due within d goes now.

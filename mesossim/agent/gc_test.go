@@ -13,6 +13,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
+	"golang.org/x/sys/unix"
 	testclock "k8s.io/utils/clock/testing"
 )
 
@@ -359,5 +360,45 @@ func TestStoutDuration(t *testing.T) {
 		if got := stoutDuration(d); got != want {
 			t.Errorf("stoutDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// A mount left inside a directory to delete is unmounted first (MESOS-8830): deleting through it
+// would empty what it shows, here a directory outside the work dir.
+func TestGCUnmountsDanglingMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	clk := testclock.NewFakeClock(time.Now())
+	log, hook := gcLog(t)
+	a := newTestAgent(t, &fakeMaster{}, func(c *Config) { c.Clock, c.Log, c.DiskWatchInterval = clk, log, 1000*time.Hour })
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "keep"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(a.cfg.WorkDir, "slaves", "agent-S0", "frameworks", "fw-1", "executors", "e", "runs", "c 1")
+	target := filepath.Join(run, "volumes", "data")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, target, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
+	a.mu.Lock()
+	a.scheduleGCLocked(0, run)
+	a.mu.Unlock()
+	waitFor(t, "the run removed", func() bool { return !exists(run) })
+	if !exists(filepath.Join(host, "keep")) {
+		t.Errorf("the mounted directory was emptied")
+	}
+	if !logged(hook, "Unmounting dangling mount point '"+target+"' of persistent volume '"+host+"' inside garbage collected path '"+run+"'") {
+		t.Errorf("no unmount logged")
+	}
+}
+
+func TestUnescapeOctal(t *testing.T) {
+	if got := unescapeOctal(`/a\040b\134c\011`); got != "/a b\\c\t" {
+		t.Errorf("= %q", got)
 	}
 }
