@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -401,4 +403,28 @@ func TestUnescapeOctal(t *testing.T) {
 	if got := unescapeOctal(`/a\040b\134c\011`); got != "/a b\\c\t" {
 		t.Errorf("= %q", got)
 	}
+}
+
+// BenchmarkGCSchedule: scheduling and unscheduling one path while 10000 wait (an agent that ran
+// many short-lived executors within gc_delay), and one disk check's prune of none of them.
+func BenchmarkGCSchedule(b *testing.B) {
+	clk := testclock.NewFakeClock(time.Now())
+	a := newTestAgent(b, &fakeMaster{}, func(c *Config) { c.Clock, c.Log, c.DiskWatchInterval = clk, quietLog(), 1000*time.Hour })
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := 0; i < 10000; i++ {
+		a.scheduleGCLocked(time.Hour, fmt.Sprintf("/nonexistent/pending/%d", i))
+	}
+	b.Run("schedule+unschedule", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			p := "/nonexistent/new/" + strconv.Itoa(i)
+			a.scheduleGCLocked(2*time.Hour, p)
+			a.unscheduleGCLocked(p)
+		}
+	})
+	b.Run("prune", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			a.pruneGCLocked(time.Minute)
+		}
+	})
 }
