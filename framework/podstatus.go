@@ -128,7 +128,8 @@ func (s *sched) markNotReady(ctx context.Context, pod *corev1.Pod, reason, messa
 }
 
 // restoreReady puts back the conditions markNotReady replaced once the task runs again (the agent
-// re-registered); conditions someone changed since are left alone.
+// re-registered); conditions someone changed since are left alone. A framework restarted since the
+// NotReady write derives them from the container statuses instead.
 func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
 	id := taskIDPrefix + string(pod.UID)
 	s.mu.Lock()
@@ -138,7 +139,7 @@ func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
 		saved = rec.notReadySaved
 	}
 	s.mu.Unlock()
-	if saved == nil {
+	if saved == nil && !markedNodeLost(pod) {
 		return nil
 	}
 	// Read the pod from the API server: the cache may not show the NotReady write yet.
@@ -150,15 +151,28 @@ func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
 		return fmt.Errorf("reading pod %s: %w", podKey(pod), err)
 	}
 	changed := false
-	for _, old := range saved {
-		for i := range p.Status.Conditions {
-			c := &p.Status.Conditions[i]
-			if c.Type == old.Type && c.Reason == podtranslate.ReasonNodeLost {
-				old.LastTransitionTime = metav1.NewTime(s.clock.Now())
-				*c = old
-				changed = true
-			}
+	var fromStatuses []corev1.PodCondition
+	for i := range p.Status.Conditions {
+		c := &p.Status.Conditions[i]
+		if c.Reason != podtranslate.ReasonNodeLost || (c.Type != corev1.PodReady && c.Type != corev1.ContainersReady) {
+			continue
 		}
+		restored := findPodCondition(saved, c.Type)
+		if restored == nil {
+			// Marked by a framework process that is gone (restarted or failed over since): the
+			// kubelet's rule from the container statuses, which the NotReady write left alone.
+			if fromStatuses == nil {
+				fromStatuses = podtranslate.KubeletConditions(p, p.Status.Phase, p.Status.InitContainerStatuses, p.Status.ContainerStatuses)
+			}
+			restored = findPodCondition(fromStatuses, c.Type)
+		}
+		if restored == nil {
+			continue
+		}
+		r := *restored
+		r.LastTransitionTime = metav1.NewTime(s.clock.Now())
+		*c = r
+		changed = true
 	}
 	// Ready is derived, never restored on its own: the kubelet computes it from ContainersReady and the
 	// readiness gates at every sync (status.GeneratePodReadyCondition), so a Ready=False written while
@@ -172,10 +186,22 @@ func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
 			return fmt.Errorf("restoring readiness of pod %s: %w", podKey(pod), err)
 		}
 	}
-	s.mu.Lock()
-	rec.notReadySaved = nil
-	s.mu.Unlock()
+	if ok {
+		s.mu.Lock()
+		rec.notReadySaved = nil
+		s.mu.Unlock()
+	}
 	return nil
+}
+
+// markedNodeLost reports whether the framework marked pod NotReady for an unreachable agent.
+func markedNodeLost(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if (c.Type == corev1.PodReady || c.Type == corev1.ContainersReady) && c.Reason == podtranslate.ReasonNodeLost {
+			return true
+		}
+	}
+	return false
 }
 
 func findPodCondition(conds []corev1.PodCondition, t corev1.PodConditionType) *corev1.PodCondition {

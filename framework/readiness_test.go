@@ -55,3 +55,45 @@ func TestReadinessBackAfterNodeLifecycleMarkedPodsNotReady(t *testing.T) {
 		})
 	}
 }
+
+// Found by make chaos (seed 20261207): pods marked NotReady (NodeLost) for an unreachable agent by a
+// framework process that was then killed stayed unready for good once the agent came back: the
+// conditions to restore lived only in the dead process. The new one derives them from the container
+// statuses, as a kubelet's next status sync would.
+func TestReadinessBackAfterTheFrameworkThatMarkedItRestarted(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		ready     bool
+		wantConds map[corev1.PodConditionType]string
+	}{
+		{"containers ready", true, map[corev1.PodConditionType]string{corev1.PodReady: "True/", corev1.ContainersReady: "True/"}},
+		{"a container unready", false, map[corev1.PodConditionType]string{corev1.PodReady: "False/ContainersNotReady", corev1.ContainersReady: "False/ContainersNotReady"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pod("p", "uid-p", bound("h1"), running, func(p *corev1.Pod) {
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: p.Spec.Containers[0].Name, Ready: tt.ready,
+					State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+				p.Status.Conditions = []corev1.PodCondition{
+					{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "NodeLost"},
+					{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "NodeLost"},
+				}
+			})
+			// A fresh framework: it never marked the pod itself.
+			f := newFixture(t, State{FrameworkID: "fw-1"}, p)
+			f.addNode(agentNode("h1", "a1"))
+			f.subscribe("fw-1")
+			f.update(status("pod-uid-p", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
+			got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conds := map[corev1.PodConditionType]string{}
+			for _, c := range got.Status.Conditions {
+				conds[c.Type] = string(c.Status) + "/" + c.Reason
+			}
+			if diff := cmp.Diff(tt.wantConds, conds); diff != "" {
+				t.Errorf("conditions after the agent came back (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
