@@ -451,9 +451,10 @@ func (a *Agent) removeExecutorLocked(e *executorRun) {
 	}
 }
 
-// completeTaskLocked is Executor::completeTask's collection of a complete task's checkpoint.
+// completeTaskLocked is Executor::completeTask's collection of a complete task's checkpoint. A task
+// that never reached its executor (killed while queued) has none: Mesos completes only launched ones.
 func (a *Agent) completeTaskLocked(t *task) {
-	if t == nil || t.executor == nil || t.executor.removed || !t.executor.fw.info.GetCheckpoint() || a.stopped {
+	if t == nil || !t.launched || t.executor == nil || t.executor.removed || !t.executor.fw.info.GetCheckpoint() || a.stopped {
 		return
 	}
 	a.garbageCollectLocked(a.metaTaskDir(t.executor, t.info.TaskID.Value))

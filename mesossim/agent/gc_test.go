@@ -428,3 +428,29 @@ func BenchmarkGCSchedule(b *testing.B) {
 		}
 	})
 }
+
+// A task killed before its executor subscribed was never checkpointed: its completion collects
+// nothing of it (no "Failed to find the mtime" error), its executor's run is collected as usual.
+func TestGCTaskKilledBeforeDelivery(t *testing.T) {
+	clk := testclock.NewFakeClock(time.Now())
+	m := &fakeMaster{autoAck: true}
+	log, hook := gcLog(t)
+	a := newTestAgent(t, m, func(c *Config) { c.Clock, c.Log, c.GCDelay, c.DiskWatchInterval = clk, log, time.Hour, 1000*time.Hour })
+	never := "sleep 1000"
+	info := &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "mute"}, Command: &mesos.CommandInfo{Value: &never}}
+	a.Launch(testFramework(true), info, []mesos.TaskInfo{dataTask("t1", "finish")}, false)
+	waitFor(t, "executor process started", func() bool { return len(processesIn(a.cfg.WorkDir)) > 0 })
+	a.Kill(mesos.FrameworkID{Value: "fw-1"}, mesos.TaskID{Value: "t1"}, nil)
+	// The run's four directories and the framework's two (it has nothing left here).
+	waitFor(t, "the executor's run scheduled", func() bool { return len(a.gcScheduled()) == 6 })
+	for p := range a.gcScheduled() {
+		if strings.Contains(p, "/tasks/") {
+			t.Errorf("%s scheduled", p)
+		}
+	}
+	for _, e := range hook.AllEntries() {
+		if e.Level <= logrus.ErrorLevel {
+			t.Errorf("logged %s: %s", e.Level, e.Message)
+		}
+	}
+}
