@@ -56,8 +56,6 @@ type garbageCollector struct {
 	timerAt time.Time
 	// rmdirs serialises removals, as Mesos runs them all on one executor (MESOS-6549).
 	rmdirs sync.Mutex
-	// Mesos' gc/path_removals_succeeded and gc/path_removals_failed.
-	succeeded, failed int
 	// diskChecks counts the disk usage checks done (each re-arms the next before it counts).
 	diskChecks int
 	// usage is fs::usage of the work dir: the used fraction of its file system.
@@ -240,27 +238,22 @@ func (a *Agent) removeGCLocked(at time.Time) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		succeeded := 0
 		g.rmdirs.Lock()
-		paths, failed := unmountDangling(log, workDir, due)
+		paths := unmountDangling(log, workDir, due)
 		for _, p := range paths {
 			log.Infof("Deleting %s", p.path)
 			if _, err := os.Lstat(p.path); errors.Is(err, fs.ErrNotExist) {
 				log.Infof("Skipped '%s' which does not exist", p.path)
 			} else if err := os.RemoveAll(p.path); err != nil {
 				log.Warnf("Failed to delete '%s': %v", p.path, err)
-				failed++
 			} else {
 				log.Infof("Deleted '%s'", p.path)
-				succeeded++
 			}
 			close(p.done)
 		}
 		g.rmdirs.Unlock()
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		g.succeeded += succeeded
-		g.failed += failed
 		for _, p := range due {
 			if g.paths[p.path] == p {
 				delete(g.paths, p.path)
@@ -273,16 +266,15 @@ func (a *Agent) removeGCLocked(at time.Time) {
 // unmountDangling unmounts what is mounted under the work dir inside the paths to delete
 // (MESOS-8830): os.RemoveAll would otherwise delete through a mount into what it shows (a host
 // directory). A path whose mount cannot be unmounted is not deleted; the others are returned.
-func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) ([]*gcPath, int) {
+func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) []*gcPath {
 	mounts, err := readMountTargets()
 	if err != nil {
 		log.Errorf("Skipping any path deletion because of failure on read MountInfoTable for agent process: %v", err)
 		for _, p := range due {
 			close(p.done)
 		}
-		return nil, len(due)
+		return nil
 	}
-	failed := 0
 	// Mount points are absolute; a relative work dir is the agent's working directory's.
 	under := func(p, dir string) bool {
 		dir, _ = filepath.Abs(dir)
@@ -301,13 +293,12 @@ func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) ([]*
 			if err := unix.Unmount(m.target, 0); err != nil {
 				log.Warnf("Skipping deletion of '%s' because unmount failed on '%s': %v", p.path, m.target, err)
 				close(p.done)
-				failed++
 				due = append(due[:j:j], due[j+1:]...)
 			}
 			break
 		}
 	}
-	return due, failed
+	return due
 }
 
 // mountTarget is a mount point and the root of its source (/proc/self/mountinfo's fields 5 and 4).
