@@ -26,8 +26,10 @@ import (
 // the use of its work dir's file system and removes at once what is older than
 // gc_delay * max(0, 1 - gc_disk_headroom - usage). The schedule is in memory: a restarted agent
 // schedules again, from its checkpoint, what recovery finds completed. A nested container's sandbox
-// is inside its parent's, so it goes with it; the provisioner's and network/cni's directories of a
-// container go when the containerizer destroys it (mesossim/containerizer).
+// is inside its parent's, so it goes with it; an executor's runs/latest symlinks (work and meta) are
+// inside its directories, so they go with them (a newer run has moved them to itself); the
+// provisioner's and network/cni's directories of a container go when the containerizer destroys it
+// (mesossim/containerizer). Mounts left under a path are unmounted before it is deleted.
 //
 // Not done: Mesos' collection of the directories of other agent IDs under work_dir/slaves (the
 // simulator's agents share a work dir, so those belong to live siblings).
