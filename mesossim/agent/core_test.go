@@ -96,7 +96,7 @@ func TestFormatDurationLikeStout(t *testing.T) {
 		want string
 	}{
 		{5 * time.Second, "5secs"},
-		{90 * time.Second, "1.5mins"},
+		{90 * time.Second, "90secs"}, // a whole number of a smaller unit, as stout prints it
 		{15 * time.Minute, "15mins"},
 		{2 * time.Hour, "2hrs"},
 		{250 * time.Millisecond, "250ms"},

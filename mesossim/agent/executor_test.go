@@ -46,7 +46,7 @@ func TestExecutorProcessEnvironmentAcceptedByFromEnv(t *testing.T) {
 		"MESOS_AGENT_ENDPOINT":                 a.Endpoint(),
 		"MESOS_SLAVE_ID":                       "agent-S0",
 		"MESOS_SLAVE_PID":                      "slave(1)@" + a.Endpoint(),
-		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "1.5mins", // ExecutorInfo.shutdown_grace_period
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "90secs", // ExecutorInfo.shutdown_grace_period (90 s), as stout prints it
 		"MESOS_CHECKPOINT":                     "1",
 		"MESOS_RECOVERY_TIMEOUT":               "15mins",
 		"MESOS_SUBSCRIPTION_BACKOFF_MAX":       "2secs",

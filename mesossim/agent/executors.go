@@ -664,20 +664,7 @@ func boolEnv(b bool) string {
 	return "0"
 }
 
-// formatDuration writes a duration the way Mesos' stout does ("5secs", "1.5mins", "15mins").
+// formatDuration writes a duration the way Mesos' stout does ("5secs", "90secs", "15mins").
 func formatDuration(d interface{ Nanoseconds() int64 }) string {
-	ns := float64(d.Nanoseconds())
-	units := []struct {
-		name string
-		size float64
-	}{
-		{"weeks", 7 * 24 * 3600e9}, {"days", 24 * 3600e9}, {"hrs", 3600e9}, {"mins", 60e9},
-		{"secs", 1e9}, {"ms", 1e6}, {"us", 1e3},
-	}
-	for _, u := range units {
-		if ns >= u.size {
-			return strconv.FormatFloat(ns/u.size, 'g', -1, 64) + u.name
-		}
-	}
-	return strconv.FormatFloat(ns, 'g', -1, 64) + "ns"
+	return stoutDuration(time.Duration(d.Nanoseconds()))
 }
