@@ -84,6 +84,10 @@ type Config struct {
 	// benchmark's hollow executors). Runtime, when set, overrides it.
 	RuntimeName string
 
+	// CFSQuotaSettle is how long the terminal update of a pod one of whose containers had a CPU limit
+	// waits after the pod's end, so that Mesos' shrink of the executor's container does not meet the
+	// kernel still counting the removed containers' CFS quotas (quotasettle.go; --cfs-quota-settle).
+	CFSQuotaSettle time.Duration
 	// SandboxTimeout bounds the wait for a pod's sandbox executor (design P) before the pod fails
 	// with FailedCreatePodSandBox; default nested.SandboxTimeout.
 	SandboxTimeout time.Duration
@@ -117,6 +121,7 @@ func DefaultConfig() Config {
 		ClusterDomain:      "cluster.local",
 		ResolvConf:         "/etc/resolv.conf",
 		SandboxTimeout:     nested.SandboxTimeout,
+		CFSQuotaSettle:     DefaultCFSQuotaSettle,
 		RuntimeName:        RuntimeMesos,
 	}
 }
@@ -139,6 +144,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownMargin, "shutdown-margin", d.ShutdownMargin, "part of MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD kept to report pods' ends on SHUTDOWN")
 	fs.DurationVar(&c.StatusFlushTimeout, "status-flush-timeout", d.StatusFlushTimeout, "how long unwritten pod statuses are retried before the executor exits")
 	fs.DurationVar(&c.SandboxTimeout, "sandbox-timeout", d.SandboxTimeout, "how long a pod on a CNI pod network waits for its sandbox executor's container before it fails with FailedCreatePodSandBox")
+	fs.DurationVar(&c.CFSQuotaSettle, "cfs-quota-settle", d.CFSQuotaSettle, "how long a pod's terminal update waits after its end when one of its containers had a CPU limit (the kernel releases a removed container's CFS quota in tens of ms; Mesos' shrink of the executor's container before that fails and destroys it)")
 	fs.StringVar(&c.KubeletAddress, "kubelet-address", d.KubeletAddress, "listen address of the kubelet API for kubectl logs/exec (no host: the agent's IP; port 0: any free port, published in the Node's status; empty: disabled)")
 	fs.StringVar(&c.KubeletCertFile, "kubelet-tls-cert-file", d.KubeletCertFile, "serving certificate of the kubelet API (empty: self-signed)")
 	fs.StringVar(&c.KubeletKeyFile, "kubelet-tls-private-key-file", d.KubeletKeyFile, "key of --kubelet-tls-cert-file")

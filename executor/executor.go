@@ -161,6 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 		tasks:     map[string]*task{},
 		unackedTs: map[string]mesos.TaskInfo{},
 		statuses:  make(chan workerStatus, 64),
+		settled:   make(chan string),
 		conn:      make(chan connMsg),
 		loopDone:  make(chan struct{}),
 	}
@@ -184,7 +185,9 @@ type task struct {
 	terminal bool
 	// terminalUUID is the UUID of the terminal update; its acknowledgement retires the task.
 	terminalUUID string
-	log          logrus.FieldLogger
+	// held: the terminal update waits for the containers' CPU quotas to settle (quotasettle.go).
+	held *heldFinish
+	log  logrus.FieldLogger
 }
 
 // workerStatus is a pod worker's report, tagged with its task.
@@ -227,6 +230,7 @@ type executorLoop struct {
 	unackedTs      map[string]mesos.TaskInfo   // tasks whose first update is not acknowledged
 	info           *mesosexec.Event_Subscribed // from the latest SUBSCRIBED
 	statuses       chan workerStatus           // from pod workers
+	settled        chan string                 // held terminal updates due (quotasettle.go)
 	conn           chan connMsg                // from the connection goroutine
 	loopDone       chan struct{}               // closed when the main loop stops reading statuses
 	workers        sync.WaitGroup              // pod workers
@@ -345,6 +349,8 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 			return ctx.Err()
 		case ws := <-e.statuses:
 			e.onWorkerStatus(ctx, ws)
+		case id := <-e.settled:
+			e.releaseHeld(ctx, id)
 		case m := <-e.conn:
 			if m.event == nil {
 				if err := ended(m.err); err != nil {
@@ -367,6 +373,7 @@ func (e *executorLoop) run(ctx context.Context) (err error) {
 			retry, retryC = nil, nil
 			e.dial(ctx)
 		case <-shutdownC:
+			e.releaseAllHeld(ctx)
 			e.log.WithField("tasks", len(e.tasks)).Warn("shutdown grace period over; exiting")
 			return nil
 		}
@@ -614,7 +621,7 @@ func (e *executorLoop) onWorkerStatus(ctx context.Context, ws workerStatus) {
 		case phase == corev1.PodSucceeded:
 			state = mesos.TASK_FINISHED
 		}
-		e.finish(ctx, t, state, reason, summary(s.PodStatus), data, phase)
+		e.finishSettled(ctx, t, heldFinish{state, reason, summary(s.PodStatus), data, phase})
 		return
 	}
 	if s.AllStarted && !t.killing && t.last != mesos.TASK_RUNNING {
