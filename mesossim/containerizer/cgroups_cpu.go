@@ -10,11 +10,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // CgroupsCPU is the cgroups/cpu isolator: cpu.shares from the cpus request, a CFS quota from the cpus
@@ -74,7 +76,10 @@ func (i *CgroupsCPU) Update(ctx context.Context, c *Container, resources []mesos
 	return nil
 }
 
-// update is CpuSubsystemProcess::update.
+// update is CpuSubsystemProcess::update: cpu.shares, then with a limit (or --cgroups_enable_cfs)
+// cpu.cfs_period_us and cpu.cfs_quota_us, each written on its own with Mesos' text on failure (the
+// kernel refuses a quota below a nested cgroup's: "Failed to update 'cpu.cfs_quota_us': Invalid
+// argument").
 func (i *CgroupsCPU) update(info *cgroupInfo, resources []mesos.Resource, limits map[string]mesos.Value_Scalar) error {
 	request, ok := scalar(resources, "cpus")
 	if !ok {
@@ -84,25 +89,47 @@ func (i *CgroupsCPU) update(info *cgroupInfo, resources []mesos.Resource, limits
 	if i.flags.RevocableCPULowPriority && revocableCPUs(resources) {
 		perCPU = cpuSharesPerCPURevocable
 	}
+	dir := i.path(cgroup1.Cpu, info.cgroup)
 	shares := max(uint64(perCPU*request), minCPUShares)
-	cpu := &specs.LinuxCPU{Shares: &shares}
-	if l, hasLimit := limit(limits, "cpus"); hasLimit || i.flags.EnableCFS {
-		period := uint64(cpuCFSPeriod / time.Microsecond)
-		quota := int64(-1)
-		if !(hasLimit && math.IsInf(l, 1)) {
-			q := request
-			if hasLimit {
-				q = l
-			}
-			d := max(time.Duration(float64(cpuCFSPeriod)*q), minCPUCFSQuota)
-			quota = int64(d / time.Microsecond)
+	if err := writeControl(dir, "cpu.shares", strconv.FormatUint(shares, 10)); err != nil {
+		return err
+	}
+	l, hasLimit := limit(limits, "cpus")
+	if !hasLimit && !i.flags.EnableCFS {
+		return nil
+	}
+	if err := writeControl(dir, "cpu.cfs_period_us", strconv.FormatInt(int64(cpuCFSPeriod/time.Microsecond), 10)); err != nil {
+		return err
+	}
+	quota := "-1"
+	if !(hasLimit && math.IsInf(l, 1)) {
+		q := request
+		if hasLimit {
+			q = l
 		}
-		cpu.Period, cpu.Quota = &period, &quota
+		d := max(time.Duration(float64(cpuCFSPeriod)*q), minCPUCFSQuota)
+		quota = strconv.FormatInt(int64(d/time.Microsecond), 10)
 	}
-	if err := info.cg.Update(&specs.LinuxResources{CPU: cpu}); err != nil {
-		return fmt.Errorf("Failed to update 'cpu.shares' or 'cpu.cfs_quota_us': %w", err)
+	return writeControl(dir, "cpu.cfs_quota_us", quota)
+}
+
+// writeControl is cgroups::write through stout's os::write: a failure is "Failed to update
+// '<control>': " and the error's strerror text.
+func writeControl(dir, control, value string) error {
+	err := os.WriteFile(filepath.Join(dir, control), []byte(value), 0o644)
+	if err == nil {
+		return nil
 	}
-	return nil
+	text := err.Error()
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		// glibc's strerror, which Go's errno texts follow without the capital.
+		text = errno.Error()
+		if text != "" {
+			text = strings.ToUpper(text[:1]) + text[1:]
+		}
+	}
+	return fmt.Errorf("Failed to update '%s': %s", control, text)
 }
 
 // Usage reports cpuacct's user and system time, the CFS throttling with --cgroups_enable_cfs, the
