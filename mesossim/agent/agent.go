@@ -678,7 +678,10 @@ func (a *Agent) addTasksLocked(f *framework, e *executorRun, tasks []mesos.TaskI
 	for _, t := range tasks {
 		item.tasks = append(item.tasks, t.TaskID.Value)
 	}
-	a.updateExecutorContainerLocked(e)
+	if !a.updateExecutorContainerLocked(e, "") {
+		e.queued = append(e.queued, item) // never delivered: they end with the destroyed executor
+		return
+	}
 	if e.state == executorRunning && e.sink != nil {
 		a.deliverLaunchLocked(f, e, item)
 		return
@@ -892,7 +895,7 @@ func (a *Agent) statusUpdateLocked(f *framework, status mesos.TaskStatus, fromEx
 		t.state = status.GetState()
 		if isTerminal(t.state) && !t.terminal {
 			t.terminal = true
-			a.updateExecutorContainerLocked(t.executor)
+			a.updateExecutorContainerLocked(t.executor, status.TaskID.Value)
 			res := t.info.Resources
 			if len(res) > 0 && !a.partitioned {
 				agentID := a.cfg.ID

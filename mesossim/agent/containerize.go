@@ -269,17 +269,41 @@ func scalarResource(res []mesos.Resource, name string) float64 {
 }
 
 // updateExecutorContainerLocked gives a running executor's container its current allocation, as the
-// agent does when tasks are added (Slave::__run) or end (Slave::_statusUpdate).
-func (a *Agent) updateExecutorContainerLocked(e *executorRun) {
+// agent does when tasks are added (Slave::__run) or end (Slave::_statusUpdate; terminalTask names the
+// task whose terminal update it is, "" for an addition). An update that fails ends the executor as
+// Mesos does (Slave::___run, Slave::__statusUpdate): "destroying container", its tasks not yet
+// terminal then end TASK_LOST (TASK_GONE for a partition-aware framework) with
+// REASON_CONTAINER_UPDATE_FAILED. It reports whether the tasks may go to the executor: false after a
+// failed update (___run then leaves them queued, and they end with the executor).
+func (a *Agent) updateExecutorContainerLocked(e *executorRun, terminalTask string) bool {
 	if a.cz == nil || e == nil || e.pid == 0 || e.state >= executorTerminating {
-		return
+		return true
+	}
+	if e.destroying {
+		// MesosContainerizerProcess::update: "Ignoring update for currently being destroyed container"
+		// (a success: ___run then delivers the tasks, which end with the executor).
+		return true
 	}
 	c := a.containers[e.containerID.Value]
 	if c == nil || c.cz == nil {
-		return
+		return true
 	}
 	res, limits := a.executorAllocationLocked(e)
-	if err := a.cz.Update(context.Background(), e.containerID.Value, res, limits); err != nil {
-		e.log.WithError(err).Warn("failed to update the executor's container")
+	err := a.cz.Update(context.Background(), e.containerID.Value, res, limits)
+	if err == nil {
+		return true
 	}
+	what := "of framework " + e.fw.info.GetID().GetValue()
+	if terminalTask != "" {
+		what = "running task " + terminalTask + " on status update for terminal task"
+	}
+	e.log.Error("Failed to update resources for container " + e.containerID.Value + " of executor '" +
+		e.info.ExecutorID.Value + "' " + what + ", destroying container: " + err.Error())
+	// Mesos replaces any earlier pending termination, and leaves the executor's state as it is (a TODO
+	// in slave.cpp): its later updates are forwarded, its container is no longer updated.
+	e.pending = &termination{lostOrGone(e.fw.info), mesos.REASON_CONTAINER_UPDATE_FAILED,
+		"Failed to update resources for container: " + err.Error()}
+	e.destroying = true
+	e.killProcessLocked()
+	return false
 }

@@ -57,6 +57,9 @@ type executorRun struct {
 	pid         int                    // the executor process's pid; 0 for in-process executors
 	killPending bool                   // kill requested before the process started
 	pending     *termination
+	// destroying: a failed update of its container is destroying it (containerize.go); the container
+	// gets no further updates.
+	destroying bool
 	// recovered: the run was recovered from the checkpoint after an agent restart (it has to
 	// re-subscribe within --executor_reregistration_timeout).
 	recovered bool
