@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
@@ -49,5 +50,19 @@ func TestTerminalUpdateWaitsForCPUQuotasToSettle(t *testing.T) {
 		if held := sent.Sub(end); tc.held != (held >= settle) {
 			t.Errorf("%s: TASK_FINISHED sent %s after the pod's end; held for the quotas to settle (%s): %v", tc.pod.Name, held, settle, tc.held)
 		}
+	}
+}
+
+// A held terminal update never outlives the executor: on SHUTDOWN it goes out by the shutdown deadline
+// (the agent's grace period less ShutdownMargin: 4 s here), however long CFSQuotaSettle is.
+func TestHeldTerminalUpdateGoesOutByTheShutdownDeadline(t *testing.T) {
+	env := newSimEnvWith(t, func(*agent.Config) {}, func(c *Config) { c.CFSQuotaSettle = time.Hour })
+	pod := shPod("svc", corev1.RestartPolicyAlways, 30, `trap 'exit 0' TERM; while true; do sleep 0.05; done`)
+	pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}
+	task := env.launch(pod)
+	env.awaitState(task, "TASK_RUNNING")
+	env.agent.ShutdownExecutor(*env.fw.ID, env.exec.ExecutorID)
+	if st := env.awaitState(task, "TASK_KILLED"); st.GetSource() != mesos.SOURCE_EXECUTOR {
+		t.Errorf("TASK_KILLED from %s, want the executor's", st.GetSource())
 	}
 }
