@@ -37,14 +37,7 @@ func TestReadinessBackAfterNodeLifecycleMarkedPodsNotReady(t *testing.T) {
 			f.update(status("pod-uid-p", "a1", mesos.TASK_UNREACHABLE, mesos.SOURCE_MASTER, mesos.REASON_AGENT_DISCONNECTED.Enum(), []byte("u1")))
 			f.refreshCache("default", "p")
 			f.update(status("pod-uid-p", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
-			got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			conds := map[corev1.PodConditionType]string{}
-			for _, c := range got.Status.Conditions {
-				conds[c.Type] = string(c.Status) + "/" + c.Reason
-			}
+			conds := podConditions(t, f, "p")
 			want := map[corev1.PodConditionType]string{corev1.PodReady: "True/", corev1.ContainersReady: "True/"}
 			if gated {
 				want = map[corev1.PodConditionType]string{corev1.PodReady: "False/ReadinessGatesNotReady", corev1.ContainersReady: "True/", "example.com/lb": "False/"}
@@ -83,17 +76,24 @@ func TestReadinessBackAfterTheFrameworkThatMarkedItRestarted(t *testing.T) {
 			f.addNode(agentNode("h1", "a1"))
 			f.subscribe("fw-1")
 			f.update(status("pod-uid-p", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
-			got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			conds := map[corev1.PodConditionType]string{}
-			for _, c := range got.Status.Conditions {
-				conds[c.Type] = string(c.Status) + "/" + c.Reason
-			}
+			conds := podConditions(t, f, "p")
 			if diff := cmp.Diff(tt.wantConds, conds); diff != "" {
 				t.Errorf("conditions after the agent came back (-want +got):\n%s", diff)
 			}
 		})
 	}
+}
+
+// podConditions is the API server's conditions of pod name, as "Status/Reason" by type.
+func podConditions(t *testing.T, f *fixture, name string) map[corev1.PodConditionType]string {
+	t.Helper()
+	got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conds := map[corev1.PodConditionType]string{}
+	for _, c := range got.Status.Conditions {
+		conds[c.Type] = string(c.Status) + "/" + c.Reason
+	}
+	return conds
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
@@ -269,7 +270,7 @@ func (a *Agent) removeGCLocked(at time.Time) {
 // (MESOS-8830): os.RemoveAll would otherwise delete through a mount into what it shows (a host
 // directory). A path whose mount cannot be unmounted is not deleted; the others are returned.
 func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) []*gcPath {
-	mounts, err := readMountTargets()
+	mounts, err := containerizer.MountPoints()
 	if err != nil {
 		log.Errorf("Skipping any path deletion because of failure on read MountInfoTable for agent process: %v", err)
 		for _, p := range due {
@@ -284,16 +285,16 @@ func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) []*g
 	}
 	for i := len(mounts) - 1; i >= 0; i-- {
 		m := mounts[i]
-		if !under(m.target, workDir) {
+		if !under(m.Target, workDir) {
 			continue
 		}
 		for j, p := range due {
-			if !under(m.target, p.path) {
+			if !under(m.Target, p.path) {
 				continue
 			}
-			log.Warnf("Unmounting dangling mount point '%s' of persistent volume '%s' inside garbage collected path '%s'", m.target, m.root, p.path)
-			if err := unix.Unmount(m.target, 0); err != nil {
-				log.Warnf("Skipping deletion of '%s' because unmount failed on '%s': %v", p.path, m.target, err)
+			log.Warnf("Unmounting dangling mount point '%s' of persistent volume '%s' inside garbage collected path '%s'", m.Target, m.Root, p.path)
+			if err := unix.Unmount(m.Target, 0); err != nil {
+				log.Warnf("Skipping deletion of '%s' because unmount failed on '%s': %v", p.path, m.Target, err)
 				close(p.done)
 				due = append(due[:j:j], due[j+1:]...)
 			}
@@ -301,43 +302,6 @@ func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) []*g
 		}
 	}
 	return due
-}
-
-// mountTarget is a mount point and the root of its source (/proc/self/mountinfo's fields 5 and 4).
-type mountTarget struct{ root, target string }
-
-func readMountTargets() ([]mountTarget, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var out []mountTarget
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 5 {
-			out = append(out, mountTarget{root: unescapeOctal(f[3]), target: unescapeOctal(f[4])})
-		}
-	}
-	return out, nil
-}
-
-// unescapeOctal undoes mountinfo's \ooo escapes (space, tab, newline, backslash).
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // pruneGCLocked is GarbageCollectorProcess::prune: every path due within d goes now.

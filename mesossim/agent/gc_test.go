@@ -399,12 +399,6 @@ func TestGCUnmountsDanglingMounts(t *testing.T) {
 	}
 }
 
-func TestUnescapeOctal(t *testing.T) {
-	if got := unescapeOctal(`/a\040b\134c\011`); got != "/a b\\c\t" {
-		t.Errorf("= %q", got)
-	}
-}
-
 // BenchmarkGCSchedule: scheduling and unscheduling one path while 10000 wait (an agent that ran
 // many short-lived executors within gc_delay), and one disk check's prune of none of them.
 func BenchmarkGCSchedule(b *testing.B) {

@@ -138,8 +138,25 @@ func (*networkCNI) Name() string { return "network/cni" }
 // mountEntry is one line of /proc/self/mountinfo.
 type mountEntry struct {
 	id     int
+	root   string // the root of the mount's source within its file system
 	target string
 	shared string // the peer group of "shared:N", "" if not shared
+}
+
+// MountPoint is one mount of the agent's mount namespace: where it is and the root of its source.
+type MountPoint struct{ Root, Target string }
+
+// MountPoints lists the agent's mounts in mount order (/proc/self/mountinfo).
+func MountPoints() ([]MountPoint, error) {
+	table, err := readMountInfo()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MountPoint, len(table))
+	for i, e := range table {
+		out[i] = MountPoint{Root: e.root, Target: e.target}
+	}
+	return out, nil
 }
 
 func readMountInfo() ([]mountEntry, error) {
@@ -154,7 +171,7 @@ func readMountInfo() ([]mountEntry, error) {
 			continue
 		}
 		id, _ := strconv.Atoi(f[0])
-		e := mountEntry{id: id, target: unescapeMount(f[4])}
+		e := mountEntry{id: id, root: unescapeMount(f[3]), target: unescapeMount(f[4])}
 		for _, opt := range f[6:] {
 			if opt == "-" {
 				break

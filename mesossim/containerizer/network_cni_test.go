@@ -915,3 +915,10 @@ func TestCNINestedContainersJoinANetworkedRoot(t *testing.T) {
 		t.Errorf("the container nested twice printed %q, want the root's namespace %s and hostname pod-0", out, rootNS)
 	}
 }
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+func TestUnescapeMount(t *testing.T) {
+	if got := unescapeMount(`/a\040b\134c\011`); got != "/a b\\c\t" {
+		t.Errorf("= %q", got)
+	}
+}
