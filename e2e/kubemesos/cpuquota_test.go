@@ -22,74 +22,66 @@ import (
 // refused (EINVAL) while the kernel still counted the just-removed container's larger quota; Mesos
 // then destroys that executor's container and loses its tasks (the simulator does the same).
 func TestShortPodsWithCPULimitsEndCleanly(t *testing.T) {
-	for _, network := range []string{podNetworkName, "host"} {
-		t.Run("network="+network, func(t *testing.T) {
-			var e *env
-			if network == "host" {
-				e = newIsolatingEnv(t, envOptions{Agents: 1})
-			} else {
-				e = newPodNetworkEnv(t, envOptions{Agents: 1})
+	onBothNetworks(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		const pods = 6
+		for i := range pods {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("limited-%d", i)}, Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever, TerminationGracePeriodSeconds: ptr.To[int64](2),
+				Containers: []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sh", "-c", "echo done"},
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+						Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1250m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+					}}}}}
+			if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
 			}
-			ctx := context.Background()
-			const pods = 6
-			for i := range pods {
-				p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("limited-%d", i)}, Spec: corev1.PodSpec{
-					RestartPolicy: corev1.RestartPolicyNever, TerminationGracePeriodSeconds: ptr.To[int64](2),
-					Containers: []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"sh", "-c", "echo done"},
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-							Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1250m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-						}}}}}
-				if _, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i := range pods {
-				name := fmt.Sprintf("limited-%d", i)
-				e.eventually("pod "+name+" to succeed", 2*time.Minute, func(ctx context.Context) (bool, error) {
-					p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
-					if err != nil {
-						return false, err
-					}
-					if p.Status.Phase == corev1.PodFailed {
-						return false, fatalf("pod %s failed: %s %s (%s)", name, p.Status.Reason, p.Status.Message, containerSummary(p))
-					}
-					return p.Status.Phase == corev1.PodSucceeded, fmt.Errorf("pod %s: %s %s", name, p.Status.Phase, containerSummary(p))
-				})
-			}
-			// Every pod's tasks over (their sandboxes too): the last shrink has happened.
-			e.eventually("no live task", time.Minute, func(ctx context.Context) (bool, error) {
-				st, err := e.mesosState(ctx)
+		}
+		for i := range pods {
+			name := fmt.Sprintf("limited-%d", i)
+			e.eventually("pod "+name+" to succeed", 2*time.Minute, func(ctx context.Context) (bool, error) {
+				p, err := e.kube.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
 				if err != nil {
 					return false, err
 				}
-				live := len(st.GetGetTasks().GetTasks()) + len(st.GetGetTasks().GetPendingTasks())
-				return live == 0, fmt.Errorf("%d tasks still live", live)
+				if p.Status.Phase == corev1.PodFailed {
+					return false, fatalf("pod %s failed: %s %s (%s)", name, p.Status.Reason, p.Status.Message, containerSummary(p))
+				}
+				return p.Status.Phase == corev1.PodSucceeded, fmt.Errorf("pod %s: %s %s", name, p.Status.Phase, containerSummary(p))
 			})
-			// Each pod task ended with its pod (TASK_FINISHED), each sandbox when killed after it: none
-			// lost with a destroyed executor.
+		}
+		// Every pod's tasks over (their sandboxes too): the last shrink has happened.
+		e.eventually("no live task", time.Minute, func(ctx context.Context) (bool, error) {
 			st, err := e.mesosState(ctx)
 			if err != nil {
-				t.Fatal(err)
+				return false, err
 			}
-			for _, task := range st.GetGetTasks().GetCompletedTasks() {
-				want := mesos.TASK_FINISHED
-				if strings.HasPrefix(task.TaskID.Value, "sandbox-") {
-					want = mesos.TASK_KILLED
-				}
-				if task.GetState() != want {
-					t.Errorf("task %s (%s) ended %s, want %s", task.TaskID.Value, task.Name, task.GetState(), want)
-				}
-			}
-			log, err := os.ReadFile(e.simLog)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, line := range strings.Split(string(log), "\n") {
-				if strings.Contains(line, "Failed to update resources for container") || strings.Contains(line, "REASON_CONTAINER_UPDATE_FAILED") {
-					t.Errorf("an executor container update failed: %s", line)
-				}
-			}
+			live := len(st.GetGetTasks().GetTasks()) + len(st.GetGetTasks().GetPendingTasks())
+			return live == 0, fmt.Errorf("%d tasks still live", live)
 		})
-	}
+		// Each pod task ended with its pod (TASK_FINISHED), each sandbox when killed after it: none
+		// lost with a destroyed executor.
+		st, err := e.mesosState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range st.GetGetTasks().GetCompletedTasks() {
+			want := mesos.TASK_FINISHED
+			if strings.HasPrefix(task.TaskID.Value, "sandbox-") {
+				want = mesos.TASK_KILLED
+			}
+			if task.GetState() != want {
+				t.Errorf("task %s (%s) ended %s, want %s", task.TaskID.Value, task.Name, task.GetState(), want)
+			}
+		}
+		log, err := os.ReadFile(e.simLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, "Failed to update resources for container") || strings.Contains(line, "REASON_CONTAINER_UPDATE_FAILED") {
+				t.Errorf("an executor container update failed: %s", line)
+			}
+		}
+	})
 }
