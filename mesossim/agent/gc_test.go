@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,23 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 	testclock "k8s.io/utils/clock/testing"
 )
-
-// gcLog is an agent logger whose entries the test reads (and prints when it fails).
-func gcLog(t *testing.T) (*logrus.Logger, *logtest.Hook) {
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	log.SetLevel(logrus.DebugLevel)
-	hook := logtest.NewLocal(log)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, e := range hook.AllEntries() {
-				line, _ := e.String()
-				t.Log(strings.TrimSpace(line))
-			}
-		}
-	})
-	return log, hook
-}
 
 func logged(hook *logtest.Hook, msg string) bool {
 	for _, e := range hook.AllEntries() {
@@ -88,7 +70,7 @@ func sortedKeys(m map[string]time.Duration) []string {
 func TestGCRemovesTerminatedExecutorDirectories(t *testing.T) {
 	clk := testclock.NewFakeClock(time.Now())
 	m := &fakeMaster{autoAck: true}
-	log, hook := gcLog(t)
+	log, hook := testLog(t)
 	a := newTestAgent(t, m, func(c *Config) {
 		c.Clock, c.Log, c.GCDelay, c.DiskWatchInterval = clk, log, time.Hour, 1000*time.Hour
 	})
@@ -168,7 +150,7 @@ func TestGCRemovesTerminatedExecutorDirectories(t *testing.T) {
 func TestGCPrunesWhenTheDiskFills(t *testing.T) {
 	clk := testclock.NewFakeClock(time.Now())
 	m := &fakeMaster{autoAck: true}
-	log, hook := gcLog(t)
+	log, hook := testLog(t)
 	a := newTestAgent(t, m, func(c *Config) {
 		c.Clock, c.Log, c.GCDelay, c.DiskWatchInterval = clk, log, time.Hour, 31*time.Minute
 	})
@@ -276,7 +258,7 @@ func TestGCFrameworkDirectories(t *testing.T) {
 func TestGCAfterRestart(t *testing.T) {
 	m := &fakeMaster{autoAck: true}
 	cfg := restartConfig(t, m)
-	log, hook := gcLog(t)
+	log, hook := testLog(t)
 	cfg.Log = log
 	cfg.GCDelay = time.Hour
 	a1 := startAgent(t, m, cfg)
@@ -372,7 +354,7 @@ func TestGCUnmountsDanglingMounts(t *testing.T) {
 		t.Skip("bind mounts need root")
 	}
 	clk := testclock.NewFakeClock(time.Now())
-	log, hook := gcLog(t)
+	log, hook := testLog(t)
 	a := newTestAgent(t, &fakeMaster{}, func(c *Config) { c.Clock, c.Log, c.DiskWatchInterval = clk, log, 1000*time.Hour })
 	host := t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "keep"), []byte("x"), 0o644); err != nil {
@@ -428,7 +410,7 @@ func BenchmarkGCSchedule(b *testing.B) {
 func TestGCTaskKilledBeforeDelivery(t *testing.T) {
 	clk := testclock.NewFakeClock(time.Now())
 	m := &fakeMaster{autoAck: true}
-	log, hook := gcLog(t)
+	log, hook := testLog(t)
 	a := newTestAgent(t, m, func(c *Config) { c.Clock, c.Log, c.GCDelay, c.DiskWatchInterval = clk, log, time.Hour, 1000*time.Hour })
 	never := "sleep 1000"
 	info := &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "mute"}, Command: &mesos.CommandInfo{Value: &never}}

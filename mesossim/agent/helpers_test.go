@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor/config"
 	mesostime "github.com/mesos/mesos-go/api/v1/lib/time"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/kubemesos/kubemesos/mesossim/containerizer"
 )
@@ -335,4 +337,21 @@ func (a *Agent) describeContainer(id mesos.ContainerID) string {
 		desc += fmt.Sprintf("; children %q", kids)
 	}
 	return desc
+}
+
+// testLog is an agent logger whose entries the test reads (and prints when it fails).
+func testLog(t *testing.T) (*logrus.Logger, *logtest.Hook) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	log.SetLevel(logrus.DebugLevel)
+	hook := logtest.NewLocal(log)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, e := range hook.AllEntries() {
+				line, _ := e.String()
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+	})
+	return log, hook
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,26 +12,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-	"github.com/sirupsen/logrus"
-	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // restartConfig is an agent config for restart tests: a fixed work dir, executors that retry
 // SUBSCRIBE quickly.
 func restartConfig(t *testing.T, m *fakeMaster) Config {
 	// Both agents' logs, printed when the test fails: a restart's timing is the usual suspect.
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	log.SetLevel(logrus.DebugLevel)
-	hook := logtest.NewLocal(log)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, e := range hook.AllEntries() {
-				line, _ := e.String()
-				t.Log(strings.TrimSpace(line))
-			}
-		}
-	})
+	log, _ := testLog(t)
 	return Config{
 		ID:                            mesos.AgentID{Value: "agent-S0"},
 		Hostname:                      "agent0.example",
