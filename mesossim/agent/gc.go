@@ -288,8 +288,12 @@ func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) []*g
 		if !under(m.Target, workDir) {
 			continue
 		}
-		for j, p := range due {
+		// As gc.cpp: a path whose unmount fails is dropped and the next path under the same mount
+		// tries again (an executor dir due with its run dir must not be deleted through the mount).
+		for j := 0; j < len(due); {
+			p := due[j]
 			if !under(m.Target, p.path) {
+				j++
 				continue
 			}
 			log.Warnf("Unmounting dangling mount point '%s' of persistent volume '%s' inside garbage collected path '%s'", m.Target, m.Root, p.path)
@@ -297,6 +301,7 @@ func unmountDangling(log logrus.FieldLogger, workDir string, due []*gcPath) []*g
 				log.Warnf("Skipping deletion of '%s' because unmount failed on '%s': %v", p.path, m.Target, err)
 				close(p.done)
 				due = append(due[:j:j], due[j+1:]...)
+				continue
 			}
 			break
 		}

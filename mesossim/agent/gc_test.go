@@ -381,6 +381,47 @@ func TestGCUnmountsDanglingMounts(t *testing.T) {
 	}
 }
 
+// A mount that will not unmount (busy) keeps every path due with it that holds it, as gc.cpp: the
+// executor dir due with its run dir is not deleted through the mount either.
+func TestGCKeepsPathsOverABusyMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	clk := testclock.NewFakeClock(time.Now())
+	log, hook := testLog(t)
+	a := newTestAgent(t, &fakeMaster{}, func(c *Config) { c.Clock, c.Log, c.DiskWatchInterval = clk, log, 1000*time.Hour })
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "keep"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edir := filepath.Join(a.cfg.WorkDir, "slaves", "agent-S0", "frameworks", "fw-1", "executors", "e")
+	run := filepath.Join(edir, "runs", "c1")
+	target := filepath.Join(run, "volumes", "data")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, target, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
+	busy, err := os.Open(filepath.Join(target, "keep")) // an open file: umount answers EBUSY
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	a.mu.Lock()
+	a.scheduleGCLocked(0, run)
+	a.scheduleGCLocked(0, edir)
+	a.mu.Unlock()
+	waitFor(t, "both deletions skipped", func() bool {
+		return logged(hook, "Skipping deletion of '"+run+"' because unmount failed on '"+target+"': device or resource busy") &&
+			logged(hook, "Skipping deletion of '"+edir+"' because unmount failed on '"+target+"': device or resource busy")
+	})
+	if !exists(filepath.Join(host, "keep")) || !exists(run) {
+		t.Errorf("deleted through a mount that would not unmount: host file kept %v, run kept %v", exists(filepath.Join(host, "keep")), exists(run))
+	}
+}
+
 // BenchmarkGCSchedule: scheduling and unscheduling one path while 10000 wait (an agent that ran
 // many short-lived executors within gc_delay), and one disk check's prune of none of them.
 func BenchmarkGCSchedule(b *testing.B) {
