@@ -36,11 +36,13 @@ func (s *sched) applyMesosOnlyOutcome(ctx context.Context, pod *corev1.Pod, stat
 
 // endPod writes a terminal phase with a reason, as the kubelet does for pods it cannot run.
 func (s *sched) endPod(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message string) error {
-	return s.endPodWith(ctx, pod, phase, reason, message, EventTaskEnded)
+	return s.endPodWith(ctx, pod, phase, reason, message, EventTaskEnded, false)
 }
 
-// endPodWith is endPod recording the event with the given reason.
-func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message, event string) error {
+// endPodWith is endPod recording the event with the given reason. completeSilent: a pod the executor
+// already ended Failed without a reason gets this reason too (the sandbox's end it was told to stop
+// waiting for); otherwise an end the executor wrote stands.
+func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message, event string, completeSilent bool) error {
 	now := s.clock.Now()
 	current := pod
 	// The executor writes the same pod's status (conditions while it waits for a sandbox): on a conflict
@@ -49,7 +51,7 @@ func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.Po
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		base := current
 		switch {
-		case podFinished(current) && (current.Status.Reason != "" || current.Status.Phase != phase):
+		case podFinished(current) && (!completeSilent || current.Status.Reason != "" || current.Status.Phase != phase):
 			ended = true // the executor wrote its own end first: that one stands
 			return nil
 		case podFinished(current):

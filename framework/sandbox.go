@@ -59,7 +59,7 @@ func (s *sched) handleSandboxUpdate(ctx context.Context, uid types.UID, st *meso
 	failedSilently := pod.Status.Phase == corev1.PodFailed && pod.Status.Reason == ""
 	if pod.DeletionTimestamp == nil && (!podFinished(pod) || failedSilently) && pod.Status.Phase != corev1.PodRunning {
 		msg := "Failed to create pod sandbox: " + text
-		if err := s.endPodWith(ctx, pod, corev1.PodFailed, PodReasonFailedCreatePodSandBox, msg, EventFailedCreatePodSandBox); err != nil {
+		if err := s.endPodWith(ctx, pod, corev1.PodFailed, PodReasonFailedCreatePodSandBox, msg, EventFailedCreatePodSandBox, true); err != nil {
 			return err
 		}
 	} else if podLive {
