@@ -9,6 +9,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 	"github.com/mesos/mesos-go/api/v1/lib/master/calls"
+
+	"github.com/kubemesos/kubemesos/internal/mesosdecode"
 )
 
 // agentLister answers the master operator API's GET_AGENTS.
@@ -42,7 +44,7 @@ func (o operatorAgents) RunningExecutor(ctx context.Context, frameworkID, agentI
 	}
 	defer resp.Close()
 	var r master.Response
-	if err := resp.Decode(&r); err != nil {
+	if err := mesosdecode.Decode(resp, &r); err != nil {
 		return nil, fmt.Errorf("decoding GET_EXECUTORS response: %w", err)
 	}
 	return findExecutor(r.GetGetExecutors(), frameworkID, agentID, executorID), nil
@@ -67,7 +69,7 @@ func (o operatorAgents) ListAgents(ctx context.Context) ([]agentObservation, map
 	}
 	defer resp.Close()
 	var r master.Response
-	if err := resp.Decode(&r); err != nil {
+	if err := mesosdecode.Decode(resp, &r); err != nil {
 		return nil, nil, fmt.Errorf("decoding GET_AGENTS response: %w", err)
 	}
 	return agentsFromResponse(r.GetGetAgents())

@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kubemesos/kubemesos/internal/mesosdecode"
 	"github.com/kubemesos/kubemesos/offerbridge"
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -233,7 +234,7 @@ func (o operatorAgents) RoleUsage(ctx context.Context) (map[string]quantities, e
 	}
 	defer resp.Close()
 	var r master.Response
-	if err := resp.Decode(&r); err != nil {
+	if err := mesosdecode.Decode(resp, &r); err != nil {
 		return nil, fmt.Errorf("decoding GET_ROLES response: %w", err)
 	}
 	out := map[string]quantities{}

@@ -13,6 +13,8 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"github.com/sirupsen/logrus"
 	"k8s.io/utils/clock"
+
+	"github.com/kubemesos/kubemesos/internal/mesosdecode"
 )
 
 // missedHeartbeats is how many heartbeat intervals without any event make the subscription count as lost.
@@ -128,7 +130,7 @@ func (s *subscriber) once(ctx context.Context, call *scheduler.Call) (subscribed
 
 	for {
 		var e scheduler.Event
-		if err := resp.Decode(&e); err != nil {
+		if err := mesosdecode.Decode(resp, &e); err != nil { // a garbled event ends the subscription, not the framework
 			select {
 			case <-lost:
 				return subscribed, errHeartbeatLost

@@ -8,6 +8,8 @@ import (
 
 	mesosexec "github.com/mesos/mesos-go/api/v1/lib/executor"
 	"github.com/mesos/mesos-go/api/v1/lib/executor/calls"
+
+	"github.com/kubemesos/kubemesos/internal/mesosdecode"
 )
 
 // Run sends SUBSCRIBE and hands report every event, then the error that ended the stream (or the
@@ -26,7 +28,7 @@ func Run(ctx context.Context, subscriber calls.Sender, sub *mesosexec.Call, repo
 	defer resp.Close()
 	for {
 		var ev mesosexec.Event
-		if err := resp.Decode(&ev); err != nil {
+		if err := mesosdecode.Decode(resp, &ev); err != nil { // a garbled event ends the stream, not the executor
 			report(nil, err)
 			return
 		}

@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubemesos/kubemesos/executor/agentclient"
+	"github.com/kubemesos/kubemesos/internal/mesosdecode"
 )
 
 // The kubelet's resource metrics (/stats/summary and /metrics/resource, what metrics-server and
@@ -163,7 +164,7 @@ func (m *MesosUsage) ContainerStatistics(ctx context.Context) (map[string]mesos.
 		return nil, fmt.Errorf("GET_CONTAINERS: %w", err)
 	}
 	var r agent.Response
-	if err := resp.Decode(&r); err != nil {
+	if err := mesosdecode.Decode(resp, &r); err != nil {
 		return nil, fmt.Errorf("decoding GET_CONTAINERS: %w", err)
 	}
 	out := map[string]mesos.ResourceStatistics{}
