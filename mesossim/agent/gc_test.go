@@ -350,25 +350,8 @@ func TestStoutDuration(t *testing.T) {
 // A mount left inside a directory to delete is unmounted first (MESOS-8830): deleting through it
 // would empty what it shows, here a directory outside the work dir.
 func TestGCUnmountsDanglingMounts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("bind mounts need root")
-	}
-	clk := testclock.NewFakeClock(time.Now())
-	log, hook := testLog(t)
-	a := newTestAgent(t, &fakeMaster{}, func(c *Config) { c.Clock, c.Log, c.DiskWatchInterval = clk, log, 1000*time.Hour })
-	host := t.TempDir()
-	if err := os.WriteFile(filepath.Join(host, "keep"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := filepath.Join(a.cfg.WorkDir, "slaves", "agent-S0", "frameworks", "fw-1", "executors", "e", "runs", "c 1")
-	target := filepath.Join(run, "volumes", "data")
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(host, target, "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
+	a, hook, host, target := agentWithMountIn(t, filepath.Join("e", "runs", "c 1"))
+	run := filepath.Dir(filepath.Dir(target))
 	a.mu.Lock()
 	a.scheduleGCLocked(0, run)
 	a.mu.Unlock()
@@ -384,26 +367,9 @@ func TestGCUnmountsDanglingMounts(t *testing.T) {
 // A mount that will not unmount (busy) keeps every path due with it that holds it, as gc.cpp: the
 // executor dir due with its run dir is not deleted through the mount either.
 func TestGCKeepsPathsOverABusyMount(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("bind mounts need root")
-	}
-	clk := testclock.NewFakeClock(time.Now())
-	log, hook := testLog(t)
-	a := newTestAgent(t, &fakeMaster{}, func(c *Config) { c.Clock, c.Log, c.DiskWatchInterval = clk, log, 1000*time.Hour })
-	host := t.TempDir()
-	if err := os.WriteFile(filepath.Join(host, "keep"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	edir := filepath.Join(a.cfg.WorkDir, "slaves", "agent-S0", "frameworks", "fw-1", "executors", "e")
-	run := filepath.Join(edir, "runs", "c1")
-	target := filepath.Join(run, "volumes", "data")
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(host, target, "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
+	a, hook, host, target := agentWithMountIn(t, filepath.Join("e", "runs", "c1"))
+	run := filepath.Dir(filepath.Dir(target))
+	edir := filepath.Dir(filepath.Dir(run))
 	busy, err := os.Open(filepath.Join(target, "keep")) // an open file: umount answers EBUSY
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +386,31 @@ func TestGCKeepsPathsOverABusyMount(t *testing.T) {
 	if !exists(filepath.Join(host, "keep")) || !exists(run) {
 		t.Errorf("deleted through a mount that would not unmount: host file kept %v, run kept %v", exists(filepath.Join(host, "keep")), exists(run))
 	}
+}
+
+// agentWithMountIn is an agent on a fake clock with a host directory (holding a file "keep") bind
+// mounted at volumes/data of run, a path under its framework fw-1's executors dir.
+func agentWithMountIn(t *testing.T, run string) (a *Agent, hook *logtest.Hook, host, target string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	clk := testclock.NewFakeClock(time.Now())
+	log, hook := testLog(t)
+	a = newTestAgent(t, &fakeMaster{}, func(c *Config) { c.Clock, c.Log, c.DiskWatchInterval = clk, log, 1000*time.Hour })
+	host = t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "keep"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target = filepath.Join(a.cfg.WorkDir, "slaves", "agent-S0", "frameworks", "fw-1", "executors", run, "volumes", "data")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, target, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
+	return a, hook, host, target
 }
 
 // BenchmarkGCSchedule: scheduling and unscheduling one path while 10000 wait (an agent that ran
