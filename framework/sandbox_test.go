@@ -354,17 +354,7 @@ func TestSandboxFailureReasonSurvivesTheExecutorsWrites(t *testing.T) {
 	}
 	p.Status.Phase = corev1.PodFailed
 	executorWrite := p.DeepCopy()
-	conflicts := 0
-	f.kube.PrependReactor("update", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "status" || conflicts > 0 {
-			return false, nil, nil
-		}
-		conflicts++
-		if err := f.kube.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), executorWrite, "default"); err != nil {
-			t.Error(err)
-		}
-		return true, nil, apierrors.NewConflict(corev1.Resource("pods"), "a", errors.New("the object has been modified"))
-	})
+	conflicts := executorWritesFirst(t, f, executorWrite)
 
 	st := status("sandbox-uid-a", "a1", mesos.TASK_FAILED, mesos.SOURCE_AGENT, mesos.REASON_CONTAINER_LAUNCH_FAILED.Enum(), []byte("s1"))
 	st.Message = ptr.To("Failed to launch container: no IP addresses available")
@@ -375,9 +365,9 @@ func TestSandboxFailureReasonSurvivesTheExecutorsWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if conflicts != 1 || got.Status.Phase != corev1.PodFailed || got.Status.Reason != "FailedCreatePodSandBox" ||
+	if *conflicts != 1 || got.Status.Phase != corev1.PodFailed || got.Status.Reason != "FailedCreatePodSandBox" ||
 		got.Status.Message != "Failed to create pod sandbox: Failed to launch container: no IP addresses available" {
-		t.Errorf("conflicts %d, pod status = %s/%s/%q", conflicts, got.Status.Phase, got.Status.Reason, got.Status.Message)
+		t.Errorf("conflicts %d, pod status = %s/%s/%q", *conflicts, got.Status.Phase, got.Status.Reason, got.Status.Message)
 	}
 
 	// A pod already Failed without a reason in the cache gets it too.
@@ -431,4 +421,21 @@ func TestSandboxExecutorFetchesThroughTheCache(t *testing.T) {
 	if len(kubelet) != 1 || kubelet[0].Value != "http://fw:10260/executor/kubemesos" || kubelet[0].GetCache() {
 		t.Errorf("kubelet executor URIs %+v: want the plain URI, uncached", kubelet)
 	}
+}
+
+// executorWritesFirst makes the framework's first status write of a pod meet a conflict: the executor's
+// write (its pod, as given) lands just before it. It returns the count of such conflicts.
+func executorWritesFirst(t *testing.T, f *fixture, executorWrite *corev1.Pod) *int {
+	conflicts := 0
+	f.kube.PrependReactor("update", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" || conflicts > 0 {
+			return false, nil, nil
+		}
+		conflicts++
+		if err := f.kube.Tracker().Update(corev1.SchemeGroupVersion.WithResource("pods"), executorWrite, executorWrite.Namespace); err != nil {
+			t.Error(err)
+		}
+		return true, nil, apierrors.NewConflict(corev1.Resource("pods"), executorWrite.Name, errors.New("the object has been modified"))
+	})
+	return &conflicts
 }
