@@ -393,11 +393,11 @@ func (p *placer) searchScored(pi *podInfo) (best *agent, bestBucket *bucket, vis
 	raw := slices.Grow(p.raw[:0], len(cands))[:len(cands)]
 	p.total, p.raw = total, raw
 	for i, c := range cands {
-		s := c.score // the share of the agent left free: LeastAllocated, the Spread strategy
+		s := c.score // the points of the agent left free: LeastAllocated, the Spread strategy
 		if p.in.Strategy == BinPack {
-			s = 1 - s // MostAllocated
+			s = maxNodeScore - s // MostAllocated
 		}
-		total[i] = s * maxNodeScore * weightResources
+		total[i] = s * weightResources
 	}
 	pi.rules.addScores(cands, total, raw)
 	bi := 0
@@ -799,22 +799,25 @@ func (a *agent) busyPorts(ports []uint64) []uint64 {
 	return busy
 }
 
-// score is the mean over cpu and memory of the fraction of capacity that stays free after placing n
-// (kube-scheduler's LeastAllocated; BinPack minimises it).
+// score is the mean over cpu and memory of the share of capacity that stays free after placing n, in
+// whole points of 0-100 as kube-scheduler's LeastAllocated computes it (integer division,
+// MaxNodeScore 100); BinPack minimises it. Whole points make agents that differ by a few small pods
+// tie, as they do for kube-scheduler, and a tie goes to an offer in hand (tieBefore): with fractions,
+// a burst's pods waited for the agent an ACCEPT had just left a sliver freer (issue 13's profile).
 func (a *agent) score(n *need) float64 {
-	var sum float64
-	var dims int
+	var sum, dims int64
 	for _, d := range [...]int{dimCPU, dimMem} {
 		if a.capacity[d] <= 0 {
 			continue
 		}
-		sum += float64(a.free[d]-n.scalar[d]) / float64(a.capacity[d])
+		free := max(a.free[d]-n.scalar[d], 0)
+		sum += free * maxNodeScore / a.capacity[d]
 		dims++
 	}
 	if dims == 0 {
 		return 0
 	}
-	return sum / float64(dims)
+	return float64(sum / dims)
 }
 
 // penalty ranks agents before their score; lower is better, 0 for most agents.
