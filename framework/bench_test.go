@@ -39,7 +39,7 @@ func BenchmarkCycle(b *testing.B) {
 				}
 				f.offers(offers...)
 				b.StartTimer()
-				f.s.cycle(f.ctx)
+				f.s.cycleAndLaunch(f.ctx)
 				b.StopTimer()
 				launched += len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT)))
 			}
@@ -77,7 +77,7 @@ func BenchmarkCycleWithAPILatency(b *testing.B) {
 		}
 		f.offers(offers...)
 		b.StartTimer()
-		f.s.cycle(f.ctx)
+		f.s.cycleAndLaunch(f.ctx)
 		b.StopTimer()
 		if n := len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); n != pods {
 			b.Fatalf("launched %d pods, want %d", n, pods)

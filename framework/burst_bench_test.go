@@ -182,7 +182,7 @@ func BenchmarkBurstPlacement(b *testing.B) {
 				al.allocate(now)
 				al.next = al.next.Add(al.interval)
 			}
-			f.s.cycle(f.ctx)
+			f.s.cycleAndLaunch(f.ctx)
 			al.handle(now)
 			f.clock.Step(step)
 		}

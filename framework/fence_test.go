@@ -134,7 +134,7 @@ func TestStaleLeaderNeitherBindsNorLaunches(t *testing.T) {
 				f.clock.Step(20 * time.Second) // SIGSTOP past the lease, then SIGCONT
 			}
 			f.offers(offer("o1", "a1", "h1", 4, 4096))
-			f.s.cycle(f.ctx)
+			f.s.cycleAndLaunch(f.ctx)
 			var bindings, configMapWrites int
 			for _, a := range f.actions() {
 				switch a {

@@ -377,3 +377,10 @@ func getAgentsResponse(agents []agentFixture) *master.Response_GetAgents {
 	}
 	return r
 }
+
+// cycleAndLaunch runs one placement cycle and waits for the launches it started, so a test sees
+// their Bindings and ACCEPT.
+func (s *sched) cycleAndLaunch(ctx context.Context) {
+	s.cycle(ctx)
+	s.launches.Wait()
+}

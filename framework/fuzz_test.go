@@ -53,7 +53,7 @@ func FuzzSchedulerEvent(f *testing.F) {
 			}
 		}
 		_ = fx.s.HandleEvent(fx.ctx, &e) // an error ends the subscription: allowed
-		fx.s.cycle(fx.ctx)
+		fx.s.cycleAndLaunch(fx.ctx)
 		for _, c := range fx.caller.ofType(scheduler.Call_ACCEPT) {
 			for _, id := range c.GetAccept().OfferIDs {
 				if !offered[id.Value] {

@@ -183,7 +183,7 @@ func TestMaintenanceFromOffers(t *testing.T) {
 	}
 	f.addPod(pod("new", "uid-new"))
 	f.drain()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if got := launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT)); len(got) != 0 {
 		t.Errorf("launched %v on a Node in maintenance", got)
 	}

@@ -106,10 +106,10 @@ func TestPodsOfOthersLeftAlone(t *testing.T) {
 	}
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	for i := 0; i < 3; i++ {
 		f.clock.Step(DefaultConfig().ReconcileInterval)
-		f.s.cycle(f.ctx)
+		f.s.cycleAndLaunch(f.ctx)
 	}
 	// Deleted: not this framework's to kill or to remove.
 	for _, name := range foreign {
@@ -118,7 +118,7 @@ func TestPodsOfOthersLeftAlone(t *testing.T) {
 		f.updateCache(p)
 	}
 	f.drain()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 
 	if w := writesTo(f.kube, foreign...); len(w) != 0 {
 		t.Errorf("API writes about pods of others: %v", w)
@@ -436,7 +436,7 @@ func TestPlacementSkipsNodesOfOthers(t *testing.T) {
 				t.Fatal("conflict not noticed")
 			}
 		}
-		f.s.cycle(f.ctx)
+		f.s.cycleAndLaunch(f.ctx)
 		var nodes []string
 		for _, c := range f.caller.ofType(scheduler.Call_ACCEPT) {
 			for _, ti := range c.GetAccept().Operations[0].GetLaunch().TaskInfos {

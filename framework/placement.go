@@ -28,6 +28,7 @@ func (s *sched) runLoop(ctx context.Context, tick time.Duration) error {
 	for {
 		select {
 		case <-ctx.Done():
+			s.launches.Wait()
 			return nil
 		case <-s.kick:
 		case <-t.C():
@@ -114,19 +115,13 @@ func (s *sched) cycle(ctx context.Context) {
 	if len(plan.Waiting) > 0 {
 		s.log.WithField("pods", len(plan.Waiting)).Debug("pods wait for the room their best agents will offer again")
 	}
-	// The book learns what actually happened: a Launch whose pods could not be bound or whose
-	// executor is unknown declines its offers instead.
 	plan.Decline = append(plan.Decline, unusable...)
-	done := offerbridge.Plan{Decline: plan.Decline}
-	for i, ok := range s.launchAll(ctx, plan.Launches) {
-		if ok {
-			done.Launches = append(done.Launches, plan.Launches[i])
-		} else {
-			done.Decline = append(done.Decline, plan.Launches[i].OfferIDs...)
-		}
-	}
-	unmentioned := s.book.Settle(done)
+	unmentioned := s.book.Settle(offerbridge.Plan{Launches: plan.Launches, Decline: plan.Decline})
 	s.decline(ctx, append(plan.Decline, unmentioned...), s.refuse)
+	s.startLaunches(ctx, plan.Launches)
+	s.log.WithFields(logrus.Fields{"pods": len(pods), "offers": len(offers), "returning": len(returning),
+		"launches": len(plan.Launches), "waiting": len(plan.Waiting), "unschedulable": len(plan.Unschedulable),
+		"declined": len(plan.Decline) + len(unmentioned), "took": s.clock.Since(now)}).Debug("placement cycle")
 	var unfit []*corev1.Pod
 	for i := range plan.Unschedulable {
 		if !plan.Unschedulable[i].Unresolvable {
@@ -362,24 +357,48 @@ func (s *sched) executorFor(ctx context.Context, l *offerbridge.Launch) (info me
 	return *running, true, nil
 }
 
-// launchAll carries out the Launches, up to launchParallelism at a time: each waits for its Bindings
-// and its ACCEPT, and one after another they made a cycle's duration the sum of those round trips
-// over every agent it used (issue 13's profile). Launches touch disjoint agents, pods and offers.
-func (s *sched) launchAll(ctx context.Context, launches []offerbridge.Launch) []bool {
-	ok := make([]bool, len(launches))
-	sem := make(chan struct{}, launchParallelism)
-	var wg sync.WaitGroup
+// startLaunches carries out a cycle's Launches in the background and returns at once, as
+// kube-scheduler binds after its scheduling cycle: waiting for every Binding and ACCEPT kept the next
+// cycle, and the offers Mesos sent meanwhile, waiting too (issue 13's profile: at high client limits
+// a cycle's Bindings took 0.2-0.5 s each on a loaded API server, its launches 1-2 s). Its pods are
+// in flight and assumed on their Nodes from now on, so later cycles neither place them again nor
+// miss them in pod counts, affinity and spread; its offers are settled already.
+func (s *sched) startLaunches(ctx context.Context, launches []offerbridge.Launch) {
 	for i := range launches {
-		wg.Add(1)
-		sem <- struct{}{}
+		l := &launches[i]
+		agent := l.AgentID.Value
+		done := make(chan struct{})
+		s.mu.Lock()
+		prev := s.agentLaunch[agent]
+		s.agentLaunch[agent] = done
+		for _, pp := range l.Pods {
+			s.inflight[pp.Pod.UID] = true
+			if pp.Pod.Spec.NodeName == "" {
+				s.placement.assumed[pp.Pod.UID] = l.NodeName
+			}
+		}
+		s.mu.Unlock()
+		s.launches.Add(1)
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			ok[i] = s.launch(ctx, &launches[i])
+			defer s.launches.Done()
+			defer func() {
+				s.mu.Lock()
+				if s.agentLaunch[agent] == done {
+					delete(s.agentLaunch, agent)
+				}
+				s.mu.Unlock()
+				close(done)
+			}()
+			if prev != nil {
+				<-prev
+			}
+			s.launchSlots <- struct{}{}
+			defer func() { <-s.launchSlots }()
+			if !s.launch(ctx, l) {
+				s.book.Unaccepted(l)
+			}
 		}()
 	}
-	wg.Wait()
-	return ok
 }
 
 // launch carries out one Launch: Binding of every pod first, then one ACCEPT with their tasks. It
@@ -390,12 +409,14 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 	if err != nil {
 		log.WithError(err).Warn("no ExecutorInfo for the agent; declining its offers")
 		s.decline(ctx, l.OfferIDs, s.refuse)
+		s.endAllInflight(l)
 		return false
 	}
 	if persist {
 		if err := s.saveState(ctx, func(st *State) bool { st.Executors[l.AgentID.Value] = info; return true }); err != nil {
 			log.WithError(err).Warn("persisting ExecutorInfo; declining the offers")
 			s.decline(ctx, l.OfferIDs, 0)
+			s.endAllInflight(l)
 			return false
 		}
 	}
@@ -407,13 +428,11 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		ok      bool
 	}
 	results := make([]outcome, len(l.Pods))
+	started := s.clock.Now()
 	sem := make(chan struct{}, bindParallelism)
 	var wg sync.WaitGroup
 	for i := range l.Pods {
 		pod := l.Pods[i].Pod
-		s.mu.Lock()
-		s.inflight[pod.UID] = true
-		s.mu.Unlock()
 		bound := pod.DeepCopy()
 		bound.Spec.NodeName = l.NodeName
 		ti, sandbox, err := s.buildTasks(bound, l.AgentID, info, &l.Pods[i])
@@ -465,6 +484,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		return false
 	}
 
+	bindsDone := s.clock.Now()
 	accept := calls.Accept(calls.OfferOperations{calls.OpLaunch(tasks...)}.WithOffers(l.OfferIDs...)).
 		With(calls.RefuseSeconds(acceptRefuse))
 	err = s.call(ctx, accept)
@@ -490,9 +510,6 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		}
 		delete(s.inflight, pod.UID)
 		delete(s.pending, podKey(pod))
-		if pod.Spec.NodeName == "" {
-			s.placement.assumed[pod.UID] = l.NodeName
-		}
 	}
 	n := len(s.pending)
 	s.mu.Unlock()
@@ -507,7 +524,7 @@ func (s *sched) launch(ctx context.Context, l *offerbridge.Launch) bool {
 		s.metrics.schedulingLatency.Observe(now.Sub(pod.CreationTimestamp.Time).Seconds())
 		s.queue.Add(podKey(pod))
 	}
-	log.WithField("pods", len(launched)).Info("launched pods")
+	log.WithFields(logrus.Fields{"pods": len(launched), "binding": bindsDone.Sub(started), "accepting": now.Sub(bindsDone)}).Info("launched pods")
 	return true
 }
 
@@ -532,11 +549,19 @@ func (s *sched) buildTasks(pod *corev1.Pod, agentID mesos.AgentID, kubelet mesos
 	return ti, &sb, nil
 }
 
+// endInflight gives back a placed pod that was not launched: pending again, no longer assumed.
 func (s *sched) endInflight(pod *corev1.Pod) {
 	s.mu.Lock()
 	delete(s.inflight, pod.UID)
+	delete(s.placement.assumed, pod.UID)
 	s.mu.Unlock()
 	s.queue.Add(podKey(pod))
+}
+
+func (s *sched) endAllInflight(l *offerbridge.Launch) {
+	for _, pp := range l.Pods {
+		s.endInflight(pp.Pod)
+	}
 }
 
 // bind binds a pod to a Node through the binding subresource (with the pod's UID as precondition).

@@ -44,7 +44,7 @@ func TestPlacementWaitsForReturningRoom(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096), offer("o2", "a2", "h2", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
 	if got := acceptedAgents(accepts); len(got) != 1 || got[0] != "a1" {
 		t.Fatalf("web-1 launched on %v, want a1", got)
@@ -58,7 +58,7 @@ func TestPlacementWaitsForReturningRoom(t *testing.T) {
 
 	f.addPod(pod("web-2", "uid-2", preferHost("h1")))
 	f.drain()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 1 {
 		t.Fatalf("web-2 launched on h2's held offer (%d ACCEPTs), want it waiting for h1's room", n)
 	}
@@ -71,7 +71,7 @@ func TestPlacementWaitsForReturningRoom(t *testing.T) {
 
 	// h1's room comes back (the executor runs there now): web-2 goes there.
 	f.offers(offer("o3", "a1", "h1", 3.4, 3900, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if got := acceptedAgents(f.caller.ofType(scheduler.Call_ACCEPT)); len(got) != 2 || got[1] != "a1" {
 		t.Fatalf("launches on %v, want web-2 on a1", got)
 	}
@@ -81,13 +81,13 @@ func TestPlacementWaitsForReturningRoom(t *testing.T) {
 	f.offers(offer("o4", "a2", "h2", 4, 4096)) // o2 expired meanwhile: a fresh one
 	f.addPod(pod("web-3", "uid-3", preferHost("h1")))
 	f.drain()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 2 {
 		t.Fatalf("web-3 launched at once (%d ACCEPTs), want it waiting for h1's room", n)
 	}
 	f.clock.Step(offerbridge.ReturnWait)
 	f.offers(offer("o5", "a2", "h2", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if got := acceptedAgents(f.caller.ofType(scheduler.Call_ACCEPT)); len(got) != 3 || got[2] != "a2" {
 		t.Fatalf("launches on %v, want web-3 on a2 once h1's room was given up", got)
 	}
@@ -95,7 +95,7 @@ func TestPlacementWaitsForReturningRoom(t *testing.T) {
 		t.Errorf("FailedScheduling: %q", ev)
 	}
 	f.clock.Step(DefaultConfig().OfferHold)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if c := f.s.book.Counts(); !c.Balanced() {
 		t.Errorf("book %+v, want every offer ended", c)
 	}
@@ -110,7 +110,7 @@ func TestPlacementWaitsRatherThanMaintenanceAgent(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if got := acceptedAgents(f.caller.ofType(scheduler.Call_ACCEPT)); len(got) != 1 {
 		t.Fatalf("p1 launched on %v, want a1", got)
 	}
@@ -119,12 +119,12 @@ func TestPlacementWaitsRatherThanMaintenanceAgent(t *testing.T) {
 	f.offers(inWindow)
 	f.addPod(pod("p2", "uid-2"))
 	f.drain()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if got := acceptedAgents(f.caller.ofType(scheduler.Call_ACCEPT)); len(got) != 1 {
 		t.Fatalf("launches on %v, want p2 waiting for a1's room rather than a2 in maintenance", got)
 	}
 	f.offers(offer("o3", "a1", "h1", 3.4, 3900, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if got := acceptedAgents(f.caller.ofType(scheduler.Call_ACCEPT)); len(got) != 2 || got[1] != "a1" {
 		t.Fatalf("launches on %v, want p2 on a1", got)
 	}

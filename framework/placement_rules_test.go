@@ -46,7 +46,7 @@ func TestPlacementSeesPodsLaunchedBeforeTheInformerShowsThem(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if got := acceptedAgents(f.caller.ofType(scheduler.Call_ACCEPT)); len(got) != 1 || got[0] != "a1" {
 		t.Fatalf("first replica launched on %v, want a1", got)
 	}
@@ -54,7 +54,7 @@ func TestPlacementSeesPodsLaunchedBeforeTheInformerShowsThem(t *testing.T) {
 	f.addPod(pod("web-2", "uid-2", webAntiAffinity))
 	f.drain()
 	f.offers(offer("o2", "a1", "h1", 3, 3000, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 1 {
 		t.Fatalf("second replica launched next to the first (%d ACCEPTs)", n)
 	}
@@ -107,7 +107,7 @@ func TestNamespaceSelectorSeesNamespaceLabels(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
 		t.Fatalf("web-1 launched next to a pod of a namespace its namespaceSelector selects")
 	}
@@ -145,7 +145,7 @@ func TestPlacementStrategyFlag(t *testing.T) {
 			f.subscribe("fw-1")
 			f.drain()
 			f.offers(offer("o1", "a1", "h1", 4, 4096), offer("o2", "a2", "h2", 4, 4096))
-			f.s.cycle(f.ctx)
+			f.s.cycleAndLaunch(f.ctx)
 			got := acceptedAgents(f.caller.ofType(scheduler.Call_ACCEPT))
 			distinct := map[string]bool{}
 			for _, a := range got {

@@ -56,14 +56,14 @@ func TestPreemptionEvictsFewestVictimsAndNominates(t *testing.T) {
 	hi := pod("hi", "uid-hi", withPriority(1000))
 	hi.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("1500m")
 	f := preemptionFixture(t, hi)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	f.clock.Step(idlePreemptDelay - time.Millisecond)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if _, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "h2-a", metav1.GetOptions{}); err != nil {
 		t.Fatalf("preempted before idlePreemptDelay: %v", err)
 	}
 	f.clock.Step(time.Millisecond)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 
 	if _, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "h2-a", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("h2-a: %v, want deleted", err)
@@ -117,7 +117,7 @@ func TestPreemptionNominatedPodGetsTheOffer(t *testing.T) {
 	f.s.pending["default/hi"].notBefore = t0.Add(time.Hour) // backed off
 	f.s.mu.Unlock()
 	f.offers(offer("o1", "a2", "h2", 2, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	tasks := launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))
 	if len(tasks) != 1 || tasks[0] != taskIDPrefix+"uid-hi" {
 		t.Fatalf("launched %v, want only hi's task", tasks)
@@ -133,7 +133,7 @@ func TestPreemptionNever(t *testing.T) {
 	hi.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("1500m")
 	f := preemptionFixture(t, hi)
 	f.offers(offer("o1", "a1", "h1", 0.5, 1024, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	for _, a := range f.kube.Actions() {
 		if a.GetVerb() == "delete" {
 			t.Errorf("deleted a pod: %v", f.actions())
@@ -156,7 +156,7 @@ func TestPreemptionSkippedWithoutLowerPriorities(t *testing.T) {
 	p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("1500m")
 	f := preemptionFixture(t, p)
 	f.offers(offer("o1", "a1", "h1", 0.5, 1024, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	for len(f.recorder.Events) > 0 {
 		if e := <-f.recorder.Events; strings.Contains(e, EventFailedScheduling) && !strings.HasSuffix(e, "0/1 agents are available: 1 Insufficient cpu.") {
 			t.Errorf("FailedScheduling %q", e)
@@ -175,7 +175,7 @@ func TestPreemptionClearsHopelessNomination(t *testing.T) {
 	hi.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("8")
 	f := preemptionFixture(t, hi)
 	f.offers(offer("o1", "a1", "h1", 0.5, 1024, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "hi", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -191,9 +191,9 @@ func TestPreemptionIdleRetriesEveryDelay(t *testing.T) {
 	hi := pod("hi", "uid-hi", withPriority(1000))
 	hi.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("8")
 	f := preemptionFixture(t, hi)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	f.clock.Step(idlePreemptDelay)
-	f.s.cycle(f.ctx) // the first dry run: nothing helps
+	f.s.cycleAndLaunch(f.ctx) // the first dry run: nothing helps
 	f.s.preemption.mu.Lock()
 	since := f.s.preemption.waiting["uid-hi"]
 	f.s.preemption.mu.Unlock()

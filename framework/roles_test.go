@@ -189,7 +189,7 @@ func TestNamespacesAsRoles(t *testing.T) {
 	f.subscribe("fw-1")
 	f.addPod(pod("pa", "uid-pa", inNamespace("team-a")))
 	f.drain()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	// Only role a has pods: kubemesos is suppressed, a is left alone (never suppressed).
 	sup := f.caller.ofType(scheduler.Call_SUPPRESS)
 	if len(sup) != 1 || !slices.Equal(sup[0].GetSuppress().GetRoles(), []string{"kubemesos"}) {
@@ -197,7 +197,7 @@ func TestNamespacesAsRoles(t *testing.T) {
 	}
 	// An offer of kubemesos cannot take pa; one of a does.
 	f.offers(offer("o-k", "ag1", "h1", 4, 4096), roleOffer("o-a", "ag2", "h2", "a", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	acc := f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "o-a" {
 		t.Fatalf("ACCEPTs %v, want one of offer o-a", acc)
@@ -218,12 +218,12 @@ func TestNamespacesAsRoles(t *testing.T) {
 	if err := nsIdx.Update(namespace("team-b", "b")); err != nil {
 		t.Fatal(err)
 	}
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_UPDATE_FRAMEWORK)); n != 0 {
 		t.Fatalf("UPDATE_FRAMEWORK sent before roleDebounce")
 	}
 	f.clock.Step(roleDebounce)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	upd := f.caller.ofType(scheduler.Call_UPDATE_FRAMEWORK)
 	if len(upd) != 1 {
 		t.Fatalf("%d UPDATE_FRAMEWORK calls, want 1", len(upd))
@@ -246,19 +246,19 @@ func TestNamespacesAsRoles(t *testing.T) {
 	f.addPod(pod("pb", "uid-pb", inNamespace("team-b")))
 	f.drain()
 	f.caller.reset()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if rev := f.caller.ofType(scheduler.Call_REVIVE); len(rev) != 1 || !slices.Equal(rev[0].GetRevive().GetRoles(), []string{"b"}) {
 		t.Errorf("REVIVE calls %v, want one of role b", rev)
 	}
 	f.offers(offer("o-k2", "ag1", "h1", 4, 4096), roleOffer("o-b", "ag3", "h3", "b", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	acc = f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "o-b" {
 		t.Fatalf("ACCEPTs %v, want one of offer o-b", acc)
 	}
 	// Nothing pending any more: b is suppressed again, a and kubemesos still are.
 	f.caller.reset()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	sup = f.caller.ofType(scheduler.Call_SUPPRESS)
 	if len(sup) != 1 || !slices.Equal(sup[0].GetSuppress().GetRoles(), []string{"b"}) {
 		t.Errorf("SUPPRESS calls %v, want one of role b", sup)
@@ -275,7 +275,7 @@ func TestInvalidNamespaceRole(t *testing.T) {
 	f.addPod(p)
 	f.drain()
 	f.offers(offer("o1", "ag1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
 		t.Fatalf("launched a pod of a namespace with an invalid role: %v", acc)
 	}
@@ -294,7 +294,7 @@ func TestInvalidNamespaceRole(t *testing.T) {
 		t.Errorf("PodScheduled condition %+v, want False/Unschedulable %q", cond, want)
 	}
 	f.clock.Step(maxPodBackoff)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	var events []string
 	for len(f.recorder.Events) > 0 {
 		events = append(events, <-f.recorder.Events)
@@ -339,12 +339,12 @@ func TestRoleWithPodsBackingOffStaysRevived(t *testing.T) {
 	f.addPod(pod("p", "uid-p"))
 	f.drain()
 	f.offers(offer("small", "ag1", "h1", 0.2, 4096))
-	f.s.cycle(f.ctx) // p does not fit: FailedScheduling, back-off
+	f.s.cycleAndLaunch(f.ctx) // p does not fit: FailedScheduling, back-off
 	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
 		t.Fatalf("launched on a 0.2 cpu offer: %v", acc)
 	}
 	f.caller.reset()
-	f.s.cycle(f.ctx) // p backs off
+	f.s.cycleAndLaunch(f.ctx) // p backs off
 	if sup := f.caller.ofType(scheduler.Call_SUPPRESS); len(sup) != 0 {
 		t.Errorf("SUPPRESS %v while a pod of the role backs off", sup)
 	}
@@ -356,16 +356,16 @@ func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
 	f := newFixture(t, State{})
 	f.withNamespaces(namespace("team-a", "a"), namespace("default"))
 	f.subscribe("fw-1")
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	f.clock.Step(roleDebounce)
-	f.s.cycle(f.ctx) // UPDATE_FRAMEWORK: roles a and kubemesos
+	f.s.cycleAndLaunch(f.ctx) // UPDATE_FRAMEWORK: roles a and kubemesos
 	if n := len(f.caller.ofType(scheduler.Call_UPDATE_FRAMEWORK)); n != 1 {
 		t.Fatalf("%d UPDATE_FRAMEWORK calls, want 1", n)
 	}
 	f.addPod(pod("p", "uid-p", inNamespace("team-a")))
 	f.drain()
 	f.offers(roleOffer("small", "ag1", "h1", "a", 0.2, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	f.s.mu.Lock()
 	msg := f.s.pending["team-a/p"].message
 	f.s.mu.Unlock()
@@ -374,13 +374,13 @@ func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
 	}
 	// Still backing off: an offer of another role, or one too small, leaves it be.
 	f.offers(offer("other-role", "ag2", "h2", 4, 4096), roleOffer("small2", "ag1", "h1", "a", 0.3, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
 		t.Fatalf("launched during back-off: %v", acc)
 	}
 	// Room enough (the pod's 0.5 cpu and the executor's 0.1) before the back-off ends: launched now.
 	f.offers(roleOffer("big", "ag3", "h3", "a", 1, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	acc := f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "big" {
 		t.Fatalf("ACCEPTs %v, want p launched on the offer that fits it", acc)

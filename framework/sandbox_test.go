@@ -70,7 +70,7 @@ func TestSandboxLaunchedWithPodTask(t *testing.T) {
 	hostNet := func(p *corev1.Pod) { p.Spec.HostNetwork = true }
 	f := newNetworkFixture(t, pod("a", "uid-a", hostPortOf(8080, 31080)), pod("h", "uid-h", hostNet))
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 
 	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(accepts) != 1 || len(accepts[0].GetAccept().Operations) != 1 {
@@ -139,7 +139,7 @@ func TestSandboxLaunchedWithPodTask(t *testing.T) {
 func TestSandboxFailureBeforePodRuns(t *testing.T) {
 	f := newNetworkFixture(t, pod("a", "uid-a"))
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	f.refreshCache("default", "a") // bound
 	f.drain()
 	f.events()
@@ -257,7 +257,7 @@ func TestSandboxOfRunningPod(t *testing.T) {
 	t.Run("agent gone: left to the pod task", func(t *testing.T) {
 		f := newNetworkFixture(t, pod("a", "uid-a"))
 		f.offers(offer("o1", "a1", "h1", 4, 4096))
-		f.s.cycle(f.ctx)
+		f.s.cycleAndLaunch(f.ctx)
 		f.drain()
 		f.update(status("sandbox-uid-a", "a1", mesos.TASK_GONE, mesos.SOURCE_MASTER, mesos.REASON_AGENT_REMOVED.Enum(), []byte("s1")))
 		f.drain()
@@ -315,7 +315,7 @@ func TestSandboxReconciledAndBlocksRelaunch(t *testing.T) {
 	if diff := cmp.Diff([]string{"sandbox-uid-a@a1"}, f.kills()); diff != "" {
 		t.Errorf("KILLs (-want +got):\n%s", diff)
 	}
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if got := launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT)); len(got) != 0 {
 		t.Fatalf("relaunched while the sandbox lives: %v", got)
 	}
@@ -323,7 +323,7 @@ func TestSandboxReconciledAndBlocksRelaunch(t *testing.T) {
 	f.drain()
 	f.clock.Step(time.Minute) // the offer's ACCEPT filter and the pod's back-off
 	f.offers(offer("o2", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if diff := cmp.Diff([]string{"pod-uid-a", "sandbox-uid-a"}, sorted(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT)))); diff != "" {
 		t.Errorf("relaunched (-want +got):\n%s", diff)
 	}
@@ -342,7 +342,7 @@ func keysOf[V any](m map[string]V) []string {
 func TestSandboxFailureReasonSurvivesTheExecutorsWrites(t *testing.T) {
 	f := newNetworkFixture(t, pod("a", "uid-a"))
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	f.refreshCache("default", "a")
 	f.drain()
 	f.events()
@@ -373,7 +373,7 @@ func TestSandboxFailureReasonSurvivesTheExecutorsWrites(t *testing.T) {
 	// A pod already Failed without a reason in the cache gets it too.
 	f2 := newNetworkFixture(t, pod("b", "uid-b"))
 	f2.offers(offer("o1", "a1", "h1", 4, 4096))
-	f2.s.cycle(f2.ctx)
+	f2.s.cycleAndLaunch(f2.ctx)
 	f2.refreshCache("default", "b")
 	f2.drain()
 	pb, _ := f2.kube.CoreV1().Pods("default").Get(f2.ctx, "b", metav1.GetOptions{})
@@ -400,7 +400,7 @@ func TestSandboxExecutorFetchesThroughTheCache(t *testing.T) {
 	cfg.AdvertiseURL = "http://fw:10260"
 	f.s.executor.SandboxURI = cfg.sandboxExecutorURI("fw", executorArtifact{digest: "abc"})
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(accepts) != 1 {
 		t.Fatalf("want one ACCEPT, got %d", len(accepts))

@@ -68,8 +68,10 @@ const (
 	maxDrops = 3
 	// bindParallelism bounds the Bindings of one launch in flight at once.
 	bindParallelism = 16
-	// launchParallelism bounds the launches (agents) of one placement cycle carried out at once.
-	launchParallelism = 16
+	// launchParallelism bounds the launches (agents) carried out at once, over every cycle. A launch
+	// lasts its Bindings' and ACCEPT's round trips (0.3-0.5 s on a loaded API server): 16 capped a
+	// burst at about 40 launches a second (issue 13's profile); the client's QPS is the real bound.
+	launchParallelism = 256
 	// acceptRefuse is the filter of resources left unused by an ACCEPT: none, so Mesos offers them
 	// again at its next allocation (a filter of 1 s missed that one: Mesos expires a filter only after
 	// both its timeout and an allocation interval, hierarchical.cpp recoverResources). Placement
@@ -150,17 +152,24 @@ type sched struct {
 	maintenance    maintenanceState
 
 	// saveMu makes state writes one at a time (saveState).
-	saveMu           sync.Mutex
-	mu               sync.Mutex
-	state            State
-	persistedID      string // the FrameworkID known to be in the store
-	subscribed       bool
-	suppressed       bool
-	filtered         bool
-	newPending       bool
-	tasks            map[string]*taskRecord
-	pending          map[string]*pendingPod
-	inflight         map[types.UID]bool
+	saveMu      sync.Mutex
+	mu          sync.Mutex
+	state       State
+	persistedID string // the FrameworkID known to be in the store
+	subscribed  bool
+	suppressed  bool
+	filtered    bool
+	newPending  bool
+	tasks       map[string]*taskRecord
+	pending     map[string]*pendingPod
+	inflight    map[types.UID]bool
+	// agentLaunch is, per agent, closed when the last launch started there has ended: launches of
+	// later cycles on the same agent wait for it (executorFor and Mesos' executor launch assume one
+	// at a time).
+	agentLaunch map[string]chan struct{}
+	// launches are the launches in flight (runLoop waits for them); launchSlots bounds them.
+	launches         sync.WaitGroup
+	launchSlots      chan struct{}
 	awaiting         map[string]string // explicit reconciliation: task ID → agent ID
 	reconciled       bool
 	reconcileAttempt int
@@ -214,6 +223,8 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 		tasks:          map[string]*taskRecord{},
 		pending:        map[string]*pendingPod{},
 		inflight:       map[types.UID]bool{},
+		agentLaunch:    map[string]chan struct{}{},
+		launchSlots:    make(chan struct{}, launchParallelism),
 		awaiting:       map[string]string{},
 	}
 	d.Nodes.mu.Lock()

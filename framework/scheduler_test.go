@@ -48,7 +48,7 @@ func TestLaunchPersistsThenBindsThenAccepts(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 
 	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(accepts) != 1 {
@@ -86,7 +86,7 @@ func TestLaunchPersistsThenBindsThenAccepts(t *testing.T) {
 	// A second cycle with more offers launches nothing twice.
 	f.drain()
 	f.offers(offer("o2", "a1", "h1", 2, 2048, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); n != 2 {
 		t.Errorf("tasks launched after second cycle = %d, want 2", n)
 	}
@@ -145,7 +145,7 @@ func TestServedSchedulerNames(t *testing.T) {
 			f.subscribe("fw-1")
 			f.drain()
 			f.offers(offer("o1", "a1", "h1", 4, 4096))
-			f.s.cycle(f.ctx)
+			f.s.cycleAndLaunch(f.ctx)
 			got := len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))) > 0
 			if got != tt.wantLaunch {
 				t.Errorf("launched = %v, want %v", got, tt.wantLaunch)
@@ -193,7 +193,7 @@ func testRestartAdopts(t *testing.T, answer mesos.TaskState) {
 	// Offers before the answers launch nothing: the tasks may exist.
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
 		t.Fatalf("ACCEPT before reconciliation answered: %d", n)
 	}
@@ -205,7 +205,7 @@ func testRestartAdopts(t *testing.T, answer mesos.TaskState) {
 	}
 	f.drain()
 	f.offers(offer("o2", "a1", "h1", 4, 4096, ExecutorID))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 
 	if diff := cmp.Diff([]string{"pod-uid-crashed"}, launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); diff != "" {
 		t.Errorf("launched after restart (-want +got):\n%s", diff)
@@ -248,7 +248,7 @@ func TestUnknownTaskOfStartedPodFails(t *testing.T) {
 	}
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
 		t.Errorf("relaunched a started pod: %d ACCEPTs", n)
 	}
@@ -389,7 +389,7 @@ func TestUnschedulablePodGetsEventAndOffersDeclined(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096), offer("o2", "a2", "h2", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
 		t.Fatalf("ACCEPT for an unplaceable pod")
@@ -415,12 +415,12 @@ func TestUnschedulablePodGetsEventAndOffersDeclined(t *testing.T) {
 	}
 	// Backed off: the next cycle right away does not retry it, one after the back-off does.
 	f.offers(offer("o3", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_DECLINE)); n != 1 {
 		t.Errorf("retried during back-off: %d DECLINEs", n)
 	}
 	f.clock.Step(minPodBackoff)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_DECLINE)); n != 2 {
 		t.Errorf("not retried after back-off: %d DECLINEs", n)
 	}
@@ -432,7 +432,7 @@ func TestOfferAccountingAndSuppress(t *testing.T) {
 	f.subscribe("fw-1")
 	f.offers(offer("o1", "a1", "h1", 4, 4096), offer("o2", "a2", "h2", 4, 4096), offer("o3", "a3", "h3", 4, 4096))
 	f.event(&scheduler.Event{Type: scheduler.Event_RESCIND, Rescind: &scheduler.Event_Rescind{OfferID: mesos.OfferID{Value: "o3"}}})
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_SUPPRESS)); n != 1 {
 		t.Errorf("SUPPRESS calls with nothing pending = %d, want 1", n)
 	}
@@ -440,7 +440,7 @@ func TestOfferAccountingAndSuppress(t *testing.T) {
 		t.Fatalf("declined before --offer-hold passed")
 	}
 	f.clock.Step(DefaultConfig().OfferHold)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	declines := f.caller.ofType(scheduler.Call_DECLINE)
 	if len(declines) != 1 || len(declines[0].GetDecline().OfferIDs) != 2 {
 		t.Fatalf("expired offers not declined once: %v", declines)
@@ -448,18 +448,18 @@ func TestOfferAccountingAndSuppress(t *testing.T) {
 	// A pod arriving while suppressed revives at once.
 	f.addPod(pod("p", "uid-p"))
 	f.drain()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_REVIVE)); n != 1 {
 		t.Errorf("REVIVE calls after a pod arrived = %d, want 1", n)
 	}
 	f.offers(offer("o4", "a1", "h1", 4, 4096), offer("o5", "a2", "h2", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	// Every pending pod placed: the offer left is held for the next pods, until --offer-hold.
 	if c := f.s.book.Counts(); c.Held != 1 || c.Accepted != 1 {
 		t.Errorf("after placing p: %d held and %d accepted, want the unused offer held", c.Held, c.Accepted)
 	}
 	f.clock.Step(DefaultConfig().OfferHold)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	c := f.s.book.Counts()
 	want := c
 	want.Received, want.Accepted, want.Declined, want.Rescinded, want.Held, want.InFlight = 5, 1, 3, 1, 0, 0
@@ -477,7 +477,7 @@ func TestExecutorInfoReusedAcrossSettingChanges(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096, ExecutorID), offer("o2", "a2", "h2", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	got := map[string]string{}
 	for _, c := range f.caller.ofType(scheduler.Call_ACCEPT) {
 		for _, ti := range c.GetAccept().Operations[0].GetLaunch().TaskInfos {
@@ -509,7 +509,7 @@ func TestDroppedTaskRelaunchedThenFailed(t *testing.T) {
 	f.drain()
 	for i := 1; i <= maxDrops; i++ {
 		f.offers(offer("o"+string(rune('0'+i)), "a1", "h1", 4, 4096))
-		f.s.cycle(f.ctx)
+		f.s.cycleAndLaunch(f.ctx)
 		if n := len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); n != i {
 			t.Fatalf("after %d drops: %d launches, want %d", i-1, n, i)
 		}
@@ -579,7 +579,7 @@ func TestFrameworkIDPersistFailureEndsSubscription(t *testing.T) {
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
 	f.addPod(pod("p", "uid-p"))
 	f.drain()
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
 		t.Errorf("launched without a stored FrameworkID")
 	}
@@ -666,7 +666,7 @@ func TestRunningExecutorAdoptedFromMaster(t *testing.T) {
 			f.subscribe("fw-1")
 			f.drain()
 			f.offers(offer("o1", "a1", "h1", 4, 4096, ExecutorID))
-			f.s.cycle(f.ctx)
+			f.s.cycleAndLaunch(f.ctx)
 			accepts := f.caller.ofType(scheduler.Call_ACCEPT)
 			if got := len(accepts) == 1; got != tt.wantLaunch {
 				t.Fatalf("launched = %v, want %v (calls %v)", got, tt.wantLaunch, f.caller.types())
@@ -701,7 +701,7 @@ func TestBindingFailureDeclinesOffer(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != 0 {
 		t.Errorf("ACCEPT without a bound pod")
 	}
@@ -747,7 +747,7 @@ func TestReconciliationRepeats(t *testing.T) {
 	var got []int
 	for step := 0; step < 8; step++ { // 8 seconds, one cycle per second
 		f.clock.Step(time.Second)
-		f.s.cycle(f.ctx)
+		f.s.cycleAndLaunch(f.ctx)
 		got = append(got, explicit())
 	}
 	// Sent at subscription (t=0), then after 1 s, 2 s and 4 s more (t=1, 3, 7).
@@ -756,7 +756,7 @@ func TestReconciliationRepeats(t *testing.T) {
 	}
 	f.update(status("pod-uid-run", "a1", mesos.TASK_RUNNING, mesos.SOURCE_MASTER, mesos.REASON_RECONCILIATION.Enum(), nil))
 	f.clock.Step(time.Minute)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := explicit(); n != 4 {
 		t.Errorf("explicit reconciliation repeated after every task answered: %d calls", n)
 	}
@@ -764,7 +764,7 @@ func TestReconciliationRepeats(t *testing.T) {
 		t.Errorf("implicit RECONCILE calls = %d before the interval, want 1", n)
 	}
 	f.clock.Step(DefaultConfig().ReconcileInterval)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := implicit(); n != 2 {
 		t.Errorf("implicit RECONCILE calls = %d after the interval, want 2", n)
 	}
@@ -790,7 +790,7 @@ func TestPodNetworkHostModeTakesContainerPorts(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 
 	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
 	if diff := cmp.Diff([]string{"pod-uid-a"}, launchedTasks(accepts)); diff != "" {
@@ -822,7 +822,7 @@ func TestPodNetworkLabelsTasks(t *testing.T) {
 	f.subscribe("fw-1")
 	f.drain()
 	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 
 	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
 	// a and b are two tasks each (their sandboxes: sandbox_test.go), h one.
@@ -885,7 +885,7 @@ func TestLaunchesOfACycleRunConcurrently(t *testing.T) {
 		mu.Unlock()
 	}
 	f.offers(offers...)
-	f.s.cycle(f.ctx)
+	f.s.cycleAndLaunch(f.ctx)
 	if n := len(f.caller.ofType(scheduler.Call_ACCEPT)); n != agents {
 		t.Fatalf("%d ACCEPTs, want %d", n, agents)
 	}

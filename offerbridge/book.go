@@ -215,6 +215,22 @@ func (b *Book) Settle(plan Plan) (unmentioned []mesos.OfferID) {
 	return unmentioned
 }
 
+// Unaccepted corrects the record of a settled Launch whose offers were declined after all (its
+// pods could not be bound, its executor is unknown): they count as declined, and its agent's
+// returning room is forgotten, as Mesos offers the agent's resources whole again.
+func (b *Book) Unaccepted(l *Launch) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(uint64(len(l.OfferIDs)), b.counts.Accepted)
+	b.counts.Accepted -= n
+	b.counts.Declined += n
+	for k := range b.returning {
+		if k.agent == l.AgentID.Value {
+			delete(b.returning, k)
+		}
+	}
+}
+
 // remember records the room a Launch leaves on its agent, from its offers still in flight.
 func (b *Book) remember(l *Launch, now time.Time) {
 	var left mesos.Resources
