@@ -761,6 +761,7 @@ func (b *bench) startFramework(ctx context.Context, run int, master, stateNS, li
 	if executorURI != "" {
 		args = append(args, "--executor-uri="+executorURI)
 	}
+	args = append(args, b.o.frameworkArgs...)
 	cmd := exec.Command(b.bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

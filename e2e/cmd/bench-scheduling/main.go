@@ -52,6 +52,10 @@ type options struct {
 	keepState   bool
 	executors   string
 	repoDir     string
+	// frameworkArgs are added to the framework's command line (trying a flag, --log-level=debug).
+	frameworkArgs []string
+	// noKubeScheduler skips kube-scheduler's runs: quicker iterations on kubemesos alone.
+	noKubeScheduler bool
 }
 
 func parseSizes(s string) ([]size, error) {
@@ -120,6 +124,11 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "deadline of each measurement")
 	fs.StringVar(&o.note, "note", "", "what else ran on the machine (recorded in the report)")
 	fs.StringVar(&o.executors, "executors", executorsAuto, "how agents run their executors: process (the kubemesos binary, fetched from the framework, one process per agent), in-process (executor.Run in a simulator child process), auto (process up to 200 agents)")
+	fs.Func("framework-arg", "an argument added to the framework's command line (repeatable), e.g. --framework-arg=--log-level=debug", func(v string) error {
+		o.frameworkArgs = append(o.frameworkArgs, v)
+		return nil
+	})
+	fs.BoolVar(&o.noKubeScheduler, "no-kube-scheduler", false, "measure kubemesos only (for iterating; the report then has no kube-scheduler rows)")
 	render := fs.String("render", "", "only re-render chart.svg and table.txt of this report.json (into its directory)")
 	fs.BoolVar(&o.keepState, "keep-state", false, "keep the agents' sandboxes and the control plane's data (logs are always kept)")
 	if err := fs.Parse(args); err != nil {
@@ -220,6 +229,11 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 				r.Error = runErr.Error()
 				report.Runs = append(report.Runs, r)
 				break
+			}
+			if o.noKubeScheduler {
+				report.Runs = append(report.Runs, r)
+				_ = b.write(report, load)
+				continue
 			}
 			if r.KubeScheduler, err = b.kubeScheduler(ctx, sz, l, alloc); err != nil {
 				runErr = fmt.Errorf("kube-scheduler %dx%d %s: %w", sz.agents, sz.pods, l, err)
