@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/cache"
+
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -898,5 +900,19 @@ func TestLaunchesOfACycleRunConcurrently(t *testing.T) {
 	}
 	if len(st.Executors) != agents {
 		t.Errorf("stored ExecutorInfos for %d agents, want %d: %v", len(st.Executors), agents, st.Executors)
+	}
+}
+
+// The informers cache pods and Nodes without managedFields; anything else passes through.
+func TestStripManagedFields(t *testing.T) {
+	p := pod("p", "uid-p")
+	p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
+	out, err := stripManagedFields(p)
+	if err != nil || out.(*corev1.Pod).ManagedFields != nil || out.(*corev1.Pod).Name != "p" {
+		t.Errorf("stripManagedFields(pod) = %v, %v; want the pod without managedFields", out, err)
+	}
+	tomb := cache.DeletedFinalStateUnknown{Key: "default/p", Obj: p}
+	if out, err := stripManagedFields(tomb); err != nil || out != any(tomb) {
+		t.Errorf("stripManagedFields(tombstone) = %v, %v; want it unchanged", out, err)
 	}
 }
