@@ -87,6 +87,9 @@ type System struct {
 	// AgentsWithoutExecutor counts the agents the warm-up could not start an executor on in 10
 	// minutes (kubemesos placed none of its pods there); pods placed there start one while measured.
 	AgentsWithoutExecutor int `json:"agents_without_executor,omitempty"`
+	// APIServerCPUSeconds is kube-apiserver's CPU over the measurement: what each system costs the
+	// shared API server (etcd is embedded in the harness and not counted).
+	APIServerCPUSeconds float64 `json:"apiserver_cpu_seconds,omitempty"`
 	// Seconds is how long the measurement took (first create to the last pod counted or the deadline).
 	Seconds float64 `json:"seconds"`
 }
@@ -115,7 +118,7 @@ const mb = 1 << 20
 // WriteTable prints one line per run: kube-scheduler vs kubemesos vs the write limit.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "agents/pods\tlimits\tcreate/s\twrite limit/s\tkube-scheduler binds/s\tkubemesos binds/s\tkubemesos Running/s (×ks)\tkubemesos create→Running p50/p90/p99\tfw CPU s / peak MB\texecutors CPU s / peak MB\tAPI writes/pod ks | km\tMesos calls/pod")
+	fmt.Fprintln(tw, "agents/pods\tlimits\tcreate/s\twrite limit/s\tkube-scheduler binds/s\tkubemesos binds/s\tkubemesos Running/s (×ks)\tkubemesos create→Running p50/p90/p99\tfw CPU s / peak MB\texecutors CPU s / peak MB\tAPI writes/pod ks | km\tAPI server CPU ms/pod ks | km\tMesos calls/pod")
 	for _, run := range r.Runs {
 		if run.Error != "" {
 			fmt.Fprintf(tw, "%d/%d\t%s\tFAILED: %s\n", run.Agents, run.Pods, run.Limits, run.Error)
@@ -126,15 +129,23 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if ks.BindsPerSecond > 0 {
 			ratio = fmt.Sprintf("%.2f×", km.RunningPerSecond/ks.BindsPerSecond)
 		}
-		fmt.Fprintf(tw, "%d/%d\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f (%s)\t%.2f/%.2f/%.2f s\t%.1f / %d\t%.1f / %d\t%.2f | %.2f\t%.2f\n",
+		fmt.Fprintf(tw, "%d/%d\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f (%s)\t%.2f/%.2f/%.2f s\t%.1f / %d\t%.1f / %d\t%.2f | %.2f\t%.1f | %.1f\t%.2f\n",
 			run.Agents, run.Pods, run.Limits, km.CreatePerSecond, run.WriteLimit.PerSecond,
 			ks.BindsPerSecond, km.BindsPerSecond, km.RunningPerSecond, ratio,
 			km.CreateToRunning.P50, km.CreateToRunning.P90, km.CreateToRunning.P99,
 			km.Scheduler.CPUSeconds, km.Scheduler.PeakRSSBytes/mb,
 			km.Executors.CPUSeconds, km.Executors.PeakRSSBytes/mb,
-			ks.APIWritesPerPod, km.APIWritesPerPod, sumValues(km.MesosCallsPerPod))
+			ks.APIWritesPerPod, km.APIWritesPerPod, perPodMS(ks.APIServerCPUSeconds, run.Pods), perPodMS(km.APIServerCPUSeconds, run.Pods),
+			sumValues(km.MesosCallsPerPod))
 	}
 	return tw.Flush()
+}
+
+func perPodMS(seconds float64, pods int) float64 {
+	if pods == 0 {
+		return 0
+	}
+	return seconds * 1000 / float64(pods)
 }
 
 func sumValues(m map[string]float64) float64 {

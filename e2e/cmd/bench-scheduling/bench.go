@@ -305,6 +305,8 @@ func (b *bench) measure(ctx context.Context, ns, schedulerName string, n int, wa
 	if err != nil {
 		return sys, err
 	}
+	apiserver := b.cp.PIDs()["kube-apiserver"]
+	apiBefore, _ := schedbench.ReadUsage(apiserver)
 	before()
 	start := time.Now()
 	sys.CreatePerSecond, err = b.createPods(ctx, ns, "pod", schedulerName, n, func(name string, at time.Time) {
@@ -340,6 +342,9 @@ func (b *bench) measure(ctx context.Context, ns, schedulerName string, n int, wa
 	// Status writes that trail the last Running (Ready conditions) belong to the pods as well.
 	time.Sleep(2 * time.Second)
 	after()
+	if apiAfter, err := schedbench.ReadUsage(apiserver); err == nil {
+		sys.APIServerCPUSeconds = apiAfter.CPUSeconds - apiBefore.CPUSeconds
+	}
 	reqAfter, err := b.requestCounts(ctx)
 	if err != nil {
 		return sys, err
@@ -554,9 +559,15 @@ func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) er
 
 func (b *bench) waitNodes(ctx context.Context, prefix string, n int, timeout time.Duration) ([]corev1.Node, error) {
 	var ready []corev1.Node
+	var lastErr error
+	lastLog := time.Now()
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		if time.Since(lastLog) > 30*time.Second {
+			b.log.WithError(lastErr).WithFields(logrus.Fields{"ready": len(ready), "want": n}).Info("waiting for Nodes")
+			lastLog = time.Now()
+		}
 		l, err := b.admin.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
+		if lastErr = err; err != nil {
 			return false, nil
 		}
 		ready = ready[:0]
@@ -573,7 +584,7 @@ func (b *bench) waitNodes(ctx context.Context, prefix string, n int, timeout tim
 		return len(ready) >= n, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%d of %d Nodes %s* Ready and untainted: %w", len(ready), n, prefix, err)
+		return nil, fmt.Errorf("%d of %d Nodes %s* Ready and untainted (last error: %v): %w", len(ready), n, prefix, lastErr, err)
 	}
 	return ready, nil
 }
