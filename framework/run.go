@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -310,7 +311,14 @@ func mesosClients(cfg Config) (calls.Caller, operatorAgents, error) {
 	}
 	base := strings.TrimSuffix(cfg.Master, "/")
 	codec := httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf])
-	schedCli := httpcli.New(httpcli.Endpoint(base+"/api/v1/scheduler"), codec, httpcli.Do(httpcli.With(auth, tlsOpt)))
+	// Launches call ACCEPT up to launchParallelism at a time: keep that many connections instead of
+	// Go's 2 idle ones, and give the master mesos-go's default 15 s (not With's 5 s) to answer, since
+	// mesos-go resubscribes after any failed call, and a resubscription rescinds every offer.
+	schedTransport := httpcli.Transport(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = launchParallelism
+		t.ResponseHeaderTimeout = 15 * time.Second
+	})
+	schedCli := httpcli.New(httpcli.Endpoint(base+"/api/v1/scheduler"), codec, httpcli.Do(httpcli.With(auth, tlsOpt, schedTransport)))
 	opCli := httpcli.New(httpcli.Endpoint(base+"/api/v1"), codec, httpcli.Do(httpcli.With(auth, tlsOpt, httpcli.Timeout(10*time.Second))))
 	// mesos-go retries every failed SUBSCRIBE (a 401 too) as if it were a leader redirect, 9 times over
 	// about a minute, before the subscriber sees the error; 2 attempts still follow a redirect to the

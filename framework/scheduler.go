@@ -70,8 +70,10 @@ const (
 	bindParallelism = 16
 	// launchParallelism bounds the launches (agents) carried out at once, over every cycle. A launch
 	// lasts its Bindings' and ACCEPT's round trips (0.3-0.5 s on a loaded API server): 16 capped a
-	// burst at about 40 launches a second (issue 13's profile); the client's QPS is the real bound.
-	launchParallelism = 256
+	// burst at about 40 launches a second (issue 13's profile). With 64, the simulated master of 1,000
+	// agents, 1,000 executors starting in its process, answered some ACCEPTs after 15 s, and mesos-go
+	// resubscribes after a failed call.
+	launchParallelism = 32
 	// acceptRefuse is the filter of resources left unused by an ACCEPT: none, so Mesos offers them
 	// again at its next allocation (a filter of 1 s missed that one: Mesos expires a filter only after
 	// both its timeout and an allocation interval, hierarchical.cpp recoverResources). Placement
