@@ -515,6 +515,9 @@ func (b *bench) executorPIDs(framework int) []int {
 }
 
 // warmUp creates pods until every agent runs its executor, then deletes them.
+// warmBatch is the most warm-up pods created at once.
+const warmBatch = 400
+
 func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) error {
 	started := time.Now()
 	batch := 0
@@ -533,7 +536,10 @@ func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) er
 			break
 		}
 		batch++
-		if _, err := b.createPods(ctx, ns, fmt.Sprintf("warm%d", batch), "kubemesos", 2*missing, nil); err != nil {
+		// At most warmBatch pods at a time: at 1,000 agents, 2,000 at once started 1,000 in-process
+		// executors together in the simulator's process, which then answered ACCEPTs after mesos-go's
+		// timeout (and mesos-go resubscribes after any failed call, rescinding every offer).
+		if _, err := b.createPods(ctx, ns, fmt.Sprintf("warm%d", batch), "kubemesos", min(2*missing, warmBatch), nil); err != nil {
 			return err
 		}
 		// Wait for those pods to be Running before looking again.
