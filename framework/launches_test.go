@@ -1,16 +1,12 @@
 package framework
 
 import (
-	"errors"
 	"slices"
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -42,6 +38,22 @@ func bindings(f *fixture) map[string]int {
 	return out
 }
 
+// launchOfP1Held runs a cycle that launches pod p1 on agent a1 (offer o1) and returns once the fake
+// master holds that ACCEPT; closing release lets it through.
+func launchOfP1Held(t *testing.T) (*fixture, chan struct{}) {
+	t.Helper()
+	f := newFixture(t, State{}, pod("p1", "uid-p1"))
+	f.subscribe("fw-1")
+	f.drain()
+	entered, release := holdAccepts(f, "o1")
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycle(f.ctx)
+	if got := <-entered; got != "o1" {
+		t.Fatalf("held ACCEPT of %s", got)
+	}
+	return f, release
+}
+
 // waitFor polls cond until it holds; the deadline only keeps a broken build from hanging.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -58,15 +70,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // pod that came meanwhile on another agent's offer, never the pod in flight again, and counts that
 // pod on its Node. Each pod is bound and launched once.
 func TestCycleDoesNotWaitForItsLaunches(t *testing.T) {
-	f := newFixture(t, State{}, pod("p1", "uid-p1"))
-	f.subscribe("fw-1")
-	f.drain()
-	entered, release := holdAccepts(f, "o1")
-	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
-	if got := <-entered; got != "o1" {
-		t.Fatalf("held ACCEPT of %s", got)
-	}
+	f, release := launchOfP1Held(t)
 	f.s.mu.Lock()
 	assumed := f.s.placement.assumed["uid-p1"]
 	f.s.mu.Unlock()
@@ -105,13 +109,7 @@ func TestCycleDoesNotWaitForItsLaunches(t *testing.T) {
 // A launch on an agent whose previous launch has not ended waits for it: the executor's first launch
 // there (its ExecutorInfo, stored before the ACCEPT) comes first.
 func TestLaunchesOnOneAgentRunInTurn(t *testing.T) {
-	f := newFixture(t, State{}, pod("p1", "uid-p1"))
-	f.subscribe("fw-1")
-	f.drain()
-	entered, release := holdAccepts(f, "o1")
-	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycle(f.ctx)
-	<-entered
+	f, release := launchOfP1Held(t)
 
 	f.addPod(pod("p2", "uid-p2"))
 	f.drain()
@@ -126,37 +124,5 @@ func TestLaunchesOnOneAgentRunInTurn(t *testing.T) {
 	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(accepts) != 2 || accepts[0].GetAccept().OfferIDs[0].Value != "o1" || accepts[1].GetAccept().OfferIDs[0].Value != "o3" {
 		t.Fatalf("ACCEPTs %v, want o1 then o3", accepts)
-	}
-}
-
-// A launch that cannot bind its pod gives the pod back (pending, no longer assumed) and its offers
-// count as declined, though the cycle had settled them as accepted.
-func TestFailedLaunchGivesItsPodBack(t *testing.T) {
-	f := newFixture(t, State{}, pod("p", "uid-p"))
-	f.kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() == "binding" {
-			return true, nil, apierrors.NewInternalError(errors.New("etcd unavailable"))
-		}
-		return false, nil, nil
-	})
-	f.subscribe("fw-1")
-	f.drain()
-	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx)
-	f.s.mu.Lock()
-	_, assumed := f.s.placement.assumed["uid-p"]
-	inflight := f.s.inflight["uid-p"]
-	f.s.mu.Unlock()
-	if assumed || inflight {
-		t.Errorf("pod still assumed (%v) or in flight (%v) after its Binding failed", assumed, inflight)
-	}
-	if c := f.s.book.Counts(); c.Accepted != 0 || c.Declined != 1 || !c.Balanced() {
-		t.Errorf("book counts %+v, want the offer declined", c)
-	}
-	if len(f.s.book.Returning(f.clock.Now())) != 0 {
-		t.Error("an agent whose launch failed still has returning room")
-	}
-	if got := f.s.pendingPods(f.clock.Now()); len(got) != 1 {
-		t.Errorf("pending pods %d, want the pod back", len(got))
 	}
 }

@@ -721,12 +721,18 @@ func TestBindingFailureDeclinesOffer(t *testing.T) {
 	if len(events) == 0 || !strings.Contains(events[0], EventFailedBinding) {
 		t.Errorf("events = %v, want FailedBinding", events)
 	}
-	// The pod is placed again once the API server works: it is still pending.
+	// The pod is placed again once the API server works: it is still pending, no longer in flight nor
+	// assumed on h1, and the cycle's record of the room its launch would leave on a1 is gone.
 	f.s.mu.Lock()
 	_, pending := f.s.pending["default/p"]
+	_, assumed := f.s.placement.assumed["uid-p"]
+	inflight := f.s.inflight["uid-p"]
 	f.s.mu.Unlock()
-	if !pending {
-		t.Error("pod no longer pending after a failed binding")
+	if !pending || assumed || inflight {
+		t.Errorf("after a failed binding: pending %v (want true), assumed %v, in flight %v (want false)", pending, assumed, inflight)
+	}
+	if r := f.s.book.Returning(f.clock.Now()); len(r) != 0 {
+		t.Errorf("returning room %v after a failed launch, want none", r)
 	}
 }
 
