@@ -20,7 +20,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/informers"
@@ -374,10 +373,29 @@ func mesosTLS(cfg Config) (httpcli.ConfigOpt, error) {
 
 // stripManagedFields drops the objects' managedFields before the informers cache them, as
 // controller-runtime's TransformStripManagedFields does: nothing here reads them, and they are a
-// large share of every cached pod and Node (issue 13: the framework's memory at 30,000 pods).
+// large share of every cached pod and Node (issue 13: the framework's memory at 30,000 pods). It
+// strips a shallow copy: a watch may hand over an object its source still holds (client-go's fake
+// tracker does), and the informer's objects are read-only anyway.
 func stripManagedFields(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil && m.GetManagedFields() != nil {
-		m.SetManagedFields(nil)
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		if o.ManagedFields != nil {
+			c := *o
+			c.ManagedFields = nil
+			return &c, nil
+		}
+	case *corev1.Node:
+		if o.ManagedFields != nil {
+			c := *o
+			c.ManagedFields = nil
+			return &c, nil
+		}
+	case *corev1.Namespace:
+		if o.ManagedFields != nil {
+			c := *o
+			c.ManagedFields = nil
+			return &c, nil
+		}
 	}
 	return obj, nil
 }

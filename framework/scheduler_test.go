@@ -917,6 +917,13 @@ func TestStripManagedFields(t *testing.T) {
 	if err != nil || out.(*corev1.Pod).ManagedFields != nil || out.(*corev1.Pod).Name != "p" {
 		t.Errorf("stripManagedFields(pod) = %v, %v; want the pod without managedFields", out, err)
 	}
+	if p.ManagedFields == nil {
+		t.Error("stripManagedFields changed the object it was given (a watch's source may still hold it)")
+	}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "h1", ManagedFields: p.ManagedFields}}
+	if out, _ := stripManagedFields(n); out.(*corev1.Node).ManagedFields != nil {
+		t.Error("Node keeps its managedFields")
+	}
 	tomb := cache.DeletedFinalStateUnknown{Key: "default/p", Obj: p}
 	if out, err := stripManagedFields(tomb); err != nil || out != any(tomb) {
 		t.Errorf("stripManagedFields(tombstone) = %v, %v; want it unchanged", out, err)
