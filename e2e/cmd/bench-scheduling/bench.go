@@ -514,10 +514,10 @@ func (b *bench) executorPIDs(framework int) []int {
 	return pids
 }
 
-// warmUp creates pods until every agent runs its executor, then deletes them.
 // warmBatch is the most warm-up pods created at once.
 const warmBatch = 400
 
+// warmUp creates pods until every agent runs its executor, then deletes them.
 func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) error {
 	started := time.Now()
 	batch := 0
