@@ -148,12 +148,25 @@ func (b *bench) createPods(ctx context.Context, ns, prefix, schedulerName string
 // deletePods deletes every pod of ns (grace 0: force, for pods on fake Nodes) and waits until they
 // are gone, up to timeout.
 func (b *bench) deletePods(ctx context.Context, ns string, grace *int64, timeout time.Duration) error {
-	if err := b.admin.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: grace}, metav1.ListOptions{}); err != nil {
-		return err
+	deleteAll := func() {
+		// 30,000 pods take the API server longer than its 60 s request timeout: the request fails
+		// while the deletion goes on; it is sent again if pods are still there later.
+		if err := b.admin.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: grace}, metav1.ListOptions{}); err != nil {
+			b.log.WithError(err).WithField("namespace", ns).Warn("deleting pods; checking and retrying")
+		}
 	}
+	deleteAll()
+	last := time.Now()
 	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		l, err := b.admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
-		return err == nil && len(l.Items) == 0, nil
+		if err == nil && len(l.Items) == 0 {
+			return true, nil
+		}
+		if time.Since(last) > time.Minute {
+			deleteAll()
+			last = time.Now()
+		}
+		return false, nil
 	})
 }
 
