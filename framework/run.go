@@ -379,23 +379,25 @@ func mesosTLS(cfg Config) (httpcli.ConfigOpt, error) {
 func stripManagedFields(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		if o.ManagedFields != nil {
-			c := *o
-			c.ManagedFields = nil
-			return &c, nil
-		}
+		return withoutManagedFields(o), nil
 	case *corev1.Node:
-		if o.ManagedFields != nil {
-			c := *o
-			c.ManagedFields = nil
-			return &c, nil
-		}
+		return withoutManagedFields(o), nil
 	case *corev1.Namespace:
-		if o.ManagedFields != nil {
-			c := *o
-			c.ManagedFields = nil
-			return &c, nil
-		}
+		return withoutManagedFields(o), nil
 	}
 	return obj, nil
+}
+
+// withoutManagedFields returns o itself when it has no managedFields, else a shallow copy without them.
+func withoutManagedFields[T any, P interface {
+	*T
+	GetManagedFields() []metav1.ManagedFieldsEntry
+	SetManagedFields([]metav1.ManagedFieldsEntry)
+}](o P) P {
+	if o.GetManagedFields() == nil {
+		return o
+	}
+	c := *o
+	P(&c).SetManagedFields(nil)
+	return &c
 }
