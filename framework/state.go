@@ -2,8 +2,11 @@ package framework
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -35,12 +38,18 @@ type StateStore interface {
 const (
 	frameworkIDKey        = "frameworkID"
 	formerFrameworkIDsKey = "formerFrameworkIDs"
-	executorKeyPrefix     = "executor."
+	executorsKey          = "executors"
+	executorInfoKeyPrefix = "executorinfo."
+	// legacyExecutorKeyPrefix is the one entry per agent that stores before issue 13 wrote; still read.
+	legacyExecutorKeyPrefix = "executor."
 )
 
 // ConfigMapStore keeps State in the ConfigMap kubemesos-framework: data.frameworkID,
-// data.formerFrameworkIDs (one per line), and one binaryData entry "executor.<agentID>" holding the
-// protobuf ExecutorInfo per agent.
+// data.formerFrameworkIDs (one per line), data.executors ("<agentID> <digest>" per line, sorted) and
+// one binaryData entry "executorinfo.<digest>" per distinct protobuf ExecutorInfo. Agents share one
+// ExecutorInfo unless the framework's executor settings changed while they ran, so a state of 5,000
+// agents takes ~300 KB instead of one copy per agent, which passed a ConfigMap's 1 MiB at a few
+// thousand agents (issue 13's 5,000-agent run).
 type ConfigMapStore struct {
 	Client    kubernetes.Interface
 	Namespace string
@@ -68,18 +77,65 @@ func decodeState(cm *corev1.ConfigMap) (State, error) {
 			st.FormerFrameworkIDs = append(st.FormerFrameworkIDs, id)
 		}
 	}
-	for k, v := range cm.BinaryData {
-		agent, ok := strings.CutPrefix(k, executorKeyPrefix)
+	decode := func(key string) (mesos.ExecutorInfo, error) {
+		var info mesos.ExecutorInfo
+		b, ok := cm.BinaryData[key]
 		if !ok {
+			return info, fmt.Errorf("state ConfigMap %s/%s has no %s", cm.Namespace, cm.Name, key)
+		}
+		if err := info.Unmarshal(b); err != nil {
+			return info, fmt.Errorf("decoding %s of state ConfigMap %s/%s: %w", key, cm.Namespace, cm.Name, err)
+		}
+		return info, nil
+	}
+	for k := range cm.BinaryData {
+		if agent, ok := strings.CutPrefix(k, legacyExecutorKeyPrefix); ok {
+			info, err := decode(k)
+			if err != nil {
+				return State{}, err
+			}
+			st.Executors[agent] = info
+		}
+	}
+	infos := map[string]mesos.ExecutorInfo{}
+	for _, line := range strings.Split(cm.Data[executorsKey], "\n") {
+		if line == "" {
 			continue
 		}
-		var info mesos.ExecutorInfo
-		if err := info.Unmarshal(v); err != nil {
-			return State{}, fmt.Errorf("decoding %s of state ConfigMap %s/%s: %w", k, cm.Namespace, cm.Name, err)
+		agent, digest, ok := strings.Cut(line, " ")
+		if !ok {
+			return State{}, fmt.Errorf("state ConfigMap %s/%s: malformed %s line %q", cm.Namespace, cm.Name, executorsKey, line)
+		}
+		info, seen := infos[digest]
+		if !seen {
+			var err error
+			if info, err = decode(executorInfoKeyPrefix + digest); err != nil {
+				return State{}, err
+			}
+			infos[digest] = info
 		}
 		st.Executors[agent] = info
 	}
 	return st, nil
+}
+
+// encodeExecutors returns data.executors and the binaryData entries of the agents' ExecutorInfos,
+// each distinct one stored once under its digest.
+func encodeExecutors(executors map[string]mesos.ExecutorInfo) (string, map[string][]byte, error) {
+	bin := map[string][]byte{}
+	var lines []string
+	for _, agent := range slices.Sorted(maps.Keys(executors)) {
+		info := executors[agent]
+		b, err := info.Marshal()
+		if err != nil {
+			return "", nil, fmt.Errorf("encoding executor info of agent %s: %w", agent, err)
+		}
+		sum := sha256.Sum256(b)
+		digest := hex.EncodeToString(sum[:8])
+		bin[executorInfoKeyPrefix+digest] = b
+		lines = append(lines, agent+" "+digest)
+	}
+	return strings.Join(lines, "\n"), bin, nil
 }
 
 // Save replaces the stored state (creating the ConfigMap when needed), retrying on conflicts.
@@ -91,16 +147,15 @@ func (s *ConfigMapStore) Save(ctx context.Context, st State) error {
 	if len(st.FormerFrameworkIDs) > 0 {
 		data[formerFrameworkIDsKey] = strings.Join(st.FormerFrameworkIDs, "\n")
 	}
-	bin := map[string][]byte{}
-	for agent, info := range st.Executors {
-		b, err := info.Marshal()
-		if err != nil {
-			return fmt.Errorf("encoding executor info of agent %s: %w", agent, err)
-		}
-		bin[executorKeyPrefix+agent] = b
+	executors, bin, err := encodeExecutors(st.Executors)
+	if err != nil {
+		return err
+	}
+	if executors != "" {
+		data[executorsKey] = executors
 	}
 	cms := s.Client.CoreV1().ConfigMaps(s.Namespace)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cm, err := cms.Get(ctx, s.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			_, err = cms.Create(ctx, &corev1.ConfigMap{
