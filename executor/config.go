@@ -93,6 +93,9 @@ type Config struct {
 	SandboxTimeout time.Duration
 	// Getenv reads the Mesos environment; os.Getenv when nil (in-process executors pass their own).
 	Getenv func(string) string
+	// AgentDial, when set, opens the connections to the agent instead of TCP; only in-process
+	// executors have one (a simulator host's in-memory connections).
+	AgentDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// KubeClient, when set, is used instead of building one from Kubeconfig.
 	KubeClient kubernetes.Interface
 	// Runtime, when set, runs containers instead of Mesos nested containers. If it has a method

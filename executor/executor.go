@@ -80,6 +80,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	agent.Dial = cfg.AgentDial
 	log := cfg.Log
 	if log == nil {
 		std := logrus.StandardLogger()

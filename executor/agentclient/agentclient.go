@@ -7,10 +7,13 @@
 package agentclient
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +32,9 @@ type Options struct {
 	Token string
 	// TLS, when set, makes calls use https with this configuration.
 	TLS *tls.Config
+	// Dial, when set, opens the connections to the agent instead of TCP (an in-process executor's
+	// in-memory connection to its simulated agent).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // FromEnv reads the token and libprocess' SSL variables from getenv (os.Getenv when nil). Reading
@@ -76,6 +82,9 @@ func (o Options) Client(url string, configOpts ...httpcli.ConfigOpt) *httpcli.Cl
 	}
 	if o.TLS != nil {
 		configOpts = append([]httpcli.ConfigOpt{httpcli.TLSConfig(o.TLS.Clone())}, configOpts...)
+	}
+	if o.Dial != nil {
+		configOpts = append([]httpcli.ConfigOpt{httpcli.Transport(func(t *http.Transport) { t.DialContext = o.Dial })}, configOpts...)
 	}
 	return httpcli.New(append(opts, httpcli.Do(httpcli.With(configOpts...)))...)
 }

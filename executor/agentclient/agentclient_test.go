@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -207,5 +208,26 @@ func TestClientCertificate(t *testing.T) {
 	}
 	if err := getHealth(o, strings.TrimPrefix(s.URL, "https://")); err != nil || peer != "executor" {
 		t.Errorf("GET_HEALTH: %v, client certificate %q", err, peer)
+	}
+}
+
+// With Dial, the client reaches the agent through it (an in-process executor's in-memory
+// connection), whatever the endpoint resolves to.
+func TestDialReplacesTCP(t *testing.T) {
+	s, _ := agentServer(t, false)
+	var dialed []string
+	o := Options{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialed = append(dialed, addr)
+		var d net.Dialer
+		return d.DialContext(ctx, network, strings.TrimPrefix(s.URL, "http://"))
+	}}
+	if err := getHealth(o, "agent.invalid:5051"); err != nil {
+		t.Fatal(err)
+	}
+	if len(dialed) != 1 || dialed[0] != "agent.invalid:5051" {
+		t.Errorf("dialed %v, want the agent's endpoint once", dialed)
+	}
+	if err := getHealth(Options{}, "agent.invalid:5051"); err == nil {
+		t.Error("without Dial, the unresolvable endpoint answered")
 	}
 }

@@ -2,14 +2,17 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"google.golang.org/grpc/test/bufconn"
 )
 
 type rawRequest struct {
@@ -304,5 +307,28 @@ func TestStopKillsEverything(t *testing.T) {
 	}
 	if after := len(m.all("update")); after != before {
 		t.Errorf("master received %d updates after Stop", after-before)
+	}
+}
+
+// Serve answers the same API on another listener (an in-memory one for in-process executors), until
+// the agent stops.
+func TestServeOnAnotherListener(t *testing.T) {
+	a := newTestAgent(t, &fakeMaster{autoAck: true}, nil)
+	l := bufconn.Listen(64 << 10)
+	a.Serve(l)
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return l.DialContext(ctx) }}}
+	resp, err := c.Get("http://" + a.Endpoint() + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /health in memory: %d", resp.StatusCode)
+	}
+	c.CloseIdleConnections()
+	a.Stop()
+	if conn, err := l.DialContext(context.Background()); err == nil {
+		conn.Close()
+		t.Error("the agent's in-memory listener still accepts after Stop")
 	}
 }
