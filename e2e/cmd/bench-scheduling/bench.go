@@ -555,14 +555,21 @@ func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) er
 		if _, err := b.createPods(ctx, ns, fmt.Sprintf("warm%d", batch), "kubemesos", min(2*missing, warmBatch), nil); err != nil {
 			return err
 		}
-		// Wait for those pods to be Running before looking again.
+		// Wait for those pods to be Running (or failed: an executor that could not start fails its
+		// pods, and its agent is still without executor next time round) before looking again.
+		failed := 0
 		err = wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 			l, err := b.admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return false, nil
 			}
+			failed = 0
 			for _, p := range l.Items {
-				if p.Status.Phase != corev1.PodRunning {
+				switch p.Status.Phase {
+				case corev1.PodRunning:
+				case corev1.PodFailed, corev1.PodSucceeded:
+					failed++
+				default:
 					return false, nil
 				}
 			}
@@ -570,6 +577,9 @@ func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) er
 		})
 		if err != nil {
 			return fmt.Errorf("warm-up pods not Running: %w", err)
+		}
+		if failed > 0 {
+			b.log.WithField("pods", failed).Warn("warm-up: pods ended instead of running, so far (see the framework's log)")
 		}
 	}
 	b.log.WithField("took", time.Since(started).Round(time.Second)).Info("warm-up done")

@@ -16,10 +16,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/kubemesos/kubemesos/e2e/schedbench"
 	"github.com/kubemesos/kubemesos/e2e/simhost"
@@ -201,16 +204,23 @@ func runSimHost(args []string) error {
 	defer logFile.Close()
 	log := logrus.New()
 	log.SetOutput(logFile)
+	want := uint64(*n) * fdsPerInProcessExecutor
+	if got, err := raiseOpenFiles(want); err != nil || got < want {
+		log.WithError(err).WithFields(logrus.Fields{"want": want, "limit": got}).
+			Warn("open-files limit below what the in-process executors may need; executors may fail with \"too many open files\"")
+	}
 	cfg, err := simConfig(*n, *prefix, *workDir, *registry, log)
 	if err != nil {
 		return err
 	}
+	agentConns := &inMemoryAgents{byEndpoint: map[string]*bufconn.Listener{}}
 	cfg.ExecutorHook = func(ctx context.Context, env map[string]string) error {
 		ec := executor.DefaultConfig()
 		ec.Getenv = func(k string) string { return env[k] }
 		ec.Kubeconfig = *kubeconfig
 		ec.RuntimeName = executor.RuntimeHollow
 		ec.Log = log
+		ec.AgentDial = agentConns.dial
 		return executor.Run(ctx, ec)
 	}
 	c, err := mesossim.StartCluster(cfg)
@@ -218,6 +228,9 @@ func runSimHost(args []string) error {
 		return err
 	}
 	defer c.Close()
+	for _, a := range c.Agents() {
+		agentConns.serve(a)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -246,4 +259,65 @@ func runSimHost(args []string) error {
 func executorStub(dir string) (string, error) {
 	path := filepath.Join(dir, "executor-stub")
 	return path, os.WriteFile(path, []byte("#!/bin/sh\n# run in-process by bench-scheduling's sim-host\nexit 1\n"), 0o755)
+}
+
+// inMemoryAgents connects the in-process executors to their agents in memory: over TCP each
+// executor held four descriptors (both ends of its subscription and of its calls), and 5,000 agents
+// with a listener each and their executors ran out of this machine's 20,000 in issue 13's run
+// ("socket: too many open files": the executors failed, and their pods with them). The agents serve
+// the same API on both; nothing but the descriptors differs.
+type inMemoryAgents struct {
+	mu         sync.Mutex
+	byEndpoint map[string]*bufconn.Listener
+}
+
+func (m *inMemoryAgents) serve(a *agent.Agent) {
+	l := bufconn.Listen(256 << 10)
+	m.mu.Lock()
+	m.byEndpoint[a.Endpoint()] = l
+	m.mu.Unlock()
+	a.Serve(l)
+}
+
+// dial connects to the agent at addr in memory, or over TCP to an agent it does not serve.
+func (m *inMemoryAgents) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	m.mu.Lock()
+	l := m.byEndpoint[addr]
+	m.mu.Unlock()
+	if l == nil {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	return l.DialContext(ctx)
+}
+
+// fdsPerInProcessExecutor bounds the descriptors one agent and its in-process executor hold in the
+// sim-host: the agent's listener, the executor's kubelet API listener, and spare.
+const fdsPerInProcessExecutor = 4
+
+// raiseOpenFiles raises this process's RLIMIT_NOFILE towards want, as an operator raises mesos-agent's
+// LimitNOFILE for a host running thousands of executors: the soft limit up to the hard one, and the
+// hard one too where that is allowed (root with CAP_SYS_RESOURCE; not in every container). It
+// returns the limit in effect.
+func raiseOpenFiles(want uint64) (uint64, error) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	if lim.Cur >= want {
+		return lim.Cur, nil
+	}
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		if ceiling, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && want > ceiling {
+			want = ceiling
+		}
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: want, Max: max(lim.Max, want)}); err == nil {
+		return want, nil
+	}
+	lim.Cur = min(want, lim.Max)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	return lim.Cur, nil
 }
