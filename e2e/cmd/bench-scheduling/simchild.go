@@ -36,8 +36,8 @@ import (
 type agents interface {
 	// URL is the master's.
 	URL() string
-	// withoutExecutor counts the agents that run no executor yet.
-	withoutExecutor(ctx context.Context) (int, error)
+	// withoutExecutor lists the hostnames of the agents that run no executor yet.
+	withoutExecutor(ctx context.Context) ([]string, error)
 	// executorUsage is the executors' CPU and memory (process mode: their processes summed; in-process
 	// mode: the simulator process, master and agents included).
 	executorUsage(framework int) map[int]schedbench.Usage
@@ -68,14 +68,18 @@ type processAgents struct {
 
 func (p *processAgents) URL() string { return p.c.URL }
 
-func (p *processAgents) withoutExecutor(context.Context) (int, error) {
-	n := 0
-	for _, a := range p.c.Agents() {
+func (p *processAgents) withoutExecutor(context.Context) ([]string, error) {
+	return hostsWithoutExecutor(p.c), nil
+}
+
+func hostsWithoutExecutor(c *mesossim.Cluster) []string {
+	var hosts []string
+	for _, a := range c.Agents() {
 		if len(a.Executors()) == 0 {
-			n++
+			hosts = append(hosts, a.Info().Hostname)
 		}
 	}
-	return n, nil
+	return hosts
 }
 
 func (p *processAgents) executorUsage(framework int) map[int]schedbench.Usage {
@@ -96,19 +100,19 @@ type childAgents struct {
 
 func (c *childAgents) URL() string { return c.url }
 
-func (c *childAgents) withoutExecutor(ctx context.Context) (int, error) {
+func (c *childAgents) withoutExecutor(ctx context.Context) ([]string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.statusURL, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var st simStatus
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, err
+		return nil, err
 	}
 	return st.WithoutExecutor, nil
 }
@@ -128,8 +132,9 @@ func (c *childAgents) close() {
 }
 
 type simStatus struct {
-	Agents          int `json:"agents"`
-	WithoutExecutor int `json:"without_executor"`
+	Agents int `json:"agents"`
+	// WithoutExecutor are the hostnames of the agents that run no executor yet.
+	WithoutExecutor []string `json:"without_executor"`
 }
 
 // startChildAgents re-executes this binary as `sim-host` and reads the master's and its status URL
@@ -221,6 +226,10 @@ func runSimHost(args []string) error {
 		ec.RuntimeName = executor.RuntimeHollow
 		ec.Log = log
 		ec.AgentDial = agentConns.dial
+		// No kubelet API (kubectl logs/exec): hollow containers have neither logs nor processes, and
+		// its two listeners and certificate watch per executor are what still ran 5,000 agents out of
+		// descriptors once their executor connections were in memory.
+		ec.KubeletAddress = ""
 		return executor.Run(ctx, ec)
 	}
 	c, err := mesossim.StartCluster(cfg)
@@ -236,14 +245,7 @@ func runSimHost(args []string) error {
 		return err
 	}
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		st := simStatus{}
-		for _, a := range c.Agents() {
-			st.Agents++
-			if len(a.Executors()) == 0 {
-				st.WithoutExecutor++
-			}
-		}
-		_ = json.NewEncoder(w).Encode(st)
+		_ = json.NewEncoder(w).Encode(simStatus{Agents: len(c.Agents()), WithoutExecutor: hostsWithoutExecutor(c)})
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
@@ -292,8 +294,8 @@ func (m *inMemoryAgents) dial(ctx context.Context, network, addr string) (net.Co
 }
 
 // fdsPerInProcessExecutor bounds the descriptors one agent and its in-process executor hold in the
-// sim-host: the agent's listener, the executor's kubelet API listener, and spare.
-const fdsPerInProcessExecutor = 4
+// sim-host: the agent's listener, the executor's fetch while it starts, and spare.
+const fdsPerInProcessExecutor = 3
 
 // raiseOpenFiles raises this process's RLIMIT_NOFILE towards want, as an operator raises mesos-agent's
 // LimitNOFILE for a host running thousands of executors: the soft limit up to the hard one, and the
