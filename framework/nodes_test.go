@@ -14,7 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -300,5 +302,33 @@ func TestIPOfPID(t *testing.T) {
 		if got := ipOfPID(pid); got != want {
 			t.Errorf("ipOfPID(%q) = %q, want %q", pid, got, want)
 		}
+	}
+}
+
+// The API server ignores a new Node's status on create; the framework then patches it in, as the
+// kubelet does, with no resourceVersion to conflict with the controller-manager's first write.
+func TestNewNodeStatusIsPatchedIn(t *testing.T) {
+	ctx := context.Background()
+	c, kube, _ := newTestNodeController(t)
+	kube.PrependReactor("create", "nodes", func(a k8stesting.Action) (bool, kruntime.Object, error) {
+		n := a.(k8stesting.CreateAction).GetObject().(*corev1.Node).DeepCopy()
+		n.Status = corev1.NodeStatus{}
+		n.ResourceVersion = "1"
+		return true, n, kube.Tracker().Create(corev1.SchemeGroupVersion.WithResource("nodes"), n, "")
+	})
+	o := offer("o1", "a1", "h1", 2, 1024)
+	c.ObserveOffer(&o)
+	c.SyncAll(ctx, false)
+	if st, _ := readyOf(t, kube, "h1"); st != corev1.ConditionTrue {
+		t.Fatalf("new Node's Ready = %q, want True", st)
+	}
+	var verbs []string
+	for _, a := range kube.Actions() {
+		if a.GetResource().Resource == "nodes" && a.GetSubresource() == "status" {
+			verbs = append(verbs, a.GetVerb())
+		}
+	}
+	if diff := cmp.Diff([]string{"patch"}, verbs); diff != "" {
+		t.Errorf("writes of the new Node's status (-want +got):\n%s", diff)
 	}
 }
