@@ -452,15 +452,7 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 			if len(tasks) == 0 && err == nil {
 				err = fmt.Errorf("Task group is empty")
 			}
-			// Validate the group against what it needs as a whole.
-			rest := remaining.Clone()
 			injectAllocation(exec.Resources, role)
-			if _, running := f.executors[agentID][exec.ExecutorID.Value]; !running && err == nil {
-				if !rez.ContainsAll(rest, exec.Resources) {
-					err = fmt.Errorf("Executor uses more resources %s than available %s", mesos.Resources(exec.Resources).String(), rest.String())
-				}
-				rest = rest.Minus(exec.Resources...)
-			}
 			for i := range tasks {
 				if err != nil {
 					break
@@ -469,8 +461,20 @@ func (m *Master) accept(f *framework, a *scheduler.Call_Accept) {
 					err = fmt.Errorf("'TaskInfo.executor' must not be set")
 					break
 				}
-				if err = m.validateTask(f, &tasks[i], &exec, true, agentID, role, rest); err == nil {
-					rest = rest.Minus(tasks[i].Resources...)
+				err = m.validateTask(f, &tasks[i], &exec, true, agentID, role, nil)
+			}
+			if err == nil {
+				// The group against what it needs as a whole (validateTaskGroupAndExecutorResources).
+				var total mesos.Resources
+				for i := range tasks {
+					total = total.Plus(tasks[i].Resources...)
+				}
+				if _, running := f.executors[agentID][exec.ExecutorID.Value]; !running {
+					total = total.Plus(exec.Resources...)
+				}
+				if !rez.ContainsAll(remaining, total) {
+					err = fmt.Errorf("Total resources %s required by task group and its executor are more than available %s",
+						stringifyResources(total), stringifyResources(remaining))
 				}
 			}
 			if err == nil {
@@ -674,12 +678,12 @@ func (m *Master) validateTask(f *framework, t *mesos.TaskInfo, e *mesos.Executor
 			return incompatibleExecutorError(&running, e)
 		}
 	}
-	need := needed(t, e, f, agentID)
 	if inGroup {
-		need = mesos.Resources(nil).Plus(t.Resources...) // the group code adds the executor once
+		return nil // the group's resources are checked as a whole
 	}
-	if !rez.ContainsAll(available, need) {
-		return fmt.Errorf("Task uses more resources %s than available %s", need.String(), available.String())
+	if need := needed(t, e, f, agentID); !rez.ContainsAll(available, need) {
+		return fmt.Errorf("Total resources %s required by task and its executor is more than available %s",
+			stringifyResources(need), stringifyResources(available))
 	}
 	return nil
 }

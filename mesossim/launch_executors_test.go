@@ -108,7 +108,7 @@ func TestLaunchTasksForANewAndARunningExecutor(t *testing.T) {
 		task("sandbox-u2", o["agent_id"], sandbox("u2", 3), scalar("cpus", 0.5)),
 		task("pod-u2", o["agent_id"], kubelet(), scalar("cpus", 0.01))))
 	st := status("sandbox-u2")
-	if st["state"] != "TASK_ERROR" || st["reason"] != "REASON_TASK_INVALID" || !strings.HasPrefix(st["message"].(string), "Task uses more resources ") {
+	if st["state"] != "TASK_ERROR" || st["reason"] != "REASON_TASK_INVALID" || !strings.Contains(st["message"].(string), " required by task and its executor is more than available ") {
 		t.Errorf("a new executor beyond the offer: %v %v %v", st["state"], st["reason"], st["message"])
 	}
 	if st := status("pod-u2"); st["state"] != "TASK_RUNNING" {

@@ -90,6 +90,18 @@ func TestExecutorsAndLaunchGroup(t *testing.T) {
 	if calls := h.agents[0].calls(); !strings.Contains(strings.Join(calls, "\n"), want) {
 		t.Errorf("agent calls %v lack %q", calls, want)
 	}
+	// A group beyond the offer fails as a whole, with Mesos' message.
+	h.m.Allocate()
+	o = offersOf(c.next("OFFERS"))[0]
+	c.mustCall("ACCEPT", group("DEFAULT", commandTask("g5", o["agent_id"], 0.5, 64), commandTask("g6", o["agent_id"], 100, 64)))
+	for _, id := range []string{"g5", "g6"} {
+		st := c.nextUpdate(id)["update"].(map[string]any)["status"].(map[string]any)
+		msg, _ := st["message"].(string)
+		if st["state"] != "TASK_ERROR" || st["reason"] != "REASON_TASK_GROUP_INVALID" ||
+			!strings.HasPrefix(msg, "Total resources cpus(allocated: ") || !strings.Contains(msg, " required by task group and its executor are more than available ") {
+			t.Errorf("group beyond the offer: %s %v %v %q", id, st["state"], st["reason"], msg)
+		}
+	}
 }
 
 func TestAdminEndpoint(t *testing.T) {
