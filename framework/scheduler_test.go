@@ -929,3 +929,39 @@ func TestStripManagedFields(t *testing.T) {
 		t.Errorf("stripManagedFields(tombstone) = %v, %v; want it unchanged", out, err)
 	}
 }
+
+// A task refused because it and its executor's resources exceed the offer, its executor having just
+// terminated (the master then counts the executor's resources too), is launched again, not failed.
+func TestTaskRefusedForAnExecutorThatJustTerminatedIsRelaunched(t *testing.T) {
+	f := newFixture(t, State{}, pod("p", "uid-p"))
+	f.subscribe("fw-1")
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	f.addNode(agentNode("h1", "a1"))
+	f.refreshCache("default", "p")
+	f.drain()
+	f.event(&scheduler.Event{Type: scheduler.Event_FAILURE, Failure: &scheduler.Event_Failure{
+		AgentID: &mesos.AgentID{Value: "a1"}, ExecutorID: &mesos.ExecutorID{Value: ExecutorID}}})
+	refused := status("pod-uid-p", "a1", mesos.TASK_ERROR, mesos.SOURCE_MASTER, mesos.REASON_TASK_INVALID.Enum(), []byte("u1"))
+	refused.Message = ptr.To("Total resources cpus(allocated: kubemesos):0.11; mem(allocated: kubemesos):72 required by task and its executor is more than available cpus(allocated: kubemesos):0.01; mem(allocated: kubemesos):8")
+	f.update(refused)
+	f.drain()
+	got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase == corev1.PodFailed {
+		t.Fatalf("pod failed (%s: %s), want it relaunched", got.Status.Reason, got.Status.Message)
+	}
+	f.offers(offer("o2", "a1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	accepts := f.caller.ofType(scheduler.Call_ACCEPT)
+	if n := len(launchedTasks(accepts)); n != 2 {
+		t.Fatalf("%d launches of the pod, want 2", n)
+	}
+	last := accepts[len(accepts)-1].GetAccept().GetOperations()[0].GetLaunch().GetTaskInfos()[0]
+	if len(last.GetExecutor().Resources) == 0 {
+		t.Error("the relaunch carries no executor resources, though the executor terminated")
+	}
+}

@@ -2,6 +2,7 @@ package podtranslate
 
 import (
 	"fmt"
+	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	corev1 "k8s.io/api/core/v1"
@@ -93,7 +94,9 @@ type TaskOutcome struct {
 //	                                                  (LaunchFailed, executor registration timeout)
 //	TASK_KILLED                    Failed             terminal; Succeeded when the executor labels the update kubemesos.io/phase=Succeeded
 //	                                                  (all containers exited 0 on SIGTERM, as the kubelet decides)
-//	TASK_ERROR                     Failed TaskInvalid terminal; the task description was refused and retrying cannot help
+//	TASK_ERROR                     Failed TaskInvalid terminal; the task description was refused and retrying cannot help;
+//	                                                  Pending, Relaunch when it did not fit only because its executor
+//	                                                  had just terminated (executorRaced)
 //	TASK_DROPPED                   Pending, Relaunch  launch failed transiently, the executor never saw the task
 //	TASK_LOST                      Failed NodeLost    terminal; or Relaunch for launch-time reasons (invalid offers, master or
 //	                                                  resources unknown), or like TASK_UNKNOWN for a reconciliation answer
@@ -150,6 +153,9 @@ func PodStatusForTask(status mesos.TaskStatus) TaskOutcome {
 		}
 	case mesos.TASK_ERROR:
 		terminate(corev1.PodFailed, ReasonTaskInvalid)
+		if executorRaced(status) {
+			o.Phase, o.Terminal, o.Action, o.Reason = corev1.PodPending, false, ActionRelaunch, ""
+		}
 	case mesos.TASK_DROPPED:
 		o.Phase, o.Action = corev1.PodPending, ActionRelaunch
 	case mesos.TASK_LOST:
@@ -256,6 +262,17 @@ func neverReachedExecutor(status mesos.TaskStatus) bool {
 		return true
 	}
 	return false
+}
+
+// executorRaced: the master refused the task because it and its executor's resources exceed the
+// offer. A framework that launches onto its running executor sends no executor resources, and the
+// master adds them only when the executor is no longer there (validation.cpp: "if
+// (!slave->hasExecutor(...)) total += executorResources"): the executor terminated between offer
+// and ACCEPT (issue 13's run: an executor that failed to start, its pods relaunched onto it). The
+// task never reached the agent; relaunched, it carries the executor's resources.
+func executorRaced(status mesos.TaskStatus) bool {
+	return status.GetSource() == mesos.SOURCE_MASTER && status.GetReason() == mesos.REASON_TASK_INVALID &&
+		strings.Contains(status.GetMessage(), " required by task and its executor is more than available ")
 }
 
 // launchTimeReason: TASK_LOST reasons a master without partition awareness gives for a launch that
