@@ -97,7 +97,6 @@ func decodeState(cm *corev1.ConfigMap) (State, error) {
 			st.Executors[agent] = info
 		}
 	}
-	infos := map[string]mesos.ExecutorInfo{}
 	for _, line := range strings.Split(cm.Data[executorsKey], "\n") {
 		if line == "" {
 			continue
@@ -106,13 +105,10 @@ func decodeState(cm *corev1.ConfigMap) (State, error) {
 		if !ok {
 			return State{}, fmt.Errorf("state ConfigMap %s/%s: malformed %s line %q", cm.Namespace, cm.Name, executorsKey, line)
 		}
-		info, seen := infos[digest]
-		if !seen {
-			var err error
-			if info, err = decode(executorInfoKeyPrefix + digest); err != nil {
-				return State{}, err
-			}
-			infos[digest] = info
+		// Decoded per agent: agents sharing a stored ExecutorInfo must not share its pointers.
+		info, err := decode(executorInfoKeyPrefix + digest)
+		if err != nil {
+			return State{}, err
 		}
 		st.Executors[agent] = info
 	}

@@ -98,21 +98,20 @@ func stringifyDisk(d *mesos.Resource_DiskInfo) string {
 		if hasCSI {
 			csi = "(" + s.GetVendor() + "," + s.GetID() + "," + s.GetProfile() + ")"
 		}
+		// A MOUNT or PATH source without CSI identity prints its root.
+		rooted := func(kind string, root *string) {
+			b.WriteString(kind)
+			if hasCSI {
+				b.WriteString(csi)
+			} else if root != nil {
+				b.WriteString(":" + *root)
+			}
+		}
 		switch s.GetType() {
 		case mesos.Resource_DiskInfo_Source_MOUNT:
-			b.WriteString("MOUNT")
-			if hasCSI {
-				b.WriteString(csi)
-			} else if s.GetMount().Root != nil {
-				b.WriteString(":" + s.GetMount().GetRoot())
-			}
+			rooted("MOUNT", s.GetMount().Root)
 		case mesos.Resource_DiskInfo_Source_PATH:
-			b.WriteString("PATH")
-			if hasCSI {
-				b.WriteString(csi)
-			} else if s.GetPath().Root != nil {
-				b.WriteString(":" + s.GetPath().GetRoot())
-			}
+			rooted("PATH", s.GetPath().Root)
 		case mesos.Resource_DiskInfo_Source_BLOCK:
 			b.WriteString("BLOCK" + csi)
 		case mesos.Resource_DiskInfo_Source_RAW:

@@ -540,8 +540,8 @@ const warmBatch = 400
 
 // warmUp starts every agent's executor, as kubelets already run on nodes: it creates one pod for
 // each agent without executor, asking for that agent's Node (nodeSelector on its hostname), until
-// none is left, then deletes them. Unpinned pods left it to placement which agents got one: run 8's
-// 5,000 agents took 40 batches and 10 minutes, and 4 agents were still cold.
+// none is left, then deletes them. Unpinned pods left it to placement which agents got one: at 5,000
+// agents that took 40 batches and 10 minutes, and 4 agents were still cold.
 func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) error {
 	started := time.Now()
 	batch := 0
