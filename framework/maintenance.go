@@ -219,12 +219,13 @@ func (s *sched) maintain(ctx context.Context) {
 			// A restarted framework knows the window from the Node until Mesos says otherwise.
 			w, scheduled = parseWindow(mark)
 		}
-		if !(scheduled && w.active(now)) && !marked {
+		inWindow := scheduled && w.active(now)
+		if !inWindow && !marked {
 			continue // most Nodes, every pass: nothing to do, nothing to allocate (5,000 agents)
 		}
 		log := s.log.WithFields(logrus.Fields{"agentID": id, "node": node.Name})
 		switch {
-		case scheduled && w.active(now):
+		case inWindow:
 			if !marked || !node.Spec.Unschedulable {
 				if err := s.cordon(ctx, node.Name, w); err != nil {
 					log.WithError(err).Warn("cordoning Node for maintenance")

@@ -107,11 +107,8 @@ func pod(name, schedulerName string) *corev1.Pod {
 
 // createPods creates n pods in ns with the creators, concurrency at a time, and returns when each
 // was created (the time just before its request) and the rate achieved.
-// With pin, pod i asks for the Node pin[i] (nodeSelector kubernetes.io/hostname) and n is len(pin).
+// With pin (n entries), pod i asks for the Node pin[i] (nodeSelector kubernetes.io/hostname).
 func (b *bench) createPods(ctx context.Context, ns, prefix, schedulerName string, n int, pin []string, created func(name string, at time.Time)) (float64, error) {
-	if pin != nil {
-		n = len(pin)
-	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -563,7 +560,8 @@ func (b *bench) warmUp(ctx context.Context, sim agents, ns string, cold *int) er
 		// At most warmBatch pods at a time: at 1,000 agents, 2,000 at once started 1,000 in-process
 		// executors together in the simulator's process, which then answered ACCEPTs after mesos-go's
 		// timeout (and mesos-go resubscribes after any failed call, rescinding every offer).
-		if _, err := b.createPods(ctx, ns, fmt.Sprintf("warm%d", batch), "kubemesos", 0, missing[:min(len(missing), warmBatch)], nil); err != nil {
+		hosts := missing[:min(len(missing), warmBatch)]
+		if _, err := b.createPods(ctx, ns, fmt.Sprintf("warm%d", batch), "kubemesos", len(hosts), hosts, nil); err != nil {
 			return err
 		}
 		// Wait for those pods to be Running, or failed (an executor that could not start fails its
