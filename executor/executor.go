@@ -158,7 +158,6 @@ func Run(ctx context.Context, cfg Config) error {
 		hostIP:    ip,
 		runtime:   rt,
 		kube:      client,
-		writer:    statuswriter.New(client, statuswriter.Config{Clock: cfg.Clock, Log: log}),
 		tasks:     map[string]*task{},
 		unackedTs: map[string]mesos.TaskInfo{},
 		statuses:  make(chan workerStatus, 64),
@@ -166,6 +165,7 @@ func Run(ctx context.Context, cfg Config) error {
 		conn:      make(chan connMsg),
 		loopDone:  make(chan struct{}),
 	}
+	e.writer = statuswriter.New(client, statuswriter.Config{Clock: cfg.Clock, Log: log, Cached: e.pods.cached})
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer broadcaster.Shutdown()

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,22 @@ type podUpdates struct {
 	workers sync.Map // types.UID → *podworker.Worker
 	started bool     // the watch runs (set by the executor loop only)
 	runtime podUpdatedRuntime
+	store   atomic.Pointer[cache.Store] // the watch's pods, once it runs
+}
+
+// cached returns the watch's copy of a pod, or nil: the status writer diffs against it instead of
+// reading the pod.
+func (u *podUpdates) cached(namespace, name string) *corev1.Pod {
+	store := u.store.Load()
+	if store == nil {
+		return nil
+	}
+	obj, ok, err := (*store).GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	pod, _ := obj.(*corev1.Pod)
+	return pod
 }
 
 // podUpdatedRuntime is a runtime that follows pod updates too (the nested runtime's downwardAPI
@@ -59,6 +76,8 @@ func (u *podUpdates) run(ctx context.Context, client kubernetes.Interface, node 
 	}
 	// With the client: a fake clientset has no WatchList (streaming lists), the API server does.
 	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, client), &corev1.Pod{}, 0, cache.Indexers{})
+	store := inf.GetStore()
+	u.store.Store(&store)
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, obj any) {
 			if pod, ok := obj.(*corev1.Pod); ok {
