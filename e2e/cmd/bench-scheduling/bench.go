@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -487,6 +488,10 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 		exAfter = sim.executorUsage(fw.pid())
 		callsAfter = counter.Calls()
 		updAfter = fw.statusUpdates(ctx)
+		// The heap as the last pod runs, for `go tool pprof` (issue 13: where the framework's memory goes).
+		if err := fw.saveHeapProfile(ctx, filepath.Join(b.o.out, "logs", fmt.Sprintf("framework-heap-r%d.pb.gz", r))); err != nil {
+			log.WithError(err).Warn("saving the framework's heap profile")
+		}
 	})
 	if err != nil {
 		return alloc, sys, err
@@ -775,6 +780,31 @@ func (f *framework) statusUpdates(ctx context.Context) float64 {
 		sum += s.Value
 	}
 	return sum
+}
+
+// saveHeapProfile writes the framework's heap profile (its /debug/pprof/heap) to path.
+func (f *framework) saveHeapProfile(ctx context.Context, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/debug/pprof/heap", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/heap: %s", resp.Status)
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // startFramework runs `kubemesos framework` as local-up does, but serving only schedulerName
