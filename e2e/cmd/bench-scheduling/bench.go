@@ -483,13 +483,19 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 		exBefore = sim.executorUsage(fw.pid())
 		callsBefore = counter.Calls()
 		updBefore = fw.statusUpdates(ctx)
+		// Where the framework's CPU goes in the measurement's first 20 s (issue 13).
+		go func() {
+			if err := fw.saveProfile(ctx, "profile?seconds=20", filepath.Join(b.o.out, "logs", fmt.Sprintf("framework-cpu-r%d.pb.gz", r))); err != nil {
+				log.WithError(err).Warn("saving the framework's CPU profile")
+			}
+		}()
 	}, func() {
 		fwAfter, _ = schedbench.ReadUsage(fw.pid())
 		exAfter = sim.executorUsage(fw.pid())
 		callsAfter = counter.Calls()
 		updAfter = fw.statusUpdates(ctx)
 		// The heap as the last pod runs, for `go tool pprof` (issue 13: where the framework's memory goes).
-		if err := fw.saveHeapProfile(ctx, filepath.Join(b.o.out, "logs", fmt.Sprintf("framework-heap-r%d.pb.gz", r))); err != nil {
+		if err := fw.saveProfile(ctx, "heap", filepath.Join(b.o.out, "logs", fmt.Sprintf("framework-heap-r%d.pb.gz", r))); err != nil {
 			log.WithError(err).Warn("saving the framework's heap profile")
 		}
 	})
@@ -782,9 +788,10 @@ func (f *framework) statusUpdates(ctx context.Context) float64 {
 	return sum
 }
 
-// saveHeapProfile writes the framework's heap profile (its /debug/pprof/heap) to path.
-func (f *framework) saveHeapProfile(ctx context.Context, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/debug/pprof/heap", nil)
+// saveProfile writes one of the framework's profiles (profile is the path and query under
+// /debug/pprof/) to path.
+func (f *framework) saveProfile(ctx context.Context, profile, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/debug/pprof/"+profile, nil)
 	if err != nil {
 		return err
 	}
@@ -794,7 +801,7 @@ func (f *framework) saveHeapProfile(ctx context.Context, path string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /debug/pprof/heap: %s", resp.Status)
+		return fmt.Errorf("GET /debug/pprof/%s: %s", profile, resp.Status)
 	}
 	out, err := os.Create(path)
 	if err != nil {
