@@ -161,6 +161,9 @@ func busyboxSource(ctx context.Context, dir string, log io.Writer) (string, erro
 			"-o", "Dir::Etc::SourceList=" + list, "-o", "Dir::Etc::SourceParts=/dev/null",
 			"-o", "Dir::State::Lists=" + filepath.Join(apt, "lists"), "-o", "Dir::Cache=" + filepath.Join(apt, "cache"),
 			"-o", "APT::Get::List-Cleanup=0", "-o", "APT::Sandbox::User=root",
+			// No installed packages: with the host's busybox installed, apt-get source asks for
+			// that binary's version (bookworm's), which the suite's list does not have.
+			"-o", "Dir::State::status=/dev/null",
 		}
 		fmt.Fprintf(log, "imagebuild: apt-get source --download-only busybox (%s)\n", BusyboxSourceSuite)
 		for _, args := range [][]string{append(opts, "update"), append(opts, "source", "--download-only", "busybox")} {
