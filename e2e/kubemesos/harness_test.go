@@ -449,7 +449,9 @@ func (e *env) dump() {
 			}
 		}
 	}
-	if st, err := e.mesosState(ctx); err == nil {
+	if e.sim == nil {
+		b.WriteString("--- no Mesos cluster: the env's set-up stopped before it\n")
+	} else if st, err := e.mesosState(ctx); err == nil {
 		b.WriteString("--- Mesos tasks (active, unreachable, completed):\n")
 		for _, group := range [][]mesos.Task{st.GetTasks.Tasks, st.GetTasks.UnreachableTasks, st.GetTasks.CompletedTasks} {
 			for _, task := range group {
