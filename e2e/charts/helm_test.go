@@ -192,6 +192,11 @@ func TestChartRendersDefaults(t *testing.T) {
 	if env := envValue(c, "KUBEMESOS_ADVERTISE_URL"); env != "http://$(POD_IP):10260" {
 		t.Errorf("KUBEMESOS_ADVERTISE_URL %q, want the pod IP", env)
 	}
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
+	}) {
+		t.Errorf("env %+v: want GOMEMLIMIT from the container's limits.memory", c.Env)
+	}
 	sc := c.SecurityContext
 	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Errorf("container security context %+v: want no privilege escalation and a read-only root", sc)
