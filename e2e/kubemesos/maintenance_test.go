@@ -59,6 +59,9 @@ func TestMaintenanceWindowDrainsAgent(t *testing.T) {
 	spec.Containers[0].ReadinessProbe = &corev1.Probe{
 		ProbeHandler:        corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}},
 		InitialDelaySeconds: 8, PeriodSeconds: 1,
+		// An exec is a nested container session: on a loaded 2-core machine one took over the
+		// default 1 s, and the replicas never became ready.
+		TimeoutSeconds: 5,
 	}
 	spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{
