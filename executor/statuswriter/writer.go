@@ -5,7 +5,7 @@
 // two-way strategic merge patch from the pod's current status, with the UID as precondition. Unlike it,
 // the current status comes from what the last patch returned or the executor's pod watch, with that
 // resourceVersion as a precondition too, and the pod is read only when that copy turns out stale (a
-// conflict): a GET from etcd per write was 40% of the API requests a launched pod cost (issue 13).
+// conflict): a GET per write was 40% of the API requests a launched pod cost (issue 13).
 package statuswriter
 
 import (
@@ -389,15 +389,7 @@ func keepForeignConditions(current, status corev1.PodStatus) corev1.PodStatus {
 func (w *Writer) write(ctx context.Context, e *entry) error {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
 	defer cancel()
-	cur, ok := w.current(e)
-	if !ok {
-		// Nothing cached yet (the watch lags the binding): the API server's watch cache answers
-		// without a read from etcd; if it lags too, the patch conflicts.
-		if p, err := w.client.CoreV1().Pods(e.namespace).Get(ctx, e.name, metav1.GetOptions{ResourceVersion: "0"}); err == nil && p.UID == e.uid {
-			cur, ok = known{resourceVersion: p.ResourceVersion, status: p.Status}, true
-		}
-	}
-	if ok {
+	if cur, ok := w.current(e); ok {
 		err := w.patch(ctx, e, cur)
 		if !apierrors.IsConflict(err) {
 			return patchError(e, err)
