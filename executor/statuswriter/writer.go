@@ -306,9 +306,10 @@ func (w *Writer) backOff(failures int) time.Duration {
 }
 
 // statusPatch is the two-way strategic merge patch from the pod's current status to status, with the
-// pod's UID and resourceVersion (unless empty) as preconditions, or nil when there is nothing to change. A plain merge of the new status would
-// leave fields the new one no longer has (a condition's old reason, a container's waiting state) in place;
-// the two-way patch deletes them, as the kubelet's status manager does.
+// pod's UID and resourceVersion (unless empty) as preconditions, or nil when there is nothing to
+// change. A plain merge of the new status would leave fields the new one no longer has (a condition's
+// old reason, a container's waiting state) in place; the two-way patch deletes them, as the kubelet's
+// status manager does.
 func statusPatch(uid types.UID, resourceVersion string, current, status corev1.PodStatus) ([]byte, error) {
 	oldJSON, err := json.Marshal(corev1.Pod{Status: current})
 	if err != nil {
