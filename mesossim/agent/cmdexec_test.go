@@ -86,8 +86,18 @@ func TestCommandTaskKillEscalatesAfterGracePeriod(t *testing.T) {
 	m := &fakeMaster{autoAck: true}
 	a := newTestAgent(t, m, func(c *Config) { c.Clock = clk })
 	fw := testFramework(false, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE)
-	a.Launch(fw, nil, []mesos.TaskInfo{commandTask("t1", "trap '' TERM; sleep 1000")}, false)
+	a.Launch(fw, nil, []mesos.TaskInfo{commandTask("t1", "trap '' TERM; echo trapped; sleep 1000")}, false)
 	waitFor(t, "running", func() bool { return len(m.states("t1")) == 2 })
+	// RUNNING comes as the shell starts: on a loaded machine a SIGTERM before its trap ended the task at
+	// once (TASK_KILLED by SIGTERM) and the wait for TASK_KILLING alone missed it.
+	waitFor(t, "the trap set", func() bool {
+		ex := a.Executors()
+		if len(ex) != 1 {
+			return false
+		}
+		out, _ := os.ReadFile(filepath.Join(ex[0].Directory, "stdout"))
+		return string(out) == "trapped\n"
+	})
 	grace := int64(2 * time.Second)
 	a.Kill(mesos.FrameworkID{Value: "fw-1"}, mesos.TaskID{Value: "t1"}, &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: grace}})
 	waitFor(t, "killing", func() bool { return len(m.states("t1")) == 3 })
