@@ -67,7 +67,8 @@ unit: ## unit and simulator tests of the root module, with the race detector
 E2E_PKG := ./kubemesos
 E2E_SHARD_1 ?= TestLeaderTakeovers|TestPodNetwork.*|TestMaintenanceWindowDrainsAgent|TestKubectlTop|TestTwoFrameworks.*
 E2E_LABELS := others kubemesos-1 kubemesos-2
-# Each job's whole output (the shards' with -v: every test's duration) is kept here after the run.
+# Each job's whole output (the shards' with -v: every test's duration) is kept here after the run; the
+# recipe ends with the failed tests' names, so that the tail of a CI log says which failed.
 E2E_LOGS := $(CURDIR)/.local/e2e
 
 .PHONY: e2e
@@ -92,6 +93,7 @@ e2e: ## end-to-end tests against a real control plane and the Mesos simulator (e
 	  else sed "s/^/[$$label] /" "$$logs/$$label.log"; fi; \
 	done; \
 	for label in $(E2E_LABELS); do rc=1; secs=?; read -r rc secs <"$$logs/$$label.rc"; echo "e2e $$label: exit $$rc in $$secs s"; done; \
+	for label in $(E2E_LABELS); do grep -E '^ *--- FAIL' "$$logs/$$label.log" 2>/dev/null | sed "s/^ */e2e $$label failed: /"; done; \
 	exit $$fail
 
 .PHONY: bench
