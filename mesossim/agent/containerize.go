@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -160,10 +161,19 @@ func (a *Agent) startIsolated(cc *containerizer.Container, env map[string]string
 	}, nil
 }
 
-// startIsolatedExecutorLocked launches a command executor's container (a custom executor's process)
-// through the containerizer: the executor runs as its CommandInfo's user, else its framework's, with the
-// agent's environment and the executor's variables, its output in its sandbox.
-func (a *Agent) startIsolatedExecutorLocked(e *executorRun, env map[string]string) (func() int32, error) {
+// isolatedExecutorLaunch is an executor's container between its preparation (under the agent's lock)
+// and its launch, which runs without the lock: isolators (network/cni, filesystem mounts, cgroups)
+// may take seconds on a loaded host, and the agent must go on serving its other executors meanwhile.
+type isolatedExecutorLaunch struct {
+	cc    *containerizer.Container
+	env   map[string]string
+	files *outputFiles
+}
+
+// prepareIsolatedExecutorLocked is a command executor's container (a custom executor's process) as the
+// containerizer launches it: the executor runs as its CommandInfo's user, else its framework's, with
+// the agent's environment and the executor's variables, its output in its sandbox.
+func (a *Agent) prepareIsolatedExecutorLocked(e *executorRun, env map[string]string) (*isolatedExecutorLaunch, error) {
 	files, err := openOutputFiles(e.dir)
 	if err != nil {
 		return nil, err
@@ -191,22 +201,40 @@ func (a *Agent) startIsolatedExecutorLocked(e *executorRun, env map[string]strin
 	for k, v := range env {
 		full[k] = v
 	}
-	pid, wait, err := a.startIsolated(cc, full, nil, files.stdout, files.stderr)
+	return &isolatedExecutorLaunch{cc: cc, env: full, files: files}, nil
+}
+
+// launch runs the prepared container; called without the agent's lock.
+func (l *isolatedExecutorLaunch) launch(a *Agent) (int, func() int32, error) {
+	pid, wait, err := a.startIsolated(l.cc, l.env, nil, l.files.stdout, l.files.stderr)
 	if err != nil {
-		files.close()
-		return nil, err
+		l.files.close()
+		return 0, nil, err
 	}
+	return pid, func() int32 {
+		status := wait().Status
+		l.files.close()
+		return status
+	}, nil
+}
+
+// launchedLocked records the launched container on its executor. What happened while the lock was
+// released is applied now: a kill requested meanwhile kills the container, and tasks added meanwhile
+// (whose update was skipped, there being no container yet) resize it.
+func (l *isolatedExecutorLaunch) launchedLocked(a *Agent, e *executorRun, pid int) {
 	e.pid = pid
 	e.kill = func() { killGroup(pid, syscall.SIGKILL) }
 	if c := a.containers[e.containerID.Value]; c != nil {
-		c.cz = cc
+		c.cz = l.cc
 	}
 	e.log.WithField("pid", pid).Debug("executor container launched")
-	return func() int32 {
-		status := wait().Status
-		files.close()
-		return status
-	}, nil
+	if e.killPending || a.stopped {
+		e.kill()
+		return
+	}
+	if res, limits := a.executorAllocationLocked(e); !reflect.DeepEqual(res, l.cc.Resources) || !reflect.DeepEqual(limits, l.cc.Limits) {
+		a.updateExecutorContainerLocked(e, "")
+	}
 }
 
 // executorAllocationLocked is what the executor's container is given: ExecutorInfo.resources plus the

@@ -257,7 +257,14 @@ func (a *Agent) runExecutor(e *executorRun) {
 		return
 	case a.cz != nil:
 		// Mesos runs an executor's container through the containerizer as well.
-		if wait, err = a.startIsolatedExecutorLocked(e, env); err != nil {
+		var l *isolatedExecutorLaunch
+		var pid int
+		if l, err = a.prepareIsolatedExecutorLocked(e, env); err == nil {
+			a.mu.Unlock()
+			pid, wait, err = l.launch(a)
+			a.mu.Lock()
+		}
+		if err != nil {
 			e.log.WithError(err).Warn("executor container failed to launch")
 			e.terminateLocked(termination{mesos.TASK_FAILED, mesos.REASON_CONTAINER_LAUNCH_FAILED,
 				"Failed to launch container: " + err.Error()})
@@ -265,6 +272,7 @@ func (a *Agent) runExecutor(e *executorRun) {
 			a.mu.Unlock()
 			return
 		}
+		l.launchedLocked(a, e, pid)
 		a.checkpointPidLocked(e)
 	default:
 		cmd, files, err := startSandboxProcess(*e.info.Command, e.dir, mergeEnv(os.Environ(), env))
