@@ -32,7 +32,8 @@ type Busybox struct {
 
 // BusyboxOptions tune FindBusybox. The zero value uses the installed package, else downloads it.
 type BusyboxOptions struct {
-	// CacheDir keeps downloaded packages (<CacheDir>/debs); empty means a temporary directory.
+	// CacheDir keeps downloaded packages (<CacheDir>/debs); empty means the user's cache
+	// (~/.cache/kubemesos/busybox-static), so that tests download the package once per machine.
 	CacheDir string
 	// Download ignores an installed busybox-static and takes the package from apt (apt-get download,
 	// then dpkg-deb -x: nothing is installed).
@@ -56,11 +57,11 @@ func FindBusybox(ctx context.Context, o BusyboxOptions) (Busybox, error) {
 	}
 	dir := o.CacheDir
 	if dir == "" {
-		tmp, err := os.MkdirTemp("", "busybox-static-")
+		base, err := os.UserCacheDir()
 		if err != nil {
 			return Busybox{}, err
 		}
-		dir = tmp
+		dir = filepath.Join(base, "kubemesos", BusyboxPackage)
 	}
 	debs := filepath.Join(dir, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
@@ -106,11 +107,28 @@ func downloadDeb(ctx context.Context, dir, pkg string, log io.Writer) (string, e
 	if p := find(); p != "" {
 		return p, nil
 	}
+	// Test packages running at once share the cache: each downloads into a directory of its own and
+	// renames the file into place.
 	download := func() ([]byte, error) {
 		fmt.Fprintf(log, "imagebuild: apt-get download %s\n", pkg)
+		tmp, err := os.MkdirTemp(dir, ".download-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
 		cmd := exec.CommandContext(ctx, "apt-get", "download", pkg)
-		cmd.Dir = dir
-		return cmd.CombinedOutput()
+		cmd.Dir = tmp
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return out, err
+		}
+		got, _ := filepath.Glob(filepath.Join(tmp, pkg+"_*.deb"))
+		for _, f := range got {
+			if err := os.Rename(f, filepath.Join(dir, filepath.Base(f))); err != nil {
+				return out, err
+			}
+		}
+		return out, nil
 	}
 	out, err := download()
 	if err != nil {
