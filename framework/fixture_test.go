@@ -96,6 +96,7 @@ type fixture struct {
 	clock     *clocktesting.FakeClock
 	caller    *fakeCaller
 	podIndex  cache.Indexer
+	cacheForm *interner
 	nodeIndex cache.Indexer
 	recorder  *record.FakeRecorder
 	store     *ConfigMapStore
@@ -124,7 +125,7 @@ func newFixtureConfig(t *testing.T, cfg Config, kube *fake.Clientset, st State, 
 	clk := clocktesting.NewFakeClock(t0)
 	store := &ConfigMapStore{Client: kube, Namespace: cfg.StateNamespace, Name: StateName}
 	f := &fixture{t: t, ctx: context.Background(), kube: kube, clock: clk, caller: &fakeCaller{},
-		podIndex: podIndex, nodeIndex: nodeIndex, recorder: record.NewFakeRecorder(1000), store: store}
+		podIndex: podIndex, cacheForm: newInterner(), nodeIndex: nodeIndex, recorder: record.NewFakeRecorder(1000), store: store}
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	t.Cleanup(queue.ShutDown)
 	nodes := newNodeController(kube, clk, cfg.NodeLeaseDuration, cfg.ExecutorCPUs, cfg.ExecutorMemMB, log)
@@ -148,10 +149,11 @@ func (f *fixture) addPod(p *corev1.Pod) {
 	f.updateCache(p)
 }
 
-// updateCache puts an object into the pod cache, as a watch event would, and queues it.
+// updateCache puts an object into the pod cache, as a watch event would (through the informer's
+// transform), and queues it.
 func (f *fixture) updateCache(p *corev1.Pod) {
 	f.t.Helper()
-	if err := f.podIndex.Update(p); err != nil {
+	if err := f.podIndex.Update(f.cacheForm.compactPod(p)); err != nil {
 		f.t.Fatal(err)
 	}
 	f.s.queue.Add(podKey(p))

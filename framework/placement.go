@@ -202,10 +202,26 @@ func (s *sched) pendingPods(now time.Time) []*corev1.Pod {
 		// relaunch would reuse its TaskID and ExecutorID.
 		skip := !ok || p.uid != pod.UID || s.inflight[pod.UID] || s.tasks[taskIDPrefix+string(pod.UID)].live() ||
 			s.tasks[sandboxIDPrefix+string(pod.UID)].live()
-		s.mu.Unlock()
-		if !skip {
-			pods = append(pods, pod)
+		var full *corev1.Pod
+		if ok {
+			full = p.full
 		}
+		s.mu.Unlock()
+		if skip {
+			continue
+		}
+		if pod.Spec.NodeName != "" {
+			// The cache keeps a bound pod without what its task carries: launch it with the spec read
+			// for it, once syncPod has read it (again, if it changed since).
+			if full == nil || full.UID != pod.UID || full.Generation != pod.Generation {
+				s.queue.Add(key)
+				continue
+			}
+			whole := *pod
+			whole.Spec = full.Spec
+			pod = &whole
+		}
+		pods = append(pods, pod)
 	}
 	sortPending(pods)
 	return pods

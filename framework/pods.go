@@ -184,9 +184,32 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 		s.unpend(key)
 		return s.failPod(ctx, pod, podtranslate.ReasonNodeLost, fmt.Sprintf("Mesos agent %s of node %s is not active", agentID, pod.Spec.NodeName))
 	}
-	log.Info("pod bound to an agent without a task: launching it there")
-	s.pend(key, pod)
+	if !s.hasFullPod(key, pod) {
+		full, err := s.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err) || (err == nil && full.UID != pod.UID):
+			return nil // gone: its deletion is on its way
+		case err != nil:
+			return fmt.Errorf("reading pod %s to launch it: %w", key, err)
+		}
+		log.Info("pod bound to an agent without a task: launching it there")
+		s.pend(key, pod)
+		s.mu.Lock()
+		if p := s.pending[key]; p != nil && p.uid == pod.UID {
+			p.full = full
+		}
+		s.mu.Unlock()
+	}
 	return nil
+}
+
+// hasFullPod reports whether the pending pod has its whole spec, as current as the cached pod's
+// (spec changes raise metadata.generation).
+func (s *sched) hasFullPod(key string, pod *corev1.Pod) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending[key]
+	return p != nil && p.uid == pod.UID && p.full != nil && p.full.Generation == pod.Generation
 }
 
 // orphanKeyPrefix marks queue keys naming a task whose pod object was removed ("task:pod-<uid>"; pod

@@ -209,7 +209,7 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	}
 	d.log.WithFields(logrus.Fields{"frameworkID": st.FrameworkID, "executors": len(st.Executors)}).Info("loaded framework state")
 
-	factory := informers.NewSharedInformerFactoryWithOptions(d.kube, 0, informers.WithTransform(stripManagedFields))
+	factory := informers.NewSharedInformerFactoryWithOptions(d.kube, 0, informers.WithTransform(newInterner().cacheTransform))
 	podInf := factory.Core().V1().Pods().Informer()
 	if err := podInf.AddIndexers(cache.Indexers{podUIDIndex: podUIDIndexFunc}); err != nil {
 		return fmt.Errorf("indexing pods: %w", err)
@@ -369,23 +369,6 @@ func mesosTLS(cfg Config) (httpcli.ConfigOpt, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return httpcli.TLSConfig(tc), nil
-}
-
-// stripManagedFields drops the objects' managedFields before the informers cache them, as
-// controller-runtime's TransformStripManagedFields does: nothing here reads them, and they are a
-// large share of every cached pod and Node (issue 13: the framework's memory at 30,000 pods). It
-// strips a shallow copy: a watch may hand over an object its source still holds (client-go's fake
-// tracker does), and the informer's objects are read-only anyway.
-func stripManagedFields(obj any) (any, error) {
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		return withoutManagedFields(o), nil
-	case *corev1.Node:
-		return withoutManagedFields(o), nil
-	case *corev1.Namespace:
-		return withoutManagedFields(o), nil
-	}
-	return obj, nil
 }
 
 // withoutManagedFields returns o itself when it has no managedFields, else a shallow copy without them.

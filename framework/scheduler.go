@@ -115,6 +115,9 @@ type pendingPod struct {
 	attempts  int
 	notBefore time.Time
 	message   string // last FailedScheduling message
+	// full is a bound pod as the API server has it (the cache keeps bound pods without what a launch
+	// needs: podcache.go).
+	full *corev1.Pod
 }
 
 // sched is the framework's core: it handles Mesos events, runs placement cycles over held offers and

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/google/go-cmp/cmp"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -211,6 +210,22 @@ func testRestartAdopts(t *testing.T, answer mesos.TaskState) {
 
 	if diff := cmp.Diff([]string{"pod-uid-crashed"}, launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); diff != "" {
 		t.Errorf("launched after restart (-want +got):\n%s", diff)
+	}
+	// The cache keeps bound pods without their containers' commands; the task carries the pod read
+	// whole from the API server.
+	cached, _ := f.s.pods.Pods("default").Get("crashed")
+	if cached == nil || cached.Spec.Containers[0].Command != nil {
+		t.Errorf("the cache keeps a bound pod's command: %v", cached)
+	}
+	for _, c := range f.caller.ofType(scheduler.Call_ACCEPT) {
+		for _, op := range c.GetAccept().GetOperations() {
+			for _, ti := range op.GetLaunch().GetTaskInfos() {
+				launched, err := podtranslate.PodFromTaskData(ti.Data)
+				if err != nil || !reflect.DeepEqual(launched.Spec.Containers[0].Command, []string{"sleep", "3600"}) {
+					t.Errorf("task %s carries the pod %v (%v), want its whole spec", ti.TaskID.Value, launched, err)
+				}
+			}
+		}
 	}
 	if contains(f.actions(), "create pods/binding") {
 		t.Error("a bound pod was bound again")
@@ -906,27 +921,6 @@ func TestLaunchesOfACycleRunConcurrently(t *testing.T) {
 	}
 	if len(st.Executors) != agents {
 		t.Errorf("stored ExecutorInfos for %d agents, want %d: %v", len(st.Executors), agents, st.Executors)
-	}
-}
-
-// The informers cache pods and Nodes without managedFields; anything else passes through.
-func TestStripManagedFields(t *testing.T) {
-	p := pod("p", "uid-p")
-	p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
-	out, err := stripManagedFields(p)
-	if err != nil || out.(*corev1.Pod).ManagedFields != nil || out.(*corev1.Pod).Name != "p" {
-		t.Errorf("stripManagedFields(pod) = %v, %v; want the pod without managedFields", out, err)
-	}
-	if p.ManagedFields == nil {
-		t.Error("stripManagedFields changed the object it was given (a watch's source may still hold it)")
-	}
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "h1", ManagedFields: p.ManagedFields}}
-	if out, _ := stripManagedFields(n); out.(*corev1.Node).ManagedFields != nil {
-		t.Error("Node keeps its managedFields")
-	}
-	tomb := cache.DeletedFinalStateUnknown{Key: "default/p", Obj: p}
-	if out, err := stripManagedFields(tomb); err != nil || out != any(tomb) {
-		t.Errorf("stripManagedFields(tombstone) = %v, %v; want it unchanged", out, err)
 	}
 }
 

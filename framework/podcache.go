@@ -1,0 +1,237 @@
+package framework
+
+import (
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The pod cache is most of the framework's memory: at 30,000 pods every byte per pod is 30 KB. The
+// informer's transform (cacheTransform) makes each cached pod smaller without changing what the
+// framework reads from it:
+//
+//   - metadata.managedFields go (nothing here reads them);
+//   - a bound pod keeps of its spec only what placement, quota, preemption and its status need: its
+//     volumes and its containers' commands, environment, mounts, probes and security contexts go.
+//     A bound pod to launch (after a failover, or a relaunch) is read whole from the API server
+//     first (sched.fullPod), since its task carries the pod's spec;
+//   - equal resource lists share one map, and strings that repeat across pods (namespaces, Node
+//     names, images, label values, condition types and reasons) share one copy.
+//
+// Statuses are kept whole: the framework writes them back (UpdateStatus of a cached copy).
+
+// cacheTransform is the pod informer factory's transform.
+func (in *interner) cacheTransform(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return in.compactPod(o), nil
+	case *corev1.Node:
+		return withoutManagedFields(o), nil
+	case *corev1.Namespace:
+		return withoutManagedFields(o), nil
+	}
+	return obj, nil
+}
+
+// compactPod returns the pod as the cache keeps it. It changes a copy: a watch may hand over an object
+// its source still holds (client-go's fake tracker does).
+func (in *interner) compactPod(o *corev1.Pod) *corev1.Pod {
+	p := *o
+	p.ManagedFields = nil
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.meta(&p)
+	bound := p.Spec.NodeName != ""
+	if bound {
+		p.Spec.Volumes = nil
+	}
+	p.Spec.InitContainers = in.containers(p.Spec.InitContainers, bound)
+	p.Spec.Containers = in.containers(p.Spec.Containers, bound)
+	if bound && len(p.Spec.EphemeralContainers) > 0 {
+		ecs := make([]corev1.EphemeralContainer, len(p.Spec.EphemeralContainers))
+		for i, ec := range p.Spec.EphemeralContainers {
+			ecs[i] = corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+				Name: ec.Name, Image: ec.Image, Ports: ec.Ports, Resources: ec.Resources, RestartPolicy: ec.RestartPolicy,
+			}, TargetContainerName: ec.TargetContainerName}
+		}
+		p.Spec.EphemeralContainers = ecs
+	}
+	s := &p.Spec
+	s.NodeName = in.str(s.NodeName)
+	s.SchedulerName = in.str(s.SchedulerName)
+	s.ServiceAccountName = in.str(s.ServiceAccountName)
+	s.DeprecatedServiceAccount = in.str(s.DeprecatedServiceAccount)
+	s.PriorityClassName = in.str(s.PriorityClassName)
+	s.Overhead = in.resources(s.Overhead)
+	if len(s.Tolerations) > 0 {
+		ts := make([]corev1.Toleration, len(s.Tolerations))
+		for i, t := range s.Tolerations {
+			t.Key, t.Value = in.str(t.Key), in.str(t.Value)
+			ts[i] = t
+		}
+		s.Tolerations = ts
+	}
+	in.status(&p.Status)
+	return &p
+}
+
+// containers is a copy of cs with resource lists and strings shared; for a bound pod, only the fields
+// the framework reads.
+func (in *interner) containers(cs []corev1.Container, bound bool) []corev1.Container {
+	if len(cs) == 0 {
+		return cs
+	}
+	out := make([]corev1.Container, len(cs))
+	for i := range cs {
+		c := cs[i]
+		if bound {
+			c = corev1.Container{Name: c.Name, Image: c.Image, Ports: c.Ports, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+		}
+		c.Name, c.Image = in.str(c.Name), in.str(c.Image)
+		c.Resources.Requests = in.resources(c.Resources.Requests)
+		c.Resources.Limits = in.resources(c.Resources.Limits)
+		out[i] = c
+	}
+	return out
+}
+
+func (in *interner) meta(p *corev1.Pod) {
+	p.Namespace = in.str(p.Namespace)
+	p.GenerateName = in.str(p.GenerateName)
+	p.Labels = in.strMap(p.Labels)
+	if len(p.OwnerReferences) > 0 {
+		refs := make([]metav1.OwnerReference, len(p.OwnerReferences))
+		for i, r := range p.OwnerReferences {
+			r.APIVersion, r.Kind, r.Name = in.str(r.APIVersion), in.str(r.Kind), in.str(r.Name)
+			refs[i] = r
+		}
+		p.OwnerReferences = refs
+	}
+}
+
+func (in *interner) status(st *corev1.PodStatus) {
+	st.Phase = corev1.PodPhase(in.str(string(st.Phase)))
+	st.HostIP = in.str(st.HostIP)
+	st.QOSClass = corev1.PodQOSClass(in.str(string(st.QOSClass)))
+	if len(st.HostIPs) > 0 {
+		ips := make([]corev1.HostIP, len(st.HostIPs))
+		for i, ip := range st.HostIPs {
+			ips[i] = corev1.HostIP{IP: in.str(ip.IP)}
+		}
+		st.HostIPs = ips
+	}
+	if len(st.Conditions) > 0 {
+		cs := make([]corev1.PodCondition, len(st.Conditions))
+		for i, c := range st.Conditions {
+			c.Type = corev1.PodConditionType(in.str(string(c.Type)))
+			c.Status = corev1.ConditionStatus(in.str(string(c.Status)))
+			c.Reason = in.str(c.Reason)
+			cs[i] = c
+		}
+		st.Conditions = cs
+	}
+	st.InitContainerStatuses = in.containerStatuses(st.InitContainerStatuses)
+	st.ContainerStatuses = in.containerStatuses(st.ContainerStatuses)
+}
+
+func (in *interner) containerStatuses(css []corev1.ContainerStatus) []corev1.ContainerStatus {
+	if len(css) == 0 {
+		return css
+	}
+	out := make([]corev1.ContainerStatus, len(css))
+	for i, cs := range css {
+		cs.Name, cs.Image, cs.ImageID = in.str(cs.Name), in.str(cs.Image), in.str(cs.ImageID)
+		cs.AllocatedResources = in.resources(cs.AllocatedResources)
+		out[i] = cs
+	}
+	return out
+}
+
+// interner hands out shared copies of strings and resource lists. Only values that repeat across pods
+// are given to it; its tables are dropped when they grow past internLimit entries (a long-lived
+// framework sees many Deployment revisions), which only costs some sharing.
+type interner struct {
+	mu    sync.Mutex
+	strs  map[string]string
+	lists map[string]corev1.ResourceList
+}
+
+const (
+	internLimit = 1 << 16
+	// internMaxLen leaves long strings (annotations' JSON, messages) alone: they rarely repeat.
+	internMaxLen = 256
+)
+
+func newInterner() *interner {
+	return &interner{strs: map[string]string{}, lists: map[string]corev1.ResourceList{}}
+}
+
+func (in *interner) str(s string) string {
+	if s == "" || len(s) > internMaxLen {
+		return s
+	}
+	if c, ok := in.strs[s]; ok {
+		return c
+	}
+	if len(in.strs) >= internLimit {
+		clear(in.strs)
+	}
+	in.strs[s] = s
+	return s
+}
+
+func (in *interner) strMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return m
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[in.str(k)] = in.str(v)
+	}
+	return out
+}
+
+// resources returns the shared list equal to l (by name and canonical quantity). Cached objects are
+// read-only, so sharing a map between pods is safe.
+func (in *interner) resources(l corev1.ResourceList) corev1.ResourceList {
+	if len(l) == 0 {
+		return l
+	}
+	names := make([]string, 0, len(l))
+	for name := range l {
+		names = append(names, string(name))
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		q := l[corev1.ResourceName(name)]
+		b.WriteString(name)
+		b.WriteByte('=')
+		b.WriteString(q.String())
+		b.WriteByte(';')
+	}
+	if c, ok := in.lists[b.String()]; ok {
+		return c
+	}
+	if len(in.lists) >= internLimit {
+		clear(in.lists)
+	}
+	c := make(corev1.ResourceList, len(l))
+	for name, q := range l {
+		c[corev1.ResourceName(in.str(string(name)))] = canonicalQuantity(q)
+	}
+	in.lists[b.String()] = c
+	return c
+}
+
+// canonicalQuantity is q with its text cached: readers get copies of a map's values (they cannot
+// change the shared map), and a copy whose text is cached need not format it again.
+func canonicalQuantity(q resource.Quantity) resource.Quantity {
+	c := q.DeepCopy()
+	_ = c.String()
+	return c
+}
