@@ -65,11 +65,18 @@ func commandPid(pid int) int {
 			}
 			leaf = child
 		}
-		if !isHelper(leaf) || time.Now().After(deadline) {
+		if time.Now().After(deadline) || (!isHelper(leaf) && (hasCmdline(leaf) || (leaf == pid && !alive(pid)))) {
 			return leaf
 		}
+		// A helper stage, or a process without a command line: inside its execve, or a descendant that
+		// exited after liveChild saw it (the Go runtime's short-lived probe child, on a loaded host).
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func hasCmdline(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && len(b) > 0
 }
 
 func isHelper(pid int) bool {
