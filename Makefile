@@ -12,12 +12,14 @@ help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## host set-up the isolating simulated agents need: Debian's nftables (nft, for CNI portmap), a C toolchain (the image store's busybox is built from source), busybox (tests' host-root containers), inotify instances; as root, idempotent
+deps: ## host set-up the isolating simulated agents need: Debian's nftables (nft, for CNI portmap), a C toolchain (the image store's busybox is built from source), a static busybox (tests' containers), inotify instances; as root, idempotent
 	@# Each command names the Debian package that brings it: nft for CNI portmap's nftables backend;
 	@# cc, make and bzip2 for the image store's busybox (upstream's 1.37.0 source, internal/imagebuild);
-	@# the host's busybox for the tests whose containers share the host's root (busybox httpd, wget).
-	@missing=; for pair in nft:nftables cc:gcc make:make bzip2:bzip2 busybox:busybox; do \
+	@# the host's busybox, static (its debug-container tests copy it into containers without libraries),
+	@# for the tests whose containers share the host's root (busybox httpd, wget).
+	@missing=; for pair in nft:nftables cc:gcc make:make bzip2:bzip2; do \
 	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	bb=$$(command -v busybox) && ! ldd "$$bb" >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" != 0 ]; then echo "deps: not root: install$$missing (isolating agents and their tests need root)"; \
 	elif command -v apt-get >/dev/null; then \
