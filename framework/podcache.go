@@ -19,8 +19,8 @@ import (
 //     volumes and its containers' commands, environment, mounts, probes and security contexts go.
 //     A bound pod to launch (after a failover, or a relaunch) is read whole from the API server
 //     first (sched.fullPod), since its task carries the pod's spec;
-//   - equal resource lists share one map, and strings that repeat across pods (namespaces, Node
-//     names, images, label values, condition types and reasons) share one copy.
+//   - equal resource lists and equal label sets share one map, and strings that repeat across pods
+//     (namespaces, Node names, images, condition types and reasons) share one copy.
 //
 // Statuses are kept whole: the framework writes them back (UpdateStatus of a cached copy).
 
@@ -102,7 +102,7 @@ func (in *interner) containers(cs []corev1.Container, bound bool) []corev1.Conta
 func (in *interner) meta(p *corev1.Pod) {
 	p.Namespace = in.str(p.Namespace)
 	p.GenerateName = in.str(p.GenerateName)
-	p.Labels = in.strMap(p.Labels)
+	p.Labels = in.labels(p.Labels)
 	if len(p.OwnerReferences) > 0 {
 		refs := make([]metav1.OwnerReference, len(p.OwnerReferences))
 		for i, r := range p.OwnerReferences {
@@ -151,13 +151,14 @@ func (in *interner) containerStatuses(css []corev1.ContainerStatus) []corev1.Con
 	return out
 }
 
-// interner hands out shared copies of strings and resource lists. Only values that repeat across pods
+// interner hands out shared copies of strings, resource lists and label sets. Only values that repeat across pods
 // are given to it; its tables are dropped when they grow past internLimit entries (a long-lived
 // framework sees many Deployment revisions), which only costs some sharing.
 type interner struct {
-	mu    sync.Mutex
-	strs  map[string]string
-	lists map[string]corev1.ResourceList
+	mu        sync.Mutex
+	strs      map[string]string
+	lists     map[string]corev1.ResourceList
+	labelMaps map[string]map[string]string
 }
 
 const (
@@ -167,7 +168,7 @@ const (
 )
 
 func newInterner() *interner {
-	return &interner{strs: map[string]string{}, lists: map[string]corev1.ResourceList{}}
+	return &interner{strs: map[string]string{}, lists: map[string]corev1.ResourceList{}, labelMaps: map[string]map[string]string{}}
 }
 
 func (in *interner) str(s string) string {
@@ -184,15 +185,38 @@ func (in *interner) str(s string) string {
 	return s
 }
 
-func (in *interner) strMap(m map[string]string) map[string]string {
+// labels returns the shared map equal to m: a ReplicaSet's pods have the same labels.
+func (in *interner) labels(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return m
 	}
-	out := make(map[string]string, len(m))
+	keys := make([]string, 0, len(m))
+	size := 0
 	for k, v := range m {
-		out[in.str(k)] = in.str(v)
+		keys = append(keys, k)
+		size += len(k) + len(v) + 2
 	}
-	return out
+	sort.Strings(keys)
+	var b strings.Builder
+	b.Grow(size)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(m[k])
+		b.WriteByte(0)
+	}
+	if c, ok := in.labelMaps[b.String()]; ok {
+		return c
+	}
+	if len(in.labelMaps) >= internLimit {
+		clear(in.labelMaps)
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[in.str(k)] = in.str(v)
+	}
+	in.labelMaps[b.String()] = c
+	return c
 }
 
 // resources returns the shared list equal to l (by name and canonical quantity). Cached objects are

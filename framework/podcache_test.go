@@ -167,6 +167,9 @@ func TestCacheSharesRepeatedValues(t *testing.T) {
 	if !same(a.Spec.Containers[0].Resources.Requests, a.Spec.Containers[0].Resources.Limits) {
 		t.Error("a container's requests and equal limits are two maps")
 	}
+	if reflect.ValueOf(a.Labels).UnsafePointer() != reflect.ValueOf(b.Labels).UnsafePointer() {
+		t.Error("the same labels of two pods are two maps")
+	}
 	if unsafe.StringData(a.Status.ContainerStatuses[0].ImageID) != unsafe.StringData(b.Status.ContainerStatuses[0].ImageID) {
 		t.Error("the same image ID of two pods is two strings")
 	}
@@ -178,6 +181,12 @@ func TestCacheSharesRepeatedValues(t *testing.T) {
 	}
 	if q := cc.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; q.MilliValue() != 200 {
 		t.Errorf("cached cpu request %v, want 200m", q.String())
+	}
+	other := servedPod(6, "h1")
+	other.Labels = map[string]string{"app": "web", "pod-template-hash": "55c6d8b9f4"}
+	if oc := in.compactPod(other); reflect.ValueOf(oc.Labels).UnsafePointer() == reflect.ValueOf(a.Labels).UnsafePointer() ||
+		oc.Labels["pod-template-hash"] != "55c6d8b9f4" {
+		t.Errorf("different labels share a map: %v", oc.Labels)
 	}
 	// "1" and "1000m" are the same quantity: sharing them is right.
 	d := servedPod(4, "h1")
