@@ -51,14 +51,12 @@ func (in *interner) compactPod(o *corev1.Pod) *corev1.Pod {
 	}
 	p.Spec.InitContainers = in.containers(p.Spec.InitContainers, bound)
 	p.Spec.Containers = in.containers(p.Spec.Containers, bound)
-	if bound && len(p.Spec.EphemeralContainers) > 0 {
-		ecs := make([]corev1.EphemeralContainer, len(p.Spec.EphemeralContainers))
-		for i, ec := range p.Spec.EphemeralContainers {
-			ecs[i] = corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+	if bound {
+		p.Spec.EphemeralContainers = copied(p.Spec.EphemeralContainers, func(ec corev1.EphemeralContainer) corev1.EphemeralContainer {
+			return corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 				Name: ec.Name, Image: ec.Image, Ports: ec.Ports, Resources: ec.Resources, RestartPolicy: ec.RestartPolicy,
 			}, TargetContainerName: ec.TargetContainerName}
-		}
-		p.Spec.EphemeralContainers = ecs
+		})
 	}
 	s := &p.Spec
 	s.NodeName = in.str(s.NodeName)
@@ -67,14 +65,10 @@ func (in *interner) compactPod(o *corev1.Pod) *corev1.Pod {
 	s.DeprecatedServiceAccount = in.str(s.DeprecatedServiceAccount)
 	s.PriorityClassName = in.str(s.PriorityClassName)
 	s.Overhead = in.resources(s.Overhead)
-	if len(s.Tolerations) > 0 {
-		ts := make([]corev1.Toleration, len(s.Tolerations))
-		for i, t := range s.Tolerations {
-			t.Key, t.Value = in.str(t.Key), in.str(t.Value)
-			ts[i] = t
-		}
-		s.Tolerations = ts
-	}
+	s.Tolerations = copied(s.Tolerations, func(t corev1.Toleration) corev1.Toleration {
+		t.Key, t.Value = in.str(t.Key), in.str(t.Value)
+		return t
+	})
 	in.status(&p.Status)
 	return &p
 }
@@ -82,19 +76,26 @@ func (in *interner) compactPod(o *corev1.Pod) *corev1.Pod {
 // containers is a copy of cs with resource lists and strings shared; for a bound pod, only the fields
 // the framework reads.
 func (in *interner) containers(cs []corev1.Container, bound bool) []corev1.Container {
-	if len(cs) == 0 {
-		return cs
-	}
-	out := make([]corev1.Container, len(cs))
-	for i := range cs {
-		c := cs[i]
+	return copied(cs, func(c corev1.Container) corev1.Container {
 		if bound {
 			c = corev1.Container{Name: c.Name, Image: c.Image, Ports: c.Ports, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
 		}
 		c.Name, c.Image = in.str(c.Name), in.str(c.Image)
 		c.Resources.Requests = in.resources(c.Resources.Requests)
 		c.Resources.Limits = in.resources(c.Resources.Limits)
-		out[i] = c
+		return c
+	})
+}
+
+// copied is a copy of xs with f applied to each element; the cache never changes what a watch handed
+// over.
+func copied[T any](xs []T, f func(T) T) []T {
+	if len(xs) == 0 {
+		return xs
+	}
+	out := make([]T, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
 	}
 	return out
 }
@@ -103,57 +104,36 @@ func (in *interner) meta(p *corev1.Pod) {
 	p.Namespace = in.str(p.Namespace)
 	p.GenerateName = in.str(p.GenerateName)
 	p.Labels = in.labels(p.Labels)
-	if len(p.OwnerReferences) > 0 {
-		refs := make([]metav1.OwnerReference, len(p.OwnerReferences))
-		for i, r := range p.OwnerReferences {
-			r.APIVersion, r.Kind, r.Name = in.str(r.APIVersion), in.str(r.Kind), in.str(r.Name)
-			refs[i] = r
-		}
-		p.OwnerReferences = refs
-	}
+	p.OwnerReferences = copied(p.OwnerReferences, func(r metav1.OwnerReference) metav1.OwnerReference {
+		r.APIVersion, r.Kind, r.Name = in.str(r.APIVersion), in.str(r.Kind), in.str(r.Name)
+		return r
+	})
 }
 
 func (in *interner) status(st *corev1.PodStatus) {
 	st.Phase = corev1.PodPhase(in.str(string(st.Phase)))
 	st.HostIP = in.str(st.HostIP)
 	st.QOSClass = corev1.PodQOSClass(in.str(string(st.QOSClass)))
-	if len(st.HostIPs) > 0 {
-		ips := make([]corev1.HostIP, len(st.HostIPs))
-		for i, ip := range st.HostIPs {
-			ips[i] = corev1.HostIP{IP: in.str(ip.IP)}
-		}
-		st.HostIPs = ips
-	}
-	if len(st.Conditions) > 0 {
-		cs := make([]corev1.PodCondition, len(st.Conditions))
-		for i, c := range st.Conditions {
-			c.Type = corev1.PodConditionType(in.str(string(c.Type)))
-			c.Status = corev1.ConditionStatus(in.str(string(c.Status)))
-			c.Reason = in.str(c.Reason)
-			cs[i] = c
-		}
-		st.Conditions = cs
-	}
-	st.InitContainerStatuses = in.containerStatuses(st.InitContainerStatuses)
-	st.ContainerStatuses = in.containerStatuses(st.ContainerStatuses)
+	st.HostIPs = copied(st.HostIPs, func(ip corev1.HostIP) corev1.HostIP { return corev1.HostIP{IP: in.str(ip.IP)} })
+	st.Conditions = copied(st.Conditions, func(c corev1.PodCondition) corev1.PodCondition {
+		c.Type = corev1.PodConditionType(in.str(string(c.Type)))
+		c.Status = corev1.ConditionStatus(in.str(string(c.Status)))
+		c.Reason = in.str(c.Reason)
+		return c
+	})
+	st.InitContainerStatuses = copied(st.InitContainerStatuses, in.containerStatus)
+	st.ContainerStatuses = copied(st.ContainerStatuses, in.containerStatus)
 }
 
-func (in *interner) containerStatuses(css []corev1.ContainerStatus) []corev1.ContainerStatus {
-	if len(css) == 0 {
-		return css
-	}
-	out := make([]corev1.ContainerStatus, len(css))
-	for i, cs := range css {
-		cs.Name, cs.Image, cs.ImageID = in.str(cs.Name), in.str(cs.Image), in.str(cs.ImageID)
-		cs.AllocatedResources = in.resources(cs.AllocatedResources)
-		out[i] = cs
-	}
-	return out
+func (in *interner) containerStatus(cs corev1.ContainerStatus) corev1.ContainerStatus {
+	cs.Name, cs.Image, cs.ImageID = in.str(cs.Name), in.str(cs.Image), in.str(cs.ImageID)
+	cs.AllocatedResources = in.resources(cs.AllocatedResources)
+	return cs
 }
 
-// interner hands out shared copies of strings, resource lists and label sets. Only values that repeat across pods
-// are given to it; its tables are dropped when they grow past internLimit entries (a long-lived
-// framework sees many Deployment revisions), which only costs some sharing.
+// interner hands out shared copies of strings, resource lists and label sets. Only values that repeat
+// across pods are given to it; its tables are dropped when they grow past internLimit entries (a
+// long-lived framework sees many Deployment revisions), which only costs some sharing.
 type interner struct {
 	mu        sync.Mutex
 	strs      map[string]string
