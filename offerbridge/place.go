@@ -176,7 +176,7 @@ type Unfit struct {
 // Place matches pending pods to offers. It is pure and deterministic for a given Input.
 func Place(in Input) Plan {
 	agents, offerBucket, byID := buildAgents(&in)
-	p := placer{in: &in, agents: agents, cluster: newCluster(&in, agents, byID)}
+	p := placer{in: &in, agents: agents, byID: byID, cluster: newCluster(&in, agents, byID)}
 	for _, a := range agents {
 		p.anyPreferTaints = p.anyPreferTaints || len(a.preferTaints) > 0
 	}
@@ -225,7 +225,12 @@ type placer struct {
 	// unfitCache holds the reasons of pods found unschedulable, by podInfo.signature, until the next
 	// placement changes what is free: a backlog of identical replicas on a full cluster costs one
 	// search, not one per pod.
-	unfitCache map[string]map[string]int
+	unfitCache map[string]unfitReasons
+	// byID are the agents with offers by agent ID; idle are the other agents of Input.Nodes, built
+	// for the first unfit pod's message (idleBuilt).
+	byID      map[string]*agent
+	idle      []*agent
+	idleBuilt bool
 	// statics caches the static checkers' outcomes per constraintKey and agent rank.
 	statics map[string][]staticResult
 	// cluster is every Node and pod for the rules that look beyond one agent (rules.go).
@@ -277,8 +282,8 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 	sig := ""
 	if len(p.unfitCache) > 0 && useUnfitCache {
 		sig = p.signature(pi)
-		if reasons, ok := p.unfitCache[sig]; ok {
-			p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfitWith(pod, reasons))
+		if u, ok := p.unfitCache[sig]; ok {
+			p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfitWith(pod, u))
 			return
 		}
 	}
@@ -290,12 +295,12 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 		if sig == "" {
 			sig = p.signature(pi)
 		}
-		reasons := p.reasons(pi)
+		u := p.reasons(pi)
 		if p.unfitCache == nil {
-			p.unfitCache = make(map[string]map[string]int)
+			p.unfitCache = make(map[string]unfitReasons)
 		}
-		p.unfitCache[sig] = reasons
-		p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfitWith(pod, reasons))
+		p.unfitCache[sig] = u
+		p.plan.Unschedulable = append(p.plan.Unschedulable, p.unfitWith(pod, u))
 		return
 	}
 	clear(p.unfitCache)
@@ -317,8 +322,15 @@ func (p *placer) place(pod *corev1.Pod, exec [numDims]int64) {
 // useUnfitCache and useStaticCache let a test compare plans with and without the caches.
 var useUnfitCache, useStaticCache = true, true
 
-func (p *placer) unfitWith(pod *corev1.Pod, reasons map[string]int) Unfit {
-	return Unfit{Pod: pod, Message: Message(len(p.agents), reasons), Reasons: maps.Clone(reasons)}
+// unfitReasons are why a pod fits no agent: the count of agents per reason, and how many agents the
+// message counts.
+type unfitReasons struct {
+	reasons map[string]int
+	agents  int
+}
+
+func (p *placer) unfitWith(pod *corev1.Pod, u unfitReasons) Unfit {
+	return Unfit{Pod: pod, Message: Message(u.agents, u.reasons), Reasons: maps.Clone(u.reasons)}
 }
 
 // search visits agents from p.start until p.toFind feasible ones were found (or all were visited) and
@@ -411,8 +423,25 @@ func (p *placer) searchScored(pi *podInfo) (best *agent, bestBucket *bucket, vis
 
 // reasons explains why no agent takes the pod. It runs the checkers again, on every agent, counting the
 // reasons: search does not, because for the pods that do fit the reasons would be thrown away.
-func (p *placer) reasons(pi *podInfo) map[string]int {
+func (p *placer) reasons(pi *podInfo) unfitReasons {
 	reasons := make(map[string]int)
+	agents := len(p.agents)
+	// kube-scheduler's message counts every Node. An agent without an offer is counted when its Node
+	// refuses the pod whatever it offers (node name, cordon, taints, node affinity, pod affinity,
+	// anti-affinity and spread); one that would take it is not, having nothing to give now.
+	for _, a := range p.idleAgents() {
+		why := ""
+		if pi.maybeStatic(a) {
+			why = runStatic(pi, a)
+		}
+		if why == "" && pi.rules != nil && a.topo != nil {
+			why = pi.rules.filter(a.topo)
+		}
+		if why != "" {
+			reasons[why]++
+			agents++
+		}
+	}
 	for _, a := range p.agents {
 		if why := pi.static(a); why != "" {
 			reasons[why]++
@@ -437,7 +466,29 @@ func (p *placer) reasons(pi *podInfo) map[string]int {
 			reasons[why]++
 		}
 	}
-	return reasons
+	return unfitReasons{reasons: reasons, agents: agents}
+}
+
+// idleAgents are the agents of Input.Nodes without an offer in this plan, by agent ID.
+func (p *placer) idleAgents() []*agent {
+	if p.idleBuilt {
+		return p.idle
+	}
+	p.idleBuilt = true
+	ids := make([]string, 0, len(p.in.Nodes))
+	for id, n := range p.in.Nodes {
+		if n != nil && p.byID[id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		n := p.in.Nodes[id]
+		a := newAgent(&mesos.Offer{AgentID: mesos.AgentID{Value: id}, Hostname: n.Name}, p.in)
+		a.topo = p.cluster.byName[n.Name]
+		p.idle = append(p.idle, a)
+	}
+	return p.idle
 }
 
 // tieBefore breaks a tie between two equally good agents: one whose offer is in hand before a

@@ -76,6 +76,15 @@ func spread(maxSkew int32, key string, when corev1.UnsatisfiableConstraintAction
 }
 
 // boundTo is a pod already on the Node of agent (hostname "<agent>.example").
+// hostNodes are the Nodes of agents a<i>, named and labelled with their hostnames as offers name them.
+func hostNodes(agentIDs ...string) map[string]*corev1.Node {
+	out := map[string]*corev1.Node{}
+	for _, id := range agentIDs {
+		out[id] = node(id+".example", map[string]string{LabelHostname: id + ".example"})
+	}
+	return out
+}
+
 func boundTo(agentID string) podOpt {
 	return func(p *corev1.Pod) { p.Spec.NodeName = agentID + ".example" }
 }
@@ -182,6 +191,22 @@ func TestRequiredPodAntiAffinity(t *testing.T) {
 				Pods: replicas("db", 3, labelled("app", "db"), antiAffinity(rackLabel, sel("app", "db")))},
 			wantPlaced: map[string]int{"a3": 1, "a1": 1},
 			wantUnfit:  map[string]string{"db-2": "0/3 agents are available: 3 node(s) didn't match pod anti-affinity rules."},
+		},
+		{
+			// kube-scheduler counts every Node: agents whose offers are elsewhere count when their Node
+			// refuses the pod whatever they would offer.
+			name: "agents without an offer count when their Node refuses the pod",
+			in: Input{Offers: three[:1], Nodes: hostNodes("a1", "a2", "a3"), Pods: replicas("web", 1, labelled("app", "web"), web),
+				Bound: []*corev1.Pod{
+					pod("old-1", 0.1, 64, labelled("app", "web"), boundTo("a1")), pod("old-2", 0.1, 64, labelled("app", "web"), boundTo("a2")),
+					pod("old-3", 0.1, 64, labelled("app", "web"), boundTo("a3"))}},
+			wantUnfit: map[string]string{"web-0": "0/3 agents are available: 3 node(s) didn't match pod anti-affinity rules."},
+		},
+		{
+			name: "agents without an offer that would take the pod are not counted",
+			in: Input{Offers: three[:1], Nodes: hostNodes("a1", "a2", "a3"), Pods: replicas("web", 1, labelled("app", "web"), web),
+				Bound: []*corev1.Pod{pod("old-1", 0.1, 64, labelled("app", "web"), boundTo("a1"))}},
+			wantUnfit: map[string]string{"web-0": "0/1 agents are available: 1 node(s) didn't match pod anti-affinity rules."},
 		},
 		{
 			name: "a Node without the topology key does not conflict",
