@@ -13,6 +13,10 @@
 //
 //	0/3 agents are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu.
 //
+// As kube-scheduler counts every Node, the count includes the agents without an offer in hand whose
+// Node refuses the pod whatever they would offer (node name, cordon, taints, node affinity, pod rules);
+// those that would take it are left out, having nothing to give now.
+//
 // The host ports reason also names the ports the agent lacks, "… for the requested pod ports (port 8080)",
 // since with --pod-network host every containerPort is one.
 //
