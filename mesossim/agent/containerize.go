@@ -204,6 +204,16 @@ func (a *Agent) prepareIsolatedExecutorLocked(e *executorRun, env map[string]str
 	return &isolatedExecutorLaunch{cc: cc, env: full, files: files}, nil
 }
 
+// registerLocked makes the container the executor's before it launches. The executor process may
+// subscribe and ask for nested containers as soon as it runs, possibly before launchedLocked: they
+// must find their parent's containerizer config (launch sets its Pid before the process can run),
+// not take the executor for a host process without a pid.
+func (l *isolatedExecutorLaunch) registerLocked(a *Agent, e *executorRun) {
+	if c := a.containers[e.containerID.Value]; c != nil {
+		c.cz = l.cc
+	}
+}
+
 // launch runs the prepared container; called without the agent's lock.
 func (l *isolatedExecutorLaunch) launch(a *Agent) (int, func() int32, error) {
 	pid, wait, err := a.startIsolated(l.cc, l.env, nil, l.files.stdout, l.files.stderr)
@@ -224,9 +234,6 @@ func (l *isolatedExecutorLaunch) launch(a *Agent) (int, func() int32, error) {
 func (l *isolatedExecutorLaunch) launchedLocked(a *Agent, e *executorRun, pid int) {
 	e.pid = pid
 	e.kill = func() { killGroup(pid, syscall.SIGKILL) }
-	if c := a.containers[e.containerID.Value]; c != nil {
-		c.cz = l.cc
-	}
 	e.log.WithField("pid", pid).Debug("executor container launched")
 	if e.killPending || a.stopped {
 		e.kill()
