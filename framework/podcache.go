@@ -18,7 +18,7 @@ import (
 //   - a bound pod keeps of its spec only what placement, quota, preemption and its status need: its
 //     volumes and its containers' commands, environment, mounts, probes and security contexts go.
 //     A bound pod to launch (after a failover, or a relaunch) is read whole from the API server
-//     first (sched.fullPod), since its task carries the pod's spec;
+//     first (syncPod, pendingPod.full), since its task carries the pod's spec;
 //   - equal resource lists and equal label sets share one map, and strings that repeat across pods
 //     (namespaces, Node names, images, condition types and reasons) share one copy.
 //

@@ -152,7 +152,7 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 		// live: launched by this process, the watch has not delivered the binding yet.
 		// Scheduling gates hold a pod back from every scheduler until removed, as in kube-scheduler.
 		if s.schedulerNames[pod.Spec.SchedulerName] && len(pod.Spec.SchedulingGates) == 0 && !live && !inflight {
-			s.pend(key, pod)
+			s.pend(key, pod, nil)
 		}
 		return nil
 
@@ -193,12 +193,7 @@ func (s *sched) syncPod(ctx context.Context, key string) error {
 			return fmt.Errorf("reading pod %s to launch it: %w", key, err)
 		}
 		log.Info("pod bound to an agent without a task: launching it there")
-		s.pend(key, pod)
-		s.mu.Lock()
-		if p := s.pending[key]; p != nil && p.uid == pod.UID {
-			p.full = full
-		}
-		s.mu.Unlock()
+		s.pend(key, pod, full)
 	}
 	return nil
 }
@@ -251,13 +246,18 @@ func (s *sched) syncOrphan(ctx context.Context, taskID string) error {
 	return err
 }
 
-// pend queues a pod for placement.
-func (s *sched) pend(key string, pod *corev1.Pod) {
+// pend queues a pod for placement; full is a bound pod as read from the API server (pendingPod.full),
+// nil for an unbound one.
+func (s *sched) pend(key string, pod, full *corev1.Pod) {
 	s.mu.Lock()
 	p, ok := s.pending[key]
 	if !ok || p.uid != pod.UID {
-		s.pending[key] = &pendingPod{uid: pod.UID}
+		p = &pendingPod{uid: pod.UID}
+		s.pending[key] = p
 		s.newPending = true
+	}
+	if full != nil {
+		p.full = full
 	}
 	n := len(s.pending)
 	s.mu.Unlock()
