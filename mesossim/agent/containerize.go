@@ -201,17 +201,14 @@ func (a *Agent) prepareIsolatedExecutorLocked(e *executorRun, env map[string]str
 	for k, v := range env {
 		full[k] = v
 	}
-	return &isolatedExecutorLaunch{cc: cc, env: full, files: files}, nil
-}
-
-// registerLocked makes the container the executor's before it launches. The executor process may
-// subscribe and ask for nested containers as soon as it runs, possibly before launchedLocked: they
-// must find their parent's containerizer config (launch sets its Pid before the process can run),
-// not take the executor for a host process without a pid.
-func (l *isolatedExecutorLaunch) registerLocked(a *Agent, e *executorRun) {
+	// The container is the executor's before it launches. The executor process may subscribe and ask
+	// for nested containers as soon as it runs, possibly before launchedLocked: they must find their
+	// parent's containerizer config (launch sets its Pid before the process can run), not take the
+	// executor for a host process without a pid.
 	if c := a.containers[e.containerID.Value]; c != nil {
-		c.cz = l.cc
+		c.cz = cc
 	}
+	return &isolatedExecutorLaunch{cc: cc, env: full, files: files}, nil
 }
 
 // launch runs the prepared container; called without the agent's lock.

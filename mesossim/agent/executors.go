@@ -260,7 +260,6 @@ func (a *Agent) runExecutor(e *executorRun) {
 		var l *isolatedExecutorLaunch
 		var pid int
 		if l, err = a.prepareIsolatedExecutorLocked(e, env); err == nil {
-			l.registerLocked(a, e)
 			a.mu.Unlock()
 			pid, wait, err = l.launch(a)
 			a.mu.Lock()
