@@ -469,21 +469,17 @@ func (p *placer) reasons(pi *podInfo) unfitReasons {
 	return unfitReasons{reasons: reasons, agents: agents}
 }
 
-// idleAgents are the agents of Input.Nodes without an offer in this plan, by agent ID.
+// idleAgents are the agents of Input.Nodes without an offer in this plan (in no order: only their
+// reasons are counted).
 func (p *placer) idleAgents() []*agent {
 	if p.idleBuilt {
 		return p.idle
 	}
 	p.idleBuilt = true
-	ids := make([]string, 0, len(p.in.Nodes))
 	for id, n := range p.in.Nodes {
-		if n != nil && p.byID[id] == nil {
-			ids = append(ids, id)
+		if n == nil || p.byID[id] != nil {
+			continue
 		}
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		n := p.in.Nodes[id]
 		a := newAgent(&mesos.Offer{AgentID: mesos.AgentID{Value: id}, Hostname: n.Name}, p.in)
 		a.topo = p.cluster.byName[n.Name]
 		p.idle = append(p.idle, a)
