@@ -80,6 +80,23 @@ type running struct {
 
 	mu   sync.Mutex
 	term Termination
+	// launched is set once the launch has succeeded. Until then the launch goroutine owns c, so
+	// Usage, Status and Update answer without reading it: Mesos' actor serializes them instead, and
+	// the agent no longer holds its lock across a launch.
+	launched bool
+}
+
+// pid is the container's init, 0 before the fork.
+func (r *running) pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c.Pid
+}
+
+func (r *running) isLaunched() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.launched
 }
 
 // New creates the containerizer with the isolators named by flags.Isolation.
@@ -299,7 +316,13 @@ func (z *Containerizer) launch(ctx context.Context, c *Container, env map[string
 	if err := z.fork(r, cfg, stdio); err != nil {
 		return nil, err
 	}
-	return r, z.isolateAndRelease(ctx, r)
+	if err := z.isolateAndRelease(ctx, r); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.launched = true
+	r.mu.Unlock()
+	return r, nil
 }
 
 // finishLaunchInfo is the rest of MesosContainerizerProcess::_launch: environment, rootfs, working
@@ -480,7 +503,7 @@ func (z *Containerizer) watch(r *running, ch <-chan Limitation) {
 		r.mu.Unlock()
 		if first {
 			z.log.WithFields(logrus.Fields{"containerID": r.c.Key, "reason": l.Reason}).Info(l.Message)
-			killTree(r.c.Pid, unix.SIGKILL)
+			killTree(r.pid(), unix.SIGKILL)
 		}
 	case <-r.done:
 	}
@@ -526,10 +549,7 @@ func (z *Containerizer) destroyChildren(r *running) {
 	z.mu.Unlock()
 	for _, ch := range children {
 		for done := false; !done; {
-			ch.mu.Lock()
-			pid := ch.c.Pid
-			ch.mu.Unlock()
-			killTree(pid, unix.SIGKILL)
+			killTree(ch.pid(), unix.SIGKILL)
 			select {
 			case <-ch.done:
 				done = true
@@ -573,6 +593,19 @@ func (z *Containerizer) get(key string) (*running, error) {
 	return r, nil
 }
 
+// getLaunched is get for the calls that read the container's isolation, which its launch is still
+// setting up until it has succeeded.
+func (z *Containerizer) getLaunched(key string) (*running, error) {
+	r, err := z.get(key)
+	if err != nil {
+		return nil, err
+	}
+	if !r.isLaunched() {
+		return nil, fmt.Errorf("Container %s is still launching", key)
+	}
+	return r, nil
+}
+
 // Wait returns the Waiter of a container that has not ended yet.
 func (z *Containerizer) Wait(key string) (Waiter, error) {
 	r, err := z.get(key)
@@ -588,7 +621,12 @@ func (z *Containerizer) Signal(key string, sig syscall.Signal) error {
 	if err != nil {
 		return err
 	}
-	return unix.Kill(r.c.Pid, sig)
+	pid := r.pid()
+	if pid <= 0 {
+		// kill(0) would signal the agent's own process group.
+		return fmt.Errorf("Container %s is not running yet", key)
+	}
+	return unix.Kill(pid, sig)
 }
 
 // Destroy kills every process of the container and returns once it is cleaned up.
@@ -597,7 +635,7 @@ func (z *Containerizer) Destroy(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	killTree(r.c.Pid, unix.SIGKILL)
+	killTree(r.pid(), unix.SIGKILL)
 	select {
 	case <-r.done:
 		return nil
@@ -608,7 +646,7 @@ func (z *Containerizer) Destroy(ctx context.Context, key string) error {
 
 // Update applies new resources and limits through every isolator.
 func (z *Containerizer) Update(ctx context.Context, key string, resources []mesos.Resource, limits map[string]mesos.Value_Scalar) error {
-	r, err := z.get(key)
+	r, err := z.getLaunched(key)
 	if err != nil {
 		return err
 	}
@@ -627,7 +665,7 @@ func (z *Containerizer) Update(ctx context.Context, key string, resources []meso
 // Usage collects the isolators' statistics for the container.
 func (z *Containerizer) Usage(ctx context.Context, key string) (mesos.ResourceStatistics, error) {
 	var st mesos.ResourceStatistics
-	r, err := z.get(key)
+	r, err := z.getLaunched(key)
 	if err != nil {
 		return st, err
 	}
@@ -645,7 +683,7 @@ func (z *Containerizer) Usage(ctx context.Context, key string) (mesos.ResourceSt
 // Status collects the isolators' parts of the container's status.
 func (z *Containerizer) Status(ctx context.Context, key string) (mesos.ContainerStatus, error) {
 	var cs mesos.ContainerStatus
-	r, err := z.get(key)
+	r, err := z.getLaunched(key)
 	if err != nil {
 		return cs, err
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1151,4 +1152,77 @@ func TestHostPathVolumeBidirectionalPropagation(t *testing.T) {
 	if isTmpfs(inner) || func() bool { e, _ := os.ReadDir(inner); return len(e) > 0 }() {
 		t.Error("the refused volume mount reached the agent's mount namespace")
 	}
+}
+
+// gate is a test isolator whose Isolate waits to be let go, and whose Usage and Status read what the
+// launch writes.
+type gate struct {
+	Base
+	isolating chan struct{}
+	release   chan struct{}
+	reads     atomic.Int32
+}
+
+func (g *gate) Name() string { return "test/gate" }
+func (g *gate) Isolate(context.Context, *Container) error {
+	close(g.isolating)
+	<-g.release
+	return nil
+}
+func (g *gate) Usage(_ context.Context, c *Container, _ *mesos.ResourceStatistics) error {
+	g.reads.Add(1)
+	_, _ = c.Pid, c.Rootfs
+	return nil
+}
+func (g *gate) Status(_ context.Context, c *Container, _ *mesos.ContainerStatus) error {
+	g.reads.Add(1)
+	_ = c.Pid
+	return nil
+}
+
+// A container still launching is known (a second launch is refused) but its isolation is not read
+// until the launch has succeeded: the agent asks for usage and status without waiting for launches.
+func TestLaunchingContainerIsNotReadUntilLaunched(t *testing.T) {
+	requireRoot(t)
+	g := &gate{isolating: make(chan struct{}), release: make(chan struct{})}
+	Register("test/gate", func(Flags) (Isolator, error) { return g, nil })
+	z := newTestContainerizer(t, "filesystem/linux,test/gate")
+	c := &Container{ID: mesos.ContainerID{Value: "slow"}, Command: shell("sleep 1000")}
+	done := make(chan error, 1)
+	var l *launched
+	go func() {
+		var err error
+		l, err = launch(t, z, c)
+		done <- err
+	}()
+	<-g.isolating
+	if _, err := z.Usage(context.Background(), "slow"); err == nil || !strings.Contains(err.Error(), "still launching") {
+		t.Errorf("Usage while launching: %v", err)
+	}
+	if _, err := z.Status(context.Background(), "slow"); err == nil || !strings.Contains(err.Error(), "still launching") {
+		t.Errorf("Status while launching: %v", err)
+	}
+	if err := z.Update(context.Background(), "slow", nil, nil); err == nil || !strings.Contains(err.Error(), "still launching") {
+		t.Errorf("Update while launching: %v", err)
+	}
+	if n := g.reads.Load(); n != 0 {
+		t.Errorf("the isolator was read %d times during the launch", n)
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := z.Usage(context.Background(), "slow"); err != nil {
+		t.Errorf("Usage once launched: %v", err)
+	}
+	if _, err := z.Status(context.Background(), "slow"); err != nil {
+		t.Errorf("Status once launched: %v", err)
+	}
+	if g.reads.Load() != 2 {
+		t.Errorf("the isolator was read %d times once launched, want 2", g.reads.Load())
+	}
+	if err := z.Destroy(context.Background(), "slow"); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, z, l)
 }
