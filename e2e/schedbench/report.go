@@ -18,7 +18,9 @@ type Report struct {
 	Machine Machine   `json:"machine"`
 	// Note says what else ran on the machine meanwhile.
 	Note string `json:"note,omitempty"`
-	Runs []Run  `json:"runs"`
+	// FrameworkMemoryLimit is the framework's GOMEMLIMIT in the run, if any.
+	FrameworkMemoryLimit string `json:"framework_memory_limit,omitempty"`
+	Runs                 []Run  `json:"runs"`
 }
 
 // Machine describes where it ran.
@@ -79,6 +81,9 @@ type System struct {
 	// Scheduler is kube-scheduler's or the framework's process; Executors the agents' executor
 	// processes summed (CPU over the measurement, peak RSS each process' VmHWM summed).
 	Scheduler Usage `json:"scheduler"`
+	// SchedulerHeapLiveBytes is the framework's heap in use right after a GC as the last pod ran
+	// (go_memstats_heap_inuse_bytes): what its RSS would approach under a tight GOMEMLIMIT.
+	SchedulerHeapLiveBytes int64 `json:"scheduler_heap_live_bytes,omitempty"`
 	// ExecutorsInProcess says the executors ran in-process in one simulator process (large sizes):
 	// Executors is then that process, the simulated master and agents included.
 	ExecutorsInProcess bool  `json:"executors_in_process,omitempty"`

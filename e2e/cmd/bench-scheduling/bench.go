@@ -478,6 +478,7 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 	var exBefore, exAfter map[int]schedbench.Usage
 	var callsBefore, callsAfter map[string]int
 	var updBefore, updAfter float64
+	var heapLive int64
 	sys, err = b.measure(ctx, ns, "kubemesos", sz.pods, true, func() {
 		fwBefore, _ = schedbench.ReadUsage(fw.pid())
 		exBefore = sim.executorUsage(fw.pid())
@@ -494,15 +495,18 @@ func (b *bench) kubemesos(ctx context.Context, sz size, limits string) (corev1.R
 		exAfter = sim.executorUsage(fw.pid())
 		callsAfter = counter.Calls()
 		updAfter = fw.statusUpdates(ctx)
-		// The heap as the last pod runs, for `go tool pprof` (issue 13: where the framework's memory goes).
-		if err := fw.saveProfile(ctx, "heap", filepath.Join(b.o.out, "logs", fmt.Sprintf("framework-heap-r%d.pb.gz", r))); err != nil {
+		// The live heap (after a GC) as the last pod runs, for `go tool pprof` (issue 13: where the
+		// framework's memory goes).
+		if err := fw.saveProfile(ctx, "heap?gc=1", filepath.Join(b.o.out, "logs", fmt.Sprintf("framework-heap-r%d.pb.gz", r))); err != nil {
 			log.WithError(err).Warn("saving the framework's heap profile")
 		}
+		heapLive = int64(fw.metricSum(ctx, "go_memstats_heap_inuse_bytes"))
 	})
 	if err != nil {
 		return alloc, sys, err
 	}
 	sys.Scheduler = schedbench.Usage{CPUSeconds: fwAfter.CPUSeconds - fwBefore.CPUSeconds, RSSBytes: fwAfter.RSSBytes, PeakRSSBytes: fwAfter.PeakRSSBytes, Processes: 1}
+	sys.SchedulerHeapLiveBytes = heapLive
 	sys.AgentsWithoutExecutor = cold
 	for pid, u := range exAfter {
 		u.CPUSeconds -= exBefore[pid].CPUSeconds
@@ -768,6 +772,11 @@ func (f *framework) stop() {
 
 // statusUpdates is the framework's kubemesos_task_status_updates_total summed over its labels.
 func (f *framework) statusUpdates(ctx context.Context) float64 {
+	return f.metricSum(ctx, "kubemesos_task_status_updates_total")
+}
+
+// metricSum is the sum of the framework's samples of the metric name (0 if it cannot be read).
+func (f *framework) metricSum(ctx context.Context, name string) float64 {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/metrics", nil)
 	if err != nil {
 		return 0
@@ -777,7 +786,7 @@ func (f *framework) statusUpdates(ctx context.Context) float64 {
 		return 0
 	}
 	defer resp.Body.Close()
-	samples, err := schedbench.ParseSamples(resp.Body, "kubemesos_task_status_updates_total")
+	samples, err := schedbench.ParseSamples(resp.Body, name)
 	if err != nil {
 		return 0
 	}
@@ -851,6 +860,9 @@ func (b *bench) startFramework(ctx context.Context, run int, master, stateNS, li
 	}
 	args = append(args, b.o.frameworkArgs...)
 	cmd := exec.Command(b.bin, args...)
+	if b.o.frameworkMemoryLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+b.o.frameworkMemoryLimit)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := deathsig.Start(cmd); err != nil {

@@ -56,6 +56,9 @@ type options struct {
 	frameworkArgs []string
 	// noKubeScheduler skips kube-scheduler's runs: quicker iterations on kubemesos alone.
 	noKubeScheduler bool
+	// frameworkMemoryLimit is the framework's GOMEMLIMIT, as the chart sets it from the container's
+	// memory limit ("" leaves the Go runtime's default, no limit).
+	frameworkMemoryLimit string
 }
 
 func parseSizes(s string) ([]size, error) {
@@ -128,6 +131,7 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 		o.frameworkArgs = append(o.frameworkArgs, v)
 		return nil
 	})
+	fs.StringVar(&o.frameworkMemoryLimit, "framework-memory-limit", "", "the framework's GOMEMLIMIT (e.g. 280MiB), as the chart derives it from the Deployment's memory limit; empty: none")
 	fs.BoolVar(&o.noKubeScheduler, "no-kube-scheduler", false, "measure kubemesos only (for iterating; the report then has no kube-scheduler rows)")
 	render := fs.String("render", "", "only re-render chart.svg and table.txt of this report.json (into its directory)")
 	fs.BoolVar(&o.keepState, "keep-state", false, "keep the agents' sandboxes and the control plane's data (logs are always kept)")
@@ -171,7 +175,8 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	report := &schedbench.Report{Started: time.Now().UTC(), Commit: gitCommit(o.repoDir), Note: o.note, Machine: machine()}
+	report := &schedbench.Report{Started: time.Now().UTC(), Commit: gitCommit(o.repoDir), Note: o.note, Machine: machine(),
+		FrameworkMemoryLimit: o.frameworkMemoryLimit}
 	load := startLoadSampler(ctx)
 
 	bins, err := kubebins.Ensure(ctx, kubebins.Options{Log: os.Stderr})
