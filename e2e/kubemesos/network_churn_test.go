@@ -133,6 +133,11 @@ func TestPodNetworkChurnLeavesNothing(t *testing.T) {
 		t.Errorf("counted %+v with %d pods running: the count does not see them", peak, batch)
 	}
 	var after podnet.Objects
+	defer func() {
+		if t.Failed() {
+			e.logNetnsResidue()
+		}
+	}()
 	e.eventually("nothing left of the pods' networks", time.Minute, func(context.Context) (bool, error) {
 		after = e.netResidue()
 		return after == before, fmt.Errorf("after: %+v", after)
@@ -212,4 +217,24 @@ func TestPodNetworkIPAMExhausted(t *testing.T) {
 		return after == before, fmt.Errorf("after: %+v", after)
 	})
 	t.Logf("after: %+v", after)
+}
+
+// logNetnsResidue logs the network namespace handles left on the agents and the simulator's log lines
+// naming their containers: what a left-over sandbox network went through.
+func (e *env) logNetnsResidue() {
+	handles := podnet.NetnsHandles(e.network.Agents()...)
+	log, _ := os.ReadFile(e.simLog)
+	for _, h := range handles {
+		id := filepath.Base(filepath.Dir(h))
+		var lines []string
+		for _, l := range strings.Split(string(log), "\n") {
+			if strings.Contains(l, id) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		e.t.Logf("left over: %s; the simulator's log on container %s:\n%s", h, id, strings.Join(lines, "\n"))
+	}
 }

@@ -135,11 +135,7 @@ type Objects struct {
 func Count(agents ...*Agent) Objects {
 	var o Objects
 	for _, a := range agents {
-		for _, m := range nsfsMounts() {
-			if strings.HasPrefix(m, a.RuntimeDir+"/") {
-				o.NetnsHandles++
-			}
-		}
+		o.NetnsHandles += len(NetnsHandles(a))
 		o.Veths += len(bridgePorts(a.Bridge))
 		o.IPAMAddresses += ipamAddresses(a)
 		re := a.ruleMatcher()
@@ -148,6 +144,20 @@ func Count(agents ...*Agent) Objects {
 	}
 	o.KubeProxyRules = countRules([]nftTable{kubeProxyTable}, nil)
 	return o
+}
+
+// NetnsHandles are the paths of network/cni's namespace handles under the agents' runtime dirs
+// (.../isolators/network/cni/<container ID>/ns): what Count's NetnsHandles counts, by name.
+func NetnsHandles(agents ...*Agent) []string {
+	var out []string
+	for _, a := range agents {
+		for _, m := range nsfsMounts() {
+			if strings.HasPrefix(m, a.RuntimeDir+"/") {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }
 
 // ipamAddresses counts host-local's reservation files (named after the address) of the network.
