@@ -122,13 +122,16 @@ func (s *sched) cycle(ctx context.Context) {
 	s.log.WithFields(logrus.Fields{"pods": len(pods), "offers": len(offers), "returning": len(returning),
 		"launches": len(plan.Launches), "waiting": len(plan.Waiting), "unschedulable": len(plan.Unschedulable),
 		"declined": len(plan.Decline) + len(unmentioned), "took": s.clock.Since(now)}).Debug("placement cycle")
+	s.quotaUnschedulable(ctx, pods, roleOf, &plan, now)
+	if s.awaitingRevive(now) {
+		plan.Unschedulable = s.waitForRevivedOffers(plan.Unschedulable)
+	}
 	var unfit []*corev1.Pod
 	for i := range plan.Unschedulable {
 		if !plan.Unschedulable[i].Unresolvable {
 			unfit = append(unfit, plan.Unschedulable[i].Pod)
 		}
 	}
-	s.quotaUnschedulable(ctx, pods, roleOf, &plan, now)
 	post, preempt := s.preempt(ctx, unfit)
 	for i := range plan.Unschedulable {
 		if m := post[plan.Unschedulable[i].Pod.UID]; m != "" {
@@ -137,6 +140,35 @@ func (s *sched) cycle(ctx context.Context) {
 		s.unschedulable(ctx, &plan.Unschedulable[i], now)
 	}
 	preempt()
+}
+
+// awaitingRevive reports whether a REVIVE sent less than reviveGrace ago may still bring offers.
+func (s *sched) awaitingRevive(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.revivedAt.IsZero() && now.Sub(s.revivedAt) < reviveGrace
+}
+
+// waitForRevivedOffers keeps the pods that only lacked room in the offers in hand pending, without
+// back-off or FailedScheduling, and returns the others. Pods leave back-off together and revive: judged
+// only on the offers held at that moment (often just the full agents', whose filters are the
+// shortest), they backed off again before the revived offers came, and those offers, held for
+// --offer-hold and declined, were filtered again when the pods next retried. At 5,000 agents that
+// cycle left 10,000 pods pending for minutes beside agents with room.
+func (s *sched) waitForRevivedOffers(unfit []offerbridge.Unfit) []offerbridge.Unfit {
+	rest := unfit[:0]
+	waiting := 0
+	for _, u := range unfit {
+		if u.Unresolvable {
+			rest = append(rest, u)
+			continue
+		}
+		waiting++
+	}
+	if waiting > 0 {
+		s.log.WithField("pods", waiting).Debug("pods wait for the offers of the last REVIVE")
+	}
+	return rest
 }
 
 // keepForRoles holds again the unused offers of the roles whose pods this cycle placed and returns

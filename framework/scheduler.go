@@ -82,6 +82,10 @@ const (
 	// placement back-off of unschedulable pods.
 	minPodBackoff = time.Second
 	maxPodBackoff = 30 * time.Second
+	// reviveGrace is how long after a REVIVE pods that fit none of the offers in hand wait for the
+	// offers it brings instead of backing off (Mesos answers a REVIVE with offers at its next
+	// allocation, every second by default).
+	reviveGrace = 2 * time.Second
 	// killRepeat is how long a KILL is given before it is sent again (lost calls, agent restarts).
 	killRepeat = 30 * time.Second
 	// explicit reconciliation back-off.
@@ -184,6 +188,8 @@ type sched struct {
 	reconcileAttempt int
 	nextReconcile    time.Time
 	nextImplicit     time.Time
+	// revivedAt is when the last REVIVE was sent.
+	revivedAt time.Time
 }
 
 // schedulerDeps are the collaborators of a scheduler.
