@@ -327,6 +327,13 @@ func (b *bench) measure(ctx context.Context, ns, schedulerName string, n int, wa
 	apiserver := b.cp.PIDs()["kube-apiserver"]
 	apiBefore, _ := schedbench.ReadUsage(apiserver)
 	before()
+	// Where the API server's CPU goes in the measurement's first 20 s (issue 13: what a pod costs it).
+	go func() {
+		path := filepath.Join(b.o.out, "logs", fmt.Sprintf("apiserver-cpu-%s-r%d.pb.gz", schedulerName, b.runs))
+		if err := b.saveAPIServerProfile(ctx, path); err != nil {
+			b.log.WithError(err).Warn("saving the API server's CPU profile")
+		}
+	}()
 	start := time.Now()
 	sys.CreatePerSecond, err = b.createPods(ctx, ns, "pod", schedulerName, n, nil, func(name string, at time.Time) {
 		t.mu.Lock()
@@ -795,6 +802,15 @@ func (f *framework) metricSum(ctx context.Context, name string) float64 {
 		sum += s.Value
 	}
 	return sum
+}
+
+// saveAPIServerProfile writes a 20 s CPU profile of kube-apiserver (started with --profiling) to path.
+func (b *bench) saveAPIServerProfile(ctx context.Context, path string) error {
+	raw, err := b.admin.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "20").DoRaw(ctx)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o644)
 }
 
 // saveProfile writes one of the framework's profiles (profile is the path and query under

@@ -200,7 +200,8 @@ func run(args []string, stdout io.Writer, log *logrus.Logger) error {
 		// 20 QPS, about 4.5 Nodes a second: 1,000 agents waited almost 4 minutes for it.
 		ExtraControllerManagerArgs: []string{"--node-monitor-grace-period=1h", "--kube-api-qps=500", "--kube-api-burst=1000"},
 		// Clients at QPS 5000 are what is measured, not the API server's inflight limits.
-		ExtraAPIServerArgs: []string{"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000"},
+		// Profiling on: the harness saves the API server's CPU profile of each measurement.
+		ExtraAPIServerArgs: []string{"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000", "--profiling=true"},
 	})
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
