@@ -370,9 +370,7 @@ func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
 	f.clock.Step(reviveGrace)
 	f.offers(roleOffer("small1", "ag1", "h1", "a", 0.2, 4096))
 	f.s.cycleAndLaunch(f.ctx)
-	f.s.mu.Lock()
-	msg := f.s.pending["team-a/p"].message
-	f.s.mu.Unlock()
+	msg := f.pendingPod("team-a/p").message
 	if !strings.Contains(msg, "Insufficient cpu") {
 		t.Fatalf("pending message %q, want an Insufficient cpu failure", msg)
 	}
@@ -410,9 +408,7 @@ func TestPodsWaitForTheOffersOfARevive(t *testing.T) {
 	if n := len(f.caller.ofType(scheduler.Call_REVIVE)); n != 1 {
 		t.Fatalf("%d REVIVE calls for the new pod, want 1", n)
 	}
-	f.s.mu.Lock()
-	p := *f.s.pending["default/p"]
-	f.s.mu.Unlock()
+	p := f.pendingPod("default/p")
 	if p.message != "" || p.notBefore.After(f.clock.Now()) {
 		t.Errorf("p backs off (until %v, %q) before the REVIVE's offers came", p.notBefore, p.message)
 	}
@@ -440,9 +436,7 @@ func TestPodsWaitForTheOffersOfARevive(t *testing.T) {
 	f.clock.Step(reviveGrace)
 	f.offers(offer("o3", "a2", "h2", 4, 4096))
 	f.s.cycleAndLaunch(f.ctx)
-	f.s.mu.Lock()
-	msg := f.s.pending["default/q"].message
-	f.s.mu.Unlock()
+	msg := f.pendingPod("default/q").message
 	if !strings.Contains(msg, "Insufficient cpu") {
 		t.Errorf("q's message %q, want its Insufficient cpu failure", msg)
 	}
