@@ -124,7 +124,7 @@ func (s *sched) cycle(ctx context.Context) {
 		"declined": len(plan.Decline) + len(unmentioned), "took": s.clock.Since(now)}).Debug("placement cycle")
 	s.quotaUnschedulable(ctx, pods, roleOf, &plan, now)
 	if s.awaitingRevive(now) {
-		plan.Unschedulable = s.waitForRevivedOffers(plan.Unschedulable)
+		plan.Unschedulable = s.waitForRevivedOffers(plan.Unschedulable, now)
 	}
 	var unfit []*corev1.Pod
 	for i := range plan.Unschedulable {
@@ -150,21 +150,32 @@ func (s *sched) awaitingRevive(now time.Time) bool {
 }
 
 // waitForRevivedOffers keeps the pods that only lacked room in the offers in hand pending, without
-// back-off or FailedScheduling, and returns the others. Pods leave back-off together and revive: judged
-// only on the offers held at that moment (often just the full agents', whose filters are the
+// back-off, event or preemption, until reviveGrace after the first REVIVE they waited for (later ones,
+// for other pods, do not extend it), and returns the others. Pods leave back-off together and revive:
+// judged only on the offers held at that moment (often just the full agents', whose filters are the
 // shortest), they backed off again before the revived offers came, and those offers, held for
-// --offer-hold and declined, were filtered again when the pods next retried. At 5,000 agents that
-// cycle left 10,000 pods pending for minutes beside agents with room.
-func (s *sched) waitForRevivedOffers(unfit []offerbridge.Unfit) []offerbridge.Unfit {
+// --offer-hold and declined, were filtered again when the pods next retried. At 5,000 agents that cycle
+// left 10,000 pods pending for minutes beside agents with room.
+func (s *sched) waitForRevivedOffers(unfit []offerbridge.Unfit, now time.Time) []offerbridge.Unfit {
 	rest := unfit[:0]
 	waiting := 0
+	s.mu.Lock()
 	for _, u := range unfit {
-		if u.Unresolvable {
+		p := s.pending[podKey(u.Pod)]
+		if u.Unresolvable || p == nil || p.uid != u.Pod.UID {
+			rest = append(rest, u)
+			continue
+		}
+		if p.offersDue.IsZero() {
+			p.offersDue = s.revivedAt.Add(reviveGrace)
+		}
+		if !now.Before(p.offersDue) {
 			rest = append(rest, u)
 			continue
 		}
 		waiting++
 	}
+	s.mu.Unlock()
 	if waiting > 0 {
 		s.log.WithField("pods", waiting).Debug("pods wait for the offers of the last REVIVE")
 	}
@@ -642,6 +653,7 @@ func (s *sched) unschedulable(ctx context.Context, u *offerbridge.Unfit, now tim
 			d = maxPodBackoff
 		}
 		p.notBefore = now.Add(d)
+		p.offersDue = time.Time{} // the next REVIVE for it is waited for again
 		changed = p.message != u.Message
 		p.message = u.Message
 	}

@@ -433,11 +433,26 @@ func TestPodsWaitForTheOffersOfARevive(t *testing.T) {
 	if n := len(f.caller.ofType(scheduler.Call_REVIVE)); n != 2 {
 		t.Fatalf("%d REVIVE calls, want 2", n)
 	}
-	f.clock.Step(reviveGrace)
 	f.offers(offer("o3", "a2", "h2", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx) // q waits, o3 is declined
+	// A REVIVE for another pod does not make q wait longer.
+	f.clock.Step(reviveGrace * 3 / 4)
+	f.addPod(pod("r", "uid-r"))
+	f.drain()
 	f.s.cycleAndLaunch(f.ctx)
-	msg := f.pendingPod("default/q").message
-	if !strings.Contains(msg, "Insufficient cpu") {
+	if n := len(f.caller.ofType(scheduler.Call_REVIVE)); n != 3 {
+		t.Fatalf("%d REVIVE calls, want 3", n)
+	}
+	if msg := f.pendingPod("default/q").message; msg != "" {
+		t.Errorf("q judged (%q) before its grace ended", msg)
+	}
+	f.clock.Step(reviveGrace / 2)
+	f.offers(offer("o4", "a2", "h2", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	if msg := f.pendingPod("default/q").message; !strings.Contains(msg, "Insufficient cpu") {
 		t.Errorf("q's message %q, want its Insufficient cpu failure", msg)
+	}
+	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 2 || acc[1].GetAccept().OfferIDs[0].Value != "o4" {
+		t.Errorf("ACCEPTs %v, want r launched on o4", acc)
 	}
 }

@@ -119,6 +119,8 @@ type pendingPod struct {
 	attempts  int
 	notBefore time.Time
 	message   string // last FailedScheduling message
+	// offersDue ends the pod's wait for the offers of a REVIVE (waitForRevivedOffers).
+	offersDue time.Time
 	// full is a bound pod as the API server has it (the cache keeps bound pods without what a launch
 	// needs: podcache.go).
 	full *corev1.Pod
