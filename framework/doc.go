@@ -62,8 +62,7 @@
 // past --offer-hold) or rescinded (lesson #636). Offers are held so pods arriving shortly after can use
 // them; new pods revive at once, clearing refuse filters; nothing pending suppresses. Pods that fit
 // nowhere get a FailedScheduling event (kube-scheduler style message from offerbridge), the condition
-// PodScheduled=False/Unschedulable, and are retried with back-off (1 s doubling to 30 s). A pod judged
-// right after a REVIVE is not unschedulable yet: it waits up to 2 s for the offers the REVIVE brings.
+// PodScheduled=False/Unschedulable, and are retried with back-off (1 s doubling to 30 s).
 //
 // Ownership. Several frameworks may share an API server: this one acts only on pods of its scheduler
 // names that are unbound or bound to its own Nodes, and on Nodes marked kubemesos.io/framework-id with

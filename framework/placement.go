@@ -122,16 +122,13 @@ func (s *sched) cycle(ctx context.Context) {
 	s.log.WithFields(logrus.Fields{"pods": len(pods), "offers": len(offers), "returning": len(returning),
 		"launches": len(plan.Launches), "waiting": len(plan.Waiting), "unschedulable": len(plan.Unschedulable),
 		"declined": len(plan.Decline) + len(unmentioned), "took": s.clock.Since(now)}).Debug("placement cycle")
-	s.quotaUnschedulable(ctx, pods, roleOf, &plan, now)
-	if s.awaitingRevive(now) {
-		plan.Unschedulable = s.waitForRevivedOffers(plan.Unschedulable, now)
-	}
 	var unfit []*corev1.Pod
 	for i := range plan.Unschedulable {
 		if !plan.Unschedulable[i].Unresolvable {
 			unfit = append(unfit, plan.Unschedulable[i].Pod)
 		}
 	}
+	s.quotaUnschedulable(ctx, pods, roleOf, &plan, now)
 	post, preempt := s.preempt(ctx, unfit)
 	for i := range plan.Unschedulable {
 		if m := post[plan.Unschedulable[i].Pod.UID]; m != "" {
@@ -140,46 +137,6 @@ func (s *sched) cycle(ctx context.Context) {
 		s.unschedulable(ctx, &plan.Unschedulable[i], now)
 	}
 	preempt()
-}
-
-// awaitingRevive reports whether a REVIVE sent less than reviveGrace ago may still bring offers.
-func (s *sched) awaitingRevive(now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return !s.revivedAt.IsZero() && now.Sub(s.revivedAt) < reviveGrace
-}
-
-// waitForRevivedOffers keeps the pods that only lacked room in the offers in hand pending, without
-// back-off, event or preemption, until reviveGrace after the first REVIVE they waited for (later ones,
-// for other pods, do not extend it), and returns the others. Pods leave back-off together and revive:
-// judged only on the offers held at that moment (often just the full agents', whose filters are the
-// shortest), they backed off again before the revived offers came, and those offers, held for
-// --offer-hold and declined, were filtered again when the pods next retried. At 5,000 agents that cycle
-// left 10,000 pods pending for minutes beside agents with room.
-func (s *sched) waitForRevivedOffers(unfit []offerbridge.Unfit, now time.Time) []offerbridge.Unfit {
-	rest := unfit[:0]
-	waiting := 0
-	s.mu.Lock()
-	for _, u := range unfit {
-		p := s.pending[podKey(u.Pod)]
-		if u.Unresolvable || p == nil || p.uid != u.Pod.UID {
-			rest = append(rest, u)
-			continue
-		}
-		if p.offersDue.IsZero() {
-			p.offersDue = s.revivedAt.Add(reviveGrace)
-		}
-		if !now.Before(p.offersDue) {
-			rest = append(rest, u)
-			continue
-		}
-		waiting++
-	}
-	s.mu.Unlock()
-	if waiting > 0 {
-		s.log.WithField("pods", waiting).Debug("pods wait for the offers of the last REVIVE")
-	}
-	return rest
 }
 
 // keepForRoles holds again the unused offers of the roles whose pods this cycle placed and returns
@@ -653,7 +610,6 @@ func (s *sched) unschedulable(ctx context.Context, u *offerbridge.Unfit, now tim
 			d = maxPodBackoff
 		}
 		p.notBefore = now.Add(d)
-		p.offersDue = time.Time{} // the next REVIVE for it is waited for again
 		changed = p.message != u.Message
 		p.message = u.Message
 	}

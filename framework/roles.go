@@ -226,9 +226,6 @@ func (s *sched) rolesCycle(ctx context.Context, pods []*corev1.Pod, now time.Tim
 			s.log.WithError(err).WithField("roles", revive).Warn("revive")
 		} else {
 			s.log.WithFields(logrus.Fields{"roles": revive, "pending": len(pods)}).Debug("revived offers")
-			s.mu.Lock()
-			s.revivedAt = now
-			s.mu.Unlock()
 			s.roles.mu.Lock()
 			for _, r := range revive {
 				s.roles.flow.suppressed[r], s.roles.flow.filtered[r] = false, false

@@ -10,7 +10,6 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -366,9 +365,6 @@ func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
 	f.addPod(pod("p", "uid-p", inNamespace("team-a")))
 	f.drain()
 	f.offers(roleOffer("small", "ag1", "h1", "a", 0.2, 4096))
-	f.s.cycleAndLaunch(f.ctx) // the pod's REVIVE: it waits for the offers that brings
-	f.clock.Step(reviveGrace)
-	f.offers(roleOffer("small1", "ag1", "h1", "a", 0.2, 4096))
 	f.s.cycleAndLaunch(f.ctx)
 	msg := f.pendingPod("team-a/p").message
 	if !strings.Contains(msg, "Insufficient cpu") {
@@ -386,73 +382,5 @@ func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
 	acc := f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "big" {
 		t.Fatalf("ACCEPTs %v, want p launched on the offer that fits it", acc)
-	}
-}
-
-// Pods judged in the cycle that revives for them wait for the offers the REVIVE brings. Judged on the
-// offers in hand only (here a full agent's), they backed off, and the revived offers, held for
-// --offer-hold, were declined before the pods' next try: at 5,000 agents 10,000 pods stayed pending
-// for minutes beside agents with room (issue 13, run 12).
-func TestPodsWaitForTheOffersOfARevive(t *testing.T) {
-	full := agentNode("h1", "a1")
-	full.Status.Allocatable = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}
-	f := newFixture(t, State{}, pod("b", "uid-b", boundTo("h1", "100m")))
-	f.addNode(full)
-	f.addNode(agentNode("h2", "a2"))
-	f.subscribe("fw-1")
-	f.s.cycleAndLaunch(f.ctx) // nothing pending: SUPPRESS
-	f.addPod(pod("p", "uid-p"))
-	f.drain()
-	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx)
-	if n := len(f.caller.ofType(scheduler.Call_REVIVE)); n != 1 {
-		t.Fatalf("%d REVIVE calls for the new pod, want 1", n)
-	}
-	p := f.pendingPod("default/p")
-	if p.message != "" || p.notBefore.After(f.clock.Now()) {
-		t.Errorf("p backs off (until %v, %q) before the REVIVE's offers came", p.notBefore, p.message)
-	}
-	select {
-	case e := <-f.recorder.Events:
-		t.Errorf("event %q while the REVIVE's offers may still come", e)
-	default:
-	}
-	f.offers(offer("o2", "a2", "h2", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx)
-	acc := f.caller.ofType(scheduler.Call_ACCEPT)
-	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "o2" {
-		t.Fatalf("ACCEPTs %v, want p launched on the revived offer", acc)
-	}
-
-	// Past the grace, a pod that fits nothing in hand is unschedulable as before.
-	f.addPod(pod("q", "uid-q", func(p *corev1.Pod) {
-		p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("64")
-	}))
-	f.drain()
-	f.s.cycleAndLaunch(f.ctx) // REVIVE: o1 was declined since the last
-	if n := len(f.caller.ofType(scheduler.Call_REVIVE)); n != 2 {
-		t.Fatalf("%d REVIVE calls, want 2", n)
-	}
-	f.offers(offer("o3", "a2", "h2", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx) // q waits, o3 is declined
-	// A REVIVE for another pod does not make q wait longer.
-	f.clock.Step(reviveGrace * 3 / 4)
-	f.addPod(pod("r", "uid-r"))
-	f.drain()
-	f.s.cycleAndLaunch(f.ctx)
-	if n := len(f.caller.ofType(scheduler.Call_REVIVE)); n != 3 {
-		t.Fatalf("%d REVIVE calls, want 3", n)
-	}
-	if msg := f.pendingPod("default/q").message; msg != "" {
-		t.Errorf("q judged (%q) before its grace ended", msg)
-	}
-	f.clock.Step(reviveGrace / 2)
-	f.offers(offer("o4", "a2", "h2", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx)
-	if msg := f.pendingPod("default/q").message; !strings.Contains(msg, "Insufficient cpu") {
-		t.Errorf("q's message %q, want its Insufficient cpu failure", msg)
-	}
-	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 2 || acc[1].GetAccept().OfferIDs[0].Value != "o4" {
-		t.Errorf("ACCEPTs %v, want r launched on o4", acc)
 	}
 }

@@ -82,10 +82,6 @@ const (
 	// placement back-off of unschedulable pods.
 	minPodBackoff = time.Second
 	maxPodBackoff = 30 * time.Second
-	// reviveGrace is how long after a REVIVE pods that fit none of the offers in hand wait for the
-	// offers it brings instead of backing off (Mesos answers a REVIVE with offers at its next
-	// allocation, every second by default).
-	reviveGrace = 2 * time.Second
 	// killRepeat is how long a KILL is given before it is sent again (lost calls, agent restarts).
 	killRepeat = 30 * time.Second
 	// explicit reconciliation back-off.
@@ -119,8 +115,6 @@ type pendingPod struct {
 	attempts  int
 	notBefore time.Time
 	message   string // last FailedScheduling message
-	// offersDue ends the pod's wait for the offers of a REVIVE (waitForRevivedOffers).
-	offersDue time.Time
 	// full is a bound pod as the API server has it (the cache keeps bound pods without what a launch
 	// needs: podcache.go).
 	full *corev1.Pod
@@ -190,8 +184,6 @@ type sched struct {
 	reconcileAttempt int
 	nextReconcile    time.Time
 	nextImplicit     time.Time
-	// revivedAt is when the last REVIVE was sent.
-	revivedAt time.Time
 }
 
 // schedulerDeps are the collaborators of a scheduler.
