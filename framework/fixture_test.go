@@ -178,16 +178,6 @@ func (f *fixture) addNode(n *corev1.Node) {
 }
 
 // drain syncs every queued pod key, as the workers would.
-// pendingPod is a copy of the scheduler's record of a pending pod (the zero value if none).
-func (f *fixture) pendingPod(key string) pendingPod {
-	f.s.mu.Lock()
-	defer f.s.mu.Unlock()
-	if p := f.s.pending[key]; p != nil {
-		return *p
-	}
-	return pendingPod{}
-}
-
 func (f *fixture) drain() {
 	f.t.Helper()
 	for f.s.queue.Len() > 0 {

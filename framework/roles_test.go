@@ -366,7 +366,9 @@ func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
 	f.drain()
 	f.offers(roleOffer("small", "ag1", "h1", "a", 0.2, 4096))
 	f.s.cycleAndLaunch(f.ctx)
-	msg := f.pendingPod("team-a/p").message
+	f.s.mu.Lock()
+	msg := f.s.pending["team-a/p"].message
+	f.s.mu.Unlock()
 	if !strings.Contains(msg, "Insufficient cpu") {
 		t.Fatalf("pending message %q, want an Insufficient cpu failure", msg)
 	}
