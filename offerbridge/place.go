@@ -430,6 +430,7 @@ func (p *placer) reasons(pi *podInfo) unfitReasons {
 	// refuses the pod whatever it offers (node name, cordon, taints, node affinity, pod affinity,
 	// anti-affinity and spread); one that would take it is not, having nothing to give now.
 	for _, a := range p.idleAgents() {
+		// Not pi.static: it caches by agent rank, which only agents with offers have.
 		why := ""
 		if pi.maybeStatic(a) {
 			why = runStatic(pi, a)

@@ -224,10 +224,11 @@ func TestPodNetworkIPAMExhausted(t *testing.T) {
 func (e *env) logNetnsResidue() {
 	handles := podnet.NetnsHandles(e.network.Agents()...)
 	log, _ := os.ReadFile(e.simLog)
+	logLines := strings.Split(string(log), "\n")
 	for _, h := range handles {
 		id := filepath.Base(filepath.Dir(h))
 		var lines []string
-		for _, l := range strings.Split(string(log), "\n") {
+		for _, l := range logLines {
 			if strings.Contains(l, id) {
 				lines = append(lines, l)
 			}
