@@ -337,22 +337,42 @@ func TestContainerHostLimits(t *testing.T) {
 		}
 		return spinner != nil && idle != nil && executor != nil, fmt.Errorf("spinner %v idle %v executor %v", spinner, idle, executor)
 	})
+	// The limit is the cgroup's CFS quota: 10 ms of every 100 ms period for 100m.
+	cpuDir := filepath.Join("/sys/fs/cgroup/cpu", spinner.cgroups["cpu"])
+	quota, errQ := readUint(filepath.Join(cpuDir, "cpu.cfs_quota_us"))
+	period, errP := readUint(filepath.Join(cpuDir, "cpu.cfs_period_us"))
+	if errQ != nil || errP != nil || quota != 10000 || period != 100000 {
+		t.Errorf("the busy loop's cgroup %s: cfs quota %d us per %d us (%v, %v), want 10000 per 100000", cpuDir, quota, period, errQ, errP)
+	}
+	// Its usage by cpuacct, in 5 s windows: above the limit is a failure at once; below it the loop
+	// may be starved, not limited (the /mesos hierarchy's share of 2 cores is split with every other
+	// container on the host, e.g. another shard's 50 starting pods), so a window is measured again
+	// until one comes near the limit.
 	usage := filepath.Join("/sys/fs/cgroup/cpuacct", spinner.cgroups["cpuacct"], "cpuacct.usage")
-	u0, err := readUint(usage)
-	if err != nil {
-		t.Fatalf("the busy loop's cgroup %s: %v", usage, err)
-	}
-	const window = 5 * time.Second
-	start := time.Now()
-	time.Sleep(window)
-	u1, err := readUint(usage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpus := float64(u1-u0) / float64(time.Since(start).Nanoseconds())
-	t.Logf("busy loop with a 100m cpu limit: %.3f cpu over %v (cgroup %s)", cpus, window, spinner.cgroups["cpuacct"])
-	if cpus < 0.03 || cpus > 0.2 {
-		t.Errorf("the busy loop used %.3f cpu, want about 0.1 (its limit)", cpus)
+	const window, tries = 5 * time.Second, 12
+	var cpus float64
+	for try := 1; ; try++ {
+		u0, err := readUint(usage)
+		if err != nil {
+			t.Fatalf("the busy loop's cgroup %s: %v", usage, err)
+		}
+		start := time.Now()
+		time.Sleep(window)
+		u1, err := readUint(usage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpus = float64(u1-u0) / float64(time.Since(start).Nanoseconds())
+		t.Logf("busy loop with a 100m cpu limit: %.3f cpu over %v (cgroup %s)", cpus, window, spinner.cgroups["cpuacct"])
+		if cpus > 0.2 {
+			t.Fatalf("the busy loop used %.3f cpu, more than its 100m limit allows", cpus)
+		}
+		if cpus >= 0.07 {
+			break
+		}
+		if try == tries {
+			t.Fatalf("the busy loop never came near its 100m limit in %d windows of %v (last %.3f cpu)", tries, window, cpus)
+		}
 	}
 	idleMem, err := readUint(filepath.Join("/sys/fs/cgroup/memory", idle.cgroups["memory"], "memory.usage_in_bytes"))
 	if err != nil {
