@@ -10,6 +10,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -384,5 +385,39 @@ func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
 	acc := f.caller.ofType(scheduler.Call_ACCEPT)
 	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "big" {
 		t.Fatalf("ACCEPTs %v, want p launched on the offer that fits it", acc)
+	}
+}
+
+// A pod that found only a full agent ("Too many pods") leaves its back-off on an offer from an agent
+// with a free pod slot, not on another offer from the full one: offers of agents with slots that came
+// while it backed off were declined, back-off after back-off, at 5,000 agents.
+func TestOfferFromAgentWithFreeSlotEndsBackOff(t *testing.T) {
+	full := agentNode("h1", "ag1")
+	full.Status.Allocatable = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}
+	f := newFixture(t, State{}, pod("there", "uid-there", boundTo("h1", "500m")))
+	f.addNode(full)
+	f.subscribe("fw-1")
+	f.addPod(pod("p", "uid-p"))
+	f.drain()
+	f.offers(offer("full-1", "ag1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	f.s.mu.Lock()
+	msg, backOff := f.s.pending["default/p"].message, f.s.pending["default/p"].notBefore.Sub(f.clock.Now())
+	f.s.mu.Unlock()
+	if !strings.Contains(msg, "Too many pods") || strings.Contains(msg, "Insufficient") || backOff <= 0 {
+		t.Fatalf("pending message %q, back-off %v: want a Too many pods failure and a back-off", msg, backOff)
+	}
+	// Still backing off: the full agent's room does not end it.
+	f.offers(offer("full-2", "ag1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
+		t.Fatalf("launched during back-off: %v", acc)
+	}
+	// An agent with slots (no Node yet: the kubelet's 110) before the back-off ends: launched now.
+	f.offers(offer("free", "ag2", "h2", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	acc := f.caller.ofType(scheduler.Call_ACCEPT)
+	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "free" {
+		t.Fatalf("ACCEPTs %v, want p launched on the free agent's offer", acc)
 	}
 }
