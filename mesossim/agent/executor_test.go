@@ -439,3 +439,54 @@ func TestExecutorRunsLatestSymlink(t *testing.T) {
 		t.Errorf("the first run's sandbox is gone: %v", err)
 	}
 }
+
+// Slave::subscribe: a staging task sent to the executor that its next SUBSCRIBE does not list (the
+// LAUNCH went out on a connection the executor had given up before its response began) never reached
+// it, and is dropped at that SUBSCRIBE; a task it lists stays. Without that, the task stayed STAGING
+// and its KILL reached an executor that did not know it: a pod's sandbox lived on.
+func TestSubscribeDropsStagingTasksUnknownToTheExecutor(t *testing.T) {
+	m := &fakeMaster{autoAck: true}
+	a := newTestAgent(t, m, nil)
+	never := "sleep 1000"
+	fw := testFramework(true, mesos.FrameworkInfo_Capability_PARTITION_AWARE)
+	a.Launch(fw, &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "plain"}, Command: &mesos.CommandInfo{Value: &never}},
+		[]mesos.TaskInfo{dataTask("lost", "x"), dataTask("known", "y")}, false)
+	subscribe := func(body string) (*http.Response, *bufio.Reader) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.Endpoint()+"/api/v1/executor", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("SUBSCRIBE: %s", resp.Status)
+		}
+		return resp, bufio.NewReader(resp.Body)
+	}
+	resp, r := subscribe(`{"type":"SUBSCRIBE","framework_id":{"value":"fw-1"},"executor_id":{"value":"plain"},"subscribe":{}}`)
+	var types []string
+	for i := 0; i < 3; i++ { // SUBSCRIBED, LAUNCH, LAUNCH
+		var ev map[string]any
+		_ = json.Unmarshal(readRecord(t, r), &ev)
+		types = append(types, ev["type"].(string))
+	}
+	if diff := cmp.Diff([]string{"SUBSCRIBED", "LAUNCH", "LAUNCH"}, types); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	resp.Body.Close()
+
+	// The executor knows only "known" (it got its LAUNCH, sent no update yet).
+	resp, r = subscribe(`{"type":"SUBSCRIBE","framework_id":{"value":"fw-1"},"executor_id":{"value":"plain"},` +
+		`"subscribe":{"unacknowledged_tasks":[{"name":"known","task_id":{"value":"known"},"agent_id":{"value":"` + a.cfg.ID.Value + `"}}]}}`)
+	defer resp.Body.Close()
+	readRecord(t, r) // SUBSCRIBED
+	waitFor(t, "the unknown task dropped", func() bool { return len(m.states("lost")) == 1 })
+	u := m.updates("lost")[0]
+	if u.GetState() != mesos.TASK_DROPPED || u.GetReason() != mesos.REASON_AGENT_RESTARTED || u.GetSource() != mesos.SOURCE_AGENT ||
+		u.GetMessage() != "Task launched during agent restart" {
+		t.Errorf("update = %v, want Mesos' TASK_DROPPED (REASON_SLAVE_RESTARTED, SOURCE_AGENT, \"Task launched during agent restart\")", u)
+	}
+	if got := m.states("known"); len(got) != 0 {
+		t.Errorf("the task the executor listed got updates %v, want none", got)
+	}
+}
