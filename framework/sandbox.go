@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
 // A pod on a CNI pod network is two tasks (docs/design.md, "One pod, two tasks"): its sandbox task
@@ -103,17 +107,38 @@ func sandboxText(st *mesos.TaskStatus) string {
 	return st.GetState().String()
 }
 
-// endSandbox KILLs the pod's sandbox task if it may still run; it reports whether it is live.
+// endSandbox KILLs the pod's sandbox task if it may still run; it reports whether it is live. A sandbox
+// task that Mesos dropped or lost may have left its executor running without it (a LAUNCH that never
+// reached the executor is dropped at its next SUBSCRIBE: Slave::subscribe), holding the pod's network
+// with no task to KILL: that executor gets a SHUTDOWN, once, and is reported live until it was sent.
 func (s *sched) endSandbox(ctx context.Context, uid types.UID, log logrus.FieldLogger) bool {
 	id := sandboxIDPrefix + string(uid)
 	s.mu.Lock()
 	rec := s.tasks[id]
 	live := rec.live()
 	agentID := ""
+	orphaned := false
+	var state mesos.TaskState
 	if rec != nil {
+		state = rec.state
 		agentID = rec.agentID
+		orphaned = (rec.state == mesos.TASK_DROPPED || rec.state == mesos.TASK_LOST) && rec.killedAt.IsZero() && agentID != ""
+		if orphaned {
+			rec.killedAt = s.clock.Now()
+		}
 	}
 	s.mu.Unlock()
+	if orphaned {
+		executorID := podtranslate.SandboxExecutorIDPrefix + string(uid)
+		if err := s.call(ctx, calls.Shutdown(executorID, agentID)); err != nil {
+			s.mu.Lock()
+			rec.killedAt = time.Time{}
+			s.mu.Unlock()
+			log.WithError(err).WithField("executor", executorID).Warn("shutting down the executor of a dropped sandbox")
+			return true
+		}
+		log.WithFields(logrus.Fields{"executor": executorID, "state": state}).Info("shutting down the executor of a dropped sandbox: its pod task is over")
+	}
 	if !live {
 		return false
 	}

@@ -254,6 +254,37 @@ func TestSandboxOfRunningPod(t *testing.T) {
 			t.Errorf("KILLs (-want +got):\n%s", diff)
 		}
 	})
+	t.Run("dropped at its executor's SUBSCRIBE: the executor shut down once the pod task ends", func(t *testing.T) {
+		f := newNetworkFixture(t, pod("a", "uid-a", bound("h1"), running))
+		f.update(status("pod-uid-a", "a1", mesos.TASK_RUNNING, mesos.SOURCE_EXECUTOR, nil, []byte("p1")))
+		// The LAUNCH never reached the sandbox executor, which runs on (Slave::subscribe's words).
+		st := status("sandbox-uid-a", "a1", mesos.TASK_DROPPED, mesos.SOURCE_AGENT, mesos.REASON_AGENT_RESTARTED.Enum(), []byte("s1"))
+		st.Message = ptr.To("Task launched during agent restart")
+		f.update(st)
+		f.drain()
+		p, _ := f.kube.CoreV1().Pods("default").Get(f.ctx, "a", metav1.GetOptions{})
+		shutdowns := func() []string {
+			var out []string
+			for _, c := range f.caller.ofType(scheduler.Call_SHUTDOWN) {
+				out = append(out, c.GetShutdown().ExecutorID.Value+"@"+c.GetShutdown().AgentID.Value)
+			}
+			return out
+		}
+		if p.Status.Phase != corev1.PodRunning || len(f.kills()) != 0 || len(shutdowns()) != 0 {
+			t.Fatalf("while the pod runs: phase %s, KILLs %v, SHUTDOWNs %v; want the pod left running", p.Status.Phase, f.kills(), shutdowns())
+		}
+		f.update(status("pod-uid-a", "a1", mesos.TASK_FINISHED, mesos.SOURCE_EXECUTOR, nil, []byte("p2")))
+		f.drain()
+		f.s.queue.Add("default/a")
+		f.drain()
+		want := []string{podtranslate.SandboxExecutorIDPrefix + "uid-a@a1"}
+		if diff := cmp.Diff(want, shutdowns()); diff != "" {
+			t.Errorf("SHUTDOWNs once the pod task is over (-want +got):\n%s", diff)
+		}
+		if len(f.kills()) != 0 {
+			t.Errorf("KILLs of a task Mesos dropped: %v", f.kills())
+		}
+	})
 	t.Run("agent gone: left to the pod task", func(t *testing.T) {
 		f := newNetworkFixture(t, pod("a", "uid-a"))
 		f.offers(offer("o1", "a1", "h1", 4, 4096))
