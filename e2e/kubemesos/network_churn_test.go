@@ -219,23 +219,43 @@ func TestPodNetworkIPAMExhausted(t *testing.T) {
 	t.Logf("after: %+v", after)
 }
 
-// logNetnsResidue logs the network namespace handles left on the agents and the simulator's log lines
-// naming their containers: what a left-over sandbox network went through.
+// logNetnsResidue logs the network namespace handles left on the agents, the simulator's log lines
+// naming their containers or the pods nested in them, and the tail of each container's executor's
+// own log (its sandbox's stderr): what a left-over sandbox network went through.
 func (e *env) logNetnsResidue() {
 	handles := podnet.NetnsHandles(e.network.Agents()...)
 	log, _ := os.ReadFile(e.simLog)
 	logLines := strings.Split(string(log), "\n")
 	for _, h := range handles {
 		id := filepath.Base(filepath.Dir(h))
+		// The pod's UID: its nested containers are <uid>-<container>-<n> under the executor's container.
+		names := []string{id}
+		for _, l := range logLines {
+			if _, rest, ok := strings.Cut(l, "containers/"+id+"/containers/"); ok && len(rest) >= 36 && !slices.Contains(names, rest[:36]) {
+				names = append(names, rest[:36])
+			}
+		}
 		var lines []string
 		for _, l := range logLines {
-			if strings.Contains(l, id) {
+			if slices.ContainsFunc(names, func(n string) bool { return strings.Contains(l, n) }) {
 				lines = append(lines, l)
 			}
 		}
 		if len(lines) > 40 {
 			lines = lines[len(lines)-40:]
 		}
-		e.t.Logf("left over: %s; the simulator's log on container %s:\n%s", h, id, strings.Join(lines, "\n"))
+		e.t.Logf("left over: %s; the simulator's log on %v:\n%s", h, names, strings.Join(lines, "\n"))
+		_ = filepath.WalkDir(e.dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() || d.Name() != id || filepath.Base(filepath.Dir(path)) != "runs" {
+				return nil
+			}
+			b, _ := os.ReadFile(filepath.Join(path, "stderr"))
+			tail := strings.Split(strings.TrimSpace(string(b)), "\n")
+			if len(tail) > 20 {
+				tail = tail[len(tail)-20:]
+			}
+			e.t.Logf("its executor's stderr (%s):\n%s", path, strings.Join(tail, "\n"))
+			return filepath.SkipDir
+		})
 	}
 }
