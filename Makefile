@@ -70,7 +70,8 @@ E2E_PKG := ./kubemesos
 E2E_SHARD_1 ?= TestLeaderTakeovers|TestPodNetwork.*|TestMaintenanceWindowDrainsAgent|TestKubectlTop|TestTwoFrameworks.*
 E2E_LABELS := others kubemesos-1 kubemesos-2
 # Each job's whole output (the shards' with -v: every test's duration) is kept here after the run; the
-# recipe ends with the failed tests' names, so that the tail of a CI log says which failed.
+# recipe ends with each failed test's last log lines (one per statement: a repeated diagnostic does not
+# push the error out) and the failed tests' names, so that the tail of a CI log says which failed and why.
 E2E_LOGS := $(CURDIR)/.local/e2e
 
 .PHONY: e2e
@@ -95,7 +96,6 @@ e2e: ## end-to-end tests against a real control plane and the Mesos simulator (e
 	  else sed "s/^/[$$label] /" "$$logs/$$label.log"; fi; \
 	done; \
 	for label in $(E2E_LABELS); do rc=1; secs=?; read -r rc secs <"$$logs/$$label.rc"; echo "e2e $$label: exit $$rc in $$secs s"; done; \
-	# Each failed test's log lines, one per statement (the first of a repeated one), the last 5 of them.
 	for label in $(E2E_LABELS); do grep -oE '^ *--- FAIL: [^ ]+' "$$logs/$$label.log" 2>/dev/null | sed 's/^ *--- FAIL: //' | \
 	  while read -r name; do echo "e2e $$label $$name, its last lines:"; \
 	    awk -v run="=== RUN   $$name" -v end="--- FAIL: $$name " '$$0 == run {on=1} on && /^ +[A-Za-z0-9_]+\.go:[0-9]+: / && !seen[$$1]++ {print} index($$0, end) {on=0}' \
