@@ -60,3 +60,22 @@ func TestCommandPidWaitsForASlowHelper(t *testing.T) {
 	}
 	t.Errorf("commandPid after %v = %d (%q), want the second stage's command, sleep", took, pid, b)
 }
+
+// A process forked to become the launch helper has the agent's command line until its execve: it is a
+// stage to wait for, not the command (TestCommandPidWaitsForASlowHelper once read the first stage 169 µs
+// after its fork, before its execve).
+func TestForkedHelperBeforeItsExecIsAHelper(t *testing.T) {
+	if !isHelper(os.Getpid()) {
+		t.Error("a process with the agent's own command line is not taken for a helper stage")
+	}
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for deadline := time.Now().Add(5 * time.Second); !hasCmdline(cmd.Process.Pid) || isHelper(cmd.Process.Pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("sleep, once exec'd, is taken for a helper stage")
+		}
+	}
+}

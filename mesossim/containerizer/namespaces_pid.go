@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -79,10 +80,17 @@ func hasCmdline(pid int) bool {
 	return err == nil && len(b) > 0
 }
 
+// isHelper reports whether pid is a stage of the launch helper, or a process forked to become one that
+// has not exec'd it yet (it still has the agent's command line).
 func isHelper(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.HasPrefix(b, []byte(HelperName+"\x00"+HelperCommand+"\x00"))
+	return err == nil && (bytes.HasPrefix(b, []byte(HelperName+"\x00"+HelperCommand+"\x00")) || bytes.Equal(b, ownCmdline()))
 }
+
+var ownCmdline = sync.OnceValue(func() []byte {
+	b, _ := os.ReadFile("/proc/self/cmdline")
+	return b
+})
 
 // liveChild is a child of pid that is running (a helper stage has one), 0 if none. Dead ones are
 // skipped: Go's runtime forks a child that exits at once the first time a process starts another
