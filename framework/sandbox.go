@@ -110,7 +110,7 @@ func sandboxText(st *mesos.TaskStatus) string {
 // endSandbox KILLs the pod's sandbox task if it may still run; it reports whether it is live. A sandbox
 // task that Mesos dropped or lost may have left its executor running without it (a LAUNCH that never
 // reached the executor is dropped at its next SUBSCRIBE: Slave::subscribe), holding the pod's network
-// with no task to KILL: that executor gets a SHUTDOWN, once, and is reported live until it was sent.
+// with no task to KILL: that executor gets a SHUTDOWN, once; while the call fails it is reported live.
 func (s *sched) endSandbox(ctx context.Context, uid types.UID, log logrus.FieldLogger) bool {
 	id := sandboxIDPrefix + string(uid)
 	s.mu.Lock()

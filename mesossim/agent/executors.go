@@ -484,21 +484,21 @@ func (a *Agent) subscribeLocked(fid, eid string, sub executor.Call_Subscribe, si
 			at.launched = true
 		}
 	}
-	// Slave::subscribe, at every SUBSCRIBE: a task still staging that was sent to the executor but that
-	// the executor does not know never reached it (sent while the agent restarted, or on a connection
-	// the executor had given up before its response began) and is dropped, with Mesos' words for the
-	// first case whatever the cause.
+	// Updates the agent may not have received; duplicates are recognised by UUID.
+	for _, u := range sub.UnacknowledgedUpdates {
+		if t := f.tasks[u.Status.TaskID.Value]; t != nil && t.executor == e {
+			a.statusUpdateLocked(f, u.Status, true)
+		}
+	}
+	// Slave::subscribe, at every SUBSCRIBE and after the updates it carries: a task still staging that
+	// was sent to the executor but that the executor does not know never reached it (sent while the
+	// agent restarted, or on a connection the executor had given up before its response began) and is
+	// dropped, with Mesos' words for the first case whatever the cause.
 	for _, id := range sortedTaskIDs(f, e) {
 		if t := f.tasks[id]; t.launched && !t.terminal && t.state == mesos.TASK_STAGING && !unacked[id] {
 			e.log.WithField("taskID", id).Info("dropping a staging task unknown to the subscribing executor")
 			a.agentUpdateLocked(f, t.info.TaskID, e, lostOrDropped(f.info), mesos.REASON_AGENT_RESTARTED,
 				"Task launched during agent restart")
-		}
-	}
-	// Updates the agent may not have received; duplicates are recognised by UUID.
-	for _, u := range sub.UnacknowledgedUpdates {
-		if t := f.tasks[u.Status.TaskID.Value]; t != nil && t.executor == e {
-			a.statusUpdateLocked(f, u.Status, true)
 		}
 	}
 	for _, item := range e.queued {
