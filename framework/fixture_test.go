@@ -177,6 +177,16 @@ func (f *fixture) addNode(n *corev1.Node) {
 	}
 }
 
+// pendingPod is a copy of the scheduler's record of a pending pod (the zero value if none).
+func (f *fixture) pendingPod(key string) pendingPod {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	if p := f.s.pending[key]; p != nil {
+		return *p
+	}
+	return pendingPod{}
+}
+
 // drain syncs every queued pod key, as the workers would.
 func (f *fixture) drain() {
 	f.t.Helper()

@@ -367,9 +367,7 @@ func TestOfferEndsBackOffOfPodsItFits(t *testing.T) {
 	f.drain()
 	f.offers(roleOffer("small", "ag1", "h1", "a", 0.2, 4096))
 	f.s.cycleAndLaunch(f.ctx)
-	f.s.mu.Lock()
-	msg := f.s.pending["team-a/p"].message
-	f.s.mu.Unlock()
+	msg := f.pendingPod("team-a/p").message
 	if !strings.Contains(msg, "Insufficient cpu") {
 		t.Fatalf("pending message %q, want an Insufficient cpu failure", msg)
 	}
@@ -401,9 +399,8 @@ func TestOfferFromAgentWithFreeSlotEndsBackOff(t *testing.T) {
 	f.drain()
 	f.offers(offer("full-1", "ag1", "h1", 4, 4096))
 	f.s.cycleAndLaunch(f.ctx)
-	f.s.mu.Lock()
-	msg, backOff := f.s.pending["default/p"].message, f.s.pending["default/p"].notBefore.Sub(f.clock.Now())
-	f.s.mu.Unlock()
+	p := f.pendingPod("default/p")
+	msg, backOff := p.message, p.notBefore.Sub(f.clock.Now())
 	if !strings.Contains(msg, "Too many pods") || strings.Contains(msg, "Insufficient") || backOff <= 0 {
 		t.Fatalf("pending message %q, back-off %v: want a Too many pods failure and a back-off", msg, backOff)
 	}
