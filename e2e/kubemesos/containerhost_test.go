@@ -3,6 +3,7 @@ package kubemesos
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -320,22 +321,26 @@ func TestContainerHostLimits(t *testing.T) {
 	})
 	e.waitRunningPods("app=spin", 1, 2*time.Minute)
 
-	var spinner, idle, executor *proc
-	// The idle container's 10m CPU quota lets its launcher run 1 ms in 100: on a loaded machine it
-	// took over 30 s to exec the container's shell.
-	e.eventually("the spin pod's processes", 2*time.Minute, func(context.Context) (bool, error) {
-		spinner, idle, executor = nil, nil, nil
-		for _, p := range envProcesses(e) {
-			switch {
-			case p.cmdline == "sh -c while :; do :; done":
-				spinner = &p
-			case p.cmdline == "sh -c "+sleeper:
-				idle = &p
-			case strings.Contains(p.cmdline, "kubemesos") && strings.Contains(p.cmdline, "executor"):
-				executor = &p
+	// The processes are found by their command lines; a container is Running once its launch helper
+	// is isolated, before it execs the command. The idle container's launcher gets little CPU (its
+	// quota, and its cgroup's few cpu.shares when the host is contended: it took over 30 s to exec on
+	// a loaded machine), so it is looked for only after the busy loop's measurement.
+	find := func(what string, timeout time.Duration, match func(proc) bool) *proc {
+		var found *proc
+		e.eventually(what+"'s process", timeout, func(context.Context) (bool, error) {
+			for _, p := range envProcesses(e) {
+				if match(p) {
+					found = &p
+					return true, nil
+				}
 			}
-		}
-		return spinner != nil && idle != nil && executor != nil, fmt.Errorf("spinner %v idle %v executor %v", spinner, idle, executor)
+			return false, errors.New("no such process yet")
+		})
+		return found
+	}
+	spinner := find("the busy loop", 2*time.Minute, func(p proc) bool { return p.cmdline == "sh -c while :; do :; done" })
+	executor := find("the executor", time.Minute, func(p proc) bool {
+		return strings.Contains(p.cmdline, "kubemesos") && strings.Contains(p.cmdline, "executor")
 	})
 	// The limit is the cgroup's CFS quota: 10 ms of every 100 ms period for 100m.
 	cpuDir := filepath.Join("/sys/fs/cgroup/cpu", spinner.cgroups["cpu"])
@@ -374,6 +379,7 @@ func TestContainerHostLimits(t *testing.T) {
 			t.Fatalf("the busy loop never came near its 100m limit in %d windows of %v (last %.3f cpu)", tries, window, cpus)
 		}
 	}
+	idle := find("the idle container", 3*time.Minute, func(p proc) bool { return p.cmdline == "sh -c "+sleeper })
 	idleMem, err := readUint(filepath.Join("/sys/fs/cgroup/memory", idle.cgroups["memory"], "memory.usage_in_bytes"))
 	if err != nil {
 		t.Fatal(err)
