@@ -99,7 +99,7 @@ e2e: ## end-to-end tests against a real control plane and the Mesos simulator (e
 	for label in $(E2E_LABELS); do grep -oE '^ *--- FAIL: [^ ]+' "$$logs/$$label.log" 2>/dev/null | sed 's/^ *--- FAIL: //' | \
 	  while read -r name; do echo "e2e $$label $$name, its last lines:"; \
 	    awk -v run="=== RUN   $$name" -v end="--- FAIL: $$name " '$$0 == run {on=1} on && /^ +[A-Za-z0-9_]+\.go:[0-9]+: / && !seen[$$1]++ {print} index($$0, end) {on=0}' \
-	      "$$logs/$$label.log" | tail -n 5 | cut -c1-300; done; done; \
+	      "$$logs/$$label.log" | tail -n 5 | cut -c1-2000; done; done; \
 	for label in $(E2E_LABELS); do grep -E '^ *--- FAIL' "$$logs/$$label.log" 2>/dev/null | sed "s/^ */e2e $$label failed: /"; done; \
 	exit $$fail
 

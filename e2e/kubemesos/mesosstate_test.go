@@ -13,6 +13,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Names fixed by docs/design.md.
@@ -223,4 +224,40 @@ func isTerminal(s mesos.TaskState) bool {
 		return true
 	}
 	return false
+}
+
+// podStory is one line on why a pod is where it is, for a failure message: its containers, its
+// Events, and its Mesos tasks (pod-<uid>, sandbox-<uid>) with their statuses' states, reasons and
+// messages as the master reports them.
+func (e *env) podStory(ctx context.Context, p *corev1.Pod) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s uid %s phase %s: %s", p.Name, p.UID, p.Status.Phase, containerSummary(p))
+	if p.Status.Message != "" {
+		fmt.Fprintf(&b, " message=%q", p.Status.Message)
+	}
+	if evs, err := e.kube.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name}); err == nil {
+		for _, ev := range evs.Items {
+			fmt.Fprintf(&b, "; event %s %s: %s (x%d)", ev.Source.Component, ev.Reason, ev.Message, ev.Count)
+		}
+	}
+	if st, err := e.mesosState(ctx); err == nil {
+		for _, group := range [][]mesos.Task{st.GetTasks.Tasks, st.GetTasks.UnreachableTasks, st.GetTasks.CompletedTasks} {
+			for _, task := range group {
+				if !strings.HasSuffix(task.TaskID.Value, "-"+string(p.UID)) {
+					continue
+				}
+				fmt.Fprintf(&b, "; task %s on %s:", task.TaskID.Value, task.AgentID.Value)
+				for _, s := range task.Statuses {
+					fmt.Fprintf(&b, " %s", s.GetState())
+					if s.Reason != nil {
+						fmt.Fprintf(&b, "(%s)", s.GetReason())
+					}
+					if s.GetMessage() != "" {
+						fmt.Fprintf(&b, " %q", s.GetMessage())
+					}
+				}
+			}
+		}
+	}
+	return b.String() + "]"
 }

@@ -110,7 +110,7 @@ func (e *env) readyPods(sel string, n int, timeout time.Duration) []corev1.Pod {
 		}
 		for _, p := range pods {
 			if p.Status.Phase == corev1.PodFailed {
-				return false, fatalf("pod %s failed: %s %s", p.Name, p.Status.Reason, p.Status.Message)
+				return false, fatalf("pod %s failed: %s", p.Name, e.podStory(ctx, &p))
 			}
 			if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || !podReady(&p) {
 				return false, fmt.Errorf("pod %s: phase %s ready %v deleting %v", p.Name, p.Status.Phase, podReady(&p), p.DeletionTimestamp != nil)
