@@ -247,14 +247,18 @@ type executorLoop struct {
 	pods podUpdates
 }
 
+// newSenders builds the executor's two clients: SUBSCRIBE's waits for its response without a bound
+// (agentclient.UnboundedResponse; a pod task dropped at a second SUBSCRIBE is relaunched).
 func (e *executorLoop) newSenders() {
-	cli := e.agent.Client(e.agent.URL(e.mcfg.AgentEndpoint, "/api/v1/executor"), httpcli.Timeout(10*time.Second))
+	url := e.agent.URL(e.mcfg.AgentEndpoint, "/api/v1/executor")
+	cli := e.agent.Client(url, httpcli.Timeout(10*time.Second))
+	sub := e.agent.Client(url, httpcli.Timeout(10*time.Second), agentclient.UnboundedResponse)
 	opts := mesosexec.CallOptions{
 		calls.Framework(e.mcfg.FrameworkID),
 		calls.Executor(e.mcfg.ExecutorID),
 	}
 	e.sender = calls.SenderWith(httpexec.NewSender(cli.Send), opts...)
-	e.subscriber = calls.SenderWith(httpexec.NewSender(cli.Send, httpcli.Close(true)), opts...)
+	e.subscriber = calls.SenderWith(httpexec.NewSender(sub.Send, httpcli.Close(true)), opts...)
 }
 
 // run is the main loop: one goroutine owns all executor state.

@@ -72,6 +72,13 @@ func (o Options) URL(endpoint, path string) string {
 
 // Client returns a client of the agent API at url with the protobuf codec, the token and the TLS
 // configuration, its transport further tuned by configOpts.
+// UnboundedResponse lifts httpcli.Timeout's bound on the response headers (dialing stays bounded), for
+// an executor's SUBSCRIBE: Mesos' executor library waits for its response however long it takes. An
+// executor that gave up on a slow response and subscribed again never saw the LAUNCH the agent had
+// already written to the first connection, and the agent drops that task at the second SUBSCRIBE
+// (Slave::subscribe) while the container it launched runs on.
+var UnboundedResponse = httpcli.Transport(func(t *http.Transport) { t.ResponseHeaderTimeout = 0 })
+
 func (o Options) Client(url string, configOpts ...httpcli.ConfigOpt) *httpcli.Client {
 	opts := []httpcli.Opt{
 		httpcli.Endpoint(url),

@@ -21,6 +21,9 @@ import (
 // fakeAgent is the executor API of an agent the test drives: each SUBSCRIBE is recorded and gets a
 // stream the test writes events into and may cut; UPDATEs are recorded and answered 202.
 type fakeAgent struct {
+	// subscribeDelay holds back a SUBSCRIBE's response (headers included), as a loaded agent does.
+	subscribeDelay time.Duration
+
 	mu      sync.Mutex
 	subs    []*mesosexec.Call_Subscribe
 	updates []mesos.TaskStatus
@@ -50,7 +53,16 @@ func (f *fakeAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.subs = append(f.subs, call.GetSubscribe())
 		f.mu.Unlock()
 		s := &stream{events: make(chan mesosexec.Event, 10), cut: make(chan struct{})}
-		f.streams <- s
+		select {
+		case f.streams <- s:
+		case <-r.Context().Done():
+			return
+		}
+		select {
+		case <-time.After(f.subscribeDelay):
+		case <-r.Context().Done():
+			return
+		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
@@ -83,7 +95,12 @@ func (f *fakeAgent) update(i int) (mesos.TaskStatus, bool) {
 
 func runAgainst(t *testing.T, checkpoint bool) (*fakeAgent, chan error) {
 	t.Helper()
-	f := &fakeAgent{streams: make(chan *stream, 4)}
+	return runAgainstAgent(t, &fakeAgent{streams: make(chan *stream, 4)}, checkpoint, sandboxexec.Config{})
+}
+
+// runAgainstAgent runs a sandbox executor against f with cfg (its environment and signals set here).
+func runAgainstAgent(t *testing.T, f *fakeAgent, checkpoint bool, cfg sandboxexec.Config) (*fakeAgent, chan error) {
+	t.Helper()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	env := map[string]string{
@@ -94,7 +111,8 @@ func runAgainst(t *testing.T, checkpoint bool) (*fakeAgent, chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- sandboxexec.Run(ctx, sandboxexec.Config{Getenv: func(k string) string { return env[k] }, NoSignals: true})
+		cfg.Getenv, cfg.NoSignals = func(k string) string { return env[k] }, true
+		done <- sandboxexec.Run(ctx, cfg)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -165,6 +183,26 @@ func TestSandboxExecutorResubscribes(t *testing.T) {
 		done <- err
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not end after the acknowledgement")
+	}
+}
+
+// A SUBSCRIBE whose response comes later than any other call may take is waited for, as Mesos' executor
+// library waits: the LAUNCH written to it reaches the executor. An executor that gave up on it and
+// subscribed again would not list that task, and the agent would drop it (Slave::subscribe).
+func TestSandboxExecutorWaitsForASlowSubscribe(t *testing.T) {
+	f := &fakeAgent{streams: make(chan *stream, 4), subscribeDelay: time.Second}
+	runAgainstAgent(t, f, true, sandboxexec.Config{CallTimeout: 100 * time.Millisecond})
+	s1 := <-f.streams
+	s1.events <- subscribed()
+	task := mesos.TaskInfo{Name: "sandbox", TaskID: mesos.TaskID{Value: "sandbox-u9"}}
+	s1.events <- mesosexec.Event{Type: mesosexec.Event_LAUNCH, Launch: &mesosexec.Event_Launch{Task: task}}
+	if running := awaitUpdate(t, f, 0); running.GetState() != mesos.TASK_RUNNING || running.TaskID != task.TaskID {
+		t.Fatalf("first update %s of %s, want TASK_RUNNING of %s", running.GetState(), running.TaskID.Value, task.TaskID.Value)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.subs) != 1 {
+		t.Errorf("%d SUBSCRIBEs, want 1: the executor gave up on the first one's response", len(f.subs))
 	}
 }
 
