@@ -611,7 +611,7 @@ func (s *sched) unschedulable(ctx context.Context, u *offerbridge.Unfit, now tim
 		}
 		p.notBefore = now.Add(d)
 		changed = p.message != u.Message
-		p.message = u.Message
+		p.message, p.waits = u.Message, u.Waits
 	}
 	s.mu.Unlock()
 	s.recorder.Event(pod, corev1.EventTypeWarning, EventFailedScheduling, u.Message)

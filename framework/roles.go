@@ -315,13 +315,20 @@ func (s *sched) invalidRole(ctx context.Context, ns *corev1.Namespace, pod *core
 }
 
 // retryForOffers brings back, from their back-off, the pending pods of an offer's role that the offer
-// could hold and that last failed for lack of resources or of pod slots: kube-scheduler likewise
-// requeues a pod rejected by NodeResourcesFit (its "Insufficient" and "Too many pods") as soon as an
-// event may make it fit (its queueing hint on Node changes), rather than when its back-off ends.
+// may place: kube-scheduler likewise requeues a pod as soon as an event may make it schedulable (its
+// queueing hints on Node changes), rather than when its back-off ends, and for a framework the event is
+// an offer. Such pods are those
+//   - that last failed for lack of resources or of pod slots (NodeResourcesFit's "Insufficient" and
+//     "Too many pods"), on an offer with room for them (for "Too many pods", of an agent with a free slot);
+//   - whose last attempt found an agent that would take them without an offer in hand
+//     (offerbridge.AgentsWaitedFor), on an offer of such an agent with room for them.
+//
 // Without it, a role whose pods all back off up to 30 s after finding only crumbs would let each
-// resource another framework frees go to that framework; and pods that found only full agents' offers
+// resource another framework frees go to that framework; pods that found only full agents' offers
 // missed, back-off after back-off, the offers of agents with free slots, which arrived and were
-// declined while they backed off (30,000 pods on 5,000 agents: 10,560 pods pending for 20 minutes).
+// declined while they backed off (30,000 pods on 5,000 agents: 10,560 pods pending for 20 minutes); and
+// with offers held 500 ms and declined for 5 s, 46 warm-up pods pinned to one agent each of 5,000 never
+// had their agent's offer in hand at a retry, for 10 minutes.
 func (s *sched) retryForOffers(offers []mesos.Offer) {
 	now := s.clock.Now()
 	s.mu.Lock()
@@ -331,7 +338,8 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 		if !p.notBefore.After(now) {
 			continue
 		}
-		if strings.Contains(p.message, "Insufficient") || strings.Contains(p.message, offerbridge.ReasonTooManyPods) {
+		if strings.Contains(p.message, "Insufficient") || strings.Contains(p.message, offerbridge.ReasonTooManyPods) ||
+			len(p.waits.Idle) > 0 || p.waits.IdleMore && !p.waits.OfferedMore {
 			keys = append(keys, key)
 			slotsWanted = slotsWanted || strings.Contains(p.message, offerbridge.ReasonTooManyPods)
 		}
@@ -346,7 +354,13 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 	}
 	type room struct{ cpus, mem float64 }
 	type rooms struct{ best, bestNew room } // the largest offer for the executor's agents, and for others
+	type agentRoom struct {
+		agent string
+		room
+	}
 	byRole, slottedByRole := map[string]rooms{}, map[string]rooms{}
+	byAgent := map[[2]string]room{}     // role and agent: the room of its offers for a pod
+	largest := map[string][]agentRoom{} // by role: the offers with the most room, one more than an Offered list holds
 	exec := s.executorCost()
 	for i := range offers {
 		o := &offers[i]
@@ -374,6 +388,15 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 		if withSlot[o.AgentID.Value] {
 			add(slottedByRole)
 		}
+		forPod := r
+		if !exec.RunningOn[o.AgentID.Value] {
+			forPod = room{r.cpus - exec.CPUs, r.mem - exec.MemMB}
+		}
+		k := [2]string{role, o.AgentID.Value}
+		cur := byAgent[k]
+		byAgent[k] = room{cur.cpus + forPod.cpus, cur.mem + forPod.mem}
+		largest[role] = keepLargest(largest[role], agentRoom{o.AgentID.Value, forPod}, offerbridge.MaxAgentsListed+1,
+			func(a, b agentRoom) bool { return a.cpus > b.cpus || a.cpus == b.cpus && a.mem > b.mem })
 	}
 	retried := 0
 	for _, key := range keys {
@@ -394,26 +417,60 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 		if err != nil {
 			continue
 		}
+		fits := func(r room) bool { return r.cpus >= d.CPUs-1e-9 && r.mem >= d.MemMB-1e-9 }
 		s.mu.Lock()
 		p, ok := s.pending[key]
 		if !ok || p.uid != pod.UID || !p.notBefore.After(now) {
 			s.mu.Unlock()
 			continue
 		}
-		rs := byRole[role]
-		if strings.Contains(p.message, offerbridge.ReasonTooManyPods) {
-			rs = slottedByRole[role] // an offer from a full agent holds no pod
+		retry := false
+		tooMany := strings.Contains(p.message, offerbridge.ReasonTooManyPods)
+		if strings.Contains(p.message, "Insufficient") || tooMany {
+			rs := byRole[role]
+			if tooMany {
+				rs = slottedByRole[role] // an offer from a full agent holds no pod
+			}
+			retry = fits(rs.best) || fits(rs.bestNew)
 		}
-		fits := func(r room) bool { return r.cpus >= d.CPUs-1e-9 && r.mem >= d.MemMB-1e-9 }
-		if fits(rs.best) || fits(rs.bestNew) {
+		for _, id := range p.waits.Idle {
+			if r, ok := byAgent[[2]string{role, id}]; ok && fits(r) && (!tooMany || withSlot[id]) {
+				retry = true
+			}
+		}
+		if p.waits.IdleMore && !p.waits.OfferedMore {
+			for _, ar := range largest[role] {
+				if p.waits.MayPlace(ar.agent) && fits(ar.room) && (!tooMany || withSlot[ar.agent]) {
+					retry = true
+					break
+				}
+			}
+		}
+		if retry {
 			p.notBefore = now
 			retried++
 		}
 		s.mu.Unlock()
 	}
 	if retried > 0 {
-		s.log.WithField("pods", retried).Debug("offers that may fit pods backing off: retrying them now")
+		s.log.WithField("pods", retried).Debug("offers that may place pods backing off: retrying them now")
 	}
+}
+
+// keepLargest inserts x into xs, sorted by larger, and keeps the first n.
+func keepLargest[T any](xs []T, x T, n int, larger func(a, b T) bool) []T {
+	i := len(xs)
+	for i > 0 && larger(x, xs[i-1]) {
+		i--
+	}
+	if i >= n {
+		return xs
+	}
+	xs = slices.Insert(xs, i, x)
+	if len(xs) > n {
+		xs = xs[:n]
+	}
+	return xs
 }
 
 // agentsWithPodSlots tells which offers' agents have fewer pods bound than their Node's allocatable

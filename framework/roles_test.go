@@ -418,3 +418,33 @@ func TestOfferFromAgentWithFreeSlotEndsBackOff(t *testing.T) {
 		t.Fatalf("ACCEPTs %v, want p launched on the free agent's offer", acc)
 	}
 }
+
+// A pod whose agent had no offer in hand when it was judged (a pod pinned to one agent of many, whose
+// offers are held 500 ms and declined for 5 s) is retried when that agent offers, not when its back-off
+// ends: another agent's offer leaves it backing off; its own agent's offer launches it.
+func TestOfferFromWaitedForAgentEndsBackOff(t *testing.T) {
+	pinned := pod("p", "uid-p", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "h2"} })
+	f := newFixture(t, State{})
+	f.addNode(agentNode("h1", "ag1"))
+	f.addNode(agentNode("h2", "ag2"))
+	f.subscribe("fw-1")
+	f.addPod(pinned)
+	f.drain()
+	f.offers(offer("other-1", "ag1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	p := f.pendingPod("default/p")
+	if backOff := p.notBefore.Sub(f.clock.Now()); backOff <= 0 || !slices.Equal(p.waits.Idle, []string{"ag2"}) {
+		t.Fatalf("pending message %q, back-off %v, waits for %+v: want a back-off waiting for ag2", p.message, backOff, p.waits)
+	}
+	f.offers(offer("other-2", "ag1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
+		t.Fatalf("launched during back-off: %v", acc)
+	}
+	f.offers(offer("its-own", "ag2", "h2", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	acc := f.caller.ofType(scheduler.Call_ACCEPT)
+	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "its-own" {
+		t.Fatalf("ACCEPTs %v, want p launched on its agent's offer", acc)
+	}
+}

@@ -114,7 +114,8 @@ type pendingPod struct {
 	uid       types.UID
 	attempts  int
 	notBefore time.Time
-	message   string // last FailedScheduling message
+	message   string                      // last FailedScheduling message
+	waits     offerbridge.AgentsWaitedFor // of the last attempt: whose offers may place the pod
 	// full is a bound pod as the API server has it (the cache keeps bound pods without what a launch
 	// needs: podcache.go).
 	full *corev1.Pod

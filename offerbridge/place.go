@@ -171,6 +171,36 @@ type Unfit struct {
 	// Unresolvable is true when no offer can ever take the pod (it uses a field kubemesos cannot
 	// honour), so retrying is pointless until the pod changes.
 	Unresolvable bool
+	// Waits tells which agents' offers may place the pod.
+	Waits AgentsWaitedFor
+}
+
+// MaxAgentsListed bounds AgentsWaitedFor's lists.
+const MaxAgentsListed = 16
+
+// AgentsWaitedFor are the agents an unschedulable pod may go to once one of them offers: kube-scheduler
+// requeues a pod on the Node events that may make it schedulable, and for a framework the event is an
+// offer. A pod is only ever judged on the offers held at that moment, a fraction of the agents at a
+// time when offers are held briefly and declined with a refuse filter: a pod pinned to one agent missed
+// that agent's offer at every retry. Agents are listed only while there are at most MaxAgentsListed.
+type AgentsWaitedFor struct {
+	// Idle are the agents without an offer whose Nodes would take the pod (no check that needs no
+	// offer refuses it); IdleMore says there are more than listed.
+	Idle     []string
+	IdleMore bool
+	// Offered are the agents whose offers refused it; OfferedMore says there are more than listed.
+	Offered     []string
+	OfferedMore bool
+}
+
+// MayPlace reports whether an offer of agentID may place the pod: its agent had no offer when the pod
+// was judged and would take it, as far as the lists tell.
+func (w *AgentsWaitedFor) MayPlace(agentID string) bool {
+	if slices.Contains(w.Idle, agentID) {
+		return true
+	}
+	// Too many idle agents to list, few enough offered ones: any agent but those.
+	return w.IdleMore && !w.OfferedMore && !slices.Contains(w.Offered, agentID)
 }
 
 // Place matches pending pods to offers. It is pure and deterministic for a given Input.
@@ -327,10 +357,11 @@ var useUnfitCache, useStaticCache = true, true
 type unfitReasons struct {
 	reasons map[string]int
 	agents  int
+	waits   AgentsWaitedFor
 }
 
 func (p *placer) unfitWith(pod *corev1.Pod, u unfitReasons) Unfit {
-	return Unfit{Pod: pod, Message: Message(u.agents, u.reasons), Reasons: maps.Clone(u.reasons)}
+	return Unfit{Pod: pod, Message: Message(u.agents, u.reasons), Reasons: maps.Clone(u.reasons), Waits: u.waits}
 }
 
 // search visits agents from p.start until p.toFind feasible ones were found (or all were visited) and
@@ -423,7 +454,7 @@ func (p *placer) searchScored(pi *podInfo) (best *agent, bestBucket *bucket, vis
 
 // reasons explains why no agent takes the pod. It runs the checkers again, on every agent, counting the
 // reasons: search does not, because for the pods that do fit the reasons would be thrown away.
-func (p *placer) reasons(pi *podInfo) unfitReasons {
+func (p *placer) reasons(pi *podInfo) (u unfitReasons) {
 	reasons := make(map[string]int)
 	agents := len(p.agents)
 	// kube-scheduler's message counts every Node. An agent without an offer is counted when its Node
@@ -441,9 +472,12 @@ func (p *placer) reasons(pi *podInfo) unfitReasons {
 		if why != "" {
 			reasons[why]++
 			agents++
+		} else {
+			u.waits.Idle, u.waits.IdleMore = listAgent(u.waits.Idle, u.waits.IdleMore, a.id)
 		}
 	}
 	for _, a := range p.agents {
+		u.waits.Offered, u.waits.OfferedMore = listAgent(u.waits.Offered, u.waits.OfferedMore, a.id)
 		if why := pi.static(a); why != "" {
 			reasons[why]++
 			continue
@@ -467,7 +501,16 @@ func (p *placer) reasons(pi *podInfo) unfitReasons {
 			reasons[why]++
 		}
 	}
-	return unfitReasons{reasons: reasons, agents: agents}
+	u.reasons, u.agents = reasons, agents
+	return u
+}
+
+// listAgent adds id to a list of at most MaxAgentsListed agents; more says the list is incomplete.
+func listAgent(ids []string, more bool, id string) ([]string, bool) {
+	if more || len(ids) == MaxAgentsListed {
+		return nil, true
+	}
+	return append(ids, id), false
 }
 
 // idleAgents are the agents of Input.Nodes without an offer in this plan (in no order: only their

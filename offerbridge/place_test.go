@@ -2,6 +2,7 @@ package offerbridge
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"testing"
 
@@ -304,6 +305,7 @@ func TestPlaceReasonsAreCounts(t *testing.T) {
 		Pod:     plan.Unschedulable[0].Pod,
 		Message: "0/3 agents are available: 1 Insufficient memory, 1 node(s) had untolerated taint {k: }, 2 Insufficient cpu.",
 		Reasons: map[string]int{ReasonInsufficientCPU: 2, ReasonInsufficientMemory: 1, "node(s) had untolerated taint {k: }": 1},
+		Waits:   AgentsWaitedFor{Offered: []string{"a1", "a3", "a2"}}, // in rank order
 	}}
 	if diff := cmp.Diff(want, plan.Unschedulable); diff != "" {
 		t.Errorf("unschedulable (-want +got):\n%s", diff)
@@ -798,5 +800,42 @@ func TestPlaceReturning(t *testing.T) {
 			}
 			checkPlan(t, tt.in, plan)
 		})
+	}
+}
+
+// An unschedulable pod names the agents whose offers may still place it: without an offer in hand and
+// with a Node that would take it (Idle), and those whose offers refused it (Offered), while at most
+// MaxAgentsListed of each.
+func TestUnfitNamesTheAgentsItWaitsFor(t *testing.T) {
+	nodes := map[string]*corev1.Node{}
+	for i := range MaxAgentsListed + 3 { // 2 with offers, one idle agent more than listed
+		id := fmt.Sprintf("a%02d", i)
+		nodes[id] = node("h-"+id, map[string]string{LabelHostname: "h-" + id})
+	}
+	offers := []mesos.Offer{basic("o0", "a00", 0.05, 100), basic("o1", "a01", 0.05, 100)}
+	pinned := pod("pinned", 1, 128, nodeSelector(LabelHostname, "h-a05"))
+	any := pod("any", 1, 128)
+	plan := Place(Input{Offers: offers, Nodes: nodes, Pods: []*corev1.Pod{pinned, any}})
+	if len(plan.Unschedulable) != 2 {
+		t.Fatalf("unschedulable %v, want both pods", plan.Unschedulable)
+	}
+	got := map[string]AgentsWaitedFor{}
+	for _, u := range plan.Unschedulable {
+		got[u.Pod.Name] = u.Waits
+	}
+	if w := got["pinned"]; !slices.Equal(w.Idle, []string{"a05"}) || w.IdleMore || len(w.Offered) != 2 || w.OfferedMore {
+		t.Errorf("pinned waits for %+v, want idle [a05] and the 2 offered agents", w)
+	}
+	if w := got["any"]; w.Idle != nil || !w.IdleMore || len(w.Offered) != 2 || w.OfferedMore {
+		t.Errorf("any waits for %+v, want more idle agents than listed and the 2 offered agents", w)
+	}
+	for _, c := range []struct {
+		pod, agent string
+		want       bool
+	}{{"pinned", "a05", true}, {"pinned", "a06", false}, {"pinned", "a00", false}, {"any", "a06", true}, {"any", "a00", false}} {
+		w := got[c.pod]
+		if w.MayPlace(c.agent) != c.want {
+			t.Errorf("%s: MayPlace(%s) = %v, want %v", c.pod, c.agent, !c.want, c.want)
+		}
 	}
 }
