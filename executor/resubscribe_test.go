@@ -37,6 +37,8 @@ type fakeAgentAPI struct {
 	messages   [][]byte
 	refuse     bool // answer SUBSCRIBE with 503 (agent down)
 	streams    chan *eventStream
+	// subscribeDelay holds back a SUBSCRIBE's response (headers included), as a loaded agent does.
+	subscribeDelay time.Duration
 }
 
 type eventStream struct {
@@ -78,10 +80,19 @@ func (f *fakeAgentAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s := &eventStream{events: make(chan *mesosexec.Event, 16), close: make(chan struct{})}
+		select {
+		case <-time.After(f.subscribeDelay):
+		case <-r.Context().Done():
+			return
+		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
-		f.streams <- s
+		select {
+		case f.streams <- s:
+		case <-r.Context().Done():
+			return
+		}
 		for {
 			select {
 			case ev := <-s.events:
@@ -186,7 +197,12 @@ func (h *loopHarness) random() float64 {
 
 func startLoop(t testing.TB, checkpoint bool) *loopHarness {
 	t.Helper()
-	api := &fakeAgentAPI{streams: make(chan *eventStream, 4)}
+	return startLoopWith(t, checkpoint, &fakeAgentAPI{streams: make(chan *eventStream, 4)}, 0)
+}
+
+// startLoopWith is startLoop against api, with a Config.CallTimeout.
+func startLoopWith(t testing.TB, checkpoint bool, api *fakeAgentAPI, callTimeout time.Duration) *loopHarness {
+	t.Helper()
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	log, hook := logtest.NewNullLogger()
@@ -202,7 +218,7 @@ func startLoop(t testing.TB, checkpoint bool) *loopHarness {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		h.result <- Run(ctx, Config{Getenv: func(k string) string { return env[k] }, KubeClient: fake.NewClientset(),
-			Runtime: h.rt, Clock: h.clk, Log: log, Random: h.random, StatusFlushTimeout: time.Second,
+			Runtime: h.rt, Clock: h.clk, Log: log, Random: h.random, StatusFlushTimeout: time.Second, CallTimeout: callTimeout,
 			OnSubscribed: func(s *mesosexec.Event_Subscribed) { h.hooks <- "subscribed " + s.GetContainerID().GetValue() },
 			OnPodStatus: func(p *corev1.Pod, st corev1.PodStatus, done bool) {
 				h.hooks <- fmt.Sprintf("status %s %s %v", p.Name, st.Phase, done)
@@ -269,6 +285,23 @@ func launchEvent(t testing.TB, pod *corev1.Pod) (*mesosexec.Event, mesos.TaskInf
 
 func ack(status mesos.TaskStatus) *mesosexec.Event {
 	return &mesosexec.Event{Type: mesosexec.Event_ACKNOWLEDGED, Acknowledged: &mesosexec.Event_Acknowledged{TaskID: status.TaskID, UUID: status.UUID}}
+}
+
+// A SUBSCRIBE whose response comes later than any other call may take is waited for, as Mesos' executor
+// library waits: the LAUNCH the agent writes to it reaches the executor. One that gave up and subscribed
+// again would not list that task, and the agent would drop it (Slave::subscribe).
+func TestSubscribeWaitsForASlowAgent(t *testing.T) {
+	h := startLoopWith(t, true, &fakeAgentAPI{streams: make(chan *eventStream, 4), subscribeDelay: time.Second}, 100*time.Millisecond)
+	s1 := h.stream()
+	s1.events <- subscribed()
+	launch, _ := launchEvent(t, shPod("web", corev1.RestartPolicyNever, 30, "unused"))
+	s1.events <- launch
+	waitFor(t, "STARTING and RUNNING", func() bool { return len(h.api.updateStates()) == 2 })
+	h.api.mu.Lock()
+	defer h.api.mu.Unlock()
+	if len(h.api.subscribes) != 1 {
+		t.Errorf("%d SUBSCRIBEs, want 1: the executor gave up on the first one's response", len(h.api.subscribes))
+	}
 }
 
 func TestResubscribeCarriesUnacknowledgedTasksAndUpdates(t *testing.T) {
