@@ -70,8 +70,6 @@ func (o Options) URL(endpoint, path string) string {
 	return (&url.URL{Scheme: o.Scheme(), Host: endpoint, Path: path}).String()
 }
 
-// Client returns a client of the agent API at url with the protobuf codec, the token and the TLS
-// configuration, its transport further tuned by configOpts.
 // UnboundedResponse lifts httpcli.Timeout's bound on the response headers (dialing stays bounded), for
 // an executor's SUBSCRIBE: Mesos' executor library waits for its response however long it takes. An
 // executor that gave up on a slow response and subscribed again never saw the LAUNCH the agent had
@@ -79,6 +77,8 @@ func (o Options) URL(endpoint, path string) string {
 // (Slave::subscribe) while the container it launched runs on.
 var UnboundedResponse = httpcli.Transport(func(t *http.Transport) { t.ResponseHeaderTimeout = 0 })
 
+// Client returns a client of the agent API at url with the protobuf codec, the token and the TLS
+// configuration, its transport further tuned by configOpts.
 func (o Options) Client(url string, configOpts ...httpcli.ConfigOpt) *httpcli.Client {
 	opts := []httpcli.Opt{
 		httpcli.Endpoint(url),
