@@ -609,11 +609,14 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 		rec.agentID = agentID
 	}
 	rec.state = state
+	wasRelaunch := rec.relaunch
 	rec.relaunch = out.Action == podtranslate.ActionRelaunch || out.Action == podtranslate.ActionRelaunchIfNotStarted
 	rec.ifNotStarted = out.Action == podtranslate.ActionRelaunchIfNotStarted
-	if rec.relaunch {
+	if rec.relaunch && !wasRelaunch {
 		// Every relaunch counts, so a launch that fails the same way each time (say, an executor URI
-		// nobody serves) ends the pod after maxDrops attempts instead of looping.
+		// nobody serves) ends the pod after maxDrops attempts instead of looping; once per launch: the
+		// answers of repeated explicit reconciliations (after an ACCEPT that timed out, each round
+		// until all are answered) are one drop, not one each.
 		rec.drops++
 	}
 	relaunch := rec.relaunch

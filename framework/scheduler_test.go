@@ -520,6 +520,36 @@ func TestExecutorInfoReusedAcrossSettingChanges(t *testing.T) {
 	}
 }
 
+// Repeated news of one lost launch (explicit reconciliation is repeated until every task is answered,
+// and answers again each round) count as one drop: the pod is relaunched, not failed. An ACCEPT that
+// timed out under load was reconciled 5 times and its 2 pods failed with "dropped 3 times".
+func TestRepeatedAnswersForOneLaunchAreOneDrop(t *testing.T) {
+	f := newFixture(t, State{}, pod("p", "uid-p"))
+	f.subscribe("fw-1")
+	f.drain()
+	f.offers(offer("o1", "a1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	f.addNode(agentNode("h1", "a1"))
+	f.refreshCache("default", "p")
+	f.drain()
+	for i := 0; i < maxDrops+1; i++ {
+		f.update(status("pod-uid-p", "a1", mesos.TASK_DROPPED, mesos.SOURCE_MASTER, nil, []byte{byte(i)}))
+		f.drain()
+	}
+	got, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase == corev1.PodFailed {
+		t.Fatalf("pod failed after %d answers about one launch: %s %s", maxDrops+1, got.Status.Reason, got.Status.Message)
+	}
+	f.offers(offer("o2", "a1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	if n := len(launchedTasks(f.caller.ofType(scheduler.Call_ACCEPT))); n != 2 {
+		t.Errorf("%d launches, want the first and one relaunch", n)
+	}
+}
+
 func TestDroppedTaskRelaunchedThenFailed(t *testing.T) {
 	f := newFixture(t, State{}, pod("p", "uid-p"))
 	f.subscribe("fw-1")
