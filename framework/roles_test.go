@@ -404,18 +404,25 @@ func TestOfferFromAgentWithFreeSlotEndsBackOff(t *testing.T) {
 	if !strings.Contains(msg, "Too many pods") || strings.Contains(msg, "Insufficient") || backOff <= 0 {
 		t.Fatalf("pending message %q, back-off %v: want a Too many pods failure and a back-off", msg, backOff)
 	}
-	// Still backing off: the full agent's room does not end it.
-	f.offers(offer("full-2", "ag1", "h1", 4, 4096))
+	// Still backing off: the full agent's room does not end it. An agent with slots (no Node yet: the
+	// kubelet's 110) before the back-off ends: launched now.
+	backOffEndsOn(t, f, offer("full-2", "ag1", "h1", 4, 4096), offer("free", "ag2", "h2", 4, 4096))
+}
+
+// backOffEndsOn offers stays, which must leave the backing-off pod waiting, then ends, on which it
+// must be launched, before its back-off ends.
+func backOffEndsOn(t *testing.T, f *fixture, stays, ends mesos.Offer) {
+	t.Helper()
+	f.offers(stays)
 	f.s.cycleAndLaunch(f.ctx)
 	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
-		t.Fatalf("launched during back-off: %v", acc)
+		t.Fatalf("launched during back-off on %s: %v", stays.ID.Value, acc)
 	}
-	// An agent with slots (no Node yet: the kubelet's 110) before the back-off ends: launched now.
-	f.offers(offer("free", "ag2", "h2", 4, 4096))
+	f.offers(ends)
 	f.s.cycleAndLaunch(f.ctx)
 	acc := f.caller.ofType(scheduler.Call_ACCEPT)
-	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "free" {
-		t.Fatalf("ACCEPTs %v, want p launched on the free agent's offer", acc)
+	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != ends.ID.Value {
+		t.Fatalf("ACCEPTs %v, want the pod launched on %s", acc, ends.ID.Value)
 	}
 }
 
@@ -436,15 +443,5 @@ func TestOfferFromWaitedForAgentEndsBackOff(t *testing.T) {
 	if backOff := p.notBefore.Sub(f.clock.Now()); backOff <= 0 || !slices.Equal(p.waits.Idle, []string{"ag2"}) {
 		t.Fatalf("pending message %q, back-off %v, waits for %+v: want a back-off waiting for ag2", p.message, backOff, p.waits)
 	}
-	f.offers(offer("other-2", "ag1", "h1", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx)
-	if acc := f.caller.ofType(scheduler.Call_ACCEPT); len(acc) != 0 {
-		t.Fatalf("launched during back-off: %v", acc)
-	}
-	f.offers(offer("its-own", "ag2", "h2", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx)
-	acc := f.caller.ofType(scheduler.Call_ACCEPT)
-	if len(acc) != 1 || acc[0].GetAccept().OfferIDs[0].Value != "its-own" {
-		t.Fatalf("ACCEPTs %v, want p launched on its agent's offer", acc)
-	}
+	backOffEndsOn(t, f, offer("other-2", "ag1", "h1", 4, 4096), offer("its-own", "ag2", "h2", 4, 4096))
 }

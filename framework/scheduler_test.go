@@ -520,10 +520,10 @@ func TestExecutorInfoReusedAcrossSettingChanges(t *testing.T) {
 	}
 }
 
-// Repeated news of one lost launch (explicit reconciliation is repeated until every task is answered,
-// and answers again each round) count as one drop: the pod is relaunched, not failed. An ACCEPT that
-// timed out under load was reconciled 5 times and its 2 pods failed with "dropped 3 times".
-func TestRepeatedAnswersForOneLaunchAreOneDrop(t *testing.T) {
+// launchedOnA1 is a fixture whose pod p was launched on agent a1 (offer o1) and is bound to its Node h1
+// in the cache, as the informer delivers it after the Binding.
+func launchedOnA1(t *testing.T) *fixture {
+	t.Helper()
 	f := newFixture(t, State{}, pod("p", "uid-p"))
 	f.subscribe("fw-1")
 	f.drain()
@@ -532,6 +532,14 @@ func TestRepeatedAnswersForOneLaunchAreOneDrop(t *testing.T) {
 	f.addNode(agentNode("h1", "a1"))
 	f.refreshCache("default", "p")
 	f.drain()
+	return f
+}
+
+// Repeated news of one lost launch (explicit reconciliation is repeated until every task is answered,
+// and answers again each round) count as one drop: the pod is relaunched, not failed. An ACCEPT that
+// timed out under load was reconciled 5 times and its 2 pods failed with "dropped 3 times".
+func TestRepeatedAnswersForOneLaunchAreOneDrop(t *testing.T) {
+	f := launchedOnA1(t)
 	for i := 0; i < maxDrops+1; i++ {
 		f.update(status("pod-uid-p", "a1", mesos.TASK_DROPPED, mesos.SOURCE_MASTER, nil, []byte{byte(i)}))
 		f.drain()
@@ -957,14 +965,7 @@ func TestLaunchesOfACycleRunConcurrently(t *testing.T) {
 // A task refused because it and its executor's resources exceed the offer, its executor having just
 // terminated (the master then counts the executor's resources too), is launched again, not failed.
 func TestTaskRefusedForAnExecutorThatJustTerminatedIsRelaunched(t *testing.T) {
-	f := newFixture(t, State{}, pod("p", "uid-p"))
-	f.subscribe("fw-1")
-	f.drain()
-	f.offers(offer("o1", "a1", "h1", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx)
-	f.addNode(agentNode("h1", "a1"))
-	f.refreshCache("default", "p")
-	f.drain()
+	f := launchedOnA1(t)
 	f.event(&scheduler.Event{Type: scheduler.Event_FAILURE, Failure: &scheduler.Event_Failure{
 		AgentID: &mesos.AgentID{Value: "a1"}, ExecutorID: &mesos.ExecutorID{Value: ExecutorID}}})
 	refused := status("pod-uid-p", "a1", mesos.TASK_ERROR, mesos.SOURCE_MASTER, mesos.REASON_TASK_INVALID.Enum(), []byte("u1"))
