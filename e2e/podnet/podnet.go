@@ -240,6 +240,19 @@ func (a *Agent) Release() error {
 	return err
 }
 
+// TakenAgain reports whether, after Release, another holder (a concurrent test process) has taken the
+// slot: its address and objects are then that holder's, not left over.
+func (a *Agent) TakenAgain() bool {
+	lock, ok, err := tryLock(filepath.Dir(a.dir), "agent", a.Slot)
+	if err != nil {
+		return false
+	}
+	if ok {
+		unlock(lock)
+	}
+	return !ok
+}
+
 // clean removes what the slot's holder (maybe a killed process) left: namespace handles and other
 // mounts under its directory, the bridge and the veths on it, nftables rules naming its addresses,
 // its address on Link, and its directory (CNI config, runtime dir, IPAM files).

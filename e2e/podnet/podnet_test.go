@@ -144,6 +144,9 @@ func TestSlotsAreExclusiveAndReleased(t *testing.T) {
 	if hasAddress(a.IP) {
 		t.Errorf("%s still on %s after Release", a.IP, Link)
 	}
+	if a.TakenAgain() {
+		t.Error("a released slot nobody took reports itself taken again")
+	}
 	c, err := Acquire(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +154,9 @@ func TestSlotsAreExclusiveAndReleased(t *testing.T) {
 	defer c.Release()
 	if c.Slot != a.Slot {
 		t.Errorf("after Release got slot %d, want the freed %d", c.Slot, a.Slot)
+	}
+	if !a.TakenAgain() {
+		t.Error("a released slot another holder took reports itself free")
 	}
 
 	cp, err := AcquireControlPlaneIP(Options{Dir: opts.Dir, First: 250, Last: 250})
