@@ -60,7 +60,7 @@ type Config struct {
 	// unwritten statuses before it exits (--status-flush-timeout).
 	StatusFlushTimeout time.Duration
 	// CallTimeout bounds the wait for the agent's response to an UPDATE or MESSAGE; 0 means
-	// DefaultCallTimeout. SUBSCRIBE waits for its response without a bound (newSenders).
+	// agentclient.DefaultCallTimeout. SUBSCRIBE waits for its response without a bound (newSenders).
 	CallTimeout time.Duration
 	// Random draws the SUBSCRIBE back-off, a fraction in [0, 1) of MESOS_SUBSCRIPTION_BACKOFF_MAX
 	// (math/rand/v2's by default; tests fix it).

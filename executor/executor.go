@@ -247,19 +247,10 @@ type executorLoop struct {
 	pods podUpdates
 }
 
-// DefaultCallTimeout is Config.CallTimeout's default.
-const DefaultCallTimeout = 10 * time.Second
-
-// newSenders builds the executor's two clients: SUBSCRIBE's waits for its response without a bound
-// (agentclient.UnboundedResponse; a pod task dropped at a second SUBSCRIBE is relaunched).
+// newSenders builds the executor's two senders (agentclient.ExecutorClients: SUBSCRIBE's response is
+// awaited without a bound; a pod task dropped at a second SUBSCRIBE is relaunched).
 func (e *executorLoop) newSenders() {
-	timeout := e.cfg.CallTimeout
-	if timeout <= 0 {
-		timeout = DefaultCallTimeout
-	}
-	url := e.agent.URL(e.mcfg.AgentEndpoint, "/api/v1/executor")
-	cli := e.agent.Client(url, httpcli.Timeout(timeout))
-	sub := e.agent.Client(url, httpcli.Timeout(timeout), agentclient.UnboundedResponse)
+	cli, sub := e.agent.ExecutorClients(e.mcfg.AgentEndpoint, e.cfg.CallTimeout)
 	opts := mesosexec.CallOptions{
 		calls.Framework(e.mcfg.FrameworkID),
 		calls.Executor(e.mcfg.ExecutorID),

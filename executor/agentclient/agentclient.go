@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
 	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
@@ -70,12 +71,24 @@ func (o Options) URL(endpoint, path string) string {
 	return (&url.URL{Scheme: o.Scheme(), Host: endpoint, Path: path}).String()
 }
 
-// UnboundedResponse lifts httpcli.Timeout's bound on the response headers (dialing stays bounded), for
-// an executor's SUBSCRIBE: Mesos' executor library waits for its response however long it takes. An
-// executor that gave up on a slow response and subscribed again never saw the LAUNCH the agent had
-// already written to the first connection, and the agent drops that task at the second SUBSCRIBE
-// (Slave::subscribe) while the container it launched runs on.
-var UnboundedResponse = httpcli.Transport(func(t *http.Transport) { t.ResponseHeaderTimeout = 0 })
+// DefaultCallTimeout bounds an executor's wait for the agent's response to a call other than SUBSCRIBE
+// (ExecutorClients' callTimeout 0).
+const DefaultCallTimeout = 10 * time.Second
+
+// ExecutorClients are an executor's two clients of the agent's executor API at endpoint: calls for its
+// UPDATEs and MESSAGEs, whose response headers are awaited callTimeout (0: DefaultCallTimeout), and
+// subscribe for SUBSCRIBE, whose response is awaited however long it takes, as Mesos' executor library
+// does (dialing stays bounded). An executor that gave up on a slow response and subscribed again never
+// saw the LAUNCH the agent had already written to the first connection, and the agent drops that task
+// at the second SUBSCRIBE (Slave::subscribe) while the container it launched runs on.
+func (o Options) ExecutorClients(endpoint string, callTimeout time.Duration) (calls, subscribe *httpcli.Client) {
+	if callTimeout <= 0 {
+		callTimeout = DefaultCallTimeout
+	}
+	url := o.URL(endpoint, "/api/v1/executor")
+	unbounded := httpcli.Transport(func(t *http.Transport) { t.ResponseHeaderTimeout = 0 })
+	return o.Client(url, httpcli.Timeout(callTimeout)), o.Client(url, httpcli.Timeout(callTimeout), unbounded)
+}
 
 // Client returns a client of the agent API at url with the protobuf codec, the token and the TLS
 // configuration, its transport further tuned by configOpts.

@@ -62,13 +62,10 @@ type Config struct {
 	AckTimeout time.Duration
 	// NoSignals leaves SIGTERM/SIGINT alone (an in-process executor in tests); else they end Run (nil).
 	NoSignals bool
-	// CallTimeout bounds the wait for the agent's response to an UPDATE or MESSAGE; 0: DefaultCallTimeout.
-	// SUBSCRIBE waits for its response without a bound (see newSenders).
+	// CallTimeout bounds the wait for the agent's response to an UPDATE or MESSAGE; 0 means
+	// agentclient.DefaultCallTimeout. SUBSCRIBE waits for its response without a bound (newSenders).
 	CallTimeout time.Duration
 }
-
-// DefaultCallTimeout is Config.CallTimeout's default.
-const DefaultCallTimeout = 10 * time.Second
 
 // env is what the agent tells an executor.
 type env struct {
@@ -216,16 +213,10 @@ type sandboxExecutor struct {
 	leaving bool
 }
 
-// newSenders builds the executor's two clients: SUBSCRIBE's waits for its response without a bound
-// (agentclient.UnboundedResponse; a dropped sandbox task shrinks the container under the pod).
+// newSenders builds the executor's two senders (agentclient.ExecutorClients: SUBSCRIBE's response is
+// awaited without a bound; a dropped sandbox task shrinks the container under the pod).
 func (s *sandboxExecutor) newSenders() {
-	timeout := s.cfg.CallTimeout
-	if timeout <= 0 {
-		timeout = DefaultCallTimeout
-	}
-	url := s.env.agent.URL(s.env.endpoint, "/api/v1/executor")
-	cli := s.env.agent.Client(url, httpcli.Timeout(timeout))
-	sub := s.env.agent.Client(url, httpcli.Timeout(timeout), agentclient.UnboundedResponse)
+	cli, sub := s.env.agent.ExecutorClients(s.env.endpoint, s.cfg.CallTimeout)
 	opts := mesosexec.CallOptions{calls.Framework(s.env.frameworkID), calls.Executor(s.env.executorID)}
 	s.sender = calls.SenderWith(httpexec.NewSender(cli.Send), opts...)
 	s.subscriber = calls.SenderWith(httpexec.NewSender(sub.Send, httpcli.Close(true)), opts...)
