@@ -338,8 +338,7 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 		if !p.notBefore.After(now) {
 			continue
 		}
-		if strings.Contains(p.message, "Insufficient") || strings.Contains(p.message, offerbridge.ReasonTooManyPods) ||
-			len(p.waits.Idle) > 0 || p.waits.IdleMore && !p.waits.OfferedMore {
+		if strings.Contains(p.message, "Insufficient") || strings.Contains(p.message, offerbridge.ReasonTooManyPods) || p.waits.Any() {
 			keys = append(keys, key)
 			slotsWanted = slotsWanted || strings.Contains(p.message, offerbridge.ReasonTooManyPods)
 		}
@@ -374,23 +373,23 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 			}
 		}
 		role := offerRole(o)
+		running := exec.RunningOn[o.AgentID.Value]
+		forPod := r // the room a pod has there
+		if !running {
+			forPod = room{r.cpus - exec.CPUs, r.mem - exec.MemMB} // a first pod there also starts the executor
+		}
 		add := func(m map[string]rooms) {
 			rs := m[role]
-			if exec.RunningOn[o.AgentID.Value] {
-				rs.best = room{max(rs.best.cpus, r.cpus), max(rs.best.mem, r.mem)}
+			if running {
+				rs.best = room{max(rs.best.cpus, forPod.cpus), max(rs.best.mem, forPod.mem)}
 			} else {
-				// A first pod there also starts the executor.
-				rs.bestNew = room{max(rs.bestNew.cpus, r.cpus-exec.CPUs), max(rs.bestNew.mem, r.mem-exec.MemMB)}
+				rs.bestNew = room{max(rs.bestNew.cpus, forPod.cpus), max(rs.bestNew.mem, forPod.mem)}
 			}
 			m[role] = rs
 		}
 		add(byRole)
 		if withSlot[o.AgentID.Value] {
 			add(slottedByRole)
-		}
-		forPod := r
-		if !exec.RunningOn[o.AgentID.Value] {
-			forPod = room{r.cpus - exec.CPUs, r.mem - exec.MemMB}
 		}
 		k := [2]string{role, o.AgentID.Value}
 		cur := byAgent[k]

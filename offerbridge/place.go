@@ -193,6 +193,9 @@ type AgentsWaitedFor struct {
 	OfferedMore bool
 }
 
+// Any reports whether some agent's offer may place the pod, as far as the lists tell.
+func (w *AgentsWaitedFor) Any() bool { return len(w.Idle) > 0 || w.IdleMore && !w.OfferedMore }
+
 // MayPlace reports whether an offer of agentID may place the pod: its agent had no offer when the pod
 // was judged and would take it, as far as the lists tell.
 func (w *AgentsWaitedFor) MayPlace(agentID string) bool {
