@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -247,6 +248,7 @@ type launchAgent struct {
 	mu       sync.Mutex
 	code     int
 	body     string
+	delay    time.Duration // before the answer
 	launches []*agent.Call_LaunchContainer
 }
 
@@ -260,6 +262,7 @@ func (a *launchAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.launches = append(a.launches, call.LaunchContainer)
+	time.Sleep(a.delay)
 	if a.code != 0 {
 		http.Error(w, a.body, a.code)
 	}

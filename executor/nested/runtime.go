@@ -55,7 +55,8 @@ type Config struct {
 	Log logrus.FieldLogger
 	// Env is what environment variables may refer to (IPs, ConfigMaps, Secrets).
 	Env PodEnv
-	// CallTimeout bounds the response time of every call but WAIT_CONTAINER (default 30 s).
+	// CallTimeout bounds the response time of every call but WAIT_CONTAINER and LAUNCH_CONTAINER
+	// (default 30 s).
 	CallTimeout time.Duration
 	// WaitRecovery is how long WAIT_CONTAINER is retried while the agent is unreachable (default
 	// 15 min, Mesos' default agent recovery timeout).
@@ -85,7 +86,7 @@ type Config struct {
 type Runtime struct {
 	cfg    Config
 	sender agentcalls.Sender // bounded calls
-	waiter agentcalls.Sender // WAIT_CONTAINER, unbounded
+	waiter agentcalls.Sender // WAIT_CONTAINER and LAUNCH_CONTAINER, unbounded
 
 	sessions Sessions // exec probes and hooks
 
@@ -292,7 +293,7 @@ func (r *Runtime) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	// Its own cgroups under its parent's (the pod's, with a sandbox executor), as the kubelet nests them.
 	call := agentcalls.LaunchContainer(id, cmd, ContainerInfo(c, vols, pullConfig, linux), nil)
 	call.LaunchContainer.Resources, call.LaunchContainer.Limits = Resources(c)
-	if err := r.call(ctx, call); err != nil {
+	if err := r.launch(ctx, call); err != nil {
 		if pe := imagePullError(c.Image, err); c.Image != "" && pe != nil {
 			return podworker.Handle{}, pe
 		}
@@ -584,7 +585,19 @@ func (r *Runtime) ExecIn(containerID string, command []string) ([]string, *mesos
 }
 
 func (r *Runtime) call(ctx context.Context, call *agent.Call) error {
-	resp, err := r.sender.Send(ctx, agentcalls.NonStreaming(call))
+	return send(ctx, r.sender, call)
+}
+
+// launch sends a LAUNCH_CONTAINER without a bound on its response, as Mesos' default executor posts
+// it: the agent answers once the container runs, after its image is pulled and its isolators are
+// prepared, which takes as long as it takes. A launch given up on would go on at the agent while the
+// next attempt started beside it.
+func (r *Runtime) launch(ctx context.Context, call *agent.Call) error {
+	return send(ctx, r.waiter, call)
+}
+
+func send(ctx context.Context, s agentcalls.Sender, call *agent.Call) error {
+	resp, err := s.Send(ctx, agentcalls.NonStreaming(call))
 	if resp != nil {
 		resp.Close()
 	}

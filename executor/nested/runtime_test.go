@@ -131,3 +131,20 @@ func TestExitStatus(t *testing.T) {
 		})
 	}
 }
+
+// A LAUNCH_CONTAINER is answered once the container runs (its image pulled), so it outlasts the bound
+// of the other calls: the launch is awaited, not given up on and sent again beside the first.
+func TestStartWaitsForASlowLaunch(t *testing.T) {
+	a := &launchAgent{delay: 300 * time.Millisecond}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	r := hostRuntime(t, Config{AgentURL: srv.URL + "/api/v1", CallTimeout: 50 * time.Millisecond})
+	ready(t, r, testPod(corev1.Container{}))
+	c := corev1.Container{Name: "r1", Command: []string{"sleep", "3600"}}
+	if _, err := r.Start(context.Background(), testPod(c), &c, 0); err != nil {
+		t.Fatalf("Start = %v, want the slow launch awaited", err)
+	}
+	if n := len(a.sent()); n != 1 {
+		t.Errorf("%d LAUNCH_CONTAINER calls, want 1", n)
+	}
+}

@@ -246,7 +246,7 @@ func (r *Runtime) runTmpfsHelper(ctx context.Context, dir string, size int64, un
 	idValue := "tmpfs-" + op + "-" + hex.EncodeToString(b[:])
 	id := mesos.ContainerID{Value: idValue, Parent: parent}
 	cmd, info := TmpfsHelperLaunch(exe, dir, size, unmount)
-	if err := r.call(ctx, agentcalls.LaunchContainer(id, cmd, info, nil)); err != nil {
+	if err := r.launch(ctx, agentcalls.LaunchContainer(id, cmd, info, nil)); err != nil {
 		return fmt.Errorf("launching the tmpfs helper container: %w", err)
 	}
 	ended := false
