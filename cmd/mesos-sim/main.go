@@ -78,11 +78,12 @@ type options struct {
 	credentials          string
 	fetcherCacheSize     int64
 	// The agents' garbage collection flags (Mesos' names); zero: the agent's (Mesos') default.
-	gcDelay           time.Duration
-	gcDiskHeadroom    float64
-	diskWatchInterval time.Duration
-	seed              int64
-	logLevel          string
+	gcDelay            time.Duration
+	executorRegTimeout time.Duration
+	gcDiskHeadroom     float64
+	diskWatchInterval  time.Duration
+	seed               int64
+	logLevel           string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -120,6 +121,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.runtimeDir, "runtime_dir", "", "the agents' --runtime_dir (default: Mesos', /var/run/mesos as root); %d is replaced by the agent index")
 	fs.StringVar(&o.fetcherCacheDir, "fetcher_cache_dir", "", "the agents' --fetcher_cache_dir (default: <agent work dir>/fetch, since agents share this host); %d is replaced by the agent index")
 	fs.Int64Var(&o.fetcherCacheSize, "fetcher_cache_size", agent.DefaultFetcherCacheSize, "the agents' --fetcher_cache_size in bytes")
+	fs.Var(mesosDuration{&o.executorRegTimeout}, "executor_registration_timeout", "the agents' --executor_registration_timeout, in Mesos' syntax (default 1mins): how long an executor has to subscribe after its launch began, before its container is destroyed and its tasks fail with REASON_EXECUTOR_REGISTRATION_TIMEOUT")
 	fs.Var(mesosDuration{&o.gcDelay}, "gc_delay", "the agents' --gc_delay, in Mesos' syntax (e.g. 10mins; default 1weeks): how long after an executor or framework is removed its sandboxes and checkpoints are deleted")
 	fs.Float64Var(&o.gcDiskHeadroom, "gc_disk_headroom", agent.DefaultGCDiskHeadroom, "the agents' --gc_disk_headroom: directories older than gc_delay * max(0, 1 - gc_disk_headroom - disk usage) are deleted at each disk check")
 	fs.Var(mesosDuration{&o.diskWatchInterval}, "disk_watch_interval", "the agents' --disk_watch_interval, in Mesos' syntax (default 1mins): how often they check the disk usage of their work dir")
@@ -219,6 +221,7 @@ func (o *options) clusterConfig(log *logrus.Logger) (mesossim.ClusterConfig, err
 		a.HTTPAuthenticators, a.HTTPCredentials = o.httpAuthenticators, o.httpCredentials
 		a.SSL, a.ExecutorEnvironmentVariables = ssl, executorEnv
 		a.GCDelay, a.DiskWatchInterval = o.gcDelay, o.diskWatchInterval
+		a.ExecutorRegistrationTimeout = o.executorRegTimeout
 		if o.gcDiskHeadroom != agent.DefaultGCDiskHeadroom {
 			h := o.gcDiskHeadroom
 			a.GCDiskHeadroom = &h

@@ -232,3 +232,28 @@ func TestGCFlags(t *testing.T) {
 		t.Errorf("--gc_delay 10m: %v", err)
 	}
 }
+
+// --executor_registration_timeout reaches every agent in Mesos' syntax; unset, they keep Mesos' 1mins.
+func TestExecutorRegistrationTimeoutFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"--executor_registration_timeout", "5mins"}, 5 * time.Minute},
+		{nil, 0},
+	} {
+		o, err := parseFlags(tt.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := o.clusterConfig(logrus.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a agent.Config
+		cfg.AgentTweak(1, &a)
+		if a.ExecutorRegistrationTimeout != tt.want {
+			t.Errorf("%v: agent's executor_registration_timeout %v, want %v", tt.args, a.ExecutorRegistrationTimeout, tt.want)
+		}
+	}
+}
