@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -65,10 +66,13 @@ func Resolve(isolation string) Mode {
 	return m
 }
 
+// ExecutorRegistrationTimeout is the agents' --executor_registration_timeout.
+const ExecutorRegistrationTimeout = 5 * time.Minute
+
 // Configure sets cfg's agents up for mode with registry (a directory of image archives) as their
 // --docker_registry: every agent its own --docker_store_dir under cfg.WorkDir, --cgroups_enable_cfs for
-// cpu limits, busybox for the --image-command fallback; in process mode the image isolators are only
-// recorded. In isolating mode every agent also gets the pod network (see Network), whose slots the
+// cpu limits, a 5 minute --executor_registration_timeout, busybox for the --image-command fallback;
+// in process mode the image isolators are only recorded. In isolating mode every agent also gets the pod network (see Network), whose slots the
 // caller releases with Network.Close after closing the cluster; in process mode the Network is nil
 // (its methods work on nil). It logs which mode runs and, in process mode, why. cfg.WorkDir must be set.
 func Configure(cfg *mesossim.ClusterConfig, mode Mode, registry string, log logrus.FieldLogger) (*Network, error) {
@@ -100,6 +104,11 @@ func Configure(cfg *mesossim.ClusterConfig, mode Mode, registry string, log logr
 			c.ImageCommandImage = "busybox"
 		}
 		c.CgroupsEnableCFS = true
+		// Mesos' 1 minute counts the executor's container launch too (image, CNI attach), and the
+		// pods' sandboxes start by the dozen on a host that may be busy; operators whose executors run
+		// in image containers raise it likewise, and the kubelet gives a sandbox 4 minutes
+		// (RunPodSandbox: twice --runtime-request-timeout).
+		c.ExecutorRegistrationTimeout = ExecutorRegistrationTimeout
 		c.DockerStoreDir = filepath.Join(workDir, "store", "agent-"+strconv.Itoa(i))
 		network.configure(i, c)
 		if tweak != nil {
