@@ -38,8 +38,8 @@ const roleAnnotation = "kubemesos.io/mesos-role"
 // running pods stay as they are (same UID, Node, restart count, task and role). First, a namespace
 // naming an invalid role: a Warning on it, and its pod Pending saying why.
 //
-// The cluster is 3 agents of 4 cpus and 8 GiB. Batch starts first and holds everything; its tasks
-// (0.5 cpu, 1 GiB) end after 2 to 4 s and are relaunched, so Mesos keeps re-allocating what they free
+// The cluster is 3 agents of 4 cpus and 8 GiB. Batch starts first and holds everything until both
+// tenants' pods are pending; then its tasks (0.5 cpu, 1 GiB) end after 2 to 4 s and are relaunched, so Mesos keeps re-allocating what they free
 // to the role with the lowest weighted share. The tenants' pods (0.5 cpu, 1 GiB) run until deleted:
 // what a role got, it keeps (Mesos never takes resources back). Expected at equilibrium, of 12 cpus:
 // tenant-a 1/6 = 2, tenant-b 3/6 = 6, batch 2/6 = 4. Tolerance: 1 cpu per role (two units: Mesos
@@ -60,10 +60,25 @@ func TestNamespaceRolesShareByWeight(t *testing.T) {
 	e.waitSchedulableNodes(3)
 	const clusterCPUs = 12.0
 	e.checkInvalidRole()
-	batch := startBatchFramework(t, e.sim.URL, "batch", 24, 0.5, 1024, func(n int) string { return fmt.Sprintf("sleep %d", 2+n%3) })
+	// Batch's first 24 tasks wait for the gate, so nothing is freed before both tenants' pods wait for
+	// offers: a role whose pods came later would find the other holding more than its share, which it
+	// keeps (on a busy host the two Deployments' pods appear seconds apart).
+	gate := filepath.Join(t.TempDir(), "gate")
+	openGate := func() {
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(openGate)
+	batch := startBatchFramework(t, e.sim.URL, "batch", 24, 0.5, 1024, func(n int) string {
+		if n <= 24 {
+			return fmt.Sprintf("while [ ! -e %s ]; do sleep 0.2; done; sleep %d", gate, 2+n%3)
+		}
+		return fmt.Sprintf("sleep %d", 2+n%3)
+	})
 	e.eventually("batch holding the cluster", time.Minute, func(ctx context.Context) (bool, error) {
 		s := batch.stats()
-		return s.Running >= 20, fmt.Errorf("%d batch tasks running", s.Running)
+		return s.Running >= 24, fmt.Errorf("%d batch tasks running", s.Running)
 	})
 
 	sampler := startRoleSampler(e)
@@ -75,6 +90,14 @@ func TestNamespaceRolesShareByWeight(t *testing.T) {
 	spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse("1Gi")
 	e.createDeploymentIn(nsA, deployment("tenant", 16, spec)) // 8 cpus wanted
 	e.createDeploymentIn(nsB, deployment("tenant", 24, spec)) // 12 cpus wanted
+	e.eventually("both tenants' 40 pods pending at kubemesos", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		m, err := e.frameworkMetrics(ctx)
+		if err != nil {
+			return false, err
+		}
+		return m["kubemesos_pending_pods"] >= 40, fmt.Errorf("kubemesos_pending_pods %v", m["kubemesos_pending_pods"])
+	})
+	openGate()
 
 	targets := map[string]float64{"tenant-a": 2, "tenant-b": 6, "batch": 4}
 	const tolerance = 1.0
