@@ -252,8 +252,8 @@ func (m *Master) handleCall(streamID, principal string, c *scheduler.Call) (int,
 		m.kill(f, c.Kill)
 	case scheduler.Call_SHUTDOWN:
 		if ag := m.agents[c.Shutdown.AgentID.Value]; ag != nil && !ag.unreachable {
-			h, fid, eid := ag.handle, mesos.FrameworkID{Value: f.id}, c.Shutdown.ExecutorID
-			m.later(func() { h.ShutdownExecutor(fid, eid) })
+			fid, eid := mesos.FrameworkID{Value: f.id}, c.Shutdown.ExecutorID
+			m.tell(ag, func(h Agent) { h.ShutdownExecutor(fid, eid) })
 		}
 	case scheduler.Call_ACKNOWLEDGE:
 		m.acknowledge(f, c.Acknowledge)
@@ -261,8 +261,8 @@ func (m *Master) handleCall(streamID, principal string, c *scheduler.Call) (int,
 		m.reconcile(f, c.Reconcile.Tasks)
 	case scheduler.Call_MESSAGE:
 		if ag := m.agents[c.Message.AgentID.Value]; ag != nil && !ag.unreachable {
-			h, fid, eid, data := ag.handle, mesos.FrameworkID{Value: f.id}, c.Message.ExecutorID, c.Message.Data
-			m.later(func() { h.FrameworkMessage(fid, eid, data) })
+			fid, eid, data := mesos.FrameworkID{Value: f.id}, c.Message.ExecutorID, c.Message.Data
+			m.tell(ag, func(h Agent) { h.FrameworkMessage(fid, eid, data) })
 		} else {
 			log.WithField("agent", c.Message.AgentID.Value).Warn("dropping framework message for unknown agent")
 		}
@@ -318,8 +318,8 @@ func (m *Master) kill(f *framework, k *scheduler.Call_Kill) {
 	if policy == nil {
 		policy = t.task.KillPolicy
 	}
-	h, fid, tid := ag.handle, mesos.FrameworkID{Value: f.id}, k.TaskID
-	m.later(func() { h.Kill(fid, tid, policy) })
+	fid, tid := mesos.FrameworkID{Value: f.id}, k.TaskID
+	m.tell(ag, func(h Agent) { h.Kill(fid, tid, policy) })
 }
 
 func (m *Master) acknowledge(f *framework, a *scheduler.Call_Acknowledge) {
@@ -332,8 +332,8 @@ func (m *Master) acknowledge(f *framework, a *scheduler.Call_Acknowledge) {
 		delete(f.tasks, a.TaskID.Value)
 		f.addCompleted(t, m.cfg.MaxCompletedTasksPerFramework)
 	}
-	h, fid, tid, uuid := ag.handle, mesos.FrameworkID{Value: f.id}, a.TaskID, a.UUID
-	m.later(func() { h.Acknowledge(fid, tid, uuid) })
+	fid, tid, uuid := mesos.FrameworkID{Value: f.id}, a.TaskID, a.UUID
+	m.tell(ag, func(h Agent) { h.Acknowledge(fid, tid, uuid) })
 }
 
 // reconcile answers RECONCILE: explicit with tasks, implicit (every known task) without. Answers carry
@@ -720,7 +720,7 @@ func (m *Master) launch(f *framework, ag *agentEntry, e *mesos.ExecutorInfo, tas
 	if ag == nil {
 		return
 	}
-	h, info := ag.handle, f.info
+	info := f.info
 	var exec *mesos.ExecutorInfo
 	if e != nil {
 		c := *e
@@ -728,7 +728,7 @@ func (m *Master) launch(f *framework, ag *agentEntry, e *mesos.ExecutorInfo, tas
 	}
 	ts := append([]mesos.TaskInfo(nil), tasks...)
 	m.log.WithFields(logrus.Fields{"framework": f.id, "agent": ag.info.ID.Value, "tasks": len(ts), "group": group}).Info("launching tasks")
-	m.later(func() { h.Launch(info, exec, ts, group) })
+	m.tell(ag, func(h Agent) { h.Launch(info, exec, ts, group) })
 }
 
 func sortedTasks(ts map[string]*task) []*task {

@@ -18,7 +18,10 @@
 // inverse offers, DOWN machines). Call bodies are read as Mesos reads them: Content-Type compared as a whole
 // string, no streaming requests, JSON converted field by field as stout does, with Mesos' texts for
 // every refusal (package mesossim/internal/mesosjson). Agents (package mesossim/agent) serve the executor API and the agent operator API
-// on their own listeners and run executors as real processes (or an in-process hook).
+// on their own listeners and run executors as real processes (or an in-process hook). What the master
+// sends an agent (launches, kills, acknowledgements, framework messages, shutdowns) reaches it
+// asynchronously and in order, as over a libprocess link: an ACCEPT is answered once validated, not
+// when its agent has taken the launch.
 //
 // # Determinism
 //

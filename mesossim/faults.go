@@ -89,8 +89,7 @@ func (m *Master) removeAgent(ag *agentEntry, state mesos.TaskState, why string, 
 		}
 		delete(f.executors, id)
 	}
-	h := ag.handle
-	m.later(h.Stop)
+	m.tellAndWait(ag, func(h Agent) { h.Stop() })
 	m.log.WithField("agent", id).Info("agent removed")
 }
 
@@ -109,8 +108,7 @@ func (m *Master) PartitionAgent(id string) error {
 	}
 	ag.unreachable = true
 	ag.unreachableT = m.clock.Now()
-	h := ag.handle
-	m.later(func() { h.Partition(true) })
+	m.tellAndWait(ag, func(h Agent) { h.Partition(true) })
 	m.agentLost(ag, mesos.TASK_UNREACHABLE, true, "Agent "+ag.info.Hostname+" is unreachable")
 	m.log.WithField("agent", id).Info("agent partitioned (unreachable)")
 	return nil
@@ -133,8 +131,7 @@ func (m *Master) HealAgent(id string) error {
 	now := m.clock.Now()
 	ag.reregistered = &now
 	m.alloc.AddAgent(id, ag.info.Resources)
-	h := ag.handle
-	m.later(func() { h.Partition(false) })
+	m.tellAndWait(ag, func(h Agent) { h.Partition(false) })
 	for _, f := range m.sortedFrameworks() {
 		killAll := false
 		for _, t := range sortedTasks(f.unreachable) {
@@ -156,7 +153,7 @@ func (m *Master) HealAgent(id string) error {
 		if killAll {
 			delete(f.executors, id)
 			fid := mesos.FrameworkID{Value: f.id}
-			m.later(func() { h.ShutdownFramework(fid) })
+			m.tell(ag, func(h Agent) { h.ShutdownFramework(fid) })
 			continue
 		}
 		for _, e := range f.executors[id] {

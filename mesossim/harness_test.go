@@ -42,6 +42,8 @@ type fakeAgent struct {
 	queues      map[string][]mesos.TaskStatus
 	fwOf        map[string]string
 	partitioned bool
+	// hold, when set, keeps Launch from taking its tasks until it is closed (a busy agent).
+	hold chan struct{}
 }
 
 func newFakeAgent(id string, m *Master) *fakeAgent {
@@ -81,6 +83,9 @@ func (a *fakeAgent) sendHead(taskID string) {
 }
 
 func (a *fakeAgent) Launch(fw mesos.FrameworkInfo, e *mesos.ExecutorInfo, tasks []mesos.TaskInfo, group bool) {
+	if a.hold != nil {
+		<-a.hold
+	}
 	a.mu.Lock()
 	var ids []string
 	for _, t := range tasks {

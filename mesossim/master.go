@@ -25,6 +25,8 @@ const Version = agent.MesosVersion
 
 // Agent is what the master needs from a simulated agent; *agent.Agent implements it. The master calls
 // these methods without holding its own lock, so an agent may call back into the master synchronously.
+// What the master sends an agent reaches it asynchronously, in the order sent to that agent (agentLink);
+// Stop and Partition, faults injected, have happened when the master's method returns.
 type Agent interface {
 	Launch(fw mesos.FrameworkInfo, executor *mesos.ExecutorInfo, tasks []mesos.TaskInfo, group bool)
 	Kill(frameworkID mesos.FrameworkID, taskID mesos.TaskID, killPolicy *mesos.KillPolicy)
@@ -118,6 +120,7 @@ type updateFaults struct {
 type agentEntry struct {
 	info         mesos.AgentInfo
 	handle       Agent
+	link         *agentLink // what the master sends the agent
 	registered   time.Time
 	reregistered *time.Time
 	unreachable  bool
@@ -511,7 +514,7 @@ func (m *Master) AddAgent(info mesos.AgentInfo, a Agent) error {
 		m.later(a.Stop)
 		return fmt.Errorf("registering agent %s: the machine '%s' that it is running on is `DOWN`", id, machineJSON(ag.machineID()))
 	}
-	m.agents[id] = &agentEntry{info: info, handle: a, registered: m.clock.Now()}
+	m.agents[id] = &agentEntry{info: info, handle: a, link: newAgentLink(), registered: m.clock.Now()}
 	m.alloc.AddAgent(id, info.Resources)
 	if u := m.unavailabilityOf(m.agents[id]); u != nil {
 		m.alloc.UpdateUnavailability(id, u) // Mesos' addSlave passes the machine's unavailability
@@ -719,8 +722,7 @@ func (m *Master) removeFramework(f *framework) {
 	fid := mesos.FrameworkID{Value: f.id}
 	for aid := range agentsWith {
 		if ag := m.agents[aid]; ag != nil && !ag.unreachable {
-			h := ag.handle
-			m.later(func() { h.ShutdownFramework(fid) })
+			m.tell(ag, func(h Agent) { h.ShutdownFramework(fid) })
 		}
 	}
 	if f.failover != nil {

@@ -529,6 +529,48 @@ func TestInvalidLaunches(t *testing.T) {
 	})
 }
 
+// Mesos' master answers an ACCEPT once it has sent RunTaskMessage, not when the agent took it; what it
+// sends one agent arrives in the order sent (a libprocess link): a KILL sent while the agent is busy
+// with the launch reaches it after the launch.
+func TestAcceptDoesNotWaitForTheAgent(t *testing.T) {
+	h := newHarness(t, Config{}, 1, agentRes)
+	hold := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-hold:
+		default:
+			close(hold)
+		}
+	})
+	h.agents[0].hold = hold
+	h.agents[0].script = func(mesos.TaskInfo) []mesos.TaskState { return []mesos.TaskState{mesos.TASK_RUNNING} }
+	c := h.jsonSubscribe(fwInfo("busy", nil))
+	h.m.Allocate()
+	o := offersOf(c.next("OFFERS"))[0]
+	answered := make(chan int, 1)
+	go func() {
+		code, _ := c.call("ACCEPT", launchCall([]any{o["id"]}, 0, commandTask("t1", o["agent_id"], 1, 128)))
+		answered <- code
+	}()
+	select {
+	case code := <-answered:
+		if code != http.StatusAccepted {
+			t.Fatalf("ACCEPT: HTTP %d", code)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("ACCEPT answered only after the agent took the launch")
+	}
+	c.mustCall("KILL", map[string]any{"kill": map[string]any{"task_id": map[string]any{"value": "t1"}}})
+	if calls := h.agents[0].calls(); len(calls) != 0 {
+		t.Errorf("the busy agent recorded %q before it took the launch", calls)
+	}
+	close(hold)
+	eventually(t, "launch and kill at the agent", func() bool { return len(h.agents[0].calls()) == 2 })
+	if diff := cmp.Diff([]string{"launch t1 group=false executor=false", "kill t1 grace=none"}, h.agents[0].calls()); diff != "" {
+		t.Errorf("agent calls (-want +got):\n%s", diff)
+	}
+}
+
 func TestKillShutdownMessage(t *testing.T) {
 	h := newHarness(t, Config{}, 1, agentRes)
 	h.agents[0].script = func(mesos.TaskInfo) []mesos.TaskState { return []mesos.TaskState{mesos.TASK_RUNNING} }
