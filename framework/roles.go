@@ -357,13 +357,13 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 		agent string
 		room
 	}
-	byRole, slottedByRole := map[string]rooms{}, map[string]rooms{}
-	byAgent := map[[2]string]room{}     // role and agent: the room of its offers for a pod
-	largest := map[string][]agentRoom{} // by role: the offers with the most room, one more than an Offered list holds
-	exec := s.executorCost()
+	// Placement pools one agent's offers in one role (a bucket), so their room is summed first, and a
+	// new executor's share comes off the sum once.
+	offered := map[[2]string]room{} // role and agent
 	for i := range offers {
 		o := &offers[i]
-		var r room
+		k := [2]string{offerRole(o), o.AgentID.Value}
+		r := offered[k]
 		for _, res := range o.Resources {
 			switch res.Name {
 			case "cpus":
@@ -372,8 +372,15 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 				r.mem += res.GetScalar().GetValue()
 			}
 		}
-		role := offerRole(o)
-		running := exec.RunningOn[o.AgentID.Value]
+		offered[k] = r
+	}
+	byRole, slottedByRole := map[string]rooms{}, map[string]rooms{}
+	byAgent := map[[2]string]room{}     // role and agent: the room of its offers for a pod
+	largest := map[string][]agentRoom{} // by role: the offers with the most room, one more than an Offered list holds
+	exec := s.executorCost()
+	for k, r := range offered {
+		role, agentID := k[0], k[1]
+		running := exec.RunningOn[agentID]
 		forPod := r // the room a pod has there
 		if !running {
 			forPod = room{r.cpus - exec.CPUs, r.mem - exec.MemMB} // a first pod there also starts the executor
@@ -388,13 +395,11 @@ func (s *sched) retryForOffers(offers []mesos.Offer) {
 			m[role] = rs
 		}
 		add(byRole)
-		if withSlot[o.AgentID.Value] {
+		if withSlot[agentID] {
 			add(slottedByRole)
 		}
-		k := [2]string{role, o.AgentID.Value}
-		cur := byAgent[k]
-		byAgent[k] = room{cur.cpus + forPod.cpus, cur.mem + forPod.mem}
-		largest[role] = keepLargest(largest[role], agentRoom{o.AgentID.Value, forPod}, offerbridge.MaxAgentsListed+1,
+		byAgent[k] = forPod
+		largest[role] = keepLargest(largest[role], agentRoom{agentID, forPod}, offerbridge.MaxAgentsListed+1,
 			func(a, b agentRoom) bool { return a.cpus > b.cpus || a.cpus == b.cpus && a.mem > b.mem })
 	}
 	retried := 0

@@ -445,3 +445,27 @@ func TestOfferFromWaitedForAgentEndsBackOff(t *testing.T) {
 	}
 	backOffEndsOn(t, f, offer("other-2", "ag1", "h1", 4, 4096), offer("its-own", "ag2", "h2", 4, 4096))
 }
+
+// Placement pools one agent's offers in one role, so the room that ends a back-off is their sum, less a
+// new executor's share once: two offers of 0.3 cpu from the pod's agent hold its 0.5 cpu and the
+// executor's 0.1 (taken from each offer, 0.2 + 0.2 would not).
+func TestOffersOfOneAgentEndBackOffTogether(t *testing.T) {
+	pinned := pod("p", "uid-p", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "h2"} })
+	f := newFixture(t, State{})
+	f.addNode(agentNode("h1", "ag1"))
+	f.addNode(agentNode("h2", "ag2"))
+	f.subscribe("fw-1")
+	f.addPod(pinned)
+	f.drain()
+	f.offers(offer("other-1", "ag1", "h1", 4, 4096))
+	f.s.cycleAndLaunch(f.ctx)
+	if backOff := f.pendingPod("default/p").notBefore.Sub(f.clock.Now()); backOff <= 0 {
+		t.Fatalf("back-off %v, want one", backOff)
+	}
+	f.offers(offer("its-own-1", "ag2", "h2", 0.3, 200), offer("its-own-2", "ag2", "h2", 0.3, 200))
+	f.s.cycleAndLaunch(f.ctx)
+	acc := f.caller.ofType(scheduler.Call_ACCEPT)
+	if len(acc) != 1 || len(acc[0].GetAccept().OfferIDs) != 2 {
+		t.Fatalf("ACCEPTs %v, want the pod launched on both of ag2's offers", acc)
+	}
+}
