@@ -10,14 +10,9 @@ type agentLink struct {
 	mu       sync.Mutex
 	queue    []func()
 	draining bool
-	idle     *sync.Cond // signalled when the queue empties
 }
 
-func newAgentLink() *agentLink {
-	l := &agentLink{}
-	l.idle = sync.NewCond(&l.mu)
-	return l
-}
+func newAgentLink() *agentLink { return &agentLink{} }
 
 // send queues f to run after everything sent before it; the channel closes once it ran.
 func (l *agentLink) send(f func()) <-chan struct{} {
@@ -35,21 +30,11 @@ func (l *agentLink) send(f func()) <-chan struct{} {
 	return done
 }
 
-// flush returns once everything sent so far has been delivered.
-func (l *agentLink) flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.draining {
-		l.idle.Wait()
-	}
-}
-
 func (l *agentLink) drain() {
 	for {
 		l.mu.Lock()
 		if len(l.queue) == 0 {
 			l.draining = false
-			l.idle.Broadcast()
 			l.mu.Unlock()
 			return
 		}

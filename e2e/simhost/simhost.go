@@ -71,10 +71,11 @@ const ExecutorRegistrationTimeout = 5 * time.Minute
 
 // Configure sets cfg's agents up for mode with registry (a directory of image archives) as their
 // --docker_registry: every agent its own --docker_store_dir under cfg.WorkDir, --cgroups_enable_cfs for
-// cpu limits, a 5 minute --executor_registration_timeout, busybox for the --image-command fallback;
-// in process mode the image isolators are only recorded. In isolating mode every agent also gets the pod network (see Network), whose slots the
-// caller releases with Network.Close after closing the cluster; in process mode the Network is nil
-// (its methods work on nil). It logs which mode runs and, in process mode, why. cfg.WorkDir must be set.
+// cpu limits, ExecutorRegistrationTimeout, busybox for the --image-command fallback; in process mode
+// the image isolators are only recorded. In isolating mode every agent also gets the pod network (see
+// Network), whose slots the caller releases with Network.Close after closing the cluster; in process
+// mode the Network is nil (its methods work on nil). It logs which mode runs and, in process mode,
+// why. cfg.WorkDir must be set.
 func Configure(cfg *mesossim.ClusterConfig, mode Mode, registry string, log logrus.FieldLogger) (*Network, error) {
 	cfg.ImageProviders = "docker"
 	cfg.DockerRegistry = registry
