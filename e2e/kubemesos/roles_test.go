@@ -39,12 +39,12 @@ const roleAnnotation = "kubemesos.io/mesos-role"
 // naming an invalid role: a Warning on it, and its pod Pending saying why.
 //
 // The cluster is 3 agents of 4 cpus and 8 GiB. Batch starts first and holds everything until both
-// tenants' pods are pending; then its tasks (0.5 cpu, 1 GiB) end after 2 to 4 s and are relaunched, so Mesos keeps re-allocating what they free
-// to the role with the lowest weighted share. The tenants' pods (0.5 cpu, 1 GiB) run until deleted:
-// what a role got, it keeps (Mesos never takes resources back). Expected at equilibrium, of 12 cpus:
-// tenant-a 1/6 = 2, tenant-b 3/6 = 6, batch 2/6 = 4. Tolerance: 1 cpu per role (two units: Mesos
-// offers an agent's whole free part to one role at a time, and an executor (one unit) comes with a
-// role's first pod on an agent).
+// tenants' pods are pending; then its tasks (0.5 cpu, 1 GiB) end after 2 to 4 s and are relaunched,
+// so Mesos keeps re-allocating what they free to the role with the lowest weighted share. The
+// tenants' pods (0.5 cpu, 1 GiB) run until deleted: what a role got, it keeps (Mesos never takes
+// resources back). Expected at equilibrium, of 12 cpus: tenant-a 1/6 = 2, tenant-b 3/6 = 6, batch
+// 2/6 = 4. Tolerance: 1 cpu per role (two units: Mesos offers an agent's whole free part to one role
+// at a time, and an executor (one unit) comes with a role's first pod on an agent).
 func TestNamespaceRolesShareByWeight(t *testing.T) {
 	e := newEnv(t, envOptions{
 		MasterTweak: func(cfg *mesossim.Config) {
