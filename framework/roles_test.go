@@ -426,10 +426,9 @@ func backOffEndsOn(t *testing.T, f *fixture, stays, ends mesos.Offer) {
 	}
 }
 
-// A pod whose agent had no offer in hand when it was judged (a pod pinned to one agent of many, whose
-// offers are held 500 ms and declined for 5 s) is retried when that agent offers, not when its back-off
-// ends: another agent's offer leaves it backing off; its own agent's offer launches it.
-func TestOfferFromWaitedForAgentEndsBackOff(t *testing.T) {
+// pinnedToH2BackingOff is a fixture whose pod p, pinned to h2 (agent ag2), was judged on ag1's offer.
+func pinnedToH2BackingOff(t *testing.T) *fixture {
+	t.Helper()
 	pinned := pod("p", "uid-p", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "h2"} })
 	f := newFixture(t, State{})
 	f.addNode(agentNode("h1", "ag1"))
@@ -439,6 +438,14 @@ func TestOfferFromWaitedForAgentEndsBackOff(t *testing.T) {
 	f.drain()
 	f.offers(offer("other-1", "ag1", "h1", 4, 4096))
 	f.s.cycleAndLaunch(f.ctx)
+	return f
+}
+
+// A pod whose agent had no offer in hand when it was judged (a pod pinned to one agent of many, whose
+// offers are held 500 ms and declined for 5 s) is retried when that agent offers, not when its back-off
+// ends: another agent's offer leaves it backing off; its own agent's offer launches it.
+func TestOfferFromWaitedForAgentEndsBackOff(t *testing.T) {
+	f := pinnedToH2BackingOff(t)
 	p := f.pendingPod("default/p")
 	if backOff := p.notBefore.Sub(f.clock.Now()); backOff <= 0 || !slices.Equal(p.waits.Idle, []string{"ag2"}) {
 		t.Fatalf("pending message %q, back-off %v, waits for %+v: want a back-off waiting for ag2", p.message, backOff, p.waits)
@@ -450,15 +457,7 @@ func TestOfferFromWaitedForAgentEndsBackOff(t *testing.T) {
 // new executor's share once: two offers of 0.3 cpu from the pod's agent hold its 0.5 cpu and the
 // executor's 0.1 (taken from each offer, 0.2 + 0.2 would not).
 func TestOffersOfOneAgentEndBackOffTogether(t *testing.T) {
-	pinned := pod("p", "uid-p", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "h2"} })
-	f := newFixture(t, State{})
-	f.addNode(agentNode("h1", "ag1"))
-	f.addNode(agentNode("h2", "ag2"))
-	f.subscribe("fw-1")
-	f.addPod(pinned)
-	f.drain()
-	f.offers(offer("other-1", "ag1", "h1", 4, 4096))
-	f.s.cycleAndLaunch(f.ctx)
+	f := pinnedToH2BackingOff(t)
 	if backOff := f.pendingPod("default/p").notBefore.Sub(f.clock.Now()); backOff <= 0 {
 		t.Fatalf("back-off %v, want one", backOff)
 	}

@@ -102,26 +102,17 @@ func TestImageFlags(t *testing.T) {
 // The Linux isolators' flags carry Mesos' names and reach every agent's config; capabilities are
 // Mesos' CapabilityInfo JSON, and an unknown capability is refused at startup.
 func TestIsolatorFlags(t *testing.T) {
-	o, err := parseFlags([]string{"--isolation", "filesystem/linux,namespaces/pid,linux/capabilities",
+	a := agentConfig(t, 0, "--isolation", "filesystem/linux,namespaces/pid,linux/capabilities",
 		"--cgroups_hierarchy", "/cg", "--cgroups_root", "sim", "--effective_capabilities", `{"capabilities":["NET_RAW"]}`,
 		"--bounding_capabilities", `{"capabilities":["NET_RAW","CHOWN"]}`, "--disallow_sharing_agent_pid_namespace",
-		"--fetcher_cache_dir", "/var/cache/fetch-%d", "--fetcher_cache_size", "1073741824"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := o.clusterConfig(logrus.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var a agent.Config
-	cfg.AgentTweak(0, &a)
+		"--fetcher_cache_dir", "/var/cache/fetch-%d", "--fetcher_cache_size", "1073741824")
 	want := agent.Config{CgroupsHierarchy: "/cg", CgroupsRoot: "sim", EffectiveCapabilities: []string{"NET_RAW"},
 		BoundingCapabilities: []string{"NET_RAW", "CHOWN"}, DisallowSharingAgentPidNamespace: true,
 		FetcherCacheDir: "/var/cache/fetch-0", FetcherCacheSize: 1 << 30}
 	if diff := cmp.Diff(want, a, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("agent config (-want +got):\n%s", diff)
 	}
-	o, _ = parseFlags([]string{"--effective_capabilities", `{"capabilities":["NOPE"]}`})
+	o, _ := parseFlags([]string{"--effective_capabilities", `{"capabilities":["NOPE"]}`})
 	if _, err := o.clusterConfig(logrus.New()); err == nil || !strings.Contains(err.Error(), `--effective_capabilities: unknown capability "NOPE"`) {
 		t.Errorf("unknown capability: %v", err)
 	}
@@ -129,24 +120,12 @@ func TestIsolatorFlags(t *testing.T) {
 
 // network/cni's flags carry Mesos' names; "%d" in the config and runtime dirs gives each agent its own.
 func TestNetworkFlags(t *testing.T) {
-	o, err := parseFlags([]string{"--isolation", "filesystem/linux,network/cni", "--network_cni_config_dir", "/etc/cni/agent-%d",
-		"--network_cni_plugins_dir", "/opt/cni/bin", "--runtime_dir", "/run/sim/%d"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := o.clusterConfig(logrus.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var a agent.Config
-	cfg.AgentTweak(1, &a)
+	a := agentConfig(t, 1, "--isolation", "filesystem/linux,network/cni", "--network_cni_config_dir", "/etc/cni/agent-%d",
+		"--network_cni_plugins_dir", "/opt/cni/bin", "--runtime_dir", "/run/sim/%d")
 	if got := [3]string{a.NetworkCNIConfigDir, a.NetworkCNIPluginsDir, a.RuntimeDir}; got != [3]string{"/etc/cni/agent-1", "/opt/cni/bin", "/run/sim/1"} {
 		t.Errorf("agent 1's network flags = %v", got)
 	}
-	o, _ = parseFlags(nil)
-	cfg, _ = o.clusterConfig(logrus.New())
-	a = agent.Config{}
-	cfg.AgentTweak(0, &a)
+	a = agentConfig(t, 0)
 	if a.NetworkCNIConfigDir != "" || a.NetworkCNIPluginsDir != "" || a.RuntimeDir != "" {
 		t.Errorf("defaults: %+v, want the agent's (Mesos') defaults", a)
 	}
@@ -156,17 +135,8 @@ func TestNetworkFlags(t *testing.T) {
 // --executor_secret_key names --jwt_secret_key.
 func TestAgentAuthenticationFlags(t *testing.T) {
 	for _, keyFlag := range []string{"--jwt_secret_key", "--executor_secret_key"} {
-		o, err := parseFlags([]string{"--authenticate_http_executors", "--authenticate_http_readwrite", "--authenticate_http_readonly",
-			keyFlag, "/etc/mesos/jwt.key", "--http_authenticators", "basic,jwt", "--http_credentials", "/etc/mesos/http.json"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := o.clusterConfig(logrus.New())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var a agent.Config
-		cfg.AgentTweak(1, &a)
+		a := agentConfig(t, 1, "--authenticate_http_executors", "--authenticate_http_readwrite", "--authenticate_http_readonly",
+			keyFlag, "/etc/mesos/jwt.key", "--http_authenticators", "basic,jwt", "--http_credentials", "/etc/mesos/http.json")
 		want := agent.Config{AuthenticateHTTPExecutors: true, AuthenticateHTTPReadwrite: true, AuthenticateHTTPReadonly: true,
 			JWTSecretKey: "/etc/mesos/jwt.key", HTTPAuthenticators: "basic,jwt", HTTPCredentials: "/etc/mesos/http.json"}
 		got := agent.Config{AuthenticateHTTPExecutors: a.AuthenticateHTTPExecutors, AuthenticateHTTPReadwrite: a.AuthenticateHTTPReadwrite,
@@ -208,23 +178,11 @@ func TestAgentSSLAndExecutorEnvironment(t *testing.T) {
 // The agents' garbage collection flags carry Mesos' names and duration syntax; unset, the agents
 // keep Mesos' defaults.
 func TestGCFlags(t *testing.T) {
-	o, err := parseFlags([]string{"--gc_delay", "10mins", "--gc_disk_headroom", "0.25", "--disk_watch_interval", "1.5mins"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := o.clusterConfig(logrus.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var a agent.Config
-	cfg.AgentTweak(2, &a)
+	a := agentConfig(t, 2, "--gc_delay", "10mins", "--gc_disk_headroom", "0.25", "--disk_watch_interval", "1.5mins")
 	if a.GCDelay != 10*time.Minute || a.GCDiskHeadroom == nil || *a.GCDiskHeadroom != 0.25 || a.DiskWatchInterval != 90*time.Second {
 		t.Errorf("agent config: gc_delay %v, gc_disk_headroom %v, disk_watch_interval %v", a.GCDelay, a.GCDiskHeadroom, a.DiskWatchInterval)
 	}
-	o, _ = parseFlags(nil)
-	cfg, _ = o.clusterConfig(logrus.New())
-	a = agent.Config{}
-	cfg.AgentTweak(0, &a)
+	a = agentConfig(t, 0)
 	if a.GCDelay != 0 || a.GCDiskHeadroom != nil || a.DiskWatchInterval != 0 {
 		t.Errorf("defaults: %v %v %v, want the agent's (Mesos')", a.GCDelay, a.GCDiskHeadroom, a.DiskWatchInterval)
 	}
@@ -242,18 +200,24 @@ func TestExecutorRegistrationTimeoutFlag(t *testing.T) {
 		{[]string{"--executor_registration_timeout", "5mins"}, 5 * time.Minute},
 		{nil, 0},
 	} {
-		o, err := parseFlags(tt.args)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := o.clusterConfig(logrus.New())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var a agent.Config
-		cfg.AgentTweak(1, &a)
-		if a.ExecutorRegistrationTimeout != tt.want {
+		if a := agentConfig(t, 1, tt.args...); a.ExecutorRegistrationTimeout != tt.want {
 			t.Errorf("%v: agent's executor_registration_timeout %v, want %v", tt.args, a.ExecutorRegistrationTimeout, tt.want)
 		}
 	}
+}
+
+// agentConfig is agent i's configuration from mesos-sim's args.
+func agentConfig(t *testing.T, i int, args ...string) agent.Config {
+	t.Helper()
+	o, err := parseFlags(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.clusterConfig(logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a agent.Config
+	cfg.AgentTweak(i, &a)
+	return a
 }
