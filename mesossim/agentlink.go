@@ -14,20 +14,15 @@ type agentLink struct {
 
 func newAgentLink() *agentLink { return &agentLink{} }
 
-// send queues f to run after everything sent before it; the channel closes once it ran.
-func (l *agentLink) send(f func()) <-chan struct{} {
-	done := make(chan struct{})
+// send queues f to run after everything sent before it.
+func (l *agentLink) send(f func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.queue = append(l.queue, func() {
-		defer close(done)
-		f()
-	})
+	l.queue = append(l.queue, f)
 	if !l.draining {
 		l.draining = true
 		go l.drain()
 	}
-	return done
 }
 
 func (l *agentLink) drain() {
@@ -48,14 +43,18 @@ func (l *agentLink) drain() {
 
 // tell sends f to ag's agent over its link, after what was sent to it before. The caller holds m.mu,
 // which orders what is sent; f runs without it, so the agent may call back into the master.
-func (m *Master) tell(ag *agentEntry, f func(Agent)) <-chan struct{} {
+func (m *Master) tell(ag *agentEntry, f func(Agent)) {
 	h := ag.handle
-	return ag.link.send(func() { f(h) })
+	ag.link.send(func() { f(h) })
 }
 
 // tellAndWait is tell for what the master's caller expects done when it returns (faults injected into
 // an agent): the wait comes after the lock is released.
 func (m *Master) tellAndWait(ag *agentEntry, f func(Agent)) {
-	done := m.tell(ag, f)
+	done := make(chan struct{})
+	m.tell(ag, func(h Agent) {
+		defer close(done)
+		f(h)
+	})
 	m.later(func() { <-done })
 }
