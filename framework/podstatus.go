@@ -44,11 +44,17 @@ func (s *sched) endPod(ctx context.Context, pod *corev1.Pod, phase corev1.PodPha
 // waiting for); otherwise an end the executor wrote stands.
 func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.PodPhase, reason, message, event string, completeSilent bool) error {
 	now := s.clock.Now()
-	current := pod
+	current, err := s.freshPod(ctx, pod)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading pod %s: %w", podKey(pod), err)
+	}
 	// The executor writes the same pod's status (conditions while it waits for a sandbox): on a conflict
 	// the write is redone on the pod as the API server has it, so Mesos' reason is not lost.
 	ended := false
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		base := current
 		switch {
 		case podFinished(current) && (!completeSilent || current.Status.Reason != "" || current.Status.Phase != phase):
@@ -67,12 +73,9 @@ func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.Po
 			Terminal: true, Action: podtranslate.ActionTerminate}, metav1.NewTime(now))
 		_, err := s.kube.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
-			fresh, gerr := s.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			fresh, gerr := s.freshPod(ctx, pod)
 			if gerr != nil {
 				return gerr
-			}
-			if fresh.UID != pod.UID {
-				return apierrors.NewNotFound(corev1.Resource("pods"), pod.Name)
 			}
 			current = fresh
 		}
@@ -96,6 +99,16 @@ func (s *sched) endPodWith(ctx context.Context, pod *corev1.Pod, phase corev1.Po
 	return nil
 }
 
+// freshPod reads pod from the API server, NotFound if it is gone or another pod took its name: a
+// status write starts from it, since the cache keeps only part of a started pod's status.
+func (s *sched) freshPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+	p, err := s.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err == nil && p.UID != pod.UID {
+		return nil, apierrors.NewNotFound(corev1.Resource("pods"), pod.Name)
+	}
+	return p, err
+}
+
 // failPod ends a pod as Failed.
 func (s *sched) failPod(ctx context.Context, pod *corev1.Pod, reason, message string) error {
 	return s.endPod(ctx, pod, corev1.PodFailed, reason, message)
@@ -105,7 +118,13 @@ func (s *sched) failPod(ctx context.Context, pod *corev1.Pod, reason, message st
 // lifecycle controller does for pods of an unreachable node; the phase stays. The conditions it
 // replaces are kept for restoreReady.
 func (s *sched) markNotReady(ctx context.Context, pod *corev1.Pod, reason, message string) error {
-	p := pod.DeepCopy()
+	p, err := s.freshPod(ctx, pod)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading pod %s: %w", podKey(pod), err)
+	}
 	var saved []corev1.PodCondition
 	for _, c := range p.Status.Conditions {
 		if (c.Type == corev1.PodReady || c.Type == corev1.ContainersReady) && c.Reason != reason {
@@ -145,8 +164,8 @@ func (s *sched) restoreReady(ctx context.Context, pod *corev1.Pod) error {
 		return nil
 	}
 	// Read the pod from the API server: the cache may not show the NotReady write yet.
-	p, err := s.kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || (err == nil && p.UID != pod.UID) {
+	p, err := s.freshPod(ctx, pod)
+	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
