@@ -1,13 +1,16 @@
 package framework
 
 import (
+	"encoding/binary"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubemesos/kubemesos/podtranslate"
 )
 
 // The pod cache is most of the framework's memory: at 30,000 pods every byte per pod is 30 KB. The
@@ -19,10 +22,15 @@ import (
 //     volumes and its containers' commands, environment, mounts, probes and security contexts go.
 //     A bound pod to launch (after a failover, or a relaunch) is read whole from the API server
 //     first (syncPod, pendingPod.full), since its task carries the pod's spec;
-//   - equal resource lists and equal label sets share one map, and strings that repeat across pods
-//     (namespaces, Node names, images, condition types and reasons) share one copy.
-//
-// Statuses are kept whole: the framework writes them back (UpdateStatus of a cached copy).
+//   - a pod that started on its Node (Running, Succeeded or Failed) keeps of its status what the
+//     framework reads from the cache: phase, reason, addresses, start time, and only the conditions
+//     the framework itself wrote (an unreachable agent's NotReady, which restoreReady looks for).
+//     Its container statuses and the executor's conditions go: most of a running pod's bytes. Every
+//     status write reads the pod from the API server first (freshPod), never a cached copy;
+//   - equal resource lists, label sets, a bound pod's containers, tolerations, owner references and
+//     security contexts share one copy across pods (a ReplicaSet's pods differ in little else), and
+//     strings that repeat across pods (namespaces, Node names, images, condition types and reasons)
+//     share one copy.
 
 // cacheTransform is the pod informer factory's transform.
 func (in *interner) cacheTransform(obj any) (any, error) {
@@ -52,6 +60,8 @@ func (in *interner) compactPod(o *corev1.Pod) *corev1.Pod {
 	p.Spec.InitContainers = in.containers(p.Spec.InitContainers, bound)
 	p.Spec.Containers = in.containers(p.Spec.Containers, bound)
 	if bound {
+		p.Spec.InitContainers = shared(in, p.Spec.InitContainers)
+		p.Spec.Containers = shared(in, p.Spec.Containers)
 		p.Spec.EphemeralContainers = copied(p.Spec.EphemeralContainers, func(ec corev1.EphemeralContainer) corev1.EphemeralContainer {
 			return corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 				Name: ec.Name, Image: ec.Image, Ports: ec.Ports, Resources: ec.Resources, RestartPolicy: ec.RestartPolicy,
@@ -65,12 +75,16 @@ func (in *interner) compactPod(o *corev1.Pod) *corev1.Pod {
 	s.DeprecatedServiceAccount = in.str(s.DeprecatedServiceAccount)
 	s.PriorityClassName = in.str(s.PriorityClassName)
 	s.Overhead = in.resources(s.Overhead)
-	s.Tolerations = copied(s.Tolerations, func(t corev1.Toleration) corev1.Toleration {
-		t.Key, t.Value = in.str(t.Key), in.str(t.Value)
-		return t
-	})
-	in.status(&p.Status)
+	s.Tolerations = shared(in, s.Tolerations)
+	s.SecurityContext = sharedPtr(in, s.SecurityContext)
+	in.status(&p.Status, bound && startedPhase(p.Status.Phase))
 	return &p
+}
+
+// startedPhase reports whether a pod in this phase has run on its Node: the cache keeps only part of
+// such a pod's status.
+func startedPhase(phase corev1.PodPhase) bool {
+	return phase == corev1.PodRunning || phase == corev1.PodSucceeded || phase == corev1.PodFailed
 }
 
 // containers is a copy of cs with resource lists and strings shared; for a bound pod, only the fields
@@ -100,21 +114,99 @@ func copied[T any](xs []T, f func(T) T) []T {
 	return out
 }
 
+// framedConditions returns the conditions the framework wrote of those a started pod has (see
+// markNotReady), which is all restoreReady looks for in the cache.
+func framedConditions(conds []corev1.PodCondition) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range conds {
+		if c.Reason == podtranslate.ReasonNodeLost {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// wireForm is what a generated API type's protobuf methods give: its encoding is its identity.
+type wireForm[T any] interface {
+	*T
+	Size() int
+	MarshalToSizedBuffer([]byte) (int, error)
+}
+
+// shared returns the slice equal to xs (by wire encoding) that the interner already handed out, or a
+// copy of xs that it hands out from now on. Cached objects are read-only, so pods may share it.
+func shared[T any, P wireForm[T]](in *interner, xs []T) []T {
+	if len(xs) == 0 {
+		return xs
+	}
+	key, ok := wireKey[T, P](xs)
+	if !ok {
+		return xs
+	}
+	if c, ok := in.wire[key]; ok {
+		return c.([]T)
+	}
+	c := append([]T(nil), xs...)
+	in.keep(key, c)
+	return c
+}
+
+// sharedPtr is shared for one optional value (a pod's security context).
+func sharedPtr[T any, P wireForm[T]](in *interner, x *T) *T {
+	if x == nil {
+		return nil
+	}
+	key, ok := wireKey[T, P]([]T{*x})
+	if !ok {
+		return x
+	}
+	key = "*" + key
+	if c, ok := in.wire[key]; ok {
+		return c.(*T)
+	}
+	in.keep(key, x)
+	return x
+}
+
+// wireKey is the type's name and each element's length-prefixed protobuf encoding.
+func wireKey[T any, P wireForm[T]](xs []T) (string, bool) {
+	b := []byte(reflect.TypeFor[T]().String())
+	for i := range xs {
+		e := P(&xs[i])
+		n := e.Size()
+		b = binary.AppendUvarint(b, uint64(n))
+		b = append(b, make([]byte, n)...)
+		if _, err := e.MarshalToSizedBuffer(b[len(b)-n:]); err != nil {
+			return "", false
+		}
+	}
+	return string(b), true
+}
+
+func (in *interner) keep(key string, v any) {
+	if len(in.wire) >= internLimit {
+		clear(in.wire)
+	}
+	in.wire[key] = v
+}
+
 func (in *interner) meta(p *corev1.Pod) {
 	p.Namespace = in.str(p.Namespace)
 	p.GenerateName = in.str(p.GenerateName)
 	p.Labels = in.labels(p.Labels)
-	p.OwnerReferences = copied(p.OwnerReferences, func(r metav1.OwnerReference) metav1.OwnerReference {
-		r.APIVersion, r.Kind, r.Name = in.str(r.APIVersion), in.str(r.Kind), in.str(r.Name)
-		return r
-	})
+	p.OwnerReferences = shared(in, p.OwnerReferences)
 }
 
-func (in *interner) status(st *corev1.PodStatus) {
+// status makes st the cached status; started: keep only what the framework reads of a pod that ran.
+func (in *interner) status(st *corev1.PodStatus, started bool) {
 	st.Phase = corev1.PodPhase(in.str(string(st.Phase)))
 	st.HostIP = in.str(st.HostIP)
 	st.QOSClass = corev1.PodQOSClass(in.str(string(st.QOSClass)))
 	st.HostIPs = copied(st.HostIPs, func(ip corev1.HostIP) corev1.HostIP { return corev1.HostIP{IP: in.str(ip.IP)} })
+	if started {
+		st.InitContainerStatuses, st.ContainerStatuses, st.EphemeralContainerStatuses = nil, nil, nil
+		st.Conditions = framedConditions(st.Conditions)
+	}
 	st.Conditions = copied(st.Conditions, func(c corev1.PodCondition) corev1.PodCondition {
 		c.Type = corev1.PodConditionType(in.str(string(c.Type)))
 		c.Status = corev1.ConditionStatus(in.str(string(c.Status)))
@@ -139,6 +231,7 @@ type interner struct {
 	strs      map[string]string
 	lists     map[string]corev1.ResourceList
 	labelMaps map[string]map[string]string
+	wire      map[string]any // shared and sharedPtr's, by wireKey
 }
 
 const (
@@ -148,7 +241,7 @@ const (
 )
 
 func newInterner() *interner {
-	return &interner{strs: map[string]string{}, lists: map[string]corev1.ResourceList{}, labelMaps: map[string]map[string]string{}}
+	return &interner{strs: map[string]string{}, lists: map[string]corev1.ResourceList{}, labelMaps: map[string]map[string]string{}, wire: map[string]any{}}
 }
 
 func (in *interner) str(s string) string {

@@ -128,9 +128,38 @@ func TestCacheTransformKeepsWhatTheFrameworkReads(t *testing.T) {
 		cached.Spec.Containers[0].VolumeMounts != nil || cached.Spec.Containers[0].Args != nil {
 		t.Errorf("a bound pod's cached spec keeps what no placement reads: %+v", cached.Spec)
 	}
-	if !reflect.DeepEqual(cached.Status, served.Status) || !reflect.DeepEqual(cached.ObjectMeta.Labels, served.Labels) ||
-		!reflect.DeepEqual(cached.Spec.Tolerations, served.Spec.Tolerations) || cached.Spec.NodeName != "h1" {
-		t.Error("a bound pod's cached status, labels, tolerations or Node differ from the served pod's")
+	if !reflect.DeepEqual(cached.ObjectMeta.Labels, served.Labels) || !reflect.DeepEqual(cached.Spec.Tolerations, served.Spec.Tolerations) ||
+		cached.Spec.NodeName != "h1" || !reflect.DeepEqual(cached.OwnerReferences, served.OwnerReferences) {
+		t.Error("a bound pod's cached labels, tolerations, owners or Node differ from the served pod's")
+	}
+	// A running pod keeps of its status what the framework reads from the cache; its writes start
+	// from the API server's copy (freshPod).
+	wantStatus := corev1.PodStatus{Phase: served.Status.Phase, HostIP: served.Status.HostIP, HostIPs: served.Status.HostIPs,
+		PodIP: served.Status.PodIP, PodIPs: served.Status.PodIPs, StartTime: served.Status.StartTime, QOSClass: served.Status.QOSClass}
+	if served.Status.ContainerStatuses == nil || served.Status.Conditions == nil {
+		t.Fatal("the served running pod has no container statuses or conditions")
+	}
+	if !equality.Semantic.DeepEqual(cached.Status, wantStatus) {
+		t.Errorf("a running pod's cached status = %+v, want %+v", cached.Status, wantStatus)
+	}
+	if !podtranslate.PodStarted(cached) {
+		t.Error("a running pod's cached copy does not show it started")
+	}
+	lost := servedPod(3, "h1")
+	for i := range lost.Status.Conditions {
+		if lost.Status.Conditions[i].Type == corev1.PodReady {
+			lost.Status.Conditions[i].Status, lost.Status.Conditions[i].Reason = corev1.ConditionFalse, podtranslate.ReasonNodeLost
+		}
+	}
+	if c := in.compactPod(lost); !markedNodeLost(c) || len(c.Status.Conditions) != 1 {
+		t.Errorf("a pod the framework marked NotReady keeps conditions %+v, want only its NodeLost one", c.Status.Conditions)
+	}
+	// A pod on its Node that has not started keeps its container statuses: they tell whether a
+	// container ran (podtranslate.PodStarted), which decides between relaunching and failing it.
+	starting := servedPod(4, "h1")
+	starting.Status.Phase = corev1.PodPending
+	if c := in.compactPod(starting); !reflect.DeepEqual(c.Status, starting.Status) {
+		t.Error("a bound pending pod's cached status differs from the served one")
 	}
 	var o podtranslate.Options
 	dServed, err1 := podtranslate.PodDemand(served, o)
@@ -170,14 +199,20 @@ func TestCacheSharesRepeatedValues(t *testing.T) {
 	if reflect.ValueOf(a.Labels).UnsafePointer() != reflect.ValueOf(b.Labels).UnsafePointer() {
 		t.Error("the same labels of two pods are two maps")
 	}
-	if unsafe.StringData(a.Status.ContainerStatuses[0].ImageID) != unsafe.StringData(b.Status.ContainerStatuses[0].ImageID) {
-		t.Error("the same image ID of two pods is two strings")
+	if unsafe.StringData(a.Status.HostIP) != unsafe.StringData(b.Status.HostIP) {
+		t.Error("the same host IP of two pods is two strings")
+	}
+	sameSlice := func(x, y any) bool { return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer() }
+	if !sameSlice(a.Spec.Containers, b.Spec.Containers) || !sameSlice(a.Spec.Tolerations, b.Spec.Tolerations) ||
+		!sameSlice(a.OwnerReferences, b.OwnerReferences) {
+		t.Error("two pods of one ReplicaSet on their Nodes do not share their containers, tolerations and owners")
 	}
 	c := servedPod(3, "h1")
 	c.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("64Mi")}
 	cc := in.compactPod(c)
-	if same(cc.Spec.Containers[0].Resources.Requests, a.Spec.Containers[0].Resources.Requests) {
-		t.Error("different requests share a map")
+	if same(cc.Spec.Containers[0].Resources.Requests, a.Spec.Containers[0].Resources.Requests) ||
+		sameSlice(cc.Spec.Containers, a.Spec.Containers) {
+		t.Error("different requests share a map or a container list")
 	}
 	if q := cc.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; q.MilliValue() != 200 {
 		t.Errorf("cached cpu request %v, want 200m", q.String())
