@@ -120,17 +120,18 @@ func newFixtureConfig(t *testing.T, cfg Config, kube *fake.Clientset, st State, 
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	kube.PrependReactor("create", "pods", bindingReactor(kube))
-	podIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{podUIDIndex: podUIDIndexFunc})
+	podIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	nodeIndex := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	clk := clocktesting.NewFakeClock(t0)
+	cacheForm := newInterner()
 	store := &ConfigMapStore{Client: kube, Namespace: cfg.StateNamespace, Name: StateName}
 	f := &fixture{t: t, ctx: context.Background(), kube: kube, clock: clk, caller: &fakeCaller{},
-		podIndex: podIndex, cacheForm: newInterner(), nodeIndex: nodeIndex, recorder: record.NewFakeRecorder(1000), store: store}
+		podIndex: podIndex, cacheForm: cacheForm, nodeIndex: nodeIndex, recorder: record.NewFakeRecorder(1000), store: store}
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	t.Cleanup(queue.ShutDown)
 	nodes := newNodeController(kube, clk, cfg.NodeLeaseDuration, cfg.ExecutorCPUs, cfg.ExecutorMemMB, log)
 	f.s = newScheduler(cfg, ExecutorSettings{URI: "http://fw:10260/executor/kubemesos", LogLevel: "info", CPUs: 0.1, MemMB: 64}, st,
-		schedulerDeps{Clock: clk, Log: log, Caller: f.caller, Store: store, Kube: kube, PodIndex: podIndex,
+		schedulerDeps{Clock: clk, Log: log, Caller: f.caller, Store: store, Kube: kube, PodIndex: podIndex, PodUIDs: cacheForm.uids,
 			NodeLister: corelisters.NewNodeLister(nodeIndex), Nodes: nodes, Recorder: f.recorder,
 			Metrics: newMetrics(), Ready: &readiness{}, Queue: queue})
 	f.s.seed = 1

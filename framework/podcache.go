@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubemesos/kubemesos/podtranslate"
 )
@@ -45,6 +47,37 @@ func (in *interner) cacheTransform(obj any) (any, error) {
 	return obj, nil
 }
 
+// podUIDs finds a cached pod by UID (a task ID is pod-<uid>). client-go's indexer would keep a set
+// per UID, about 300 bytes a pod; this keeps the pod's own namespace and name strings. The transform
+// notes every pod before the informer stores it, and lookups go through the store, so an entry is
+// never missing while its pod is cached, and a stale one (deleted pod) finds nothing: the delete
+// handler drops it.
+type podUIDs struct {
+	mu   sync.RWMutex
+	pods map[types.UID]cache.ObjectName
+}
+
+func newPodUIDs() *podUIDs { return &podUIDs{pods: map[types.UID]cache.ObjectName{}} }
+
+func (u *podUIDs) note(p *corev1.Pod) {
+	u.mu.Lock()
+	u.pods[p.UID] = cache.ObjectName{Namespace: p.Namespace, Name: p.Name}
+	u.mu.Unlock()
+}
+
+func (u *podUIDs) forget(uid types.UID) {
+	u.mu.Lock()
+	delete(u.pods, uid)
+	u.mu.Unlock()
+}
+
+func (u *podUIDs) name(uid types.UID) (cache.ObjectName, bool) {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	n, ok := u.pods[uid]
+	return n, ok
+}
+
 // compactPod returns the pod as the cache keeps it. It changes a copy: a watch may hand over an object
 // its source still holds (client-go's fake tracker does).
 func (in *interner) compactPod(o *corev1.Pod) *corev1.Pod {
@@ -78,6 +111,7 @@ func (in *interner) compactPod(o *corev1.Pod) *corev1.Pod {
 	s.Tolerations = shared(in, s.Tolerations)
 	s.SecurityContext = sharedPtr(in, s.SecurityContext)
 	in.status(&p.Status, bound && startedPhase(p.Status.Phase))
+	in.uids.note(&p)
 	return &p
 }
 
@@ -232,6 +266,7 @@ type interner struct {
 	lists     map[string]corev1.ResourceList
 	labelMaps map[string]map[string]string
 	wire      map[string]any // shared and sharedPtr's, by wireKey
+	uids      *podUIDs
 }
 
 const (
@@ -241,7 +276,7 @@ const (
 )
 
 func newInterner() *interner {
-	return &interner{strs: map[string]string{}, lists: map[string]corev1.ResourceList{}, labelMaps: map[string]map[string]string{}, wire: map[string]any{}}
+	return &interner{strs: map[string]string{}, lists: map[string]corev1.ResourceList{}, labelMaps: map[string]map[string]string{}, wire: map[string]any{}, uids: newPodUIDs()}
 }
 
 func (in *interner) str(s string) string {

@@ -303,3 +303,82 @@ func BenchmarkPodCache(b *testing.B) {
 		})
 	}
 }
+
+// A task's pod is found by UID while the cache holds it, and never another pod that took its name.
+func TestPodByUIDFollowsTheCache(t *testing.T) {
+	f := newFixture(t, State{}, pod("p", "uid-a", bound("h1"), running))
+	if p := f.s.podByUID("uid-a"); p == nil || p.Name != "p" {
+		t.Fatalf("podByUID(uid-a) = %v, want pod p", p)
+	}
+	if p := f.s.podByUID("uid-unknown"); p != nil {
+		t.Errorf("podByUID(uid-unknown) = %s", p.UID)
+	}
+	old, _, _ := f.podIndex.GetByKey("default/p")
+	if err := f.podIndex.Delete(old); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.s.podByUID("uid-a"); p != nil {
+		t.Error("a pod deleted from the cache is still found by its UID")
+	}
+	// Recreated under the same name before the delete handler ran.
+	f.updateCache(pod("p", "uid-b", bound("h2"), running))
+	if p := f.s.podByUID("uid-a"); p != nil {
+		t.Errorf("the old UID finds the new pod %s", p.UID)
+	}
+	if p := f.s.podByUID("uid-b"); p == nil || p.Spec.NodeName != "h2" {
+		t.Errorf("podByUID(uid-b) = %v, want the new pod", p)
+	}
+	f.s.podHandlers().OnDelete(old)
+	if _, ok := f.s.podUIDs.name("uid-a"); ok {
+		t.Error("the delete handler left the deleted pod's UID")
+	}
+	if p := f.s.podByUID("uid-b"); p == nil {
+		t.Error("deleting the old pod lost the new one")
+	}
+}
+
+// BenchmarkPodUIDLookup reports what finding 30,000 pods by UID costs beside the cache ("B/pod"):
+// client-go's indexer with a UID index against the transform's podUIDs table.
+func BenchmarkPodUIDLookup(b *testing.B) {
+	const pods = 30000
+	cached := make([]*corev1.Pod, pods)
+	in := newInterner()
+	for i := range cached {
+		cached[i] = in.compactPod(servedPod(i, fmt.Sprintf("h%d", i%1000)))
+	}
+	uidIndex := func(obj any) ([]string, error) { return []string{string(obj.(*corev1.Pod).UID)}, nil }
+	measure := func(b *testing.B, fill func() any) {
+		var perPod float64
+		for b.Loop() {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			kept := fill()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			perPod = float64(after.HeapAlloc-before.HeapAlloc) / pods
+			runtime.KeepAlive(kept)
+		}
+		b.ReportMetric(perPod, "B/pod")
+	}
+	b.Run("indexer+uid-index", func(b *testing.B) {
+		measure(b, func() any {
+			idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{"uid": uidIndex})
+			for _, p := range cached {
+				_ = idx.Add(p)
+			}
+			return idx
+		})
+	})
+	b.Run("indexer+podUIDs", func(b *testing.B) {
+		measure(b, func() any {
+			idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+			uids := newPodUIDs()
+			for _, p := range cached {
+				uids.note(p)
+				_ = idx.Add(p)
+			}
+			return []any{idx, uids}
+		})
+	})
+}

@@ -356,19 +356,11 @@ func (s *sched) podHandlers() cache.ResourceEventHandler {
 				obj = d.Obj
 			}
 			if p, ok := obj.(*corev1.Pod); ok {
+				s.podUIDs.forget(p.UID)
 				// The pod object is gone (force deletion): its task, if any, must end too.
 				s.queue.Add(orphanKeyPrefix + taskIDPrefix + string(p.UID))
 			}
 			add(obj)
 		},
 	}
-}
-
-// podUIDIndexFunc indexes pods by UID.
-func podUIDIndexFunc(obj any) ([]string, error) {
-	p, ok := obj.(*corev1.Pod)
-	if !ok {
-		return nil, nil
-	}
-	return []string{string(p.UID)}, nil
 }

@@ -27,7 +27,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -209,11 +208,9 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 	}
 	d.log.WithFields(logrus.Fields{"frameworkID": st.FrameworkID, "executors": len(st.Executors)}).Info("loaded framework state")
 
-	factory := informers.NewSharedInformerFactoryWithOptions(d.kube, 0, informers.WithTransform(newInterner().cacheTransform))
+	cacheForm := newInterner()
+	factory := informers.NewSharedInformerFactoryWithOptions(d.kube, 0, informers.WithTransform(cacheForm.cacheTransform))
 	podInf := factory.Core().V1().Pods().Informer()
-	if err := podInf.AddIndexers(cache.Indexers{podUIDIndex: podUIDIndexFunc}); err != nil {
-		return fmt.Errorf("indexing pods: %w", err)
-	}
 	nodeLister := factory.Core().V1().Nodes().Lister()
 	namespaceLister := factory.Core().V1().Namespaces().Lister()
 
@@ -247,7 +244,7 @@ func runLeader(ctx context.Context, cfg Config, d leaderDeps) error {
 		SandboxURI: cfg.sandboxExecutorURI(d.hostname, d.artifact),
 	}, st, schedulerDeps{
 		Clock: d.clock, Log: d.log, Caller: caller, Store: store, Kube: d.kube,
-		PodIndex: podInf.GetIndexer(), NodeLister: nodeLister, NamespaceLister: namespaceLister, Nodes: nodes, Operator: operator, Recorder: recorder,
+		PodIndex: podInf.GetIndexer(), PodUIDs: cacheForm.uids, NodeLister: nodeLister, NamespaceLister: namespaceLister, Nodes: nodes, Operator: operator, Recorder: recorder,
 		Metrics: d.metrics, Ready: d.ready, Queue: queue, Fence: d.fence,
 	})
 	if _, err := podInf.AddEventHandler(s.podHandlers()); err != nil {

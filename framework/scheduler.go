@@ -57,8 +57,6 @@ const (
 )
 
 const (
-	// podUIDIndex indexes the pod informer by UID (TaskID = pod-<uid>).
-	podUIDIndex = "uid"
 	// taskIDPrefix is podtranslate's TaskID prefix.
 	taskIDPrefix = podtranslate.TaskIDPrefix
 	// sandboxIDPrefix starts a sandbox task's ID (a pod on a CNI pod network is two tasks).
@@ -132,7 +130,7 @@ type sched struct {
 	store          StateStore
 	kube           kubernetes.Interface
 	pods           corelisters.PodLister
-	podIndex       cache.Indexer
+	podUIDs        *podUIDs
 	nodeLister     corelisters.NodeLister
 	nodes          *nodeController
 	operator       executorLister // nil: no lookup of running executors
@@ -194,7 +192,8 @@ type schedulerDeps struct {
 	Caller     calls.Caller
 	Store      StateStore
 	Kube       kubernetes.Interface
-	PodIndex   cache.Indexer // the pod informer's indexer, with podUIDIndex
+	PodIndex   cache.Indexer // the pod informer's indexer
+	PodUIDs    *podUIDs      // kept by the pod informer's transform
 	NodeLister corelisters.NodeLister
 	Nodes      *nodeController
 	Operator   executorLister // optional
@@ -215,7 +214,7 @@ func newScheduler(cfg Config, executor ExecutorSettings, st State, d schedulerDe
 	}
 	s := &sched{
 		clock: d.Clock, log: d.Log, caller: d.Caller, store: d.Store, kube: d.Kube,
-		pods: corelisters.NewPodLister(d.PodIndex), podIndex: d.PodIndex, nodeLister: d.NodeLister,
+		pods: corelisters.NewPodLister(d.PodIndex), podUIDs: d.PodUIDs, nodeLister: d.NodeLister,
 		nodes: d.Nodes, operator: d.Operator, recorder: d.Recorder, metrics: d.Metrics, ready: d.Ready, queue: d.Queue, fence: d.Fence,
 		book:           offerbridge.NewBook(d.Clock, cfg.OfferHold),
 		schedulerNames: cfg.SchedulerNames(),
@@ -687,11 +686,14 @@ func (s *sched) handleUpdate(ctx context.Context, st mesos.TaskStatus) {
 }
 
 func (s *sched) podByUID(uid types.UID) *corev1.Pod {
-	objs, err := s.podIndex.ByIndex(podUIDIndex, string(uid))
-	if err != nil || len(objs) == 0 {
+	n, ok := s.podUIDs.name(uid)
+	if !ok {
 		return nil
 	}
-	pod, _ := objs[0].(*corev1.Pod)
+	pod, err := s.pods.Pods(n.Namespace).Get(n.Name)
+	if err != nil || pod.UID != uid {
+		return nil
+	}
 	return pod
 }
 
