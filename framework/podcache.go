@@ -25,8 +25,8 @@ import (
 //     A bound pod to launch (after a failover, or a relaunch) is read whole from the API server
 //     first (syncPod, pendingPod.full), since its task carries the pod's spec;
 //   - a pod that started on its Node (Running, Succeeded or Failed) keeps of its status what the
-//     framework reads from the cache: phase, reason, addresses, start time, and only the conditions
-//     the framework itself wrote (an unreachable agent's NotReady, which restoreReady looks for).
+//     framework reads from the cache: phase, reason, addresses, start time, and of its conditions
+//     only an unreachable agent's NotReady (restoreReady) and DisruptionTarget (preemption).
 //     Its container statuses and the executor's conditions go: most of a running pod's bytes. Every
 //     status write reads the pod from the API server first (freshPod), never a cached copy;
 //   - equal resource lists, label sets, a bound pod's containers, tolerations, owner references and
@@ -148,12 +148,13 @@ func copied[T any](xs []T, f func(T) T) []T {
 	return out
 }
 
-// framedConditions returns the conditions the framework wrote of those a started pod has (see
-// markNotReady), which is all restoreReady looks for in the cache.
+// framedConditions returns, of a started pod's conditions, those the framework reads from the cache:
+// its own NotReady for an unreachable agent (restoreReady) and DisruptionTarget (a preemptor waits
+// for its victims to terminate, offerbridge's terminatingByPreemption).
 func framedConditions(conds []corev1.PodCondition) []corev1.PodCondition {
 	var out []corev1.PodCondition
 	for _, c := range conds {
-		if c.Reason == podtranslate.ReasonNodeLost {
+		if c.Reason == podtranslate.ReasonNodeLost || c.Type == corev1.DisruptionTarget {
 			out = append(out, c)
 		}
 	}

@@ -201,3 +201,30 @@ func TestPreemptionIdleRetriesEveryDelay(t *testing.T) {
 		t.Errorf("waiting since %v, want the dry run's time %v", since, f.clock.Now())
 	}
 }
+
+// A preemptor whose victim still terminates on its nominated Node waits for it, as kube-scheduler's
+// PodEligibleToPreemptOthers does, instead of preempting more pods elsewhere: the victim's
+// DisruptionTarget condition must survive the pod cache, which keeps little of a running pod's status.
+func TestPreemptionWaitsForItsVictimThroughTheCache(t *testing.T) {
+	hi := pod("hi", "uid-hi", withPriority(1000), func(p *corev1.Pod) { p.Status.NominatedNodeName = "h2" })
+	hi.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("1500m")
+	f := preemptionFixture(t, hi)
+	victim, err := f.kube.CoreV1().Pods("default").Get(f.ctx, "h2-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim.DeletionTimestamp = ptr.To(metav1.NewTime(f.clock.Now()))
+	victim.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue},
+		{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: corev1.PodReasonPreemptionByScheduler},
+	}
+	f.updateCache(victim)
+	f.s.cycleAndLaunch(f.ctx)
+	f.clock.Step(idlePreemptDelay)
+	f.s.cycleAndLaunch(f.ctx)
+	for _, name := range []string{"h1-a", "h1-b"} {
+		if _, err := f.kube.CoreV1().Pods("default").Get(f.ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("%s: %v, want kept while h2's victim terminates", name, err)
+		}
+	}
+}
