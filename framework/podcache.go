@@ -27,8 +27,8 @@ import (
 //   - a pod that started on its Node (Running, Succeeded or Failed) keeps of its status what the
 //     framework reads from the cache: phase, reason, addresses, start time, and of its conditions
 //     only an unreachable agent's NotReady (restoreReady) and DisruptionTarget (preemption).
-//     Its container statuses and the executor's conditions go: most of a running pod's bytes. Every
-//     status write reads the pod from the API server first (freshPod), never a cached copy;
+//     Its container statuses and the executor's conditions go: most of a running pod's bytes. The
+//     framework's status writes for a pod on a Node start from the API server's copy (freshPod);
 //   - equal resource lists, label sets, a bound pod's containers, tolerations, owner references and
 //     security contexts share one copy across pods (a ReplicaSet's pods differ in little else), and
 //     strings that repeat across pods (namespaces, Node names, images, condition types and reasons)
