@@ -148,6 +148,36 @@ func (f *framework) until(ctx context.Context, d time.Duration, done func(event)
 	}
 }
 
+// quiet absorbs events until none has come for d, or for at most the scenario's Wait: what a step
+// observes next is then the master's answer to it, not an event already on its way.
+func (f *framework) quiet(ctx context.Context, d time.Duration) error {
+	limit := time.NewTimer(f.s.opts.Wait)
+	defer limit.Stop()
+	for {
+		idle := time.NewTimer(d)
+		select {
+		case e, ok := <-f.sub.events:
+			idle.Stop()
+			if !ok {
+				f.ended = true
+				if err := f.sub.Err(); err != nil {
+					return err
+				}
+				return errStreamEnded
+			}
+			f.absorb(ctx, e)
+		case <-idle.C:
+			return nil
+		case <-limit.C:
+			idle.Stop()
+			return fmt.Errorf("events kept coming for %s", f.s.opts.Wait)
+		case <-ctx.Done():
+			idle.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
 // absorb does what a scheduler must do with any event: hold offers, forget rescinded ones,
 // acknowledge updates.
 func (f *framework) absorb(ctx context.Context, ev event) {

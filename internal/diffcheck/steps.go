@@ -271,6 +271,12 @@ func (s *scenario) kill(ctx context.Context, f *framework) error {
 
 // recordTeardown tears the framework down and records whether the master ends its stream.
 func (s *scenario) recordTeardown(ctx context.Context, f *framework) {
+	// The kill's freed resources are offered one allocation later (or not, if TEARDOWN comes first):
+	// take them before, so that only what the master does after TEARDOWN is recorded.
+	if err := f.quiet(ctx, s.opts.FilterWindow); err != nil {
+		s.fail(err)
+		return
+	}
 	a, err := f.call(ctx, &scheduler.Call{Type: scheduler.Call_TEARDOWN})
 	if err != nil {
 		s.fail(err)
