@@ -48,7 +48,8 @@ func (in *interner) cacheTransform(obj any) (any, error) {
 }
 
 // podUIDs finds a cached pod by UID (a task ID is pod-<uid>). client-go's indexer would keep a set
-// per UID, about 300 bytes a pod; this keeps the pod's own namespace and name strings. The transform
+// per UID, about 270 bytes a pod (BenchmarkPodUIDLookup); this keeps the pod's own namespace and name
+// strings. The transform
 // notes every pod before the informer stores it, and lookups go through the store, so an entry is
 // never missing while its pod is cached, and a stale one (deleted pod) finds nothing: the delete
 // handler drops it.
