@@ -192,16 +192,7 @@ func sharedPtr[T any, P wireForm[T]](in *interner, x *T) *T {
 	if x == nil {
 		return nil
 	}
-	key, ok := wireKey[T, P]([]T{*x})
-	if !ok {
-		return x
-	}
-	key = "*" + key
-	if c, ok := in.wire[key]; ok {
-		return c.(*T)
-	}
-	in.keep(key, x)
-	return x
+	return &shared[T, P](in, []T{*x})[0]
 }
 
 // wireKey is the type's name and each element's length-prefixed protobuf encoding.
