@@ -98,6 +98,16 @@ func (c *client) baseURL(path string) *url.URL {
 	return &u
 }
 
+// endOfStream records that the master ended the event stream, and says why: its error, or
+// errStreamEnded.
+func (f *framework) endOfStream() error {
+	f.ended = true
+	if err := f.sub.Err(); err != nil {
+		return err
+	}
+	return errStreamEnded
+}
+
 // next returns the next event, waiting at most the scenario's Wait.
 func (f *framework) next(ctx context.Context) (event, error) {
 	t := time.NewTimer(f.s.opts.Wait)
@@ -105,11 +115,7 @@ func (f *framework) next(ctx context.Context) (event, error) {
 	select {
 	case ev, ok := <-f.sub.events:
 		if !ok {
-			f.ended = true
-			if err := f.sub.Err(); err != nil {
-				return event{}, err
-			}
-			return event{}, errStreamEnded
+			return event{}, f.endOfStream()
 		}
 		return ev, nil
 	case <-t.C:
@@ -129,11 +135,7 @@ func (f *framework) until(ctx context.Context, d time.Duration, done func(event)
 		select {
 		case e, ok := <-f.sub.events:
 			if !ok {
-				f.ended = true
-				if err := f.sub.Err(); err != nil {
-					return err
-				}
-				return errStreamEnded
+				return f.endOfStream()
 			}
 			ev = e
 		case <-deadline.C:
@@ -159,11 +161,7 @@ func (f *framework) quiet(ctx context.Context, d time.Duration) error {
 		case e, ok := <-f.sub.events:
 			idle.Stop()
 			if !ok {
-				f.ended = true
-				if err := f.sub.Err(); err != nil {
-					return err
-				}
-				return errStreamEnded
+				return f.endOfStream()
 			}
 			f.absorb(ctx, e)
 		case <-idle.C:
